@@ -1,0 +1,44 @@
+#!/bin/sh
+# Make the demo mail root for `make run` in BUILD/demo (once; `make clean` resets it):
+# user "demo", password "demo", a Maildir with a few messages, and a config
+# that serves it on 127.0.0.1:1110 and [::1]:1110.
+set -eu
+build=$1
+top=$(pwd)
+root="$top/$build/demo"
+src="$top/demo"
+
+if [ -f "$root/postinod.conf" ]; then
+	exit 0
+fi
+mkdir -p "$root/home/demo/Maildir/new" "$root/home/demo/Maildir/cur" \
+	"$root/home/demo/Maildir/tmp" "$root/empty"
+i=0
+for m in "$src"/messages/*.eml; do
+	i=$((i + 1))
+	cp "$m" "$root/home/demo/Maildir/new/$((1700000000 + i)).M${i}P1.demo"
+done
+hash=$(printf 'demo\n' | "$top/$build/postino-passwd")
+printf 'demo:%s::::%s/home/demo::\n' "$hash" "$root" > "$root/passwd"
+
+{
+	echo "# Demo configuration written by demo/make-demo.sh"
+	echo "listen = 127.0.0.1:1110"
+	if [ -s /proc/net/if_inet6 ]; then
+		echo "listen = [::1]:1110"
+	fi
+	echo "passwd_file = $root/passwd"
+	echo "mailbox = maildir:~/Maildir"
+	echo "login_chroot = $root/empty"
+	echo "auth_fail_delay_ms = 500"
+	if [ "$(id -u)" = 0 ]; then
+		# Roles never run as root: mail is read as "nobody" here.
+		echo "login_user = nobody"
+		echo "mail_user = nobody"
+	fi
+} > "$root/postinod.conf"
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$top/$build" "$root" "$root/home"
+	chown -R nobody:nogroup "$root/home/demo"
+	chmod 600 "$root/passwd"
+fi

@@ -1,0 +1,133 @@
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len_r,
+    char *err)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *hstart, *hend;
+	uint32_t port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		hstart = s + 1;
+		hend = strchr(hstart, ']');
+		if (hend == NULL || hend[1] != ':') {
+			str_fmt(err, ERR_LEN, "'%s': expected [IPv6]:PORT", s);
+			return -1;
+		}
+		colon = hend + 1;
+	} else {
+		hstart = s;
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			str_fmt(err, ERR_LEN, "'%s': expected ADDRESS:PORT", s);
+			return -1;
+		}
+		hend = colon;
+	}
+	if (str_parse_u32(colon + 1, &port) < 0 || port > 65535) {
+		str_fmt(err, ERR_LEN, "'%s': port must be 0..65535", s);
+		return -1;
+	}
+	if ((size_t)(hend - hstart) >= sizeof(host)) {
+		str_fmt(err, ERR_LEN, "'%s': address too long", s);
+		return -1;
+	}
+	memcpy(host, hstart, (size_t)(hend - hstart));
+	host[hend - hstart] = '\0';
+	if (s[0] == '[') {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			str_fmt(err, ERR_LEN, "'%s': bad IPv6 address", s);
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len_r = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (strcmp(host, "*") == 0)
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			str_fmt(err, ERR_LEN, "'%s': bad IPv4 address "
+			    "(write IPv6 as [ADDR]:PORT)", s);
+			return -1;
+		}
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len_r = sizeof(*sin);
+	}
+	return 0;
+}
+
+int
+net_set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+int
+net_listen(const struct sockaddr_storage *ss, socklen_t len, int backlog,
+    char *err)
+{
+	char addr[NET_ADDR_LEN];
+	int fd, on = 1;
+
+	net_addr_str(ss, addr, sizeof(addr), NULL, 0, NULL);
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		str_fmt(err, ERR_LEN, "socket for %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
+	    listen(fd, backlog) < 0) {
+		str_fmt(err, ERR_LEN, "listen on %s: %s", addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void
+net_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
+    char *ip, size_t ipsize, uint16_t *port_r)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+		str_fmt(buf, size, "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		port = ntohs(sin6->sin6_port);
+		str_fmt(buf, size, "[%s]:%u", host, port);
+	} else {
+		str_copy(buf, size, "unix");
+	}
+	if (ip != NULL)
+		str_copy(ip, ipsize, host);
+	if (port_r != NULL)
+		*port_r = port;
+}

@@ -1,0 +1,33 @@
+/*
+ * Sockets: listen/accept over IPv4 and IPv6, addresses as text.
+ */
+#ifndef POSTINO_NET_H
+#define POSTINO_NET_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "str.h"
+
+/* "[ffff:...:ffff]:65535" */
+#define NET_ADDR_LEN	(INET6_ADDRSTRLEN + 8)
+
+/*
+ * Parse "ADDR:PORT", "[IPv6]:PORT" or "*:PORT" (every IPv4 address; "[::]"
+ * for every IPv6 one) into ss. 0, or -1 with err filled.
+ */
+int net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len_r,
+    char *err);
+
+/* A nonblocking, close-on-exec listening socket (IPv6 sockets are v6-only). */
+int net_listen(const struct sockaddr_storage *ss, socklen_t len, int backlog,
+    char *err);
+
+/* "1.2.3.4:110" / "[::1]:110"; the port-less form in ip (may be NULL). */
+void net_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
+    char *ip, size_t ipsize, uint16_t *port_r);
+
+int net_set_nonblock(int fd);
+
+#endif

@@ -1,0 +1,59 @@
+#include "priv.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+
+bool
+priv_is_root(void)
+{
+	return geteuid() == 0;
+}
+
+int
+priv_user(const char *name, uid_t *uid_r, gid_t *gid_r)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL)
+		return -1;
+	*uid_r = pw->pw_uid;
+	*gid_r = pw->pw_gid;
+	return 0;
+}
+
+int
+priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, char *err)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (!priv_is_root())
+		return 0;
+	if (uid == 0) {
+		str_copy(err, ERR_LEN, "refusing to run as uid 0");
+		return -1;
+	}
+	if (chroot_dir != NULL) {
+		if (chroot(chroot_dir) < 0 || chdir("/") < 0) {
+			str_fmt(err, ERR_LEN, "chroot %s: %s", chroot_dir,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0) {
+		str_fmt(err, ERR_LEN, "dropping to uid %u gid %u: %s",
+		    (unsigned)uid, (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != uid || eu != uid || su != uid || rg != gid || eg != gid ||
+	    sg != gid || setuid(0) == 0) {
+		str_copy(err, ERR_LEN, "privileges were not dropped");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,25 @@
+/*
+ * Giving up root for good.
+ */
+#ifndef POSTINO_PRIV_H
+#define POSTINO_PRIV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "str.h"
+
+/*
+ * When running as root: chroot to dir (unless NULL), then setgroups to none
+ * (or just gid), setresgid, setresuid, and verify with getresuid/getresgid
+ * that root cannot be regained. Not root: does nothing (the demo and tests
+ * run every role as the caller). 0, or -1 with err filled.
+ */
+int priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, char *err);
+
+/* Look a user up in the system database. 0 or -1. */
+int priv_user(const char *name, uid_t *uid_r, gid_t *gid_r);
+
+bool priv_is_root(void);
+
+#endif

@@ -1,0 +1,275 @@
+#include "pop3.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "../lib/str.h"
+
+_Static_assert(UINT_MAX >= UINT32_MAX, "message numbers need 32 bits");
+
+static bool
+is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static bool
+is_keyword_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '-';
+}
+
+static enum pop3_parse_result
+parse_words(char *line, size_t len, struct pop3_args *a)
+{
+	size_t i = 0, start, klen;
+
+	while (i < len && line[i] == ' ')
+		i++;
+	if (i == len)
+		return POP3_PARSE_EMPTY;
+
+	start = i;
+	while (i < len && line[i] != ' ')
+		i++;
+	klen = i - start;
+	if (klen < 3 || klen > POP3_KEYWORD_MAX)
+		return POP3_PARSE_BAD;
+	for (size_t k = 0; k < klen; k++) {
+		unsigned char c = (unsigned char)line[start + k];
+
+		if (!is_keyword_char(c))
+			return POP3_PARSE_BAD;
+		if (c >= 'a' && c <= 'z')
+			c -= 'a' - 'A';
+		a->keyword[k] = (char)c;
+	}
+	a->keyword[klen] = '\0';
+
+	for (;;) {
+		while (i < len && line[i] == ' ')
+			i++;
+		if (i == len)
+			return POP3_PARSE_OK;
+		start = i;
+		while (i < len && line[i] != ' ')
+			i++;
+		if (i - start > POP3_ARG_MAX || a->argc == POP3_ARGS_MAX)
+			return POP3_PARSE_BAD;
+		a->argv[a->argc++] = line + start;
+		/* At i == len this is the caller's line[len]. */
+		line[i] = '\0';
+		if (i < len)
+			i++;
+	}
+}
+
+enum pop3_parse_result
+pop3_parse_line(char *line, size_t len, struct pop3_args *a)
+{
+	enum pop3_parse_result res;
+
+	a->keyword[0] = '\0';
+	a->argc = 0;
+	if (len > POP3_LINE_MAX - 2)
+		return POP3_PARSE_BAD;
+	/* A NUL would end an argument early: the whole line is checked. */
+	for (size_t i = 0; i < len; i++) {
+		if (is_ctl((unsigned char)line[i]))
+			return POP3_PARSE_BAD;
+	}
+	res = parse_words(line, len, a);
+	if (res != POP3_PARSE_OK) {
+		a->keyword[0] = '\0';
+		a->argc = 0;
+	}
+	return res;
+}
+
+int
+pop3_parse_msgnum(const char *s, unsigned int *n_r)
+{
+	uint32_t n;
+
+	if (str_parse_u32(s, &n) < 0 || n == 0)
+		return -1;
+	*n_r = n;
+	return 0;
+}
+
+void
+pop3_encoder_init(struct pop3_encoder *e, bool top, uint64_t body_lines)
+{
+	*e = (struct pop3_encoder){ .top = top, .body_lines = body_lines };
+}
+
+/* Called at each LF, before line_len and last_cr move on. */
+static void
+encoder_end_line(struct pop3_encoder *e)
+{
+	bool blank = e->line_len == 0 || (e->line_len == 1 && e->last_cr);
+
+	e->line_len = 0;
+	if (!e->top)
+		return;
+	if (!e->in_body) {
+		if (blank) {
+			e->in_body = true;
+			e->done = e->body_lines == 0;
+		}
+		return;
+	}
+	e->lines_sent++;
+	if (e->lines_sent >= e->body_lines)
+		e->done = true;
+}
+
+size_t
+pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
+    char *out, size_t outsize, size_t *written_r)
+{
+	const unsigned char *p = in;
+	size_t i, o = 0;
+
+	for (i = 0; i < inlen && !e->done; i++) {
+		unsigned char c = p[i];
+		bool stuff = c == '.' && e->line_len == 0;
+		bool add_cr = c == '\n' && !e->last_cr;
+
+		/* Never split a byte's output across two calls. */
+		if (outsize - o < ((stuff || add_cr) ? 2u : 1u))
+			break;
+		if (stuff)
+			out[o++] = '.';
+		else if (add_cr)
+			out[o++] = '\r';
+		out[o++] = (char)c;
+		if (c == '\n')
+			encoder_end_line(e);
+		else if (e->line_len < 2)
+			e->line_len++;
+		e->last_cr = c == '\r';
+	}
+	if (e->done)
+		i = inlen;
+	*written_r = o;
+	return i;
+}
+
+size_t
+pop3_encoder_feed(struct pop3_encoder *e, const void *in, size_t inlen,
+    char *out, size_t outsize)
+{
+	size_t used, written;
+
+	used = pop3_encoder_feed_some(e, in, inlen, out, outsize, &written);
+	if (used != inlen)
+		fatalx("pop3_encoder_feed: room %zu for %zu input octets",
+		    outsize, inlen);
+	return written;
+}
+
+bool
+pop3_encoder_full(const struct pop3_encoder *e)
+{
+	return e->done;
+}
+
+size_t
+pop3_encoder_finish(struct pop3_encoder *e, char *out, size_t outsize)
+{
+	size_t o = 0;
+
+	if (outsize < POP3_ENCODER_FINISH_MAX)
+		fatalx("pop3_encoder_finish: output room %zu", outsize);
+	/* Bytes since the last LF: the message did not end with one. */
+	if (e->line_len != 0) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	out[o++] = '.';
+	out[o++] = '\r';
+	out[o++] = '\n';
+	e->line_len = 0;
+	e->done = true;
+	return o;
+}
+
+bool
+pop3_unstuff_line(char *line, size_t *len)
+{
+	if (*len == 0 || line[0] != '.')
+		return false;
+	if (*len == 1)
+		return true;
+	memmove(line, line + 1, *len - 1);
+	(*len)--;
+	line[*len] = '\0';
+	return false;
+}
+
+int
+pop3_parse_status(const char *line, bool *ok_r, const char **text_r)
+{
+	const char *rest;
+	bool ok;
+
+	if (strncmp(line, "+OK", 3) == 0) {
+		ok = true;
+		rest = line + 3;
+	} else if (strncmp(line, "-ERR", 4) == 0) {
+		ok = false;
+		rest = line + 4;
+	} else {
+		return -1;
+	}
+	if (*rest == ' ')
+		rest++;
+	else if (*rest != '\0')
+		return -1;
+	*ok_r = ok;
+	if (text_r != NULL)
+		*text_r = rest;
+	return 0;
+}
+
+/* RFC 2449 sec. 8 schar, without DEL. */
+static bool
+is_resp_schar(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '/' && c != ']';
+}
+
+int
+pop3_resp_code(const char *text, char *code, size_t codesize)
+{
+	size_t i = 1, level = 0;
+
+	if (codesize > 0)
+		code[0] = '\0';
+	if (text[0] != '[')
+		return -1;
+	for (;; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c == '/' || c == ']') {
+			if (level == 0)
+				return -1;
+			if (c == ']')
+				break;
+			level = 0;
+		} else if (is_resp_schar(c)) {
+			level++;
+		} else {
+			return -1;
+		}
+	}
+	/* text[1..i) is the code: it needs i octets with the NUL. */
+	if (i > codesize)
+		return -1;
+	memcpy(code, text + 1, i - 1);
+	code[i - 1] = '\0';
+	return 0;
+}

@@ -1,0 +1,261 @@
+/*
+ * The auth role: reads the password database and nothing else, talks to no
+ * network. Login workers ask it to verify credentials and get a one-time
+ * ticket; a mail worker redeems the ticket for the account before it opens
+ * any mailbox, so a compromised login worker can neither learn a hash nor
+ * open a mailbox it has no ticket for.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "../auth/auth.h"
+#include "../lib/ev.h"
+#include "../lib/ipc.h"
+#include "../lib/log.h"
+#include "../lib/priv.h"
+#include "proto.h"
+#include "roles.h"
+
+/* A ticket is redeemed within milliseconds; a minute covers a loaded host. */
+#define TICKET_TTL_MS	60000
+#define TICKETS_MAX	4096
+
+struct ticket {
+	char		id[PROTO_TICKET_LEN + 1];
+	char		user[AUTH_USER_MAX + 1];
+	uint64_t	expires;
+};
+
+static const struct config *cf;
+static const struct auth_ops *ops;
+static struct auth_db *db;
+static struct ticket tickets[TICKETS_MAX];
+static uid_t mail_uid;
+static gid_t mail_gid;
+static bool have_mail_user;
+/* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
+#define CLIENTS_MAX	1024
+static struct ipc *clients[CLIENTS_MAX];
+
+/* Where this user's mail is read: the passwd-file's uid, else mail_user. */
+static int
+account_ids(const struct auth_user *u, uint32_t *uid_r, uint32_t *gid_r)
+{
+	if (!priv_is_root()) {
+		*uid_r = getuid();
+		*gid_r = getgid();
+		return 0;
+	}
+	if (u->has_uid) {
+		*uid_r = u->uid;
+		*gid_r = u->has_gid ? u->gid : (have_mail_user ? mail_gid : u->uid);
+	} else if (have_mail_user) {
+		*uid_r = mail_uid;
+		*gid_r = u->has_gid ? u->gid : mail_gid;
+	} else {
+		log_warnx("user=%s event=config-error reason=\"no uid in "
+		    "passwd_file and no mail_user\"", u->name);
+		return -1;
+	}
+	if (*uid_r == 0) {
+		log_warnx("user=%s event=config-error reason=\"mail uid 0 "
+		    "refused\"", u->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+ticket_issue(const char *user, char id_r[PROTO_TICKET_LEN + 1])
+{
+	unsigned char r[PROTO_TICKET_LEN / 2];
+	uint64_t now = ev_now_ms();
+	struct ticket *slot = NULL;
+
+	for (size_t i = 0; i < TICKETS_MAX; i++) {
+		if (tickets[i].expires <= now) {
+			slot = &tickets[i];
+			break;
+		}
+	}
+	if (slot == NULL || getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return -1;
+	str_hex(slot->id, r, sizeof(r));
+	str_copy(slot->user, sizeof(slot->user), user);
+	slot->expires = now + TICKET_TTL_MS;
+	memcpy(id_r, slot->id, sizeof(slot->id));
+	return 0;
+}
+
+static struct ticket *
+ticket_redeem(const char *id)
+{
+	uint64_t now = ev_now_ms();
+
+	if (strlen(id) != PROTO_TICKET_LEN)
+		return NULL;
+	for (size_t i = 0; i < TICKETS_MAX; i++) {
+		struct ticket *t = &tickets[i];
+
+		if (t->expires > now && memcmp(t->id, id, PROTO_TICKET_LEN) == 0) {
+			t->expires = 0;		/* one use only */
+			return t;
+		}
+	}
+	return NULL;
+}
+
+static void
+handle_verify(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_verify *v = malloc(sizeof(*v));
+	struct msg_verdict out = { 0 };
+	struct auth_user u;
+	enum auth_result r;
+
+	if (v == NULL || !proto_take(msg->data, msg->len, v, sizeof(*v)) ||
+	    !PROTO_STR_OK(v->user) || !PROTO_STR_OK(v->pass) ||
+	    !PROTO_STR_OK(v->timestamp)) {
+		log_warnx("event=protocol-error role=login msg=verify");
+		free(v);
+		return;
+	}
+	out.req = v->req;
+	if (v->method == METHOD_APOP)
+		r = ops->apop(db, v->user, v->timestamp, v->pass, &u);
+	else
+		r = ops->verify(db, v->user, v->pass, &u);
+	explicit_bzero(v, sizeof(*v));
+	free(v);
+	if (r == AUTH_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
+	    ticket_issue(u.name, out.ticket) < 0))
+		r = AUTH_TEMPFAIL;
+	out.result = r;
+	ipc_send(ipc, MSG_AUTH_VERDICT, &out, sizeof(out), -1);
+}
+
+static void
+handle_redeem(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_redeem rq;
+	struct msg_account out = { 0 };
+	struct ticket *t;
+
+	if (!proto_take(msg->data, msg->len, &rq, sizeof(rq)) ||
+	    !PROTO_STR_OK(rq.ticket)) {
+		log_warnx("event=protocol-error role=mail msg=redeem");
+		return;
+	}
+	out.req = rq.req;
+	t = ticket_redeem(rq.ticket);
+	if (t == NULL) {
+		log_warnx("event=ticket-refused");
+		out.result = AUTH_PERMFAIL;
+	} else {
+		out.result = ops->lookup(db, t->user, &out.user);
+		if (out.result == AUTH_OK &&
+		    account_ids(&out.user, &out.uid, &out.gid) < 0)
+			out.result = AUTH_TEMPFAIL;
+	}
+	ipc_send(ipc, MSG_AUTH_ACCOUNT, &out, sizeof(out), -1);
+}
+
+static void
+client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	(void)arg;
+	if (msg == NULL) {
+		for (size_t i = 0; i < CLIENTS_MAX; i++)
+			if (clients[i] == ipc)
+				clients[i] = NULL;
+		ipc_free(&ipc);
+		return;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+	switch (msg->type) {
+	case MSG_AUTH_VERIFY:
+		handle_verify(ipc, msg);
+		break;
+	case MSG_AUTH_REDEEM:
+		handle_redeem(ipc, msg);
+		break;
+	default:
+		log_warnx("event=protocol-error msg=%u", msg->type);
+	}
+	explicit_bzero(msg->data, msg->len);
+}
+
+static void
+master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct ev *ev = arg;
+
+	(void)ipc;
+	if (msg == NULL) {
+		ev_stop(ev);
+		return;
+	}
+	if (msg->type == MSG_AUTH_ATTACH && msg->fd >= 0) {
+		size_t i;
+
+		for (i = 0; i < CLIENTS_MAX && clients[i] != NULL; i++)
+			;
+		if (i == CLIENTS_MAX ||
+		    (clients[i] = ipc_new(ev, msg->fd, client_msg, NULL)) == NULL) {
+			log_warnx("event=attach-failed");
+			close(msg->fd);
+		}
+		return;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+	if (msg->type == MSG_SHUTDOWN)
+		ev_stop(ev);
+}
+
+static void
+on_term(struct ev *ev, int signo, void *arg)
+{
+	(void)signo;
+	(void)arg;
+	ev_stop(ev);
+}
+
+int
+authd_main(const struct config *config)
+{
+	char err[ERR_LEN];
+	struct ev *ev;
+	struct ipc *master;
+
+	cf = config;
+	log_set_ident("postinod/auth");
+	ops = auth_lookup("passwd-file");
+	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+		fatalx("passwd_file: %s", ops ? err : "no backend");
+	if (cf->mail_user[0] != '\0') {
+		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
+			fatalx("mail_user: no such user '%s'", cf->mail_user);
+		have_mail_user = true;
+	}
+	ev = ev_new();
+	if (ev == NULL)
+		fatal("ev_new");
+	ev_signal(ev, SIGTERM, on_term, NULL);
+	ev_signal(ev, SIGINT, on_term, NULL);
+	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, ev);
+	if (master == NULL)
+		fatal("master channel");
+	ev_run(ev);
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		ipc_free(&clients[i]);
+	ipc_free(&master);
+	ops->close(&db);
+	ev_free(&ev);
+	return 0;
+}

@@ -1,0 +1,246 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum config_type { CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_MAILBOX };
+
+struct config_key {
+	const char	*name;
+	enum config_type type;
+	size_t		 off;
+	size_t		 size;		/* CT_STR: buffer size */
+	uint64_t	 min, max;	/* CT_UINT, CT_U64 */
+	const char	*def;
+};
+
+#define KEY(n, t, f, lo, hi, d) \
+	{ #n, t, offsetof(struct config, f), sizeof(((struct config *)0)->f), lo, hi, d }
+
+/* The bounds and their reasons are documented in etc/postinod.conf. */
+static const struct config_key config_keys[] = {
+	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
+	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
+	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
+	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
+	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
+	KEY(login_chroot, CT_STR, login_chroot, 0, 0, "/run/postino/empty"),
+	KEY(ready_file, CT_STR, ready_file, 0, 0, ""),
+	KEY(greeting, CT_STR, greeting, 0, 0, "Postino ready"),
+	KEY(login_workers, CT_UINT, login_workers, 0, 64, "0"),
+	KEY(mail_workers, CT_UINT, mail_workers, 0, 64, "0"),
+	KEY(idle_timeout, CT_UINT, idle_timeout, 1, 86400, "600"),
+	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
+	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
+	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
+	KEY(max_sessions, CT_UINT, max_sessions, 1, 1000000, "20000"),
+	KEY(login_delay, CT_UINT, login_delay, 0, 86400, "0"),
+	KEY(apop, CT_BOOL, apop, 0, 0, "no"),
+	KEY(transcript, CT_BOOL, transcript, 0, 0, "no"),
+	KEY(debug, CT_BOOL, debug, 0, 0, "no"),
+	KEY(mboxrd, CT_BOOL, mboxrd, 0, 0, "yes"),
+	KEY(mbox_lock_wait, CT_UINT, mbox_lock_wait, 0, 60, "5"),
+	KEY(mbox_dotlock_stale, CT_UINT, mbox_dotlock_stale, 10, 86400, "300"),
+	KEY(max_messages, CT_UINT, max_messages, 1, 10000000, "1000000"),
+	KEY(max_mailbox_size, CT_U64, max_mailbox_size, 0, UINT64_MAX, "0"),
+	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
+};
+
+static int
+config_set(struct config *cf, const struct config_key *k, const char *v,
+    char *why)
+{
+	void *p = (char *)cf + k->off;
+
+	switch (k->type) {
+	case CT_STR:
+		if (str_copy(p, k->size, v) < 0) {
+			str_fmt(why, ERR_LEN, "value longer than %zu octets",
+			    k->size - 1);
+			return -1;
+		}
+		return 0;
+	case CT_MAILBOX:
+		if (strncmp(v, "maildir:", 8) != 0 && strncmp(v, "mbox:", 5) != 0) {
+			str_copy(why, ERR_LEN, "expected maildir:PATH or mbox:PATH");
+			return -1;
+		}
+		if (strchr(v, ':')[1] == '\0') {
+			str_copy(why, ERR_LEN, "empty path");
+			return -1;
+		}
+		if (str_copy(p, k->size, v) < 0) {
+			str_copy(why, ERR_LEN, "path too long");
+			return -1;
+		}
+		return 0;
+	case CT_UINT:
+	case CT_U64: {
+		uint64_t n;
+
+		if (str_parse_u64(v, &n) < 0 || n < k->min || n > k->max) {
+			str_fmt(why, ERR_LEN, "expected a number from %llu to %llu",
+			    (unsigned long long)k->min, (unsigned long long)k->max);
+			return -1;
+		}
+		if (k->type == CT_UINT)
+			*(unsigned int *)p = (unsigned int)n;
+		else
+			*(uint64_t *)p = n;
+		return 0;
+	}
+	case CT_BOOL:
+		if (strcmp(v, "yes") == 0)
+			*(bool *)p = true;
+		else if (strcmp(v, "no") == 0)
+			*(bool *)p = false;
+		else {
+			str_copy(why, ERR_LEN, "expected yes or no");
+			return -1;
+		}
+		return 0;
+	case CT_LISTEN: {
+		struct config_listen *l;
+
+		if (cf->nlisten == CONFIG_LISTEN_MAX) {
+			str_fmt(why, ERR_LEN, "at most %d listen lines",
+			    CONFIG_LISTEN_MAX);
+			return -1;
+		}
+		l = &cf->listen[cf->nlisten];
+		if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+			return -1;
+		str_copy(l->text, sizeof(l->text), v);
+		cf->nlisten++;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+	    e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+int
+config_load(struct config *cf, const char *path, char *err)
+{
+	char line[CONFIG_VALUE_MAX + 128], why[ERR_LEN];
+	bool listen_seen = false;
+	unsigned int lineno = 0;
+	FILE *fp;
+	long ncpu;
+
+	memset(cf, 0, sizeof(*cf));
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		if (k->def != NULL && config_set(cf, k, k->def, why) < 0) {
+			str_fmt(err, ERR_LEN, "default of %s: %s", k->name, why);
+			return -1;
+		}
+	}
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		const struct config_key *k;
+		char *key, *val, *eq;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			str_fmt(err, ERR_LEN, "%s:%u: line too long", path, lineno);
+			goto fail;
+		}
+		key = trim(line);
+		if (*key == '#' || *key == '\0')
+			continue;
+		eq = strchr(key, '=');
+		if (eq == NULL) {
+			str_fmt(err, ERR_LEN, "%s:%u: expected key = value",
+			    path, lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		key = trim(key);
+		val = trim(eq + 1);
+		for (k = config_keys; k->name; k++)
+			if (strcmp(k->name, key) == 0)
+				break;
+		if (k->name == NULL) {
+			str_fmt(err, ERR_LEN, "%s:%u: unknown key '%.64s'",
+			    path, lineno, key);
+			goto fail;
+		}
+		if (k->type == CT_LISTEN && !listen_seen) {
+			cf->nlisten = 0;
+			listen_seen = true;
+		}
+		if (config_set(cf, k, val, why) < 0) {
+			str_fmt(err, ERR_LEN, "%s:%u: %s: %s", path, lineno,
+			    key, why);
+			goto fail;
+		}
+	}
+	if (ferror(fp)) {
+		str_fmt(err, ERR_LEN, "%s: read error", path);
+		goto fail;
+	}
+	fclose(fp);
+	if (!listen_seen) {
+		config_set(cf, &config_keys[0], "*:110", why);
+		config_set(cf, &config_keys[0], "[::]:110", why);
+	}
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
+	if (cf->login_workers == 0)
+		cf->login_workers = (unsigned int)ncpu;
+	if (cf->mail_workers == 0)
+		cf->mail_workers = (unsigned int)ncpu;
+	return 0;
+fail:
+	fclose(fp);
+	return -1;
+}
+
+void
+config_dump(const struct config *cf)
+{
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		const void *p = (const char *)cf + k->off;
+
+		switch (k->type) {
+		case CT_LISTEN:
+			for (unsigned int i = 0; i < cf->nlisten; i++)
+				printf("listen = %s\n", cf->listen[i].text);
+			break;
+		case CT_STR:
+		case CT_MAILBOX:
+			printf("%s = %s\n", k->name, (const char *)p);
+			break;
+		case CT_UINT:
+			printf("%s = %u\n", k->name, *(const unsigned int *)p);
+			break;
+		case CT_U64:
+			printf("%s = %llu\n", k->name,
+			    (unsigned long long)*(const uint64_t *)p);
+			break;
+		case CT_BOOL:
+			printf("%s = %s\n", k->name, *(const bool *)p ? "yes" : "no");
+			break;
+		}
+	}
+}

@@ -1,0 +1,61 @@
+/*
+ * postinod.conf: "key = value" lines, '#' comments. Every key, its default
+ * and its bounds are in one table in config.c and documented in
+ * etc/postinod.conf; an unknown key or a bad value stops start-up with
+ * "file:line: reason".
+ */
+#ifndef POSTINO_CONFIG_H
+#define POSTINO_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../lib/net.h"
+#include "../lib/str.h"
+
+#define CONFIG_LISTEN_MAX	16
+#define CONFIG_VALUE_MAX	PATH_MAX
+
+struct config_listen {
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	char			text[NET_ADDR_LEN];
+};
+
+struct config {
+	struct config_listen listen[CONFIG_LISTEN_MAX];
+	unsigned int	 nlisten;
+	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
+	char		 passwd_file[CONFIG_VALUE_MAX];
+	char		 mail_user[64];			/* "" = none */
+	char		 login_user[64];
+	char		 login_chroot[CONFIG_VALUE_MAX];
+	char		 ready_file[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 greeting[128];
+	unsigned int	 login_workers;
+	unsigned int	 mail_workers;			/* per uid */
+	unsigned int	 idle_timeout;			/* seconds */
+	unsigned int	 login_timeout;			/* seconds */
+	unsigned int	 auth_fail_delay_ms;
+	unsigned int	 max_bad_commands;
+	unsigned int	 max_sessions;			/* per login worker */
+	unsigned int	 login_delay;			/* seconds, 0 = off */
+	bool		 apop;
+	bool		 transcript;
+	bool		 debug;
+	bool		 mboxrd;
+	unsigned int	 mbox_lock_wait;
+	unsigned int	 mbox_dotlock_stale;
+	unsigned int	 max_messages;
+	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+};
+
+/* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
+int config_load(struct config *cf, const char *path, char *err);
+
+/* Print every key with its current value, for -t. */
+void config_dump(const struct config *cf);
+
+#endif

@@ -1,0 +1,754 @@
+/*
+ * The mail role: TRANSACTION and UPDATE for every session of one uid, in one
+ * event loop, as that uid (never root). A session arrives from a login worker
+ * through the master with a ticket; the ticket is redeemed with the auth role
+ * before any mailbox is opened.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/ev.h"
+#include "../lib/ipc.h"
+#include "../lib/log.h"
+#include "../lib/priv.h"
+#include "../store/store.h"
+#include "capa.h"
+#include "proto.h"
+#include "roles.h"
+
+/* One block of a message per refill; the encoder at most doubles it. */
+#define RETR_BLOCK	(16 * 1024)
+/* A worker without sessions this long offers to retire (DESIGN.md). */
+#define MAIL_IDLE_MS	60000
+
+struct mail_conn {
+	struct session		 s;
+	struct mail_conn	*prev, *next;
+	uint64_t		 req;		/* pending ticket redemption */
+	struct msg_handoff	 h;
+	const struct store_ops	*sops;
+	struct store		*st;
+	struct store_index	 idx;
+	/* the multi-line reply in progress */
+	enum { MORE_NONE, MORE_LIST, MORE_UIDL, MORE_BODY } more_kind;
+	unsigned int		 cursor;
+	struct store_reader	*reader;
+	struct pop3_encoder	 enc;
+	unsigned int		 retrieved;
+	uint64_t		 retrieved_bytes;
+};
+
+static const struct config *cf;
+static struct ev *ev;
+static struct ipc *master, *authc;
+static struct mail_conn *conns;
+static uint64_t next_req = 1;
+static bool shutting_down;
+static struct ev_timer idle_timer;
+
+static const struct session_cmd *mail_commands(struct session *s);
+static void mail_more(struct session *s);
+
+static void
+conn_closed(struct session *s)
+{
+	struct mail_conn *c = s->owner;
+
+	if (c->reader != NULL)
+		c->sops->read_close(&c->reader);
+	if (c->st != NULL)
+		c->sops->close(&c->st, &c->idx);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+	if (conns == NULL) {
+		if (shutting_down)
+			ev_stop(ev);
+		else
+			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
+	}
+}
+
+static void
+idle_expired(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	if (conns == NULL)
+		ipc_send(master, MSG_IDLE, NULL, 0, -1);
+}
+
+static const struct session_ops mail_ops = {
+	.commands = mail_commands,
+	.more = mail_more,
+	.closed = conn_closed,
+};
+
+static void
+reply_store_error(struct session *s, enum store_result r, const char *err)
+{
+	switch (r) {
+	case STORE_LOCKED:
+		session_reply(s, "-ERR [IN-USE] %s", err);
+		break;
+	case STORE_PERMFAIL:
+		session_reply(s, "-ERR [SYS/PERM] %s", err);
+		break;
+	default:
+		session_reply(s, "-ERR [SYS/TEMP] %s", err);
+		break;
+	}
+}
+
+/* Message n (1-based) if it exists and is not deleted. */
+static struct store_msg *
+message(struct mail_conn *c, const char *arg)
+{
+	unsigned int n;
+
+	if (pop3_parse_msgnum(arg, &n) < 0) {
+		session_reply(&c->s, "-ERR Invalid message number.");
+		return NULL;
+	}
+	if (n > c->idx.count) {
+		session_reply(&c->s, "-ERR No such message.");
+		return NULL;
+	}
+	if (c->idx.msgs[n - 1].deleted) {
+		session_reply(&c->s, "-ERR Message %u is deleted.", n);
+		return NULL;
+	}
+	return &c->idx.msgs[n - 1];
+}
+
+static void
+live_totals(const struct mail_conn *c, unsigned int *count_r, uint64_t *size_r)
+{
+	unsigned int count = 0;
+	uint64_t size = 0;
+
+	for (unsigned int i = 0; i < c->idx.count; i++) {
+		if (c->idx.msgs[i].deleted)
+			continue;
+		count++;
+		size += c->idx.msgs[i].size;
+	}
+	*count_r = count;
+	*size_r = size;
+}
+
+static enum cmd_result
+cmd_stat(struct session *s, const struct pop3_args *a)
+{
+	unsigned int count;
+	uint64_t size;
+
+	(void)a;
+	live_totals(s->owner, &count, &size);
+	session_reply(s, "+OK %u %llu", count, (unsigned long long)size);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_list_uidl(struct session *s, const struct pop3_args *a, bool uidl)
+{
+	struct mail_conn *c = s->owner;
+	struct store_msg *m;
+
+	if (a->argc == 1) {
+		if ((m = message(c, a->argv[0])) == NULL)
+			return CMD_BAD;
+		if (uidl)
+			session_reply(s, "+OK %u %s",
+			    (unsigned)(m - c->idx.msgs) + 1, m->uidl);
+		else
+			session_reply(s, "+OK %u %llu",
+			    (unsigned)(m - c->idx.msgs) + 1,
+			    (unsigned long long)m->size);
+		return CMD_OK;
+	}
+	session_reply(s, uidl ? "+OK Unique-ID listing follows." :
+	    "+OK Scan listing follows.");
+	c->more_kind = uidl ? MORE_UIDL : MORE_LIST;
+	c->cursor = 0;
+	s->more = true;
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_list(struct session *s, const struct pop3_args *a)
+{
+	return cmd_list_uidl(s, a, false);
+}
+
+static enum cmd_result
+cmd_uidl(struct session *s, const struct pop3_args *a)
+{
+	return cmd_list_uidl(s, a, true);
+}
+
+static enum cmd_result
+start_body(struct mail_conn *c, struct store_msg *m, bool top, uint64_t lines)
+{
+	char err[ERR_LEN];
+	enum store_result r;
+
+	r = c->sops->read_open(c->st, (unsigned)(m - c->idx.msgs) + 1,
+	    &c->reader, err);
+	if (r != STORE_OK) {
+		log_warnx("session=%s event=read-failed msg=%u reason=\"%s\"",
+		    c->s.id, (unsigned)(m - c->idx.msgs) + 1, err);
+		reply_store_error(&c->s, r, "Message is no longer available.");
+		return CMD_BAD;
+	}
+	pop3_encoder_init(&c->enc, top, lines);
+	if (top) {
+		session_reply(&c->s, "+OK Top of message follows.");
+	} else {
+		session_reply(&c->s, "+OK %llu octets",
+		    (unsigned long long)m->size);
+		c->retrieved++;
+		c->retrieved_bytes += m->size;
+	}
+	c->more_kind = MORE_BODY;
+	c->s.more = true;
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_retr(struct session *s, const struct pop3_args *a)
+{
+	struct mail_conn *c = s->owner;
+	struct store_msg *m = message(c, a->argv[0]);
+
+	if (m == NULL)
+		return CMD_BAD;
+	return start_body(c, m, false, 0);
+}
+
+static enum cmd_result
+cmd_top(struct session *s, const struct pop3_args *a)
+{
+	struct mail_conn *c = s->owner;
+	struct store_msg *m = message(c, a->argv[0]);
+	uint64_t lines;
+
+	if (m == NULL)
+		return CMD_BAD;
+	if (str_parse_u64(a->argv[1], &lines) < 0) {
+		session_reply(s, "-ERR Invalid number of lines.");
+		return CMD_BAD;
+	}
+	return start_body(c, m, true, lines);
+}
+
+static enum cmd_result
+cmd_dele(struct session *s, const struct pop3_args *a)
+{
+	struct mail_conn *c = s->owner;
+	struct store_msg *m = message(c, a->argv[0]);
+
+	if (m == NULL)
+		return CMD_BAD;
+	m->deleted = true;
+	session_reply(s, "+OK Message %u deleted.", (unsigned)(m - c->idx.msgs) + 1);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_noop(struct session *s, const struct pop3_args *a)
+{
+	(void)a;
+	session_reply(s, "+OK");
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_rset(struct session *s, const struct pop3_args *a)
+{
+	struct mail_conn *c = s->owner;
+
+	(void)a;
+	for (unsigned int i = 0; i < c->idx.count; i++)
+		c->idx.msgs[i].deleted = false;
+	session_reply(s, "+OK %u messages (%llu octets).", c->idx.count,
+	    (unsigned long long)c->idx.total_size);
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_capa(struct session *s, const struct pop3_args *a)
+{
+	(void)a;
+	capa_reply(s, cf, false);
+	return CMD_OK;
+}
+
+/* QUIT from TRANSACTION: the UPDATE state (RFC 1939 sec. 6). */
+static enum cmd_result
+cmd_quit(struct session *s, const struct pop3_args *a)
+{
+	struct mail_conn *c = s->owner;
+	unsigned int deleted = 0, left;
+	uint64_t size;
+	char err[ERR_LEN];
+	enum store_result r = STORE_OK;
+
+	(void)a;
+	for (unsigned int i = 0; i < c->idx.count; i++)
+		deleted += c->idx.msgs[i].deleted;
+	live_totals(c, &left, &size);
+	if (deleted > 0)
+		r = c->sops->commit(c->st, &c->idx, err);
+	if (r != STORE_OK) {
+		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
+		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
+		    "not removed.");
+	} else {
+		session_reply(s, "+OK Bye, %u deleted, %u left.", deleted, left);
+	}
+	log_info("session=%s event=logout user=\"%s\" retrieved=%u "
+	    "retrieved_bytes=%llu deleted=%u left=%u result=%s", s->id,
+	    c->h.user, c->retrieved, (unsigned long long)c->retrieved_bytes,
+	    deleted, left, r == STORE_OK ? "ok" : "update-failed");
+	return CMD_CLOSE;
+}
+
+static const struct session_cmd transaction_commands[] = {
+	{ "STAT", 0, 0, false, cmd_stat },
+	{ "LIST", 0, 1, false, cmd_list },
+	{ "UIDL", 0, 1, false, cmd_uidl },
+	{ "RETR", 1, 1, false, cmd_retr },
+	{ "TOP",  2, 2, false, cmd_top },
+	{ "DELE", 1, 1, false, cmd_dele },
+	{ "NOOP", 0, 0, false, cmd_noop },
+	{ "RSET", 0, 0, false, cmd_rset },
+	{ "CAPA", 0, 0, false, cmd_capa },
+	{ "QUIT", 0, 0, false, cmd_quit },
+	{ NULL, 0, 0, false, NULL },
+};
+
+static const struct session_cmd *
+mail_commands(struct session *s)
+{
+	(void)s;
+	return transaction_commands;
+}
+
+static void
+more_listing(struct mail_conn *c)
+{
+	while (c->cursor < c->idx.count && session_out_room(&c->s) > 128) {
+		struct store_msg *m = &c->idx.msgs[c->cursor++];
+
+		if (m->deleted)
+			continue;
+		if (c->more_kind == MORE_UIDL)
+			session_reply(&c->s, "%u %s", c->cursor, m->uidl);
+		else
+			session_reply(&c->s, "%u %llu", c->cursor,
+			    (unsigned long long)m->size);
+	}
+	if (c->cursor == c->idx.count) {
+		session_reply(&c->s, ".");
+		c->s.more = false;
+	}
+}
+
+static void
+more_body(struct mail_conn *c)
+{
+	char in[RETR_BLOCK], out[2 * RETR_BLOCK + 8];
+
+	while (session_out_room(&c->s) >= sizeof(out)) {
+		ssize_t n = 0;
+		size_t o;
+
+		if (!pop3_encoder_full(&c->enc))
+			n = c->sops->read(c->reader, in, sizeof(in));
+		if (n < 0) {
+			/* +OK is out: the only honest end is to drop the line. */
+			log_warn("session=%s event=read-failed", c->s.id);
+			session_close(&c->s);
+			return;
+		}
+		if (n == 0) {
+			o = pop3_encoder_finish(&c->enc, out, sizeof(out));
+			session_write(&c->s, out, o);
+			c->sops->read_close(&c->reader);
+			c->s.more = false;
+			return;
+		}
+		o = pop3_encoder_feed(&c->enc, in, (size_t)n, out, sizeof(out));
+		session_write(&c->s, out, o);
+	}
+}
+
+static void
+mail_more(struct session *s)
+{
+	struct mail_conn *c = s->owner;
+
+	if (c->more_kind == MORE_BODY)
+		more_body(c);
+	else
+		more_listing(c);
+}
+
+/* Expand mailbox = maildir:PATH with %u, %n, %d and a leading ~. */
+static int
+mailbox_path(const struct auth_user *u, char *out, size_t size,
+    const struct store_ops **ops_r, char *err)
+{
+	const char *spec = cf->mailbox, *colon = strchr(spec, ':');
+	const char *at = strchr(u->name, '@');
+	char backend[16];
+	size_t o = 0;
+
+	if (colon == NULL || (size_t)(colon - spec) >= sizeof(backend))
+		return -1;
+	memcpy(backend, spec, (size_t)(colon - spec));
+	backend[colon - spec] = '\0';
+	*ops_r = store_lookup(backend);
+	if (*ops_r == NULL) {
+		str_fmt(err, ERR_LEN, "unknown mailbox format '%s'", backend);
+		return -1;
+	}
+	if (u->name[0] == '.' || strchr(u->name, '/') != NULL) {
+		str_copy(err, ERR_LEN, "user name not usable in a path");
+		return -1;
+	}
+	for (const char *p = colon + 1; *p != '\0'; p++) {
+		const char *add = NULL;
+		size_t addlen = 0;
+		char one[2] = { *p, '\0' };
+
+		if (p == colon + 1 && *p == '~') {
+			if (u->home[0] == '\0') {
+				str_copy(err, ERR_LEN, "mailbox uses ~ but the "
+				    "user has no home");
+				return -1;
+			}
+			add = u->home;
+		} else if (*p == '%' && (p[1] == 'u' || p[1] == 'n' || p[1] == 'd')) {
+			p++;
+			if (*p == 'u')
+				add = u->name;
+			else if (*p == 'n') {
+				add = u->name;
+				addlen = at ? (size_t)(at - u->name) : strlen(u->name);
+			} else
+				add = at ? at + 1 : "";
+		} else if (*p == '%' && p[1] == '%') {
+			p++;
+			add = "%";
+		} else {
+			add = one;
+		}
+		if (addlen == 0)
+			addlen = strlen(add);
+		if (o + addlen >= size) {
+			str_copy(err, ERR_LEN, "mailbox path too long");
+			return -1;
+		}
+		memcpy(out + o, add, addlen);
+		o += addlen;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * RFC 2449 LOGIN-DELAY: the time of the last login lives in the mtime of a
+ * stamp beside the mailbox. 0 to go on, -1 when this login is too soon.
+ * A stamp that cannot be written is no reason to refuse mail.
+ */
+static int
+login_delay_check(struct mail_conn *c, const char *path)
+{
+	char stamp[PATH_MAX];
+	const char *slash;
+	struct stat st;
+	time_t now = time(NULL);
+	int fd, r;
+
+	if (cf->login_delay == 0)
+		return 0;
+	if (strncmp(cf->mailbox, "maildir:", 8) == 0)
+		r = str_fmt(stamp, sizeof(stamp), "%s/postino-login", path);
+	else {
+		slash = strrchr(path, '/');
+		r = slash == NULL ?
+		    str_fmt(stamp, sizeof(stamp), ".%s.postino-login", path) :
+		    str_fmt(stamp, sizeof(stamp), "%.*s/.%s.postino-login",
+			(int)(slash - path), path, slash + 1);
+	}
+	if (r < 0)
+		return 0;
+	if (stat(stamp, &st) == 0 && st.st_mtime <= now &&
+	    now - st.st_mtime < (time_t)cf->login_delay) {
+		log_info("session=%s event=login-delay user=\"%s\" wait=%lld",
+		    c->s.id, c->h.user,
+		    (long long)(cf->login_delay - (now - st.st_mtime)));
+		return -1;
+	}
+	fd = open(stamp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0) {
+		futimens(fd, NULL);
+		close(fd);
+	}
+	return 0;
+}
+
+static void
+open_mailbox(struct mail_conn *c, const struct msg_account *acct)
+{
+	struct store_params p = { 0 };
+	char path[PATH_MAX], err[ERR_LEN] = "mailbox unavailable";
+	enum store_result r;
+	unsigned int count;
+	uint64_t size;
+
+	if (acct->result != AUTH_OK || !PROTO_STR_OK(acct->user.name) ||
+	    !PROTO_STR_OK(acct->user.home) ||
+	    strcmp(acct->user.name, c->h.user) != 0 ||
+	    (priv_is_root() && acct->uid != getuid())) {
+		log_warnx("session=%s event=ticket-refused user=\"%s\"", c->s.id,
+		    c->h.user);
+		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
+		session_end(&c->s);
+		return;
+	}
+	if (mailbox_path(&acct->user, path, sizeof(path), &c->sops, err) < 0) {
+		log_warnx("session=%s event=mailbox-error user=\"%s\" "
+		    "reason=\"%s\"", c->s.id, c->h.user, err);
+		session_reply(&c->s, "-ERR [SYS/PERM] Mailbox unavailable.");
+		session_end(&c->s);
+		return;
+	}
+	p.path = path;
+	p.max_messages = cf->max_messages;
+	p.max_bytes = cf->max_mailbox_size;
+	p.mboxrd = cf->mboxrd;
+	p.dotlock_stale = cf->mbox_dotlock_stale;
+	p.lock_wait = cf->mbox_lock_wait;
+	r = c->sops->open(&c->st, &p, &c->idx, err);
+	if (r != STORE_OK) {
+		c->st = NULL;
+		log_info("session=%s event=mailbox-open result=%s user=\"%s\" "
+		    "reason=\"%s\"", c->s.id, r == STORE_LOCKED ? "in-use" :
+		    "error", c->h.user, err);
+		reply_store_error(&c->s, r, r == STORE_LOCKED ?
+		    "Mailbox is in use by another session." :
+		    "Mailbox unavailable.");
+		session_end(&c->s);
+		return;
+	}
+	if (login_delay_check(c, path) < 0) {
+		session_reply(&c->s, "-ERR [LOGIN-DELAY] Wait %u seconds "
+		    "between logins.", cf->login_delay);
+		session_end(&c->s);
+		return;
+	}
+	live_totals(c, &count, &size);
+	log_info("session=%s event=mailbox-open result=ok user=\"%s\" "
+	    "messages=%u octets=%llu", c->s.id, c->h.user, count,
+	    (unsigned long long)size);
+	session_reply(&c->s, "+OK Logged in, %u messages (%llu octets).", count,
+	    (unsigned long long)size);
+	c->s.suspended = false;
+	session_resume(&c->s);
+}
+
+static void
+on_account(const struct ipc_msg *msg)
+{
+	struct msg_account *acct = malloc(sizeof(*acct));
+	struct mail_conn *c;
+
+	if (acct == NULL)
+		return;
+	if (!proto_take(msg->data, msg->len, acct, sizeof(*acct))) {
+		log_warnx("event=protocol-error role=auth msg=account");
+		free(acct);
+		return;
+	}
+	for (c = conns; c != NULL; c = c->next)
+		if (c->req == acct->req)
+			break;
+	if (c != NULL) {
+		c->req = 0;
+		open_mailbox(c, acct);
+	}
+	free(acct);
+}
+
+static void
+on_handoff(struct ipc_msg *msg)
+{
+	struct mail_conn *c = calloc(1, sizeof(*c));
+	struct msg_redeem rq = { 0 };
+
+	if (c == NULL || !proto_take(msg->data, msg->len, &c->h, sizeof(c->h)) ||
+	    !PROTO_STR_OK(c->h.session) || !PROTO_STR_OK(c->h.ip) ||
+	    !PROTO_STR_OK(c->h.user) || !PROTO_STR_OK(c->h.ticket) ||
+	    c->h.inlen > sizeof(c->h.in) || msg->fd < 0 || authc == NULL) {
+		log_warnx("event=handoff-refused");
+		if (msg->fd >= 0)
+			close(msg->fd);
+		free(c);
+		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+		return;
+	}
+	ev_timer_stop(ev, &idle_timer);
+	str_copy(c->s.id, sizeof(c->s.id), c->h.session);
+	str_copy(c->s.ip, sizeof(c->s.ip), c->h.ip);
+	c->s.port = c->h.port;
+	c->s.idle_ms = cf->idle_timeout * 1000;
+	c->s.max_bad = cf->max_bad_commands;
+	c->s.transcript = cf->transcript;
+	c->s.suspended = true;
+	if (session_start(&c->s, ev, msg->fd, &mail_ops, c, c->h.in,
+	    c->h.inlen) < 0) {
+		close(msg->fd);
+		free(c);
+		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+		return;
+	}
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	rq.req = c->req = next_req++;
+	memcpy(rq.ticket, c->h.ticket, sizeof(rq.ticket));
+	if (ipc_send(authc, MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
+		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
+		session_end(&c->s);
+	}
+}
+
+static void
+fail_pending(void)
+{
+	struct mail_conn *c, *next;
+
+	for (c = conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->req == 0)
+			continue;
+		c->req = 0;
+		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
+		session_end(&c->s);
+	}
+}
+
+static void
+auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	(void)arg;
+	if (msg == NULL) {
+		ipc_free(&ipc);
+		authc = NULL;
+		fail_pending();
+		return;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+	if (msg->type == MSG_AUTH_ACCOUNT)
+		on_account(msg);
+}
+
+/*
+ * Sessions end between commands: an UPDATE runs inside one callback, so by
+ * the time a signal is read from the loop no UPDATE is half done.
+ */
+static void
+stop_all(void)
+{
+	struct mail_conn *c, *next;
+
+	shutting_down = true;
+	for (c = conns; c != NULL; c = next) {
+		next = c->next;
+		session_reply(&c->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_close(&c->s);
+	}
+	ev_stop(ev);
+}
+
+static void
+master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	(void)ipc;
+	(void)arg;
+	if (msg == NULL) {
+		stop_all();
+		return;
+	}
+	switch (msg->type) {
+	case MSG_AUTH_CHANNEL:
+		if (msg->fd < 0)
+			break;
+		ipc_free(&authc);
+		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
+		if (authc == NULL)
+			close(msg->fd);
+		return;
+	case MSG_HANDOFF:
+		if (shutting_down)
+			break;
+		on_handoff(msg);
+		return;
+	case MSG_SHUTDOWN:
+		stop_all();
+		break;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+}
+
+static void
+on_term(struct ev *e, int signo, void *arg)
+{
+	(void)e;
+	(void)signo;
+	(void)arg;
+	stop_all();
+}
+
+int
+mail_main(const struct config *config, uid_t uid, gid_t gid)
+{
+	char err[ERR_LEN];
+
+	cf = config;
+	log_set_ident("postinod/mail");
+	if (priv_is_root() && priv_drop(uid, gid, NULL, err) < 0)
+		fatalx("%s", err);
+	ev = ev_new();
+	if (ev == NULL)
+		fatal("ev_new");
+	ev_signal(ev, SIGTERM, on_term, NULL);
+	ev_signal(ev, SIGINT, on_term, NULL);
+	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
+	if (master == NULL)
+		fatal("master channel");
+	ev_timer_init(&idle_timer, idle_expired, NULL);
+	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
+	ev_run(ev);
+	ipc_free(&authc);
+	ipc_free(&master);
+	ev_free(&ev);
+	return 0;
+}

@@ -1,0 +1,481 @@
+/*
+ * The master: binds the listeners, starts the roles (fork + exec, so no role
+ * inherits another's memory), restarts the ones that die, routes logged-in
+ * connections from login workers to the mail worker of the right uid, and
+ * shuts everything down on SIGTERM. It never reads network input: only
+ * length-checked messages from its children.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/ev.h"
+#include "../lib/ipc.h"
+#include "../lib/log.h"
+#include "../lib/net.h"
+#include "../lib/priv.h"
+#include "proto.h"
+#include "roles.h"
+
+#define MAIL_WORKERS_MAX	1024
+/* A role that dies this soon after its start is restarted only after a pause. */
+#define RESTART_PAUSE_MS	1000
+#define SHUTDOWN_WAIT_MS	10000
+
+enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL };
+
+struct child {
+	enum role	 role;
+	pid_t		 pid;
+	struct ipc	*ipc;
+	uid_t		 uid;
+	gid_t		 gid;
+	uint64_t	 started;
+	unsigned int	 slot;
+	unsigned int	 sessions;	/* mail: hand-offs not yet ended */
+	bool		 retiring;	/* mail: told to exit; route nothing to it */
+};
+
+static const struct config *cf;
+static const char *conf_path;
+static bool foreground;
+static struct ev *ev;
+static int listen_fds[CONFIG_LISTEN_MAX];
+static struct child auth;
+static struct child *logins;
+static struct child mails[MAIL_WORKERS_MAX];
+static struct ev_timer restart_timer, shutdown_timer;
+static bool stopping;
+
+static void child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg);
+
+static const char *
+role_name(enum role r)
+{
+	return r == ROLE_AUTH ? "auth" : r == ROLE_LOGIN ? "login" : "mail";
+}
+
+/* Give a worker a fresh channel to the auth role. */
+static void
+attach_auth(struct child *c)
+{
+	int fds[2];
+
+	if (auth.ipc == NULL || c->ipc == NULL)
+		return;
+	if (ipc_pair(fds) < 0) {
+		log_warn("socketpair");
+		return;
+	}
+	ipc_send(auth.ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
+	ipc_send(c->ipc, MSG_AUTH_CHANNEL, NULL, 0, fds[1]);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static int
+spawn(struct child *c)
+{
+	char uidbuf[16], gidbuf[16], nbuf[16];
+	int fds[2];
+	pid_t pid;
+
+	if (ipc_pair(fds) < 0) {
+		log_warn("socketpair");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork");
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		char *argv[16];
+		int argc = 0, fd = fds[1];
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+
+		/* Lay the inherited fds out where the role expects them. */
+		if (fd < ROLE_LISTEN_FD + CONFIG_LISTEN_MAX) {
+			fd = fcntl(fd, F_DUPFD, ROLE_LISTEN_FD + CONFIG_LISTEN_MAX);
+			if (fd < 0)
+				_exit(1);
+		}
+		if (c->role == ROLE_LOGIN) {
+			for (unsigned int i = 0; i < cf->nlisten; i++) {
+				int t = fcntl(listen_fds[i], F_DUPFD,
+				    ROLE_LISTEN_FD + CONFIG_LISTEN_MAX + 1);
+
+				if (t < 0)
+					_exit(1);
+				listen_fds[i] = t;
+			}
+			for (unsigned int i = 0; i < cf->nlisten; i++)
+				if (dup2(listen_fds[i], ROLE_LISTEN_FD + (int)i) < 0)
+					_exit(1);
+		}
+		if (dup2(fd, ROLE_MASTER_FD) < 0)
+			_exit(1);
+		str_fmt(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
+		str_fmt(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
+		str_fmt(nbuf, sizeof(nbuf), "%u", cf->nlisten);
+		argv[argc++] = "postinod";
+		argv[argc++] = "-c";
+		argv[argc++] = (char *)conf_path;
+		if (foreground)
+			argv[argc++] = "-f";
+		argv[argc++] = "-R";
+		argv[argc++] = (char *)role_name(c->role);
+		argv[argc++] = "-u";
+		argv[argc++] = uidbuf;
+		argv[argc++] = "-g";
+		argv[argc++] = gidbuf;
+		argv[argc++] = "-n";
+		argv[argc++] = nbuf;
+		argv[argc] = NULL;
+		/* Everything but stdio, the channel and the listeners closes on exec. */
+		closefrom(c->role == ROLE_LOGIN ? ROLE_LISTEN_FD + (int)cf->nlisten :
+		    ROLE_LISTEN_FD);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	c->pid = pid;
+	c->started = ev_now_ms();
+	c->ipc = ipc_new(ev, fds[0], child_msg, c);
+	if (c->ipc == NULL) {
+		close(fds[0]);
+		kill(pid, SIGTERM);
+		return -1;
+	}
+	log_debug("event=spawn role=%s pid=%ld uid=%u", role_name(c->role),
+	    (long)pid, (unsigned)c->uid);
+	if (c->role != ROLE_AUTH)
+		attach_auth(c);
+	return 0;
+}
+
+/*
+ * The mail worker for a uid: the least busy of its pool, or a new one while
+ * the pool is smaller than mail_workers and every member is busy, so one
+ * uid's sessions (virtual mail) spread over every core.
+ */
+static struct child *
+mail_worker(uid_t uid, gid_t gid)
+{
+	struct child *best = NULL, *free_slot = NULL;
+	unsigned int pool = 0;
+
+	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++) {
+		struct child *c = &mails[i];
+
+		if (c->pid == 0) {
+			if (free_slot == NULL)
+				free_slot = c;
+			continue;
+		}
+		if (c->uid != uid || c->gid != gid || c->retiring ||
+		    c->ipc == NULL)
+			continue;
+		pool++;
+		if (best == NULL || c->sessions < best->sessions)
+			best = c;
+	}
+	if (best != NULL && (best->sessions == 0 || pool >= cf->mail_workers))
+		return best;
+	if (free_slot == NULL) {
+		if (best == NULL)
+			log_warnx("event=mail-workers-exhausted max=%d",
+			    MAIL_WORKERS_MAX);
+		return best;
+	}
+	*free_slot = (struct child){ .role = ROLE_MAIL, .uid = uid, .gid = gid };
+	if (spawn(free_slot) < 0) {
+		free_slot->pid = 0;
+		return best;
+	}
+	return free_slot;
+}
+
+static void
+route_handoff(struct ipc_msg *msg)
+{
+	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
+	struct child *m;
+
+	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0 ||
+	    (priv_is_root() && h->uid == 0)) {
+		log_warnx("event=protocol-error role=login msg=handoff");
+		return;
+	}
+	m = mail_worker(priv_is_root() ? h->uid : getuid(),
+	    priv_is_root() ? h->gid : getgid());
+	if (m != NULL && ipc_send(m->ipc, MSG_HANDOFF, msg->data, msg->len,
+	    msg->fd) == 0) {
+		m->sessions++;
+	} else {
+		static const char busy[] = "-ERR [SYS/TEMP] Mail service "
+		    "unavailable, try later.\r\n";
+		ssize_t w = write(msg->fd, busy, sizeof(busy) - 1);
+
+		(void)w;
+	}
+}
+
+static void
+child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct child *c = arg;
+
+	(void)ipc;
+	if (msg == NULL) {
+		/* The child is exiting; SIGCHLD does the bookkeeping. */
+		ipc_free(&c->ipc);
+		return;
+	}
+	if (c->role == ROLE_LOGIN && msg->type == MSG_HANDOFF)
+		route_handoff(msg);
+	else if (c->role == ROLE_MAIL && msg->type == MSG_SESSION_END) {
+		if (c->sessions > 0)
+			c->sessions--;
+	} else if (c->role == ROLE_MAIL && msg->type == MSG_IDLE) {
+		/* Retire it only if no hand-off is on its way to it. */
+		if (c->sessions == 0 && !stopping) {
+			c->retiring = true;
+			ipc_send(c->ipc, MSG_SHUTDOWN, NULL, 0, -1);
+		}
+	} else
+		log_warnx("event=protocol-error role=%s msg=%u",
+		    role_name(c->role), msg->type);
+	if (msg->fd >= 0)
+		close(msg->fd);
+}
+
+static bool
+children_left(void)
+{
+	if (auth.pid > 0)
+		return true;
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		if (logins[i].pid > 0)
+			return true;
+	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+		if (mails[i].pid > 0)
+			return true;
+	return false;
+}
+
+static void
+restart_dead(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	if (stopping)
+		return;
+	if (auth.pid == 0) {
+		if (spawn(&auth) < 0)
+			auth.pid = 0;
+		else {
+			/* Every worker's old channel died with the old auth. */
+			for (unsigned int i = 0; i < cf->login_workers; i++)
+				attach_auth(&logins[i]);
+			for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+				if (mails[i].pid > 0)
+					attach_auth(&mails[i]);
+		}
+	}
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		if (logins[i].pid == 0 && spawn(&logins[i]) < 0)
+			logins[i].pid = 0;
+}
+
+static struct child *
+find_child(pid_t pid)
+{
+	if (auth.pid == pid)
+		return &auth;
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		if (logins[i].pid == pid)
+			return &logins[i];
+	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+		if (mails[i].pid == pid)
+			return &mails[i];
+	return NULL;
+}
+
+static void
+on_chld(struct ev *e, int signo, void *arg)
+{
+	bool restart = false, pause = false;
+	pid_t pid;
+	int status;
+
+	(void)signo;
+	(void)arg;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct child *c = find_child(pid);
+
+		if (c == NULL)
+			continue;
+		if (!stopping || !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			log_info("event=exit role=%s pid=%ld status=%d signal=%d",
+			    role_name(c->role), (long)pid,
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		ipc_free(&c->ipc);
+		c->pid = 0;
+		if (c->role != ROLE_MAIL) {
+			restart = true;
+			if (ev_now_ms() - c->started < RESTART_PAUSE_MS)
+				pause = true;
+		}
+	}
+	if (stopping) {
+		if (!children_left())
+			ev_stop(e);
+		return;
+	}
+	if (restart)
+		ev_timer_start(e, &restart_timer, pause ? RESTART_PAUSE_MS : 0);
+}
+
+static void
+signal_all(int signo)
+{
+	if (auth.pid > 0)
+		kill(auth.pid, signo);
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		if (logins[i].pid > 0)
+			kill(logins[i].pid, signo);
+	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+		if (mails[i].pid > 0)
+			kill(mails[i].pid, signo);
+}
+
+static void
+shutdown_overdue(struct ev *e, void *arg)
+{
+	(void)arg;
+	log_warnx("event=shutdown-overdue: killing the roles left");
+	signal_all(SIGKILL);
+	ev_stop(e);
+}
+
+static void
+on_term(struct ev *e, int signo, void *arg)
+{
+	(void)arg;
+	if (stopping)
+		return;
+	log_info("event=shutdown signal=%d", signo);
+	stopping = true;
+	for (unsigned int i = 0; i < cf->nlisten; i++)
+		close(listen_fds[i]);
+	/* Mail workers first: sessions in UPDATE finish before they exit. */
+	signal_all(SIGTERM);
+	ev_timer_start(e, &shutdown_timer, SHUTDOWN_WAIT_MS);
+	if (!children_left())
+		ev_stop(e);
+}
+
+static void
+write_ready_file(void)
+{
+	char tmp[PATH_MAX];
+	FILE *fp;
+
+	if (cf->ready_file[0] == '\0')
+		return;
+	if (str_fmt(tmp, sizeof(tmp), "%s.tmp", cf->ready_file) < 0)
+		fatalx("ready_file: path too long");
+	fp = fopen(tmp, "we");
+	if (fp == NULL)
+		fatal("ready_file %s", tmp);
+	for (unsigned int i = 0; i < cf->nlisten; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char addr[NET_ADDR_LEN];
+
+		if (getsockname(listen_fds[i], (struct sockaddr *)&ss, &len) < 0)
+			fatal("getsockname");
+		net_addr_str(&ss, addr, sizeof(addr), NULL, 0, NULL);
+		fprintf(fp, "%s\n", addr);
+	}
+	if (fclose(fp) != 0 || rename(tmp, cf->ready_file) < 0)
+		fatal("ready_file %s", cf->ready_file);
+}
+
+int
+master_main(const struct config *config, const char *path, bool fg)
+{
+	char err[ERR_LEN];
+
+	cf = config;
+	conf_path = path;
+	foreground = fg;
+	log_set_ident("postinod");
+	for (unsigned int i = 0; i < cf->nlisten; i++) {
+		listen_fds[i] = net_listen(&cf->listen[i].ss, cf->listen[i].len,
+		    1024, err);
+		if (listen_fds[i] < 0)
+			fatalx("%s", err);
+	}
+	if (priv_is_root()) {
+		uid_t uid;
+		gid_t gid;
+
+		if (priv_user(cf->login_user, &uid, &gid) < 0)
+			fatalx("login_user: no such user '%s'", cf->login_user);
+		if (mkdir(cf->login_chroot, 0755) < 0 && errno != EEXIST)
+			fatal("login_chroot %s", cf->login_chroot);
+	} else {
+		log_info("event=start mode=unprivileged uid=%u: every role runs "
+		    "as this user", (unsigned)getuid());
+	}
+	ev = ev_new();
+	if (ev == NULL)
+		fatal("ev_new");
+	ev_timer_init(&restart_timer, restart_dead, NULL);
+	ev_timer_init(&shutdown_timer, shutdown_overdue, NULL);
+	ev_signal(ev, SIGCHLD, on_chld, NULL);
+	ev_signal(ev, SIGTERM, on_term, NULL);
+	ev_signal(ev, SIGINT, on_term, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	logins = calloc(cf->login_workers, sizeof(*logins));
+	if (logins == NULL)
+		fatal("calloc");
+	auth.role = ROLE_AUTH;
+	if (spawn(&auth) < 0)
+		fatalx("cannot start the auth role");
+	for (unsigned int i = 0; i < cf->login_workers; i++) {
+		logins[i].role = ROLE_LOGIN;
+		logins[i].slot = i;
+		if (spawn(&logins[i]) < 0)
+			fatalx("cannot start a login worker");
+	}
+	write_ready_file();
+	log_info("event=start listeners=%u login_workers=%u", cf->nlisten,
+	    cf->login_workers);
+	ev_run(ev);
+	if (cf->ready_file[0] != '\0')
+		unlink(cf->ready_file);
+	ipc_free(&auth.ipc);
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		ipc_free(&logins[i].ipc);
+	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+		ipc_free(&mails[i].ipc);
+	free(logins);
+	ev_free(&ev);
+	log_info("event=stopped");
+	return 0;
+}

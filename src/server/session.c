@@ -1,0 +1,412 @@
+#include "session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/net.h"
+#include "../lib/str.h"
+
+static void session_io(struct ev *ev, int fd, unsigned int events, void *arg);
+static void session_process(struct session *s);
+
+void
+session_new_id(char id[SESSION_ID_LEN + 1])
+{
+	unsigned char r[SESSION_ID_LEN / 2];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		static unsigned long long counter;
+
+		counter++;
+		memcpy(r, &counter, sizeof(r) < sizeof(counter) ? sizeof(r) :
+		    sizeof(counter));
+	}
+	str_hex(id, r, sizeof(r));
+}
+
+static size_t
+out_pending(const struct session *s)
+{
+	return s->out_end - s->out_start;
+}
+
+size_t
+session_out_room(const struct session *s)
+{
+	return SESSION_OUT_MAX - out_pending(s);
+}
+
+static void
+out_compact(struct session *s)
+{
+	if (s->out_start == 0)
+		return;
+	memmove(s->out, s->out + s->out_start, out_pending(s));
+	s->out_end -= s->out_start;
+	s->out_start = 0;
+}
+
+size_t
+session_write(struct session *s, const void *buf, size_t len)
+{
+	if (s->out_end + len > SESSION_OUT_MAX)
+		out_compact(s);
+	if (len > SESSION_OUT_MAX - s->out_end)
+		len = SESSION_OUT_MAX - s->out_end;
+	memcpy(s->out + s->out_end, buf, len);
+	s->out_end += len;
+	return len;
+}
+
+void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	char line[POP3_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	if (s->transcript)
+		log_info("session=%s S: %.*s", s->id, n, line);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	session_write(s, line, (size_t)n);
+}
+
+static void
+session_teardown(struct session *s)
+{
+	ev_timer_stop(s->ev, &s->timer);
+	if (s->fd >= 0) {
+		ev_io_del(s->ev, s->fd);
+		close(s->fd);
+		s->fd = -1;
+	}
+	s->ops->closed(s);
+}
+
+void
+session_close(struct session *s)
+{
+	if (s->closed)
+		return;
+	s->closed = true;
+	if (!s->in_dispatch)
+		session_teardown(s);
+}
+
+void
+session_end(struct session *s)
+{
+	s->closing = true;
+	s->more = false;
+	if (!s->in_dispatch)
+		session_process(s);
+}
+
+static void
+session_flush(struct session *s)
+{
+	while (out_pending(s) > 0) {
+		ssize_t n = send(s->fd, s->out + s->out_start, out_pending(s),
+		    MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			session_close(s);
+			return;
+		}
+		s->out_start += (size_t)n;
+		/* Progress: a long RETR to a reading client never times out. */
+		ev_timer_start(s->ev, &s->timer, s->idle_ms);
+	}
+	s->out_start = s->out_end = 0;
+}
+
+static void
+session_timeout(struct ev *ev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)ev;
+	if (s->ops->timeout != NULL) {
+		s->ops->timeout(s);
+		return;
+	}
+	log_info("session=%s event=timeout ip=%s", s->id, s->ip);
+	session_reply(s, "-ERR Disconnected for inactivity.");
+	session_flush(s);
+	session_close(s);
+}
+
+int
+session_start(struct session *s, struct ev *ev, int fd,
+    const struct session_ops *ops, void *owner, const void *pre, size_t prelen)
+{
+	s->ev = ev;
+	s->fd = fd;
+	s->ops = ops;
+	s->owner = owner;
+	if (s->idle_ms == 0)
+		s->idle_ms = 600 * 1000;
+	if (s->max_bad == 0)
+		s->max_bad = 20;
+	if (prelen > sizeof(s->in))
+		return -1;
+	if (prelen > 0)
+		memcpy(s->in, pre, prelen);
+	s->in_len = prelen;
+	if (net_set_nonblock(fd) < 0)
+		return -1;
+	ev_timer_init(&s->timer, session_timeout, s);
+	if (ev_timer_start(ev, &s->timer, s->idle_ms) < 0 ||
+	    ev_io_set(ev, fd, EV_READ, session_io, s) < 0) {
+		ev_timer_stop(ev, &s->timer);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+transcript_in(struct session *s, const char *line, size_t len)
+{
+	char clean[POP3_LINE_MAX * 4];
+	size_t show = len;
+
+	/* Passwords never reach the log: keep the keyword, mask the rest. */
+	if (len >= 4 && strncasecmp(line, "PASS", 4) == 0)
+		show = 4;
+	else if (len >= 4 && strncasecmp(line, "APOP", 4) == 0) {
+		const char *sp = memchr(line + 5 < line + len ? line + 5 : line + len,
+		    ' ', len > 5 ? len - 5 : 0);
+		show = sp ? (size_t)(sp - line) : len;
+	} else if (s->suspended)
+		show = 0;
+	str_sanitize(clean, sizeof(clean), line, show);
+	log_info("session=%s C: %s%s", s->id, clean, show < len ? " ***" : "");
+}
+
+/*
+ * A raw command takes the rest of its line, after exactly one space, as its
+ * one argument (RFC 1939 PASS: the password may contain spaces).
+ */
+static const struct session_cmd *
+session_find_raw(struct session *s, char *line, struct pop3_args *a)
+{
+	const struct session_cmd *cmd;
+	char *sp = strchr(line, ' ');
+	size_t klen = sp ? (size_t)(sp - line) : strlen(line);
+
+	for (cmd = s->ops->commands(s); cmd->name != NULL; cmd++) {
+		if (!cmd->raw || strlen(cmd->name) != klen ||
+		    strncasecmp(cmd->name, line, klen) != 0)
+			continue;
+		memset(a, 0, sizeof(*a));
+		str_copy(a->keyword, sizeof(a->keyword), cmd->name);
+		if (sp != NULL && sp[1] != '\0') {
+			a->argc = 1;
+			a->argv[0] = sp + 1;
+		}
+		return cmd;
+	}
+	return NULL;
+}
+
+static void
+session_dispatch(struct session *s, char *line, size_t len)
+{
+	const struct session_cmd *cmd;
+	struct pop3_args a;
+	enum cmd_result r;
+
+	if (s->transcript)
+		transcript_in(s, line, len);
+	ev_timer_start(s->ev, &s->timer, s->idle_ms);
+	if (memchr(line, '\0', len) != NULL) {
+		session_reply(s, "-ERR Invalid command.");
+		r = CMD_BAD;
+		goto done;
+	}
+	cmd = session_find_raw(s, line, &a);
+	if (cmd != NULL) {
+		r = cmd->fn(s, &a);
+		goto done;
+	}
+	switch (pop3_parse_line(line, len, &a)) {
+	case POP3_PARSE_EMPTY:
+		session_reply(s, "-ERR Empty command.");
+		r = CMD_BAD;
+		goto done;
+	case POP3_PARSE_BAD:
+		session_reply(s, "-ERR Invalid command.");
+		r = CMD_BAD;
+		goto done;
+	case POP3_PARSE_OK:
+		break;
+	}
+	for (cmd = s->ops->commands(s); cmd->name != NULL; cmd++)
+		if (strcmp(cmd->name, a.keyword) == 0)
+			break;
+	if (cmd->name == NULL) {
+		session_reply(s, "-ERR Unknown command.");
+		r = CMD_BAD;
+	} else if (a.argc < cmd->min_args || a.argc > cmd->max_args) {
+		session_reply(s, "-ERR Wrong number of arguments for %s.",
+		    cmd->name);
+		r = CMD_BAD;
+	} else {
+		r = cmd->fn(s, &a);
+	}
+done:
+	switch (r) {
+	case CMD_OK:
+		s->bad = 0;
+		break;
+	case CMD_BAD:
+		if (++s->bad >= s->max_bad) {
+			log_info("session=%s event=disconnect reason=bad-commands "
+			    "ip=%s", s->id, s->ip);
+			session_reply(s, "-ERR Too many bad commands.");
+			s->closing = true;
+		}
+		break;
+	case CMD_ASYNC:
+		break;
+	case CMD_CLOSE:
+		s->closing = true;
+		break;
+	}
+}
+
+/* Take complete lines while nothing stops us; see the throttling rules in session.h. */
+static void
+session_take_lines(struct session *s)
+{
+	while (!s->closed && !s->closing && !s->suspended && !s->more &&
+	    out_pending(s) <= SESSION_OUT_HIGH) {
+		char *lf = memchr(s->in, '\n', s->in_len);
+		size_t len, used;
+
+		if (lf == NULL) {
+			if (s->in_len >= POP3_LINE_MAX) {
+				session_reply(s, "-ERR Line too long.");
+				s->closing = true;
+			}
+			return;
+		}
+		used = (size_t)(lf - s->in) + 1;
+		if (used > POP3_LINE_MAX) {
+			session_reply(s, "-ERR Line too long.");
+			s->closing = true;
+			return;
+		}
+		len = used - 1;
+		if (len > 0 && s->in[len - 1] == '\r')
+			len--;
+		s->in[len] = '\0';
+		session_dispatch(s, s->in, len);
+		if (s->in_len > used)
+			memmove(s->in, s->in + used, s->in_len - used);
+		s->in_len -= used;
+	}
+}
+
+static void
+session_process(struct session *s)
+{
+	unsigned int events;
+
+	s->in_dispatch = true;
+	for (int rounds = 0; rounds < 64 && !s->closed; rounds++) {
+		size_t before = s->in_len;
+		bool was_more = s->more;
+
+		if (s->more && out_pending(s) < SESSION_OUT_LOW)
+			s->ops->more(s);
+		session_take_lines(s);
+		if (s->closed)
+			break;
+		session_flush(s);
+		if (s->closed)
+			break;
+		/* Go on while something moved: input taken, a reply ended or can grow. */
+		if (before == s->in_len && !(was_more && !s->more) &&
+		    !(s->more && out_pending(s) < SESSION_OUT_LOW))
+			break;
+	}
+	s->in_dispatch = false;
+	if (s->closed) {
+		session_teardown(s);
+		return;
+	}
+	if (s->closing && out_pending(s) == 0) {
+		session_close(s);
+		return;
+	}
+	events = out_pending(s) > 0 ? EV_WRITE : 0;
+	if (!s->closing && s->in_len < sizeof(s->in) &&
+	    out_pending(s) <= SESSION_OUT_HIGH)
+		events |= EV_READ;
+	ev_io_set(s->ev, s->fd, events, session_io, s);
+}
+
+void
+session_resume(struct session *s)
+{
+	if (!s->closed)
+		session_process(s);
+}
+
+static void
+session_io(struct ev *ev, int fd, unsigned int events, void *arg)
+{
+	struct session *s = arg;
+
+	(void)ev;
+	if (events & EV_READ && s->in_len < sizeof(s->in)) {
+		ssize_t n = read(fd, s->in + s->in_len, sizeof(s->in) - s->in_len);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR &&
+		    errno != EWOULDBLOCK)) {
+			/* A dropped connection deletes nothing: no UPDATE. */
+			session_close(s);
+			return;
+		}
+		if (n > 0)
+			s->in_len += (size_t)n;
+	}
+	session_process(s);
+}
+
+int
+session_detach(struct session *s, char *in, size_t insize, size_t *inlen_r)
+{
+	int fd = s->fd;
+
+	if (s->in_len > insize)
+		return -1;
+	memcpy(in, s->in, s->in_len);
+	*inlen_r = s->in_len;
+	s->in_len = 0;
+	ev_timer_stop(s->ev, &s->timer);
+	ev_io_del(s->ev, fd);
+	s->fd = -1;
+	session_close(s);
+	return fd;
+}

@@ -1,0 +1,107 @@
+/*
+ * One POP3 connection's I/O, shared by the login role (AUTHORIZATION) and
+ * the mail role (TRANSACTION, UPDATE): line input with the RFC limits,
+ * bounded output with back-pressure, the idle timer, the command dispatcher
+ * and the transcript. Handlers queue replies and never touch the socket.
+ */
+#ifndef POSTINO_SESSION_H
+#define POSTINO_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/ev.h"
+#include "../pop3/pop3.h"
+
+#define SESSION_ID_LEN		16
+#define SESSION_IP_LEN		46
+/* Input: one full command line plus pipelined ones; more waits in the kernel. */
+#define SESSION_IN_MAX		4096
+/* Output buffer; multi-line replies are refilled below the low-water mark. */
+#define SESSION_OUT_MAX		(64 * 1024)
+#define SESSION_OUT_LOW		(16 * 1024)
+/* Stop taking commands while more than this is unsent (Dovecot: 4096). */
+#define SESSION_OUT_HIGH	4096
+
+enum cmd_result {
+	CMD_OK,		/* reply queued; resets the bad-command count */
+	CMD_BAD,	/* "-ERR" queued; counts as a bad command */
+	CMD_ASYNC,	/* suspended (waiting for another process) or multi-line */
+	CMD_CLOSE,	/* reply queued; close once it is sent */
+};
+
+struct session;
+
+struct session_cmd {
+	const char	*name;
+	unsigned char	 min_args, max_args;
+	/* The whole rest of the line is one argument (PASS: spaces allowed). */
+	bool		 raw;
+	enum cmd_result	(*fn)(struct session *s, const struct pop3_args *a);
+};
+
+struct session_ops {
+	/* The commands of the current state; NULL-terminated. */
+	const struct session_cmd *(*commands)(struct session *s);
+	/* Output drained while s->more is set: queue more, clear s->more when done. */
+	void (*more)(struct session *s);
+	/* The idle timer fired. Default: "-ERR" and close. */
+	void (*timeout)(struct session *s);
+	/* The session is over; free the owner. Called exactly once. */
+	void (*closed)(struct session *s);
+};
+
+struct session {
+	struct ev		*ev;
+	int			 fd;
+	const struct session_ops *ops;
+	void			*owner;
+	char			 id[SESSION_ID_LEN + 1];
+	char			 ip[SESSION_IP_LEN];
+	uint16_t		 port;
+	unsigned int		 idle_ms;
+	unsigned int		 max_bad;
+	unsigned int		 bad;
+	bool			 transcript;
+	bool			 suspended;	/* wait: take no command */
+	bool			 more;		/* a multi-line reply is being sent */
+	bool			 closing;	/* close when the output is sent */
+	bool			 closed;
+	bool			 in_dispatch;
+	struct ev_timer		 timer;
+	size_t			 in_len;
+	size_t			 out_start, out_end;
+	char			 in[SESSION_IN_MAX];
+	char			 out[SESSION_OUT_MAX];
+};
+
+/* Random session id (16 hex digits). */
+void session_new_id(char id[SESSION_ID_LEN + 1]);
+
+/*
+ * Take over fd (nonblocking) and start reading; input already read by
+ * another process is passed in pre/prelen. -1 on failure (fd not closed).
+ */
+int session_start(struct session *s, struct ev *ev, int fd,
+    const struct session_ops *ops, void *owner, const void *pre, size_t prelen);
+
+/* Queue one reply line; CRLF is added. Lines are short: always fits. */
+void session_reply(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Queue raw octets (multi-line bodies); returns how many fitted. */
+size_t session_write(struct session *s, const void *buf, size_t len);
+/* Free room in the output buffer. */
+size_t session_out_room(const struct session *s);
+
+/* Wake up after suspended/more changed outside a command (auth verdict). */
+void session_resume(struct session *s);
+/* Close now (no flush); ops->closed runs. */
+void session_close(struct session *s);
+/* Stop taking commands, flush, then close. */
+void session_end(struct session *s);
+
+/* Detach the fd and any unread input for a hand-off; the session is freed via ops->closed. */
+int session_detach(struct session *s, char *in, size_t insize, size_t *inlen_r);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * Mail storage behind one interface: Maildir and mbox.
+ *
+ * A store is opened once per POP3 session, by a process that already runs as
+ * the mailbox owner. Opening takes the session lock (one session per mailbox)
+ * and scans the mailbox once: the index it fills is what the session sees, so
+ * mail delivered later waits for the next session. Nothing is ever removed
+ * except by store_commit(), which is the POP3 UPDATE state.
+ *
+ * Sizes are the octets RETR sends before byte-stuffing: every line end counted
+ * as CRLF, plus a final CRLF when the stored message does not end in a newline
+ * (see lib/crlf.h). UIDLs are 1..70 characters in 0x21..0x7E (RFC 1939 sec. 7),
+ * stable forever and never reused.
+ */
+#ifndef POSTINO_STORE_H
+#define POSTINO_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../lib/str.h"
+
+#define STORE_UIDL_MAX	70	/* RFC 1939 sec. 7 */
+
+enum store_result {
+	STORE_OK = 0,
+	STORE_PERMFAIL,		/* -ERR [SYS/PERM]: broken mailbox, over a cap */
+	STORE_TEMPFAIL,		/* -ERR [SYS/TEMP]: I/O error, try later */
+	STORE_LOCKED,		/* -ERR [IN-USE]: another session holds it */
+	STORE_CHANGED,		/* mailbox changed under us: end the session */
+};
+
+struct store_params {
+	const char	*path;		/* maildir directory or mbox file */
+	unsigned int	 max_messages;	/* more than this: STORE_PERMFAIL */
+	uint64_t	 max_bytes;	/* mailbox total over this: STORE_PERMFAIL */
+	bool		 mboxrd;	/* mbox: unescape ">>From " too, not just ">From " */
+	unsigned int	 dotlock_stale;	/* mbox: seconds after which a dotlock is stale */
+	unsigned int	 lock_wait;	/* mbox: seconds to wait for the MTA's lock */
+};
+
+struct store_msg {
+	uint64_t	size;
+	char		uidl[STORE_UIDL_MAX + 1];
+	bool		deleted;	/* set by the session (DELE); read by commit */
+};
+
+struct store_index {
+	struct store_msg *msgs;		/* msgs[0] is message 1 */
+	unsigned int	  count;
+	uint64_t	  total_size;
+};
+
+struct store;
+struct store_reader;
+
+struct store_ops {
+	const char *name;	/* "maildir", "mbox" */
+	/*
+	 * Lock the mailbox for this session and scan it into idx (allocated by
+	 * the store, freed by close). A missing mailbox is an empty one.
+	 */
+	enum store_result (*open)(struct store **st_r, const struct store_params *p,
+	    struct store_index *idx, char *err);
+	/*
+	 * Start reading message msgnum (1-based). The reader yields the
+	 * message as stored (mbox: without the From_ line and separator, with
+	 * From-escaping undone); the caller normalises line ends.
+	 * STORE_CHANGED when the message vanished or changed since open.
+	 */
+	enum store_result (*read_open)(struct store *st, unsigned int msgnum,
+	    struct store_reader **r_r, char *err);
+	/* Bytes read into buf, 0 at the end of the message, -1 on error (errno). */
+	ssize_t (*read)(struct store_reader *r, void *buf, size_t len);
+	void (*read_close)(struct store_reader **r);
+	/*
+	 * UPDATE: remove the messages marked deleted. Crash-safe: a kill -9 at any
+	 * moment loses no undeleted message and corrupts nothing; mail that arrived
+	 * during the session is kept.
+	 */
+	enum store_result (*commit)(struct store *st, const struct store_index *idx,
+	    char *err);
+	/* Release the session lock and free everything, idx->msgs included. */
+	void (*close)(struct store **st, struct store_index *idx);
+};
+
+/* The backend named name ("maildir", "mbox"), or NULL. */
+const struct store_ops *store_lookup(const char *name);
+
+/* The backends themselves, for store_lookup() and the unit tests. */
+extern const struct store_ops store_maildir_ops;
+extern const struct store_ops store_mbox_ops;
+
+#endif

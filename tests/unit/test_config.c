@@ -1,0 +1,149 @@
+/*
+ * postinod.conf: defaults, every type of value, and bad input stopping
+ * start-up with "file:line: reason".
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../src/server/config.h"
+
+static char path[] = "/tmp/postino-test-config-XXXXXX";
+
+static int
+load(const char *text, struct config *cf, char *err)
+{
+	int fd = mkstemp(path);
+	int r;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	r = config_load(cf, path, err);
+	unlink(path);
+	strcpy(path + strlen(path) - 6, "XXXXXX");
+	return r;
+}
+
+static void
+test_defaults_apply_to_an_empty_file(void **state)
+{
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(load("# nothing\n\n", &cf, err), 0);
+	assert_int_equal(cf.nlisten, 2);
+	assert_string_equal(cf.listen[0].text, "*:110");
+	assert_string_equal(cf.listen[1].text, "[::]:110");
+	assert_string_equal(cf.mailbox, "maildir:~/Maildir");
+	assert_int_equal(cf.idle_timeout, 600);
+	assert_int_equal(cf.max_bad_commands, 20);
+	assert_true(cf.login_workers >= 1);
+	assert_false(cf.apop);
+}
+
+static void
+test_values_of_every_type_are_read(void **state)
+{
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(load(
+	    "listen = 127.0.0.1:1110\n"
+	    "  listen=[::1]:1110  \n"
+	    "mailbox = mbox:/var/mail/%u\n"
+	    "apop = yes\n"
+	    "idle_timeout = 900\n"
+	    "max_mailbox_size = 18446744073709551615\n", &cf, err), 0);
+	assert_int_equal(cf.nlisten, 2);
+	assert_string_equal(cf.listen[1].text, "[::1]:1110");
+	assert_string_equal(cf.mailbox, "mbox:/var/mail/%u");
+	assert_true(cf.apop);
+	assert_int_equal(cf.idle_timeout, 900);
+	assert_true(cf.max_mailbox_size == UINT64_MAX);
+}
+
+static void
+test_bad_input_names_file_and_line(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "bogus = 1\n", ":1: unknown key 'bogus'" },
+		{ "\n\nidle_timeout = 0\n", ":3: idle_timeout: expected a number" },
+		{ "idle_timeout = 86401\n", ":1: idle_timeout" },
+		{ "idle_timeout = -1\n", ":1: idle_timeout" },
+		{ "idle_timeout = 10x\n", ":1: idle_timeout" },
+		{ "idle_timeout = 99999999999999999999999\n", ":1: idle_timeout" },
+		{ "apop = maybe\n", ":1: apop: expected yes or no" },
+		{ "listen = 127.0.0.1\n", ":1: listen" },
+		{ "listen = 127.0.0.1:65536\n", ":1: listen" },
+		{ "listen = ::1:110\n", ":1: listen" },
+		{ "listen = [::1:110\n", ":1: listen" },
+		{ "mailbox = imap:/x\n", ":1: mailbox: expected maildir:PATH" },
+		{ "mailbox = maildir:\n", ":1: mailbox: empty path" },
+		{ "just words\n", ":1: expected key = value" },
+	};
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(load(cases[i].text, &cf, err), -1);
+		if (strstr(err, cases[i].want) == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+		assert_non_null(strstr(err, "/tmp/postino-test-config-"));
+	}
+}
+
+static void
+test_too_many_listen_lines_are_refused(void **state)
+{
+	char text[CONFIG_LISTEN_MAX * 32 + 64] = "";
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	for (int i = 0; i <= CONFIG_LISTEN_MAX; i++) {
+		char line[40];
+
+		snprintf(line, sizeof(line), "listen = 127.0.0.1:%d\n", 2000 + i);
+		strcat(text, line);
+	}
+	assert_int_equal(load(text, &cf, err), -1);
+	assert_non_null(strstr(err, "at most"));
+}
+
+static void
+test_missing_file_is_an_error(void **state)
+{
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(config_load(&cf, "/nonexistent/postinod.conf", err), -1);
+	assert_non_null(strstr(err, "/nonexistent/postinod.conf"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_apply_to_an_empty_file),
+		cmocka_unit_test(test_values_of_every_type_are_read),
+		cmocka_unit_test(test_bad_input_names_file_and_line),
+		cmocka_unit_test(test_too_many_listen_lines_are_refused),
+		cmocka_unit_test(test_missing_file_is_an_error),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,323 @@
+/*
+ * The session layer driven over a socketpair with a fake command table:
+ * line limits, NUL bytes, bare LF, pipelining, the bad-command count, raw
+ * arguments and output throttling, without the rest of the server.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../src/lib/str.h"
+#include "../../src/server/session.h"
+
+struct fixture {
+	struct ev	*ev;
+	struct session	*s;
+	int		 peer;
+	bool		 closed;
+	unsigned int	 big_left;	/* BIG: lines still to send */
+	char		 last_arg[POP3_LINE_MAX];
+};
+
+static struct fixture *current;
+
+static enum cmd_result
+cmd_echo(struct session *s, const struct pop3_args *a)
+{
+	session_reply(s, "+OK %u %s", a->argc, a->argc ? a->argv[0] : "-");
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_fail(struct session *s, const struct pop3_args *a)
+{
+	(void)a;
+	session_reply(s, "-ERR no");
+	return CMD_BAD;
+}
+
+static enum cmd_result
+cmd_pass(struct session *s, const struct pop3_args *a)
+{
+	str_copy(current->last_arg, sizeof(current->last_arg),
+	    a->argc ? a->argv[0] : "");
+	session_reply(s, "+OK");
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_big(struct session *s, const struct pop3_args *a)
+{
+	(void)a;
+	session_reply(s, "+OK big");
+	current->big_left = 20000;
+	s->more = true;
+	return CMD_OK;
+}
+
+static enum cmd_result
+cmd_quit(struct session *s, const struct pop3_args *a)
+{
+	(void)a;
+	session_reply(s, "+OK bye");
+	return CMD_CLOSE;
+}
+
+static const struct session_cmd cmds[] = {
+	{ "ECHO", 0, 2, false, cmd_echo },
+	{ "FAIL", 0, 0, false, cmd_fail },
+	{ "PASS", 0, 1, true, cmd_pass },
+	{ "BIG", 0, 0, false, cmd_big },
+	{ "QUIT", 0, 0, false, cmd_quit },
+	{ NULL, 0, 0, false, NULL },
+};
+
+static const struct session_cmd *
+commands(struct session *s)
+{
+	(void)s;
+	return cmds;
+}
+
+static void
+more(struct session *s)
+{
+	while (current->big_left > 0 && session_out_room(s) > 100) {
+		session_reply(s, "line %u of a long reply", current->big_left);
+		current->big_left--;
+	}
+	if (current->big_left == 0) {
+		session_reply(s, ".");
+		s->more = false;
+	}
+}
+
+static void
+closed(struct session *s)
+{
+	current->closed = true;
+	free(s);
+}
+
+static const struct session_ops ops = {
+	.commands = commands, .more = more, .closed = closed,
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int sv[2];
+
+	assert_non_null(f);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	f->ev = ev_new();
+	f->s = calloc(1, sizeof(*f->s));
+	f->s->max_bad = 5;
+	f->s->idle_ms = 10000;
+	assert_int_equal(session_start(f->s, f->ev, sv[0], &ops, f, NULL, 0), 0);
+	f->peer = sv[1];
+	current = f;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (!f->closed)
+		session_close(f->s);
+	close(f->peer);
+	ev_free(&f->ev);
+	free(f);
+	return 0;
+}
+
+/* Send, then turn the loop until the peer has had nothing new for a while. */
+static size_t
+exchange(struct fixture *f, const void *buf, size_t len, char *out,
+    size_t outsize)
+{
+	size_t got = 0;
+
+	if (len > 0)
+		assert_int_equal(write(f->peer, buf, len), (ssize_t)len);
+	for (int idle = 0; idle < 10 && got + 1 < outsize;) {
+		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
+		ssize_t n;
+
+		if (!f->closed)
+			ev_run_once(f->ev, 5);
+		if (poll(&pfd, 1, 5) <= 0) {
+			idle++;
+			continue;
+		}
+		n = read(f->peer, out + got, outsize - 1 - got);
+		if (n <= 0)
+			break;
+		idle = 0;
+		got += (size_t)n;
+	}
+	out[got] = '\0';
+	return got;
+}
+
+#define SEND(f, lit, out) exchange((f), (lit), sizeof(lit) - 1, (out), sizeof(out))
+
+static void
+test_pipelined_commands_answer_in_order(void **state)
+{
+	struct fixture *f = *state;
+	char out[512];
+
+	SEND(f, "ECHO a\r\nECHO b c\r\nECHO\r\n", out);
+	assert_string_equal(out, "+OK 1 a\r\n+OK 2 b\r\n+OK 0 -\r\n");
+}
+
+static void
+test_bare_lf_and_byte_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	const char *cmd = "echo x\n";
+	char out[64];
+
+	for (const char *p = cmd; *p; p++)
+		exchange(f, p, 1, out, sizeof(out));
+	assert_string_equal(out, "+OK 1 x\r\n");
+}
+
+static void
+test_unknown_and_arity_errors_keep_session(void **state)
+{
+	struct fixture *f = *state;
+	char out[512];
+
+	SEND(f, "NOPE\r\nECHO 1 2 3\r\n\r\nECHO ok\r\n", out);
+	assert_string_equal(out, "-ERR Unknown command.\r\n"
+	    "-ERR Wrong number of arguments for ECHO.\r\n"
+	    "-ERR Empty command.\r\n+OK 1 ok\r\n");
+	assert_false(f->closed);
+}
+
+static void
+test_nul_byte_is_an_invalid_command(void **state)
+{
+	struct fixture *f = *state;
+	char out[256];
+
+	exchange(f, "ECHO a\0b\r\nECHO c\r\n", 18, out, sizeof(out));
+	assert_string_equal(out, "-ERR Invalid command.\r\n+OK 1 c\r\n");
+}
+
+static void
+test_consecutive_bad_commands_close(void **state)
+{
+	struct fixture *f = *state;
+	char out[1024];
+
+	/* 4 bad, a good one resets, then 5 bad closes (max_bad = 5). */
+	SEND(f, "FAIL\r\nFAIL\r\nFAIL\r\nFAIL\r\nECHO\r\n", out);
+	assert_false(f->closed);
+	SEND(f, "FAIL\r\nFAIL\r\nFAIL\r\nFAIL\r\nFAIL\r\nECHO\r\n", out);
+	assert_non_null(strstr(out, "-ERR Too many bad commands.\r\n"));
+	assert_null(strstr(out, "+OK"));
+	assert_true(f->closed);
+}
+
+static void
+test_overlong_line_is_refused_and_closed(void **state)
+{
+	struct fixture *f = *state;
+	char line[700], out[256];
+
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "ECHO ", 5);
+	line[sizeof(line) - 2] = '\r';
+	line[sizeof(line) - 1] = '\n';
+	exchange(f, line, sizeof(line), out, sizeof(out));
+	assert_string_equal(out, "-ERR Line too long.\r\n");
+	assert_true(f->closed);
+}
+
+static void
+test_line_of_exactly_512_octets_is_accepted(void **state)
+{
+	struct fixture *f = *state;
+	char line[512], out[1024];
+
+	/* "PASS " + 505 octets + CRLF = 512: the limit, CRLF included. */
+	memset(line, 'p', sizeof(line));
+	memcpy(line, "PASS ", 5);
+	line[510] = '\r';
+	line[511] = '\n';
+	exchange(f, line, sizeof(line), out, sizeof(out));
+	assert_string_equal(out, "+OK\r\n");
+	assert_int_equal(strlen(f->last_arg), 505);
+}
+
+static void
+test_raw_argument_keeps_spaces(void **state)
+{
+	struct fixture *f = *state;
+	char out[64];
+
+	SEND(f, "pass  two  spaces \r\n", out);
+	assert_string_equal(out, "+OK\r\n");
+	assert_string_equal(f->last_arg, " two  spaces ");
+}
+
+static void
+test_long_reply_streams_and_commands_wait(void **state)
+{
+	struct fixture *f = *state;
+	static char out[1024 * 1024];
+	size_t n;
+
+	n = SEND(f, "BIG\r\nECHO after\r\n", out);
+	assert_true(n > 100000);
+	assert_memory_equal(out, "+OK big\r\n", 9);
+	/* The pipelined command is answered only after the whole reply. */
+	assert_non_null(strstr(out, "line 1 of a long reply\r\n.\r\n+OK 1 after\r\n"));
+}
+
+static void
+test_quit_closes_after_reply(void **state)
+{
+	struct fixture *f = *state;
+	char out[64];
+
+	SEND(f, "QUIT\r\nECHO never\r\n", out);
+	assert_string_equal(out, "+OK bye\r\n");
+	assert_true(f->closed);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pipelined_commands_answer_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bare_lf_and_byte_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_and_arity_errors_keep_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nul_byte_is_an_invalid_command, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_consecutive_bad_commands_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlong_line_is_refused_and_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_of_exactly_512_octets_is_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_raw_argument_keeps_spaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_reply_streams_and_commands_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quit_closes_after_reply, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

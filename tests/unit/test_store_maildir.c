@@ -1,0 +1,593 @@
+/*
+ * Maildir backend: sizes, size cache, new/ -> cur/, locking, commit, reads.
+ * Every test works in its own mkdtemp directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../src/store/store.h"
+
+struct fixture {
+	char	 root[64];
+	char	 md[128];
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	(void)chmod(path, 0700);
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->root, "/tmp/test_store_maildir.XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	snprintf(f->md, sizeof(f->md), "%s/Maildir", f->root);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(f);
+	return 0;
+}
+
+static void
+make_maildir(const struct fixture *f)
+{
+	char p[256];
+
+	assert_int_equal(mkdir(f->md, 0700), 0);
+	snprintf(p, sizeof(p), "%s/new", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/cur", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/tmp", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+}
+
+static void
+put(const struct fixture *f, const char *sub, const char *name,
+    const void *data, size_t len)
+{
+	char p[512];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static bool
+exists(const struct fixture *f, const char *sub, const char *name)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
+	return lstat(p, &st) == 0;
+}
+
+static struct store_params
+params(const struct fixture *f)
+{
+	return (struct store_params){
+		.path = f->md, .max_messages = 1000, .max_bytes = 1 << 30,
+	};
+}
+
+static enum store_result
+open_md(const struct fixture *f, struct store **st, struct store_index *idx)
+{
+	struct store_params p = params(f);
+	char err[ERR_LEN];
+
+	return store_maildir_ops.open(st, &p, idx, err);
+}
+
+/* Whole message through the reader, len bytes per read() call. */
+static size_t
+read_all(struct store *st, unsigned int n, char *buf, size_t cap, size_t step)
+{
+	struct store_reader *r;
+	char err[ERR_LEN];
+	size_t used = 0;
+	ssize_t got;
+
+	assert_int_equal(store_maildir_ops.read_open(st, n, &r, err), STORE_OK);
+	while ((got = store_maildir_ops.read(r, buf + used,
+	    step < cap - used ? step : cap - used)) > 0)
+		used += (size_t)got;
+	assert_int_equal(got, 0);
+	store_maildir_ops.read_close(&r);
+	assert_null(r);
+	return used;
+}
+
+static void
+test_lookup_finds_both_backends_and_rejects_others(void **state)
+{
+	(void)state;
+	assert_ptr_equal(store_lookup("maildir"), &store_maildir_ops);
+	assert_ptr_equal(store_lookup("mbox"), &store_mbox_ops);
+	assert_null(store_lookup("Maildir"));
+	assert_null(store_lookup(""));
+	assert_null(store_lookup("mh"));
+}
+
+static void
+test_missing_maildir_is_an_empty_mailbox(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	struct store_reader *r;
+	char err[ERR_LEN];
+
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 0);
+	assert_int_equal(idx.total_size, 0);
+	assert_int_equal(store_maildir_ops.read_open(st, 1, &r, err),
+	    STORE_PERMFAIL);
+	assert_int_equal(store_maildir_ops.commit(st, &idx, err), STORE_OK);
+	store_maildir_ops.close(&st, &idx);
+	assert_null(st);
+}
+
+static void
+test_sizes_count_every_line_end_as_crlf(void **state)
+{
+	static const struct {
+		const char *data;
+		uint64_t size;
+	} cases[] = {
+		{ "", 0 },
+		{ "a\n", 3 },
+		{ "a\r\n", 3 },
+		{ "a\nb\r\nc\n", 9 },
+		{ "no final newline", 18 },
+		{ "x\r", 4 },
+		{ "\n\n", 4 },
+		{ "a\r\rb\n", 6 },
+		{ "a\nb", 6 },
+	};
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char name[64], buf[64];
+
+	make_maildir(f);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(name, sizeof(name), "%zu.M%zu.host:2,", 100 + i, i);
+		put(f, "cur", name, cases[i].data, strlen(cases[i].data));
+	}
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, sizeof(cases) / sizeof(cases[0]));
+	for (size_t i = 0; i < idx.count; i++) {
+		size_t len;
+
+		assert_int_equal(idx.msgs[i].size, cases[i].size);
+		/* The reader yields the message as stored, in any chunking. */
+		len = read_all(st, (unsigned int)i + 1, buf, sizeof(buf), 1);
+		assert_int_equal(len, strlen(cases[i].data));
+		assert_memory_equal(buf, cases[i].data, len);
+	}
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_w_field_is_reported_without_reading_the_file(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char p[256];
+
+	make_maildir(f);
+	/* Real CRLF size of "ab\ncd" is 8; the name says 9 (plausible). */
+	put(f, "cur", "1000.M1.host,S=5,W=9:2,S", "ab\ncd", 5);
+	/* Implausible W (> 2 * size + 2): computed instead. */
+	put(f, "cur", "1001.M1.host,W=500:2,", "ab\ncd", 5);
+	/* S= disagrees with the file: W not trusted either. */
+	put(f, "cur", "1002.M1.host,S=4,W=9:2,", "ab\ncd", 5);
+	if (geteuid() != 0) {
+		snprintf(p, sizeof(p), "%s/cur/1000.M1.host,S=5,W=9:2,S",
+		    f->md);
+		assert_int_equal(chmod(p, 0), 0);
+	}
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 3);
+	assert_int_equal(idx.msgs[0].size, 9);
+	assert_string_equal(idx.msgs[0].uidl, "1000.M1.host,S=5,W=9");
+	assert_int_equal(idx.msgs[1].size, 8);
+	assert_int_equal(idx.msgs[2].size, 8);
+	assert_int_equal(idx.total_size, 25);
+	store_maildir_ops.close(&st, &idx);
+}
+
+static char *
+read_text(const char *path)
+{
+	static char buf[8192];
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	if (fp == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+test_size_cache_is_written_then_trusted_only_when_plausible(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char cache[256], *text;
+
+	make_maildir(f);
+	snprintf(cache, sizeof(cache), "%s/postino-sizes", f->md);
+	put(f, "cur", "1.a:2,", "x\ny\n", 4);		/* 6 */
+	put(f, "cur", "2.b:2,S", "hello\n", 6);		/* 7 */
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.msgs[0].size, 6);
+	assert_int_equal(idx.msgs[1].size, 7);
+	store_maildir_ops.close(&st, &idx);
+	text = read_text(cache);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "1.a 6\n"));
+	assert_non_null(strstr(text, "2.b 7\n"));
+
+	/*
+	 * A different but plausible cached value is reported: proof that the
+	 * second open took the size from the cache, not from the file. Junk
+	 * lines, implausible values and vanished files are dropped.
+	 */
+	write_text(cache, "1.a 5\n2.b 99\ngarbage\n 3\nbad -1\n"
+	    "gone.c 12\n2.b\n");
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.msgs[0].size, 5);
+	assert_int_equal(idx.msgs[1].size, 7);
+	store_maildir_ops.close(&st, &idx);
+	text = read_text(cache);
+	assert_non_null(text);
+	assert_string_equal(text, "1.a 5\n2.b 7\n");
+	assert_false(exists(f, "", "postino-sizes.tmp"));
+}
+
+static void
+test_overlong_cache_line_is_ignored(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char cache[256], *big;
+	FILE *fp;
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,", "x\n", 2);
+	snprintf(cache, sizeof(cache), "%s/postino-sizes", f->md);
+	big = malloc(5000);
+	assert_non_null(big);
+	memset(big, 'a', 4999);
+	big[4999] = '\0';
+	fp = fopen(cache, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s 3\n1.a 4\n", big);
+	assert_int_equal(fclose(fp), 0);
+	free(big);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.msgs[0].size, 4);
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_new_moves_to_cur_with_info_and_keeps_its_uidl(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+
+	make_maildir(f);
+	put(f, "new", "1700000000.M1P2.host", "a\n", 2);
+	put(f, "new", "1700000001.M1P2.host:2,S", "b\n", 2);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
+	assert_string_equal(idx.msgs[1].uidl, "1700000001.M1P2.host");
+	assert_true(exists(f, "cur", "1700000000.M1P2.host:2,"));
+	assert_true(exists(f, "cur", "1700000001.M1P2.host:2,S"));
+	assert_false(exists(f, "new", "1700000000.M1P2.host"));
+	store_maildir_ops.close(&st, &idx);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_tmp_dotfiles_and_non_regular_files_are_not_mail(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char p[256], t[256];
+
+	make_maildir(f);
+	put(f, "tmp", "1.tmp", "t\n", 2);
+	put(f, "cur", ".hidden:2,", "h\n", 2);
+	put(f, "new", ".hidden", "h\n", 2);
+	put(f, "cur", "5.real:2,", "r\n", 2);
+	snprintf(p, sizeof(p), "%s/cur/6.dir", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/cur/7.link:2,", f->md);
+	snprintf(t, sizeof(t), "%s/cur/5.real:2,", f->md);
+	assert_int_equal(symlink(t, p), 0);
+	snprintf(p, sizeof(p), "%s/cur/8.fifo:2,", f->md);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 1);
+	assert_string_equal(idx.msgs[0].uidl, "5.real");
+	assert_true(exists(f, "new", ".hidden"));
+	assert_true(exists(f, "tmp", "1.tmp"));
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_messages_are_ordered_by_delivery_time_then_name(void **state)
+{
+	static const char *const names[] = {
+		"100.b:2,", "20.z:2,", "3.a:2,", "100.a:2,", "zzz:2,",
+	};
+	static const char *const order[] = {
+		"zzz", "3.a", "20.z", "100.a", "100.b",
+	};
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+
+	make_maildir(f);
+	for (size_t i = 0; i < 5; i++)
+		put(f, "cur", names[i], "m\n", 2);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(idx.msgs[i].uidl, order[i]);
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_unusable_base_names_get_a_stable_derived_uidl(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char longname[128], uidl[2][STORE_UIDL_MAX + 1];
+
+	make_maildir(f);
+	memset(longname, 'L', 80);
+	strcpy(longname + 80, ":2,");
+	put(f, "cur", "1 with space:2,", "a\n", 2);
+	put(f, "cur", longname, "b\n", 2);
+	put(f, "cur", "2\x01" "ctl:2,", "c\n", 2);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 3);
+	for (unsigned int i = 0; i < idx.count; i++) {
+		const char *u = idx.msgs[i].uidl;
+
+		assert_int_equal(strlen(u), 33);
+		assert_int_equal(u[0], 'x');
+		assert_int_equal(strspn(u + 1, "0123456789abcdef"), 32);
+	}
+	assert_string_not_equal(idx.msgs[0].uidl, idx.msgs[1].uidl);
+	strcpy(uidl[0], idx.msgs[0].uidl);
+	strcpy(uidl[1], idx.msgs[2].uidl);
+	store_maildir_ops.close(&st, &idx);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_string_equal(idx.msgs[0].uidl, uidl[0]);
+	assert_string_equal(idx.msgs[2].uidl, uidl[1]);
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_second_open_in_same_process_is_locked_until_close(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st, *st2;
+	struct store_index idx, idx2;
+	struct store_params p = params(f);
+	char err[ERR_LEN];
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,", "x\n", 2);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(store_maildir_ops.open(&st2, &p, &idx2, err),
+	    STORE_LOCKED);
+	assert_null(st2);
+	assert_true(strlen(err) > 0);
+	store_maildir_ops.close(&st, &idx);
+	assert_int_equal(open_md(f, &st2, &idx2), STORE_OK);
+	assert_int_equal(idx2.count, 1);
+	store_maildir_ops.close(&st2, &idx2);
+}
+
+static void
+test_commit_deletes_only_marked_and_keeps_later_mail(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char err[ERR_LEN], a[256], b[256];
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,", "1\n", 2);
+	put(f, "cur", "2.b:2,", "2\n", 2);
+	put(f, "cur", "3.c:2,", "3\n", 2);
+	put(f, "cur", "4.d:2,", "4\n", 2);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 4);
+	/* Delivered during the session, and a flag change by another MUA. */
+	put(f, "new", "5.e", "5\n", 2);
+	snprintf(a, sizeof(a), "%s/cur/3.c:2,", f->md);
+	snprintf(b, sizeof(b), "%s/cur/3.c:2,S", f->md);
+	assert_int_equal(rename(a, b), 0);
+	/* Already gone: fine. */
+	snprintf(a, sizeof(a), "%s/cur/4.d:2,", f->md);
+	assert_int_equal(unlink(a), 0);
+	idx.msgs[1].deleted = true;
+	idx.msgs[2].deleted = true;
+	idx.msgs[3].deleted = true;
+	assert_int_equal(store_maildir_ops.commit(st, &idx, err), STORE_OK);
+	store_maildir_ops.close(&st, &idx);
+	assert_true(exists(f, "cur", "1.a:2,"));
+	assert_false(exists(f, "cur", "2.b:2,"));
+	assert_false(exists(f, "cur", "3.c:2,S"));
+	assert_true(exists(f, "new", "5.e"));
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	assert_string_equal(idx.msgs[0].uidl, "1.a");
+	assert_string_equal(idx.msgs[1].uidl, "5.e");
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_read_follows_renames_and_reports_vanished_as_changed(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	struct store_reader *r;
+	char err[ERR_LEN], a[256], b[256], buf[16];
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,", "one\n", 4);
+	put(f, "cur", "2.b:2,", "two\n", 4);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	snprintf(a, sizeof(a), "%s/cur/1.a:2,", f->md);
+	snprintf(b, sizeof(b), "%s/cur/1.a:2,RS", f->md);
+	assert_int_equal(rename(a, b), 0);
+	assert_int_equal(read_all(st, 1, buf, sizeof(buf), 4096), 4);
+	assert_memory_equal(buf, "one\n", 4);
+	snprintf(a, sizeof(a), "%s/cur/2.b:2,", f->md);
+	assert_int_equal(unlink(a), 0);
+	assert_int_equal(store_maildir_ops.read_open(st, 2, &r, err),
+	    STORE_CHANGED);
+	assert_null(r);
+	assert_int_equal(store_maildir_ops.read_open(st, 0, &r, err),
+	    STORE_PERMFAIL);
+	assert_int_equal(store_maildir_ops.read_open(st, 3, &r, err),
+	    STORE_PERMFAIL);
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_caps_on_messages_and_bytes_are_permanent_failures(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	struct store_params p = params(f);
+	char err[ERR_LEN];
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,", "0123456789\n", 11);	/* 12 */
+	put(f, "cur", "2.b:2,", "0123456789\n", 11);
+	put(f, "cur", "3.c:2,", "0123456789\n", 11);
+	p.max_messages = 2;
+	assert_int_equal(store_maildir_ops.open(&st, &p, &idx, err),
+	    STORE_PERMFAIL);
+	assert_non_null(strstr(err, "messages"));
+	assert_null(st);
+	p.max_messages = 3;
+	p.max_bytes = 35;
+	assert_int_equal(store_maildir_ops.open(&st, &p, &idx, err),
+	    STORE_PERMFAIL);
+	assert_non_null(strstr(err, "bytes"));
+	p.max_bytes = 36;
+	assert_int_equal(store_maildir_ops.open(&st, &p, &idx, err), STORE_OK);
+	assert_int_equal(idx.total_size, 36);
+	store_maildir_ops.close(&st, &idx);
+}
+
+static void
+test_duplicate_base_names_yield_one_message(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,", "x\n", 2);
+	put(f, "cur", "1.a:2,S", "x\n", 2);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 1);
+	assert_string_equal(idx.msgs[0].uidl, "1.a");
+	store_maildir_ops.close(&st, &idx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_lookup_finds_both_backends_and_rejects_others),
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_missing_maildir_is_an_empty_mailbox),
+		T(test_sizes_count_every_line_end_as_crlf),
+		T(test_w_field_is_reported_without_reading_the_file),
+		T(test_size_cache_is_written_then_trusted_only_when_plausible),
+		T(test_overlong_cache_line_is_ignored),
+		T(test_new_moves_to_cur_with_info_and_keeps_its_uidl),
+		T(test_tmp_dotfiles_and_non_regular_files_are_not_mail),
+		T(test_messages_are_ordered_by_delivery_time_then_name),
+		T(test_unusable_base_names_get_a_stable_derived_uidl),
+		T(test_second_open_in_same_process_is_locked_until_close),
+		T(test_commit_deletes_only_marked_and_keeps_later_mail),
+		T(test_read_follows_renames_and_reports_vanished_as_changed),
+		T(test_caps_on_messages_and_bytes_are_permanent_failures),
+		T(test_duplicate_base_names_yield_one_message),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
