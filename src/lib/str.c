@@ -91,7 +91,7 @@ str_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen)
 	for (size_t i = 0; i < srclen; i++) {
 		unsigned char c = (unsigned char)src[i];
 
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
 			if (o + 1 >= dstsize)
 				break;
 			dst[o++] = (char)c;

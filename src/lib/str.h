@@ -30,7 +30,8 @@ bool str_ieq(const char *a, const char *b);
 
 /*
  * Copy up to srclen bytes of untrusted text into dst for a log line: bytes
- * outside printable ASCII become "\xNN", spaces stay, the result is cut to fit.
+ * outside printable ASCII, the backslash and the double quote become "\xNN"
+ * (so a value cannot end a quoted log field), the result is cut to fit.
  */
 void str_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen);
 

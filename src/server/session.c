@@ -359,7 +359,11 @@ session_process(struct session *s)
 		session_close(s);
 		return;
 	}
-	events = out_pending(s) > 0 ? EV_WRITE : 0;
+	/* A reply still to produce waits for writability: fair to other sessions. */
+	events = out_pending(s) > 0 || s->more ? EV_WRITE : 0;
+	/* Complete commands left after the round limit: come back at once. */
+	if (!s->suspended && !s->closing && memchr(s->in, '\n', s->in_len))
+		events |= EV_WRITE;
 	if (!s->closing && s->in_len < sizeof(s->in) &&
 	    out_pending(s) <= SESSION_OUT_HIGH)
 		events |= EV_READ;

@@ -717,7 +717,8 @@ md_open(struct store **st_r, const struct store_params *p,
 	md_dedup(md);
 	if ((res = md_size_all(md, p, &total, err)) != STORE_OK)
 		goto fail;
-	qsort(md->msgs, md->count, sizeof(*md->msgs), md_cmp_order);
+	if (md->count > 1)
+		qsort(md->msgs, md->count, sizeof(*md->msgs), md_cmp_order);
 	for (size_t i = 0; i < md->ncache; i++) {
 		if (!md->cache[i].used)
 			md->cache_dirty = true;

@@ -31,6 +31,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -614,6 +615,34 @@ mbox_dotlock_release(struct mbox *mb)
 		log_warn("mbox=%s cannot remove dotlock", mb->path);
 }
 
+/*
+ * A dotlock whose writer left its pid (as liblockfile, procmail and we do)
+ * and is gone on this host is stale at once: a kill -9 must not keep the
+ * mailbox locked for dotlock_stale seconds.
+ */
+static bool
+mbox_dotlock_owner_dead(const struct mbox *mb)
+{
+	char buf[32];
+	uint32_t pid;
+	ssize_t n;
+	int fd;
+
+	fd = open(mb->dotlock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd == -1)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	if (buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	if (str_parse_u32(buf, &pid) == -1 || pid == 0 || pid > INT32_MAX)
+		return false;
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
 /* 1: have the dotlock (or the directory allows none), 0: busy, -1: error. */
 static int
 mbox_dotlock_try(struct mbox *mb, char *err)
@@ -662,7 +691,8 @@ mbox_dotlock_try(struct mbox *mb, char *err)
 				continue;
 			break;
 		}
-		if (time(NULL) - st.st_mtime <= (time_t)stale)
+		if (time(NULL) - st.st_mtime <= (time_t)stale &&
+		    !mbox_dotlock_owner_dead(mb))
 			return 0;
 		log_warnx("mbox=%s removing stale dotlock %s", mb->path,
 		    mb->dotlock);
