@@ -78,6 +78,18 @@ entry_cmp(const void *a, const void *b)
 	    ((const struct entry *)b)->name);
 }
 
+/* By name, then by place in the file: the first line of a name sorts first. */
+static int
+entry_cmp_stable(const void *a, const void *b)
+{
+	const struct entry *ea = a, *eb = b;
+	int c = strcmp(ea->name, eb->name);
+
+	if (c != 0)
+		return c;
+	return ea->name < eb->name ? -1 : ea->name > eb->name;
+}
+
 static bool
 name_ok(const char *name)
 {
@@ -237,11 +249,20 @@ load(struct auth_db *db)
 		if (count < cap && parse_line(db, line, lineno, &entries[count]))
 			count++;
 	}
-	qsort(entries, count, sizeof(*entries), entry_cmp);
-	for (size_t i = 1; i < count; i++)
-		if (strcmp(entries[i - 1].name, entries[i].name) == 0)
-			log_warnx("%s: user %s appears twice; the first line "
-			    "counts", db->path, entries[i].name);
+	qsort(entries, count, sizeof(*entries), entry_cmp_stable);
+	if (count > 1) {
+		size_t kept = 1;
+
+		for (size_t i = 1; i < count; i++) {
+			if (strcmp(entries[kept - 1].name, entries[i].name) == 0) {
+				log_warnx("%s: user %s appears twice; the first "
+				    "line counts", db->path, entries[i].name);
+				continue;
+			}
+			entries[kept++] = entries[i];
+		}
+		count = kept;
+	}
 	free_entries(db);
 	db->text = text;
 	db->textlen = (size_t)st.st_size;
