@@ -43,6 +43,9 @@ static int listen_fds[CONFIG_LISTEN_MAX];
 static unsigned int nlisten;
 static uint64_t next_req = 1;
 static bool shutting_down;
+/* Out of descriptors: stop accepting for a moment instead of spinning. */
+#define ACCEPT_PAUSE_MS	100
+static struct ev_timer accept_pause;
 
 static const struct session_cmd *login_commands(struct session *s);
 
@@ -324,7 +327,10 @@ deadline(struct ev *e, void *arg)
 	session_end(&c->s);
 }
 
-static void
+static void on_listen(struct ev *e, int fd, unsigned int events, void *arg);
+
+/* 0 when a connection was taken (or refused), -1 when there was none. */
+static int
 accept_one(int lfd)
 {
 	struct sockaddr_storage ss;
@@ -335,8 +341,16 @@ accept_one(int lfd)
 
 	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_warn("event=accept-paused");
+			for (unsigned int i = 0; i < nlisten; i++)
+				ev_io_set(ev, listen_fds[i], 0, on_listen, NULL);
+			ev_timer_start(ev, &accept_pause, ACCEPT_PAUSE_MS);
+		}
+		return -1;
+	}
 	if (nconns >= cf->max_sessions || shutting_down) {
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
 		    "try later.\r\n";
@@ -344,12 +358,12 @@ accept_one(int lfd)
 
 		(void)w;
 		close(fd);
-		return;
+		return 0;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
-		return;
+		return 0;
 	}
 	session_new_id(c->s.id);
 	net_addr_str(&ss, addr, sizeof(addr), c->s.ip, sizeof(c->s.ip),
@@ -362,7 +376,7 @@ accept_one(int lfd)
 	if (session_start(&c->s, ev, fd, &login_ops, c, NULL, 0) < 0) {
 		close(fd);
 		free(c);
-		return;
+		return 0;
 	}
 	c->next = conns;
 	if (conns)
@@ -381,6 +395,7 @@ accept_one(int lfd)
 		session_reply(&c->s, "+OK %s", cf->greeting);
 	}
 	session_resume(&c->s);
+	return 0;
 }
 
 static void
@@ -391,13 +406,24 @@ on_listen(struct ev *e, int fd, unsigned int events, void *arg)
 	(void)arg;
 	/* Several workers share the socket; take a few, leave some for them. */
 	for (int i = 0; i < 16; i++)
-		accept_one(fd);
+		if (accept_one(fd) < 0)
+			break;
+}
+
+static void
+accept_resume(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	for (unsigned int i = 0; i < nlisten; i++)
+		ev_io_set(ev, listen_fds[i], EV_READ, on_listen, NULL);
 }
 
 static void
 stop_all(void)
 {
 	shutting_down = true;
+	ev_timer_stop(ev, &accept_pause);
 	for (unsigned int i = 0; i < nlisten; i++) {
 		ev_io_del(ev, listen_fds[i]);
 		close(listen_fds[i]);
@@ -466,6 +492,7 @@ login_main(const struct config *config, unsigned int n)
 	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
 	if (master == NULL)
 		fatal("master channel");
+	ev_timer_init(&accept_pause, accept_resume, NULL);
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++) {
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;

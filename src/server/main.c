@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,19 @@ daemonize(void)
 	dup2(fd, STDERR_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
+}
+
+/* Thousands of connections need thousands of descriptors: take what is allowed. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("raising the open-file limit");
+	}
 }
 
 static unsigned int
@@ -117,6 +131,7 @@ main(int argc, char **argv)
 	}
 	log_init("postinod", fg, cf->debug);
 	if (role == NULL) {
+		raise_fd_limit();
 		int r;
 
 		if (!fg)

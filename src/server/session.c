@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -56,6 +57,14 @@ out_compact(struct session *s)
 size_t
 session_write(struct session *s, const void *buf, size_t len)
 {
+	if (s->out == NULL) {
+		s->out = malloc(SESSION_OUT_MAX);
+		if (s->out == NULL) {
+			log_warn("session=%s out of memory", s->id);
+			s->closing = true;
+			return 0;
+		}
+	}
 	if (s->out_end + len > SESSION_OUT_MAX)
 		out_compact(s);
 	if (len > SESSION_OUT_MAX - s->out_end)
@@ -89,6 +98,8 @@ session_reply(struct session *s, const char *fmt, ...)
 static void
 session_teardown(struct session *s)
 {
+	free(s->out);
+	s->out = NULL;
 	ev_timer_stop(s->ev, &s->timer);
 	if (s->fd >= 0) {
 		ev_io_del(s->ev, s->fd);
@@ -137,6 +148,10 @@ session_flush(struct session *s)
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
 	}
 	s->out_start = s->out_end = 0;
+	if (!s->more) {
+		free(s->out);
+		s->out = NULL;
+	}
 }
 
 static void

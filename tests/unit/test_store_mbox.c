@@ -638,6 +638,29 @@ test_second_open_in_same_process_is_locked_until_close(void **state)
 }
 
 static void
+test_fresh_dotlock_of_a_dead_process_is_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char lock[256], pidline[32];
+	pid_t dead = fork();
+
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	write_file(f->mbox, three, strlen(three));
+	snprintf(lock, sizeof(lock), "%s.lock", f->mbox);
+	snprintf(pidline, sizeof(pidline), "%ld\n", (long)dead);
+	write_file(lock, pidline, strlen(pidline));
+	assert_int_equal(open_mb(f, false, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 3);
+	store_mbox_ops.close(&st, &idx);
+	assert_int_equal(access(lock, F_OK), -1);
+}
+
+static void
 test_stale_dotlock_removed_fresh_one_waits_then_tempfails(void **state)
 {
 	struct fixture *f = *state;
@@ -646,7 +669,7 @@ test_stale_dotlock_removed_fresh_one_waits_then_tempfails(void **state)
 	struct store_params p = params(f, false);
 	struct timespec t0, t1;
 	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
-	char lock[256], err[ERR_LEN];
+	char lock[256], err[ERR_LEN], pidline[32];
 	double waited;
 
 	write_file(f->mbox, three, strlen(three));
@@ -658,7 +681,9 @@ test_stale_dotlock_removed_fresh_one_waits_then_tempfails(void **state)
 	store_mbox_ops.close(&st, &idx);
 	assert_int_equal(access(lock, F_OK), -1);
 
-	write_file(lock, "12345\n", 6);
+	/* A fresh dotlock of a live process (our parent) must be waited for. */
+	snprintf(pidline, sizeof(pidline), "%ld\n", (long)getppid());
+	write_file(lock, pidline, strlen(pidline));
 	p.lock_wait = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(store_mbox_ops.open(&st, &p, &idx, err),
@@ -860,6 +885,7 @@ main(void)
 		T(test_read_after_mbox_replaced_or_truncated_is_changed),
 		T(test_second_open_in_same_process_is_locked_until_close),
 		T(test_stale_dotlock_removed_fresh_one_waits_then_tempfails),
+		T(test_fresh_dotlock_of_a_dead_process_is_removed),
 		T(test_fcntl_lock_of_another_process_makes_open_tempfail),
 		T(test_caps_on_messages_and_bytes_are_permanent_failures),
 		T(test_stale_commit_temp_file_is_removed_at_open),
