@@ -52,7 +52,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpostino.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(PROGS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 blackbox: $(PROGS)

@@ -17,3 +17,16 @@ auth_lookup(const char *name)
 			return auth_backends[i];
 	return NULL;
 }
+
+bool
+auth_name_valid(const char *name)
+{
+	size_t len = strnlen(name, AUTH_USER_MAX + 1);
+
+	if (len == 0 || len > AUTH_USER_MAX || name[0] == '.')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == ':' || *p == '/')
+			return false;
+	return true;
+}

@@ -53,6 +53,14 @@ struct auth_ops {
 	void (*close)(struct auth_db **db);
 };
 
+/* The backend called name ("passwd-file"), or NULL. */
 const struct auth_ops *auth_lookup(const char *name);
+
+/*
+ * A user name every backend accepts: 1..AUTH_USER_MAX octets, no control
+ * character, space, DEL, ':' or '/', and no leading '.', so a name can
+ * neither break a passwd-file line nor walk out of a mail directory.
+ */
+bool auth_name_valid(const char *name);
 
 #endif

@@ -1,29 +1,44 @@
 /*
- * passwd-file in Dovecot's format:
+ * passwd-file in Dovecot's format, so administrators can migrate:
  *	user:{SCHEME}hash:uid:gid:gecos:home:shell:extra
  * Fields after the password may be missing or empty. The file is kept in
- * memory, sorted by user name, and re-read when its inode, size or mtime
- * changes, so an administrator's edit needs no restart.
+ * memory, sorted by user name (lookups are a binary search), and re-read
+ * when its inode, size, mtime or ctime changes, so an administrator's edit
+ * needs no restart.
  */
-#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "../lib/log.h"
 #include "auth.h"
+#include "auth_hash.h"
 
 /* A passwd-file larger than this is a mistake, not a user list. */
 #define PASSWD_FILE_MAX	(256u * 1024 * 1024)
+/* Name, hash, two ids, a home of PATH_MAX and room for gecos and extras. */
+#define PASSWD_LINE_MAX	(AUTH_USER_MAX + AUTH_HASH_MAX + AUTH_HOME_MAX + 4096)
+#define PASSWD_FIELDS	8
+/* Distinct crypt(3) methods counted to pick the dummy hash's method. */
+#define DUMMY_METHODS	8
+/* Hex digits of an APOP digest: MD5 (RFC 1939 sec. 7). */
+#define APOP_HEX_LEN	32
 
-enum scheme { SCHEME_CRYPT, SCHEME_PLAIN, SCHEME_LOCKED, SCHEME_UNKNOWN };
+enum scheme {
+	SCHEME_CRYPT,
+	SCHEME_PLAIN,
+	SCHEME_LOCKED,		/* empty, "*" or "!": never logs in */
+	SCHEME_UNUSABLE,	/* unknown scheme or a hash crypt(3) refuses */
+};
 
 struct entry {
 	const char	*name;
@@ -33,29 +48,34 @@ struct entry {
 	uid_t		 uid;
 	gid_t		 gid;
 	const char	*home;
+	unsigned int	 lineno;	/* ties between duplicate names */
 };
 
 struct auth_db {
 	char		 path[PATH_MAX];
-	struct stat	 st;
+	struct stat	 st;		/* of the file text was read from */
 	char		*text;		/* the file, fields cut in place */
 	size_t		 textlen;
-	struct entry	*entries;	/* sorted by name */
+	struct entry	*entries;	/* sorted by name, no duplicates */
 	size_t		 count;
-	/* Hashed for unknown and locked users: the cost of a real check. */
-	char		 dummy[CRYPT_OUTPUT_SIZE];
+	/*
+	 * Hashed for unknown and locked users and for {PLAIN} ones, so all
+	 * cost what a real user's check costs: a hash of the method most
+	 * users have, else yescrypt.
+	 */
+	char		 dummy[AUTH_HASH_MAX];
 };
 
 static const struct {
-	const char	*prefix;
+	const char	*name;
 	enum scheme	 scheme;
 } schemes[] = {
-	{ "{CRYPT}", SCHEME_CRYPT },
-	{ "{SHA512-CRYPT}", SCHEME_CRYPT },
-	{ "{SHA256-CRYPT}", SCHEME_CRYPT },
-	{ "{BLF-CRYPT}", SCHEME_CRYPT },
-	{ "{YESCRYPT}", SCHEME_CRYPT },
-	{ "{PLAIN}", SCHEME_PLAIN },
+	{ "CRYPT", SCHEME_CRYPT },
+	{ "SHA512-CRYPT", SCHEME_CRYPT },
+	{ "SHA256-CRYPT", SCHEME_CRYPT },
+	{ "BLF-CRYPT", SCHEME_CRYPT },
+	{ "YESCRYPT", SCHEME_CRYPT },
+	{ "PLAIN", SCHEME_PLAIN },
 };
 
 static void
@@ -67,6 +87,7 @@ free_entries(struct auth_db *db)
 	}
 	free(db->entries);
 	db->text = NULL;
+	db->textlen = 0;
 	db->entries = NULL;
 	db->count = 0;
 }
@@ -78,185 +99,315 @@ entry_cmp(const void *a, const void *b)
 	    ((const struct entry *)b)->name);
 }
 
-/* By name, then by place in the file: the first line of a name sorts first. */
+/* qsort is not stable: the line number keeps the first line of a name first. */
 static int
-entry_cmp_stable(const void *a, const void *b)
+entry_cmp_line(const void *a, const void *b)
 {
 	const struct entry *ea = a, *eb = b;
 	int c = strcmp(ea->name, eb->name);
 
 	if (c != 0)
 		return c;
-	return ea->name < eb->name ? -1 : ea->name > eb->name;
+	return (ea->lineno > eb->lineno) - (ea->lineno < eb->lineno);
 }
 
-static bool
-name_ok(const char *name)
+static void
+log_line(const struct auth_db *db, unsigned int lineno, const char *name,
+    const char *what)
 {
-	size_t len = strlen(name);
+	char safe[AUTH_USER_MAX * 4 + 1];
 
-	if (len == 0 || len > AUTH_USER_MAX || name[0] == '.')
-		return false;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if (*p < 0x21 || *p == 0x7f || *p == ':' || *p == '/')
-			return false;
-	return true;
+	str_sanitize(safe, sizeof(safe), name, strnlen(name, AUTH_USER_MAX));
+	log_warnx("%s:%u: user \"%s\": %s", db->path, lineno, safe, what);
 }
 
+/* The scheme of a password field; *secret_r is what follows the prefix. */
 static enum scheme
-parse_secret(const char *field, const char **secret_r)
+parse_secret(const struct auth_db *db, unsigned int lineno, const char *name,
+    const char *field, const char **secret_r)
 {
+	enum scheme sch = SCHEME_CRYPT;	/* Dovecot's default_pass_scheme */
+	const char *s = field;
+	int check;
+
 	*secret_r = field;
 	if (field[0] == '\0' || field[0] == '*' || field[0] == '!')
 		return SCHEME_LOCKED;
-	if (field[0] != '{')
-		return SCHEME_CRYPT;	/* Dovecot's default_pass_scheme */
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		size_t n = strlen(schemes[i].prefix);
+	if (field[0] == '{') {
+		const char *end = strchr(field, '}');
+		size_t i, len, n = sizeof(schemes) / sizeof(schemes[0]);
 
-		if (strncasecmp(field, schemes[i].prefix, n) == 0) {
-			*secret_r = field + n;
-			if (schemes[i].scheme == SCHEME_CRYPT &&
-			    ((*secret_r)[0] == '\0' || (*secret_r)[0] == '*' ||
-			    (*secret_r)[0] == '!'))
-				return SCHEME_LOCKED;
-			return schemes[i].scheme;
+		len = end != NULL ? (size_t)(end - field - 1) : 0;
+		for (i = 0; end != NULL && i < n; i++)
+			if (strlen(schemes[i].name) == len &&
+			    strncasecmp(field + 1, schemes[i].name, len) == 0)
+				break;
+		if (end == NULL || i == n) {
+			log_line(db, lineno, name, "unknown password scheme; "
+			    "the user cannot log in");
+			return SCHEME_UNUSABLE;
 		}
+		sch = schemes[i].scheme;
+		s = end + 1;
 	}
-	return SCHEME_UNKNOWN;
+	*secret_r = s;
+	if (s[0] == '\0')
+		return SCHEME_LOCKED;
+	if (sch == SCHEME_PLAIN)
+		return SCHEME_PLAIN;
+	if (s[0] == '*' || s[0] == '!')
+		return SCHEME_LOCKED;
+	if (strlen(s) >= AUTH_HASH_MAX) {
+		log_line(db, lineno, name, "hash too long; the user cannot "
+		    "log in");
+		return SCHEME_UNUSABLE;
+	}
+	check = crypt_checksalt(s);
+	if (check == CRYPT_SALT_INVALID ||
+	    check == CRYPT_SALT_METHOD_DISABLED) {
+		log_line(db, lineno, name, "not a hash this crypt(3) can "
+		    "check; the user cannot log in");
+		return SCHEME_UNUSABLE;
+	}
+	/* Still usable, but worth a rehash. */
+	if (check != CRYPT_SALT_OK)
+		log_line(db, lineno, name, check == CRYPT_SALT_METHOD_LEGACY ?
+		    "legacy hash method; rehash with postino-passwd" :
+		    "weak hash; rehash with postino-passwd");
+	return SCHEME_CRYPT;
 }
 
+/* Empty is "not given"; otherwise strict decimal, below the (id_t)-1 marker. */
 static int
-parse_id(const char *s, bool *has_r, unsigned int *id_r)
+parse_id(const char *s, bool *has_r, uint32_t *id_r)
 {
-	uint32_t v;
-
 	*has_r = false;
+	*id_r = 0;
 	if (s == NULL || *s == '\0')
 		return 0;
-	if (str_parse_u32(s, &v) < 0)
+	if (str_parse_u32(s, id_r) < 0 || *id_r == UINT32_MAX)
 		return -1;
 	*has_r = true;
-	*id_r = v;
 	return 0;
 }
 
-/* Cut one line into fields; false (and a warning) when it is malformed. */
+/* Cut one line into e; false (and a warning) when it is malformed. */
 static bool
 parse_line(struct auth_db *db, char *line, unsigned int lineno,
     struct entry *e)
 {
-	char *field[8] = { 0 };
-	unsigned int n = 0, uid = 0, gid = 0;
+	char *field[PASSWD_FIELDS] = { 0 };
+	unsigned int n = 0;
+	uint32_t uid, gid;
 	char *p = line;
 
-	while (n < 8) {
+	/* The last field (extra) keeps any further ':'. */
+	while (n < PASSWD_FIELDS) {
 		field[n++] = p;
-		p = strchr(p, ':');
-		if (p == NULL)
+		if (n == PASSWD_FIELDS || (p = strchr(p, ':')) == NULL)
 			break;
 		*p++ = '\0';
 	}
-	if (n < 2 || !name_ok(field[0])) {
-		log_warnx("%s:%u: malformed line skipped", db->path, lineno);
+	if (!auth_name_valid(field[0])) {
+		log_warnx("%s:%u: bad user name; line skipped", db->path,
+		    lineno);
+		return false;
+	}
+	if (n < 2) {
+		log_line(db, lineno, field[0], "no password field; line "
+		    "skipped");
 		return false;
 	}
 	memset(e, 0, sizeof(*e));
 	e->name = field[0];
-	e->scheme = parse_secret(field[1], &e->secret);
-	if (e->scheme == SCHEME_UNKNOWN)
-		log_warnx("%s:%u: unknown password scheme; user %s cannot "
-		    "log in", db->path, lineno, e->name);
+	e->lineno = lineno;
 	if (parse_id(field[2], &e->has_uid, &uid) < 0 ||
 	    parse_id(field[3], &e->has_gid, &gid) < 0) {
-		log_warnx("%s:%u: bad uid or gid; line skipped", db->path, lineno);
+		log_line(db, lineno, e->name, "uid or gid is not a number "
+		    "below 4294967295; line skipped");
 		return false;
 	}
 	e->uid = uid;
 	e->gid = gid;
-	if (e->has_uid && e->uid == 0) {
-		log_warnx("%s:%u: uid 0 is refused for mail; user %s cannot "
-		    "log in", db->path, lineno, e->name);
-		e->scheme = SCHEME_LOCKED;
-	}
 	e->home = field[5] != NULL ? field[5] : "";
-	if (strlen(e->home) >= AUTH_HOME_MAX) {
-		log_warnx("%s:%u: home too long; line skipped", db->path, lineno);
+	if (strlen(e->home) >= AUTH_HOME_MAX ||
+	    (e->home[0] != '\0' && e->home[0] != '/')) {
+		log_line(db, lineno, e->name, "home is not an absolute path "
+		    "shorter than PATH_MAX; line skipped");
 		return false;
 	}
+	e->scheme = parse_secret(db, lineno, e->name, field[1], &e->secret);
+	/* Mail is never read as root [qmail, popa3d]. */
+	if ((e->has_uid && uid == 0) || (e->has_gid && gid == 0)) {
+		log_line(db, lineno, e->name, "uid or gid 0 is refused for "
+		    "mail; the user cannot log in");
+		e->scheme = SCHEME_LOCKED;
+	}
 	return true;
+}
+
+/* The crypt(3) method of a hash: "$y$", "$2b$"; "" for DES. */
+static size_t
+method_len(const char *hash)
+{
+	const char *end;
+
+	if (hash[0] != '$' || (end = strchr(hash + 1, '$')) == NULL)
+		return 0;
+	return (size_t)(end - hash) + 1;
+}
+
+/* Take the most common method's hash as the dummy; keep the old one if none. */
+static void
+pick_dummy(struct auth_db *db)
+{
+	const struct entry *first[DUMMY_METHODS];
+	size_t seen[DUMMY_METHODS], methods = 0, best = 0;
+
+	for (size_t i = 0; i < db->count; i++) {
+		const struct entry *e = &db->entries[i];
+		size_t m, len;
+
+		if (e->scheme != SCHEME_CRYPT)
+			continue;
+		len = method_len(e->secret);
+		for (m = 0; m < methods; m++)
+			if (method_len(first[m]->secret) == len &&
+			    strncmp(first[m]->secret, e->secret, len) == 0)
+				break;
+		if (m == methods) {
+			if (methods == DUMMY_METHODS)
+				continue;
+			first[methods] = e;
+			seen[methods++] = 0;
+		}
+		seen[m]++;
+	}
+	if (methods == 0)
+		return;
+	for (size_t m = 1; m < methods; m++)
+		if (seen[m] > seen[best])
+			best = m;
+	/* parse_secret() bounded every CRYPT secret below AUTH_HASH_MAX. */
+	str_copy(db->dummy, sizeof(db->dummy), first[best]->secret);
+}
+
+static int
+read_all(int fd, char *buf, size_t size, size_t *len_r)
+{
+	size_t got = 0;
+
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		/* Shrunk while read: the next stat() differs: re-read. */
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	*len_r = got;
+	return 0;
+}
+
+/* Split text into entries; returns how many lines were kept. */
+static size_t
+parse_text(struct auth_db *db, char *text, size_t len, struct entry *entries)
+{
+	char *line = text, *end = text + len, *next;
+	unsigned int lineno = 0;
+	size_t count = 0;
+
+	for (; line < end; line = next) {
+		size_t linelen;
+
+		next = memchr(line, '\n', (size_t)(end - line));
+		linelen = next != NULL ? (size_t)(next - line) :
+		    (size_t)(end - line);
+		next = next != NULL ? next + 1 : end;
+		line[linelen] = '\0';	/* the '\n', or text's final NUL */
+		if (lineno < UINT_MAX)
+			lineno++;
+		if (memchr(line, '\0', linelen) != NULL) {
+			log_warnx("%s:%u: NUL byte; line skipped", db->path,
+			    lineno);
+			continue;
+		}
+		if (linelen > 0 && line[linelen - 1] == '\r')
+			line[--linelen] = '\0';
+		if (linelen == 0 || line[0] == '#')
+			continue;
+		if (linelen > PASSWD_LINE_MAX) {
+			log_warnx("%s:%u: line longer than %u octets; skipped",
+			    db->path, lineno, (unsigned int)PASSWD_LINE_MAX);
+			continue;
+		}
+		if (parse_line(db, line, lineno, &entries[count]))
+			count++;
+	}
+	return count;
 }
 
 static int
 load(struct auth_db *db)
 {
-	struct stat st;
-	char *text = NULL, *line, *next;
-	size_t cap = 0, count = 0, lines = 0;
 	struct entry *entries = NULL;
-	unsigned int lineno = 0;
-	ssize_t n;
-	int fd;
+	size_t len, lines = 1, count;
+	struct stat st;
+	char *text;
+	int fd, saved;
 
-	fd = open(db->path, O_RDONLY | O_CLOEXEC);
+	fd = open(db->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	if (fstat(fd, &st) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 ||
 	    (uint64_t)st.st_size > PASSWD_FILE_MAX) {
 		close(fd);
-		errno = EFBIG;
+		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
 		return -1;
 	}
 	text = malloc((size_t)st.st_size + 1);
-	if (text == NULL) {
-		close(fd);
-		return -1;
-	}
-	for (size_t got = 0; got < (size_t)st.st_size; got += (size_t)n) {
-		n = read(fd, text + got, (size_t)st.st_size - got);
-		if (n <= 0) {
-			st.st_size = (off_t)got;
-			break;
-		}
-	}
-	close(fd);
-	text[st.st_size] = '\0';
-	for (size_t i = 0; i < (size_t)st.st_size; i++)
-		lines += text[i] == '\n';
-	cap = lines + 1;
-	entries = calloc(cap, sizeof(*entries));
-	if (entries == NULL) {
-		explicit_bzero(text, (size_t)st.st_size);
+	if (text == NULL || read_all(fd, text, (size_t)st.st_size, &len) < 0) {
+		saved = errno;
+		if (text != NULL)
+			explicit_bzero(text, (size_t)st.st_size + 1);
 		free(text);
+		close(fd);
+		errno = saved;
 		return -1;
 	}
-	for (line = text; line != NULL && line < text + st.st_size; line = next) {
-		size_t len;
-
-		next = memchr(line, '\n', (size_t)(text + st.st_size - line));
-		if (next != NULL)
-			*next++ = '\0';
-		lineno++;
-		len = strlen(line);
-		if (next != NULL && line + len != next - 1) {
-			log_warnx("%s:%u: NUL byte; line skipped", db->path, lineno);
-			continue;
-		}
-		if (len > 0 && line[len - 1] == '\r')
-			line[--len] = '\0';
-		if (len == 0 || line[0] == '#')
-			continue;
-		if (count < cap && parse_line(db, line, lineno, &entries[count]))
-			count++;
+	if (close(fd) < 0)
+		log_warn("%s: close", db->path);
+	text[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		lines += text[i] == '\n';
+	entries = calloc(lines, sizeof(*entries));
+	if (entries == NULL) {
+		explicit_bzero(text, len + 1);
+		free(text);
+		errno = ENOMEM;
+		return -1;
 	}
-	qsort(entries, count, sizeof(*entries), entry_cmp_stable);
+	count = parse_text(db, text, len, entries);
+	qsort(entries, count, sizeof(*entries), entry_cmp_line);
 	if (count > 1) {
 		size_t kept = 1;
 
 		for (size_t i = 1; i < count; i++) {
-			if (strcmp(entries[kept - 1].name, entries[i].name) == 0) {
-				log_warnx("%s: user %s appears twice; the first "
-				    "line counts", db->path, entries[i].name);
+			const struct entry *e = &entries[i];
+
+			if (strcmp(entries[kept - 1].name, e->name) == 0) {
+				log_line(db, e->lineno, e->name, "appears "
+				    "again; the first line counts");
 				continue;
 			}
 			entries[kept++] = entries[i];
@@ -265,18 +416,11 @@ load(struct auth_db *db)
 	}
 	free_entries(db);
 	db->text = text;
-	db->textlen = (size_t)st.st_size;
+	db->textlen = len + 1;
 	db->entries = entries;
 	db->count = count;
 	db->st = st;
-	/* The dummy costs what a real user's check costs: take a real setting. */
-	for (size_t i = 0; i < count; i++) {
-		if (entries[i].scheme == SCHEME_CRYPT &&
-		    strlen(entries[i].secret) < sizeof(db->dummy)) {
-			str_copy(db->dummy, sizeof(db->dummy), entries[i].secret);
-			break;
-		}
-	}
+	pick_dummy(db);
 	return 0;
 }
 
@@ -286,12 +430,17 @@ refresh(struct auth_db *db)
 {
 	struct stat st;
 
-	if (stat(db->path, &st) < 0)
+	if (stat(db->path, &st) < 0) {
+		log_warn("%s", db->path);
 		return -1;
+	}
+	/* ctime too: a chmod that makes the file unreadable must be seen. */
 	if (db->text != NULL && st.st_ino == db->st.st_ino &&
 	    st.st_dev == db->st.st_dev && st.st_size == db->st.st_size &&
 	    st.st_mtim.tv_sec == db->st.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == db->st.st_mtim.tv_nsec)
+	    st.st_mtim.tv_nsec == db->st.st_mtim.tv_nsec &&
+	    st.st_ctim.tv_sec == db->st.st_ctim.tv_sec &&
+	    st.st_ctim.tv_nsec == db->st.st_ctim.tv_nsec)
 		return 0;
 	if (load(db) < 0) {
 		log_warn("%s", db->path);
@@ -303,24 +452,29 @@ refresh(struct auth_db *db)
 static int
 pf_open(struct auth_db **db_r, const char *path, char *err)
 {
-	struct auth_db *db = calloc(1, sizeof(*db));
-	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct auth_db *db;
 
+	*db_r = NULL;
+	db = calloc(1, sizeof(*db));
 	if (db == NULL) {
 		str_copy(err, ERR_LEN, "out of memory");
 		return -1;
 	}
 	if (str_copy(db->path, sizeof(db->path), path) < 0) {
-		str_copy(err, ERR_LEN, "path too long");
+		str_copy(err, ERR_LEN, "passwd-file path too long");
 		free(db);
 		return -1;
 	}
-	if (crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof(setting)) ==
-	    NULL)
-		str_copy(setting, sizeof(setting), "$6$postinodummysalt");
-	str_copy(db->dummy, sizeof(db->dummy), setting);
+	/* Until a file names a method, unknown users cost one yescrypt. */
+	if (auth_hash_make("$y$", 0, "postino-dummy", db->dummy,
+	    sizeof(db->dummy), err) < 0) {
+		free(db);
+		return -1;
+	}
 	if (load(db) < 0) {
-		str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		if (str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno)) < 0)
+			str_copy(err, ERR_LEN, strerror(errno));
+		explicit_bzero(db, sizeof(*db));
 		free(db);
 		return -1;
 	}
@@ -328,12 +482,13 @@ pf_open(struct auth_db **db_r, const char *path, char *err)
 	return 0;
 }
 
+/* NULL for an invalid or unknown name. */
 static const struct entry *
-find(struct auth_db *db, const char *user)
+find(const struct auth_db *db, const char *user)
 {
 	struct entry key = { .name = user };
 
-	if (!name_ok(user) || db->count == 0)
+	if (!auth_name_valid(user) || db->count == 0)
 		return NULL;
 	return bsearch(&key, db->entries, db->count, sizeof(key), entry_cmp);
 }
@@ -342,6 +497,7 @@ static void
 fill_user(const struct entry *e, struct auth_user *u)
 {
 	memset(u, 0, sizeof(*u));
+	/* Both fit: parse_line() bounded the name and the home. */
 	str_copy(u->name, sizeof(u->name), e->name);
 	u->has_uid = e->has_uid;
 	u->has_gid = e->has_gid;
@@ -350,34 +506,20 @@ fill_user(const struct entry *e, struct auth_user *u)
 	str_copy(u->home, sizeof(u->home), e->home);
 }
 
-static bool
-crypt_matches(const char *pass, const char *hash)
-{
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	bool ok = false;
-	char *out;
-
-	if (cd == NULL)
-		return false;
-	out = crypt_rn(pass, hash, cd, sizeof(*cd));
-	if (out != NULL && out[0] != '*' && strlen(out) == strlen(hash))
-		ok = CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
-	explicit_bzero(cd, sizeof(*cd));
-	free(cd);
-	return ok;
-}
-
-/* Constant-time equality of two strings of any length. */
+/* Equality in a time that depends on neither content nor length. */
 static bool
 secret_equal(const char *a, const char *b)
 {
-	unsigned char da[32], db[32];
+	unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
 	unsigned int la = 0, lb = 0;
+	bool ok;
 
-	if (!EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) ||
-	    !EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL))
-		return false;
-	return la == lb && CRYPTO_memcmp(da, db, la) == 0;
+	ok = EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) &&
+	    EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL) &&
+	    la == lb && CRYPTO_memcmp(da, db, la) == 0;
+	explicit_bzero(da, sizeof(da));
+	explicit_bzero(db, sizeof(db));
+	return ok;
 }
 
 static enum auth_result
@@ -385,26 +527,27 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
     struct auth_user *user_r)
 {
 	const struct entry *e;
-	bool ok = false;
+	bool ok;
 
+	memset(user_r, 0, sizeof(*user_r));
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
-	if (strlen(pass) > AUTH_PASS_MAX) {
-		crypt_matches("", db->dummy);
+	if (strnlen(pass, AUTH_PASS_MAX + 1) > AUTH_PASS_MAX) {
+		(void)auth_hash_verify("", db->dummy);
 		return AUTH_PERMFAIL;
 	}
 	e = find(db, user);
 	if (e == NULL || e->scheme == SCHEME_LOCKED ||
-	    e->scheme == SCHEME_UNKNOWN) {
-		crypt_matches(pass, db->dummy);
+	    e->scheme == SCHEME_UNUSABLE) {
+		(void)auth_hash_verify(pass, db->dummy);
 		return AUTH_PERMFAIL;
 	}
 	if (e->scheme == SCHEME_PLAIN) {
-		/* A plaintext secret is cheap to check: pay the hash anyway. */
-		crypt_matches(pass, db->dummy);
+		/* A plaintext check is cheap: pay the hash anyway. */
+		(void)auth_hash_verify(pass, db->dummy);
 		ok = secret_equal(pass, e->secret);
 	} else {
-		ok = crypt_matches(pass, e->secret);
+		ok = auth_hash_verify(pass, e->secret);
 	}
 	if (!ok)
 		return AUTH_PERMFAIL;
@@ -412,41 +555,59 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 	return AUTH_OK;
 }
 
+/* MD5(timestamp secret) in lower-case hex; false if OpenSSL fails. */
+static bool
+apop_digest(const char *timestamp, const char *secret,
+    char hex[APOP_HEX_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx;
+	bool ok;
+
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return false;
+	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
+	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
+	    EVP_DigestUpdate(ctx, secret, strlen(secret)) &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen * 2 == APOP_HEX_LEN;
+	EVP_MD_CTX_free(ctx);
+	if (ok)
+		str_hex(hex, md, mdlen);
+	explicit_bzero(md, sizeof(md));
+	return ok;
+}
+
 static enum auth_result
 pf_apop(struct auth_db *db, const char *user, const char *timestamp,
     const char *digest_hex, struct auth_user *user_r)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	char hex[2 * EVP_MAX_MD_SIZE + 1], want[33];
-	unsigned int mdlen = 0;
+	char hex[APOP_HEX_LEN + 1], want[APOP_HEX_LEN + 1];
 	const struct entry *e;
-	EVP_MD_CTX *ctx;
-	bool ok;
+	bool ok, plain;
 
+	memset(user_r, 0, sizeof(*user_r));
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
-	e = find(db, user);
-	if (e == NULL || e->scheme != SCHEME_PLAIN || strlen(digest_hex) != 32)
+	if (strnlen(digest_hex, APOP_HEX_LEN + 1) != APOP_HEX_LEN)
 		return AUTH_PERMFAIL;
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return AUTH_TEMPFAIL;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
-	    EVP_DigestUpdate(ctx, e->secret, strlen(e->secret)) &&
-	    EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
-	if (!ok || mdlen != 16)
-		return AUTH_TEMPFAIL;
-	str_hex(hex, md, mdlen);
-	for (int i = 0; i < 32; i++) {
-		char c = digest_hex[i];
+	for (size_t i = 0; i < APOP_HEX_LEN; i++) {
+		unsigned char c = (unsigned char)digest_hex[i];
 
-		want[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+		if (c >= 'A' && c <= 'F')
+			c = (unsigned char)(c - 'A' + 'a');
+		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return AUTH_PERMFAIL;
+		want[i] = (char)c;
 	}
-	want[32] = '\0';
-	ok = CRYPTO_memcmp(hex, want, 32) == 0;
-	explicit_bzero(md, sizeof(md));
+	want[APOP_HEX_LEN] = '\0';
+	e = find(db, user);
+	plain = e != NULL && e->scheme == SCHEME_PLAIN;
+	/* Others get the same digest work, against an empty secret. */
+	if (!apop_digest(timestamp, plain ? e->secret : "", hex))
+		return AUTH_TEMPFAIL;
+	ok = CRYPTO_memcmp(hex, want, APOP_HEX_LEN) == 0 && plain;
 	explicit_bzero(hex, sizeof(hex));
 	if (!ok)
 		return AUTH_PERMFAIL;
@@ -459,11 +620,12 @@ pf_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 {
 	const struct entry *e;
 
+	memset(user_r, 0, sizeof(*user_r));
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
 	e = find(db, user);
 	if (e == NULL || e->scheme == SCHEME_LOCKED ||
-	    e->scheme == SCHEME_UNKNOWN)
+	    e->scheme == SCHEME_UNUSABLE)
 		return AUTH_PERMFAIL;
 	fill_user(e, user_r);
 	return AUTH_OK;

@@ -1,9 +1,11 @@
 /*
  * postino-passwd: print a password hash for postinod's passwd-file.
  * The password comes from the terminal (asked twice, no echo) or, when
- * stdin is not a terminal, from its first line. Never from argv.
+ * stdin is not a terminal, from its first line. Never from argv, which
+ * every local user can read in /proc.
  */
-#include <crypt.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,80 +13,221 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
+#include "../auth/auth_hash.h"
 #include "../lib/str.h"
 
+#define PROG	"postino-passwd"
+
+enum read_result { READ_OK, READ_EOF, READ_LONG, READ_NUL, READ_CR, READ_ERR };
+
 static const struct {
-	const char *name, *prefix, *label;
+	const char *name, *method, *label;
 } schemes[] = {
-	/* Dovecot has no YESCRYPT name: {CRYPT} hands it to crypt(3). */
+	/* Dovecot has no YESCRYPT name: {CRYPT} hands the hash to crypt(3). */
 	{ "YESCRYPT", "$y$", "{CRYPT}" },
 	{ "SHA512-CRYPT", "$6$", "{SHA512-CRYPT}" },
+	{ "SHA256-CRYPT", "$5$", "{SHA256-CRYPT}" },
 	{ "BLF-CRYPT", "$2b$", "{BLF-CRYPT}" },
 	{ "PLAIN", NULL, "{PLAIN}" },
 };
 
+static const char manual[] =
+"NAME\n"
+"     postino-passwd - make a password hash for postinod's passwd-file\n"
+"\n"
+"SYNOPSIS\n"
+"     postino-passwd [-h] [-s scheme] [-u user]\n"
+"\n"
+"DESCRIPTION\n"
+"     Reads a password and prints its hash as {SCHEME}hash, ready for the\n"
+"     second field of a passwd-file line:\n"
+"\n"
+"          user:{SCHEME}hash:uid:gid:gecos:home:shell:extra\n"
+"\n"
+"     The format is Dovecot's, so the file can be shared with Dovecot.\n"
+"\n"
+"     When standard input is a terminal, the password is asked twice\n"
+"     with echo off, and the two must match. Otherwise the first line of\n"
+"     standard input is the password (a final LF or CRLF is removed; the\n"
+"     rest of the input is not read). The password is never taken from\n"
+"     the command line, where other users could see it.\n"
+"\n"
+"     A password is 1 to 1024 octets and contains no NUL, CR or LF.\n"
+"\n"
+"OPTIONS\n"
+"     -h         Print this text and exit.\n"
+"     -s scheme  The hash scheme, case-insensitive:\n"
+"                YESCRYPT      the default; printed as {CRYPT}$y$...\n"
+"                              because Dovecot knows yescrypt only\n"
+"                              through {CRYPT} (crypt(3)).\n"
+"                SHA512-CRYPT  {SHA512-CRYPT}$6$...\n"
+"                SHA256-CRYPT  {SHA256-CRYPT}$5$...\n"
+"                BLF-CRYPT     {BLF-CRYPT}$2b$... (bcrypt; only the\n"
+"                              first 72 octets of a password count)\n"
+"                PLAIN         {PLAIN}password, stored in clear. Only\n"
+"                              PLAIN users can log in with APOP;\n"
+"                              the password cannot contain ':'.\n"
+"     -u user    Print a whole passwd-file line, user:{SCHEME}hash::::::\n"
+"                (fill in uid, gid and home as needed).\n"
+"\n"
+"     Salts come from the operating system's random generator through\n"
+"     crypt_gensalt(3); the cost is libcrypt's default.\n"
+"\n"
+"EXIT STATUS\n"
+"     0 when a hash was printed, 1 on any error (no password, passwords\n"
+"     differ, bad password or user name, hashing failed), 2 on a usage\n"
+"     error.\n"
+"\n"
+"EXAMPLES\n"
+"     postino-passwd -u alice >> /etc/postino/passwd\n"
+"     printf '%s\\n' \"$PW\" | postino-passwd -s SHA512-CRYPT\n";
+
+/* Restored by the signal handler when a prompt is interrupted. */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_quiet;
+
 static void
 usage(void)
 {
-	fprintf(stderr,
-	    "usage: postino-passwd [-s SCHEME] [-u USER]\n"
-	    "  Reads a password (from the terminal twice, or the first line of\n"
-	    "  stdin) and prints {SCHEME}hash for a passwd-file; with -u, a\n"
-	    "  whole passwd-file line \"USER:{SCHEME}hash::::::\".\n"
-	    "  SCHEME: YESCRYPT (default, printed as {CRYPT}), SHA512-CRYPT,\n"
-	    "  BLF-CRYPT, PLAIN (plaintext; only for APOP users).\n");
+	fprintf(stderr, "usage: " PROG " [-h] [-s scheme] [-u user]\n"
+	    "       " PROG " -h for the manual\n");
 	exit(2);
 }
 
-/* Read one line into buf; -1 on EOF or a line too long. */
-static int
-read_line(FILE *fp, char *buf, size_t size)
+static void
+restore_tty(int sig)
 {
-	size_t len;
-
-	if (fgets(buf, (int)size, fp) == NULL)
-		return -1;
-	len = strlen(buf);
-	if (len > 0 && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	else if (!feof(fp))
-		return -1;
-	if (len > 0 && buf[len - 1] == '\r')
-		buf[--len] = '\0';
-	return 0;
+	if (tty_quiet)
+		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
-static int
+/*
+ * Read one line into buf (size > AUTH_PASS_MAX + 1), without its LF or
+ * CRLF. A CR anywhere else, a NUL or more than AUTH_PASS_MAX octets are
+ * refused; the rest of the line is not read.
+ */
+static enum read_result
+read_pass(FILE *fp, char *buf, size_t size)
+{
+	size_t len = 0;
+	int c;
+
+	while ((c = getc(fp)) != EOF && c != '\n') {
+		if (c == '\0')
+			return READ_NUL;
+		/* One octet more than allowed: room for a CR before the LF. */
+		if (len > AUTH_PASS_MAX || len + 1 >= size)
+			return READ_LONG;
+		buf[len++] = (char)c;
+	}
+	if (ferror(fp))
+		return READ_ERR;
+	if (c == EOF && len == 0)
+		return READ_EOF;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
+	if (memchr(buf, '\r', len) != NULL)
+		return READ_CR;
+	if (len > AUTH_PASS_MAX)
+		return READ_LONG;
+	return READ_OK;
+}
+
+static enum read_result
 prompt(const char *text, char *buf, size_t size)
 {
-	struct termios old, quiet;
-	int r;
+	struct termios quiet;
+	enum read_result r;
 
 	fputs(text, stderr);
 	fflush(stderr);
-	if (tcgetattr(STDIN_FILENO, &old) < 0)
-		return -1;
-	quiet = old;
+	if (tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return READ_ERR;
+	quiet = saved_tty;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-	r = read_line(stdin, buf, size);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-	fputc('\n', stderr);
+	quiet.c_lflag |= ECHONL;
+	tty_quiet = 1;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0) {
+		tty_quiet = 0;
+		return READ_ERR;
+	}
+	r = read_pass(stdin, buf, size);
+	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	tty_quiet = 0;
 	return r;
+}
+
+static int
+report(enum read_result r)
+{
+	switch (r) {
+	case READ_OK:
+		return 0;
+	case READ_EOF:
+		fprintf(stderr, PROG ": no password given\n");
+		break;
+	case READ_LONG:
+		fprintf(stderr, PROG ": password longer than %d octets\n",
+		    AUTH_PASS_MAX);
+		break;
+	case READ_NUL:
+		fprintf(stderr, PROG ": password contains a NUL byte\n");
+		break;
+	case READ_CR:
+		fprintf(stderr, PROG ": password contains a CR\n");
+		break;
+	case READ_ERR:
+		fprintf(stderr, PROG ": reading the password: %s\n",
+		    strerror(errno));
+		break;
+	}
+	return -1;
+}
+
+static int
+get_password(char *pass, char *again, size_t size)
+{
+	struct sigaction sa;
+
+	if (!isatty(STDIN_FILENO))
+		return report(read_pass(stdin, pass, size));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = restore_tty;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0 ||
+	    sigaction(SIGQUIT, &sa, NULL) < 0) {
+		fprintf(stderr, PROG ": sigaction: %s\n", strerror(errno));
+		return -1;
+	}
+	if (report(prompt("Password: ", pass, size)) < 0 ||
+	    report(prompt("Retype password: ", again, size)) < 0)
+		return -1;
+	if (strcmp(pass, again) != 0) {
+		fprintf(stderr, PROG ": passwords differ\n");
+		return -1;
+	}
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
 	char pass[AUTH_PASS_MAX + 2], again[AUTH_PASS_MAX + 2];
-	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-	const char *scheme = "YESCRYPT", *user = NULL, *hash;
-	struct crypt_data *cd;
+	char hash[AUTH_HASH_MAX], err[ERR_LEN];
+	const char *scheme = "YESCRYPT", *user = NULL, *secret;
 	size_t si, n = sizeof(schemes) / sizeof(schemes[0]);
 	int ch, status = 1;
 
-	while ((ch = getopt(argc, argv, "s:u:h")) != -1) {
+	while ((ch = getopt(argc, argv, "hs:u:")) != -1) {
 		switch (ch) {
+		case 'h':
+			fputs(manual, stdout);
+			return fflush(stdout) == 0 ? 0 : 1;
 		case 's':
 			scheme = optarg;
 			break;
@@ -101,70 +244,52 @@ main(int argc, char **argv)
 		if (str_ieq(schemes[si].name, scheme))
 			break;
 	if (si == n) {
-		fprintf(stderr, "postino-passwd: unknown scheme '%s'\n", scheme);
-		usage();
+		fprintf(stderr, PROG ": unknown scheme \"%s\"; choose "
+		    "YESCRYPT, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or "
+		    "PLAIN\n", scheme);
+		return 2;
 	}
-	if (user != NULL && (user[0] == '\0' || strlen(user) > AUTH_USER_MAX ||
-	    strpbrk(user, ":/\n\r\t ") != NULL || user[0] == '.')) {
-		fprintf(stderr, "postino-passwd: bad user name\n");
+	if (user != NULL && !auth_name_valid(user)) {
+		fprintf(stderr, PROG ": bad user name: 1..%d octets, no space, "
+		    "control character, ':' or '/', no leading '.'\n",
+		    AUTH_USER_MAX);
 		return 1;
 	}
-	if (isatty(STDIN_FILENO)) {
-		if (prompt("Password: ", pass, sizeof(pass)) < 0 ||
-		    prompt("Retype password: ", again, sizeof(again)) < 0) {
-			fprintf(stderr, "postino-passwd: no password read\n");
-			goto out;
-		}
-		if (strcmp(pass, again) != 0) {
-			fprintf(stderr, "postino-passwd: passwords differ\n");
-			goto out;
-		}
-	} else if (read_line(stdin, pass, sizeof(pass)) < 0) {
-		fprintf(stderr, "postino-passwd: no password line on stdin "
-		    "(or longer than %d octets)\n", AUTH_PASS_MAX);
+	memset(again, 0, sizeof(again));
+	memset(hash, 0, sizeof(hash));
+	if (get_password(pass, again, sizeof(pass)) < 0)
+		goto out;
+	if (pass[0] == '\0') {
+		fprintf(stderr, PROG ": empty password\n");
 		goto out;
 	}
-	if (pass[0] == '\0' || strlen(pass) > AUTH_PASS_MAX) {
-		fprintf(stderr, "postino-passwd: the password must be 1..%d "
-		    "octets\n", AUTH_PASS_MAX);
-		goto out;
-	}
-	if (schemes[si].prefix == NULL) {
+	if (schemes[si].method == NULL) {
 		if (strchr(pass, ':') != NULL) {
-			fprintf(stderr, "postino-passwd: a PLAIN password cannot "
-			    "contain ':'\n");
+			fprintf(stderr, PROG ": a PLAIN password cannot "
+			    "contain ':' (the passwd-file field separator)\n");
 			goto out;
 		}
-		hash = pass;
+		secret = pass;
 	} else {
-		if (crypt_gensalt_rn(schemes[si].prefix, 0, NULL, 0, setting,
-		    sizeof(setting)) == NULL) {
-			perror("postino-passwd: crypt_gensalt");
+		if (auth_hash_make(schemes[si].method, 0, pass, hash,
+		    sizeof(hash), err) < 0) {
+			fprintf(stderr, PROG ": %s\n", err);
 			goto out;
 		}
-		cd = calloc(1, sizeof(*cd));
-		if (cd == NULL) {
-			perror("postino-passwd");
-			goto out;
-		}
-		hash = crypt_rn(pass, setting, cd, sizeof(*cd));
-		if (hash == NULL || hash[0] == '*') {
-			perror("postino-passwd: crypt");
-			free(cd);
-			goto out;
-		}
-		str_copy(again, sizeof(again), hash);
-		explicit_bzero(cd, sizeof(*cd));
-		free(cd);
-		hash = again;
+		secret = hash;
 	}
-	printf("%s%s%s%s%s\n", user ? user : "", user ? ":" : "",
-	    schemes[si].label, hash, user ? "::::::" : "");
-	status = 0;
+	if (user != NULL)
+		printf("%s:%s%s::::::\n", user, schemes[si].label, secret);
+	else
+		printf("%s%s\n", schemes[si].label, secret);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		fprintf(stderr, PROG ": writing the hash: %s\n",
+		    strerror(errno));
+	else
+		status = 0;
 out:
 	explicit_bzero(pass, sizeof(pass));
 	explicit_bzero(again, sizeof(again));
-	if (fflush(stdout) != 0)
-		status = 1;
+	explicit_bzero(hash, sizeof(hash));
 	return status;
 }
