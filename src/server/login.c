@@ -21,8 +21,16 @@
 #include "proto.h"
 #include "roles.h"
 
+/*
+ * Failed logins one connection may make before it is closed (Dovecot's
+ * login processes close after 3 too): with the failure delay, it bounds
+ * how fast one connection can guess passwords.
+ */
+#define LOGIN_FAILURES_MAX	3
+
 struct login_conn {
 	struct session	 s;
+	unsigned int	 failures;
 	struct login_conn *prev, *next;
 	struct ev_timer	 deadline;	/* login_timeout for the whole AUTHORIZATION */
 	struct ev_timer	 delay;		/* failed-auth delay */
@@ -251,6 +259,12 @@ fail_delayed(struct ev *e, void *arg)
 		    "failure, try later.");
 	else
 		session_reply(&c->s, "-ERR [AUTH] Authentication failed.");
+	if (++c->failures >= LOGIN_FAILURES_MAX) {
+		log_info("session=%s event=disconnect reason=auth-failures "
+		    "failures=%u ip=%s", c->s.id, c->failures, c->s.ip);
+		session_end(&c->s);
+		return;
+	}
 	if (++c->s.bad >= c->s.max_bad) {
 		session_reply(&c->s, "-ERR Too many bad commands.");
 		session_end(&c->s);

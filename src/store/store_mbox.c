@@ -643,6 +643,39 @@ mbox_dotlock_owner_dead(const struct mbox *mb)
 	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
+/*
+ * Create the dotlock with our pid already in it: write a unique temporary
+ * file, then link() it to the lock name (liblockfile's way), so a kill at
+ * any moment never leaves an empty lock whose owner cannot be checked.
+ * 1 with st_r filled, -1 with errno (EEXIST: someone holds it).
+ */
+static int
+mbox_dotlock_create(struct mbox *mb, struct stat *st_r)
+{
+	char tmp[PATH_MAX], pid[32];
+	int fd, r = -1, saved;
+
+	if (str_fmt(tmp, sizeof(tmp), "%s.%ld.postino-tmp", mb->dotlock,
+	    (long)getpid()) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1)
+		return -1;
+	(void)str_fmt(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (store_write_full(fd, pid, strlen(pid)) == 0 &&
+	    fstat(fd, st_r) == 0 && link(tmp, mb->dotlock) == 0)
+		r = 1;
+	saved = errno;
+	(void)close(fd);
+	(void)unlink(tmp);
+	errno = saved;
+	return r;
+}
+
 /* 1: have the dotlock (or the directory allows none), 0: busy, -1: error. */
 static int
 mbox_dotlock_try(struct mbox *mb, char *err)
@@ -653,27 +686,11 @@ mbox_dotlock_try(struct mbox *mb, char *err)
 	if (mb->no_dotlock)
 		return 1;
 	for (int tries = 0; tries < 3; tries++) {
-		char pid[32];
 		struct stat st;
-		int fd;
 
-		fd = open(mb->dotlock, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd != -1) {
-			(void)str_fmt(pid, sizeof(pid), "%ld\n",
-			    (long)getpid());
-			if (store_write_full(fd, pid, strlen(pid)) == -1 ||
-			    fstat(fd, &st) == -1) {
-				(void)close(fd);
-				(void)unlink(mb->dotlock);
-				break;
-			}
+		if (mbox_dotlock_create(mb, &st) == 1) {
 			mb->dotlock_dev = st.st_dev;
 			mb->dotlock_ino = st.st_ino;
-			if (close(fd) == -1) {
-				(void)unlink(mb->dotlock);
-				break;
-			}
 			mb->dotlocked = true;
 			return 1;
 		}
