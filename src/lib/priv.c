@@ -41,8 +41,21 @@ priv_user(const char *name, uid_t *uid_r, gid_t *gid_r)
 }
 
 int
-priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, char *err)
+priv_group(const char *name, gid_t *gid_r)
 {
+	struct group *gr = getgrnam(name);
+
+	if (gr == NULL)
+		return -1;
+	*gid_r = gr->gr_gid;
+	return 0;
+}
+
+int
+priv_drop(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
+    char *err)
+{
+	gid_t groups[2] = { gid, extra_gid };
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 
@@ -62,7 +75,7 @@ priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, char *err)
 		chrooted = true;
 #endif
 	}
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	if (setgroups(extra_gid == (gid_t)-1 ? 1 : 2, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
 	    setresuid(uid, uid, uid) < 0) {
 		str_fmt(err, ERR_LEN, "dropping to uid %u gid %u: %s",
 		    (unsigned)uid, (unsigned)gid, strerror(errno));

@@ -10,12 +10,17 @@
 #include "str.h"
 
 /*
- * When running as root: chroot to dir (unless NULL), then setgroups to none
- * (or just gid), setresgid, setresuid, and verify with getresuid/getresgid
- * that root cannot be regained. Not root: does nothing (the demo and tests
- * run every role as the caller). 0, or -1 with err filled.
+ * When running as root: chroot to dir (unless NULL), then setgroups to gid
+ * and extra_gid (unless it is (gid_t)-1), setresgid, setresuid, and verify
+ * with getresuid/getresgid that root cannot be regained. Not root: does
+ * nothing (the demo and tests run every role as the caller). 0, or -1 with
+ * err filled.
  */
-int priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, char *err);
+int priv_drop(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
+    char *err);
+
+/* Look a group up in the system database. 0 or -1. */
+int priv_group(const char *name, gid_t *gid_r);
 
 /* Look a user up in the system database. 0 or -1. */
 int priv_user(const char *name, uid_t *uid_r, gid_t *gid_r);

@@ -26,6 +26,7 @@ static const struct config_key config_keys[] = {
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
+	KEY(mail_privileged_group, CT_STR, mail_privileged_group, 0, 0, ""),
 	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
 	KEY(login_chroot, CT_STR, login_chroot, 0, 0, "/run/postino/empty"),
 	KEY(ready_file, CT_STR, ready_file, 0, 0, ""),

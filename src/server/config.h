@@ -30,6 +30,7 @@ struct config {
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 mail_user[64];			/* "" = none */
+	char		 mail_privileged_group[64];	/* "" = none */
 	char		 login_user[64];
 	char		 login_chroot[CONFIG_VALUE_MAX];
 	char		 ready_file[CONFIG_VALUE_MAX];	/* "" = none */

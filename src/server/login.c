@@ -495,7 +495,7 @@ login_main(const struct config *config, unsigned int n)
 	if (priv_is_root()) {
 		if (priv_user(cf->login_user, &uid, &gid) < 0)
 			fatalx("login_user: no such user '%s'", cf->login_user);
-		if (priv_drop(uid, gid, cf->login_chroot, err) < 0)
+		if (priv_drop(uid, gid, (gid_t)-1, cf->login_chroot, err) < 0)
 			fatalx("%s", err);
 	}
 	ev = ev_new();

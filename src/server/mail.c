@@ -734,8 +734,17 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 
 	cf = config;
 	log_set_ident("postinod/mail");
-	if (priv_is_root() && priv_drop(uid, gid, NULL, err) < 0)
-		fatalx("%s", err);
+	if (priv_is_root()) {
+		gid_t extra = (gid_t)-1;
+
+		/* Debian's /var/mail is root:mail 2775: locks and rewrites need it. */
+		if (cf->mail_privileged_group[0] != '\0' &&
+		    priv_group(cf->mail_privileged_group, &extra) < 0)
+			fatalx("mail_privileged_group: no such group '%s'",
+			    cf->mail_privileged_group);
+		if (priv_drop(uid, gid, extra, NULL, err) < 0)
+			fatalx("%s", err);
+	}
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");

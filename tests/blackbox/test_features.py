@@ -144,3 +144,44 @@ def _state(pid):
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+@pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to build the spool")
+def test_debian_style_spool_needs_the_mail_group(mailroot, postinod):
+    import grp
+    import pwd
+    mail_gid = grp.getgrnam("mail").gr_gid
+    nobody = pwd.getpwnam("nobody").pw_uid
+    mailroot.add_user("alice", "secret")
+    spool = os.path.join(mailroot.path, "spool")
+    os.mkdir(spool)
+    os.chown(spool, 0, mail_gid)
+    os.chmod(spool, 0o2775)
+    box = os.path.join(spool, "alice")
+    with open(box, "wb") as f:
+        f.write(b"From a@b Mon Nov 23 10:00:00 2026\nSubject: 1\n\none\n\n"
+                b"From a@b Mon Nov 23 11:00:00 2026\nSubject: 2\n\ntwo\n")
+    os.chown(box, nobody, mail_gid)
+    os.chmod(box, 0o660)
+    spec = "mbox:%s/%%u" % spool
+
+    # Without the group the mail user cannot lock or rewrite the spool:
+    # the login fails cleanly and nothing is touched.
+    srv = postinod(mailbox=spec)
+    r = srv.raw()
+    r.expect(b"+OK")
+    assert r.login("alice", "secret").startswith(b"-ERR [SYS/TEMP]")
+    srv.stop()
+
+    srv = postinod(mailbox=spec, mail_privileged_group="mail")
+    p = srv.login("alice", "secret")
+    assert p.stat()[0] == 2
+    p.dele(1)
+    p.quit()
+    with open(box, "rb") as f:
+        assert f.read() == (b"From a@b Mon Nov 23 11:00:00 2026\n"
+                            b"Subject: 2\n\ntwo\n")
+    st = os.stat(box)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == \
+        (nobody, mail_gid, 0o660)
+    assert not os.path.exists(box + ".lock")
