@@ -612,3 +612,36 @@ def apop_digest(greeting, secret):
 def pop3_size(p, n):
     """The octet count poplib's retr() reports for message n."""
     return p.retr(n)[2]
+
+
+def crlf(data):
+    """The message as POP3 defines it: every line ends in CRLF (unstuffed)."""
+    if not data:
+        return b""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return b"".join((l[:-1] if l.endswith(b"\r") else l) + b"\r\n"
+                    for l in lines)
+
+
+def login_retry(srv, user, password, seconds=5, allowed=b"-ERR"):
+    """Log in, retrying while a replied -ERR starts with `allowed` (an
+    ended or killed session may hold the lock a moment); a Raw after
+    "+OK Logged in", or AssertionError with the last reply and the log."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = srv.raw()
+            r.expect(b"+OK")
+            last = r.login(user, password)
+            if last.startswith(b"+OK Logged in"):
+                return r
+            assert last.startswith(allowed), last
+            r.close()
+        except (OSError, EOFError) as e:
+            last = repr(e)
+        time.sleep(0.05)
+    raise AssertionError("no login in %ss: %r\n%s"
+                         % (seconds, last, srv.log()[-3000:]))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import apop_digest
+from conftest import apop_digest, login_retry
 
 USER, PASS = "alice", "secret"
 FAIL = b"-ERR [AUTH] Authentication failed."
@@ -242,24 +242,13 @@ def test_second_login_gets_in_use(srv):
     assert "event=mailbox-open result=in-use" in srv.log()
 
 
-def login_within(srv, seconds=5):
-    deadline = time.monotonic() + seconds
-    while True:
-        r = greeted(srv)
-        reply = r.login(USER, PASS)
-        if reply.startswith(b"+OK"):
-            return r
-        assert reply.startswith(b"-ERR [IN-USE]"), reply
-        assert time.monotonic() < deadline, "lock outlived its session"
-        r.close()
-        time.sleep(0.05)
 
 
 def test_lock_dies_with_dropped_connection(srv):
     first = greeted(srv)
     assert first.login(USER, PASS).startswith(b"+OK Logged in")
     first.close()
-    r = login_within(srv)
+    r = login_retry(srv, USER, PASS, allowed=b"-ERR [IN-USE]")
     r.cmd(b"QUIT")
 
 

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-import pytest
+from conftest import login_retry
 
 NMSG = 2000
 # Seconds between sending QUIT and the kill; the UPDATE of 1000 deletions
@@ -31,22 +31,6 @@ def wire(data):
                     for l in lines) + b".\r\n"
 
 
-def login_within(srv, user, pw, seconds=10):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            r = srv.raw()
-            r.expect(b"+OK")
-            last = r.login(user, pw)
-            if last.startswith(b"+OK Logged in"):
-                return r
-            r.close()
-        except (OSError, EOFError) as e:
-            last = repr(e)
-        time.sleep(0.05)
-    raise AssertionError("no login after the crash: %r\n%s"
-                         % (last, srv.log()[-3000:]))
 
 
 def kill_mail_workers(srv):
@@ -102,7 +86,7 @@ def test_kill9_during_maildir_update(mailroot, postinod):
     srv = postinod(mail_workers=1, idle_timeout=60)
     for u, delay in zip(users, DELAYS):
         # First session: new/ -> cur/ and the size cache, then the crash.
-        r = login_within(srv, u, "pw")
+        r = login_retry(srv, u, "pw", seconds=10)
         r.send(b"UIDL\r\n")
         r.expect(b"+OK")
         order = [l.split()[1].decode() for l in r.lines_until_dot()]
@@ -115,7 +99,7 @@ def test_kill9_during_maildir_update(mailroot, postinod):
         for base, (path, data) in files.items():
             assert data == expected[u][base], "damaged: %s" % path
         # The server is whole again and agrees with the files.
-        r = login_within(srv, u, "pw")
+        r = login_retry(srv, u, "pw", seconds=10)
         r.send(b"UIDL\r\n")
         r.expect(b"+OK")
         after = [l.split()[1].decode() for l in r.lines_until_dot()]
@@ -148,7 +132,7 @@ def test_kill9_during_mbox_update(mailroot, postinod):
     dotlock = mailroot.mbox("alice") + ".lock"
     for delay in DELAYS + [0.1, 0.2]:
         mailroot.write_mbox("alice", old)
-        r = login_within(srv, "alice", "pw")
+        r = login_retry(srv, "alice", "pw", seconds=10)
         dele_every_other_and_quit_then_kill(srv, r, NMSG, delay)
         got = mailroot.read_mbox("alice")
         assert got in (old, new), (
@@ -158,7 +142,7 @@ def test_kill9_during_mbox_update(mailroot, postinod):
         # test_kill9_leaves_no_blocking_dotlock; here it is cleared by hand.
         if os.path.exists(dotlock):
             os.unlink(dotlock)
-        r = login_within(srv, "alice", "pw")
+        r = login_retry(srv, "alice", "pw", seconds=10)
         want = NMSG if got == old else NMSG // 2
         assert r.cmd(b"STAT").startswith(b"+OK %d " % want)
         r.send(b"RETR %d\r\n" % want)
@@ -181,7 +165,7 @@ def test_kill9_leaves_no_blocking_dotlock(mailroot, postinod):
     left = 0
     for k in range(40):
         mailroot.write_mbox("alice", b"".join(blocks))
-        r = login_within(srv, "alice", "pw")
+        r = login_retry(srv, "alice", "pw", seconds=10)
         dele_every_other_and_quit_then_kill(srv, r, NMSG,
                                             (0.0, 0.0005, 0.001, 0.002)[k % 4])
         held = None
@@ -193,7 +177,7 @@ def test_kill9_leaves_no_blocking_dotlock(mailroot, postinod):
             except OSError:
                 pass
         try:
-            r = login_within(srv, "alice", "pw", seconds=4)
+            r = login_retry(srv, "alice", "pw", seconds=4)
         except AssertionError as e:
             raise AssertionError("round %d, dotlock left with content %r:\n%s"
                                  % (k, held, e))
@@ -206,13 +190,13 @@ def test_new_mail_worker_after_kill(mailroot, postinod):
     mailroot.add_user("alice", "pw")
     mailroot.deliver_maildir("alice", msg("alice", 1))
     srv = postinod(mail_workers=1)
-    r = login_within(srv, "alice", "pw")
+    r = login_retry(srv, "alice", "pw", seconds=10)
     pid = srv.mail_worker_pid()
     os.kill(pid, signal.SIGKILL)
     # The client sees its connection end.
     assert r.closed_within(5)
     wait_gone([pid])
-    r = login_within(srv, "alice", "pw")
+    r = login_retry(srv, "alice", "pw", seconds=10)
     assert r.cmd(b"STAT").startswith(b"+OK 1 ")
     assert srv.mail_worker_pid() != pid
     r.cmd(b"QUIT")

@@ -2,7 +2,6 @@
 many concurrent connections, mail workers retiring, syslog mode."""
 
 import os
-import re
 import resource
 import socket
 import subprocess

@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from conftest import crlf, login_retry
 
 USER, PASS = "alice", "secret"
 
@@ -18,13 +19,6 @@ def block(n, body, extra_headers=b""):
             + content + b"\n"), content
 
 
-def crlf(data):
-    if not data:
-        return b""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return b"".join((l[:-1] if l.endswith(b"\r") else l) + b"\r\n" for l in lines)
 
 
 @pytest.fixture
@@ -36,17 +30,6 @@ def mbox_srv(mailroot, postinod):
     return start
 
 
-def login_within(srv, seconds=5):
-    deadline = time.monotonic() + seconds
-    while True:
-        r = srv.raw()
-        r.expect(b"+OK")
-        reply = r.login(USER, PASS)
-        if reply.startswith(b"+OK"):
-            return r
-        assert time.monotonic() < deadline, reply
-        r.close()
-        time.sleep(0.05)
 
 
 def test_from_unescaping_mboxrd(mailroot, mbox_srv):
@@ -190,7 +173,7 @@ def test_rset_and_drop_keep_the_file(mailroot, mbox_srv):
     r.login(USER, PASS)
     assert r.cmd(b"DELE 2").startswith(b"+OK")
     r.close()
-    r = login_within(srv)
+    r = login_retry(srv, USER, PASS)
     assert r.cmd(b"STAT").startswith(b"+OK 3 ")
     r.cmd(b"QUIT")
     assert mailroot.read_mbox(USER) == original
@@ -226,13 +209,13 @@ def test_mbox_second_login_in_use(mailroot, mbox_srv):
     assert time.monotonic() - t0 < 0.9
     assert second.closed_within(2)
     assert first.cmd(b"QUIT").startswith(b"+OK")
-    r = login_within(srv)
+    r = login_retry(srv, USER, PASS)
     r.cmd(b"QUIT")
     first = srv.raw()
     first.expect(b"+OK")
     first.login(USER, PASS)
     first.close()
-    r = login_within(srv)
+    r = login_retry(srv, USER, PASS)
     r.cmd(b"QUIT")
 
 

@@ -6,19 +6,11 @@ import poplib
 import time
 
 import pytest
+from conftest import crlf
 
 USER, PASS = "alice", "secret"
 
 
-def crlf(data):
-    """The message as POP3 defines it: every line ends in CRLF (unstuffed)."""
-    if not data:
-        return b""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return b"".join((l[:-1] if l.endswith(b"\r") else l) + b"\r\n"
-                    for l in lines)
 
 
 def wire(data):

@@ -6,6 +6,7 @@ import socket
 import time
 
 import pytest
+from conftest import login_retry
 
 USER, PASS = "alice", "secret"
 MSG = b"Subject: one\n\nbody\n"
@@ -256,22 +257,11 @@ def test_bad_command_limit_in_transaction(srv):
     for _ in range(20):
         assert r.line().startswith(b"-ERR")
     assert r.closed_within(5)
-    r2 = logged_in_retry(srv)
+    r2 = login_retry(srv, USER, PASS)
     assert r2.cmd(b"STAT") == b"+OK 1 %d" % MSG_SIZE
     r2.cmd(b"QUIT")
 
 
-def logged_in_retry(srv, seconds=5):
-    """Log in, retrying while an ended session still holds the lock."""
-    deadline = time.monotonic() + seconds
-    while True:
-        r = greeted(srv)
-        reply = r.login(USER, PASS)
-        if reply.startswith(b"+OK"):
-            return r
-        assert time.monotonic() < deadline, reply
-        r.close()
-        time.sleep(0.05)
 
 
 # -- timers -----------------------------------------------------------------
@@ -390,7 +380,7 @@ def test_stalled_reader_does_not_grow_server_memory(mailroot, postinod):
     assert peak - before < 20 * 1024, (before, peak)
     # Dropping such a client ends the session and frees the mailbox.
     r.close()
-    r = logged_in_retry(srv)
+    r = login_retry(srv, USER, PASS)
     assert r.cmd(b"STAT").startswith(b"+OK 1 ")
     r.cmd(b"QUIT")
 
@@ -410,6 +400,6 @@ def test_client_reset_mid_retr(mailroot, postinod):
         r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
         r.close()
-    r = logged_in_retry(srv)
+    r = login_retry(srv, USER, PASS)
     assert r.cmd(b"STAT").startswith(b"+OK 1 ")
     r.cmd(b"QUIT")
