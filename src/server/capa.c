@@ -1,7 +1,7 @@
 #include "capa.h"
 
 void
-capa_reply(struct session *s, const struct config *cf, bool authorization)
+capa_reply(struct session *s, const struct config *cf, unsigned int flags)
 {
 	session_reply(s, "+OK Capability list follows");
 	session_reply(s, "TOP");
@@ -13,8 +13,10 @@ capa_reply(struct session *s, const struct config *cf, bool authorization)
 	session_reply(s, "EXPIRE NEVER");
 	if (cf->login_delay > 0)
 		session_reply(s, "LOGIN-DELAY %u", cf->login_delay);
-	if (authorization)
+	if (flags & CAPA_USER)
 		session_reply(s, "USER");
+	if (flags & CAPA_STLS)
+		session_reply(s, "STLS");
 	session_reply(s, "IMPLEMENTATION Postino");
 	session_reply(s, ".");
 }

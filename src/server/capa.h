@@ -7,6 +7,10 @@
 #include "config.h"
 #include "session.h"
 
-void capa_reply(struct session *s, const struct config *cf, bool authorization);
+#define CAPA_AUTHORIZATION	0x1	/* before login */
+#define CAPA_STLS		0x2	/* STLS is possible now */
+#define CAPA_USER		0x4	/* USER/PASS is allowed now */
+
+void capa_reply(struct session *s, const struct config *cf, unsigned int flags);
 
 #endif

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-enum config_type { CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_MAILBOX };
+enum config_type {
+	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
+	CT_TLS_VERSION,
+};
 
 struct config_key {
 	const char	*name;
@@ -23,6 +26,13 @@ struct config_key {
 /* The bounds and their reasons are documented in etc/postinod.conf. */
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
+	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
+	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
+	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
+	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
+	KEY(auth_allow_cleartext, CT_BOOL, auth_allow_cleartext, 0, 0, "no"),
+	KEY(auth_cleartext_loopback, CT_BOOL, auth_cleartext_loopback, 0, 0,
+	    "yes"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
@@ -103,21 +113,31 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			return -1;
 		}
 		return 0;
-	case CT_LISTEN: {
-		struct config_listen *l;
+	case CT_LISTEN:
+	case CT_LISTEN_TLS: {
+		struct config_listen *l = k->type == CT_LISTEN ? cf->listen :
+		    cf->listen_tls;
+		unsigned int *n = k->type == CT_LISTEN ? &cf->nlisten :
+		    &cf->nlisten_tls;
 
-		if (cf->nlisten == CONFIG_LISTEN_MAX) {
-			str_fmt(why, ERR_LEN, "at most %d listen lines",
-			    CONFIG_LISTEN_MAX);
+		if (*n == CONFIG_LISTEN_MAX) {
+			str_fmt(why, ERR_LEN, "at most %d %s lines",
+			    CONFIG_LISTEN_MAX, k->name);
 			return -1;
 		}
-		l = &cf->listen[cf->nlisten];
+		l += *n;
 		if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
 			return -1;
 		str_copy(l->text, sizeof(l->text), v);
-		cf->nlisten++;
+		(*n)++;
 		return 0;
 	}
+	case CT_TLS_VERSION:
+		if (strcmp(v, "TLSv1.2") != 0 && strcmp(v, "TLSv1.3") != 0) {
+			str_copy(why, ERR_LEN, "expected TLSv1.2 or TLSv1.3");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
 	}
 	return -1;
 }
@@ -140,7 +160,7 @@ int
 config_load(struct config *cf, const char *path, char *err)
 {
 	char line[CONFIG_VALUE_MAX + 128], why[ERR_LEN];
-	bool listen_seen = false;
+	bool listen_seen = false, listen_tls_seen = false;
 	unsigned int lineno = 0;
 	FILE *fp;
 	long ncpu;
@@ -186,10 +206,10 @@ config_load(struct config *cf, const char *path, char *err)
 			    path, lineno, key);
 			goto fail;
 		}
-		if (k->type == CT_LISTEN && !listen_seen) {
-			cf->nlisten = 0;
+		if (k->type == CT_LISTEN)
 			listen_seen = true;
-		}
+		if (k->type == CT_LISTEN_TLS)
+			listen_tls_seen = true;
 		if (config_set(cf, k, val, why) < 0) {
 			str_fmt(err, ERR_LEN, "%s:%u: %s: %s", path, lineno,
 			    key, why);
@@ -204,6 +224,26 @@ config_load(struct config *cf, const char *path, char *err)
 	if (!listen_seen) {
 		config_set(cf, &config_keys[0], "*:110", why);
 		config_set(cf, &config_keys[0], "[::]:110", why);
+	}
+	/* RFC 8314: with a certificate, implicit TLS on 995 unless told otherwise. */
+	if (!listen_tls_seen && cf->tls_cert[0] != '\0') {
+		config_set(cf, &config_keys[1], "*:995", why);
+		config_set(cf, &config_keys[1], "[::]:995", why);
+	}
+	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
+		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
+		    path);
+		return -1;
+	}
+	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {
+		str_fmt(err, ERR_LEN, "%s: listen_tls needs tls_cert and "
+		    "tls_key", path);
+		return -1;
+	}
+	if (cf->nlisten + cf->nlisten_tls > CONFIG_LISTEN_MAX) {
+		str_fmt(err, ERR_LEN, "%s: at most %d listen and listen_tls "
+		    "lines together", path, CONFIG_LISTEN_MAX);
+		return -1;
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
@@ -228,6 +268,12 @@ config_dump(const struct config *cf)
 			for (unsigned int i = 0; i < cf->nlisten; i++)
 				printf("listen = %s\n", cf->listen[i].text);
 			break;
+		case CT_LISTEN_TLS:
+			for (unsigned int i = 0; i < cf->nlisten_tls; i++)
+				printf("listen_tls = %s\n",
+				    cf->listen_tls[i].text);
+			break;
+		case CT_TLS_VERSION:
 		case CT_STR:
 		case CT_MAILBOX:
 			printf("%s = %s\n", k->name, (const char *)p);

@@ -27,6 +27,13 @@ struct config_listen {
 struct config {
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	unsigned int	 nlisten;
+	struct config_listen listen_tls[CONFIG_LISTEN_MAX];	/* implicit TLS */
+	unsigned int	 nlisten_tls;
+	char		 tls_cert[CONFIG_VALUE_MAX];	/* "" = no TLS */
+	char		 tls_key[CONFIG_VALUE_MAX];
+	char		 tls_min_version[16];
+	bool		 auth_allow_cleartext;
+	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 mail_user[64];			/* "" = none */

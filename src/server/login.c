@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/ev.h"
@@ -17,8 +18,10 @@
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../lib/tls.h"
 #include "capa.h"
 #include "proto.h"
+#include "proxy.h"
 #include "roles.h"
 
 /*
@@ -38,6 +41,7 @@ struct login_conn {
 	uint32_t	 method;
 	enum auth_result verdict;
 	bool		 have_user;
+	bool		 implicit_tls;	/* greet after the handshake */
 	char		 user[AUTH_USER_MAX + 1];
 	char		 timestamp[PROTO_TS_MAX];
 };
@@ -47,8 +51,10 @@ static struct ev *ev;
 static struct ipc *master, *authc;
 static struct login_conn *conns;
 static unsigned int nconns;
-static int listen_fds[CONFIG_LISTEN_MAX];
+static int listen_fds[CONFIG_LISTEN_MAX];	/* plain, then implicit TLS */
 static unsigned int nlisten;
+static struct tls_ctx *tls_ctx;		/* from the master; NULL: no TLS */
+static bool ready_sent;
 static uint64_t next_req = 1;
 static bool shutting_down;
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
@@ -56,6 +62,7 @@ static bool shutting_down;
 static struct ev_timer accept_pause;
 
 static const struct session_cmd *login_commands(struct session *s);
+static void conn_tls_ready(struct session *s);
 
 static void
 conn_closed(struct session *s)
@@ -78,6 +85,7 @@ conn_closed(struct session *s)
 static const struct session_ops login_ops = {
 	.commands = login_commands,
 	.closed = conn_closed,
+	.tls_ready = conn_tls_ready,
 };
 
 static const char *
@@ -132,10 +140,70 @@ send_verify(struct login_conn *c, const char *secret)
 	return CMD_ASYNC;
 }
 
+static bool
+is_loopback(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+	    strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+/* auth_allow_cleartext = no: passwords only over TLS, or from this host. */
+static bool
+cleartext_ok(const struct session *s)
+{
+	return cf->auth_allow_cleartext || s->tls != NULL ||
+	    (cf->auth_cleartext_loopback && is_loopback(s->ip));
+}
+
+static enum cmd_result
+refuse_cleartext(struct session *s)
+{
+	session_reply(s, "-ERR [AUTH] Plaintext authentication disallowed on "
+	    "non-secure (SSL/TLS) connections.");
+	return CMD_BAD;
+}
+
+static unsigned int
+capa_flags(const struct session *s)
+{
+	unsigned int f = CAPA_AUTHORIZATION;
+
+	if (tls_ctx != NULL && s->tls == NULL)
+		f |= CAPA_STLS;
+	if (cleartext_ok(s))
+		f |= CAPA_USER;
+	return f;
+}
+
+static enum cmd_result
+cmd_stls(struct session *s, const struct pop3_args *a)
+{
+	struct login_conn *c = s->owner;
+
+	(void)a;
+	if (s->tls != NULL) {
+		session_reply(s, "-ERR Already using TLS.");
+		return CMD_BAD;
+	}
+	if (tls_ctx == NULL) {
+		session_reply(s, "-ERR TLS is not available.");
+		return CMD_BAD;
+	}
+	session_reply(s, "+OK Begin TLS negotiation.");
+	/* RFC 2595 sec. 4: the session starts over; forget the user. */
+	c->have_user = false;
+	if (session_start_tls(s, tls_ctx, false) < 0)
+		return CMD_CLOSE;
+	return CMD_OK;
+}
+
 static enum cmd_result
 cmd_user(struct session *s, const struct pop3_args *a)
 {
 	struct login_conn *c = s->owner;
+
+	if (!cleartext_ok(s))
+		return refuse_cleartext(s);
 
 	if (strlen(a->argv[0]) > AUTH_USER_MAX) {
 		session_reply(s, "-ERR [AUTH] User name too long.");
@@ -152,6 +220,8 @@ cmd_pass(struct session *s, const struct pop3_args *a)
 {
 	struct login_conn *c = s->owner;
 
+	if (!cleartext_ok(s))
+		return refuse_cleartext(s);
 	if (!c->have_user) {
 		session_reply(s, "-ERR USER first.");
 		return CMD_BAD;
@@ -188,7 +258,7 @@ static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
 	(void)a;
-	capa_reply(s, cf, true);
+	capa_reply(s, cf, capa_flags(s));
 	return CMD_OK;
 }
 
@@ -205,6 +275,7 @@ static const struct session_cmd auth_commands[] = {
 	{ "PASS", 0, 1, true, cmd_pass },
 	{ "APOP", 2, 2, false, cmd_apop },
 	{ "CAPA", 0, 0, false, cmd_capa },
+	{ "STLS", 0, 0, false, cmd_stls },
 	{ "QUIT", 0, 0, false, cmd_quit },
 	{ NULL, 0, 0, false, NULL },
 };
@@ -216,17 +287,25 @@ login_commands(struct session *s)
 	return auth_commands;
 }
 
+/*
+ * Pass the logged-in connection to a mail worker through the master. A TLS
+ * connection stays here: the mail worker gets one end of a socketpair and
+ * this worker relays plaintext (the TLS key never leaves the login role).
+ */
 static void
 handoff(struct login_conn *c, const struct msg_verdict *v)
 {
 	struct msg_handoff *h = calloc(1, sizeof(*h));
-	size_t inlen;
-	int fd;
+	struct session_handover *ho = calloc(1, sizeof(*ho));
+	int sv[2] = { -1, -1 }, give;
 
-	if (h == NULL) {
-		session_reply(&c->s, "-ERR [SYS/TEMP] Out of memory.");
+	if (h == NULL || ho == NULL || (c->s.tls != NULL &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) < 0)) {
+		session_reply(&c->s, "-ERR [SYS/TEMP] Out of resources, try "
+		    "later.");
 		session_end(&c->s);
-		return;
+		goto out;
 	}
 	h->uid = v->uid;
 	h->gid = v->gid;
@@ -236,15 +315,51 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	str_copy(h->ip, sizeof(h->ip), c->s.ip);
 	str_copy(h->user, sizeof(h->user), c->user);
 	memcpy(h->ticket, v->ticket, sizeof(h->ticket));
-	fd = session_detach(&c->s, h->in, sizeof(h->in), &inlen);
-	h->inlen = (uint32_t)inlen;
-	if (fd >= 0) {
-		if (ipc_send(master, MSG_HANDOFF, h, sizeof(*h), fd) < 0)
-			log_warnx("session=%s event=handoff-failed", h->session);
-		close(fd);
+	if (session_detach(&c->s, ho) < 0) {
+		log_warnx("session=%s event=handoff-failed reason=output",
+		    h->session);
+		session_close(&c->s);
+		goto out;
 	}
-	explicit_bzero(h, sizeof(*h));
+	/* c is gone now. */
+	memcpy(h->in, ho->in, ho->inlen);
+	h->inlen = (uint32_t)ho->inlen;
+	if (ho->tls == NULL) {
+		memcpy(h->out, ho->out, ho->outlen);
+		h->outlen = (uint32_t)ho->outlen;
+		give = ho->fd;
+	} else {
+		give = sv[1];
+		if (proxy_start(ev, ho->tls, ho->fd, sv[0], h->session, ho->out,
+		    ho->outlen) < 0) {
+			log_warnx("session=%s event=handoff-failed reason=proxy",
+			    h->session);
+			tls_conn_free(&ho->tls);
+			close(ho->fd);
+			close(sv[0]);
+			give = -1;
+		}
+		sv[0] = -1;
+	}
+	if (give >= 0 && ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0)
+		log_warnx("session=%s event=handoff-failed", h->session);
+	if (give >= 0)
+		close(give);
+	if (ho->tls == NULL)
+		sv[1] = -1;
+	else if (give == sv[1])
+		sv[1] = -1;
+out:
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	if (h != NULL)
+		explicit_bzero(h, sizeof(*h));
+	if (ho != NULL)
+		explicit_bzero(ho, sizeof(*ho));
 	free(h);
+	free(ho);
 }
 
 static void
@@ -342,10 +457,36 @@ deadline(struct ev *e, void *arg)
 }
 
 static void on_listen(struct ev *e, int fd, unsigned int events, void *arg);
+static void watch_listeners(void);
 
 /* 0 when a connection was taken (or refused), -1 when there was none. */
+static void
+greet(struct login_conn *c)
+{
+	if (cf->apop) {
+		/* RFC 1939 sec. 7: a timestamp unique to this greeting. */
+		str_fmt(c->timestamp, sizeof(c->timestamp), "<%s.%ld@postino>",
+		    c->s.id, (long)getpid());
+		session_reply(&c->s, "+OK %s %s", cf->greeting, c->timestamp);
+	} else {
+		session_reply(&c->s, "+OK %s", cf->greeting);
+	}
+}
+
+static void
+conn_tls_ready(struct session *s)
+{
+	struct login_conn *c = s->owner;
+
+	c->have_user = false;
+	if (c->implicit_tls) {
+		greet(c);
+		session_resume(s);
+	}
+}
+
 static int
-accept_one(int lfd)
+accept_one(int lfd, bool implicit_tls)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
@@ -365,12 +506,17 @@ accept_one(int lfd)
 		}
 		return -1;
 	}
-	if (nconns >= cf->max_sessions || shutting_down) {
+	if (nconns + proxy_count() >= cf->max_sessions || shutting_down) {
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
 		    "try later.\r\n";
-		ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
 
-		(void)w;
+		/* No plaintext on a TLS port: there, just close. */
+		if (!implicit_tls) {
+			ssize_t w = send(fd, busy, sizeof(busy) - 1,
+			    MSG_NOSIGNAL);
+
+			(void)w;
+		}
 		close(fd);
 		return 0;
 	}
@@ -398,16 +544,15 @@ accept_one(int lfd)
 	conns = c;
 	nconns++;
 	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
-	log_info("session=%s event=connect ip=%s port=%u", c->s.id, c->s.ip,
-	    c->s.port);
-	if (cf->apop) {
-		/* RFC 1939 sec. 7: a timestamp unique to this greeting. */
-		str_fmt(c->timestamp, sizeof(c->timestamp), "<%s.%ld@postino>",
-		    c->s.id, (long)getpid());
-		session_reply(&c->s, "+OK %s %s", cf->greeting, c->timestamp);
-	} else {
-		session_reply(&c->s, "+OK %s", cf->greeting);
+	log_info("session=%s event=connect ip=%s port=%u%s", c->s.id, c->s.ip,
+	    c->s.port, implicit_tls ? " tls=implicit" : "");
+	if (implicit_tls) {
+		/* RFC 8314: TLS first; the greeting comes after the handshake. */
+		c->implicit_tls = true;
+		session_start_tls(&c->s, tls_ctx, true);
+		return 0;
 	}
+	greet(c);
 	session_resume(&c->s);
 	return 0;
 }
@@ -418,10 +563,26 @@ on_listen(struct ev *e, int fd, unsigned int events, void *arg)
 	(void)e;
 	(void)events;
 	(void)arg;
+	bool implicit_tls = false;
+
+	for (unsigned int i = cf->nlisten; i < nlisten; i++)
+		if (listen_fds[i] == fd)
+			implicit_tls = true;
 	/* Several workers share the socket; take a few, leave some for them. */
 	for (int i = 0; i < 16; i++)
-		if (accept_one(fd) < 0)
+		if (accept_one(fd, implicit_tls) < 0)
 			break;
+}
+
+/* Implicit-TLS listeners only once there is a certificate to answer with. */
+static void
+watch_listeners(void)
+{
+	for (unsigned int i = 0; i < nlisten; i++)
+		if (i < cf->nlisten || tls_ctx != NULL)
+			if (ev_io_set(ev, listen_fds[i], EV_READ, on_listen,
+			    NULL) < 0)
+				fatal("listen fd %d", listen_fds[i]);
 }
 
 static void
@@ -429,8 +590,18 @@ accept_resume(struct ev *e, void *arg)
 {
 	(void)e;
 	(void)arg;
-	for (unsigned int i = 0; i < nlisten; i++)
-		ev_io_set(ev, listen_fds[i], EV_READ, on_listen, NULL);
+	watch_listeners();
+}
+
+/* Tell the master once this worker can serve every listener it has. */
+static void
+maybe_ready(void)
+{
+	if (ready_sent || authc == NULL ||
+	    (cf->tls_cert[0] != '\0' && tls_ctx == NULL))
+		return;
+	ready_sent = true;
+	ipc_send(master, MSG_READY, NULL, 0, -1);
 }
 
 static void
@@ -449,7 +620,45 @@ stop_all(void)
 		if (conns != NULL && !conns->s.closed)
 			session_close(&conns->s);
 	}
+	proxy_close_all();
 	ev_stop(ev);
+}
+
+/* Largest certificate chain plus key the master sends (two files of 1 MiB). */
+#define TLS_MATERIAL_MAX	(2 * 1024 * 1024 + 2)
+
+/* A new certificate from the master: new connections use it at once. */
+static void
+load_tls(int fd)
+{
+	char err[ERR_LEN];
+	struct tls_ctx *ctx;
+	struct stat st;
+	char *buf;
+
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 ||
+	    st.st_size > TLS_MATERIAL_MAX) {
+		log_warnx("event=tls-config-refused reason=size");
+		return;
+	}
+	buf = malloc((size_t)st.st_size);
+	if (buf == NULL)
+		return;
+	if (pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		log_warn("event=tls-config-refused reason=read");
+		free(buf);
+		return;
+	}
+	ctx = tls_ctx_new(buf, (size_t)st.st_size, cf->tls_min_version, err);
+	explicit_bzero(buf, (size_t)st.st_size);
+	free(buf);
+	if (ctx == NULL) {
+		log_warnx("event=tls-config-refused reason=\"%s\"", err);
+		return;
+	}
+	/* Open connections hold their own reference to the old context. */
+	tls_ctx_free(&tls_ctx);
+	tls_ctx = ctx;
 }
 
 static void
@@ -466,6 +675,15 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
 		if (authc == NULL)
 			close(msg->fd);
+		maybe_ready();
+		return;
+	}
+	if (msg->type == MSG_TLS_CONFIG && msg->fd >= 0) {
+		load_tls(msg->fd);
+		close(msg->fd);
+		if (!shutting_down)
+			watch_listeners();
+		maybe_ready();
 		return;
 	}
 	if (msg->fd >= 0)
@@ -508,14 +726,13 @@ login_main(const struct config *config, unsigned int n)
 		fatal("master channel");
 	ev_timer_init(&accept_pause, accept_resume, NULL);
 	nlisten = n;
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
-		if (ev_io_set(ev, listen_fds[i], EV_READ, on_listen, NULL) < 0)
-			fatal("listen fd %d", listen_fds[i]);
-	}
+	watch_listeners();
 	ev_run(ev);
 	ipc_free(&authc);
 	ipc_free(&master);
+	tls_ctx_free(&tls_ctx);
 	ev_free(&ev);
 	return 0;
 }

@@ -291,7 +291,7 @@ static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
 	(void)a;
-	capa_reply(s, cf, false);
+	capa_reply(s, cf, 0);
 	return CMD_OK;
 }
 
@@ -603,7 +603,8 @@ on_handoff(struct ipc_msg *msg)
 	if (c == NULL || !proto_take(msg->data, msg->len, &c->h, sizeof(c->h)) ||
 	    !PROTO_STR_OK(c->h.session) || !PROTO_STR_OK(c->h.ip) ||
 	    !PROTO_STR_OK(c->h.user) || !PROTO_STR_OK(c->h.ticket) ||
-	    c->h.inlen > sizeof(c->h.in) || msg->fd < 0 || authc == NULL) {
+	    c->h.inlen > sizeof(c->h.in) || c->h.outlen > sizeof(c->h.out) ||
+	    msg->fd < 0 || authc == NULL) {
 		log_warnx("event=handoff-refused");
 		if (msg->fd >= 0)
 			close(msg->fd);
@@ -630,6 +631,9 @@ on_handoff(struct ipc_msg *msg)
 	if (conns)
 		conns->prev = c;
 	conns = c;
+	/* Replies the login worker could not send yet go first. */
+	if (c->h.outlen > 0)
+		session_write(&c->s, c->h.out, c->h.outlen);
 	rq.req = c->req = next_req++;
 	memcpy(rq.ticket, c->h.ticket, sizeof(rq.ticket));
 	if (ipc_send(authc, MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {

@@ -143,7 +143,7 @@ main(int argc, char **argv)
 	if (strcmp(role, "auth") == 0)
 		ch = authd_main(cf);
 	else if (strcmp(role, "login") == 0) {
-		if (nlisten != cf->nlisten)
+		if (nlisten != cf->nlisten + cf->nlisten_tls)
 			fatalx("the configuration changed since start-up; restart");
 		ch = login_main(cf, nlisten);
 	} else if (strcmp(role, "mail") == 0)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../lib/tls.h"
 #include "proto.h"
 #include "roles.h"
 
@@ -39,6 +41,7 @@ struct child {
 	uint64_t	 started;
 	unsigned int	 slot;
 	unsigned int	 sessions;	/* mail: hand-offs not yet ended */
+	bool		 ready;		/* login: serving */
 	bool		 retiring;	/* mail: told to exit; route nothing to it */
 };
 
@@ -46,14 +49,19 @@ static const struct config *cf;
 static const char *conf_path;
 static bool foreground;
 static struct ev *ev;
-static int listen_fds[CONFIG_LISTEN_MAX];
+static int listen_fds[CONFIG_LISTEN_MAX];	/* listen, then listen_tls */
+static unsigned int nlisten;
+/* The certificate and key, in a memfd handed to each login worker. */
+static int tls_fd = -1;
 static struct child auth;
 static struct child *logins;
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
-static bool stopping;
+static bool stopping, announced;
 
 static void child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg);
+static void announce_when_ready(void);
+static void write_ready_file(void);
 
 static const char *
 role_name(enum role r)
@@ -112,7 +120,7 @@ spawn(struct child *c)
 				_exit(1);
 		}
 		if (c->role == ROLE_LOGIN) {
-			for (unsigned int i = 0; i < cf->nlisten; i++) {
+			for (unsigned int i = 0; i < nlisten; i++) {
 				int t = fcntl(listen_fds[i], F_DUPFD,
 				    ROLE_LISTEN_FD + CONFIG_LISTEN_MAX + 1);
 
@@ -120,7 +128,7 @@ spawn(struct child *c)
 					_exit(1);
 				listen_fds[i] = t;
 			}
-			for (unsigned int i = 0; i < cf->nlisten; i++)
+			for (unsigned int i = 0; i < nlisten; i++)
 				if (dup2(listen_fds[i], ROLE_LISTEN_FD + (int)i) < 0)
 					_exit(1);
 		}
@@ -128,7 +136,7 @@ spawn(struct child *c)
 			_exit(1);
 		str_fmt(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
 		str_fmt(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
-		str_fmt(nbuf, sizeof(nbuf), "%u", cf->nlisten);
+		str_fmt(nbuf, sizeof(nbuf), "%u", nlisten);
 		argv[argc++] = "postinod";
 		argv[argc++] = "-c";
 		argv[argc++] = (char *)conf_path;
@@ -144,13 +152,14 @@ spawn(struct child *c)
 		argv[argc++] = nbuf;
 		argv[argc] = NULL;
 		/* Everything but stdio, the channel and the listeners closes on exec. */
-		closefrom(c->role == ROLE_LOGIN ? ROLE_LISTEN_FD + (int)cf->nlisten :
+		closefrom(c->role == ROLE_LOGIN ? ROLE_LISTEN_FD + (int)nlisten :
 		    ROLE_LISTEN_FD);
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
 	close(fds[1]);
 	c->pid = pid;
+	c->ready = false;
 	c->started = ev_now_ms();
 	c->ipc = ipc_new(ev, fds[0], child_msg, c);
 	if (c->ipc == NULL) {
@@ -162,6 +171,8 @@ spawn(struct child *c)
 	    (long)pid, (unsigned)c->uid);
 	if (c->role != ROLE_AUTH)
 		attach_auth(c);
+	if (c->role == ROLE_LOGIN && tls_fd >= 0)
+		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
 	return 0;
 }
 
@@ -245,6 +256,10 @@ child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (c->role == ROLE_LOGIN && msg->type == MSG_HANDOFF)
 		route_handoff(msg);
+	else if (c->role == ROLE_LOGIN && msg->type == MSG_READY) {
+		c->ready = true;
+		announce_when_ready();
+	}
 	else if (c->role == ROLE_MAIL && msg->type == MSG_SESSION_END) {
 		if (c->sessions > 0)
 			c->sessions--;
@@ -259,6 +274,20 @@ child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		    role_name(c->role), msg->type);
 	if (msg->fd >= 0)
 		close(msg->fd);
+}
+
+/* The ready file appears once every login worker serves: no start-up races. */
+static void
+announce_when_ready(void)
+{
+	if (announced)
+		return;
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		if (!logins[i].ready)
+			return;
+	announced = true;
+	write_ready_file();
+	log_info("event=ready");
 }
 
 static bool
@@ -379,13 +408,109 @@ on_term(struct ev *e, int signo, void *arg)
 		return;
 	log_info("event=shutdown signal=%d", signo);
 	stopping = true;
-	for (unsigned int i = 0; i < cf->nlisten; i++)
+	for (unsigned int i = 0; i < nlisten; i++)
 		close(listen_fds[i]);
 	/* Mail workers first: sessions in UPDATE finish before they exit. */
 	signal_all(SIGTERM);
 	ev_timer_start(e, &shutdown_timer, SHUTDOWN_WAIT_MS);
 	if (!children_left())
 		ev_stop(e);
+}
+
+/* Bound a certificate chain or key file: a mistake, not a certificate. */
+#define TLS_FILE_MAX	(1024 * 1024)
+
+static int
+read_small_file(const char *path, char *buf, size_t size, size_t *len_r,
+    char *err)
+{
+	size_t len = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (len < size && (n = read(fd, buf + len, size - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	if (len == size) {
+		str_fmt(err, ERR_LEN, "%s: larger than %d octets", path,
+		    TLS_FILE_MAX);
+		return -1;
+	}
+	*len_r = len;
+	return 0;
+}
+
+/*
+ * Read tls_cert and tls_key (as root, before any role runs), check that they
+ * make a working context, and keep them in a memfd that login workers
+ * receive over their channel: they build their context from it in the
+ * chroot, and mail workers never see it. A memfd, or -1 with err.
+ */
+static int
+tls_material_load(char *err)
+{
+	size_t cap = 2 * TLS_FILE_MAX + 2, len = 0, klen = 0;
+	char *buf = malloc(cap);
+	struct tls_ctx *ctx;
+	int fd = -1;
+
+	if (buf == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	if (read_small_file(cf->tls_cert, buf, TLS_FILE_MAX, &len, err) < 0)
+		goto out;
+	buf[len++] = '\n';
+	if (read_small_file(cf->tls_key, buf + len, TLS_FILE_MAX, &klen,
+	    err) < 0)
+		goto out;
+	len += klen;
+	ctx = tls_ctx_new(buf, len, cf->tls_min_version, err);
+	if (ctx == NULL)
+		goto out;
+	tls_ctx_free(&ctx);
+	fd = memfd_create("postino-tls", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
+		str_fmt(err, ERR_LEN, "memfd: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+out:
+	explicit_bzero(buf, cap);
+	free(buf);
+	return fd;
+}
+
+/* SIGHUP: new certificate for new connections; sessions keep theirs. */
+static void
+on_hup(struct ev *e, int signo, void *arg)
+{
+	char err[ERR_LEN];
+	int fd;
+
+	(void)e;
+	(void)signo;
+	(void)arg;
+	if (cf->tls_cert[0] == '\0' || stopping)
+		return;
+	fd = tls_material_load(err);
+	if (fd < 0) {
+		log_warnx("event=tls-reload result=failed reason=\"%s\": "
+		    "keeping the old certificate", err);
+		return;
+	}
+	if (tls_fd >= 0)
+		close(tls_fd);
+	tls_fd = fd;
+	for (unsigned int i = 0; i < cf->login_workers; i++)
+		if (logins[i].ipc != NULL)
+			ipc_send(logins[i].ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
+	log_info("event=tls-reload result=ok");
 }
 
 static void
@@ -401,7 +526,7 @@ write_ready_file(void)
 	fp = fopen(tmp, "we");
 	if (fp == NULL)
 		fatal("ready_file %s", tmp);
-	for (unsigned int i = 0; i < cf->nlisten; i++) {
+	for (unsigned int i = 0; i < nlisten; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		char addr[NET_ADDR_LEN];
@@ -409,7 +534,8 @@ write_ready_file(void)
 		if (getsockname(listen_fds[i], (struct sockaddr *)&ss, &len) < 0)
 			fatal("getsockname");
 		net_addr_str(&ss, addr, sizeof(addr), NULL, 0, NULL);
-		fprintf(fp, "%s\n", addr);
+		/* Implicit-TLS listeners are marked, after the plain ones. */
+		fprintf(fp, "%s%s\n", i >= cf->nlisten ? "tls " : "", addr);
 	}
 	if (fclose(fp) != 0 || rename(tmp, cf->ready_file) < 0)
 		fatal("ready_file %s", cf->ready_file);
@@ -424,10 +550,18 @@ master_main(const struct config *config, const char *path, bool fg)
 	conf_path = path;
 	foreground = fg;
 	log_set_ident("postinod");
-	for (unsigned int i = 0; i < cf->nlisten; i++) {
-		listen_fds[i] = net_listen(&cf->listen[i].ss, cf->listen[i].len,
-		    1024, err);
+	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
+		const struct config_listen *l = i < cf->nlisten ?
+		    &cf->listen[i] : &cf->listen_tls[i - cf->nlisten];
+
+		listen_fds[i] = net_listen(&l->ss, l->len, 1024, err);
 		if (listen_fds[i] < 0)
+			fatalx("%s", err);
+		nlisten++;
+	}
+	if (cf->tls_cert[0] != '\0') {
+		tls_fd = tls_material_load(err);
+		if (tls_fd < 0)
 			fatalx("%s", err);
 	}
 	if (priv_is_root()) {
@@ -450,6 +584,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	ev_signal(ev, SIGCHLD, on_chld, NULL);
 	ev_signal(ev, SIGTERM, on_term, NULL);
 	ev_signal(ev, SIGINT, on_term, NULL);
+	ev_signal(ev, SIGHUP, on_hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	logins = calloc(cf->login_workers, sizeof(*logins));
 	if (logins == NULL)
@@ -463,9 +598,8 @@ master_main(const struct config *config, const char *path, bool fg)
 		if (spawn(&logins[i]) < 0)
 			fatalx("cannot start a login worker");
 	}
-	write_ready_file();
-	log_info("event=start listeners=%u login_workers=%u", cf->nlisten,
-	    cf->login_workers);
+	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u",
+	    cf->nlisten, cf->nlisten_tls, cf->login_workers);
 	ev_run(ev);
 	if (cf->ready_file[0] != '\0')
 		unlink(cf->ready_file);
@@ -475,6 +609,8 @@ master_main(const struct config *config, const char *path, bool fg)
 	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
 		ipc_free(&mails[i].ipc);
 	free(logins);
+	if (tls_fd >= 0)
+		close(tls_fd);
 	ev_free(&ev);
 	log_info("event=stopped");
 	return 0;

@@ -27,6 +27,8 @@ enum proto_type {
 	MSG_SHUTDOWN,		/* master -> worker: finish and exit */
 	MSG_SESSION_END,	/* mail -> master: one hand-off is over */
 	MSG_IDLE,		/* mail -> master: no session for a while */
+	MSG_TLS_CONFIG,		/* master -> login: fd is a memfd, cert + key PEM */
+	MSG_READY,		/* login -> master: has auth (and TLS): serving */
 };
 
 enum proto_method { METHOD_USER = 1, METHOD_APOP };
@@ -68,8 +70,9 @@ struct msg_handoff {
 	char		ip[SESSION_IP_LEN];
 	char		user[AUTH_USER_MAX + 1];
 	char		ticket[PROTO_TICKET_LEN + 1];
-	uint32_t	inlen;
+	uint32_t	inlen, outlen;
 	char		in[SESSION_IN_MAX];	/* pipelined after PASS */
+	char		out[SESSION_HANDOVER_OUT];	/* replies not yet sent */
 };
 
 #define PROTO_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)

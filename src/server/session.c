@@ -16,6 +16,7 @@
 
 static void session_io(struct ev *ev, int fd, unsigned int events, void *arg);
 static void session_process(struct session *s);
+static void session_begin_tls(struct session *s);
 
 void
 session_new_id(char id[SESSION_ID_LEN + 1])
@@ -100,6 +101,9 @@ session_teardown(struct session *s)
 {
 	free(s->out);
 	s->out = NULL;
+	if (s->tls != NULL && !s->handshaking)
+		tls_shutdown(s->tls);
+	tls_conn_free(&s->tls);
 	ev_timer_stop(s->ev, &s->timer);
 	if (s->fd >= 0) {
 		ev_io_del(s->ev, s->fd);
@@ -131,17 +135,31 @@ session_end(struct session *s)
 static void
 session_flush(struct session *s)
 {
+	if (s->handshaking)
+		return;
 	while (out_pending(s) > 0) {
-		ssize_t n = send(s->fd, s->out + s->out_start, out_pending(s),
-		    MSG_NOSIGNAL);
+		ssize_t n;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			session_close(s);
-			return;
+		if (s->tls != NULL) {
+			n = tls_write(s->tls, s->out + s->out_start,
+			    out_pending(s));
+			if (n == TLS_IO_WANT_WRITE || n == TLS_IO_WANT_READ)
+				return;
+			if (n < 0) {
+				session_close(s);
+				return;
+			}
+		} else {
+			n = send(s->fd, s->out + s->out_start, out_pending(s),
+			    MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			if (n <= 0) {
+				session_close(s);
+				return;
+			}
 		}
 		s->out_start += (size_t)n;
 		/* Progress: a long RETR to a reading client never times out. */
@@ -314,6 +332,7 @@ static void
 session_take_lines(struct session *s)
 {
 	while (!s->closed && !s->closing && !s->suspended && !s->more &&
+	    s->starttls == NULL && !s->handshaking &&
 	    out_pending(s) <= SESSION_OUT_HIGH) {
 		char *lf = memchr(s->in, '\n', s->in_len);
 		size_t len, used;
@@ -366,6 +385,8 @@ session_process(struct session *s)
 			break;
 	}
 	s->in_dispatch = false;
+	if (!s->closed && s->starttls != NULL && out_pending(s) == 0)
+		session_begin_tls(s);
 	if (s->closed) {
 		session_teardown(s);
 		return;
@@ -380,9 +401,98 @@ session_process(struct session *s)
 	if (!s->suspended && !s->closing && memchr(s->in, '\n', s->in_len))
 		events |= EV_WRITE;
 	if (!s->closing && s->in_len < sizeof(s->in) &&
-	    out_pending(s) <= SESSION_OUT_HIGH)
+	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL)
 		events |= EV_READ;
+	if (s->handshaking || s->tls_want_write)
+		events = EV_READ | (s->tls_want_write ? EV_WRITE : 0);
 	ev_io_set(s->ev, s->fd, events, session_io, s);
+}
+
+static void
+session_begin_tls(struct session *s)
+{
+	s->tls = tls_conn_new(s->starttls, s->fd, true, NULL);
+	s->starttls = NULL;
+	if (s->tls == NULL) {
+		log_warnx("session=%s event=tls-failed reason=setup", s->id);
+		session_close(s);
+		return;
+	}
+	/* Whatever came in plaintext after the command is dropped. */
+	s->in_len = 0;
+	s->handshaking = true;
+}
+
+int
+session_start_tls(struct session *s, struct tls_ctx *ctx, bool now)
+{
+	s->starttls = ctx;
+	if (now) {
+		session_begin_tls(s);
+		if (s->closed)
+			return -1;
+	}
+	return 0;
+}
+
+/* 1 when the handshake finished, 0 to wait, -1 when the session is closed. */
+static int
+session_handshake(struct session *s)
+{
+	int r = tls_handshake(s->tls);
+
+	s->tls_want_write = r == TLS_IO_WANT_WRITE;
+	if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE) {
+		ev_io_set(s->ev, s->fd, EV_READ | (s->tls_want_write ?
+		    EV_WRITE : 0), session_io, s);
+		return 0;
+	}
+	if (r != TLS_IO_OK) {
+		log_info("session=%s event=tls-failed ip=%s reason=\"%s\"",
+		    s->id, s->ip, tls_error(s->tls));
+		session_close(s);
+		return -1;
+	}
+	s->handshaking = false;
+	log_info("session=%s event=tls ip=%s version=%s cipher=%s", s->id,
+	    s->ip, tls_version(s->tls), tls_cipher(s->tls));
+	ev_timer_start(s->ev, &s->timer, s->idle_ms);
+	if (s->ops->tls_ready != NULL)
+		s->ops->tls_ready(s);
+	return s->closed ? -1 : 1;
+}
+
+/* Read what the transport has; -1 when the session was closed. */
+static int
+session_read(struct session *s)
+{
+	for (int i = 0; i < 4 && s->in_len < sizeof(s->in); i++) {
+		ssize_t n;
+
+		if (s->tls != NULL) {
+			n = tls_read(s->tls, s->in + s->in_len,
+			    sizeof(s->in) - s->in_len);
+			s->tls_want_write = n == TLS_IO_WANT_WRITE;
+			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE)
+				return 0;
+		} else {
+			n = read(s->fd, s->in + s->in_len,
+			    sizeof(s->in) - s->in_len);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR ||
+			    errno == EWOULDBLOCK))
+				return 0;
+		}
+		if (n <= 0) {
+			/* A dropped connection deletes nothing: no UPDATE. */
+			session_close(s);
+			return -1;
+		}
+		s->in_len += (size_t)n;
+		/* Plaintext: one read per wake-up; TLS: drain what OpenSSL holds. */
+		if (s->tls == NULL || !tls_pending(s->tls))
+			break;
+	}
+	return 0;
 }
 
 void
@@ -398,34 +508,34 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 	struct session *s = arg;
 
 	(void)ev;
-	if (events & EV_READ && s->in_len < sizeof(s->in)) {
-		ssize_t n = read(fd, s->in + s->in_len, sizeof(s->in) - s->in_len);
-
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR &&
-		    errno != EWOULDBLOCK)) {
-			/* A dropped connection deletes nothing: no UPDATE. */
-			session_close(s);
-			return;
-		}
-		if (n > 0)
-			s->in_len += (size_t)n;
-	}
+	(void)fd;
+	if (s->handshaking && session_handshake(s) <= 0)
+		return;
+	if ((events & EV_READ || s->tls_want_write) &&
+	    s->in_len < sizeof(s->in) && s->starttls == NULL &&
+	    session_read(s) < 0)
+		return;
 	session_process(s);
 }
 
 int
-session_detach(struct session *s, char *in, size_t insize, size_t *inlen_r)
+session_detach(struct session *s, struct session_handover *h)
 {
-	int fd = s->fd;
-
-	if (s->in_len > insize)
+	if (out_pending(s) > sizeof(h->out))
 		return -1;
-	memcpy(in, s->in, s->in_len);
-	*inlen_r = s->in_len;
+	h->fd = s->fd;
+	h->tls = s->tls;
+	memcpy(h->in, s->in, s->in_len);
+	h->inlen = s->in_len;
+	h->outlen = out_pending(s);
+	if (h->outlen > 0)
+		memcpy(h->out, s->out + s->out_start, h->outlen);
 	s->in_len = 0;
+	s->out_start = s->out_end = 0;
+	s->tls = NULL;
 	ev_timer_stop(s->ev, &s->timer);
-	ev_io_del(s->ev, fd);
+	ev_io_del(s->ev, s->fd);
 	s->fd = -1;
 	session_close(s);
-	return fd;
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../lib/ev.h"
+#include "../lib/tls.h"
 #include "../pop3/pop3.h"
 
 #define SESSION_ID_LEN		16
@@ -50,6 +51,8 @@ struct session_ops {
 	void (*timeout)(struct session *s);
 	/* The session is over; free the owner. Called exactly once. */
 	void (*closed)(struct session *s);
+	/* The TLS handshake finished (implicit TLS or after STLS). */
+	void (*tls_ready)(struct session *s);
 };
 
 struct session {
@@ -69,6 +72,10 @@ struct session {
 	bool			 closing;	/* close when the output is sent */
 	bool			 closed;
 	bool			 in_dispatch;
+	bool			 handshaking;	/* TLS handshake under way */
+	bool			 tls_want_write; /* TLS must write before it reads */
+	struct tls_ctx		*starttls;	/* begin TLS once the reply is sent */
+	struct tls_conn		*tls;		/* NULL: plaintext */
 	struct ev_timer		 timer;
 	size_t			 in_len;
 	size_t			 out_start, out_end;
@@ -102,7 +109,31 @@ void session_close(struct session *s);
 /* Stop taking commands, flush, then close. */
 void session_end(struct session *s);
 
-/* Detach the fd and any unread input for a hand-off; the session is freed via ops->closed. */
-int session_detach(struct session *s, char *in, size_t insize, size_t *inlen_r);
+/*
+ * Begin TLS on this connection: with now, at once (implicit TLS, before any
+ * output); otherwise once the queued reply (STLS's +OK) is sent. Input the
+ * client sent before the handshake is discarded, never executed (RFC 2595
+ * sec. 4, CVE-2011-0411). -1 on failure.
+ */
+int session_start_tls(struct session *s, struct tls_ctx *ctx, bool now);
+
+/* Output still owed to a client at a hand-off: commands stop above HIGH. */
+#define SESSION_HANDOVER_OUT	(SESSION_OUT_HIGH + POP3_LINE_MAX)
+
+/* What a hand-off carries: the connection, unread input, unsent output. */
+struct session_handover {
+	int		 fd;
+	struct tls_conn	*tls;		/* NULL for plaintext */
+	size_t		 inlen, outlen;
+	char		 in[SESSION_IN_MAX];
+	char		 out[SESSION_HANDOVER_OUT];
+};
+
+/*
+ * Hand the connection over (h is filled; the caller owns fd and tls) and
+ * free the session via ops->closed. -1 (session untouched) when more
+ * output is pending than a hand-off carries.
+ */
+int session_detach(struct session *s, struct session_handover *h);
 
 #endif

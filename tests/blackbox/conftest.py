@@ -40,8 +40,9 @@ when IPv6 is available). Test defaults: auth_fail_delay_ms = 50,
 login_workers = 2; as root also mail_user = nobody, login_user = nobody,
 login_chroot = mailroot.chroot. ``postinod(start=False, ...)`` only writes
 the config and returns the Server (call .start()). The Server object:
-    .host ("127.0.0.1"), .port, .port6 (None without IPv6), .addrs (all
-    lines of the ready file), .conf (config path), .proc (Popen)
+    .host ("127.0.0.1"), .port, .port6 (None without IPv6), .port_tls,
+    .port6_tls (implicit-TLS listeners, "tls ADDR" lines of the ready
+    file), .addrs (all lines of the ready file), .conf, .proc (Popen)
     .log() -> str                 stderr so far
     .wait_log(text, timeout=5) -> str   waits until text is in the log
     .pop3(timeout=10) -> poplib.POP3 connected to host:port
@@ -430,13 +431,15 @@ class Server:
             time.sleep(0.02)
         with open(self.ready) as f:
             self.addrs = [l.strip() for l in f if l.strip()]
-        self.port = self.port6 = None
+        self.port = self.port6 = self.port_tls = self.port6_tls = None
         for a in self.addrs:
-            host, _, port = a.rpartition(":")
-            if host == "127.0.0.1" and self.port is None:
-                self.port = int(port)
-            elif host == "[::1]" and self.port6 is None:
-                self.port6 = int(port)
+            tls = a.startswith("tls ")
+            host, _, port = a[4 if tls else 0:].rpartition(":")
+            attr = {("127.0.0.1", False): "port", ("[::1]", False): "port6",
+                    ("127.0.0.1", True): "port_tls",
+                    ("[::1]", True): "port6_tls"}.get((host, tls))
+            if attr is not None and getattr(self, attr) is None:
+                setattr(self, attr, int(port))
         return self
 
     def log(self):

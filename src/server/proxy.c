@@ -1,0 +1,199 @@
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/net.h"
+#include "session.h"
+
+/* One TLS record's worth each way. */
+#define PROXY_BUF	(16 * 1024)
+
+struct proxy {
+	struct proxy	*prev, *next;
+	struct ev	*ev;
+	struct tls_conn	*tls;
+	int		 net_fd, plain_fd;
+	bool		 tls_write_blocked;	/* last tls_write wanted the socket */
+	bool		 tls_read_wants_write;
+	bool		 mail_done;		/* the mail worker closed */
+	char		 id[SESSION_ID_LEN + 1];
+	size_t		 up_len, down_len;
+	char		 up[PROXY_BUF];		/* client -> mail worker */
+	char		 down[PROXY_BUF];	/* mail worker -> client */
+};
+
+static struct proxy *proxies;
+static unsigned int nproxies;
+
+static void proxy_io(struct ev *ev, int fd, unsigned int events, void *arg);
+
+static void
+proxy_free(struct proxy *p)
+{
+	ev_io_del(p->ev, p->net_fd);
+	ev_io_del(p->ev, p->plain_fd);
+	if (p->mail_done)
+		tls_shutdown(p->tls);
+	tls_conn_free(&p->tls);
+	close(p->net_fd);
+	close(p->plain_fd);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		proxies = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	nproxies--;
+	explicit_bzero(p, sizeof(*p));
+	free(p);
+}
+
+static void
+shift(char *buf, size_t *len, size_t used)
+{
+	memmove(buf, buf + used, *len - used);
+	*len -= used;
+}
+
+/* Move what can move; false when the proxy is finished. */
+static bool
+pump(struct proxy *p)
+{
+	for (int round = 0; round < 16; round++) {
+		bool moved = false;
+		ssize_t n;
+
+		/* client -> mail worker */
+		while (p->up_len < PROXY_BUF) {
+			n = tls_read(p->tls, p->up + p->up_len,
+			    PROXY_BUF - p->up_len);
+			p->tls_read_wants_write = n == TLS_IO_WANT_WRITE;
+			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE)
+				break;
+			if (n <= 0)
+				return false;	/* the client left: no UPDATE */
+			p->up_len += (size_t)n;
+			moved = true;
+		}
+		if (p->up_len > 0) {
+			n = send(p->plain_fd, p->up, p->up_len, MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return false;
+			if (n > 0) {
+				shift(p->up, &p->up_len, (size_t)n);
+				moved = true;
+			}
+		}
+		/* mail worker -> client */
+		while (!p->mail_done && p->down_len < PROXY_BUF) {
+			n = read(p->plain_fd, p->down + p->down_len,
+			    PROXY_BUF - p->down_len);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n <= 0) {
+				p->mail_done = true;
+				break;
+			}
+			p->down_len += (size_t)n;
+			moved = true;
+		}
+		p->tls_write_blocked = false;
+		if (p->down_len > 0) {
+			n = tls_write(p->tls, p->down, p->down_len);
+			if (n == TLS_IO_WANT_WRITE || n == TLS_IO_WANT_READ)
+				p->tls_write_blocked = true;
+			else if (n < 0)
+				return false;
+			else {
+				shift(p->down, &p->down_len, (size_t)n);
+				moved = true;
+			}
+		}
+		if (p->mail_done && p->down_len == 0)
+			return false;
+		if (!moved)
+			break;
+	}
+	return true;
+}
+
+static void
+proxy_watch(struct proxy *p)
+{
+	unsigned int net = 0, plain = 0;
+
+	if (p->up_len < PROXY_BUF)
+		net |= EV_READ;
+	if ((p->down_len > 0 && p->tls_write_blocked) || p->tls_read_wants_write)
+		net |= EV_WRITE;
+	if (!p->mail_done && p->down_len < PROXY_BUF)
+		plain |= EV_READ;
+	if (p->up_len > 0)
+		plain |= EV_WRITE;
+	ev_io_set(p->ev, p->net_fd, net, proxy_io, p);
+	ev_io_set(p->ev, p->plain_fd, plain, proxy_io, p);
+}
+
+static void
+proxy_io(struct ev *ev, int fd, unsigned int events, void *arg)
+{
+	struct proxy *p = arg;
+
+	(void)ev;
+	(void)fd;
+	(void)events;
+	if (!pump(p)) {
+		proxy_free(p);
+		return;
+	}
+	proxy_watch(p);
+}
+
+int
+proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
+    const char *session_id, const void *pending, size_t len)
+{
+	struct proxy *p;
+
+	if (len > PROXY_BUF)
+		return -1;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -1;
+	p->ev = ev;
+	p->tls = tls;
+	p->net_fd = net_fd;
+	p->plain_fd = plain_fd;
+	str_copy(p->id, sizeof(p->id), session_id);
+	memcpy(p->down, pending, len);
+	p->down_len = len;
+	if (net_set_nonblock(plain_fd) < 0) {
+		free(p);
+		return -1;
+	}
+	p->next = proxies;
+	if (proxies)
+		proxies->prev = p;
+	proxies = p;
+	nproxies++;
+	proxy_io(ev, net_fd, EV_READ | EV_WRITE, p);
+	return 0;
+}
+
+unsigned int
+proxy_count(void)
+{
+	return nproxies;
+}
+
+void
+proxy_close_all(void)
+{
+	while (proxies != NULL)
+		proxy_free(proxies);
+}
