@@ -65,10 +65,14 @@ demo: $(PROGS)
 	@sh demo/make-demo.sh $(BUILD)
 
 run: deps-build all demo
-	@echo "postinod: serving user demo (password demo) on 127.0.0.1:1110 and [::1]:1110"
+	@echo "postinod: serving user demo (password demo) on 127.0.0.1 and [::1]:"
+	@echo "  port 1110 (plain, STLS) and 1995 (implicit TLS, self-signed certificate)"
 	@echo "  curl:     curl -v pop3://demo:demo@127.0.0.1:1110/1"
+	@echo "            curl --cacert $(BUILD)/demo/cert.pem pop3s://demo:demo@localhost:1995/1"
 	@echo "  telnet:   telnet 127.0.0.1 1110   then: USER demo / PASS demo / LIST / RETR 1 / QUIT"
-	@echo "  a client: POP3 server 127.0.0.1, port 1110, no TLS, user demo, password demo"
+	@echo "  openssl:  openssl s_client -starttls pop3 -connect 127.0.0.1:1110"
+	@echo "  a client: POP3 server localhost, port 995-style 1995 (SSL/TLS) or 1110,"
+	@echo "            user demo, password demo (accept the self-signed certificate)"
 	@echo "  Ctrl-C stops it; make clean resets the demo mailbox."
 	$(BUILD)/postinod -f -c $(CURDIR)/$(BUILD)/demo/postinod.conf
 
