@@ -72,6 +72,10 @@ Raw (a raw socket client):
     .login(user, password) -> bytes    greeting must have been read
     .close()
 
+``certs`` -> {"dir", "ca", "cert", "key"}: a test CA (ca.pem) and a server
+certificate for localhost, 127.0.0.1 and ::1 signed by it, made with the
+openssl command; ``make_cert(dir, name, cn=...)`` makes another one.
+
 ``pop3_raw`` -> Raw connected to a default maildir server (user alice,
 password "secret"), greeting not yet read.
 """
@@ -648,3 +652,36 @@ def login_retry(srv, user, password, seconds=5, allowed=b"-ERR"):
         time.sleep(0.05)
     raise AssertionError("no login in %ss: %r\n%s"
                          % (seconds, last, srv.log()[-3000:]))
+
+
+# -- certificates for TLS tests, made at test time -----------------------------
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, timeout=60,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def make_cert(d, name, cn="localhost", ca=("ca.pem", "ca.key")):
+    """A key and a certificate for localhost/127.0.0.1/::1 signed by the CA."""
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=" + cn,
+            "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
+    with open(os.path.join(d, name + ".ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n")
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca[0], "-CAkey",
+            ca[1], "-CAcreateserial", "-days", "2", "-extfile", name + ".ext",
+            "-out", name + ".pem", cwd=d)
+    return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+
+
+@pytest.fixture
+def certs(mailroot):
+    d = os.path.join(mailroot.path, "certs")
+    os.mkdir(d)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=Test CA",
+            "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    cert, key = make_cert(d, "server")
+    return {"dir": d, "ca": os.path.join(d, "ca.pem"), "cert": cert,
+            "key": key}
