@@ -17,6 +17,7 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
+#include "penalty.h"
 #include "proto.h"
 #include "roles.h"
 
@@ -119,7 +120,7 @@ handle_verify(struct ipc *ipc, const struct ipc_msg *msg)
 
 	if (v == NULL || !proto_take(msg->data, msg->len, v, sizeof(*v)) ||
 	    !PROTO_STR_OK(v->user) || !PROTO_STR_OK(v->pass) ||
-	    !PROTO_STR_OK(v->timestamp)) {
+	    !PROTO_STR_OK(v->timestamp) || !PROTO_STR_OK(v->ip)) {
 		log_warnx("event=protocol-error role=login msg=verify");
 		free(v);
 		return;
@@ -129,11 +130,19 @@ handle_verify(struct ipc *ipc, const struct ipc_msg *msg)
 		r = ops->apop(db, v->user, v->timestamp, v->pass, &u);
 	else
 		r = ops->verify(db, v->user, v->pass, &u);
-	explicit_bzero(v, sizeof(*v));
-	free(v);
 	if (r == AUTH_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
 	    ticket_issue(u.name, out.ticket) < 0))
 		r = AUTH_TEMPFAIL;
+	/* The penalty grows per client address, across all login workers. */
+	if (r == AUTH_PERMFAIL)
+		out.delay_ms = penalty_fail(v->ip, cf->auth_fail_delay_ms,
+		    ev_now_ms());
+	else if (r == AUTH_OK)
+		penalty_success(v->ip);
+	else
+		out.delay_ms = cf->auth_fail_delay_ms;
+	explicit_bzero(v, sizeof(*v));
+	free(v);
 	out.result = r;
 	ipc_send(ipc, MSG_AUTH_VERDICT, &out, sizeof(out), -1);
 }

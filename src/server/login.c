@@ -412,7 +412,7 @@ on_verdict(const struct ipc_msg *msg)
 	}
 	c->verdict = v.result == AUTH_TEMPFAIL ? AUTH_TEMPFAIL : AUTH_PERMFAIL;
 	log_auth(c, c->verdict == AUTH_TEMPFAIL ? "tempfail" : "fail");
-	ev_timer_start(ev, &c->delay, cf->auth_fail_delay_ms);
+	ev_timer_start(ev, &c->delay, v.delay_ms > 15000 ? 15000 : v.delay_ms);
 }
 
 static void

@@ -46,6 +46,7 @@ struct msg_verify {
 struct msg_verdict {
 	uint64_t	req;
 	int32_t		result;		/* enum auth_result */
+	uint32_t	delay_ms;	/* failed: wait this long before -ERR */
 	uint32_t	uid, gid;	/* where the mail role must run */
 	char		ticket[PROTO_TICKET_LEN + 1];
 };

@@ -262,3 +262,26 @@ def test_other_users_are_not_locked_out(mailroot, postinod):
     assert b.login("erin", "pw2").startswith(b"+OK")
     a.cmd(b"QUIT")
     b.cmd(b"QUIT")
+
+
+def test_failure_penalty_grows_per_address_and_resets_on_success(mailroot,
+                                                                   postinod):
+    mailroot.add_user(USER, PASS)
+    srv = postinod(auth_fail_delay_ms=150)
+    took = []
+    for i in range(3):
+        # A new connection each time: the penalty follows the address.
+        r = greeted(srv)
+        assert r.cmd(b"USER alice") == b"+OK"
+        t0 = time.monotonic()
+        assert r.cmd(b"PASS wrong") == FAIL
+        took.append(time.monotonic() - t0)
+        r.cmd(b"QUIT")
+    assert took[0] >= 0.14 and took[1] >= 0.29 and took[2] >= 0.59, took
+    assert took[2] < 2.0, took
+    assert greeted(srv).login(USER, PASS).startswith(b"+OK Logged in")
+    r = greeted(srv)
+    assert r.cmd(b"USER alice") == b"+OK"
+    t0 = time.monotonic()
+    assert r.cmd(b"PASS wrong") == FAIL
+    assert time.monotonic() - t0 < 0.29      # back to the base delay
