@@ -10,6 +10,8 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../lib/str.h"
@@ -17,6 +19,19 @@
 #define AUTH_USER_MAX	 255	/* octets in a user name */
 #define AUTH_PASS_MAX	 1024	/* octets in a password */
 #define AUTH_HOME_MAX	 PATH_MAX
+
+/*
+ * SCRAM-SHA-256 (RFC 5802, RFC 7677) credentials, stored in Dovecot's
+ * format {SCRAM-SHA-256}iter,base64(salt),base64(StoredKey),base64(ServerKey).
+ */
+#define AUTH_SCRAM_KEY_LEN	32	/* SHA-256 output */
+#define AUTH_SCRAM_SALT_LEN	16	/* what we (and Dovecot) write */
+#define AUTH_SCRAM_SALT_MAX	64	/* what we read: no one uses more */
+/* RFC 7677 sec. 4: at least 4096; Dovecot's default too. */
+#define AUTH_SCRAM_ITER_MIN	4096u
+#define AUTH_SCRAM_ITER_DEFAULT	4096u
+/* About ten seconds of PBKDF2 per check: beyond that it is a DoS knob. */
+#define AUTH_SCRAM_ITER_MAX	10000000u
 
 enum auth_result {
 	AUTH_OK = 0,
@@ -32,12 +47,23 @@ struct auth_user {
 	char	home[AUTH_HOME_MAX];	/* "" when the field is empty */
 };
 
+struct auth_scram {
+	uint32_t	 iter;
+	size_t		 saltlen;
+	unsigned char	 salt[AUTH_SCRAM_SALT_MAX];
+	unsigned char	 stored_key[AUTH_SCRAM_KEY_LEN];
+	unsigned char	 server_key[AUTH_SCRAM_KEY_LEN];
+};
+
 struct auth_db;
 
 struct auth_ops {
 	const char *name;	/* "passwd-file" */
 	int  (*open)(struct auth_db **db_r, const char *path, char *err);
-	/* Plaintext password check (USER/PASS, SASL PLAIN/LOGIN). */
+	/*
+	 * Plaintext password check (USER/PASS, SASL PLAIN/LOGIN); works for
+	 * crypt(3) hashes, {PLAIN} and {SCRAM-SHA-256} (keys re-derived).
+	 */
 	enum auth_result (*verify)(struct auth_db *db, const char *user,
 	    const char *pass, struct auth_user *user_r);
 	/*
@@ -50,6 +76,26 @@ struct auth_ops {
 	/* Look a user up without credentials (after a ticket was redeemed). */
 	enum auth_result (*lookup)(struct auth_db *db, const char *user,
 	    struct auth_user *user_r);
+	/*
+	 * SASL (src/auth/sasl.h). These two do no dummy work: the SASL layer
+	 * equalises the cost of every outcome itself, and their answers
+	 * never leave the auth role except as its final verdict.
+	 *
+	 * scram_lookup: AUTH_OK with the stored keys when the user's secret
+	 * is {SCRAM-SHA-256}; AUTH_PERMFAIL for unknown or locked users and
+	 * any other scheme; AUTH_TEMPFAIL when the database cannot be read.
+	 * keys_r and user_r are wiped unless AUTH_OK.
+	 */
+	enum auth_result (*scram_lookup)(struct auth_db *db, const char *user,
+	    struct auth_scram *keys_r, struct auth_user *user_r);
+	/*
+	 * plain_secret: AUTH_OK with the plaintext password in buf (bufsize
+	 * octets, NUL-terminated) when the stored secret is {PLAIN} and
+	 * fits; AUTH_PERMFAIL otherwise; AUTH_TEMPFAIL as above. For
+	 * CRAM-MD5, and SCRAM for {PLAIN} users. The caller wipes buf.
+	 */
+	enum auth_result (*plain_secret)(struct auth_db *db, const char *user,
+	    char *buf, size_t bufsize, struct auth_user *user_r);
 	void (*close)(struct auth_db **db);
 };
 

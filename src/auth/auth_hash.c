@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "../lib/str.h"
 
@@ -64,4 +67,162 @@ unsigned long
 auth_hash_count(void)
 {
 	return hash_count;
+}
+
+bool
+auth_scram_pass_ok(const char *pass, size_t len)
+{
+	if (len == 0 || len > AUTH_PASS_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)pass[i] < 0x20 ||
+		    (unsigned char)pass[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int
+auth_scram_derive(const char *pass, size_t passlen, uint32_t iter,
+    const unsigned char *salt, size_t saltlen, struct auth_scram *k)
+{
+	unsigned char salted[AUTH_SCRAM_KEY_LEN], client[AUTH_SCRAM_KEY_LEN];
+	unsigned int len = 0, len2 = 0;
+	bool ok;
+
+	memset(k, 0, sizeof(*k));
+	if (iter < AUTH_SCRAM_ITER_MIN || iter > AUTH_SCRAM_ITER_MAX ||
+	    saltlen == 0 || saltlen > AUTH_SCRAM_SALT_MAX ||
+	    passlen > AUTH_PASS_MAX)
+		return -1;
+	k->iter = iter;
+	k->saltlen = saltlen;
+	memcpy(k->salt, salt, saltlen);
+	/* RFC 5802 sec. 3: Hi() is PBKDF2 with HMAC as the PRF. */
+	ok = PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt, (int)saltlen,
+	    (int)iter, EVP_sha256(), sizeof(salted), salted) == 1 &&
+	    HMAC(EVP_sha256(), salted, sizeof(salted),
+	    (const unsigned char *)"Client Key", 10, client, &len) != NULL &&
+	    len == sizeof(client) &&
+	    EVP_Digest(client, sizeof(client), k->stored_key, &len2,
+	    EVP_sha256(), NULL) == 1 && len2 == sizeof(k->stored_key) &&
+	    HMAC(EVP_sha256(), salted, sizeof(salted),
+	    (const unsigned char *)"Server Key", 10, k->server_key, &len) !=
+	    NULL && len == sizeof(k->server_key);
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(client, sizeof(client));
+	if (!ok) {
+		explicit_bzero(k, sizeof(*k));
+		return -1;
+	}
+	return 0;
+}
+
+int
+auth_scram_make(const char *pass, uint32_t iter, struct auth_scram *k,
+    char *err)
+{
+	unsigned char salt[AUTH_SCRAM_SALT_LEN];
+	int r;
+
+	if (RAND_bytes(salt, sizeof(salt)) != 1) {
+		str_copy(err, ERR_LEN, "RAND_bytes failed");
+		return -1;
+	}
+	r = auth_scram_derive(pass, strlen(pass), iter, salt, sizeof(salt), k);
+	explicit_bzero(salt, sizeof(salt));
+	if (r < 0)
+		str_copy(err, ERR_LEN, "SCRAM-SHA-256 key derivation failed");
+	return r;
+}
+
+int
+auth_scram_format(const struct auth_scram *k, char *out, size_t outsize)
+{
+	char salt[BASE64_ENCODED_LEN(AUTH_SCRAM_SALT_MAX) + 1];
+	char stored[BASE64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN) + 1];
+	char server[BASE64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN) + 1];
+	int r = -1;
+
+	if (k->saltlen <= AUTH_SCRAM_SALT_MAX &&
+	    base64_encode(salt, sizeof(salt), k->salt, k->saltlen) == 0 &&
+	    base64_encode(stored, sizeof(stored), k->stored_key,
+	    sizeof(k->stored_key)) == 0 &&
+	    base64_encode(server, sizeof(server), k->server_key,
+	    sizeof(k->server_key)) == 0)
+		r = str_fmt(out, outsize, "%u,%s,%s,%s", (unsigned int)k->iter,
+		    salt, stored, server);
+	explicit_bzero(stored, sizeof(stored));
+	explicit_bzero(server, sizeof(server));
+	if (r < 0 && outsize > 0)
+		explicit_bzero(out, outsize);
+	return r;
+}
+
+/* Decode one comma-free base64 field of exactly want octets (0: 1..max). */
+static int
+scram_field(const char *s, size_t len, unsigned char *dst, size_t max,
+    size_t want, size_t *len_r)
+{
+	if (base64_decode(dst, max, len_r, s, len) < 0)
+		return -1;
+	if ((want != 0 && *len_r != want) || *len_r == 0)
+		return -1;
+	return 0;
+}
+
+int
+auth_scram_parse(const char *text, struct auth_scram *k)
+{
+	const char *f[4], *p = text;
+	size_t flen[4], n, got;
+	char iter[11];
+
+	memset(k, 0, sizeof(*k));
+	if (strnlen(text, AUTH_SCRAM_TEXT_MAX + 1) > AUTH_SCRAM_TEXT_MAX)
+		return -1;
+	for (n = 0; n < 4; n++) {
+		const char *comma = strchr(p, ',');
+
+		f[n] = p;
+		flen[n] = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if ((comma == NULL) != (n == 3))
+			goto bad;
+		if (comma != NULL)
+			p = comma + 1;
+	}
+	if (flen[0] >= sizeof(iter))
+		goto bad;
+	memcpy(iter, f[0], flen[0]);
+	iter[flen[0]] = '\0';
+	if (str_parse_u32(iter, &k->iter) < 0 ||
+	    k->iter < AUTH_SCRAM_ITER_MIN || k->iter > AUTH_SCRAM_ITER_MAX ||
+	    scram_field(f[1], flen[1], k->salt, sizeof(k->salt), 0,
+	    &k->saltlen) < 0 ||
+	    scram_field(f[2], flen[2], k->stored_key, sizeof(k->stored_key),
+	    AUTH_SCRAM_KEY_LEN, &got) < 0 ||
+	    scram_field(f[3], flen[3], k->server_key, sizeof(k->server_key),
+	    AUTH_SCRAM_KEY_LEN, &got) < 0)
+		goto bad;
+	return 0;
+bad:
+	explicit_bzero(k, sizeof(*k));
+	return -1;
+}
+
+bool
+auth_scram_verify(const char *pass, const struct auth_scram *k)
+{
+	struct auth_scram mine;
+	bool ok;
+
+	hash_count++;
+	if (auth_scram_derive(pass, strnlen(pass, AUTH_PASS_MAX + 1), k->iter,
+	    k->salt, k->saltlen, &mine) < 0)
+		return false;
+	ok = (CRYPTO_memcmp(mine.stored_key, k->stored_key,
+	    sizeof(mine.stored_key)) |
+	    CRYPTO_memcmp(mine.server_key, k->server_key,
+	    sizeof(mine.server_key))) == 0;
+	explicit_bzero(&mine, sizeof(mine));
+	return ok;
 }

@@ -8,6 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "base64.h"
 
 /* Bytes a crypt(3) hash takes with its NUL (CRYPT_OUTPUT_SIZE). */
 #define AUTH_HASH_MAX	384
@@ -29,9 +33,60 @@ int auth_hash_make(const char *prefix, unsigned long cost, const char *pass,
     char *out, size_t outsize, char *err);
 
 /*
- * How many times this process ran crypt(3) through auth_hash_verify().
+ * How many password hashes this process computed to verify a password:
+ * crypt(3) in auth_hash_verify(), PBKDF2 in auth_scram_verify().
  * For tests: it proves that unknown and locked users pay a dummy hash.
  */
 unsigned long auth_hash_count(void);
+
+/* ---- SCRAM-SHA-256 (RFC 5802 sec. 3, RFC 7677) ------------------------ */
+
+/*
+ * Characters of the longest {SCRAM-SHA-256} secret we write or read, after
+ * the prefix: "iter,salt,storedkey,serverkey".
+ */
+#define AUTH_SCRAM_TEXT_MAX \
+	(10 + 1 + BASE64_ENCODED_LEN(AUTH_SCRAM_SALT_MAX) + \
+	 2 * (1 + BASE64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN)))
+
+/*
+ * True when pass is what SCRAM can use as is: printable ASCII (0x20-0x7e),
+ * 1..AUTH_PASS_MAX octets. On such strings SASLprep (RFC 4013) is the
+ * identity; we do not implement SASLprep, so any other password is
+ * refused for SCRAM rather than hashed differently from the client.
+ */
+bool auth_scram_pass_ok(const char *pass, size_t len);
+
+/*
+ * SaltedPassword = PBKDF2-HMAC-SHA-256(pass, salt, iter) and from it
+ * StoredKey and ServerKey into k (which also gets iter and the salt).
+ * iter in AUTH_SCRAM_ITER_MIN..MAX, saltlen 1..AUTH_SCRAM_SALT_MAX.
+ * 0, or -1 (k wiped) on a bound or an OpenSSL failure.
+ */
+int auth_scram_derive(const char *pass, size_t passlen, uint32_t iter,
+    const unsigned char *salt, size_t saltlen, struct auth_scram *k);
+
+/*
+ * Derive k from pass with iter rounds and a fresh AUTH_SCRAM_SALT_LEN-octet
+ * salt from RAND_bytes(). 0, or -1 with err (ERR_LEN) filled.
+ */
+int auth_scram_make(const char *pass, uint32_t iter, struct auth_scram *k,
+    char *err);
+
+/* "iter,salt,storedkey,serverkey" into out. 0, or -1 if out is too small. */
+int auth_scram_format(const struct auth_scram *k, char *out, size_t outsize);
+
+/*
+ * Parse "iter,salt,storedkey,serverkey" strictly: decimal iter within
+ * bounds, strict base64, keys of exactly AUTH_SCRAM_KEY_LEN octets.
+ * 0, or -1 (k wiped).
+ */
+int auth_scram_parse(const char *text, struct auth_scram *k);
+
+/*
+ * True when pass derives k's StoredKey and ServerKey (compared in constant
+ * time). Counts as one hash in auth_hash_count().
+ */
+bool auth_scram_verify(const char *pass, const struct auth_scram *k);
 
 #endif

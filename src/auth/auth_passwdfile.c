@@ -1,6 +1,9 @@
 /*
  * passwd-file in Dovecot's format, so administrators can migrate:
  *	user:{SCHEME}hash:uid:gid:gecos:home:shell:extra
+ * Schemes: the crypt(3) ones, {PLAIN} (also for APOP, CRAM-MD5 and SCRAM
+ * with keys derived per exchange) and {SCRAM-SHA-256}iter,salt,stored,server
+ * (SASL SCRAM without a plaintext-equivalent secret; USER/PASS re-derives).
  * Fields after the password may be missing or empty. The file is kept in
  * memory, sorted by user name (lookups are a binary search), and re-read
  * when its inode, size, mtime or ctime changes, so an administrator's edit
@@ -36,6 +39,7 @@
 enum scheme {
 	SCHEME_CRYPT,
 	SCHEME_PLAIN,
+	SCHEME_SCRAM,		/* {SCRAM-SHA-256}, checked at load time */
 	SCHEME_LOCKED,		/* empty, "*" or "!": never logs in */
 	SCHEME_UNUSABLE,	/* unknown scheme or a hash crypt(3) refuses */
 };
@@ -61,9 +65,11 @@ struct auth_db {
 	/*
 	 * Hashed for unknown and locked users and for {PLAIN} ones, so all
 	 * cost what a real user's check costs: a hash of the method most
-	 * users have, else yescrypt.
+	 * users have (a crypt(3) method or SCRAM-SHA-256), else yescrypt.
 	 */
 	char		 dummy[AUTH_HASH_MAX];
+	bool		 dummy_is_scram;
+	struct auth_scram dummy_scram;
 };
 
 static const struct {
@@ -76,6 +82,7 @@ static const struct {
 	{ "BLF-CRYPT", SCHEME_CRYPT },
 	{ "YESCRYPT", SCHEME_CRYPT },
 	{ "PLAIN", SCHEME_PLAIN },
+	{ "SCRAM-SHA-256", SCHEME_SCRAM },
 };
 
 static void
@@ -157,6 +164,17 @@ parse_secret(const struct auth_db *db, unsigned int lineno, const char *name,
 		return SCHEME_PLAIN;
 	if (s[0] == '*' || s[0] == '!')
 		return SCHEME_LOCKED;
+	if (sch == SCHEME_SCRAM) {
+		struct auth_scram k;
+		int r = auth_scram_parse(s, &k);
+
+		explicit_bzero(&k, sizeof(k));
+		if (r == 0)
+			return SCHEME_SCRAM;
+		log_line(db, lineno, name, "not iter,salt,storedkey,serverkey "
+		    "with 4096..10000000 iterations; the user cannot log in");
+		return SCHEME_UNUSABLE;
+	}
 	if (strlen(s) >= AUTH_HASH_MAX) {
 		log_line(db, lineno, name, "hash too long; the user cannot "
 		    "log in");
@@ -261,13 +279,18 @@ method_len(const char *hash)
 static void
 pick_dummy(struct auth_db *db)
 {
-	const struct entry *first[DUMMY_METHODS];
-	size_t seen[DUMMY_METHODS], methods = 0, best = 0;
+	const struct entry *first[DUMMY_METHODS], *scram = NULL;
+	size_t seen[DUMMY_METHODS], methods = 0, best = 0, nscram = 0;
 
 	for (size_t i = 0; i < db->count; i++) {
 		const struct entry *e = &db->entries[i];
 		size_t m, len;
 
+		if (e->scheme == SCHEME_SCRAM) {
+			if (nscram++ == 0)
+				scram = e;
+			continue;
+		}
 		if (e->scheme != SCHEME_CRYPT)
 			continue;
 		len = method_len(e->secret);
@@ -283,11 +306,19 @@ pick_dummy(struct auth_db *db)
 		}
 		seen[m]++;
 	}
-	if (methods == 0)
-		return;
 	for (size_t m = 1; m < methods; m++)
 		if (seen[m] > seen[best])
 			best = m;
+	/* parse_secret() checked every SCRAM secret. */
+	if (nscram > 0 && (methods == 0 || nscram > seen[best]) &&
+	    auth_scram_parse(scram->secret, &db->dummy_scram) == 0) {
+		db->dummy_is_scram = true;
+		return;
+	}
+	if (methods == 0)
+		return;
+	db->dummy_is_scram = false;
+	explicit_bzero(&db->dummy_scram, sizeof(db->dummy_scram));
 	/* parse_secret() bounded every CRYPT secret below AUTH_HASH_MAX. */
 	str_copy(db->dummy, sizeof(db->dummy), first[best]->secret);
 }
@@ -522,6 +553,28 @@ secret_equal(const char *a, const char *b)
 	return ok;
 }
 
+/* What a real user's check costs, for a user who gets no real check. */
+static void
+pay_dummy(const struct auth_db *db, const char *pass)
+{
+	if (db->dummy_is_scram)
+		(void)auth_scram_verify(pass, &db->dummy_scram);
+	else
+		(void)auth_hash_verify(pass, db->dummy);
+}
+
+static bool
+scram_verify(const char *pass, const char *secret)
+{
+	struct auth_scram k;
+	bool ok;
+
+	/* parse_secret() checked it, so this parse cannot fail. */
+	ok = auth_scram_parse(secret, &k) == 0 && auth_scram_verify(pass, &k);
+	explicit_bzero(&k, sizeof(k));
+	return ok;
+}
+
 static enum auth_result
 pf_verify(struct auth_db *db, const char *user, const char *pass,
     struct auth_user *user_r)
@@ -533,19 +586,21 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
 	if (strnlen(pass, AUTH_PASS_MAX + 1) > AUTH_PASS_MAX) {
-		(void)auth_hash_verify("", db->dummy);
+		pay_dummy(db, "");
 		return AUTH_PERMFAIL;
 	}
 	e = find(db, user);
 	if (e == NULL || e->scheme == SCHEME_LOCKED ||
 	    e->scheme == SCHEME_UNUSABLE) {
-		(void)auth_hash_verify(pass, db->dummy);
+		pay_dummy(db, pass);
 		return AUTH_PERMFAIL;
 	}
 	if (e->scheme == SCHEME_PLAIN) {
 		/* A plaintext check is cheap: pay the hash anyway. */
-		(void)auth_hash_verify(pass, db->dummy);
+		pay_dummy(db, pass);
 		ok = secret_equal(pass, e->secret);
+	} else if (e->scheme == SCHEME_SCRAM) {
+		ok = scram_verify(pass, e->secret);
 	} else {
 		ok = auth_hash_verify(pass, e->secret);
 	}
@@ -631,6 +686,46 @@ pf_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 	return AUTH_OK;
 }
 
+static enum auth_result
+pf_scram_lookup(struct auth_db *db, const char *user, struct auth_scram *keys_r,
+    struct auth_user *user_r)
+{
+	const struct entry *e;
+
+	memset(user_r, 0, sizeof(*user_r));
+	memset(keys_r, 0, sizeof(*keys_r));
+	if (refresh(db) < 0)
+		return AUTH_TEMPFAIL;
+	e = find(db, user);
+	if (e == NULL || e->scheme != SCHEME_SCRAM ||
+	    auth_scram_parse(e->secret, keys_r) < 0)
+		return AUTH_PERMFAIL;
+	fill_user(e, user_r);
+	return AUTH_OK;
+}
+
+static enum auth_result
+pf_plain_secret(struct auth_db *db, const char *user, char *buf,
+    size_t bufsize, struct auth_user *user_r)
+{
+	const struct entry *e;
+
+	memset(user_r, 0, sizeof(*user_r));
+	if (bufsize > 0)
+		buf[0] = '\0';
+	if (refresh(db) < 0)
+		return AUTH_TEMPFAIL;
+	e = find(db, user);
+	if (e == NULL || e->scheme != SCHEME_PLAIN)
+		return AUTH_PERMFAIL;
+	if (str_copy(buf, bufsize, e->secret) < 0) {
+		explicit_bzero(buf, bufsize);
+		return AUTH_PERMFAIL;
+	}
+	fill_user(e, user_r);
+	return AUTH_OK;
+}
+
 static void
 pf_close(struct auth_db **dbp)
 {
@@ -650,5 +745,7 @@ const struct auth_ops auth_passwdfile_ops = {
 	.verify = pf_verify,
 	.apop = pf_apop,
 	.lookup = pf_lookup,
+	.scram_lookup = pf_scram_lookup,
+	.plain_secret = pf_plain_secret,
 	.close = pf_close,
 };

@@ -17,6 +17,7 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
+#include "../auth/sasl.h"
 #include "penalty.h"
 #include "proto.h"
 #include "roles.h"
@@ -38,6 +39,25 @@ static struct ticket tickets[TICKETS_MAX];
 static uid_t mail_uid;
 static gid_t mail_gid;
 static bool have_mail_user;
+/*
+ * SASL exchanges under way, one per login connection at most, keyed by the
+ * channel and the login worker's request id. Bounded; a stale one (its
+ * client vanished without a cancel) is dropped after SASL_EXCHANGE_TTL_MS.
+ */
+#define SASL_EXCHANGES_MAX	4096
+#define SASL_EXCHANGE_TTL_MS	(10u * 60 * 1000)
+
+struct exchange {
+	struct ipc		*ipc;
+	uint64_t		 req;
+	uint64_t		 started;
+	struct sasl_session	*sasl;
+};
+
+static struct exchange exchanges[SASL_EXCHANGES_MAX];
+/* PLAIN and LOGIN are offered on plaintext connections only by one of these. */
+static struct sasl_server sasl_secure, sasl_plain;
+
 /* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
 #define CLIENTS_MAX	1024
 static struct ipc *clients[CLIENTS_MAX];
@@ -173,6 +193,115 @@ handle_redeem(struct ipc *ipc, const struct ipc_msg *msg)
 	ipc_send(ipc, MSG_AUTH_ACCOUNT, &out, sizeof(out), -1);
 }
 
+static struct exchange *
+exchange_find(struct ipc *ipc, uint64_t req)
+{
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+		if (exchanges[i].sasl != NULL && exchanges[i].ipc == ipc &&
+		    exchanges[i].req == req)
+			return &exchanges[i];
+	return NULL;
+}
+
+static struct exchange *
+exchange_new(struct ipc *ipc, uint64_t req)
+{
+	uint64_t now = ev_now_ms();
+	struct exchange *slot = NULL;
+
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++) {
+		struct exchange *x = &exchanges[i];
+
+		if (x->sasl != NULL && now - x->started > SASL_EXCHANGE_TTL_MS)
+			sasl_free(&x->sasl);
+		if (x->sasl == NULL && slot == NULL)
+			slot = x;
+	}
+	if (slot != NULL) {
+		slot->ipc = ipc;
+		slot->req = req;
+		slot->started = now;
+	}
+	return slot;
+}
+
+/* Drop every exchange of a channel that closed. */
+static void
+exchanges_drop(struct ipc *ipc)
+{
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+		if (exchanges[i].ipc == ipc)
+			sasl_free(&exchanges[i].sasl);
+}
+
+static void
+handle_sasl(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_sasl *m = malloc(sizeof(*m));
+	struct msg_sasl_reply out = { 0 };
+	struct exchange *x;
+	struct auth_user u;
+	size_t outlen = 0;
+	enum sasl_step step;
+
+	if (m == NULL || !proto_take(msg->data, msg->len, m, sizeof(*m)) ||
+	    !PROTO_STR_OK(m->mech) || !PROTO_STR_OK(m->ip) ||
+	    m->inlen > sizeof(m->in) ||
+	    m->channel.end_point_len > sizeof(m->channel.end_point) ||
+	    m->channel.exporter_len > sizeof(m->channel.exporter)) {
+		log_warnx("event=protocol-error role=login msg=sasl");
+		free(m);
+		return;
+	}
+	out.req = m->req;
+	x = exchange_find(ipc, m->req);
+	if (m->kind == SASL_MSG_CANCEL) {
+		if (x != NULL)
+			sasl_free(&x->sasl);
+		goto done;
+	}
+	if (m->kind == SASL_MSG_START) {
+		if (x != NULL)
+			sasl_free(&x->sasl);
+		x = exchange_new(ipc, m->req);
+		if (x == NULL || sasl_start(&x->sasl, m->plaintext_ok ?
+		    &sasl_plain : &sasl_secure, m->mech,
+		    m->channel.tls ? &m->channel : NULL) < 0) {
+			out.step = x == NULL || errno != ENOENT ? SASL_TEMPFAIL :
+			    SASL_BAD;
+			goto reply;
+		}
+	} else if (x == NULL) {
+		out.step = SASL_BAD;
+		goto reply;
+	}
+	step = sasl_step(x->sasl, m->kind == SASL_MSG_START && !m->has_in ?
+	    NULL : m->in, m->inlen, out.out, sizeof(out.out), &outlen, &u);
+	out.step = step;
+	out.outlen = (uint32_t)outlen;
+	str_copy(out.user, sizeof(out.user), step == SASL_OK ? u.name :
+	    sasl_user(x->sasl));
+	if (step == SASL_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
+	    ticket_issue(u.name, out.ticket) < 0))
+		out.step = SASL_TEMPFAIL;
+	if (out.step == SASL_OK)
+		penalty_success(m->ip);
+	else if (out.step == SASL_FAIL)
+		out.delay_ms = penalty_fail(m->ip, cf->auth_fail_delay_ms,
+		    ev_now_ms());
+	else if (out.step == SASL_TEMPFAIL)
+		out.delay_ms = cf->auth_fail_delay_ms;
+	if (out.step != SASL_CONTINUE)
+		sasl_free(&x->sasl);
+	explicit_bzero(&u, sizeof(u));
+reply:
+	ipc_send(ipc, MSG_SASL_REPLY, &out, sizeof(out), -1);
+done:
+	explicit_bzero(m, sizeof(*m));
+	free(m);
+	explicit_bzero(&out, sizeof(out));
+}
+
 static void
 client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
@@ -181,6 +310,7 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		for (size_t i = 0; i < CLIENTS_MAX; i++)
 			if (clients[i] == ipc)
 				clients[i] = NULL;
+		exchanges_drop(ipc);
 		ipc_free(&ipc);
 		return;
 	}
@@ -192,6 +322,9 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		break;
 	case MSG_AUTH_REDEEM:
 		handle_redeem(ipc, msg);
+		break;
+	case MSG_SASL_STEP:
+		handle_sasl(ipc, msg);
 		break;
 	default:
 		log_warnx("event=protocol-error msg=%u", msg->type);
@@ -223,6 +356,11 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
+	if (msg->type == MSG_AUTH_SECRET && msg->len == SASL_SECRET_LEN) {
+		memcpy(sasl_secure.secret, msg->data, SASL_SECRET_LEN);
+		memcpy(sasl_plain.secret, msg->data, SASL_SECRET_LEN);
+		explicit_bzero(msg->data, msg->len);
+	}
 	if (msg->type == MSG_SHUTDOWN)
 		ev_stop(ev);
 }
@@ -252,6 +390,15 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
+	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
+	    .flags = strstr(cf->auth_mechanisms, "CRAM-MD5") != NULL ?
+	    SASL_ALLOW_CRAM_MD5 : 0 };
+	/* Until the master's secret arrives (first message), a random one. */
+	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
+	    (ssize_t)sizeof(sasl_secure.secret))
+		fatal("getrandom");
+	sasl_plain = sasl_secure;
+	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");
@@ -261,6 +408,10 @@ authd_main(const struct config *config)
 	if (master == NULL)
 		fatal("master channel");
 	ev_run(ev);
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+		sasl_free(&exchanges[i].sasl);
+	explicit_bzero(&sasl_secure, sizeof(sasl_secure));
+	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		ipc_free(&clients[i]);
 	ipc_free(&master);

@@ -1,7 +1,8 @@
 #include "capa.h"
 
 void
-capa_reply(struct session *s, const struct config *cf, unsigned int flags)
+capa_reply(struct session *s, const struct config *cf, unsigned int flags,
+    const char *sasl)
 {
 	session_reply(s, "+OK Capability list follows");
 	session_reply(s, "TOP");
@@ -17,6 +18,8 @@ capa_reply(struct session *s, const struct config *cf, unsigned int flags)
 		session_reply(s, "USER");
 	if (flags & CAPA_STLS)
 		session_reply(s, "STLS");
+	if (sasl != NULL && sasl[0] != '\0')
+		session_reply(s, "SASL %s", sasl);
 	session_reply(s, "IMPLEMENTATION Postino");
 	session_reply(s, ".");
 }

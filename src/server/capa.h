@@ -11,6 +11,8 @@
 #define CAPA_STLS		0x2	/* STLS is possible now */
 #define CAPA_USER		0x4	/* USER/PASS is allowed now */
 
-void capa_reply(struct session *s, const struct config *cf, unsigned int flags);
+/* sasl: the mechanisms usable now, space-separated ("" or NULL: none). */
+void capa_reply(struct session *s, const struct config *cf, unsigned int flags,
+    const char *sasl);
 
 #endif

@@ -8,7 +8,13 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION,
+	CT_TLS_VERSION, CT_MECHS,
+};
+
+/* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
+static const char *const known_mechs[] = {
+	"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+	NULL
 };
 
 struct config_key {
@@ -33,6 +39,7 @@ static const struct config_key config_keys[] = {
 	KEY(auth_allow_cleartext, CT_BOOL, auth_allow_cleartext, 0, 0, "no"),
 	KEY(auth_cleartext_loopback, CT_BOOL, auth_cleartext_loopback, 0, 0,
 	    "yes"),
+	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
@@ -131,6 +138,45 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		str_copy(l->text, sizeof(l->text), v);
 		(*n)++;
 		return 0;
+	}
+	case CT_MECHS: {
+		char out[128] = "", word[32];
+		const char *w = v;
+
+		while (*w != '\0') {
+			size_t n = strcspn(w, " \t"), i;
+
+			if (n == 0) {
+				w++;
+				continue;
+			}
+			if (n >= sizeof(word)) {
+				str_copy(why, ERR_LEN, "unknown mechanism");
+				return -1;
+			}
+			for (i = 0; i < n; i++)
+				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
+				    w[i] - 'a' + 'A' : w[i]);
+			word[n] = '\0';
+			for (i = 0; known_mechs[i] != NULL; i++)
+				if (strcmp(known_mechs[i], word) == 0)
+					break;
+			if (known_mechs[i] == NULL) {
+				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
+				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
+				    "SCRAM-SHA-256-PLUS)", word);
+				return -1;
+			}
+			if ((out[0] != '\0' && str_fmt(out + strlen(out),
+			    sizeof(out) - strlen(out), " %s", word) < 0) ||
+			    (out[0] == '\0' && str_copy(out, sizeof(out),
+			    word) < 0)) {
+				str_copy(why, ERR_LEN, "too long");
+				return -1;
+			}
+			w += n;
+		}
+		return str_copy(p, k->size, out);
 	}
 	case CT_TLS_VERSION:
 		if (strcmp(v, "TLSv1.2") != 0 && strcmp(v, "TLSv1.3") != 0) {
@@ -274,6 +320,7 @@ config_dump(const struct config *cf)
 				    cf->listen_tls[i].text);
 			break;
 		case CT_TLS_VERSION:
+		case CT_MECHS:
 		case CT_STR:
 		case CT_MAILBOX:
 			printf("%s = %s\n", k->name, (const char *)p);

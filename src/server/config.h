@@ -34,6 +34,7 @@ struct config {
 	char		 tls_min_version[16];
 	bool		 auth_allow_cleartext;
 	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
+	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 mail_user[64];			/* "" = none */

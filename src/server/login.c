@@ -19,6 +19,8 @@
 #include "../lib/net.h"
 #include "../lib/priv.h"
 #include "../lib/tls.h"
+#include "../auth/base64.h"
+#include "../auth/sasl.h"
 #include "capa.h"
 #include "proto.h"
 #include "proxy.h"
@@ -38,7 +40,9 @@ struct login_conn {
 	struct ev_timer	 deadline;	/* login_timeout for the whole AUTHORIZATION */
 	struct ev_timer	 delay;		/* failed-auth delay */
 	uint64_t	 req;		/* pending auth request, 0 = none */
+	uint64_t	 sasl_req;	/* SASL exchange under way, 0 = none */
 	uint32_t	 method;
+	char		 mech[32];	/* SASL mechanism, for the log */
 	enum auth_result verdict;
 	bool		 have_user;
 	bool		 implicit_tls;	/* greet after the handshake */
@@ -63,6 +67,7 @@ static struct ev_timer accept_pause;
 
 static const struct session_cmd *login_commands(struct session *s);
 static void conn_tls_ready(struct session *s);
+static void sasl_line(struct session *s, char *line, size_t len);
 
 static void
 conn_closed(struct session *s)
@@ -86,12 +91,15 @@ static const struct session_ops login_ops = {
 	.commands = login_commands,
 	.closed = conn_closed,
 	.tls_ready = conn_tls_ready,
+	.intercept = sasl_line,
 };
 
 static const char *
-method_name(uint32_t method)
+method_name(const struct login_conn *c)
 {
-	return method == METHOD_APOP ? "APOP" : "USER";
+	if (c->method == METHOD_SASL)
+		return c->mech;
+	return c->method == METHOD_APOP ? "APOP" : "USER";
 }
 
 static void
@@ -102,7 +110,7 @@ log_auth(struct login_conn *c, const char *result)
 	str_sanitize(user, sizeof(user), c->user, strlen(c->user));
 	/* The stable line fail2ban matches; documented in README.md. */
 	log_info("session=%s event=login result=%s user=\"%s\" method=%s ip=%s",
-	    c->s.id, result, user, method_name(c->method), c->s.ip);
+	    c->s.id, result, user, method_name(c), c->s.ip);
 }
 
 static enum cmd_result
@@ -173,6 +181,78 @@ capa_flags(const struct session *s)
 	if (cleartext_ok(s))
 		f |= CAPA_USER;
 	return f;
+}
+
+/* Whether auth_mechanisms names this one (len octets of name). */
+static bool
+mech_configured(const char *name, size_t len)
+{
+	for (const char *w = cf->auth_mechanisms; *w != '\0';) {
+		size_t l = strcspn(w, " ");
+
+		if (l == len && memcmp(w, name, len) == 0)
+			return true;
+		w += l + (w[l] == ' ');
+	}
+	return false;
+}
+
+/* SASL flags and channel of this connection: what AUTH may offer now. */
+static unsigned int
+sasl_flags(const struct session *s)
+{
+	unsigned int f = 0;
+
+	if (cleartext_ok(s))
+		f |= SASL_ALLOW_PLAINTEXT;
+	if (mech_configured("CRAM-MD5", 8))
+		f |= SASL_ALLOW_CRAM_MD5;
+	return f;
+}
+
+static void
+sasl_channel_of(struct session *s, struct sasl_channel *ch)
+{
+	ssize_t n;
+
+	memset(ch, 0, sizeof(*ch));
+	if (s->tls == NULL)
+		return;
+	ch->tls = true;
+	n = tls_channel_binding(s->tls, "tls-server-end-point", ch->end_point,
+	    sizeof(ch->end_point));
+	ch->end_point_len = n > 0 ? (size_t)n : 0;
+	n = tls_channel_binding(s->tls, "tls-exporter", ch->exporter,
+	    sizeof(ch->exporter));
+	ch->exporter_len = n > 0 ? (size_t)n : 0;
+}
+
+static void
+sasl_mech_list(struct session *s, char *buf, size_t size)
+{
+	struct sasl_channel ch;
+
+	char all[SASL_MECHS_LEN];
+	size_t o = 0;
+
+	sasl_channel_of(s, &ch);
+	buf[0] = '\0';
+	if (sasl_mechanisms(all, sizeof(all), sasl_flags(s), s->tls ? &ch :
+	    NULL) < 0)
+		return;
+	/* What works on this connection, and the administrator allows. */
+	for (const char *w = all; *w != '\0';) {
+		size_t l = strcspn(w, " ");
+
+		if (mech_configured(w, l) && o + l + 2 <= size) {
+			if (o > 0)
+				buf[o++] = ' ';
+			memcpy(buf + o, w, l);
+			o += l;
+			buf[o] = '\0';
+		}
+		w += l + (w[l] == ' ');
+	}
 }
 
 static enum cmd_result
@@ -257,8 +337,11 @@ cmd_apop(struct session *s, const struct pop3_args *a)
 static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
+	char mechs[SASL_MECHS_LEN];
+
 	(void)a;
-	capa_reply(s, cf, capa_flags(s));
+	sasl_mech_list(s, mechs, sizeof(mechs));
+	capa_reply(s, cf, capa_flags(s), mechs);
 	return CMD_OK;
 }
 
@@ -270,12 +353,150 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	return CMD_CLOSE;
 }
 
+static void
+sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
+    size_t inlen, bool has_in)
+{
+	struct msg_sasl *m = calloc(1, sizeof(*m));
+
+	if (m == NULL || authc == NULL || inlen > sizeof(m->in)) {
+		free(m);
+		c->s.intercept = false;
+		c->sasl_req = 0;
+		if (kind != SASL_MSG_CANCEL) {
+			session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is "
+			    "unavailable, try later.");
+			session_resume(&c->s);
+		}
+		return;
+	}
+	m->req = c->sasl_req;
+	m->kind = kind;
+	m->plaintext_ok = cleartext_ok(&c->s);
+	m->has_in = has_in;
+	m->inlen = (uint32_t)inlen;
+	str_copy(m->mech, sizeof(m->mech), c->mech);
+	str_copy(m->ip, sizeof(m->ip), c->s.ip);
+	if (kind == SASL_MSG_START)
+		sasl_channel_of(&c->s, &m->channel);
+	if (inlen > 0)
+		memcpy(m->in, in, inlen);
+	ipc_send(authc, MSG_SASL_STEP, m, sizeof(*m), -1);
+	explicit_bzero(m, sizeof(*m));
+	free(m);
+	if (kind != SASL_MSG_CANCEL)
+		c->s.suspended = true;
+}
+
+/* End an exchange on our side (and in the auth role unless it ended there). */
+static void
+sasl_end(struct login_conn *c, bool tell_auth)
+{
+	if (tell_auth && c->sasl_req != 0)
+		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
+	c->sasl_req = 0;
+	c->s.intercept = false;
+	c->s.line_max = 0;
+}
+
+/* A continuation line during an exchange (RFC 5034 sec. 4). */
+static void
+sasl_line(struct session *s, char *line, size_t len)
+{
+	struct login_conn *c = s->owner;
+	unsigned char buf[SASL_RESPONSE_MAX];
+	size_t n = 0;
+	int r = sasl_decode_response(line, len, false, buf, sizeof(buf), &n);
+
+	explicit_bzero(line, len);
+	if (r != 0) {
+		sasl_end(c, true);
+		if (r == 1) {
+			session_reply(s, "-ERR Authentication cancelled.");
+		} else {
+			session_reply(s, "-ERR Invalid base64 data.");
+			s->bad++;
+		}
+		return;
+	}
+	sasl_send(c, SASL_MSG_CONTINUE, buf, n, true);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+static enum cmd_result
+cmd_auth(struct session *s, const struct pop3_args *a)
+{
+	struct login_conn *c = s->owner;
+	char mechs[SASL_MECHS_LEN], want[sizeof(c->mech)];
+	unsigned char buf[SASL_RESPONSE_MAX];
+	size_t n = 0, i;
+	const char *w;
+
+	sasl_mech_list(s, mechs, sizeof(mechs));
+	if (a->argc == 0) {
+		/* The mechanisms, one per line (RFC 1734 style listing). */
+		session_reply(s, "+OK");
+		for (w = mechs; *w != '\0';) {
+			size_t l = strcspn(w, " ");
+
+			session_reply(s, "%.*s", (int)l, w);
+			w += l + (w[l] == ' ');
+		}
+		session_reply(s, ".");
+		return CMD_OK;
+	}
+	if (strlen(a->argv[0]) >= sizeof(want)) {
+		session_reply(s, "-ERR Unsupported authentication mechanism.");
+		return CMD_BAD;
+	}
+	for (i = 0; a->argv[0][i] != '\0'; i++)
+		want[i] = (char)(a->argv[0][i] >= 'a' && a->argv[0][i] <= 'z' ?
+		    a->argv[0][i] - 'a' + 'A' : a->argv[0][i]);
+	want[i] = '\0';
+	for (w = mechs; *w != '\0';) {
+		size_t l = strcspn(w, " ");
+
+		if (l == i && memcmp(w, want, l) == 0)
+			break;
+		w += l + (w[l] == ' ');
+	}
+	if (*w == '\0') {
+		if (!cleartext_ok(s) && (strcmp(want, "PLAIN") == 0 ||
+		    strcmp(want, "LOGIN") == 0))
+			return refuse_cleartext(s);
+		session_reply(s, "-ERR Unsupported authentication mechanism.");
+		return CMD_BAD;
+	}
+	if (a->argc == 2 && sasl_decode_response(a->argv[1],
+	    strlen(a->argv[1]), true, buf, sizeof(buf), &n) != 0) {
+		session_reply(s, "-ERR Invalid base64 data.");
+		return CMD_BAD;
+	}
+	if (authc == NULL) {
+		session_reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
+		    "try later.");
+		return CMD_BAD;
+	}
+	c->have_user = false;
+	c->user[0] = '\0';
+	c->method = METHOD_SASL;
+	str_copy(c->mech, sizeof(c->mech), want);
+	c->sasl_req = next_req++;
+	/* Continuation lines may be longer than commands (RFC 5034 sec. 4). */
+	s->line_max = SESSION_IN_MAX;
+	s->intercept = true;
+	sasl_send(c, SASL_MSG_START, buf, n, a->argc == 2);
+	explicit_bzero(buf, sizeof(buf));
+	return CMD_ASYNC;
+}
+
 static const struct session_cmd auth_commands[] = {
 	{ "USER", 1, 1, false, cmd_user },
 	{ "PASS", 0, 1, true, cmd_pass },
 	{ "APOP", 2, 2, false, cmd_apop },
 	{ "CAPA", 0, 0, false, cmd_capa },
 	{ "STLS", 0, 0, false, cmd_stls },
+	{ "AUTH", 0, 2, false, cmd_auth },
 	{ "QUIT", 0, 0, false, cmd_quit },
 	{ NULL, 0, 0, false, NULL },
 };
@@ -416,12 +637,68 @@ on_verdict(const struct ipc_msg *msg)
 }
 
 static void
+on_sasl_reply(const struct ipc_msg *msg)
+{
+	struct msg_sasl_reply r;
+	struct login_conn *c;
+	char b64[BASE64_ENCODED_LEN(SASL_CHALLENGE_MAX) + 1];
+
+	if (!proto_take(msg->data, msg->len, &r, sizeof(r)) ||
+	    !PROTO_STR_OK(r.user) || !PROTO_STR_OK(r.ticket) ||
+	    r.outlen > sizeof(r.out)) {
+		log_warnx("event=protocol-error role=auth msg=sasl-reply");
+		return;
+	}
+	for (c = conns; c != NULL; c = c->next)
+		if (c->sasl_req != 0 && c->sasl_req == r.req)
+			break;
+	if (c == NULL)
+		return;		/* cancelled, or the client left */
+	c->s.suspended = false;
+	str_copy(c->user, sizeof(c->user), r.user);
+	switch (r.step) {
+	case SASL_CONTINUE:
+		if (base64_encode(b64, sizeof(b64), r.out, r.outlen) < 0)
+			b64[0] = '\0';
+		session_reply(&c->s, "+ %s", b64);
+		session_resume(&c->s);
+		return;
+	case SASL_OK: {
+		struct msg_verdict v = { .req = r.req, .result = AUTH_OK,
+		    .uid = r.uid, .gid = r.gid };
+
+		sasl_end(c, false);
+		memcpy(v.ticket, r.ticket, sizeof(v.ticket));
+		log_auth(c, "ok");
+		handoff(c, &v);
+		return;
+	}
+	case SASL_BAD:
+		sasl_end(c, false);
+		session_reply(&c->s, "-ERR Invalid SASL response.");
+		c->s.bad++;
+		session_resume(&c->s);
+		return;
+	default:
+		sasl_end(c, false);
+		c->verdict = r.step == SASL_TEMPFAIL ? AUTH_TEMPFAIL :
+		    AUTH_PERMFAIL;
+		log_auth(c, c->verdict == AUTH_TEMPFAIL ? "tempfail" : "fail");
+		c->s.suspended = true;
+		ev_timer_start(ev, &c->delay, r.delay_ms > 15000 ? 15000 :
+		    r.delay_ms);
+		return;
+	}
+}
+
+static void
 fail_pending(void)
 {
 	for (struct login_conn *c = conns; c != NULL; c = c->next) {
-		if (c->req == 0)
+		if (c->req == 0 && c->sasl_req == 0)
 			continue;
 		c->req = 0;
+		sasl_end(c, false);
 		c->verdict = AUTH_TEMPFAIL;
 		ev_timer_start(ev, &c->delay, 0);
 	}
@@ -442,6 +719,8 @@ auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		close(msg->fd);
 	if (msg->type == MSG_AUTH_VERDICT)
 		on_verdict(msg);
+	else if (msg->type == MSG_SASL_REPLY)
+		on_sasl_reply(msg);
 }
 
 static void

@@ -291,7 +291,7 @@ static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
 	(void)a;
-	capa_reply(s, cf, 0);
+	capa_reply(s, cf, 0, NULL);
 	return CMD_OK;
 }
 

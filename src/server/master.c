@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "../lib/net.h"
 #include "../lib/priv.h"
 #include "../lib/tls.h"
+#include "../auth/sasl.h"
 #include "proto.h"
 #include "roles.h"
 
@@ -58,6 +60,8 @@ static struct child *logins;
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
 static bool stopping, announced;
+/* Kept for the master's life so fake SCRAM salts survive auth restarts. */
+static unsigned char sasl_secret[SASL_SECRET_LEN];
 
 static void child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg);
 static void announce_when_ready(void);
@@ -173,6 +177,9 @@ spawn(struct child *c)
 		attach_auth(c);
 	if (c->role == ROLE_LOGIN && tls_fd >= 0)
 		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
+	if (c->role == ROLE_AUTH)
+		ipc_send(c->ipc, MSG_AUTH_SECRET, sasl_secret,
+		    sizeof(sasl_secret), -1);
 	return 0;
 }
 
@@ -576,6 +583,9 @@ master_main(const struct config *config, const char *path, bool fg)
 		log_info("event=start mode=unprivileged uid=%u: every role runs "
 		    "as this user", (unsigned)getuid());
 	}
+	if (getrandom(sasl_secret, sizeof(sasl_secret), 0) !=
+	    (ssize_t)sizeof(sasl_secret))
+		fatal("getrandom");
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");

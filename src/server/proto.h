@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../auth/auth.h"
+#include "../auth/sasl.h"
 #include "session.h"
 
 #define PROTO_TICKET_LEN	32	/* hex digits of 128 random bits */
@@ -29,9 +30,12 @@ enum proto_type {
 	MSG_IDLE,		/* mail -> master: no session for a while */
 	MSG_TLS_CONFIG,		/* master -> login: fd is a memfd, cert + key PEM */
 	MSG_READY,		/* login -> master: has auth (and TLS): serving */
+	MSG_SASL_STEP,		/* login -> auth: start, continue or cancel SASL */
+	MSG_SASL_REPLY,		/* auth -> login */
+	MSG_AUTH_SECRET,	/* master -> auth: the fake-salt secret */
 };
 
-enum proto_method { METHOD_USER = 1, METHOD_APOP };
+enum proto_method { METHOD_USER = 1, METHOD_APOP, METHOD_SASL };
 
 struct msg_verify {
 	uint64_t	req;
@@ -74,6 +78,31 @@ struct msg_handoff {
 	uint32_t	inlen, outlen;
 	char		in[SESSION_IN_MAX];	/* pipelined after PASS */
 	char		out[SESSION_HANDOVER_OUT];	/* replies not yet sent */
+};
+
+enum sasl_msg_kind { SASL_MSG_START = 1, SASL_MSG_CONTINUE, SASL_MSG_CANCEL };
+
+struct msg_sasl {
+	uint64_t	req;
+	uint32_t	kind;		/* enum sasl_msg_kind */
+	uint32_t	plaintext_ok;	/* PLAIN/LOGIN allowed on this connection */
+	uint32_t	has_in;		/* START: an initial response was given */
+	uint32_t	inlen;
+	char		mech[32];
+	char		ip[SESSION_IP_LEN];
+	struct sasl_channel channel;	/* START only */
+	unsigned char	in[SASL_RESPONSE_MAX];
+};
+
+struct msg_sasl_reply {
+	uint64_t	req;
+	int32_t		step;		/* enum sasl_step */
+	uint32_t	delay_ms;	/* failed: wait this long before -ERR */
+	uint32_t	uid, gid;	/* SASL_OK */
+	uint32_t	outlen;
+	char		user[AUTH_USER_MAX + 1];	/* claimed or proven */
+	char		ticket[PROTO_TICKET_LEN + 1];	/* SASL_OK */
+	unsigned char	out[SASL_CHALLENGE_MAX];
 };
 
 #define PROTO_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)

@@ -225,7 +225,9 @@ transcript_in(struct session *s, const char *line, size_t len)
 	/* Passwords never reach the log: keep the keyword, mask the rest. */
 	if (len >= 4 && strncasecmp(line, "PASS", 4) == 0)
 		show = 4;
-	else if (len >= 4 && strncasecmp(line, "APOP", 4) == 0) {
+	else if (len >= 4 && (strncasecmp(line, "APOP", 4) == 0 ||
+	    strncasecmp(line, "AUTH", 4) == 0)) {
+		/* APOP user / AUTH mech: the next word is the secret. */
 		const char *sp = memchr(line + 5 < line + len ? line + 5 : line + len,
 		    ' ', len > 5 ? len - 5 : 0);
 		show = sp ? (size_t)(sp - line) : len;
@@ -268,6 +270,13 @@ session_dispatch(struct session *s, char *line, size_t len)
 	struct pop3_args a;
 	enum cmd_result r;
 
+	if (s->intercept) {
+		if (s->transcript)
+			log_info("session=%s C: *** (SASL response)", s->id);
+		ev_timer_start(s->ev, &s->timer, s->idle_ms);
+		s->ops->intercept(s, line, len);
+		return;
+	}
 	if (s->transcript)
 		transcript_in(s, line, len);
 	ev_timer_start(s->ev, &s->timer, s->idle_ms);
@@ -335,17 +344,17 @@ session_take_lines(struct session *s)
 	    s->starttls == NULL && !s->handshaking &&
 	    out_pending(s) <= SESSION_OUT_HIGH) {
 		char *lf = memchr(s->in, '\n', s->in_len);
-		size_t len, used;
+		size_t len, used, max = s->line_max ? s->line_max : POP3_LINE_MAX;
 
 		if (lf == NULL) {
-			if (s->in_len >= POP3_LINE_MAX) {
+			if (s->in_len >= max) {
 				session_reply(s, "-ERR Line too long.");
 				s->closing = true;
 			}
 			return;
 		}
 		used = (size_t)(lf - s->in) + 1;
-		if (used > POP3_LINE_MAX) {
+		if (used > max) {
 			session_reply(s, "-ERR Line too long.");
 			s->closing = true;
 			return;

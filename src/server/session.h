@@ -53,6 +53,11 @@ struct session_ops {
 	void (*closed)(struct session *s);
 	/* The TLS handshake finished (implicit TLS or after STLS). */
 	void (*tls_ready)(struct session *s);
+	/*
+	 * While s->intercept is set: every line goes here instead of the
+	 * dispatcher (SASL continuation lines, RFC 5034 sec. 4).
+	 */
+	void (*intercept)(struct session *s, char *line, size_t len);
 };
 
 struct session {
@@ -72,7 +77,9 @@ struct session {
 	bool			 closing;	/* close when the output is sent */
 	bool			 closed;
 	bool			 in_dispatch;
+	bool			 intercept;	/* lines go to ops->intercept */
 	bool			 handshaking;	/* TLS handshake under way */
+	size_t			 line_max;	/* 0: POP3_LINE_MAX */
 	bool			 tls_want_write; /* TLS must write before it reads */
 	struct tls_ctx		*starttls;	/* begin TLS once the reply is sent */
 	struct tls_conn		*tls;		/* NULL: plaintext */

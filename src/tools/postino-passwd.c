@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 
 enum read_result { READ_OK, READ_EOF, READ_LONG, READ_NUL, READ_CR, READ_ERR };
 
+/* method: a crypt(3) prefix, or one of these for the other schemes. */
+#define METHOD_PLAIN	"plain"
+#define METHOD_SCRAM	"scram"
+
 static const struct {
 	const char *name, *method, *label;
 } schemes[] = {
@@ -28,7 +33,8 @@ static const struct {
 	{ "SHA512-CRYPT", "$6$", "{SHA512-CRYPT}" },
 	{ "SHA256-CRYPT", "$5$", "{SHA256-CRYPT}" },
 	{ "BLF-CRYPT", "$2b$", "{BLF-CRYPT}" },
-	{ "PLAIN", NULL, "{PLAIN}" },
+	{ "SCRAM-SHA-256", METHOD_SCRAM, "{SCRAM-SHA-256}" },
+	{ "PLAIN", METHOD_PLAIN, "{PLAIN}" },
 };
 
 static const char manual[] =
@@ -36,7 +42,7 @@ static const char manual[] =
 "     postino-passwd - make a password hash for postinod's passwd-file\n"
 "\n"
 "SYNOPSIS\n"
-"     postino-passwd [-h] [-s scheme] [-u user]\n"
+"     postino-passwd [-h] [-r rounds] [-s scheme] [-u user]\n"
 "\n"
 "DESCRIPTION\n"
 "     Reads a password and prints its hash as {SCHEME}hash, ready for the\n"
@@ -56,6 +62,8 @@ static const char manual[] =
 "\n"
 "OPTIONS\n"
 "     -h         Print this text and exit.\n"
+"     -r rounds  SCRAM-SHA-256 only: PBKDF2 iterations, 4096 (the\n"
+"                default, RFC 7677's minimum) to 10000000.\n"
 "     -s scheme  The hash scheme, case-insensitive:\n"
 "                YESCRYPT      the default; printed as {CRYPT}$y$...\n"
 "                              because Dovecot knows yescrypt only\n"
@@ -64,14 +72,23 @@ static const char manual[] =
 "                SHA256-CRYPT  {SHA256-CRYPT}$5$...\n"
 "                BLF-CRYPT     {BLF-CRYPT}$2b$... (bcrypt; only the\n"
 "                              first 72 octets of a password count)\n"
+"                SCRAM-SHA-256 {SCRAM-SHA-256}rounds,salt,storedkey,\n"
+"                              serverkey (RFC 7677), Dovecot's format.\n"
+"                              Lets SASL SCRAM-SHA-256 work without a\n"
+"                              plaintext-equivalent secret; USER/PASS,\n"
+"                              PLAIN and LOGIN work too. The password\n"
+"                              must be printable ASCII (postinod does\n"
+"                              not implement SASLprep).\n"
 "                PLAIN         {PLAIN}password, stored in clear. Only\n"
-"                              PLAIN users can log in with APOP;\n"
-"                              the password cannot contain ':'.\n"
+"                              PLAIN users can log in with APOP and\n"
+"                              CRAM-MD5; the password cannot contain\n"
+"                              ':'.\n"
 "     -u user    Print a whole passwd-file line, user:{SCHEME}hash::::::\n"
 "                (fill in uid, gid and home as needed).\n"
 "\n"
 "     Salts come from the operating system's random generator through\n"
-"     crypt_gensalt(3); the cost is libcrypt's default.\n"
+"     crypt_gensalt(3) (SCRAM-SHA-256: 16 octets from OpenSSL's\n"
+"     RAND_bytes); the cost is libcrypt's default.\n"
 "\n"
 "EXIT STATUS\n"
 "     0 when a hash was printed, 1 on any error (no password, passwords\n"
@@ -89,7 +106,8 @@ static volatile sig_atomic_t tty_quiet;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: " PROG " [-h] [-s scheme] [-u user]\n"
+	fprintf(stderr, "usage: " PROG " [-h] [-r rounds] [-s scheme] "
+	    "[-u user]\n"
 	    "       " PROG " -h for the manual\n");
 	exit(2);
 }
@@ -219,15 +237,20 @@ main(int argc, char **argv)
 {
 	char pass[AUTH_PASS_MAX + 2], again[AUTH_PASS_MAX + 2];
 	char hash[AUTH_HASH_MAX], err[ERR_LEN];
-	const char *scheme = "YESCRYPT", *user = NULL, *secret;
+	const char *scheme = "YESCRYPT", *user = NULL, *secret, *rounds = NULL;
 	size_t si, n = sizeof(schemes) / sizeof(schemes[0]);
+	uint32_t iter = AUTH_SCRAM_ITER_DEFAULT;
+	struct auth_scram keys;
 	int ch, status = 1;
 
-	while ((ch = getopt(argc, argv, "hs:u:")) != -1) {
+	while ((ch = getopt(argc, argv, "hr:s:u:")) != -1) {
 		switch (ch) {
 		case 'h':
 			fputs(manual, stdout);
 			return fflush(stdout) == 0 ? 0 : 1;
+		case 'r':
+			rounds = optarg;
+			break;
 		case 's':
 			scheme = optarg;
 			break;
@@ -245,8 +268,18 @@ main(int argc, char **argv)
 			break;
 	if (si == n) {
 		fprintf(stderr, PROG ": unknown scheme \"%s\"; choose "
-		    "YESCRYPT, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or "
-		    "PLAIN\n", scheme);
+		    "YESCRYPT, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, "
+		    "SCRAM-SHA-256 or PLAIN\n", scheme);
+		return 2;
+	}
+	if (rounds != NULL && strcmp(schemes[si].method, METHOD_SCRAM) != 0) {
+		fprintf(stderr, PROG ": -r applies to SCRAM-SHA-256 only\n");
+		return 2;
+	}
+	if (rounds != NULL && (str_parse_u32(rounds, &iter) < 0 ||
+	    iter < AUTH_SCRAM_ITER_MIN || iter > AUTH_SCRAM_ITER_MAX)) {
+		fprintf(stderr, PROG ": -r: rounds must be a number from %u "
+		    "to %u\n", AUTH_SCRAM_ITER_MIN, AUTH_SCRAM_ITER_MAX);
 		return 2;
 	}
 	if (user != NULL && !auth_name_valid(user)) {
@@ -257,19 +290,35 @@ main(int argc, char **argv)
 	}
 	memset(again, 0, sizeof(again));
 	memset(hash, 0, sizeof(hash));
+	memset(&keys, 0, sizeof(keys));
+	err[0] = '\0';
 	if (get_password(pass, again, sizeof(pass)) < 0)
 		goto out;
 	if (pass[0] == '\0') {
 		fprintf(stderr, PROG ": empty password\n");
 		goto out;
 	}
-	if (schemes[si].method == NULL) {
+	if (strcmp(schemes[si].method, METHOD_PLAIN) == 0) {
 		if (strchr(pass, ':') != NULL) {
 			fprintf(stderr, PROG ": a PLAIN password cannot "
 			    "contain ':' (the passwd-file field separator)\n");
 			goto out;
 		}
 		secret = pass;
+	} else if (strcmp(schemes[si].method, METHOD_SCRAM) == 0) {
+		/* What the server's SCRAM could never match is refused. */
+		if (!auth_scram_pass_ok(pass, strlen(pass))) {
+			fprintf(stderr, PROG ": a SCRAM-SHA-256 password must "
+			    "be printable ASCII (no SASLprep)\n");
+			goto out;
+		}
+		if (auth_scram_make(pass, iter, &keys, err) < 0 ||
+		    auth_scram_format(&keys, hash, sizeof(hash)) < 0) {
+			fprintf(stderr, PROG ": %s\n", err[0] != '\0' ? err :
+			    "SCRAM secret longer than its buffer");
+			goto out;
+		}
+		secret = hash;
 	} else {
 		if (auth_hash_make(schemes[si].method, 0, pass, hash,
 		    sizeof(hash), err) < 0) {
@@ -291,5 +340,6 @@ out:
 	explicit_bzero(pass, sizeof(pass));
 	explicit_bzero(again, sizeof(again));
 	explicit_bzero(hash, sizeof(hash));
+	explicit_bzero(&keys, sizeof(keys));
 	return status;
 }

@@ -92,6 +92,11 @@ test_bad_input_names_file_and_line(void **state)
 		{ "mailbox = imap:/x\n", ":1: mailbox: expected maildir:PATH" },
 		{ "mailbox = maildir:\n", ":1: mailbox: empty path" },
 		{ "just words\n", ":1: expected key = value" },
+		{ "auth_mechanisms = PLAIN GSSAPI\n",
+		    ":1: auth_mechanisms: unknown mechanism 'GSSAPI'" },
+		{ "tls_min_version = SSLv3\n", ":1: tls_min_version: expected" },
+		{ "listen_tls = 127.0.0.1:995\n", "listen_tls needs tls_cert" },
+		{ "tls_cert = /x.pem\n", "tls_cert and tls_key go together" },
 	};
 	struct config cf;
 	char err[ERR_LEN];
@@ -103,6 +108,23 @@ test_bad_input_names_file_and_line(void **state)
 			fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
 		assert_non_null(strstr(err, "/tmp/postino-test-config-"));
 	}
+}
+
+static void
+test_mechanisms_are_normalised_and_tls_defaults_to_995(void **state)
+{
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(load("auth_mechanisms =  plain   scram-sha-256 \n"
+	    "tls_cert = /c.pem\ntls_key = /k.pem\n", &cf, err), 0);
+	assert_string_equal(cf.auth_mechanisms, "PLAIN SCRAM-SHA-256");
+	assert_int_equal(cf.nlisten_tls, 2);
+	assert_string_equal(cf.listen_tls[0].text, "*:995");
+	assert_string_equal(cf.listen_tls[1].text, "[::]:995");
+	assert_string_equal(cf.tls_min_version, "TLSv1.2");
+	assert_false(cf.auth_allow_cleartext);
 }
 
 static void
@@ -142,6 +164,7 @@ main(void)
 		cmocka_unit_test(test_values_of_every_type_are_read),
 		cmocka_unit_test(test_bad_input_names_file_and_line),
 		cmocka_unit_test(test_too_many_listen_lines_are_refused),
+		cmocka_unit_test(test_mechanisms_are_normalised_and_tls_defaults_to_995),
 		cmocka_unit_test(test_missing_file_is_an_error),
 	};
 
