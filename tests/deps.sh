@@ -5,7 +5,8 @@
 set -eu
 
 build="gcc make libc6-dev libssl-dev libcrypt-dev openssl"
-tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl"
+tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
+	libio-socket-ssl-perl"
 
 want="$build"
 [ "${1:-all}" = build ] || want="$build $tests"

@@ -8,6 +8,17 @@ Each client's own, documented transformation of a message is undone or
 accounted for in ``Client.normalise``/``Client.expect``; see the notes on
 each driver.
 
+Every driver speaks one of three transports (``Conn.transport``):
+``plain`` (cleartext POP3), ``stls`` (cleartext, then STLS, RFC 2595: the
+client must insist on it, never fall back) and ``implicit`` (TLS from the
+first octet, RFC 8314).  Over TLS the client trusts exactly one CA file,
+``Conn.ca``, and verifies the server's certificate and host name against
+it; no driver ever turns verification off.  ``Client.transports`` lists
+what a client can do (getmail6 has no STLS for POP3).  A client that
+refuses the server raises ClientError; ``Client.refusal`` maps why
+(``other-ca``: a certificate from a CA it does not trust, ``wrong-name``:
+one for another host) to a regex for the client's own words about it.
+
 Nothing here starts a server: the tests use the ``postinod`` fixture.
 Passwords only ever travel in 0600 files, never on a command line or a
 terminal; every subprocess gets stdin=/dev/null and a timeout.
@@ -17,6 +28,7 @@ import os
 import pwd
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 
@@ -189,6 +201,19 @@ def read_dir(path):
     return out
 
 
+def delivered(work):
+    """Whatever a driver delivered under its work directory so far (into
+    work/Maildir or work/out), e.g. after it failed."""
+    out = []
+    md = os.path.join(work, "Maildir")
+    if os.path.isdir(md):
+        out += read_maildir(md)
+    d = os.path.join(work, "out")
+    if os.path.isdir(d):
+        out += read_dir(d)
+    return out
+
+
 def client_env(home):
     """A clean environment: no user rc files, C locale."""
     env = {
@@ -222,20 +247,42 @@ def check_rc(cp, ok=(0,), what=""):
 
 
 # ---------------------------------------------------------------------------
-# Clients.  Each: binary (for the skip), fetch(host, port, keep, work) ->
-# list of delivered messages, normalise(delivered) -> bytes to compare,
+# Clients.  Each: binary (for the skip), transports, fetch(conn, keep, work)
+# -> list of delivered messages, normalise(delivered) -> bytes to compare,
 # expect(original stored message) -> bytes to compare.
 # ---------------------------------------------------------------------------
+
+TRANSPORTS = ("plain", "stls", "implicit")
+
+
+class Conn:
+    """Where and how a client reaches the server: host, port, transport
+    (one of TRANSPORTS) and, over TLS, the only CA file to trust."""
+
+    def __init__(self, host, port, transport="plain", ca=None):
+        assert transport in TRANSPORTS, transport
+        assert transport == "plain" or ca, "TLS needs a CA file"
+        self.host, self.port, self.transport, self.ca = (
+            host, port, transport, ca)
+
+    @property
+    def tls(self):
+        return self.transport != "plain"
+
+    def __repr__(self):
+        return "Conn(%s:%d %s)" % (self.host, self.port, self.transport)
 
 
 class Client:
     name = None
     binary = None
+    transports = TRANSPORTS
+    refusal = {}        # {"other-ca"|"wrong-name": regex}, see above
 
-    def available(self):
+    def available(self, transport="plain"):
         return self.binary is None or shutil.which(self.binary) is not None
 
-    def expect(self, msg):
+    def expect(self, msg, transport="plain"):
         return wire(msg)
 
     def normalise(self, got):
@@ -247,14 +294,38 @@ class PoplibClient(Client):
     un-stuffed; we rejoin them with CRLF.  The octet count poplib returns
     counts the bytes actually received (after un-stuffing), so it must equal
     the rejoined length: that proves every line ended in CRLF.  We also
-    check that LIST's size is the RETR octet count."""
+    check that LIST's size is the RETR octet count.  TLS: a context from
+    ssl.create_default_context(cafile=CA) (CERT_REQUIRED, host name
+    checked), POP3.stls(context) (which first checks CAPA lists STLS) or
+    POP3_SSL(context=...); a verification failure raises ClientError."""
     name = "poplib"
+    refusal = {
+        "other-ca": r"SSLCertVerificationError.*CERTIFICATE_VERIFY_FAILED.*"
+                    r"unable to get local issuer certificate",
+        "wrong-name": r"SSLCertVerificationError.*CERTIFICATE_VERIFY_FAILED"
+                      r".*IP address mismatch"}
 
-    def fetch(self, host, port, keep, work):
+    def fetch(self, conn, keep, work):
         import poplib
         out = []
-        p = poplib.POP3(host, port, timeout=TIMEOUT)
+        ctx = None
+        if conn.tls:
+            ctx = ssl.create_default_context(cafile=conn.ca)
+            assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
         try:
+            if conn.transport == "implicit":
+                p = poplib.POP3_SSL(conn.host, conn.port, timeout=TIMEOUT,
+                                    context=ctx)
+            else:
+                p = poplib.POP3(conn.host, conn.port, timeout=TIMEOUT)
+        except ssl.SSLError as e:
+            raise ClientError("poplib: %r" % e) from e
+        try:
+            if conn.transport == "stls":
+                try:
+                    p.stls(context=ctx)
+                except ssl.SSLError as e:
+                    raise ClientError("poplib STLS: %r" % e) from e
             p.user(USER)
             p.pass_(PASSWORD)
             _, listing, _ = p.list()
@@ -279,7 +350,10 @@ class PoplibClient(Client):
                     p.dele(n)
             p.quit()
         finally:
-            p.close()
+            try:
+                p.close()
+            except OSError:         # a failed handshake left it closed
+                pass
         return out
 
 
@@ -290,18 +364,31 @@ class CurlClient(Client):
     Deleting: ``-X 'DELE N' -I`` (a custom command with no body expected).
     Everything runs in one curl invocation (URLs separated by --next share
     the connection), so all DELEs are in one session that curl QUITs at the
-    end.  Credentials come from a 0600 netrc file."""
+    end.  Credentials come from a 0600 netrc file.  TLS: ``pop3://`` with
+    ``--ssl-reqd`` (STLS, or fail) or ``pop3s://``, both ``--cacert CA``
+    (curl verifies peer and host by default)."""
     name = "curl"
     binary = "curl"
+    refusal = {     # 60: CURLE_PEER_FAILED_VERIFICATION
+        "other-ca": r"curl: \(60\) SSL certificate problem: unable to get "
+                    r"local issuer certificate",
+        "wrong-name": r"curl: \(60\) SSL: no alternative certificate subject "
+                      r"name matches"}
 
-    def fetch(self, host, port, keep, work):
+    def fetch(self, conn, keep, work):
         env = client_env(work)
+        host, port = conn.host, conn.port
         netrc = write_secret(os.path.join(work, "netrc"),
                              "machine %s login %s password %s\n"
                              % (host, USER, PASSWORD))
-        base = "pop3://%s:%d/" % (host, port)
+        scheme = "pop3s" if conn.transport == "implicit" else "pop3"
+        base = "%s://%s:%d/" % (scheme, host, port)
         common = ["--netrc-file", netrc, "--silent", "--show-error",
                   "--fail", "--max-time", str(TIMEOUT)]
+        if conn.tls:
+            common += ["--cacert", conn.ca]
+        if conn.transport == "stls":
+            common.append("--ssl-reqd")
         cp = run(["curl"] + common + [base], env, "curl LIST")
         check_rc(cp, what="curl LIST")
         nums = [int(line.split()[0]) for line in cp.stdout.splitlines()
@@ -329,17 +416,43 @@ class CurlClient(Client):
 class PerlClient(Client):
     """Perl Net::POP3: ->list, ->get(n, $fh), ->delete(n), ->quit.
     Net::Cmd splits the data on /\\r?\\n/ and writes each line with "\\n",
-    and un-stuffs leading dots: files have LF line ends."""
+    and un-stuffs leading dots: files have LF line ends.  TLS (through
+    IO::Socket::SSL, Debian's libio-socket-ssl-perl): ``SSL => 1`` or
+    ->starttls, with SSL_ca_file => CA and SSL_verify_mode =>
+    SSL_VERIFY_PEER (Net::POP3 sets the host name to verify).  Over TLS
+    the connection is a Net::POP3::_SSL, whose @ISA puts IO::Socket::SSL
+    before Net::Cmd: its getline() wins, returning lines as received, so
+    read_until_dot still un-stuffs them but the files keep CRLF line
+    ends: we then expect exactly the wire form.  (libnet 3.14.)"""
     name = "perl"
     binary = "perl"
+    refusal = {"other-ca": r"certificate verify failed",
+               "wrong-name": r"hostname verification failed"}
+
+    def available(self, transport="plain"):
+        if shutil.which("perl") is None:
+            return False
+        if transport == "plain":
+            return True
+        return subprocess.run(
+            ["perl", "-MNet::POP3", "-e", "exit(Net::POP3->can_ssl ? 0 : 1)"],
+            stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=TIMEOUT).returncode == 0
 
     SCRIPT = r'''
 use strict; use warnings; use Net::POP3;
-my ($host, $port, $pwfile, $outdir, $keep) = @ARGV;
+my ($host, $port, $pwfile, $outdir, $keep, $transport, $ca) = @ARGV;
 open(my $pf, '<', $pwfile) or die "password file: $!";
 my $pw = <$pf>; chomp $pw; close $pf;
-my $pop = Net::POP3->new($host, Port => $port, Timeout => 60)
-    or die "connect: $@";
+my %tls = $transport eq 'plain' ? () :
+    (SSL_ca_file => $ca, SSL_verify_mode => 1);    # SSL_VERIFY_PEER
+sub tls_error { no warnings 'once'; $IO::Socket::SSL::SSL_ERROR // '' }
+my $pop = Net::POP3->new($host, Port => $port, Timeout => 60,
+                         ($transport eq 'implicit' ? (SSL => 1, %tls) : ()))
+    or die "connect: $@ " . tls_error() . "\n";
+if ($transport eq 'stls') {
+    $pop->starttls(%tls) or die "STLS failed: " . tls_error() . "\n";
+}
 defined($pop->login($ENV{POP_USER}, $pw)) or die "login failed: " . $pop->message;
 my $list = $pop->list or die "LIST failed: " . $pop->message;
 for my $n (sort { $a <=> $b } keys %$list) {
@@ -352,7 +465,7 @@ for my $n (sort { $a <=> $b } keys %$list) {
 $pop->quit or die "QUIT failed: " . $pop->message;
 '''
 
-    def fetch(self, host, port, keep, work):
+    def fetch(self, conn, keep, work):
         env = client_env(work)
         env["POP_USER"] = USER
         pw = write_secret(os.path.join(work, "password"), PASSWORD + "\n")
@@ -361,12 +474,15 @@ $pop->quit or die "QUIT failed: " . $pop->message;
         script = os.path.join(work, "get.pl")
         with open(script, "w") as f:
             f.write(self.SCRIPT)
-        cp = run(["perl", script, host, str(port), pw, outdir,
-                  "1" if keep else "0"], env, "perl")
+        cp = run(["perl", script, conn.host, str(conn.port), pw, outdir,
+                  "1" if keep else "0", conn.transport, conn.ca or ""],
+                 env, "perl")
         check_rc(cp, what="perl Net::POP3")
         return read_dir(outdir)
 
-    def expect(self, msg):
+    def expect(self, msg, transport="plain"):
+        if transport != "plain":
+            return wire(msg)
         return lf(wire(msg))
 
 
@@ -378,11 +494,26 @@ class FetchmailClient(Client):
     ``nokeep``, ``no rewrite`` (no address rewriting), and
     ``set invisible`` (no Received: header).  With an MDA, ``stripcr`` is
     on by default: the MDA gets LF line ends.  FETCHMAILHOME keeps the
-    pid/id files in the work dir; FETCHMAILUSER makes the MDA run as us."""
+    pid/id files in the work dir; FETCHMAILUSER makes the MDA run as us.
+    TLS (fetchmail 6.4 semantics): ``sslproto 'tls1.2+'`` alone means
+    mandatory STLS; with ``ssl`` it is implicit TLS; both with
+    ``sslcertck`` (verify, or disconnect) and ``sslcertfile CA`` (which
+    also keeps the system CA file out).  fetchmail matches the server's
+    name against the certificate's DNS names only, never an IP address
+    SAN ("Server CommonName mismatch: localhost != 127.0.0.1"), and we
+    connect to 127.0.0.1 (localhost has two addresses, and the server's
+    IPv4 and IPv6 ports differ): ``sslcommonname "localhost"`` names the
+    host the certificate must be for; chain and name are still checked."""
     name = "fetchmail"
     binary = "fetchmail"
+    refusal = {
+        "other-ca": r"Server certificate verification error: unable to get "
+                    r"local issuer certificate",
+        "wrong-name": r"Server certificate verification error: hostname "
+                      r"mismatch"}
 
-    def fetch(self, host, port, keep, work):
+    def fetch(self, conn, keep, work):
+        host, port = conn.host, conn.port
         env = client_env(work)
         env["FETCHMAILHOME"] = work
         env["FETCHMAILUSER"] = me()
@@ -400,18 +531,30 @@ class FetchmailClient(Client):
             'poll %s with protocol POP3 service %d timeout %d\n'
             '    auth password\n'
             '    user "%s" there with password "%s" is "%s" here\n'
-            '    sslproto \'\'\n'
+            '%s'
             '    fetchall\n'
             '    %s\n'
             '    no rewrite\n'
             '    mda "%s"\n') % (host, port, TIMEOUT, USER, PASSWORD, me(),
+                                 self.tls_lines(conn),
                                  "keep" if keep else "nokeep", mda))
         cp = run(["fetchmail", "--fetchmailrc", rc, "--nodetach",
                   "--verbose"], env, "fetchmail", cwd=work)
         check_rc(cp, what="fetchmail")
         return read_dir(outdir)
 
-    def expect(self, msg):
+    @staticmethod
+    def tls_lines(conn):
+        if not conn.tls:
+            return "    sslproto ''\n"
+        return ("%s    sslproto 'tls1.2+'\n"
+                "    sslcertck\n"
+                "    sslcertfile \"%s\"\n"
+                "    sslcommonname \"localhost\"\n") % (
+                    "    ssl\n" if conn.transport == "implicit" else "",
+                    conn.ca)
+
+    def expect(self, msg, transport="plain"):
         return lf(wire(msg))
 
 
@@ -420,12 +563,26 @@ class MpopClient(Client):
     ``auth user`` (USER/PASS: mpop picks no cleartext method by itself
     without TLS), ``only_new off`` (every message, not only those missing
     from its UIDL file), ``keep on|off``, ``received_header off`` (no
-    Received: header).  Maildir delivery converts CRLF to LF."""
+    Received: header).  Maildir delivery converts CRLF to LF.  TLS:
+    ``tls on``, ``tls_starttls on`` (STLS, mandatory) or ``off`` (implicit
+    TLS), ``tls_trust_file CA`` (GnuTLS verifies the chain and the host;
+    ``tls_certcheck`` stays at its default, on)."""
     name = "mpop"
     binary = "mpop"
+    refusal = {
+        "other-ca": r"TLS certificate verification failed: .*The "
+                    r"certificate issuer is unknown",
+        "wrong-name": r"TLS certificate verification failed: .*The name in "
+                      r"the certificate does not match"}
 
-    def fetch(self, host, port, keep, work):
+    def fetch(self, conn, keep, work):
+        host, port = conn.host, conn.port
         env = client_env(work)
+        if conn.tls:
+            tls = ("tls on\ntls_starttls %s\ntls_trust_file %s\n" % (
+                "on" if conn.transport == "stls" else "off", conn.ca))
+        else:
+            tls = "tls off\n"
         md = make_maildir(os.path.join(work, "Maildir"))
         conf = write_secret(os.path.join(work, "mpoprc"), (
             "defaults\n"
@@ -436,20 +593,20 @@ class MpopClient(Client):
             "user %s\n"
             "password %s\n"
             "auth user\n"
-            "tls off\n"
+            "%s"
             "delivery maildir %s\n"
             "uidls_file %s\n"
             "only_new off\n"
             "keep %s\n"
             "received_header off\n") % (
-                TIMEOUT, host, port, USER, PASSWORD, md,
+                TIMEOUT, host, port, USER, PASSWORD, tls, md,
                 os.path.join(work, "uidls"), "on" if keep else "off"))
         cp = run(["mpop", "--file=" + conf, "--quiet", "default"], env,
                  "mpop")
         check_rc(cp, what="mpop")
         return read_maildir(md)
 
-    def expect(self, msg):
+    def expect(self, msg, transport="plain"):
         return lf(wire(msg))
 
 
@@ -463,11 +620,21 @@ class GetmailClient(Client):
     is the line end.  getmail joins the lines of poplib's retr() with
     "\\n" and re-serialises the message with Python's email package.  As
     root getmail refuses to deliver unless ``user`` names a non-root
-    account: we give the output Maildir to nobody then."""
+    account: we give the output Maildir to nobody then.  TLS:
+    SimplePOP3SSLRetriever with ``ca_certs = CA`` (getmail then requires a
+    verified chain and matches the host name itself); getmail6 6.18 has no
+    STLS for POP3 (SimplePOP3Retriever is cleartext only)."""
     name = "getmail"
     binary = "getmail"
+    transports = ("plain", "implicit")
+    refusal = {     # the name is checked by getmail after the handshake
+        "other-ca": r"CERTIFICATE_VERIFY_FAILED",
+        "wrong-name": r"hostname '127\.0\.0\.1' doesn't match "
+                      r"'mail\.example\.net'"}
 
-    def fetch(self, host, port, keep, work):
+    def fetch(self, conn, keep, work):
+        assert conn.transport in self.transports, conn
+        host, port = conn.host, conn.port
         env = client_env(work)
         md = make_maildir(os.path.join(work, "Maildir"))
         user_line = ""
@@ -481,12 +648,13 @@ class GetmailClient(Client):
         os.mkdir(gdir)
         rc = write_secret(os.path.join(work, "getmailrc"), (
             "[retriever]\n"
-            "type = SimplePOP3Retriever\n"
+            "type = %s\n"
             "server = %s\n"
             "port = %d\n"
             "username = %s\n"
             "password = %s\n"
             "timeout = %d\n"
+            "%s"
             "\n[destination]\n"
             "type = Maildir\n"
             "path = %s/\n"
@@ -497,14 +665,18 @@ class GetmailClient(Client):
             "delete = %s\n"
             "received = false\n"
             "delivered_to = false\n") % (
-                host, port, USER, PASSWORD, TIMEOUT, md, user_line,
+                "SimplePOP3SSLRetriever" if conn.tls
+                else "SimplePOP3Retriever",
+                host, port, USER, PASSWORD, TIMEOUT,
+                "ca_certs = %s\n" % conn.ca if conn.tls else "",
+                md, user_line,
                 "true" if not keep else "false"))
         cp = run(["getmail", "--rcfile=" + rc, "--getmaildir=" + gdir],
                  env, "getmail")
         check_rc(cp, what="getmail")
         return read_maildir(md)
 
-    def expect(self, msg):
+    def expect(self, msg, transport="plain"):
         return lf(wire(msg))
 
 
@@ -513,10 +685,10 @@ CLIENTS = {c.name: c for c in (FetchmailClient(), MpopClient(),
                                PerlClient())}
 
 
-def compare(client, store, got):
+def compare(client, store, got, transport="plain"):
     """Every seed message arrived exactly once, byte for byte after the
     client's own transformation; returns a list of problems (empty = ok)."""
-    want = {msgid(m): (name, client.expect(m))
+    want = {msgid(m): (name, client.expect(m, transport))
             for name, m in seeds(store).items()}
     problems = []
     seen = {}
