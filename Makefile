@@ -1,5 +1,5 @@
 # Postino: one GNU Makefile, no configure step.
-#   make            build postinod, postino-passwd (build/)
+#   make            build postinod, postino-passwd, postino (build/)
 #   make SAN=1      the same with AddressSanitizer + UBSan (build/asan/)
 #   make run        build, make a demo mail root and serve it on port 1110
 #   make check      install test dependencies, build both ways, run every test
@@ -25,11 +25,12 @@ endif
 # Every module but the programs' main files goes into one archive that the
 # programs and the unit tests link against.
 CORE_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c) \
-	   $(filter-out src/server/main.c,$(wildcard src/server/*.c))
+	   $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
+	   $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS	 = $(BUILD)/postinod $(BUILD)/postino-passwd
+PROGS	 = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino
 
 .PHONY: all run check unit blackbox deps clean demo
 all: $(PROGS)
@@ -46,6 +47,9 @@ $(BUILD)/postinod: $(BUILD)/src/server/main.o $(BUILD)/libpostino.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(BUILD)/libpostino.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/postino: $(BUILD)/src/client/main.o $(BUILD)/libpostino.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpostino.a

@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make libc6-dev libssl-dev libcrypt-dev openssl"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
-	libio-socket-ssl-perl"
+	libio-socket-ssl-perl dovecot-pop3d"
 
 want="$build"
 [ "${1:-all}" = build ] || want="$build $tests"
@@ -25,6 +25,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as dovecot-pop3d would start their daemons: tests start
+# their own on loopback, so keep the system's services down while installing.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq </dev/null
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing </dev/null >/dev/null

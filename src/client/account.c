@@ -1,0 +1,695 @@
+#include "account.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode src[0..len) into dst; no NUL or control octets. */
+static int
+pct_decode(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int ch = (unsigned char)src[i];
+
+		if (ch == '%') {
+			int h, l;
+
+			if (i + 2 >= len)
+				return -1;
+			h = hexval((unsigned char)src[i + 1]);
+			l = hexval((unsigned char)src[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			ch = h * 16 + l;
+			i += 2;
+		}
+		if (ch < 0x20 || ch == 0x7f || o + 1 >= size)
+			return -1;
+		dst[o++] = (char)ch;
+	}
+	dst[o] = '\0';
+	return 0;
+}
+
+static bool
+valid_hostname(const char *s)
+{
+	if (*s == '\0' || *s == '-' || *s == '.')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' &&
+		    *s != '_')
+			return false;
+	return true;
+}
+
+static bool
+valid_v6(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	/* Hex, colons, dots for embedded IPv4, "%zone" names. */
+	for (; *s != '\0'; s++)
+		if (!isxdigit((unsigned char)*s) && *s != ':' && *s != '.' &&
+		    *s != '%' && !isalnum((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static int
+parse_port(const char *s, char *port, size_t size)
+{
+	uint32_t p;
+
+	if (str_parse_u32(s, &p) < 0 || p == 0 || p > 65535)
+		return -1;
+	return str_fmt(port, size, "%u", (unsigned int)p);
+}
+
+int
+account_parse_url(struct account *a, const char *s, char *err)
+{
+	const char *rest = s, *at, *hp, *end;
+	char hostport[ACCOUNT_HOST_MAX + 16];
+	size_t len;
+
+	memset(a, 0, sizeof(*a));
+	a->family = AF_UNSPEC;
+	if (strncasecmp(rest, "pop3://", 7) == 0) {
+		rest += 7;
+	} else if (strncasecmp(rest, "pop3s://", 8) == 0) {
+		rest += 8;
+		a->pop3s = true;
+	} else if (strstr(rest, "://") != NULL) {
+		(void)str_fmt(err, ERR_LEN, "%s: only pop3:// and pop3s:// "
+		    "are supported", s);
+		return -1;
+	}
+	len = strlen(rest);
+	if (len > 0 && rest[len - 1] == '/')
+		len--;
+	at = memrchr(rest, '@', len);
+	if (at != NULL) {
+		if (at == rest || pct_decode(a->user, sizeof(a->user), rest,
+		    (size_t)(at - rest)) < 0) {
+			(void)str_fmt(err, ERR_LEN, "%s: bad user name", s);
+			return -1;
+		}
+		hp = at + 1;
+	} else {
+		hp = rest;
+	}
+	end = rest + len;
+	if ((size_t)(end - hp) >= sizeof(hostport))
+		goto bad_host;
+	memcpy(hostport, hp, (size_t)(end - hp));
+	hostport[end - hp] = '\0';
+	if (hostport[0] == '[') {
+		char *close = strchr(hostport, ']');
+
+		if (close == NULL)
+			goto bad_host;
+		*close = '\0';
+		if (close[1] == ':') {
+			if (parse_port(close + 2, a->port, sizeof(a->port)) < 0)
+				goto bad_port;
+		} else if (close[1] != '\0') {
+			goto bad_host;
+		}
+		if (!valid_v6(hostport + 1) || str_copy(a->host,
+		    sizeof(a->host), hostport + 1) < 0)
+			goto bad_host;
+	} else {
+		char *colon = strchr(hostport, ':');
+
+		if (colon != NULL) {
+			*colon = '\0';
+			if (parse_port(colon + 1, a->port, sizeof(a->port)) < 0)
+				goto bad_port;
+		}
+		if (!valid_hostname(hostport) || str_copy(a->host,
+		    sizeof(a->host), hostport) < 0)
+			goto bad_host;
+	}
+	return 0;
+bad_host:
+	(void)str_fmt(err, ERR_LEN, "%s: bad host (use host, host:port or "
+	    "[IPv6]:port)", s);
+	return -1;
+bad_port:
+	(void)str_fmt(err, ERR_LEN, "%s: bad port (1-65535)", s);
+	return -1;
+}
+
+int
+account_parse_tls(const char *s, enum account_tls *tls_r)
+{
+	if (strcmp(s, "stls") == 0)
+		*tls_r = ACCOUNT_TLS_STLS;
+	else if (strcmp(s, "implicit") == 0)
+		*tls_r = ACCOUNT_TLS_IMPLICIT;
+	else if (strcmp(s, "no") == 0)
+		*tls_r = ACCOUNT_TLS_NO;
+	else
+		return -1;
+	return 0;
+}
+
+int
+account_config_path(char *path, size_t size, char *err)
+{
+	const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (x != NULL && x[0] == '/')
+		return str_fmt(path, size, "%s/postino/config", x) < 0 ?
+		    (str_copy(err, ERR_LEN, "config path too long"), -1) : 0;
+	if (home == NULL || home[0] != '/') {
+		str_copy(err, ERR_LEN, "HOME is not set");
+		return -1;
+	}
+	if (str_fmt(path, size, "%s/.config/postino/config", home) < 0) {
+		str_copy(err, ERR_LEN, "config path too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* "~/x" -> "$HOME/x". */
+static int
+expand_path(char *dst, size_t size, const char *src)
+{
+	const char *home = getenv("HOME");
+
+	if (strncmp(src, "~/", 2) == 0 && home != NULL)
+		return str_fmt(dst, size, "%s/%s", home, src + 2);
+	return str_copy(dst, size, src);
+}
+
+static bool
+valid_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) > ACCOUNT_NAME_MAX)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
+		    *s != '-')
+			return false;
+	return true;
+}
+
+/* One "key value" of an account block; -1 with why filled. */
+static int
+config_key(struct account *a, const char *key, const char *val, char *why)
+{
+	struct account u;
+	int r = 0;
+
+	if (strcmp(key, "url") == 0) {
+		/* Only what the URL says; other keys keep their values. */
+		if (account_parse_url(&u, val, why) < 0)
+			return -1;
+		memcpy(a->host, u.host, sizeof(a->host));
+		a->pop3s = u.pop3s;
+		if (u.user[0] != '\0')
+			memcpy(a->user, u.user, sizeof(a->user));
+		if (u.port[0] != '\0')
+			memcpy(a->port, u.port, sizeof(a->port));
+	} else if (strcmp(key, "host") == 0) {
+		if (!valid_hostname(val) && !valid_v6(val))
+			goto bad;
+		r = str_copy(a->host, sizeof(a->host), val);
+	} else if (strcmp(key, "port") == 0) {
+		r = parse_port(val, a->port, sizeof(a->port));
+	} else if (strcmp(key, "user") == 0) {
+		r = strpbrk(val, "\r\n") != NULL ? -1 :
+		    str_copy(a->user, sizeof(a->user), val);
+	} else if (strcmp(key, "tls") == 0) {
+		r = account_parse_tls(val, &a->tls);
+	} else if (strcmp(key, "family") == 0) {
+		if (strcmp(val, "4") == 0)
+			a->family = AF_INET;
+		else if (strcmp(val, "6") == 0)
+			a->family = AF_INET6;
+		else if (strcmp(val, "any") == 0)
+			a->family = AF_UNSPEC;
+		else
+			r = -1;
+	} else if (strcmp(key, "cafile") == 0) {
+		r = expand_path(a->cafile, sizeof(a->cafile), val);
+	} else if (strcmp(key, "password-command") == 0) {
+		r = str_copy(a->password_command,
+		    sizeof(a->password_command), val);
+	} else if (strcmp(key, "maildir") == 0) {
+		r = expand_path(a->maildir, sizeof(a->maildir), val);
+	} else if (strcmp(key, "mbox") == 0) {
+		r = expand_path(a->mbox, sizeof(a->mbox), val);
+	} else if (strcmp(key, "mda") == 0) {
+		r = str_copy(a->mda, sizeof(a->mda), val);
+	} else {
+		(void)str_fmt(why, ERR_LEN, "unknown key \"%s\"", key);
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+bad:
+	(void)str_fmt(why, ERR_LEN, "bad value for %s", key);
+	return -1;
+}
+
+int
+account_load(struct account *a, const char *path, const char *name,
+    char *err)
+{
+	char line[ACCOUNT_CMD_MAX + 64], why[ERR_LEN];
+	unsigned long lineno = 0;
+	bool in_block = false, found = false;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		(void)str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *key, *val, *p;
+		size_t len = strlen(line);
+
+		lineno++;
+		if (lineno > ACCOUNT_FILE_MAX / 8) {
+			str_copy(why, sizeof(why), "file too long");
+			goto bad;
+		}
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f)) {
+			str_copy(why, sizeof(why), "line too long");
+			goto bad;
+		}
+		key = line + strspn(line, " \t");
+		if (*key == '#' || *key == '\0')
+			continue;
+		p = key + strcspn(key, " \t");
+		val = p + strspn(p, " \t");
+		*p = '\0';
+		for (len = strlen(val); len > 0 && (val[len - 1] == ' ' ||
+		    val[len - 1] == '\t' || val[len - 1] == '\r'); len--)
+			val[len - 1] = '\0';
+		if (strcmp(key, "account") == 0) {
+			if (!valid_name(val)) {
+				str_copy(why, sizeof(why), "bad account name");
+				goto bad;
+			}
+			if (found)
+				break;
+			in_block = strcmp(val, name) == 0;
+			if (in_block) {
+				memset(a, 0, sizeof(*a));
+				a->family = AF_UNSPEC;
+				str_copy(a->name, sizeof(a->name), val);
+				found = true;
+			}
+			continue;
+		}
+		if (*val == '\0') {
+			(void)str_fmt(why, sizeof(why), "%s needs a value",
+			    key);
+			goto bad;
+		}
+		if (!in_block) {
+			struct account scratch = { 0 };
+
+			/* Check keys of other blocks too: typos surface. */
+			if (config_key(&scratch, key, val, why) < 0)
+				goto bad;
+			continue;
+		}
+		if (config_key(a, key, val, why) < 0)
+			goto bad;
+	}
+	if (ferror(f)) {
+		str_copy(why, sizeof(why), "read error");
+		goto bad;
+	}
+	fclose(f);
+	if (found && a->host[0] == '\0') {
+		(void)str_fmt(err, ERR_LEN, "%s: account %s has no host", path,
+		    name);
+		return -1;
+	}
+	return found ? 1 : 0;
+bad:
+	(void)str_fmt(err, ERR_LEN, "%s:%lu: %s", path, lineno, why);
+	fclose(f);
+	return -1;
+}
+
+int
+account_resolve(struct account *a, const char *arg, const char *config,
+    char *err)
+{
+	if (config != NULL && valid_name(arg)) {
+		int rc = account_load(a, config, arg, err);
+
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
+	return account_parse_url(a, arg, err);
+}
+
+void
+account_finish(struct account *a)
+{
+	if (a->tls == ACCOUNT_TLS_DEFAULT)
+		a->tls = a->pop3s ? ACCOUNT_TLS_IMPLICIT : ACCOUNT_TLS_STLS;
+	if (a->port[0] == '\0')
+		str_copy(a->port, sizeof(a->port),
+		    a->tls == ACCOUNT_TLS_IMPLICIT ? "995" : "110");
+}
+
+int
+account_key(const struct account *a, char *dst, size_t size)
+{
+	if (strchr(a->host, ':') != NULL)
+		return str_fmt(dst, size, "%s@[%s]:%s", a->user, a->host,
+		    a->port);
+	return str_fmt(dst, size, "%s@%s:%s", a->user, a->host, a->port);
+}
+
+/* ---- .netrc ---- */
+
+/*
+ * Next token of a .netrc: blank-separated, or a "quoted string" with
+ * backslash escapes (as curl reads it). NULL at the end.
+ */
+static const char *
+netrc_token(const char **p, char *tok, size_t size)
+{
+	const char *s = *p;
+	size_t o = 0;
+
+	s += strspn(s, " \t\r\n");
+	if (*s == '\0')
+		return NULL;
+	if (*s == '"') {
+		for (s++; *s != '\0' && *s != '"'; s++) {
+			if (*s == '\\' && s[1] != '\0')
+				s++;
+			if (o + 1 < size)
+				tok[o++] = *s;
+		}
+		if (*s == '"')
+			s++;
+	} else {
+		for (; *s != '\0' && !strchr(" \t\r\n", *s); s++)
+			if (o + 1 < size)
+				tok[o++] = *s;
+	}
+	tok[o] = '\0';
+	*p = s;
+	return tok;
+}
+
+int
+account_netrc(struct account *a, const char *path, char *pass, size_t size,
+    char *err)
+{
+	char *text = NULL, tok[ACCOUNT_PASS_MAX + 2];
+	char login[ACCOUNT_USER_MAX + 1], pw[ACCOUNT_PASS_MAX + 1];
+	const char *p;
+	struct stat sb;
+	ssize_t n;
+	size_t got = 0;
+	int fd, rc = 0;
+	bool machine = false, have_pw = false;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		(void)str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	/* Like ftp(1): a password file others can read is not trusted. */
+	if ((sb.st_mode & 077) != 0 || sb.st_uid != geteuid()) {
+		fprintf(stderr, "postino: warning: ignoring %s: readable or "
+		    "writable by others, or not yours (chmod 600 it)\n", path);
+		close(fd);
+		return 0;
+	}
+	if (sb.st_size > ACCOUNT_FILE_MAX ||
+	    (text = malloc((size_t)sb.st_size + 1)) == NULL) {
+		(void)str_fmt(err, ERR_LEN, "%s: too large", path);
+		close(fd);
+		return -1;
+	}
+	while (got < (size_t)sb.st_size &&
+	    (n = read(fd, text + got, (size_t)sb.st_size - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	text[got] = '\0';
+	login[0] = pw[0] = '\0';
+	p = text;
+	/* Each turn consumes a token of a bounded text. */
+	while (netrc_token(&p, tok, sizeof(tok)) != NULL) {
+		if (strcmp(tok, "machine") == 0 ||
+		    strcmp(tok, "default") == 0) {
+			bool def = tok[0] == 'd';
+
+			/* A complete earlier entry wins. */
+			if (machine && have_pw && (a->user[0] == '\0' ||
+			    login[0] == '\0' || strcmp(login, a->user) == 0))
+				break;
+			login[0] = pw[0] = '\0';
+			have_pw = false;
+			if (def) {
+				machine = true;
+			} else {
+				machine = netrc_token(&p, tok, sizeof(tok)) !=
+				    NULL && strcasecmp(tok, a->host) == 0;
+			}
+		} else if (strcmp(tok, "login") == 0) {
+			if (netrc_token(&p, tok, sizeof(tok)) != NULL)
+				str_copy(login, sizeof(login), tok);
+		} else if (strcmp(tok, "password") == 0) {
+			if (netrc_token(&p, tok, sizeof(tok)) != NULL) {
+				str_copy(pw, sizeof(pw), tok);
+				have_pw = true;
+			}
+		} else if (strcmp(tok, "account") == 0) {
+			(void)netrc_token(&p, tok, sizeof(tok));
+		} else if (strcmp(tok, "macdef") == 0) {
+			/* A macro runs to the next empty line. */
+			const char *e = strstr(p, "\n\n");
+
+			p = e != NULL ? e + 2 : p + strlen(p);
+		}
+	}
+	if (machine && have_pw && (a->user[0] == '\0' || login[0] == '\0' ||
+	    strcmp(login, a->user) == 0)) {
+		if (a->user[0] == '\0')
+			str_copy(a->user, sizeof(a->user), login);
+		rc = str_copy(pass, size, pw) < 0 ? -1 : 1;
+		if (rc < 0)
+			(void)str_fmt(err, ERR_LEN, "%s: password too long",
+			    path);
+	}
+	explicit_bzero(tok, sizeof(tok));
+	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(text, got);
+	free(text);
+	return rc;
+}
+
+/* ---- password command and prompt ---- */
+
+int
+account_password_command(const char *cmd, char *pass, size_t size,
+    char *err)
+{
+	char buf[ACCOUNT_PASS_MAX + 2];
+	size_t got = 0;
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		(void)str_fmt(err, ERR_LEN, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(p[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	/* The first line only; the buffer bounds what we read. */
+	while (got < sizeof(buf) - 1 && memchr(buf, '\n', got) == NULL) {
+		ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	buf[got] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		(void)str_fmt(err, ERR_LEN, "password command failed (%s %d)",
+		    WIFEXITED(status) ? "exit status" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		explicit_bzero(buf, sizeof(buf));
+		return -1;
+	}
+	if (buf[0] == '\0' || str_copy(pass, size, buf) < 0) {
+		str_copy(err, ERR_LEN, buf[0] == '\0' ?
+		    "password command printed no password" :
+		    "password command printed a password too long");
+		explicit_bzero(buf, sizeof(buf));
+		explicit_bzero(pass, size);
+		return -1;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+int
+account_password_prompt(const char *prompt, char *pass, size_t size,
+    char *err)
+{
+	struct termios old, quiet;
+	char buf[ACCOUNT_PASS_MAX + 2];
+	size_t got = 0;
+	int fd, rc = -1;
+
+	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		str_copy(err, ERR_LEN, "no password: set POSTINO_PASSWORD, "
+		    "use ~/.netrc or --password-command (no terminal to ask "
+		    "on)");
+		return -1;
+	}
+	if (tcgetattr(fd, &old) < 0) {
+		(void)str_fmt(err, ERR_LEN, "/dev/tty: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	(void)!write(fd, prompt, strlen(prompt));
+	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
+		(void)str_fmt(err, ERR_LEN, "/dev/tty: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	while (got < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + got, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || buf[got] == '\n')
+			break;
+		got++;
+	}
+	buf[got] = '\0';
+	(void)tcsetattr(fd, TCSAFLUSH, &old);
+	(void)!write(fd, "\n", 1);
+	close(fd);
+	if (got == 0)
+		str_copy(err, ERR_LEN, "no password given");
+	else if (str_copy(pass, size, buf) < 0)
+		str_copy(err, ERR_LEN, "password too long");
+	else
+		rc = 0;
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
+/* The login name when no user was given, like fetchmail. */
+static int
+default_user(struct account *a, char *err)
+{
+	struct passwd *pw;
+
+	if (a->user[0] != '\0')
+		return 0;
+	pw = getpwuid(getuid());
+	if (pw == NULL || str_copy(a->user, sizeof(a->user), pw->pw_name) < 0) {
+		str_copy(err, ERR_LEN, "no user name: use user@host or --user");
+		return -1;
+	}
+	return 0;
+}
+
+int
+account_password(struct account *a, char *pass, size_t size, char *err)
+{
+	const char *env = getenv("POSTINO_PASSWORD"), *home = getenv("HOME");
+	char netrc[PATH_MAX], prompt[ACCOUNT_USER_MAX + ACCOUNT_HOST_MAX + 32];
+	int rc = 0;
+
+	pass[0] = '\0';
+	if (env != NULL && env[0] != '\0') {
+		if (str_copy(pass, size, env) < 0) {
+			str_copy(err, ERR_LEN, "POSTINO_PASSWORD too long");
+			return -1;
+		}
+		return default_user(a, err);
+	}
+	if (home != NULL && home[0] == '/' &&
+	    str_fmt(netrc, sizeof(netrc), "%s/.netrc", home) == 0)
+		rc = account_netrc(a, netrc, pass, size, err);
+	if (rc < 0)
+		return -1;
+	if (default_user(a, err) < 0)
+		return -1;
+	if (rc > 0)
+		return 0;
+	if (a->password_command[0] != '\0')
+		return account_password_command(a->password_command, pass,
+		    size, err);
+	(void)str_fmt(prompt, sizeof(prompt), "Password for %s@%s: ", a->user,
+	    a->host);
+	return account_password_prompt(prompt, pass, size, err);
+}

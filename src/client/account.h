@@ -1,0 +1,129 @@
+/*
+ * Which server and mailbox postino talks to, and the password for it.
+ *
+ * An ACCOUNT argument is an account name from the configuration file, or
+ * [pop3://|pop3s://][user@]host[:port] with an IPv6 address in brackets
+ * ("pop3://alice@[::1]:1110"); the user may be percent-encoded
+ * ("alice%40example.org@host") and the last '@' separates it.
+ *
+ * The configuration file ($XDG_CONFIG_HOME/postino/config, else
+ * ~/.config/postino/config) holds named accounts:
+ *
+ *	# comment
+ *	account work			# starts a block; [A-Za-z0-9._-]+
+ *	url pop3s://alice@pop.example.org	# or host/port/user:
+ *	host pop.example.org
+ *	port 995
+ *	user alice
+ *	tls implicit			# stls, implicit or no
+ *	cafile /etc/ssl/certs/corp.pem
+ *	family 4			# 4, 6 or any
+ *	password-command pass show mail/work
+ *	maildir ~/Mail/work		# fetch's default destination,
+ *	mbox ~/mbox			# one of these three
+ *	mda /usr/bin/procmail -d alice
+ *
+ * Passwords never come from the command line or the file itself. Sources
+ * in order: $POSTINO_PASSWORD, ~/.netrc ("machine HOST login USER password
+ * PASS"; ignored with a warning when others can read it, like ftp(1)),
+ * the password command (first line of its stdout; exit status 0
+ * required), a prompt on /dev/tty with echo off.
+ */
+#ifndef POSTINO_ACCOUNT_H
+#define POSTINO_ACCOUNT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../lib/str.h"
+
+/* RFC 1035: a name is at most 253 octets; 255 leaves room for brackets. */
+#define ACCOUNT_HOST_MAX	255
+/* RFC 2449 sec. 4 lets arguments be 255 octets (postinod's limit too). */
+#define ACCOUNT_USER_MAX	255
+#define ACCOUNT_PASS_MAX	255
+#define ACCOUNT_NAME_MAX	64
+/* Commands (password-command, mda) and config lines. */
+#define ACCOUNT_CMD_MAX		1024
+/* A .netrc or config file larger than this is not one we should parse. */
+#define ACCOUNT_FILE_MAX	(1024 * 1024)
+
+enum account_tls {
+	ACCOUNT_TLS_DEFAULT = 0,	/* stls; implicit for pop3s:// */
+	ACCOUNT_TLS_NO,
+	ACCOUNT_TLS_STLS,
+	ACCOUNT_TLS_IMPLICIT,
+};
+
+struct account {
+	char			name[ACCOUNT_NAME_MAX + 1]; /* "" for URLs */
+	char			user[ACCOUNT_USER_MAX + 1];	/* "" unset */
+	char			host[ACCOUNT_HOST_MAX + 1]; /* no brackets */
+	char			port[6];			/* "" unset */
+	bool			pop3s;		/* scheme was pop3s:// */
+	enum account_tls	tls;
+	int			family;		/* AF_UNSPEC, AF_INET[6] */
+	char			cafile[PATH_MAX];
+	char			password_command[ACCOUNT_CMD_MAX];
+	char			maildir[PATH_MAX];
+	char			mbox[PATH_MAX];
+	char			mda[ACCOUNT_CMD_MAX];
+};
+
+/* Parse a URL-form ACCOUNT into a (zeroed first). 0, or -1 with err. */
+int account_parse_url(struct account *a, const char *s, char *err);
+
+/* Parse "stls", "implicit", "no". 0 or -1. */
+int account_parse_tls(const char *s, enum account_tls *tls_r);
+
+/* The default configuration file path. 0, or -1 with err. */
+int account_config_path(char *path, size_t size, char *err);
+
+/*
+ * Fill a from account name in the configuration file at path. 1 found,
+ * 0 no such account (or no file), -1 a bad file ("FILE:LINE: why").
+ */
+int account_load(struct account *a, const char *path, const char *name,
+    char *err);
+
+/*
+ * An ACCOUNT argument: a configured name, else a URL. config may be NULL
+ * (no configuration file). 0, or -1 with err.
+ */
+int account_resolve(struct account *a, const char *arg, const char *config,
+    char *err);
+
+/*
+ * Defaults after the command line had its say: TLS mode from the scheme,
+ * port 110 (995 with implicit TLS).
+ */
+void account_finish(struct account *a);
+
+/* "user@host:port" (IPv6 in brackets): the key of the state file. */
+int account_key(const struct account *a, char *dst, size_t size);
+
+/*
+ * Look host (and user, if set) up in a .netrc file. 1 found (pass and,
+ * when a->user was empty, a->user filled), 0 not there / no file /
+ * ignored for its permissions (warning printed), -1 error.
+ */
+int account_netrc(struct account *a, const char *path, char *pass,
+    size_t size, char *err);
+
+/* Run cmd with /bin/sh, take the first line of its stdout. 0 or -1. */
+int account_password_command(const char *cmd, char *pass, size_t size,
+    char *err);
+
+/* Ask on /dev/tty with echo off. 0 or -1. */
+int account_password_prompt(const char *prompt, char *pass, size_t size,
+    char *err);
+
+/*
+ * The password from the first source that has one (see above); fills
+ * a->user from .netrc or the login name when still empty. The caller
+ * wipes pass with explicit_bzero. 0, or -1 with err.
+ */
+int account_password(struct account *a, char *pass, size_t size, char *err);
+
+#endif

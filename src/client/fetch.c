@@ -1,0 +1,850 @@
+#include "fetch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct fetch_dest {
+	enum fetch_kind	 kind;
+	char		 where[PATH_MAX];
+	int		 dir_tmp, dir_new;	/* Maildir: open dirs */
+	char		 host[128];		/* Maildir: escaped hostname */
+	unsigned int	 seq;
+	char		 name[PATH_MAX];	/* Maildir: base name in tmp/ */
+	int		 fd;			/* message file or spool */
+	char		 final[PATH_MAX];	/* Maildir: name in new/ */
+	int		 mbox_fd;		/* mbox: locked once prepared */
+	char		 lock[PATH_MAX];	/* mbox: our dotlock, or "" */
+	off_t		 old_size;		/* mbox: size before append */
+	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: From_ line */
+	bool		 prepared;
+	bool		 active;
+	bool		 failed;
+	int		 err_no;		/* errno of a failed write */
+	uint64_t	 size;			/* stored octets */
+	bool		 bol;			/* next piece starts a line */
+	bool		 in_header;
+	bool		 collecting;		/* mbox: gathering line head */
+	size_t		 head_len;
+	char		 head[FETCH_HEAD_MAX];
+	char		 sender[FETCH_SENDER_MAX + 1];
+	size_t		 used;
+	char		 buf[FETCH_BUF_SIZE];
+};
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+flush(struct fetch_dest *d)
+{
+	if (d->used > 0 && write_all(d->fd, d->buf, d->used) < 0)
+		return -1;
+	d->used = 0;
+	return 0;
+}
+
+static int
+put(struct fetch_dest *d, const char *data, size_t len)
+{
+	if (d->used + len > sizeof(d->buf)) {
+		if (flush(d) < 0)
+			return -1;
+		if (len > sizeof(d->buf))
+			return write_all(d->fd, data, len);
+	}
+	memcpy(d->buf + d->used, data, len);
+	d->used += len;
+	return 0;
+}
+
+/* Maildir spec: '/' and ':' in the hostname are written as octal escapes. */
+static void
+maildir_host(char *dst, size_t size)
+{
+	char h[64];
+	size_t o = 0;
+
+	if (gethostname(h, sizeof(h)) < 0)
+		str_copy(h, sizeof(h), "localhost");
+	h[sizeof(h) - 1] = '\0';
+	for (const char *p = h; *p != '\0' && o + 5 < size; p++) {
+		if (*p == '/' || *p == ':' || *p == ',') {
+			(void)snprintf(dst + o, size - o, "\\%03o",
+			    (unsigned char)*p);
+			o += 4;
+		} else {
+			dst[o++] = *p;
+		}
+	}
+	dst[o] = '\0';
+}
+
+static int
+open_dir(const char *base, const char *sub, char *err)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (str_fmt(p, sizeof(p), "%s%s%s", base, sub[0] ? "/" : "", sub) < 0) {
+		str_copy(err, ERR_LEN, "path too long");
+		return -1;
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+		(void)str_fmt(err, ERR_LEN, "mkdir %s: %s", p, strerror(errno));
+		return -1;
+	}
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		(void)str_fmt(err, ERR_LEN, "%s: %s", p, strerror(errno));
+	return fd;
+}
+
+/* An unlinked temporary file for mbox and MDA deliveries. */
+static int
+open_spool(char *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char tmpl[PATH_MAX];
+	int fd;
+
+	if (dir == NULL || dir[0] != '/')
+		dir = "/tmp";
+	fd = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Not every file system has O_TMPFILE. */
+	if (str_fmt(tmpl, sizeof(tmpl), "%s/postino.XXXXXX", dir) < 0) {
+		str_copy(err, ERR_LEN, "TMPDIR too long");
+		return -1;
+	}
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file in %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	(void)unlink(tmpl);
+	return fd;
+}
+
+/*
+ * Files a killed postino left in tmp/: our names ("SECS.MUSECPPIDQSEQ.HOST")
+ * with this host and a pid that no longer exists. Others' files and those
+ * of live processes are left alone.
+ */
+static void
+maildir_clean_tmp(struct fetch_dest *d)
+{
+	struct dirent *e;
+	DIR *dir;
+	int fd = dup(d->dir_tmp);
+
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		const char *m = strstr(e->d_name, ".M"), *p, *dot;
+		char *end;
+		long pid;
+
+		if (m == NULL || (p = strchr(m, 'P')) == NULL)
+			continue;
+		pid = strtol(p + 1, &end, 10);
+		if (*end != 'Q' || pid <= 0 ||
+		    (dot = strchr(end, '.')) == NULL ||
+		    strcmp(dot + 1, d->host) != 0)
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			(void)unlinkat(d->dir_tmp, e->d_name, 0);
+	}
+	closedir(dir);
+}
+
+int
+fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
+    char *err)
+{
+	struct fetch_dest *d = calloc(1, sizeof(*d));
+	int dcur;
+
+	*d_r = NULL;
+	if (d == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	d->kind = kind;
+	d->fd = d->dir_tmp = d->dir_new = d->mbox_fd = -1;
+	if (str_copy(d->where, sizeof(d->where), where) < 0) {
+		str_copy(err, ERR_LEN, "path too long");
+		goto fail;
+	}
+	if (kind == FETCH_MAILDIR) {
+		int top = open_dir(where, "", err);
+
+		if (top < 0)
+			goto fail;
+		close(top);
+		d->dir_tmp = open_dir(where, "tmp", err);
+		d->dir_new = d->dir_tmp < 0 ? -1 : open_dir(where, "new", err);
+		dcur = d->dir_new < 0 ? -1 : open_dir(where, "cur", err);
+		if (dcur < 0)
+			goto fail;
+		close(dcur);
+		maildir_host(d->host, sizeof(d->host));
+		maildir_clean_tmp(d);
+	} else {
+		d->fd = open_spool(err);
+		if (d->fd < 0)
+			goto fail;
+	}
+	*d_r = d;
+	return 0;
+fail:
+	fetch_close(&d);
+	return -1;
+}
+
+int
+fetch_begin(struct fetch_dest *d, char *err)
+{
+	if (d->active)
+		fetch_abort(d);
+	d->size = 0;
+	d->used = 0;
+	d->failed = false;
+	d->err_no = 0;
+	d->bol = true;
+	d->in_header = true;
+	d->collecting = false;
+	d->head_len = 0;
+	d->sender[0] = '\0';
+	if (d->kind == FETCH_MAILDIR) {
+		struct timeval tv;
+
+		/* Unique: time, microseconds, pid, a counter; O_EXCL checks. */
+		for (int tries = 0;; tries++) {
+			gettimeofday(&tv, NULL);
+			if (str_fmt(d->name, sizeof(d->name),
+			    "%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec,
+			    (long)tv.tv_usec, (long)getpid(), ++d->seq,
+			    d->host) < 0) {
+				str_copy(err, ERR_LEN, "file name too long");
+				return -1;
+			}
+			d->fd = openat(d->dir_tmp, d->name, O_WRONLY |
+			    O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (d->fd >= 0)
+				break;
+			if (errno != EEXIST || tries == 10) {
+				(void)str_fmt(err, ERR_LEN, "%s/tmp/%s: %s",
+				    d->where, d->name, strerror(errno));
+				return -1;
+			}
+		}
+	} else if (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	d->active = true;
+	return 0;
+}
+
+/* "Return-Path: <a@b>" -> "a@b"; "<>" -> "" (MAILER-DAEMON later). */
+static void
+take_sender(struct fetch_dest *d, const char *line, size_t len)
+{
+	const char *p = line + 12, *end = line + len, *lt, *gt;
+	size_t n;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	lt = p < end && *p == '<' ? p + 1 : p;
+	gt = memchr(lt, '>', (size_t)(end - lt));
+	if (gt == NULL)
+		gt = lt + strcspn(lt, " \t");
+	if (gt > end)
+		gt = end;
+	n = (size_t)(gt - lt);
+	if (n == 0 || n > FETCH_SENDER_MAX)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (lt[i] <= 0x20 || lt[i] >= 0x7f)
+			return;
+	memcpy(d->sender, lt, n);
+	d->sender[n] = '\0';
+}
+
+/* mboxrd: a line matching ^>*From  gets one more '>'. */
+static bool
+needs_escape(const char *data, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && data[i] == '>')
+		i++;
+	return len - i >= 5 && memcmp(data + i, "From ", 5) == 0;
+}
+
+/*
+ * mbox: the start of a line decides its escaping and may name the sender,
+ * so gather up to FETCH_HEAD_MAX octets of it first, whatever the pieces.
+ */
+static int
+mbox_head(struct fetch_dest *d)
+{
+	if (d->in_header) {
+		if (d->head_len == 0)
+			d->in_header = false;
+		else if (d->sender[0] == '\0' && d->head_len >= 12 &&
+		    strncasecmp(d->head, "Return-Path:", 12) == 0)
+			take_sender(d, d->head, d->head_len);
+	}
+	if (needs_escape(d->head, d->head_len) && put(d, ">", 1) < 0)
+		return -1;
+	return put(d, d->head, d->head_len);
+}
+
+int
+fetch_data(void *arg, const char *data, size_t len, bool eol)
+{
+	struct fetch_dest *d = arg;
+	uint64_t add = (uint64_t)len + (eol ? 1 : 0);
+
+	if (d->failed || !d->active)
+		return -1;
+	if (__builtin_add_overflow(d->size, add, &d->size)) {
+		errno = EFBIG;
+		goto fail;
+	}
+	if (d->kind == FETCH_MBOX) {
+		if (d->bol) {
+			d->collecting = true;
+			d->head_len = 0;
+		}
+		if (d->collecting) {
+			size_t take = sizeof(d->head) - d->head_len;
+
+			if (take > len)
+				take = len;
+			memcpy(d->head + d->head_len, data, take);
+			d->head_len += take;
+			data += take;
+			len -= take;
+			if (!eol && d->head_len < sizeof(d->head)) {
+				d->bol = false;
+				return 0;
+			}
+			d->collecting = false;
+			if (mbox_head(d) < 0)
+				goto fail;
+		}
+	}
+	if (put(d, data, len) < 0 || (eol && put(d, "\n", 1) < 0))
+		goto fail;
+	d->bol = eol;
+	return 0;
+fail:
+	d->failed = true;
+	d->err_no = errno;
+	return -1;
+}
+
+uint64_t
+fetch_size(const struct fetch_dest *d)
+{
+	return d->size;
+}
+
+/* ---- mbox locking: dotlock, then fcntl, both bounded in time ---- */
+
+static int
+dotlock(const char *path, char *lock, size_t size, char *err)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if (str_fmt(lock, size, "%s.lock", path) < 0 ||
+	    str_fmt(tmp, sizeof(tmp), "%s.lock.%ld", path,
+	    (long)getpid()) < 0) {
+		str_copy(err, ERR_LEN, "path too long");
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd < 0) {
+		/* A spool directory we may not write: fcntl alone guards. */
+		if (errno == EACCES) {
+			lock[0] = '\0';
+			return 0;
+		}
+		(void)str_fmt(err, ERR_LEN, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	/* link() is atomic even over NFS, where O_EXCL was not. */
+	for (int i = 0; i < FETCH_LOCK_WAIT * 10; i++) {
+		struct stat sb;
+
+		if (link(tmp, lock) == 0 ||
+		    (stat(tmp, &sb) == 0 && sb.st_nlink == 2)) {
+			(void)unlink(tmp);
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+		if (lstat(lock, &sb) == 0 &&
+		    time(NULL) - sb.st_mtime > FETCH_DOTLOCK_STALE)
+			(void)unlink(lock);
+		else
+			usleep(100000);
+	}
+	(void)str_fmt(err, ERR_LEN, "%s: %s", lock, errno == EEXIST ?
+	    "locked by another program" : strerror(errno));
+	(void)unlink(tmp);
+	return -1;
+}
+
+static int
+fcntl_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	for (int i = 0; i < FETCH_LOCK_WAIT * 10; i++) {
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
+			return -1;
+		usleep(100000);
+	}
+	errno = EWOULDBLOCK;
+	return -1;
+}
+
+/* Copy the spool into fd; 0 or -1 with errno. */
+static int
+copy_spool(struct fetch_dest *d, int fd)
+{
+	char buf[FETCH_BUF_SIZE];
+
+	if (lseek(d->fd, 0, SEEK_SET) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = read(d->fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (write_all(fd, buf, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+/* Empty lines owed before a new From_ line so the old message ends. */
+static int
+mbox_gap(int fd, off_t size, const char **gap_r)
+{
+	char tail[2];
+
+	*gap_r = "";
+	if (size == 0)
+		return 0;
+	if (pread(fd, tail, size >= 2 ? 2 : 1, size >= 2 ? size - 2 : 0) < 0)
+		return -1;
+	if (size >= 2 && tail[0] == '\n' && tail[1] == '\n')
+		*gap_r = "";
+	else if (tail[size >= 2 ? 1 : 0] == '\n')
+		*gap_r = "\n";
+	else
+		*gap_r = "\n\n";
+	return 0;
+}
+
+static void
+mbox_unlock(struct fetch_dest *d)
+{
+	if (d->mbox_fd >= 0) {
+		(void)fcntl_lock(d->mbox_fd, F_UNLCK);
+		close(d->mbox_fd);
+		d->mbox_fd = -1;
+	}
+	if (d->lock[0] != '\0')
+		(void)unlink(d->lock);
+	d->lock[0] = '\0';
+}
+
+/* Dotlock, open and fcntl-lock the mbox; *size_r its size. 0 or -1. */
+static int
+mbox_lock(struct fetch_dest *d, off_t *size_r, char *err)
+{
+	struct stat sb;
+
+	if (dotlock(d->where, d->lock, sizeof(d->lock), err) < 0) {
+		d->lock[0] = '\0';
+		return -1;
+	}
+	d->mbox_fd = open(d->where, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (d->mbox_fd < 0 || fcntl_lock(d->mbox_fd, F_WRLCK) < 0 ||
+	    fstat(d->mbox_fd, &sb) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
+		    strerror(errno));
+		mbox_unlock(d);
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		(void)str_fmt(err, ERR_LEN, "%s: not a regular file", d->where);
+		mbox_unlock(d);
+		return -1;
+	}
+	*size_r = sb.st_size;
+	return 0;
+}
+
+static int
+maildir_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	int fd = d->fd, rc = flush(d);
+
+	d->fd = -1;
+	if (rc < 0 || fsync(fd) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s/tmp/%s: %s", d->where, d->name,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s/tmp/%s: close: %s", d->where,
+		    d->name, strerror(errno));
+		return -1;
+	}
+	if (str_fmt(d->final, sizeof(d->final), "%s,S=%llu", d->name,
+	    (unsigned long long)d->size) < 0 ||
+	    str_fmt(token, size, "maildir %s", d->final) < 0) {
+		str_copy(err, ERR_LEN, "file name too long");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+maildir_commit(struct fetch_dest *d, char *err)
+{
+	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0 ||
+	    fsync(d->dir_new) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s/new/%s: %s", d->where, d->final,
+		    strerror(errno));
+		/* Not durable: take it back so it is fetched again. */
+		(void)unlinkat(d->dir_new, d->final, 0);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+mbox_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	char date[64];
+	const char *gap;
+	struct stat sb;
+	struct tm tm;
+	time_t now = time(NULL);
+	uint64_t end;
+
+	if (flush(d) < 0 || fstat(d->fd, &sb) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (mbox_lock(d, &d->old_size, err) < 0)
+		return -1;
+	localtime_r(&now, &tm);
+	/* The asctime(3) form every mbox reader knows. */
+	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
+	    mbox_gap(d->mbox_fd, d->old_size, &gap) < 0 ||
+	    str_fmt(d->from, sizeof(d->from), "%sFrom %s %s\n", gap,
+	    d->sender[0] != '\0' ? d->sender : "MAILER-DAEMON", date) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
+		    strerror(errno));
+		mbox_unlock(d);
+		return -1;
+	}
+	/* Where the append will end: recovery compares the size with it. */
+	if (__builtin_add_overflow((uint64_t)d->old_size,
+	    (uint64_t)strlen(d->from) + 1, &end) ||
+	    __builtin_add_overflow(end, (uint64_t)sb.st_size, &end) ||
+	    str_fmt(token, size, "mbox %lld %llu", (long long)d->old_size,
+	    (unsigned long long)end) < 0) {
+		str_copy(err, ERR_LEN, "mbox too large");
+		mbox_unlock(d);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+mbox_commit(struct fetch_dest *d, char *err)
+{
+	int fd = d->mbox_fd, rc = 0;
+
+	if (write_all(fd, d->from, strlen(d->from)) < 0 ||
+	    copy_spool(d, fd) < 0 || write_all(fd, "\n", 1) < 0 ||
+	    fsync(fd) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
+		    strerror(errno));
+		/* Take back the partial message: the mbox is as it was. */
+		if (ftruncate(fd, d->old_size) < 0 || fsync(fd) < 0)
+			(void)str_fmt(err, ERR_LEN, "%s: could not truncate "
+			    "back to %lld octets: %s", d->where,
+			    (long long)d->old_size, strerror(errno));
+		rc = -1;
+	}
+	mbox_unlock(d);
+	return rc;
+}
+
+static int
+mda_commit(struct fetch_dest *d, char *err)
+{
+	int status;
+	pid_t pid;
+
+	if (flush(d) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(d->fd, STDIN_FILENO) < 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", d->where, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			(void)str_fmt(err, ERR_LEN, "waitpid: %s",
+			    strerror(errno));
+			return -1;
+		}
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status))
+		(void)str_fmt(err, ERR_LEN, "mda failed (exit status %d): %s",
+		    WEXITSTATUS(status), d->where);
+	else
+		(void)str_fmt(err, ERR_LEN, "mda failed (signal %d): %s",
+		    WTERMSIG(status), d->where);
+	return -1;
+}
+
+int
+fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	int rc;
+
+	if (!d->active || d->prepared) {
+		str_copy(err, ERR_LEN, "no message to prepare");
+		return -1;
+	}
+	if (d->failed) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
+		    strerror(d->err_no));
+		fetch_abort(d);
+		return -1;
+	}
+	switch (d->kind) {
+	case FETCH_MAILDIR:
+		rc = maildir_prepare(d, token, size, err);
+		break;
+	case FETCH_MBOX:
+		rc = mbox_prepare(d, token, size, err);
+		break;
+	default:
+		rc = flush(d) < 0 ? -1 : str_fmt(token, size, "mda");
+		if (rc < 0)
+			(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+			    strerror(errno));
+		break;
+	}
+	if (rc < 0) {
+		fetch_abort(d);
+		return -1;
+	}
+	d->prepared = true;
+	return 0;
+}
+
+int
+fetch_commit(struct fetch_dest *d, char *err)
+{
+	char token[PATH_MAX + 32];
+	int rc;
+
+	if (!d->prepared && fetch_prepare(d, token, sizeof(token), err) < 0)
+		return -1;
+	switch (d->kind) {
+	case FETCH_MAILDIR:
+		rc = maildir_commit(d, err);
+		if (rc < 0)
+			(void)unlinkat(d->dir_tmp, d->name, 0);
+		break;
+	case FETCH_MBOX:
+		rc = mbox_commit(d, err);
+		break;
+	default:
+		rc = mda_commit(d, err);
+		break;
+	}
+	d->active = d->prepared = false;
+	d->used = 0;
+	return rc;
+}
+
+static int
+maildir_recover(struct fetch_dest *d, const char *final, char *err)
+{
+	char tmpname[PATH_MAX];
+	const char *s = strstr(final, ",S=");
+	size_t len = strlen(final);
+	struct dirent *e;
+	DIR *cur;
+	int fd, found = 0;
+
+	if (s == NULL || strchr(final, '/') != NULL || final[0] == '.' ||
+	    (size_t)(s - final) >= sizeof(tmpname)) {
+		str_copy(err, ERR_LEN, "bad pending Maildir delivery");
+		return -1;
+	}
+	memcpy(tmpname, final, (size_t)(s - final));
+	tmpname[s - final] = '\0';
+	/* Killed between prepare and rename: the file is still in tmp/. */
+	(void)unlinkat(d->dir_tmp, tmpname, 0);
+	if (faccessat(d->dir_new, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	/* A reader may have moved it to cur/ and added flags (":2,S"). */
+	fd = openat(d->dir_new, "../cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (cur = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		(void)str_fmt(err, ERR_LEN, "%s/cur: %s", d->where,
+		    strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(cur)) != NULL && !found)
+		found = strncmp(e->d_name, final, len) == 0 &&
+		    (e->d_name[len] == '\0' || e->d_name[len] == ':');
+	closedir(cur);
+	return found;
+}
+
+static int
+mbox_recover(struct fetch_dest *d, const char *token, char *err)
+{
+	unsigned long long old, end;
+	off_t size;
+	int n = -1, rc = 0;
+
+	if (sscanf(token, "%llu %llu%n", &old, &end, &n) != 2 ||
+	    (size_t)n != strlen(token) || old > end || end > INT64_MAX) {
+		str_copy(err, ERR_LEN, "bad pending mbox delivery");
+		return -1;
+	}
+	if (mbox_lock(d, &size, err) < 0)
+		return -1;
+	if ((unsigned long long)size >= end) {
+		rc = 1;
+	} else if ((unsigned long long)size > old) {
+		/* Killed half-way through the append: take it back. */
+		if (ftruncate(d->mbox_fd, (off_t)old) < 0 ||
+		    fsync(d->mbox_fd) < 0) {
+			(void)str_fmt(err, ERR_LEN, "%s: truncating a partial "
+			    "message: %s", d->where, strerror(errno));
+			rc = -1;
+		}
+	}
+	mbox_unlock(d);
+	return rc;
+}
+
+int
+fetch_recover(struct fetch_dest *d, const char *token, char *err)
+{
+	if (strncmp(token, "maildir ", 8) == 0)
+		return d->kind == FETCH_MAILDIR ?
+		    maildir_recover(d, token + 8, err) : 0;
+	if (strncmp(token, "mbox ", 5) == 0)
+		return d->kind == FETCH_MBOX ? mbox_recover(d, token + 5, err) :
+		    0;
+	if (strcmp(token, "mda") == 0)
+		return 0;
+	str_copy(err, ERR_LEN, "unknown pending delivery in the state file");
+	return -1;
+}
+
+void
+fetch_abort(struct fetch_dest *d)
+{
+	if (!d->active)
+		return;
+	d->active = d->prepared = false;
+	d->used = 0;
+	if (d->kind == FETCH_MAILDIR) {
+		if (d->fd >= 0)
+			close(d->fd);
+		d->fd = -1;
+		(void)unlinkat(d->dir_tmp, d->name, 0);
+	}
+	mbox_unlock(d);
+}
+
+void
+fetch_close(struct fetch_dest **d)
+{
+	if (*d == NULL)
+		return;
+	fetch_abort(*d);
+	if ((*d)->fd >= 0)
+		close((*d)->fd);
+	if ((*d)->dir_tmp >= 0)
+		close((*d)->dir_tmp);
+	if ((*d)->dir_new >= 0)
+		close((*d)->dir_new);
+	free(*d);
+	*d = NULL;
+}

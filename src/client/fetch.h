@@ -1,0 +1,95 @@
+/*
+ * Local delivery of fetched messages: Maildir, mbox or a command (MDA).
+ * A message is given line by line (pieces of long lines allowed) as it
+ * arrives, stored with LF line ends, and is durable when fetch_commit()
+ * returns 0; until then nothing of it is visible to a mail reader.
+ *
+ * - Maildir: written to tmp/ (O_EXCL), fsync, renamed into new/ as
+ *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE", then new/ is fsynced. The
+ *   directories are created (0700) if missing.
+ * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), then
+ *   appended under a dotlock (FILE.lock) and an fcntl lock, mboxrd style:
+ *   a "From SENDER DATE" line (SENDER from Return-Path, else
+ *   MAILER-DAEMON), every line matching ^>*From  gets one more '>', an
+ *   empty line after the message; fsync. Any failure truncates the mbox
+ *   back to its old size.
+ * - MDA: spooled the same way, then "/bin/sh -c CMD" gets the whole
+ *   message on its standard input; exit status 0 means delivered. A
+ *   message is never streamed to the command half-received.
+ */
+#ifndef POSTINO_FETCH_H
+#define POSTINO_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/str.h"
+
+/* Write buffer per destination. */
+#define FETCH_BUF_SIZE		65536
+/* How long to wait for an mbox lock (seconds), and when a dotlock is stale. */
+#define FETCH_LOCK_WAIT		30
+#define FETCH_DOTLOCK_STALE	300
+/* Return-Path addresses longer than this become MAILER-DAEMON. */
+#define FETCH_SENDER_MAX	255
+/*
+ * mbox: octets of a line's start looked at for ">*From " and Return-Path.
+ * A line of more '>' than this before its "From " is not escaped.
+ */
+#define FETCH_HEAD_MAX		(FETCH_SENDER_MAX + 64)
+
+enum fetch_kind {
+	FETCH_MAILDIR,
+	FETCH_MBOX,
+	FETCH_MDA,
+};
+
+struct fetch_dest;
+
+/* where: the Maildir, the mbox file or the command. 0, or -1 with err. */
+int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
+    const char *where, char *err);
+
+/* Start a message. 0, or -1 with err. */
+int fetch_begin(struct fetch_dest *d, char *err);
+
+/*
+ * A piece of a line (without its line end; eol on the last piece): the
+ * pop3c_data_fn of a RETR. -1 when a write failed; fetch_commit() then
+ * fails with the reason.
+ */
+int fetch_data(void *d, const char *data, size_t len, bool eol);
+
+/*
+ * Get the message ready to appear and say where it will, in token (for
+ * state_set_pending; at most PATH_MAX + 32 octets): Maildir: the file in
+ * tmp/ is fsynced, "maildir NAME"; mbox: the mbox is locked until commit
+ * or abort, "mbox OLDSIZE NEWSIZE"; MDA: "mda". 0, or -1 with err (the
+ * message is dropped).
+ */
+int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
+
+/*
+ * Make the message durable (prepared first if it was not). 0, or -1 with
+ * err and nothing delivered.
+ */
+int fetch_commit(struct fetch_dest *d, char *err);
+
+/*
+ * After a crash: did the delivery token describes land? 1 yes; 0 no (a
+ * leftover tmp/ file or a partial mbox append is removed; an MDA cannot be
+ * asked, so 0: delivered again rather than lost); -1 error.
+ */
+int fetch_recover(struct fetch_dest *d, const char *token, char *err);
+
+/* Drop the message in progress (nothing of it is left behind). */
+void fetch_abort(struct fetch_dest *d);
+
+/* Octets of the current message as stored (LF line ends, unescaped). */
+uint64_t fetch_size(const struct fetch_dest *d);
+
+/* Abort what is in progress and free; *d is set to NULL. */
+void fetch_close(struct fetch_dest **d);
+
+#endif

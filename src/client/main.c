@@ -1,0 +1,853 @@
+/*
+ * postino: fetch mail from a POP3 server (list, stat, fetch).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "account.h"
+#include "fetch.h"
+#include "pop3c.h"
+#include "state.h"
+
+/* Exit codes: part of the command-line contract (README, usage). */
+enum {
+	EXIT_OK		= 0,
+	EXIT_USAGE	= 1,
+	EXIT_NET	= 2,	/* connection or network failure */
+	EXIT_TLS	= 3,
+	EXIT_AUTH	= 4,
+	EXIT_INUSE	= 5,	/* [IN-USE], [LOGIN-DELAY], local lock */
+	EXIT_LOCAL	= 6,	/* local delivery failed; nothing lost */
+	EXIT_PROTO	= 7,	/* the server erred or broke the protocol */
+};
+
+/* Seconds to wait for a connection or for the server to say anything. */
+#define DEFAULT_TIMEOUT		60
+#define MAX_TIMEOUT		3600
+
+struct opts {
+	const char	*cmd;
+	const char	*account;
+	enum account_tls tls;
+	const char	*cafile;
+	int		 family;
+	bool		 verbose, quiet, keep;
+	const char	*maildir, *mbox, *mda;
+	const char	*user;
+	const char	*password_command;
+	const char	*config;
+	int		 timeout;
+};
+
+struct session {
+	struct opts	*o;
+	struct account	 a;
+	char		 where[ACCOUNT_HOST_MAX + 16];	/* "host:port" */
+	struct pop3c	*c;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: postino fetch [options] [--keep]\n"
+"                     (--maildir DIR | --mbox FILE | --mda CMD) ACCOUNT\n"
+"       postino list  [options] ACCOUNT     # number, size, UIDL per message\n"
+"       postino stat  [options] ACCOUNT     # \"N messages, B octets\"\n"
+"ACCOUNT  [pop3://|pop3s://][user@]host[:port], or an account name from\n"
+"         ~/.config/postino/config\n"
+"options  --tls=stls|implicit|no   (default stls; implicit for pop3s://;\n"
+"                                  `no' is plaintext and must be asked for)\n"
+"         --cafile FILE  -4  -6  --user NAME  --password-command CMD\n"
+"         --config FILE  --timeout SECS  --verbose  --quiet\n"
+"password $POSTINO_PASSWORD, else ~/.netrc, else --password-command CMD,\n"
+"         else a prompt on the terminal\n"
+"exit     0 ok (also no new mail), 1 usage, 2 connection/network, 3 TLS,\n"
+"         4 authentication, 5 mailbox in use or login delay, 6 local\n"
+"         delivery failed (nothing lost), 7 server error or protocol\n"
+"         violation\n");
+}
+
+static void
+warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+warnx_(const char *fmt, ...)
+{
+	char line[ERR_LEN * 3];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "postino: %s\n", line);
+}
+
+static int
+exit_for(enum pop3c_error e)
+{
+	switch (e) {
+	case POP3C_ENET:
+		return EXIT_NET;
+	case POP3C_ETLS:
+		return EXIT_TLS;
+	case POP3C_EAUTH:
+		return EXIT_AUTH;
+	case POP3C_EINUSE:
+		return EXIT_INUSE;
+	case POP3C_ELOCAL:
+		return EXIT_LOCAL;
+	default:
+		return EXIT_PROTO;
+	}
+}
+
+/* Report the session's failure; returns the exit code. */
+static int
+session_fail(struct session *s)
+{
+	enum pop3c_error e = pop3c_error(s->c);
+
+	if (e == POP3C_EAUTH)
+		warnx_("%s: authentication failed for %s: %s", s->where,
+		    s->a.user, pop3c_errmsg(s->c));
+	else
+		warnx_("%s: %s", s->where, pop3c_errmsg(s->c));
+	return exit_for(e);
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	enum { O_TLS = 256, O_CAFILE, O_MAILDIR, O_MBOX, O_MDA, O_USER,
+	    O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP };
+	static const struct option longopts[] = {
+		{ "tls", required_argument, NULL, O_TLS },
+		{ "cafile", required_argument, NULL, O_CAFILE },
+		{ "maildir", required_argument, NULL, O_MAILDIR },
+		{ "mbox", required_argument, NULL, O_MBOX },
+		{ "mda", required_argument, NULL, O_MDA },
+		{ "user", required_argument, NULL, O_USER },
+		{ "password-command", required_argument, NULL, O_PWCMD },
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 }
+	};
+	uint32_t t;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "46kvq", longopts, NULL)) != -1) {
+		switch (ch) {
+		case '4':
+			o->family = AF_INET;
+			break;
+		case '6':
+			o->family = AF_INET6;
+			break;
+		case 'k':
+			o->keep = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case O_TLS:
+			if (account_parse_tls(optarg, &o->tls) < 0) {
+				warnx_("--tls: use stls, implicit or no");
+				return -1;
+			}
+			break;
+		case O_CAFILE:
+			o->cafile = optarg;
+			break;
+		case O_MAILDIR:
+			o->maildir = optarg;
+			break;
+		case O_MBOX:
+			o->mbox = optarg;
+			break;
+		case O_MDA:
+			o->mda = optarg;
+			break;
+		case O_USER:
+			o->user = optarg;
+			break;
+		case O_PWCMD:
+			o->password_command = optarg;
+			break;
+		case O_CONFIG:
+			o->config = optarg;
+			break;
+		case O_TIMEOUT:
+			if (str_parse_u32(optarg, &t) < 0 || t == 0 ||
+			    t > MAX_TIMEOUT) {
+				warnx_("--timeout: 1 to %d seconds",
+				    MAX_TIMEOUT);
+				return -1;
+			}
+			o->timeout = (int)t;
+			break;
+		case O_HELP:
+			usage(stdout);
+			exit(EXIT_OK);
+		default:
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		warnx_(optind >= argc ? "no ACCOUNT given" :
+		    "one ACCOUNT only");
+		return -1;
+	}
+	o->account = argv[optind];
+	if (strcmp(o->cmd, "fetch") != 0 &&
+	    (o->keep || o->maildir || o->mbox || o->mda)) {
+		warnx_("--keep, --maildir, --mbox and --mda are for fetch");
+		return -1;
+	}
+	return 0;
+}
+
+/* The account with the command line's overrides. EXIT_OK or an exit code. */
+static int
+setup_account(struct session *s)
+{
+	struct opts *o = s->o;
+	char config[PATH_MAX], err[ERR_LEN];
+	const char *cfg = o->config;
+
+	if (cfg == NULL &&
+	    account_config_path(config, sizeof(config), err) == 0)
+		cfg = config;
+	if (account_resolve(&s->a, o->account, cfg, err) < 0) {
+		warnx_("%s", err);
+		return EXIT_USAGE;
+	}
+	if (o->tls != ACCOUNT_TLS_DEFAULT)
+		s->a.tls = o->tls;
+	if (o->family != AF_UNSPEC)
+		s->a.family = o->family;
+	if (o->user != NULL && str_copy(s->a.user, sizeof(s->a.user),
+	    o->user) < 0) {
+		warnx_("--user: too long");
+		return EXIT_USAGE;
+	}
+	if (o->cafile != NULL && str_copy(s->a.cafile, sizeof(s->a.cafile),
+	    o->cafile) < 0) {
+		warnx_("--cafile: too long");
+		return EXIT_USAGE;
+	}
+	if (o->password_command != NULL && str_copy(s->a.password_command,
+	    sizeof(s->a.password_command), o->password_command) < 0) {
+		warnx_("--password-command: too long");
+		return EXIT_USAGE;
+	}
+	account_finish(&s->a);
+	if (strchr(s->a.host, ':') != NULL)
+		(void)str_fmt(s->where, sizeof(s->where), "[%s]:%s", s->a.host,
+		    s->a.port);
+	else
+		(void)str_fmt(s->where, sizeof(s->where), "%s:%s", s->a.host,
+		    s->a.port);
+	return EXIT_OK;
+}
+
+/* Connect, greet, CAPA, log in. EXIT_OK or an exit code. */
+static int
+open_session(struct session *s)
+{
+	struct pop3c_transport tr;
+	char pass[ACCOUNT_PASS_MAX + 1], err[ERR_LEN];
+	const char *method = "";
+	int fd, rc;
+
+	if (s->a.tls != ACCOUNT_TLS_NO) {
+		warnx_("%s: TLS is not supported by this build yet (--tls=no "
+		    "sends the password in plaintext)", s->where);
+		return EXIT_TLS;
+	}
+	if (account_password(&s->a, pass, sizeof(pass), err) < 0) {
+		explicit_bzero(pass, sizeof(pass));
+		warnx_("%s", err);
+		return EXIT_AUTH;
+	}
+	fd = pop3c_connect_tcp(s->a.host, s->a.port, s->a.family,
+	    s->o->timeout * 1000, err);
+	if (fd < 0) {
+		explicit_bzero(pass, sizeof(pass));
+		warnx_("%s", err);
+		return EXIT_NET;
+	}
+	if (s->o->verbose)
+		fprintf(stderr, "postino: connected to %s\n", s->where);
+	if (pop3c_fd_transport(&tr, fd, s->o->timeout * 1000) < 0 ||
+	    (s->c = pop3c_new(&tr)) == NULL) {
+		explicit_bzero(pass, sizeof(pass));
+		warnx_("out of memory");
+		return EXIT_LOCAL;
+	}
+	pop3c_set_trace(s->c, s->o->verbose);
+	rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 &&
+	    pop3c_login(s->c, s->a.user, pass, &method) == 0 ? 0 : -1;
+	explicit_bzero(pass, sizeof(pass));
+	if (rc < 0)
+		return session_fail(s);
+	if (s->o->verbose)
+		fprintf(stderr, "postino: logged in as %s (%s)\n", s->a.user,
+		    method);
+	return EXIT_OK;
+}
+
+static int
+cmd_stat(struct session *s)
+{
+	uint32_t n;
+	uint64_t size;
+
+	if (pop3c_stat(s->c, &n, &size) < 0)
+		return session_fail(s);
+	if (pop3c_quit(s->c) < 0)
+		return session_fail(s);
+	printf("%u messages, %llu octets\n", (unsigned int)n,
+	    (unsigned long long)size);
+	return EXIT_OK;
+}
+
+/* UIDL unless CAPA says there is none. 0 uids filled, 1 none, -1 error. */
+static int
+get_uids(struct session *s, struct pop3c_msg *msgs, size_t n)
+{
+	if (pop3c_caps_known(s->c) && !(pop3c_caps(s->c) & POP3C_CAP_UIDL))
+		return 1;
+	return pop3c_uidl(s->c, msgs, n);
+}
+
+static int
+cmd_list(struct session *s)
+{
+	struct pop3c_msg *msgs;
+	size_t n;
+	int rc;
+
+	if (pop3c_list(s->c, &msgs, &n) < 0)
+		return session_fail(s);
+	rc = get_uids(s, msgs, n);
+	if (rc < 0 || pop3c_quit(s->c) < 0) {
+		pop3c_msgs_free(&msgs, n);
+		return session_fail(s);
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("%u %llu %s\n", (unsigned int)msgs[i].num,
+		    (unsigned long long)msgs[i].size,
+		    msgs[i].uid != NULL ? msgs[i].uid : "-");
+	pop3c_msgs_free(&msgs, n);
+	if (fflush(stdout) != 0) {
+		warnx_("stdout: %s", strerror(errno));
+		return EXIT_LOCAL;
+	}
+	return EXIT_OK;
+}
+
+/* ---- fetch ---- */
+
+struct digest_ctx {
+	EVP_MD_CTX	*md;
+	bool		 failed;
+};
+
+static int
+digest_data(void *arg, const char *data, size_t len, bool eol)
+{
+	struct digest_ctx *x = arg;
+
+	if (!EVP_DigestUpdate(x->md, data, len) ||
+	    (eol && !EVP_DigestUpdate(x->md, "\n", 1)))
+		x->failed = true;
+	return 0;
+}
+
+static int
+cmp_uid_num(const void *a, const void *b)
+{
+	const struct pop3c_msg *x = *(const struct pop3c_msg *const *)a;
+	const struct pop3c_msg *y = *(const struct pop3c_msg *const *)b;
+	int c = strcmp(x->uid, y->uid);
+
+	if (c != 0)
+		return c;
+	return x->num < y->num ? -1 : x->num > y->num;
+}
+
+/*
+ * No UIDL: a message's id is a digest of its size and header (TOP n 0),
+ * plus its rank among messages with the same digest, so identical copies
+ * stay apart. Weaker than UIDL: a server that rewrites headers makes
+ * old messages look new.
+ */
+static int
+digest_uids(struct session *s, struct pop3c_msg *msgs, size_t n)
+{
+	struct pop3c_msg **v;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE + 1], size[32], id[POP3C_UID_MAX];
+	unsigned int mdlen, *ranks;
+
+	warnx_("%s: the server has no UIDL; telling new messages from old by "
+	    "size and a digest of the header (TOP)", s->where);
+	for (size_t i = 0; i < n; i++) {
+		struct digest_ctx x = { EVP_MD_CTX_new(), false };
+		int rc;
+
+		if (x.md == NULL || !EVP_DigestInit_ex(x.md, EVP_sha256(),
+		    NULL)) {
+			EVP_MD_CTX_free(x.md);
+			warnx_("SHA-256 failed");
+			return EXIT_LOCAL;
+		}
+		(void)str_fmt(size, sizeof(size), "%llu\n",
+		    (unsigned long long)msgs[i].size);
+		(void)EVP_DigestUpdate(x.md, size, strlen(size));
+		/* The header of a message of this size cannot be larger. */
+		rc = pop3c_top(s->c, msgs[i].num, 0, msgs[i].size + 65536,
+		    digest_data, &x, NULL);
+		mdlen = 0;
+		if (rc == 0 && !EVP_DigestFinal_ex(x.md, md, &mdlen))
+			x.failed = true;
+		EVP_MD_CTX_free(x.md);
+		if (rc < 0) {
+			if (pop3c_error(s->c) == POP3C_ESERVER)
+				warnx_("%s: the server has neither UIDL nor "
+				    "TOP: cannot tell new messages from old",
+				    s->where);
+			return pop3c_error(s->c) == POP3C_ESERVER ?
+			    EXIT_PROTO : session_fail(s);
+		}
+		if (x.failed) {
+			warnx_("SHA-256 failed");
+			return EXIT_LOCAL;
+		}
+		str_hex(hex, md, mdlen > 20 ? 20 : mdlen);
+		msgs[i].uid = strdup(hex);
+		if (msgs[i].uid == NULL) {
+			warnx_("out of memory");
+			return EXIT_LOCAL;
+		}
+	}
+	if (n == 0)
+		return EXIT_OK;
+	v = calloc(n, sizeof(*v));
+	if (v == NULL) {
+		warnx_("out of memory");
+		return EXIT_LOCAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = &msgs[i];
+	qsort(v, n, sizeof(*v), cmp_uid_num);
+	/* Rank first, on the bare digests; then rename. */
+	ranks = calloc(n, sizeof(*ranks));
+	if (ranks == NULL) {
+		free(v);
+		warnx_("out of memory");
+		return EXIT_LOCAL;
+	}
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i - 1]->uid, v[i]->uid) == 0)
+			ranks[i] = ranks[i - 1] + 1;
+	for (size_t i = 0; i < n; i++) {
+		char *u;
+
+		(void)str_fmt(id, sizeof(id), "digest-%s-%u", v[i]->uid,
+		    ranks[i]);
+		u = strdup(id);
+		if (u == NULL) {
+			free(ranks);
+			free(v);
+			warnx_("out of memory");
+			return EXIT_LOCAL;
+		}
+		free(v[i]->uid);
+		v[i]->uid = u;
+	}
+	free(ranks);
+	free(v);
+	return EXIT_OK;
+}
+
+struct on_server {
+	const char	**uids;		/* sorted */
+	size_t		  n;
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool
+is_on_server(const char *uid, void *arg)
+{
+	struct on_server *os = arg;
+
+	return os->n > 0 && bsearch(&uid, os->uids, os->n, sizeof(*os->uids),
+	    cmp_str) != NULL;
+}
+
+struct progress {
+	bool		 on;
+	size_t		 msgs_done, msgs_total;
+	uint64_t	 bytes_done, bytes_total;
+	uint64_t	 shown;		/* bytes at the last redraw */
+	struct fetch_dest *dest;
+};
+
+static void
+progress_draw(struct progress *p)
+{
+	char bar[21];
+	size_t fill;
+
+	if (!p->on)
+		return;
+	fill = p->bytes_total == 0 ? 20 :
+	    (size_t)((p->bytes_done > p->bytes_total ? p->bytes_total :
+	    p->bytes_done) * 20 / p->bytes_total);
+	memset(bar, '#', fill);
+	memset(bar + fill, '.', 20 - fill);
+	bar[20] = '\0';
+	fprintf(stderr, "\rpostino: [%s] %zu/%zu messages, %llu/%llu KiB ",
+	    bar, p->msgs_done, p->msgs_total,
+	    (unsigned long long)(p->bytes_done / 1024),
+	    (unsigned long long)(p->bytes_total / 1024));
+	p->shown = p->bytes_done;
+}
+
+static int
+progress_data(void *arg, const char *data, size_t len, bool eol)
+{
+	struct progress *p = arg;
+
+	p->bytes_done += len + (eol ? 2 : 0);
+	if (p->on && p->bytes_done - p->shown >= 65536)
+		progress_draw(p);
+	return fetch_data(p->dest, data, len, eol);
+}
+
+/*
+ * Test hooks: die like kill -9 at the Nth delivery, after it is recorded
+ * (POSTINO_TEST_KILL_AFTER=N) or after it is stored but before it is
+ * recorded (POSTINO_TEST_KILL_STORED=N).
+ */
+static unsigned long
+test_hook(const char *name)
+{
+	const char *v = getenv(name);
+	uint32_t n;
+
+	return v != NULL && str_parse_u32(v, &n) == 0 ? n : 0;
+}
+
+/* A delivery a killed run left pending: record or forget it. */
+static int
+recover_pending(struct state *st, struct fetch_dest *dest)
+{
+	const char *uid = state_pending_uid(st);
+	char err[ERR_LEN];
+	int rc;
+
+	if (uid == NULL)
+		return EXIT_OK;
+	rc = fetch_recover(dest, state_pending_token(st), err);
+	if (rc < 0) {
+		warnx_("%s", err);
+		return EXIT_LOCAL;
+	}
+	if (rc == 0 && strcmp(state_pending_token(st), "mda") == 0)
+		warnx_("the last run was interrupted while the mda ran; the "
+		    "message it was given is delivered again");
+	if ((rc > 0 ? state_add(st, uid, err) :
+	    state_clear_pending(st, err)) < 0) {
+		warnx_("%s", err);
+		return EXIT_LOCAL;
+	}
+	return EXIT_OK;
+}
+
+static int
+open_dest(struct session *s, struct fetch_dest **d_r)
+{
+	struct opts *o = s->o;
+	const char *maildir = o->maildir, *mbox = o->mbox, *mda = o->mda;
+	char err[ERR_LEN];
+	int given = !!maildir + !!mbox + !!mda;
+
+	if (given == 0) {
+		maildir = s->a.maildir[0] ? s->a.maildir : NULL;
+		mbox = s->a.mbox[0] ? s->a.mbox : NULL;
+		mda = s->a.mda[0] ? s->a.mda : NULL;
+		given = !!maildir + !!mbox + !!mda;
+	}
+	if (given != 1) {
+		warnx_("fetch needs one of --maildir DIR, --mbox FILE, "
+		    "--mda CMD");
+		return EXIT_USAGE;
+	}
+	if (fetch_open(d_r, maildir ? FETCH_MAILDIR : mbox ? FETCH_MBOX :
+	    FETCH_MDA, maildir ? maildir : mbox ? mbox : mda, err) < 0) {
+		warnx_("%s", err);
+		return EXIT_LOCAL;
+	}
+	return EXIT_OK;
+}
+
+/* 2x the listed size and 1 MiB of slack: servers' sizes are estimates. */
+static uint64_t
+retr_bound(uint64_t size)
+{
+	uint64_t b;
+
+	if (__builtin_mul_overflow(size, 2, &b) ||
+	    __builtin_add_overflow(b, 1024 * 1024, &b))
+		return UINT64_MAX;
+	return b;
+}
+
+static int
+cmd_fetch(struct session *s)
+{
+	struct fetch_dest *dest = NULL;
+	struct state *st = NULL;
+	struct pop3c_msg *msgs = NULL;
+	struct on_server os = { NULL, 0 };
+	struct progress pg = { 0 };
+	char dir[PATH_MAX], key[ACCOUNT_USER_MAX + ACCOUNT_HOST_MAX + 16];
+	char err[ERR_LEN];
+	size_t n = 0, delivered = 0, deleted = 0;
+	unsigned long kill_after = test_hook("POSTINO_TEST_KILL_AFTER");
+	unsigned long kill_stored = test_hook("POSTINO_TEST_KILL_STORED");
+	char token[PATH_MAX + 32];
+	int rc, result = EXIT_OK;
+
+	rc = open_dest(s, &dest);
+	if (rc != EXIT_OK)
+		return rc;
+	if (state_default_dir(dir, sizeof(dir), err) < 0 ||
+	    account_key(&s->a, key, sizeof(key)) < 0) {
+		warnx_("%s", err);
+		fetch_close(&dest);
+		return EXIT_LOCAL;
+	}
+	rc = state_open(&st, dir, key, err);
+	if (rc != 0) {
+		warnx_("%s", err);
+		fetch_close(&dest);
+		return rc > 0 ? EXIT_INUSE : EXIT_LOCAL;
+	}
+	rc = recover_pending(st, dest);
+	if (rc != EXIT_OK)
+		goto out;
+	rc = open_session(s);
+	if (rc != EXIT_OK)
+		goto out;
+	if (pop3c_list(s->c, &msgs, &n) < 0) {
+		rc = session_fail(s);
+		goto out;
+	}
+	rc = get_uids(s, msgs, n);
+	if (rc < 0) {
+		rc = session_fail(s);
+		goto out;
+	}
+	rc = rc > 0 ? digest_uids(s, msgs, n) : EXIT_OK;
+	if (rc != EXIT_OK)
+		goto out;
+
+	/* Forget what the server no longer has; it cannot come back. */
+	os.uids = n > 0 ? calloc(n, sizeof(*os.uids)) : NULL;
+	if (n > 0 && os.uids == NULL) {
+		warnx_("out of memory");
+		rc = EXIT_LOCAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		os.uids[i] = msgs[i].uid;
+	os.n = n;
+	if (n > 0)
+		qsort(os.uids, n, sizeof(*os.uids), cmp_str);
+	if (state_prune(st, is_on_server, &os) > 0 && state_save(st, err) < 0) {
+		warnx_("%s", err);
+		rc = EXIT_LOCAL;
+		goto out;
+	}
+
+	pg.on = isatty(STDERR_FILENO) && !s->o->quiet && !s->o->verbose;
+	pg.dest = dest;
+	for (size_t i = 0; i < n; i++) {
+		if (!state_has(st, msgs[i].uid)) {
+			pg.msgs_total++;
+			if (__builtin_add_overflow(pg.bytes_total, msgs[i].size,
+			    &pg.bytes_total))
+				pg.bytes_total = UINT64_MAX;
+		}
+	}
+	progress_draw(&pg);
+
+	for (size_t i = 0; i < n; i++) {
+		struct pop3c_msg *m = &msgs[i];
+
+		if (state_has(st, m->uid))
+			continue;
+		if (fetch_begin(dest, err) < 0) {
+			warnx_("%s", err);
+			result = EXIT_LOCAL;
+			break;
+		}
+		if (pop3c_retr(s->c, m->num, retr_bound(m->size),
+		    progress_data, &pg, NULL) < 0) {
+			if (pop3c_error(s->c) == POP3C_ELOCAL) {
+				/* commit reports why the write failed */
+				if (fetch_commit(dest, err) < 0)
+					warnx_("%s", err);
+				result = EXIT_LOCAL;
+				break;
+			}
+			fetch_abort(dest);
+			result = session_fail(s);
+			break;
+		}
+		/*
+		 * Pending first: a kill between commit and state_add must
+		 * not deliver the message twice.
+		 */
+		if (fetch_prepare(dest, token, sizeof(token), err) < 0 ||
+		    state_set_pending(st, m->uid, token, err) < 0) {
+			fetch_abort(dest);
+			warnx_("message %u: %s", (unsigned int)m->num, err);
+			result = EXIT_LOCAL;
+			break;
+		}
+		if (fetch_commit(dest, err) < 0) {
+			char err2[ERR_LEN];
+
+			warnx_("message %u: %s", (unsigned int)m->num, err);
+			if (state_clear_pending(st, err2) < 0)
+				warnx_("%s", err2);
+			result = EXIT_LOCAL;
+			break;
+		}
+		if (kill_stored > 0 && delivered + 1 == kill_stored)
+			raise(SIGKILL);
+		/* Durable locally: now it counts as delivered. */
+		if (state_add(st, m->uid, err) < 0) {
+			warnx_("%s (message %u was delivered; it may be "
+			    "delivered again)", err, (unsigned int)m->num);
+			result = EXIT_LOCAL;
+			break;
+		}
+		delivered++;
+		pg.msgs_done++;
+		progress_draw(&pg);
+		if (kill_after > 0 && delivered == kill_after)
+			raise(SIGKILL);
+	}
+	if (pg.on)
+		fputc('\n', stderr);
+
+	/* The connection is gone: QUIT is impossible and nothing is deleted. */
+	if (!pop3c_usable(s->c)) {
+		rc = result;
+		goto out;
+	}
+	for (size_t i = 0; i < n && !s->o->keep; i++) {
+		if (!state_has(st, msgs[i].uid))
+			continue;
+		if (pop3c_dele(s->c, msgs[i].num) < 0) {
+			rc = session_fail(s);
+			if (!pop3c_usable(s->c))
+				goto out;
+			result = rc;
+			continue;
+		}
+		deleted++;
+	}
+	if (pop3c_quit(s->c) < 0) {
+		rc = session_fail(s);
+		goto out;
+	}
+	if (pg.on || s->o->verbose)
+		fprintf(stderr, "postino: %zu new message%s fetched, %zu "
+		    "deleted on the server\n", delivered,
+		    delivered == 1 ? "" : "s", deleted);
+	rc = result;
+out:
+	free(os.uids);
+	pop3c_msgs_free(&msgs, n);
+	fetch_close(&dest);
+	state_close(&st);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { .family = AF_UNSPEC, .timeout = DEFAULT_TIMEOUT };
+	struct session s = { .o = &o };
+	int rc;
+
+	/* A dead peer must be a write error, not a fatal signal. */
+	signal(SIGPIPE, SIG_IGN);
+	umask(077);
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	o.cmd = argv[1];
+	if (strcmp(o.cmd, "read") == 0) {
+		warnx_("read: not implemented yet");
+		return EXIT_NET;
+	}
+	if (strcmp(o.cmd, "fetch") != 0 && strcmp(o.cmd, "list") != 0 &&
+	    strcmp(o.cmd, "stat") != 0) {
+		warnx_("unknown command \"%s\"", o.cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (parse_opts(argc - 1, argv + 1, &o) < 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	rc = setup_account(&s);
+	if (rc != EXIT_OK)
+		return rc;
+	if (strcmp(o.cmd, "fetch") == 0) {
+		rc = cmd_fetch(&s);
+	} else {
+		rc = open_session(&s);
+		if (rc == EXIT_OK)
+			rc = strcmp(o.cmd, "stat") == 0 ? cmd_stat(&s) :
+			    cmd_list(&s);
+	}
+	pop3c_free(&s.c);
+	explicit_bzero(&s.a, sizeof(s.a));
+	return rc;
+}

@@ -1,0 +1,1050 @@
+#include "pop3c.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "../pop3/pop3.h"
+
+struct pop3c {
+	struct pop3c_transport	 tr;
+	enum pop3c_error	 err;
+	unsigned int		 caps;
+	bool			 caps_known;
+	bool			 trace;
+	bool			 dead;		/* transport failed: no I/O */
+	char			 errmsg[ERR_LEN];
+	char			 code[POP3C_CODE_MAX];
+	char			 timestamp[POP3C_TIMESTAMP_MAX];
+	size_t			 rpos, wpos;
+	char			 buf[POP3C_BUF_SIZE + 1];
+};
+
+/* ---- transport over a plain socket ---- */
+
+struct fd_ctx {
+	int	fd;
+	int	timeout_ms;
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait for events until deadline; 0 ready, -1 with errno (ETIMEDOUT). */
+static int
+wait_fd(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		uint64_t now = now_ms();
+		int n;
+
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static ssize_t
+fd_read(void *arg, void *buf, size_t len)
+{
+	struct fd_ctx *x = arg;
+	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+
+	for (;;) {
+		ssize_t n;
+
+		if (wait_fd(x->fd, POLLIN, deadline) < 0)
+			return -1;
+		n = read(x->fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR && errno != EAGAIN)
+			return -1;
+	}
+}
+
+static ssize_t
+fd_write(void *arg, const void *buf, size_t len)
+{
+	struct fd_ctx *x = arg;
+	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+
+	for (;;) {
+		ssize_t n;
+
+		if (wait_fd(x->fd, POLLOUT, deadline) < 0)
+			return -1;
+		n = send(x->fd, buf, len, MSG_NOSIGNAL);
+		if (n > 0)
+			return n;
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(x->fd, buf, len);
+		if (n > 0)
+			return n;
+		if (n == 0 || (errno != EINTR && errno != EAGAIN))
+			return -1;
+	}
+}
+
+static void
+fd_close(void *arg)
+{
+	struct fd_ctx *x = arg;
+
+	if (x->fd >= 0)
+		close(x->fd);
+	free(x);
+}
+
+int
+pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms)
+{
+	struct fd_ctx *x = malloc(sizeof(*x));
+	int fl;
+
+	if (x == NULL) {
+		close(fd);
+		return -1;
+	}
+	/* Nonblocking, so a spurious wake-up cannot block past the deadline. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	x->fd = fd;
+	x->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	tr->read = fd_read;
+	tr->write = fd_write;
+	tr->close = fd_close;
+	tr->ctx = x;
+	return 0;
+}
+
+/* "Connection refused" -> "connection refused", as in the one-line errors. */
+static void
+errno_text(char *dst, size_t size, int e)
+{
+	str_copy(dst, size, strerror(e));
+	if (dst[0] >= 'A' && dst[0] <= 'Z' && !(dst[1] >= 'A' && dst[1] <= 'Z'))
+		dst[0] = (char)(dst[0] - 'A' + 'a');
+}
+
+static void
+host_port(char *dst, size_t size, const char *host, const char *port)
+{
+	if (strchr(host, ':') != NULL)
+		(void)str_fmt(dst, size, "[%s]:%s", host, port);
+	else
+		(void)str_fmt(dst, size, "%s:%s", host, port);
+}
+
+static int
+connect_one(const struct addrinfo *ai, int timeout_ms)
+{
+	int fd, e;
+	socklen_t elen = sizeof(e);
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		goto fail;
+	if (wait_fd(fd, POLLOUT, now_ms() + (uint64_t)timeout_ms) < 0)
+		goto fail;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
+		goto fail;
+	if (e != 0) {
+		errno = e;
+		goto fail;
+	}
+	return fd;
+fail:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int
+pop3c_connect_tcp(const char *host, const char *port, int family,
+    int timeout_ms, char *err)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char where[600], why[128];
+	int fd = -1, e = 0, rc;
+
+	host_port(where, sizeof(where), host, port);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
+		/* AI_ADDRCONFIG hides ::1 on hosts with only loopback IPv6. */
+		hints.ai_flags = 0;
+		rc = getaddrinfo(host, port, &hints, &res);
+	}
+	if (rc != 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", where,
+		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = connect_one(ai, timeout_ms);
+		if (fd >= 0)
+			break;
+		e = errno;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		errno_text(why, sizeof(why), e == ETIMEDOUT ? ETIMEDOUT : e);
+		if (e == ETIMEDOUT)
+			str_copy(why, sizeof(why), "connection timed out");
+		(void)str_fmt(err, ERR_LEN, "%s: %s", where, why);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- session ---- */
+
+struct pop3c *
+pop3c_new(const struct pop3c_transport *tr)
+{
+	struct pop3c *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		tr->close(tr->ctx);
+		return NULL;
+	}
+	c->tr = *tr;
+	return c;
+}
+
+void
+pop3c_free(struct pop3c **c)
+{
+	if (*c == NULL)
+		return;
+	(*c)->tr.close((*c)->tr.ctx);
+	explicit_bzero(*c, sizeof(**c));
+	free(*c);
+	*c = NULL;
+}
+
+void
+pop3c_set_trace(struct pop3c *c, bool on)
+{
+	c->trace = on;
+}
+
+enum pop3c_error
+pop3c_error(const struct pop3c *c)
+{
+	return c->err;
+}
+
+bool
+pop3c_usable(const struct pop3c *c)
+{
+	return !c->dead;
+}
+
+const char *
+pop3c_errmsg(const struct pop3c *c)
+{
+	return c->errmsg;
+}
+
+const char *
+pop3c_errcode(const struct pop3c *c)
+{
+	return c->code;
+}
+
+const char *
+pop3c_timestamp(const struct pop3c *c)
+{
+	return c->timestamp;
+}
+
+unsigned int
+pop3c_caps(const struct pop3c *c)
+{
+	return c->caps;
+}
+
+bool
+pop3c_caps_known(const struct pop3c *c)
+{
+	return c->caps_known;
+}
+
+static int
+fail(struct pop3c *c, enum pop3c_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(struct pop3c *c, enum pop3c_error e, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->err = e;
+	va_start(ap, fmt);
+	(void)vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	va_end(ap);
+	if (e == POP3C_ENET || e == POP3C_ETLS || e == POP3C_EPROTO)
+		c->dead = true;
+	return -1;
+}
+
+static void
+trace_line(const char *dir, const char *line, size_t len)
+{
+	char clean[POP3C_LINE_MAX];
+
+	str_sanitize(clean, sizeof(clean), line, len);
+	fprintf(stderr, "%s: %s\n", dir, clean);
+}
+
+static int
+send_all(struct pop3c *c, const char *buf, size_t len)
+{
+	char why[128];
+
+	if (c->dead)
+		return fail(c, POP3C_ENET, "connection already failed");
+	while (len > 0) {
+		ssize_t n = c->tr.write(c->tr.ctx, buf, len);
+
+		if (n <= 0) {
+			errno_text(why, sizeof(why), n < 0 ? errno : EPIPE);
+			return fail(c, POP3C_ENET, "write: %s", why);
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Send one command line. A CR, LF or NUL in an argument would end the
+ * command early and let, say, a user name inject commands: refused.
+ */
+static int
+send_cmd(struct pop3c *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+send_cmd(struct pop3c *c, const char *fmt, ...)
+{
+	char line[POP3_LINE_MAX + 1];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
+		c->err = POP3C_ELOCAL;
+		str_copy(c->errmsg, sizeof(c->errmsg), "command too long");
+		return -1;
+	}
+	if (strpbrk(line, "\r\n") != NULL) {
+		c->err = POP3C_ELOCAL;
+		str_copy(c->errmsg, sizeof(c->errmsg),
+		    "line break in a command argument");
+		return -1;
+	}
+	if (c->trace) {
+		if (strncmp(line, "PASS ", 5) == 0)
+			fprintf(stderr, "C: PASS ********\n");
+		else if (strncmp(line, "APOP ", 5) == 0) {
+			const char *sp = strrchr(line, ' ');
+
+			fprintf(stderr, "C: %.*s ********\n",
+			    (int)(sp - line), line);
+		} else
+			trace_line("C", line, (size_t)n);
+	}
+	line[n] = '\r';
+	line[n + 1] = '\n';
+	n = send_all(c, line, (size_t)n + 2);
+	explicit_bzero(line, sizeof(line));
+	return n;
+}
+
+/*
+ * Next line, or a piece of one, in place in c->buf. A line ends at LF (a
+ * CR before it is dropped: bare LF is tolerated like popa3d and Dovecot).
+ * With max < POP3C_BUF_SIZE a longer line is an error; with max ==
+ * POP3C_BUF_SIZE - 1 a full buffer without LF is returned as a piece
+ * (*eol_r false), holding back a final CR that may belong to a CRLF.
+ * Complete lines are NUL-terminated. 1 line, 0 EOF, -1 error.
+ * Each turn of the loop returns or reads at least one octet into a buffer
+ * of bounded size, so it ends.
+ */
+static int
+get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
+    bool *eol_r)
+{
+	char why[128];
+
+	if (c->dead)
+		return fail(c, POP3C_ENET, "connection already failed");
+	for (;;) {
+		char *start = c->buf + c->rpos;
+		size_t avail = c->wpos - c->rpos, len;
+		char *lf = memchr(start, '\n', avail);
+		ssize_t n;
+
+		if (lf != NULL) {
+			len = (size_t)(lf - start);
+			c->rpos += len + 1;
+			if (len > 0 && start[len - 1] == '\r')
+				len--;
+			if (len > max)
+				return fail(c, POP3C_EPROTO,
+				    "server sent a line over %zu octets", max);
+			start[len] = '\0';
+			*line_r = start;
+			*len_r = len;
+			*eol_r = true;
+			return 1;
+		}
+		if (avail > max) {
+			if (max < POP3C_BUF_SIZE - 1)
+				return fail(c, POP3C_EPROTO,
+				    "server sent a line over %zu octets", max);
+			len = avail;
+			if (start[len - 1] == '\r')
+				len--;
+			c->rpos += len;
+			*line_r = start;
+			*len_r = len;
+			*eol_r = false;
+			return 1;
+		}
+		if (c->rpos > 0) {
+			memmove(c->buf, start, avail);
+			c->rpos = 0;
+			c->wpos = avail;
+		}
+		n = c->tr.read(c->tr.ctx, c->buf + c->wpos,
+		    POP3C_BUF_SIZE - c->wpos);
+		if (n < 0) {
+			errno_text(why, sizeof(why), errno);
+			if (errno == ETIMEDOUT)
+				str_copy(why, sizeof(why),
+				    "timed out waiting for the server");
+			return fail(c, POP3C_ENET, "read: %s", why);
+		}
+		if (n == 0)
+			return 0;
+		c->wpos += (size_t)n;
+	}
+}
+
+/*
+ * A status line: 0 "+OK" (*text_r after it), 1 "-ERR" (c->err set to the
+ * error its response code means, message and code saved), -1 failure.
+ */
+static int
+read_status(struct pop3c *c, const char *what, const char **text_r)
+{
+	char *line, clean[200];
+	const char *text;
+	size_t len;
+	bool ok, eol;
+	int rc;
+
+	c->code[0] = '\0';
+	rc = get_line(c, POP3C_LINE_MAX, &line, &len, &eol);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return fail(c, POP3C_ENET,
+		    "connection closed by the server (waiting for the reply "
+		    "to %s)", what);
+	if (c->trace)
+		trace_line("S", line, len);
+	str_sanitize(clean, sizeof(clean), line, len);
+	if (memchr(line, '\0', len) != NULL ||
+	    pop3_parse_status(line, &ok, &text) < 0)
+		return fail(c, POP3C_EPROTO, "bad reply to %s: \"%s\"", what,
+		    clean);
+	if (text_r != NULL)
+		*text_r = text;
+	if (ok)
+		return 0;
+	(void)pop3_resp_code(text, c->code, sizeof(c->code));
+	str_sanitize(clean, sizeof(clean), text, strlen(text));
+	if (strcmp(c->code, "IN-USE") == 0 ||
+	    strcmp(c->code, "LOGIN-DELAY") == 0)
+		c->err = POP3C_EINUSE;
+	else if (strcmp(c->code, "SYS/TEMP") == 0 ||
+	    strcmp(c->code, "SYS/PERM") == 0)
+		c->err = POP3C_ESYS;
+	else if (strcmp(c->code, "AUTH") == 0)
+		c->err = POP3C_EAUTH;
+	else
+		c->err = POP3C_ESERVER;
+	(void)str_fmt(c->errmsg, sizeof(c->errmsg), "%s: -ERR %s", what,
+	    clean);
+	return 1;
+}
+
+/* Send a command and read its status; 0 +OK, -1 otherwise (err set). */
+static int
+simple_cmd(struct pop3c *c, const char *what, const char **text_r)
+{
+	int rc = read_status(c, what, text_r);
+
+	return rc == 0 ? 0 : -1;
+}
+
+/*
+ * One line of a multi-line reply, dot-unstuffed: 1 line, 0 the final ".",
+ * -1 failure. EOF before the "." is a protocol error: the reply is cut.
+ */
+static int
+get_multi_line(struct pop3c *c, const char *what, char **line_r,
+    size_t *len_r)
+{
+	bool eol;
+	int rc = get_line(c, POP3C_LINE_MAX, line_r, len_r, &eol);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return fail(c, POP3C_EPROTO,
+		    "%s reply cut short: connection closed before the "
+		    "final \".\"", what);
+	if (c->trace)
+		trace_line("S", *line_r, *len_r);
+	if (memchr(*line_r, '\0', *len_r) != NULL)
+		return fail(c, POP3C_EPROTO, "NUL octet in the %s reply", what);
+	if (pop3_unstuff_line(*line_r, len_r))
+		return 0;
+	return 1;
+}
+
+int
+pop3c_greeting(struct pop3c *c)
+{
+	const char *text, *lt, *gt;
+	int rc = read_status(c, "greeting", &text);
+
+	if (rc != 0) {
+		if (rc > 0 && c->err == POP3C_ESERVER)
+			c->err = POP3C_EPROTO;
+		return -1;
+	}
+	/* RFC 1939 sec. 7: the timestamp is a msg-id, "<" ... ">". */
+	c->timestamp[0] = '\0';
+	lt = strchr(text, '<');
+	gt = lt != NULL ? strchr(lt, '>') : NULL;
+	if (gt != NULL && (size_t)(gt - lt) + 1 < sizeof(c->timestamp)) {
+		bool good = gt - lt > 1;
+
+		for (const char *p = lt + 1; p < gt; p++)
+			if (*p <= 0x20 || *p >= 0x7f || *p == '<')
+				good = false;
+		if (good) {
+			memcpy(c->timestamp, lt, (size_t)(gt - lt) + 1);
+			c->timestamp[gt - lt + 1] = '\0';
+		}
+	}
+	return 0;
+}
+
+static const struct {
+	const char	*name;
+	unsigned int	 cap;
+} cap_names[] = {
+	{ "TOP", POP3C_CAP_TOP },
+	{ "UIDL", POP3C_CAP_UIDL },
+	{ "USER", POP3C_CAP_USER },
+	{ "RESP-CODES", POP3C_CAP_RESP_CODES },
+	{ "PIPELINING", POP3C_CAP_PIPELINING },
+	{ "STLS", POP3C_CAP_STLS },
+	{ "SASL", POP3C_CAP_SASL },
+};
+
+int
+pop3c_capa(struct pop3c *c)
+{
+	char *line;
+	size_t len;
+	int rc;
+
+	if (send_cmd(c, "CAPA") < 0)
+		return -1;
+	rc = read_status(c, "CAPA", NULL);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		c->err = POP3C_OK;
+		return 1;
+	}
+	c->caps = 0;
+	/* A real CAPA has a dozen lines; a thousand is a hostile server. */
+	for (size_t i = 0; i < 1000; i++) {
+		rc = get_multi_line(c, "CAPA", &line, &len);
+		if (rc <= 0) {
+			if (rc == 0)
+				c->caps_known = true;
+			return rc;
+		}
+		for (size_t k = 0; k < sizeof(cap_names) / sizeof(cap_names[0]);
+		    k++) {
+			size_t nl = strlen(cap_names[k].name);
+
+			if (strncasecmp(line, cap_names[k].name, nl) == 0 &&
+			    (line[nl] == '\0' || line[nl] == ' '))
+				c->caps |= cap_names[k].cap;
+		}
+	}
+	return fail(c, POP3C_EPROTO, "CAPA reply too long");
+}
+
+static int
+apop_digest(const char *timestamp, const char *pass, char *hex, size_t size)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx;
+	int ok;
+
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
+	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
+	    EVP_DigestUpdate(ctx, pass, strlen(pass)) &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	if (!ok || size < 2 * (size_t)mdlen + 1)
+		return -1;
+	str_hex(hex, md, mdlen);
+	explicit_bzero(md, sizeof(md));
+	return 0;
+}
+
+/* A refused login with no code is an authentication failure. */
+static int
+login_failed(struct pop3c *c)
+{
+	if (c->err == POP3C_ESERVER)
+		c->err = POP3C_EAUTH;
+	return -1;
+}
+
+int
+pop3c_login(struct pop3c *c, const char *user, const char *pass,
+    const char **method_r)
+{
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	int rc;
+
+	if (c->timestamp[0] != '\0') {
+		if (apop_digest(c->timestamp, pass, hex, sizeof(hex)) < 0)
+			return fail(c, POP3C_ELOCAL, "APOP: MD5 failed");
+		rc = send_cmd(c, "APOP %s %s", user, hex);
+		explicit_bzero(hex, sizeof(hex));
+		if (rc < 0)
+			return -1;
+		rc = read_status(c, "APOP", NULL);
+		if (rc <= 0) {
+			if (rc == 0 && method_r != NULL)
+				*method_r = "APOP";
+			return rc;
+		}
+		/*
+		 * Only [AUTH] or no code: maybe the server has no APOP
+		 * secret for us; try USER unless CAPA ruled it out.
+		 */
+		if (c->err != POP3C_ESERVER && c->err != POP3C_EAUTH)
+			return -1;
+		if (c->caps_known && !(c->caps & POP3C_CAP_USER))
+			return login_failed(c);
+		if (c->trace)
+			fprintf(stderr, "postino: APOP refused, trying "
+			    "USER/PASS\n");
+	}
+	if (send_cmd(c, "USER %s", user) < 0)
+		return -1;
+	rc = read_status(c, "USER", NULL);
+	if (rc != 0)
+		return rc < 0 ? -1 : login_failed(c);
+	if (send_cmd(c, "PASS %s", pass) < 0)
+		return -1;
+	rc = read_status(c, "PASS", NULL);
+	if (rc != 0)
+		return rc < 0 ? -1 : login_failed(c);
+	if (method_r != NULL)
+		*method_r = "USER";
+	return 0;
+}
+
+/*
+ * Split "A B[ rest]" into two words; NUL-terminates in place. 0 or -1.
+ * Writes into line, so line must be writable.
+ */
+static int
+two_words(char *line, char **a_r, char **b_r)
+{
+	char *sp = strchr(line, ' '), *b, *sp2;
+
+	if (sp == NULL)
+		return -1;
+	*sp = '\0';
+	b = sp + 1;
+	sp2 = strchr(b, ' ');
+	if (sp2 != NULL)
+		*sp2 = '\0';
+	*a_r = line;
+	*b_r = b;
+	return 0;
+}
+
+int
+pop3c_stat(struct pop3c *c, uint32_t *count_r, uint64_t *size_r)
+{
+	char text[POP3C_LINE_MAX + 1], *a, *b, clean[100];
+	const char *t;
+
+	if (send_cmd(c, "STAT") < 0 || simple_cmd(c, "STAT", &t) < 0)
+		return -1;
+	str_copy(text, sizeof(text), t);
+	str_sanitize(clean, sizeof(clean), t, strlen(t));
+	if (two_words(text, &a, &b) < 0 || str_parse_u32(a, count_r) < 0 ||
+	    str_parse_u64(b, size_r) < 0)
+		return fail(c, POP3C_EPROTO, "bad STAT reply: \"+OK %s\"",
+		    clean);
+	return 0;
+}
+
+void
+pop3c_msgs_free(struct pop3c_msg **msgs, size_t n)
+{
+	if (*msgs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free((*msgs)[i].uid);
+	free(*msgs);
+	*msgs = NULL;
+}
+
+/* Read to the final "." after a failure, so the session can go on. */
+static void
+drain(struct pop3c *c)
+{
+	char *line;
+	size_t len;
+	bool eol, bol = true;
+
+	for (;;) {
+		int rc = get_line(c, POP3C_BUF_SIZE - 1, &line, &len, &eol);
+
+		if (rc <= 0) {
+			c->dead = true;
+			return;
+		}
+		if (bol && eol && len == 1 && line[0] == '.')
+			return;
+		bol = eol;
+	}
+}
+
+int
+pop3c_list(struct pop3c *c, struct pop3c_msg **msgs_r, size_t *n_r)
+{
+	struct pop3c_msg *msgs = NULL;
+	size_t n = 0, cap = 0;
+	char *line, *a, *b, clean[100];
+	size_t len;
+	int rc;
+
+	*msgs_r = NULL;
+	*n_r = 0;
+	if (send_cmd(c, "LIST") < 0 || simple_cmd(c, "LIST", NULL) < 0)
+		return -1;
+	for (;;) {
+		struct pop3c_msg m = { 0 };
+
+		rc = get_multi_line(c, "LIST", &line, &len);
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			break;
+		str_sanitize(clean, sizeof(clean), line, len);
+		if (two_words(line, &a, &b) < 0 ||
+		    str_parse_u32(a, &m.num) < 0 || m.num == 0 ||
+		    str_parse_u64(b, &m.size) < 0) {
+			fail(c, POP3C_EPROTO, "bad LIST line: \"%s\"", clean);
+			goto fail;
+		}
+		if (n > 0 && m.num <= msgs[n - 1].num) {
+			fail(c, POP3C_EPROTO, "LIST out of order at \"%s\"",
+			    clean);
+			goto fail;
+		}
+		if (n == POP3C_MESSAGES_MAX) {
+			fail(c, POP3C_EPROTO, "LIST has over %d messages",
+			    POP3C_MESSAGES_MAX);
+			goto fail;
+		}
+		if (n == cap) {
+			size_t ncap = cap == 0 ? 64 : cap * 2;
+			struct pop3c_msg *nm;
+
+			nm = reallocarray(msgs, ncap, sizeof(*msgs));
+			if (nm == NULL) {
+				fail(c, POP3C_ELOCAL, "out of memory");
+				drain(c);
+				goto fail;
+			}
+			msgs = nm;
+			cap = ncap;
+		}
+		msgs[n++] = m;
+	}
+	*msgs_r = msgs;
+	*n_r = n;
+	return 0;
+fail:
+	free(msgs);
+	return -1;
+}
+
+static int
+cmp_num(const void *key, const void *elem)
+{
+	uint32_t k = *(const uint32_t *)key;
+	const struct pop3c_msg *m = elem;
+
+	return k < m->num ? -1 : k > m->num;
+}
+
+static int
+cmp_uid(const void *a, const void *b)
+{
+	const struct pop3c_msg *x = *(const struct pop3c_msg *const *)a;
+	const struct pop3c_msg *y = *(const struct pop3c_msg *const *)b;
+
+	return strcmp(x->uid, y->uid);
+}
+
+static bool
+valid_uid(const char *s, size_t len)
+{
+	if (len == 0 || len > POP3C_UID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Every message got a uid and no two share one; else -1. */
+static int
+check_uids(struct pop3c *c, struct pop3c_msg *msgs, size_t n)
+{
+	struct pop3c_msg **v;
+	char clean[100];
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].uid == NULL)
+			return fail(c, POP3C_EPROTO,
+			    "UIDL lacks message %u", (unsigned int)msgs[i].num);
+	if (n < 2)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (v == NULL)
+		return fail(c, POP3C_ELOCAL, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = &msgs[i];
+	qsort(v, n, sizeof(*v), cmp_uid);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(v[i - 1]->uid, v[i]->uid) == 0) {
+			str_sanitize(clean, sizeof(clean), v[i]->uid,
+			    strlen(v[i]->uid));
+			rc = fail(c, POP3C_EPROTO,
+			    "UIDL gives two messages the id \"%s\"", clean);
+			break;
+		}
+	}
+	free(v);
+	return rc;
+}
+
+int
+pop3c_uidl(struct pop3c *c, struct pop3c_msg *msgs, size_t n)
+{
+	char *line, *a, *b, clean[100];
+	size_t len;
+	int rc;
+
+	if (send_cmd(c, "UIDL") < 0)
+		return -1;
+	rc = read_status(c, "UIDL", NULL);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		if (c->err != POP3C_ESERVER)
+			return -1;
+		c->err = POP3C_OK;
+		return 1;
+	}
+	for (size_t i = 0; i <= POP3C_MESSAGES_MAX; i++) {
+		struct pop3c_msg *m;
+		uint32_t num;
+
+		rc = get_multi_line(c, "UIDL", &line, &len);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			return check_uids(c, msgs, n);
+		str_sanitize(clean, sizeof(clean), line, len);
+		if (two_words(line, &a, &b) < 0 ||
+		    str_parse_u32(a, &num) < 0 ||
+		    !valid_uid(b, strlen(b)))
+			return fail(c, POP3C_EPROTO, "bad UIDL line: \"%s\"",
+			    clean);
+		m = n > 0 ? bsearch(&num, msgs, n, sizeof(*msgs), cmp_num) :
+		    NULL;
+		if (m == NULL || m->uid != NULL)
+			return fail(c, POP3C_EPROTO,
+			    "UIDL line for %s message: \"%s\"",
+			    m == NULL ? "an unlisted" : "a repeated", clean);
+		m->uid = strdup(b);
+		if (m->uid == NULL) {
+			fail(c, POP3C_ELOCAL, "out of memory");
+			drain(c);
+			return -1;
+		}
+	}
+	return fail(c, POP3C_EPROTO, "UIDL reply too long");
+}
+
+/*
+ * Stream a multi-line message reply into fn. Lines arrive whole or in
+ * pieces; only the first piece of a line is unstuffed, and only a whole
+ * line can be the terminator.
+ */
+static int
+stream_data(struct pop3c *c, const char *what, uint64_t max_octets,
+    pop3c_data_fn *fn, void *arg, uint64_t *octets_r)
+{
+	uint64_t octets = 0;
+	bool bol = true, failed = false;
+
+	for (;;) {
+		char *line;
+		size_t len;
+		bool eol;
+		int rc = get_line(c, POP3C_BUF_SIZE - 1, &line, &len, &eol);
+
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			return fail(c, POP3C_EPROTO,
+			    "%s reply cut short: connection closed before "
+			    "the final \".\"", what);
+		if (bol && pop3_unstuff_line(line, &len)) {
+			if (!eol)
+				return fail(c, POP3C_EPROTO,
+				    "bad stuffing in the %s reply", what);
+			break;
+		}
+		if (__builtin_add_overflow(octets, (uint64_t)len, &octets) ||
+		    (eol && __builtin_add_overflow(octets, 2, &octets)) ||
+		    (max_octets > 0 && octets > max_octets))
+			return fail(c, POP3C_EPROTO,
+			    "%s reply exceeds %llu octets", what,
+			    (unsigned long long)max_octets);
+		if (!failed && fn(arg, line, len, eol) < 0)
+			failed = true;
+		bol = eol;
+	}
+	if (octets_r != NULL)
+		*octets_r = octets;
+	if (failed) {
+		c->err = POP3C_ELOCAL;
+		(void)str_fmt(c->errmsg, sizeof(c->errmsg),
+		    "%s: local failure", what);
+		return -1;
+	}
+	return 0;
+}
+
+int
+pop3c_retr(struct pop3c *c, uint32_t num, uint64_t max_octets,
+    pop3c_data_fn *fn, void *arg, uint64_t *octets_r)
+{
+	char what[32];
+
+	(void)str_fmt(what, sizeof(what), "RETR %u", (unsigned int)num);
+	if (send_cmd(c, "%s", what) < 0 || simple_cmd(c, what, NULL) < 0)
+		return -1;
+	return stream_data(c, what, max_octets, fn, arg, octets_r);
+}
+
+int
+pop3c_top(struct pop3c *c, uint32_t num, uint32_t lines,
+    uint64_t max_octets, pop3c_data_fn *fn, void *arg, uint64_t *octets_r)
+{
+	char what[48];
+
+	(void)str_fmt(what, sizeof(what), "TOP %u %u", (unsigned int)num,
+	    (unsigned int)lines);
+	if (send_cmd(c, "%s", what) < 0 || simple_cmd(c, what, NULL) < 0)
+		return -1;
+	return stream_data(c, what, max_octets, fn, arg, octets_r);
+}
+
+int
+pop3c_dele(struct pop3c *c, uint32_t num)
+{
+	char what[32];
+
+	(void)str_fmt(what, sizeof(what), "DELE %u", (unsigned int)num);
+	if (send_cmd(c, "%s", what) < 0 || simple_cmd(c, what, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+int
+pop3c_quit(struct pop3c *c)
+{
+	if (send_cmd(c, "QUIT") < 0 || simple_cmd(c, "QUIT", NULL) < 0)
+		return -1;
+	return 0;
+}

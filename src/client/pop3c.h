@@ -1,0 +1,181 @@
+/*
+ * POP3 client library (RFC 1939, RFC 2449): one blocking session over a
+ * transport. Every reply line is bounded, every number parsed strictly and
+ * message data streamed to a callback, so a hostile server can make a call
+ * fail but never make it hold a message, or an unbounded line, in memory.
+ *
+ * Results: 0 success, -1 failure with pop3c_error() and pop3c_errmsg() set.
+ * After POP3C_ENET, POP3C_ETLS or POP3C_EPROTO the session is unusable;
+ * after POP3C_ESERVER (a plain -ERR) or POP3C_ELOCAL (the data callback
+ * failed; the reply was still read to its end) it may go on.
+ */
+#ifndef POSTINO_POP3C_H
+#define POSTINO_POP3C_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../lib/str.h"
+
+/*
+ * RFC 2449 sec. 4 caps a response line at 512 octets with its CRLF. Real
+ * servers send longer greetings, CAPA IMPLEMENTATION and SASL lines, so we
+ * accept eight times that; beyond it the server is broken or hostile.
+ */
+#define POP3C_LINE_MAX		4096
+/*
+ * Input buffer. Message lines longer than this are passed to the callback
+ * in pieces, so an unwrapped 1 MB line is fetched, in bounded memory.
+ */
+#define POP3C_BUF_SIZE		16384
+/*
+ * RFC 1939 sec. 7: a unique-id is 1 to 70 octets 0x21-0x7e. We accept up
+ * to 255 for servers that stretch it; the state file stores them as lines.
+ */
+#define POP3C_UID_MAX		255
+/* Messages in one LIST: postinod's default max_messages, Dovecot's order. */
+#define POP3C_MESSAGES_MAX	1000000
+/* RFC 1939 sec. 7: the APOP timestamp is a msg-id; bounded like a line. */
+#define POP3C_TIMESTAMP_MAX	512
+/* RFC 2449 sec. 8 response codes we know are at most 11 octets. */
+#define POP3C_CODE_MAX		64
+
+enum pop3c_error {
+	POP3C_OK = 0,
+	POP3C_ENET,	/* connect, read, write, timeout, peer closed */
+	POP3C_ETLS,	/* TLS handshake or verification */
+	POP3C_EAUTH,	/* credentials refused ([AUTH] or -ERR to PASS/APOP) */
+	POP3C_EINUSE,	/* [IN-USE] or [LOGIN-DELAY] */
+	POP3C_ESYS,	/* [SYS/TEMP] or [SYS/PERM]: the server's own failure */
+	POP3C_ESERVER,	/* -ERR to a command, no code that says more */
+	POP3C_EPROTO,	/* the server broke the protocol */
+	POP3C_ELOCAL,	/* the data callback failed */
+};
+
+/* Capabilities from CAPA (RFC 2449 sec. 6). */
+enum pop3c_cap {
+	POP3C_CAP_TOP		= 1u << 0,
+	POP3C_CAP_UIDL		= 1u << 1,
+	POP3C_CAP_USER		= 1u << 2,
+	POP3C_CAP_RESP_CODES	= 1u << 3,
+	POP3C_CAP_PIPELINING	= 1u << 4,
+	POP3C_CAP_STLS		= 1u << 5,
+	POP3C_CAP_SASL		= 1u << 6,
+};
+
+/*
+ * The byte stream under the session: plain fd now, TLS later. read: bytes
+ * read, 0 at EOF, -1 with errno (ETIMEDOUT when the deadline passed).
+ * write: bytes written (> 0), or -1 with errno. close releases ctx.
+ */
+struct pop3c_transport {
+	ssize_t	(*read)(void *ctx, void *buf, size_t len);
+	ssize_t	(*write)(void *ctx, const void *buf, size_t len);
+	void	(*close)(void *ctx);
+	void	 *ctx;
+};
+
+/* One message of the maildrop, from LIST and UIDL. */
+struct pop3c_msg {
+	uint32_t	 num;
+	uint64_t	 size;		/* octets as the server counts them */
+	char		*uid;		/* NULL until pop3c_uidl() */
+};
+
+/*
+ * Message data: one piece of a line, unstuffed, without the line end;
+ * eol is true on the last piece of a line (a line of up to
+ * POP3C_BUF_SIZE - 2 octets comes as one piece). Return 0, or -1 to stop
+ * taking data: the rest of the reply is read and dropped and the call
+ * fails with POP3C_ELOCAL.
+ */
+typedef int pop3c_data_fn(void *arg, const char *data, size_t len, bool eol);
+
+struct pop3c;
+
+/*
+ * Connect to host:port (family AF_UNSPEC, AF_INET or AF_INET6), trying each
+ * address in turn, each within timeout_ms; reads and writes then time out
+ * after timeout_ms of silence. Returns the connected, nonblocking,
+ * close-on-exec socket, or -1 with err ("HOST:PORT: connection refused").
+ */
+int pop3c_connect_tcp(const char *host, const char *port, int family,
+    int timeout_ms, char *err);
+
+/* A transport over fd (taken over: closed by the transport's close). */
+int pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms);
+
+/* A session over tr (taken over). NULL when out of memory (tr is closed). */
+struct pop3c *pop3c_new(const struct pop3c_transport *tr);
+/* Close the transport and free; *c is set to NULL. */
+void pop3c_free(struct pop3c **c);
+
+/* Print the dialogue to stderr ("C: ", "S: "), secrets masked. */
+void pop3c_set_trace(struct pop3c *c, bool on);
+
+enum pop3c_error pop3c_error(const struct pop3c *c);
+/* False once the transport failed or the server broke the protocol. */
+bool pop3c_usable(const struct pop3c *c);
+/* A one-line description of the last failure, server text sanitised. */
+const char *pop3c_errmsg(const struct pop3c *c);
+/* The RFC 2449 response code of the last -ERR ("IN-USE"), or "". */
+const char *pop3c_errcode(const struct pop3c *c);
+
+/* Read the greeting; remembers an APOP timestamp if there is one. */
+int pop3c_greeting(struct pop3c *c);
+/* The greeting's APOP timestamp ("<...>"), or "" when it had none. */
+const char *pop3c_timestamp(const struct pop3c *c);
+
+/*
+ * CAPA. 0 when the list was read (pop3c_caps() then holds it), 1 when the
+ * server answered -ERR (an RFC 1939-only server: capabilities unknown).
+ */
+int pop3c_capa(struct pop3c *c);
+unsigned int pop3c_caps(const struct pop3c *c);
+bool pop3c_caps_known(const struct pop3c *c);
+
+/*
+ * Log in: APOP when the greeting had a timestamp, falling back to USER/PASS
+ * if the server refuses APOP without a code saying why (the account may
+ * have no plaintext secret for APOP on the server); else USER/PASS.
+ * Sets *method_r ("APOP", "USER") if not NULL.
+ */
+int pop3c_login(struct pop3c *c, const char *user, const char *pass,
+    const char **method_r);
+
+/* STAT: message count and octets. */
+int pop3c_stat(struct pop3c *c, uint32_t *count_r, uint64_t *size_r);
+
+/*
+ * LIST: every message, ascending numbers, strictly parsed; at most
+ * POP3C_MESSAGES_MAX. *msgs_r is allocated (free with pop3c_msgs_free),
+ * NULL when the maildrop is empty.
+ */
+int pop3c_list(struct pop3c *c, struct pop3c_msg **msgs_r, size_t *n_r);
+void pop3c_msgs_free(struct pop3c_msg **msgs, size_t n);
+
+/*
+ * UIDL: fills msgs[i].uid. Every listed message must get exactly one uid,
+ * uids must be unique and valid (else POP3C_EPROTO: deleting by a
+ * duplicate uid could lose mail). 0 done, 1 the server has no UIDL
+ * (-ERR), -1 failure.
+ */
+int pop3c_uidl(struct pop3c *c, struct pop3c_msg *msgs, size_t n);
+
+/*
+ * RETR num, or TOP num lines when top is true, streamed to fn. max_octets
+ * bounds the data (unstuffed, counting each line end as 2); 0 means no
+ * bound. *octets_r (may be NULL) gets that count.
+ */
+int pop3c_retr(struct pop3c *c, uint32_t num, uint64_t max_octets,
+    pop3c_data_fn *fn, void *arg, uint64_t *octets_r);
+int pop3c_top(struct pop3c *c, uint32_t num, uint32_t lines,
+    uint64_t max_octets, pop3c_data_fn *fn, void *arg, uint64_t *octets_r);
+
+int pop3c_dele(struct pop3c *c, uint32_t num);
+/* QUIT: +OK means the server committed every DELE of the session. */
+int pop3c_quit(struct pop3c *c);
+
+#endif

@@ -1,0 +1,468 @@
+/*
+ * Local delivery: what lands in a Maildir, an mbox or an MDA's input is
+ * exactly the message with LF line ends (mboxrd-escaped in an mbox), and
+ * a failure leaves nothing behind: no file in new/ or tmp/, an mbox
+ * truncated back, an MDA's exit status reported.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/client/fetch.h"
+
+static char tmpdir[PATH_MAX];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	str_copy(tmpdir, sizeof(tmpdir), "/tmp/postino-test-fetch.XXXXXX");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	(void)state;
+	if (str_fmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) < 0)
+		return -1;
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *
+slurp(const char *path, size_t *len_r)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	if (len_r != NULL)
+		*len_r = n;
+	return buf;
+}
+
+/* The one file in dir (asserted), its name into name. */
+static size_t
+list_dir(const char *dir, char *name, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (name != NULL)
+			str_copy(name, size, e->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Feed text as lines (split at '\n'; pieces of at most piece octets). */
+static int
+feed(struct fetch_dest *d, const char *text, size_t piece)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+		do {
+			size_t n = len > piece ? piece : len;
+
+			if (fetch_data(d, p, n, n == len) < 0)
+				return -1;
+			p += n;
+			len -= n;
+		} while (len > 0);
+		if (nl != NULL)
+			p++;
+	}
+	return 0;
+}
+
+static const char msg1[] =
+    "Return-Path: <sender@example.org>\n"
+    "From: a@example.org\n"
+    "Subject: hello\n"
+    "\n"
+    "From the start\n"
+    ">From quoted\n"
+    ">>From twice\n"
+    "From\n"
+    " From not at start\n"
+    "\n"
+    "end\n";
+
+static void
+test_maildir_delivery(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], dir[PATH_MAX], sub[PATH_MAX], name[NAME_MAX + 1];
+	char path[PATH_MAX * 2], suffix[32];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/Maildir", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, dir, err), 0);
+	for (size_t piece = 1; piece <= 64; piece *= 4) {
+		assert_int_equal(fetch_begin(d, err), 0);
+		assert_int_equal(feed(d, msg1, piece), 0);
+		assert_int_equal(fetch_size(d), sizeof(msg1) - 1);
+		assert_int_equal(fetch_commit(d, err), 0);
+	}
+	fetch_close(&d);
+	assert_null(d);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/new", dir), 0);
+	assert_int_equal(list_dir(sub, name, sizeof(name)), 4);
+	(void)snprintf(suffix, sizeof(suffix), ",S=%zu", sizeof(msg1) - 1);
+	assert_non_null(strstr(name, suffix));
+	assert_true(strchr(name, ':') == NULL);
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/%s", sub, name), 0);
+	assert_string_equal(slurp(path, &len), msg1);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/tmp", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/cur", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+}
+
+static void
+test_maildir_abort_leaves_nothing(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], dir[PATH_MAX], sub[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/M", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, dir, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, "Subject: half\n\nbody", 3), 0);
+	fetch_abort(d);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, "x\n", 3), 0);
+	/* Closing without commit aborts too. */
+	fetch_close(&d);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/tmp", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/new", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+}
+
+static void
+test_mbox_delivery_mboxrd(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], path[PATH_MAX];
+	const char *got, *p;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/mbox", tmpdir), 0);
+	/* An existing mbox whose last message lacks the final blank line. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold", f);
+	fclose(f);
+	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 5), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, "Subject: no sender\n\nbody\n", 100), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	fetch_close(&d);
+	got = slurp(path, NULL);
+	p = "From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold\n\n"
+	    "From sender@example.org ";
+	assert_memory_equal(got, p, strlen(p));
+	got = strchr(got + strlen(p), '\n') + 1;
+	p = "Return-Path: <sender@example.org>\n"
+	    "From: a@example.org\n"
+	    "Subject: hello\n"
+	    "\n"
+	    ">From the start\n"
+	    ">>From quoted\n"
+	    ">>>From twice\n"
+	    "From\n"
+	    " From not at start\n"
+	    "\n"
+	    "end\n"
+	    "\n"
+	    "From MAILER-DAEMON ";
+	assert_memory_equal(got, p, strlen(p));
+	got = strchr(got + strlen(p), '\n') + 1;
+	assert_string_equal(got, "Subject: no sender\n\nbody\n\n");
+	/* The dotlock is gone. */
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/mbox.lock", tmpdir),
+	    0);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void
+test_mbox_failure_truncates_back(void **state)
+{
+	char path[PATH_MAX];
+	const char *old = "From x@y Thu Jan  1 00:00:00 1970\n\nold\n\n";
+	size_t len;
+	int status;
+	pid_t pid;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/mbox", tmpdir), 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(old, f);
+	fclose(f);
+	/* A file size limit makes the append fail half-way, like ENOSPC. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { 100000, 100000 };
+		struct fetch_dest *d;
+		char err[ERR_LEN], line[100];
+		int rc;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (fetch_open(&d, FETCH_MBOX, path, err) < 0 ||
+		    fetch_begin(d, err) < 0)
+			_exit(10);
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+			_exit(11);
+		memset(line, 'z', sizeof(line));
+		for (int i = 0; i < 2000; i++)
+			(void)fetch_data(d, line, sizeof(line), true);
+		rc = fetch_commit(d, err);
+		fetch_close(&d);
+		_exit(rc < 0 && strstr(err, "mbox") != NULL ? 0 : 12);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_string_equal(slurp(path, &len), old);
+}
+
+static void
+test_maildir_failure_leaves_nothing(void **state)
+{
+	char dir[PATH_MAX], sub[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/Maildir", tmpdir), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { 50000, 50000 };
+		struct fetch_dest *d;
+		char err[ERR_LEN], line[100];
+		int rc = 0;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (fetch_open(&d, FETCH_MAILDIR, dir, err) < 0 ||
+		    fetch_begin(d, err) < 0 || setrlimit(RLIMIT_FSIZE, &rl) < 0)
+			_exit(10);
+		memset(line, 'z', sizeof(line));
+		for (int i = 0; i < 2000 && rc == 0; i++)
+			rc = fetch_data(d, line, sizeof(line), true);
+		if (rc == 0)
+			_exit(11);
+		rc = fetch_commit(d, err);
+		fetch_close(&d);
+		_exit(rc < 0 && strstr(err, "large") != NULL ? 0 : 12);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/tmp", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/new", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+}
+
+static void
+test_mda_gets_whole_message(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], cmd[PATH_MAX + 32], out[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(str_fmt(out, sizeof(out), "%s/out", tmpdir), 0);
+	assert_int_equal(str_fmt(cmd, sizeof(cmd), "cat >> '%s'", out), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, cmd, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 7), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	/* The spool is reused: the second message does not carry the first. */
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, "short\n", 7), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	fetch_close(&d);
+	assert_int_equal(strlen(slurp(out, NULL)), sizeof(msg1) - 1 + 6);
+	assert_string_equal(slurp(out, NULL) + sizeof(msg1) - 1, "short\n");
+}
+
+static void
+test_mda_failure_is_reported(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(fetch_open(&d, FETCH_MDA, "cat >/dev/null; exit 75",
+	    err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 1000), 0);
+	assert_int_equal(fetch_commit(d, err), -1);
+	assert_non_null(strstr(err, "exit status 75"));
+	assert_int_equal(fetch_begin(d, err), 0);
+	fetch_close(&d);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, "kill -9 $$", err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(fetch_commit(d, err), -1);
+	assert_non_null(strstr(err, "signal 9"));
+	fetch_close(&d);
+}
+
+static void
+test_bad_destinations(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], path[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, "/nonexistent/a/b",
+	    err), -1);
+	assert_null(d);
+	assert_non_null(strstr(err, "/nonexistent"));
+	/* An mbox that is a directory fails at commit, cleanly. */
+	assert_int_equal(fetch_open(&d, FETCH_MBOX, tmpdir, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 9), 0);
+	assert_int_equal(fetch_commit(d, err), -1);
+	fetch_close(&d);
+	assert_int_equal(str_fmt(path, sizeof(path), "%s.lock", tmpdir), 0);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void
+test_maildir_recover(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], dir[PATH_MAX], token[PATH_MAX + 32];
+	char from[PATH_MAX * 2], to[PATH_MAX * 3], sub[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/Maildir", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, dir, err), 0);
+	/* Prepared, never renamed (killed): not delivered, tmp/ cleaned. */
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 50), 0);
+	assert_int_equal(fetch_prepare(d, token, sizeof(token), err), 0);
+	assert_memory_equal(token, "maildir ", 8);
+	assert_int_equal(fetch_recover(d, token, err), 0);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/tmp", dir), 0);
+	assert_int_equal(list_dir(sub, NULL, 0), 0);
+	fetch_abort(d);
+	/* Committed: delivered, also once a reader moved it to cur/. */
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 50), 0);
+	assert_int_equal(fetch_prepare(d, token, sizeof(token), err), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	assert_int_equal(fetch_recover(d, token, err), 1);
+	assert_int_equal(str_fmt(from, sizeof(from), "%s/new/%s", dir,
+	    token + 8), 0);
+	assert_int_equal(str_fmt(to, sizeof(to), "%s/cur/%s:2,S", dir,
+	    token + 8), 0);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(fetch_recover(d, token, err), 1);
+	assert_int_equal(fetch_recover(d, "maildir ../x,S=1", err), -1);
+	assert_int_equal(fetch_recover(d, "what", err), -1);
+	assert_int_equal(fetch_recover(d, "mda", err), 0);
+	fetch_close(&d);
+}
+
+static void
+test_mbox_recover_truncates_partial(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], path[PATH_MAX], token[PATH_MAX + 32];
+	unsigned long long old, end;
+	size_t len;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/mbox", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 50), 0);
+	assert_int_equal(fetch_prepare(d, token, sizeof(token), err), 0);
+	assert_int_equal(sscanf(token, "mbox %llu %llu", &old, &end), 2);
+	assert_int_equal(fetch_commit(d, err), 0);
+	assert_int_equal(strlen(slurp(path, &len)), end);
+	assert_int_equal(fetch_recover(d, token, err), 1);
+	/* The same append cut short by a kill: taken back, not delivered. */
+	assert_int_equal(truncate(path, (off_t)(end - 10)), 0);
+	assert_int_equal(fetch_recover(d, token, err), 0);
+	assert_int_equal(strlen(slurp(path, &len)), old);
+	/* Nothing written yet: not delivered, nothing touched. */
+	f = fopen(path, "a");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(fetch_recover(d, token, err), 0);
+	assert_int_equal(fetch_recover(d, "mbox 5 x", err), -1);
+	fetch_close(&d);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_maildir_delivery, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_maildir_abort_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_delivery_mboxrd,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_failure_truncates_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_maildir_failure_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mda_gets_whole_message,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mda_failure_is_reported,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_destinations, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_recover, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_recover_truncates_partial, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,923 @@
+/*
+ * The POP3 client library fed scripted server replies: through an
+ * in-memory transport (every script also one byte per read) and through a
+ * socketpair (timeouts, a peer that hangs up). Hostile replies included:
+ * overlong lines, bad numbers, a missing final ".", a drop mid-RETR.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/client/pop3c.h"
+
+#define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Read sizes every script is replayed with. */
+static const size_t chunks[] = { 1, 2, 7, 512, 1 << 20 };
+
+struct mem {
+	const char	*in;
+	size_t		 inlen, pos, chunk;
+	char		 out[16384];
+	size_t		 outlen;
+};
+
+static ssize_t
+mem_read(void *arg, void *buf, size_t len)
+{
+	struct mem *m = arg;
+	size_t n = m->inlen - m->pos;
+
+	if (n > len)
+		n = len;
+	if (n > m->chunk)
+		n = m->chunk;
+	memcpy(buf, m->in + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+static ssize_t
+mem_write(void *arg, const void *buf, size_t len)
+{
+	struct mem *m = arg;
+
+	if (m->outlen + len >= sizeof(m->out))
+		len = sizeof(m->out) - 1 - m->outlen;
+	memcpy(m->out + m->outlen, buf, len);
+	m->outlen += len;
+	m->out[m->outlen] = '\0';
+	return len == 0 ? -1 : (ssize_t)len;
+}
+
+static void
+mem_close(void *arg)
+{
+	(void)arg;
+}
+
+static struct pop3c *
+mem_client(struct mem *m, const char *in, size_t inlen, size_t chunk)
+{
+	struct pop3c_transport tr = { mem_read, mem_write, mem_close, m };
+	struct pop3c *c;
+
+	memset(m, 0, sizeof(*m));
+	m->in = in;
+	m->inlen = inlen;
+	m->chunk = chunk;
+	c = pop3c_new(&tr);
+	assert_non_null(c);
+	return c;
+}
+
+#define GREET	"+OK ready\r\n"
+
+/* ---- greeting, status lines ---- */
+
+static void
+test_greeting_keeps_apop_timestamp(void **state)
+{
+	static const char in[] = "+OK POP3 server ready "
+	    "<1896.697170952@dbc.mtview.ca.us>\r\n";
+	struct mem m;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, chunks[k]);
+
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_string_equal(pop3c_timestamp(c),
+		    "<1896.697170952@dbc.mtview.ca.us>");
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_greeting_without_or_with_bad_timestamp(void **state)
+{
+	static const char *const in[] = {
+		"+OK ready\r\n", "+OK <>\r\n", "+OK <a b>\r\n",
+		"+OK <unterminated\r\n", "+OK\n",
+	};
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(in); i++) {
+		struct pop3c *c = mem_client(&m, in[i], strlen(in[i]), 3);
+
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_string_equal(pop3c_timestamp(c), "");
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_bad_greetings_are_protocol_errors(void **state)
+{
+	static const struct {
+		const char		*in;
+		enum pop3c_error	 err;
+	} cases[] = {
+		{ "HTTP/1.1 200 OK\r\n", POP3C_EPROTO },
+		{ "+ok lowercase\r\n", POP3C_EPROTO },
+		{ "+OKAY\r\n", POP3C_EPROTO },
+		{ "-ERR go away\r\n", POP3C_EPROTO },
+		{ "-ERR [SYS/TEMP] overloaded\r\n", POP3C_ESYS },
+		{ "-ERR [IN-USE] busy\r\n", POP3C_EINUSE },
+		{ "", POP3C_ENET },
+		{ "+OK no line end", POP3C_ENET },
+	};
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(cases); i++) {
+		for (size_t k = 0; k < N_ELEM(chunks); k++) {
+			struct pop3c *c = mem_client(&m, cases[i].in,
+			    strlen(cases[i].in), chunks[k]);
+
+			assert_int_equal(pop3c_greeting(c), -1);
+			assert_int_equal(pop3c_error(c), cases[i].err);
+			assert_true(strlen(pop3c_errmsg(c)) > 0);
+			pop3c_free(&c);
+		}
+	}
+}
+
+static void
+test_nul_in_status_line_is_refused(void **state)
+{
+	static const char in[] = "+OK a\0b\r\n";
+	struct mem m;
+	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 1);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+	pop3c_free(&c);
+}
+
+static void
+test_line_limit_is_exact(void **state)
+{
+	char *in = malloc(POP3C_LINE_MAX + 16);
+	struct mem m;
+	struct pop3c *c;
+
+	(void)state;
+	assert_non_null(in);
+	/* POP3C_LINE_MAX octets before the CRLF: accepted. */
+	memcpy(in, "+OK ", 4);
+	memset(in + 4, 'a', POP3C_LINE_MAX - 4);
+	memcpy(in + POP3C_LINE_MAX, "\r\n", 2);
+	c = mem_client(&m, in, POP3C_LINE_MAX + 2, 4096);
+	assert_int_equal(pop3c_greeting(c), 0);
+	pop3c_free(&c);
+	/* One more: refused. */
+	memset(in + 4, 'a', POP3C_LINE_MAX - 3);
+	memcpy(in + POP3C_LINE_MAX + 1, "\r\n", 2);
+	c = mem_client(&m, in, POP3C_LINE_MAX + 3, 4096);
+	assert_int_equal(pop3c_greeting(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+	assert_non_null(strstr(pop3c_errmsg(c), "line over"));
+	pop3c_free(&c);
+	free(in);
+}
+
+static void
+test_endless_line_fails_in_bounded_memory(void **state)
+{
+	size_t len = 4 << 20;
+	char *in = malloc(len);
+	struct mem m;
+	struct pop3c *c;
+
+	(void)state;
+	assert_non_null(in);
+	memcpy(in, "+OK ", 4);
+	memset(in + 4, 'x', len - 4);
+	c = mem_client(&m, in, len, 1 << 20);
+	assert_int_equal(pop3c_greeting(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+	/* It stopped reading soon after the limit. */
+	assert_true(m.pos <= POP3C_BUF_SIZE);
+	pop3c_free(&c);
+	free(in);
+}
+
+/* ---- CAPA and login ---- */
+
+static void
+test_capa_sets_capabilities(void **state)
+{
+	static const char in[] = GREET "+OK Capability list follows\r\n"
+	    "TOP\r\nuidl\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\n"
+	    "SASL PLAIN SCRAM-SHA-256\r\nSTLS\r\nTOPX\r\n"
+	    "IMPLEMENTATION x\r\n.\r\n";
+	struct mem m;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, chunks[k]);
+
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		assert_true(pop3c_caps_known(c));
+		assert_int_equal(pop3c_caps(c), POP3C_CAP_TOP | POP3C_CAP_UIDL |
+		    POP3C_CAP_USER | POP3C_CAP_RESP_CODES |
+		    POP3C_CAP_PIPELINING | POP3C_CAP_SASL | POP3C_CAP_STLS);
+		assert_string_equal(m.out, "CAPA\r\n");
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_capa_err_means_unknown(void **state)
+{
+	static const char in[] = GREET "-ERR unknown command\r\n";
+	struct mem m;
+	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 5);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_capa(c), 1);
+	assert_false(pop3c_caps_known(c));
+	assert_true(pop3c_usable(c));
+	pop3c_free(&c);
+}
+
+static void
+test_capa_without_final_dot(void **state)
+{
+	static const char in[] = GREET "+OK\r\nTOP\r\nUIDL\r\n";
+	struct mem m;
+	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 1);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_capa(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+	assert_false(pop3c_usable(c));
+	pop3c_free(&c);
+}
+
+static void
+test_user_pass_login(void **state)
+{
+	static const char in[] = GREET "+OK\r\n+OK Logged in.\r\n";
+	struct mem m;
+	const char *method = NULL;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, chunks[k]);
+
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_login(c, "alice", "s3cret", &method), 0);
+		assert_string_equal(method, "USER");
+		assert_string_equal(m.out, "USER alice\r\nPASS s3cret\r\n");
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_apop_login_rfc1939_example(void **state)
+{
+	/* RFC 1939 sec. 7: mrose, tanstaaf. */
+	static const char in[] = "+OK POP3 server ready "
+	    "<1896.697170952@dbc.mtview.ca.us>\r\n+OK maildrop has 1\r\n";
+	struct mem m;
+	const char *method = NULL;
+	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 4);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "mrose", "tanstaaf", &method), 0);
+	assert_string_equal(method, "APOP");
+	assert_string_equal(m.out,
+	    "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+	pop3c_free(&c);
+}
+
+static void
+test_apop_refused_falls_back_to_user(void **state)
+{
+	static const char in[] = "+OK <1.2@x>\r\n"
+	    "-ERR [AUTH] Authentication failed.\r\n+OK\r\n+OK in\r\n";
+	static const char in_no_user[] = "+OK <1.2@x>\r\n"
+	    "+OK\r\nTOP\r\n.\r\n-ERR [AUTH] Authentication failed.\r\n";
+	struct mem m;
+	const char *method = NULL;
+	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 3);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "p", &method), 0);
+	assert_string_equal(method, "USER");
+	assert_non_null(strstr(m.out, "\r\nUSER u\r\nPASS p\r\n"));
+	pop3c_free(&c);
+
+	/* CAPA without USER: no plaintext fallback. */
+	c = mem_client(&m, in_no_user, sizeof(in_no_user) - 1, 3);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_capa(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "p", NULL), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EAUTH);
+	assert_null(strstr(m.out, "PASS"));
+	pop3c_free(&c);
+}
+
+static void
+test_login_errors_map_to_codes(void **state)
+{
+	static const struct {
+		const char		*reply;
+		enum pop3c_error	 err;
+	} cases[] = {
+		{ "-ERR [AUTH] Authentication failed.\r\n", POP3C_EAUTH },
+		{ "-ERR bad password\r\n", POP3C_EAUTH },
+		{ "-ERR [IN-USE] Mailbox locked\r\n", POP3C_EINUSE },
+		{ "-ERR [LOGIN-DELAY] Wait 60 seconds\r\n", POP3C_EINUSE },
+		{ "-ERR [SYS/TEMP] try later\r\n", POP3C_ESYS },
+		{ "-ERR [SYS/PERM] broken\r\n", POP3C_ESYS },
+		{ "-ERR [AUTH/X-NEW] odd\r\n", POP3C_EAUTH },
+		{ "+WHAT\r\n", POP3C_EPROTO },
+		{ "", POP3C_ENET },
+	};
+	char in[256];
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(cases); i++) {
+		struct pop3c *c;
+
+		(void)snprintf(in, sizeof(in), GREET "+OK\r\n%s",
+		    cases[i].reply);
+		c = mem_client(&m, in, strlen(in), 2);
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_login(c, "alice", "pw", NULL), -1);
+		assert_int_equal(pop3c_error(c), cases[i].err);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_line_break_in_argument_is_refused(void **state)
+{
+	static const char in[] = GREET "+OK\r\n+OK\r\n";
+	struct mem m;
+	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 64);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "alice\r\nDELE 1", "pw", NULL), -1);
+	assert_int_equal(m.outlen, 0);
+	pop3c_free(&c);
+}
+
+/* ---- STAT, LIST, UIDL ---- */
+
+static struct pop3c *
+logged_in(struct mem *m, const char *rest, size_t chunk)
+{
+	static char in[1 << 16];
+	struct pop3c *c;
+
+	(void)snprintf(in, sizeof(in), GREET "+OK\r\n+OK\r\n%s", rest);
+	c = mem_client(m, in, strlen(in), chunk);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "p", NULL), 0);
+	return c;
+}
+
+static void
+test_stat_strict_numbers(void **state)
+{
+	static const struct {
+		const char	*reply;
+		int		 rc;
+		uint32_t	 n;
+		uint64_t	 size;
+	} cases[] = {
+		{ "+OK 2 320\r\n", 0, 2, 320 },
+		{ "+OK 0 0\r\n", 0, 0, 0 },
+		{ "+OK 3 18446744073709551615 extra\r\n", 0, 3, UINT64_MAX },
+		{ "+OK 2 99999999999999999999\r\n", -1, 0, 0 },
+		{ "+OK 4294967296 1\r\n", -1, 0, 0 },
+		{ "+OK -1 2\r\n", -1, 0, 0 },
+		{ "+OK 2\r\n", -1, 0, 0 },
+		{ "+OK  2 3\r\n", -1, 0, 0 },
+		{ "+OK 2 3x\r\n", -1, 0, 0 },
+		{ "+OK\r\n", -1, 0, 0 },
+	};
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(cases); i++) {
+		struct pop3c *c = logged_in(&m, cases[i].reply, 3);
+		uint32_t n = 0;
+		uint64_t size = 0;
+
+		assert_int_equal(pop3c_stat(c, &n, &size), cases[i].rc);
+		if (cases[i].rc == 0) {
+			assert_int_equal(n, cases[i].n);
+			assert_true(size == cases[i].size);
+		} else {
+			assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+		}
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_list_and_uidl(void **state)
+{
+	static const char rest[] = "+OK 3 messages\r\n1 120\r\n2 5\r\n"
+	    "7 99999\r\n.\r\n+OK\r\n1 aaa\r\n2 b~!\r\n7 c\r\n.\r\n";
+	struct mem m;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = logged_in(&m, rest, chunks[k]);
+		struct pop3c_msg *msgs;
+		size_t n;
+
+		assert_int_equal(pop3c_list(c, &msgs, &n), 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(msgs[2].num, 7);
+		assert_true(msgs[2].size == 99999);
+		assert_int_equal(pop3c_uidl(c, msgs, n), 0);
+		assert_string_equal(msgs[0].uid, "aaa");
+		assert_string_equal(msgs[1].uid, "b~!");
+		assert_string_equal(msgs[2].uid, "c");
+		pop3c_msgs_free(&msgs, n);
+		assert_null(msgs);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_empty_list(void **state)
+{
+	struct mem m;
+	struct pop3c *c = logged_in(&m, "+OK\r\n.\r\n+OK\r\n.\r\n", 1);
+	struct pop3c_msg *msgs;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(pop3c_list(c, &msgs, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(msgs);
+	assert_int_equal(pop3c_uidl(c, msgs, n), 0);
+	pop3c_free(&c);
+}
+
+static void
+test_hostile_list_lines(void **state)
+{
+	static const char *const bad[] = {
+		"+OK\r\n1 99999999999999999999\r\n.\r\n",
+		"+OK\r\n1 -5\r\n.\r\n",
+		"+OK\r\n0 5\r\n.\r\n",
+		"+OK\r\n4294967296 5\r\n.\r\n",
+		"+OK\r\n1\r\n.\r\n",
+		"+OK\r\n1 5\r\n1 6\r\n.\r\n",
+		"+OK\r\n2 5\r\n1 6\r\n.\r\n",
+		"+OK\r\n1 5\r\n2 6\r\n",			/* no "." */
+		"+OK\r\n1 5\r\n2 6\r\n.",		/* "." no CRLF */
+		"+OK\r\n1 5\0\r\n.\r\n",
+		"+OK\r\n 1 5\r\n.\r\n",
+	};
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(bad); i++) {
+		for (size_t k = 0; k < N_ELEM(chunks); k++) {
+			struct pop3c *c = logged_in(&m, bad[i], chunks[k]);
+			struct pop3c_msg *msgs = (void *)1;
+			size_t n = 99;
+
+			assert_int_equal(pop3c_list(c, &msgs, &n), -1);
+			assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+			assert_null(msgs);
+			assert_int_equal(n, 0);
+			pop3c_free(&c);
+		}
+	}
+}
+
+static void
+test_hostile_uidl(void **state)
+{
+	static const char *const bad[] = {
+		"1 a\r\n2 a\r\n.\r\n",			/* duplicate */
+		"1 a\r\n.\r\n",				/* 2 missing */
+		"1 a\r\n2 b\r\n3 c\r\n.\r\n",		/* 3 unlisted */
+		"1 a\r\n1 b\r\n2 c\r\n.\r\n",		/* 1 twice */
+		"1 a\r\n2 b c\r\n.\r\n",		/* ok: text after uid */
+		"1 a\x01\r\n2 b\r\n.\r\n",		/* control octet */
+		"1 a\r\n2 \xc3\xa9\r\n.\r\n",		/* not ASCII */
+		"1 a\r\n2 b\r\n",			/* no "." */
+		"1\r\n2 b\r\n.\r\n",
+	};
+	char rest[1024];
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(bad); i++) {
+		struct pop3c *c;
+		struct pop3c_msg *msgs;
+		size_t n;
+		int want = i == 4 ? 0 : -1;
+
+		(void)snprintf(rest, sizeof(rest),
+		    "+OK\r\n1 10\r\n2 20\r\n.\r\n+OK\r\n%s", bad[i]);
+		c = logged_in(&m, rest, 2);
+		assert_int_equal(pop3c_list(c, &msgs, &n), 0);
+		assert_int_equal(pop3c_uidl(c, msgs, n), want);
+		if (want < 0)
+			assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+		pop3c_msgs_free(&msgs, n);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_uid_length_bound(void **state)
+{
+	char rest[1024], uid[POP3C_UID_MAX + 2];
+	struct mem m;
+
+	(void)state;
+	for (int extra = 0; extra <= 1; extra++) {
+		struct pop3c *c;
+		struct pop3c_msg *msgs;
+		size_t n;
+
+		memset(uid, 'u', POP3C_UID_MAX + (size_t)extra);
+		uid[POP3C_UID_MAX + extra] = '\0';
+		(void)snprintf(rest, sizeof(rest),
+		    "+OK\r\n1 10\r\n.\r\n+OK\r\n1 %s\r\n.\r\n", uid);
+		c = logged_in(&m, rest, 100);
+		assert_int_equal(pop3c_list(c, &msgs, &n), 0);
+		assert_int_equal(pop3c_uidl(c, msgs, n), extra ? -1 : 0);
+		pop3c_msgs_free(&msgs, n);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_uidl_unsupported(void **state)
+{
+	struct mem m;
+	struct pop3c *c = logged_in(&m, "+OK\r\n1 10\r\n.\r\n-ERR no UIDL\r\n"
+	    "+OK 1 10\r\n", 1);
+	struct pop3c_msg *msgs;
+	size_t n;
+	uint32_t cnt;
+	uint64_t size;
+
+	(void)state;
+	assert_int_equal(pop3c_list(c, &msgs, &n), 0);
+	assert_int_equal(pop3c_uidl(c, msgs, n), 1);
+	assert_null(msgs[0].uid);
+	/* The session goes on. */
+	assert_int_equal(pop3c_stat(c, &cnt, &size), 0);
+	pop3c_msgs_free(&msgs, n);
+	pop3c_free(&c);
+}
+
+/* ---- RETR ---- */
+
+struct sink {
+	char	 buf[1 << 20];
+	size_t	 len;
+	size_t	 pieces;
+	size_t	 fail_after;	/* pieces; 0 = never fail */
+};
+
+static int
+sink_data(void *arg, const char *data, size_t len, bool eol)
+{
+	struct sink *s = arg;
+
+	s->pieces++;
+	if (s->fail_after > 0 && s->pieces >= s->fail_after)
+		return -1;
+	assert_true(s->len + len + 1 < sizeof(s->buf));
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	if (eol)
+		s->buf[s->len++] = '\n';
+	return 0;
+}
+
+static void
+test_retr_unstuffs_and_strips_crlf(void **state)
+{
+	static const char rest[] = "+OK 40 octets\r\n"
+	    "Subject: x\r\n\r\n..leading dot\r\n...\r\n..\r\n"
+	    "bare lf\nbare\rcr\r\n.x\r\n.\r\n+OK bye\r\n";
+	static const char want[] = "Subject: x\n\n.leading dot\n..\n.\n"
+	    "bare lf\nbare\rcr\nx\n";
+	struct mem m;
+	static struct sink s;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = logged_in(&m, rest, chunks[k]);
+		uint64_t octets = 0;
+
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(pop3c_retr(c, 1, 0, sink_data, &s, &octets),
+		    0);
+		assert_int_equal(s.len, sizeof(want) - 1);
+		assert_memory_equal(s.buf, want, s.len);
+		/* Line ends count as CRLF, like the server's size. */
+		assert_true(octets == s.len + 8);
+		assert_int_equal(pop3c_quit(c), 0);
+		assert_non_null(strstr(m.out, "RETR 1\r\nQUIT\r\n"));
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_retr_long_line_comes_in_pieces(void **state)
+{
+	size_t linelen = 3 * POP3C_BUF_SIZE + 123;
+	size_t len = 64 + linelen + 64;
+	char *in = malloc(len), *p;
+	static struct sink s;
+	struct mem m;
+
+	(void)state;
+	assert_non_null(in);
+	p = in + sprintf(in, GREET "+OK\r\n+OK\r\n+OK\r\n.");
+	/* A stuffed line of 'y's, with CRs here and there. */
+	for (size_t i = 0; i < linelen; i++)
+		*p++ = i % 1000 == 999 ? '\r' : 'y';
+	p += sprintf(p, "\r\n.\r\n");
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = mem_client(&m, in, (size_t)(p - in),
+		    chunks[k]);
+
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_login(c, "u", "p", NULL), 0);
+		assert_int_equal(pop3c_retr(c, 1, 0, sink_data, &s, NULL), 0);
+		assert_true(s.pieces >= 4);
+		assert_int_equal(s.len, linelen + 1);
+		for (size_t i = 0; i < linelen; i++)
+			assert_int_equal(s.buf[i],
+			    i % 1000 == 999 ? '\r' : 'y');
+		pop3c_free(&c);
+	}
+	free(in);
+}
+
+static void
+test_retr_cut_short_is_protocol_error(void **state)
+{
+	static const char *const cut[] = {
+		"+OK\r\nline 1\r\nline 2\r\n",
+		"+OK\r\nline 1\r\nline 2",
+		"+OK\r\nline 1\r\n.",
+		"+OK\r\n",
+	};
+	struct mem m;
+	static struct sink s;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(cut); i++) {
+		struct pop3c *c = logged_in(&m, cut[i], 3);
+
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(pop3c_retr(c, 1, 0, sink_data, &s, NULL), -1);
+		assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+		assert_non_null(strstr(pop3c_errmsg(c), "cut short"));
+		assert_false(pop3c_usable(c));
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_retr_bounded_by_max_octets(void **state)
+{
+	struct mem m;
+	static struct sink s;
+	struct pop3c *c = logged_in(&m, "+OK\r\n0123456789\r\n"
+	    "0123456789\r\n.\r\n", 5);
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pop3c_retr(c, 1, 20, sink_data, &s, NULL), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+	pop3c_free(&c);
+	c = logged_in(&m, "+OK\r\n0123456789\r\n0123456789\r\n.\r\n", 5);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pop3c_retr(c, 1, 24, sink_data, &s, NULL), 0);
+	pop3c_free(&c);
+}
+
+static void
+test_retr_callback_failure_keeps_session(void **state)
+{
+	struct mem m;
+	static struct sink s;
+	struct pop3c *c = logged_in(&m, "+OK\r\na\r\nb\r\nc\r\n.\r\n"
+	    "+OK\r\n", 1);
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	s.fail_after = 2;
+	assert_int_equal(pop3c_retr(c, 4, 0, sink_data, &s, NULL), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ELOCAL);
+	assert_true(pop3c_usable(c));
+	assert_int_equal(pop3c_dele(c, 1), 0);
+	assert_non_null(strstr(m.out, "RETR 4\r\nDELE 1\r\n"));
+	pop3c_free(&c);
+}
+
+static void
+test_retr_err_and_top(void **state)
+{
+	struct mem m;
+	static struct sink s;
+	struct pop3c *c = logged_in(&m, "-ERR no such message\r\n"
+	    "+OK\r\nSubject: a\r\n\r\n.\r\n", 2);
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pop3c_retr(c, 9, 0, sink_data, &s, NULL), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ESERVER);
+	assert_true(pop3c_usable(c));
+	assert_int_equal(pop3c_top(c, 2, 0, 0, sink_data, &s, NULL), 0);
+	assert_non_null(strstr(m.out, "RETR 9\r\nTOP 2 0\r\n"));
+	assert_int_equal(s.len, 12);
+	pop3c_free(&c);
+}
+
+static void
+test_dele_and_quit_errors(void **state)
+{
+	struct mem m;
+	struct pop3c *c = logged_in(&m, "-ERR [SYS/TEMP] disk\r\n"
+	    "-ERR [SYS/PERM] could not delete\r\n", 4);
+
+	(void)state;
+	assert_int_equal(pop3c_dele(c, 1), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ESYS);
+	assert_string_equal(pop3c_errcode(c), "SYS/TEMP");
+	assert_int_equal(pop3c_quit(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ESYS);
+	pop3c_free(&c);
+}
+
+/* ---- a real socket ---- */
+
+static struct pop3c *
+pair_client(int *peer, int timeout_ms)
+{
+	struct pop3c_transport tr;
+	struct pop3c *c;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(pop3c_fd_transport(&tr, sv[0], timeout_ms), 0);
+	c = pop3c_new(&tr);
+	assert_non_null(c);
+	*peer = sv[1];
+	return c;
+}
+
+static void
+test_silent_server_times_out(void **state)
+{
+	int peer;
+	struct pop3c *c = pair_client(&peer, 100);
+
+	(void)state;
+	assert_int_equal(pop3c_greeting(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ENET);
+	assert_non_null(strstr(pop3c_errmsg(c), "timed out"));
+	pop3c_free(&c);
+	close(peer);
+}
+
+static void
+test_drop_mid_retr_over_socket(void **state)
+{
+	static const char in[] = GREET "+OK\r\n+OK\r\n+OK\r\npart of a "
+	    "message\r\nand";
+	static struct sink s;
+	int peer;
+	struct pop3c *c = pair_client(&peer, 2000);
+
+	(void)state;
+	assert_int_equal(write(peer, in, sizeof(in) - 1),
+	    (ssize_t)sizeof(in) - 1);
+	/* EOF for the client, while its commands still go through. */
+	assert_int_equal(shutdown(peer, SHUT_WR), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "p", NULL), 0);
+	assert_int_equal(pop3c_retr(c, 1, 0, sink_data, &s, NULL), -1);
+	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
+	/* The session is over: no QUIT, which would commit DELEs. */
+	assert_int_equal(pop3c_quit(c), -1);
+	pop3c_free(&c);
+	close(peer);
+}
+
+static void
+test_write_to_closed_peer(void **state)
+{
+	int peer;
+	struct pop3c *c = pair_client(&peer, 2000);
+
+	(void)state;
+	assert_int_equal(write(peer, GREET, 11), 11);
+	assert_int_equal(pop3c_greeting(c), 0);
+	close(peer);
+	assert_int_equal(pop3c_login(c, "u", "p", NULL), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ENET);
+	pop3c_free(&c);
+}
+
+static void
+test_connect_refused_message(void **state)
+{
+	char err[ERR_LEN];
+	int fd, port;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	char portstr[8];
+
+	(void)state;
+	/* A port nobody listens on: bind, learn it, close. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	(void)snprintf(portstr, sizeof(portstr), "%d", port);
+	assert_int_equal(pop3c_connect_tcp("127.0.0.1", portstr, AF_UNSPEC,
+	    2000, err), -1);
+	assert_non_null(strstr(err, "127.0.0.1:"));
+	assert_non_null(strstr(err, ": connection refused"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_greeting_keeps_apop_timestamp),
+		cmocka_unit_test(test_greeting_without_or_with_bad_timestamp),
+		cmocka_unit_test(test_bad_greetings_are_protocol_errors),
+		cmocka_unit_test(test_nul_in_status_line_is_refused),
+		cmocka_unit_test(test_line_limit_is_exact),
+		cmocka_unit_test(test_endless_line_fails_in_bounded_memory),
+		cmocka_unit_test(test_capa_sets_capabilities),
+		cmocka_unit_test(test_capa_err_means_unknown),
+		cmocka_unit_test(test_capa_without_final_dot),
+		cmocka_unit_test(test_user_pass_login),
+		cmocka_unit_test(test_apop_login_rfc1939_example),
+		cmocka_unit_test(test_apop_refused_falls_back_to_user),
+		cmocka_unit_test(test_login_errors_map_to_codes),
+		cmocka_unit_test(test_line_break_in_argument_is_refused),
+		cmocka_unit_test(test_stat_strict_numbers),
+		cmocka_unit_test(test_list_and_uidl),
+		cmocka_unit_test(test_empty_list),
+		cmocka_unit_test(test_hostile_list_lines),
+		cmocka_unit_test(test_hostile_uidl),
+		cmocka_unit_test(test_uid_length_bound),
+		cmocka_unit_test(test_uidl_unsupported),
+		cmocka_unit_test(test_retr_unstuffs_and_strips_crlf),
+		cmocka_unit_test(test_retr_long_line_comes_in_pieces),
+		cmocka_unit_test(test_retr_cut_short_is_protocol_error),
+		cmocka_unit_test(test_retr_bounded_by_max_octets),
+		cmocka_unit_test(test_retr_callback_failure_keeps_session),
+		cmocka_unit_test(test_retr_err_and_top),
+		cmocka_unit_test(test_dele_and_quit_errors),
+		cmocka_unit_test(test_silent_server_times_out),
+		cmocka_unit_test(test_drop_mid_retr_over_socket),
+		cmocka_unit_test(test_write_to_closed_peer),
+		cmocka_unit_test(test_connect_refused_message),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
