@@ -260,6 +260,11 @@ config_key(struct account *a, const char *key, const char *val, char *why)
 			r = -1;
 	} else if (strcmp(key, "cafile") == 0) {
 		r = expand_path(a->cafile, sizeof(a->cafile), val);
+	} else if (strcmp(key, "tls-fingerprint") == 0) {
+		r = str_copy(a->tls_fingerprint, sizeof(a->tls_fingerprint),
+		    val);
+	} else if (strcmp(key, "auth") == 0) {
+		r = str_copy(a->auth, sizeof(a->auth), val);
 	} else if (strcmp(key, "password-command") == 0) {
 		r = str_copy(a->password_command,
 		    sizeof(a->password_command), val);

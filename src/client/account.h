@@ -17,6 +17,8 @@
  *	user alice
  *	tls implicit			# stls, implicit or no
  *	cafile /etc/ssl/certs/corp.pem
+ *	tls-fingerprint AB:CD:...	# SHA-256 of the certificate (pin)
+ *	auth scram-sha-256		# force one login method
  *	family 4			# 4, 6 or any
  *	password-command pass show mail/work
  *	maildir ~/Mail/work		# fetch's default destination,
@@ -46,6 +48,10 @@
 #define ACCOUNT_NAME_MAX	64
 /* Commands (password-command, mda) and config lines. */
 #define ACCOUNT_CMD_MAX		1024
+/* 32 octets as hex with a colon between each two: 95 characters. */
+#define ACCOUNT_FINGERPRINT_MAX	95
+/* "scram-sha-256-plus" is the longest --auth method. */
+#define ACCOUNT_AUTH_MAX	32
 /* A .netrc or config file larger than this is not one we should parse. */
 #define ACCOUNT_FILE_MAX	(1024 * 1024)
 
@@ -65,6 +71,9 @@ struct account {
 	enum account_tls	tls;
 	int			family;		/* AF_UNSPEC, AF_INET[6] */
 	char			cafile[PATH_MAX];
+	/* SHA-256 pin as given ("" unset); checked where it is used. */
+	char			tls_fingerprint[ACCOUNT_FINGERPRINT_MAX + 1];
+	char			auth[ACCOUNT_AUTH_MAX + 1];	/* "" auto */
 	char			password_command[ACCOUNT_CMD_MAX];
 	char			maildir[PATH_MAX];
 	char			mbox[PATH_MAX];

@@ -19,6 +19,8 @@
 #include "account.h"
 #include "fetch.h"
 #include "pop3c.h"
+#include "pop3c_tls.h"
+#include "reader.h"
 #include "state.h"
 
 /* Exit codes: part of the command-line contract (README, usage). */
@@ -42,6 +44,8 @@ struct opts {
 	const char	*account;
 	enum account_tls tls;
 	const char	*cafile;
+	const char	*fingerprint;
+	const char	*auth;
 	int		 family;
 	bool		 verbose, quiet, keep;
 	const char	*maildir, *mbox, *mda;
@@ -54,6 +58,9 @@ struct opts {
 struct session {
 	struct opts	*o;
 	struct account	 a;
+	enum pop3c_auth	 auth;
+	struct pop3c_tls_params tls;
+	const char	*hint;		/* the method tried, if others exist */
 	char		 where[ACCOUNT_HOST_MAX + 16];	/* "host:port" */
 	struct pop3c	*c;
 };
@@ -66,11 +73,15 @@ usage(FILE *f)
 "                     (--maildir DIR | --mbox FILE | --mda CMD) ACCOUNT\n"
 "       postino list  [options] ACCOUNT     # number, size, UIDL per message\n"
 "       postino stat  [options] ACCOUNT     # \"N messages, B octets\"\n"
+"       postino read  [options] ACCOUNT     # interactive reader (a terminal)\n"
 "ACCOUNT  [pop3://|pop3s://][user@]host[:port], or an account name from\n"
 "         ~/.config/postino/config\n"
 "options  --tls=stls|implicit|no   (default stls; implicit for pop3s://;\n"
 "                                  `no' is plaintext and must be asked for)\n"
-"         --cafile FILE  -4  -6  --user NAME  --password-command CMD\n"
+"         --cafile FILE  --tls-fingerprint SHA256 (pin the certificate)\n"
+"         --auth=scram-sha-256-plus|scram-sha-256|apop|cram-md5|plain|\n"
+"                login|user   (default: the strongest the server offers)\n"
+"         -4  -6  --user NAME  --password-command CMD\n"
 "         --config FILE  --timeout SECS  --verbose  --quiet\n"
 "password $POSTINO_PASSWORD, else ~/.netrc, else --password-command CMD,\n"
 "         else a prompt on the terminal\n"
@@ -120,7 +131,12 @@ session_fail(struct session *s)
 {
 	enum pop3c_error e = pop3c_error(s->c);
 
-	if (e == POP3C_EAUTH)
+	if (e == POP3C_EAUTH && s->hint != NULL)
+		warnx_("%s: authentication failed for %s: %s (postino tried "
+		    "only %s, the strongest the server offers; --auth=METHOD "
+		    "picks another)", s->where, s->a.user, pop3c_errmsg(s->c),
+		    s->hint);
+	else if (e == POP3C_EAUTH)
 		warnx_("%s: authentication failed for %s: %s", s->where,
 		    s->a.user, pop3c_errmsg(s->c));
 	else
@@ -131,11 +147,13 @@ session_fail(struct session *s)
 static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_TLS = 256, O_CAFILE, O_MAILDIR, O_MBOX, O_MDA, O_USER,
-	    O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP };
+	enum { O_TLS = 256, O_CAFILE, O_FINGERPRINT, O_AUTH, O_MAILDIR,
+	    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP };
 	static const struct option longopts[] = {
 		{ "tls", required_argument, NULL, O_TLS },
 		{ "cafile", required_argument, NULL, O_CAFILE },
+		{ "tls-fingerprint", required_argument, NULL, O_FINGERPRINT },
+		{ "auth", required_argument, NULL, O_AUTH },
 		{ "maildir", required_argument, NULL, O_MAILDIR },
 		{ "mbox", required_argument, NULL, O_MBOX },
 		{ "mda", required_argument, NULL, O_MDA },
@@ -178,6 +196,12 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_CAFILE:
 			o->cafile = optarg;
+			break;
+		case O_FINGERPRINT:
+			o->fingerprint = optarg;
+			break;
+		case O_AUTH:
+			o->auth = optarg;
 			break;
 		case O_MAILDIR:
 			o->maildir = optarg;
@@ -261,7 +285,36 @@ setup_account(struct session *s)
 		warnx_("--password-command: too long");
 		return EXIT_USAGE;
 	}
+	if ((o->fingerprint != NULL && str_copy(s->a.tls_fingerprint,
+	    sizeof(s->a.tls_fingerprint), o->fingerprint) < 0) ||
+	    (o->auth != NULL && str_copy(s->a.auth, sizeof(s->a.auth),
+	    o->auth) < 0)) {
+		warnx_("--tls-fingerprint or --auth: too long");
+		return EXIT_USAGE;
+	}
 	account_finish(&s->a);
+	s->auth = POP3C_AUTH_AUTO;
+	if (s->a.auth[0] != '\0' && pop3c_auth_parse(s->a.auth, &s->auth) < 0) {
+		warnx_("--auth: use scram-sha-256-plus, scram-sha-256, apop, "
+		    "cram-md5, plain, login or user");
+		return EXIT_USAGE;
+	}
+	s->tls.host = s->a.host;
+	s->tls.cafile = s->a.cafile[0] != '\0' ? s->a.cafile : NULL;
+	s->tls.verbose = o->verbose;
+	if (s->a.tls_fingerprint[0] != '\0') {
+		if (pop3c_tls_parse_fingerprint(s->a.tls_fingerprint,
+		    s->tls.pin) < 0) {
+			warnx_("--tls-fingerprint: 64 hex digits (the SHA-256 "
+			    "of the certificate), colons allowed");
+			return EXIT_USAGE;
+		}
+		if (s->a.tls == ACCOUNT_TLS_NO) {
+			warnx_("--tls-fingerprint needs TLS, not --tls=no");
+			return EXIT_USAGE;
+		}
+		s->tls.pinned = true;
+	}
 	if (strchr(s->a.host, ':') != NULL)
 		(void)str_fmt(s->where, sizeof(s->where), "[%s]:%s", s->a.host,
 		    s->a.port);
@@ -271,20 +324,20 @@ setup_account(struct session *s)
 	return EXIT_OK;
 }
 
-/* Connect, greet, CAPA, log in. EXIT_OK or an exit code. */
+/*
+ * Connect, TLS (implicit, or STLS after the greeting), greet, CAPA, log
+ * in. With TLS asked for, nothing but CAPA and STLS goes out before the
+ * certificate checked out: a server without STLS is left, not logged in
+ * to in plaintext. EXIT_OK or an exit code.
+ */
 static int
 open_session(struct session *s)
 {
-	struct pop3c_transport tr;
+	struct pop3c_transport tr = { 0 };
 	char pass[ACCOUNT_PASS_MAX + 1], err[ERR_LEN];
 	const char *method = "";
 	int fd, rc;
 
-	if (s->a.tls != ACCOUNT_TLS_NO) {
-		warnx_("%s: TLS is not supported by this build yet (--tls=no "
-		    "sends the password in plaintext)", s->where);
-		return EXIT_TLS;
-	}
 	if (account_password(&s->a, pass, sizeof(pass), err) < 0) {
 		explicit_bzero(pass, sizeof(pass));
 		warnx_("%s", err);
@@ -299,21 +352,56 @@ open_session(struct session *s)
 	}
 	if (s->o->verbose)
 		fprintf(stderr, "postino: connected to %s\n", s->where);
-	if (pop3c_fd_transport(&tr, fd, s->o->timeout * 1000) < 0 ||
-	    (s->c = pop3c_new(&tr)) == NULL) {
+	if (s->a.tls == ACCOUNT_TLS_NO)
+		rc = pop3c_fd_transport(&tr, fd, s->o->timeout * 1000);
+	else
+		rc = pop3c_tls_transport(&tr, fd, s->o->timeout * 1000,
+		    &s->tls, s->a.tls == ACCOUNT_TLS_IMPLICIT, err);
+	if (rc < 0) {
+		explicit_bzero(pass, sizeof(pass));
+		if (s->a.tls == ACCOUNT_TLS_NO) {
+			warnx_("out of memory");
+			return EXIT_LOCAL;
+		}
+		warnx_("%s: %s", s->where, err);
+		return EXIT_TLS;
+	}
+	if ((s->c = pop3c_new(&tr)) == NULL) {
 		explicit_bzero(pass, sizeof(pass));
 		warnx_("out of memory");
 		return EXIT_LOCAL;
 	}
 	pop3c_set_trace(s->c, s->o->verbose);
-	rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 &&
-	    pop3c_login(s->c, s->a.user, pass, &method) == 0 ? 0 : -1;
+	rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 : -1;
+	if (rc == 0 && s->a.tls == ACCOUNT_TLS_STLS) {
+		if (!(pop3c_caps(s->c) & POP3C_CAP_STLS)) {
+			explicit_bzero(pass, sizeof(pass));
+			warnx_("%s: TLS: the server does not offer STLS; not "
+			    "logging in without TLS (--tls=no would send the "
+			    "password in plaintext)", s->where);
+			return EXIT_TLS;
+		}
+		rc = pop3c_stls(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 : -1;
+	}
+	if (rc == 0)
+		rc = pop3c_login(s->c, s->a.user, pass, s->auth,
+		    s->a.tls == ACCOUNT_TLS_NO, &method);
 	explicit_bzero(pass, sizeof(pass));
-	if (rc < 0)
+	if (rc < 0) {
+		/* Methods that need a secret the server may not keep. */
+		s->hint = s->auth == POP3C_AUTH_AUTO && pop3c_usable(s->c) &&
+		    (strncmp(method, "SCRAM", 5) == 0 ||
+		    strcmp(method, "CRAM-MD5") == 0 ||
+		    strcmp(method, "APOP") == 0) ? method : NULL;
 		return session_fail(s);
-	if (s->o->verbose)
-		fprintf(stderr, "postino: logged in as %s (%s)\n", s->a.user,
-		    method);
+	}
+	if (s->o->verbose) {
+		const char *cb = pop3c_channel_binding(s->c);
+
+		fprintf(stderr, "postino: logged in as %s (%s%s%s)\n",
+		    s->a.user, method, cb != NULL ? ", " : "",
+		    cb != NULL ? cb : "");
+	}
 	return EXIT_OK;
 }
 
@@ -330,6 +418,16 @@ cmd_stat(struct session *s)
 	printf("%u messages, %llu octets\n", (unsigned int)n,
 	    (unsigned long long)size);
 	return EXIT_OK;
+}
+
+/* The reader; -1 from it is a session failure, 1 a local one (reported). */
+static int
+cmd_read(struct session *s)
+{
+	struct reader_opts ro = { .user = s->a.user, .where = s->where };
+	int rc = reader_main(s->c, &ro);
+
+	return rc < 0 ? session_fail(s) : rc > 0 ? EXIT_LOCAL : EXIT_OK;
 }
 
 /* UIDL unless CAPA says there is none. 0 uids filled, 1 none, -1 error. */
@@ -822,18 +920,18 @@ main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	o.cmd = argv[1];
-	if (strcmp(o.cmd, "read") == 0) {
-		warnx_("read: not implemented yet");
-		return EXIT_NET;
-	}
 	if (strcmp(o.cmd, "fetch") != 0 && strcmp(o.cmd, "list") != 0 &&
-	    strcmp(o.cmd, "stat") != 0) {
+	    strcmp(o.cmd, "stat") != 0 && strcmp(o.cmd, "read") != 0) {
 		warnx_("unknown command \"%s\"", o.cmd);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (parse_opts(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(o.cmd, "read") == 0 && !reader_has_terminal()) {
+		warnx_("read needs a terminal");
 		return EXIT_USAGE;
 	}
 	rc = setup_account(&s);
@@ -845,6 +943,7 @@ main(int argc, char **argv)
 		rc = open_session(&s);
 		if (rc == EXIT_OK)
 			rc = strcmp(o.cmd, "stat") == 0 ? cmd_stat(&s) :
+			    strcmp(o.cmd, "read") == 0 ? cmd_read(&s) :
 			    cmd_list(&s);
 	}
 	pop3c_free(&s.c);

@@ -15,15 +15,21 @@
 
 #include <openssl/evp.h>
 
+#include "../auth/base64.h"
 #include "../pop3/pop3.h"
+#include "sasl_client.h"
 
 struct pop3c {
 	struct pop3c_transport	 tr;
 	enum pop3c_error	 err;
 	unsigned int		 caps;
+	unsigned int		 mechs;		/* enum pop3c_mech */
 	bool			 caps_known;
 	bool			 trace;
 	bool			 dead;		/* transport failed: no I/O */
+	bool			 tls;
+	const char		*cb_type;	/* of the last -PLUS login */
+	char			 scram_nonce[SASL_CLIENT_NONCE_MAX + 1];
 	char			 errmsg[ERR_LEN];
 	char			 code[POP3C_CODE_MAX];
 	char			 timestamp[POP3C_TIMESTAMP_MAX];
@@ -136,6 +142,7 @@ pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	x->fd = fd;
 	x->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	memset(tr, 0, sizeof(*tr));
 	tr->read = fd_read;
 	tr->write = fd_write;
 	tr->close = fd_close;
@@ -243,6 +250,7 @@ pop3c_new(const struct pop3c_transport *tr)
 		return NULL;
 	}
 	c->tr = *tr;
+	c->tls = tr->tls;
 	return c;
 }
 
@@ -303,6 +311,30 @@ bool
 pop3c_caps_known(const struct pop3c *c)
 {
 	return c->caps_known;
+}
+
+unsigned int
+pop3c_mechs(const struct pop3c *c)
+{
+	return c->mechs;
+}
+
+bool
+pop3c_tls(const struct pop3c *c)
+{
+	return c->tls;
+}
+
+const char *
+pop3c_channel_binding(const struct pop3c *c)
+{
+	return c->cb_type;
+}
+
+int
+pop3c_set_scram_nonce(struct pop3c *c, const char *nonce)
+{
+	return str_copy(c->scram_nonce, sizeof(c->scram_nonce), nonce);
 }
 
 static int
@@ -471,28 +503,19 @@ get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 }
 
 /*
- * A status line: 0 "+OK" (*text_r after it), 1 "-ERR" (c->err set to the
- * error its response code means, message and code saved), -1 failure.
+ * Parse a status line read for what: 0 "+OK" (*text_r after it), 1 "-ERR"
+ * (c->err set to the error its response code means, message and code
+ * saved), -1 anything else (POP3C_EPROTO).
  */
 static int
-read_status(struct pop3c *c, const char *what, const char **text_r)
+parse_status(struct pop3c *c, const char *what, const char *line, size_t len,
+    const char **text_r)
 {
-	char *line, clean[200];
+	char clean[200];
 	const char *text;
-	size_t len;
-	bool ok, eol;
-	int rc;
+	bool ok;
 
 	c->code[0] = '\0';
-	rc = get_line(c, POP3C_LINE_MAX, &line, &len, &eol);
-	if (rc < 0)
-		return -1;
-	if (rc == 0)
-		return fail(c, POP3C_ENET,
-		    "connection closed by the server (waiting for the reply "
-		    "to %s)", what);
-	if (c->trace)
-		trace_line("S", line, len);
 	str_sanitize(clean, sizeof(clean), line, len);
 	if (memchr(line, '\0', len) != NULL ||
 	    pop3_parse_status(line, &ok, &text) < 0)
@@ -517,6 +540,39 @@ read_status(struct pop3c *c, const char *what, const char **text_r)
 	(void)str_fmt(c->errmsg, sizeof(c->errmsg), "%s: -ERR %s", what,
 	    clean);
 	return 1;
+}
+
+/* One reply line, traced; 1 with the line, -1 failure (EOF included). */
+static int
+read_reply_line(struct pop3c *c, const char *what, char **line_r,
+    size_t *len_r)
+{
+	bool eol;
+	int rc;
+
+	c->code[0] = '\0';
+	rc = get_line(c, POP3C_LINE_MAX, line_r, len_r, &eol);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return fail(c, POP3C_ENET,
+		    "connection closed by the server (waiting for the reply "
+		    "to %s)", what);
+	if (c->trace)
+		trace_line("S", *line_r, *len_r);
+	return 1;
+}
+
+/* A status line: 0 "+OK", 1 "-ERR" (see parse_status), -1 failure. */
+static int
+read_status(struct pop3c *c, const char *what, const char **text_r)
+{
+	char *line;
+	size_t len;
+
+	if (read_reply_line(c, what, &line, &len) < 0)
+		return -1;
+	return parse_status(c, what, line, len, text_r);
 }
 
 /* Send a command and read its status; 0 +OK, -1 otherwise (err set). */
@@ -596,6 +652,43 @@ static const struct {
 	{ "SASL", POP3C_CAP_SASL },
 };
 
+static const struct {
+	const char		*name;
+	unsigned int		 mech;		/* enum pop3c_mech */
+	enum pop3c_auth		 auth;
+	enum sasl_client_mech	 sasl;
+} sasl_table[] = {
+	{ "SCRAM-SHA-256-PLUS", POP3C_MECH_SCRAM_PLUS, POP3C_AUTH_SCRAM_PLUS,
+	    SASL_CLIENT_SCRAM_PLUS },
+	{ "SCRAM-SHA-256", POP3C_MECH_SCRAM, POP3C_AUTH_SCRAM,
+	    SASL_CLIENT_SCRAM },
+	{ "CRAM-MD5", POP3C_MECH_CRAM_MD5, POP3C_AUTH_CRAM_MD5,
+	    SASL_CLIENT_CRAM_MD5 },
+	{ "PLAIN", POP3C_MECH_PLAIN, POP3C_AUTH_PLAIN, SASL_CLIENT_PLAIN },
+	{ "LOGIN", POP3C_MECH_LOGIN, POP3C_AUTH_LOGIN, SASL_CLIENT_LOGIN },
+};
+
+#define N_SASL	(sizeof(sasl_table) / sizeof(sasl_table[0]))
+
+/* "PLAIN SCRAM-SHA-256 X-FOO": the mechanisms we know, as a mask. */
+static unsigned int
+sasl_mechs(const char *list)
+{
+	unsigned int m = 0;
+
+	while (*list != '\0') {
+		size_t n = strcspn(list, " ");
+
+		for (size_t k = 0; k < N_SASL; k++)
+			if (strlen(sasl_table[k].name) == n &&
+			    strncasecmp(list, sasl_table[k].name, n) == 0)
+				m |= sasl_table[k].mech;
+		list += n;
+		list += strspn(list, " ");
+	}
+	return m;
+}
+
 int
 pop3c_capa(struct pop3c *c)
 {
@@ -613,6 +706,7 @@ pop3c_capa(struct pop3c *c)
 		return 1;
 	}
 	c->caps = 0;
+	c->mechs = 0;
 	/* A real CAPA has a dozen lines; a thousand is a hostile server. */
 	for (size_t i = 0; i < 1000; i++) {
 		rc = get_multi_line(c, "CAPA", &line, &len);
@@ -629,8 +723,110 @@ pop3c_capa(struct pop3c *c)
 			    (line[nl] == '\0' || line[nl] == ' '))
 				c->caps |= cap_names[k].cap;
 		}
+		if (strncasecmp(line, "SASL ", 5) == 0)
+			c->mechs |= sasl_mechs(line + 5);
 	}
 	return fail(c, POP3C_EPROTO, "CAPA reply too long");
+}
+
+int
+pop3c_stls(struct pop3c *c)
+{
+	char err[ERR_LEN];
+	int rc;
+
+	if (c->tls)
+		return fail(c, POP3C_ETLS, "STLS: TLS is already up");
+	if (c->tr.starttls == NULL)
+		return fail(c, POP3C_ETLS, "STLS: the transport has no TLS");
+	if (send_cmd(c, "STLS") < 0)
+		return -1;
+	rc = read_status(c, "STLS", NULL);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		/* Never on without TLS: RFC 2595 sec. 2.2 lets clients stop. */
+		(void)str_copy(err, sizeof(err), c->errmsg);
+		return fail(c, POP3C_ETLS, "TLS: the server refused it (%s)",
+		    err);
+	}
+	/*
+	 * Anything after +OK came before the handshake, so from anyone on
+	 * the path; read later as if it came over TLS, it would be an
+	 * injection (CVE-2011-0411, client side).
+	 */
+	if (c->rpos != c->wpos)
+		return fail(c, POP3C_EPROTO, "the server sent data after "
+		    "STLS's +OK, before the TLS handshake");
+	if (c->tr.starttls(c->tr.ctx, err) < 0)
+		return fail(c, POP3C_ETLS, "%s", err);
+	c->tls = true;
+	/* RFC 2595 sec. 4: forget what the plaintext CAPA said. */
+	c->caps = 0;
+	c->mechs = 0;
+	c->caps_known = false;
+	return 0;
+}
+
+static const char *const auth_names[] = {
+	[POP3C_AUTH_AUTO] = "AUTO",
+	[POP3C_AUTH_SCRAM_PLUS] = "SCRAM-SHA-256-PLUS",
+	[POP3C_AUTH_SCRAM] = "SCRAM-SHA-256",
+	[POP3C_AUTH_APOP] = "APOP",
+	[POP3C_AUTH_CRAM_MD5] = "CRAM-MD5",
+	[POP3C_AUTH_PLAIN] = "PLAIN",
+	[POP3C_AUTH_LOGIN] = "LOGIN",
+	[POP3C_AUTH_USER] = "USER",
+	[POP3C_AUTH_NONE] = "none",
+};
+
+int
+pop3c_auth_parse(const char *name, enum pop3c_auth *m_r)
+{
+	for (size_t i = POP3C_AUTH_SCRAM_PLUS; i < POP3C_AUTH_NONE; i++) {
+		if (strcasecmp(name, auth_names[i]) == 0) {
+			*m_r = (enum pop3c_auth)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+pop3c_auth_name(enum pop3c_auth m)
+{
+	return (size_t)m < sizeof(auth_names) / sizeof(auth_names[0]) ?
+	    auth_names[m] : "?";
+}
+
+static bool
+sends_password(enum pop3c_auth m)
+{
+	return m == POP3C_AUTH_PLAIN || m == POP3C_AUTH_LOGIN ||
+	    m == POP3C_AUTH_USER;
+}
+
+enum pop3c_auth
+pop3c_auth_choose(unsigned int caps, bool caps_known, unsigned int mechs,
+    bool apop, bool tls, bool cb, bool cleartext_ok)
+{
+	if (tls && cb && (mechs & POP3C_MECH_SCRAM_PLUS))
+		return POP3C_AUTH_SCRAM_PLUS;
+	if (mechs & POP3C_MECH_SCRAM)
+		return POP3C_AUTH_SCRAM;
+	if (apop)
+		return POP3C_AUTH_APOP;
+	if (mechs & POP3C_MECH_CRAM_MD5)
+		return POP3C_AUTH_CRAM_MD5;
+	if (!tls && !cleartext_ok)
+		return POP3C_AUTH_NONE;
+	if (mechs & POP3C_MECH_PLAIN)
+		return POP3C_AUTH_PLAIN;
+	if (mechs & POP3C_MECH_LOGIN)
+		return POP3C_AUTH_LOGIN;
+	if (!caps_known || (caps & POP3C_CAP_USER))
+		return POP3C_AUTH_USER;
+	return POP3C_AUTH_NONE;
 }
 
 static int
@@ -665,38 +861,30 @@ login_failed(struct pop3c *c)
 	return -1;
 }
 
-int
-pop3c_login(struct pop3c *c, const char *user, const char *pass,
-    const char **method_r)
+static int
+login_apop(struct pop3c *c, const char *user, const char *pass)
 {
 	char hex[2 * EVP_MAX_MD_SIZE + 1];
 	int rc;
 
-	if (c->timestamp[0] != '\0') {
-		if (apop_digest(c->timestamp, pass, hex, sizeof(hex)) < 0)
-			return fail(c, POP3C_ELOCAL, "APOP: MD5 failed");
-		rc = send_cmd(c, "APOP %s %s", user, hex);
-		explicit_bzero(hex, sizeof(hex));
-		if (rc < 0)
-			return -1;
-		rc = read_status(c, "APOP", NULL);
-		if (rc <= 0) {
-			if (rc == 0 && method_r != NULL)
-				*method_r = "APOP";
-			return rc;
-		}
-		/*
-		 * Only [AUTH] or no code: maybe the server has no APOP
-		 * secret for us; try USER unless CAPA ruled it out.
-		 */
-		if (c->err != POP3C_ESERVER && c->err != POP3C_EAUTH)
-			return -1;
-		if (c->caps_known && !(c->caps & POP3C_CAP_USER))
-			return login_failed(c);
-		if (c->trace)
-			fprintf(stderr, "postino: APOP refused, trying "
-			    "USER/PASS\n");
-	}
+	if (c->timestamp[0] == '\0')
+		return fail(c, POP3C_EAUTH, "APOP: the greeting has no "
+		    "timestamp");
+	if (apop_digest(c->timestamp, pass, hex, sizeof(hex)) < 0)
+		return fail(c, POP3C_ELOCAL, "APOP: MD5 failed");
+	rc = send_cmd(c, "APOP %s %s", user, hex);
+	explicit_bzero(hex, sizeof(hex));
+	if (rc < 0)
+		return -1;
+	rc = read_status(c, "APOP", NULL);
+	return rc == 0 ? 0 : rc < 0 ? -1 : login_failed(c);
+}
+
+static int
+login_user(struct pop3c *c, const char *user, const char *pass)
+{
+	int rc;
+
 	if (send_cmd(c, "USER %s", user) < 0)
 		return -1;
 	rc = read_status(c, "USER", NULL);
@@ -707,9 +895,220 @@ pop3c_login(struct pop3c *c, const char *user, const char *pass,
 	rc = read_status(c, "PASS", NULL);
 	if (rc != 0)
 		return rc < 0 ? -1 : login_failed(c);
-	if (method_r != NULL)
-		*method_r = "USER";
 	return 0;
+}
+
+/*
+ * A SASL line: "AUTH MECH [base64]" or a base64 response. The trace shows
+ * only shown: the payload is a password or a proof.
+ */
+static int
+send_sasl_line(struct pop3c *c, const char *shown, const char *prefix,
+    const char *b64)
+{
+	char line[32 + BASE64_ENCODED_LEN(SASL_CLIENT_OUT_MAX) + 3];
+	int n, rc;
+
+	n = snprintf(line, sizeof(line), "%s%s\r\n", prefix, b64);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		explicit_bzero(line, sizeof(line));
+		return fail(c, POP3C_ELOCAL, "AUTH: response too long");
+	}
+	if (c->trace)
+		fprintf(stderr, "C: %s\n", shown);
+	rc = send_all(c, line, (size_t)n);
+	explicit_bzero(line, sizeof(line));
+	return rc;
+}
+
+/* Longest "AUTH MECH IR" line with CRLF: RFC 5034 sec. 4 (RFC 2449). */
+#define AUTH_IR_LINE_MAX	255
+
+/* Most challenges of one exchange: SCRAM has two, LOGIN two. */
+#define AUTH_ROUNDS_MAX		4
+
+static int
+login_sasl(struct pop3c *c, size_t k, const char *user, const char *pass)
+{
+	struct sasl_client_params p = { .mech = sasl_table[k].sasl,
+	    .user = user, .pass = pass, .tls = c->tls,
+	    .plus_offered = (c->mechs & POP3C_MECH_SCRAM_PLUS) != 0 };
+	struct sasl_client *sc = NULL;
+	unsigned char out[SASL_CLIENT_OUT_MAX];
+	unsigned char in[BASE64_DECODED_MAX(POP3C_LINE_MAX)];
+	unsigned char cb[SASL_CLIENT_CB_MAX];
+	char b64[BASE64_ENCODED_LEN(SASL_CLIENT_OUT_MAX) + 1];
+	char what[64], shown[64], err[ERR_LEN];
+	const char *name = sasl_table[k].name;
+	bool pending = false;
+	size_t outlen = 0, inlen;
+	int rc = -1;
+
+	(void)str_fmt(what, sizeof(what), "AUTH %s", name);
+	if (sasl_table[k].sasl == SASL_CLIENT_SCRAM_PLUS) {
+		static const char *const types[] = { "tls-exporter",
+		    "tls-server-end-point" };
+		ssize_t n = -1;
+
+		/* RFC 9266: tls-exporter where it exists (TLS 1.3). */
+		for (size_t i = 0; n < 0 && i < 2 &&
+		    c->tr.channel_binding != NULL && c->tls; i++) {
+			n = c->tr.channel_binding(c->tr.ctx, types[i], cb,
+			    sizeof(cb));
+			p.cb_type = types[i];
+		}
+		if (n <= 0)
+			return fail(c, POP3C_ETLS, "%s: no channel binding on "
+			    "this connection", what);
+		p.cb_data = cb;
+		p.cb_len = (size_t)n;
+		c->cb_type = p.cb_type;
+	}
+	if (c->scram_nonce[0] != '\0')
+		p.nonce = c->scram_nonce;
+	if (sasl_client_new(&sc, &p, err) < 0)
+		return fail(c, POP3C_ELOCAL, "%s", err);
+
+	/* The initial response, on the AUTH line if it fits. */
+	if (sasl_client_has_initial(sc)) {
+		if (sasl_client_step(sc, NULL, 0, out, &outlen, err) !=
+		    SASL_CLIENT_CONTINUE) {
+			fail(c, POP3C_ELOCAL, "%s", err);
+			goto out;
+		}
+		if (outlen == 0)
+			str_copy(b64, sizeof(b64), "=");
+		else
+			(void)base64_encode(b64, sizeof(b64), out, outlen);
+		pending = 6 + strlen(name) + strlen(b64) + 2 >
+		    AUTH_IR_LINE_MAX;
+	}
+	(void)str_fmt(shown, sizeof(shown), "%s%s", what,
+	    sasl_client_has_initial(sc) && !pending ? " ********" : "");
+	if (sasl_client_has_initial(sc) && !pending) {
+		char prefix[40];
+
+		(void)str_fmt(prefix, sizeof(prefix), "%s ", what);
+		if (send_sasl_line(c, shown, prefix, b64) < 0)
+			goto out;
+	} else if (send_sasl_line(c, shown, what, "") < 0) {
+		goto out;
+	}
+	if (pending && outlen == 0)
+		b64[0] = '\0';		/* an empty response is an empty line */
+
+	for (int round = 0; ; round++) {
+		enum sasl_client_result r;
+		char *line;
+		size_t len;
+
+		if (read_reply_line(c, what, &line, &len) < 0)
+			goto out;
+		if (len == 0 || line[0] != '+' || (len > 1 && line[1] != ' ')) {
+			rc = parse_status(c, what, line, len, NULL);
+			if (rc > 0) {
+				rc = login_failed(c);
+				goto out;
+			}
+			if (rc < 0)
+				goto out;
+			if (!pending && sasl_client_done(sc))
+				goto out;
+			if (sasl_table[k].sasl == SASL_CLIENT_SCRAM ||
+			    sasl_table[k].sasl == SASL_CLIENT_SCRAM_PLUS) {
+				/* The server never proved itself. */
+				c->dead = true;
+				rc = fail(c, POP3C_EAUTH, "%s: server "
+				    "signature mismatch (the server accepted "
+				    "us without sending one)", what);
+			} else {
+				rc = fail(c, POP3C_EPROTO, "%s: +OK before "
+				    "the exchange ended", what);
+			}
+			goto out;
+		}
+		if (round == AUTH_ROUNDS_MAX) {
+			fail(c, POP3C_EPROTO, "%s: too many challenges", what);
+			goto out;
+		}
+		/* "+ " base64, or "+" alone: an empty challenge. */
+		line += len > 1 ? 2 : 1;
+		len -= len > 1 ? 2 : 1;
+		if (base64_decode(in, sizeof(in), &inlen, line, len) < 0) {
+			fail(c, POP3C_EPROTO, "%s: bad base64 in a challenge",
+			    what);
+			goto out;
+		}
+		if (pending) {
+			pending = false;
+			if (inlen != 0) {
+				fail(c, POP3C_EPROTO, "%s: a challenge where "
+				    "an empty one was due", what);
+				goto out;
+			}
+			if (send_sasl_line(c, "********", "", b64) < 0)
+				goto out;
+			continue;
+		}
+		r = sasl_client_step(sc, in, inlen, out, &outlen, err);
+		explicit_bzero(in, inlen);
+		if (r == SASL_CLIENT_MISMATCH || r == SASL_CLIENT_REFUSED) {
+			/* Nothing more goes to a server that failed SCRAM. */
+			c->dead = true;
+			fail(c, POP3C_EAUTH, "%s", err);
+			goto out;
+		}
+		if (r != SASL_CLIENT_CONTINUE) {
+			fail(c, POP3C_EPROTO, "%s", err);
+			goto out;
+		}
+		if (base64_encode(b64, sizeof(b64), out, outlen) < 0 ||
+		    send_sasl_line(c, outlen > 0 ? "********" : "", "",
+		    b64) < 0)
+			goto out;
+	}
+out:
+	explicit_bzero(out, sizeof(out));
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(cb, sizeof(cb));
+	sasl_client_free(&sc);
+	return rc;
+}
+
+int
+pop3c_login(struct pop3c *c, const char *user, const char *pass,
+    enum pop3c_auth method, bool cleartext_ok, const char **method_r)
+{
+	unsigned char cb[SASL_CLIENT_CB_MAX];
+	bool have_cb = false;
+
+	c->cb_type = NULL;
+	if (method == POP3C_AUTH_AUTO) {
+		if (c->tls && c->tr.channel_binding != NULL)
+			have_cb = c->tr.channel_binding(c->tr.ctx,
+			    "tls-exporter", cb, sizeof(cb)) > 0 ||
+			    c->tr.channel_binding(c->tr.ctx,
+			    "tls-server-end-point", cb, sizeof(cb)) > 0;
+		method = pop3c_auth_choose(c->caps, c->caps_known, c->mechs,
+		    c->timestamp[0] != '\0', c->tls, have_cb, cleartext_ok);
+	}
+	if (method_r != NULL)
+		*method_r = pop3c_auth_name(method);
+	if (method == POP3C_AUTH_NONE)
+		return fail(c, POP3C_EAUTH, "no login method in common with "
+		    "the server%s", !c->tls && !cleartext_ok ? " that keeps "
+		    "the password off a connection without TLS" : "");
+	if (sends_password(method) && !c->tls && !cleartext_ok)
+		return fail(c, POP3C_ETLS, "%s would send the password "
+		    "without TLS", pop3c_auth_name(method));
+	if (method == POP3C_AUTH_APOP)
+		return login_apop(c, user, pass);
+	if (method == POP3C_AUTH_USER)
+		return login_user(c, user, pass);
+	for (size_t k = 0; k < N_SASL; k++)
+		if (sasl_table[k].auth == method)
+			return login_sasl(c, k, user, pass);
+	return fail(c, POP3C_ELOCAL, "unknown login method");
 }
 
 /*
@@ -1045,6 +1444,16 @@ int
 pop3c_quit(struct pop3c *c)
 {
 	if (send_cmd(c, "QUIT") < 0 || simple_cmd(c, "QUIT", NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- added for the reader (postino read) ---- */
+
+int
+pop3c_rset(struct pop3c *c)
+{
+	if (send_cmd(c, "RSET") < 0 || simple_cmd(c, "RSET", NULL) < 0)
 		return -1;
 	return 0;
 }

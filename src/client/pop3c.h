@@ -1,13 +1,15 @@
 /*
- * POP3 client library (RFC 1939, RFC 2449): one blocking session over a
- * transport. Every reply line is bounded, every number parsed strictly and
- * message data streamed to a callback, so a hostile server can make a call
- * fail but never make it hold a message, or an unbounded line, in memory.
+ * POP3 client library (RFC 1939, RFC 2449; STLS RFC 2595, AUTH RFC 5034):
+ * one blocking session over a transport. Every reply line is bounded,
+ * every number parsed strictly and message data streamed to a callback, so
+ * a hostile server can make a call fail but never make it hold a message,
+ * or an unbounded line, in memory.
  *
  * Results: 0 success, -1 failure with pop3c_error() and pop3c_errmsg() set.
- * After POP3C_ENET, POP3C_ETLS or POP3C_EPROTO the session is unusable;
- * after POP3C_ESERVER (a plain -ERR) or POP3C_ELOCAL (the data callback
- * failed; the reply was still read to its end) it may go on.
+ * After POP3C_ENET, POP3C_ETLS or POP3C_EPROTO the session is unusable, as
+ * after a SCRAM server that could not prove itself (POP3C_EAUTH, see
+ * pop3c_login); after POP3C_ESERVER (a plain -ERR) or POP3C_ELOCAL (the
+ * data callback failed; the reply was still read to its end) it may go on.
  */
 #ifndef POSTINO_POP3C_H
 #define POSTINO_POP3C_H
@@ -66,15 +68,46 @@ enum pop3c_cap {
 };
 
 /*
- * The byte stream under the session: plain fd now, TLS later. read: bytes
- * read, 0 at EOF, -1 with errno (ETIMEDOUT when the deadline passed).
- * write: bytes written (> 0), or -1 with errno. close releases ctx.
+ * The byte stream under the session: a plain fd, or TLS (pop3c_tls.h).
+ * read: bytes read, 0 at EOF, -1 with errno (ETIMEDOUT when the deadline
+ * passed). write: bytes written (> 0), or -1 with errno. close releases
+ * ctx. The rest is optional (NULL/false when the transport has none):
+ * starttls turns the stream into TLS in place (0, or -1 with err filled,
+ * ERR_LEN), channel_binding gives RFC 5929/9266 data as
+ * tls_channel_binding() does (-1 before TLS), tls says TLS is up from the
+ * start (implicit TLS).
  */
 struct pop3c_transport {
 	ssize_t	(*read)(void *ctx, void *buf, size_t len);
 	ssize_t	(*write)(void *ctx, const void *buf, size_t len);
 	void	(*close)(void *ctx);
 	void	 *ctx;
+	int	(*starttls)(void *ctx, char *err);
+	ssize_t	(*channel_binding)(void *ctx, const char *type,
+		    unsigned char *out, size_t size);
+	bool	  tls;
+};
+
+/* SASL mechanisms from CAPA's SASL line that the client knows. */
+enum pop3c_mech {
+	POP3C_MECH_SCRAM_PLUS	= 1u << 0,	/* SCRAM-SHA-256-PLUS */
+	POP3C_MECH_SCRAM	= 1u << 1,	/* SCRAM-SHA-256 */
+	POP3C_MECH_CRAM_MD5	= 1u << 2,
+	POP3C_MECH_PLAIN	= 1u << 3,
+	POP3C_MECH_LOGIN	= 1u << 4,
+};
+
+/* Ways to log in, strongest first (the order AUTO picks in). */
+enum pop3c_auth {
+	POP3C_AUTH_AUTO = 0,
+	POP3C_AUTH_SCRAM_PLUS,
+	POP3C_AUTH_SCRAM,
+	POP3C_AUTH_APOP,
+	POP3C_AUTH_CRAM_MD5,
+	POP3C_AUTH_PLAIN,
+	POP3C_AUTH_LOGIN,
+	POP3C_AUTH_USER,
+	POP3C_AUTH_NONE,	/* pop3c_auth_choose(): nothing usable */
 };
 
 /* One message of the maildrop, from LIST and UIDL. */
@@ -136,14 +169,58 @@ int pop3c_capa(struct pop3c *c);
 unsigned int pop3c_caps(const struct pop3c *c);
 bool pop3c_caps_known(const struct pop3c *c);
 
+/* The SASL mechanisms of CAPA's SASL line (enum pop3c_mech). */
+unsigned int pop3c_mechs(const struct pop3c *c);
+/* True once TLS is up (implicit, or after pop3c_stls()). */
+bool pop3c_tls(const struct pop3c *c);
+
 /*
- * Log in: APOP when the greeting had a timestamp, falling back to USER/PASS
- * if the server refuses APOP without a code saying why (the account may
- * have no plaintext secret for APOP on the server); else USER/PASS.
- * Sets *method_r ("APOP", "USER") if not NULL.
+ * STLS (RFC 2595 sec. 4), then TLS on the transport. 0: TLS is up and
+ * what CAPA said is forgotten (RFC 2595 sec. 4: issue CAPA again). -1:
+ * POP3C_ETLS when the server refused (-ERR) or the handshake or
+ * certificate check failed, POP3C_EPROTO when the server sent anything
+ * after its +OK before the handshake (an injection: RFC 2595 sec. 4 does
+ * not allow it), POP3C_ENET; the session is unusable then.
+ */
+int pop3c_stls(struct pop3c *c);
+
+/* "scram-sha-256-plus" ... "user" (any case), as --auth takes. 0 or -1. */
+int pop3c_auth_parse(const char *name, enum pop3c_auth *m_r);
+/* "SCRAM-SHA-256-PLUS", "APOP", "USER", ... */
+const char *pop3c_auth_name(enum pop3c_auth m);
+
+/*
+ * The method AUTO picks: the strongest the server offers of
+ * SCRAM-SHA-256-PLUS (needs tls and channel-binding data, cb),
+ * SCRAM-SHA-256, APOP (apop: the greeting had a timestamp), CRAM-MD5,
+ * then the ones that send the password itself, PLAIN, LOGIN and USER/PASS
+ * (USER when CAPA lists it or CAPA is unknown: an RFC 1939 server), only
+ * over TLS or with cleartext_ok. POP3C_AUTH_NONE when none fits.
+ */
+enum pop3c_auth pop3c_auth_choose(unsigned int caps, bool caps_known,
+    unsigned int mechs, bool apop, bool tls, bool cb, bool cleartext_ok);
+
+/*
+ * Log in with one method: method, or for POP3C_AUTH_AUTO the one
+ * pop3c_auth_choose() picks from CAPA and the greeting. There is no
+ * fallback: if the server refuses, the login fails (POP3C_EAUTH), and
+ * the password has gone to no weaker method. cleartext_ok lets PLAIN,
+ * LOGIN and USER/PASS run without TLS (the user asked for --tls=no);
+ * otherwise they fail with POP3C_ETLS before sending anything.
+ * SCRAM: a server signature that does not verify, or a server that says
+ * +OK without one, fails with POP3C_EAUTH ("server signature mismatch")
+ * and ends the session. A challenge that breaks the mechanism is
+ * POP3C_EPROTO. *method_r (may be NULL) gets pop3c_auth_name() of the
+ * method tried.
  */
 int pop3c_login(struct pop3c *c, const char *user, const char *pass,
-    const char **method_r);
+    enum pop3c_auth method, bool cleartext_ok, const char **method_r);
+
+/* The channel binding the last SCRAM-SHA-256-PLUS login used, or NULL. */
+const char *pop3c_channel_binding(const struct pop3c *c);
+
+/* Tests only: the client nonce of the next SCRAM exchange (copied). */
+int pop3c_set_scram_nonce(struct pop3c *c, const char *nonce);
 
 /* STAT: message count and octets. */
 int pop3c_stat(struct pop3c *c, uint32_t *count_r, uint64_t *size_r);
@@ -177,5 +254,10 @@ int pop3c_top(struct pop3c *c, uint32_t num, uint32_t lines,
 int pop3c_dele(struct pop3c *c, uint32_t num);
 /* QUIT: +OK means the server committed every DELE of the session. */
 int pop3c_quit(struct pop3c *c);
+
+/* ---- added for the reader (postino read) ---- */
+
+/* RSET: every message marked deleted in this session is unmarked. */
+int pop3c_rset(struct pop3c *c);
 
 #endif

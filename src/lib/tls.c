@@ -1,5 +1,7 @@
 #include "tls.h"
 
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,9 +19,11 @@ struct tls_ctx {
 };
 
 struct tls_conn {
-	SSL	*ssl;
-	bool	 server;
-	char	 err[ERR_LEN];
+	SSL		*ssl;
+	bool		 server;
+	unsigned long	 last_err;	/* OpenSSL error of the last failure */
+	int		 last_errno;
+	char		 err[ERR_LEN];
 };
 
 static void
@@ -217,6 +221,70 @@ tls_conn_free(struct tls_conn **cp)
 	*cp = NULL;
 }
 
+struct tls_conn *
+tls_client_conn_new(struct tls_ctx *ctx, int fd, const char *host, bool verify)
+{
+	struct tls_conn *c = calloc(1, sizeof(*c));
+	unsigned char addr[sizeof(struct in6_addr)];
+	bool ip;
+
+	if (c == NULL)
+		return NULL;
+	c->ssl = SSL_new(ctx->ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1)
+		goto fail;
+	SSL_set_connect_state(c->ssl);
+	ip = inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1;
+	if (!ip && SSL_set_tlsext_host_name(c->ssl, host) != 1)
+		goto fail;
+	if (!verify)
+		SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+	else if (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl),
+	    host) != 1 : SSL_set1_host(c->ssl, host) != 1)
+		goto fail;
+	return c;
+fail:
+	SSL_free(c->ssl);
+	free(c);
+	ERR_clear_error();
+	return NULL;
+}
+
+int
+tls_peer_sha256(struct tls_conn *c, unsigned char out[32])
+{
+	X509 *cert = SSL_get0_peer_certificate(c->ssl);
+	unsigned int n = 0;
+
+	if (cert == NULL || X509_digest(cert, EVP_sha256(), out, &n) != 1 ||
+	    n != 32) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+void
+tls_describe_error(struct tls_conn *c, char *buf, size_t size)
+{
+	long v = SSL_get_verify_result(c->ssl);
+	const char *r;
+
+	if (v != X509_V_OK && SSL_get_verify_mode(c->ssl) != SSL_VERIFY_NONE) {
+		(void)str_fmt(buf, size, "certificate verify failed (%s)",
+		    X509_verify_cert_error_string(v));
+		return;
+	}
+	r = c->last_err != 0 ? ERR_reason_error_string(c->last_err) : NULL;
+	if (r != NULL)
+		str_copy(buf, size, r);
+	else if (c->last_errno != 0)
+		str_copy(buf, size, strerror(c->last_errno));
+	else
+		str_copy(buf, size, "connection closed by the server");
+}
+
 static int
 io_result(struct tls_conn *c, int r, const char *what)
 {
@@ -234,6 +302,8 @@ io_result(struct tls_conn *c, int r, const char *what)
 		}
 		/* FALLTHROUGH */
 	default:
+		c->last_err = ERR_peek_last_error();
+		c->last_errno = errno;
 		ssl_error(c->err, what);
 		return TLS_IO_ERR;
 	}

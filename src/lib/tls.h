@@ -45,6 +45,25 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, bool server,
     const char *verify_host);
 void tls_conn_free(struct tls_conn **c);
 
+/*
+ * A client connection over fd (not taken over) to host, as the user named
+ * it: an IP literal (IPv6 without brackets) is checked against the
+ * certificate's IP addresses and sent no SNI (RFC 6066 sec. 3); a name
+ * gets SNI and RFC 6125 name checks. verify false: no certificate check at
+ * all, for a caller that pins the certificate itself (tls_peer_sha256()).
+ * NULL on failure.
+ */
+struct tls_conn *tls_client_conn_new(struct tls_ctx *ctx, int fd,
+    const char *host, bool verify);
+/* SHA-256 of the peer certificate's DER. 0, or -1 when there is none. */
+int tls_peer_sha256(struct tls_conn *c, unsigned char out[32]);
+/*
+ * Why the last handshake or I/O failed, for people: "certificate verify
+ * failed (unable to get local issuer certificate)", "wrong version
+ * number", ... without OpenSSL's error codes.
+ */
+void tls_describe_error(struct tls_conn *c, char *buf, size_t size);
+
 /* Drive the handshake: TLS_IO_OK, WANT_READ, WANT_WRITE, or ERR. */
 int tls_handshake(struct tls_conn *c);
 /* Bytes read (> 0), or a negative enum tls_io. */

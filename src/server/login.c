@@ -219,6 +219,12 @@ sasl_channel_of(struct session *s, struct sasl_channel *ch)
 	if (s->tls == NULL)
 		return;
 	ch->tls = true;
+	/*
+	 * Binding data makes -PLUS offered and a client's "y" flag a downgrade
+	 * (RFC 5802 sec. 6): without -PLUS configured, "y" is the right answer.
+	 */
+	if (!mech_configured("SCRAM-SHA-256-PLUS", 18))
+		return;
 	n = tls_channel_binding(s->tls, "tls-server-end-point", ch->end_point,
 	    sizeof(ch->end_point));
 	ch->end_point_len = n > 0 ? (size_t)n : 0;

@@ -594,12 +594,17 @@ def test_state_locked_by_another_fetch_exit_5(home, mailroot, postinod):
     assert "another postino" in cp.stderr.decode()
 
 
-def test_tls_not_yet_exit_3(home):
-    cp = home.run("stat", "alice@127.0.0.1:1")
-    assert cp.returncode == 3
-    assert "TLS is not supported by this build yet" in cp.stderr.decode()
-    cp = home.run("stat", "--tls=implicit", "alice@127.0.0.1:1")
-    assert cp.returncode == 3
+def test_tls_is_required_unless_no_exit_3(home):
+    """Without --tls=no a server that offers no STLS gets no password
+    (more in test_client_tls.py)."""
+    srv = FakeServer(fake_pop3(fake_msgs(1)))
+    try:
+        cp = home.run("stat", url(srv.port))
+    finally:
+        srv.close()
+    assert cp.returncode == 3, cp.stderr
+    assert "the server does not offer STLS" in cp.stderr.decode()
+    assert srv.received == [b"CAPA"]
 
 
 def test_connection_refused_exit_2(home):
@@ -658,10 +663,15 @@ def test_verbose_masks_secrets_and_apop(home, mailroot, postinod):
     assert "C: APOP %s ********" % USER in err
     assert "(APOP)" in err
     srv2 = postinod()
-    cp = home.run("stat", "--tls=no", "-v", url(srv2.port))
+    cp = home.run("stat", "--tls=no", "-v", "--auth=user", url(srv2.port))
     err = cp.stderr.decode()
     assert cp.returncode == 0, err
     assert "C: PASS ********" in err and PASSWORD not in err
+    # Without --auth: SASL PLAIN, the strongest postinod offers by default.
+    cp = home.run("stat", "--tls=no", "-v", url(srv2.port))
+    err = cp.stderr.decode()
+    assert cp.returncode == 0, err
+    assert "C: AUTH PLAIN ********" in err and PASSWORD not in err
 
 
 def test_named_account_and_netrc(home, mailroot, postinod):

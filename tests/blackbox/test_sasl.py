@@ -313,3 +313,18 @@ def test_default_offers_plain_and_login_only(mailroot, postinod):
     assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0secret")).startswith(
         b"+OK Logged in")
     r.cmd(b"QUIT")
+
+
+def test_scram_y_flag_is_fine_on_tls_when_plus_is_not_offered(mailroot,
+                                                             postinod, certs):
+    """RFC 5802 sec. 6: "y" means "I could bind, you did not offer it";
+    only a server that does offer -PLUS may call it a downgrade."""
+    mailroot.add_user(SUSER, SPASS, scheme="PLAIN")
+    srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
+                   listen_tls="127.0.0.1:0",
+                   auth_mechanisms="PLAIN SCRAM-SHA-256")
+    t = tls_raw(srv, certs)
+    assert b"SCRAM-SHA-256-PLUS" not in sasl_line(capa(t))
+    assert scram_client(t, SUSER, SPASS, gs2=b"y,,").startswith(
+        b"+OK Logged in")
+    t.cmd(b"QUIT")

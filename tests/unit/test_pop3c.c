@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../src/auth/base64.h"
 #include "../../src/client/pop3c.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -71,7 +73,8 @@ mem_close(void *arg)
 static struct pop3c *
 mem_client(struct mem *m, const char *in, size_t inlen, size_t chunk)
 {
-	struct pop3c_transport tr = { mem_read, mem_write, mem_close, m };
+	struct pop3c_transport tr = { .read = mem_read, .write = mem_write,
+	    .close = mem_close, .ctx = m };
 	struct pop3c *c;
 
 	memset(m, 0, sizeof(*m));
@@ -84,6 +87,14 @@ mem_client(struct mem *m, const char *in, size_t inlen, size_t chunk)
 }
 
 #define GREET	"+OK ready\r\n"
+
+/* The strongest method the greeting and CAPA allow, cleartext allowed. */
+static int
+login(struct pop3c *c, const char *user, const char *pass,
+    const char **method_r)
+{
+	return pop3c_login(c, user, pass, POP3C_AUTH_AUTO, true, method_r);
+}
 
 /* ---- greeting, status lines ---- */
 
@@ -285,7 +296,7 @@ test_user_pass_login(void **state)
 		struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, chunks[k]);
 
 		assert_int_equal(pop3c_greeting(c), 0);
-		assert_int_equal(pop3c_login(c, "alice", "s3cret", &method), 0);
+		assert_int_equal(login(c, "alice", "s3cret", &method), 0);
 		assert_string_equal(method, "USER");
 		assert_string_equal(m.out, "USER alice\r\nPASS s3cret\r\n");
 		pop3c_free(&c);
@@ -304,7 +315,7 @@ test_apop_login_rfc1939_example(void **state)
 
 	(void)state;
 	assert_int_equal(pop3c_greeting(c), 0);
-	assert_int_equal(pop3c_login(c, "mrose", "tanstaaf", &method), 0);
+	assert_int_equal(login(c, "mrose", "tanstaaf", &method), 0);
 	assert_string_equal(method, "APOP");
 	assert_string_equal(m.out,
 	    "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
@@ -312,29 +323,21 @@ test_apop_login_rfc1939_example(void **state)
 }
 
 static void
-test_apop_refused_falls_back_to_user(void **state)
+test_apop_refused_is_final(void **state)
 {
+	/* One method only: a refused APOP does not become USER/PASS. */
 	static const char in[] = "+OK <1.2@x>\r\n"
 	    "-ERR [AUTH] Authentication failed.\r\n+OK\r\n+OK in\r\n";
-	static const char in_no_user[] = "+OK <1.2@x>\r\n"
-	    "+OK\r\nTOP\r\n.\r\n-ERR [AUTH] Authentication failed.\r\n";
 	struct mem m;
 	const char *method = NULL;
 	struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 3);
 
 	(void)state;
 	assert_int_equal(pop3c_greeting(c), 0);
-	assert_int_equal(pop3c_login(c, "u", "p", &method), 0);
-	assert_string_equal(method, "USER");
-	assert_non_null(strstr(m.out, "\r\nUSER u\r\nPASS p\r\n"));
-	pop3c_free(&c);
-
-	/* CAPA without USER: no plaintext fallback. */
-	c = mem_client(&m, in_no_user, sizeof(in_no_user) - 1, 3);
-	assert_int_equal(pop3c_greeting(c), 0);
-	assert_int_equal(pop3c_capa(c), 0);
-	assert_int_equal(pop3c_login(c, "u", "p", NULL), -1);
+	assert_int_equal(login(c, "u", "p", &method), -1);
+	assert_string_equal(method, "APOP");
 	assert_int_equal(pop3c_error(c), POP3C_EAUTH);
+	assert_null(strstr(m.out, "USER"));
 	assert_null(strstr(m.out, "PASS"));
 	pop3c_free(&c);
 }
@@ -367,7 +370,7 @@ test_login_errors_map_to_codes(void **state)
 		    cases[i].reply);
 		c = mem_client(&m, in, strlen(in), 2);
 		assert_int_equal(pop3c_greeting(c), 0);
-		assert_int_equal(pop3c_login(c, "alice", "pw", NULL), -1);
+		assert_int_equal(login(c, "alice", "pw", NULL), -1);
 		assert_int_equal(pop3c_error(c), cases[i].err);
 		pop3c_free(&c);
 	}
@@ -382,7 +385,7 @@ test_line_break_in_argument_is_refused(void **state)
 
 	(void)state;
 	assert_int_equal(pop3c_greeting(c), 0);
-	assert_int_equal(pop3c_login(c, "alice\r\nDELE 1", "pw", NULL), -1);
+	assert_int_equal(login(c, "alice\r\nDELE 1", "pw", NULL), -1);
 	assert_int_equal(m.outlen, 0);
 	pop3c_free(&c);
 }
@@ -398,7 +401,7 @@ logged_in(struct mem *m, const char *rest, size_t chunk)
 	(void)snprintf(in, sizeof(in), GREET "+OK\r\n+OK\r\n%s", rest);
 	c = mem_client(m, in, strlen(in), chunk);
 	assert_int_equal(pop3c_greeting(c), 0);
-	assert_int_equal(pop3c_login(c, "u", "p", NULL), 0);
+	assert_int_equal(login(c, "u", "p", NULL), 0);
 	return c;
 }
 
@@ -675,7 +678,7 @@ test_retr_long_line_comes_in_pieces(void **state)
 
 		memset(&s, 0, sizeof(s));
 		assert_int_equal(pop3c_greeting(c), 0);
-		assert_int_equal(pop3c_login(c, "u", "p", NULL), 0);
+		assert_int_equal(login(c, "u", "p", NULL), 0);
 		assert_int_equal(pop3c_retr(c, 1, 0, sink_data, &s, NULL), 0);
 		assert_true(s.pieces >= 4);
 		assert_int_equal(s.len, linelen + 1);
@@ -832,7 +835,7 @@ test_drop_mid_retr_over_socket(void **state)
 	assert_int_equal(shutdown(peer, SHUT_WR), 0);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(pop3c_greeting(c), 0);
-	assert_int_equal(pop3c_login(c, "u", "p", NULL), 0);
+	assert_int_equal(login(c, "u", "p", NULL), 0);
 	assert_int_equal(pop3c_retr(c, 1, 0, sink_data, &s, NULL), -1);
 	assert_int_equal(pop3c_error(c), POP3C_EPROTO);
 	/* The session is over: no QUIT, which would commit DELEs. */
@@ -851,7 +854,7 @@ test_write_to_closed_peer(void **state)
 	assert_int_equal(write(peer, GREET, 11), 11);
 	assert_int_equal(pop3c_greeting(c), 0);
 	close(peer);
-	assert_int_equal(pop3c_login(c, "u", "p", NULL), -1);
+	assert_int_equal(login(c, "u", "p", NULL), -1);
 	assert_int_equal(pop3c_error(c), POP3C_ENET);
 	pop3c_free(&c);
 }
@@ -881,6 +884,581 @@ test_connect_refused_message(void **state)
 	assert_non_null(strstr(err, ": connection refused"));
 }
 
+/* ---- STLS, choosing a login method, SASL exchanges ---- */
+
+/* A transport that pretends to start TLS and to have binding data. */
+struct fake_tls {
+	struct mem	 m;
+	const char	*after;		/* the server's octets over TLS */
+	int		 starttls_calls;
+	bool		 starttls_fails;
+	bool		 exporter, end_point;
+};
+
+static int
+fake_starttls(void *arg, char *err)
+{
+	struct fake_tls *f = arg;
+
+	f->starttls_calls++;
+	if (f->starttls_fails) {
+		(void)snprintf(err, ERR_LEN, "TLS: certificate verify failed");
+		return -1;
+	}
+	f->exporter = true;
+	if (f->after != NULL) {
+		f->m.in = f->after;
+		f->m.inlen = strlen(f->after);
+		f->m.pos = 0;
+	}
+	return 0;
+}
+
+static ssize_t
+fake_cb(void *arg, const char *type, unsigned char *out, size_t size)
+{
+	struct fake_tls *f = arg;
+
+	if ((strcmp(type, "tls-exporter") == 0 && f->exporter) ||
+	    (strcmp(type, "tls-server-end-point") == 0 && f->end_point)) {
+		assert_true(size >= 32);
+		memset(out, type[4] == 'e' ? 0xee : 0x5e, 32);
+		return 32;
+	}
+	return -1;
+}
+
+static struct pop3c *
+tls_client(struct fake_tls *f, const char *in, size_t inlen, size_t chunk,
+    bool implicit)
+{
+	struct pop3c_transport tr = { .read = mem_read, .write = mem_write,
+	    .close = mem_close, .ctx = f, .starttls = fake_starttls,
+	    .channel_binding = fake_cb, .tls = implicit };
+	struct pop3c *c;
+
+	memset(f, 0, sizeof(*f));
+	f->m.in = in;
+	f->m.inlen = inlen;
+	f->m.chunk = chunk;
+	f->exporter = implicit;
+	c = pop3c_new(&tr);
+	assert_non_null(c);
+	return c;
+}
+
+static void
+test_stls_then_capa_again(void **state)
+{
+	static const char in[] = GREET
+	    "+OK\r\nSTLS\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
+	    "+OK Begin TLS\r\n";
+	static const char after[] =
+	    "+OK\r\nUSER\r\nSASL SCRAM-SHA-256-PLUS PLAIN\r\n.\r\n";
+	struct fake_tls f;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = tls_client(&f, in, sizeof(in) - 1,
+		    chunks[k], false);
+
+		f.after = after;
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		assert_false(pop3c_tls(c));
+		assert_true(pop3c_caps(c) & POP3C_CAP_STLS);
+		assert_int_equal(pop3c_mechs(c), POP3C_MECH_PLAIN);
+		assert_int_equal(pop3c_stls(c), 0);
+		assert_true(pop3c_tls(c));
+		assert_int_equal(f.starttls_calls, 1);
+		/* RFC 2595 sec. 4: the plaintext CAPA is forgotten. */
+		assert_false(pop3c_caps_known(c));
+		assert_int_equal(pop3c_mechs(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		assert_int_equal(pop3c_mechs(c),
+		    POP3C_MECH_SCRAM_PLUS | POP3C_MECH_PLAIN);
+		assert_false(pop3c_caps(c) & POP3C_CAP_STLS);
+		assert_string_equal(f.m.out, "CAPA\r\nSTLS\r\nCAPA\r\n");
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_stls_failures_never_fall_back(void **state)
+{
+	static const struct {
+		const char		*reply;
+		bool			 handshake_fails;
+		enum pop3c_error	 err;
+	} cases[] = {
+		{ "-ERR not now\r\n", false, POP3C_ETLS },
+		{ "-ERR [SYS/TEMP] no TLS today\r\n", false, POP3C_ETLS },
+		{ "+OK go\r\n", true, POP3C_ETLS },
+		/* bytes after +OK before the handshake: injected */
+		{ "+OK go\r\n+OK Logged in\r\n", false, POP3C_EPROTO },
+		{ "+OK go\r\nX", false, POP3C_EPROTO },
+		{ "+OK go", false, POP3C_ENET },
+		{ "garbage\r\n", false, POP3C_EPROTO },
+	};
+	char in[256];
+	struct fake_tls f;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(cases); i++) {
+		struct pop3c *c;
+
+		(void)snprintf(in, sizeof(in), GREET "%s", cases[i].reply);
+		/* in one read, so injected bytes arrive with the +OK */
+		c = tls_client(&f, in, strlen(in), 1 << 20, false);
+		f.starttls_fails = cases[i].handshake_fails;
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_stls(c), -1);
+		assert_int_equal(pop3c_error(c), cases[i].err);
+		assert_false(pop3c_usable(c));
+		assert_false(pop3c_tls(c));
+		assert_int_equal(f.starttls_calls,
+		    cases[i].handshake_fails ? 1 : 0);
+		/* Dead: no login can follow. */
+		assert_int_equal(pop3c_login(c, "u", "p", POP3C_AUTH_USER,
+		    true, NULL), -1);
+		assert_string_equal(f.m.out, "STLS\r\n");
+		pop3c_free(&c);
+	}
+	/* A transport that cannot do TLS, or TLS already up. */
+	{
+		struct mem m;
+		struct pop3c *c = mem_client(&m, GREET, strlen(GREET), 64);
+
+		assert_int_equal(pop3c_stls(c), -1);
+		assert_int_equal(pop3c_error(c), POP3C_ETLS);
+		assert_string_equal(m.out, "");
+		pop3c_free(&c);
+		c = tls_client(&f, GREET, strlen(GREET), 64, true);
+		assert_true(pop3c_tls(c));
+		assert_int_equal(pop3c_stls(c), -1);
+		assert_string_equal(f.m.out, "");
+		pop3c_free(&c);
+	}
+}
+
+/* CAPA lines -> the method AUTO picks. */
+static void
+test_auth_choice_table(void **state)
+{
+	static const char all[] = "SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 "
+	    "CRAM-MD5 PLAIN LOGIN\r\nUSER\r\n";
+	static const struct {
+		const char	*capa;		/* NULL: CAPA answers -ERR */
+		bool		 apop, tls, cb, cleartext;
+		enum pop3c_auth	 want;
+	} cases[] = {
+		{ all, true, true, true, false, POP3C_AUTH_SCRAM_PLUS },
+		{ all, true, true, false, false, POP3C_AUTH_SCRAM },
+		{ all, true, false, true, true, POP3C_AUTH_SCRAM },
+		{ "SASL PLAIN LOGIN CRAM-MD5\r\nUSER\r\n", true, true, true,
+		    false, POP3C_AUTH_APOP },
+		{ "SASL PLAIN LOGIN CRAM-MD5\r\nUSER\r\n", false, true, true,
+		    false, POP3C_AUTH_CRAM_MD5 },
+		{ "SASL CRAM-MD5\r\n", false, false, false, false,
+		    POP3C_AUTH_CRAM_MD5 },
+		{ "SASL LOGIN PLAIN\r\nUSER\r\n", false, true, false, false,
+		    POP3C_AUTH_PLAIN },
+		{ "SASL LOGIN\r\nUSER\r\n", false, true, false, false,
+		    POP3C_AUTH_LOGIN },
+		{ "USER\r\n", false, true, false, false, POP3C_AUTH_USER },
+		{ NULL, false, true, false, false, POP3C_AUTH_USER },
+		{ NULL, true, false, false, false, POP3C_AUTH_APOP },
+		/* CAPA known, neither USER nor SASL: nothing to use */
+		{ "TOP\r\nUIDL\r\n", false, true, true, true, POP3C_AUTH_NONE },
+		/* passwords stay off plaintext unless --tls=no said so */
+		{ "SASL PLAIN LOGIN\r\nUSER\r\n", false, false, false, false,
+		    POP3C_AUTH_NONE },
+		{ NULL, false, false, false, false, POP3C_AUTH_NONE },
+		{ "SASL PLAIN LOGIN\r\nUSER\r\n", false, false, false, true,
+		    POP3C_AUTH_PLAIN },
+		/* -PLUS needs TLS and binding data, whatever CAPA says */
+		{ "SASL SCRAM-SHA-256-PLUS\r\nUSER\r\n", false, false, true,
+		    true, POP3C_AUTH_USER },
+		/* names: any case, exact words, several spaces */
+		{ "sasl scram-sha-256 x-unknown\r\n", false, true, true, false,
+		    POP3C_AUTH_SCRAM },
+		{ "SASL X-SCRAM-SHA-256 SCRAM-SHA-256-PLUSX CRAM\r\nUSER\r\n",
+		    false, true, true, false, POP3C_AUTH_USER },
+		{ "SASLPLAIN\r\nUSER\r\n", false, true, false, false,
+		    POP3C_AUTH_USER },
+		{ "SASL  PLAIN  \r\n", false, true, false, false,
+		    POP3C_AUTH_PLAIN },
+		{ "SASL\r\nUSER\r\n", false, true, false, false,
+		    POP3C_AUTH_USER },
+	};
+	char in[512];
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(cases); i++) {
+		struct pop3c *c;
+
+		if (cases[i].capa != NULL)
+			(void)snprintf(in, sizeof(in), "+OK\r\n%s.\r\n",
+			    cases[i].capa);
+		else
+			(void)snprintf(in, sizeof(in), "-ERR what\r\n");
+		c = mem_client(&m, in, strlen(in), 3);
+		assert_true(pop3c_capa(c) >= 0);
+		assert_int_equal(pop3c_auth_choose(pop3c_caps(c),
+		    pop3c_caps_known(c), pop3c_mechs(c), cases[i].apop,
+		    cases[i].tls, cases[i].cb, cases[i].cleartext),
+		    cases[i].want);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_auth_names(void **state)
+{
+	static const char *const names[] = { "scram-sha-256-plus",
+	    "SCRAM-SHA-256", "apop", "Cram-MD5", "plain", "login", "user" };
+	enum pop3c_auth m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(names); i++) {
+		assert_int_equal(pop3c_auth_parse(names[i], &m), 0);
+		assert_int_equal(m, POP3C_AUTH_SCRAM_PLUS + i);
+		assert_true(strcasecmp(pop3c_auth_name(m), names[i]) == 0);
+	}
+	assert_int_equal(pop3c_auth_parse("auto", &m), -1);
+	assert_int_equal(pop3c_auth_parse("none", &m), -1);
+	assert_int_equal(pop3c_auth_parse("digest-md5", &m), -1);
+	assert_int_equal(pop3c_auth_parse("", &m), -1);
+}
+
+/* Cleartext methods without TLS and without leave: nothing is sent. */
+static void
+test_no_password_on_plaintext_without_leave(void **state)
+{
+	static const char in[] = GREET
+	    "+OK\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n";
+	static const enum pop3c_auth methods[] = { POP3C_AUTH_AUTO,
+	    POP3C_AUTH_PLAIN, POP3C_AUTH_LOGIN, POP3C_AUTH_USER };
+	struct mem m;
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(methods); i++) {
+		struct pop3c *c = mem_client(&m, in, sizeof(in) - 1, 5);
+
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		m.outlen = 0;
+		m.out[0] = '\0';
+		assert_int_equal(pop3c_login(c, "u", "pw", methods[i], false,
+		    NULL), -1);
+		assert_int_equal(pop3c_error(c), methods[i] == POP3C_AUTH_AUTO ?
+		    POP3C_EAUTH : POP3C_ETLS);
+		assert_string_equal(m.out, "");
+		pop3c_free(&c);
+	}
+}
+
+static char *
+b64(const char *s)
+{
+	static char buf[8][1024];
+	static int n;
+	char *out = buf[n++ % 8];
+
+	assert_int_equal(base64_encode(out, sizeof(buf[0]), s, strlen(s)), 0);
+	return out;
+}
+
+#define R7677_NONCE	"rOprNGfwEbeRWgbNEkqO"
+#define R7677_SFIRST	"r=" R7677_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0," \
+			"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+#define R7677_FINAL	"c=biws,r=" R7677_NONCE \
+			"%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0," \
+			"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define R7677_SFINAL	"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+/* The RFC 7677 exchange through AUTH, the server's last line varied. */
+static struct pop3c *
+scram_session(struct mem *m, char *in, size_t size, const char *sfinal,
+    const char *last, size_t chunk)
+{
+	struct pop3c *c;
+
+	(void)snprintf(in, size, GREET
+	    "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n+ %s\r\n%s%s%s%s",
+	    b64(R7677_SFIRST), sfinal != NULL ? "+ " : "",
+	    sfinal != NULL ? b64(sfinal) : "", sfinal != NULL ? "\r\n" : "",
+	    last);
+	c = mem_client(m, in, strlen(in), chunk);
+	assert_int_equal(pop3c_set_scram_nonce(c, R7677_NONCE), 0);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_capa(c), 0);
+	return c;
+}
+
+static void
+test_scram_login_rfc7677(void **state)
+{
+	char in[2048], want[2048];
+	struct mem m;
+	const char *method = NULL;
+
+	(void)state;
+	(void)snprintf(want, sizeof(want), "CAPA\r\nAUTH SCRAM-SHA-256 %s\r\n"
+	    "%s\r\n\r\nSTAT\r\n", b64("n,,n=user,r=" R7677_NONCE),
+	    b64(R7677_FINAL));
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = scram_session(&m, in, sizeof(in),
+		    R7677_SFINAL, "+OK Logged in\r\n+OK 0 0\r\n", chunks[k]);
+		uint32_t n;
+		uint64_t size;
+
+		/* Over plaintext without leave: SCRAM sends no password. */
+		assert_int_equal(pop3c_login(c, "user", "pencil",
+		    POP3C_AUTH_AUTO, false, &method), 0);
+		assert_string_equal(method, "SCRAM-SHA-256");
+		assert_null(pop3c_channel_binding(c));
+		assert_int_equal(pop3c_stat(c, &n, &size), 0);
+		assert_string_equal(m.out, want);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_scram_server_signature_mismatch_ends_session(void **state)
+{
+	static const char *const sfinal[] = {
+		"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+		"v=", "e=other-error", NULL,
+	};
+	char in[2048], want[2048];
+	struct mem m;
+
+	(void)state;
+	(void)snprintf(want, sizeof(want), "CAPA\r\nAUTH SCRAM-SHA-256 %s\r\n"
+	    "%s\r\n", b64("n,,n=user,r=" R7677_NONCE), b64(R7677_FINAL));
+	for (size_t i = 0; i < N_ELEM(sfinal); i++) {
+		/* NULL: the server says +OK without proving anything */
+		struct pop3c *c = scram_session(&m, in, sizeof(in), sfinal[i],
+		    "+OK Logged in\r\n+OK 0 0\r\n", 5);
+		uint32_t n;
+		uint64_t size;
+
+		assert_int_equal(pop3c_login(c, "user", "pencil",
+		    POP3C_AUTH_AUTO, false, NULL), -1);
+		assert_int_equal(pop3c_error(c), POP3C_EAUTH);
+		assert_false(pop3c_usable(c));
+		if (i != 2)
+			assert_non_null(strstr(pop3c_errmsg(c),
+			    "server signature mismatch"));
+		/* Nothing more goes out: no empty response, no STAT. */
+		assert_int_equal(pop3c_stat(c, &n, &size), -1);
+		assert_string_equal(m.out, want);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_scram_plus_uses_tls_exporter_then_end_point(void **state)
+{
+	static const char in[] = GREET
+	    "+OK\r\nSASL SCRAM-SHA-256-PLUS SCRAM-SHA-256\r\n.\r\n"
+	    "-ERR [AUTH] Authentication failed.\r\n";
+	struct fake_tls f;
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		struct pop3c *c = tls_client(&f, in, sizeof(in) - 1, 7, true);
+		const char *method = NULL;
+		char want[512];
+
+		f.exporter = round == 0;
+		f.end_point = true;
+		assert_int_equal(pop3c_set_scram_nonce(c, "abc"), 0);
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		assert_int_equal(pop3c_login(c, "u", "p", POP3C_AUTH_AUTO,
+		    false, &method), -1);
+		assert_int_equal(pop3c_error(c), POP3C_EAUTH);
+		assert_string_equal(method, "SCRAM-SHA-256-PLUS");
+		assert_string_equal(pop3c_channel_binding(c), round == 0 ?
+		    "tls-exporter" : "tls-server-end-point");
+		(void)snprintf(want, sizeof(want),
+		    "CAPA\r\nAUTH SCRAM-SHA-256-PLUS %s\r\n",
+		    b64(round == 0 ? "p=tls-exporter,,n=u,r=abc" :
+		    "p=tls-server-end-point,,n=u,r=abc"));
+		assert_string_equal(f.m.out, want);
+		pop3c_free(&c);
+	}
+	/* TLS without binding data: SCRAM-SHA-256, with the "y" flag. */
+	{
+		struct pop3c *c = tls_client(&f, in, sizeof(in) - 1, 7, true);
+		const char *method = NULL;
+		char want[512];
+
+		f.exporter = false;
+		assert_int_equal(pop3c_set_scram_nonce(c, "abc"), 0);
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		assert_int_equal(pop3c_login(c, "u", "p", POP3C_AUTH_AUTO,
+		    false, &method), -1);
+		assert_string_equal(method, "SCRAM-SHA-256");
+		(void)snprintf(want, sizeof(want),
+		    "CAPA\r\nAUTH SCRAM-SHA-256 %s\r\n",
+		    b64("n,,n=u,r=abc"));
+		/* -PLUS was offered: "n", so the server sees no downgrade */
+		assert_string_equal(f.m.out, want);
+		pop3c_free(&c);
+		/* Forcing -PLUS without binding fails before sending. */
+		c = tls_client(&f, in, sizeof(in) - 1, 7, true);
+		f.exporter = false;
+		assert_int_equal(pop3c_login(c, "u", "p",
+		    POP3C_AUTH_SCRAM_PLUS, false, NULL), -1);
+		assert_int_equal(pop3c_error(c), POP3C_ETLS);
+		assert_string_equal(f.m.out, "");
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_cram_md5_login_rfc2195(void **state)
+{
+	char in[512], want[512];
+	struct mem m;
+
+	(void)state;
+	(void)snprintf(in, sizeof(in), GREET
+	    "+OK\r\nSASL CRAM-MD5 PLAIN\r\nUSER\r\n.\r\n+ %s\r\n+OK hi\r\n",
+	    b64("<1896.697170952@postoffice.reston.mci.net>"));
+	(void)snprintf(want, sizeof(want), "CAPA\r\nAUTH CRAM-MD5\r\n%s\r\n",
+	    b64("tim b913a602c7eda7a495b4e6e7334d3890"));
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = mem_client(&m, in, strlen(in), chunks[k]);
+		const char *method;
+
+		assert_int_equal(pop3c_greeting(c), 0);
+		assert_int_equal(pop3c_capa(c), 0);
+		assert_int_equal(pop3c_login(c, "tim", "tanstaaftanstaaf",
+		    POP3C_AUTH_AUTO, true, &method), 0);
+		assert_string_equal(method, "CRAM-MD5");
+		assert_string_equal(m.out, want);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_plain_and_login_exchanges(void **state)
+{
+	char in[512], want[1024], pass[201];
+	struct mem m;
+	struct pop3c *c;
+
+	(void)state;
+	/* PLAIN with an initial response on the AUTH line. */
+	(void)snprintf(in, sizeof(in), GREET "+OK in\r\n");
+	c = mem_client(&m, in, strlen(in), 3);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "pw", POP3C_AUTH_PLAIN, true,
+	    NULL), 0);
+	assert_string_equal(m.out, "AUTH PLAIN AHUAcHc=\r\n");
+	pop3c_free(&c);
+
+	/* Too long for a 255-octet AUTH line: sent after "+ " (RFC 5034). */
+	memset(pass, 'p', sizeof(pass) - 1);
+	pass[sizeof(pass) - 1] = '\0';
+	c = mem_client(&m, GREET "+ \r\n+OK in\r\n",
+	    strlen(GREET "+ \r\n+OK in\r\n"), 3);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "u", pass, POP3C_AUTH_PLAIN, true,
+	    NULL), 0);
+	{
+		char ir[300], b[512];
+
+		ir[0] = '\0';
+		(void)snprintf(ir + 1, sizeof(ir) - 1, "u");
+		ir[2] = '\0';
+		memcpy(ir + 3, pass, 200);
+		assert_int_equal(base64_encode(b, sizeof(b), ir, 203), 0);
+		(void)snprintf(want, sizeof(want), "AUTH PLAIN\r\n%s\r\n", b);
+	}
+	assert_string_equal(m.out, want);
+	pop3c_free(&c);
+
+	/* LOGIN: two prompts, "+" alone and "+ " base64. */
+	(void)snprintf(in, sizeof(in), GREET "+\r\n+ %s\r\n+OK in\r\n",
+	    b64("Password:"));
+	c = mem_client(&m, in, strlen(in), 1);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "pw", POP3C_AUTH_LOGIN, true,
+	    NULL), 0);
+	(void)snprintf(want, sizeof(want), "AUTH LOGIN\r\n%s\r\n%s\r\n",
+	    b64("u"), b64("pw"));
+	assert_string_equal(m.out, want);
+	pop3c_free(&c);
+}
+
+/* What a server may send during AUTH LOGIN / CRAM-MD5 / PLAIN. */
+static void
+test_hostile_continuation_lines(void **state)
+{
+	static char longline[POP3C_LINE_MAX + 16];
+	static const struct {
+		enum pop3c_auth		 method;
+		const char		*script;
+		enum pop3c_error	 err;
+	} cases[] = {
+		{ POP3C_AUTH_LOGIN, "+ !!!!\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+ dXNlcg\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+ dXNl cg==\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+  dXNlcg==\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+x\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+OKAY\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "* \r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+ \r\n+ \r\n+ \r\n+ \r\n+ \r\n",
+		    POP3C_EPROTO },
+		/* +OK before the password went out */
+		{ POP3C_AUTH_LOGIN, "+ \r\n+OK in\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, "+ ", POP3C_ENET },
+		{ POP3C_AUTH_LOGIN, "", POP3C_ENET },
+		{ POP3C_AUTH_LOGIN, "-ERR [AUTH] no\r\n", POP3C_EAUTH },
+		{ POP3C_AUTH_LOGIN, "-ERR [IN-USE] busy\r\n", POP3C_EINUSE },
+		{ POP3C_AUTH_LOGIN, "-ERR [SYS/TEMP] later\r\n", POP3C_ESYS },
+		{ POP3C_AUTH_LOGIN, "-ERR no such mechanism\r\n", POP3C_EAUTH },
+		{ POP3C_AUTH_CRAM_MD5, "+ \r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_CRAM_MD5, "+\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_CRAM_MD5, "+ PDE+\r\n+ PDE+\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_PLAIN, "+ eA==\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_PLAIN, "+ \r\n+ \r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_PLAIN, "+ \r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_SCRAM, "+ \r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_SCRAM, "+ cj1hYmM=\r\n", POP3C_EPROTO },
+		{ POP3C_AUTH_LOGIN, longline, POP3C_EPROTO },
+	};
+	char in[POP3C_LINE_MAX + 64];
+	struct mem m;
+
+	(void)state;
+	memcpy(longline, "+ ", 2);
+	memset(longline + 2, 'A', sizeof(longline) - 5);
+	memcpy(longline + sizeof(longline) - 3, "\r\n", 3);
+	for (size_t i = 0; i < N_ELEM(cases); i++) {
+		for (size_t k = 0; k < N_ELEM(chunks); k++) {
+			struct pop3c *c;
+
+			(void)snprintf(in, sizeof(in), GREET "%s",
+			    cases[i].script);
+			c = mem_client(&m, in, strlen(in), chunks[k]);
+			assert_int_equal(pop3c_greeting(c), 0);
+			assert_int_equal(pop3c_set_scram_nonce(c, "abc"), 0);
+			assert_int_equal(pop3c_login(c, "u", "pw",
+			    cases[i].method, true, NULL), -1);
+			assert_int_equal(pop3c_error(c), cases[i].err);
+			pop3c_free(&c);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -896,7 +1474,7 @@ main(void)
 		cmocka_unit_test(test_capa_without_final_dot),
 		cmocka_unit_test(test_user_pass_login),
 		cmocka_unit_test(test_apop_login_rfc1939_example),
-		cmocka_unit_test(test_apop_refused_falls_back_to_user),
+		cmocka_unit_test(test_apop_refused_is_final),
 		cmocka_unit_test(test_login_errors_map_to_codes),
 		cmocka_unit_test(test_line_break_in_argument_is_refused),
 		cmocka_unit_test(test_stat_strict_numbers),
@@ -917,6 +1495,19 @@ main(void)
 		cmocka_unit_test(test_drop_mid_retr_over_socket),
 		cmocka_unit_test(test_write_to_closed_peer),
 		cmocka_unit_test(test_connect_refused_message),
+		cmocka_unit_test(test_stls_then_capa_again),
+		cmocka_unit_test(test_stls_failures_never_fall_back),
+		cmocka_unit_test(test_auth_choice_table),
+		cmocka_unit_test(test_auth_names),
+		cmocka_unit_test(test_no_password_on_plaintext_without_leave),
+		cmocka_unit_test(test_scram_login_rfc7677),
+		cmocka_unit_test(
+		    test_scram_server_signature_mismatch_ends_session),
+		cmocka_unit_test(
+		    test_scram_plus_uses_tls_exporter_then_end_point),
+		cmocka_unit_test(test_cram_md5_login_rfc2195),
+		cmocka_unit_test(test_plain_and_login_exchanges),
+		cmocka_unit_test(test_hostile_continuation_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,85 @@
+/*
+ * A message made displayable, with GMime 3: RFC 2047 headers decoded, the
+ * text body chosen (text/plain, else text/html with its tags stripped),
+ * its transfer encoding undone and its charset converted, attachments
+ * listed by name and decoded size.
+ *
+ * Every string this module returns is "display text": valid in the
+ * terminal's charset (the codeset argument, nl_langinfo(CODESET) after
+ * setlocale), and harmless on a terminal: no C0 or C1 control, no DEL, no
+ * bidirectional override, so mail cannot move the cursor, retitle the
+ * window, redefine keys or hide text. Tab and newline survive in bodies
+ * only; a header value is one line. Controls become caret notation (ESC
+ * is "^[", DEL "^?"), C1 controls and bidi overrides '?', invalid UTF-8
+ * U+FFFD, characters the terminal's charset lacks '?'.
+ */
+#ifndef POSTINO_MIME_H
+#define POSTINO_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/str.h"
+
+/*
+ * Multipart nesting we walk. GMime's parser limits nothing; a message of
+ * parts nested thousands deep would otherwise take the stack.
+ */
+#define MIME_DEPTH_MAX		32
+/* Attachments we list; the rest are counted in one line. */
+#define MIME_ATTACH_MAX		1000
+
+struct mime_attachment {
+	char		*name;		/* display text, never NULL */
+	char		*type;		/* "image/png", display text */
+	uint64_t	 size;		/* decoded octets */
+};
+
+struct mime_msg {
+	/* Header fields as display text, one line each, "" when absent. */
+	char		*from, *to, *cc, *date, *subject;
+	char		*from_short;	/* display name, else address */
+	char		*date_short;	/* "YYYY-MM-DD HH:MM", else Date */
+	/* Display text, lines ending in "\n"; NUL-terminated. */
+	char		*body;
+	size_t		 body_len;
+	bool		 body_html;	/* rendered from text/html */
+	bool		 body_none;	/* no text part at all */
+	struct mime_attachment *att;
+	size_t		 n_att;
+	size_t		 n_att_more;	/* over MIME_ATTACH_MAX, not listed */
+};
+
+/* Once per process, before mime_parse; mime_shutdown at the end. */
+void mime_init(void);
+void mime_shutdown(void);
+
+/*
+ * Parse a message as received (LF or CRLF line ends; a header alone, as
+ * from TOP n 0, is a message with an empty body). Never fails on bad
+ * MIME: what cannot be parsed is shown as text. 0, or -1 when out of
+ * memory (err set). *m_r is freed with mime_free.
+ */
+int mime_parse(const char *data, size_t len, const char *codeset,
+    struct mime_msg **m_r, char *err);
+void mime_free(struct mime_msg **m);
+
+/*
+ * UTF-8 text (invalid sequences allowed) to display text in codeset;
+ * oneline turns tab, CR and LF into spaces (a header), otherwise CRLF
+ * becomes LF and a lone CR "^M". Returns a NUL-terminated allocated
+ * string, its length in *len_r (may be NULL); NULL when out of memory.
+ */
+char *mime_display(const char *utf8, size_t len, const char *codeset,
+    bool oneline, size_t *len_r);
+
+/*
+ * text/html (UTF-8) to plain UTF-8 text, crudely: tags dropped, script
+ * and style contents dropped, white space collapsed, line breaks at <br>
+ * and block elements, common and numeric entities decoded. Allocated;
+ * NULL when out of memory.
+ */
+char *mime_html_to_text(const char *html, size_t len);
+
+#endif

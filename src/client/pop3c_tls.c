@@ -1,0 +1,272 @@
+#include "pop3c_tls.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "../lib/tls.h"
+
+struct tls_tr {
+	struct pop3c_transport	 fd_tr;		/* plaintext, owns the fd */
+	int			 fd;
+	int			 timeout_ms;
+	struct tls_ctx		*ctx;
+	struct tls_conn		*conn;		/* NULL before the handshake */
+	bool			 up;
+	struct pop3c_tls_params	 p;
+	char			 host[256];
+};
+
+int
+pop3c_tls_parse_fingerprint(const char *s,
+    unsigned char out[POP3C_TLS_SHA256_LEN])
+{
+	size_t n = 0;
+
+	while (*s != '\0') {
+		int hi, lo;
+
+		if (n == POP3C_TLS_SHA256_LEN)
+			return -1;
+		if (n > 0 && *s == ':')
+			s++;
+		hi = OPENSSL_hexchar2int((unsigned char)s[0]);
+		lo = hi < 0 ? -1 : OPENSSL_hexchar2int((unsigned char)s[1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[n++] = (unsigned char)(hi << 4 | lo);
+		s += 2;
+	}
+	return n == POP3C_TLS_SHA256_LEN ? 0 : -1;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait for what OpenSSL wants until deadline; 0, or -1 with errno. */
+static int
+wait_io(int fd, int want, uint64_t deadline)
+{
+	short events = want == TLS_IO_WANT_WRITE ? POLLOUT : POLLIN;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		uint64_t now = now_ms();
+		int n;
+
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static ssize_t
+tt_read(void *arg, void *buf, size_t len)
+{
+	struct tls_tr *x = arg;
+	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+
+	if (!x->up)
+		return x->fd_tr.read(x->fd_tr.ctx, buf, len);
+	for (;;) {
+		ssize_t n = tls_read(x->conn, buf, len);
+
+		if (n > 0)
+			return n;
+		if (n == TLS_IO_EOF)
+			return 0;
+		if (n != TLS_IO_WANT_READ && n != TLS_IO_WANT_WRITE) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (wait_io(x->fd, (int)n, deadline) < 0)
+			return -1;
+	}
+}
+
+static ssize_t
+tt_write(void *arg, const void *buf, size_t len)
+{
+	struct tls_tr *x = arg;
+	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+
+	if (!x->up)
+		return x->fd_tr.write(x->fd_tr.ctx, buf, len);
+	for (;;) {
+		ssize_t n = tls_write(x->conn, buf, len);
+
+		if (n > 0)
+			return n;
+		if (n == TLS_IO_EOF) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (n != TLS_IO_WANT_READ && n != TLS_IO_WANT_WRITE) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (wait_io(x->fd, (int)n, deadline) < 0)
+			return -1;
+	}
+}
+
+static void
+tt_close(void *arg)
+{
+	struct tls_tr *x = arg;
+
+	if (x->up)
+		tls_shutdown(x->conn);
+	tls_conn_free(&x->conn);
+	tls_ctx_free(&x->ctx);
+	x->fd_tr.close(x->fd_tr.ctx);
+	explicit_bzero(x, sizeof(*x));
+	free(x);
+}
+
+static ssize_t
+tt_channel_binding(void *arg, const char *type, unsigned char *out,
+    size_t size)
+{
+	struct tls_tr *x = arg;
+
+	return x->up ? tls_channel_binding(x->conn, type, out, size) : -1;
+}
+
+static void
+fingerprint_text(char *dst, const unsigned char *md)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < POP3C_TLS_SHA256_LEN; i++) {
+		*dst++ = hex[md[i] >> 4];
+		*dst++ = hex[md[i] & 15];
+		if (i + 1 < POP3C_TLS_SHA256_LEN)
+			*dst++ = ':';
+	}
+	*dst = '\0';
+}
+
+static int
+tt_starttls(void *arg, char *err)
+{
+	struct tls_tr *x = arg;
+	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+	unsigned char md[POP3C_TLS_SHA256_LEN];
+	char why[200], fp[3 * POP3C_TLS_SHA256_LEN];
+
+	if (x->up || x->conn != NULL) {
+		str_copy(err, ERR_LEN, "TLS: already started");
+		return -1;
+	}
+	x->conn = tls_client_conn_new(x->ctx, x->fd, x->host, !x->p.pinned);
+	if (x->conn == NULL) {
+		(void)str_fmt(err, ERR_LEN, "TLS: cannot set up a connection "
+		    "to verify \"%s\"", x->host);
+		return -1;
+	}
+	for (;;) {
+		int r = tls_handshake(x->conn);
+
+		if (r == TLS_IO_OK)
+			break;
+		if (r != TLS_IO_WANT_READ && r != TLS_IO_WANT_WRITE) {
+			tls_describe_error(x->conn, why, sizeof(why));
+			(void)str_fmt(err, ERR_LEN, "TLS: %s", why);
+			return -1;
+		}
+		if (wait_io(x->fd, r, deadline) < 0) {
+			(void)str_fmt(err, ERR_LEN, "TLS: %s during the "
+			    "handshake", errno == ETIMEDOUT ? "timed out" :
+			    strerror(errno));
+			return -1;
+		}
+	}
+	if (x->p.pinned) {
+		if (tls_peer_sha256(x->conn, md) < 0) {
+			str_copy(err, ERR_LEN, "TLS: the server sent no "
+			    "certificate");
+			return -1;
+		}
+		if (CRYPTO_memcmp(md, x->p.pin, sizeof(md)) != 0) {
+			fingerprint_text(fp, md);
+			(void)str_fmt(err, ERR_LEN, "TLS: certificate "
+			    "fingerprint mismatch (the server's SHA-256 is "
+			    "%s)", fp);
+			return -1;
+		}
+	}
+	x->up = true;
+	if (x->p.verbose)
+		fprintf(stderr, "postino: %s, %s, certificate %s\n",
+		    tls_version(x->conn), tls_cipher(x->conn),
+		    x->p.pinned ? "matches the pinned fingerprint" :
+		    "verified");
+	return 0;
+}
+
+int
+pop3c_tls_transport(struct pop3c_transport *tr, int fd, int timeout_ms,
+    const struct pop3c_tls_params *p, bool implicit, char *err)
+{
+	struct tls_tr *x = calloc(1, sizeof(*x));
+	char why[ERR_LEN];
+
+	if (x == NULL) {
+		close(fd);
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	if (pop3c_fd_transport(&x->fd_tr, fd, timeout_ms) < 0) {
+		free(x);
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	x->fd = fd;
+	x->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	x->p = *p;
+	if (str_copy(x->host, sizeof(x->host), p->host) < 0) {
+		str_copy(err, ERR_LEN, "TLS: host name too long");
+		goto fail;
+	}
+	x->ctx = tls_client_ctx_new(p->cafile, "TLSv1.2", why);
+	if (x->ctx == NULL) {
+		(void)str_fmt(err, ERR_LEN, "TLS: %s", why);
+		goto fail;
+	}
+	tr->read = tt_read;
+	tr->write = tt_write;
+	tr->close = tt_close;
+	tr->ctx = x;
+	tr->starttls = tt_starttls;
+	tr->channel_binding = tt_channel_binding;
+	tr->tls = false;
+	if (implicit) {
+		if (tt_starttls(x, err) < 0)
+			goto fail;
+		tr->starttls = NULL;
+		tr->tls = true;
+	}
+	return 0;
+fail:
+	tt_close(x);
+	return -1;
+}

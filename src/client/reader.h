@@ -1,0 +1,55 @@
+/*
+ * `postino read`: an interactive reader on a logged-in POP3 session.
+ *
+ * A list from LIST, with From, Subject and Date from TOP n 0 fetched as
+ * rows come into view; a message view from RETR, decoded by mime.c; DELE
+ * and RSET as marks; QUIT (after asking) commits the deletions, `x` leaves
+ * without QUIT so nothing is deleted (RFC 1939 sec. 6). Nothing from the
+ * server reaches the screen except as display text (mime.h).
+ *
+ * Keys, list: j/Down k/Up, Space/PageDown b/PageUp, g/Home G/End,
+ * Enter/Right open, d delete, u undelete all, q/Q quit (asks "Delete N
+ * messages? (y/n)" first when N > 0: y commits, n undeletes and quits,
+ * anything else stays), x quit without committing, ^L redraw.
+ * View: the same moves scroll the text, q/Left back to the list, n/p the
+ * next/previous message not marked deleted, d, u, Q, x as in the list.
+ */
+#ifndef POSTINO_READER_H
+#define POSTINO_READER_H
+
+#include <stdbool.h>
+
+#include "pop3c.h"
+
+/*
+ * Largest message shown: it is held whole in memory, decoded, converted
+ * and wrapped (several copies). A larger one gets a line saying so.
+ */
+#define READER_MSG_MAX		(32u * 1024 * 1024)
+/* Largest header taken from TOP n 0 for a list row. */
+#define READER_HEADER_MAX	(256u * 1024)
+/*
+ * Send STAT after this much idle time at the keyboard, so a reader
+ * lingering over a message is not logged out by the server's RFC 1939
+ * sec. 3 ten-minute autologout timer.
+ */
+#define READER_KEEPALIVE_MS	(4 * 60 * 1000)
+
+struct reader_opts {
+	const char	*user;		/* shown in the title line */
+	const char	*where;		/* "host:port" */
+};
+
+/* stdin and stdout are terminals: check before connecting. */
+bool reader_has_terminal(void);
+
+/*
+ * Run the reader on c (logged in; not freed here: without QUIT, freeing
+ * it closes the connection). Returns 0 when the user quit (QUIT answered
+ * +OK, or x); -1 when the session failed: report pop3c_errmsg(c) (the
+ * terminal is already restored); 1 on a local failure already reported
+ * on stderr (no terminal, out of memory).
+ */
+int reader_main(struct pop3c *c, const struct reader_opts *o);
+
+#endif

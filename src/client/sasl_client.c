@@ -1,0 +1,453 @@
+#include "sasl_client.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "../auth/base64.h"
+
+#define SCRAM_KEY_LEN	32	/* SHA-256 */
+/* Protocol text of one SCRAM message we build or keep. */
+#define SCRAM_MSG_MAX	2048
+
+struct sasl_client {
+	enum sasl_client_mech	 mech;
+	const char		*user, *pass;
+	unsigned int		 step;		/* responses produced so far */
+	bool			 done, dead;
+	/* SCRAM */
+	char			 gs2[64];	/* "n,,", "y,,", "p=TYPE,," */
+	unsigned char		 cb[SASL_CLIENT_CB_MAX];
+	size_t			 cb_len;
+	char			 nonce[SASL_CLIENT_NONCE_MAX + 1];
+	char			 first_bare[SCRAM_MSG_MAX];
+	unsigned char		 server_sig[SCRAM_KEY_LEN];
+};
+
+static const char *const mech_names[] = {
+	[SASL_CLIENT_SCRAM_PLUS] = "SCRAM-SHA-256-PLUS",
+	[SASL_CLIENT_SCRAM] = "SCRAM-SHA-256",
+	[SASL_CLIENT_CRAM_MD5] = "CRAM-MD5",
+	[SASL_CLIENT_PLAIN] = "PLAIN",
+	[SASL_CLIENT_LOGIN] = "LOGIN",
+};
+
+const char *
+sasl_client_mech_name(enum sasl_client_mech mech)
+{
+	return (size_t)mech < sizeof(mech_names) / sizeof(mech_names[0]) ?
+	    mech_names[mech] : "?";
+}
+
+static bool
+is_scram(const struct sasl_client *s)
+{
+	return s->mech == SASL_CLIENT_SCRAM_PLUS ||
+	    s->mech == SASL_CLIENT_SCRAM;
+}
+
+/* Printable ASCII without ',' (RFC 5802 sec. 7, "printable"). */
+static bool
+nonce_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > SASL_CLIENT_NONCE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e || p[i] == ',')
+			return false;
+	return true;
+}
+
+int
+sasl_client_new(struct sasl_client **s_r, const struct sasl_client_params *p,
+    char *err)
+{
+	struct sasl_client *s;
+	unsigned char raw[SASL_CLIENT_NONCE_RAW];
+
+	*s_r = NULL;
+	if (p->user == NULL || p->pass == NULL || strlen(p->user) > 255 ||
+	    strlen(p->pass) > 255) {
+		str_copy(err, ERR_LEN, "user name or password too long");
+		return -1;
+	}
+	if ((size_t)p->mech >= sizeof(mech_names) / sizeof(mech_names[0])) {
+		str_copy(err, ERR_LEN, "unknown SASL mechanism");
+		return -1;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	s->mech = p->mech;
+	s->user = p->user;
+	s->pass = p->pass;
+	if (!is_scram(s)) {
+		*s_r = s;
+		return 0;
+	}
+	if (s->mech == SASL_CLIENT_SCRAM_PLUS) {
+		if (p->cb_type == NULL || p->cb_data == NULL ||
+		    p->cb_len == 0 || p->cb_len > sizeof(s->cb) ||
+		    str_fmt(s->gs2, sizeof(s->gs2), "p=%s,,", p->cb_type) < 0) {
+			str_copy(err, ERR_LEN, "SCRAM-SHA-256-PLUS: no channel "
+			    "binding on this connection");
+			goto fail;
+		}
+		memcpy(s->cb, p->cb_data, p->cb_len);
+		s->cb_len = p->cb_len;
+	} else {
+		str_copy(s->gs2, sizeof(s->gs2),
+		    p->tls && !p->plus_offered ? "y,," : "n,,");
+	}
+	if (p->nonce != NULL) {
+		if (!nonce_ok(p->nonce, strlen(p->nonce)) ||
+		    str_copy(s->nonce, sizeof(s->nonce), p->nonce) < 0) {
+			str_copy(err, ERR_LEN, "bad SCRAM nonce");
+			goto fail;
+		}
+	} else {
+		if (RAND_bytes(raw, sizeof(raw)) != 1 ||
+		    base64_encode(s->nonce, sizeof(s->nonce), raw,
+		    sizeof(raw)) < 0) {
+			str_copy(err, ERR_LEN, "no random numbers for the "
+			    "SCRAM nonce");
+			goto fail;
+		}
+	}
+	*s_r = s;
+	return 0;
+fail:
+	sasl_client_free(&s);
+	return -1;
+}
+
+bool
+sasl_client_has_initial(const struct sasl_client *s)
+{
+	return s->mech == SASL_CLIENT_PLAIN || is_scram(s);
+}
+
+bool
+sasl_client_done(const struct sasl_client *s)
+{
+	return s->done && !s->dead;
+}
+
+void
+sasl_client_free(struct sasl_client **s)
+{
+	if (*s == NULL)
+		return;
+	explicit_bzero(*s, sizeof(**s));
+	free(*s);
+	*s = NULL;
+}
+
+static enum sasl_client_result
+bad(struct sasl_client *s, enum sasl_client_result r, char *err,
+    const char *why)
+{
+	s->dead = true;
+	str_fmt(err, ERR_LEN, "%s: %s", sasl_client_mech_name(s->mech), why);
+	return r;
+}
+
+/* Append len octets to out (SASL_CLIENT_OUT_MAX); false when full. */
+static bool
+put(unsigned char *out, size_t *n, const void *p, size_t len)
+{
+	if (len > SASL_CLIENT_OUT_MAX - *n)
+		return false;
+	memcpy(out + *n, p, len);
+	*n += len;
+	return true;
+}
+
+static bool
+puts_(unsigned char *out, size_t *n, const char *str)
+{
+	return put(out, n, str, strlen(str));
+}
+
+/* ---- PLAIN, LOGIN, CRAM-MD5 ---- */
+
+static enum sasl_client_result
+plain_step(struct sasl_client *s, const unsigned char *in,
+    unsigned char *out, size_t *n, char *err)
+{
+	if (in != NULL || s->step > 0)
+		return bad(s, SASL_CLIENT_BAD, err, "unexpected challenge");
+	/* RFC 4616: [authzid] NUL authcid NUL passwd; no authzid. */
+	if (!put(out, n, "", 1) || !puts_(out, n, s->user) ||
+	    !put(out, n, "", 1) || !puts_(out, n, s->pass))
+		return bad(s, SASL_CLIENT_BAD, err, "response too long");
+	s->done = true;
+	return SASL_CLIENT_CONTINUE;
+}
+
+static enum sasl_client_result
+login_step(struct sasl_client *s, const unsigned char *in,
+    unsigned char *out, size_t *n, char *err)
+{
+	/* The prompts ("Username:", "Password:") vary; only order counts. */
+	if (in == NULL || s->step > 1)
+		return bad(s, SASL_CLIENT_BAD, err, "unexpected challenge");
+	if (!puts_(out, n, s->step == 0 ? s->user : s->pass))
+		return bad(s, SASL_CLIENT_BAD, err, "response too long");
+	s->done = s->step == 1;
+	return SASL_CLIENT_CONTINUE;
+}
+
+static enum sasl_client_result
+cram_step(struct sasl_client *s, const unsigned char *in, size_t inlen,
+    unsigned char *out, size_t *n, char *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	bool ok;
+
+	if (in == NULL || s->step > 0 || inlen == 0)
+		return bad(s, SASL_CLIENT_BAD, err, in == NULL || s->step > 0 ?
+		    "unexpected challenge" : "empty challenge");
+	/* RFC 2195 sec. 2: user SP hex(HMAC-MD5(secret, challenge)). */
+	if (HMAC(EVP_md5(), s->pass, (int)strlen(s->pass), in, inlen, md,
+	    &mdlen) == NULL)
+		return bad(s, SASL_CLIENT_BAD, err, "HMAC-MD5 failed");
+	str_hex(hex, md, mdlen);
+	ok = puts_(out, n, s->user) && puts_(out, n, " ") && puts_(out, n, hex);
+	explicit_bzero(md, sizeof(md));
+	explicit_bzero(hex, sizeof(hex));
+	if (!ok)
+		return bad(s, SASL_CLIENT_BAD, err, "response too long");
+	s->done = true;
+	return SASL_CLIENT_CONTINUE;
+}
+
+/* ---- SCRAM-SHA-256 ---- */
+
+/* RFC 5802 sec. 5.1: ',' and '=' in a name become "=2C" and "=3D". */
+static bool
+put_saslname(unsigned char *out, size_t *n, const char *user)
+{
+	for (const char *p = user; *p != '\0'; p++) {
+		const char *esc = *p == ',' ? "=2C" : *p == '=' ? "=3D" : NULL;
+
+		if (esc != NULL ? !puts_(out, n, esc) : !put(out, n, p, 1))
+			return false;
+	}
+	return true;
+}
+
+static enum sasl_client_result
+scram_first(struct sasl_client *s, unsigned char *out, size_t *n, char *err)
+{
+	size_t gs2len = strlen(s->gs2), bare;
+
+	if (!puts_(out, n, s->gs2) || !puts_(out, n, "n=") ||
+	    !put_saslname(out, n, s->user) || !puts_(out, n, ",r=") ||
+	    !puts_(out, n, s->nonce) || *n - gs2len >= sizeof(s->first_bare))
+		return bad(s, SASL_CLIENT_BAD, err, "user name too long");
+	bare = *n - gs2len;
+	memcpy(s->first_bare, out + gs2len, bare);
+	s->first_bare[bare] = '\0';
+	return SASL_CLIENT_CONTINUE;
+}
+
+/* One "a=value" attribute at *p (up to end); false if there is none. */
+static bool
+next_attr(const char **p, const char *end, char name, const char **v_r,
+    size_t *len_r)
+{
+	const char *q = *p, *comma;
+
+	if (end - q < 2 || q[0] != name || q[1] != '=')
+		return false;
+	q += 2;
+	comma = memchr(q, ',', (size_t)(end - q));
+	*v_r = q;
+	*len_r = (size_t)((comma != NULL ? comma : end) - q);
+	*p = comma != NULL ? comma + 1 : end;
+	return true;
+}
+
+static bool
+hmac256(const unsigned char *key, size_t keylen, const void *msg,
+    size_t msglen, unsigned char out[SCRAM_KEY_LEN])
+{
+	unsigned int len = 0;
+
+	return HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out,
+	    &len) != NULL && len == SCRAM_KEY_LEN;
+}
+
+static enum sasl_client_result
+scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
+    unsigned char *out, size_t *n, char *err)
+{
+	const char *p = (const char *)in, *end = p + inlen, *v, *snonce;
+	size_t vlen, snonce_len, saltlen, gs2len = strlen(s->gs2);
+	unsigned char salt[SASL_CLIENT_SCRAM_SALT_MAX], salted[SCRAM_KEY_LEN];
+	unsigned char ckey[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
+	unsigned char csig[SCRAM_KEY_LEN], skey[SCRAM_KEY_LEN];
+	unsigned char cbind[64 + SASL_CLIENT_CB_MAX];
+	char num[16], b64[BASE64_ENCODED_LEN(sizeof(cbind)) + 1];
+	char authmsg[3 * SCRAM_MSG_MAX];
+	size_t without_proof, alen;
+	unsigned int dlen = 0;
+	uint32_t iter;
+	enum sasl_client_result r = SASL_CLIENT_BAD;
+	const char *why = "bad server-first-message";
+
+	if (memchr(in, '\0', inlen) != NULL || inlen >= SCRAM_MSG_MAX)
+		return bad(s, r, err, why);
+	if (inlen >= 2 && memcmp(in, "e=", 2) == 0)
+		return bad(s, SASL_CLIENT_REFUSED, err,
+		    "refused by the server");
+	if (inlen >= 2 && memcmp(in, "m=", 2) == 0)
+		return bad(s, r, err, "the server requires an extension");
+	if (!next_attr(&p, end, 'r', &snonce, &snonce_len) ||
+	    !nonce_ok(snonce, snonce_len) ||
+	    snonce_len <= strlen(s->nonce) ||
+	    memcmp(snonce, s->nonce, strlen(s->nonce)) != 0)
+		return bad(s, r, err, "the server nonce does not extend ours");
+	if (!next_attr(&p, end, 's', &v, &vlen) ||
+	    base64_decode(salt, sizeof(salt), &saltlen, v, vlen) < 0 ||
+	    saltlen == 0)
+		return bad(s, r, err, "bad salt");
+	if (!next_attr(&p, end, 'i', &v, &vlen) || vlen >= sizeof(num))
+		return bad(s, r, err, "bad iteration count");
+	memcpy(num, v, vlen);
+	num[vlen] = '\0';
+	if (str_parse_u32(num, &iter) < 0 ||
+	    iter < SASL_CLIENT_SCRAM_ITER_MIN ||
+	    iter > SASL_CLIENT_SCRAM_ITER_MAX) {
+		(void)str_fmt(err, ERR_LEN, "%s: iteration count %s refused "
+		    "(%d to %d)", sasl_client_mech_name(s->mech), num,
+		    SASL_CLIENT_SCRAM_ITER_MIN, SASL_CLIENT_SCRAM_ITER_MAX);
+		s->dead = true;
+		return SASL_CLIENT_BAD;
+	}
+	/* Extensions after i= are optional ones: ignored (sec. 5.1). */
+
+	/* client-final-message-without-proof: c=B64(gs2 + cb),r=nonce */
+	memcpy(cbind, s->gs2, gs2len);
+	memcpy(cbind + gs2len, s->cb, s->cb_len);
+	if (base64_encode(b64, sizeof(b64), cbind, gs2len + s->cb_len) < 0 ||
+	    !puts_(out, n, "c=") || !puts_(out, n, b64) ||
+	    !puts_(out, n, ",r=") || !put(out, n, snonce, snonce_len))
+		return bad(s, r, err, "response too long");
+	without_proof = *n;
+
+	/* AuthMessage = client-first-bare "," server-first "," without-proof */
+	alen = strlen(s->first_bare);
+	memcpy(authmsg, s->first_bare, alen);
+	authmsg[alen++] = ',';
+	memcpy(authmsg + alen, in, inlen);
+	alen += inlen;
+	authmsg[alen++] = ',';
+	memcpy(authmsg + alen, out, without_proof);
+	alen += without_proof;
+
+	/* RFC 5802 sec. 3. */
+	if (PKCS5_PBKDF2_HMAC(s->pass, (int)strlen(s->pass), salt,
+	    (int)saltlen, (int)iter, EVP_sha256(), sizeof(salted),
+	    salted) != 1 ||
+	    !hmac256(salted, sizeof(salted), "Client Key", 10, ckey) ||
+	    EVP_Digest(ckey, sizeof(ckey), stored, &dlen, EVP_sha256(),
+	    NULL) != 1 ||
+	    !hmac256(stored, sizeof(stored), authmsg, alen, csig) ||
+	    !hmac256(salted, sizeof(salted), "Server Key", 10, skey) ||
+	    !hmac256(skey, sizeof(skey), authmsg, alen, s->server_sig)) {
+		why = "SHA-256 failed";
+		goto out;
+	}
+	for (size_t i = 0; i < SCRAM_KEY_LEN; i++)
+		csig[i] ^= ckey[i];		/* ClientProof */
+	if (base64_encode(b64, sizeof(b64), csig, sizeof(csig)) < 0 ||
+	    !puts_(out, n, ",p=") || !puts_(out, n, b64)) {
+		why = "response too long";
+		goto out;
+	}
+	r = SASL_CLIENT_CONTINUE;
+out:
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(ckey, sizeof(ckey));
+	explicit_bzero(stored, sizeof(stored));
+	explicit_bzero(csig, sizeof(csig));
+	explicit_bzero(skey, sizeof(skey));
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(authmsg, sizeof(authmsg));
+	return r == SASL_CLIENT_CONTINUE ? r : bad(s, r, err, why);
+}
+
+static enum sasl_client_result
+scram_verify(struct sasl_client *s, const unsigned char *in, size_t inlen,
+    char *err)
+{
+	unsigned char sig[SCRAM_KEY_LEN + 3];
+	size_t len;
+
+	if (inlen >= 2 && memcmp(in, "e=", 2) == 0)
+		return bad(s, SASL_CLIENT_REFUSED, err,
+		    "refused by the server");
+	/* "v=" base64 and nothing else: extensions are not allowed here. */
+	if (inlen < 2 || memcmp(in, "v=", 2) != 0 ||
+	    base64_decode(sig, sizeof(sig), &len, (const char *)in + 2,
+	    inlen - 2) < 0 || len != SCRAM_KEY_LEN ||
+	    CRYPTO_memcmp(sig, s->server_sig, SCRAM_KEY_LEN) != 0)
+		return bad(s, SASL_CLIENT_MISMATCH, err,
+		    "server signature mismatch");
+	s->done = true;
+	return SASL_CLIENT_CONTINUE;
+}
+
+enum sasl_client_result
+sasl_client_step(struct sasl_client *s, const unsigned char *in,
+    size_t inlen, unsigned char *out, size_t *outlen_r, char *err)
+{
+	enum sasl_client_result r;
+
+	*outlen_r = 0;
+	if (s->dead)
+		return bad(s, SASL_CLIENT_BAD, err, "exchange already failed");
+	if (s->done)
+		return bad(s, SASL_CLIENT_BAD, err, "unexpected challenge");
+	switch (s->mech) {
+	case SASL_CLIENT_PLAIN:
+		r = plain_step(s, in, out, outlen_r, err);
+		break;
+	case SASL_CLIENT_LOGIN:
+		r = login_step(s, in, out, outlen_r, err);
+		break;
+	case SASL_CLIENT_CRAM_MD5:
+		r = cram_step(s, in, inlen, out, outlen_r, err);
+		break;
+	default:
+		if ((in == NULL) != (s->step == 0))
+			return bad(s, SASL_CLIENT_BAD, err,
+			    s->step == 0 ? "no initial response sent" :
+			    "empty challenge");
+		if (s->step == 0)
+			r = scram_first(s, out, outlen_r, err);
+		else if (s->step == 1)
+			r = scram_final(s, in, inlen, out, outlen_r, err);
+		else
+			r = scram_verify(s, in, inlen, err);
+		break;
+	}
+	if (r != SASL_CLIENT_CONTINUE) {
+		explicit_bzero(out, SASL_CLIENT_OUT_MAX);
+		*outlen_r = 0;
+	} else {
+		s->step++;
+	}
+	return r;
+}
