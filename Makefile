@@ -110,8 +110,8 @@ fuzz: $(FUZZ_BIN)
 check: deps
 	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
-	$(MAKE) SAN=1 blackbox
 	$(MAKE) fuzz
+	$(MAKE) SAN=1 blackbox
 
 clean:
 	rm -rf build
