@@ -10,6 +10,7 @@ exactly once, deletes on the server only what is safely stored, and with
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -897,3 +898,28 @@ def test_server_that_stops_talking_times_out(home):
         srv.close()
     assert cp.returncode == 2, cp.stderr
     assert "timed out" in cp.stderr.decode()
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="no script(1)")
+def test_progress_bar_on_a_terminal_and_quiet_in_scripts(home, mailroot,
+                                                         postinod):
+    msgs = seed_messages()
+    host, port = seeded("postinod", mailroot, postinod, None, msgs)
+    # On a terminal (script(1) gives postino a pty): a progress line.
+    cmd = " ".join(shlex.quote(a) for a in [
+        POSTINO, "fetch", "--tls=no", "--keep", "--maildir", home.maildir,
+        url(port, host)])
+    cp = subprocess.run(["script", "-qec", cmd, "/dev/null"],
+                        stdin=subprocess.DEVNULL, capture_output=True,
+                        env=home.env(), timeout=TIMEOUT)
+    assert cp.returncode == 0, cp
+    assert_no_sanitizer(cp.stdout)
+    n = len(msgs)
+    assert re.search(rb"postino: \[#{20}\] %d/%d messages" % (n, n),
+                     cp.stdout), cp.stdout[-500:]
+    # In a script (stderr not a terminal): nothing at all on success.
+    shutil.rmtree(home.state)
+    shutil.rmtree(home.maildir)
+    cp = home.run("fetch", "--tls=no", "--keep", "--maildir", home.maildir,
+                  url(port, host))
+    assert cp.returncode == 0 and cp.stderr == b"" and cp.stdout == b"", cp
