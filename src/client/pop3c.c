@@ -44,8 +44,8 @@ struct fd_ctx {
 	int	timeout_ms;
 };
 
-static uint64_t
-now_ms(void)
+uint64_t
+pop3c_now_ms(void)
 {
 	struct timespec ts;
 
@@ -53,13 +53,12 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Wait for events until deadline; 0 ready, -1 with errno (ETIMEDOUT). */
-static int
-wait_fd(int fd, short events, uint64_t deadline)
+int
+pop3c_wait_fd(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = events };
-		uint64_t now = now_ms();
+		uint64_t now = pop3c_now_ms();
 		int n;
 
 		if (now >= deadline) {
@@ -78,12 +77,12 @@ static ssize_t
 fd_read(void *arg, void *buf, size_t len)
 {
 	struct fd_ctx *x = arg;
-	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
 
 	for (;;) {
 		ssize_t n;
 
-		if (wait_fd(x->fd, POLLIN, deadline) < 0)
+		if (pop3c_wait_fd(x->fd, POLLIN, deadline) < 0)
 			return -1;
 		n = read(x->fd, buf, len);
 		if (n >= 0)
@@ -97,12 +96,12 @@ static ssize_t
 fd_write(void *arg, const void *buf, size_t len)
 {
 	struct fd_ctx *x = arg;
-	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
 
 	for (;;) {
 		ssize_t n;
 
-		if (wait_fd(x->fd, POLLOUT, deadline) < 0)
+		if (pop3c_wait_fd(x->fd, POLLOUT, deadline) < 0)
 			return -1;
 		n = send(x->fd, buf, len, MSG_NOSIGNAL);
 		if (n > 0)
@@ -182,7 +181,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms)
 		return fd;
 	if (errno != EINPROGRESS)
 		goto fail;
-	if (wait_fd(fd, POLLOUT, now_ms() + (uint64_t)timeout_ms) < 0)
+	if (pop3c_wait_fd(fd, POLLOUT, pop3c_now_ms() + (uint64_t)timeout_ms) < 0)
 		goto fail;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
 		goto fail;

@@ -260,4 +260,12 @@ int pop3c_quit(struct pop3c *c);
 /* RSET: every message marked deleted in this session is unmarked. */
 int pop3c_rset(struct pop3c *c);
 
+/*
+ * For transports (pop3c_tls.c): the monotonic clock in milliseconds, and
+ * poll(2) on fd for events until deadline; 0 ready, -1 with errno
+ * (ETIMEDOUT when the deadline passed).
+ */
+uint64_t pop3c_now_ms(void);
+int pop3c_wait_fd(int fd, short events, uint64_t deadline);
+
 #endif

@@ -46,43 +46,19 @@ pop3c_tls_parse_fingerprint(const char *s,
 	return n == POP3C_TLS_SHA256_LEN ? 0 : -1;
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Wait for what OpenSSL wants until deadline; 0, or -1 with errno. */
 static int
 wait_io(int fd, int want, uint64_t deadline)
 {
-	short events = want == TLS_IO_WANT_WRITE ? POLLOUT : POLLIN;
-
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		uint64_t now = now_ms();
-		int n;
-
-		if (now >= deadline) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		n = poll(&p, 1, (int)(deadline - now));
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
+	return pop3c_wait_fd(fd, want == TLS_IO_WANT_WRITE ? POLLOUT : POLLIN,
+	    deadline);
 }
 
 static ssize_t
 tt_read(void *arg, void *buf, size_t len)
 {
 	struct tls_tr *x = arg;
-	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
 
 	if (!x->up)
 		return x->fd_tr.read(x->fd_tr.ctx, buf, len);
@@ -106,7 +82,7 @@ static ssize_t
 tt_write(void *arg, const void *buf, size_t len)
 {
 	struct tls_tr *x = arg;
-	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
 
 	if (!x->up)
 		return x->fd_tr.write(x->fd_tr.ctx, buf, len);
@@ -169,7 +145,7 @@ static int
 tt_starttls(void *arg, char *err)
 {
 	struct tls_tr *x = arg;
-	uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
 	unsigned char md[POP3C_TLS_SHA256_LEN];
 	char why[200], fp[3 * POP3C_TLS_SHA256_LEN];
 

@@ -183,32 +183,37 @@ tls_ctx_free(struct tls_ctx **tp)
 	*tp = NULL;
 }
 
-struct tls_conn *
-tls_conn_new(struct tls_ctx *ctx, int fd, bool server, const char *verify_host)
+/* A connection on fd in ctx, not yet told its side. */
+static struct tls_conn *
+conn_alloc(struct tls_ctx *ctx, int fd)
 {
 	struct tls_conn *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
-	c->server = server;
 	c->ssl = SSL_new(ctx->ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1)
-		goto fail;
-	if (server) {
-		SSL_set_accept_state(c->ssl);
-	} else {
-		SSL_set_connect_state(c->ssl);
-		if (verify_host != NULL &&
-		    (SSL_set_tlsext_host_name(c->ssl, verify_host) != 1 ||
-		    SSL_set1_host(c->ssl, verify_host) != 1))
-			goto fail;
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+		SSL_free(c->ssl);
+		free(c);
+		ERR_clear_error();
+		return NULL;
 	}
 	return c;
-fail:
-	SSL_free(c->ssl);
-	free(c);
-	ERR_clear_error();
-	return NULL;
+}
+
+struct tls_conn *
+tls_conn_new(struct tls_ctx *ctx, int fd, bool server, const char *verify_host)
+{
+	struct tls_conn *c;
+
+	if (!server)
+		return tls_client_conn_new(ctx, fd, verify_host, true);
+	c = conn_alloc(ctx, fd);
+	if (c == NULL)
+		return NULL;
+	c->server = true;
+	SSL_set_accept_state(c->ssl);
+	return c;
 }
 
 void
@@ -224,15 +229,15 @@ tls_conn_free(struct tls_conn **cp)
 struct tls_conn *
 tls_client_conn_new(struct tls_ctx *ctx, int fd, const char *host, bool verify)
 {
-	struct tls_conn *c = calloc(1, sizeof(*c));
+	struct tls_conn *c;
 	unsigned char addr[sizeof(struct in6_addr)];
 	bool ip;
 
+	if (host == NULL)
+		return NULL;
+	c = conn_alloc(ctx, fd);
 	if (c == NULL)
 		return NULL;
-	c->ssl = SSL_new(ctx->ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1)
-		goto fail;
 	SSL_set_connect_state(c->ssl);
 	ip = inet_pton(AF_INET, host, addr) == 1 ||
 	    inet_pton(AF_INET6, host, addr) == 1;

@@ -40,7 +40,11 @@ struct tls_ctx *tls_client_ctx_new(const char *cafile, const char *min_version,
 /* Contexts are reference-counted: connections keep theirs alive. */
 void tls_ctx_free(struct tls_ctx **ctx);
 
-/* Wrap fd (not taken over: the caller closes it). NULL on failure. */
+/*
+ * Wrap fd (not taken over: the caller closes it). A client connection is
+ * tls_client_conn_new(ctx, fd, verify_host, true); verify_host must then
+ * be set. NULL on failure.
+ */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, bool server,
     const char *verify_host);
 void tls_conn_free(struct tls_conn **c);
