@@ -598,10 +598,21 @@ account_password_command(const char *cmd, char *pass, size_t size,
 	return 0;
 }
 
+/* A signal during the prompt: noted, so the echo comes back before it acts. */
+static volatile sig_atomic_t prompt_signal;
+
+static void
+prompt_catch(int signo)
+{
+	prompt_signal = signo;
+}
+
 int
 account_password_prompt(const char *prompt, char *pass, size_t size,
     char *err)
 {
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	struct sigaction sa = { .sa_handler = prompt_catch }, saved[4];
 	struct termios old, quiet;
 	char buf[ACCOUNT_PASS_MAX + 2];
 	size_t got = 0;
@@ -623,12 +634,19 @@ account_password_prompt(const char *prompt, char *pass, size_t size,
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
 	(void)!write(fd, prompt, strlen(prompt));
+	/* No SA_RESTART: read(2) returns EINTR and the loop ends. */
+	sigemptyset(&sa.sa_mask);
+	prompt_signal = 0;
+	for (size_t i = 0; i < 4; i++)
+		(void)sigaction(sigs[i], &sa, &saved[i]);
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
 		(void)str_fmt(err, ERR_LEN, "/dev/tty: %s", strerror(errno));
+		for (size_t i = 0; i < 4; i++)
+			(void)sigaction(sigs[i], &saved[i], NULL);
 		close(fd);
 		return -1;
 	}
-	while (got < sizeof(buf) - 1) {
+	while (got < sizeof(buf) - 1 && prompt_signal == 0) {
 		ssize_t n = read(fd, buf + got, 1);
 
 		if (n < 0 && errno == EINTR)
@@ -641,6 +659,15 @@ account_password_prompt(const char *prompt, char *pass, size_t size,
 	(void)tcsetattr(fd, TCSAFLUSH, &old);
 	(void)!write(fd, "\n", 1);
 	close(fd);
+	for (size_t i = 0; i < 4; i++)
+		(void)sigaction(sigs[i], &saved[i], NULL);
+	if (prompt_signal != 0) {
+		/* The terminal echoes again; now the signal does what it does. */
+		explicit_bzero(buf, sizeof(buf));
+		raise(prompt_signal);
+		str_copy(err, ERR_LEN, "interrupted");
+		return -1;
+	}
 	if (got == 0)
 		str_copy(err, ERR_LEN, "no password given");
 	else if (str_copy(pass, size, buf) < 0)
