@@ -1,3 +1,4 @@
+#include "../lib/fdio.h"
 #include "fetch.h"
 
 #include <dirent.h>
@@ -43,26 +44,9 @@ struct fetch_dest {
 };
 
 static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
 flush(struct fetch_dest *d)
 {
-	if (d->used > 0 && write_all(d->fd, d->buf, d->used) < 0)
+	if (d->used > 0 && fd_write_all(d->fd, d->buf, d->used) < 0)
 		return -1;
 	d->used = 0;
 	return 0;
@@ -75,7 +59,7 @@ put(struct fetch_dest *d, const char *data, size_t len)
 		if (flush(d) < 0)
 			return -1;
 		if (len > sizeof(d->buf))
-			return write_all(d->fd, data, len);
+			return fd_write_all(d->fd, data, len);
 	}
 	memcpy(d->buf + d->used, data, len);
 	d->used += len;
@@ -465,7 +449,7 @@ copy_spool(struct fetch_dest *d, int fd)
 			return -1;
 		if (n == 0)
 			return 0;
-		if (write_all(fd, buf, (size_t)n) < 0)
+		if (fd_write_all(fd, buf, (size_t)n) < 0)
 			return -1;
 	}
 }
@@ -617,8 +601,8 @@ mbox_commit(struct fetch_dest *d, char *err)
 {
 	int fd = d->mbox_fd, rc = 0;
 
-	if (write_all(fd, d->from, strlen(d->from)) < 0 ||
-	    copy_spool(d, fd) < 0 || write_all(fd, "\n", 1) < 0 ||
+	if (fd_write_all(fd, d->from, strlen(d->from)) < 0 ||
+	    copy_spool(d, fd) < 0 || fd_write_all(fd, "\n", 1) < 0 ||
 	    fsync(fd) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
 		    strerror(errno));

@@ -1259,8 +1259,8 @@ cmp_uid(const void *a, const void *b)
 	return strcmp(x->uid, y->uid);
 }
 
-static bool
-valid_uid(const char *s, size_t len)
+bool
+pop3c_valid_uid(const char *s, size_t len)
 {
 	if (len == 0 || len > POP3C_UID_MAX)
 		return false;
@@ -1333,7 +1333,7 @@ pop3c_uidl(struct pop3c *c, struct pop3c_msg *msgs, size_t n)
 		str_sanitize(clean, sizeof(clean), line, len);
 		if (two_words(line, &a, &b) < 0 ||
 		    str_parse_u32(a, &num) < 0 ||
-		    !valid_uid(b, strlen(b)))
+		    !pop3c_valid_uid(b, strlen(b)))
 			return fail(c, POP3C_EPROTO, "bad UIDL line: \"%s\"",
 			    clean);
 		m = n > 0 ? bsearch(&num, msgs, n, sizeof(*msgs), cmp_num) :

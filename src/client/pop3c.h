@@ -268,4 +268,7 @@ int pop3c_rset(struct pop3c *c);
 uint64_t pop3c_now_ms(void);
 int pop3c_wait_fd(int fd, short events, uint64_t deadline);
 
+/* A UIDL as RFC 1939 sec. 7 allows: 1..POP3C_UID_MAX octets of 0x21..0x7E. */
+bool pop3c_valid_uid(const char *s, size_t len);
+
 #endif

@@ -1,3 +1,4 @@
+#include "../lib/fdio.h"
 #include "state.h"
 
 #include <errno.h>
@@ -164,17 +165,6 @@ insert(struct state *st, const char *uid)
 }
 
 static bool
-valid_id(const char *s, size_t len)
-{
-	if (len == 0 || len > POP3C_UID_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 0x21 || s[i] > 0x7e)
-			return false;
-	return true;
-}
-
-static bool
 valid_token(const char *s)
 {
 	if (strlen(s) > STATE_TOKEN_MAX)
@@ -198,7 +188,7 @@ parse_pending(struct state *st, char *line)
 	if (sp == NULL)
 		return -1;
 	*sp = '\0';
-	if (!valid_id(id, strlen(id)) || !valid_token(sp + 1))
+	if (!pop3c_valid_uid(id, strlen(id)) || !valid_token(sp + 1))
 		return -1;
 	str_copy(st->pending_uid, sizeof(st->pending_uid), id);
 	str_copy(st->pending_token, sizeof(st->pending_token), sp + 1);
@@ -237,7 +227,7 @@ load(struct state *st, char *err)
 				goto corrupt;
 			continue;
 		}
-		if (!valid_id(line, len))
+		if (!pop3c_valid_uid(line, len))
 			goto corrupt;
 		if (insert(st, line) < 0) {
 			(void)str_fmt(err, ERR_LEN, "%s: %s", st->path,
@@ -336,23 +326,6 @@ state_has(const struct state *st, const char *uid)
 	return found;
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 state_save(struct state *st, char *err)
 {
@@ -380,7 +353,7 @@ state_save(struct state *st, char *err)
 		size_t len = strlen(st->ids[i]);
 
 		if (used + len + 1 > sizeof(buf)) {
-			if (write_all(fd, buf, used) < 0)
+			if (fd_write_all(fd, buf, used) < 0)
 				goto fail_fd;
 			used = 0;
 		}
@@ -388,7 +361,7 @@ state_save(struct state *st, char *err)
 		buf[used + len] = '\n';
 		used += len + 1;
 	}
-	if (write_all(fd, buf, used) < 0 || fsync(fd) < 0)
+	if (fd_write_all(fd, buf, used) < 0 || fsync(fd) < 0)
 		goto fail_fd;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -422,7 +395,7 @@ fail:
 int
 state_add(struct state *st, const char *uid, char *err)
 {
-	if (!valid_id(uid, strlen(uid))) {
+	if (!pop3c_valid_uid(uid, strlen(uid))) {
 		str_copy(err, ERR_LEN, "invalid message id");
 		return -1;
 	}
@@ -440,7 +413,7 @@ int
 state_set_pending(struct state *st, const char *uid, const char *token,
     char *err)
 {
-	if (!valid_id(uid, strlen(uid)) || !valid_token(token)) {
+	if (!pop3c_valid_uid(uid, strlen(uid)) || !valid_token(token)) {
 		str_copy(err, ERR_LEN, "invalid pending delivery");
 		return -1;
 	}

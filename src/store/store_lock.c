@@ -41,29 +41,6 @@ store_lock_session(const char *path, int *fd_r, char *err)
 }
 
 int
-store_write_full(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int
 store_fsync_dir(const char *dir)
 {
 	int fd, rc = 0;

@@ -20,8 +20,7 @@
  */
 enum store_result store_lock_session(const char *path, int *fd_r, char *err);
 
-/* Write all of buf; 0, or -1 with errno. */
-int store_write_full(int fd, const void *buf, size_t len);
+#include "../lib/fdio.h"	/* fd_write_all() */
 
 /* fsync the directory dir; 0, or -1 with errno. */
 int store_fsync_dir(const char *dir);

@@ -274,14 +274,14 @@ md_cache_save(struct maildir *md)
 			continue;
 		len = strlen(line);
 		if (used + len > STORE_IOBUF) {
-			if (store_write_full(fd, md->iobuf, used) == -1)
+			if (fd_write_all(fd, md->iobuf, used) == -1)
 				goto fail;
 			used = 0;
 		}
 		memcpy(md->iobuf + used, line, len);
 		used += len;
 	}
-	if (store_write_full(fd, md->iobuf, used) == -1 || fsync(fd) == -1)
+	if (fd_write_all(fd, md->iobuf, used) == -1 || fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		fd = -1;

@@ -666,7 +666,7 @@ mbox_dotlock_create(struct mbox *mb, struct stat *st_r)
 	if (fd == -1)
 		return -1;
 	(void)str_fmt(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (store_write_full(fd, pid, strlen(pid)) == 0 &&
+	if (fd_write_all(fd, pid, strlen(pid)) == 0 &&
 	    fstat(fd, st_r) == 0 && link(tmp, mb->dotlock) == 0)
 		r = 1;
 	saved = errno;
@@ -1128,7 +1128,7 @@ mbox_copy_range(struct mbox *mb, int out, off_t from, off_t to)
 			errno = EIO;
 			return -1;
 		}
-		if (store_write_full(out, mb->iobuf, (size_t)n) == -1)
+		if (fd_write_all(out, mb->iobuf, (size_t)n) == -1)
 			return -1;
 		from += n;
 	}
