@@ -1,4 +1,3 @@
-#include "../lib/fdio.h"
 #include "fetch.h"
 
 #include <dirent.h>
@@ -14,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../lib/fdio.h"
 
 struct fetch_dest {
 	enum fetch_kind	 kind;

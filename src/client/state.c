@@ -1,4 +1,3 @@
-#include "../lib/fdio.h"
 #include "state.h"
 
 #include <errno.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/fdio.h"
 #include "pop3c.h"
 
 struct state {
