@@ -59,7 +59,9 @@ $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(BUILD)/libpostino
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(BUILD)/libpostino.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpostino.a
+# tests/unit/testutil.c: helpers every test program may use.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o \
+    $(BUILD)/libpostino.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) -lcmocka
 

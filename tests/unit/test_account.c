@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "../../src/client/account.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -26,8 +27,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	str_copy(tmpdir, sizeof(tmpdir), "/tmp/postino-test-account.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
+	if (tu_tmpdir_make(tmpdir, sizeof(tmpdir), "account") < 0)
 		return -1;
 	unsetenv("POSTINO_PASSWORD");
 	return setenv("HOME", tmpdir, 1);
@@ -36,12 +36,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (str_fmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) < 0)
-		return -1;
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_remove(tmpdir);
 }
 
 static void

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "../../src/auth/auth.h"
 #include "../../src/auth/auth_hash.h"
 
@@ -773,48 +774,6 @@ tool_path(void)
 	return path;
 }
 
-/* Run the tool with input on stdin; its exit status, stdout in out. */
-static int
-run_tool(const char *const argv[], const char *input, size_t inlen,
-    char *out, size_t outsize)
-{
-	int in[2], res[2], status, devnull;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	assert_int_equal(pipe(in), 0);
-	assert_int_equal(pipe(res), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		devnull = open("/dev/null", O_WRONLY);
-		if (dup2(in[0], 0) < 0 || dup2(res[1], 1) < 0 ||
-		    devnull < 0 || dup2(devnull, 2) < 0)
-			_exit(127);
-		close(in[1]);
-		close(res[0]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(in[0]);
-	close(res[1]);
-	/*
-	 * Small inputs fit in the pipe, so no deadlock; a tool that exits
-	 * before reading makes this fail with EPIPE (SIGPIPE is ignored).
-	 */
-	n = write(in[1], input, inlen);
-	assert_true(n == (ssize_t)inlen || (n < 0 && errno == EPIPE));
-	close(in[1]);
-	while ((n = read(res[0], out + got, outsize - 1 - got)) > 0)
-		got += (size_t)n;
-	out[got] = '\0';
-	close(res[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
 static void
 test_postino_passwd_output_verifies(void **state)
 {
@@ -840,7 +799,7 @@ test_postino_passwd_output_verifies(void **state)
 
 		if (cases[i].scheme == NULL)
 			argv[1] = NULL;
-		assert_int_equal(run_tool(argv, BYTES("s3cret pass\n"), out,
+		assert_int_equal(tu_run_tool(argv, BYTES("s3cret pass\n"), out,
 		    sizeof(out)), 0);
 		assert_memory_equal(out, cases[i].label,
 		    strlen(cases[i].label));
@@ -870,7 +829,7 @@ test_postino_passwd_line_mode_and_crlf(void **state)
 
 	if (tool == NULL)
 		skip();
-	assert_int_equal(run_tool(argv, BYTES("pw\r\nignored\n"), out,
+	assert_int_equal(tu_run_tool(argv, BYTES("pw\r\nignored\n"), out,
 	    sizeof(out)), 0);
 	assert_memory_equal(out, "bob:{SHA512-CRYPT}$6$", 21);
 	assert_non_null(strstr(out, "::::::\n"));
@@ -884,10 +843,10 @@ test_postino_passwd_line_mode_and_crlf(void **state)
 	argv[3] = NULL;
 	memset(max, 'm', AUTH_PASS_MAX);
 	memcpy(max + AUTH_PASS_MAX, "\r\n", 3);
-	assert_int_equal(run_tool(argv, max, AUTH_PASS_MAX + 2, out,
+	assert_int_equal(tu_run_tool(argv, max, AUTH_PASS_MAX + 2, out,
 	    sizeof(out)), 0);
 	assert_int_equal(strlen(out), strlen("{PLAIN}\n") + AUTH_PASS_MAX);
-	assert_int_equal(run_tool(argv, max, AUTH_PASS_MAX, out, sizeof(out)),
+	assert_int_equal(tu_run_tool(argv, max, AUTH_PASS_MAX, out, sizeof(out)),
 	    0);
 }
 
@@ -926,7 +885,7 @@ test_postino_passwd_refuses_bad_input(void **state)
 	for (size_t i = 0; i < N_ELEM(cases); i++) {
 		const char *argv[] = { tool, cases[i].a1, cases[i].a2, NULL };
 
-		if (run_tool(argv, cases[i].in, cases[i].len, out,
+		if (tu_run_tool(argv, cases[i].in, cases[i].len, out,
 		    sizeof(out)) == 0)
 			fail_msg("case %zu accepted", i);
 		if (out[0] != '\0')
@@ -944,7 +903,7 @@ test_postino_passwd_help_is_a_manual(void **state)
 	(void)state;
 	if (tool == NULL)
 		skip();
-	assert_int_equal(run_tool(argv, "", 0, out, sizeof(out)), 0);
+	assert_int_equal(tu_run_tool(argv, "", 0, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "SYNOPSIS"));
 	assert_non_null(strstr(out, "YESCRYPT"));
 	assert_non_null(strstr(out, "{CRYPT}"));

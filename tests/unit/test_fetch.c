@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "../../src/client/fetch.h"
 
 static char tmpdir[PATH_MAX];
@@ -29,19 +30,14 @@ static int
 setup(void **state)
 {
 	(void)state;
-	str_copy(tmpdir, sizeof(tmpdir), "/tmp/postino-test-fetch.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tu_tmpdir_make(tmpdir, sizeof(tmpdir), "fetch");
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (str_fmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) < 0)
-		return -1;
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_remove(tmpdir);
 }
 
 static char *

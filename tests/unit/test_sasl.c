@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "testutil.h"
 #include "../../src/auth/auth.h"
 #include "../../src/auth/auth_hash.h"
 #include "../../src/auth/sasl.h"
@@ -1084,44 +1085,6 @@ tool_path(void)
 	return path;
 }
 
-/* Run the tool with input on stdin; its exit status, stdout in out. */
-static int
-run_tool(const char *const argv[], const char *input, char *out,
-    size_t outsize)
-{
-	int in[2], res[2], status, devnull;
-	size_t got = 0, inlen = strlen(input);
-	ssize_t n;
-	pid_t pid;
-
-	assert_int_equal(pipe(in), 0);
-	assert_int_equal(pipe(res), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		devnull = open("/dev/null", O_WRONLY);
-		if (dup2(in[0], 0) < 0 || dup2(res[1], 1) < 0 ||
-		    devnull < 0 || dup2(devnull, 2) < 0)
-			_exit(127);
-		close(in[1]);
-		close(res[0]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(in[0]);
-	close(res[1]);
-	n = write(in[1], input, inlen);
-	assert_true(n == (ssize_t)inlen || (n < 0 && errno == EPIPE));
-	close(in[1]);
-	while ((n = read(res[0], out + got, outsize - 1 - got)) > 0)
-		got += (size_t)n;
-	out[got] = '\0';
-	close(res[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
 static void
 test_postino_passwd_scram_output_verifies(void **state)
 {
@@ -1145,7 +1108,7 @@ test_postino_passwd_scram_output_verifies(void **state)
 
 		if (cases[i].rounds == NULL)
 			argv[5] = NULL;
-		assert_int_equal(run_tool(argv, "s3cret pass\n", out,
+		assert_int_equal(tu_run_tool(argv, "s3cret pass\n", 12, out,
 		    sizeof(out)), 0);
 		assert_memory_equal(out, "carol:{SCRAM-SHA-256}", 21);
 		nl = strchr(out, '\n');
@@ -1199,7 +1162,8 @@ test_postino_passwd_scram_refuses_bad_input(void **state)
 
 		if (cases[i].rounds == NULL)
 			argv[3] = NULL;
-		if (run_tool(argv, cases[i].input, out, sizeof(out)) !=
+		if (tu_run_tool(argv, cases[i].input, strlen(cases[i].input), out,
+		    sizeof(out)) !=
 		    cases[i].status)
 			fail_msg("case %zu", i);
 		assert_string_equal(out, "");

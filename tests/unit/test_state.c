@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "../../src/client/pop3c.h"
 #include "../../src/client/state.h"
 
@@ -26,19 +27,14 @@ static int
 setup(void **state)
 {
 	(void)state;
-	str_copy(tmpdir, sizeof(tmpdir), "/tmp/postino-test-state.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tu_tmpdir_make(tmpdir, sizeof(tmpdir), "state");
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (str_fmt(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir) < 0)
-		return -1;
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_remove(tmpdir);
 }
 
 static char *

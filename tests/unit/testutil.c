@@ -1,0 +1,81 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+int
+tu_tmpdir_make(char *dir, size_t size, const char *name)
+{
+	int n = snprintf(dir, size, "/tmp/postino-test-%s.XXXXXX", name);
+
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path);
+}
+
+int
+tu_tmpdir_remove(const char *dir)
+{
+	return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+tu_run_tool(const char *const argv[], const char *input, size_t inlen,
+    char *out, size_t outsize)
+{
+	int in[2], res[2], status, devnull;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(res), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		devnull = open("/dev/null", O_WRONLY);
+		if (dup2(in[0], 0) < 0 || dup2(res[1], 1) < 0 ||
+		    devnull < 0 || dup2(devnull, 2) < 0)
+			_exit(127);
+		close(in[1]);
+		close(res[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(res[1]);
+	/*
+	 * Small inputs fit in the pipe, so no deadlock; a tool that exits
+	 * before reading makes this fail with EPIPE (SIGPIPE is ignored).
+	 */
+	n = write(in[1], input, inlen);
+	assert_true(n == (ssize_t)inlen || (n < 0 && errno == EPIPE));
+	close(in[1]);
+	while ((n = read(res[0], out + got, outsize - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(res[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
