@@ -36,6 +36,7 @@ struct fetch_dest {
 	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: gap, From_ */
 	unsigned long	 commits;
 	unsigned long	 kill_append;		/* test hook, see fetch_open */
+	bool		 unsynced;		/* Maildir: renames to fsync */
 	bool		 prepared;
 	bool		 active;
 	bool		 failed;
@@ -657,17 +658,16 @@ maildir_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 	return 0;
 }
 
+/* The rename becomes durable with new/ itself, in fetch_sync(). */
 static int
 maildir_commit(struct fetch_dest *d, char *err)
 {
-	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0 ||
-	    fsync(d->dir_new) < 0) {
+	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s/new/%s: %s", d->where, d->final,
 		    strerror(errno));
-		/* Not durable: take it back so it is fetched again. */
-		(void)unlinkat(d->dir_new, d->final, 0);
 		return -1;
 	}
+	d->unsynced = true;
 	return 0;
 }
 
@@ -877,6 +877,8 @@ maildir_recover(struct fetch_dest *d, const char *final, char *err)
 	tmpname[s - final] = '\0';
 	/* Killed between prepare and rename: the file is still in tmp/. */
 	(void)unlinkat(d->dir_tmp, tmpname, 0);
+	/* Landed, but maybe not durable: fetch_sync() makes sure. */
+	d->unsynced = true;
 	if (faccessat(d->dir_new, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
 	/* A reader may have moved it to cur/ and added flags (":2,S"). */
@@ -983,6 +985,20 @@ fetch_recover(struct fetch_dest *d, const char *token, char *err)
 		return 0;
 	str_copy(err, ERR_LEN, "unknown pending delivery in the state file");
 	return -1;
+}
+
+int
+fetch_sync(struct fetch_dest *d, char *err)
+{
+	if (d->kind != FETCH_MAILDIR || !d->unsynced)
+		return 0;
+	if (fsync(d->dir_new) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s/new: fsync: %s", d->where,
+		    strerror(errno));
+		return -1;
+	}
+	d->unsynced = false;
+	return 0;
 }
 
 void

@@ -5,8 +5,9 @@
  * returns 0; until then nothing of it is visible to a mail reader.
  *
  * - Maildir: written to tmp/ (O_EXCL), fsync, renamed into new/ as
- *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE", then new/ is fsynced. The
- *   directories are created (0700) if missing.
+ *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE"; new/ is fsynced by fetch_sync(),
+ *   once for a batch of messages. The directories are created (0700) if
+ *   missing.
  * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), or the
  *   file given to fetch_set_spool(), then appended under the store's mbox
  *   locks (src/store/mbox_lock.h: FILE.lock with our pid, and fcntl),
@@ -84,10 +85,18 @@ int fetch_data(void *d, const char *data, size_t len, bool eol);
 int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
 
 /*
- * Make the message durable (prepared first if it was not). 0, or -1 with
- * err and nothing delivered.
+ * Deliver the message (prepared first if it was not): visible to readers
+ * and surviving a kill of postino; durable against a power failure once
+ * fetch_sync() returned (an mbox append and an MDA are durable at once).
+ * 0, or -1 with err and nothing delivered.
  */
 int fetch_commit(struct fetch_dest *d, char *err);
+
+/*
+ * Make every committed message durable (Maildir: fsync new/). Call before
+ * recording them durably. 0, or -1 with err.
+ */
+int fetch_sync(struct fetch_dest *d, char *err);
 
 /*
  * After a crash: did the delivery token describes land? 1 yes (for an
