@@ -1,10 +1,13 @@
 # Postino: one GNU Makefile, no configure step.
 #   make            build postinod, postino-passwd, postino (build/)
+#   make server     only postinod and postino-passwd (no GMime needed)
 #   make SAN=1      the same with AddressSanitizer + UBSan (build/asan/)
-#   make run        build, make a demo mail root and serve it on port 1110
+#   make V=1        show the full compiler commands
+#   make run        install what is missing, build, serve a demo on port 1110
 #   make check      install test dependencies, build both ways, run every test
 #   make unit       cmocka unit tests only (SAN=1 for the sanitizer build)
 #   make fuzz       libFuzzer targets for the parsers (clang), FUZZ_SECONDS each
+#   make layers     fail if a lower layer's archive uses an upper layer's symbol
 
 CC	?= cc
 PYTHON	:= /usr/bin/python3
@@ -13,12 +16,14 @@ WARN	 = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 CFLAGS	 = -std=c17 -D_GNU_SOURCE $(WARN) -g -fstack-protector-strong -fPIE -MMD -MP
 LDFLAGS	 = -pie -Wl,-z,relro,-z,now
 LDLIBS	 = -lssl -lcrypto -lcrypt
-# GMime 3 (MIME decoding for `postino read`): its headers for every object,
-# as system headers so GLib's own warnings stay out of -Werror; its
-# libraries only for postino and the unit tests, never for postinod.
-GMIME_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags gmime-3.0 2>/dev/null))
-GMIME_LIBS   := $(shell pkg-config --libs gmime-3.0 2>/dev/null)
-CFLAGS	+= $(GMIME_CFLAGS)
+
+# GMime 3 (MIME decoding for `postino read`), for the client layer only.
+# Recursive variables: pkg-config runs when a client object is compiled,
+# i.e. after `make run` or `tests/deps.sh` has installed it, never when the
+# Makefile is read. Its headers are system headers so GLib's own warnings
+# stay out of -Werror.
+GMIME_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags gmime-3.0 2>/dev/null))
+GMIME_LIBS   = $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 
 ifeq ($(SAN),1)
 BUILD	 = build/asan
@@ -29,41 +34,84 @@ BUILD	 = build
 CFLAGS	+= -O2 -D_FORTIFY_SOURCE=2
 endif
 
-# Every module but the programs' main files goes into one archive that the
-# programs and the unit tests link against.
-CORE_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c) \
-	   $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
-	   $(filter-out src/client/main.c,$(wildcard src/client/*.c))
-CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
+# One short line per step unless V=1.
+ifeq ($(V),1)
+quiet	 =
+else
+quiet	 = @printf '  %-6s %s\n' '$(1)' '$(2)';
+endif
+
+# Layers, one archive each (DESIGN.md: lib <- pop3 <- server/client; store
+# and auth use only lib). A program links its own layer's archive, then the
+# shared one, and nothing else: postinod and postino-passwd never see GMime.
+# To add a layer FOO: FOO_SRC = ..., add FOO to LAYERS, link
+# $(BUILD)/libpostino-FOO.a before $(LIB_SHARED), and name what it may use
+# in the `layers` target below.
+shared_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
+server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c))
+client_SRC = $(filter-out src/client/main.c,$(wildcard src/client/*.c))
+LAYERS	   = shared server client
+
+LIB_SHARED = $(BUILD)/libpostino-shared.a
+LIB_SERVER = $(BUILD)/libpostino-server.a
+LIB_CLIENT = $(BUILD)/libpostino-client.a
+LIBS	   = $(LAYERS:%=$(BUILD)/libpostino-%.a)
+objs	   = $(addprefix $(BUILD)/,$(1:.c=.o))
+
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS	 = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino
+SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd
+PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
 
-.PHONY: all run check unit blackbox deps clean demo fuzz
+.PHONY: all server run check unit blackbox deps deps-build deps-check \
+	deps-check-server clean demo fuzz layers
 all: $(PROGS)
+server: $(SERVER_PROGS)
 
-$(BUILD)/%.o: %.c
+# Before compiling anything, name the missing Debian packages (with the
+# apt-get line) instead of failing on a missing header. Order-only, so it
+# runs once per make and never forces a rebuild.
+deps-check:
+	@sh tests/deps.sh check build
+deps-check-server:
+	@sh tests/deps.sh check server
+
+$(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
+$(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(call quiet,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/libpostino.a: $(CORE_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+$(BUILD)/%.o: %.c | deps-check-server
+	@mkdir -p $(@D)
+	$(call quiet,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/postinod: $(BUILD)/src/server/main.o $(BUILD)/libpostino.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Objects are kept (not intermediate), so a second make rebuilds nothing.
+.SECONDARY:
+.SECONDEXPANSION:
+$(BUILD)/libpostino-%.a: $$(call objs,$$($$*_SRC))
+	$(call quiet,AR,$@)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(BUILD)/libpostino.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/postinod: $(BUILD)/src/server/main.o $(LIB_SERVER) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/postino: $(BUILD)/src/client/main.o $(BUILD)/libpostino.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
+$(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
 
 # tests/unit/testutil.c: helpers every test program may use.
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o \
-    $(BUILD)/libpostino.a
+    $(LIB_CLIENT) $(LIB_SERVER) $(LIB_SHARED)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) -lcmocka
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) -lcmocka
+
+# A symbol a lower layer uses but only an upper (or sibling) layer defines
+# is a dependency in the wrong direction.
+layers: $(LIBS)
+	@sh tests/layers.sh $(LIB_SHARED) $(LIB_SERVER) $(LIB_CLIENT)
+	@sh tests/layers.sh $(LIB_SERVER) $(LIB_CLIENT)
+	@sh tests/layers.sh $(LIB_CLIENT) $(LIB_SERVER)
 
 unit: $(UNIT_BIN) $(PROGS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -74,35 +122,30 @@ blackbox: $(PROGS)
 deps:
 	@sh tests/deps.sh
 
+deps-build:
+	@sh tests/deps.sh build
+
 demo: $(PROGS)
 	@sh demo/make-demo.sh $(BUILD)
 
-run: deps-build all demo
-	@echo "postinod: serving user demo (password demo) on 127.0.0.1 and [::1]:"
-	@echo "  port 1110 (plain, STLS) and 1995 (implicit TLS, self-signed certificate)"
-	@echo "  curl:     curl -v pop3://demo:demo@127.0.0.1:1110/1"
-	@echo "            curl --cacert $(BUILD)/demo/cert.pem pop3s://demo:demo@localhost:1995/1"
-	@echo "  telnet:   telnet 127.0.0.1 1110   then: USER demo / PASS demo / LIST / RETR 1 / QUIT"
-	@echo "  openssl:  openssl s_client -starttls pop3 -connect 127.0.0.1:1110"
-	@echo "  a client: POP3 server localhost, port 995-style 1995 (SSL/TLS) or 1110,"
-	@echo "            user demo, password demo (accept the self-signed certificate)"
-	@echo "  Ctrl-C stops it; make clean resets the demo mailbox."
-	$(BUILD)/postinod -f -c $(CURDIR)/$(BUILD)/demo/postinod.conf
-
-deps-build:
+# Install first, then a new make reads the Makefile again: pkg-config and
+# every check see the installed packages.
+run:
 	@sh tests/deps.sh build
+	@$(MAKE) --no-print-directory all demo
+	@sh demo/run.sh $(BUILD)
 
 # Parsers of hostile input, each run for FUZZ_SECONDS (a smoke run in check;
 # run longer by hand: make fuzz FUZZ_SECONDS=600).
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
+FUZZ_LIB_SRC = $(shared_SRC)
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
-	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+	$(call quiet,FUZZ,$@)clang -std=c17 -D_GNU_SOURCE -g -O1 \
+	    -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/fuzz/corpus-$${f##*/}; \
@@ -110,7 +153,7 @@ fuzz: $(FUZZ_BIN)
 	    build/fuzz/corpus-$${f##*/} 2>&1 | tail -n 1; done
 
 check: deps
-	$(MAKE) all unit
+	$(MAKE) all unit layers
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 blackbox
