@@ -158,7 +158,10 @@ check: deps
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 blackbox
 
+# The demo's mail, when it had to live outside build/ (demo/make-demo.sh).
 clean:
+	@h=$$(cat build/demo/mail-home 2>/dev/null) || :; \
+	case "$$h" in /var/tmp/postino-demo-*) rm -rf "$$h" ;; esac
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
