@@ -62,11 +62,21 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd
 PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
+VERSION	:= $(shell sed -n 's/^\#define POSTINO_VERSION[^"]*"\(.*\)"/\1/p' src/lib/version.h)
+# Manual pages: doc/*.[1-8] as written, postinod.conf(5) made from the
+# commented etc/postinod.conf (doc/conf2man.awk).
+MAN_SRC	 = $(wildcard doc/*.[1-8])
+MAN_GEN	 = $(BUILD)/doc/postinod.conf.5
 
 .PHONY: all server run check unit blackbox deps deps-build deps-check \
 	deps-check-server clean demo fuzz layers
-all: $(PROGS)
-server: $(SERVER_PROGS)
+all: $(PROGS) $(MAN_GEN)
+server: $(SERVER_PROGS) $(MAN_GEN)
+
+$(BUILD)/doc/postinod.conf.5: etc/postinod.conf doc/conf2man.awk src/lib/version.h
+	@mkdir -p $(@D)
+	$(call quiet,GEN,$@)awk -v version=$(VERSION) -f doc/conf2man.awk \
+	    etc/postinod.conf > $@.tmp && mv $@.tmp $@
 
 # Before compiling anything, name the missing Debian packages (with the
 # apt-get line) instead of failing on a missing header. Order-only, so it
