@@ -686,6 +686,7 @@ stop_all(void)
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
 		session_reply(&c->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_set_end(&c->s, "shutdown");
 		session_close(&c->s);
 	}
 	ev_stop(ev);
