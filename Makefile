@@ -145,6 +145,64 @@ run:
 	@$(MAKE) --no-print-directory all demo
 	@sh demo/run.sh $(BUILD)
 
+# make install [PREFIX=/usr/local] [DESTDIR=...]: FHS paths. The
+# configuration is installed only where none exists; sysusers.d/tmpfiles.d
+# make the login user and the chroot (systemd-sysusers, systemd-tmpfiles
+# --create, or the Debian package's postinst).
+PREFIX	 ?= /usr/local
+SBINDIR	 ?= $(PREFIX)/sbin
+BINDIR	 ?= $(PREFIX)/bin
+MANDIR	 ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+LIBDIR_SYSTEMD ?= $(PREFIX)/lib/systemd
+UNIT_GEN = $(BUILD)/systemd/postinod.service $(BUILD)/systemd/postino-fetch@.service
+INSTALL	 ?= install
+
+# Always made again: the paths depend on the PREFIX of this make.
+$(BUILD)/systemd/%: etc/systemd/%.in FORCE
+	@mkdir -p $(@D)
+	$(call quiet,GEN,$@)sed -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	    -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    $< > $@.tmp && mv $@.tmp $@
+
+.PHONY: install install-server install-client FORCE
+FORCE:
+install: install-server install-client
+
+install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/postino \
+	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	$(INSTALL) -m 755 $(BUILD)/postinod $(DESTDIR)$(SBINDIR)/postinod
+	$(INSTALL) -m 755 $(BUILD)/postino-passwd $(DESTDIR)$(BINDIR)/postino-passwd
+	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
+	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
+	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
+	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
+	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service
+	$(INSTALL) -m 644 etc/systemd/postino.sysusers \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/postino.conf
+	$(INSTALL) -m 644 etc/systemd/postino.tmpfiles \
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postino.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf ]; then \
+	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf"; \
+	else \
+	    $(INSTALL) -m 644 etc/postinod.conf $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf; \
+	fi
+
+install-client: $(BUILD)/postino $(UNIT_GEN)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR_SYSTEMD)/user \
+	    $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 755 $(BUILD)/postino $(DESTDIR)$(BINDIR)/postino
+	$(INSTALL) -m 644 $(BUILD)/systemd/postino-fetch@.service \
+	    $(DESTDIR)$(LIBDIR_SYSTEMD)/user/postino-fetch@.service
+	$(INSTALL) -m 644 etc/systemd/postino-fetch@.timer \
+	    $(DESTDIR)$(LIBDIR_SYSTEMD)/user/postino-fetch@.timer
+	@if [ -e doc/postino.1 ]; then \
+	    $(INSTALL) -m 644 doc/postino.1 $(DESTDIR)$(MANDIR)/man1/postino.1; fi
+
 # Parsers of hostile input, each run for FUZZ_SECONDS (a smoke run in check;
 # run longer by hand: make fuzz FUZZ_SECONDS=600).
 FUZZ_SECONDS ?= 10
