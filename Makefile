@@ -203,6 +203,22 @@ install-client: $(BUILD)/postino $(UNIT_GEN)
 	@if [ -e doc/postino.1 ]; then \
 	    $(INSTALL) -m 644 doc/postino.1 $(DESTDIR)$(MANDIR)/man1/postino.1; fi
 
+# make deb: the Debian packages postinod and postino (debian/, debhelper)
+# in build/deb/, built from a copy of this tree (tracked and new files, as
+# they are now) so the build directory here is left alone.
+DEB_DIR	 = build/deb/postino-$(VERSION)
+.PHONY: deb
+deb:
+	@sh tests/deps.sh check build
+	rm -rf build/deb
+	mkdir -p $(DEB_DIR)
+	{ git ls-files -co --exclude-standard -z 2>/dev/null || \
+	    find . -path ./build -prune -o -path ./.git -prune -o -type f \
+	    -print0; } | tar --null -T - -cf - | tar -C $(DEB_DIR) -xf -
+	cd $(DEB_DIR) && dpkg-buildpackage -b -us -uc -j2 >../build.log 2>&1 || \
+	    { tail -n 30 ../build.log; exit 1; }
+	@ls build/deb/*.deb
+
 # Parsers of hostile input, each run for FUZZ_SECONDS (a smoke run in check;
 # run longer by hand: make fuzz FUZZ_SECONDS=600).
 FUZZ_SECONDS ?= 10
@@ -232,4 +248,4 @@ clean:
 	case "$$h" in /var/tmp/postino-demo-*) rm -rf "$$h" ;; esac
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path build/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
