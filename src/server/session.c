@@ -242,7 +242,11 @@ session_start(struct session *s, struct ev *ev, int fd,
 	if (prelen > 0)
 		memcpy(s->in, pre, prelen);
 	s->in_len = prelen;
-	if (net_set_nonblock(fd) < 0)
+	/*
+	 * Every reply leaves in one write (session_process), so Nagle has
+	 * nothing to merge and would only delay a reply's last segment.
+	 */
+	if (net_set_nonblock(fd) < 0 || net_set_nodelay(fd) < 0)
 		return -1;
 	ev_timer_init(&s->timer, session_timeout, s);
 	if (ev_timer_start(ev, &s->timer, s->idle_ms) < 0 ||
@@ -418,9 +422,15 @@ session_process(struct session *s)
 		size_t before = s->in_len;
 		bool was_more = s->more;
 
-		if (s->more && out_pending(s) < SESSION_OUT_LOW)
-			s->ops->more(s);
 		session_take_lines(s);
+		/*
+		 * A multi-line reply's first block joins its status line (and
+		 * any replies before it) in the buffer, so they leave in one
+		 * write: with the status line sent alone, the client's delayed
+		 * ACK used to hold the body for 40 ms.
+		 */
+		if (!s->closed && s->more && out_pending(s) < SESSION_OUT_LOW)
+			s->ops->more(s);
 		if (s->closed)
 			break;
 		session_flush(s);
