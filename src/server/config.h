@@ -64,6 +64,16 @@ struct config {
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
 int config_load(struct config *cf, const char *path, char *err);
 
+/*
+ * The checks that need the system's user database and file system, run by
+ * -t and by the master at start-up: no gid 0 for mail (mail_user's primary
+ * group, mail_privileged_group); and, when started as root (as_root), a
+ * login_user that exists, is not root and shares no uid with mail
+ * (mail_user or a uid in the passwd-file), and a login_chroot that only
+ * root can change and that is empty. 0, or -1 with err.
+ */
+int config_check(const struct config *cf, bool as_root, char *err);
+
 /* Print every key with its current value, for -t. */
 void config_dump(const struct config *cf);
 

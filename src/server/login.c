@@ -542,6 +542,8 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	str_copy(h->ip, sizeof(h->ip), c->s.ip);
 	str_copy(h->user, sizeof(h->user), c->user);
 	memcpy(h->ticket, v->ticket, sizeof(h->ticket));
+	h->capa = capa_flags(&c->s);
+	sasl_mech_list(&c->s, h->sasl, sizeof(h->sasl));
 	if (session_detach(&c->s, ho) < 0) {
 		log_warnx("session=%s event=handoff-failed reason=output",
 		    h->session);
@@ -558,7 +560,7 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	} else {
 		give = sv[1];
 		if (proxy_start(ev, ho->tls, ho->fd, sv[0], h->session, ho->out,
-		    ho->outlen) < 0) {
+		    ho->outlen, cf->idle_timeout * 1000) < 0) {
 			log_warnx("session=%s event=handoff-failed reason=proxy",
 			    h->session);
 			tls_conn_free(&ho->tls);

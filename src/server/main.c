@@ -125,6 +125,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test) {
+		if (config_check(cf, geteuid() == 0, err) < 0) {
+			fprintf(stderr, "postinod: %s: %s\n", path, err);
+			free(cf);
+			return 1;
+		}
 		config_dump(cf);
 		free(cf);
 		return 0;

@@ -231,9 +231,18 @@ route_handoff(struct ipc_msg *msg)
 	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
 	struct child *m;
 
-	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0 ||
-	    (priv_is_root() && h->uid == 0)) {
+	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0) {
 		log_warnx("event=protocol-error role=login msg=handoff");
+		return;
+	}
+	/* Mail is never read with uid or gid 0, whatever the passwd-file says. */
+	if (priv_is_root() && (h->uid == 0 || h->gid == 0)) {
+		static const char no[] = "-ERR [SYS/PERM] Mailbox unavailable.\r\n";
+		ssize_t w = write(msg->fd, no, sizeof(no) - 1);
+
+		(void)w;
+		log_warnx("event=handoff-refused reason=root-ids uid=%u gid=%u",
+		    (unsigned)h->uid, (unsigned)h->gid);
 		return;
 	}
 	m = mail_worker(priv_is_root() ? h->uid : getuid(),
@@ -571,12 +580,9 @@ master_main(const struct config *config, const char *path, bool fg)
 		if (tls_fd < 0)
 			fatalx("%s", err);
 	}
+	if (config_check(cf, priv_is_root(), err) < 0)
+		fatalx("%s: %s", conf_path, err);
 	if (priv_is_root()) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
 		if (mkdir(cf->login_chroot, 0755) < 0 && errno != EEXIST)
 			fatal("login_chroot %s", cf->login_chroot);
 	} else {

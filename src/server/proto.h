@@ -75,6 +75,13 @@ struct msg_handoff {
 	char		ip[SESSION_IP_LEN];
 	char		user[AUTH_USER_MAX + 1];
 	char		ticket[PROTO_TICKET_LEN + 1];
+	/*
+	 * What CAPA offered in AUTHORIZATION (CAPA_USER, CAPA_STLS and the
+	 * SASL mechanisms): RFC 2449 sec. 5 wants them announced in
+	 * TRANSACTION too, and only the login worker knew the connection.
+	 */
+	uint32_t	capa;
+	char		sasl[SASL_MECHS_LEN];
 	uint32_t	inlen, outlen;
 	char		in[SESSION_IN_MAX];	/* pipelined after PASS */
 	char		out[SESSION_HANDOVER_OUT];	/* replies not yet sent */
