@@ -69,6 +69,14 @@ static const struct config_key config_keys[] = {
 	KEY(mbox_dotlock_stale, CT_UINT, mbox_dotlock_stale, 10, 86400, "300"),
 	KEY(max_messages, CT_UINT, max_messages, 1, 10000000, "1000000"),
 	KEY(max_mailbox_size, CT_U64, max_mailbox_size, 0, UINT64_MAX, "0"),
+	KEY(max_connections_per_ip, CT_UINT, max_connections_per_ip, 0,
+	    1000000, "200"),
+	KEY(max_connections_per_net, CT_UINT, max_connections_per_net, 0,
+	    1000000, "1000"),
+	KEY(connection_prefix_ipv4, CT_UINT, connection_prefix_ipv4, 1, 32,
+	    "24"),
+	KEY(connection_prefix_ipv6, CT_UINT, connection_prefix_ipv6, 1, 128,
+	    "48"),
 	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
 };
 

@@ -59,6 +59,10 @@ struct config {
 	unsigned int	 mbox_dotlock_stale;
 	unsigned int	 max_messages;
 	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+	unsigned int	 max_connections_per_ip;	/* 0 = no limit */
+	unsigned int	 max_connections_per_net;	/* 0 = no limit */
+	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */
+	unsigned int	 connection_prefix_ipv6;
 };
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */

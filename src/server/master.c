@@ -60,6 +60,9 @@ static struct child *logins;
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
 static bool stopping, announced;
+/* Connections per address across login workers (connlimit.h). */
+static int connlimit_fd = -1;
+static struct msg_conn_table connlimit_msg;
 /* Kept for the master's life so fake SCRAM salts survive auth restarts. */
 static unsigned char sasl_secret[SASL_SECRET_LEN];
 
@@ -175,6 +178,11 @@ spawn(struct child *c)
 	    (long)pid, (unsigned)c->uid);
 	if (c->role != ROLE_AUTH)
 		attach_auth(c);
+	if (c->role == ROLE_LOGIN) {
+		connlimit_msg.slot = c->slot;
+		ipc_send(c->ipc, MSG_CONN_TABLE, &connlimit_msg,
+		    sizeof(connlimit_msg), connlimit_fd);
+	}
 	if (c->role == ROLE_LOGIN && tls_fd >= 0)
 		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
 	if (c->role == ROLE_AUTH)
@@ -590,8 +598,16 @@ master_main(const struct config *config, const char *path, bool fg)
 		    "as this user", (unsigned)getuid());
 	}
 	if (getrandom(sasl_secret, sizeof(sasl_secret), 0) !=
-	    (ssize_t)sizeof(sasl_secret))
+	    (ssize_t)sizeof(sasl_secret) ||
+	    getrandom(connlimit_msg.secret, sizeof(connlimit_msg.secret), 0) !=
+	    (ssize_t)sizeof(connlimit_msg.secret))
 		fatal("getrandom");
+	connlimit_msg.nslots = cf->login_workers;
+	connlimit_msg.entries = connlimit_entries(cf->max_sessions);
+	connlimit_fd = memfd_create("postino-connlimit", MFD_CLOEXEC);
+	if (connlimit_fd < 0 || ftruncate(connlimit_fd, (off_t)connlimit_size(
+	    connlimit_msg.nslots, connlimit_msg.entries)) < 0)
+		fatal("connection table");
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");
@@ -627,6 +643,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	free(logins);
 	if (tls_fd >= 0)
 		close(tls_fd);
+	close(connlimit_fd);
 	ev_free(&ev);
 	log_info("event=stopped");
 	return 0;

@@ -12,6 +12,7 @@
 
 #include "../auth/auth.h"
 #include "../auth/sasl.h"
+#include "connlimit.h"
 #include "session.h"
 
 #define PROTO_TICKET_LEN	32	/* hex digits of 128 random bits */
@@ -33,6 +34,7 @@ enum proto_type {
 	MSG_SASL_STEP,		/* login -> auth: start, continue or cancel SASL */
 	MSG_SASL_REPLY,		/* auth -> login */
 	MSG_AUTH_SECRET,	/* master -> auth: the fake-salt secret */
+	MSG_CONN_TABLE,		/* master -> login: fd is the connlimit memfd */
 };
 
 enum proto_method { METHOD_USER = 1, METHOD_APOP, METHOD_SASL };
@@ -85,6 +87,12 @@ struct msg_handoff {
 	uint32_t	inlen, outlen;
 	char		in[SESSION_IN_MAX];	/* pipelined after PASS */
 	char		out[SESSION_HANDOVER_OUT];	/* replies not yet sent */
+};
+
+struct msg_conn_table {
+	uint32_t	slot, nslots;	/* this worker's region, how many */
+	uint32_t	entries;	/* per region */
+	unsigned char	secret[CONNLIMIT_SECRET_LEN];
 };
 
 enum sasl_msg_kind { SASL_MSG_START = 1, SASL_MSG_CONTINUE, SASL_MSG_CANCEL };
