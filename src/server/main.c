@@ -160,6 +160,11 @@ main(int argc, char **argv)
 	if (test) {
 		int r;
 
+		if (config_check(cf, geteuid() == 0, err) < 0) {
+			fprintf(stderr, "postinod: %s: %s\n", path, err);
+			free(cf);
+			return 1;
+		}
 		config_dump(cf);
 		fflush(stdout);
 		r = reach_check(cf, stderr);

@@ -261,17 +261,27 @@ static void
 transcript_in(struct session *s, const char *line, size_t len)
 {
 	char clean[POP3_LINE_MAX * 4];
-	size_t show = len;
+	size_t show = len, k = 0;
 
-	/* Passwords never reach the log: keep the keyword, mask the rest. */
-	if (len >= 4 && strncasecmp(line, "PASS", 4) == 0)
-		show = 4;
-	else if (len >= 4 && (strncasecmp(line, "APOP", 4) == 0 ||
-	    strncasecmp(line, "AUTH", 4) == 0)) {
+	/*
+	 * Passwords never reach the log: keep the keyword, mask the rest,
+	 * however the client spaces or cases it (" pass x" is refused, but
+	 * it is logged before that).
+	 */
+	while (k < len && (line[k] == ' ' || line[k] == '\t'))
+		k++;
+	if (len - k >= 4 && strncasecmp(line + k, "PASS", 4) == 0)
+		show = k + 4;
+	else if (len - k >= 4 && (strncasecmp(line + k, "APOP", 4) == 0 ||
+	    strncasecmp(line + k, "AUTH", 4) == 0)) {
 		/* APOP user / AUTH mech: the next word is the secret. */
-		const char *sp = memchr(line + 5 < line + len ? line + 5 : line + len,
-		    ' ', len > 5 ? len - 5 : 0);
-		show = sp ? (size_t)(sp - line) : len;
+		size_t w = k + 4;
+
+		while (w < len && (line[w] == ' ' || line[w] == '\t'))
+			w++;
+		while (w < len && line[w] != ' ' && line[w] != '\t')
+			w++;
+		show = w;
 	} else if (s->suspended)
 		show = 0;
 	str_sanitize(clean, sizeof(clean), line, show);
@@ -322,7 +332,9 @@ session_dispatch(struct session *s, char *line, size_t len)
 		transcript_in(s, line, len);
 	s->ncommands++;
 	ev_timer_start(s->ev, &s->timer, s->idle_ms);
-	if (memchr(line, '\0', len) != NULL) {
+	/* RFC 1939 sec. 3: a line starts with its keyword. */
+	if (memchr(line, '\0', len) != NULL || line[0] == ' ' ||
+	    line[0] == '\t') {
 		session_reply(s, "-ERR Invalid command.");
 		r = CMD_BAD;
 		goto done;
