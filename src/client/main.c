@@ -89,8 +89,8 @@ usage(FILE *f)
 "                login|user   (default: the strongest the server offers)\n"
 "         -4  -6  --user NAME  --password-command CMD\n"
 "         --config FILE  --timeout SECS  --verbose  --quiet\n"
-"password $POSTINO_PASSWORD, else ~/.netrc, else --password-command CMD,\n"
-"         else a prompt on the terminal\n"
+"password the first of: --password-command CMD, $POSTINO_PASSWORD, the\n"
+"         account's password-command, ~/.netrc, a prompt on the terminal\n"
 "exit     0 ok (also no new mail), 1 usage, 2 connection/network, 3 TLS,\n"
 "         4 authentication, 5 mailbox in use or login delay, 6 local\n"
 "         delivery failed (nothing lost), 7 server error or protocol\n"
@@ -291,6 +291,7 @@ setup_account(struct session *s)
 		warnx_("--password-command: too long");
 		return EXIT_USAGE;
 	}
+	s->a.password_command_cli = o->password_command != NULL;
 	if ((o->fingerprint != NULL && str_copy(s->a.tls_fingerprint,
 	    sizeof(s->a.tls_fingerprint), o->fingerprint) < 0) ||
 	    (o->auth != NULL && str_copy(s->a.auth, sizeof(s->a.auth),

@@ -842,6 +842,38 @@ def test_named_account_and_netrc(home, mailroot, postinod):
     assert cp.returncode == 4, cp.stderr
 
 
+def test_password_precedence(home, mailroot, postinod):
+    """Issue 13 finding 6: the most specific source wins: --password-command
+    on the command line, then $POSTINO_PASSWORD, then the account's
+    password-command, then ~/.netrc (a stale one must not shadow the
+    account's command)."""
+    host, port = seeded("postinod", mailroot, postinod, None,
+                        seed_messages())
+    cfg = os.path.join(home.path, "config", "postino")
+    os.makedirs(cfg)
+    with open(os.path.join(cfg, "config"), "w") as f:
+        f.write("account test\n  host 127.0.0.1\n  port %d\n  user %s\n"
+                "  tls no\n  password-command echo %s\n"
+                % (port, USER, PASSWORD))
+    netrc = os.path.join(home.path, ".netrc")
+    with open(netrc, "w") as f:
+        f.write("machine 127.0.0.1 login %s password stale\n" % USER)
+    os.chmod(netrc, 0o600)
+    # The account's command beats the stale .netrc.
+    cp = home.run("stat", "test", password=None)
+    assert cp.returncode == 0, cp.stderr
+    # The environment beats the account's command...
+    cp = home.run("stat", "test", password="wrong")
+    assert cp.returncode == 4, cp.stderr
+    # ...and an explicit --password-command beats the environment.
+    cp = home.run("stat", "--tls=no", "--password-command",
+                  "echo %s" % PASSWORD, url(port), password="wrong")
+    assert cp.returncode == 0, cp.stderr
+    cp = home.run("stat", "--password-command", "echo nope", "test",
+                  password=PASSWORD)
+    assert cp.returncode == 4, cp.stderr
+
+
 # ---------------------------------------------------------------------------
 # Fake servers: drops and hostile replies
 # ---------------------------------------------------------------------------
