@@ -71,6 +71,8 @@ struct session {
 	struct pop3c	*c;
 };
 
+static mode_t user_umask = 022;
+
 static void
 usage(FILE *f)
 {
@@ -808,6 +810,7 @@ cmd_fetch(struct session *s)
 		fetch_close(&dest);
 		return rc > 0 ? EXIT_INUSE : EXIT_LOCAL;
 	}
+	fetch_set_mda_umask(dest, user_umask);
 	if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
 		warnx_("%s", err);
 		rc = EXIT_LOCAL;
@@ -1007,7 +1010,8 @@ main(int argc, char **argv)
 
 	/* A dead peer must be a write error, not a fatal signal. */
 	signal(SIGPIPE, SIG_IGN);
-	umask(077);
+	/* Ours: state, spool, mbox. The MDA gets the user's back. */
+	user_umask = umask(077);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);

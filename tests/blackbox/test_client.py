@@ -667,6 +667,62 @@ def test_mbox_kill_mid_append_recovery_spares_other_mail(
     assert not any(l.startswith("pending ") for l in home.state_ids())
 
 
+def mda_outputs(d):
+    out = []
+    for n in sorted(os.listdir(d)):
+        with open(os.path.join(d, n), "rb") as f:
+            out.append(f.read())
+    return out
+
+
+def test_mda_kill9_while_it_runs_delivers_once(home, mailroot, postinod):
+    """Issue 13 finding 3: postino killed (-9) while the MDA delivers the
+    5th message. The MDA finishes (its supervisor outlives postino and
+    records the exit status); the next run waits for that outcome and
+    counts the message as delivered: every message exactly once."""
+    msgs = many_messages(10)
+    host, port = seeded("postinod", mailroot, postinod, None, msgs)
+    out = os.path.join(home.path, "out")
+    os.mkdir(out)
+    flag = os.path.join(home.path, "started")
+    mda = ('f=$(mktemp %s/m.XXXXXX); cat > "$f"; '
+           'if grep -q "^Subject: message 4$" "$f"; then touch %s; '
+           'sleep 1; fi' % (out, flag))
+    args = ["fetch", "--tls=no", "--mda", mda, url(port, host)]
+    p = subprocess.Popen([POSTINO] + args, env=home.env(),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        assert p.poll() is None
+        time.sleep(0.01)
+    p.kill()
+    p.wait(10)
+    cp = home.run(*args)
+    assert cp.returncode == 0, cp.stderr
+    assert "delivered again" not in cp.stderr.decode()
+    assert sorted(mda_outputs(out)) == sorted(local(m) for m in msgs)
+    assert server_snapshot(host, port)[0] == 0
+
+
+def test_mda_runs_with_the_users_umask(home, mailroot, postinod):
+    """Issue 13 finding 7: files the MDA creates get the user's umask,
+    not postino's own 077."""
+    host, port = seeded("postinod", mailroot, postinod, None,
+                        many_messages(2))
+    out = os.path.join(home.path, "out")
+    os.mkdir(out)
+    cp = subprocess.run(
+        [POSTINO, "fetch", "--tls=no", "--mda",
+         "cat > %s/m.$$" % out, url(port, host)],
+        env=home.env(), stdin=subprocess.DEVNULL, capture_output=True,
+        timeout=TIMEOUT, preexec_fn=lambda: os.umask(0o022))
+    assert cp.returncode == 0, cp.stderr
+    modes = [os.stat(os.path.join(out, n)).st_mode & 0o777
+             for n in os.listdir(out)]
+    assert modes == [0o644, 0o644], [oct(m) for m in modes]
+
+
 # ---------------------------------------------------------------------------
 # Failures: credentials, locks, MDA, TLS, network
 # ---------------------------------------------------------------------------
