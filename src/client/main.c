@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +44,12 @@ enum {
  * a power failure may deliver again at most one batch; a kill, nothing.
  */
 #define SYNC_EVERY_MSGS		100
+/*
+ * A greeting later than this gets a CAPA probe (pop3c_probe_capa): a
+ * server waiting for a TLS handshake fails at once instead of at the
+ * timeout. Real greetings take milliseconds.
+ */
+#define GREETING_PROBE_MS	2000
 #define SYNC_EVERY_MS		1000
 
 struct opts {
@@ -381,7 +388,14 @@ open_session(struct session *s)
 		return EXIT_LOCAL;
 	}
 	pop3c_set_trace(s->c, s->o->verbose);
-	rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 : -1;
+	/* Silence where a greeting belongs: maybe a port that wants TLS. */
+	rc = 0;
+	if (s->a.tls != ACCOUNT_TLS_IMPLICIT && pop3c_wait_fd(fd, POLLIN,
+	    pop3c_now_ms() + GREETING_PROBE_MS) < 0 && errno == ETIMEDOUT)
+		rc = pop3c_probe_capa(s->c);
+	if (rc == 0)
+		rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 :
+		    -1;
 	if (rc == 0 && s->a.tls == ACCOUNT_TLS_STLS) {
 		if (!(pop3c_caps(s->c) & POP3C_CAP_STLS)) {
 			explicit_bzero(pass, sizeof(pass));

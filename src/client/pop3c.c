@@ -28,6 +28,7 @@ struct pop3c {
 	bool			 trace;
 	bool			 dead;		/* transport failed: no I/O */
 	bool			 tls;
+	bool			 capa_probe;	/* CAPA sent before the greeting */
 	const char		*cb_type;	/* of the last -PLUS login */
 	char			 scram_nonce[SASL_CLIENT_NONCE_MAX + 1];
 	char			 errmsg[ERR_LEN];
@@ -238,7 +239,9 @@ pop3c_connect_tcp(const char *host, const char *port, int family,
 	if (fd < 0) {
 		errno_text(why, sizeof(why), e == ETIMEDOUT ? ETIMEDOUT : e);
 		if (e == ETIMEDOUT)
-			str_copy(why, sizeof(why), "connection timed out");
+			(void)str_fmt(why, sizeof(why), "connect: no answer "
+			    "within %d s (the server or a firewall drops the "
+			    "connection)", (timeout_ms + 999) / 1000);
 		(void)str_fmt(err, ERR_LEN, "%s: %s", where, why);
 		return -1;
 	}
@@ -636,7 +639,7 @@ get_multi_line(struct pop3c *c, const char *what, char **line_r,
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
-		return fail(c, POP3C_EPROTO,
+		return fail(c, POP3C_ENET,
 		    "%s reply cut short: connection closed before the "
 		    "final \".\"", what);
 	if (c->trace)
@@ -649,14 +652,33 @@ get_multi_line(struct pop3c *c, const char *what, char **line_r,
 }
 
 int
+pop3c_probe_capa(struct pop3c *c)
+{
+	if (send_cmd(c, "CAPA") < 0)
+		return -1;
+	c->capa_probe = true;
+	return 0;
+}
+
+int
 pop3c_greeting(struct pop3c *c)
 {
 	const char *text, *lt, *gt;
 	int rc = read_status(c, "greeting", &text);
 
 	if (rc != 0) {
+		/* TLS record types 21 (alert) and 22 (handshake). */
+		bool tls = c->wpos > c->rpos && (c->buf[c->rpos] == 0x15 ||
+		    c->buf[c->rpos] == 0x16);
+
 		if (rc > 0 && c->err == POP3C_ESERVER)
 			c->err = POP3C_EPROTO;
+		if (c->capa_probe && (tls || c->err == POP3C_ENET))
+			(void)fail(c, tls ? POP3C_ETLS : POP3C_ENET, "%s "
+			    "instead of a greeting: does this port expect "
+			    "TLS at once? then use pop3s:// or --tls=implicit",
+			    tls ? "the server answered in TLS" :
+			    "the server closed the connection");
 		return -1;
 	}
 	/* RFC 1939 sec. 7: the timestamp is a msg-id, "<" ... ">". */
@@ -734,8 +756,9 @@ pop3c_capa(struct pop3c *c)
 	size_t len;
 	int rc;
 
-	if (send_cmd(c, "CAPA") < 0)
+	if (!c->capa_probe && send_cmd(c, "CAPA") < 0)
 		return -1;
+	c->capa_probe = false;
 	rc = read_status(c, "CAPA", NULL);
 	if (rc < 0)
 		return -1;
@@ -1412,7 +1435,7 @@ stream_data(struct pop3c *c, const char *what, uint64_t max_octets,
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
-			return fail(c, POP3C_EPROTO,
+			return fail(c, POP3C_ENET,
 			    "%s reply cut short: connection closed before "
 			    "the final \".\"", what);
 		if (bol && pop3_unstuff_line(line, &len)) {

@@ -258,6 +258,22 @@ def test_implicit_tls_to_a_plain_port_says_so(tls_server, home):
     assert logins(srv) == []
 
 
+def test_stls_to_an_implicit_tls_port_fails_fast(tls_server, certs, home):
+    """Issue 13 finding 7: pop3:// (STLS) to a port that expects TLS at
+    once fails within seconds (not at the 60 s timeout), saying what to
+    use instead. postinod closes the connection on the early CAPA (exit
+    2, a connection failure); a server answering with a TLS alert gives
+    exit 3."""
+    srv = tls_server()
+    t0 = time.monotonic()
+    cp = run(home, "stat", "-4", "--cafile", certs["ca"],
+             pop3("localhost", srv.port_tls))
+    assert time.monotonic() - t0 < 15
+    assert cp.returncode == 2, cp.stderr
+    assert "pop3s://" in cp.stderr.decode()
+    assert logins(srv) == []
+
+
 def test_wrong_fingerprint_exit_3_no_login(tls_server, certs, home):
     srv = tls_server()
     wrong = sha256_fingerprint(certs["ca"])     # the CA's, not the server's
