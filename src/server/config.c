@@ -317,6 +317,13 @@ fail:
 }
 
 void
+config_print_keys(FILE *out)
+{
+	for (const struct config_key *k = config_keys; k->name; k++)
+		fprintf(out, "%s\n", k->name);
+}
+
+void
 config_dump(const struct config *cf)
 {
 	for (const struct config_key *k = config_keys; k->name; k++) {

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "../lib/net.h"
@@ -67,6 +68,9 @@ struct config {
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
 int config_load(struct config *cf, const char *path, char *err);
+
+/* Print every key's name, one a line, in table order (--config-keys). */
+void config_print_keys(FILE *out);
 
 /*
  * The checks that need the system's user database and file system, run by

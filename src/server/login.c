@@ -614,8 +614,9 @@ fail_delayed(struct ev *e, void *arg)
 	else
 		session_reply(&c->s, "-ERR [AUTH] Authentication failed.");
 	if (++c->failures >= LOGIN_FAILURES_MAX) {
-		log_info("session=%s event=disconnect reason=auth-failures "
-		    "failures=%u ip=%s", c->s.id, c->failures, c->s.ip);
+		log_info("session=%s event=login-limit failures=%u ip=%s",
+		    c->s.id, c->failures, c->s.ip);
+		session_set_end(&c->s, "auth-failures");
 		session_end(&c->s);
 		return;
 	}
@@ -749,6 +750,7 @@ deadline(struct ev *e, void *arg)
 	(void)e;
 	log_info("session=%s event=timeout state=authorization ip=%s",
 	    c->s.id, c->s.ip);
+	session_set_end(&c->s, "timeout");
 	session_reply(&c->s, "-ERR Disconnected: no login in time.");
 	session_end(&c->s);
 }
@@ -963,6 +965,7 @@ stop_all(void)
 	nlisten = 0;
 	while (conns != NULL) {
 		session_reply(&conns->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_set_end(&conns->s, "shutdown");
 		session_end(&conns->s);
 		if (conns != NULL && !conns->s.closed)
 			session_close(&conns->s);

@@ -314,6 +314,14 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	live_totals(c, &left, &size);
 	if (deleted > 0)
 		r = c->sops->commit(c->st, &c->idx, err);
+	/*
+	 * UPDATE is over: give the mailbox back before the reply can reach
+	 * the client, or a client that logs in again at once (to another
+	 * mail worker of the pool) could find it still locked: [IN-USE].
+	 */
+	if (c->reader != NULL)
+		c->sops->read_close(&c->reader);
+	c->sops->close(&c->st, &c->idx);
 	if (r != STORE_OK) {
 		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
 		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
@@ -719,6 +727,7 @@ stop_all(void)
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
 		session_reply(&c->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_set_end(&c->s, "shutdown");
 		session_close(&c->s);
 	}
 	ev_stop(ev);

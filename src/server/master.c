@@ -21,6 +21,7 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
+#include "../lib/notify.h"
 #include "../lib/priv.h"
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
@@ -311,6 +312,8 @@ announce_when_ready(void)
 			return;
 	announced = true;
 	write_ready_file();
+	if (notify_send("READY=1") < 0)
+		log_warn("NOTIFY_SOCKET");
 	log_info("event=ready");
 }
 
@@ -432,6 +435,7 @@ on_term(struct ev *e, int signo, void *arg)
 		return;
 	log_info("event=shutdown signal=%d", signo);
 	stopping = true;
+	(void)notify_send("STOPPING=1");
 	for (unsigned int i = 0; i < nlisten; i++)
 		close(listen_fds[i]);
 	/* Mail workers first: sessions in UPDATE finish before they exit. */
@@ -573,6 +577,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	cf = config;
 	conf_path = path;
 	foreground = fg;
+	notify_init();
 	log_set_ident("postinod");
 	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
 		const struct config_listen *l = i < cf->nlisten ?
