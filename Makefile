@@ -241,6 +241,21 @@ check: deps
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 blackbox
+	$(MAKE) SAN=1 bench-smoke
+
+# The benchmark against Dovecot (bench/run.py, bench/loadgen.c):
+# bench (< 30 min), bench-quick (< 3 min); bench-smoke: one tiny run
+# against postinod only, for check. Results: build/bench/.
+.PHONY: bench bench-quick bench-smoke bench-build
+$(BUILD)/loadgen: bench/loadgen.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lssl -lcrypto -lpthread
+
+bench-build: $(BUILD)/loadgen $(BUILD)/postinod $(BUILD)/postino-passwd
+
+bench bench-quick bench-smoke: bench-build
+	$(PYTHON) bench/run.py --build $(BUILD) \
+	    $(if $(filter bench-quick,$@),--quick)$(if $(filter bench-smoke,$@),--smoke)
 
 # The demo's mail, when it had to live outside build/ (demo/make-demo.sh).
 clean:

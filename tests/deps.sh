@@ -12,7 +12,8 @@ build="$server pkg-config libgmime-3.0-dev"
 # Packaging and its tests: the man-page check, make deb, the fresh-root tests.
 pkg="man-db groff-base debhelper dpkg-dev fakeroot lintian debootstrap git"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
-	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev $pkg"
+	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
+	dovecot-lmtpd util-linux $pkg"
 
 check=false
 if [ "${1:-}" = check ]; then

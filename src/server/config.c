@@ -58,6 +58,9 @@ static const struct config_key config_keys[] = {
 	KEY(idle_timeout, CT_UINT, idle_timeout, 1, 86400, "600"),
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
+	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),
+	KEY(auth_penalty_prefix6, CT_UINT, auth_penalty_prefix6, 16, 128, "48"),
 	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
 	KEY(max_sessions, CT_UINT, max_sessions, 1, 1000000, "20000"),
 	KEY(login_delay, CT_UINT, login_delay, 0, 86400, "0"),
@@ -310,6 +313,8 @@ config_load(struct config *cf, const char *path, char *err)
 		cf->login_workers = (unsigned int)ncpu;
 	if (cf->mail_workers == 0)
 		cf->mail_workers = (unsigned int)ncpu;
+	if (cf->auth_workers == 0)
+		cf->auth_workers = (unsigned int)ncpu;
 	return 0;
 fail:
 	fclose(fp);

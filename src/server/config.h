@@ -49,6 +49,9 @@ struct config {
 	unsigned int	 idle_timeout;			/* seconds */
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
+	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
+	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */
 	unsigned int	 max_bad_commands;
 	unsigned int	 max_sessions;			/* per login worker */
 	unsigned int	 login_delay;			/* seconds, 0 = off */

@@ -56,7 +56,8 @@ static int listen_fds[CONFIG_LISTEN_MAX];	/* listen, then listen_tls */
 static unsigned int nlisten;
 /* The certificate and key, in a memfd handed to each login worker. */
 static int tls_fd = -1;
-static struct child auth;
+/* auth_workers of them; a worker's slot is its index in tickets. */
+static struct child auths[PROTO_AUTH_WORKERS_MAX];
 static struct child *logins;
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
@@ -77,22 +78,32 @@ role_name(enum role r)
 	return r == ROLE_AUTH ? "auth" : r == ROLE_LOGIN ? "login" : "mail";
 }
 
-/* Give a worker a fresh channel to the auth role. */
+/* Give a worker a fresh channel to auth worker a. */
 static void
-attach_auth(struct child *c)
+attach_auth(struct child *c, struct child *a)
 {
+	struct msg_auth_channel ch = { .index = a->slot,
+	    .count = cf->auth_workers };
 	int fds[2];
 
-	if (auth.ipc == NULL || c->ipc == NULL)
+	if (a->ipc == NULL || c->ipc == NULL)
 		return;
 	if (ipc_pair(fds) < 0) {
 		log_warn("socketpair");
 		return;
 	}
-	ipc_send(auth.ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
-	ipc_send(c->ipc, MSG_AUTH_CHANNEL, NULL, 0, fds[1]);
+	ipc_send(a->ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
+	ipc_send(c->ipc, MSG_AUTH_CHANNEL, &ch, sizeof(ch), fds[1]);
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/* Give a worker a channel to every auth worker. */
+static void
+attach_auths(struct child *c)
+{
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		attach_auth(c, &auths[i]);
 }
 
 static int
@@ -178,7 +189,7 @@ spawn(struct child *c)
 	log_debug("event=spawn role=%s pid=%ld uid=%u", role_name(c->role),
 	    (long)pid, (unsigned)c->uid);
 	if (c->role != ROLE_AUTH)
-		attach_auth(c);
+		attach_auths(c);
 	if (c->role == ROLE_LOGIN) {
 		connlimit_msg.slot = c->slot;
 		ipc_send(c->ipc, MSG_CONN_TABLE, &connlimit_msg,
@@ -186,9 +197,13 @@ spawn(struct child *c)
 	}
 	if (c->role == ROLE_LOGIN && tls_fd >= 0)
 		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
-	if (c->role == ROLE_AUTH)
-		ipc_send(c->ipc, MSG_AUTH_SECRET, sasl_secret,
-		    sizeof(sasl_secret), -1);
+	if (c->role == ROLE_AUTH) {
+		struct msg_auth_init init = { .index = c->slot };
+
+		memcpy(init.secret, sasl_secret, sizeof(init.secret));
+		ipc_send(c->ipc, MSG_AUTH_SECRET, &init, sizeof(init), -1);
+		explicit_bzero(&init, sizeof(init));
+	}
 	return 0;
 }
 
@@ -320,8 +335,9 @@ announce_when_ready(void)
 static bool
 children_left(void)
 {
-	if (auth.pid > 0)
-		return true;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid > 0)
+			return true;
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid > 0)
 			return true;
@@ -338,17 +354,21 @@ restart_dead(struct ev *e, void *arg)
 	(void)arg;
 	if (stopping)
 		return;
-	if (auth.pid == 0) {
-		if (spawn(&auth) < 0)
-			auth.pid = 0;
-		else {
-			/* Every worker's old channel died with the old auth. */
-			for (unsigned int i = 0; i < cf->login_workers; i++)
-				attach_auth(&logins[i]);
-			for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
-				if (mails[i].pid > 0)
-					attach_auth(&mails[i]);
+	for (unsigned int a = 0; a < cf->auth_workers; a++) {
+		struct child *au = &auths[a];
+
+		if (au->pid != 0)
+			continue;
+		if (spawn(au) < 0) {
+			au->pid = 0;
+			continue;
 		}
+		/* Every worker's old channel died with the old auth. */
+		for (unsigned int i = 0; i < cf->login_workers; i++)
+			attach_auth(&logins[i], au);
+		for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+			if (mails[i].pid > 0)
+				attach_auth(&mails[i], au);
 	}
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid == 0 && spawn(&logins[i]) < 0)
@@ -358,8 +378,9 @@ restart_dead(struct ev *e, void *arg)
 static struct child *
 find_child(pid_t pid)
 {
-	if (auth.pid == pid)
-		return &auth;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid == pid)
+			return &auths[i];
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid == pid)
 			return &logins[i];
@@ -408,8 +429,9 @@ on_chld(struct ev *e, int signo, void *arg)
 static void
 signal_all(int signo)
 {
-	if (auth.pid > 0)
-		kill(auth.pid, signo);
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid > 0)
+			kill(auths[i].pid, signo);
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid > 0)
 			kill(logins[i].pid, signo);
@@ -626,21 +648,26 @@ master_main(const struct config *config, const char *path, bool fg)
 	logins = calloc(cf->login_workers, sizeof(*logins));
 	if (logins == NULL)
 		fatal("calloc");
-	auth.role = ROLE_AUTH;
-	if (spawn(&auth) < 0)
-		fatalx("cannot start the auth role");
+	for (unsigned int i = 0; i < cf->auth_workers; i++) {
+		auths[i].role = ROLE_AUTH;
+		auths[i].slot = i;
+		if (spawn(&auths[i]) < 0)
+			fatalx("cannot start the auth role");
+	}
 	for (unsigned int i = 0; i < cf->login_workers; i++) {
 		logins[i].role = ROLE_LOGIN;
 		logins[i].slot = i;
 		if (spawn(&logins[i]) < 0)
 			fatalx("cannot start a login worker");
 	}
-	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u",
-	    cf->nlisten, cf->nlisten_tls, cf->login_workers);
+	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u "
+	    "auth_workers=%u", cf->nlisten, cf->nlisten_tls, cf->login_workers,
+	    cf->auth_workers);
 	ev_run(ev);
 	if (cf->ready_file[0] != '\0')
 		unlink(cf->ready_file);
-	ipc_free(&auth.ipc);
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		ipc_free(&auths[i].ipc);
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		ipc_free(&logins[i].ipc);
 	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)

@@ -33,7 +33,7 @@ def login_and_retr(srv):
 def test_roles_run_with_least_privilege(mailroot, postinod):
     mailroot.add_user("alice", "secret")
     mailroot.deliver_maildir("alice", b"Subject: a\n\nbody\n")
-    srv = postinod()
+    srv = postinod(auth_workers=2)
     login_and_retr(srv)
     logins = srv.pids("login")
     assert logins
@@ -54,7 +54,7 @@ def test_roles_run_with_least_privilege(mailroot, postinod):
         for inode in socket_inodes(pid):
             assert states.get(inode, "0A") == "0A", (pid, inode)
     r.close()
-    assert len(srv.pids("auth")) == 1
+    assert len(srv.pids("auth")) == 2      # auth_workers
 
 
 DESIGN = os.path.join(conftest.REPO, "DESIGN.md")
