@@ -48,6 +48,7 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 # users for S1/S4/S5 (each with the S5 mailbox), plus the S2 and S3 owners
 N_HASHES = 1200
+LOGIN_USER = "postino"
 LMTP_USERS = 100     # S7 delivers into lm000 and into lm000..lm099
 TREE_VERSION = "2"
 
@@ -404,12 +405,16 @@ class Postinod(Server):
                  "passwd_file = " + os.path.join(root, "passwd"),
                  "mailbox = maildir:~/Maildir",
                  "ready_file = " + self.ready,
-                 "max_sessions = 20000"]
+                 "max_sessions = 20000",
+                 # one address stands for many clients here
+                 "max_connections_per_ip = 0",
+                 "max_connections_per_net = 0"]
         if lmtp:
             lines += ["lmtp_listen = 127.0.0.1:0",
                       "lmtp_local_domains = example.net"]
         if IS_ROOT:
-            lines += ["mail_user = nobody", "login_user = nobody",
+            lines += ["mail_user = nobody",
+                      "login_user = " + ensure_login_user(),
                       "login_chroot = " + os.path.join(root, "empty")]
         with open(conf, "w") as f:
             f.write("# written by bench/run.py\n" + "\n".join(lines) + "\n")
@@ -566,6 +571,16 @@ protocol pop3 {{
             except OSError:
                 pass
         return out
+
+
+def ensure_login_user():
+    """postinod's login role needs a user of its own (as the tests make)."""
+    if not user_exists(LOGIN_USER):
+        subprocess.run(["useradd", "--system", "--no-create-home",
+                        "--home-dir", "/nonexistent", "--shell",
+                        "/usr/sbin/nologin", LOGIN_USER],
+                       capture_output=True, timeout=60)
+    return LOGIN_USER if user_exists(LOGIN_USER) else "nobody"
 
 
 def user_exists(name):
