@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "../lib/net.h"
@@ -62,10 +63,27 @@ struct config {
 	unsigned int	 mbox_dotlock_stale;
 	unsigned int	 max_messages;
 	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+	unsigned int	 max_connections_per_ip;	/* 0 = no limit */
+	unsigned int	 max_connections_per_net;	/* 0 = no limit */
+	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */
+	unsigned int	 connection_prefix_ipv6;
 };
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
 int config_load(struct config *cf, const char *path, char *err);
+
+/* Print every key's name, one a line, in table order (--config-keys). */
+void config_print_keys(FILE *out);
+
+/*
+ * The checks that need the system's user database and file system, run by
+ * -t and by the master at start-up: no gid 0 for mail (mail_user's primary
+ * group, mail_privileged_group); and, when started as root (as_root), a
+ * login_user that exists, is not root and shares no uid with mail
+ * (mail_user or a uid in the passwd-file), and a login_chroot that only
+ * root can change and that is empty. 0, or -1 with err.
+ */
+int config_check(const struct config *cf, bool as_root, char *err);
 
 /* Print every key with its current value, for -t. */
 void config_dump(const struct config *cf);

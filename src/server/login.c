@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "../auth/base64.h"
 #include "../auth/sasl.h"
 #include "capa.h"
+#include "connlimit.h"
 #include "penalty.h"
 #include "proto.h"
 #include "proxy.h"
@@ -48,6 +50,7 @@ struct login_conn {
 	enum auth_result verdict;
 	bool		 have_user;
 	bool		 implicit_tls;	/* greet after the handshake */
+	struct connlimit_ref lim;	/* counted against its address */
 	char		 user[AUTH_USER_MAX + 1];
 	char		 timestamp[PROTO_TS_MAX];
 };
@@ -69,6 +72,12 @@ static bool shutting_down;
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
 #define ACCEPT_PAUSE_MS	100
 static struct ev_timer accept_pause;
+static bool conn_table_seen;
+/*
+ * Refused connections logged per second and worker: enough for fail2ban,
+ * too few for a flood to fill the disk; the rest are counted in one line.
+ */
+#define REFUSAL_LOGS_PER_SEC	10
 
 static const struct session_cmd *login_commands(struct session *s);
 static void conn_tls_ready(struct session *s);
@@ -122,6 +131,7 @@ conn_closed(struct session *s)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
 	ev_timer_stop(ev, &c->deadline);
 	ev_timer_stop(ev, &c->delay);
+	connlimit_release(&c->lim);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -641,6 +651,8 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	str_copy(h->ip, sizeof(h->ip), c->s.ip);
 	str_copy(h->user, sizeof(h->user), c->user);
 	memcpy(h->ticket, v->ticket, sizeof(h->ticket));
+	h->capa = capa_flags(&c->s);
+	sasl_mech_list(&c->s, h->sasl, sizeof(h->sasl));
 	if (session_detach(&c->s, ho) < 0) {
 		log_warnx("session=%s event=handoff-failed reason=output",
 		    h->session);
@@ -658,7 +670,7 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	} else {
 		give = sv[1];
 		if (proxy_start(ev, ho->tls, ho->fd, sv[0], h->session, ho->out,
-		    ho->outlen) < 0) {
+		    ho->outlen, cf->idle_timeout * 1000) < 0) {
 			log_warnx("session=%s event=handoff-failed reason=proxy",
 			    h->session);
 			tls_conn_free(&ho->tls);
@@ -706,8 +718,9 @@ fail_delayed(struct ev *e, void *arg)
 	else
 		session_reply(&c->s, "-ERR [AUTH] Authentication failed.");
 	if (++c->failures >= LOGIN_FAILURES_MAX) {
-		log_info("session=%s event=disconnect reason=auth-failures "
-		    "failures=%u ip=%s", c->s.id, c->failures, c->s.ip);
+		log_info("session=%s event=login-limit failures=%u ip=%s",
+		    c->s.id, c->failures, c->s.ip);
+		session_set_end(&c->s, "auth-failures");
 		session_end(&c->s);
 		return;
 	}
@@ -865,6 +878,7 @@ deadline(struct ev *e, void *arg)
 	(void)e;
 	log_info("session=%s event=timeout state=authorization ip=%s",
 	    c->s.id, c->s.ip);
+	session_set_end(&c->s, "timeout");
 	session_reply(&c->s, "-ERR Disconnected: no login in time.");
 	session_end(&c->s);
 }
@@ -898,13 +912,50 @@ conn_tls_ready(struct session *s)
 	}
 }
 
+static void
+log_refusal(const char *ip, const char *reason, unsigned int limit)
+{
+	static uint64_t second;
+	static unsigned int logged, suppressed;
+	uint64_t now = ev_now_ms() / 1000;
+
+	if (now != second) {
+		if (suppressed > 0)
+			log_info("event=connection-refused suppressed=%u",
+			    suppressed);
+		second = now;
+		logged = suppressed = 0;
+	}
+	if (logged++ < REFUSAL_LOGS_PER_SEC)
+		log_info("event=connection-refused reason=%s ip=%s limit=%u",
+		    reason, ip, limit);
+	else
+		suppressed++;
+}
+
+/* Tell a refused client why (not on a TLS port: no plaintext there), close. */
+static void
+refuse(int fd, bool implicit_tls, const char *msg, size_t len)
+{
+	if (!implicit_tls) {
+		ssize_t w = send(fd, msg, len, MSG_NOSIGNAL);
+
+		(void)w;
+	}
+	close(fd);
+}
+
 static int
 accept_one(int lfd, bool implicit_tls)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
+	static const char per_ip[] = "-ERR [SYS/TEMP] Too many connections "
+	    "from your address, try later.\r\n";
 	struct login_conn *c;
-	char addr[NET_ADDR_LEN];
+	struct connlimit_ref lim;
+	char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+	uint16_t port;
 	int fd;
 
 	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
@@ -923,30 +974,43 @@ accept_one(int lfd, bool implicit_tls)
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
 		    "try later.\r\n";
 
-		/* No plaintext on a TLS port: there, just close. */
-		if (!implicit_tls) {
-			ssize_t w = send(fd, busy, sizeof(busy) - 1,
-			    MSG_NOSIGNAL);
-
-			(void)w;
-		}
-		close(fd);
+		refuse(fd, implicit_tls, busy, sizeof(busy) - 1);
+		return 0;
+	}
+	net_addr_str(&ss, addr, sizeof(addr), ip, sizeof(ip), &port);
+	switch (connlimit_acquire((struct sockaddr *)&ss, &lim)) {
+	case CONNLIMIT_OK:
+		break;
+	case CONNLIMIT_IP:
+		log_refusal(ip, "per-ip", cf->max_connections_per_ip);
+		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
+		return 0;
+	case CONNLIMIT_NET:
+		log_refusal(ip, "per-net", cf->max_connections_per_net);
+		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
+		return 0;
+	case CONNLIMIT_FULL:
+		log_refusal(ip, "table-full", 0);
+		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
 		return 0;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
+		connlimit_release(&lim);
 		close(fd);
 		return 0;
 	}
+	c->lim = lim;
 	session_new_id(c->s.id);
-	net_addr_str(&ss, addr, sizeof(addr), c->s.ip, sizeof(c->s.ip),
-	    &c->s.port);
+	str_copy(c->s.ip, sizeof(c->s.ip), ip);
+	c->s.port = port;
 	c->s.idle_ms = cf->idle_timeout * 1000;
 	c->s.max_bad = cf->max_bad_commands;
 	c->s.transcript = cf->transcript;
 	ev_timer_init(&c->deadline, deadline, c);
 	ev_timer_init(&c->delay, fail_delayed, c);
 	if (session_start(&c->s, ev, fd, &login_ops, c, NULL, 0) < 0) {
+		connlimit_release(&c->lim);
 		close(fd);
 		free(c);
 		return 0;
@@ -1010,7 +1074,7 @@ accept_resume(struct ev *e, void *arg)
 static void
 maybe_ready(void)
 {
-	if (ready_sent || nauth == 0 ||
+	if (ready_sent || nauth == 0 || !conn_table_seen ||
 	    (cf->tls_cert[0] != '\0' && tls_ctx == NULL))
 		return;
 	for (unsigned int i = 0; i < nauth; i++)
@@ -1032,6 +1096,7 @@ stop_all(void)
 	nlisten = 0;
 	while (conns != NULL) {
 		session_reply(&conns->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_set_end(&conns->s, "shutdown");
 		session_end(&conns->s);
 		if (conns != NULL && !conns->s.closed)
 			session_close(&conns->s);
@@ -1042,6 +1107,44 @@ stop_all(void)
 
 /* Largest certificate chain plus key the master sends (two files of 1 MiB). */
 #define TLS_MATERIAL_MAX	(2 * 1024 * 1024 + 2)
+
+/* The shared connection counts (connlimit.h); without them, no limit. */
+static void
+setup_conn_table(const struct ipc_msg *msg)
+{
+	struct connlimit_conf lc = {
+		.max_ip = cf->max_connections_per_ip,
+		.max_net = cf->max_connections_per_net,
+		.prefix4 = cf->connection_prefix_ipv4,
+		.prefix6 = cf->connection_prefix_ipv6,
+	};
+	struct msg_conn_table t;
+	struct stat st;
+	size_t size;
+	void *base;
+
+	if (!proto_take(msg->data, msg->len, &t, sizeof(t)) ||
+	    t.nslots == 0 || t.nslots > 64 || t.entries > (1u << 24)) {
+		log_warnx("event=protocol-error role=master msg=conn-table");
+		return;
+	}
+	size = connlimit_size(t.nslots, t.entries);
+	if (fstat(msg->fd, &st) < 0 || (size_t)st.st_size != size) {
+		log_warnx("event=conn-table-refused reason=size");
+		return;
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, msg->fd, 0);
+	if (base == MAP_FAILED) {
+		log_warn("event=conn-table-refused reason=mmap");
+		return;
+	}
+	if (connlimit_setup(base, t.nslots, t.slot, t.entries, t.secret,
+	    &lc) < 0) {
+		log_warnx("event=conn-table-refused reason=geometry");
+		munmap(base, size);
+	}
+	explicit_bzero(&t, sizeof(t));
+}
 
 /* A new certificate from the master: new connections use it at once. */
 static void
@@ -1106,6 +1209,15 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		maybe_ready();
 		return;
 	}
+	if (msg->type == MSG_CONN_TABLE && msg->fd >= 0 && !conn_table_seen) {
+		setup_conn_table(msg);
+		close(msg->fd);
+		conn_table_seen = true;
+		if (!shutting_down)
+			watch_listeners();
+		maybe_ready();
+		return;
+	}
 	if (msg->type == MSG_TLS_CONFIG && msg->fd >= 0) {
 		load_tls(msg->fd);
 		close(msg->fd);
@@ -1157,7 +1269,7 @@ login_main(const struct config *config, unsigned int n)
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
-	watch_listeners();
+	/* Listeners are watched once the connection table has come. */
 	ev_run(ev);
 	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
 		ipc_free(&authc[i]);

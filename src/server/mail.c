@@ -293,8 +293,11 @@ cmd_rset(struct session *s, const struct pop3_args *a)
 static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
+	struct mail_conn *c = s->owner;
+
 	(void)a;
-	capa_reply(s, cf, 0, NULL);
+	/* RFC 2449 sec. 5: what AUTHORIZATION offered is announced here too. */
+	capa_reply(s, cf, c->h.capa & (CAPA_USER | CAPA_STLS), c->h.sasl);
 	return CMD_OK;
 }
 
@@ -314,6 +317,14 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	live_totals(c, &left, &size);
 	if (deleted > 0)
 		r = c->sops->commit(c->st, &c->idx, err);
+	/*
+	 * UPDATE is over: give the mailbox back before the reply can reach
+	 * the client, or a client that logs in again at once (to another
+	 * mail worker of the pool) could find it still locked: [IN-USE].
+	 */
+	if (c->reader != NULL)
+		c->sops->read_close(&c->reader);
+	c->sops->close(&c->st, &c->idx);
 	if (r != STORE_OK) {
 		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
 		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
@@ -409,6 +420,36 @@ mail_more(struct session *s)
 		more_listing(c);
 }
 
+/*
+ * After expansion the path may only go down from what the administrator
+ * wrote: a user named "x@.." must not make maildir:/srv/vhosts/%d/%n serve
+ * /srv/x. So no "." or ".." component anywhere, and no control byte that
+ * would confuse a log or a terminal. The user name cannot carry a '/'.
+ */
+static int
+path_is_safe(const char *path, char *err)
+{
+	for (const char *p = path; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			str_copy(err, ERR_LEN, "control character in the "
+			    "mailbox path");
+			return -1;
+		}
+	}
+	for (const char *c = path; *c != '\0';) {
+		size_t n = strcspn(c, "/");
+
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
+		    c[1] == '.')) {
+			str_copy(err, ERR_LEN, "'.' or '..' in the mailbox "
+			    "path");
+			return -1;
+		}
+		c += n + (c[n] == '/');
+	}
+	return 0;
+}
+
 /* Expand mailbox = maildir:PATH with %u, %n, %d and a leading ~. */
 static int
 mailbox_path(const struct auth_user *u, char *out, size_t size,
@@ -469,7 +510,7 @@ mailbox_path(const struct auth_user *u, char *out, size_t size,
 		o += addlen;
 	}
 	out[o] = '\0';
-	return 0;
+	return path_is_safe(out, err);
 }
 
 /*
@@ -607,6 +648,7 @@ on_handoff(struct ipc_msg *msg)
 	if (c == NULL || !proto_take(msg->data, msg->len, &c->h, sizeof(c->h)) ||
 	    !PROTO_STR_OK(c->h.session) || !PROTO_STR_OK(c->h.ip) ||
 	    !PROTO_STR_OK(c->h.user) || !PROTO_STR_OK(c->h.ticket) ||
+	    !PROTO_STR_OK(c->h.sasl) ||
 	    c->h.inlen > sizeof(c->h.in) || c->h.outlen > sizeof(c->h.out) ||
 	    msg->fd < 0 || (w = proto_ticket_worker(c->h.ticket)) < 0 ||
 	    authc[w] == NULL) {
@@ -694,6 +736,7 @@ stop_all(void)
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
 		session_reply(&c->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_set_end(&c->s, "shutdown");
 		session_close(&c->s);
 	}
 	ev_stop(ev);

@@ -21,6 +21,7 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
+#include "../lib/notify.h"
 #include "../lib/priv.h"
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
@@ -61,6 +62,9 @@ static struct child *logins;
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
 static bool stopping, announced;
+/* Connections per address across login workers (connlimit.h). */
+static int connlimit_fd = -1;
+static struct msg_conn_table connlimit_msg;
 /* Kept for the master's life so fake SCRAM salts survive auth restarts. */
 static unsigned char sasl_secret[SASL_SECRET_LEN];
 
@@ -186,6 +190,11 @@ spawn(struct child *c)
 	    (long)pid, (unsigned)c->uid);
 	if (c->role != ROLE_AUTH)
 		attach_auths(c);
+	if (c->role == ROLE_LOGIN) {
+		connlimit_msg.slot = c->slot;
+		ipc_send(c->ipc, MSG_CONN_TABLE, &connlimit_msg,
+		    sizeof(connlimit_msg), connlimit_fd);
+	}
 	if (c->role == ROLE_LOGIN && tls_fd >= 0)
 		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
 	if (c->role == ROLE_AUTH) {
@@ -246,9 +255,18 @@ route_handoff(struct ipc_msg *msg)
 	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
 	struct child *m;
 
-	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0 ||
-	    (priv_is_root() && h->uid == 0)) {
+	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0) {
 		log_warnx("event=protocol-error role=login msg=handoff");
+		return;
+	}
+	/* Mail is never read with uid or gid 0, whatever the passwd-file says. */
+	if (priv_is_root() && (h->uid == 0 || h->gid == 0)) {
+		static const char no[] = "-ERR [SYS/PERM] Mailbox unavailable.\r\n";
+		ssize_t w = write(msg->fd, no, sizeof(no) - 1);
+
+		(void)w;
+		log_warnx("event=handoff-refused reason=root-ids uid=%u gid=%u",
+		    (unsigned)h->uid, (unsigned)h->gid);
 		return;
 	}
 	m = mail_worker(priv_is_root() ? h->uid : getuid(),
@@ -309,6 +327,8 @@ announce_when_ready(void)
 			return;
 	announced = true;
 	write_ready_file();
+	if (notify_send("READY=1") < 0)
+		log_warn("NOTIFY_SOCKET");
 	log_info("event=ready");
 }
 
@@ -437,6 +457,7 @@ on_term(struct ev *e, int signo, void *arg)
 		return;
 	log_info("event=shutdown signal=%d", signo);
 	stopping = true;
+	(void)notify_send("STOPPING=1");
 	for (unsigned int i = 0; i < nlisten; i++)
 		close(listen_fds[i]);
 	/* Mail workers first: sessions in UPDATE finish before they exit. */
@@ -578,6 +599,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	cf = config;
 	conf_path = path;
 	foreground = fg;
+	notify_init();
 	log_set_ident("postinod");
 	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
 		const struct config_listen *l = i < cf->nlisten ?
@@ -593,12 +615,9 @@ master_main(const struct config *config, const char *path, bool fg)
 		if (tls_fd < 0)
 			fatalx("%s", err);
 	}
+	if (config_check(cf, priv_is_root(), err) < 0)
+		fatalx("%s: %s", conf_path, err);
 	if (priv_is_root()) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
 		if (mkdir(cf->login_chroot, 0755) < 0 && errno != EEXIST)
 			fatal("login_chroot %s", cf->login_chroot);
 	} else {
@@ -606,8 +625,16 @@ master_main(const struct config *config, const char *path, bool fg)
 		    "as this user", (unsigned)getuid());
 	}
 	if (getrandom(sasl_secret, sizeof(sasl_secret), 0) !=
-	    (ssize_t)sizeof(sasl_secret))
+	    (ssize_t)sizeof(sasl_secret) ||
+	    getrandom(connlimit_msg.secret, sizeof(connlimit_msg.secret), 0) !=
+	    (ssize_t)sizeof(connlimit_msg.secret))
 		fatal("getrandom");
+	connlimit_msg.nslots = cf->login_workers;
+	connlimit_msg.entries = connlimit_entries(cf->max_sessions);
+	connlimit_fd = memfd_create("postino-connlimit", MFD_CLOEXEC);
+	if (connlimit_fd < 0 || ftruncate(connlimit_fd, (off_t)connlimit_size(
+	    connlimit_msg.nslots, connlimit_msg.entries)) < 0)
+		fatal("connection table");
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");
@@ -648,6 +675,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	free(logins);
 	if (tls_fd >= 0)
 		close(tls_fd);
+	close(connlimit_fd);
 	ev_free(&ev);
 	log_info("event=stopped");
 	return 0;

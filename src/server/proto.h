@@ -12,6 +12,7 @@
 
 #include "../auth/auth.h"
 #include "../auth/sasl.h"
+#include "connlimit.h"
 #include "session.h"
 
 /*
@@ -39,6 +40,7 @@ enum proto_type {
 	MSG_SASL_STEP,		/* login -> auth: start, continue or cancel SASL */
 	MSG_SASL_REPLY,		/* auth -> login */
 	MSG_AUTH_SECRET,	/* master -> auth: msg_auth_init */
+	MSG_CONN_TABLE,		/* master -> login: fd is the connlimit memfd */
 	MSG_AUTH_CANCEL,	/* login -> auth: the client left; drop req */
 	MSG_AUTH_RELEASE,	/* login -> auth: ticket not handed off */
 };
@@ -115,9 +117,22 @@ struct msg_handoff {
 	char		ip[SESSION_IP_LEN];
 	char		user[AUTH_USER_MAX + 1];
 	char		ticket[PROTO_TICKET_LEN + 1];
+	/*
+	 * What CAPA offered in AUTHORIZATION (CAPA_USER, CAPA_STLS and the
+	 * SASL mechanisms): RFC 2449 sec. 5 wants them announced in
+	 * TRANSACTION too, and only the login worker knew the connection.
+	 */
+	uint32_t	capa;
+	char		sasl[SASL_MECHS_LEN];
 	uint32_t	inlen, outlen;
 	char		in[SESSION_IN_MAX];	/* pipelined after PASS */
 	char		out[SESSION_HANDOVER_OUT];	/* replies not yet sent */
+};
+
+struct msg_conn_table {
+	uint32_t	slot, nslots;	/* this worker's region, how many */
+	uint32_t	entries;	/* per region */
+	unsigned char	secret[CONNLIMIT_SECRET_LEN];
 };
 
 enum sasl_msg_kind { SASL_MSG_START = 1, SASL_MSG_CONTINUE, SASL_MSG_CANCEL };

@@ -37,9 +37,9 @@ def test_roles_run_with_least_privilege(mailroot, postinod):
     logins = srv.pids("login")
     assert logins
     for pid in logins:
-        # Network input is parsed by nobody, inside the empty chroot.
-        assert status_ids(pid, "Uid") == [NOBODY.pw_uid] * 4
-        assert status_ids(pid, "Gid") == [NOBODY.pw_gid] * 4
+        # Network input is parsed by the login user, in the empty chroot.
+        assert status_ids(pid, "Uid") == [conftest.LOGIN_PW.pw_uid] * 4
+        assert status_ids(pid, "Gid") == [conftest.LOGIN_PW.pw_gid] * 4
         assert os.readlink("/proc/%d/root" % pid) == mailroot.chroot
         assert os.listdir(mailroot.chroot) == []
     mail = srv.mail_worker_pid()
