@@ -1,4 +1,5 @@
 #include "config.h"
+#include "../auth/auth_pgsql.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +14,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION, CT_MECHS, CT_CIDRS,
+	CT_TLS_VERSION, CT_MECHS, CT_CIDRS, CT_PASSDB,
 };
 
 /* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
@@ -48,6 +49,11 @@ static const struct config_key config_keys[] = {
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
+	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
+	KEY(pgsql_conninfo, CT_STR, pgsql_conninfo, 0, 0, ""),
+	KEY(pgsql_password_file, CT_STR, pgsql_password_file, 0, 0, ""),
+	KEY(password_query, CT_STR, password_query, 0, 0,
+	    "SELECT password, uid, gid, home FROM users WHERE name = $1"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
 	KEY(mail_privileged_group, CT_STR, mail_privileged_group, 0, 0, ""),
 	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
@@ -219,6 +225,12 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, out);
 	}
+	case CT_PASSDB:
+		if (strcmp(v, "passwd-file") != 0 && strcmp(v, "pgsql") != 0) {
+			str_copy(why, ERR_LEN, "expected passwd-file or pgsql");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
 	case CT_CIDRS:
 		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
 			return -1;
@@ -351,6 +363,23 @@ config_load(struct config *cf, const char *path, char *err)
 		    "lines together", path, CONFIG_LISTEN_MAX);
 		return -1;
 	}
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		if (cf->pgsql_conninfo[0] == '\0') {
+			str_fmt(err, ERR_LEN, "%s: passdb = pgsql needs "
+			    "pgsql_conninfo", path);
+			return -1;
+		}
+		if (auth_pgsql_check(&pc, why) < 0) {
+			str_fmt(err, ERR_LEN, "%s: %s", path, why);
+			return -1;
+		}
+	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
 	if (cf->login_workers == 0)
@@ -393,6 +422,7 @@ config_dump(const struct config *cf)
 		case CT_TLS_VERSION:
 		case CT_MECHS:
 		case CT_CIDRS:
+		case CT_PASSDB:
 		case CT_STR:
 		case CT_MAILBOX:
 			printf("%s = %s\n", k->name, (const char *)p);

@@ -42,6 +42,10 @@ struct config {
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
+	char		 passdb[16];			/* "passwd-file", "pgsql" */
+	char		 pgsql_conninfo[CONFIG_VALUE_MAX];
+	char		 pgsql_password_file[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 password_query[1024];		/* AUTH_PGSQL_QUERY_MAX */
 	char		 mail_user[64];			/* "" = none */
 	char		 mail_privileged_group[64];	/* "" = none */
 	char		 login_user[64];
