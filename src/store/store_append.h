@@ -1,0 +1,35 @@
+/*
+ * The copy step every backend's append shares; not for use outside src/store.
+ */
+#ifndef POSTINO_STORE_APPEND_H
+#define POSTINO_STORE_APPEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+enum store_escape {
+	STORE_ESCAPE_NONE,	/* Maildir: the bytes as they are */
+	STORE_ESCAPE_MBOXRD,	/* mbox: ">*From " gains one '>' */
+};
+
+/*
+ * Write d's headers and then the message read from in (pread from offset 0)
+ * to out at its current offset, with CRLF line ends when d->crlf, escaped
+ * per esc. *stored_r: octets written; *crlf_r: the message's POP3 size (lib/
+ * crlf.h) as a reader of the written bytes computes it; *ends_lf_r: the last
+ * written octet is LF (an mbox needs one before the next From_ line).
+ * 0, or -1 with err filled and errno kept (ENOSPC, EDQUOT).
+ */
+int store_append_copy(int in, int out, const struct store_delivery *d,
+    enum store_escape esc, uint64_t *stored_r, uint64_t *crlf_r,
+    bool *ends_lf_r, char *err);
+
+/*
+ * Create dir and its missing parents (mode 0700, like a Maildir's owner
+ * expects). 0, or -1 with errno.
+ */
+int store_mkdirs(const char *dir);
+
+#endif
