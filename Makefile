@@ -32,12 +32,14 @@ endif
 # Every module but the programs' main files goes into one archive that the
 # programs and the unit tests link against.
 CORE_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c) \
+	   $(filter-out src/deliver/postino-deliver.c,$(wildcard src/deliver/*.c)) \
 	   $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
 	   $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS	 = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino
+PROGS	 = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino \
+	   $(BUILD)/postino-deliver
 
 .PHONY: all run check unit blackbox deps clean demo fuzz
 all: $(PROGS)
@@ -54,6 +56,9 @@ $(BUILD)/postinod: $(BUILD)/src/server/main.o $(BUILD)/libpostino.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(BUILD)/libpostino.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(BUILD)/libpostino.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(BUILD)/libpostino.a
@@ -97,7 +102,8 @@ deps-build:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
+FUZZ_LIB_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c) \
+	       src/deliver/lmtp_cmds.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
