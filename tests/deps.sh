@@ -7,7 +7,8 @@ set -eu
 build="gcc make libc6-dev libssl-dev libcrypt-dev openssl pkg-config
 	libgmime-3.0-dev"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
-	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev"
+	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
+	postfix dovecot-lmtpd"
 
 want="$build"
 [ "${1:-all}" = build ] || want="$build $tests"

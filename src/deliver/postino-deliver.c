@@ -44,7 +44,9 @@ usage(void)
 
 /*
  * stdin into a memfd with LF line ends (the LMTP decoder, BDAT mode:
- * no dot handling), at most max octets.
+ * no dot handling), at most max octets. A leading mbox "From " line (the
+ * envelope Postfix's local(8) and procmail-style callers prepend) is not
+ * part of the message and is dropped, as Dovecot's LDA does.
  */
 static int
 spool_stdin(uint64_t max)
@@ -52,8 +54,9 @@ spool_stdin(uint64_t max)
 	static char in[65536], out[65536 + 1];
 	struct lmtp_data dec;
 	uint64_t total = 0;
-	size_t olen;
+	size_t olen, skip = 0;
 	ssize_t n;
+	bool first = true, in_from = false;
 	int fd = memfd_create("postino-deliver", MFD_CLOEXEC);
 
 	if (fd < 0)
@@ -66,10 +69,23 @@ spool_stdin(uint64_t max)
 		if (n < 0)
 			die(EX_TEMPFAIL, "reading the message: %s",
 			    strerror(errno));
+		skip = 0;
+		if (first && n > 0) {
+			/* "From " may arrive split: a short first read is rare */
+			first = false;
+			in_from = n >= 5 && memcmp(in, "From ", 5) == 0;
+		}
+		if (in_from) {
+			char *lfp = memchr(in, '\n', (size_t)n);
+
+			skip = lfp != NULL ? (size_t)(lfp - in) + 1 : (size_t)n;
+			in_from = lfp == NULL;
+		}
 		if (n == 0)
 			olen = lmtp_data_finish(&dec, out);
 		else
-			(void)lmtp_data_feed(&dec, in, (size_t)n, out, &olen);
+			(void)lmtp_data_feed(&dec, in + skip, (size_t)n - skip,
+			    out, &olen);
 		if (__builtin_add_overflow(total, olen, &total) || total > max)
 			die(EX_DATAERR, "message larger than %llu octets",
 			    (unsigned long long)max);
