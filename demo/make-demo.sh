@@ -12,12 +12,30 @@ src="$top/demo"
 if [ -f "$root/postinod.conf" ]; then
 	exit 0
 fi
-mkdir -p "$root/home/demo/Maildir/new" "$root/home/demo/Maildir/cur" \
-	"$root/home/demo/Maildir/tmp" "$root/empty"
+mkdir -p "$root/empty"
+# As root the mail is read as "nobody", who must be able to search every
+# directory down to the Maildir. A checkout under /root (mode 0700 on
+# Debian) does not allow that: the demo's home then lives in
+# /var/tmp/postino-demo-<checksum of this path> (recorded in
+# $root/mail-home; `make clean` removes it).
+home="$root/home"
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$top/$build" "$root"
+	if ! runuser -u nobody -- test -x "$root" 2>/dev/null; then
+		sum=$(printf '%s' "$root" | cksum | cut -d' ' -f1)
+		home=/var/tmp/postino-demo-$sum
+		rm -rf "$home"
+		echo "demo: nobody cannot reach $root (a parent directory" \
+		    "is not searchable); the demo's mail goes to $home" >&2
+		printf '%s\n' "$home" > "$root/mail-home"
+	fi
+fi
+mkdir -p "$home/demo/Maildir/new" "$home/demo/Maildir/cur" \
+	"$home/demo/Maildir/tmp"
 i=0
 for m in "$src"/messages/*.eml; do
 	i=$((i + 1))
-	cp "$m" "$root/home/demo/Maildir/new/$((1700000000 + i)).M${i}P1.demo"
+	cp "$m" "$home/demo/Maildir/new/$((1700000000 + i)).M${i}P1.demo"
 done
 hash=$(printf 'demo\n' | "$top/$build/postino-passwd")
 # A self-signed certificate so STLS and implicit TLS work out of the box.
@@ -25,7 +43,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
 	-days 3650 -keyout "$root/key.pem" -out "$root/cert.pem" \
 	</dev/null >/dev/null 2>&1
-printf 'demo:%s::::%s/home/demo::\n' "$hash" "$root" > "$root/passwd"
+printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 
 {
 	echo "# Demo configuration written by demo/make-demo.sh"
@@ -40,16 +58,25 @@ printf 'demo:%s::::%s/home/demo::\n' "$hash" "$root" > "$root/passwd"
 	echo "tls_key = $root/key.pem"
 	echo "passwd_file = $root/passwd"
 	echo "mailbox = maildir:~/Maildir"
-	echo "login_chroot = $root/empty"
 	echo "auth_fail_delay_ms = 500"
+	echo "ready_file = $root/ready"
 	if [ "$(id -u)" = 0 ]; then
-		# Roles never run as root: mail is read as "nobody" here.
-		echo "login_user = nobody"
+		# Roles never run as root: mail is read as "nobody" here, and
+		# the login role has a user of its own (postinod refuses one
+		# that reads mail) in an empty directory only root can change.
+		echo "login_user = postino"
+		echo "login_chroot = /run/postino/empty"
 		echo "mail_user = nobody"
+	else
+		echo "login_chroot = $root/empty"
 	fi
 } > "$root/postinod.conf"
 if [ "$(id -u)" = 0 ]; then
-	chmod 755 "$top/$build" "$root" "$root/home"
-	chown -R nobody:nogroup "$root/home/demo"
+	chmod 755 "$home"
+	chown -R nobody:nogroup "$home/demo"
 	chmod 600 "$root/passwd" "$root/key.pem"
+	id postino >/dev/null 2>&1 ||
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin postino
+	install -d -o root -g root -m 755 /run/postino /run/postino/empty
 fi

@@ -1,17 +1,34 @@
 #!/bin/sh
 # Install what Postino needs from Debian's packages, only what is missing.
-#   tests/deps.sh build   what `make` and `make run` need
-#   tests/deps.sh         that, plus everything `make check` runs
+#   tests/deps.sh server       what `make server` needs (postinod, postino-passwd)
+#   tests/deps.sh build        that, plus the client: what `make` and `make run` need
+#   tests/deps.sh              that, plus everything `make check` runs
+#   tests/deps.sh check GROUP  install nothing: name what GROUP lacks, with
+#                              the apt-get line, and fail (what `make` runs first)
 set -eu
 
-build="gcc make libc6-dev libssl-dev libcrypt-dev openssl pkg-config
-	libgmime-3.0-dev"
+server="gcc make libc6-dev libssl-dev libcrypt-dev openssl"
+build="$server pkg-config libgmime-3.0-dev"
+# Packaging and its tests: the man-page check, make deb, the fresh-root tests.
+pkg="man-db groff-base debhelper dpkg-dev fakeroot lintian debootstrap git"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
 	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
-	postfix dovecot-lmtpd"
+	postfix dovecot-lmtpd util-linux $pkg"
 
-want="$build"
-[ "${1:-all}" = build ] || want="$build $tests"
+check=false
+if [ "${1:-}" = check ]; then
+	check=true
+	shift
+fi
+case "${1:-all}" in
+server)	want="$server" ;;
+build)	want="$build" ;;
+all)	want="$build $tests" ;;
+*)	echo "usage: tests/deps.sh [check] [server|build|all]" >&2; exit 2 ;;
+esac
+
+# Not Debian: nothing to ask dpkg; the compiler will say what is missing.
+command -v dpkg-query >/dev/null 2>&1 || exit 0
 
 missing=""
 for p in $want; do
@@ -20,9 +37,16 @@ for p in $want; do
 done
 [ -z "$missing" ] && exit 0
 
-if [ "$(id -u)" != 0 ]; then
-	echo "deps: missing Debian packages:$missing" >&2
-	echo "deps: run as root, or: sudo apt-get install$missing" >&2
+if $check || [ "$(id -u)" != 0 ]; then
+	echo "postino: missing Debian packages:$missing" >&2
+	if [ "$(id -u)" = 0 ]; then
+		echo "postino: install them with:" >&2
+		echo "    apt-get install --no-install-recommends$missing" >&2
+		echo "postino: (\`make run\` installs them itself)" >&2
+	else
+		echo "postino: install them as root with:" >&2
+		echo "    apt-get install --no-install-recommends$missing" >&2
+	fi
 	exit 1
 fi
 echo "deps: installing$missing"

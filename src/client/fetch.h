@@ -7,8 +7,10 @@
  * - Maildir: written to tmp/ (O_EXCL), fsync, renamed into new/ as
  *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE", then new/ is fsynced. The
  *   directories are created (0700) if missing.
- * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), then
- *   appended under a dotlock (FILE.lock) and an fcntl lock, mboxrd style:
+ * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), or the
+ *   file given to fetch_set_spool(), then appended under the store's mbox
+ *   locks (src/store/mbox_lock.h: FILE.lock with our pid, and fcntl),
+ *   mboxrd style:
  *   a "From SENDER DATE" line (SENDER from Return-Path, else
  *   MAILER-DAEMON), every line matching ^>*From  gets one more '>', an
  *   empty line after the message; fsync. Any failure truncates the mbox
@@ -31,6 +33,8 @@
 /* How long to wait for an mbox lock (seconds), and when a dotlock is stale. */
 #define FETCH_LOCK_WAIT		30
 #define FETCH_DOTLOCK_STALE	300
+/* A SHA-256 digest in hex, in an mbox delivery token. */
+#define FETCH_DIGEST_HEX	64
 /* Return-Path addresses longer than this become MAILER-DAEMON. */
 #define FETCH_SENDER_MAX	255
 /*
@@ -51,6 +55,14 @@ struct fetch_dest;
 int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
     const char *where, char *err);
 
+/*
+ * mbox and MDA: spool messages to path (created 0600, kept) instead of an
+ * unlinked temporary file, so that after a kill fetch_recover() can prove
+ * what a partial mbox append consists of. Call before fetch_recover().
+ * No-op for a Maildir. 0, or -1 with err.
+ */
+int fetch_set_spool(struct fetch_dest *d, const char *path, char *err);
+
 /* Start a message. 0, or -1 with err. */
 int fetch_begin(struct fetch_dest *d, char *err);
 
@@ -65,8 +77,9 @@ int fetch_data(void *d, const char *data, size_t len, bool eol);
  * Get the message ready to appear and say where it will, in token (for
  * state_set_pending; at most PATH_MAX + 32 octets): Maildir: the file in
  * tmp/ is fsynced, "maildir NAME"; mbox: the mbox is locked until commit
- * or abort, "mbox OLDSIZE NEWSIZE"; MDA: "mda". 0, or -1 with err (the
- * message is dropped).
+ * or abort, "mbox OLDSIZE LENGTH SHA256 GAP FROM_LINE" (the append's
+ * length and digest, the empty lines before its From_ line and that line);
+ * MDA: "mda". 0, or -1 with err (the message is dropped).
  */
 int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
 
@@ -77,9 +90,14 @@ int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
 int fetch_commit(struct fetch_dest *d, char *err);
 
 /*
- * After a crash: did the delivery token describes land? 1 yes; 0 no (a
- * leftover tmp/ file or a partial mbox append is removed; an MDA cannot be
- * asked, so 0: delivered again rather than lost); -1 error.
+ * After a crash: did the delivery token describes land? 1 yes (for an
+ * mbox: the octets after the old end have the recorded length and digest);
+ * 0 no (a leftover tmp/ file is removed; a partial mbox append is removed
+ * only when the spool proves the octets after the old end are exactly a
+ * prefix of it; an MDA cannot be asked, so 0: delivered again rather than
+ * lost); 2 unknown: another program wrote to the mbox after the partial
+ * append, so nothing is touched and err says where (the message is to be
+ * fetched again, never counted as delivered); -1 error.
  */
 int fetch_recover(struct fetch_dest *d, const char *token, char *err);
 

@@ -679,10 +679,12 @@ recover_pending(struct state *st, struct fetch_dest *dest)
 		warnx_("%s", err);
 		return EXIT_LOCAL;
 	}
+	if (rc == 2)
+		warnx_("%s", err);
 	if (rc == 0 && strcmp(state_pending_token(st), "mda") == 0)
 		warnx_("the last run was interrupted while the mda ran; the "
 		    "message it was given is delivered again");
-	if ((rc > 0 ? state_add(st, uid, err) :
+	if ((rc == 1 ? state_add(st, uid, err) :
 	    state_clear_pending(st, err)) < 0) {
 		warnx_("%s", err);
 		return EXIT_LOCAL;
@@ -759,6 +761,11 @@ cmd_fetch(struct session *s)
 		warnx_("%s", err);
 		fetch_close(&dest);
 		return rc > 0 ? EXIT_INUSE : EXIT_LOCAL;
+	}
+	if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
+		warnx_("%s", err);
+		rc = EXIT_LOCAL;
+		goto out;
 	}
 	rc = recover_pending(st, dest);
 	if (rc != EXIT_OK)

@@ -17,6 +17,7 @@ struct state {
 	char	  dir[PATH_MAX];
 	char	  path[PATH_MAX];
 	char	  tmp[PATH_MAX];
+	char	  spool[PATH_MAX];
 	int	  lock_fd;
 	size_t	  n, cap;
 	char	**ids;		/* sorted, for binary search */
@@ -272,6 +273,8 @@ state_open(struct state **st_r, const char *dir, const char *key, char *err)
 	if (str_copy(st->dir, sizeof(st->dir), dir) < 0 ||
 	    str_fmt(st->path, sizeof(st->path), "%s/%s", dir, name) < 0 ||
 	    str_fmt(st->tmp, sizeof(st->tmp), "%s/.%s.tmp", dir, name) < 0 ||
+	    str_fmt(st->spool, sizeof(st->spool), "%s/.%s.spool", dir,
+	    name) < 0 ||
 	    str_fmt(lock, sizeof(lock), "%s/.%s.lock", dir, name) < 0) {
 		str_copy(err, ERR_LEN, "state path too long");
 		goto fail;
@@ -309,6 +312,12 @@ const char *
 state_path(const struct state *st)
 {
 	return st->path;
+}
+
+const char *
+state_spool_path(const struct state *st)
+{
+	return st->spool;
 }
 
 size_t

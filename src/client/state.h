@@ -47,6 +47,11 @@ int state_open(struct state **st_r, const char *dir, const char *key,
 
 /* The state file's path (for messages). */
 const char *state_path(const struct state *st);
+/*
+ * A file beside the state, private to the account (its lock is held), for
+ * fetch_set_spool(): it outlives a kill, so recovery can compare.
+ */
+const char *state_spool_path(const struct state *st);
 size_t state_count(const struct state *st);
 bool state_has(const struct state *st, const char *uid);
 

@@ -31,6 +31,7 @@ struct chan {
 	struct chan	*prev, *next;
 	struct ipc	*ipc;
 	uint64_t	 req;		/* auth lookup in flight, 0 = none */
+	unsigned int	 auth_idx;	/* the auth worker asked */
 	int		 msgfd;
 	bool		 got;		/* one request per channel */
 	struct msg_deliver d;
@@ -38,7 +39,10 @@ struct chan {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master, *authc;
+static struct ipc *master;
+/* One channel per auth worker; lookups go round-robin. */
+static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
+static unsigned int auth_next;
 static struct chan *chans;
 static uint64_t next_req = 1;
 static bool shutting_down;
@@ -110,15 +114,15 @@ deliver(struct chan *c, const struct msg_account *acct)
 static void
 auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
+	unsigned int idx = (unsigned int)(uintptr_t)arg;
 	struct msg_account acct;
 	struct chan *c;
 
-	(void)arg;
 	if (msg == NULL) {
 		ipc_free(&ipc);
-		authc = NULL;
+		authc[idx] = NULL;
 		for (c = chans; c != NULL; c = c->next) {
-			if (c->req != 0) {
+			if (c->req != 0 && c->auth_idx == idx) {
 				c->req = 0;
 				chan_reply(c, STORE_TEMPFAIL, "auth restarted");
 			}
@@ -145,6 +149,7 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
 	struct chan *c = arg;
 	struct msg_lookup rq = { 0 };
+	struct ipc *a = NULL;
 	int seals;
 
 	(void)ipc;
@@ -172,13 +177,21 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		chan_reply(c, STORE_TEMPFAIL, "message not sealed");
 		return;
 	}
-	if (authc == NULL) {
+	for (unsigned int k = 0; k < PROTO_AUTH_WORKERS_MAX && a == NULL; k++) {
+		unsigned int i = (auth_next + k) % PROTO_AUTH_WORKERS_MAX;
+
+		if ((a = authc[i]) != NULL) {
+			auth_next = i + 1;
+			c->auth_idx = i;
+		}
+	}
+	if (a == NULL) {
 		chan_reply(c, STORE_TEMPFAIL, "no auth channel");
 		return;
 	}
 	rq.req = c->req = next_req++;
 	memcpy(rq.user, c->d.user, sizeof(rq.user));
-	if (ipc_send(authc, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
+	if (ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
 		c->req = 0;
 		chan_reply(c, STORE_TEMPFAIL, "auth unreachable");
 	}
@@ -232,14 +245,19 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		return;
 	}
 	switch (msg->type) {
-	case MSG_AUTH_CHANNEL:
-		if (msg->fd < 0)
+	case MSG_AUTH_CHANNEL: {
+		struct msg_auth_channel ch;
+
+		if (msg->fd < 0 || !proto_take(msg->data, msg->len, &ch,
+		    sizeof(ch)) || ch.index >= PROTO_AUTH_WORKERS_MAX)
 			break;
-		ipc_free(&authc);
-		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
-		if (authc == NULL)
+		ipc_free(&authc[ch.index]);
+		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
+		    (void *)(uintptr_t)ch.index);
+		if (authc[ch.index] == NULL)
 			close(msg->fd);
 		return;
+	}
 	case MSG_DELIVER_CHANNEL:
 		if (msg->fd < 0 || shutting_down)
 			break;
@@ -294,7 +312,8 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 	ev_run(ev);
 	while (chans != NULL)
 		chan_free(chans);
-	ipc_free(&authc);
+	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
+		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
 	return 0;

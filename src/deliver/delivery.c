@@ -57,10 +57,16 @@ delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
 		o += addlen;
 	}
 	out[o] = '\0';
-	if (strstr(out, "/../") != NULL || strstr(out, "/./") != NULL ||
-	    (o >= 3 && strcmp(out + o - 3, "/..") == 0)) {
-		str_copy(err, ERR_LEN, "mailbox path has a . or .. component");
-		return -1;
+	/* The same rule as the mail role's (mail.c): no "." or ".." anywhere. */
+	for (const char *c = out; *c != '\0'; ) {
+		size_t n = strcspn(c, "/");
+
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
+		    c[1] == '.')) {
+			str_copy(err, ERR_LEN, "'.' or '..' in the mailbox path");
+			return -1;
+		}
+		c += n + (c[n] == '/');
 	}
 	return 0;
 }

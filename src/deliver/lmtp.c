@@ -77,6 +77,7 @@ struct lmtp_conn {
 	char		 pending_addr[LMTP_PATH_MAX + 1];	/* RCPT lookup */
 	char		 pending_user[AUTH_USER_MAX + 1];
 	uint64_t	 lookup_req;
+	unsigned int	 lookup_auth;	/* the auth worker asked */
 	struct lmtp_rcpt *rcpts;
 	unsigned int	 nrcpt, rcpt_cap;
 	unsigned int	 delivering;
@@ -103,7 +104,10 @@ struct lmtp_cmd {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master, *authc;
+static struct ipc *master;
+/* One channel per auth worker; lookups go round-robin. */
+static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
+static unsigned int auth_next;
 static struct lmtp_conn *conns;
 static unsigned int nconns;
 static uint64_t next_req = 1;
@@ -113,6 +117,21 @@ static unsigned int nlisten;
 static char hostname[256];
 
 static void conn_process(struct lmtp_conn *c);
+
+static struct ipc *
+auth_pick(unsigned int *idx_r)
+{
+	for (unsigned int k = 0; k < PROTO_AUTH_WORKERS_MAX; k++) {
+		unsigned int i = (auth_next + k) % PROTO_AUTH_WORKERS_MAX;
+
+		if (authc[i] != NULL) {
+			auth_next = i + 1;
+			*idx_r = i;
+			return authc[i];
+		}
+	}
+	return NULL;
+}
 static void conn_update(struct lmtp_conn *c);
 
 static void __attribute__((format(printf, 2, 3)))
@@ -297,6 +316,7 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 {
 	struct msg_lookup rq = { 0 };
 	const char *err;
+	struct ipc *a;
 
 	if (!c->in_mail) {
 		reply(c, "503 5.5.1 MAIL first");
@@ -320,14 +340,14 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 		reply(c, "550 5.1.1 <%s> User unknown", c->pending_addr);
 		return;
 	}
-	if (authc == NULL) {
+	if ((a = auth_pick(&c->lookup_auth)) == NULL) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
 		    c->pending_addr);
 		return;
 	}
 	rq.req = c->lookup_req = next_req++;
 	memcpy(rq.user, c->pending_user, sizeof(rq.user));
-	if (ipc_send(authc, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
+	if (ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
 		    c->pending_addr);
 		return;
@@ -897,14 +917,15 @@ on_accept(struct ev *e, int lfd, unsigned int events, void *arg)
 
 /* ---- channels ---- */
 
+/* Auth worker idx is gone: its lookups get 451, the MTA retries. */
 static void
-fail_lookups(void)
+fail_lookups(unsigned int idx)
 {
 	struct lmtp_conn *c, *next;
 
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->waiting) {
+		if (c->waiting && c->lookup_auth == idx) {
 			rcpt_looked_up(c, NULL);
 			conn_process(c);
 		}
@@ -914,13 +935,13 @@ fail_lookups(void)
 static void
 auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
+	unsigned int idx = (unsigned int)(uintptr_t)arg;
 	struct msg_account a;
 
-	(void)arg;
 	if (msg == NULL) {
 		ipc_free(&ipc);
-		authc = NULL;
-		fail_lookups();
+		authc[idx] = NULL;
+		fail_lookups(idx);
 		return;
 	}
 	if (msg->fd >= 0)
@@ -977,14 +998,23 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		return;
 	}
 	if (msg->type == MSG_AUTH_CHANNEL && msg->fd >= 0) {
-		bool first = authc == NULL;
+		static bool ready;
+		struct msg_auth_channel ch;
 
-		ipc_free(&authc);
-		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
-		if (authc == NULL)
+		if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) ||
+		    ch.index >= PROTO_AUTH_WORKERS_MAX) {
 			close(msg->fd);
-		else if (first)
+			return;
+		}
+		ipc_free(&authc[ch.index]);
+		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
+		    (void *)(uintptr_t)ch.index);
+		if (authc[ch.index] == NULL)
+			close(msg->fd);
+		else if (!ready) {
+			ready = true;
 			ipc_send(master, MSG_READY, NULL, 0, -1);
+		}
 		return;
 	}
 	if (msg->fd >= 0)
@@ -1053,7 +1083,8 @@ lmtp_main(const struct config *config, unsigned int n)
 		conns->delivering = 0;
 		conn_free(conns);
 	}
-	ipc_free(&authc);
+	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
+		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
 	return 0;

@@ -1,10 +1,14 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,6 +59,9 @@ static const struct config_key config_keys[] = {
 	KEY(idle_timeout, CT_UINT, idle_timeout, 1, 86400, "600"),
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
+	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),
+	KEY(auth_penalty_prefix6, CT_UINT, auth_penalty_prefix6, 16, 128, "48"),
 	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
 	KEY(max_sessions, CT_UINT, max_sessions, 1, 1000000, "20000"),
 	KEY(login_delay, CT_UINT, login_delay, 0, 86400, "0"),
@@ -66,6 +73,14 @@ static const struct config_key config_keys[] = {
 	KEY(mbox_dotlock_stale, CT_UINT, mbox_dotlock_stale, 10, 86400, "300"),
 	KEY(max_messages, CT_UINT, max_messages, 1, 10000000, "1000000"),
 	KEY(max_mailbox_size, CT_U64, max_mailbox_size, 0, UINT64_MAX, "0"),
+	KEY(max_connections_per_ip, CT_UINT, max_connections_per_ip, 0,
+	    1000000, "200"),
+	KEY(max_connections_per_net, CT_UINT, max_connections_per_net, 0,
+	    1000000, "1000"),
+	KEY(connection_prefix_ipv4, CT_UINT, connection_prefix_ipv4, 1, 32,
+	    "24"),
+	KEY(connection_prefix_ipv6, CT_UINT, connection_prefix_ipv6, 1, 128,
+	    "48"),
 	KEY(lmtp_listen, CT_LMTP_LISTEN, lmtp_listen, 0, 0, NULL),
 	KEY(lmtp_socket_mode, CT_MODE, lmtp_socket_mode, 0, 0777, "0660"),
 	KEY(lmtp_socket_user, CT_STR, lmtp_socket_user, 0, 0, ""),
@@ -385,10 +400,19 @@ config_load(struct config *cf, const char *path, char *err)
 		cf->login_workers = (unsigned int)ncpu;
 	if (cf->mail_workers == 0)
 		cf->mail_workers = (unsigned int)ncpu;
+	if (cf->auth_workers == 0)
+		cf->auth_workers = (unsigned int)ncpu;
 	return 0;
 fail:
 	fclose(fp);
 	return -1;
+}
+
+void
+config_print_keys(FILE *out)
+{
+	for (const struct config_key *k = config_keys; k->name; k++)
+		fprintf(out, "%s\n", k->name);
 }
 
 void
@@ -441,4 +465,165 @@ config_dump(const struct config *cf)
 			break;
 		}
 	}
+}
+
+/*
+ * A directory a login worker is locked into must be one only root can
+ * change, up to /, or a compromised worker's files could appear in it, and
+ * empty, or it would give the worker something to read (OpenSSH's
+ * ChrootDirectory rule). A parent writable by others is accepted only with
+ * the sticky bit (/tmp): there nobody but root can rename root's entry.
+ */
+static int
+check_chroot(const char *dir, char *err)
+{
+	char path[CONFIG_VALUE_MAX];
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	char *slash;
+	bool self = true;
+
+	if (dir[0] != '/') {
+		str_fmt(err, ERR_LEN, "login_chroot %s: not an absolute path",
+		    dir);
+		return -1;
+	}
+	/* Symbolic links (/var/run) are judged by where they lead. */
+	if (realpath(dir, path) == NULL &&
+	    str_copy(path, sizeof(path), dir) < 0) {
+		str_copy(err, ERR_LEN, "login_chroot: path too long");
+		return -1;
+	}
+	for (;;) {
+		if (lstat(path[0] == '\0' ? "/" : path, &st) < 0) {
+			/* The master creates a missing login_chroot. */
+			if (errno != ENOENT || !self) {
+				str_fmt(err, ERR_LEN, "login_chroot: %s: %s",
+				    path, strerror(errno));
+				return -1;
+			}
+		} else if (!S_ISDIR(st.st_mode)) {
+			str_fmt(err, ERR_LEN, "login_chroot: %s is not a "
+			    "directory", path);
+			return -1;
+		} else if (st.st_uid != 0 || ((st.st_mode & 022) != 0 &&
+		    (self || (st.st_mode & S_ISVTX) == 0))) {
+			str_fmt(err, ERR_LEN, "login_chroot: %s must be owned "
+			    "by root and writable by nobody else", path);
+			return -1;
+		}
+		if (path[0] == '\0')
+			break;
+		slash = strrchr(path, '/');
+		*slash = '\0';
+		self = false;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		str_fmt(err, ERR_LEN, "login_chroot %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			break;
+	}
+	closedir(d);
+	if (de != NULL) {
+		str_fmt(err, ERR_LEN, "login_chroot %s is not empty", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the passwd-file gives any account this uid (field 3). */
+static bool
+passwd_file_has_uid(const char *path, uid_t uid)
+{
+	char line[4096];
+	bool found = false;
+	FILE *fp = fopen(path, "re");
+
+	if (fp == NULL)
+		return false;	/* the auth role reports it */
+	while (!found && fgets(line, sizeof(line), fp) != NULL) {
+		char *f = line, *end;
+		uint32_t v;
+
+		for (int i = 0; i < 2 && f != NULL; i++)
+			f = strchr(f, ':') ? strchr(f, ':') + 1 : NULL;
+		if (f == NULL)
+			continue;
+		end = f + strcspn(f, ":\n");
+		*end = '\0';
+		found = str_parse_u32(f, &v) == 0 && v == uid;
+	}
+	fclose(fp);
+	return found;
+}
+
+int
+config_check(const struct config *cf, bool as_root, char *err)
+{
+	struct passwd *pw;
+	struct group *gr;
+	uid_t mail_uid = 0, login_uid;
+	bool have_mail_uid = false;
+
+	if (cf->mail_user[0] != '\0') {
+		if ((pw = getpwnam(cf->mail_user)) == NULL) {
+			str_fmt(err, ERR_LEN, "mail_user: no such user '%s'",
+			    cf->mail_user);
+			return -1;
+		}
+		/* Group root opens most of the system; mail never needs it. */
+		if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+			str_fmt(err, ERR_LEN, "mail_user '%s' has uid or group "
+			    "0: mail is never read as root", cf->mail_user);
+			return -1;
+		}
+		mail_uid = pw->pw_uid;
+		have_mail_uid = true;
+	}
+	if (cf->mail_privileged_group[0] != '\0') {
+		if ((gr = getgrnam(cf->mail_privileged_group)) == NULL) {
+			str_fmt(err, ERR_LEN, "mail_privileged_group: no such "
+			    "group '%s'", cf->mail_privileged_group);
+			return -1;
+		}
+		if (gr->gr_gid == 0) {
+			str_fmt(err, ERR_LEN, "mail_privileged_group '%s' is "
+			    "group 0: mail is never read as root",
+			    cf->mail_privileged_group);
+			return -1;
+		}
+	}
+	if (!as_root)
+		return 0;
+	if ((pw = getpwnam(cf->login_user)) == NULL) {
+		str_fmt(err, ERR_LEN, "login_user: no such user '%s'",
+		    cf->login_user);
+		return -1;
+	}
+	login_uid = pw->pw_uid;
+	if (login_uid == 0 || pw->pw_gid == 0) {
+		str_fmt(err, ERR_LEN, "login_user '%s' has uid or group 0",
+		    cf->login_user);
+		return -1;
+	}
+	/*
+	 * A login worker parses network input; sharing a uid with mail would
+	 * let a compromised one read, or signal, the mail workers.
+	 */
+	if ((have_mail_uid && mail_uid == login_uid) ||
+	    passwd_file_has_uid(cf->passwd_file, login_uid)) {
+		str_fmt(err, ERR_LEN, "login_user '%s' (uid %u) also reads "
+		    "mail: give the login role a user of its own",
+		    cf->login_user, (unsigned)login_uid);
+		return -1;
+	}
+	return check_chroot(cf->login_chroot, err);
 }

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "../lib/net.h"
@@ -50,6 +51,9 @@ struct config {
 	unsigned int	 idle_timeout;			/* seconds */
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
+	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
+	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */
 	unsigned int	 max_bad_commands;
 	unsigned int	 max_sessions;			/* per login worker */
 	unsigned int	 login_delay;			/* seconds, 0 = off */
@@ -61,6 +65,10 @@ struct config {
 	unsigned int	 mbox_dotlock_stale;
 	unsigned int	 max_messages;
 	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+	unsigned int	 max_connections_per_ip;	/* 0 = no limit */
+	unsigned int	 max_connections_per_net;	/* 0 = no limit */
+	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */
+	unsigned int	 connection_prefix_ipv6;
 	/* LMTP delivery (src/deliver/, DESIGN.md "Delivery") */
 	struct config_listen lmtp_listen[CONFIG_LMTP_LISTEN_MAX];	/* ss is a
 					   sockaddr_un for "unix:PATH" */
@@ -81,6 +89,19 @@ struct config {
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
 int config_load(struct config *cf, const char *path, char *err);
+
+/* Print every key's name, one a line, in table order (--config-keys). */
+void config_print_keys(FILE *out);
+
+/*
+ * The checks that need the system's user database and file system, run by
+ * -t and by the master at start-up: no gid 0 for mail (mail_user's primary
+ * group, mail_privileged_group); and, when started as root (as_root), a
+ * login_user that exists, is not root and shares no uid with mail
+ * (mail_user or a uid in the passwd-file), and a login_chroot that only
+ * root can change and that is empty. 0, or -1 with err.
+ */
+int config_check(const struct config *cf, bool as_root, char *err);
 
 /* Print every key with its current value, for -t. */
 void config_dump(const struct config *cf);

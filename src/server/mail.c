@@ -31,6 +31,7 @@ struct mail_conn {
 	struct session		 s;
 	struct mail_conn	*prev, *next;
 	uint64_t		 req;		/* pending ticket redemption */
+	unsigned int		 auth_idx;	/* the auth worker redeeming it */
 	struct msg_handoff	 h;
 	const struct store_ops	*sops;
 	struct store		*st;
@@ -46,7 +47,9 @@ struct mail_conn {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master, *authc;
+static struct ipc *master;
+/* One channel per auth worker: a ticket is redeemed where it was issued. */
+static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
 static struct mail_conn *conns;
 static uint64_t next_req = 1;
 static bool shutting_down;
@@ -290,8 +293,11 @@ cmd_rset(struct session *s, const struct pop3_args *a)
 static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
+	struct mail_conn *c = s->owner;
+
 	(void)a;
-	capa_reply(s, cf, 0, NULL);
+	/* RFC 2449 sec. 5: what AUTHORIZATION offered is announced here too. */
+	capa_reply(s, cf, c->h.capa & (CAPA_USER | CAPA_STLS), c->h.sasl);
 	return CMD_OK;
 }
 
@@ -311,6 +317,14 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	live_totals(c, &left, &size);
 	if (deleted > 0)
 		r = c->sops->commit(c->st, &c->idx, err);
+	/*
+	 * UPDATE is over: give the mailbox back before the reply can reach
+	 * the client, or a client that logs in again at once (to another
+	 * mail worker of the pool) could find it still locked: [IN-USE].
+	 */
+	if (c->reader != NULL)
+		c->sops->read_close(&c->reader);
+	c->sops->close(&c->st, &c->idx);
 	if (r != STORE_OK) {
 		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
 		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
@@ -406,6 +420,36 @@ mail_more(struct session *s)
 		more_listing(c);
 }
 
+/*
+ * After expansion the path may only go down from what the administrator
+ * wrote: a user named "x@.." must not make maildir:/srv/vhosts/%d/%n serve
+ * /srv/x. So no "." or ".." component anywhere, and no control byte that
+ * would confuse a log or a terminal. The user name cannot carry a '/'.
+ */
+static int
+path_is_safe(const char *path, char *err)
+{
+	for (const char *p = path; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			str_copy(err, ERR_LEN, "control character in the "
+			    "mailbox path");
+			return -1;
+		}
+	}
+	for (const char *c = path; *c != '\0';) {
+		size_t n = strcspn(c, "/");
+
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
+		    c[1] == '.')) {
+			str_copy(err, ERR_LEN, "'.' or '..' in the mailbox "
+			    "path");
+			return -1;
+		}
+		c += n + (c[n] == '/');
+	}
+	return 0;
+}
+
 /* Expand mailbox = maildir:PATH with %u, %n, %d and a leading ~. */
 static int
 mailbox_path(const struct auth_user *u, char *out, size_t size,
@@ -466,7 +510,7 @@ mailbox_path(const struct auth_user *u, char *out, size_t size,
 		o += addlen;
 	}
 	out[o] = '\0';
-	return 0;
+	return path_is_safe(out, err);
 }
 
 /*
@@ -599,12 +643,15 @@ on_handoff(struct ipc_msg *msg)
 {
 	struct mail_conn *c = calloc(1, sizeof(*c));
 	struct msg_redeem rq = { 0 };
+	int w = -1;
 
 	if (c == NULL || !proto_take(msg->data, msg->len, &c->h, sizeof(c->h)) ||
 	    !PROTO_STR_OK(c->h.session) || !PROTO_STR_OK(c->h.ip) ||
 	    !PROTO_STR_OK(c->h.user) || !PROTO_STR_OK(c->h.ticket) ||
+	    !PROTO_STR_OK(c->h.sasl) ||
 	    c->h.inlen > sizeof(c->h.in) || c->h.outlen > sizeof(c->h.out) ||
-	    msg->fd < 0 || authc == NULL) {
+	    msg->fd < 0 || (w = proto_ticket_worker(c->h.ticket)) < 0 ||
+	    authc[w] == NULL) {
 		log_warnx("event=handoff-refused");
 		if (msg->fd >= 0)
 			close(msg->fd);
@@ -636,20 +683,22 @@ on_handoff(struct ipc_msg *msg)
 		session_write(&c->s, c->h.out, c->h.outlen);
 	rq.req = c->req = next_req++;
 	memcpy(rq.ticket, c->h.ticket, sizeof(rq.ticket));
-	if (ipc_send(authc, MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
+	c->auth_idx = (unsigned int)w;
+	if (ipc_send(authc[w], MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
 		session_end(&c->s);
 	}
 }
 
+/* Auth worker idx is gone: redemptions waiting on it fail temporarily. */
 static void
-fail_pending(void)
+fail_pending(unsigned int idx)
 {
 	struct mail_conn *c, *next;
 
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->req == 0)
+		if (c->req == 0 || c->auth_idx != idx)
 			continue;
 		c->req = 0;
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
@@ -660,11 +709,12 @@ fail_pending(void)
 static void
 auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
-	(void)arg;
+	unsigned int idx = (unsigned int)(uintptr_t)arg;
+
 	if (msg == NULL) {
 		ipc_free(&ipc);
-		authc = NULL;
-		fail_pending();
+		authc[idx] = NULL;
+		fail_pending(idx);
 		return;
 	}
 	if (msg->fd >= 0)
@@ -686,6 +736,7 @@ stop_all(void)
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
 		session_reply(&c->s, "-ERR [SYS/TEMP] Server shutting down.");
+		session_set_end(&c->s, "shutdown");
 		session_close(&c->s);
 	}
 	ev_stop(ev);
@@ -701,14 +752,19 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		return;
 	}
 	switch (msg->type) {
-	case MSG_AUTH_CHANNEL:
-		if (msg->fd < 0)
+	case MSG_AUTH_CHANNEL: {
+		struct msg_auth_channel ch;
+
+		if (msg->fd < 0 || !proto_take(msg->data, msg->len, &ch,
+		    sizeof(ch)) || ch.index >= PROTO_AUTH_WORKERS_MAX)
 			break;
-		ipc_free(&authc);
-		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
-		if (authc == NULL)
+		ipc_free(&authc[ch.index]);
+		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
+		    (void *)(uintptr_t)ch.index);
+		if (authc[ch.index] == NULL)
 			close(msg->fd);
 		return;
+	}
 	case MSG_HANDOFF:
 		if (shutting_down)
 			break;
@@ -760,7 +816,8 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	ev_run(ev);
-	ipc_free(&authc);
+	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
+		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
 	return 0;

@@ -3,6 +3,7 @@
  * re-executes it with -R ROLE for each (see DESIGN.md).
  */
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +12,28 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/version.h"
 #include "config.h"
+#include "reach.h"
 #include "roles.h"
+
+static const char usage_text[] =
+    "usage: postinod [-fthV] [-c FILE]\n"
+    "  -c, --config FILE  configuration file (default "
+    "/etc/postino/postinod.conf)\n"
+    "  -f, --foreground   stay in the foreground and log to stderr\n"
+    "  -t, --test         check the configuration (and, as root, that every\n"
+    "                     account's mail uid can reach its mailbox), print it\n"
+    "                     and exit: 0 when it is usable, 1 when not\n"
+    "  -h, --help         print this help and exit\n"
+    "  -V, --version      print the version and exit\n"
+    "  --config-keys      print every configuration key, one a line\n"
+    "See postinod(8) and postinod.conf(5).\n";
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: postinod [-f] [-t] [-c FILE]\n"
-	    "  -c FILE  configuration file (default /etc/postino/postinod.conf)\n"
-	    "  -f       stay in the foreground and log to stderr\n"
-	    "  -t       check the configuration, print it and exit\n");
+	fputs(usage_text, stderr);
 	exit(2);
 }
 
@@ -84,8 +97,28 @@ main(int argc, char **argv)
 	struct config *cf;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:ftR:u:g:n:")) != -1) {
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "test", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "config-keys", no_argument, NULL, 'K' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:fthVR:u:g:n:", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case 'h':
+			fputs(usage_text, stdout);
+			return fflush(stdout) == 0 ? 0 : 1;
+		case 'V':
+			printf("postinod %s\n", POSTINO_VERSION);
+			return fflush(stdout) == 0 ? 0 : 1;
+		case 'K':
+			config_print_keys(stdout);
+			return fflush(stdout) == 0 ? 0 : 1;
 		case 'c':
 			path = optarg;
 			break;
@@ -125,9 +158,18 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test) {
+		int r;
+
+		if (config_check(cf, geteuid() == 0, err) < 0) {
+			fprintf(stderr, "postinod: %s: %s\n", path, err);
+			free(cf);
+			return 1;
+		}
 		config_dump(cf);
+		fflush(stdout);
+		r = reach_check(cf, stderr);
 		free(cf);
-		return 0;
+		return r == 0 ? 0 : 1;
 	}
 	log_init("postinod", fg, cf->debug);
 	if (role == NULL) {

@@ -22,6 +22,7 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
+#include "../lib/notify.h"
 #include "../lib/priv.h"
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
@@ -60,12 +61,16 @@ static unsigned int nlmtp;
 static struct child lmtp;
 /* The certificate and key, in a memfd handed to each login worker. */
 static int tls_fd = -1;
-static struct child auth;
+/* auth_workers of them; a worker's slot is its index in tickets. */
+static struct child auths[PROTO_AUTH_WORKERS_MAX];
 static struct child *logins;
 /* Mail and deliver workers: both per uid, told apart by role. */
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
 static bool stopping, announced;
+/* Connections per address across login workers (connlimit.h). */
+static int connlimit_fd = -1;
+static struct msg_conn_table connlimit_msg;
 /* Kept for the master's life so fake SCRAM salts survive auth restarts. */
 static unsigned char sasl_secret[SASL_SECRET_LEN];
 
@@ -80,22 +85,32 @@ role_name(enum role r)
 	    r == ROLE_LMTP ? "lmtp" : r == ROLE_DELIVER ? "deliver" : "mail";
 }
 
-/* Give a worker a fresh channel to the auth role. */
+/* Give a worker a fresh channel to auth worker a. */
 static void
-attach_auth(struct child *c)
+attach_auth(struct child *c, struct child *a)
 {
+	struct msg_auth_channel ch = { .index = a->slot,
+	    .count = cf->auth_workers };
 	int fds[2];
 
-	if (auth.ipc == NULL || c->ipc == NULL)
+	if (a->ipc == NULL || c->ipc == NULL)
 		return;
 	if (ipc_pair(fds) < 0) {
 		log_warn("socketpair");
 		return;
 	}
-	ipc_send(auth.ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
-	ipc_send(c->ipc, MSG_AUTH_CHANNEL, NULL, 0, fds[1]);
+	ipc_send(a->ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
+	ipc_send(c->ipc, MSG_AUTH_CHANNEL, &ch, sizeof(ch), fds[1]);
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/* Give a worker a channel to every auth worker. */
+static void
+attach_auths(struct child *c)
+{
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		attach_auth(c, &auths[i]);
 }
 
 static int
@@ -185,12 +200,21 @@ spawn(struct child *c)
 	log_debug("event=spawn role=%s pid=%ld uid=%u", role_name(c->role),
 	    (long)pid, (unsigned)c->uid);
 	if (c->role != ROLE_AUTH)
-		attach_auth(c);
+		attach_auths(c);
+	if (c->role == ROLE_LOGIN) {
+		connlimit_msg.slot = c->slot;
+		ipc_send(c->ipc, MSG_CONN_TABLE, &connlimit_msg,
+		    sizeof(connlimit_msg), connlimit_fd);
+	}
 	if (c->role == ROLE_LOGIN && tls_fd >= 0)
 		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
-	if (c->role == ROLE_AUTH)
-		ipc_send(c->ipc, MSG_AUTH_SECRET, sasl_secret,
-		    sizeof(sasl_secret), -1);
+	if (c->role == ROLE_AUTH) {
+		struct msg_auth_init init = { .index = c->slot };
+
+		memcpy(init.secret, sasl_secret, sizeof(init.secret));
+		ipc_send(c->ipc, MSG_AUTH_SECRET, &init, sizeof(init), -1);
+		explicit_bzero(&init, sizeof(init));
+	}
 	return 0;
 }
 
@@ -242,9 +266,18 @@ route_handoff(struct ipc_msg *msg)
 	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
 	struct child *m;
 
-	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0 ||
-	    (priv_is_root() && h->uid == 0)) {
+	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0) {
 		log_warnx("event=protocol-error role=login msg=handoff");
+		return;
+	}
+	/* Mail is never read with uid or gid 0, whatever the passwd-file says. */
+	if (priv_is_root() && (h->uid == 0 || h->gid == 0)) {
+		static const char no[] = "-ERR [SYS/PERM] Mailbox unavailable.\r\n";
+		ssize_t w = write(msg->fd, no, sizeof(no) - 1);
+
+		(void)w;
+		log_warnx("event=handoff-refused reason=root-ids uid=%u gid=%u",
+		    (unsigned)h->uid, (unsigned)h->gid);
 		return;
 	}
 	m = mail_worker(ROLE_MAIL, priv_is_root() ? h->uid : getuid(),
@@ -273,7 +306,7 @@ route_delivery(struct ipc_msg *msg)
 	struct child *d;
 
 	if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) || msg->fd < 0 ||
-	    (priv_is_root() && ch.uid == 0)) {
+	    (priv_is_root() && (ch.uid == 0 || ch.gid == 0))) {
 		log_warnx("event=protocol-error role=lmtp msg=deliver-channel");
 		return;
 	}
@@ -334,14 +367,19 @@ announce_when_ready(void)
 		return;
 	announced = true;
 	write_ready_file();
+	if (notify_send("READY=1") < 0)
+		log_warn("NOTIFY_SOCKET");
 	log_info("event=ready");
 }
 
 static bool
 children_left(void)
 {
-	if (auth.pid > 0 || lmtp.pid > 0)
+	if (lmtp.pid > 0)
 		return true;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid > 0)
+			return true;
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid > 0)
 			return true;
@@ -358,19 +396,23 @@ restart_dead(struct ev *e, void *arg)
 	(void)arg;
 	if (stopping)
 		return;
-	if (auth.pid == 0) {
-		if (spawn(&auth) < 0)
-			auth.pid = 0;
-		else {
-			/* Every worker's old channel died with the old auth. */
-			for (unsigned int i = 0; i < cf->login_workers; i++)
-				attach_auth(&logins[i]);
-			if (lmtp.pid > 0)
-				attach_auth(&lmtp);
-			for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
-				if (mails[i].pid > 0)
-					attach_auth(&mails[i]);
+	for (unsigned int a = 0; a < cf->auth_workers; a++) {
+		struct child *au = &auths[a];
+
+		if (au->pid != 0)
+			continue;
+		if (spawn(au) < 0) {
+			au->pid = 0;
+			continue;
 		}
+		/* Every worker's old channel died with the old auth. */
+		for (unsigned int i = 0; i < cf->login_workers; i++)
+			attach_auth(&logins[i], au);
+		if (lmtp.pid > 0)
+			attach_auth(&lmtp, au);
+		for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+			if (mails[i].pid > 0)
+				attach_auth(&mails[i], au);
 	}
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid == 0 && spawn(&logins[i]) < 0)
@@ -382,8 +424,9 @@ restart_dead(struct ev *e, void *arg)
 static struct child *
 find_child(pid_t pid)
 {
-	if (auth.pid == pid)
-		return &auth;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid == pid)
+			return &auths[i];
 	if (lmtp.pid == pid)
 		return &lmtp;
 	for (unsigned int i = 0; i < cf->login_workers; i++)
@@ -434,8 +477,9 @@ on_chld(struct ev *e, int signo, void *arg)
 static void
 signal_all(int signo)
 {
-	if (auth.pid > 0)
-		kill(auth.pid, signo);
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid > 0)
+			kill(auths[i].pid, signo);
 	if (lmtp.pid > 0)
 		kill(lmtp.pid, signo);
 	for (unsigned int i = 0; i < cf->login_workers; i++)
@@ -463,6 +507,7 @@ on_term(struct ev *e, int signo, void *arg)
 		return;
 	log_info("event=shutdown signal=%d", signo);
 	stopping = true;
+	(void)notify_send("STOPPING=1");
 	for (unsigned int i = 0; i < nlisten; i++)
 		close(listen_fds[i]);
 	for (unsigned int i = 0; i < nlmtp; i++)
@@ -671,6 +716,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	cf = config;
 	conf_path = path;
 	foreground = fg;
+	notify_init();
 	log_set_ident("postinod");
 	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
 		const struct config_listen *l = i < cf->nlisten ?
@@ -692,12 +738,9 @@ master_main(const struct config *config, const char *path, bool fg)
 		if (tls_fd < 0)
 			fatalx("%s", err);
 	}
+	if (config_check(cf, priv_is_root(), err) < 0)
+		fatalx("%s: %s", conf_path, err);
 	if (priv_is_root()) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
 		if (mkdir(cf->login_chroot, 0755) < 0 && errno != EEXIST)
 			fatal("login_chroot %s", cf->login_chroot);
 	} else {
@@ -705,8 +748,16 @@ master_main(const struct config *config, const char *path, bool fg)
 		    "as this user", (unsigned)getuid());
 	}
 	if (getrandom(sasl_secret, sizeof(sasl_secret), 0) !=
-	    (ssize_t)sizeof(sasl_secret))
+	    (ssize_t)sizeof(sasl_secret) ||
+	    getrandom(connlimit_msg.secret, sizeof(connlimit_msg.secret), 0) !=
+	    (ssize_t)sizeof(connlimit_msg.secret))
 		fatal("getrandom");
+	connlimit_msg.nslots = cf->login_workers;
+	connlimit_msg.entries = connlimit_entries(cf->max_sessions);
+	connlimit_fd = memfd_create("postino-connlimit", MFD_CLOEXEC);
+	if (connlimit_fd < 0 || ftruncate(connlimit_fd, (off_t)connlimit_size(
+	    connlimit_msg.nslots, connlimit_msg.entries)) < 0)
+		fatal("connection table");
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");
@@ -720,9 +771,12 @@ master_main(const struct config *config, const char *path, bool fg)
 	logins = calloc(cf->login_workers, sizeof(*logins));
 	if (logins == NULL)
 		fatal("calloc");
-	auth.role = ROLE_AUTH;
-	if (spawn(&auth) < 0)
-		fatalx("cannot start the auth role");
+	for (unsigned int i = 0; i < cf->auth_workers; i++) {
+		auths[i].role = ROLE_AUTH;
+		auths[i].slot = i;
+		if (spawn(&auths[i]) < 0)
+			fatalx("cannot start the auth role");
+	}
 	for (unsigned int i = 0; i < cf->login_workers; i++) {
 		logins[i].role = ROLE_LOGIN;
 		logins[i].slot = i;
@@ -734,12 +788,14 @@ master_main(const struct config *config, const char *path, bool fg)
 		if (spawn(&lmtp) < 0)
 			fatalx("cannot start the LMTP role");
 	}
-	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u",
-	    cf->nlisten, cf->nlisten_tls, cf->login_workers);
+	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u "
+	    "auth_workers=%u", cf->nlisten, cf->nlisten_tls, cf->login_workers,
+	    cf->auth_workers);
 	ev_run(ev);
 	if (cf->ready_file[0] != '\0')
 		unlink(cf->ready_file);
-	ipc_free(&auth.ipc);
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		ipc_free(&auths[i].ipc);
 	ipc_free(&lmtp.ipc);
 	for (unsigned int i = 0; i < nlmtp; i++)
 		if (cf->lmtp_listen[i].ss.ss_family == AF_UNIX)
@@ -752,6 +808,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	free(logins);
 	if (tls_fd >= 0)
 		close(tls_fd);
+	close(connlimit_fd);
 	ev_free(&ev);
 	log_info("event=stopped");
 	return 0;

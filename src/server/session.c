@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/log.h"
@@ -96,9 +97,40 @@ session_reply(struct session *s, const char *fmt, ...)
 	session_write(s, line, (size_t)n);
 }
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+session_set_end(struct session *s, const char *reason)
+{
+	if (s->end_reason == NULL)
+		s->end_reason = reason;
+}
+
+/* One line for every session however it ends (README "Log format"). */
+static void
+session_log_end(struct session *s)
+{
+	const char *why = s->end_reason != NULL ? s->end_reason : "error";
+
+	if (strcmp(why, "handoff") == 0)
+		return;
+	log_info("session=%s event=disconnect reason=%s ip=%s commands=%u "
+	    "in=%llu out=%llu secs=%llu", s->id, why, s->ip, s->ncommands,
+	    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	    (unsigned long long)((now_ms() - s->start_ms) / 1000));
+}
+
 static void
 session_teardown(struct session *s)
 {
+	session_log_end(s);
 	free(s->out);
 	s->out = NULL;
 	if (s->tls != NULL && !s->handshaking)
@@ -146,6 +178,7 @@ session_flush(struct session *s)
 			if (n == TLS_IO_WANT_WRITE || n == TLS_IO_WANT_READ)
 				return;
 			if (n < 0) {
+				session_set_end(s, "error");
 				session_close(s);
 				return;
 			}
@@ -157,11 +190,13 @@ session_flush(struct session *s)
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 				return;
 			if (n <= 0) {
+				session_set_end(s, "error");
 				session_close(s);
 				return;
 			}
 		}
 		s->out_start += (size_t)n;
+		s->bytes_out += (uint64_t)n;
 		/* Progress: a long RETR to a reading client never times out. */
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
 	}
@@ -183,6 +218,7 @@ session_timeout(struct ev *ev, void *arg)
 		return;
 	}
 	log_info("session=%s event=timeout ip=%s", s->id, s->ip);
+	session_set_end(s, "timeout");
 	session_reply(s, "-ERR Disconnected for inactivity.");
 	session_flush(s);
 	session_close(s);
@@ -196,6 +232,7 @@ session_start(struct session *s, struct ev *ev, int fd,
 	s->fd = fd;
 	s->ops = ops;
 	s->owner = owner;
+	s->start_ms = now_ms();
 	if (s->idle_ms == 0)
 		s->idle_ms = 600 * 1000;
 	if (s->max_bad == 0)
@@ -205,7 +242,11 @@ session_start(struct session *s, struct ev *ev, int fd,
 	if (prelen > 0)
 		memcpy(s->in, pre, prelen);
 	s->in_len = prelen;
-	if (net_set_nonblock(fd) < 0)
+	/*
+	 * Every reply leaves in one write (session_process), so Nagle has
+	 * nothing to merge and would only delay a reply's last segment.
+	 */
+	if (net_set_nonblock(fd) < 0 || net_set_nodelay(fd) < 0)
 		return -1;
 	ev_timer_init(&s->timer, session_timeout, s);
 	if (ev_timer_start(ev, &s->timer, s->idle_ms) < 0 ||
@@ -220,17 +261,27 @@ static void
 transcript_in(struct session *s, const char *line, size_t len)
 {
 	char clean[POP3_LINE_MAX * 4];
-	size_t show = len;
+	size_t show = len, k = 0;
 
-	/* Passwords never reach the log: keep the keyword, mask the rest. */
-	if (len >= 4 && strncasecmp(line, "PASS", 4) == 0)
-		show = 4;
-	else if (len >= 4 && (strncasecmp(line, "APOP", 4) == 0 ||
-	    strncasecmp(line, "AUTH", 4) == 0)) {
+	/*
+	 * Passwords never reach the log: keep the keyword, mask the rest,
+	 * however the client spaces or cases it (" pass x" is refused, but
+	 * it is logged before that).
+	 */
+	while (k < len && (line[k] == ' ' || line[k] == '\t'))
+		k++;
+	if (len - k >= 4 && strncasecmp(line + k, "PASS", 4) == 0)
+		show = k + 4;
+	else if (len - k >= 4 && (strncasecmp(line + k, "APOP", 4) == 0 ||
+	    strncasecmp(line + k, "AUTH", 4) == 0)) {
 		/* APOP user / AUTH mech: the next word is the secret. */
-		const char *sp = memchr(line + 5 < line + len ? line + 5 : line + len,
-		    ' ', len > 5 ? len - 5 : 0);
-		show = sp ? (size_t)(sp - line) : len;
+		size_t w = k + 4;
+
+		while (w < len && (line[w] == ' ' || line[w] == '\t'))
+			w++;
+		while (w < len && line[w] != ' ' && line[w] != '\t')
+			w++;
+		show = w;
 	} else if (s->suspended)
 		show = 0;
 	str_sanitize(clean, sizeof(clean), line, show);
@@ -279,8 +330,11 @@ session_dispatch(struct session *s, char *line, size_t len)
 	}
 	if (s->transcript)
 		transcript_in(s, line, len);
+	s->ncommands++;
 	ev_timer_start(s->ev, &s->timer, s->idle_ms);
-	if (memchr(line, '\0', len) != NULL) {
+	/* RFC 1939 sec. 3: a line starts with its keyword. */
+	if (memchr(line, '\0', len) != NULL || line[0] == ' ' ||
+	    line[0] == '\t') {
 		session_reply(s, "-ERR Invalid command.");
 		r = CMD_BAD;
 		goto done;
@@ -322,8 +376,7 @@ done:
 		break;
 	case CMD_BAD:
 		if (++s->bad >= s->max_bad) {
-			log_info("session=%s event=disconnect reason=bad-commands "
-			    "ip=%s", s->id, s->ip);
+			session_set_end(s, "bad-commands");
 			session_reply(s, "-ERR Too many bad commands.");
 			s->closing = true;
 		}
@@ -331,6 +384,7 @@ done:
 	case CMD_ASYNC:
 		break;
 	case CMD_CLOSE:
+		session_set_end(s, "quit");
 		s->closing = true;
 		break;
 	}
@@ -380,9 +434,15 @@ session_process(struct session *s)
 		size_t before = s->in_len;
 		bool was_more = s->more;
 
-		if (s->more && out_pending(s) < SESSION_OUT_LOW)
-			s->ops->more(s);
 		session_take_lines(s);
+		/*
+		 * A multi-line reply's first block joins its status line (and
+		 * any replies before it) in the buffer, so they leave in one
+		 * write: with the status line sent alone, the client's delayed
+		 * ACK used to hold the body for 40 ms.
+		 */
+		if (!s->closed && s->more && out_pending(s) < SESSION_OUT_LOW)
+			s->ops->more(s);
 		if (s->closed)
 			break;
 		session_flush(s);
@@ -493,10 +553,12 @@ session_read(struct session *s)
 		}
 		if (n <= 0) {
 			/* A dropped connection deletes nothing: no UPDATE. */
+			session_set_end(s, n == 0 ? "client-closed" : "error");
 			session_close(s);
 			return -1;
 		}
 		s->in_len += (size_t)n;
+		s->bytes_in += (uint64_t)n;
 		/* Plaintext: one read per wake-up; TLS: drain what OpenSSL holds. */
 		if (s->tls == NULL || !tls_pending(s->tls))
 			break;
@@ -545,6 +607,7 @@ session_detach(struct session *s, struct session_handover *h)
 	ev_timer_stop(s->ev, &s->timer);
 	ev_io_del(s->ev, s->fd);
 	s->fd = -1;
+	session_set_end(s, "handoff");
 	session_close(s);
 	return 0;
 }

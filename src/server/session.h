@@ -81,6 +81,15 @@ struct session {
 	bool			 handshaking;	/* TLS handshake under way */
 	size_t			 line_max;	/* 0: POP3_LINE_MAX */
 	bool			 tls_want_write; /* TLS must write before it reads */
+	/*
+	 * Why it ended ("quit", "client-closed", "timeout", "error",
+	 * "shutdown", ...; the first one set wins) and what it did: logged
+	 * as event=disconnect when the session is torn down.
+	 */
+	const char		*end_reason;
+	unsigned int		 ncommands;
+	uint64_t		 bytes_in, bytes_out;
+	uint64_t		 start_ms;
 	struct tls_ctx		*starttls;	/* begin TLS once the reply is sent */
 	struct tls_conn		*tls;		/* NULL: plaintext */
 	struct ev_timer		 timer;
@@ -111,6 +120,12 @@ size_t session_out_room(const struct session *s);
 
 /* Wake up after suspended/more changed outside a command (auth verdict). */
 void session_resume(struct session *s);
+/*
+ * Name why the session ends (a static string, no spaces); the first reason
+ * set is the one logged. Not set: "error". "handoff" logs nothing: the
+ * session goes on in another process, which logs its end.
+ */
+void session_set_end(struct session *s, const char *reason);
 /* Close now (no flush); ops->closed runs. */
 void session_close(struct session *s);
 /* Stop taking commands, flush, then close. */

@@ -2,10 +2,15 @@
  * Maildir backend.
  *
  * open moves new/ into cur/ (as "<name>:2,"), scans cur/ once and sorts by
- * the delivery time leading the name, then by name. Sizes come from ",W=" in
- * the name (our deliveries, Dovecot), else from the size cache
+ * the delivery time leading the name, then by name. Sizes come from ",S="
+ * and ",W=" in the name (our deliveries, Dovecot), else from the size cache
  * <maildir>/postino-sizes ("<base name> <crlf size>\n" per line), else from
  * reading the file once; newly computed sizes are written back to the cache.
+ * A message file never changes under its base name (Maildir), so neither
+ * source needs a stat per message: a warm open is one readdir of cur/ and
+ * one read of the cache. What the name or the cache claims is checked when
+ * the message is opened for RETR/TOP, which stats it anyway; a cache caught
+ * lying there is dropped and rebuilt by the next session (DESIGN.md).
  *
  * UIDL: the base name (before ':') when it is 1..70 characters in 0x21..0x7E;
  * otherwise "x" followed by the lower-case hex of the first 16 bytes of the
@@ -53,10 +58,12 @@ struct md_msg {
 	uint64_t	 stamp;		/* leading number: delivery time */
 	uint64_t	 size;
 	enum md_size_src src;
+	unsigned char	 d_type;	/* from readdir; DT_UNKNOWN: stat it */
 };
 
 struct md_cache_ent {
-	char		*base;
+	const char	*base;		/* into maildir.cache_buf */
+	size_t		 len;
 	uint64_t	 size;
 	bool		 used;
 };
@@ -70,12 +77,18 @@ struct maildir {
 	size_t		 cap;
 	struct md_cache_ent *cache;
 	size_t		 ncache;
+	char		*cache_buf;	/* the cache file, parsed in place */
+	uint32_t	*cache_slots;	/* hash of base names: index + 1 */
+	size_t		 nslots;	/* a power of two, > 2 * ncache */
 	bool		 cache_dirty;
 	unsigned char	*iobuf;
 };
 
 struct md_reader {
 	int		 fd;
+	struct maildir	*md;
+	struct md_msg	*m;
+	struct crlf_size cs;	/* what this read really measures */
 };
 
 static bool
@@ -134,13 +147,13 @@ md_name_field(const char *name, size_t len, char key, uint64_t *v_r)
 	return -1;
 }
 
-/* CRLF sizes lie in [st_size, 2 * st_size + 2]: anything else is corrupt. */
+/* CRLF sizes lie in [raw, 2 * raw + 2]: anything else is corrupt. */
 static bool
-md_size_plausible(uint64_t size, off_t st_size)
+md_size_fits(uint64_t size, uint64_t raw)
 {
-	uint64_t raw = (uint64_t)st_size, max;
+	uint64_t max;
 
-	if (st_size < 0 || size < raw)
+	if (size < raw)
 		return false;
 	if (__builtin_mul_overflow(raw, 2, &max) ||
 	    __builtin_add_overflow(max, 2, &max))
@@ -148,24 +161,89 @@ md_size_plausible(uint64_t size, off_t st_size)
 	return size <= max;
 }
 
-static int
-md_cache_cmp(const void *a, const void *b)
+static uint32_t
+md_hash(const char *s, size_t len)
 {
-	const struct md_cache_ent *x = a, *y = b;
+	uint32_t h = 2166136261u;	/* FNV-1a */
 
-	return strcmp(x->base, y->base);
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
 }
 
-/* A missing, unreadable or corrupt cache only costs reading the messages. */
+static struct md_cache_ent *
+md_cache_find(struct maildir *md, const char *base, size_t len)
+{
+	size_t mask = md->nslots - 1;
+
+	if (md->nslots == 0)
+		return NULL;
+	for (size_t i = md_hash(base, len) & mask;; i = (i + 1) & mask) {
+		uint32_t slot = md->cache_slots[i];
+		struct md_cache_ent *ce;
+
+		if (slot == 0)
+			return NULL;
+		ce = &md->cache[slot - 1];
+		if (ce->len == len && memcmp(ce->base, base, len) == 0)
+			return ce;
+	}
+}
+
+/* Index the parsed entries; a second line for one name is dropped. */
+static int
+md_cache_index(struct maildir *md)
+{
+	size_t n = 16, kept = 0;
+
+	while (n <= 2 * md->ncache)
+		n *= 2;
+	if ((md->cache_slots = calloc(n, sizeof(*md->cache_slots))) == NULL)
+		return -1;
+	md->nslots = n;
+	for (size_t i = 0; i < md->ncache; i++) {
+		struct md_cache_ent *ce = &md->cache[i];
+		size_t j;
+
+		if (md_cache_find(md, ce->base, ce->len) != NULL) {
+			md->cache_dirty = true;
+			continue;
+		}
+		md->cache[kept] = *ce;
+		for (j = md_hash(ce->base, ce->len) & (n - 1);
+		    md->cache_slots[j] != 0; j = (j + 1) & (n - 1))
+			;
+		md->cache_slots[j] = (uint32_t)++kept;
+	}
+	md->ncache = kept;
+	return 0;
+}
+
+static void
+md_cache_drop(struct maildir *md)
+{
+	free(md->cache);
+	free(md->cache_buf);
+	free(md->cache_slots);
+	md->cache = NULL;
+	md->cache_buf = NULL;
+	md->cache_slots = NULL;
+	md->ncache = md->nslots = 0;
+}
+
+/*
+ * The cache is as trusted as the mail beside it, no more: only a regular
+ * file of our own uid that no one else may write, at most MD_CACHE_MAX
+ * octets, every line bounded and strictly parsed. A missing, foreign,
+ * unreadable or corrupt cache only costs reading the messages.
+ */
 static void
 md_cache_load(struct maildir *md)
 {
-	char path[PATH_MAX], line[MD_CACHE_LINE];
+	char path[PATH_MAX], *p, *end;
 	struct stat st;
-	FILE *fp;
+	size_t len = 0, cap = 0;
 	int fd;
-	size_t cap = 0;
-	bool skipping = false;
 
 	if (str_fmt(path, sizeof(path), "%s/%s", md->path, MD_CACHE_NAME) == -1)
 		return;
@@ -176,67 +254,68 @@ md_cache_load(struct maildir *md)
 		return;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > MD_CACHE_MAX || (fp = fdopen(fd, "r")) == NULL) {
+	    st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) ||
+	    st.st_size > MD_CACHE_MAX ||
+	    (md->cache_buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		log_warnx("maildir=%s size cache ignored: not a private file "
+		    "of ours", md->path);
 		(void)close(fd);
 		md->cache_dirty = true;
 		return;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		size_t len = strlen(line);
-		char *sp;
+	/* Never past the size fstat saw: a growing file is cut there. */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, md->cache_buf + len,
+		    (size_t)st.st_size - len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	md->cache_buf[len] = '\0';
+	for (p = md->cache_buf, end = p + len; p < end; ) {
+		char *lf = memchr(p, '\n', (size_t)(end - p)), *sp;
 		uint64_t size;
 
-		if (len == 0 || line[len - 1] != '\n') {
-			/* Over-long (or NUL-holding) line: drop all of it. */
-			skipping = true;
+		if (lf == NULL) {
+			/* A last line without LF: torn, drop it. */
 			md->cache_dirty = true;
-			continue;
+			break;
 		}
-		if (skipping) {
-			skipping = false;
-			continue;
-		}
-		line[--len] = '\0';
-		sp = strrchr(line, ' ');
-		if (sp == NULL || sp == line ||
+		*lf = '\0';
+		sp = memrchr(p, ' ', (size_t)(lf - p));
+		if ((size_t)(lf - p) >= MD_CACHE_LINE || sp == NULL ||
+		    sp == p || (size_t)(sp - p) > NAME_MAX ||
 		    str_parse_u64(sp + 1, &size) == -1 ||
-		    !md_printable(line, (size_t)(sp - line))) {
+		    !md_printable(p, (size_t)(sp - p))) {
 			md->cache_dirty = true;
+			p = lf + 1;
 			continue;
 		}
-		*sp = '\0';
 		if (md->ncache == cap) {
 			size_t ncap = cap == 0 ? 256 : cap;
 			struct md_cache_ent *n;
 
 			if (__builtin_mul_overflow(ncap, 2, &ncap) ||
+			    ncap > UINT32_MAX / 2 ||
 			    (n = reallocarray(md->cache, ncap,
 			    sizeof(*n))) == NULL)
 				break;
 			md->cache = n;
 			cap = ncap;
 		}
-		if ((md->cache[md->ncache].base = strdup(line)) == NULL)
-			break;
-		md->cache[md->ncache].size = size;
-		md->cache[md->ncache].used = false;
-		md->ncache++;
+		md->cache[md->ncache++] = (struct md_cache_ent){
+			.base = p, .len = (size_t)(sp - p), .size = size,
+		};
+		p = lf + 1;
 	}
-	if (fclose(fp) == EOF)
+	if (md_cache_index(md) == -1) {
+		md_cache_drop(md);
 		md->cache_dirty = true;
-	if (md->ncache > 0)
-		qsort(md->cache, md->ncache, sizeof(*md->cache), md_cache_cmp);
-}
-
-static struct md_cache_ent *
-md_cache_find(struct maildir *md, const char *base)
-{
-	struct md_cache_ent key = { .base = (char *)base };
-
-	if (md->ncache == 0)
-		return NULL;
-	return bsearch(&key, md->cache, md->ncache, sizeof(*md->cache),
-	    md_cache_cmp);
+	}
 }
 
 static bool
@@ -332,15 +411,21 @@ md_open_dir(int parent, const char *name)
 	    O_CLOEXEC);
 }
 
-/* Dotfiles, non-regular files and names we cannot handle are not mail. */
+/*
+ * Dotfiles, non-regular files and names we cannot handle are not mail. The
+ * type comes from readdir; only a file system that does not give it costs
+ * a stat.
+ */
 static bool
-md_is_mail(int dirfd, const char *name)
+md_is_mail(int dirfd, const struct dirent *de)
 {
 	struct stat st;
 
-	if (name[0] == '.' || strlen(name) > NAME_MAX)
+	if (de->d_name[0] == '.' || strlen(de->d_name) > NAME_MAX)
 		return false;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_REG;
+	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return false;
 	return S_ISREG(st.st_mode);
 }
@@ -371,7 +456,7 @@ md_move_new(struct maildir *md, int dirfd, char *err)
 	while ((errno = 0, de = readdir(dir)) != NULL) {
 		char target[NAME_MAX + 1];
 
-		if (!md_is_mail(fd, de->d_name))
+		if (!md_is_mail(fd, de))
 			continue;
 		if (strchr(de->d_name, ':') != NULL) {
 			if (str_copy(target, sizeof(target), de->d_name) == -1)
@@ -446,30 +531,28 @@ md_add(struct maildir *md, const struct store_params *p, const char *name,
 	return STORE_OK;
 }
 
-/* Size of m: ",W=" when plausible, else the cache, else read the file. */
+/*
+ * Size of m, without a stat when the name or the cache has it: ",S=" with
+ * a ",W=" that fits it, else the cache (when use_cache), else ",W=" checked
+ * against the file, else the file read once.
+ */
 static enum store_result
-md_size(struct maildir *md, struct md_msg *m, char *err)
+md_size(struct maildir *md, struct md_msg *m, bool use_cache, char *err)
 {
-	char base[NAME_MAX + 1];
 	struct md_cache_ent *ce;
 	struct stat st;
 	uint64_t w, s;
+	bool has_w, has_s;
 	int fd;
 
-	if (fstatat(md->cur_fd, m->name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno == ENOENT ? STORE_CHANGED : STORE_TEMPFAIL;
-	if (md_name_field(m->name, m->baselen, 'W', &w) == 0 &&
-	    md_size_plausible(w, st.st_size) &&
-	    (md_name_field(m->name, m->baselen, 'S', &s) == -1 ||
-	    s == (uint64_t)st.st_size)) {
+	has_w = md_name_field(m->name, m->baselen, 'W', &w) == 0;
+	has_s = md_name_field(m->name, m->baselen, 'S', &s) == 0;
+	if (has_w && has_s && md_size_fits(w, s)) {
 		m->size = w;
 		m->src = MD_SIZE_W;
 		return STORE_OK;
 	}
-	memcpy(base, m->name, m->baselen);
-	base[m->baselen] = '\0';
-	ce = md_cache_find(md, base);
-	if (ce != NULL && md_size_plausible(ce->size, st.st_size)) {
+	if (use_cache && (ce = md_cache_find(md, m->name, m->baselen)) != NULL) {
 		ce->used = true;
 		m->size = ce->size;
 		m->src = MD_SIZE_CACHE;
@@ -479,8 +562,19 @@ md_size(struct maildir *md, struct md_msg *m, char *err)
 	    O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		return errno == ENOENT ? STORE_CHANGED : STORE_TEMPFAIL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    md_read_size(md, fd, &m->size) == -1) {
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur/%s: %s",
+		    md->path, m->name, strerror(errno));
+		(void)close(fd);
+		return STORE_TEMPFAIL;
+	}
+	if (has_w && !has_s && md_size_fits(w, (uint64_t)st.st_size)) {
+		(void)close(fd);
+		m->size = w;
+		m->src = MD_SIZE_W;
+		return STORE_OK;
+	}
+	if (md_read_size(md, fd, &m->size) == -1) {
 		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur/%s: %s",
 		    md->path, m->name, strerror(errno));
 		(void)close(fd);
@@ -561,7 +655,7 @@ md_scan_cur(struct maildir *md, const struct store_params *p, char *err)
 		return STORE_TEMPFAIL;
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (!md_is_mail(fd, de->d_name))
+		if (!md_is_mail(fd, de))
 			continue;
 		if ((res = md_add(md, p, de->d_name, err)) != STORE_OK)
 			break;
@@ -600,56 +694,72 @@ md_free(struct maildir *md)
 	for (unsigned int i = 0; i < md->count; i++)
 		free(md->msgs[i].name);
 	free(md->msgs);
-	for (size_t i = 0; i < md->ncache; i++)
-		free(md->cache[i].base);
-	free(md->cache);
+	md_cache_drop(md);
 	free(md->iobuf);
 	(void)store_close_fd(&md->cur_fd);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
 }
 
-/* Size every message (dropping those that vanished) and check the caps. */
+/*
+ * Size every message (dropping those that vanished) and check the caps. A
+ * cache that would put the mailbox over a cap is not believed: the sizes
+ * it gave are read again, so a bad cache can never lock a user out.
+ */
 static enum store_result
 md_size_all(struct maildir *md, const struct store_params *p, uint64_t *total_r,
     char *err)
 {
-	unsigned int out = 0;
-	uint64_t total = 0;
+	bool use_cache = true;
 
-	for (unsigned int i = 0; i < md->count; i++) {
-		enum store_result res = md_size(md, &md->msgs[i], err);
+	for (;;) {
+		unsigned int out = 0;
+		uint64_t total = 0;
+		bool over = false, cached = false;
 
-		if (res == STORE_CHANGED) {
-			free(md->msgs[i].name);
+		for (unsigned int i = 0; i < md->count; i++) {
+			struct md_msg *m = &md->msgs[i];
+			enum store_result res = md_size(md, m, use_cache, err);
+
+			if (res == STORE_CHANGED) {
+				free(m->name);
+				continue;
+			}
+			if (res != STORE_OK) {
+				if (err[0] == '\0')
+					(void)str_fmt(err, ERR_LEN,
+					    "cannot stat %s/cur/%s: %s",
+					    md->path, m->name,
+					    strerror(errno));
+				/* Names past i are still owned by the array. */
+				for (unsigned int j = i; j < md->count; j++)
+					free(md->msgs[j].name);
+				md->count = out;
+				return res;
+			}
+			cached |= m->src == MD_SIZE_CACHE;
+			if (__builtin_add_overflow(total, m->size, &total) ||
+			    (p->max_bytes != 0 && total > p->max_bytes))
+				over = true;
+			md->msgs[out++] = *m;
+		}
+		md->count = out;
+		if (over && cached) {
+			log_warnx("maildir=%s size cache puts the mailbox over "
+			    "its cap: reading the messages", md->path);
+			use_cache = false;
+			md->cache_dirty = true;
 			continue;
 		}
-		if (res != STORE_OK) {
-			if (err[0] == '\0')
-				(void)str_fmt(err, ERR_LEN,
-				    "cannot stat %s/cur/%s: %s", md->path,
-				    md->msgs[i].name, strerror(errno));
-			/* Names past i are still owned by the array. */
-			for (unsigned int j = i; j < md->count; j++)
-				free(md->msgs[j].name);
-			md->count = out;
-			return res;
-		}
-		if (__builtin_add_overflow(total, md->msgs[i].size, &total) ||
-		    (p->max_bytes != 0 && total > p->max_bytes)) {
+		if (over) {
 			(void)str_fmt(err, ERR_LEN,
 			    "mailbox is larger than %llu bytes",
 			    (unsigned long long)p->max_bytes);
-			for (unsigned int j = i; j < md->count; j++)
-				free(md->msgs[j].name);
-			md->count = out;
 			return STORE_PERMFAIL;
 		}
-		md->msgs[out++] = md->msgs[i];
+		*total_r = total;
+		return STORE_OK;
 	}
-	md->count = out;
-	*total_r = total;
-	return STORE_OK;
 }
 
 static enum store_result
@@ -769,7 +879,7 @@ md_find_base(struct maildir *md, struct md_msg *m)
 		if (strncmp(de->d_name, m->name, m->baselen) != 0 ||
 		    (de->d_name[m->baselen] != ':' &&
 		    de->d_name[m->baselen] != '\0') ||
-		    !md_is_mail(fd, de->d_name))
+		    !md_is_mail(fd, de))
 			continue;
 		if ((name = strdup(de->d_name)) == NULL)
 			break;
@@ -822,8 +932,36 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 		return STORE_TEMPFAIL;
 	}
 	r->fd = fd;
+	r->md = md;
+	r->m = m;
+	crlf_size_init(&r->cs);
 	*r_r = (struct store_reader *)r;
 	return STORE_OK;
+}
+
+/*
+ * A message read to its end checks the size the session was given: a
+ * wrong cached size drops the cache, so the next session rebuilds it from
+ * the messages; a wrong ",W=" can only be reported.
+ */
+static void
+md_check_size(struct md_reader *r)
+{
+	struct maildir *md = r->md;
+	struct md_msg *m = r->m;
+	char path[PATH_MAX];
+	uint64_t real;
+
+	if (crlf_size_finish(&r->cs, &real) == -1 || real == m->size)
+		return;
+	log_warnx("maildir=%s size of cur/%s was %llu, is %llu (from %s)",
+	    md->path, m->name, (unsigned long long)m->size,
+	    (unsigned long long)real, m->src == MD_SIZE_CACHE ? "the cache" :
+	    m->src == MD_SIZE_W ? "its name" : "the file");
+	if (m->src == MD_SIZE_CACHE &&
+	    str_fmt(path, sizeof(path), "%s/%s", md->path, MD_CACHE_NAME) == 0 &&
+	    unlink(path) == -1 && errno != ENOENT)
+		log_warn("maildir=%s cannot remove size cache", md->path);
 }
 
 static ssize_t
@@ -835,6 +973,10 @@ md_read(struct store_reader *sr, void *buf, size_t len)
 	do {
 		n = read(r->fd, buf, len);
 	} while (n == -1 && errno == EINTR);
+	if (n > 0)
+		crlf_size_feed(&r->cs, buf, (size_t)n);
+	else if (n == 0 && len > 0)
+		md_check_size(r);
 	return n;
 }
 

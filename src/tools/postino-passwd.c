@@ -5,6 +5,7 @@
  * every local user can read in /proc.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "../auth/auth.h"
 #include "../auth/auth_hash.h"
 #include "../lib/str.h"
+#include "../lib/version.h"
 
 #define PROG	"postino-passwd"
 
@@ -42,7 +44,7 @@ static const char manual[] =
 "     postino-passwd - make a password hash for postinod's passwd-file\n"
 "\n"
 "SYNOPSIS\n"
-"     postino-passwd [-h] [-r rounds] [-s scheme] [-u user]\n"
+"     postino-passwd [-hV] [-r rounds] [-s scheme] [-u user]\n"
 "\n"
 "DESCRIPTION\n"
 "     Reads a password and prints its hash as {SCHEME}hash, ready for the\n"
@@ -61,7 +63,9 @@ static const char manual[] =
 "     A password is 1 to 1024 octets and contains no NUL, CR or LF.\n"
 "\n"
 "OPTIONS\n"
-"     -h         Print this text and exit.\n"
+"     -h, --help Print this text and exit.\n"
+"     -V, --version\n"
+"                Print the version and exit.\n"
 "     -r rounds  SCRAM-SHA-256 only: PBKDF2 iterations, 4096 (the\n"
 "                default, RFC 7677's minimum) to 10000000.\n"
 "     -s scheme  The hash scheme, case-insensitive:\n"
@@ -106,7 +110,7 @@ static volatile sig_atomic_t tty_quiet;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: " PROG " [-h] [-r rounds] [-s scheme] "
+	fprintf(stderr, "usage: " PROG " [-hV] [-r rounds] [-s scheme] "
 	    "[-u user]\n"
 	    "       " PROG " -h for the manual\n");
 	exit(2);
@@ -243,10 +247,20 @@ main(int argc, char **argv)
 	struct auth_scram keys;
 	int ch, status = 1;
 
-	while ((ch = getopt(argc, argv, "hr:s:u:")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "hVr:s:u:", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'h':
 			fputs(manual, stdout);
+			return fflush(stdout) == 0 ? 0 : 1;
+		case 'V':
+			printf(PROG " %s\n", POSTINO_VERSION);
 			return fflush(stdout) == 0 ? 0 : 1;
 		case 'r':
 			rounds = optarg;

@@ -525,6 +525,82 @@ def test_resume_after_kill9(keep, home, mailroot, postinod):
     assert server_snapshot(host, port)[0] == (300 if keep else 0)
 
 
+MTA_MESSAGES = {
+    "short": b"From mta@example.org Thu Jan  1 00:00:00 1970\n"
+             b"Subject: from the MTA\n\nshort\n\n",
+    # Longer than the rest of the interrupted message: the mbox grows past
+    # the end the dead run expected.
+    "long": b"From mta@example.org Thu Jan  1 00:00:00 1970\n"
+            b"Subject: from the MTA\n\n" + b"long line of mail\n" * 500 +
+            b"\n",
+}
+
+
+def mta_append(path, data):
+    """Append as an MTA that judged the dead run's dotlock stale: under
+    an fcntl lock only."""
+    import fcntl
+    with open(path, "ab") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def mbox_lock_leftovers(home):
+    d = os.path.dirname(home.mbox)
+    return [n for n in os.listdir(d) if n.startswith("mbox.lock")]
+
+
+@pytest.mark.parametrize("mta", ["none", "short", "long"])
+def test_mbox_kill_mid_append_recovery_spares_other_mail(
+        mta, home, mailroot, postinod):
+    """Killed (SIGKILL) half-way through appending the 10th message, with
+    the mbox locked. The next run starts at once (the dead run's dotlock
+    names a pid that is gone) and leaves no lock files. With no other
+    writer it takes back exactly the partial message; when another program
+    appended after the kill, nothing is removed, that program's message
+    survives, the problem is reported and the interrupted message is
+    fetched again in full (never counted as delivered while partial)."""
+    msgs = many_messages(20)
+    host, port = seeded("postinod", mailroot, postinod, None, msgs)
+    args = ["fetch", "--tls=no", "--mbox", home.mbox, url(port, host)]
+    cp = home.run(*args, env={"POSTINO_TEST_KILL_APPEND": "10"},
+                  check_san=False)
+    assert cp.returncode == -signal.SIGKILL, cp.stderr
+    # Killed holding the lock: the dotlock is there, with the dead pid.
+    assert os.path.exists(home.mbox + ".lock")
+    with open(home.mbox, "rb") as f:
+        partial = f.read()
+    # Nine messages and the start of the tenth.
+    assert len(re.findall(rb"^From ", partial, re.M)) == 10
+    assert not partial.endswith(b"\n\n")
+    if mta != "none":
+        mta_append(home.mbox, MTA_MESSAGES[mta])
+    t0 = time.monotonic()
+    cp = home.run(*args)
+    elapsed = time.monotonic() - t0
+    assert cp.returncode == 0, cp.stderr
+    assert elapsed < 10, elapsed
+    assert mbox_lock_leftovers(home) == []
+    with open(home.mbox, "rb") as f:
+        data = f.read()
+    if mta == "none":
+        assert "left as it is" not in cp.stderr.decode()
+        got = parse_mboxrd(data)
+        assert sorted(m for _, m in got) == sorted(local(m) for m in msgs)
+    else:
+        # Nothing before the kill point was touched, the other program's
+        # message is intact, and every message is there in full, once.
+        assert data.startswith(partial)
+        assert data.count(MTA_MESSAGES[mta]) == 1
+        for m in msgs:
+            assert data.count(local(m)) == 1, m[:60]
+        assert "left as it is" in cp.stderr.decode()
+    assert server_snapshot(host, port)[0] == 0
+    assert not any(l.startswith("pending ") for l in home.state_ids())
+
+
 # ---------------------------------------------------------------------------
 # Failures: credentials, locks, MDA, TLS, network
 # ---------------------------------------------------------------------------

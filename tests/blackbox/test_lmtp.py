@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, POSTINOD, Raw, Closed
+from conftest import IS_ROOT, LOGIN_USER, POSTINOD, Raw
 
 MSG = (b"From: Bob <bob@example.org>\r\n"
        b"To: alice@example.org\r\n"
@@ -496,10 +496,10 @@ def test_roles_and_privileges(lmtpd, users):
     assert dpids
     if IS_ROOT:
         import pwd
-        nobody = pwd.getpwnam("nobody").pw_uid
+        login = pwd.getpwnam(LOGIN_USER).pw_uid
         with open("/proc/%d/status" % lpid) as f:
             uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
-        assert set(int(u) for u in uids) == {nobody}
+        assert set(int(u) for u in uids) == {login}
         assert os.readlink("/proc/%d/root" % lpid) == users.chroot
         for d in dpids:
             with open("/proc/%d/status" % d) as f:

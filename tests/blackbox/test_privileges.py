@@ -32,14 +32,14 @@ def login_and_retr(srv):
 def test_roles_run_with_least_privilege(mailroot, postinod):
     mailroot.add_user("alice", "secret")
     mailroot.deliver_maildir("alice", b"Subject: a\n\nbody\n")
-    srv = postinod()
+    srv = postinod(auth_workers=2)
     login_and_retr(srv)
     logins = srv.pids("login")
     assert logins
     for pid in logins:
-        # Network input is parsed by nobody, inside the empty chroot.
-        assert status_ids(pid, "Uid") == [NOBODY.pw_uid] * 4
-        assert status_ids(pid, "Gid") == [NOBODY.pw_gid] * 4
+        # Network input is parsed by the login user, in the empty chroot.
+        assert status_ids(pid, "Uid") == [conftest.LOGIN_PW.pw_uid] * 4
+        assert status_ids(pid, "Gid") == [conftest.LOGIN_PW.pw_gid] * 4
         assert os.readlink("/proc/%d/root" % pid) == mailroot.chroot
         assert os.listdir(mailroot.chroot) == []
     mail = srv.mail_worker_pid()
@@ -53,7 +53,7 @@ def test_roles_run_with_least_privilege(mailroot, postinod):
         for inode in socket_inodes(pid):
             assert states.get(inode, "0A") == "0A", (pid, inode)
     r.close()
-    assert len(srv.pids("auth")) == 1
+    assert len(srv.pids("auth")) == 2      # auth_workers
 
 
 def socket_inodes(pid):
