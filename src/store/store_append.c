@@ -85,7 +85,7 @@ store_append_copy(int in, int out, const struct store_delivery *d,
 	 * mboxrd: a line start is held back while it may still become
 	 * ">*From ": gt '>' so far, then fs octets of "From ".
 	 */
-	bool holding = esc == STORE_ESCAPE_MBOXRD, last_lf = false;
+	bool holding = esc != STORE_ESCAPE_NONE, last_lf = false;
 	unsigned int gt = 0;
 	size_t fs = 0;
 	off_t off = 0;
@@ -111,7 +111,8 @@ store_append_copy(int in, int out, const struct store_delivery *d,
 			unsigned char c = buf[i];
 
 			if (holding) {
-				if (c == '>' && fs == 0 && gt < UINT_MAX) {
+				if (c == '>' && fs == 0 && gt < UINT_MAX &&
+				    esc == STORE_ESCAPE_MBOXRD) {
 					gt++;
 					continue;
 				}
@@ -146,7 +147,7 @@ store_append_copy(int in, int out, const struct store_delivery *d,
 			    (!d->crlf && w_put(&w, "\n", 1) < 0))
 				goto fail;
 			last_lf = true;
-			if (esc == STORE_ESCAPE_MBOXRD) {
+			if (esc != STORE_ESCAPE_NONE) {
 				holding = true;
 				gt = 0;
 				fs = 0;

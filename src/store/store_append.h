@@ -12,6 +12,7 @@
 enum store_escape {
 	STORE_ESCAPE_NONE,	/* Maildir: the bytes as they are */
 	STORE_ESCAPE_MBOXRD,	/* mbox: ">*From " gains one '>' */
+	STORE_ESCAPE_MBOXO,	/* mbox read as mboxo: only "From " is quoted */
 };
 
 /*
@@ -31,5 +32,22 @@ int store_append_copy(int in, int out, const struct store_delivery *d,
  * expects). 0, or -1 with errno.
  */
 int store_mkdirs(const char *dir);
+
+/*
+ * mbox delivery (store_mbox_append.c): append under the MTA's locks
+ * (mbox_lock.h), with a journal "<dir>/.<name>.postino-append" holding the
+ * old size while the append runs, so the partial tail of an append killed
+ * half-way is cut off by whoever takes the locks next.
+ */
+enum store_result store_mbox_append(const struct store_params *p, int in,
+    const struct store_delivery *d, char *err);
+
+/*
+ * With the mbox's locks held and fd open on it: if a journal is left by an
+ * append that died, truncate the mbox back to the size it records (only
+ * when it is still the same file and longer) and remove the journal.
+ * 0, or -1 with err (the caller must not write then).
+ */
+int store_mbox_recover(const char *path, int fd, char *err);
 
 #endif

@@ -617,3 +617,81 @@ def test_kill9_of_deliver_workers_never_leaves_a_partial_message(lmtpd, users):
     dups = [n for n, k in seen.items() if k > 1]
     assert all(k <= 2 for k in seen.values())
     assert set(dups) <= set(pending), dups   # only interrupted ones
+
+
+# -- mbox ---------------------------------------------------------------------
+
+def test_mbox_delivery_reads_back_over_pop3(users, postinod):
+    srv = postinod(mailbox=users.mbox_spec, lmtp_listen="127.0.0.1:0")
+    c = client(srv)
+    body = MSG + b"From the start of a line\r\n>From quoted\r\n"
+    # one recipient per transaction: smtplib reads one reply after DATA
+    assert c.sendmail("bob@example.org", ["alice"], body) == {}
+    assert c.sendmail("", ["alice"], b"Subject: second\r\n\r\nx") == {}
+    c.quit()
+    spool = users.read_mbox("alice")
+    assert spool.startswith(b"From bob@example.org ")
+    assert b"\n>From the start of a line\n>>From quoted\n\n" \
+           b"From MAILER-DAEMON " in spool
+    p = srv.login("alice", "secret")
+    assert p.stat()[0] == 2
+    lines = p.retr(1)[1]
+    assert b"\r\n".join(lines) + b"\r\n" == (
+        b"Return-Path: <bob@example.org>\r\nDelivered-To: alice\r\n" + body)
+    assert p.retr(2)[1][-1] == b"x"
+    p.quit()
+
+
+def test_mbox_kill9_never_leaves_a_partial_message(users, postinod):
+    """200 kills of the delivering process; the mbox read between kills
+    (by POP3, which cuts a killed append's tail first) and at the end
+    holds only whole messages; retries make every message arrive."""
+    srv = postinod(mailbox=users.mbox_spec, lmtp_listen="127.0.0.1:0")
+    rnd = random.Random(7)
+    kills, i, pending = 0, 0, {}
+    deadline = time.monotonic() + 90
+    while kills < 200:
+        assert time.monotonic() < deadline, "too slow: %d kills" % kills
+        i += 1
+        size = rnd.choice((1000, 50000, 400000))
+        body = (b"Subject: crash %d\r\nMessage-ID: <%d@crash>\r\n\r\n" % (i, i)
+                + (b"z" * 77 + b"\r\n") * (size // 79) + b"END-OF-MESSAGE\r\n")
+        pending[i] = body
+        r = raw(srv, timeout=30)
+        r.start()
+        assert r.code(b"DATA") == 354
+        r.send(body + b".\r\n")
+        time.sleep(rnd.random() * 0.004)
+        for pid in srv.pids("deliver"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
+        code = r.reply()[0]
+        assert code in (250, 451), code
+        r.close()
+        if code == 250:
+            del pending[i]
+        if i % 10 == 0:
+            p = srv.login("alice", "secret")
+            for n in range(1, p.stat()[0] + 1):
+                assert p.top(n, 100000)[1][-1] == b"END-OF-MESSAGE"
+            p.quit()
+    assert pending, "no kill interrupted a delivery: the test proves nothing"
+    for n, body in sorted(pending.items()):
+        c = client(srv, timeout=30)
+        assert c.sendmail("bob@example.org", ["alice"], body) == {}
+        c.quit()
+    p = srv.login("alice", "secret")
+    seen = {}
+    for n in range(1, p.stat()[0] + 1):
+        lines = p.retr(n)[1]
+        assert lines[-1] == b"END-OF-MESSAGE"
+        k = int(re.search(rb"<(\d+)@crash>", b"\n".join(lines[:5])).group(1))
+        seen[k] = seen.get(k, 0) + 1
+    p.quit()
+    assert sorted(seen) == list(range(1, i + 1))
+    assert all(v <= 2 for v in seen.values())
+    assert {k for k, v in seen.items() if v > 1} <= set(pending)
+    assert "event=append-recovered" in srv.log()   # kills did land mid-write

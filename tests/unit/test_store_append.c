@@ -282,6 +282,105 @@ test_maildir_append_unwritable_is_temporary(void **state)
 	close(fd);
 }
 
+static char *
+slurp(const char *path, size_t *len_r)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+	if (len_r)
+		*len_r = (size_t)n;
+	return buf;
+}
+
+static void
+test_mbox_append_from_line_escaping_and_separator(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_ops *ops = store_lookup("mbox");
+	char path[256], err[ERR_LEN];
+	struct store_params p = { .path = path, .mboxrd = true, .lock_wait = 1 };
+	struct store_delivery d = { .return_path = "bob@x", .crlf = true };
+	struct store_index idx;
+	struct store *st;
+	const char *m1 = "Subject: one\n\nFrom here\n>From there\n";
+	int fd1 = memfd_with(m1, strlen(m1)), fd2 = memfd_with("no lf", 5);
+	char *data;
+
+	snprintf(path, sizeof(path), "%s/spool/alice", f->root);
+	assert_non_null(ops->append);
+	assert_int_equal(ops->append(&p, fd1, &d, err), STORE_OK);
+	d.return_path = "";
+	assert_int_equal(ops->append(&p, fd2, &d, err), STORE_OK);
+	data = slurp(path, NULL);
+	assert_non_null(strstr(data, "From bob@x "));
+	assert_non_null(strstr(data, "\nReturn-Path: <bob@x>\nSubject: one\n\n"
+	    ">From here\n>>From there\n\nFrom MAILER-DAEMON "));
+	assert_non_null(strstr(data, "\nReturn-Path: <>\nno lf\n\n"));
+	assert_null(strchr(data, '\r'));	/* an mbox is LF-only */
+	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	assert_int_equal(idx.msgs[0].size, strlen("Return-Path: <bob@x>\n") +
+	    strlen(m1) + 5);	/* five LFs counted as CRLF */
+	ops->close(&st, &idx);
+	close(fd1);
+	close(fd2);
+}
+
+static void
+test_mbox_killed_append_is_cut_by_the_next_lock_holder(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_ops *ops = store_lookup("mbox");
+	char path[256], journal[300], line[64], err[ERR_LEN];
+	struct store_params p = { .path = path, .mboxrd = true, .lock_wait = 1 };
+	struct store_delivery d = { 0 };
+	struct store_index idx;
+	struct store *st;
+	struct stat sb;
+	size_t len;
+	int fd = memfd_with("Subject: a\n\nA\n", 14), t;
+
+	snprintf(path, sizeof(path), "%s/alice", f->root);
+	snprintf(journal, sizeof(journal), "%s/.alice.postino-append", f->root);
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(access(journal, F_OK), -1);
+	/* What a kill -9 half-way leaves: the journal and a partial tail. */
+	snprintf(line, sizeof(line), "%llu %lld\n",
+	    (unsigned long long)sb.st_ino, (long long)sb.st_size);
+	t = open(journal, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(t, line, strlen(line)), (ssize_t)strlen(line));
+	close(t);
+	t = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(t, "From x Thu Jan  1 00:00:00 2026\nSubj", 36),
+	    36);
+	close(t);
+	/* A POP3 session's open cuts it before the scan. */
+	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
+	assert_int_equal(idx.count, 1);
+	ops->close(&st, &idx);
+	slurp(path, &len);
+	assert_int_equal(len, (size_t)sb.st_size);
+	assert_int_equal(access(journal, F_OK), -1);
+	/* The same from the next delivery; a journal for another file is
+	 * dropped without cutting. */
+	t = open(journal, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(t, "1 0\n", 4), 4);
+	close(t);
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	ops->close(&st, &idx);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -302,6 +401,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_maildir_append_unwritable_is_temporary, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_append_from_line_escaping_and_separator, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_killed_append_is_cut_by_the_next_lock_holder,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
