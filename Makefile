@@ -116,7 +116,7 @@ $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
