@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +107,10 @@ usage(FILE *f)
 "         violation\n");
 }
 
+struct progress;
+static struct progress *progress_shown;
+static void progress_clear(struct progress *p);
+
 static void
 warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -118,6 +123,8 @@ warnx_(const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* On a line of its own, not after the progress bar. */
+	progress_clear(progress_shown);
 	fprintf(stderr, "postino: %s\n", line);
 }
 
@@ -657,17 +664,48 @@ is_on_server(const char *uid, void *arg)
 
 struct progress {
 	bool		 on;
+	bool		 drawn;		/* the bar is on the terminal's line */
 	size_t		 msgs_done, msgs_total;
 	uint64_t	 bytes_done, bytes_total;
 	uint64_t	 shown;		/* bytes at the last redraw */
+	unsigned int	 width;		/* of what was drawn */
 	struct fetch_dest *dest;
 };
 
+/* progress_shown: the bar on the screen, for warnx_() to clear first. */
+
+/* Columns of the terminal on stderr; 80 when it does not say. */
+static unsigned int
+term_columns(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+/* Blank the bar's line, cursor at its start. */
+static void
+progress_clear(struct progress *p)
+{
+	if (p == NULL || !p->drawn)
+		return;
+	fprintf(stderr, "\r%*s\r", (int)p->width, "");
+	p->drawn = false;
+}
+
+/*
+ * One line, redrawn in place with "\r": never wider than the terminal
+ * less one column, or it would wrap and each redraw add a line.
+ */
 static void
 progress_draw(struct progress *p)
 {
-	char bar[21];
+	char bar[21], line[160];
+	unsigned int cols;
 	size_t fill;
+	int n;
 
 	if (!p->on)
 		return;
@@ -677,10 +715,29 @@ progress_draw(struct progress *p)
 	memset(bar, '#', fill);
 	memset(bar + fill, '.', 20 - fill);
 	bar[20] = '\0';
-	fprintf(stderr, "\rpostino: [%s] %zu/%zu messages, %llu/%llu KiB ",
-	    bar, p->msgs_done, p->msgs_total,
+	cols = term_columns();
+	n = snprintf(line, sizeof(line), "postino: [%s] %zu/%zu messages, "
+	    "%llu/%llu KiB", bar, p->msgs_done, p->msgs_total,
 	    (unsigned long long)(p->bytes_done / 1024),
 	    (unsigned long long)(p->bytes_total / 1024));
+	if (n < 0)
+		return;
+	/* Narrow terminals: the counts first, the bar only if it fits. */
+	if ((unsigned int)n >= cols)
+		n = snprintf(line, sizeof(line), "%zu/%zu messages",
+		    p->msgs_done, p->msgs_total);
+	if (n < 0)
+		return;
+	if ((unsigned int)n >= cols)
+		n = cols > 1 ? (int)cols - 1 : 0;
+	line[n] = '\0';
+	/* Pad over a longer previous line. */
+	fprintf(stderr, "\r%-*s", p->drawn && p->width > (unsigned int)n ?
+	    (int)p->width : n, line);
+	p->width = (unsigned int)n > p->width || !p->drawn ? (unsigned int)n :
+	    p->width;
+	p->drawn = true;
+	progress_shown = p;
 	p->shown = p->bytes_done;
 }
 
@@ -966,8 +1023,9 @@ cmd_fetch(struct session *s)
 			synced_at = pop3c_now_ms();
 		}
 	}
-	if (pg.on)
+	if (pg.on && pg.drawn)
 		fputc('\n', stderr);
+	progress_shown = NULL;
 	/* Nothing is deleted on the server before it is durable here. */
 	if (synced && sync_batch(st, dest) != EXIT_OK) {
 		result = EXIT_LOCAL;
@@ -1008,6 +1066,7 @@ cmd_fetch(struct session *s)
 		    delivered == 1 ? "" : "s", deleted);
 	rc = result;
 out:
+	progress_shown = NULL;
 	free(os.uids);
 	pop3c_msgs_free(&msgs, n);
 	fetch_close(&dest);

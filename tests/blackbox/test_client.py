@@ -705,6 +705,56 @@ def test_mda_kill9_while_it_runs_delivers_once(home, mailroot, postinod):
     assert server_snapshot(host, port)[0] == 0
 
 
+def run_on_pty(argv, env, cols, timeout=TIMEOUT):
+    """argv with stderr on a pseudo-terminal cols wide; (rc, output)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 1)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:         # EIO: the last writer closed it
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(10), out.decode("utf-8", "replace")
+
+
+def test_progress_fits_a_narrow_terminal_errors_on_their_own_line(
+        home, mailroot, postinod):
+    """Issue 13 finding 7: on a 40-column terminal every redraw of the
+    progress bar fits the line (a wider one wraps and adds a line each
+    time), and an error starts on a line of its own."""
+    host, port = seeded("postinod", mailroot, postinod, None,
+                        many_messages(6))
+    mda = 'f=$(cat); case "$f" in *"Subject: message 3"*) exit 75;; esac'
+    rc, out = run_on_pty([POSTINO, "fetch", "--tls=no", "--mda", mda,
+                          url(port)], home.env(), 40)
+    assert rc == 6, out
+    bars = [seg for seg in re.split(r"[\r\n]", out)
+            if re.search(r"\d+/6 messages", seg)]
+    assert len(bars) >= 3, out
+    for seg in bars:
+        assert len(seg) < 40, (seg, out)
+    i = out.index("postino: message 4: mda failed")
+    assert out[i - 1] in "\r\n", repr(out[max(0, i - 60):i + 10])
+
+
 def test_mda_runs_with_the_users_umask(home, mailroot, postinod):
     """Issue 13 finding 7: files the MDA creates get the user's umask,
     not postino's own 077."""
