@@ -29,6 +29,7 @@ struct pop3c {
 	bool			 dead;		/* transport failed: no I/O */
 	bool			 tls;
 	bool			 capa_probe;	/* CAPA sent before the greeting */
+	uint32_t		 login_delay;	/* CAPA LOGIN-DELAY, seconds */
 	const char		*cb_type;	/* of the last -PLUS login */
 	char			 scram_nonce[SASL_CLIENT_NONCE_MAX + 1];
 	char			 errmsg[ERR_LEN];
@@ -309,6 +310,12 @@ const char *
 pop3c_timestamp(const struct pop3c *c)
 {
 	return c->timestamp;
+}
+
+uint32_t
+pop3c_login_delay(const struct pop3c *c)
+{
+	return c->login_delay;
 }
 
 unsigned int
@@ -768,6 +775,7 @@ pop3c_capa(struct pop3c *c)
 	}
 	c->caps = 0;
 	c->mechs = 0;
+	c->login_delay = 0;
 	/* A real CAPA has a dozen lines; a thousand is a hostile server. */
 	for (size_t i = 0; i < 1000; i++) {
 		rc = get_multi_line(c, "CAPA", &line, &len);
@@ -786,6 +794,16 @@ pop3c_capa(struct pop3c *c)
 		}
 		if (strncasecmp(line, "SASL ", 5) == 0)
 			c->mechs |= sasl_mechs(line + 5);
+		/* RFC 2449 sec. 6.5: "LOGIN-DELAY n" (maybe "USER" after). */
+		if (strncasecmp(line, "LOGIN-DELAY ", 12) == 0) {
+			char num[16];
+			uint32_t d;
+
+			(void)str_fmt(num, sizeof(num), "%.*s",
+			    (int)strcspn(line + 12, " "), line + 12);
+			if (str_parse_u32(num, &d) == 0)
+				c->login_delay = d;
+		}
 	}
 	return fail(c, POP3C_EPROTO, "CAPA reply too long");
 }
@@ -825,6 +843,7 @@ pop3c_stls(struct pop3c *c)
 	/* RFC 2595 sec. 4: forget what the plaintext CAPA said. */
 	c->caps = 0;
 	c->mechs = 0;
+	c->login_delay = 0;
 	c->caps_known = false;
 	return 0;
 }

@@ -184,6 +184,8 @@ const char *pop3c_timestamp(const struct pop3c *c);
  */
 int pop3c_capa(struct pop3c *c);
 unsigned int pop3c_caps(const struct pop3c *c);
+/* CAPA's LOGIN-DELAY (RFC 2449 sec. 6.5) in seconds; 0 when none. */
+uint32_t pop3c_login_delay(const struct pop3c *c);
 bool pop3c_caps_known(const struct pop3c *c);
 
 /* The SASL mechanisms of CAPA's SASL line (enum pop3c_mech). */
