@@ -227,6 +227,16 @@ def refusing_server():
     return FakeServer(script, connections=100)
 
 
+def stop_server(srv):
+    """Close a FakeServer still waiting in accept(): shutdown wakes it."""
+    import socket
+    try:
+        srv.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    srv.close()
+
+
 def wait_for(pred, seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -274,7 +284,7 @@ def test_daemon_polls_backs_off_rereads_on_hup_and_stops(home, mailroot,
             p.wait(10)
         err = p.stderr.read().decode()
         p.stderr.close()
-        bad.close()
+        stop_server(bad)
     assert "AddressSanitizer" not in err and "runtime error" not in err, err
 
 
@@ -314,6 +324,6 @@ def test_daemon_honours_login_delay(home):
         if p.poll() is None:
             p.kill()
             p.wait(10)
-        srv.close()
+        stop_server(srv)
     t = srv.times
     assert all(t[i + 1] - t[i] >= 2.9 for i in range(len(t) - 1)), t
