@@ -27,7 +27,9 @@ GMIME_LIBS   = $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 
 # libpq for passdb = pgsql (src/auth/auth_pgsql.c), linked into postinod
 # (and the tests) only: postino-passwd and postino never use it.
-PQ_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libpq 2>/dev/null))
+# Debian's libpq-dev puts libpq-fe.h here; no pkg-config, which the
+# server's build does not need (tests/deps.sh server).
+PQ_CFLAGS = -isystem /usr/include/postgresql
 PQ_LIBS	  = -lpq
 
 ifeq ($(SAN),1)
