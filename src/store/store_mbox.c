@@ -592,8 +592,9 @@ mbox_mta_unlock(struct mbox *mb)
 }
 
 /*
- * The MTA's locks (src/store/mbox_lock.h). Blocks the worker for up to
- * lock_wait seconds.
+ * The MTA's locks (src/store/mbox_lock.h). Blocks the caller for up to
+ * lock_wait seconds; with 0 (postinod's mail workers, whose event loop
+ * must never wait) one attempt, and STORE_BUSY to try again later.
  */
 static enum store_result
 mbox_mta_lock(struct mbox *mb, char *err)
@@ -604,7 +605,7 @@ mbox_mta_lock(struct mbox *mb, char *err)
 	case MBOX_LOCK_BUSY:
 		(void)str_copy(err, ERR_LEN,
 		    "mailbox is locked by another program");
-		return STORE_TEMPFAIL;
+		return STORE_BUSY;
 	default:
 		return STORE_TEMPFAIL;
 	}

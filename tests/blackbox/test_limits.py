@@ -336,3 +336,71 @@ def test_many_idle_connections_stay_bounded_in_memory(mailroot, postinod):
     finally:
         for r in held + warm:
             r.close()
+
+
+# -- finding 10: a locked mbox must not stall its mail worker ------------------
+
+def mbox_block(n):
+    return (b"From sender@example.org Mon Jan  1 00:00:0%d 2024\n"
+            b"Subject: m%d\n\nbody %d\n\n" % (n, n, n))
+
+
+def worst_noop(r, seconds):
+    """The slowest NOOP round trip while probing for `seconds`."""
+    worst = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        assert r.cmd(b"NOOP") == b"+OK"
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.1)
+    return worst
+
+
+def test_locked_mbox_does_not_stall_other_sessions_of_its_worker(mailroot,
+                                                                 postinod):
+    """Before: while one user's spool was dotlocked by another program,
+    the mail worker waited for it (up to mbox_lock_wait) and every other
+    session of that worker waited too. Now the open and QUIT's UPDATE
+    retry the lock from a timer."""
+    for u in ("alice", "bob"):
+        mailroot.add_user(u, PASS)
+        mailroot.write_mbox(u, mbox_block(1))
+    srv = postinod(mailbox=mailroot.mbox_spec, mail_workers=1,
+                   mbox_lock_wait=3)
+    bob = srv.raw()
+    bob.expect(b"+OK")
+    assert bob.login("bob", PASS).startswith(b"+OK Logged in")
+    lock = mailroot.mbox("alice") + ".lock"
+    alice = srv.raw()
+    alice.expect(b"+OK")
+    with open(lock, "w"):
+        pass                        # an MTA delivering to alice
+    assert alice.cmd(b"USER alice").startswith(b"+OK")
+    alice.send(b"PASS " + PASS.encode() + b"\r\n")
+    assert worst_noop(bob, 1.5) < 1.0
+    os.unlink(lock)                 # delivered: alice gets in
+    assert alice.line().startswith(b"+OK Logged in, 1 messages")
+    # QUIT's UPDATE under the MTA's lock.
+    assert alice.cmd(b"DELE 1").startswith(b"+OK")
+    with open(lock, "w"):
+        pass
+    alice.send(b"QUIT\r\n")
+    assert worst_noop(bob, 1.5) < 1.0
+    os.unlink(lock)
+    assert alice.line().startswith(b"+OK Bye, 1 deleted")
+    assert mailroot.read_mbox("alice") == b""
+    # A lock that stays: [IN-USE] once mbox_lock_wait is over.
+    with open(lock, "w"):
+        pass
+    try:
+        r = srv.raw()
+        r.expect(b"+OK")
+        t0 = time.monotonic()
+        reply = r.login("alice", PASS)
+        assert reply.startswith(b"-ERR [IN-USE]"), reply
+        assert 2.5 <= time.monotonic() - t0 < 10
+        assert bob.cmd(b"NOOP") == b"+OK"
+    finally:
+        os.unlink(lock)
+    assert bob.cmd(b"QUIT").startswith(b"+OK")
