@@ -404,3 +404,78 @@ def test_locked_mbox_does_not_stall_other_sessions_of_its_worker(mailroot,
     finally:
         os.unlink(lock)
     assert bob.cmd(b"QUIT").startswith(b"+OK")
+
+
+# -- finding 7: mail_privileged_group only for the spool directory ------------
+
+def can_open_rw(status, path):
+    """Whether a process with these ids may open path for reading and
+    writing, by the permission bits (what the kernel checks; no ACLs)."""
+    st = os.stat(path)
+    uid, egid = int(status["Uid"][1]), int(status["Gid"][1])
+    groups = {egid} | {int(g) for g in status["Groups"]}
+    if uid == st.st_uid:
+        bits = (st.st_mode >> 6) & 7
+    elif st.st_gid in groups:
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bits & 6 == 6
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to build the spool")
+def test_privileged_group_does_not_open_another_users_spool(mailroot,
+                                                           postinod):
+    """Debian's /var/mail: the directory root:mail 2775, each spool
+    user:mail 0660. Before: the mail worker had group mail among its
+    groups, so alice's worker could open bob's spool read-write. Now the
+    group is only the saved gid, made effective just to create the
+    dotlock, the session lock and the rewritten spool."""
+    mail_gid = grp.getgrnam("mail").gr_gid
+    ids = {"alice": 60101, "bob": 60102}
+    spool = os.path.join(mailroot.path, "spool")
+    os.mkdir(spool)
+    os.chown(spool, 0, mail_gid)
+    os.chmod(spool, 0o2775)
+    for user, uid in ids.items():
+        with open(mailroot.passwd_file, "a") as f:
+            f.write("%s:%s:%d:%d::%s::\n" % (user, conftest.make_hash(PASS),
+                                             uid, uid, mailroot.home(user)))
+        box = os.path.join(spool, user)
+        with open(box, "wb") as f:
+            f.write(mbox_block(1) + mbox_block(2))
+        os.chown(box, uid, mail_gid)
+        os.chmod(box, 0o660)
+    srv = postinod(mailbox="mbox:%s/%%u" % spool,
+                   mail_privileged_group="mail")
+    r = srv.raw()
+    r.expect(b"+OK")
+    assert r.login("alice", PASS).startswith(b"+OK Logged in, 2 messages")
+    workers = [p for p in srv.pids("mail")
+               if proc_status(p)["Uid"][0] == str(ids["alice"])]
+    assert len(workers) == 1
+    st = proc_status(workers[0])
+    assert str(mail_gid) not in st["Groups"], st["Groups"]
+    assert st["Gid"] == [str(ids["alice"])] * 2 + [str(mail_gid)] + \
+        [str(ids["alice"])], st["Gid"]
+    assert can_open_rw(st, os.path.join(spool, "alice"))
+    assert not can_open_rw(st, os.path.join(spool, "bob"))
+    # The group still does its job: dotlock, session lock, the rewrite.
+    assert r.cmd(b"DELE 1").startswith(b"+OK")
+    assert r.cmd(b"QUIT").startswith(b"+OK Bye, 1 deleted")
+    with open(os.path.join(spool, "alice"), "rb") as f:
+        assert f.read() == mbox_block(2)
+    box = os.stat(os.path.join(spool, "alice"))
+    assert (box.st_uid, box.st_gid, box.st_mode & 0o7777) == \
+        (ids["alice"], mail_gid, 0o660)
+    assert not os.path.exists(os.path.join(spool, "alice.lock"))
+    assert proc_status(workers[0])["Gid"][1] == str(ids["alice"])
