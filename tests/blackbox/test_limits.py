@@ -479,3 +479,22 @@ def test_privileged_group_does_not_open_another_users_spool(mailroot,
         (ids["alice"], mail_gid, 0o660)
     assert not os.path.exists(os.path.join(spool, "alice.lock"))
     assert proc_status(workers[0])["Gid"][1] == str(ids["alice"])
+
+
+def test_one_logged_in_session_per_user(mailroot, postinod):
+    """Logged-in sessions per user: one per mailbox, whatever the address
+    or mail worker; the next gets [IN-USE] and a log line (DESIGN.md),
+    which is what Dovecot's mail_max_userip_connections bounds."""
+    mailroot.add_user(USER, PASS)
+    srv = postinod(mail_workers=2)
+    first = connect_from(srv, "127.0.0.5")
+    first.expect(b"+OK")
+    assert first.login(USER, PASS).startswith(b"+OK Logged in")
+    for src in ("127.0.0.5", "127.0.9.9"):
+        r = connect_from(srv, src)
+        r.expect(b"+OK")
+        reply = r.login(USER, PASS)
+        assert reply.startswith(b"-ERR [IN-USE]"), reply
+        assert r.closed_within(5)
+    assert "event=mailbox-open result=in-use user=\"alice\"" in srv.log()
+    assert first.cmd(b"QUIT").startswith(b"+OK")
