@@ -108,6 +108,8 @@ static unsigned int drain_turns;
 static uid_t mail_uid;
 static gid_t mail_gid;
 static bool have_mail_user;
+/* Started by root: account uids come from the passwd-file, not getuid(). */
+static bool as_root;
 /*
  * SASL exchanges under way, one per login connection at most, keyed by the
  * channel and the login worker's request id. Bounded; a stale one (its
@@ -135,7 +137,7 @@ static struct ipc *clients[CLIENTS_MAX];
 static int
 account_ids(const struct auth_user *u, uint32_t *uid_r, uint32_t *gid_r)
 {
-	if (!priv_is_root()) {
+	if (!as_root) {
 		*uid_r = getuid();
 		*gid_r = getgid();
 		return 0;
@@ -831,14 +833,29 @@ authd_main(const struct config *config)
 	log_set_ident("postinod/auth");
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	tickets_init();
-	ops = auth_lookup("passwd-file");
-	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
-		fatalx("passwd_file: %s", ops ? err : "no backend");
 	if (cf->mail_user[0] != '\0') {
 		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
+	/*
+	 * The role parses SASL responses and holds every hash: never as
+	 * root. Not chrooted, so it can re-read passwd_file by its path when
+	 * an administrator edits it (the master checked it can read it).
+	 */
+	as_root = priv_is_root();
+	if (as_root) {
+		uid_t uid;
+		gid_t gid;
+
+		if (priv_user(cf->auth_user, &uid, &gid) < 0)
+			fatalx("auth_user: no such user '%s'", cf->auth_user);
+		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
+			fatalx("%s", err);
+	}
+	ops = auth_lookup("passwd-file");
+	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+		fatalx("passwd_file: %s", ops ? err : "no backend");
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = strstr(cf->auth_mechanisms, "CRAM-MD5") != NULL ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
