@@ -378,7 +378,8 @@ def proc_status(pid, field):
 @pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
 def test_auth_role_runs_as_its_own_user(mailroot, postinod):
     """It parses SASL responses and holds every hash: not as root, not as
-    the login or mail user, no capabilities; and logins still work."""
+    the login or mail user, no capabilities, under a seccomp filter; and
+    logins (every mechanism) still work."""
     import pwd
     mailroot.add_user("alice", PASS)
     srv = postinod(auth_mechanisms="PLAIN LOGIN SCRAM-SHA-256")
@@ -393,10 +394,24 @@ def test_auth_role_runs_as_its_own_user(mailroot, postinod):
         assert proc_status(pid, "Groups") in ([], [str(want.pw_gid)])
         assert proc_status(pid, "CapEff") == ["0000000000000000"]
         assert proc_status(pid, "CapPrm") == ["0000000000000000"]
+        assert proc_status(pid, "Seccomp") == ["2"]      # a filter
+        assert proc_status(pid, "NoNewPrivs") == ["1"]
+    r = raw_from(srv, "127.0.0.1")
+    r.expect(b"+OK")
+    assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0" + PASS.encode())
+                 ).startswith(b"+OK Logged in")
+    r.cmd(b"QUIT")
+    r = raw_from(srv, "127.0.0.1")
+    r.expect(b"+OK")
+    assert r.cmd(b"AUTH SCRAM-SHA-256 " + b64(b"n,,n=alice,r=abcdefghijkl")
+                 ).startswith(b"+ ")
+    r.close()
     # It re-reads the passwd-file it may read when the file changes.
     mailroot.add_user("bob", "bob-pw")
     reply, _ = timed_login(srv, "127.0.0.1", "bob-pw", "bob")
     assert reply.startswith(b"+OK Logged in"), reply
+    assert "seccomp refused" not in srv.log()
+    assert not re.search(r"event=exit role=auth", srv.log())
 
 
 @pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
