@@ -217,6 +217,12 @@ install-client: $(BUILD)/postino $(UNIT_GEN)
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/user/postino-fetch@.timer
 	@if [ -e doc/postino.1 ]; then \
 	    $(INSTALL) -m 644 doc/postino.1 $(DESTDIR)$(MANDIR)/man1/postino.1; fi
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	$(INSTALL) -m 644 contrib/completion/postino.bash \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/postino
+	$(INSTALL) -m 644 contrib/completion/_postino \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_postino
 
 # make deb: the Debian packages postinod and postino (debian/, debhelper)
 # in build/deb/, built from a copy of this tree (tracked and new files, as
