@@ -49,6 +49,7 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 # users for S1/S4/S5 (each with the S5 mailbox), plus the S2 and S3 owners
 N_HASHES = 1200
 LOGIN_USER = "postino"
+SOURCE_NETS = 256    # clients come from 127.1.0.0/16, one /24 per client
 LMTP_USERS = 100     # S7 delivers into lm000 and into lm000..lm099
 TREE_VERSION = "2"
 
@@ -573,6 +574,15 @@ protocol pop3 {{
         return out
 
 
+def log_excerpt(text):
+    """The first lines that are not routine, else the last ones."""
+    lines = text.splitlines()
+    odd = [l for l in lines if "result=ok" not in l and "result=gone" not in l
+           and "event=disconnect" not in l and "event=connect" not in l
+           and "event=logout" not in l and "mailbox-open" not in l]
+    return odd[:15] if odd else lines[-15:]
+
+
 def ensure_login_user():
     """postinod's login role needs a user of its own (as the tests make)."""
     if not user_exists(LOGIN_USER):
@@ -625,7 +635,8 @@ class Bench:
     def loadgen_cmd(self, srv, mode, scen, users, extra):
         port = srv.port_tls if mode == "tls" else srv.port
         return ["taskset", "-c", str(self.args.gen_cpu), self.loadgen,
-                "-p", str(port), "-m", mode, "-s", scen, "-u", users] + extra
+                "-p", str(port), "-m", mode, "-s", scen, "-u", users,
+                "-S", str(SOURCE_NETS)] + extra
 
     def attempt(self, srv, key, cmd, hold=None):
         """Runs loadgen once; returns the run dict (loadgen's JSON + ours)."""
@@ -695,7 +706,9 @@ class Bench:
             with open(self.results, "a") as f:
                 f.write(json.dumps(r, sort_keys=True) + "\n")
             if r.get("errors") or r.get("rc"):
-                log("%s %s FAILED: %s" % (srv.name, key, r.get("error")))
+                log("%s %s FAILED: %s\n%s log, last lines:\n%s" % (
+                    srv.name, key, r.get("error"), srv.name,
+                    "\n".join(log_excerpt(srv.log()))))
                 return r
             if best is None or r["disturbance"] < best["disturbance"]:
                 best = r
@@ -1203,8 +1216,8 @@ def main():
              "disturbance of the kept runs (largest share of a core taken "
              "by other work, or steal): median %.0f%%, max %.0f%%; %d still "
              "over %.0f%% after up to %d retries" % (
-                 len(dist), b.attempts, b.repeated, 100 * med(dist, lambda r: r["disturbance"]) if dist
-                 else 0, 100 * max([r.get("disturbance", 0) for r in dist] or
+                 len(dist), b.attempts, b.repeated,
+                 100 * (med(dist, lambda r: r["disturbance"]) or 0), 100 * max([r.get("disturbance", 0) for r in dist] or
                                    [0]),
                  sum(1 for r in dist if r.get("disturbed")),
                  100 * a.max_foreign, a.retries))
