@@ -53,7 +53,9 @@ endif
 # $(BUILD)/libpostino-FOO.a before $(LIB_SHARED), and name what it may use
 # in the `layers` target below.
 shared_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
-server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c))
+# src/deliver/: the LMTP and deliver roles of postinod (and postino-deliver).
+server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
+	     $(filter-out src/deliver/postino-deliver.c,$(wildcard src/deliver/*.c))
 client_SRC = $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 LAYERS	   = shared server client
 
@@ -65,7 +67,7 @@ objs	   = $(addprefix $(BUILD)/,$(1:.c=.o))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd
+SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver
 PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
 VERSION	:= $(shell sed -n 's/^\#define POSTINO_VERSION[^"]*"\(.*\)"/\1/p' src/lib/version.h)
 # Manual pages: doc/*.[1-8] as written, postinod.conf(5) made from the
@@ -112,6 +114,9 @@ $(BUILD)/postinod: $(BUILD)/src/server/main.o $(LIB_SERVER) $(LIB_SHARED)
 
 $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
@@ -184,6 +189,7 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	$(INSTALL) -m 755 $(BUILD)/postinod $(DESTDIR)$(SBINDIR)/postinod
 	$(INSTALL) -m 755 $(BUILD)/postino-passwd $(DESTDIR)$(BINDIR)/postino-passwd
+	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
@@ -231,7 +237,7 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC)
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)

@@ -13,7 +13,7 @@ build="$server pkg-config libgmime-3.0-dev"
 pkg="man-db groff-base debhelper dpkg-dev fakeroot lintian debootstrap git"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
 	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
-	dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"
+	postfix dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"
 
 check=false
 if [ "${1:-}" = check ]; then

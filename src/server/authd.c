@@ -311,6 +311,32 @@ ticket_take(const char *id, char user_r[AUTH_USER_MAX + 1])
 	return true;
 }
 
+/*
+ * A delivery's recipient (from the LMTP role) or account (from a deliver
+ * worker): the same answer as a redeemed ticket, without one. It tells
+ * whether a user exists, which LMTP's RCPT must say anyway (RFC 2033
+ * sec. 4.2), and never anything secret.
+ */
+static void
+handle_lookup(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_lookup rq;
+	struct msg_account out = { 0 };
+
+	if (!proto_take(msg->data, msg->len, &rq, sizeof(rq)) ||
+	    !PROTO_STR_OK(rq.user)) {
+		log_warnx("event=protocol-error msg=lookup");
+		return;
+	}
+	out.req = rq.req;
+	out.result = auth_name_valid(rq.user) ?
+	    ops->lookup(db, rq.user, &out.user) : AUTH_PERMFAIL;
+	if (out.result == AUTH_OK &&
+	    account_ids(&out.user, &out.uid, &out.gid) < 0)
+		out.result = AUTH_TEMPFAIL;
+	ipc_send(ipc, MSG_AUTH_ACCOUNT, &out, sizeof(out), -1);
+}
+
 static struct exchange *
 exchange_find(struct ipc *ipc, uint64_t req)
 {
@@ -768,6 +794,9 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		break;
 	case MSG_AUTH_RELEASE:
 		handle_release(msg);
+		break;
+	case MSG_AUTH_LOOKUP:
+		handle_lookup(ipc, msg);
 		break;
 	default:
 		log_warnx("event=protocol-error msg=%u", msg->type);

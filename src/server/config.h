@@ -18,6 +18,8 @@
 #include "../lib/str.h"
 
 #define CONFIG_LISTEN_MAX	16
+/* LMTP listeners: one unix socket for the MTA, maybe a port or two. */
+#define CONFIG_LMTP_LISTEN_MAX	4
 #define CONFIG_VALUE_MAX	PATH_MAX
 
 struct config_listen {
@@ -75,6 +77,22 @@ struct config {
 	unsigned int	 max_connections_per_net;	/* 0 = no limit */
 	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */
 	unsigned int	 connection_prefix_ipv6;
+	/* LMTP delivery (src/deliver/, DESIGN.md "Delivery") */
+	struct config_listen lmtp_listen[CONFIG_LMTP_LISTEN_MAX];	/* ss is a
+					   sockaddr_un for "unix:PATH" */
+	unsigned int	 nlmtp_listen;
+	unsigned int	 lmtp_socket_mode;
+	char		 lmtp_socket_user[64];		/* "" = the master's */
+	char		 lmtp_socket_group[64];
+	bool		 lmtp_allow_remote;		/* non-loopback ADDR:PORT */
+	char		 lmtp_hostname[256];		/* "" = gethostname() */
+	uint64_t	 lmtp_max_message_size;
+	unsigned int	 lmtp_max_recipients;
+	char		 lmtp_local_domains[1024];	/* space-separated */
+	char		 recipient_delimiter[16];	/* "" = none */
+	bool		 lmtp_return_path;
+	bool		 lmtp_delivered_to;
+	bool		 mail_crlf;			/* store CRLF line ends */
 };
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
