@@ -1099,6 +1099,14 @@ proxy_readable(struct ev *e, int fd, unsigned int events, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 	    errno == EINTR))
 		return;
+	/*
+	 * Closed before a single octet: HAProxy's plain `check` (a TCP
+	 * connect), every few seconds; logging it would only be noise.
+	 */
+	if (n == 0 && w->pp.len == 0) {
+		proxy_wait_free(w, true);
+		return;
+	}
 	if (n <= 0) {
 		proxy_refused(w, n == 0 ? "proxy-closed" : "proxy-error");
 		return;

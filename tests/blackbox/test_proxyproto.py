@@ -116,6 +116,18 @@ def test_local_command_is_a_health_check_with_the_proxy_address(proxied):
     proxied.wait_log("ip=127.0.0.1 port=")
 
 
+def test_health_check_connect_and_close_is_not_logged(proxied):
+    """HAProxy's plain `check` connects and closes; a partial header that
+    ends early is logged."""
+    pport, _ = ports(proxied)
+    raw_from(pport).close()
+    r = raw_from(pport)
+    r.send(b"PROXY TCP4 1.2.3.4")
+    r.close()
+    proxied.wait_log("reason=proxy-closed ip=127.0.0.1")
+    assert proxied.log().count("reason=proxy-closed") == 1
+
+
 def test_untrusted_peer_is_refused_unanswered(proxied):
     pport, _ = ports(proxied)
     r = raw_from(pport, src="127.0.0.9")
