@@ -79,6 +79,35 @@ def test_login_ok_wrong_and_unknown(srv):
     assert "passdb-connected backend=pgsql" in log
 
 
+def test_each_auth_worker_has_its_own_connection(srv, pg):
+    sql = ("SELECT count(*) FROM pg_stat_activity "
+           "WHERE application_name = 'postinod-auth'")
+    deadline = time.monotonic() + 10
+    while pg.psql(sql).strip() != "2":
+        assert time.monotonic() < deadline, pg.psql(sql)
+        time.sleep(0.1)
+
+
+def test_starts_while_the_database_is_down(mailroot, postinod, pg):
+    mailroot.add_user("erin", "pw")
+    pg.psql("CREATE TABLE IF NOT EXISTS users2 (name text, password text, "
+            "home text); DELETE FROM users2; INSERT INTO users2 VALUES "
+            "('erin', %s, %s)" % (q(make_hash("pw")), q(mailroot.home("erin"))))
+    pg.stop()
+    try:
+        srv = postinod(passdb="pgsql", pgsql_conninfo=pg.conninfo,
+                       pgsql_password_file=pg.password_file,
+                       password_query="SELECT password, home FROM users2 "
+                       "WHERE name = $1")
+        assert user_pass(srv, "erin", "pw").startswith(b"-ERR [SYS/TEMP]")
+    finally:
+        pg.start()
+    deadline = time.monotonic() + 20
+    while not user_pass(srv, "erin", "pw").startswith(b"+OK"):
+        assert time.monotonic() < deadline, "no recovery in 20 s"
+        time.sleep(0.2)
+
+
 def test_login_opens_the_mailbox_from_the_home_column(srv, mailroot):
     mailroot.deliver_maildir("alice", b"Subject: hi\r\n\r\nbody\r\n")
     p = srv.login("alice", "secret")

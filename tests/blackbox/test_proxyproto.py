@@ -91,6 +91,18 @@ def test_header_address_is_the_client_in_the_log(proxied, header):
     assert "ip=192.0.2.7 port=40000 proxy=127.0.0.1" in log
 
 
+def test_v2_ipv6_client_address(proxied):
+    pport, _ = ports(proxied)
+    src = socket.inet_pton(socket.AF_INET6, "2001:db8::7")
+    dst = socket.inet_pton(socket.AF_INET6, "::1")
+    body = src + dst + struct.pack("!HH", 5555, 110)
+    r = raw_from(pport)
+    r.send(V2SIG + b"\x21\x21" + struct.pack("!H", len(body)) + body)
+    r.expect(b"+OK")
+    assert r.login("alice", "secret").startswith(b"+OK")
+    proxied.wait_log('user="alice" method=USER ip=2001:db8::7')
+
+
 def test_header_byte_at_a_time_and_pipelined_command(proxied):
     pport, _ = ports(proxied)
     r = raw_from(pport)
