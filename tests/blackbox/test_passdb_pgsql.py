@@ -10,6 +10,7 @@ import pytest
 
 from conftest import make_hash
 from pgsql_helpers import pg  # noqa: F401 (fixture)
+from test_proxyproto import raw_from, v1
 from test_sasl import scram_client
 
 FAIL_AUTH = b"-ERR [AUTH]"
@@ -199,3 +200,32 @@ def test_bad_pgsql_config_stops_startup(mailroot, postinod, conf, why):
     with pytest.raises(AssertionError) as e:
         srv.start(timeout=10)
     assert why in str(e.value)
+
+
+def test_unknown_user_costs_a_hash_like_a_wrong_password(mailroot, postinod,
+                                                          pg, srv):
+    """Each attempt from its own network (a PROXY header), so no penalty
+    grows; attempts interleaved, medians compared. Without the dummy hash
+    an unknown user would answer in a few percent of a yescrypt check."""
+    fast = postinod(listen=["127.0.0.1:0 proxy"],
+                    proxy_trusted_networks="127.0.0.1",
+                    auth_allow_cleartext=True, auth_fail_delay_ms=0,
+                    passdb="pgsql", pgsql_conninfo=pg.conninfo,
+                    pgsql_password_file=pg.password_file)
+    port = int(fast.addrs[0].rpartition(":")[2])
+    times = {"wrong": [], "unknown": []}
+    for i in range(24):
+        kind = "wrong" if i % 2 == 0 else "unknown"
+        r = raw_from(port)
+        r.send(v1(src="10.%d.%d.1" % (i // 200 + 1, i % 200)))
+        r.expect(b"+OK")
+        r.cmd(b"USER " + (b"dave" if kind == "wrong" else b"nobody%d" % i))
+        t = time.monotonic()
+        assert r.cmd(b"PASS bad").startswith(FAIL_AUTH)
+        times[kind].append(time.monotonic() - t)
+        r.close()
+    # The first check of a worker may precede its learning the method.
+    wrong = sorted(times["wrong"][2:])
+    unknown = sorted(times["unknown"][2:])
+    mw, mu = wrong[len(wrong) // 2], unknown[len(unknown) // 2]
+    assert mu > 0.4 * mw and mw > 0.4 * mu, (wrong, unknown)
