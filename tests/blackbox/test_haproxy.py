@@ -7,6 +7,7 @@ leaves no lock, and the other goes on serving."""
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 
@@ -46,11 +47,12 @@ class HAProxy:
     """haproxy -db with frontends: "lb" (both instances), "a" and "b" (one
     each, v2), "v1" (instance a with send-proxy)."""
 
-    def __init__(self, d, p1, p2):
+    def __init__(self, d, p1, p2, p_tls=None):
         self.dir = d
         self.proc = None
+        names = ("lb", "a", "b", "v1") + (("tls",) if p_tls else ())
         for attempt in range(5):
-            self.ports = {k: free_port() for k in ("lb", "a", "b", "v1")}
+            self.ports = {k: free_port() for k in names}
             cfg = """global
     maxconn 200
 defaults
@@ -83,6 +85,13 @@ backend only_b
 backend only_a_v1
     server s1 127.0.0.1:%(p1)d send-proxy
 """ % dict(self.ports, p1=p1, p2=p2)
+            if p_tls:
+                cfg += """frontend tls
+    bind 127.0.0.1:%d
+    default_backend tls_a
+backend tls_a
+    server s1 127.0.0.1:%d send-proxy-v2
+""" % (self.ports["tls"], p_tls)
             self.conf = os.path.join(d, "haproxy.cfg")
             with open(self.conf, "w") as f:
                 f.write(cfg)
@@ -99,12 +108,14 @@ backend only_a_v1
             self.stop()
         raise AssertionError("haproxy did not start")
 
-    def connect(self, name, timeout=10):
+    def connect(self, name, timeout=10, wrap=None):
         r = Raw.__new__(Raw)
         r.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         r.sock.settimeout(timeout)
         r.sock.bind((CLIENT, 0))
         r.sock.connect(("127.0.0.1", self.ports[name]))
+        if wrap is not None:
+            r.sock = wrap(r.sock)
         r.buf = b""
         r.eof = False
         r.expect(b"+OK")
@@ -197,3 +208,26 @@ def test_kill9_of_one_instance_loses_nothing_and_the_other_serves(
         assert r.login("bob", "secret").startswith(b"+OK")
         r.cmd(b"QUIT")
         r.close()
+
+
+def test_tls_passed_through_haproxy_terminates_in_postinod(mailroot, postinod,
+                                                           certs):
+    """mode tcp: HAProxy relays the TLS bytes after its header; postinod
+    does the handshake with its own certificate and logs the client."""
+    mailroot.add_user("bob", "secret")
+    srv = postinod(listen=["127.0.0.1:0 proxy"],
+                   listen_tls="127.0.0.1:0 proxy",
+                   proxy_trusted_networks="127.0.0.1",
+                   tls_cert=certs["cert"], tls_key=certs["key"])
+    hp = HAProxy(mailroot.path, srv.port, srv.port, p_tls=srv.port_tls)
+    try:
+        ctx = ssl.create_default_context(cafile=certs["ca"])
+        r = hp.connect("tls", wrap=lambda s: ctx.wrap_socket(
+            s, server_hostname="localhost"))
+        assert r.login("bob", "secret").startswith(b"+OK")
+        assert r.cmd(b"QUIT").startswith(b"+OK")
+        r.close()
+        log = srv.wait_log('result=ok user="bob" method=USER ip=%s' % CLIENT)
+        assert "tls=implicit proxy=127.0.0.1" in log
+    finally:
+        hp.stop()
