@@ -111,7 +111,7 @@ auth_pgsql_check(const struct auth_pgsql_conf *conf, char *err)
 	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
 		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
 		    o->val[0] != '\0') {
-			/* It would show in postinod -t and in ps of a DBA's tools. */
+			/* It would show in postinod -t and in a DBA's ps. */
 			str_copy(err, ERR_LEN, "pgsql_conninfo: no password= "
 			    "here; put it in pgsql_password_file");
 			rc = -1;

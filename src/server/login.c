@@ -1009,7 +1009,8 @@ conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
 	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
 	log_info("session=%s event=connect ip=%s port=%u%s%s%s", c->s.id,
 	    c->s.ip, c->s.port, implicit_tls ? " tls=implicit" : "",
-	    proxy_ip != NULL ? " proxy=" : "", proxy_ip != NULL ? proxy_ip : "");
+	    proxy_ip != NULL ? " proxy=" : "",
+	    proxy_ip != NULL ? proxy_ip : "");
 	if (implicit_tls) {
 		/* RFC 8314: TLS first; the greeting comes after the handshake. */
 		c->implicit_tls = true;
@@ -1206,7 +1207,7 @@ accept_one(int lfd, bool implicit_tls, bool proxy)
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
 		    "try later.\r\n";
 
-		/* Not before a proxy's header: it would be read as the header. */
+		/* No reply before a proxy's header: it would read it as one. */
 		if (proxy)
 			close(fd);
 		else
