@@ -231,3 +231,24 @@ def test_tls_passed_through_haproxy_terminates_in_postinod(mailroot, postinod,
         assert "tls=implicit proxy=127.0.0.1" in log
     finally:
         hp.stop()
+
+
+def test_haproxy_outside_the_trusted_networks_is_refused(mailroot, postinod):
+    """The same HAProxy, but postinod trusts another address: its header
+    is never read and the client gets nothing."""
+    mailroot.add_user("bob", "secret")
+    srv = postinod(listen=["127.0.0.1:0 proxy"],
+                   proxy_trusted_networks="127.0.0.9")
+    hp = HAProxy(mailroot.path, srv.port, srv.port)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.bind((CLIENT, 0))
+        s.connect(("127.0.0.1", hp.ports["a"]))
+        assert s.recv(100) == b""
+        s.close()
+        srv.wait_log("event=connection-refused reason=proxy-untrusted "
+                     "ip=127.0.0.1")
+        assert "event=connect " not in srv.log()
+    finally:
+        hp.stop()
