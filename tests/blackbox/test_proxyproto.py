@@ -256,3 +256,36 @@ def test_bad_proxy_config_stops_startup(mailroot, postinod, conf):
     srv = postinod(start=False, **conf)
     with pytest.raises(AssertionError):
         srv.start(timeout=10)
+
+
+def test_penalties_follow_the_header_address(mailroot, postinod):
+    """Every connection comes from the proxy (127.0.0.1); a failure from
+    one client network must hold back that network only."""
+    mailroot.add_user("alice", "secret")
+    srv = postinod(listen=["127.0.0.1:0 proxy"],
+                   proxy_trusted_networks="127.0.0.1",
+                   auth_allow_cleartext=True, auth_fail_delay_ms=15000,
+                   login_timeout=5)
+    port = ports(srv)[0]
+    r = raw_from(port)
+    r.send(v2(src="198.51.100.1"))
+    r.expect(b"+OK")
+    assert r.cmd(b"USER alice").startswith(b"+OK")
+    r.send(b"PASS wrong\r\n")
+    srv.wait_log('result=fail user="alice" method=USER ip=198.51.100.1')
+    # Same /24: refused at once, the penalty outlasting its login time.
+    r2 = raw_from(port)
+    r2.send(v2(src="198.51.100.2"))
+    r2.expect(b"+OK")
+    assert r2.cmd(b"USER alice").startswith(b"+OK")
+    assert r2.cmd(b"PASS secret").startswith(b"-ERR [SYS/TEMP]")
+    srv.wait_log('result=penalty user="alice" method=USER ip=198.51.100.2')
+    # Another network behind the same proxy logs in at once.
+    r3 = raw_from(port)
+    r3.send(v2(src="203.0.113.9"))
+    r3.expect(b"+OK")
+    t = time.monotonic()
+    assert r3.login("alice", "secret").startswith(b"+OK")
+    assert time.monotonic() - t < 5
+    for c in (r, r2, r3):
+        c.close()
