@@ -252,3 +252,35 @@ def test_haproxy_outside_the_trusted_networks_is_refused(mailroot, postinod):
         assert "event=connect " not in srv.log()
     finally:
         hp.stop()
+
+
+def test_kill9_mid_update_keeps_every_undeleted_message(cluster, mailroot):
+    """QUIT after DELE of half the mailbox, and kill -9 at once: whatever
+    point UPDATE reached, no kept message is lost and no lock is left."""
+    s1, s2, hp = cluster
+    for i in range(150):
+        mailroot.deliver_maildir("alice",
+                                 b"Subject: k%d\r\n\r\n%d\r\n" % (i, i))
+    a = hp.connect("a")
+    assert a.login("alice", "secret").startswith(b"+OK")
+    total = int(a.cmd(b"STAT").split()[1])
+    uidl = {}
+    a.send(b"UIDL\r\n")
+    a.expect(b"+OK")
+    for line in a.lines_until_dot():
+        n, u = line.split()
+        uidl[int(n)] = u.decode()
+    half = total // 2
+    for n in range(1, half + 1):
+        assert a.cmd(b"DELE %d" % n).startswith(b"+OK")
+    a.send(b"QUIT\r\n")
+    s1.kill9()
+    a.close()
+    kept = {uidl[n] for n in range(half + 1, total + 1)}
+    b = hp.connect("b")
+    assert b.login("alice", "secret").startswith(b"+OK")
+    b.send(b"UIDL\r\n")
+    b.expect(b"+OK")
+    now = {l.split()[1].decode() for l in b.lines_until_dot()}
+    assert kept <= now, len(kept - now)
+    assert b.cmd(b"QUIT").startswith(b"+OK")

@@ -160,6 +160,8 @@ def test_outage_is_sys_temp_and_recovers_without_restart(srv, pg):
         r = greeted(srv)
         assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0secret")).startswith(
             b"-ERR [SYS/TEMP]")
+        r = greeted(srv)
+        assert scram_client(r, "bob", "pencil").startswith(b"-ERR [SYS/TEMP]")
         srv.wait_log("result=tempfail")
         assert "event=passdb-unavailable backend=pgsql" in srv.log()
     finally:
