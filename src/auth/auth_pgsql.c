@@ -574,6 +574,10 @@ read_password(struct auth_db *db, const char *path, char *err)
 		close(fd);
 		return -1;
 	}
+	/* Started anyway (a restart must not fail on it), but said. */
+	if ((st.st_mode & 077) != 0)
+		log_warnx("event=pgsql-password-file-open path=\"%s\" "
+		    "mode=%04o: make it 0600", path, st.st_mode & 07777);
 	n = read(fd, db->password, AUTH_PGSQL_PASSWORD_MAX);
 	close(fd);
 	if (n < 0) {

@@ -4,6 +4,7 @@ never interpolated, and a database outage giving [SYS/TEMP], never [AUTH],
 until the database is back, without restarting postinod."""
 
 import base64
+import os
 import time
 
 import pytest
@@ -231,3 +232,15 @@ def test_unknown_user_costs_a_hash_like_a_wrong_password(mailroot, postinod,
     unknown = sorted(times["unknown"][2:])
     mw, mu = wrong[len(wrong) // 2], unknown[len(unknown) // 2]
     assert mu > 0.4 * mw and mw > 0.4 * mu, (wrong, unknown)
+
+
+def test_open_password_file_is_warned_about(srv, mailroot, postinod, pg):
+    loose = mailroot.path + "/pgsql-password-loose"
+    with open(pg.password_file) as f, open(loose, "w") as g:
+        g.write(f.read())
+    os.chmod(loose, 0o644)
+    srv2 = postinod(passdb="pgsql", pgsql_conninfo=pg.conninfo,
+                    pgsql_password_file=loose)
+    assert user_pass(srv2, "alice", "secret").startswith(b"+OK")
+    srv2.wait_log("event=pgsql-password-file-open")
+    assert "mode=0644: make it 0600" in srv2.log()
