@@ -27,7 +27,9 @@ GMIME_LIBS   = $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 
 # libpq for passdb = pgsql (src/auth/auth_pgsql.c), linked into postinod
 # (and the tests) only: postino-passwd and postino never use it.
-PQ_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libpq 2>/dev/null))
+# Debian's libpq-dev puts libpq-fe.h here; no pkg-config, which the
+# server's build does not need (tests/deps.sh server).
+PQ_CFLAGS = -isystem /usr/include/postgresql
 PQ_LIBS	  = -lpq
 
 ifeq ($(SAN),1)
@@ -243,7 +245,7 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
