@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -85,6 +86,12 @@ conn_closed(struct session *s)
 			ev_stop(ev);
 		else
 			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
+		/*
+		 * Sessions free their buffers, but free chunks amid the heap
+		 * stay with the process (glibc trims only the top): an idle
+		 * worker gives them back instead of holding its peak.
+		 */
+		(void)malloc_trim(0);
 	}
 }
 

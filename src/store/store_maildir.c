@@ -814,6 +814,9 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	if (md->cache_dirty)
 		md_cache_save(md);
+	/* Only sizing and the cache need it: an idle session costs no 64 KiB. */
+	free(md->iobuf);
+	md->iobuf = NULL;
 	if (md->count > 0 &&
 	    (idx->msgs = calloc(md->count, sizeof(*idx->msgs))) == NULL) {
 		(void)str_copy(err, ERR_LEN, "out of memory");

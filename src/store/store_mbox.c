@@ -754,6 +754,9 @@ mbox_open(struct store **st_r, const struct store_params *p,
 	}
 	res = mbox_scan(mb, p, &total, err);
 	mbox_mta_unlock(mb);
+	/* Not held for the session: an idle session costs no 64 KiB. */
+	free(mb->iobuf);
+	mb->iobuf = NULL;
 	if (res != STORE_OK)
 		goto fail;
 	if (mb->count > 0 &&
@@ -943,6 +946,8 @@ mbox_read_close(struct store_reader **sr)
 static int
 mbox_copy_range(struct mbox *mb, int out, off_t from, off_t to)
 {
+	if (mb->iobuf == NULL && (mb->iobuf = malloc(STORE_IOBUF)) == NULL)
+		return -1;
 	while (to < 0 || from < to) {
 		size_t want = STORE_IOBUF;
 		ssize_t n;
