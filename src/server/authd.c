@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
+#include "../auth/auth_pgsql.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -308,6 +309,32 @@ ticket_take(const char *id, char user_r[AUTH_USER_MAX + 1])
 		memcpy(user_r, tickets[i].user, sizeof(tickets[i].user));
 	ticket_drop(i);
 	return true;
+}
+
+/*
+ * A delivery's recipient (from the LMTP role) or account (from a deliver
+ * worker): the same answer as a redeemed ticket, without one. It tells
+ * whether a user exists, which LMTP's RCPT must say anyway (RFC 2033
+ * sec. 4.2), and never anything secret.
+ */
+static void
+handle_lookup(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_lookup rq;
+	struct msg_account out = { 0 };
+
+	if (!proto_take(msg->data, msg->len, &rq, sizeof(rq)) ||
+	    !PROTO_STR_OK(rq.user)) {
+		log_warnx("event=protocol-error msg=lookup");
+		return;
+	}
+	out.req = rq.req;
+	out.result = auth_name_valid(rq.user) ?
+	    ops->lookup(db, rq.user, &out.user) : AUTH_PERMFAIL;
+	if (out.result == AUTH_OK &&
+	    account_ids(&out.user, &out.uid, &out.gid) < 0)
+		out.result = AUTH_TEMPFAIL;
+	ipc_send(ipc, MSG_AUTH_ACCOUNT, &out, sizeof(out), -1);
 }
 
 static struct exchange *
@@ -768,6 +795,9 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	case MSG_AUTH_RELEASE:
 		handle_release(msg);
 		break;
+	case MSG_AUTH_LOOKUP:
+		handle_lookup(ipc, msg);
+		break;
 	default:
 		log_warnx("event=protocol-error msg=%u", msg->type);
 	}
@@ -831,9 +861,23 @@ authd_main(const struct config *config)
 	log_set_ident("postinod/auth");
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	tickets_init();
-	ops = auth_lookup("passwd-file");
-	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
-		fatalx("passwd_file: %s", ops ? err : "no backend");
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		/* Each auth worker has its own connection (auth_pgsql.h). */
+		auth_pgsql_configure(&pc);
+		ops = &auth_pgsql_ops;
+		if (ops->open(&db, NULL, err) < 0)
+			fatalx("passdb pgsql: %s", err);
+	} else {
+		ops = auth_lookup("passwd-file");
+		if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+			fatalx("passwd_file: %s", ops ? err : "no backend");
+	}
 	if (cf->mail_user[0] != '\0') {
 		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "../auth/auth_pgsql.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION, CT_MECHS,
+	CT_TLS_VERSION, CT_MECHS, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
 };
 
 /* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
@@ -38,6 +40,7 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
 	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
+	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks, 0, 0, ""),
 	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
 	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
 	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
@@ -47,6 +50,11 @@ static const struct config_key config_keys[] = {
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
+	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
+	KEY(pgsql_conninfo, CT_STR, pgsql_conninfo, 0, 0, ""),
+	KEY(pgsql_password_file, CT_STR, pgsql_password_file, 0, 0, ""),
+	KEY(password_query, CT_STR, password_query, 0, 0,
+	    "SELECT password, uid, gid, home FROM users WHERE name = $1"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
 	KEY(mail_privileged_group, CT_STR, mail_privileged_group, 0, 0, ""),
 	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
@@ -80,6 +88,20 @@ static const struct config_key config_keys[] = {
 	    "24"),
 	KEY(connection_prefix_ipv6, CT_UINT, connection_prefix_ipv6, 1, 128,
 	    "48"),
+	KEY(lmtp_listen, CT_LMTP_LISTEN, lmtp_listen, 0, 0, NULL),
+	KEY(lmtp_socket_mode, CT_MODE, lmtp_socket_mode, 0, 0777, "0660"),
+	KEY(lmtp_socket_user, CT_STR, lmtp_socket_user, 0, 0, ""),
+	KEY(lmtp_socket_group, CT_STR, lmtp_socket_group, 0, 0, ""),
+	KEY(lmtp_allow_remote, CT_BOOL, lmtp_allow_remote, 0, 0, "no"),
+	KEY(lmtp_hostname, CT_STR, lmtp_hostname, 0, 0, ""),
+	KEY(lmtp_max_message_size, CT_U64, lmtp_max_message_size, 1024,
+	    1024ull * 1024 * 1024, "52428800"),
+	KEY(lmtp_max_recipients, CT_UINT, lmtp_max_recipients, 1, 10000, "100"),
+	KEY(lmtp_local_domains, CT_STR, lmtp_local_domains, 0, 0, ""),
+	KEY(recipient_delimiter, CT_STR, recipient_delimiter, 0, 0, "+"),
+	KEY(lmtp_return_path, CT_BOOL, lmtp_return_path, 0, 0, "yes"),
+	KEY(lmtp_delivered_to, CT_BOOL, lmtp_delivered_to, 0, 0, "yes"),
+	KEY(mail_crlf, CT_BOOL, mail_crlf, 0, 0, "no"),
 	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
 };
 
@@ -148,10 +170,34 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			    CONFIG_LISTEN_MAX, k->name);
 			return -1;
 		}
+		char addr[NET_ADDR_LEN + 8];
+		const char *sp = strpbrk(v, " \t");
+
 		l += *n;
-		if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+		memset(l, 0, sizeof(*l));
+		/* "ADDR:PORT proxy": the PROXY protocol header comes first. */
+		if (sp != NULL) {
+			const char *w = sp + strspn(sp, " \t");
+
+			if (strcmp(w, "proxy") != 0) {
+				str_copy(why, ERR_LEN, "expected ADDR:PORT "
+				    "[proxy]");
+				return -1;
+			}
+			if ((size_t)(sp - v) >= sizeof(addr)) {
+				str_copy(why, ERR_LEN, "address too long");
+				return -1;
+			}
+			memcpy(addr, v, (size_t)(sp - v));
+			addr[sp - v] = '\0';
+			l->proxy = true;
+		} else if (str_copy(addr, sizeof(addr), v) < 0) {
+			str_copy(why, ERR_LEN, "address too long");
 			return -1;
-		str_copy(l->text, sizeof(l->text), v);
+		}
+		if (net_parse_addr(addr, &l->ss, &l->len, why) < 0)
+			return -1;
+		str_copy(l->text, sizeof(l->text), addr);
 		(*n)++;
 		return 0;
 	}
@@ -194,6 +240,60 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, out);
 	}
+	case CT_PASSDB:
+		if (strcmp(v, "passwd-file") != 0 && strcmp(v, "pgsql") != 0) {
+			str_copy(why, ERR_LEN, "expected passwd-file or pgsql");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
+	case CT_CIDRS:
+		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
+			return -1;
+		if (str_copy(p, k->size, v) < 0) {
+			str_copy(why, ERR_LEN, "too long");
+			return -1;
+		}
+		return 0;
+	case CT_LMTP_LISTEN: {
+		struct config_listen *l = &cf->lmtp_listen[cf->nlmtp_listen];
+
+		if (cf->nlmtp_listen == CONFIG_LMTP_LISTEN_MAX) {
+			str_fmt(why, ERR_LEN, "at most %d lmtp_listen lines",
+			    CONFIG_LMTP_LISTEN_MAX);
+			return -1;
+		}
+		memset(l, 0, sizeof(*l));
+		if (strncmp(v, "unix:", 5) == 0) {
+			struct sockaddr_un *sun = (struct sockaddr_un *)&l->ss;
+
+			if (v[5] != '/' || str_copy(sun->sun_path,
+			    sizeof(sun->sun_path), v + 5) < 0) {
+				str_fmt(why, ERR_LEN, "expected unix:/PATH of "
+				    "at most %zu octets",
+				    sizeof(sun->sun_path) - 1);
+				return -1;
+			}
+			sun->sun_family = AF_UNIX;
+			l->len = sizeof(*sun);
+		} else if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+			return -1;
+		(void)str_copy(l->text, sizeof(l->text), v);	/* for logs */
+		cf->nlmtp_listen++;
+		return 0;
+	}
+	case CT_MODE: {
+		unsigned long m;
+		char *end;
+
+		if (v[0] != '0' || strspn(v, "01234567") != strlen(v) ||
+		    strlen(v) > 4 || (m = strtoul(v, &end, 8)) > k->max) {
+			str_copy(why, ERR_LEN, "expected an octal mode such as "
+			    "0660");
+			return -1;
+		}
+		*(unsigned int *)p = (unsigned int)m;
+		return 0;
+	}
 	case CT_TLS_VERSION:
 		if (strcmp(v, "TLSv1.2") != 0 && strcmp(v, "TLSv1.3") != 0) {
 			str_copy(why, ERR_LEN, "expected TLSv1.2 or TLSv1.3");
@@ -216,6 +316,28 @@ trim(char *s)
 	    e[-1] == '\r'))
 		*--e = '\0';
 	return s;
+}
+
+/*
+ * LMTP has no authentication (RFC 2033 sec. 5): anyone who reaches it can
+ * deliver to any user, so by default only this host may.
+ */
+static bool
+config_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_UNIX)
+		return true;
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		    (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
 }
 
 int
@@ -302,10 +424,48 @@ config_load(struct config *cf, const char *path, char *err)
 		    "tls_key", path);
 		return -1;
 	}
+	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
+		const struct config_listen *l = i < cf->nlisten ?
+		    &cf->listen[i] : &cf->listen_tls[i - cf->nlisten];
+
+		/* A proxy listener trusting nobody would refuse everyone. */
+		if (l->proxy && cf->proxy_trusted.n == 0) {
+			str_fmt(err, ERR_LEN, "%s: listen %s proxy needs "
+			    "proxy_trusted_networks", path, l->text);
+			return -1;
+		}
+	}
 	if (cf->nlisten + cf->nlisten_tls > CONFIG_LISTEN_MAX) {
 		str_fmt(err, ERR_LEN, "%s: at most %d listen and listen_tls "
 		    "lines together", path, CONFIG_LISTEN_MAX);
 		return -1;
+	}
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		if (cf->pgsql_conninfo[0] == '\0') {
+			str_fmt(err, ERR_LEN, "%s: passdb = pgsql needs "
+			    "pgsql_conninfo", path);
+			return -1;
+		}
+		if (auth_pgsql_check(&pc, why) < 0) {
+			str_fmt(err, ERR_LEN, "%s: %s", path, why);
+			return -1;
+		}
+	}
+	for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
+		if (!cf->lmtp_allow_remote &&
+		    !config_loopback(&cf->lmtp_listen[i].ss)) {
+			str_fmt(err, ERR_LEN, "%s: lmtp_listen = %s is not a "
+			    "loopback address or unix socket (set "
+			    "lmtp_allow_remote = yes to allow it)", path,
+			    cf->lmtp_listen[i].text);
+			return -1;
+		}
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
@@ -337,15 +497,35 @@ config_dump(const struct config *cf)
 		switch (k->type) {
 		case CT_LISTEN:
 			for (unsigned int i = 0; i < cf->nlisten; i++)
-				printf("listen = %s\n", cf->listen[i].text);
+				printf("listen = %s%s\n", cf->listen[i].text,
+				    cf->listen[i].proxy ? " proxy" : "");
 			break;
 		case CT_LISTEN_TLS:
 			for (unsigned int i = 0; i < cf->nlisten_tls; i++)
-				printf("listen_tls = %s\n",
-				    cf->listen_tls[i].text);
+				printf("listen_tls = %s%s\n",
+				    cf->listen_tls[i].text,
+				    cf->listen_tls[i].proxy ? " proxy" : "");
+			break;
+		case CT_LMTP_LISTEN:
+			for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
+				const struct config_listen *l =
+				    &cf->lmtp_listen[i];
+
+				if (l->ss.ss_family == AF_UNIX)
+					printf("lmtp_listen = unix:%s\n",
+					    ((const struct sockaddr_un *)
+					    &l->ss)->sun_path);
+				else
+					printf("lmtp_listen = %s\n", l->text);
+			}
+			break;
+		case CT_MODE:
+			printf("%s = 0%o\n", k->name, *(const unsigned int *)p);
 			break;
 		case CT_TLS_VERSION:
 		case CT_MECHS:
+		case CT_CIDRS:
+		case CT_PASSDB:
 		case CT_STR:
 		case CT_MAILBOX:
 			printf("%s = %s\n", k->name, (const char *)p);

@@ -190,6 +190,10 @@ main(int argc, char **argv)
 		ch = login_main(cf, nlisten);
 	} else if (strcmp(role, "mail") == 0)
 		ch = mail_main(cf, uid, gid);
+	else if (strcmp(role, "lmtp") == 0)
+		ch = lmtp_main(cf, nlisten);
+	else if (strcmp(role, "deliver") == 0)
+		ch = deliver_main(cf, uid, gid);
 	else
 		usage();
 	free(cf);

@@ -43,6 +43,12 @@ enum proto_type {
 	MSG_CONN_TABLE,		/* master -> login: fd is the connlimit memfd */
 	MSG_AUTH_CANCEL,	/* login -> auth: the client left; drop req */
 	MSG_AUTH_RELEASE,	/* login -> auth: ticket not handed off */
+	MSG_AUTH_LOOKUP,	/* lmtp/deliver -> auth: an account, no password */
+	MSG_DELIVER_CHANNEL,	/* lmtp -> master -> deliver: fd is a channel
+				   for one delivery */
+	MSG_DELIVER_REQ,	/* lmtp -> deliver on that channel: fd is the
+				   sealed message */
+	MSG_DELIVER_RESULT,	/* deliver -> lmtp on that channel */
 };
 
 /* MSG_AUTH_CHANNEL's payload: which of how many auth workers it leads to. */
@@ -180,6 +186,34 @@ proto_ticket_worker(const char *ticket)
 	}
 	return n < PROTO_AUTH_WORKERS_MAX ? n : -1;
 }
+/* An address in a delivery: RFC 5321 sec. 4.5.3.1.3 (lmtp_cmds.h). */
+#define PROTO_ADDR_MAX		256
+#define PROTO_REASON_MAX	160
+
+/* Answered with MSG_AUTH_ACCOUNT: result, uid, gid and the account. */
+struct msg_lookup {
+	uint64_t	req;
+	char		user[AUTH_USER_MAX + 1];
+};
+
+/* The uid the master routes by; the deliver worker checks it with auth. */
+struct msg_deliver_channel {
+	uint32_t	uid, gid;
+};
+
+struct msg_deliver {
+	uint64_t	req;
+	char		session[SESSION_ID_LEN + 1];
+	char		user[AUTH_USER_MAX + 1];	/* passwd-file name */
+	char		sender[PROTO_ADDR_MAX + 1];	/* "" = null sender */
+	char		rcpt[PROTO_ADDR_MAX + 1];	/* as given in RCPT */
+};
+
+struct msg_delivered {
+	uint64_t	req;
+	int32_t		result;		/* enum store_result */
+	char		reason[PROTO_REASON_MAX];	/* for the log */
+};
 
 #define PROTO_STR_OK(field) (memchr((field), '\0', sizeof(field)) != NULL)
 

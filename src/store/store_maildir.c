@@ -20,6 +20,7 @@
  * SHA-256 of the base name, which is stable as long as the name is.
  */
 #include "store.h"
+#include "store_append.h"
 #include "store_lock.h"
 
 #include <dirent.h>
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -1032,6 +1034,139 @@ md_close(struct store **st, struct store_index *idx)
 	}
 }
 
+/* Tries at a unique name before giving up: each clash means a reused pid. */
+#define MD_APPEND_TRIES	8
+/* Host part of a delivered name: enough to tell machines apart. */
+#define MD_HOST_MAX	32
+
+/* This host's name, with the octets a Maildir name must not hold replaced. */
+static void
+md_hostname(char *out, size_t size)
+{
+	char host[256] = "localhost";
+	size_t o = 0;
+
+	(void)gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	for (const char *h = host; *h != '\0' && o + 1 < size &&
+	    o < MD_HOST_MAX; h++) {
+		unsigned char c = (unsigned char)*h;
+
+		out[o++] = (c == '/' || c == ':' || c == ',' || c <= ' ' ||
+		    c >= 0x7f) ? '_' : (char)c;
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
+ * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
+ * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
+ * at most a file in tmp/, never a partial one in new/.
+ */
+static enum store_result
+md_append(const struct store_params *p, int in, const struct store_delivery *d,
+    char *err)
+{
+	static unsigned int seq;
+	char dir[PATH_MAX], host[MD_HOST_MAX + 1], uniq[NAME_MAX + 1];
+	char final[NAME_MAX + 1];
+	uint64_t stored = 0, crlfsize = 0;
+	enum store_result res = STORE_TEMPFAIL;
+	int dfd = -1, tmpfd = -1, newfd = -1, fd = -1;
+	bool ends_lf;
+
+	err[0] = '\0';
+	if (str_fmt(dir, sizeof(dir), "%s/tmp", p->path) < 0) {
+		(void)str_copy(err, ERR_LEN, "maildir path too long");
+		return STORE_PERMFAIL;
+	}
+	/* A first delivery makes the mailbox, as MTAs' local agents do. */
+	if ((dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 &&
+	    errno == ENOENT && store_mkdirs(p->path) == 0)
+		dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOTDIR ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	}
+	for (const char *sub = "tmp"; sub != NULL;
+	    sub = sub[0] == 't' ? "new" : sub[0] == 'n' ? "cur" : NULL) {
+		if (mkdirat(dfd, sub, 0700) == -1 && errno != EEXIST) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/%s: %s",
+			    p->path, sub, strerror(errno));
+			goto out;
+		}
+	}
+	if ((tmpfd = md_open_dir(dfd, "tmp")) == -1 ||
+	    (newfd = md_open_dir(dfd, "new")) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/tmp or new: %s",
+		    p->path, strerror(errno));
+		res = errno == ENOTDIR || errno == ELOOP ? STORE_PERMFAIL :
+		    STORE_TEMPFAIL;
+		goto out;
+	}
+	md_hostname(host, sizeof(host));
+	for (int i = 0; fd == -1; i++) {
+		struct timeval tv;
+
+		if (i == MD_APPEND_TRIES) {
+			(void)str_fmt(err, ERR_LEN, "no unique name in %s/tmp",
+			    p->path);
+			goto out;
+		}
+		(void)gettimeofday(&tv, NULL);
+		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u.%s",
+		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+		    ++seq, host) < 0)
+			goto out;
+		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
+			    p->path, uniq, strerror(errno));
+			goto out;
+		}
+	}
+	if (store_append_copy(in, fd, d, STORE_ESCAPE_NONE, &stored, &crlfsize,
+	    &ends_lf, err) < 0)
+		goto unlink;
+	if (fsync(fd) == -1 || store_close_fd(&fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "fsync %s/tmp/%s: %s", p->path,
+		    uniq, strerror(errno));
+		goto unlink;
+	}
+	if (str_fmt(final, sizeof(final), "%s,S=%llu,W=%llu", uniq,
+	    (unsigned long long)stored, (unsigned long long)crlfsize) < 0 ||
+	    renameat2(tmpfd, uniq, newfd, final, RENAME_NOREPLACE) == -1) {
+		(void)str_fmt(err, ERR_LEN, "rename into %s/new: %s", p->path,
+		    strerror(errno));
+		goto unlink;
+	}
+	if (fsync(newfd) == -1) {
+		/*
+		 * The name is in new/, possibly not on disk: take it back so
+		 * the MTA's retry cannot make a second copy.
+		 */
+		(void)str_fmt(err, ERR_LEN, "fsync %s/new: %s", p->path,
+		    strerror(errno));
+		(void)unlinkat(newfd, final, 0);
+		goto out;
+	}
+	res = STORE_OK;
+	goto out;
+unlink:
+	if (errno == EDQUOT || errno == ENOSPC)
+		res = STORE_TEMPFAIL;
+	(void)unlinkat(tmpfd, uniq, 0);
+out:
+	(void)store_close_fd(&fd);
+	(void)store_close_fd(&tmpfd);
+	(void)store_close_fd(&newfd);
+	(void)store_close_fd(&dfd);
+	return res;
+}
+
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open = md_open,
@@ -1040,4 +1175,5 @@ const struct store_ops store_maildir_ops = {
 	.read_close = md_read_close,
 	.commit = md_commit,
 	.close = md_close,
+	.append = md_append,
 };

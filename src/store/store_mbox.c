@@ -27,6 +27,7 @@
  * over the mbox: a kill -9 leaves the old or the new mbox, never a mix.
  */
 #include "store.h"
+#include "store_append.h"
 #include "store_lock.h"
 #include "mbox_lock.h"
 
@@ -747,6 +748,12 @@ mbox_open(struct store **st_r, const struct store_params *p,
 		*st_r = (struct store *)mb;
 		return STORE_OK;
 	}
+	/* A delivery killed half-way left a tail: cut it before scanning. */
+	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+		mbox_mta_unlock(mb);
+		res = STORE_TEMPFAIL;
+		goto fail;
+	}
 	if ((mb->iobuf = malloc(STORE_IOBUF)) == NULL) {
 		(void)str_copy(err, ERR_LEN, "out of memory");
 		res = STORE_TEMPFAIL;
@@ -1021,6 +1028,11 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 		return res;
 	if ((res = mbox_check(mb, true, 0, err)) != STORE_OK)
 		goto out;
+	/* ... and the tail a delivery killed during this session left. */
+	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+		res = STORE_TEMPFAIL;
+		goto out;
+	}
 	res = STORE_TEMPFAIL;
 	if (fstat(mb->fd, &sb) == -1) {
 		(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s", mb->path,
@@ -1078,6 +1090,7 @@ mbox_close(struct store **st, struct store_index *idx)
 const struct store_ops store_mbox_ops = {
 	.name = "mbox",
 	.open = mbox_open,
+	.append = store_mbox_append,
 	.read_open = mbox_read_open,
 	.read = mbox_read,
 	.read_close = mbox_read_close,

@@ -567,7 +567,8 @@ class Server:
         """Children must be gone after the master exits; kill stragglers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not any(self.pids(r) for r in ("auth", "login", "mail")):
+            if not any(self.pids(r) for r in ("auth", "login", "mail",
+                                              "lmtp", "deliver")):
                 return
             time.sleep(0.05)
         self._killgroup()
