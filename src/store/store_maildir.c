@@ -73,7 +73,7 @@ struct md_cache_ent {
 };
 
 struct maildir {
-	char		 path[PATH_MAX];
+	char		*path;		/* < PATH_MAX; not 4 KiB per session */
 	int		 lock_fd;
 	int		 cur_fd;
 	int		 new_fd;	/* -1: no new/ */
@@ -667,6 +667,7 @@ md_free(struct maildir *md)
 	free(md->iobuf);
 	(void)store_close_fd(&md->cur_fd);
 	(void)store_close_fd(&md->new_fd);
+	free(md->path);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
 }
@@ -751,10 +752,15 @@ md_open(struct store **st_r, const struct store_params *p,
 		return STORE_TEMPFAIL;
 	}
 	md->lock_fd = md->cur_fd = md->new_fd = -1;
-	if (str_copy(md->path, sizeof(md->path), p->path) == -1 ||
+	if (strlen(p->path) >= PATH_MAX ||
 	    str_fmt(lock, sizeof(lock), "%s/%s", p->path, MD_LOCK_NAME) == -1) {
 		(void)str_copy(err, ERR_LEN, "maildir path too long");
 		res = STORE_PERMFAIL;
+		goto fail;
+	}
+	if ((md->path = strdup(p->path)) == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		res = STORE_TEMPFAIL;
 		goto fail;
 	}
 	if (stat(md->path, &st) == -1) {
@@ -816,9 +822,13 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	if (md->cache_dirty)
 		md_cache_save(md);
-	/* Only sizing and the cache need it: an idle session costs no 64 KiB. */
+	/*
+	 * Only the open needs these: an idle session holds its index, not
+	 * 64 KiB of read buffer or the whole cache.
+	 */
 	free(md->iobuf);
 	md->iobuf = NULL;
+	md_cache_drop(md);
 	if (md->count > 0 &&
 	    (idx->msgs = calloc(md->count, sizeof(*idx->msgs))) == NULL) {
 		(void)str_copy(err, ERR_LEN, "out of memory");

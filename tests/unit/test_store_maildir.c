@@ -682,8 +682,9 @@ test_duplicate_base_names_yield_one_message(void **state)
 
 /*
  * An open session holds its index, not the 64 KiB read buffer that sizing
- * needs: with 1,000 idle sessions that buffer was most of a worker's
- * memory. (Measured with glibc's mallinfo2; under ASan it reads 0.)
+ * needs nor the parsed cache: with 1,000 idle sessions those were most of
+ * a worker's memory. (Measured with glibc's mallinfo2; under ASan it
+ * reads 0.)
  */
 static void
 test_open_session_does_not_hold_the_read_buffer(void **state)
@@ -695,11 +696,13 @@ test_open_session_does_not_hold_the_read_buffer(void **state)
 
 	make_maildir(f);
 	put(f, "new", "1.a", "x\ny\n", 4);
-	before = mallinfo2().uordblks;
-	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
-	assert_int_equal(idx.count, 1);
-	assert_true(mallinfo2().uordblks - before < 32 * 1024);
-	store_maildir_ops.close(&st, &idx);
+	for (int warm = 0; warm <= 1; warm++) {
+		before = mallinfo2().uordblks;
+		assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+		assert_int_equal(idx.count, 1);
+		assert_true(mallinfo2().uordblks - before < 12 * 1024);
+		store_maildir_ops.close(&st, &idx);
+	}
 }
 
 int
