@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "../lib/log.h"
 #include "../lib/net.h"
@@ -229,7 +230,6 @@ session_flush(struct session *s)
 		s->bytes_out += (uint64_t)n;
 		/* Progress: a long RETR to a reading client never times out. */
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
-		s->outq_seen = 0;
 	}
 	s->out_start = s->out_end = 0;
 	if (!s->more) {
@@ -238,32 +238,21 @@ session_flush(struct session *s)
 	}
 }
 
-/*
- * Is the client still taking what the kernel holds for it? Our writes can
- * stop for longer than the idle time while a slow reader drains a send
- * buffer the kernel grew to megabytes: that client is reading, not idle.
- * A client that stopped reading is caught at the next timeout.
- */
-static bool
-session_peer_reading(struct session *s)
-{
-	int q;
-
-	if (s->fd < 0 || ioctl(s->fd, SIOCOUTQ, &q) == -1 || q <= 0)
-		return false;
-	if (s->outq_seen != 0 && (size_t)q >= s->outq_seen)
-		return false;
-	s->outq_seen = (size_t)q;
-	return true;
-}
-
 static void
 session_timeout(struct ev *ev, void *arg)
 {
 	struct session *s = arg;
+	int queued;
 
 	(void)ev;
-	if (session_peer_reading(s)) {
+	/*
+	 * What the kernel still holds for a slow reader is progress too: the
+	 * last write may have filled a socket buffer of megabytes that the
+	 * client is still draining. Idle means nothing moved for idle_ms.
+	 */
+	if (ioctl(s->fd, SIOCOUTQ, &queued) == 0 && queued > 0 &&
+	    (unsigned int)queued != s->kernel_queued) {
+		s->kernel_queued = (unsigned int)queued;
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
 		return;
 	}
