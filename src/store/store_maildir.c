@@ -7,12 +7,15 @@
  * <maildir>/postino-sizes ("<base name> <crlf size>\n" per line), else from
  * reading the file once; newly computed sizes are written back to the cache.
  *
- * UIDL: the base name (before ':') when it is 1..70 characters in 0x21..0x7E;
- * otherwise "x" followed by the lower-case hex of the first 16 bytes of the
- * SHA-256 of the base name, which is stable as long as the name is.
+ * UIDL: the one Dovecot or Courier gave the message when it served this
+ * Maildir before (maildir_uidlist.h); else the base name (before ':') when
+ * it is 1..70 characters in 0x21..0x7E; otherwise "x" followed by the
+ * lower-case hex of the first 16 bytes of the SHA-256 of the base name,
+ * which is stable as long as the name is.
  */
 #include "store.h"
 #include "store_lock.h"
+#include "maildir_uidlist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,6 +73,7 @@ struct maildir {
 	size_t		 ncache;
 	bool		 cache_dirty;
 	unsigned char	*iobuf;
+	struct maildir_uidlist *legacy;	/* UIDLs of the previous server */
 };
 
 struct md_reader {
@@ -602,6 +606,7 @@ md_free(struct maildir *md)
 		free(md->cache[i].base);
 	free(md->cache);
 	free(md->iobuf);
+	maildir_uidlist_free(&md->legacy);
 	(void)store_close_fd(&md->cur_fd);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
@@ -709,6 +714,7 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	if ((res = md_move_new(md, dirfd, err)) != STORE_OK)
 		goto fail;
+	md->legacy = maildir_uidlist_load(dirfd);
 	(void)close(dirfd);
 	dirfd = -1;
 	md_cache_load(md);
@@ -733,8 +739,11 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	for (unsigned int i = 0; i < md->count; i++) {
 		idx->msgs[i].size = md->msgs[i].size;
-		md_uidl(&md->msgs[i], idx->msgs[i].uidl);
+		if (!maildir_uidlist_find(md->legacy, md->msgs[i].name,
+		    md->msgs[i].baselen, idx->msgs[i].uidl))
+			md_uidl(&md->msgs[i], idx->msgs[i].uidl);
 	}
+	maildir_uidlist_free(&md->legacy);
 	idx->count = md->count;
 	idx->total_size = total;
 	*st_r = (struct store *)md;
