@@ -4,6 +4,7 @@
 #   make SAN=1      the same with AddressSanitizer + UBSan (build/asan/)
 #   make V=1        show the full compiler commands
 #   make run        install what is missing, build, serve a demo on port 1110
+#                   (DEMO_PORT=, DEMO_TLS_PORT= for others)
 #   make check      install test dependencies, build both ways, run every test
 #   make unit       cmocka unit tests only (SAN=1 for the sanitizer build)
 #   make fuzz       libFuzzer targets for the parsers (clang), FUZZ_SECONDS each
@@ -135,8 +136,13 @@ deps:
 deps-build:
 	@sh tests/deps.sh build
 
+# The demo's ports (make run DEMO_PORT=2110 DEMO_TLS_PORT=2995 when 1110
+# or 1995 is taken; `make clean` first if the demo exists).
+DEMO_PORT ?= 1110
+DEMO_TLS_PORT ?= 1995
 demo: $(PROGS)
-	@sh demo/make-demo.sh $(BUILD)
+	@DEMO_PORT=$(DEMO_PORT) DEMO_TLS_PORT=$(DEMO_TLS_PORT) \
+	    sh demo/make-demo.sh $(BUILD)
 
 # Install first, then a new make reads the Makefile again: pkg-config and
 # every check see the installed packages.
@@ -248,4 +254,5 @@ clean:
 	case "$$h" in /var/tmp/postino-demo-*) rm -rf "$$h" ;; esac
 	rm -rf build
 
--include $(shell find build -path build/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
+# Only this build's objects: build/ also holds packages and test roots.
+-include $(shell find $(BUILD)/src $(BUILD)/tests -name '*.d' -type f 2>/dev/null)

@@ -8,6 +8,8 @@ build=$1
 top=$(pwd)
 root="$top/$build/demo"
 src="$top/demo"
+port=${DEMO_PORT:-1110}
+tport=${DEMO_TLS_PORT:-1995}
 
 if [ -f "$root/postinod.conf" ]; then
 	exit 0
@@ -47,12 +49,12 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 
 {
 	echo "# Demo configuration written by demo/make-demo.sh"
-	echo "listen = 127.0.0.1:1110"
-	echo "listen_tls = 127.0.0.1:1995"
+	echo "listen = 127.0.0.1:$port"
+	echo "listen_tls = 127.0.0.1:$tport"
 	# Files in /proc report size 0: read it instead of testing -s.
 	if grep -q . /proc/net/if_inet6 2>/dev/null; then
-		echo "listen = [::1]:1110"
-		echo "listen_tls = [::1]:1995"
+		echo "listen = [::1]:$port"
+		echo "listen_tls = [::1]:$tport"
 	fi
 	echo "tls_cert = $root/cert.pem"
 	echo "tls_key = $root/key.pem"
