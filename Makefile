@@ -26,6 +26,11 @@ LDLIBS	 = -lssl -lcrypto -lcrypt
 GMIME_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags gmime-3.0 2>/dev/null))
 GMIME_LIBS   = $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 
+# libpq for passdb = pgsql (src/auth/auth_pgsql.c), linked into postinod
+# (and the tests) only: postino-passwd and postino never use it.
+PQ_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libpq 2>/dev/null))
+PQ_LIBS	  = -lpq
+
 ifeq ($(SAN),1)
 BUILD	 = build/asan
 CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -49,7 +54,9 @@ endif
 # $(BUILD)/libpostino-FOO.a before $(LIB_SHARED), and name what it may use
 # in the `layers` target below.
 shared_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
-server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c))
+# src/deliver/: the LMTP and deliver roles of postinod (and postino-deliver).
+server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
+	     $(filter-out src/deliver/postino-deliver.c,$(wildcard src/deliver/*.c))
 client_SRC = $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 LAYERS	   = shared server client
 
@@ -61,7 +68,7 @@ objs	   = $(addprefix $(BUILD)/,$(1:.c=.o))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd
+SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver
 PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
 VERSION	:= $(shell sed -n 's/^\#define POSTINO_VERSION[^"]*"\(.*\)"/\1/p' src/lib/version.h)
 # Manual pages: doc/*.[1-8] as written, postinod.conf(5) made from the
@@ -87,6 +94,7 @@ deps-check:
 deps-check-server:
 	@sh tests/deps.sh check server
 
+$(BUILD)/src/auth/auth_pgsql.o: CFLAGS += $(PQ_CFLAGS)
 $(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
 $(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
@@ -103,10 +111,13 @@ $(BUILD)/libpostino-%.a: $$(call objs,$$($$*_SRC))
 	$(call quiet,AR,$@)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/postinod: $(BUILD)/src/server/main.o $(LIB_SERVER) $(LIB_SHARED)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
@@ -115,7 +126,8 @@ $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o \
     $(LIB_CLIENT) $(LIB_SERVER) $(LIB_SHARED)
 	@mkdir -p $(@D)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) -lcmocka
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) \
+	    $(PQ_LIBS) -lcmocka
 
 # A symbol a lower layer uses but only an upper (or sibling) layer defines
 # is a dependency in the wrong direction.
@@ -183,8 +195,11 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	$(INSTALL) -m 755 $(BUILD)/postinod $(DESTDIR)$(SBINDIR)/postinod
 	$(INSTALL) -m 755 $(BUILD)/postino-passwd $(DESTDIR)$(BINDIR)/postino-passwd
+	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
+	@if [ -e doc/postino-deliver.8 ]; then \
+	    $(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8; fi
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
 	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service
@@ -230,12 +245,13 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC)
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
 	$(call quiet,FUZZ,$@)clang -std=c17 -D_GNU_SOURCE -g -O1 \
-	    -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+	    -fsanitize=fuzzer,address,undefined $(PQ_CFLAGS) -o $@ $< \
+	    $(FUZZ_LIB_SRC) $(LDLIBS) $(PQ_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/fuzz/corpus-$${f##*/}; \
@@ -247,6 +263,21 @@ check: deps
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 blackbox
+	$(MAKE) SAN=1 bench-smoke
+
+# The benchmark against Dovecot (bench/run.py, bench/loadgen.c):
+# bench (< 30 min), bench-quick (< 3 min); bench-smoke: one tiny run
+# against postinod only, for check. Results: build/bench/.
+.PHONY: bench bench-quick bench-smoke bench-build
+$(BUILD)/loadgen: bench/loadgen.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lssl -lcrypto -lpthread
+
+bench-build: $(BUILD)/loadgen $(BUILD)/postinod $(BUILD)/postino-passwd
+
+bench bench-quick bench-smoke: bench-build
+	$(PYTHON) bench/run.py --build $(BUILD) \
+	    $(if $(filter bench-quick,$@),--quick)$(if $(filter bench-smoke,$@),--smoke)
 
 # The demo's mail, when it had to live outside build/ (demo/make-demo.sh).
 clean:

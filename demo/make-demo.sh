@@ -60,17 +60,25 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 	echo "tls_key = $root/key.pem"
 	echo "passwd_file = $root/passwd"
 	echo "mailbox = maildir:~/Maildir"
-	echo "login_chroot = $root/empty"
 	echo "auth_fail_delay_ms = 500"
 	echo "ready_file = $root/ready"
 	if [ "$(id -u)" = 0 ]; then
-		# Roles never run as root: mail is read as "nobody" here.
-		echo "login_user = nobody"
+		# Roles never run as root: mail is read as "nobody" here, and
+		# the login role has a user of its own (postinod refuses one
+		# that reads mail) in an empty directory only root can change.
+		echo "login_user = postino"
+		echo "login_chroot = /run/postino/empty"
 		echo "mail_user = nobody"
+	else
+		echo "login_chroot = $root/empty"
 	fi
 } > "$root/postinod.conf"
 if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$home"
 	chown -R nobody:nogroup "$home/demo"
 	chmod 600 "$root/passwd" "$root/key.pem"
+	id postino >/dev/null 2>&1 ||
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin postino
+	install -d -o root -g root -m 755 /run/postino /run/postino/empty
 fi

@@ -7,7 +7,7 @@
 #                              the apt-get line, and fail (what `make` runs first)
 set -eu
 
-server="gcc make libc6-dev libssl-dev libcrypt-dev openssl"
+server="gcc make libc6-dev libssl-dev libcrypt-dev openssl libpq-dev"
 build="$server pkg-config libgmime-3.0-dev"
 # Packaging and its tests: the man-page check (man-db, groff-base), make
 # deb (build-essential, debhelper, dpkg-dev, fakeroot, lintian), the units
@@ -16,7 +16,8 @@ build="$server pkg-config libgmime-3.0-dev"
 pkg="man-db groff-base build-essential debhelper dpkg-dev fakeroot lintian
 	systemd debootstrap git"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
-	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev $pkg"
+	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
+	postfix dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"
 
 check=false
 if [ "${1:-}" = check ]; then

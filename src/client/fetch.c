@@ -8,13 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "../lib/fdio.h"
+#include "../store/mbox_lock.h"
 
 struct fetch_dest {
 	enum fetch_kind	 kind;
@@ -25,10 +29,18 @@ struct fetch_dest {
 	char		 name[PATH_MAX];	/* Maildir: base name in tmp/ */
 	int		 fd;			/* message file or spool */
 	char		 final[PATH_MAX];	/* Maildir: name in new/ */
+	bool		 spool_named;		/* fetch_set_spool() */
+	char		 result[PATH_MAX];	/* MDA: its outcome, for recovery */
+	int		 result_fd;		/* MDA: locked while it runs */
+	mode_t		 mda_umask;
 	int		 mbox_fd;		/* mbox: locked once prepared */
-	char		 lock[PATH_MAX];	/* mbox: our dotlock, or "" */
+	struct mbox_lock lk;			/* mbox: its locks */
 	off_t		 old_size;		/* mbox: size before append */
-	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: From_ line */
+	int		 gap;			/* mbox: '\n's before From_ */
+	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: gap, From_ */
+	unsigned long	 commits;
+	unsigned long	 kill_append;		/* test hook, see fetch_open */
+	bool		 unsynced;		/* Maildir: renames to fsync */
 	bool		 prepared;
 	bool		 active;
 	bool		 failed;
@@ -64,6 +76,27 @@ put(struct fetch_dest *d, const char *data, size_t len)
 	}
 	memcpy(d->buf + d->used, data, len);
 	d->used += len;
+	return 0;
+}
+
+/* n octets at off, all of them; 0, or -1 (errno, or EIO at the end). */
+static int
+fd_pread_all(int fd, char *buf, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t r = pread(fd, buf, n, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += r;
+		n -= (size_t)r;
+		off += r;
+	}
 	return 0;
 }
 
@@ -185,7 +218,8 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 		return -1;
 	}
 	d->kind = kind;
-	d->fd = d->dir_tmp = d->dir_new = d->mbox_fd = -1;
+	d->fd = d->dir_tmp = d->dir_new = d->mbox_fd = d->result_fd = -1;
+	d->mda_umask = 022;
 	if (str_copy(d->where, sizeof(d->where), where) < 0) {
 		str_copy(err, ERR_LEN, "path too long");
 		goto fail;
@@ -208,12 +242,56 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 		d->fd = open_spool(err);
 		if (d->fd < 0)
 			goto fail;
+		if (kind == FETCH_MBOX && mbox_lock_init(&d->lk, where,
+		    FETCH_DOTLOCK_STALE, err) < 0)
+			goto fail;
+	}
+	/*
+	 * Test hook: die like kill -9 half-way through the Nth mbox append,
+	 * with the mbox locked.
+	 */
+	{
+		const char *v = getenv("POSTINO_TEST_KILL_APPEND");
+		uint32_t n;
+
+		if (v != NULL && str_parse_u32(v, &n) == 0)
+			d->kill_append = n;
 	}
 	*d_r = d;
 	return 0;
 fail:
 	fetch_close(&d);
 	return -1;
+}
+
+int
+fetch_set_spool(struct fetch_dest *d, const char *path, char *err)
+{
+	int fd;
+
+	if (d->kind == FETCH_MAILDIR)
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+	    0600);
+	if (fd < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (str_fmt(d->result, sizeof(d->result), "%s.mda", path) < 0) {
+		close(fd);
+		str_copy(err, ERR_LEN, "spool path too long");
+		return -1;
+	}
+	close(d->fd);
+	d->fd = fd;
+	d->spool_named = true;
+	return 0;
+}
+
+void
+fetch_set_mda_umask(struct fetch_dest *d, mode_t mask)
+{
+	d->mda_umask = mask;
 }
 
 int
@@ -368,81 +446,16 @@ fetch_size(const struct fetch_dest *d)
 	return d->size;
 }
 
-/* ---- mbox locking: dotlock, then fcntl, both bounded in time ---- */
-
+/* Copy up to limit octets of the spool into fd; 0 or -1 with errno. */
 static int
-dotlock(const char *path, char *lock, size_t size, char *err)
-{
-	char tmp[PATH_MAX];
-	int fd;
-
-	if (str_fmt(lock, size, "%s.lock", path) < 0 ||
-	    str_fmt(tmp, sizeof(tmp), "%s.lock.%ld", path,
-	    (long)getpid()) < 0) {
-		str_copy(err, ERR_LEN, "path too long");
-		return -1;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0600);
-	if (fd < 0) {
-		/* A spool directory we may not write: fcntl alone guards. */
-		if (errno == EACCES) {
-			lock[0] = '\0';
-			return 0;
-		}
-		(void)str_fmt(err, ERR_LEN, "%s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	close(fd);
-	/* link() is atomic even over NFS, where O_EXCL was not. */
-	for (int i = 0; i < FETCH_LOCK_WAIT * 10; i++) {
-		struct stat sb;
-
-		if (link(tmp, lock) == 0 ||
-		    (stat(tmp, &sb) == 0 && sb.st_nlink == 2)) {
-			(void)unlink(tmp);
-			return 0;
-		}
-		if (errno != EEXIST)
-			break;
-		if (lstat(lock, &sb) == 0 &&
-		    time(NULL) - sb.st_mtime > FETCH_DOTLOCK_STALE)
-			(void)unlink(lock);
-		else
-			usleep(100000);
-	}
-	(void)str_fmt(err, ERR_LEN, "%s: %s", lock, errno == EEXIST ?
-	    "locked by another program" : strerror(errno));
-	(void)unlink(tmp);
-	return -1;
-}
-
-static int
-fcntl_lock(int fd, short type)
-{
-	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
-
-	for (int i = 0; i < FETCH_LOCK_WAIT * 10; i++) {
-		if (fcntl(fd, F_SETLK, &fl) == 0)
-			return 0;
-		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
-			return -1;
-		usleep(100000);
-	}
-	errno = EWOULDBLOCK;
-	return -1;
-}
-
-/* Copy the spool into fd; 0 or -1 with errno. */
-static int
-copy_spool(struct fetch_dest *d, int fd)
+copy_spool(struct fetch_dest *d, int fd, uint64_t limit)
 {
 	char buf[FETCH_BUF_SIZE];
+	off_t off = 0;
 
-	if (lseek(d->fd, 0, SEEK_SET) < 0)
-		return -1;
-	for (;;) {
-		ssize_t n = read(d->fd, buf, sizeof(buf));
+	while (limit > 0) {
+		size_t want = limit < sizeof(buf) ? (size_t)limit : sizeof(buf);
+		ssize_t n = pread(d->fd, buf, want, off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -452,68 +465,187 @@ copy_spool(struct fetch_dest *d, int fd)
 			return 0;
 		if (fd_write_all(fd, buf, (size_t)n) < 0)
 			return -1;
+		off += n;
+		limit -= (uint64_t)n;
 	}
+	return 0;
 }
 
 /* Empty lines owed before a new From_ line so the old message ends. */
 static int
-mbox_gap(int fd, off_t size, const char **gap_r)
+mbox_gap(int fd, off_t size, int *gap_r)
 {
 	char tail[2];
 
-	*gap_r = "";
+	*gap_r = 0;
 	if (size == 0)
 		return 0;
 	if (pread(fd, tail, size >= 2 ? 2 : 1, size >= 2 ? size - 2 : 0) < 0)
 		return -1;
 	if (size >= 2 && tail[0] == '\n' && tail[1] == '\n')
-		*gap_r = "";
+		*gap_r = 0;
 	else if (tail[size >= 2 ? 1 : 0] == '\n')
-		*gap_r = "\n";
+		*gap_r = 1;
 	else
-		*gap_r = "\n\n";
+		*gap_r = 2;
 	return 0;
 }
 
 static void
 mbox_unlock(struct fetch_dest *d)
 {
-	if (d->mbox_fd >= 0) {
-		(void)fcntl_lock(d->mbox_fd, F_UNLCK);
+	mbox_lock_release(&d->lk);
+	if (d->mbox_fd >= 0)
 		close(d->mbox_fd);
-		d->mbox_fd = -1;
-	}
-	if (d->lock[0] != '\0')
-		(void)unlink(d->lock);
-	d->lock[0] = '\0';
+	d->mbox_fd = -1;
 }
 
-/* Dotlock, open and fcntl-lock the mbox; *size_r its size. 0 or -1. */
+/*
+ * Open and lock the mbox (src/store/mbox_lock.h: the store's dotlock with
+ * our pid and fcntl), making sure the path still names the locked file:
+ * postinod and some MUAs replace an mbox by rename. *size_r its size.
+ * 0; 1 when it does not exist and create is false; -1 with err.
+ */
 static int
-mbox_lock(struct fetch_dest *d, off_t *size_r, char *err)
+mbox_lock(struct fetch_dest *d, bool create, off_t *size_r, char *err)
 {
 	struct stat sb;
 
-	if (dotlock(d->where, d->lock, sizeof(d->lock), err) < 0) {
-		d->lock[0] = '\0';
-		return -1;
-	}
-	d->mbox_fd = open(d->where, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOFOLLOW, 0600);
-	if (d->mbox_fd < 0 || fcntl_lock(d->mbox_fd, F_WRLCK) < 0 ||
-	    fstat(d->mbox_fd, &sb) < 0) {
-		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
-		    strerror(errno));
+	for (int tries = 0; tries < 3; tries++) {
+		d->mbox_fd = open(d->where, O_RDWR | O_APPEND | O_CLOEXEC |
+		    O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | (create ? O_CREAT : 0),
+		    0600);
+		if (d->mbox_fd < 0) {
+			if (!create && errno == ENOENT)
+				return 1;
+			(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
+			    strerror(errno));
+			return -1;
+		}
+		if (fstat(d->mbox_fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			(void)str_fmt(err, ERR_LEN, "%s: not a regular file",
+			    d->where);
+			mbox_unlock(d);
+			return -1;
+		}
+		if (mbox_lock_wait(&d->lk, d->mbox_fd, FETCH_LOCK_WAIT, err) !=
+		    MBOX_LOCK_OK) {
+			mbox_unlock(d);
+			return -1;
+		}
+		if (mbox_lock_same_file(d->mbox_fd, d->where) &&
+		    fstat(d->mbox_fd, &sb) == 0) {
+			*size_r = sb.st_size;
+			return 0;
+		}
 		mbox_unlock(d);
-		return -1;
 	}
-	if (!S_ISREG(sb.st_mode)) {
-		(void)str_fmt(err, ERR_LEN, "%s: not a regular file", d->where);
-		mbox_unlock(d);
-		return -1;
+	(void)str_fmt(err, ERR_LEN, "%s keeps being replaced", d->where);
+	return -1;
+}
+
+/*
+ * The octets an append writes, as one sequence: hdr (the empty lines and
+ * the From_ line), then the spool, then one "\n". Reads n of them at pos.
+ */
+struct append_bytes {
+	const char	*hdr;
+	size_t		 hdr_len;
+	uint64_t	 spool_len;
+	uint64_t	 len;		/* all of it */
+};
+
+static int
+append_read(struct fetch_dest *d, const struct append_bytes *ab, uint64_t pos,
+    char *buf, size_t n)
+{
+	while (n > 0) {
+		size_t take;
+
+		if (pos < ab->hdr_len) {
+			take = ab->hdr_len - (size_t)pos;
+			take = take < n ? take : n;
+			memcpy(buf, ab->hdr + pos, take);
+		} else if (pos < ab->hdr_len + ab->spool_len) {
+			uint64_t left = ab->hdr_len + ab->spool_len - pos;
+			ssize_t r;
+
+			take = left < n ? (size_t)left : n;
+			r = pread(d->fd, buf, take, (off_t)(pos - ab->hdr_len));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return -1;
+			take = (size_t)r;
+		} else if (pos < ab->len) {
+			*buf = '\n';
+			take = 1;
+		} else {
+			return -1;
+		}
+		buf += take;
+		pos += take;
+		n -= take;
 	}
-	*size_r = sb.st_size;
 	return 0;
+}
+
+/* SHA-256 in hex of len octets from fd at off (fd -1: of ab). 0 or -1. */
+static int
+digest_range(struct fetch_dest *d, const struct append_bytes *ab, int fd,
+    uint64_t off, uint64_t len, char hex[FETCH_DIGEST_HEX + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char buf[FETCH_BUF_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < sizeof(buf) ? (size_t)(len - done) :
+		    sizeof(buf);
+
+		if (fd < 0) {
+			if (append_read(d, ab, done, buf, n) < 0)
+				goto out;
+		} else if (fd_pread_all(fd, buf, n, (off_t)(off + done)) < 0) {
+			goto out;
+		}
+		if (EVP_DigestUpdate(ctx, buf, n) != 1)
+			goto out;
+		done += n;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
+		goto out;
+	for (unsigned int i = 0; i < mdlen; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* Do the n octets of fd at off equal the append's first n? */
+static bool
+range_is_prefix(struct fetch_dest *d, const struct append_bytes *ab, int fd,
+    uint64_t off, uint64_t n)
+{
+	char a[FETCH_BUF_SIZE / 2], b[FETCH_BUF_SIZE / 2];
+
+	if (n > ab->len)
+		return false;
+	for (uint64_t done = 0; done < n;) {
+		size_t k = n - done < sizeof(a) ? (size_t)(n - done) :
+		    sizeof(a);
+
+		if (fd_pread_all(fd, a, k, (off_t)(off + done)) < 0 ||
+		    append_read(d, ab, done, b, k) < 0 || memcmp(a, b, k) != 0)
+			return false;
+		done += k;
+	}
+	return true;
 }
 
 static int
@@ -542,72 +674,93 @@ maildir_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 	return 0;
 }
 
+/* The rename becomes durable with new/ itself, in fetch_sync(). */
 static int
 maildir_commit(struct fetch_dest *d, char *err)
 {
-	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0 ||
-	    fsync(d->dir_new) < 0) {
+	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s/new/%s: %s", d->where, d->final,
 		    strerror(errno));
-		/* Not durable: take it back so it is fetched again. */
-		(void)unlinkat(d->dir_new, d->final, 0);
 		return -1;
 	}
+	d->unsynced = true;
 	return 0;
 }
 
 static int
 mbox_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 {
-	char date[64];
-	const char *gap;
+	struct append_bytes ab;
+	char date[64], hex[FETCH_DIGEST_HEX + 1];
 	struct stat sb;
 	struct tm tm;
 	time_t now = time(NULL);
-	uint64_t end;
 
 	if (flush(d) < 0 || fstat(d->fd, &sb) < 0) {
 		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
 		    strerror(errno));
 		return -1;
 	}
-	if (mbox_lock(d, &d->old_size, err) < 0)
+	if (mbox_lock(d, true, &d->old_size, err) < 0)
 		return -1;
 	localtime_r(&now, &tm);
 	/* The asctime(3) form every mbox reader knows. */
 	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
-	    mbox_gap(d->mbox_fd, d->old_size, &gap) < 0 ||
-	    str_fmt(d->from, sizeof(d->from), "%sFrom %s %s\n", gap,
-	    d->sender[0] != '\0' ? d->sender : "MAILER-DAEMON", date) < 0) {
+	    mbox_gap(d->mbox_fd, d->old_size, &d->gap) < 0 ||
+	    str_fmt(d->from, sizeof(d->from), "%.*sFrom %s %s\n", d->gap,
+	    "\n\n", d->sender[0] != '\0' ? d->sender : "MAILER-DAEMON",
+	    date) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
 		    strerror(errno));
-		mbox_unlock(d);
-		return -1;
+		goto fail;
 	}
-	/* Where the append will end: recovery compares the size with it. */
-	if (__builtin_add_overflow((uint64_t)d->old_size,
-	    (uint64_t)strlen(d->from) + 1, &end) ||
-	    __builtin_add_overflow(end, (uint64_t)sb.st_size, &end) ||
-	    str_fmt(token, size, "mbox %lld %llu", (long long)d->old_size,
-	    (unsigned long long)end) < 0) {
+	ab.hdr = d->from;
+	ab.hdr_len = strlen(d->from);
+	ab.spool_len = (uint64_t)sb.st_size;
+	/*
+	 * What recovery needs to prove that octets after the old end are
+	 * this append and nothing else: its length and digest, and the
+	 * From_ line (the spool holds the rest).
+	 */
+	if (__builtin_add_overflow(ab.hdr_len + 1, ab.spool_len, &ab.len) ||
+	    ab.len > (uint64_t)(INT64_MAX - d->old_size)) {
 		str_copy(err, ERR_LEN, "mbox too large");
-		mbox_unlock(d);
-		return -1;
+		goto fail;
+	}
+	if (digest_range(d, &ab, -1, 0, ab.len, hex) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	if (str_fmt(token, size, "mbox %lld %llu %s %d %.*s",
+	    (long long)d->old_size, (unsigned long long)ab.len, hex, d->gap,
+	    (int)(ab.hdr_len - (size_t)d->gap - 1), d->from + d->gap) < 0) {
+		str_copy(err, ERR_LEN, "delivery token too long");
+		goto fail;
 	}
 	return 0;
+fail:
+	mbox_unlock(d);
+	return -1;
 }
 
 static int
 mbox_commit(struct fetch_dest *d, char *err)
 {
 	int fd = d->mbox_fd, rc = 0;
+	uint64_t limit = UINT64_MAX;
+	struct stat sb;
 
+	if (d->kill_append > 0 && ++d->commits == d->kill_append &&
+	    fstat(d->fd, &sb) == 0)
+		limit = (uint64_t)sb.st_size / 2;
 	if (fd_write_all(fd, d->from, strlen(d->from)) < 0 ||
-	    copy_spool(d, fd) < 0 || fd_write_all(fd, "\n", 1) < 0 ||
-	    fsync(fd) < 0) {
+	    copy_spool(d, fd, limit) < 0 ||
+	    (limit != UINT64_MAX && raise(SIGKILL) != 0) ||
+	    fd_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
 		    strerror(errno));
-		/* Take back the partial message: the mbox is as it was. */
+		/* Take back the partial message: we still hold the locks. */
 		if (ftruncate(fd, d->old_size) < 0 || fsync(fd) < 0)
 			(void)str_fmt(err, ERR_LEN, "%s: could not truncate "
 			    "back to %lld octets: %s", d->where,
@@ -618,10 +771,105 @@ mbox_commit(struct fetch_dest *d, char *err)
 	return rc;
 }
 
+/* Signals a terminal or a service manager sends the whole group. */
+static const int mda_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+
+/* In a child: the MDA, with the user's umask and default signals. */
+static void
+mda_exec(struct fetch_dest *d)
+{
+	for (size_t i = 0; i < sizeof(mda_signals) / sizeof(*mda_signals); i++)
+		(void)signal(mda_signals[i], SIG_DFL);
+	(void)umask(d->mda_umask);
+	if (dup2(d->fd, STDIN_FILENO) < 0)
+		_exit(127);
+	execl("/bin/sh", "sh", "-c", d->where, (char *)NULL);
+	_exit(127);
+}
+
+static int
+wait_child(pid_t pid, int *status, char *err)
+{
+	while (waitpid(pid, status, 0) < 0) {
+		if (errno != EINTR) {
+			(void)str_fmt(err, ERR_LEN, "waitpid: %s",
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * With a result file (fetch_set_spool): a supervisor process runs the
+ * MDA and writes its wait status to the file, under an flock taken before
+ * the fork. It ignores the signals a terminal sends its whole group, so
+ * a postino killed in the middle (kill -9, Ctrl-C) leaves the MDA's
+ * outcome on disk for the next run, which waits for the lock and reads
+ * it: delivered exactly once. Only when the supervisor dies too (a kill
+ * of the whole group or cgroup with SIGKILL, a power failure) is the
+ * outcome unknown, and the message is delivered again.
+ */
+static int
+mda_supervise(struct fetch_dest *d, int *status, char *err)
+{
+	char line[32];
+	pid_t pid;
+	ssize_t n;
+
+	pid = fork();
+	if (pid < 0) {
+		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		pid_t mda;
+		int st;
+
+		unsigned int lo = (unsigned int)(d->fd < d->result_fd ? d->fd :
+		    d->result_fd), hi = (unsigned int)(d->fd < d->result_fd ?
+		    d->result_fd : d->fd);
+
+		for (size_t i = 0; i < sizeof(mda_signals) /
+		    sizeof(*mda_signals); i++)
+			(void)signal(mda_signals[i], SIG_IGN);
+		/*
+		 * Only the spool and the result file: the state's lock, the
+		 * server's socket and the rest must go with postino.
+		 */
+		if ((lo > 3 && close_range(3, lo - 1, 0) < 0) ||
+		    (hi > lo + 1 && close_range(lo + 1, hi - 1, 0) < 0) ||
+		    close_range(hi + 1, ~0U, 0) < 0)
+			_exit(1);
+		mda = fork();
+		if (mda < 0)
+			_exit(1);
+		if (mda == 0)
+			mda_exec(d);
+		while (waitpid(mda, &st, 0) < 0)
+			if (errno != EINTR)
+				_exit(1);
+		(void)str_fmt(line, sizeof(line), "status %d\n", st);
+		if (pwrite(d->result_fd, line, strlen(line), 0) !=
+		    (ssize_t)strlen(line) || fsync(d->result_fd) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	if (wait_child(pid, status, err) < 0)
+		return -1;
+	n = pread(d->result_fd, line, sizeof(line) - 1, 0);
+	line[n > 0 ? n : 0] = '\0';
+	if (sscanf(line, "status %d", status) != 1) {
+		str_copy(err, ERR_LEN, "mda supervisor failed");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 mda_commit(struct fetch_dest *d, char *err)
 {
-	int status;
+	int status, rc;
 	pid_t pid;
 
 	if (flush(d) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
@@ -629,23 +877,23 @@ mda_commit(struct fetch_dest *d, char *err)
 		    strerror(errno));
 		return -1;
 	}
-	pid = fork();
-	if (pid < 0) {
-		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		if (dup2(d->fd, STDIN_FILENO) < 0)
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", d->where, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			(void)str_fmt(err, ERR_LEN, "waitpid: %s",
+	if (d->result_fd >= 0) {
+		rc = mda_supervise(d, &status, err);
+		close(d->result_fd);
+		d->result_fd = -1;
+		if (rc < 0)
+			return -1;
+	} else {
+		pid = fork();
+		if (pid < 0) {
+			(void)str_fmt(err, ERR_LEN, "fork: %s",
 			    strerror(errno));
 			return -1;
 		}
+		if (pid == 0)
+			mda_exec(d);
+		if (wait_child(pid, &status, err) < 0)
+			return -1;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
@@ -656,6 +904,74 @@ mda_commit(struct fetch_dest *d, char *err)
 		(void)str_fmt(err, ERR_LEN, "mda failed (signal %d): %s",
 		    WTERMSIG(status), d->where);
 	return -1;
+}
+
+/* A fresh, locked result file for the MDA's outcome; token "mda wait". */
+static int
+mda_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	if (flush(d) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (!d->spool_named)
+		return str_fmt(token, size, "mda");
+	d->result_fd = open(d->result, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (d->result_fd < 0 || flock(d->result_fd, LOCK_EX | LOCK_NB) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->result,
+		    strerror(errno));
+		if (d->result_fd >= 0)
+			close(d->result_fd);
+		d->result_fd = -1;
+		return -1;
+	}
+	return str_fmt(token, size, "mda wait");
+}
+
+/*
+ * "mda wait": the outcome a supervisor wrote (see mda_supervise), once it
+ * let go of the lock (bounded wait: it may still be running the MDA).
+ */
+static int
+mda_recover(struct fetch_dest *d, char *err)
+{
+	char line[32];
+	ssize_t n;
+	int fd, status, tries = 0;
+
+	if (!d->spool_named)
+		return 0;
+	fd = open(d->result, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->result,
+		    strerror(errno));
+		return -1;
+	}
+	while (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK ||
+		    ++tries > FETCH_MDA_WAIT * 10) {
+			(void)str_fmt(err, ERR_LEN, "%s: the mda of an "
+			    "interrupted run is still running (%s)", d->where,
+			    errno == EWOULDBLOCK ? "waited too long" :
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		(void)nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+	}
+	n = fd >= 0 ? pread(fd, line, sizeof(line) - 1, 0) : 0;
+	if (fd >= 0)
+		close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	if (sscanf(line, "status %d", &status) != 1) {
+		(void)str_fmt(err, ERR_LEN, "the last run was interrupted "
+		    "while the mda ran and its outcome is unknown; the "
+		    "message it was given is delivered again");
+		return 2;
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 0;
 }
 
 int
@@ -681,10 +997,7 @@ fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 		rc = mbox_prepare(d, token, size, err);
 		break;
 	default:
-		rc = flush(d) < 0 ? -1 : str_fmt(token, size, "mda");
-		if (rc < 0)
-			(void)str_fmt(err, ERR_LEN, "temporary file: %s",
-			    strerror(errno));
+		rc = mda_prepare(d, token, size, err);
 		break;
 	}
 	if (rc < 0) {
@@ -740,6 +1053,8 @@ maildir_recover(struct fetch_dest *d, const char *final, char *err)
 	tmpname[s - final] = '\0';
 	/* Killed between prepare and rename: the file is still in tmp/. */
 	(void)unlinkat(d->dir_tmp, tmpname, 0);
+	/* Landed, but maybe not durable: fetch_sync() makes sure. */
+	d->unsynced = true;
 	if (faccessat(d->dir_new, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
 	/* A reader may have moved it to cur/ and added flags (":2,S"). */
@@ -758,30 +1073,76 @@ maildir_recover(struct fetch_dest *d, const char *final, char *err)
 	return found;
 }
 
+/*
+ * Token "OLD LEN DIGEST GAP FROM_LINE" (mbox_prepare). Whatever follows the
+ * old end is removed only when it is proven to be a prefix of this very
+ * append, octet for octet against the spool (whose length and digest
+ * match the token), and nothing else: another program may have appended
+ * after a kill, and its mail must survive.
+ */
 static int
 mbox_recover(struct fetch_dest *d, const char *token, char *err)
 {
-	unsigned long long old, end;
+	unsigned long long old, len;
+	char hex[FETCH_DIGEST_HEX + 1], got[FETCH_DIGEST_HEX + 1];
+	char hdr[sizeof(d->from)];
+	struct append_bytes ab = { 0 };
+	const char *from;
+	bool have_spool = false;
+	struct stat sb;
 	off_t size;
-	int n = -1, rc = 0;
+	int n = -1, gap, rc;
 
-	if (sscanf(token, "%llu %llu%n", &old, &end, &n) != 2 ||
-	    (size_t)n != strlen(token) || old > end || end > INT64_MAX) {
+	if (sscanf(token, "%llu %llu %64[0-9a-f] %d %n", &old, &len, hex,
+	    &gap, &n) != 4 || n < 0 || strlen(hex) != FETCH_DIGEST_HEX ||
+	    gap < 0 || gap > 2 || old > INT64_MAX || len > INT64_MAX - old) {
 		str_copy(err, ERR_LEN, "bad pending mbox delivery");
 		return -1;
 	}
-	if (mbox_lock(d, &size, err) < 0)
+	from = token + n;
+	if (strncmp(from, "From ", 5) != 0 ||
+	    str_fmt(hdr, sizeof(hdr), "%.*s%s\n", gap, "\n\n", from) < 0 ||
+	    len < strlen(hdr) + 1) {
+		str_copy(err, ERR_LEN, "bad pending mbox delivery");
 		return -1;
-	if ((unsigned long long)size >= end) {
+	}
+	ab.hdr = hdr;
+	ab.hdr_len = strlen(hdr);
+	ab.spool_len = len - ab.hdr_len - 1;
+	ab.len = len;
+	if (d->spool_named && fstat(d->fd, &sb) == 0 &&
+	    (uint64_t)sb.st_size == ab.spool_len &&
+	    digest_range(d, &ab, -1, 0, len, got) == 0 &&
+	    strcmp(got, hex) == 0)
+		have_spool = true;
+	rc = mbox_lock(d, false, &size, err);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;	/* no mbox: nothing of it is there */
+	if ((unsigned long long)size == old) {
+		rc = 0;
+	} else if ((unsigned long long)size >= old + len &&
+	    digest_range(d, &ab, d->mbox_fd, old, len, got) == 0 &&
+	    strcmp(got, hex) == 0) {
 		rc = 1;
-	} else if ((unsigned long long)size > old) {
-		/* Killed half-way through the append: take it back. */
+	} else if ((unsigned long long)size > old &&
+	    (unsigned long long)size < old + len && have_spool &&
+	    range_is_prefix(d, &ab, d->mbox_fd, old, (uint64_t)size - old)) {
+		/* Our partial append and nothing after it: take it back. */
 		if (ftruncate(d->mbox_fd, (off_t)old) < 0 ||
 		    fsync(d->mbox_fd) < 0) {
 			(void)str_fmt(err, ERR_LEN, "%s: truncating a partial "
 			    "message: %s", d->where, strerror(errno));
 			rc = -1;
+		} else {
+			rc = 0;
 		}
+	} else {
+		(void)str_fmt(err, ERR_LEN, "%s: a delivery interrupted at "
+		    "offset %llu cannot be told apart from what was written "
+		    "after it (%lld octets now); the mbox is left as it is "
+		    "and the message will be fetched again", d->where, old,
+		    (long long)size);
+		rc = 2;
 	}
 	mbox_unlock(d);
 	return rc;
@@ -798,8 +1159,24 @@ fetch_recover(struct fetch_dest *d, const char *token, char *err)
 		    0;
 	if (strcmp(token, "mda") == 0)
 		return 0;
+	if (strcmp(token, "mda wait") == 0)
+		return d->kind == FETCH_MDA ? mda_recover(d, err) : 0;
 	str_copy(err, ERR_LEN, "unknown pending delivery in the state file");
 	return -1;
+}
+
+int
+fetch_sync(struct fetch_dest *d, char *err)
+{
+	if (d->kind != FETCH_MAILDIR || !d->unsynced)
+		return 0;
+	if (fsync(d->dir_new) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s/new: fsync: %s", d->where,
+		    strerror(errno));
+		return -1;
+	}
+	d->unsynced = false;
+	return 0;
 }
 
 void
@@ -809,6 +1186,9 @@ fetch_abort(struct fetch_dest *d)
 		return;
 	d->active = d->prepared = false;
 	d->used = 0;
+	if (d->result_fd >= 0)
+		close(d->result_fd);
+	d->result_fd = -1;
 	if (d->kind == FETCH_MAILDIR) {
 		if (d->fd >= 0)
 			close(d->fd);
@@ -824,6 +1204,12 @@ fetch_close(struct fetch_dest **d)
 	if (*d == NULL)
 		return;
 	fetch_abort(*d);
+	/*
+	 * Nothing is in flight any more: no copy of the last message stays
+	 * behind. (A run killed before this keeps it for recovery.)
+	 */
+	if ((*d)->spool_named && (*d)->fd >= 0 && ftruncate((*d)->fd, 0) < 0)
+		(*d)->err_no = errno;	/* only a stale copy: not worth a failure */
 	if ((*d)->fd >= 0)
 		close((*d)->fd);
 	if ((*d)->dir_tmp >= 0)

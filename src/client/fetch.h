@@ -5,17 +5,25 @@
  * returns 0; until then nothing of it is visible to a mail reader.
  *
  * - Maildir: written to tmp/ (O_EXCL), fsync, renamed into new/ as
- *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE", then new/ is fsynced. The
- *   directories are created (0700) if missing.
- * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), then
- *   appended under a dotlock (FILE.lock) and an fcntl lock, mboxrd style:
+ *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE"; new/ is fsynced by fetch_sync(),
+ *   once for a batch of messages. The directories are created (0700) if
+ *   missing.
+ * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), or the
+ *   file given to fetch_set_spool(), then appended under the store's mbox
+ *   locks (src/store/mbox_lock.h: FILE.lock with our pid, and fcntl),
+ *   mboxrd style:
  *   a "From SENDER DATE" line (SENDER from Return-Path, else
  *   MAILER-DAEMON), every line matching ^>*From  gets one more '>', an
  *   empty line after the message; fsync. Any failure truncates the mbox
  *   back to its old size.
  * - MDA: spooled the same way, then "/bin/sh -c CMD" gets the whole
- *   message on its standard input; exit status 0 means delivered. A
- *   message is never streamed to the command half-received.
+ *   message on its standard input, with the user's umask
+ *   (fetch_set_mda_umask); exit status 0 means delivered. A message is
+ *   never streamed to the command half-received. With a spool file
+ *   (fetch_set_spool) a supervisor process runs the command and records
+ *   its exit status in SPOOL.mda, so a postino killed while the MDA runs
+ *   learns the outcome in the next run: exactly once, as far as the MDA
+ *   itself delivers all or nothing and says so in its exit status.
  */
 #ifndef POSTINO_FETCH_H
 #define POSTINO_FETCH_H
@@ -23,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../lib/str.h"
 
@@ -31,6 +40,10 @@
 /* How long to wait for an mbox lock (seconds), and when a dotlock is stale. */
 #define FETCH_LOCK_WAIT		30
 #define FETCH_DOTLOCK_STALE	300
+/* Seconds recovery waits for the MDA of an interrupted run to finish. */
+#define FETCH_MDA_WAIT		300
+/* A SHA-256 digest in hex, in an mbox delivery token. */
+#define FETCH_DIGEST_HEX	64
 /* Return-Path addresses longer than this become MAILER-DAEMON. */
 #define FETCH_SENDER_MAX	255
 /*
@@ -51,6 +64,17 @@ struct fetch_dest;
 int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
     const char *where, char *err);
 
+/*
+ * mbox and MDA: spool messages to path (created 0600, kept) instead of an
+ * unlinked temporary file, so that after a kill fetch_recover() can prove
+ * what a partial mbox append consists of. Call before fetch_recover().
+ * No-op for a Maildir. 0, or -1 with err.
+ */
+int fetch_set_spool(struct fetch_dest *d, const char *path, char *err);
+
+/* The umask the MDA runs with (postino itself runs with 077). */
+void fetch_set_mda_umask(struct fetch_dest *d, mode_t mask);
+
 /* Start a message. 0, or -1 with err. */
 int fetch_begin(struct fetch_dest *d, char *err);
 
@@ -65,21 +89,38 @@ int fetch_data(void *d, const char *data, size_t len, bool eol);
  * Get the message ready to appear and say where it will, in token (for
  * state_set_pending; at most PATH_MAX + 32 octets): Maildir: the file in
  * tmp/ is fsynced, "maildir NAME"; mbox: the mbox is locked until commit
- * or abort, "mbox OLDSIZE NEWSIZE"; MDA: "mda". 0, or -1 with err (the
- * message is dropped).
+ * or abort, "mbox OLDSIZE LENGTH SHA256 GAP FROM_LINE" (the append's
+ * length and digest, the empty lines before its From_ line and that line);
+ * MDA: "mda wait" (with a spool file: its outcome will be recorded), or
+ * "mda". 0, or -1 with err (the message is dropped).
  */
 int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
 
 /*
- * Make the message durable (prepared first if it was not). 0, or -1 with
- * err and nothing delivered.
+ * Deliver the message (prepared first if it was not): visible to readers
+ * and surviving a kill of postino; durable against a power failure once
+ * fetch_sync() returned (an mbox append and an MDA are durable at once).
+ * 0, or -1 with err and nothing delivered.
  */
 int fetch_commit(struct fetch_dest *d, char *err);
 
 /*
- * After a crash: did the delivery token describes land? 1 yes; 0 no (a
- * leftover tmp/ file or a partial mbox append is removed; an MDA cannot be
- * asked, so 0: delivered again rather than lost); -1 error.
+ * Make every committed message durable (Maildir: fsync new/). Call before
+ * recording them durably. 0, or -1 with err.
+ */
+int fetch_sync(struct fetch_dest *d, char *err);
+
+/*
+ * After a crash: did the delivery token describes land? 1 yes (for an
+ * mbox: the octets after the old end have the recorded length and digest);
+ * 0 no (a leftover tmp/ file is removed; a partial mbox append is removed
+ * only when the spool proves the octets after the old end are exactly a
+ * prefix of it; "mda wait": the outcome its supervisor recorded, after
+ * waiting up to FETCH_MDA_WAIT seconds for it; "mda": unknown, so 0:
+ * delivered again rather than lost); 2 unknown, err says why and the
+ * message is to be fetched again, never counted as delivered: another
+ * program wrote to the mbox after a partial append (nothing is touched),
+ * or the MDA's supervisor was killed too; -1 error.
  */
 int fetch_recover(struct fetch_dest *d, const char *token, char *err);
 

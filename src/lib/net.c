@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,6 +76,18 @@ net_set_nonblock(int fd)
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+int
+net_set_nodelay(int fd)
+{
+	int on = 1;
+
+	/* Socketpairs (the TLS relay, the tests) have no Nagle to turn off. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 &&
+	    errno != EOPNOTSUPP && errno != ENOPROTOOPT)
 		return -1;
 	return 0;
 }

@@ -30,4 +30,12 @@ void net_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
 
 int net_set_nonblock(int fd);
 
+/*
+ * Turn Nagle off on a TCP socket (a no-op, 0, on anything else). Only for
+ * writers that coalesce their own output into one write per reply: Nagle
+ * would otherwise hold a reply's last partial segment until the peer's
+ * delayed ACK (40 ms on Linux).
+ */
+int net_set_nodelay(int fd);
+
 #endif

@@ -61,8 +61,9 @@ priv_drop(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
 
 	if (!priv_is_root())
 		return 0;
-	if (uid == 0) {
-		str_copy(err, ERR_LEN, "refusing to run as uid 0");
+	/* Group root owns much of the system (/etc, /var/log, devices). */
+	if (uid == 0 || gid == 0 || extra_gid == 0) {
+		str_copy(err, ERR_LEN, "refusing to run as uid or gid 0");
 		return -1;
 	}
 	if (chroot_dir != NULL) {

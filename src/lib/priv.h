@@ -10,7 +10,7 @@
 #include "str.h"
 
 /*
- * When running as root: chroot to dir (unless NULL), then setgroups to gid
+ * When running as root: refuse uid 0 and gid 0 (also as extra_gid), chroot to dir (unless NULL), then setgroups to gid
  * and extra_gid (unless it is (gid_t)-1), setresgid, setresuid, and verify
  * with getresuid/getresgid that root cannot be regained. Not root: does
  * nothing (the demo and tests run every role as the caller). 0, or -1 with

@@ -4,8 +4,15 @@
  * ticket; a mail worker redeems the ticket for the account before it opens
  * any mailbox, so a compromised login worker can neither learn a hash nor
  * open a mailbox it has no ticket for.
+ *
+ * There are auth_workers of these; a login worker sends each request to
+ * the one penalty_route() names for its client's network, so a network's
+ * penalty lives in one process. Requests wait in a bounded queue until
+ * their network is out of penalty, one check per loop turn, and are
+ * dropped unchecked when their client leaves or their deadline passes.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +20,7 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
+#include "../auth/auth_pgsql.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -25,17 +33,79 @@
 /* A ticket is redeemed within milliseconds; a minute covers a loaded host. */
 #define TICKET_TTL_MS	60000
 #define TICKETS_MAX	4096
+/*
+ * Unredeemed tickets per user and per client address. A ticket lives
+ * from the verdict to its redemption, milliseconds; more than this many
+ * at once is a script logging in and dropping the connection, and it
+ * must not use up the table for everyone else (issue 10, finding 3).
+ */
+#define TICKETS_PER_USER	8
+#define TICKETS_PER_ADDR	32
+/* Hash chains: the table is found by hash, never scanned per request. */
+#define TICKET_BUCKETS		4096
+/*
+ * Requests one auth worker holds: at about 5 ms per SHA512-CRYPT check,
+ * 1024 are five seconds of work; more would only wait past the client.
+ */
+#define AUTH_QUEUE_MAX		1024
+/*
+ * Requests of one network (penalty_net()) waiting at once: an office
+ * behind one NAT logging in at nine fits; a flood from one network does
+ * not, and the rest of it is refused with [SYS/TEMP] before any work.
+ */
+#define AUTH_QUEUE_NET_MAX	16
+/*
+ * The longest a request waits for its penalty and its turn: twice the
+ * largest penalty step, so a patient client always gets its check, and
+ * far below login_timeout (180 s by default).
+ */
+#define AUTH_WAIT_MAX_MS	(2u * PENALTY_MAX_MS)
+/*
+ * Work starts only once no channel has unread messages, so a cancel that
+ * follows a request is seen before the request is hashed; at most this
+ * many turns in a row, so a stream of messages cannot starve the queue.
+ */
+#define AUTH_DRAIN_TURNS	64
+
+enum ticket_chain { CHAIN_ID, CHAIN_USER, CHAIN_ADDR, CHAINS };
 
 struct ticket {
 	char		id[PROTO_TICKET_LEN + 1];
 	char		user[AUTH_USER_MAX + 1];
-	uint64_t	expires;
+	char		ip[SESSION_IP_LEN];
+	uint64_t	expires;	/* 0: a free slot */
+	int32_t		next[CHAINS];	/* per chain; -1 ends it */
+};
+
+/* A verification request or SASL step waiting for its turn. */
+struct request {
+	struct request	*prev, *next;
+	struct ipc	*ipc;
+	uint32_t	 type;		/* MSG_AUTH_VERIFY or MSG_SASL_STEP */
+	uint64_t	 req;
+	uint64_t	 deadline;	/* CLOCK_MONOTONIC ms */
+	uint64_t	 ready;		/* its network's penalty ends */
+	char		 net[PENALTY_NET_LEN];
+	const char	*ip;		/* in the message below */
+	union {
+		struct msg_verify v;
+		struct msg_sasl	  s;
+	} m;
 };
 
 static const struct config *cf;
 static const struct auth_ops *ops;
 static struct auth_db *db;
+static struct ev *ev;
+static unsigned int worker_index;
 static struct ticket tickets[TICKETS_MAX];
+static int32_t ticket_heads[CHAINS][TICKET_BUCKETS];
+static int32_t ticket_free;
+static uint32_t ticket_seed;
+static struct request *queue_head, *queue_tail;
+static unsigned int queued;
+static struct ev_timer work_timer;
+static unsigned int drain_turns;
 static uid_t mail_uid;
 static gid_t mail_gid;
 static bool have_mail_user;
@@ -90,106 +160,180 @@ account_ids(const struct auth_user *u, uint32_t *uid_r, uint32_t *gid_r)
 	return 0;
 }
 
+/* ---- tickets: three hash chains over one table of slots --------------- */
+
+static uint32_t
+ticket_hash(const char *s)
+{
+	uint32_t h = 2166136261u ^ ticket_seed;	/* FNV-1a, seeded */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h % TICKET_BUCKETS;
+}
+
+static const char *
+ticket_key(const struct ticket *t, enum ticket_chain c)
+{
+	return c == CHAIN_ID ? t->id : c == CHAIN_USER ? t->user : t->ip;
+}
+
+static void
+tickets_init(void)
+{
+	for (int c = 0; c < CHAINS; c++)
+		for (size_t b = 0; b < TICKET_BUCKETS; b++)
+			ticket_heads[c][b] = -1;
+	for (int32_t i = 0; i < TICKETS_MAX; i++)
+		tickets[i].next[CHAIN_ID] = i + 1 < TICKETS_MAX ? i + 1 : -1;
+	ticket_free = 0;
+	if (getrandom(&ticket_seed, sizeof(ticket_seed), 0) !=
+	    (ssize_t)sizeof(ticket_seed))
+		fatal("getrandom");
+}
+
+/* Take slot i out of its three chains and put it on the free list. */
+static void
+ticket_drop(int32_t i)
+{
+	struct ticket *t = &tickets[i];
+
+	for (int c = 0; c < CHAINS; c++) {
+		int32_t *link = &ticket_heads[c][ticket_hash(ticket_key(t, c))];
+
+		while (*link >= 0 && *link != i)
+			link = &tickets[*link].next[c];
+		if (*link == i)
+			*link = t->next[c];
+	}
+	explicit_bzero(t, sizeof(*t));
+	t->next[CHAIN_ID] = ticket_free;
+	ticket_free = i;
+}
+
+/*
+ * Walk key's chain c: drop expired tickets met on the way, count the live
+ * ones with this key, return the first (or -1).
+ */
+static int32_t
+ticket_walk(enum ticket_chain c, const char *key, uint64_t now,
+    unsigned int *count_r)
+{
+	int32_t i = ticket_heads[c][ticket_hash(key)], found = -1;
+	unsigned int n = 0;
+
+	while (i >= 0) {
+		struct ticket *t = &tickets[i];
+		int32_t next = t->next[c];
+
+		if (t->expires <= now)
+			ticket_drop(i);
+		else if (strcmp(ticket_key(t, c), key) == 0) {
+			if (found < 0)
+				found = i;
+			n++;
+		}
+		i = next;
+	}
+	if (count_r != NULL)
+		*count_r = n;
+	return found;
+}
+
+/* A full table: reclaim every expired slot (rare: the caps keep it free). */
+static void
+tickets_sweep(uint64_t now)
+{
+	for (int32_t i = 0; i < TICKETS_MAX; i++)
+		if (tickets[i].expires != 0 && tickets[i].expires <= now)
+			ticket_drop(i);
+}
+
+/* 0 with the ticket in id_r, or -1 with *reason_r. */
 static int
-ticket_issue(const char *user, char id_r[PROTO_TICKET_LEN + 1])
+ticket_issue(const char *user, const char *ip, char id_r[PROTO_TICKET_LEN + 1],
+    uint32_t *reason_r)
 {
 	unsigned char r[PROTO_TICKET_LEN / 2];
 	uint64_t now = ev_now_ms();
-	struct ticket *slot = NULL;
+	unsigned int per_user, per_addr;
+	struct ticket *t;
+	int32_t i;
 
-	for (size_t i = 0; i < TICKETS_MAX; i++) {
-		if (tickets[i].expires <= now) {
-			slot = &tickets[i];
-			break;
-		}
-	}
-	if (slot == NULL || getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+	*reason_r = REFUSE_TICKETS;
+	ticket_walk(CHAIN_USER, user, now, &per_user);
+	ticket_walk(CHAIN_ADDR, ip, now, &per_addr);
+	if (per_user >= TICKETS_PER_USER || per_addr >= TICKETS_PER_ADDR)
 		return -1;
-	str_hex(slot->id, r, sizeof(r));
-	str_copy(slot->user, sizeof(slot->user), user);
-	slot->expires = now + TICKET_TTL_MS;
-	memcpy(id_r, slot->id, sizeof(slot->id));
+	if (ticket_free < 0)
+		tickets_sweep(now);
+	*reason_r = REFUSE_BUSY;
+	if (ticket_free < 0 ||
+	    getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return -1;
+	i = ticket_free;
+	t = &tickets[i];
+	ticket_free = t->next[CHAIN_ID];
+	str_hex(t->id, r, sizeof(r));
+	/* The first two digits name this worker: the mail role redeems here. */
+	t->id[0] = "0123456789abcdef"[worker_index >> 4 & 15];
+	t->id[1] = "0123456789abcdef"[worker_index & 15];
+	str_copy(t->user, sizeof(t->user), user);
+	str_copy(t->ip, sizeof(t->ip), ip);
+	t->expires = now + TICKET_TTL_MS;
+	for (int c = 0; c < CHAINS; c++) {
+		int32_t *head = &ticket_heads[c][ticket_hash(ticket_key(t, c))];
+
+		t->next[c] = *head;
+		*head = i;
+	}
+	memcpy(id_r, t->id, sizeof(t->id));
+	explicit_bzero(r, sizeof(r));
 	return 0;
 }
 
-static struct ticket *
-ticket_redeem(const char *id)
+/* Take a live ticket out of the table (one use only); false if none. */
+static bool
+ticket_take(const char *id, char user_r[AUTH_USER_MAX + 1])
 {
-	uint64_t now = ev_now_ms();
+	int32_t i;
 
 	if (strlen(id) != PROTO_TICKET_LEN)
-		return NULL;
-	for (size_t i = 0; i < TICKETS_MAX; i++) {
-		struct ticket *t = &tickets[i];
-
-		if (t->expires > now && memcmp(t->id, id, PROTO_TICKET_LEN) == 0) {
-			t->expires = 0;		/* one use only */
-			return t;
-		}
-	}
-	return NULL;
+		return false;
+	i = ticket_walk(CHAIN_ID, id, ev_now_ms(), NULL);
+	if (i < 0)
+		return false;
+	if (user_r != NULL)
+		memcpy(user_r, tickets[i].user, sizeof(tickets[i].user));
+	ticket_drop(i);
+	return true;
 }
 
+/*
+ * A delivery's recipient (from the LMTP role) or account (from a deliver
+ * worker): the same answer as a redeemed ticket, without one. It tells
+ * whether a user exists, which LMTP's RCPT must say anyway (RFC 2033
+ * sec. 4.2), and never anything secret.
+ */
 static void
-handle_verify(struct ipc *ipc, const struct ipc_msg *msg)
+handle_lookup(struct ipc *ipc, const struct ipc_msg *msg)
 {
-	struct msg_verify *v = malloc(sizeof(*v));
-	struct msg_verdict out = { 0 };
-	struct auth_user u;
-	enum auth_result r;
-
-	if (v == NULL || !proto_take(msg->data, msg->len, v, sizeof(*v)) ||
-	    !PROTO_STR_OK(v->user) || !PROTO_STR_OK(v->pass) ||
-	    !PROTO_STR_OK(v->timestamp) || !PROTO_STR_OK(v->ip)) {
-		log_warnx("event=protocol-error role=login msg=verify");
-		free(v);
-		return;
-	}
-	out.req = v->req;
-	if (v->method == METHOD_APOP)
-		r = ops->apop(db, v->user, v->timestamp, v->pass, &u);
-	else
-		r = ops->verify(db, v->user, v->pass, &u);
-	if (r == AUTH_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
-	    ticket_issue(u.name, out.ticket) < 0))
-		r = AUTH_TEMPFAIL;
-	/* The penalty grows per client address, across all login workers. */
-	if (r == AUTH_PERMFAIL)
-		out.delay_ms = penalty_fail(v->ip, cf->auth_fail_delay_ms,
-		    ev_now_ms());
-	else if (r == AUTH_OK)
-		penalty_success(v->ip);
-	else
-		out.delay_ms = cf->auth_fail_delay_ms;
-	explicit_bzero(v, sizeof(*v));
-	free(v);
-	out.result = r;
-	ipc_send(ipc, MSG_AUTH_VERDICT, &out, sizeof(out), -1);
-}
-
-static void
-handle_redeem(struct ipc *ipc, const struct ipc_msg *msg)
-{
-	struct msg_redeem rq;
+	struct msg_lookup rq;
 	struct msg_account out = { 0 };
-	struct ticket *t;
 
 	if (!proto_take(msg->data, msg->len, &rq, sizeof(rq)) ||
-	    !PROTO_STR_OK(rq.ticket)) {
-		log_warnx("event=protocol-error role=mail msg=redeem");
+	    !PROTO_STR_OK(rq.user)) {
+		log_warnx("event=protocol-error msg=lookup");
 		return;
 	}
 	out.req = rq.req;
-	t = ticket_redeem(rq.ticket);
-	if (t == NULL) {
-		log_warnx("event=ticket-refused");
-		out.result = AUTH_PERMFAIL;
-	} else {
-		out.result = ops->lookup(db, t->user, &out.user);
-		if (out.result == AUTH_OK &&
-		    account_ids(&out.user, &out.uid, &out.gid) < 0)
-			out.result = AUTH_TEMPFAIL;
-	}
+	out.result = auth_name_valid(rq.user) ?
+	    ops->lookup(db, rq.user, &out.user) : AUTH_PERMFAIL;
+	if (out.result == AUTH_OK &&
+	    account_ids(&out.user, &out.uid, &out.gid) < 0)
+		out.result = AUTH_TEMPFAIL;
 	ipc_send(ipc, MSG_AUTH_ACCOUNT, &out, sizeof(out), -1);
 }
 
@@ -234,15 +378,368 @@ exchanges_drop(struct ipc *ipc)
 			sasl_free(&exchanges[i].sasl);
 }
 
+/* ---- the queue: penalty first, then the check ------------------------ */
+
+static void
+reply_verdict(struct ipc *ipc, struct msg_verdict *out)
+{
+	ipc_send(ipc, MSG_AUTH_VERDICT, out, sizeof(*out), -1);
+	explicit_bzero(out, sizeof(*out));
+}
+
+static void
+reply_sasl(struct ipc *ipc, struct msg_sasl_reply *out)
+{
+	ipc_send(ipc, MSG_SASL_REPLY, out, sizeof(*out), -1);
+	explicit_bzero(out, sizeof(*out));
+}
+
+/* Answer a request that will not be checked: [SYS/TEMP], no penalty. */
+static void
+refuse(struct ipc *ipc, uint32_t type, uint64_t req, uint32_t reason)
+{
+	if (type == MSG_AUTH_VERIFY) {
+		struct msg_verdict out = { .req = req, .result = AUTH_TEMPFAIL,
+		    .reason = reason };
+
+		reply_verdict(ipc, &out);
+	} else {
+		struct msg_sasl_reply out = { .req = req,
+		    .step = SASL_TEMPFAIL, .reason = reason };
+		struct exchange *x = exchange_find(ipc, req);
+
+		if (x != NULL)
+			sasl_free(&x->sasl);
+		reply_sasl(ipc, &out);
+	}
+}
+
+static void
+request_unlink(struct request *r)
+{
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		queue_head = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	else
+		queue_tail = r->prev;
+	queued--;
+}
+
+static void
+request_free(struct request *r)
+{
+	explicit_bzero(r, sizeof(*r));
+	free(r);
+}
+
+/* A check from net changed its penalty: every waiting request of it sees. */
+static void
+penalty_changed(const char *ip, const char *net, uint64_t now)
+{
+	uint64_t ready = now + penalty_wait(ip, cf->auth_fail_delay_ms, now);
+
+	for (struct request *r = queue_head; r != NULL; r = r->next)
+		if (strcmp(r->net, net) == 0)
+			r->ready = ready;
+}
+
+static void
+schedule(void)
+{
+	uint64_t now = ev_now_ms(), when = UINT64_MAX;
+
+	for (struct request *r = queue_head; r != NULL; r = r->next) {
+		uint64_t t = r->ready < r->deadline ? r->ready : r->deadline;
+
+		if (t < when)
+			when = t;
+	}
+	if (when == UINT64_MAX)
+		ev_timer_stop(ev, &work_timer);
+	else
+		ev_timer_start(ev, &work_timer, when > now ? when - now : 0);
+}
+
+static void
+run_verify(struct ipc *ipc, struct msg_verify *v, const char *net)
+{
+	struct msg_verdict out = { .req = v->req };
+	struct auth_user u;
+	enum auth_result r;
+	uint64_t now;
+
+	if (v->method == METHOD_APOP)
+		r = ops->apop(db, v->user, v->timestamp, v->pass, &u);
+	else
+		r = ops->verify(db, v->user, v->pass, &u);
+	if (r == AUTH_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
+	    ticket_issue(u.name, v->ip, out.ticket, &out.reason) < 0))
+		r = AUTH_TEMPFAIL;
+	now = ev_now_ms();
+	/* The penalty grows per client network, across all login workers. */
+	if (r == AUTH_PERMFAIL)
+		out.delay_ms = penalty_fail(v->ip, cf->auth_fail_delay_ms, now);
+	else if (r == AUTH_OK)
+		penalty_success(v->ip);
+	else if (out.reason == REFUSE_NONE)
+		out.delay_ms = cf->auth_fail_delay_ms;
+	penalty_changed(v->ip, net, now);
+	explicit_bzero(&u, sizeof(u));
+	out.result = r;
+	reply_verdict(ipc, &out);
+}
+
+static void
+run_sasl(struct ipc *ipc, struct msg_sasl *m, const char *net)
+{
+	struct msg_sasl_reply out = { .req = m->req };
+	struct exchange *x = exchange_find(ipc, m->req);
+	struct auth_user u;
+	size_t outlen = 0;
+	enum sasl_step step;
+	uint64_t now;
+
+	if (m->kind == SASL_MSG_START) {
+		if (x != NULL)
+			sasl_free(&x->sasl);
+		x = exchange_new(ipc, m->req);
+		if (x == NULL || sasl_start(&x->sasl, m->plaintext_ok ?
+		    &sasl_plain : &sasl_secure, m->mech,
+		    m->channel.tls ? &m->channel : NULL) < 0) {
+			out.step = x == NULL || errno != ENOENT ? SASL_TEMPFAIL :
+			    SASL_BAD;
+			reply_sasl(ipc, &out);
+			return;
+		}
+	} else if (x == NULL) {
+		out.step = SASL_BAD;
+		reply_sasl(ipc, &out);
+		return;
+	}
+	step = sasl_step(x->sasl, m->kind == SASL_MSG_START && !m->has_in ?
+	    NULL : m->in, m->inlen, out.out, sizeof(out.out), &outlen, &u);
+	out.step = step;
+	out.outlen = (uint32_t)outlen;
+	str_copy(out.user, sizeof(out.user), step == SASL_OK ? u.name :
+	    sasl_user(x->sasl));
+	if (step == SASL_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
+	    ticket_issue(u.name, m->ip, out.ticket, &out.reason) < 0))
+		out.step = SASL_TEMPFAIL;
+	now = ev_now_ms();
+	if (out.step == SASL_OK)
+		penalty_success(m->ip);
+	else if (out.step == SASL_FAIL)
+		out.delay_ms = penalty_fail(m->ip, cf->auth_fail_delay_ms, now);
+	else if (out.step == SASL_TEMPFAIL && out.reason == REFUSE_NONE)
+		out.delay_ms = cf->auth_fail_delay_ms;
+	if (out.step == SASL_OK || out.step == SASL_FAIL)
+		penalty_changed(m->ip, net, now);
+	if (out.step != SASL_CONTINUE)
+		sasl_free(&x->sasl);
+	explicit_bzero(&u, sizeof(u));
+	reply_sasl(ipc, &out);
+}
+
+/* Whether a channel has a message we have not read yet (maybe a cancel). */
+static bool
+unread_input(void)
+{
+	struct pollfd pfd[CLIENTS_MAX];
+	nfds_t n = 0;
+
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		if (clients[i] != NULL)
+			pfd[n++] = (struct pollfd){ .fd = ipc_fd(clients[i]),
+			    .events = POLLIN };
+	return n > 0 && poll(pfd, n, 0) > 0;
+}
+
+/*
+ * One turn of work: answer what outlived its deadline, then check the
+ * oldest request whose network is out of penalty. One check per turn, so
+ * the loop reads cancels between two hashes.
+ */
+static void
+work(struct ev *e, void *arg)
+{
+	struct request *r, *next;
+	uint64_t now = ev_now_ms();
+
+	(void)e;
+	(void)arg;
+	if (drain_turns < AUTH_DRAIN_TURNS && unread_input()) {
+		drain_turns++;
+		ev_timer_start(ev, &work_timer, 0);
+		return;
+	}
+	drain_turns = 0;
+	for (r = queue_head; r != NULL; r = next) {
+		next = r->next;
+		if (r->deadline <= now) {
+			request_unlink(r);
+			refuse(r->ipc, r->type, r->req, REFUSE_BUSY);
+			request_free(r);
+			continue;
+		}
+		if (r->ready > now)
+			continue;
+		request_unlink(r);
+		if (r->type == MSG_AUTH_VERIFY)
+			run_verify(r->ipc, &r->m.v, r->net);
+		else
+			run_sasl(r->ipc, &r->m.s, r->net);
+		request_free(r);
+		break;
+	}
+	schedule();
+}
+
+/*
+ * Queue a validated request, or refuse it now: the queue is full, or its
+ * network's penalty would outlast its deadline. Nothing is checked here.
+ */
+static void
+enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
+    uint64_t req, uint64_t deadline, const char *ip)
+{
+	struct request *r;
+	uint64_t now = ev_now_ms(), wait;
+	unsigned int same = 0;
+	char net[PENALTY_NET_LEN];
+
+	penalty_net(ip, net);
+	for (r = queue_head; r != NULL; r = r->next)
+		if (strcmp(r->net, net) == 0)
+			same++;
+	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word is not. */
+	if (deadline > now + AUTH_WAIT_MAX_MS)
+		deadline = now + AUTH_WAIT_MAX_MS;
+	wait = penalty_wait(ip, cf->auth_fail_delay_ms, now);
+	if (queued >= AUTH_QUEUE_MAX || same >= AUTH_QUEUE_NET_MAX ||
+	    deadline <= now) {
+		refuse(ipc, type, req, REFUSE_BUSY);
+		return;
+	}
+	if (now + wait >= deadline) {
+		refuse(ipc, type, req, REFUSE_PENALTY);
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		refuse(ipc, type, req, REFUSE_BUSY);
+		return;
+	}
+	r->ipc = ipc;
+	r->type = type;
+	r->req = req;
+	r->deadline = deadline;
+	r->ready = now + wait;
+	memcpy(r->net, net, sizeof(net));
+	memcpy(&r->m, m, len);
+	r->ip = type == MSG_AUTH_VERIFY ? r->m.v.ip : r->m.s.ip;
+	r->prev = queue_tail;
+	if (queue_tail != NULL)
+		queue_tail->next = r;
+	else
+		queue_head = r;
+	queue_tail = r;
+	queued++;
+	schedule();
+}
+
+/* Drop queued requests of ipc (req, or all when all is set), unanswered. */
+static void
+dequeue(struct ipc *ipc, uint64_t req, bool all)
+{
+	struct request *r, *next;
+
+	for (r = queue_head; r != NULL; r = next) {
+		next = r->next;
+		if (r->ipc == ipc && (all || r->req == req)) {
+			request_unlink(r);
+			request_free(r);
+		}
+	}
+}
+
+static void
+handle_verify(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_verify *v = malloc(sizeof(*v));
+
+	if (v == NULL || !proto_take(msg->data, msg->len, v, sizeof(*v)) ||
+	    !PROTO_STR_OK(v->user) || !PROTO_STR_OK(v->pass) ||
+	    !PROTO_STR_OK(v->timestamp) || !PROTO_STR_OK(v->ip)) {
+		log_warnx("event=protocol-error role=login msg=verify");
+		free(v);
+		return;
+	}
+	enqueue(ipc, MSG_AUTH_VERIFY, v, sizeof(*v), v->req, v->deadline_ms,
+	    v->ip);
+	explicit_bzero(v, sizeof(*v));
+	free(v);
+}
+
+static void
+handle_cancel(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_cancel c;
+
+	if (!proto_take(msg->data, msg->len, &c, sizeof(c))) {
+		log_warnx("event=protocol-error role=login msg=cancel");
+		return;
+	}
+	dequeue(ipc, c.req, false);
+	schedule();
+}
+
+static void
+handle_release(const struct ipc_msg *msg)
+{
+	struct msg_release rl;
+
+	if (!proto_take(msg->data, msg->len, &rl, sizeof(rl)) ||
+	    !PROTO_STR_OK(rl.ticket)) {
+		log_warnx("event=protocol-error role=login msg=release");
+		return;
+	}
+	(void)ticket_take(rl.ticket, NULL);
+	explicit_bzero(&rl, sizeof(rl));
+}
+
+static void
+handle_redeem(struct ipc *ipc, const struct ipc_msg *msg)
+{
+	struct msg_redeem rq;
+	struct msg_account out = { 0 };
+	char user[AUTH_USER_MAX + 1];
+
+	if (!proto_take(msg->data, msg->len, &rq, sizeof(rq)) ||
+	    !PROTO_STR_OK(rq.ticket)) {
+		log_warnx("event=protocol-error role=mail msg=redeem");
+		return;
+	}
+	out.req = rq.req;
+	if (!ticket_take(rq.ticket, user)) {
+		log_warnx("event=ticket-refused");
+		out.result = AUTH_PERMFAIL;
+	} else {
+		out.result = ops->lookup(db, user, &out.user);
+		if (out.result == AUTH_OK &&
+		    account_ids(&out.user, &out.uid, &out.gid) < 0)
+			out.result = AUTH_TEMPFAIL;
+	}
+	ipc_send(ipc, MSG_AUTH_ACCOUNT, &out, sizeof(out), -1);
+}
+
 static void
 handle_sasl(struct ipc *ipc, const struct ipc_msg *msg)
 {
 	struct msg_sasl *m = malloc(sizeof(*m));
-	struct msg_sasl_reply out = { 0 };
 	struct exchange *x;
-	struct auth_user u;
-	size_t outlen = 0;
-	enum sasl_step step;
 
 	if (m == NULL || !proto_take(msg->data, msg->len, m, sizeof(*m)) ||
 	    !PROTO_STR_OK(m->mech) || !PROTO_STR_OK(m->ip) ||
@@ -253,53 +750,17 @@ handle_sasl(struct ipc *ipc, const struct ipc_msg *msg)
 		free(m);
 		return;
 	}
-	out.req = m->req;
-	x = exchange_find(ipc, m->req);
 	if (m->kind == SASL_MSG_CANCEL) {
-		if (x != NULL)
+		dequeue(ipc, m->req, false);
+		if ((x = exchange_find(ipc, m->req)) != NULL)
 			sasl_free(&x->sasl);
-		goto done;
+		schedule();
+	} else {
+		enqueue(ipc, MSG_SASL_STEP, m, sizeof(*m), m->req,
+		    m->deadline_ms, m->ip);
 	}
-	if (m->kind == SASL_MSG_START) {
-		if (x != NULL)
-			sasl_free(&x->sasl);
-		x = exchange_new(ipc, m->req);
-		if (x == NULL || sasl_start(&x->sasl, m->plaintext_ok ?
-		    &sasl_plain : &sasl_secure, m->mech,
-		    m->channel.tls ? &m->channel : NULL) < 0) {
-			out.step = x == NULL || errno != ENOENT ? SASL_TEMPFAIL :
-			    SASL_BAD;
-			goto reply;
-		}
-	} else if (x == NULL) {
-		out.step = SASL_BAD;
-		goto reply;
-	}
-	step = sasl_step(x->sasl, m->kind == SASL_MSG_START && !m->has_in ?
-	    NULL : m->in, m->inlen, out.out, sizeof(out.out), &outlen, &u);
-	out.step = step;
-	out.outlen = (uint32_t)outlen;
-	str_copy(out.user, sizeof(out.user), step == SASL_OK ? u.name :
-	    sasl_user(x->sasl));
-	if (step == SASL_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
-	    ticket_issue(u.name, out.ticket) < 0))
-		out.step = SASL_TEMPFAIL;
-	if (out.step == SASL_OK)
-		penalty_success(m->ip);
-	else if (out.step == SASL_FAIL)
-		out.delay_ms = penalty_fail(m->ip, cf->auth_fail_delay_ms,
-		    ev_now_ms());
-	else if (out.step == SASL_TEMPFAIL)
-		out.delay_ms = cf->auth_fail_delay_ms;
-	if (out.step != SASL_CONTINUE)
-		sasl_free(&x->sasl);
-	explicit_bzero(&u, sizeof(u));
-reply:
-	ipc_send(ipc, MSG_SASL_REPLY, &out, sizeof(out), -1);
-done:
 	explicit_bzero(m, sizeof(*m));
 	free(m);
-	explicit_bzero(&out, sizeof(out));
 }
 
 static void
@@ -310,6 +771,8 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		for (size_t i = 0; i < CLIENTS_MAX; i++)
 			if (clients[i] == ipc)
 				clients[i] = NULL;
+		dequeue(ipc, 0, true);
+		schedule();
 		exchanges_drop(ipc);
 		ipc_free(&ipc);
 		return;
@@ -326,6 +789,15 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	case MSG_SASL_STEP:
 		handle_sasl(ipc, msg);
 		break;
+	case MSG_AUTH_CANCEL:
+		handle_cancel(ipc, msg);
+		break;
+	case MSG_AUTH_RELEASE:
+		handle_release(msg);
+		break;
+	case MSG_AUTH_LOOKUP:
+		handle_lookup(ipc, msg);
+		break;
 	default:
 		log_warnx("event=protocol-error msg=%u", msg->type);
 	}
@@ -335,9 +807,10 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 static void
 master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
-	struct ev *ev = arg;
+	struct msg_auth_init init;
 
 	(void)ipc;
+	(void)arg;
 	if (msg == NULL) {
 		ev_stop(ev);
 		return;
@@ -356,9 +829,13 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
-	if (msg->type == MSG_AUTH_SECRET && msg->len == SASL_SECRET_LEN) {
-		memcpy(sasl_secure.secret, msg->data, SASL_SECRET_LEN);
-		memcpy(sasl_plain.secret, msg->data, SASL_SECRET_LEN);
+	if (msg->type == MSG_AUTH_SECRET &&
+	    proto_take(msg->data, msg->len, &init, sizeof(init)) &&
+	    init.index < PROTO_AUTH_WORKERS_MAX) {
+		worker_index = init.index;
+		memcpy(sasl_secure.secret, init.secret, SASL_SECRET_LEN);
+		memcpy(sasl_plain.secret, init.secret, SASL_SECRET_LEN);
+		explicit_bzero(&init, sizeof(init));
 		explicit_bzero(msg->data, msg->len);
 	}
 	if (msg->type == MSG_SHUTDOWN)
@@ -366,25 +843,41 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 }
 
 static void
-on_term(struct ev *ev, int signo, void *arg)
+on_term(struct ev *e, int signo, void *arg)
 {
 	(void)signo;
 	(void)arg;
-	ev_stop(ev);
+	ev_stop(e);
 }
 
 int
 authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
-	struct ev *ev;
 	struct ipc *master;
+	struct request *r;
 
 	cf = config;
 	log_set_ident("postinod/auth");
-	ops = auth_lookup("passwd-file");
-	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
-		fatalx("passwd_file: %s", ops ? err : "no backend");
+	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
+	tickets_init();
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		/* Each auth worker has its own connection (auth_pgsql.h). */
+		auth_pgsql_configure(&pc);
+		ops = &auth_pgsql_ops;
+		if (ops->open(&db, NULL, err) < 0)
+			fatalx("passdb pgsql: %s", err);
+	} else {
+		ops = auth_lookup("passwd-file");
+		if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+			fatalx("passwd_file: %s", ops ? err : "no backend");
+	}
 	if (cf->mail_user[0] != '\0') {
 		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
@@ -404,10 +897,15 @@ authd_main(const struct config *config)
 		fatal("ev_new");
 	ev_signal(ev, SIGTERM, on_term, NULL);
 	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, ev);
+	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
 	if (master == NULL)
 		fatal("master channel");
+	ev_timer_init(&work_timer, work, NULL);
 	ev_run(ev);
+	while ((r = queue_head) != NULL) {
+		request_unlink(r);
+		request_free(r);
+	}
 	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
 		sasl_free(&exchanges[i].sasl);
 	explicit_bzero(&sasl_secure, sizeof(sasl_secure));

@@ -1,14 +1,21 @@
 #include "config.h"
+#include "../auth/auth_pgsql.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION, CT_MECHS,
+	CT_TLS_VERSION, CT_MECHS, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
 };
 
 /* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
@@ -33,6 +40,7 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
 	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
+	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks, 0, 0, ""),
 	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
 	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
 	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
@@ -42,6 +50,11 @@ static const struct config_key config_keys[] = {
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
+	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
+	KEY(pgsql_conninfo, CT_STR, pgsql_conninfo, 0, 0, ""),
+	KEY(pgsql_password_file, CT_STR, pgsql_password_file, 0, 0, ""),
+	KEY(password_query, CT_STR, password_query, 0, 0,
+	    "SELECT password, uid, gid, home FROM users WHERE name = $1"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
 	KEY(mail_privileged_group, CT_STR, mail_privileged_group, 0, 0, ""),
 	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
@@ -53,6 +66,9 @@ static const struct config_key config_keys[] = {
 	KEY(idle_timeout, CT_UINT, idle_timeout, 1, 86400, "600"),
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
+	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),
+	KEY(auth_penalty_prefix6, CT_UINT, auth_penalty_prefix6, 16, 128, "48"),
 	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
 	KEY(max_sessions, CT_UINT, max_sessions, 1, 1000000, "20000"),
 	KEY(login_delay, CT_UINT, login_delay, 0, 86400, "0"),
@@ -64,6 +80,28 @@ static const struct config_key config_keys[] = {
 	KEY(mbox_dotlock_stale, CT_UINT, mbox_dotlock_stale, 10, 86400, "300"),
 	KEY(max_messages, CT_UINT, max_messages, 1, 10000000, "1000000"),
 	KEY(max_mailbox_size, CT_U64, max_mailbox_size, 0, UINT64_MAX, "0"),
+	KEY(max_connections_per_ip, CT_UINT, max_connections_per_ip, 0,
+	    1000000, "200"),
+	KEY(max_connections_per_net, CT_UINT, max_connections_per_net, 0,
+	    1000000, "1000"),
+	KEY(connection_prefix_ipv4, CT_UINT, connection_prefix_ipv4, 1, 32,
+	    "24"),
+	KEY(connection_prefix_ipv6, CT_UINT, connection_prefix_ipv6, 1, 128,
+	    "48"),
+	KEY(lmtp_listen, CT_LMTP_LISTEN, lmtp_listen, 0, 0, NULL),
+	KEY(lmtp_socket_mode, CT_MODE, lmtp_socket_mode, 0, 0777, "0660"),
+	KEY(lmtp_socket_user, CT_STR, lmtp_socket_user, 0, 0, ""),
+	KEY(lmtp_socket_group, CT_STR, lmtp_socket_group, 0, 0, ""),
+	KEY(lmtp_allow_remote, CT_BOOL, lmtp_allow_remote, 0, 0, "no"),
+	KEY(lmtp_hostname, CT_STR, lmtp_hostname, 0, 0, ""),
+	KEY(lmtp_max_message_size, CT_U64, lmtp_max_message_size, 1024,
+	    1024ull * 1024 * 1024, "52428800"),
+	KEY(lmtp_max_recipients, CT_UINT, lmtp_max_recipients, 1, 10000, "100"),
+	KEY(lmtp_local_domains, CT_STR, lmtp_local_domains, 0, 0, ""),
+	KEY(recipient_delimiter, CT_STR, recipient_delimiter, 0, 0, "+"),
+	KEY(lmtp_return_path, CT_BOOL, lmtp_return_path, 0, 0, "yes"),
+	KEY(lmtp_delivered_to, CT_BOOL, lmtp_delivered_to, 0, 0, "yes"),
+	KEY(mail_crlf, CT_BOOL, mail_crlf, 0, 0, "no"),
 	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
 };
 
@@ -132,10 +170,34 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			    CONFIG_LISTEN_MAX, k->name);
 			return -1;
 		}
+		char addr[NET_ADDR_LEN + 8];
+		const char *sp = strpbrk(v, " \t");
+
 		l += *n;
-		if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+		memset(l, 0, sizeof(*l));
+		/* "ADDR:PORT proxy": the PROXY protocol header comes first. */
+		if (sp != NULL) {
+			const char *w = sp + strspn(sp, " \t");
+
+			if (strcmp(w, "proxy") != 0) {
+				str_copy(why, ERR_LEN, "expected ADDR:PORT "
+				    "[proxy]");
+				return -1;
+			}
+			if ((size_t)(sp - v) >= sizeof(addr)) {
+				str_copy(why, ERR_LEN, "address too long");
+				return -1;
+			}
+			memcpy(addr, v, (size_t)(sp - v));
+			addr[sp - v] = '\0';
+			l->proxy = true;
+		} else if (str_copy(addr, sizeof(addr), v) < 0) {
+			str_copy(why, ERR_LEN, "address too long");
 			return -1;
-		str_copy(l->text, sizeof(l->text), v);
+		}
+		if (net_parse_addr(addr, &l->ss, &l->len, why) < 0)
+			return -1;
+		str_copy(l->text, sizeof(l->text), addr);
 		(*n)++;
 		return 0;
 	}
@@ -178,6 +240,60 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, out);
 	}
+	case CT_PASSDB:
+		if (strcmp(v, "passwd-file") != 0 && strcmp(v, "pgsql") != 0) {
+			str_copy(why, ERR_LEN, "expected passwd-file or pgsql");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
+	case CT_CIDRS:
+		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
+			return -1;
+		if (str_copy(p, k->size, v) < 0) {
+			str_copy(why, ERR_LEN, "too long");
+			return -1;
+		}
+		return 0;
+	case CT_LMTP_LISTEN: {
+		struct config_listen *l = &cf->lmtp_listen[cf->nlmtp_listen];
+
+		if (cf->nlmtp_listen == CONFIG_LMTP_LISTEN_MAX) {
+			str_fmt(why, ERR_LEN, "at most %d lmtp_listen lines",
+			    CONFIG_LMTP_LISTEN_MAX);
+			return -1;
+		}
+		memset(l, 0, sizeof(*l));
+		if (strncmp(v, "unix:", 5) == 0) {
+			struct sockaddr_un *sun = (struct sockaddr_un *)&l->ss;
+
+			if (v[5] != '/' || str_copy(sun->sun_path,
+			    sizeof(sun->sun_path), v + 5) < 0) {
+				str_fmt(why, ERR_LEN, "expected unix:/PATH of "
+				    "at most %zu octets",
+				    sizeof(sun->sun_path) - 1);
+				return -1;
+			}
+			sun->sun_family = AF_UNIX;
+			l->len = sizeof(*sun);
+		} else if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+			return -1;
+		(void)str_copy(l->text, sizeof(l->text), v);	/* for logs */
+		cf->nlmtp_listen++;
+		return 0;
+	}
+	case CT_MODE: {
+		unsigned long m;
+		char *end;
+
+		if (v[0] != '0' || strspn(v, "01234567") != strlen(v) ||
+		    strlen(v) > 4 || (m = strtoul(v, &end, 8)) > k->max) {
+			str_copy(why, ERR_LEN, "expected an octal mode such as "
+			    "0660");
+			return -1;
+		}
+		*(unsigned int *)p = (unsigned int)m;
+		return 0;
+	}
 	case CT_TLS_VERSION:
 		if (strcmp(v, "TLSv1.2") != 0 && strcmp(v, "TLSv1.3") != 0) {
 			str_copy(why, ERR_LEN, "expected TLSv1.2 or TLSv1.3");
@@ -200,6 +316,28 @@ trim(char *s)
 	    e[-1] == '\r'))
 		*--e = '\0';
 	return s;
+}
+
+/*
+ * LMTP has no authentication (RFC 2033 sec. 5): anyone who reaches it can
+ * deliver to any user, so by default only this host may.
+ */
+static bool
+config_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_UNIX)
+		return true;
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		    (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
 }
 
 int
@@ -286,10 +424,48 @@ config_load(struct config *cf, const char *path, char *err)
 		    "tls_key", path);
 		return -1;
 	}
+	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
+		const struct config_listen *l = i < cf->nlisten ?
+		    &cf->listen[i] : &cf->listen_tls[i - cf->nlisten];
+
+		/* A proxy listener trusting nobody would refuse everyone. */
+		if (l->proxy && cf->proxy_trusted.n == 0) {
+			str_fmt(err, ERR_LEN, "%s: listen %s proxy needs "
+			    "proxy_trusted_networks", path, l->text);
+			return -1;
+		}
+	}
 	if (cf->nlisten + cf->nlisten_tls > CONFIG_LISTEN_MAX) {
 		str_fmt(err, ERR_LEN, "%s: at most %d listen and listen_tls "
 		    "lines together", path, CONFIG_LISTEN_MAX);
 		return -1;
+	}
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		if (cf->pgsql_conninfo[0] == '\0') {
+			str_fmt(err, ERR_LEN, "%s: passdb = pgsql needs "
+			    "pgsql_conninfo", path);
+			return -1;
+		}
+		if (auth_pgsql_check(&pc, why) < 0) {
+			str_fmt(err, ERR_LEN, "%s: %s", path, why);
+			return -1;
+		}
+	}
+	for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
+		if (!cf->lmtp_allow_remote &&
+		    !config_loopback(&cf->lmtp_listen[i].ss)) {
+			str_fmt(err, ERR_LEN, "%s: lmtp_listen = %s is not a "
+			    "loopback address or unix socket (set "
+			    "lmtp_allow_remote = yes to allow it)", path,
+			    cf->lmtp_listen[i].text);
+			return -1;
+		}
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
@@ -297,6 +473,8 @@ config_load(struct config *cf, const char *path, char *err)
 		cf->login_workers = (unsigned int)ncpu;
 	if (cf->mail_workers == 0)
 		cf->mail_workers = (unsigned int)ncpu;
+	if (cf->auth_workers == 0)
+		cf->auth_workers = (unsigned int)ncpu;
 	return 0;
 fail:
 	fclose(fp);
@@ -319,15 +497,35 @@ config_dump(const struct config *cf)
 		switch (k->type) {
 		case CT_LISTEN:
 			for (unsigned int i = 0; i < cf->nlisten; i++)
-				printf("listen = %s\n", cf->listen[i].text);
+				printf("listen = %s%s\n", cf->listen[i].text,
+				    cf->listen[i].proxy ? " proxy" : "");
 			break;
 		case CT_LISTEN_TLS:
 			for (unsigned int i = 0; i < cf->nlisten_tls; i++)
-				printf("listen_tls = %s\n",
-				    cf->listen_tls[i].text);
+				printf("listen_tls = %s%s\n",
+				    cf->listen_tls[i].text,
+				    cf->listen_tls[i].proxy ? " proxy" : "");
+			break;
+		case CT_LMTP_LISTEN:
+			for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
+				const struct config_listen *l =
+				    &cf->lmtp_listen[i];
+
+				if (l->ss.ss_family == AF_UNIX)
+					printf("lmtp_listen = unix:%s\n",
+					    ((const struct sockaddr_un *)
+					    &l->ss)->sun_path);
+				else
+					printf("lmtp_listen = %s\n", l->text);
+			}
+			break;
+		case CT_MODE:
+			printf("%s = 0%o\n", k->name, *(const unsigned int *)p);
 			break;
 		case CT_TLS_VERSION:
 		case CT_MECHS:
+		case CT_CIDRS:
+		case CT_PASSDB:
 		case CT_STR:
 		case CT_MAILBOX:
 			printf("%s = %s\n", k->name, (const char *)p);
@@ -344,4 +542,165 @@ config_dump(const struct config *cf)
 			break;
 		}
 	}
+}
+
+/*
+ * A directory a login worker is locked into must be one only root can
+ * change, up to /, or a compromised worker's files could appear in it, and
+ * empty, or it would give the worker something to read (OpenSSH's
+ * ChrootDirectory rule). A parent writable by others is accepted only with
+ * the sticky bit (/tmp): there nobody but root can rename root's entry.
+ */
+static int
+check_chroot(const char *dir, char *err)
+{
+	char path[CONFIG_VALUE_MAX];
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	char *slash;
+	bool self = true;
+
+	if (dir[0] != '/') {
+		str_fmt(err, ERR_LEN, "login_chroot %s: not an absolute path",
+		    dir);
+		return -1;
+	}
+	/* Symbolic links (/var/run) are judged by where they lead. */
+	if (realpath(dir, path) == NULL &&
+	    str_copy(path, sizeof(path), dir) < 0) {
+		str_copy(err, ERR_LEN, "login_chroot: path too long");
+		return -1;
+	}
+	for (;;) {
+		if (lstat(path[0] == '\0' ? "/" : path, &st) < 0) {
+			/* The master creates a missing login_chroot. */
+			if (errno != ENOENT || !self) {
+				str_fmt(err, ERR_LEN, "login_chroot: %s: %s",
+				    path, strerror(errno));
+				return -1;
+			}
+		} else if (!S_ISDIR(st.st_mode)) {
+			str_fmt(err, ERR_LEN, "login_chroot: %s is not a "
+			    "directory", path);
+			return -1;
+		} else if (st.st_uid != 0 || ((st.st_mode & 022) != 0 &&
+		    (self || (st.st_mode & S_ISVTX) == 0))) {
+			str_fmt(err, ERR_LEN, "login_chroot: %s must be owned "
+			    "by root and writable by nobody else", path);
+			return -1;
+		}
+		if (path[0] == '\0')
+			break;
+		slash = strrchr(path, '/');
+		*slash = '\0';
+		self = false;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		str_fmt(err, ERR_LEN, "login_chroot %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			break;
+	}
+	closedir(d);
+	if (de != NULL) {
+		str_fmt(err, ERR_LEN, "login_chroot %s is not empty", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the passwd-file gives any account this uid (field 3). */
+static bool
+passwd_file_has_uid(const char *path, uid_t uid)
+{
+	char line[4096];
+	bool found = false;
+	FILE *fp = fopen(path, "re");
+
+	if (fp == NULL)
+		return false;	/* the auth role reports it */
+	while (!found && fgets(line, sizeof(line), fp) != NULL) {
+		char *f = line, *end;
+		uint32_t v;
+
+		for (int i = 0; i < 2 && f != NULL; i++)
+			f = strchr(f, ':') ? strchr(f, ':') + 1 : NULL;
+		if (f == NULL)
+			continue;
+		end = f + strcspn(f, ":\n");
+		*end = '\0';
+		found = str_parse_u32(f, &v) == 0 && v == uid;
+	}
+	fclose(fp);
+	return found;
+}
+
+int
+config_check(const struct config *cf, bool as_root, char *err)
+{
+	struct passwd *pw;
+	struct group *gr;
+	uid_t mail_uid = 0, login_uid;
+	bool have_mail_uid = false;
+
+	if (cf->mail_user[0] != '\0') {
+		if ((pw = getpwnam(cf->mail_user)) == NULL) {
+			str_fmt(err, ERR_LEN, "mail_user: no such user '%s'",
+			    cf->mail_user);
+			return -1;
+		}
+		/* Group root opens most of the system; mail never needs it. */
+		if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+			str_fmt(err, ERR_LEN, "mail_user '%s' has uid or group "
+			    "0: mail is never read as root", cf->mail_user);
+			return -1;
+		}
+		mail_uid = pw->pw_uid;
+		have_mail_uid = true;
+	}
+	if (cf->mail_privileged_group[0] != '\0') {
+		if ((gr = getgrnam(cf->mail_privileged_group)) == NULL) {
+			str_fmt(err, ERR_LEN, "mail_privileged_group: no such "
+			    "group '%s'", cf->mail_privileged_group);
+			return -1;
+		}
+		if (gr->gr_gid == 0) {
+			str_fmt(err, ERR_LEN, "mail_privileged_group '%s' is "
+			    "group 0: mail is never read as root",
+			    cf->mail_privileged_group);
+			return -1;
+		}
+	}
+	if (!as_root)
+		return 0;
+	if ((pw = getpwnam(cf->login_user)) == NULL) {
+		str_fmt(err, ERR_LEN, "login_user: no such user '%s'",
+		    cf->login_user);
+		return -1;
+	}
+	login_uid = pw->pw_uid;
+	if (login_uid == 0 || pw->pw_gid == 0) {
+		str_fmt(err, ERR_LEN, "login_user '%s' has uid or group 0",
+		    cf->login_user);
+		return -1;
+	}
+	/*
+	 * A login worker parses network input; sharing a uid with mail would
+	 * let a compromised one read, or signal, the mail workers.
+	 */
+	if ((have_mail_uid && mail_uid == login_uid) ||
+	    passwd_file_has_uid(cf->passwd_file, login_uid)) {
+		str_fmt(err, ERR_LEN, "login_user '%s' (uid %u) also reads "
+		    "mail: give the login role a user of its own",
+		    cf->login_user, (unsigned)login_uid);
+		return -1;
+	}
+	return check_chroot(cf->login_chroot, err);
 }

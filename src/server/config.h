@@ -13,16 +13,20 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "../lib/cidr.h"
 #include "../lib/net.h"
 #include "../lib/str.h"
 
 #define CONFIG_LISTEN_MAX	16
+/* LMTP listeners: one unix socket for the MTA, maybe a port or two. */
+#define CONFIG_LMTP_LISTEN_MAX	4
 #define CONFIG_VALUE_MAX	PATH_MAX
 
 struct config_listen {
 	struct sockaddr_storage	ss;
 	socklen_t		len;
 	char			text[NET_ADDR_LEN];
+	bool			proxy;	/* "ADDR:PORT proxy": PROXY protocol first */
 };
 
 struct config {
@@ -30,6 +34,8 @@ struct config {
 	unsigned int	 nlisten;
 	struct config_listen listen_tls[CONFIG_LISTEN_MAX];	/* implicit TLS */
 	unsigned int	 nlisten_tls;
+	char		 proxy_trusted_networks[1024];	/* as written */
+	struct cidr_list proxy_trusted;			/* parsed */
 	char		 tls_cert[CONFIG_VALUE_MAX];	/* "" = no TLS */
 	char		 tls_key[CONFIG_VALUE_MAX];
 	char		 tls_min_version[16];
@@ -38,6 +44,10 @@ struct config {
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
+	char		 passdb[16];			/* "passwd-file", "pgsql" */
+	char		 pgsql_conninfo[CONFIG_VALUE_MAX];
+	char		 pgsql_password_file[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 password_query[1024];		/* AUTH_PGSQL_QUERY_MAX */
 	char		 mail_user[64];			/* "" = none */
 	char		 mail_privileged_group[64];	/* "" = none */
 	char		 login_user[64];
@@ -49,6 +59,9 @@ struct config {
 	unsigned int	 idle_timeout;			/* seconds */
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
+	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
+	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */
 	unsigned int	 max_bad_commands;
 	unsigned int	 max_sessions;			/* per login worker */
 	unsigned int	 login_delay;			/* seconds, 0 = off */
@@ -60,6 +73,26 @@ struct config {
 	unsigned int	 mbox_dotlock_stale;
 	unsigned int	 max_messages;
 	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+	unsigned int	 max_connections_per_ip;	/* 0 = no limit */
+	unsigned int	 max_connections_per_net;	/* 0 = no limit */
+	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */
+	unsigned int	 connection_prefix_ipv6;
+	/* LMTP delivery (src/deliver/, DESIGN.md "Delivery") */
+	struct config_listen lmtp_listen[CONFIG_LMTP_LISTEN_MAX];	/* ss is a
+					   sockaddr_un for "unix:PATH" */
+	unsigned int	 nlmtp_listen;
+	unsigned int	 lmtp_socket_mode;
+	char		 lmtp_socket_user[64];		/* "" = the master's */
+	char		 lmtp_socket_group[64];
+	bool		 lmtp_allow_remote;		/* non-loopback ADDR:PORT */
+	char		 lmtp_hostname[256];		/* "" = gethostname() */
+	uint64_t	 lmtp_max_message_size;
+	unsigned int	 lmtp_max_recipients;
+	char		 lmtp_local_domains[1024];	/* space-separated */
+	char		 recipient_delimiter[16];	/* "" = none */
+	bool		 lmtp_return_path;
+	bool		 lmtp_delivered_to;
+	bool		 mail_crlf;			/* store CRLF line ends */
 };
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
@@ -67,6 +100,16 @@ int config_load(struct config *cf, const char *path, char *err);
 
 /* Print every key's name, one a line, in table order (--config-keys). */
 void config_print_keys(FILE *out);
+
+/*
+ * The checks that need the system's user database and file system, run by
+ * -t and by the master at start-up: no gid 0 for mail (mail_user's primary
+ * group, mail_privileged_group); and, when started as root (as_root), a
+ * login_user that exists, is not root and shares no uid with mail
+ * (mail_user or a uid in the passwd-file), and a login_chroot that only
+ * root can change and that is empty. 0, or -1 with err.
+ */
+int config_check(const struct config *cf, bool as_root, char *err);
 
 /* Print every key with its current value, for -t. */
 void config_dump(const struct config *cf);

@@ -9,19 +9,24 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/cidr.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../lib/proxyproto.h"
 #include "../lib/tls.h"
 #include "../auth/base64.h"
 #include "../auth/sasl.h"
 #include "capa.h"
+#include "connlimit.h"
+#include "penalty.h"
 #include "proto.h"
 #include "proxy.h"
 #include "roles.h"
@@ -41,18 +46,23 @@ struct login_conn {
 	struct ev_timer	 delay;		/* failed-auth delay */
 	uint64_t	 req;		/* pending auth request, 0 = none */
 	uint64_t	 sasl_req;	/* SASL exchange under way, 0 = none */
+	unsigned int	 auth_idx;	/* the auth worker req/sasl_req went to */
 	uint32_t	 method;
 	char		 mech[32];	/* SASL mechanism, for the log */
 	enum auth_result verdict;
 	bool		 have_user;
 	bool		 implicit_tls;	/* greet after the handshake */
+	struct connlimit_ref lim;	/* counted against its address */
 	char		 user[AUTH_USER_MAX + 1];
 	char		 timestamp[PROTO_TS_MAX];
 };
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master, *authc;
+static struct ipc *master;
+/* One channel per auth worker; a network's requests all go to one. */
+static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
+static unsigned int nauth;
 static struct login_conn *conns;
 static unsigned int nconns;
 static int listen_fds[CONFIG_LISTEN_MAX];	/* plain, then implicit TLS */
@@ -64,18 +74,66 @@ static bool shutting_down;
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
 #define ACCEPT_PAUSE_MS	100
 static struct ev_timer accept_pause;
+static bool conn_table_seen;
+/*
+ * Refused connections logged per second and worker: enough for fail2ban,
+ * too few for a flood to fill the disk; the rest are counted in one line.
+ */
+#define REFUSAL_LOGS_PER_SEC	10
 
 static const struct session_cmd *login_commands(struct session *s);
 static void conn_tls_ready(struct session *s);
 static void sasl_line(struct session *s, char *line, size_t len);
+static void log_auth(struct login_conn *c, const char *result);
+static void sasl_send(struct login_conn *c, uint32_t kind,
+    const unsigned char *in, size_t inlen, bool has_in);
+
+/*
+ * The auth worker for this client's network (penalty_route()), so its
+ * penalty holds across connections and login workers; NULL while that
+ * worker is being restarted.
+ */
+static struct ipc *
+auth_for(struct login_conn *c)
+{
+	if (nauth == 0)
+		return NULL;
+	c->auth_idx = penalty_route(c->s.ip) % nauth;
+	return authc[c->auth_idx];
+}
+
+/* A ticket that will not be handed off: give it back to its issuer. */
+static void
+ticket_release(const char *ticket)
+{
+	struct msg_release rl = { 0 };
+	int w = proto_ticket_worker(ticket);
+
+	if (w < 0 || (unsigned int)w >= nauth || authc[w] == NULL)
+		return;
+	str_copy(rl.ticket, sizeof(rl.ticket), ticket);
+	ipc_send(authc[w], MSG_AUTH_RELEASE, &rl, sizeof(rl), -1);
+	explicit_bzero(&rl, sizeof(rl));
+}
 
 static void
 conn_closed(struct session *s)
 {
 	struct login_conn *c = s->owner;
 
+	/* Gone before its verdict: the check is dropped unless under way. */
+	if (c->req != 0 || c->sasl_req != 0)
+		log_auth(c, "gone");
+	if (c->req != 0 && c->auth_idx < nauth && authc[c->auth_idx] != NULL) {
+		struct msg_cancel m = { .req = c->req };
+
+		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m), -1);
+	}
+	if (c->sasl_req != 0)
+		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
 	ev_timer_stop(ev, &c->deadline);
 	ev_timer_stop(ev, &c->delay);
+	connlimit_release(&c->lim);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -113,12 +171,35 @@ log_auth(struct login_conn *c, const char *result)
 	    c->s.id, result, user, method_name(c), c->s.ip);
 }
 
+/*
+ * Whether the client already closed its side (its FIN is queued behind
+ * the command): then nobody waits for the verdict and no check is asked
+ * for. A flood that sends USER/PASS and closes costs no hash (issue 10,
+ * finding 1). The session would end at its next read anyway.
+ */
+static bool
+client_gone(const struct login_conn *c)
+{
+	ssize_t n;
+	char b;
+
+	n = recv(c->s.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	/* A reset (the client closed with our greeting unread) is gone too. */
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR);
+}
+
 static enum cmd_result
 send_verify(struct login_conn *c, const char *secret)
 {
+	struct ipc *a = auth_for(c);
 	struct msg_verify *v;
 
-	if (authc == NULL) {
+	if (client_gone(c)) {
+		log_auth(c, "gone");
+		return CMD_CLOSE;
+	}
+	if (a == NULL) {
 		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is "
 		    "unavailable, try later.");
 		return CMD_BAD;
@@ -129,17 +210,29 @@ send_verify(struct login_conn *c, const char *secret)
 		return CMD_BAD;
 	}
 	v->req = c->req = next_req++;
+	/* Not worth checking once the client's time to log in is over. */
+	v->deadline_ms = c->deadline.when_ms;
 	v->method = c->method;
 	str_copy(v->session, sizeof(v->session), c->s.id);
 	str_copy(v->ip, sizeof(v->ip), c->s.ip);
 	str_copy(v->user, sizeof(v->user), c->user);
 	str_copy(v->timestamp, sizeof(v->timestamp), c->timestamp);
-	if (str_copy(v->pass, sizeof(v->pass), secret) < 0 ||
-	    ipc_send(authc, MSG_AUTH_VERIFY, v, sizeof(*v), -1) < 0) {
+	if (str_copy(v->pass, sizeof(v->pass), secret) < 0) {
 		explicit_bzero(v, sizeof(*v));
 		free(v);
 		c->req = 0;
+		log_auth(c, "fail");
 		session_reply(&c->s, "-ERR [AUTH] Authentication failed.");
+		return CMD_BAD;
+	}
+	if (ipc_send(a, MSG_AUTH_VERIFY, v, sizeof(*v), -1) < 0) {
+		/* Our fault, not the password's: never "[AUTH]" here. */
+		explicit_bzero(v, sizeof(*v));
+		free(v);
+		c->req = 0;
+		log_auth(c, "busy");
+		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is busy, "
+		    "try later.");
 		return CMD_BAD;
 	}
 	explicit_bzero(v, sizeof(*v));
@@ -364,8 +457,9 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
     size_t inlen, bool has_in)
 {
 	struct msg_sasl *m = calloc(1, sizeof(*m));
+	struct ipc *a = c->auth_idx < nauth ? authc[c->auth_idx] : NULL;
 
-	if (m == NULL || authc == NULL || inlen > sizeof(m->in)) {
+	if (m == NULL || a == NULL || inlen > sizeof(m->in)) {
 		free(m);
 		c->s.intercept = false;
 		c->sasl_req = 0;
@@ -377,6 +471,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 		return;
 	}
 	m->req = c->sasl_req;
+	m->deadline_ms = c->deadline.when_ms;
 	m->kind = kind;
 	m->plaintext_ok = cleartext_ok(&c->s);
 	m->has_in = has_in;
@@ -387,7 +482,18 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 		sasl_channel_of(&c->s, &m->channel);
 	if (inlen > 0)
 		memcpy(m->in, in, inlen);
-	ipc_send(authc, MSG_SASL_STEP, m, sizeof(*m), -1);
+	if (ipc_send(a, MSG_SASL_STEP, m, sizeof(*m), -1) < 0 &&
+	    kind != SASL_MSG_CANCEL) {
+		explicit_bzero(m, sizeof(*m));
+		free(m);
+		c->s.intercept = false;
+		c->sasl_req = 0;
+		log_auth(c, "busy");
+		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is busy, "
+		    "try later.");
+		session_resume(&c->s);
+		return;
+	}
 	explicit_bzero(m, sizeof(*m));
 	free(m);
 	if (kind != SASL_MSG_CANCEL)
@@ -478,15 +584,19 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		session_reply(s, "-ERR Invalid base64 data.");
 		return CMD_BAD;
 	}
-	if (authc == NULL) {
-		session_reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
-		    "try later.");
-		return CMD_BAD;
-	}
 	c->have_user = false;
 	c->user[0] = '\0';
 	c->method = METHOD_SASL;
 	str_copy(c->mech, sizeof(c->mech), want);
+	if (client_gone(c)) {
+		log_auth(c, "gone");
+		return CMD_CLOSE;
+	}
+	if (auth_for(c) == NULL) {
+		session_reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
+		    "try later.");
+		return CMD_BAD;
+	}
 	c->sasl_req = next_req++;
 	/* Continuation lines may be longer than commands (RFC 5034 sec. 4). */
 	s->line_max = SESSION_IN_MAX;
@@ -529,6 +639,7 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	if (h == NULL || ho == NULL || (c->s.tls != NULL &&
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv) < 0)) {
+		ticket_release(v->ticket);
 		session_reply(&c->s, "-ERR [SYS/TEMP] Out of resources, try "
 		    "later.");
 		session_end(&c->s);
@@ -542,9 +653,12 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	str_copy(h->ip, sizeof(h->ip), c->s.ip);
 	str_copy(h->user, sizeof(h->user), c->user);
 	memcpy(h->ticket, v->ticket, sizeof(h->ticket));
+	h->capa = capa_flags(&c->s);
+	sasl_mech_list(&c->s, h->sasl, sizeof(h->sasl));
 	if (session_detach(&c->s, ho) < 0) {
 		log_warnx("session=%s event=handoff-failed reason=output",
 		    h->session);
+		ticket_release(v->ticket);
 		session_close(&c->s);
 		goto out;
 	}
@@ -558,7 +672,7 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 	} else {
 		give = sv[1];
 		if (proxy_start(ev, ho->tls, ho->fd, sv[0], h->session, ho->out,
-		    ho->outlen) < 0) {
+		    ho->outlen, cf->idle_timeout * 1000) < 0) {
 			log_warnx("session=%s event=handoff-failed reason=proxy",
 			    h->session);
 			tls_conn_free(&ho->tls);
@@ -568,8 +682,12 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 		}
 		sv[0] = -1;
 	}
-	if (give >= 0 && ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0)
-		log_warnx("session=%s event=handoff-failed", h->session);
+	if (give < 0 || ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
+		if (give >= 0)
+			log_warnx("session=%s event=handoff-failed",
+			    h->session);
+		ticket_release(h->ticket);
+	}
 	if (give >= 0)
 		close(give);
 	if (ho->tls == NULL)
@@ -616,6 +734,17 @@ fail_delayed(struct ev *e, void *arg)
 	session_resume(&c->s);
 }
 
+/* The log's word for a verdict that is not "ok". */
+static const char *
+refusal_name(enum auth_result r, uint32_t reason)
+{
+	if (r != AUTH_TEMPFAIL)
+		return "fail";
+	return reason == REFUSE_PENALTY ? "penalty" :
+	    reason == REFUSE_BUSY || reason == REFUSE_TICKETS ? "busy" :
+	    "tempfail";
+}
+
 static void
 on_verdict(const struct ipc_msg *msg)
 {
@@ -630,16 +759,22 @@ on_verdict(const struct ipc_msg *msg)
 	for (c = conns; c != NULL; c = c->next)
 		if (c->req == v.req)
 			break;
-	if (c == NULL)
-		return;		/* the client left meanwhile */
+	if (c == NULL) {
+		/* The client left meanwhile (logged then): free its ticket. */
+		if (v.result == AUTH_OK)
+			ticket_release(v.ticket);
+		explicit_bzero(&v, sizeof(v));
+		return;
+	}
 	c->req = 0;
 	if (v.result == AUTH_OK) {
 		log_auth(c, "ok");
 		handoff(c, &v);
+		explicit_bzero(&v, sizeof(v));
 		return;
 	}
 	c->verdict = v.result == AUTH_TEMPFAIL ? AUTH_TEMPFAIL : AUTH_PERMFAIL;
-	log_auth(c, c->verdict == AUTH_TEMPFAIL ? "tempfail" : "fail");
+	log_auth(c, refusal_name(c->verdict, v.reason));
 	ev_timer_start(ev, &c->delay, v.delay_ms > 15000 ? 15000 : v.delay_ms);
 }
 
@@ -659,8 +794,13 @@ on_sasl_reply(const struct ipc_msg *msg)
 	for (c = conns; c != NULL; c = c->next)
 		if (c->sasl_req != 0 && c->sasl_req == r.req)
 			break;
-	if (c == NULL)
-		return;		/* cancelled, or the client left */
+	if (c == NULL) {
+		/* Cancelled, or the client left: free its ticket. */
+		if (r.step == SASL_OK)
+			ticket_release(r.ticket);
+		explicit_bzero(&r, sizeof(r));
+		return;
+	}
 	c->s.suspended = false;
 	str_copy(c->user, sizeof(c->user), r.user);
 	switch (r.step) {
@@ -690,7 +830,7 @@ on_sasl_reply(const struct ipc_msg *msg)
 		sasl_end(c, false);
 		c->verdict = r.step == SASL_TEMPFAIL ? AUTH_TEMPFAIL :
 		    AUTH_PERMFAIL;
-		log_auth(c, c->verdict == AUTH_TEMPFAIL ? "tempfail" : "fail");
+		log_auth(c, refusal_name(c->verdict, r.reason));
 		c->s.suspended = true;
 		ev_timer_start(ev, &c->delay, r.delay_ms > 15000 ? 15000 :
 		    r.delay_ms);
@@ -698,11 +838,12 @@ on_sasl_reply(const struct ipc_msg *msg)
 	}
 }
 
+/* Auth worker idx is gone: its pending requests fail temporarily. */
 static void
-fail_pending(void)
+fail_pending(unsigned int idx)
 {
 	for (struct login_conn *c = conns; c != NULL; c = c->next) {
-		if (c->req == 0 && c->sasl_req == 0)
+		if ((c->req == 0 && c->sasl_req == 0) || c->auth_idx != idx)
 			continue;
 		c->req = 0;
 		sasl_end(c, false);
@@ -714,12 +855,13 @@ fail_pending(void)
 static void
 auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
-	(void)arg;
+	unsigned int idx = (unsigned int)(uintptr_t)arg;
+
 	if (msg == NULL) {
-		log_warnx("event=auth-lost");
+		log_warnx("event=auth-lost worker=%u", idx);
 		ipc_free(&ipc);
-		authc = NULL;
-		fail_pending();
+		authc[idx] = NULL;
+		fail_pending(idx);
 		return;
 	}
 	if (msg->fd >= 0)
@@ -772,13 +914,271 @@ conn_tls_ready(struct session *s)
 	}
 }
 
+static void
+log_refusal(const char *ip, const char *reason, unsigned int limit)
+{
+	static uint64_t second;
+	static unsigned int logged, suppressed;
+	uint64_t now = ev_now_ms() / 1000;
+
+	if (now != second) {
+		if (suppressed > 0)
+			log_info("event=connection-refused suppressed=%u",
+			    suppressed);
+		second = now;
+		logged = suppressed = 0;
+	}
+	if (logged++ < REFUSAL_LOGS_PER_SEC)
+		log_info("event=connection-refused reason=%s ip=%s limit=%u",
+		    reason, ip, limit);
+	else
+		suppressed++;
+}
+
+/* Tell a refused client why (not on a TLS port: no plaintext there), close. */
+static void
+refuse(int fd, bool implicit_tls, const char *msg, size_t len)
+{
+	if (!implicit_tls) {
+		ssize_t w = send(fd, msg, len, MSG_NOSIGNAL);
+
+		(void)w;
+	}
+	close(fd);
+}
+
+/*
+ * Count the connection against its client's address (the socket's, or the
+ * PROXY header's), then greet it or begin implicit TLS. proxy_ip: the
+ * proxy it came through, for the log; NULL when it came directly.
+ */
+static void
+conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
+    const char *proxy_ip)
+{
+	static const char per_ip[] = "-ERR [SYS/TEMP] Too many connections "
+	    "from your address, try later.\r\n";
+	struct login_conn *c;
+	struct connlimit_ref lim;
+	char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+	uint16_t port;
+
+	net_addr_str(ss, addr, sizeof(addr), ip, sizeof(ip), &port);
+	switch (connlimit_acquire((const struct sockaddr *)ss, &lim)) {
+	case CONNLIMIT_OK:
+		break;
+	case CONNLIMIT_IP:
+		log_refusal(ip, "per-ip", cf->max_connections_per_ip);
+		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
+		return;
+	case CONNLIMIT_NET:
+		log_refusal(ip, "per-net", cf->max_connections_per_net);
+		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
+		return;
+	case CONNLIMIT_FULL:
+		log_refusal(ip, "table-full", 0);
+		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		connlimit_release(&lim);
+		close(fd);
+		return;
+	}
+	c->lim = lim;
+	session_new_id(c->s.id);
+	str_copy(c->s.ip, sizeof(c->s.ip), ip);
+	c->s.port = port;
+	c->s.idle_ms = cf->idle_timeout * 1000;
+	c->s.max_bad = cf->max_bad_commands;
+	c->s.transcript = cf->transcript;
+	ev_timer_init(&c->deadline, deadline, c);
+	ev_timer_init(&c->delay, fail_delayed, c);
+	if (session_start(&c->s, ev, fd, &login_ops, c, NULL, 0) < 0) {
+		connlimit_release(&c->lim);
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	nconns++;
+	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
+	log_info("session=%s event=connect ip=%s port=%u%s%s%s", c->s.id,
+	    c->s.ip, c->s.port, implicit_tls ? " tls=implicit" : "",
+	    proxy_ip != NULL ? " proxy=" : "", proxy_ip != NULL ? proxy_ip : "");
+	if (implicit_tls) {
+		/* RFC 8314: TLS first; the greeting comes after the handshake. */
+		c->implicit_tls = true;
+		session_start_tls(&c->s, tls_ctx, true);
+		return;
+	}
+	greet(c);
+	session_resume(&c->s);
+}
+
+/*
+ * A connection on a proxy listener before its PROXY header: from a trusted
+ * proxy, not yet counted against any client address (its own is the
+ * proxy's), and held at most PROXY_HEADER_TIMEOUT_MS.
+ */
+struct proxy_wait {
+	int		 fd;
+	bool		 implicit_tls;
+	struct sockaddr_storage peer;
+	struct ev_timer	 timer;
+	struct proxy_wait *prev, *next;
+	struct proxyproto pp;
+};
+
+/*
+ * HAProxy sends the header with its first segment, so a trusted proxy that
+ * has not sent it within this time is broken; Dovecot's haproxy_timeout
+ * is 3 s for the same reason.
+ */
+#define PROXY_HEADER_TIMEOUT_MS	3000
+
+static struct proxy_wait *waits;
+static unsigned int nwaits;
+
+static void
+proxy_wait_free(struct proxy_wait *w, bool close_fd)
+{
+	ev_timer_stop(ev, &w->timer);
+	ev_io_del(ev, w->fd);
+	if (close_fd)
+		close(w->fd);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	nwaits--;
+	free(w);
+}
+
+static void
+proxy_refused(struct proxy_wait *w, const char *reason)
+{
+	char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+	uint16_t port;
+
+	net_addr_str(&w->peer, addr, sizeof(addr), ip, sizeof(ip), &port);
+	log_refusal(ip, reason, 0);
+	proxy_wait_free(w, true);
+}
+
+static void
+proxy_timeout(struct ev *e, void *arg)
+{
+	(void)e;
+	proxy_refused(arg, "proxy-timeout");
+}
+
+static void
+proxy_readable(struct ev *e, int fd, unsigned int events, void *arg)
+{
+	struct proxy_wait *w = arg;
+	unsigned char buf[PROXYPROTO_MAX];
+	struct proxyproto_result r;
+	enum proxyproto_state st;
+	size_t used;
+	ssize_t n;
+
+	(void)e;
+	(void)events;
+	/*
+	 * Peek, let the parser take what belongs to the header, and consume
+	 * only that: what follows (a ClientHello) stays for the session.
+	 */
+	n = recv(fd, buf, sizeof(buf) - w->pp.len, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		proxy_refused(w, n == 0 ? "proxy-closed" : "proxy-error");
+		return;
+	}
+	st = proxyproto_feed(&w->pp, buf, (size_t)n, &used, &r);
+	if (used > 0 && recv(fd, buf, used, 0) != (ssize_t)used) {
+		proxy_refused(w, "proxy-error");
+		return;
+	}
+	if (st == PROXYPROTO_MORE)
+		return;
+	if (st == PROXYPROTO_BAD) {
+		char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+		uint16_t port;
+
+		net_addr_str(&w->peer, addr, sizeof(addr), ip, sizeof(ip),
+		    &port);
+		log_info("event=proxy-header-refused reason=%s proxy=%s",
+		    w->pp.why, ip);
+		proxy_wait_free(w, true);
+		return;
+	}
+	{
+		char addr[NET_ADDR_LEN], proxy_ip[SESSION_IP_LEN];
+		struct sockaddr_storage client;
+		bool implicit_tls = w->implicit_tls;
+		uint16_t port;
+
+		net_addr_str(&w->peer, addr, sizeof(addr), proxy_ip,
+		    sizeof(proxy_ip), &port);
+		/* LOCAL (a health check), UNKNOWN: the proxy's own address. */
+		client = r.has_addr ? r.src : w->peer;
+		proxy_wait_free(w, false);
+		conn_start(fd, implicit_tls, &client, proxy_ip);
+	}
+}
+
+static void
+proxy_wait_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss)
+{
+	struct proxy_wait *w;
+
+	if (!cidr_match(&cf->proxy_trusted, (const struct sockaddr *)ss)) {
+		char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+		uint16_t port;
+
+		/* No reply: the peer speaks PROXY, or is someone else. */
+		net_addr_str(ss, addr, sizeof(addr), ip, sizeof(ip), &port);
+		log_refusal(ip, "proxy-untrusted", 0);
+		close(fd);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		close(fd);
+		return;
+	}
+	w->fd = fd;
+	w->implicit_tls = implicit_tls;
+	w->peer = *ss;
+	proxyproto_init(&w->pp);
+	ev_timer_init(&w->timer, proxy_timeout, w);
+	if (ev_io_set(ev, fd, EV_READ, proxy_readable, w) < 0) {
+		close(fd);
+		free(w);
+		return;
+	}
+	w->next = waits;
+	if (waits)
+		waits->prev = w;
+	waits = w;
+	nwaits++;
+	ev_timer_start(ev, &w->timer, PROXY_HEADER_TIMEOUT_MS);
+}
+
 static int
-accept_one(int lfd, bool implicit_tls)
+accept_one(int lfd, bool implicit_tls, bool proxy)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
-	struct login_conn *c;
-	char addr[NET_ADDR_LEN];
 	int fd;
 
 	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
@@ -793,54 +1193,23 @@ accept_one(int lfd, bool implicit_tls)
 		}
 		return -1;
 	}
-	if (nconns + proxy_count() >= cf->max_sessions || shutting_down) {
+	if (nconns + nwaits + proxy_count() >= cf->max_sessions ||
+	    shutting_down) {
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
 		    "try later.\r\n";
 
-		/* No plaintext on a TLS port: there, just close. */
-		if (!implicit_tls) {
-			ssize_t w = send(fd, busy, sizeof(busy) - 1,
-			    MSG_NOSIGNAL);
-
-			(void)w;
-		}
-		close(fd);
+		/* Not before a proxy's header: it would be read as the header. */
+		if (proxy)
+			close(fd);
+		else
+			refuse(fd, implicit_tls, busy, sizeof(busy) - 1);
 		return 0;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		close(fd);
-		return 0;
-	}
-	session_new_id(c->s.id);
-	net_addr_str(&ss, addr, sizeof(addr), c->s.ip, sizeof(c->s.ip),
-	    &c->s.port);
-	c->s.idle_ms = cf->idle_timeout * 1000;
-	c->s.max_bad = cf->max_bad_commands;
-	c->s.transcript = cf->transcript;
-	ev_timer_init(&c->deadline, deadline, c);
-	ev_timer_init(&c->delay, fail_delayed, c);
-	if (session_start(&c->s, ev, fd, &login_ops, c, NULL, 0) < 0) {
-		close(fd);
-		free(c);
-		return 0;
-	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
-	nconns++;
-	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
-	log_info("session=%s event=connect ip=%s port=%u%s", c->s.id, c->s.ip,
-	    c->s.port, implicit_tls ? " tls=implicit" : "");
-	if (implicit_tls) {
-		/* RFC 8314: TLS first; the greeting comes after the handshake. */
-		c->implicit_tls = true;
-		session_start_tls(&c->s, tls_ctx, true);
-		return 0;
-	}
-	greet(c);
-	session_resume(&c->s);
+	/* Per-address limits wait for the header's address. */
+	if (proxy)
+		proxy_wait_start(fd, implicit_tls, &ss);
+	else
+		conn_start(fd, implicit_tls, &ss, NULL);
 	return 0;
 }
 
@@ -850,14 +1219,18 @@ on_listen(struct ev *e, int fd, unsigned int events, void *arg)
 	(void)e;
 	(void)events;
 	(void)arg;
-	bool implicit_tls = false;
+	bool implicit_tls = false, proxy = false;
 
-	for (unsigned int i = cf->nlisten; i < nlisten; i++)
-		if (listen_fds[i] == fd)
-			implicit_tls = true;
+	for (unsigned int i = 0; i < nlisten; i++) {
+		if (listen_fds[i] != fd)
+			continue;
+		implicit_tls = i >= cf->nlisten;
+		proxy = implicit_tls ? cf->listen_tls[i - cf->nlisten].proxy :
+		    cf->listen[i].proxy;
+	}
 	/* Several workers share the socket; take a few, leave some for them. */
 	for (int i = 0; i < 16; i++)
-		if (accept_one(fd, implicit_tls) < 0)
+		if (accept_one(fd, implicit_tls, proxy) < 0)
 			break;
 }
 
@@ -884,9 +1257,12 @@ accept_resume(struct ev *e, void *arg)
 static void
 maybe_ready(void)
 {
-	if (ready_sent || authc == NULL ||
+	if (ready_sent || nauth == 0 || !conn_table_seen ||
 	    (cf->tls_cert[0] != '\0' && tls_ctx == NULL))
 		return;
+	for (unsigned int i = 0; i < nauth; i++)
+		if (authc[i] == NULL)
+			return;
 	ready_sent = true;
 	ipc_send(master, MSG_READY, NULL, 0, -1);
 }
@@ -908,12 +1284,52 @@ stop_all(void)
 		if (conns != NULL && !conns->s.closed)
 			session_close(&conns->s);
 	}
+	while (waits != NULL)
+		proxy_wait_free(waits, true);
 	proxy_close_all();
 	ev_stop(ev);
 }
 
 /* Largest certificate chain plus key the master sends (two files of 1 MiB). */
 #define TLS_MATERIAL_MAX	(2 * 1024 * 1024 + 2)
+
+/* The shared connection counts (connlimit.h); without them, no limit. */
+static void
+setup_conn_table(const struct ipc_msg *msg)
+{
+	struct connlimit_conf lc = {
+		.max_ip = cf->max_connections_per_ip,
+		.max_net = cf->max_connections_per_net,
+		.prefix4 = cf->connection_prefix_ipv4,
+		.prefix6 = cf->connection_prefix_ipv6,
+	};
+	struct msg_conn_table t;
+	struct stat st;
+	size_t size;
+	void *base;
+
+	if (!proto_take(msg->data, msg->len, &t, sizeof(t)) ||
+	    t.nslots == 0 || t.nslots > 64 || t.entries > (1u << 24)) {
+		log_warnx("event=protocol-error role=master msg=conn-table");
+		return;
+	}
+	size = connlimit_size(t.nslots, t.entries);
+	if (fstat(msg->fd, &st) < 0 || (size_t)st.st_size != size) {
+		log_warnx("event=conn-table-refused reason=size");
+		return;
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, msg->fd, 0);
+	if (base == MAP_FAILED) {
+		log_warn("event=conn-table-refused reason=mmap");
+		return;
+	}
+	if (connlimit_setup(base, t.nslots, t.slot, t.entries, t.secret,
+	    &lc) < 0) {
+		log_warnx("event=conn-table-refused reason=geometry");
+		munmap(base, size);
+	}
+	explicit_bzero(&t, sizeof(t));
+}
 
 /* A new certificate from the master: new connections use it at once. */
 static void
@@ -959,10 +1375,31 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		return;
 	}
 	if (msg->type == MSG_AUTH_CHANNEL && msg->fd >= 0) {
-		ipc_free(&authc);
-		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
-		if (authc == NULL)
+		struct msg_auth_channel ch;
+
+		if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) ||
+		    ch.count == 0 || ch.count > PROTO_AUTH_WORKERS_MAX ||
+		    ch.index >= ch.count) {
+			log_warnx("event=protocol-error role=master "
+			    "msg=auth-channel");
 			close(msg->fd);
+			return;
+		}
+		nauth = ch.count;
+		ipc_free(&authc[ch.index]);
+		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
+		    (void *)(uintptr_t)ch.index);
+		if (authc[ch.index] == NULL)
+			close(msg->fd);
+		maybe_ready();
+		return;
+	}
+	if (msg->type == MSG_CONN_TABLE && msg->fd >= 0 && !conn_table_seen) {
+		setup_conn_table(msg);
+		close(msg->fd);
+		conn_table_seen = true;
+		if (!shutting_down)
+			watch_listeners();
 		maybe_ready();
 		return;
 	}
@@ -998,6 +1435,7 @@ login_main(const struct config *config, unsigned int n)
 
 	cf = config;
 	log_set_ident("postinod/login");
+	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	if (priv_is_root()) {
 		if (priv_user(cf->login_user, &uid, &gid) < 0)
 			fatalx("login_user: no such user '%s'", cf->login_user);
@@ -1016,9 +1454,10 @@ login_main(const struct config *config, unsigned int n)
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
-	watch_listeners();
+	/* Listeners are watched once the connection table has come. */
 	ev_run(ev);
-	ipc_free(&authc);
+	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
+		ipc_free(&authc[i]);
 	ipc_free(&master);
 	tls_ctx_free(&tls_ctx);
 	ev_free(&ev);

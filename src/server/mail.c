@@ -22,8 +22,13 @@
 #include "proto.h"
 #include "roles.h"
 
-/* One block of a message per refill; the encoder at most doubles it. */
-#define RETR_BLOCK	(16 * 1024)
+/*
+ * A message is read in blocks of at most RETR_BLOCK, each at most half the
+ * output buffer's free room (the encoder at most doubles it); below
+ * RETR_MIN_READ the buffer is sent first rather than read in crumbs.
+ */
+#define RETR_BLOCK	(32 * 1024)
+#define RETR_MIN_READ	(4 * 1024)
 /* A worker without sessions this long offers to retire (DESIGN.md). */
 #define MAIL_IDLE_MS	60000
 
@@ -31,6 +36,7 @@ struct mail_conn {
 	struct session		 s;
 	struct mail_conn	*prev, *next;
 	uint64_t		 req;		/* pending ticket redemption */
+	unsigned int		 auth_idx;	/* the auth worker redeeming it */
 	struct msg_handoff	 h;
 	const struct store_ops	*sops;
 	struct store		*st;
@@ -46,7 +52,9 @@ struct mail_conn {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master, *authc;
+static struct ipc *master;
+/* One channel per auth worker: a ticket is redeemed where it was issued. */
+static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
 static struct mail_conn *conns;
 static uint64_t next_req = 1;
 static bool shutting_down;
@@ -290,8 +298,11 @@ cmd_rset(struct session *s, const struct pop3_args *a)
 static enum cmd_result
 cmd_capa(struct session *s, const struct pop3_args *a)
 {
+	struct mail_conn *c = s->owner;
+
 	(void)a;
-	capa_reply(s, cf, 0, NULL);
+	/* RFC 2449 sec. 5: what AUTHORIZATION offered is announced here too. */
+	capa_reply(s, cf, c->h.capa & (CAPA_USER | CAPA_STLS), c->h.sasl);
 	return CMD_OK;
 }
 
@@ -311,6 +322,14 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	live_totals(c, &left, &size);
 	if (deleted > 0)
 		r = c->sops->commit(c->st, &c->idx, err);
+	/*
+	 * UPDATE is over: give the mailbox back before the reply can reach
+	 * the client, or a client that logs in again at once (to another
+	 * mail worker of the pool) could find it still locked: [IN-USE].
+	 */
+	if (c->reader != NULL)
+		c->sops->read_close(&c->reader);
+	c->sops->close(&c->st, &c->idx);
 	if (r != STORE_OK) {
 		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
 		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
@@ -366,17 +385,28 @@ more_listing(struct mail_conn *c)
 	}
 }
 
+/*
+ * Encode straight into the session's output buffer: read at most half the
+ * free room, so the encoded block (at most twice its input) always fits.
+ */
 static void
 more_body(struct mail_conn *c)
 {
-	char in[RETR_BLOCK], out[2 * RETR_BLOCK + 8];
+	char in[RETR_BLOCK];
 
-	while (session_out_room(&c->s) >= sizeof(out)) {
+	for (;;) {
+		size_t room, want, o;
+		char *dst = session_out_tail(&c->s, &room);
 		ssize_t n = 0;
-		size_t o;
 
+		if (dst == NULL || room < POP3_ENCODER_FINISH_MAX +
+		    POP3_ENCODER_OUT_MAX(RETR_MIN_READ))
+			return;
+		want = (room - POP3_ENCODER_FINISH_MAX) / 2;
+		if (want > sizeof(in))
+			want = sizeof(in);
 		if (!pop3_encoder_full(&c->enc))
-			n = c->sops->read(c->reader, in, sizeof(in));
+			n = c->sops->read(c->reader, in, want);
 		if (n < 0) {
 			/* +OK is out: the only honest end is to drop the line. */
 			log_warn("session=%s event=read-failed", c->s.id);
@@ -384,14 +414,14 @@ more_body(struct mail_conn *c)
 			return;
 		}
 		if (n == 0) {
-			o = pop3_encoder_finish(&c->enc, out, sizeof(out));
-			session_write(&c->s, out, o);
+			o = pop3_encoder_finish(&c->enc, dst, room);
+			session_out_commit(&c->s, o);
 			c->sops->read_close(&c->reader);
 			c->s.more = false;
 			return;
 		}
-		o = pop3_encoder_feed(&c->enc, in, (size_t)n, out, sizeof(out));
-		session_write(&c->s, out, o);
+		o = pop3_encoder_feed(&c->enc, in, (size_t)n, dst, room);
+		session_out_commit(&c->s, o);
 	}
 }
 
@@ -404,6 +434,36 @@ mail_more(struct session *s)
 		more_body(c);
 	else
 		more_listing(c);
+}
+
+/*
+ * After expansion the path may only go down from what the administrator
+ * wrote: a user named "x@.." must not make maildir:/srv/vhosts/%d/%n serve
+ * /srv/x. So no "." or ".." component anywhere, and no control byte that
+ * would confuse a log or a terminal. The user name cannot carry a '/'.
+ */
+static int
+path_is_safe(const char *path, char *err)
+{
+	for (const char *p = path; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			str_copy(err, ERR_LEN, "control character in the "
+			    "mailbox path");
+			return -1;
+		}
+	}
+	for (const char *c = path; *c != '\0';) {
+		size_t n = strcspn(c, "/");
+
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
+		    c[1] == '.')) {
+			str_copy(err, ERR_LEN, "'.' or '..' in the mailbox "
+			    "path");
+			return -1;
+		}
+		c += n + (c[n] == '/');
+	}
+	return 0;
 }
 
 /* Expand mailbox = maildir:PATH with %u, %n, %d and a leading ~. */
@@ -466,7 +526,7 @@ mailbox_path(const struct auth_user *u, char *out, size_t size,
 		o += addlen;
 	}
 	out[o] = '\0';
-	return 0;
+	return path_is_safe(out, err);
 }
 
 /*
@@ -599,12 +659,15 @@ on_handoff(struct ipc_msg *msg)
 {
 	struct mail_conn *c = calloc(1, sizeof(*c));
 	struct msg_redeem rq = { 0 };
+	int w = -1;
 
 	if (c == NULL || !proto_take(msg->data, msg->len, &c->h, sizeof(c->h)) ||
 	    !PROTO_STR_OK(c->h.session) || !PROTO_STR_OK(c->h.ip) ||
 	    !PROTO_STR_OK(c->h.user) || !PROTO_STR_OK(c->h.ticket) ||
+	    !PROTO_STR_OK(c->h.sasl) ||
 	    c->h.inlen > sizeof(c->h.in) || c->h.outlen > sizeof(c->h.out) ||
-	    msg->fd < 0 || authc == NULL) {
+	    msg->fd < 0 || (w = proto_ticket_worker(c->h.ticket)) < 0 ||
+	    authc[w] == NULL) {
 		log_warnx("event=handoff-refused");
 		if (msg->fd >= 0)
 			close(msg->fd);
@@ -636,20 +699,22 @@ on_handoff(struct ipc_msg *msg)
 		session_write(&c->s, c->h.out, c->h.outlen);
 	rq.req = c->req = next_req++;
 	memcpy(rq.ticket, c->h.ticket, sizeof(rq.ticket));
-	if (ipc_send(authc, MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
+	c->auth_idx = (unsigned int)w;
+	if (ipc_send(authc[w], MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
 		session_end(&c->s);
 	}
 }
 
+/* Auth worker idx is gone: redemptions waiting on it fail temporarily. */
 static void
-fail_pending(void)
+fail_pending(unsigned int idx)
 {
 	struct mail_conn *c, *next;
 
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->req == 0)
+		if (c->req == 0 || c->auth_idx != idx)
 			continue;
 		c->req = 0;
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
@@ -660,11 +725,12 @@ fail_pending(void)
 static void
 auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
-	(void)arg;
+	unsigned int idx = (unsigned int)(uintptr_t)arg;
+
 	if (msg == NULL) {
 		ipc_free(&ipc);
-		authc = NULL;
-		fail_pending();
+		authc[idx] = NULL;
+		fail_pending(idx);
 		return;
 	}
 	if (msg->fd >= 0)
@@ -702,14 +768,19 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		return;
 	}
 	switch (msg->type) {
-	case MSG_AUTH_CHANNEL:
-		if (msg->fd < 0)
+	case MSG_AUTH_CHANNEL: {
+		struct msg_auth_channel ch;
+
+		if (msg->fd < 0 || !proto_take(msg->data, msg->len, &ch,
+		    sizeof(ch)) || ch.index >= PROTO_AUTH_WORKERS_MAX)
 			break;
-		ipc_free(&authc);
-		authc = ipc_new(ev, msg->fd, auth_msg, NULL);
-		if (authc == NULL)
+		ipc_free(&authc[ch.index]);
+		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
+		    (void *)(uintptr_t)ch.index);
+		if (authc[ch.index] == NULL)
 			close(msg->fd);
 		return;
+	}
 	case MSG_HANDOFF:
 		if (shutting_down)
 			break;
@@ -761,7 +832,8 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	ev_run(ev);
-	ipc_free(&authc);
+	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
+		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
 	return 0;

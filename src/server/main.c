@@ -160,6 +160,11 @@ main(int argc, char **argv)
 	if (test) {
 		int r;
 
+		if (config_check(cf, geteuid() == 0, err) < 0) {
+			fprintf(stderr, "postinod: %s: %s\n", path, err);
+			free(cf);
+			return 1;
+		}
 		config_dump(cf);
 		fflush(stdout);
 		r = reach_check(cf, stderr);
@@ -185,6 +190,10 @@ main(int argc, char **argv)
 		ch = login_main(cf, nlisten);
 	} else if (strcmp(role, "mail") == 0)
 		ch = mail_main(cf, uid, gid);
+	else if (strcmp(role, "lmtp") == 0)
+		ch = lmtp_main(cf, nlisten);
+	else if (strcmp(role, "deliver") == 0)
+		ch = deliver_main(cf, uid, gid);
 	else
 		usage();
 	free(cf);

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +34,7 @@
 #define RESTART_PAUSE_MS	1000
 #define SHUTDOWN_WAIT_MS	10000
 
-enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL };
+enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL, ROLE_LMTP, ROLE_DELIVER };
 
 struct child {
 	enum role	 role;
@@ -54,13 +55,22 @@ static bool foreground;
 static struct ev *ev;
 static int listen_fds[CONFIG_LISTEN_MAX];	/* listen, then listen_tls */
 static unsigned int nlisten;
+/* LMTP listeners (lmtp_listen), passed to the LMTP role only. */
+static int lmtp_fds[CONFIG_LMTP_LISTEN_MAX];
+static unsigned int nlmtp;
+static struct child lmtp;
 /* The certificate and key, in a memfd handed to each login worker. */
 static int tls_fd = -1;
-static struct child auth;
+/* auth_workers of them; a worker's slot is its index in tickets. */
+static struct child auths[PROTO_AUTH_WORKERS_MAX];
 static struct child *logins;
+/* Mail and deliver workers: both per uid, told apart by role. */
 static struct child mails[MAIL_WORKERS_MAX];
 static struct ev_timer restart_timer, shutdown_timer;
 static bool stopping, announced;
+/* Connections per address across login workers (connlimit.h). */
+static int connlimit_fd = -1;
+static struct msg_conn_table connlimit_msg;
 /* Kept for the master's life so fake SCRAM salts survive auth restarts. */
 static unsigned char sasl_secret[SASL_SECRET_LEN];
 
@@ -71,25 +81,36 @@ static void write_ready_file(void);
 static const char *
 role_name(enum role r)
 {
-	return r == ROLE_AUTH ? "auth" : r == ROLE_LOGIN ? "login" : "mail";
+	return r == ROLE_AUTH ? "auth" : r == ROLE_LOGIN ? "login" :
+	    r == ROLE_LMTP ? "lmtp" : r == ROLE_DELIVER ? "deliver" : "mail";
 }
 
-/* Give a worker a fresh channel to the auth role. */
+/* Give a worker a fresh channel to auth worker a. */
 static void
-attach_auth(struct child *c)
+attach_auth(struct child *c, struct child *a)
 {
+	struct msg_auth_channel ch = { .index = a->slot,
+	    .count = cf->auth_workers };
 	int fds[2];
 
-	if (auth.ipc == NULL || c->ipc == NULL)
+	if (a->ipc == NULL || c->ipc == NULL)
 		return;
 	if (ipc_pair(fds) < 0) {
 		log_warn("socketpair");
 		return;
 	}
-	ipc_send(auth.ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
-	ipc_send(c->ipc, MSG_AUTH_CHANNEL, NULL, 0, fds[1]);
+	ipc_send(a->ipc, MSG_AUTH_ATTACH, NULL, 0, fds[0]);
+	ipc_send(c->ipc, MSG_AUTH_CHANNEL, &ch, sizeof(ch), fds[1]);
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/* Give a worker a channel to every auth worker. */
+static void
+attach_auths(struct child *c)
+{
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		attach_auth(c, &auths[i]);
 }
 
 static int
@@ -114,6 +135,10 @@ spawn(struct child *c)
 		char *argv[16];
 		int argc = 0, fd = fds[1];
 		sigset_t none;
+		/* The listeners this role gets: login's or LMTP's. */
+		int *lfds = c->role == ROLE_LMTP ? lmtp_fds : listen_fds;
+		unsigned int nl = c->role == ROLE_LMTP ? nlmtp :
+		    c->role == ROLE_LOGIN ? nlisten : 0;
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -124,24 +149,25 @@ spawn(struct child *c)
 			if (fd < 0)
 				_exit(1);
 		}
-		if (c->role == ROLE_LOGIN) {
-			for (unsigned int i = 0; i < nlisten; i++) {
-				int t = fcntl(listen_fds[i], F_DUPFD,
+		if (nl > 0) {
+			for (unsigned int i = 0; i < nl; i++) {
+				int t = fcntl(lfds[i], F_DUPFD,
 				    ROLE_LISTEN_FD + CONFIG_LISTEN_MAX + 1);
 
 				if (t < 0)
 					_exit(1);
-				listen_fds[i] = t;
+				lfds[i] = t;
 			}
-			for (unsigned int i = 0; i < nlisten; i++)
-				if (dup2(listen_fds[i], ROLE_LISTEN_FD + (int)i) < 0)
+			for (unsigned int i = 0; i < nl; i++)
+				if (dup2(lfds[i], ROLE_LISTEN_FD + (int)i) < 0)
 					_exit(1);
 		}
 		if (dup2(fd, ROLE_MASTER_FD) < 0)
 			_exit(1);
 		str_fmt(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
 		str_fmt(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
-		str_fmt(nbuf, sizeof(nbuf), "%u", nlisten);
+		str_fmt(nbuf, sizeof(nbuf), "%u", c->role == ROLE_LMTP ? nlmtp :
+		    nlisten);
 		argv[argc++] = "postinod";
 		argv[argc++] = "-c";
 		argv[argc++] = (char *)conf_path;
@@ -157,8 +183,7 @@ spawn(struct child *c)
 		argv[argc++] = nbuf;
 		argv[argc] = NULL;
 		/* Everything but stdio, the channel and the listeners closes on exec. */
-		closefrom(c->role == ROLE_LOGIN ? ROLE_LISTEN_FD + (int)nlisten :
-		    ROLE_LISTEN_FD);
+		closefrom(ROLE_LISTEN_FD + (int)nl);
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
@@ -175,12 +200,21 @@ spawn(struct child *c)
 	log_debug("event=spawn role=%s pid=%ld uid=%u", role_name(c->role),
 	    (long)pid, (unsigned)c->uid);
 	if (c->role != ROLE_AUTH)
-		attach_auth(c);
+		attach_auths(c);
+	if (c->role == ROLE_LOGIN) {
+		connlimit_msg.slot = c->slot;
+		ipc_send(c->ipc, MSG_CONN_TABLE, &connlimit_msg,
+		    sizeof(connlimit_msg), connlimit_fd);
+	}
 	if (c->role == ROLE_LOGIN && tls_fd >= 0)
 		ipc_send(c->ipc, MSG_TLS_CONFIG, NULL, 0, tls_fd);
-	if (c->role == ROLE_AUTH)
-		ipc_send(c->ipc, MSG_AUTH_SECRET, sasl_secret,
-		    sizeof(sasl_secret), -1);
+	if (c->role == ROLE_AUTH) {
+		struct msg_auth_init init = { .index = c->slot };
+
+		memcpy(init.secret, sasl_secret, sizeof(init.secret));
+		ipc_send(c->ipc, MSG_AUTH_SECRET, &init, sizeof(init), -1);
+		explicit_bzero(&init, sizeof(init));
+	}
 	return 0;
 }
 
@@ -190,7 +224,7 @@ spawn(struct child *c)
  * uid's sessions (virtual mail) spread over every core.
  */
 static struct child *
-mail_worker(uid_t uid, gid_t gid)
+mail_worker(enum role role, uid_t uid, gid_t gid)
 {
 	struct child *best = NULL, *free_slot = NULL;
 	unsigned int pool = 0;
@@ -203,8 +237,8 @@ mail_worker(uid_t uid, gid_t gid)
 				free_slot = c;
 			continue;
 		}
-		if (c->uid != uid || c->gid != gid || c->retiring ||
-		    c->ipc == NULL)
+		if (c->role != role || c->uid != uid || c->gid != gid ||
+		    c->retiring || c->ipc == NULL)
 			continue;
 		pool++;
 		if (best == NULL || c->sessions < best->sessions)
@@ -218,7 +252,7 @@ mail_worker(uid_t uid, gid_t gid)
 			    MAIL_WORKERS_MAX);
 		return best;
 	}
-	*free_slot = (struct child){ .role = ROLE_MAIL, .uid = uid, .gid = gid };
+	*free_slot = (struct child){ .role = role, .uid = uid, .gid = gid };
 	if (spawn(free_slot) < 0) {
 		free_slot->pid = 0;
 		return best;
@@ -232,12 +266,21 @@ route_handoff(struct ipc_msg *msg)
 	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
 	struct child *m;
 
-	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0 ||
-	    (priv_is_root() && h->uid == 0)) {
+	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0) {
 		log_warnx("event=protocol-error role=login msg=handoff");
 		return;
 	}
-	m = mail_worker(priv_is_root() ? h->uid : getuid(),
+	/* Mail is never read with uid or gid 0, whatever the passwd-file says. */
+	if (priv_is_root() && (h->uid == 0 || h->gid == 0)) {
+		static const char no[] = "-ERR [SYS/PERM] Mailbox unavailable.\r\n";
+		ssize_t w = write(msg->fd, no, sizeof(no) - 1);
+
+		(void)w;
+		log_warnx("event=handoff-refused reason=root-ids uid=%u gid=%u",
+		    (unsigned)h->uid, (unsigned)h->gid);
+		return;
+	}
+	m = mail_worker(ROLE_MAIL, priv_is_root() ? h->uid : getuid(),
 	    priv_is_root() ? h->gid : getgid());
 	if (m != NULL && ipc_send(m->ipc, MSG_HANDOFF, msg->data, msg->len,
 	    msg->fd) == 0) {
@@ -249,6 +292,29 @@ route_handoff(struct ipc_msg *msg)
 
 		(void)w;
 	}
+}
+
+/*
+ * One LMTP recipient's delivery channel to the deliver worker of its uid.
+ * The uid is the LMTP role's claim; the worker checks it with auth. When
+ * no worker can take it, the fd closes and LMTP answers 4xx.
+ */
+static void
+route_delivery(struct ipc_msg *msg)
+{
+	struct msg_deliver_channel ch;
+	struct child *d;
+
+	if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) || msg->fd < 0 ||
+	    (priv_is_root() && (ch.uid == 0 || ch.gid == 0))) {
+		log_warnx("event=protocol-error role=lmtp msg=deliver-channel");
+		return;
+	}
+	d = mail_worker(ROLE_DELIVER, priv_is_root() ? ch.uid : getuid(),
+	    priv_is_root() ? ch.gid : getgid());
+	if (d != NULL && ipc_send(d->ipc, MSG_DELIVER_CHANNEL, NULL, 0,
+	    msg->fd) == 0)
+		d->sessions++;
 }
 
 static void
@@ -264,14 +330,18 @@ child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (c->role == ROLE_LOGIN && msg->type == MSG_HANDOFF)
 		route_handoff(msg);
-	else if (c->role == ROLE_LOGIN && msg->type == MSG_READY) {
+	else if ((c->role == ROLE_LOGIN || c->role == ROLE_LMTP) &&
+	    msg->type == MSG_READY) {
 		c->ready = true;
 		announce_when_ready();
-	}
-	else if (c->role == ROLE_MAIL && msg->type == MSG_SESSION_END) {
+	} else if (c->role == ROLE_LMTP && msg->type == MSG_DELIVER_CHANNEL)
+		route_delivery(msg);
+	else if ((c->role == ROLE_MAIL || c->role == ROLE_DELIVER) &&
+	    msg->type == MSG_SESSION_END) {
 		if (c->sessions > 0)
 			c->sessions--;
-	} else if (c->role == ROLE_MAIL && msg->type == MSG_IDLE) {
+	} else if ((c->role == ROLE_MAIL || c->role == ROLE_DELIVER) &&
+	    msg->type == MSG_IDLE) {
 		/* Retire it only if no hand-off is on its way to it. */
 		if (c->sessions == 0 && !stopping) {
 			c->retiring = true;
@@ -293,6 +363,8 @@ announce_when_ready(void)
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (!logins[i].ready)
 			return;
+	if (nlmtp > 0 && !lmtp.ready)
+		return;
 	announced = true;
 	write_ready_file();
 	if (notify_send("READY=1") < 0)
@@ -303,8 +375,11 @@ announce_when_ready(void)
 static bool
 children_left(void)
 {
-	if (auth.pid > 0)
+	if (lmtp.pid > 0)
 		return true;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid > 0)
+			return true;
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid > 0)
 			return true;
@@ -321,28 +396,39 @@ restart_dead(struct ev *e, void *arg)
 	(void)arg;
 	if (stopping)
 		return;
-	if (auth.pid == 0) {
-		if (spawn(&auth) < 0)
-			auth.pid = 0;
-		else {
-			/* Every worker's old channel died with the old auth. */
-			for (unsigned int i = 0; i < cf->login_workers; i++)
-				attach_auth(&logins[i]);
-			for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
-				if (mails[i].pid > 0)
-					attach_auth(&mails[i]);
+	for (unsigned int a = 0; a < cf->auth_workers; a++) {
+		struct child *au = &auths[a];
+
+		if (au->pid != 0)
+			continue;
+		if (spawn(au) < 0) {
+			au->pid = 0;
+			continue;
 		}
+		/* Every worker's old channel died with the old auth. */
+		for (unsigned int i = 0; i < cf->login_workers; i++)
+			attach_auth(&logins[i], au);
+		if (lmtp.pid > 0)
+			attach_auth(&lmtp, au);
+		for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
+			if (mails[i].pid > 0)
+				attach_auth(&mails[i], au);
 	}
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid == 0 && spawn(&logins[i]) < 0)
 			logins[i].pid = 0;
+	if (nlmtp > 0 && lmtp.pid == 0 && spawn(&lmtp) < 0)
+		lmtp.pid = 0;
 }
 
 static struct child *
 find_child(pid_t pid)
 {
-	if (auth.pid == pid)
-		return &auth;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid == pid)
+			return &auths[i];
+	if (lmtp.pid == pid)
+		return &lmtp;
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid == pid)
 			return &logins[i];
@@ -373,7 +459,7 @@ on_chld(struct ev *e, int signo, void *arg)
 			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 		ipc_free(&c->ipc);
 		c->pid = 0;
-		if (c->role != ROLE_MAIL) {
+		if (c->role != ROLE_MAIL && c->role != ROLE_DELIVER) {
 			restart = true;
 			if (ev_now_ms() - c->started < RESTART_PAUSE_MS)
 				pause = true;
@@ -391,8 +477,11 @@ on_chld(struct ev *e, int signo, void *arg)
 static void
 signal_all(int signo)
 {
-	if (auth.pid > 0)
-		kill(auth.pid, signo);
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (auths[i].pid > 0)
+			kill(auths[i].pid, signo);
+	if (lmtp.pid > 0)
+		kill(lmtp.pid, signo);
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (logins[i].pid > 0)
 			kill(logins[i].pid, signo);
@@ -421,6 +510,8 @@ on_term(struct ev *e, int signo, void *arg)
 	(void)notify_send("STOPPING=1");
 	for (unsigned int i = 0; i < nlisten; i++)
 		close(listen_fds[i]);
+	for (unsigned int i = 0; i < nlmtp; i++)
+		close(lmtp_fds[i]);
 	/* Mail workers first: sessions in UPDATE finish before they exit. */
 	signal_all(SIGTERM);
 	ev_timer_start(e, &shutdown_timer, SHUTDOWN_WAIT_MS);
@@ -548,8 +639,73 @@ write_ready_file(void)
 		/* Implicit-TLS listeners are marked, after the plain ones. */
 		fprintf(fp, "%s%s\n", i >= cf->nlisten ? "tls " : "", addr);
 	}
+	for (unsigned int i = 0; i < nlmtp; i++) {
+		const struct config_listen *l = &cf->lmtp_listen[i];
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char addr[NET_ADDR_LEN];
+
+		if (l->ss.ss_family == AF_UNIX) {
+			fprintf(fp, "lmtp unix:%s\n",
+			    ((const struct sockaddr_un *)&l->ss)->sun_path);
+			continue;
+		}
+		if (getsockname(lmtp_fds[i], (struct sockaddr *)&ss, &len) < 0)
+			fatal("getsockname");
+		net_addr_str(&ss, addr, sizeof(addr), NULL, 0, NULL);
+		fprintf(fp, "lmtp %s\n", addr);
+	}
 	if (fclose(fp) != 0 || rename(tmp, cf->ready_file) < 0)
 		fatal("ready_file %s", cf->ready_file);
+}
+
+/*
+ * An LMTP listener. A unix socket gets lmtp_socket_mode and the owner and
+ * group configured, so the MTA's delivery agent (Postfix's lmtp runs as
+ * postfix) can connect; a stale socket from an earlier run is replaced,
+ * anything else at the path is an error.
+ */
+static int
+lmtp_listen(const struct config_listen *l, char *err)
+{
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)&l->ss;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1, ugid;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (l->ss.ss_family != AF_UNIX)
+		return net_listen(&l->ss, l->len, 1024, err);
+	if ((cf->lmtp_socket_user[0] != '\0' &&
+	    priv_user(cf->lmtp_socket_user, &uid, &ugid) < 0) ||
+	    (cf->lmtp_socket_group[0] != '\0' &&
+	    priv_group(cf->lmtp_socket_group, &gid) < 0)) {
+		str_copy(err, ERR_LEN, "lmtp_socket_user or lmtp_socket_group "
+		    "does not exist");
+		return -1;
+	}
+	if (lstat(sun->sun_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			str_fmt(err, ERR_LEN, "%s exists and is not a socket",
+			    sun->sun_path);
+			return -1;
+		}
+		unlink(sun->sun_path);
+	}
+	old = umask(0177);	/* no window with wider rights than asked */
+	fd = net_listen(&l->ss, l->len, 1024, err);
+	umask(old);
+	if (fd < 0)
+		return -1;
+	if (chmod(sun->sun_path, cf->lmtp_socket_mode) < 0 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(sun->sun_path, uid, gid) < 0)) {
+		str_fmt(err, ERR_LEN, "%s: %s", sun->sun_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int
@@ -571,17 +727,20 @@ master_main(const struct config *config, const char *path, bool fg)
 			fatalx("%s", err);
 		nlisten++;
 	}
+	for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
+		lmtp_fds[i] = lmtp_listen(&cf->lmtp_listen[i], err);
+		if (lmtp_fds[i] < 0)
+			fatalx("lmtp_listen: %s", err);
+		nlmtp++;
+	}
 	if (cf->tls_cert[0] != '\0') {
 		tls_fd = tls_material_load(err);
 		if (tls_fd < 0)
 			fatalx("%s", err);
 	}
+	if (config_check(cf, priv_is_root(), err) < 0)
+		fatalx("%s: %s", conf_path, err);
 	if (priv_is_root()) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
 		if (mkdir(cf->login_chroot, 0755) < 0 && errno != EEXIST)
 			fatal("login_chroot %s", cf->login_chroot);
 	} else {
@@ -589,8 +748,16 @@ master_main(const struct config *config, const char *path, bool fg)
 		    "as this user", (unsigned)getuid());
 	}
 	if (getrandom(sasl_secret, sizeof(sasl_secret), 0) !=
-	    (ssize_t)sizeof(sasl_secret))
+	    (ssize_t)sizeof(sasl_secret) ||
+	    getrandom(connlimit_msg.secret, sizeof(connlimit_msg.secret), 0) !=
+	    (ssize_t)sizeof(connlimit_msg.secret))
 		fatal("getrandom");
+	connlimit_msg.nslots = cf->login_workers;
+	connlimit_msg.entries = connlimit_entries(cf->max_sessions);
+	connlimit_fd = memfd_create("postino-connlimit", MFD_CLOEXEC);
+	if (connlimit_fd < 0 || ftruncate(connlimit_fd, (off_t)connlimit_size(
+	    connlimit_msg.nslots, connlimit_msg.entries)) < 0)
+		fatal("connection table");
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");
@@ -604,21 +771,36 @@ master_main(const struct config *config, const char *path, bool fg)
 	logins = calloc(cf->login_workers, sizeof(*logins));
 	if (logins == NULL)
 		fatal("calloc");
-	auth.role = ROLE_AUTH;
-	if (spawn(&auth) < 0)
-		fatalx("cannot start the auth role");
+	for (unsigned int i = 0; i < cf->auth_workers; i++) {
+		auths[i].role = ROLE_AUTH;
+		auths[i].slot = i;
+		if (spawn(&auths[i]) < 0)
+			fatalx("cannot start the auth role");
+	}
 	for (unsigned int i = 0; i < cf->login_workers; i++) {
 		logins[i].role = ROLE_LOGIN;
 		logins[i].slot = i;
 		if (spawn(&logins[i]) < 0)
 			fatalx("cannot start a login worker");
 	}
-	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u",
-	    cf->nlisten, cf->nlisten_tls, cf->login_workers);
+	if (nlmtp > 0) {
+		lmtp.role = ROLE_LMTP;
+		if (spawn(&lmtp) < 0)
+			fatalx("cannot start the LMTP role");
+	}
+	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u "
+	    "auth_workers=%u", cf->nlisten, cf->nlisten_tls, cf->login_workers,
+	    cf->auth_workers);
 	ev_run(ev);
 	if (cf->ready_file[0] != '\0')
 		unlink(cf->ready_file);
-	ipc_free(&auth.ipc);
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		ipc_free(&auths[i].ipc);
+	ipc_free(&lmtp.ipc);
+	for (unsigned int i = 0; i < nlmtp; i++)
+		if (cf->lmtp_listen[i].ss.ss_family == AF_UNIX)
+			unlink(((const struct sockaddr_un *)
+			    &cf->lmtp_listen[i].ss)->sun_path);
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		ipc_free(&logins[i].ipc);
 	for (unsigned int i = 0; i < MAIL_WORKERS_MAX; i++)
@@ -626,6 +808,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	free(logins);
 	if (tls_fd >= 0)
 		close(tls_fd);
+	close(connlimit_fd);
 	ev_free(&ev);
 	log_info("event=stopped");
 	return 0;

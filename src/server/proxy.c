@@ -12,6 +12,12 @@
 
 /* One TLS record's worth each way. */
 #define PROXY_BUF	(16 * 1024)
+/*
+ * Once the mail worker has closed, what is left for the client must move
+ * within this time, or the relay ends: a client that stopped reading must
+ * not keep a max_sessions slot after its session is over.
+ */
+#define PROXY_DRAIN_MS	10000
 
 struct proxy {
 	struct proxy	*prev, *next;
@@ -21,6 +27,12 @@ struct proxy {
 	bool		 tls_write_blocked;	/* last tls_write wanted the socket */
 	bool		 tls_read_wants_write;
 	bool		 mail_done;		/* the mail worker closed */
+	unsigned int	 idle_ms;
+	/*
+	 * Its own idle timer: the mail side's cannot see a client that stopped
+	 * reading behind a full relay, and the relay outlived the session.
+	 */
+	struct ev_timer	 timer;
 	char		 id[SESSION_ID_LEN + 1];
 	size_t		 up_len, down_len;
 	char		 up[PROXY_BUF];		/* client -> mail worker */
@@ -35,6 +47,7 @@ static void proxy_io(struct ev *ev, int fd, unsigned int events, void *arg);
 static void
 proxy_free(struct proxy *p)
 {
+	ev_timer_stop(p->ev, &p->timer);
 	ev_io_del(p->ev, p->net_fd);
 	ev_io_del(p->ev, p->plain_fd);
 	if (p->mail_done)
@@ -62,8 +75,9 @@ shift(char *buf, size_t *len, size_t used)
 
 /* Move what can move; false when the proxy is finished. */
 static bool
-pump(struct proxy *p)
+pump(struct proxy *p, bool *progress_r)
 {
+	*progress_r = false;
 	for (int round = 0; round < 16; round++) {
 		bool moved = false;
 		ssize_t n;
@@ -118,6 +132,7 @@ pump(struct proxy *p)
 			return false;
 		if (!moved)
 			break;
+		*progress_r = true;
 	}
 	return true;
 }
@@ -143,20 +158,36 @@ static void
 proxy_io(struct ev *ev, int fd, unsigned int events, void *arg)
 {
 	struct proxy *p = arg;
+	bool progress, was_done = p->mail_done;
 
 	(void)ev;
 	(void)fd;
 	(void)events;
-	if (!pump(p)) {
+	if (!pump(p, &progress)) {
 		proxy_free(p);
 		return;
 	}
+	if (progress || p->mail_done != was_done || !ev_timer_armed(&p->timer))
+		ev_timer_start(p->ev, &p->timer, p->mail_done &&
+		    p->idle_ms > PROXY_DRAIN_MS ? PROXY_DRAIN_MS : p->idle_ms);
 	proxy_watch(p);
+}
+
+static void
+proxy_timeout(struct ev *ev, void *arg)
+{
+	struct proxy *p = arg;
+
+	(void)ev;
+	log_info("session=%s event=timeout state=relay mail_done=%s "
+	    "unsent=%zu", p->id, p->mail_done ? "yes" : "no", p->down_len);
+	proxy_free(p);
 }
 
 int
 proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
-    const char *session_id, const void *pending, size_t len)
+    const char *session_id, const void *pending, size_t len,
+    unsigned int idle_ms)
 {
 	struct proxy *p;
 
@@ -169,6 +200,8 @@ proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
 	p->tls = tls;
 	p->net_fd = net_fd;
 	p->plain_fd = plain_fd;
+	p->idle_ms = idle_ms;
+	ev_timer_init(&p->timer, proxy_timeout, p);
 	str_copy(p->id, sizeof(p->id), session_id);
 	memcpy(p->down, pending, len);
 	p->down_len = len;

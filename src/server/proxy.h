@@ -15,11 +15,14 @@
 
 /*
  * Take over tls and net_fd (the client) and plain_fd (to the mail worker);
- * pending: output still owed to the client, sent first. -1 on failure
- * (nothing taken over).
+ * pending: output still owed to the client, sent first. The relay ends when
+ * nothing moved either way for idle_ms, or, once the mail worker has
+ * closed, when the rest did not reach the client within a few seconds.
+ * -1 on failure (nothing taken over).
  */
 int proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
-    const char *session_id, const void *pending, size_t len);
+    const char *session_id, const void *pending, size_t len,
+    unsigned int idle_ms);
 unsigned int proxy_count(void);
 void proxy_close_all(void);
 

@@ -17,5 +17,8 @@ int master_main(const struct config *cf, const char *conf_path, bool foreground)
 int authd_main(const struct config *cf);
 int login_main(const struct config *cf, unsigned int nlisten);
 int mail_main(const struct config *cf, uid_t uid, gid_t gid);
+/* src/deliver/: the LMTP service and the per-uid delivery workers. */
+int lmtp_main(const struct config *cf, unsigned int nlisten);
+int deliver_main(const struct config *cf, uid_t uid, gid_t gid);
 
 #endif

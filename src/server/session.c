@@ -56,17 +56,45 @@ out_compact(struct session *s)
 	s->out_start = 0;
 }
 
-size_t
-session_write(struct session *s, const void *buf, size_t len)
+static bool
+out_alloc(struct session *s)
 {
 	if (s->out == NULL) {
 		s->out = malloc(SESSION_OUT_MAX);
 		if (s->out == NULL) {
 			log_warn("session=%s out of memory", s->id);
 			s->closing = true;
-			return 0;
+			return false;
 		}
 	}
+	return true;
+}
+
+char *
+session_out_tail(struct session *s, size_t *room_r)
+{
+	*room_r = 0;
+	if (!out_alloc(s))
+		return NULL;
+	out_compact(s);
+	*room_r = SESSION_OUT_MAX - s->out_end;
+	return s->out + s->out_end;
+}
+
+void
+session_out_commit(struct session *s, size_t n)
+{
+	if (n > SESSION_OUT_MAX - s->out_end)
+		fatalx("session_out_commit: %zu octets, room %zu", n,
+		    SESSION_OUT_MAX - s->out_end);
+	s->out_end += n;
+}
+
+size_t
+session_write(struct session *s, const void *buf, size_t len)
+{
+	if (!out_alloc(s))
+		return 0;
 	if (s->out_end + len > SESSION_OUT_MAX)
 		out_compact(s);
 	if (len > SESSION_OUT_MAX - s->out_end)
@@ -242,7 +270,11 @@ session_start(struct session *s, struct ev *ev, int fd,
 	if (prelen > 0)
 		memcpy(s->in, pre, prelen);
 	s->in_len = prelen;
-	if (net_set_nonblock(fd) < 0)
+	/*
+	 * Every reply leaves in one write (session_process), so Nagle has
+	 * nothing to merge and would only delay a reply's last segment.
+	 */
+	if (net_set_nonblock(fd) < 0 || net_set_nodelay(fd) < 0)
 		return -1;
 	ev_timer_init(&s->timer, session_timeout, s);
 	if (ev_timer_start(ev, &s->timer, s->idle_ms) < 0 ||
@@ -257,17 +289,27 @@ static void
 transcript_in(struct session *s, const char *line, size_t len)
 {
 	char clean[POP3_LINE_MAX * 4];
-	size_t show = len;
+	size_t show = len, k = 0;
 
-	/* Passwords never reach the log: keep the keyword, mask the rest. */
-	if (len >= 4 && strncasecmp(line, "PASS", 4) == 0)
-		show = 4;
-	else if (len >= 4 && (strncasecmp(line, "APOP", 4) == 0 ||
-	    strncasecmp(line, "AUTH", 4) == 0)) {
+	/*
+	 * Passwords never reach the log: keep the keyword, mask the rest,
+	 * however the client spaces or cases it (" pass x" is refused, but
+	 * it is logged before that).
+	 */
+	while (k < len && (line[k] == ' ' || line[k] == '\t'))
+		k++;
+	if (len - k >= 4 && strncasecmp(line + k, "PASS", 4) == 0)
+		show = k + 4;
+	else if (len - k >= 4 && (strncasecmp(line + k, "APOP", 4) == 0 ||
+	    strncasecmp(line + k, "AUTH", 4) == 0)) {
 		/* APOP user / AUTH mech: the next word is the secret. */
-		const char *sp = memchr(line + 5 < line + len ? line + 5 : line + len,
-		    ' ', len > 5 ? len - 5 : 0);
-		show = sp ? (size_t)(sp - line) : len;
+		size_t w = k + 4;
+
+		while (w < len && (line[w] == ' ' || line[w] == '\t'))
+			w++;
+		while (w < len && line[w] != ' ' && line[w] != '\t')
+			w++;
+		show = w;
 	} else if (s->suspended)
 		show = 0;
 	str_sanitize(clean, sizeof(clean), line, show);
@@ -318,7 +360,9 @@ session_dispatch(struct session *s, char *line, size_t len)
 		transcript_in(s, line, len);
 	s->ncommands++;
 	ev_timer_start(s->ev, &s->timer, s->idle_ms);
-	if (memchr(line, '\0', len) != NULL) {
+	/* RFC 1939 sec. 3: a line starts with its keyword. */
+	if (memchr(line, '\0', len) != NULL || line[0] == ' ' ||
+	    line[0] == '\t') {
 		session_reply(s, "-ERR Invalid command.");
 		r = CMD_BAD;
 		goto done;
@@ -418,9 +462,15 @@ session_process(struct session *s)
 		size_t before = s->in_len;
 		bool was_more = s->more;
 
-		if (s->more && out_pending(s) < SESSION_OUT_LOW)
-			s->ops->more(s);
 		session_take_lines(s);
+		/*
+		 * A multi-line reply's first block joins its status line (and
+		 * any replies before it) in the buffer, so they leave in one
+		 * write: with the status line sent alone, the client's delayed
+		 * ACK used to hold the body for 40 ms.
+		 */
+		if (!s->closed && s->more && out_pending(s) < SESSION_OUT_LOW)
+			s->ops->more(s);
 		if (s->closed)
 			break;
 		session_flush(s);

@@ -30,6 +30,7 @@ enum store_result {
 	STORE_TEMPFAIL,		/* -ERR [SYS/TEMP]: I/O error, try later */
 	STORE_LOCKED,		/* -ERR [IN-USE]: another session holds it */
 	STORE_CHANGED,		/* mailbox changed under us: end the session */
+	STORE_OVERQUOTA,	/* append: the message would exceed a quota */
 };
 
 struct store_params {
@@ -39,6 +40,19 @@ struct store_params {
 	bool		 mboxrd;	/* mbox: unescape ">>From " too, not just ">From " */
 	unsigned int	 dotlock_stale;	/* mbox: seconds after which a dotlock is stale */
 	unsigned int	 lock_wait;	/* mbox: seconds to wait for the MTA's lock */
+};
+
+/*
+ * One delivery (LMTP, postino-deliver). The message read from the caller's
+ * fd has LF line ends (CRLF already folded; a lone CR is data). Header
+ * values come from the protocol parser and hold no CR, LF or NUL.
+ */
+struct store_delivery {
+	const char	*return_path;	/* "Return-Path: <...>"; NULL: none */
+	const char	*delivered_to;	/* "Delivered-To: ..."; NULL: none */
+	bool		 crlf;		/* store CRLF line ends, else LF */
+	uint64_t	 quota_bytes;	/* 0: none; over it: STORE_OVERQUOTA */
+	unsigned int	 quota_messages;	/* 0: none */
 };
 
 struct store_msg {
@@ -84,6 +98,20 @@ struct store_ops {
 	    char *err);
 	/* Release the session lock and free everything, idx->msgs included. */
 	void (*close)(struct store **st, struct store_index *idx);
+	/*
+	 * Deliver the message in fd (read with pread from offset 0 to EOF;
+	 * the fd's offset is not used) into the mailbox at p->path, creating
+	 * the mailbox if it is missing. Takes no session lock: a POP3 session
+	 * holding the mailbox does not see the message, the next one does.
+	 * Durable before STORE_OK (file and directory fsynced); on any failure
+	 * nothing of the message is visible to a reader. STORE_TEMPFAIL for
+	 * I/O errors and lock timeouts, STORE_PERMFAIL for a broken mailbox,
+	 * STORE_OVERQUOTA when d's quota would be exceeded. err filled unless
+	 * STORE_OK. The session lock is deliberately not part of st: append
+	 * works on the path alone, so it needs no open().
+	 */
+	enum store_result (*append)(const struct store_params *p, int fd,
+	    const struct store_delivery *d, char *err);
 };
 
 /* The backend named name ("maildir", "mbox"), or NULL. */

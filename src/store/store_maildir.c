@@ -1,11 +1,19 @@
 /*
  * Maildir backend.
  *
- * open moves new/ into cur/ (as "<name>:2,"), scans cur/ once and sorts by
- * the delivery time leading the name, then by name. Sizes come from ",W=" in
- * the name (our deliveries, Dovecot), else from the size cache
+ * open scans new/ and cur/ once and sorts by the delivery time leading the
+ * name, then by name. Mail in new/ is served where it is: moving it to cur/
+ * cost a rename per message, most of a first login (DESIGN.md); another
+ * reader may still move it, and a message not found where it was is looked
+ * for by base name in both. Sizes come from ",S="
+ * and ",W=" in the name (our deliveries, Dovecot), else from the size cache
  * <maildir>/postino-sizes ("<base name> <crlf size>\n" per line), else from
  * reading the file once; newly computed sizes are written back to the cache.
+ * A message file never changes under its base name (Maildir), so neither
+ * source needs a stat per message: a warm open is one readdir of each
+ * directory and one read of the cache. What the name or the cache claims is checked when
+ * the message is opened for RETR/TOP, which stats it anyway; a cache caught
+ * lying there is dropped and rebuilt by the next session (DESIGN.md).
  *
  * UIDL: the one Dovecot or Courier gave the message when it served this
  * Maildir before (maildir_uidlist.h); else the base name (before ':') when
@@ -14,6 +22,7 @@
  * which is stable as long as the name is.
  */
 #include "store.h"
+#include "store_append.h"
 #include "store_lock.h"
 #include "maildir_uidlist.h"
 
@@ -25,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -49,15 +59,18 @@ enum md_size_src {
 };
 
 struct md_msg {
-	char		*name;		/* current name in cur/ */
+	char		*name;		/* current name in new/ or cur/ */
+	bool		 in_new;
 	size_t		 baselen;	/* bytes before ':' */
 	uint64_t	 stamp;		/* leading number: delivery time */
 	uint64_t	 size;
 	enum md_size_src src;
+	unsigned char	 d_type;	/* from readdir; DT_UNKNOWN: stat it */
 };
 
 struct md_cache_ent {
-	char		*base;
+	const char	*base;		/* into maildir.cache_buf */
+	size_t		 len;
 	uint64_t	 size;
 	bool		 used;
 };
@@ -66,11 +79,15 @@ struct maildir {
 	char		 path[PATH_MAX];
 	int		 lock_fd;
 	int		 cur_fd;
+	int		 new_fd;	/* -1: no new/ */
 	struct md_msg	*msgs;
 	unsigned int	 count;
 	size_t		 cap;
 	struct md_cache_ent *cache;
 	size_t		 ncache;
+	char		*cache_buf;	/* the cache file, parsed in place */
+	uint32_t	*cache_slots;	/* hash of base names: index + 1 */
+	size_t		 nslots;	/* a power of two, > 2 * ncache */
 	bool		 cache_dirty;
 	unsigned char	*iobuf;
 	struct maildir_uidlist *legacy;	/* UIDLs of the previous server */
@@ -78,6 +95,9 @@ struct maildir {
 
 struct md_reader {
 	int		 fd;
+	struct maildir	*md;
+	struct md_msg	*m;
+	struct crlf_size cs;	/* what this read really measures */
 };
 
 static bool
@@ -136,13 +156,13 @@ md_name_field(const char *name, size_t len, char key, uint64_t *v_r)
 	return -1;
 }
 
-/* CRLF sizes lie in [st_size, 2 * st_size + 2]: anything else is corrupt. */
+/* CRLF sizes lie in [raw, 2 * raw + 2]: anything else is corrupt. */
 static bool
-md_size_plausible(uint64_t size, off_t st_size)
+md_size_fits(uint64_t size, uint64_t raw)
 {
-	uint64_t raw = (uint64_t)st_size, max;
+	uint64_t max;
 
-	if (st_size < 0 || size < raw)
+	if (size < raw)
 		return false;
 	if (__builtin_mul_overflow(raw, 2, &max) ||
 	    __builtin_add_overflow(max, 2, &max))
@@ -150,24 +170,89 @@ md_size_plausible(uint64_t size, off_t st_size)
 	return size <= max;
 }
 
-static int
-md_cache_cmp(const void *a, const void *b)
+static uint32_t
+md_hash(const char *s, size_t len)
 {
-	const struct md_cache_ent *x = a, *y = b;
+	uint32_t h = 2166136261u;	/* FNV-1a */
 
-	return strcmp(x->base, y->base);
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
 }
 
-/* A missing, unreadable or corrupt cache only costs reading the messages. */
+static struct md_cache_ent *
+md_cache_find(struct maildir *md, const char *base, size_t len)
+{
+	size_t mask = md->nslots - 1;
+
+	if (md->nslots == 0)
+		return NULL;
+	for (size_t i = md_hash(base, len) & mask;; i = (i + 1) & mask) {
+		uint32_t slot = md->cache_slots[i];
+		struct md_cache_ent *ce;
+
+		if (slot == 0)
+			return NULL;
+		ce = &md->cache[slot - 1];
+		if (ce->len == len && memcmp(ce->base, base, len) == 0)
+			return ce;
+	}
+}
+
+/* Index the parsed entries; a second line for one name is dropped. */
+static int
+md_cache_index(struct maildir *md)
+{
+	size_t n = 16, kept = 0;
+
+	while (n <= 2 * md->ncache)
+		n *= 2;
+	if ((md->cache_slots = calloc(n, sizeof(*md->cache_slots))) == NULL)
+		return -1;
+	md->nslots = n;
+	for (size_t i = 0; i < md->ncache; i++) {
+		struct md_cache_ent *ce = &md->cache[i];
+		size_t j;
+
+		if (md_cache_find(md, ce->base, ce->len) != NULL) {
+			md->cache_dirty = true;
+			continue;
+		}
+		md->cache[kept] = *ce;
+		for (j = md_hash(ce->base, ce->len) & (n - 1);
+		    md->cache_slots[j] != 0; j = (j + 1) & (n - 1))
+			;
+		md->cache_slots[j] = (uint32_t)++kept;
+	}
+	md->ncache = kept;
+	return 0;
+}
+
+static void
+md_cache_drop(struct maildir *md)
+{
+	free(md->cache);
+	free(md->cache_buf);
+	free(md->cache_slots);
+	md->cache = NULL;
+	md->cache_buf = NULL;
+	md->cache_slots = NULL;
+	md->ncache = md->nslots = 0;
+}
+
+/*
+ * The cache is as trusted as the mail beside it, no more: only a regular
+ * file of our own uid that no one else may write, at most MD_CACHE_MAX
+ * octets, every line bounded and strictly parsed. A missing, foreign,
+ * unreadable or corrupt cache only costs reading the messages.
+ */
 static void
 md_cache_load(struct maildir *md)
 {
-	char path[PATH_MAX], line[MD_CACHE_LINE];
+	char path[PATH_MAX], *p, *end;
 	struct stat st;
-	FILE *fp;
+	size_t len = 0, cap = 0;
 	int fd;
-	size_t cap = 0;
-	bool skipping = false;
 
 	if (str_fmt(path, sizeof(path), "%s/%s", md->path, MD_CACHE_NAME) == -1)
 		return;
@@ -178,67 +263,68 @@ md_cache_load(struct maildir *md)
 		return;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > MD_CACHE_MAX || (fp = fdopen(fd, "r")) == NULL) {
+	    st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) ||
+	    st.st_size > MD_CACHE_MAX ||
+	    (md->cache_buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		log_warnx("maildir=%s size cache ignored: not a private file "
+		    "of ours", md->path);
 		(void)close(fd);
 		md->cache_dirty = true;
 		return;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		size_t len = strlen(line);
-		char *sp;
+	/* Never past the size fstat saw: a growing file is cut there. */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, md->cache_buf + len,
+		    (size_t)st.st_size - len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	md->cache_buf[len] = '\0';
+	for (p = md->cache_buf, end = p + len; p < end; ) {
+		char *lf = memchr(p, '\n', (size_t)(end - p)), *sp;
 		uint64_t size;
 
-		if (len == 0 || line[len - 1] != '\n') {
-			/* Over-long (or NUL-holding) line: drop all of it. */
-			skipping = true;
+		if (lf == NULL) {
+			/* A last line without LF: torn, drop it. */
 			md->cache_dirty = true;
-			continue;
+			break;
 		}
-		if (skipping) {
-			skipping = false;
-			continue;
-		}
-		line[--len] = '\0';
-		sp = strrchr(line, ' ');
-		if (sp == NULL || sp == line ||
+		*lf = '\0';
+		sp = memrchr(p, ' ', (size_t)(lf - p));
+		if ((size_t)(lf - p) >= MD_CACHE_LINE || sp == NULL ||
+		    sp == p || (size_t)(sp - p) > NAME_MAX ||
 		    str_parse_u64(sp + 1, &size) == -1 ||
-		    !md_printable(line, (size_t)(sp - line))) {
+		    !md_printable(p, (size_t)(sp - p))) {
 			md->cache_dirty = true;
+			p = lf + 1;
 			continue;
 		}
-		*sp = '\0';
 		if (md->ncache == cap) {
 			size_t ncap = cap == 0 ? 256 : cap;
 			struct md_cache_ent *n;
 
 			if (__builtin_mul_overflow(ncap, 2, &ncap) ||
+			    ncap > UINT32_MAX / 2 ||
 			    (n = reallocarray(md->cache, ncap,
 			    sizeof(*n))) == NULL)
 				break;
 			md->cache = n;
 			cap = ncap;
 		}
-		if ((md->cache[md->ncache].base = strdup(line)) == NULL)
-			break;
-		md->cache[md->ncache].size = size;
-		md->cache[md->ncache].used = false;
-		md->ncache++;
+		md->cache[md->ncache++] = (struct md_cache_ent){
+			.base = p, .len = (size_t)(sp - p), .size = size,
+		};
+		p = lf + 1;
 	}
-	if (fclose(fp) == EOF)
+	if (md_cache_index(md) == -1) {
+		md_cache_drop(md);
 		md->cache_dirty = true;
-	if (md->ncache > 0)
-		qsort(md->cache, md->ncache, sizeof(*md->cache), md_cache_cmp);
-}
-
-static struct md_cache_ent *
-md_cache_find(struct maildir *md, const char *base)
-{
-	struct md_cache_ent key = { .base = (char *)base };
-
-	if (md->ncache == 0)
-		return NULL;
-	return bsearch(&key, md->cache, md->ncache, sizeof(*md->cache),
-	    md_cache_cmp);
+	}
 }
 
 static bool
@@ -304,13 +390,18 @@ fail:
 
 /* The CRLF size of an open message file, read once. */
 static int
-md_read_size(struct maildir *md, int fd, uint64_t *size_r)
+md_read_size(struct maildir *md, int fd, off_t st_size, uint64_t *size_r)
 {
 	struct crlf_size cs;
+	uint64_t got = 0;
 	ssize_t n;
 
 	crlf_size_init(&cs);
-	for (;;) {
+	/*
+	 * A message file never changes (Maildir): once fstat's size is read,
+	 * the read that would return 0 is skipped, one syscall per message.
+	 */
+	while (got < (uint64_t)st_size) {
 		n = read(fd, md->iobuf, STORE_IOBUF);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -319,6 +410,7 @@ md_read_size(struct maildir *md, int fd, uint64_t *size_r)
 		if (n == 0)
 			break;
 		crlf_size_feed(&cs, md->iobuf, (size_t)n);
+		got += (uint64_t)n;
 	}
 	if (crlf_size_finish(&cs, size_r) == -1) {
 		errno = EFBIG;
@@ -334,88 +426,40 @@ md_open_dir(int parent, const char *name)
 	    O_CLOEXEC);
 }
 
-/* Dotfiles, non-regular files and names we cannot handle are not mail. */
+/*
+ * Dotfiles, non-regular files and names we cannot handle are not mail. The
+ * type comes from readdir; only a file system that does not give it costs
+ * a stat.
+ */
 static bool
-md_is_mail(int dirfd, const char *name)
+md_is_mail(int dirfd, const struct dirent *de)
 {
 	struct stat st;
 
-	if (name[0] == '.' || strlen(name) > NAME_MAX)
+	if (de->d_name[0] == '.' || strlen(de->d_name) > NAME_MAX)
 		return false;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_REG;
+	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return false;
 	return S_ISREG(st.st_mode);
 }
 
-/* Maildir convention: a message seen by a reader moves to cur/ with ":2,". */
-static enum store_result
-md_move_new(struct maildir *md, int dirfd, char *err)
+static int
+md_fd(const struct maildir *md, const struct md_msg *m)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-	bool moved = false;
+	return m->in_new ? md->new_fd : md->cur_fd;
+}
 
-	fd = md_open_dir(dirfd, "new");
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return STORE_OK;
-		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
-		    strerror(errno));
-		return STORE_TEMPFAIL;
-	}
-	if ((dir = fdopendir(fd)) == NULL) {
-		(void)close(fd);
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/new: %s", md->path,
-		    strerror(errno));
-		return STORE_TEMPFAIL;
-	}
-	while ((errno = 0, de = readdir(dir)) != NULL) {
-		char target[NAME_MAX + 1];
-
-		if (!md_is_mail(fd, de->d_name))
-			continue;
-		if (strchr(de->d_name, ':') != NULL) {
-			if (str_copy(target, sizeof(target), de->d_name) == -1)
-				continue;
-		} else if (str_fmt(target, sizeof(target), "%s:2,",
-		    de->d_name) == -1) {
-			log_warnx("maildir=%s name too long to move: new/%s",
-			    md->path, de->d_name);
-			continue;
-		}
-		if (renameat2(fd, de->d_name, md->cur_fd, target,
-		    RENAME_NOREPLACE) == -1) {
-			if (errno == EINVAL &&
-			    faccessat(md->cur_fd, target, F_OK,
-			    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT &&
-			    renameat(fd, de->d_name, md->cur_fd, target) == 0) {
-				moved = true;
-				continue;
-			}
-			/* Another reader moved it first: it is in cur/. */
-			if (errno != ENOENT)
-				log_warn("maildir=%s cannot move new/%s",
-				    md->path, de->d_name);
-			continue;
-		}
-		moved = true;
-	}
-	if (errno != 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/new: %s", md->path,
-		    strerror(errno));
-		(void)closedir(dir);
-		return STORE_TEMPFAIL;
-	}
-	if (moved && (fsync(md->cur_fd) == -1 || fsync(fd) == -1))
-		log_warn("maildir=%s fsync after moving new/", md->path);
-	(void)closedir(dir);
-	return STORE_OK;
+static const char *
+md_sub(const struct md_msg *m)
+{
+	return m->in_new ? "new" : "cur";
 }
 
 static enum store_result
 md_add(struct maildir *md, const struct store_params *p, const char *name,
-    char *err)
+    bool in_new, char *err)
 {
 	struct md_msg *m;
 
@@ -444,47 +488,64 @@ md_add(struct maildir *md, const struct store_params *p, const char *name,
 	}
 	m->baselen = md_baselen(name);
 	m->stamp = md_stamp(name);
+	m->in_new = in_new;
 	md->count++;
 	return STORE_OK;
 }
 
-/* Size of m: ",W=" when plausible, else the cache, else read the file. */
+/*
+ * Size of m, without a stat when the name or the cache has it: ",S=" with
+ * a ",W=" that fits it, else the cache (when use_cache), else ",W=" checked
+ * against the file, else the file read once.
+ */
 static enum store_result
-md_size(struct maildir *md, struct md_msg *m, char *err)
+md_size(struct maildir *md, struct md_msg *m, bool use_cache, char *err)
 {
-	char base[NAME_MAX + 1];
 	struct md_cache_ent *ce;
 	struct stat st;
 	uint64_t w, s;
+	bool has_w, has_s;
 	int fd;
 
-	if (fstatat(md->cur_fd, m->name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno == ENOENT ? STORE_CHANGED : STORE_TEMPFAIL;
-	if (md_name_field(m->name, m->baselen, 'W', &w) == 0 &&
-	    md_size_plausible(w, st.st_size) &&
-	    (md_name_field(m->name, m->baselen, 'S', &s) == -1 ||
-	    s == (uint64_t)st.st_size)) {
+	has_w = md_name_field(m->name, m->baselen, 'W', &w) == 0;
+	has_s = md_name_field(m->name, m->baselen, 'S', &s) == 0;
+	if (has_w && has_s && md_size_fits(w, s)) {
 		m->size = w;
 		m->src = MD_SIZE_W;
 		return STORE_OK;
 	}
-	memcpy(base, m->name, m->baselen);
-	base[m->baselen] = '\0';
-	ce = md_cache_find(md, base);
-	if (ce != NULL && md_size_plausible(ce->size, st.st_size)) {
+	if (use_cache && (ce = md_cache_find(md, m->name, m->baselen)) != NULL) {
 		ce->used = true;
 		m->size = ce->size;
 		m->src = MD_SIZE_CACHE;
 		return STORE_OK;
 	}
-	fd = openat(md->cur_fd, m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-	    O_NONBLOCK | O_NOCTTY);
+	/*
+	 * Sizing is not reading the mail: no atime update (a journal write per
+	 * message on the first login). Only the owner may ask, as we are.
+	 */
+	fd = openat(md_fd(md, m), m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK | O_NOCTTY | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = openat(md_fd(md, m), m->name, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		return errno == ENOENT ? STORE_CHANGED : STORE_TEMPFAIL;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    md_read_size(md, fd, &m->size) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur/%s: %s",
-		    md->path, m->name, strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s/%s: %s",
+		    md->path, md_sub(m), m->name, strerror(errno));
+		(void)close(fd);
+		return STORE_TEMPFAIL;
+	}
+	if (has_w && !has_s && md_size_fits(w, (uint64_t)st.st_size)) {
+		(void)close(fd);
+		m->size = w;
+		m->src = MD_SIZE_W;
+		return STORE_OK;
+	}
+	if (md_read_size(md, fd, st.st_size, &m->size) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s/%s: %s",
+		    md->path, md_sub(m), m->name, strerror(errno));
 		(void)close(fd);
 		return STORE_TEMPFAIL;
 	}
@@ -537,7 +598,8 @@ md_dedup(struct maildir *md)
 		if (prev != NULL && prev->baselen == md->msgs[i].baselen &&
 		    memcmp(prev->name, md->msgs[i].name, prev->baselen) == 0) {
 			log_warnx("maildir=%s duplicate base name ignored: "
-			    "cur/%s", md->path, md->msgs[i].name);
+			    "%s/%s", md->path, md_sub(&md->msgs[i]),
+			    md->msgs[i].name);
 			free(md->msgs[i].name);
 			continue;
 		}
@@ -547,30 +609,33 @@ md_dedup(struct maildir *md)
 }
 
 static enum store_result
-md_scan_cur(struct maildir *md, const struct store_params *p, char *err)
+md_scan_dir(struct maildir *md, const struct store_params *p, bool in_new,
+    char *err)
 {
+	const char *sub = in_new ? "new" : "cur";
 	struct dirent *de;
 	DIR *dir;
 	int fd;
 	enum store_result res = STORE_OK;
 
-	fd = openat(md->cur_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(in_new ? md->new_fd : md->cur_fd, ".", O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur: %s", md->path,
-		    strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s", md->path,
+		    sub, strerror(errno));
 		if (fd != -1)
 			(void)close(fd);
 		return STORE_TEMPFAIL;
 	}
 	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (!md_is_mail(fd, de->d_name))
+		if (!md_is_mail(fd, de))
 			continue;
-		if ((res = md_add(md, p, de->d_name, err)) != STORE_OK)
+		if ((res = md_add(md, p, de->d_name, in_new, err)) != STORE_OK)
 			break;
 	}
 	if (res == STORE_OK && errno != 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur: %s", md->path,
-		    strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s", md->path,
+		    sub, strerror(errno));
 		res = STORE_TEMPFAIL;
 	}
 	(void)closedir(dir);
@@ -602,57 +667,74 @@ md_free(struct maildir *md)
 	for (unsigned int i = 0; i < md->count; i++)
 		free(md->msgs[i].name);
 	free(md->msgs);
-	for (size_t i = 0; i < md->ncache; i++)
-		free(md->cache[i].base);
-	free(md->cache);
+	md_cache_drop(md);
 	free(md->iobuf);
 	maildir_uidlist_free(&md->legacy);
 	(void)store_close_fd(&md->cur_fd);
+	(void)store_close_fd(&md->new_fd);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
 }
 
-/* Size every message (dropping those that vanished) and check the caps. */
+/*
+ * Size every message (dropping those that vanished) and check the caps. A
+ * cache that would put the mailbox over a cap is not believed: the sizes
+ * it gave are read again, so a bad cache can never lock a user out.
+ */
 static enum store_result
 md_size_all(struct maildir *md, const struct store_params *p, uint64_t *total_r,
     char *err)
 {
-	unsigned int out = 0;
-	uint64_t total = 0;
+	bool use_cache = true;
 
-	for (unsigned int i = 0; i < md->count; i++) {
-		enum store_result res = md_size(md, &md->msgs[i], err);
+	for (;;) {
+		unsigned int out = 0;
+		uint64_t total = 0;
+		bool over = false, cached = false;
 
-		if (res == STORE_CHANGED) {
-			free(md->msgs[i].name);
+		for (unsigned int i = 0; i < md->count; i++) {
+			struct md_msg *m = &md->msgs[i];
+			enum store_result res = md_size(md, m, use_cache, err);
+
+			if (res == STORE_CHANGED) {
+				free(m->name);
+				continue;
+			}
+			if (res != STORE_OK) {
+				if (err[0] == '\0')
+					(void)str_fmt(err, ERR_LEN,
+					    "cannot stat %s/%s/%s: %s",
+					    md->path, md_sub(m), m->name,
+					    strerror(errno));
+				/* Names past i are still owned by the array. */
+				for (unsigned int j = i; j < md->count; j++)
+					free(md->msgs[j].name);
+				md->count = out;
+				return res;
+			}
+			cached |= m->src == MD_SIZE_CACHE;
+			if (__builtin_add_overflow(total, m->size, &total) ||
+			    (p->max_bytes != 0 && total > p->max_bytes))
+				over = true;
+			md->msgs[out++] = *m;
+		}
+		md->count = out;
+		if (over && cached) {
+			log_warnx("maildir=%s size cache puts the mailbox over "
+			    "its cap: reading the messages", md->path);
+			use_cache = false;
+			md->cache_dirty = true;
 			continue;
 		}
-		if (res != STORE_OK) {
-			if (err[0] == '\0')
-				(void)str_fmt(err, ERR_LEN,
-				    "cannot stat %s/cur/%s: %s", md->path,
-				    md->msgs[i].name, strerror(errno));
-			/* Names past i are still owned by the array. */
-			for (unsigned int j = i; j < md->count; j++)
-				free(md->msgs[j].name);
-			md->count = out;
-			return res;
-		}
-		if (__builtin_add_overflow(total, md->msgs[i].size, &total) ||
-		    (p->max_bytes != 0 && total > p->max_bytes)) {
+		if (over) {
 			(void)str_fmt(err, ERR_LEN,
 			    "mailbox is larger than %llu bytes",
 			    (unsigned long long)p->max_bytes);
-			for (unsigned int j = i; j < md->count; j++)
-				free(md->msgs[j].name);
-			md->count = out;
 			return STORE_PERMFAIL;
 		}
-		md->msgs[out++] = md->msgs[i];
+		*total_r = total;
+		return STORE_OK;
 	}
-	md->count = out;
-	*total_r = total;
-	return STORE_OK;
 }
 
 static enum store_result
@@ -673,7 +755,7 @@ md_open(struct store **st_r, const struct store_params *p,
 		(void)str_copy(err, ERR_LEN, "out of memory");
 		return STORE_TEMPFAIL;
 	}
-	md->lock_fd = md->cur_fd = -1;
+	md->lock_fd = md->cur_fd = md->new_fd = -1;
 	if (str_copy(md->path, sizeof(md->path), p->path) == -1 ||
 	    str_fmt(lock, sizeof(lock), "%s/%s", p->path, MD_LOCK_NAME) == -1) {
 		(void)str_copy(err, ERR_LEN, "maildir path too long");
@@ -712,13 +794,22 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
-	if ((res = md_move_new(md, dirfd, err)) != STORE_OK)
+	if ((md->new_fd = md_open_dir(dirfd, "new")) == -1 && errno != ENOENT) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
+		    strerror(errno));
+		res = STORE_TEMPFAIL;
 		goto fail;
+	}
 	md->legacy = maildir_uidlist_load(dirfd);
 	(void)close(dirfd);
 	dirfd = -1;
 	md_cache_load(md);
-	if ((res = md_scan_cur(md, p, err)) != STORE_OK)
+	/*
+	 * new/ first: a message another reader moves to cur/ meanwhile is
+	 * then seen twice (and counted once), never missed.
+	 */
+	if ((md->new_fd != -1 && (res = md_scan_dir(md, p, true, err)) !=
+	    STORE_OK) || (res = md_scan_dir(md, p, false, err)) != STORE_OK)
 		goto fail;
 	md_dedup(md);
 	if ((res = md_size_all(md, p, &total, err)) != STORE_OK)
@@ -759,34 +850,39 @@ fail:
 static int
 md_find_base(struct maildir *md, struct md_msg *m)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd, rc = -1;
+	/* cur/ first: where another reader moves mail to. */
+	for (int in_new = 0; in_new <= 1; in_new++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd;
 
-	fd = openat(md->cur_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-	if ((dir = fdopendir(fd)) == NULL) {
-		(void)close(fd);
-		return -1;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		char *name;
-
-		if (strncmp(de->d_name, m->name, m->baselen) != 0 ||
-		    (de->d_name[m->baselen] != ':' &&
-		    de->d_name[m->baselen] != '\0') ||
-		    !md_is_mail(fd, de->d_name))
+		fd = openat(in_new ? md->new_fd : md->cur_fd, ".", O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1)
 			continue;
-		if ((name = strdup(de->d_name)) == NULL)
-			break;
-		free(m->name);
-		m->name = name;
-		rc = 0;
-		break;
+		if ((dir = fdopendir(fd)) == NULL) {
+			(void)close(fd);
+			continue;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			char *name;
+
+			if (strncmp(de->d_name, m->name, m->baselen) != 0 ||
+			    (de->d_name[m->baselen] != ':' &&
+			    de->d_name[m->baselen] != '\0') ||
+			    !md_is_mail(fd, de))
+				continue;
+			if ((name = strdup(de->d_name)) == NULL)
+				break;
+			free(m->name);
+			m->name = name;
+			m->in_new = in_new;
+			(void)closedir(dir);
+			return 0;
+		}
+		(void)closedir(dir);
 	}
-	(void)closedir(dir);
-	return rc;
+	return -1;
 }
 
 static enum store_result
@@ -806,7 +902,7 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	}
 	m = &md->msgs[msgnum - 1];
 	for (int tries = 0;; tries++) {
-		fd = openat(md->cur_fd, m->name, O_RDONLY | O_NOFOLLOW |
+		fd = openat(md_fd(md, m), m->name, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 		if (fd != -1 || errno != ENOENT || tries > 0)
 			break;
@@ -829,8 +925,36 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 		return STORE_TEMPFAIL;
 	}
 	r->fd = fd;
+	r->md = md;
+	r->m = m;
+	crlf_size_init(&r->cs);
 	*r_r = (struct store_reader *)r;
 	return STORE_OK;
+}
+
+/*
+ * A message read to its end checks the size the session was given: a
+ * wrong cached size drops the cache, so the next session rebuilds it from
+ * the messages; a wrong ",W=" can only be reported.
+ */
+static void
+md_check_size(struct md_reader *r)
+{
+	struct maildir *md = r->md;
+	struct md_msg *m = r->m;
+	char path[PATH_MAX];
+	uint64_t real;
+
+	if (crlf_size_finish(&r->cs, &real) == -1 || real == m->size)
+		return;
+	log_warnx("maildir=%s size of %s/%s was %llu, is %llu (from %s)",
+	    md->path, md_sub(m), m->name, (unsigned long long)m->size,
+	    (unsigned long long)real, m->src == MD_SIZE_CACHE ? "the cache" :
+	    m->src == MD_SIZE_W ? "its name" : "the file");
+	if (m->src == MD_SIZE_CACHE &&
+	    str_fmt(path, sizeof(path), "%s/%s", md->path, MD_CACHE_NAME) == 0 &&
+	    unlink(path) == -1 && errno != ENOENT)
+		log_warn("maildir=%s cannot remove size cache", md->path);
 }
 
 static ssize_t
@@ -842,6 +966,10 @@ md_read(struct store_reader *sr, void *buf, size_t len)
 	do {
 		n = read(r->fd, buf, len);
 	} while (n == -1 && errno == EINTR);
+	if (n > 0)
+		crlf_size_feed(&r->cs, buf, (size_t)n);
+	else if (n == 0 && len > 0)
+		md_check_size(r);
 	return n;
 }
 
@@ -862,7 +990,7 @@ md_commit(struct store *st, const struct store_index *idx, char *err)
 {
 	struct maildir *md = (struct maildir *)st;
 	enum store_result res = STORE_OK;
-	bool any = false;
+	bool any[2] = { false, false };		/* cur/, new/ changed */
 
 	if (idx->count != md->count) {
 		(void)str_copy(err, ERR_LEN,
@@ -874,23 +1002,28 @@ md_commit(struct store *st, const struct store_index *idx, char *err)
 
 		if (!idx->msgs[i].deleted)
 			continue;
-		if (unlinkat(md->cur_fd, m->name, 0) == 0) {
-			any = true;
+		if (unlinkat(md_fd(md, m), m->name, 0) == 0) {
+			any[m->in_new] = true;
 			continue;
 		}
 		if (errno == ENOENT && (md_find_base(md, m) == -1 ||
-		    unlinkat(md->cur_fd, m->name, 0) == 0 || errno == ENOENT)) {
-			any = true;
+		    unlinkat(md_fd(md, m), m->name, 0) == 0 ||
+		    errno == ENOENT)) {
+			any[m->in_new] = true;
 			continue;
 		}
-		(void)str_fmt(err, ERR_LEN, "cannot delete %s/cur/%s: %s",
-		    md->path, m->name, strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot delete %s/%s/%s: %s",
+		    md->path, md_sub(m), m->name, strerror(errno));
 		res = STORE_TEMPFAIL;
 	}
-	if (any && fsync(md->cur_fd) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot fsync %s/cur: %s", md->path,
-		    strerror(errno));
-		res = STORE_TEMPFAIL;
+	for (int in_new = 0; in_new <= 1; in_new++) {
+		int fd = in_new ? md->new_fd : md->cur_fd;
+
+		if (any[in_new] && fd != -1 && fsync(fd) == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot fsync %s/%s: %s",
+			    md->path, in_new ? "new" : "cur", strerror(errno));
+			res = STORE_TEMPFAIL;
+		}
 	}
 	return res;
 }
@@ -907,6 +1040,139 @@ md_close(struct store **st, struct store_index *idx)
 	}
 }
 
+/* Tries at a unique name before giving up: each clash means a reused pid. */
+#define MD_APPEND_TRIES	8
+/* Host part of a delivered name: enough to tell machines apart. */
+#define MD_HOST_MAX	32
+
+/* This host's name, with the octets a Maildir name must not hold replaced. */
+static void
+md_hostname(char *out, size_t size)
+{
+	char host[256] = "localhost";
+	size_t o = 0;
+
+	(void)gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	for (const char *h = host; *h != '\0' && o + 1 < size &&
+	    o < MD_HOST_MAX; h++) {
+		unsigned char c = (unsigned char)*h;
+
+		out[o++] = (c == '/' || c == ':' || c == ',' || c <= ' ' ||
+		    c >= 0x7f) ? '_' : (char)c;
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
+ * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
+ * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
+ * at most a file in tmp/, never a partial one in new/.
+ */
+static enum store_result
+md_append(const struct store_params *p, int in, const struct store_delivery *d,
+    char *err)
+{
+	static unsigned int seq;
+	char dir[PATH_MAX], host[MD_HOST_MAX + 1], uniq[NAME_MAX + 1];
+	char final[NAME_MAX + 1];
+	uint64_t stored = 0, crlfsize = 0;
+	enum store_result res = STORE_TEMPFAIL;
+	int dfd = -1, tmpfd = -1, newfd = -1, fd = -1;
+	bool ends_lf;
+
+	err[0] = '\0';
+	if (str_fmt(dir, sizeof(dir), "%s/tmp", p->path) < 0) {
+		(void)str_copy(err, ERR_LEN, "maildir path too long");
+		return STORE_PERMFAIL;
+	}
+	/* A first delivery makes the mailbox, as MTAs' local agents do. */
+	if ((dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 &&
+	    errno == ENOENT && store_mkdirs(p->path) == 0)
+		dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOTDIR ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	}
+	for (const char *sub = "tmp"; sub != NULL;
+	    sub = sub[0] == 't' ? "new" : sub[0] == 'n' ? "cur" : NULL) {
+		if (mkdirat(dfd, sub, 0700) == -1 && errno != EEXIST) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/%s: %s",
+			    p->path, sub, strerror(errno));
+			goto out;
+		}
+	}
+	if ((tmpfd = md_open_dir(dfd, "tmp")) == -1 ||
+	    (newfd = md_open_dir(dfd, "new")) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/tmp or new: %s",
+		    p->path, strerror(errno));
+		res = errno == ENOTDIR || errno == ELOOP ? STORE_PERMFAIL :
+		    STORE_TEMPFAIL;
+		goto out;
+	}
+	md_hostname(host, sizeof(host));
+	for (int i = 0; fd == -1; i++) {
+		struct timeval tv;
+
+		if (i == MD_APPEND_TRIES) {
+			(void)str_fmt(err, ERR_LEN, "no unique name in %s/tmp",
+			    p->path);
+			goto out;
+		}
+		(void)gettimeofday(&tv, NULL);
+		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u.%s",
+		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+		    ++seq, host) < 0)
+			goto out;
+		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
+			    p->path, uniq, strerror(errno));
+			goto out;
+		}
+	}
+	if (store_append_copy(in, fd, d, STORE_ESCAPE_NONE, &stored, &crlfsize,
+	    &ends_lf, err) < 0)
+		goto unlink;
+	if (fsync(fd) == -1 || store_close_fd(&fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "fsync %s/tmp/%s: %s", p->path,
+		    uniq, strerror(errno));
+		goto unlink;
+	}
+	if (str_fmt(final, sizeof(final), "%s,S=%llu,W=%llu", uniq,
+	    (unsigned long long)stored, (unsigned long long)crlfsize) < 0 ||
+	    renameat2(tmpfd, uniq, newfd, final, RENAME_NOREPLACE) == -1) {
+		(void)str_fmt(err, ERR_LEN, "rename into %s/new: %s", p->path,
+		    strerror(errno));
+		goto unlink;
+	}
+	if (fsync(newfd) == -1) {
+		/*
+		 * The name is in new/, possibly not on disk: take it back so
+		 * the MTA's retry cannot make a second copy.
+		 */
+		(void)str_fmt(err, ERR_LEN, "fsync %s/new: %s", p->path,
+		    strerror(errno));
+		(void)unlinkat(newfd, final, 0);
+		goto out;
+	}
+	res = STORE_OK;
+	goto out;
+unlink:
+	if (errno == EDQUOT || errno == ENOSPC)
+		res = STORE_TEMPFAIL;
+	(void)unlinkat(tmpfd, uniq, 0);
+out:
+	(void)store_close_fd(&fd);
+	(void)store_close_fd(&tmpfd);
+	(void)store_close_fd(&newfd);
+	(void)store_close_fd(&dfd);
+	return res;
+}
+
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open = md_open,
@@ -915,4 +1181,5 @@ const struct store_ops store_maildir_ops = {
 	.read_close = md_read_close,
 	.commit = md_commit,
 	.close = md_close,
+	.append = md_append,
 };

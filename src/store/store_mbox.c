@@ -27,7 +27,9 @@
  * over the mbox: a kill -9 leaves the old or the new mbox, never a mix.
  */
 #include "store.h"
+#include "store_append.h"
 #include "store_lock.h"
+#include "mbox_lock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -50,10 +52,6 @@
 /* Longest line start we look at: a header name, ':' and a 70-byte X-UIDL. */
 #define MBOX_PFX		160
 #define MBOX_UIDL_HASH		16
-/* A dotlock_stale of 0 means this default (procmail/liblockfile use 300). */
-#define MBOX_DOTLOCK_STALE	300
-/* Poll interval while waiting for the MTA's locks. */
-#define MBOX_LOCK_POLL_NS	50000000L
 #define MBOX_READ_BUF		8192
 #define MBOX_TMP_INFIX		".postino-new."
 
@@ -70,21 +68,15 @@ struct mbox {
 	char		 path[PATH_MAX];
 	char		 dir[PATH_MAX];
 	char		 name[NAME_MAX + 1];
-	char		 dotlock[PATH_MAX];
+	struct mbox_lock lk;		/* the MTA's locks */
 	int		 lock_fd;	/* session lock */
 	int		 fd;		/* the mbox, -1 when missing */
-	bool		 dotlocked;
-	dev_t		 dotlock_dev;
-	ino_t		 dotlock_ino;
-	bool		 no_dotlock;	/* directory not writable */
-	bool		 fcntl_locked;
 	bool		 committed;
 	dev_t		 dev;
 	ino_t		 ino;
 	off_t		 first_off;	/* first From_ line */
 	off_t		 scan_end;
 	bool		 mboxrd;
-	unsigned int	 dotlock_stale;
 	unsigned int	 lock_wait;
 	struct mbox_msg	*msgs;
 	unsigned int	 count;
@@ -595,185 +587,27 @@ out:
 }
 
 static void
-mbox_now(struct timespec *ts)
-{
-	if (clock_gettime(CLOCK_MONOTONIC, ts) == -1)
-		fatal("clock_gettime");
-}
-
-static void
-mbox_dotlock_release(struct mbox *mb)
-{
-	struct stat st;
-
-	if (!mb->dotlocked)
-		return;
-	mb->dotlocked = false;
-	/* Not ours any more if someone judged it stale and took it over. */
-	if (lstat(mb->dotlock, &st) == 0 && st.st_dev == mb->dotlock_dev &&
-	    st.st_ino == mb->dotlock_ino && unlink(mb->dotlock) == -1)
-		log_warn("mbox=%s cannot remove dotlock", mb->path);
-}
-
-/*
- * A dotlock whose writer left its pid (as liblockfile, procmail and we do)
- * and is gone on this host is stale at once: a kill -9 must not keep the
- * mailbox locked for dotlock_stale seconds.
- */
-static bool
-mbox_dotlock_owner_dead(const struct mbox *mb)
-{
-	char buf[32];
-	uint32_t pid;
-	ssize_t n;
-	int fd;
-
-	fd = open(mb->dotlock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd == -1)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	(void)close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	if (buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	if (str_parse_u32(buf, &pid) == -1 || pid == 0 || pid > INT32_MAX)
-		return false;
-	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
-}
-
-/*
- * Create the dotlock with our pid already in it: write a unique temporary
- * file, then link() it to the lock name (liblockfile's way), so a kill at
- * any moment never leaves an empty lock whose owner cannot be checked.
- * 1 with st_r filled, -1 with errno (EEXIST: someone holds it).
- */
-static int
-mbox_dotlock_create(struct mbox *mb, struct stat *st_r)
-{
-	char tmp[PATH_MAX], pid[32];
-	int fd, r = -1, saved;
-
-	if (str_fmt(tmp, sizeof(tmp), "%s.%ld.postino-tmp", mb->dotlock,
-	    (long)getpid()) == -1) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (fd == -1)
-		return -1;
-	(void)str_fmt(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (fd_write_all(fd, pid, strlen(pid)) == 0 &&
-	    fstat(fd, st_r) == 0 && link(tmp, mb->dotlock) == 0)
-		r = 1;
-	saved = errno;
-	(void)close(fd);
-	(void)unlink(tmp);
-	errno = saved;
-	return r;
-}
-
-/* 1: have the dotlock (or the directory allows none), 0: busy, -1: error. */
-static int
-mbox_dotlock_try(struct mbox *mb, char *err)
-{
-	unsigned int stale = mb->dotlock_stale != 0 ? mb->dotlock_stale :
-	    MBOX_DOTLOCK_STALE;
-
-	if (mb->no_dotlock)
-		return 1;
-	for (int tries = 0; tries < 3; tries++) {
-		struct stat st;
-
-		if (mbox_dotlock_create(mb, &st) == 1) {
-			mb->dotlock_dev = st.st_dev;
-			mb->dotlock_ino = st.st_ino;
-			mb->dotlocked = true;
-			return 1;
-		}
-		if (errno == EACCES || errno == EPERM || errno == EROFS) {
-			/* Like Dovecot: fcntl only if /var/mail is closed. */
-			log_debug("mbox=%s no dotlock: %s", mb->path,
-			    strerror(errno));
-			mb->no_dotlock = true;
-			return 1;
-		}
-		if (errno != EEXIST)
-			break;
-		if (lstat(mb->dotlock, &st) == -1) {
-			if (errno == ENOENT)
-				continue;
-			break;
-		}
-		if (time(NULL) - st.st_mtime <= (time_t)stale &&
-		    !mbox_dotlock_owner_dead(mb))
-			return 0;
-		log_warnx("mbox=%s removing stale dotlock %s", mb->path,
-		    mb->dotlock);
-		if (unlink(mb->dotlock) == -1 && errno != ENOENT)
-			break;
-	}
-	(void)str_fmt(err, ERR_LEN, "cannot create dotlock %s: %s",
-	    mb->dotlock, strerror(errno));
-	return -1;
-}
-
-static void
 mbox_mta_unlock(struct mbox *mb)
 {
-	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
-
-	if (mb->fcntl_locked && fcntl(mb->fd, F_SETLK, &fl) == -1)
-		log_warn("mbox=%s cannot unlock", mb->path);
-	mb->fcntl_locked = false;
-	mbox_dotlock_release(mb);
+	mbox_lock_release(&mb->lk);
 }
 
 /*
- * The MTA's locks: dotlock, then a classic fcntl write lock. When the fcntl
- * lock is busy the dotlock is given back before sleeping, so a program that
- * locks in the other order is not kept waiting on us. Blocks the worker for
- * up to lock_wait seconds.
+ * The MTA's locks (src/store/mbox_lock.h). Blocks the worker for up to
+ * lock_wait seconds.
  */
 static enum store_result
 mbox_mta_lock(struct mbox *mb, char *err)
 {
-	struct timespec start, now;
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-
-	mbox_now(&start);
-	for (;;) {
-		int r = mbox_dotlock_try(mb, err);
-
-		if (r == -1)
-			return STORE_TEMPFAIL;
-		if (r == 1) {
-			if (fcntl(mb->fd, F_SETLK, &fl) == 0) {
-				mb->fcntl_locked = true;
-				return STORE_OK;
-			}
-			if (errno != EAGAIN && errno != EACCES) {
-				(void)str_fmt(err, ERR_LEN,
-				    "cannot lock %s: %s", mb->path,
-				    strerror(errno));
-				mbox_dotlock_release(mb);
-				return STORE_TEMPFAIL;
-			}
-			mbox_dotlock_release(mb);
-		}
-		mbox_now(&now);
-		if ((now.tv_sec - start.tv_sec) * 1000000000LL +
-		    (now.tv_nsec - start.tv_nsec) >=
-		    (long long)mb->lock_wait * 1000000000LL) {
-			(void)str_copy(err, ERR_LEN,
-			    "mailbox is locked by another program");
-			return STORE_TEMPFAIL;
-		}
-		(void)nanosleep(&(struct timespec){ 0, MBOX_LOCK_POLL_NS },
-		    NULL);
+	switch (mbox_lock_wait(&mb->lk, mb->fd, mb->lock_wait, err)) {
+	case MBOX_LOCK_OK:
+		return STORE_OK;
+	case MBOX_LOCK_BUSY:
+		(void)str_copy(err, ERR_LEN,
+		    "mailbox is locked by another program");
+		return STORE_TEMPFAIL;
+	default:
+		return STORE_TEMPFAIL;
 	}
 }
 
@@ -812,8 +646,7 @@ mbox_split_path(struct mbox *mb, const char *path)
 	if (str_copy(mb->path, sizeof(mb->path), path) == -1 ||
 	    str_copy(mb->name, sizeof(mb->name), name) == -1 ||
 	    mb->name[0] == '\0' || strcmp(mb->name, ".") == 0 ||
-	    strcmp(mb->name, "..") == 0 ||
-	    str_fmt(mb->dotlock, sizeof(mb->dotlock), "%s.lock", path) == -1)
+	    strcmp(mb->name, "..") == 0)
 		return -1;
 	if (slash == NULL)
 		return str_copy(mb->dir, sizeof(mb->dir), ".");
@@ -897,9 +730,9 @@ mbox_open(struct store **st_r, const struct store_params *p,
 	}
 	mb->lock_fd = mb->fd = -1;
 	mb->mboxrd = p->mboxrd;
-	mb->dotlock_stale = p->dotlock_stale;
 	mb->lock_wait = p->lock_wait;
 	if (mbox_split_path(mb, p->path) == -1 ||
+	    mbox_lock_init(&mb->lk, p->path, p->dotlock_stale, err) == -1 ||
 	    str_fmt(lock, sizeof(lock), "%s/.%s.postino-lock", mb->dir,
 	    mb->name) == -1) {
 		(void)str_copy(err, ERR_LEN, "bad mbox path");
@@ -914,6 +747,12 @@ mbox_open(struct store **st_r, const struct store_params *p,
 	if (r == 1) {
 		*st_r = (struct store *)mb;
 		return STORE_OK;
+	}
+	/* A delivery killed half-way left a tail: cut it before scanning. */
+	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+		mbox_mta_unlock(mb);
+		res = STORE_TEMPFAIL;
+		goto fail;
 	}
 	if ((mb->iobuf = malloc(STORE_IOBUF)) == NULL) {
 		(void)str_copy(err, ERR_LEN, "out of memory");
@@ -1184,6 +1023,11 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 		return res;
 	if ((res = mbox_check(mb, true, 0, err)) != STORE_OK)
 		goto out;
+	/* ... and the tail a delivery killed during this session left. */
+	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+		res = STORE_TEMPFAIL;
+		goto out;
+	}
 	res = STORE_TEMPFAIL;
 	if (fstat(mb->fd, &sb) == -1) {
 		(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s", mb->path,
@@ -1241,6 +1085,7 @@ mbox_close(struct store **st, struct store_index *idx)
 const struct store_ops store_mbox_ops = {
 	.name = "mbox",
 	.open = mbox_open,
+	.append = store_mbox_append,
 	.read_open = mbox_read_open,
 	.read = mbox_read,
 	.read_close = mbox_read_close,

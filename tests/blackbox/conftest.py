@@ -37,8 +37,9 @@ to a log file and waits (bounded) for the ready file. Keyword arguments
 become config keys (True/False -> yes/no, a list -> repeated lines,
 ``listen=[...]`` replaces the default listeners 127.0.0.1:0 and [::1]:0
 when IPv6 is available). Test defaults: auth_fail_delay_ms = 50,
-login_workers = 2; as root also mail_user = nobody, login_user = nobody,
-login_chroot = mailroot.chroot. ``postinod(start=False, ...)`` only writes
+login_workers = 2; as root also mail_user = nobody, login_user = postino
+(LOGIN_USER, a system user made if missing: the login role may not share
+a uid with mail), login_chroot = mailroot.chroot. ``postinod(start=False, ...)`` only writes
 the config and returns the Server (call .start()). The Server object:
     .host ("127.0.0.1"), .port, .port6 (None without IPv6), .port_tls,
     .port6_tls (implicit-TLS listeners, "tls ADDR" lines of the ready
@@ -103,7 +104,27 @@ POSTINO_PASSWD = os.path.join(BUILD, "postino-passwd")
 IS_ROOT = os.geteuid() == 0
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
+# The login role's own user: postinod refuses a login_user that also reads
+# mail (finding 12 of issue 10), so as root the tests need one besides
+# nobody. Made once, idempotently, like `useradd --system postino` in
+# README.md.
+LOGIN_USER = "postino"
+
+
+def ensure_login_user():
+    try:
+        return pwd.getpwnam(LOGIN_USER)
+    except KeyError:
+        pass
+    subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
+                    "/nonexistent", "--shell", "/usr/sbin/nologin",
+                    LOGIN_USER], capture_output=True, timeout=60)
+    # Another test run may have made it meanwhile: only its presence counts.
+    return pwd.getpwnam(LOGIN_USER)
+
+
 if IS_ROOT:
+    LOGIN_PW = ensure_login_user()
     MAIL_UID = pwd.getpwnam("nobody").pw_uid
     try:
         MAIL_GID = grp.getgrnam("nogroup").gr_gid
@@ -392,7 +413,7 @@ class Server:
             "login_workers": 2,
         }
         if IS_ROOT:
-            cfg.update(mail_user="nobody", login_user="nobody",
+            cfg.update(mail_user="nobody", login_user=LOGIN_USER,
                        login_chroot=root.chroot)
         listen = config.pop("listen", None)
         if listen is None:
@@ -546,7 +567,8 @@ class Server:
         """Children must be gone after the master exits; kill stragglers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not any(self.pids(r) for r in ("auth", "login", "mail")):
+            if not any(self.pids(r) for r in ("auth", "login", "mail",
+                                              "lmtp", "deliver")):
                 return
             time.sleep(0.05)
         self._killgroup()

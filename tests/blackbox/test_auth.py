@@ -2,11 +2,12 @@
 per-mailbox session lock (RFC 2449 [IN-USE])."""
 
 import re
+import socket
 import time
 
 import pytest
 
-from conftest import apop_digest, login_retry
+from conftest import Raw, apop_digest, login_retry
 
 USER, PASS = "alice", "secret"
 FAIL = b"-ERR [AUTH] Authentication failed."
@@ -23,6 +24,24 @@ def srv(mailroot, postinod):
 
 def greeted(srv):
     r = srv.raw()
+    r.expect(b"+OK")
+    return r
+
+
+def raw_from(srv, source, timeout=10):
+    """A Raw connected from source (any of 127.0.0.0/8 is loopback)."""
+    r = Raw.__new__(Raw)
+    r.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    r.sock.settimeout(timeout)
+    r.sock.bind((source, 0))
+    r.sock.connect((srv.host, srv.port))
+    r.buf = b""
+    r.eof = False
+    return r
+
+
+def greeted_from(srv, source):
+    r = raw_from(srv, source)
     r.expect(b"+OK")
     return r
 
@@ -50,7 +69,8 @@ def test_wrong_password_and_unknown_user_look_the_same(mailroot, postinod):
 
 
 def test_failed_login_delay_is_per_connection(mailroot, postinod):
-    """A pending delay must not stall other clients of the same worker."""
+    """A pending delay must not stall clients of other networks on the
+    same worker (its own network waits: the penalty is per network)."""
     mailroot.add_user(USER, PASS)
     srv = postinod(auth_fail_delay_ms=1500, login_workers=1)
     slow = greeted(srv)
@@ -58,7 +78,7 @@ def test_failed_login_delay_is_per_connection(mailroot, postinod):
     slow.send(b"PASS wrong\r\n")
     time.sleep(0.1)
     t0 = time.monotonic()
-    fast = greeted(srv)
+    fast = greeted_from(srv, "127.0.1.1")
     assert fast.login(USER, PASS).startswith(b"+OK Logged in")
     assert time.monotonic() - t0 < 1.0
     assert slow.line() == FAIL

@@ -68,6 +68,47 @@ def test_capa_offers_stls_only_on_plaintext(tls_srv, certs):
     assert t.cmd(b"QUIT").startswith(b"+OK")
 
 
+def test_capa_in_transaction_keeps_what_authorization_offered(
+        mailroot, postinod, certs):
+    """RFC 2449 sec. 5: capabilities of the AUTHORIZATION state are
+    announced in both states. After login CAPA lists exactly what it listed
+    before on that connection: STLS only where it was offered (plaintext),
+    USER and SASL (with -PLUS only over TLS) as they were."""
+    mailroot.add_user(USER, PASS)
+    srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
+                   listen_tls="127.0.0.1:0",
+                   auth_mechanisms="PLAIN LOGIN SCRAM-SHA-256 "
+                                   "SCRAM-SHA-256-PLUS")
+
+    def both_states(r):
+        before = capa_lines(r)
+        assert r.login(USER, PASS).startswith(b"+OK Logged in")
+        after = capa_lines(r)
+        assert r.cmd(b"QUIT").startswith(b"+OK")
+        assert after == before
+        return before
+
+    r = srv.raw()
+    r.expect(b"+OK")
+    plain = both_states(r)
+    assert b"STLS" in plain and b"USER" in plain
+    sasl = [c.split()[1:] for c in plain if c.startswith(b"SASL ")]
+    assert sasl and set(sasl[0]) == {b"PLAIN", b"LOGIN", b"SCRAM-SHA-256"}
+
+    r = srv.raw()
+    r.expect(b"+OK")
+    assert r.cmd(b"STLS").startswith(b"+OK")
+    stls = both_states(TlsRaw(r.sock, client_ctx(certs)))
+    assert b"STLS" not in stls and b"USER" in stls
+    assert any(c.startswith(b"SASL ") and b"SCRAM-SHA-256-PLUS" in c
+               for c in stls), stls
+
+    sock = socket.create_connection((srv.host, srv.port_tls), timeout=10)
+    t = TlsRaw(sock, client_ctx(certs))
+    t.expect(b"+OK")
+    assert both_states(t) == stls
+
+
 def test_poplib_stls(tls_srv, certs):
     p = poplib.POP3(tls_srv.host, tls_srv.port, timeout=10)
     p.stls(context=client_ctx(certs))

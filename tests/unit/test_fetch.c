@@ -344,6 +344,103 @@ test_mda_failure_is_reported(void **state)
 	fetch_close(&d);
 }
 
+/* Prepare and commit one message to cmd with a spool; the token. */
+static int
+mda_deliver(const char *cmd, char *token, size_t size, char *err)
+{
+	struct fetch_dest *d;
+	char spool[PATH_MAX];
+	int rc;
+
+	assert_int_equal(str_fmt(spool, sizeof(spool), "%s/spool", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, cmd, err), 0);
+	assert_int_equal(fetch_set_spool(d, spool, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 100), 0);
+	assert_int_equal(fetch_prepare(d, token, size, err), 0);
+	rc = fetch_commit(d, err);
+	fetch_close(&d);
+	return rc;
+}
+
+static int
+mda_recover_token(const char *cmd, const char *token, char *err)
+{
+	struct fetch_dest *d;
+	char spool[PATH_MAX];
+	int rc;
+
+	assert_int_equal(str_fmt(spool, sizeof(spool), "%s/spool", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, cmd, err), 0);
+	assert_int_equal(fetch_set_spool(d, spool, err), 0);
+	rc = fetch_recover(d, token, err);
+	fetch_close(&d);
+	return rc;
+}
+
+static void
+test_mda_outcome_survives_a_killed_postino(void **state)
+{
+	char err[ERR_LEN], token[PATH_MAX + 32], cmd[3 * PATH_MAX];
+	char out[PATH_MAX], started[PATH_MAX], tokfile[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(mda_deliver("cat >/dev/null", token, sizeof(token),
+	    err), 0);
+	assert_string_equal(token, "mda wait");
+	assert_int_equal(mda_recover_token("true", token, err), 1);
+	assert_int_equal(mda_deliver("cat >/dev/null; exit 3", token,
+	    sizeof(token), err), -1);
+	assert_int_equal(mda_recover_token("true", token, err), 0);
+
+	/* Killed (-9) while the MDA runs: the next run waits and knows. */
+	assert_int_equal(str_fmt(out, sizeof(out), "%s/out", tmpdir), 0);
+	assert_int_equal(str_fmt(started, sizeof(started), "%s/started",
+	    tmpdir), 0);
+	assert_int_equal(str_fmt(tokfile, sizeof(tokfile), "%s/token",
+	    tmpdir), 0);
+	assert_int_equal(str_fmt(cmd, sizeof(cmd), "touch '%s'; sleep 1; "
+	    "cat >> '%s'", started, out), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct fetch_dest *d;
+		char spool[PATH_MAX];
+		FILE *f;
+
+		(void)str_fmt(spool, sizeof(spool), "%s/spool", tmpdir);
+		if (fetch_open(&d, FETCH_MDA, cmd, err) < 0 ||
+		    fetch_set_spool(d, spool, err) < 0 ||
+		    fetch_begin(d, err) < 0 || feed(d, msg1, 100) < 0 ||
+		    fetch_prepare(d, token, sizeof(token), err) < 0 ||
+		    (f = fopen(tokfile, "w")) == NULL)
+			_exit(1);
+		fputs(token, f);
+		fclose(f);
+		(void)fetch_commit(d, err);
+		_exit(2);
+	}
+	for (int i = 0; i < 500 && access(started, F_OK) < 0; i++)
+		usleep(10000);
+	assert_int_equal(access(started, F_OK), 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_string_equal(slurp(tokfile, NULL), "mda wait");
+	assert_int_equal(mda_recover_token("true", "mda wait", err), 1);
+	assert_string_equal(slurp(out, NULL), msg1);
+
+	/* The supervisor died too: unknown, so delivered again. */
+	assert_int_equal(str_fmt(out, sizeof(out), "%s/spool.mda", tmpdir), 0);
+	assert_int_equal(truncate(out, 0), 0);
+	assert_int_equal(mda_recover_token("true", "mda wait", err), 2);
+	assert_non_null(strstr(err, "unknown"));
+	/* Old state files: the MDA cannot be asked. */
+	assert_int_equal(mda_recover_token("true", "mda", err), 0);
+}
+
 static void
 test_bad_destinations(void **state)
 {
@@ -402,35 +499,114 @@ test_maildir_recover(void **state)
 	fetch_close(&d);
 }
 
+/* Append raw octets to path, as another program would. */
 static void
-test_mbox_recover_truncates_partial(void **state)
+append_raw(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "a");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Deliver msg1 with a spool at tmpdir/spool; the token into token. */
+static struct fetch_dest *
+deliver_with_token(const char *path, char *token, size_t size,
+    unsigned long long *old_r, unsigned long long *len_r)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], spool[PATH_MAX];
+
+	assert_int_equal(str_fmt(spool, sizeof(spool), "%s/spool", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
+	assert_int_equal(fetch_set_spool(d, spool, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 50), 0);
+	assert_int_equal(fetch_prepare(d, token, size, err), 0);
+	assert_int_equal(sscanf(token, "mbox %llu %llu", old_r, len_r), 2);
+	assert_int_equal(fetch_commit(d, err), 0);
+	return d;
+}
+
+static void
+test_mbox_recover_truncates_only_its_own_partial(void **state)
 {
 	struct fetch_dest *d;
 	char err[ERR_LEN], path[PATH_MAX], token[PATH_MAX + 32];
-	unsigned long long old, end;
-	size_t len;
-	FILE *f;
+	static const char before[] = "From x@y Thu Jan  1 00:00:00 1970\n\nold\n";
+	unsigned long long old, len;
+	char *full;
+	size_t n;
 
 	(void)state;
 	assert_int_equal(str_fmt(path, sizeof(path), "%s/mbox", tmpdir), 0);
-	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
-	assert_int_equal(fetch_begin(d, err), 0);
-	assert_int_equal(feed(d, msg1, 50), 0);
-	assert_int_equal(fetch_prepare(d, token, sizeof(token), err), 0);
-	assert_int_equal(sscanf(token, "mbox %llu %llu", &old, &end), 2);
-	assert_int_equal(fetch_commit(d, err), 0);
-	assert_int_equal(strlen(slurp(path, &len)), end);
+	append_raw(path, before, strlen(before));
+	d = deliver_with_token(path, token, sizeof(token), &old, &len);
+	assert_int_equal(old, strlen(before));
+	full = strdup(slurp(path, &n));
+	assert_int_equal(n, old + len);
 	assert_int_equal(fetch_recover(d, token, err), 1);
+
 	/* The same append cut short by a kill: taken back, not delivered. */
-	assert_int_equal(truncate(path, (off_t)(end - 10)), 0);
+	assert_int_equal(truncate(path, (off_t)(old + len - 10)), 0);
 	assert_int_equal(fetch_recover(d, token, err), 0);
-	assert_int_equal(strlen(slurp(path, &len)), old);
+	assert_string_equal(slurp(path, NULL), before);
+
 	/* Nothing written yet: not delivered, nothing touched. */
-	f = fopen(path, "a");
-	assert_non_null(f);
-	fclose(f);
 	assert_int_equal(fetch_recover(d, token, err), 0);
+	assert_string_equal(slurp(path, NULL), before);
+
+	/*
+	 * Cut short, then another program appended (shorter or longer than
+	 * the rest of ours): not delivered, and the file is left alone.
+	 */
+	for (int big = 0; big < 2; big++) {
+		char mta[4096];
+		size_t mlen;
+
+		append_raw(path, full + old, len / 2);
+		mlen = (size_t)snprintf(mta, sizeof(mta), "\nFrom mta@x Thu "
+		    "Jan  1 00:00:00 1970\n\n%s\n", big ? "" : "hi");
+		if (big) {
+			memset(mta + mlen, 'm', 3000);
+			mlen += 3000;
+			mta[mlen++] = '\n';
+		}
+		append_raw(path, mta, mlen);
+		slurp(path, &n);
+		assert_int_equal(n, old + len / 2 + mlen);
+		assert_int_equal(fetch_recover(d, token, err), 2);
+		assert_non_null(strstr(err, "left as it is"));
+		slurp(path, &n);
+		assert_int_equal(n, old + len / 2 + mlen);
+		assert_int_equal(truncate(path, (off_t)old), 0);
+	}
+
+	/* Complete, then more mail after it: delivered. */
+	append_raw(path, full + old, len);
+	append_raw(path, "From z\n\nz\n", 10);
+	assert_int_equal(fetch_recover(d, token, err), 1);
+
+	/* Complete but changed (rewritten by a MUA): not proven. */
+	assert_int_equal(truncate(path, (off_t)old), 0);
+	full[old + len - 3] ^= 1;
+	append_raw(path, full + old, len);
+	assert_int_equal(fetch_recover(d, token, err), 2);
+
+	/* A partial append without the spool to compare: left alone. */
+	fetch_close(&d);
+	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
+	assert_int_equal(truncate(path, (off_t)(old + 5)), 0);
+	assert_int_equal(fetch_recover(d, token, err), 2);
+	slurp(path, &n);
+	assert_int_equal(n, old + 5);
+
+	/* Hostile or old-format tokens. */
 	assert_int_equal(fetch_recover(d, "mbox 5 x", err), -1);
+	assert_int_equal(fetch_recover(d, "mbox 5 9", err), -1);
+	assert_int_equal(fetch_recover(d, "mbox 5 9 abc 0 From x", err), -1);
+	free(full);
 	fetch_close(&d);
 }
 
@@ -452,12 +628,15 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mda_failure_is_reported,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mda_outcome_survives_a_killed_postino, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_destinations, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_recover, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_mbox_recover_truncates_partial, setup, teardown),
+		    test_mbox_recover_truncates_only_its_own_partial, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

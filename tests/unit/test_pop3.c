@@ -932,6 +932,190 @@ test_resp_code_refuses_what_does_not_fit(void **state)
 	assert_int_equal(pop3_resp_code("[SYS/TEMP]", code, 0), -1);
 }
 
+/* ---- the block-wise encoder against a one-octet-at-a-time reference ---- */
+
+/*
+ * The definition in pop3.h, written as plainly as possible: one octet at a
+ * time over the whole input, then the ending. Returns the output length.
+ */
+static size_t
+reference_encode(const unsigned char *in, size_t len, bool top, uint64_t k,
+    char *out)
+{
+	size_t o = 0, line_len = 0;
+	bool last_cr = false, in_body = false, done = false;
+	uint64_t sent = 0;
+
+	for (size_t i = 0; i < len && !done; i++) {
+		unsigned char c = in[i];
+
+		if (c == '.' && line_len == 0)
+			out[o++] = '.';
+		if (c == '\n' && !last_cr)
+			out[o++] = '\r';
+		out[o++] = (char)c;
+		if (c == '\n') {
+			bool blank = line_len == 0 || (line_len == 1 && last_cr);
+
+			line_len = 0;
+			if (top && !in_body && blank) {
+				in_body = true;
+				done = k == 0;
+			} else if (top && in_body && ++sent >= k) {
+				done = true;
+			}
+		} else {
+			line_len++;
+		}
+		last_cr = c == '\r';
+	}
+	if (line_len != 0) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}
+
+/*
+ * Encode with pieces of the input cut at random points (piece = 1: one
+ * octet at a time) and an output window of at most `room` octets per
+ * feed_some call, so every "output full" boundary is crossed as well.
+ */
+static size_t
+chunked_encode(const unsigned char *in, size_t len, bool top, uint64_t k,
+    size_t piece, size_t room, char *out, unsigned int *seed)
+{
+	struct pop3_encoder e;
+	size_t pos = 0, o = 0;
+
+	pop3_encoder_init(&e, top, k);
+	while (pos < len) {
+		size_t n = piece != 0 ? piece : 1 + (size_t)rand_r(seed) % 97;
+
+		if (n > len - pos)
+			n = len - pos;
+		for (size_t used = 0; used < n;) {
+			size_t w, u;
+
+			u = pop3_encoder_feed_some(&e, in + pos + used, n - used,
+			    out + o, room, &w);
+			assert_true(w <= room);
+			/* Progress, or a full window (room left < 2). */
+			assert_true(u > 0 || room - w < 2);
+			assert_true(u > 0 || w > 0);
+			o += w;
+			used += u;
+		}
+		pos += n;
+	}
+	return o + pop3_encoder_finish(&e, out + o, POP3_ENCODER_FINISH_MAX);
+}
+
+static void
+random_message(unsigned char *buf, size_t len, unsigned int *seed)
+{
+	/* Mostly the octets the encoder cares about, some plain text. */
+	static const char alphabet[] = "..\r\r\n\n\nab x\0\xff";
+
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)alphabet[(size_t)rand_r(seed) %
+		    (sizeof(alphabet) - 1)];
+}
+
+static void
+test_encoder_matches_reference_on_random_input(void **state)
+{
+	enum { MAXLEN = 300 };
+	static const size_t rooms[] = { 2, 3, 5, 64, 2 * MAXLEN + 8 };
+	static unsigned char in[MAXLEN];
+	static char want[2 * MAXLEN + 8], got[2 * MAXLEN + 8];
+	unsigned int seed = 11;
+
+	(void)state;
+	for (int iter = 0; iter < 3000; iter++) {
+		size_t len = (size_t)rand_r(&seed) % MAXLEN;
+		bool top = iter % 3 == 0;
+		uint64_t k = (uint64_t)rand_r(&seed) % 6;
+		size_t wlen, glen;
+
+		random_message(in, len, &seed);
+		wlen = reference_encode(in, len, top, k, want);
+		for (size_t r = 0; r < N_ELEM(rooms); r++) {
+			/* Random pieces, one octet at a time, and whole. */
+			size_t pieces[] = { 0, 1, len > 0 ? len : 1 };
+
+			for (size_t pc = 0; pc < N_ELEM(pieces); pc++) {
+				glen = chunked_encode(in, len, top, k,
+				    pieces[pc], rooms[r], got, &seed);
+				if (glen != wlen || memcmp(got, want, wlen) != 0)
+					fail_msg("iteration %d len %zu room %zu "
+					    "piece %zu: output differs", iter,
+					    len, rooms[r], pieces[pc]);
+			}
+		}
+	}
+}
+
+/* Two pieces, cut at every point of the input, one feed each. */
+static void
+test_encoder_matches_reference_split_at_every_boundary(void **state)
+{
+	enum { LEN = 200 };
+	static unsigned char in[LEN];
+	static char want[2 * LEN + 8];
+	unsigned int seed = 7;
+
+	(void)state;
+	for (int iter = 0; iter < 40; iter++) {
+		bool top = iter % 2 == 1;
+		uint64_t k = (uint64_t)iter % 5;
+		size_t wlen;
+
+		random_message(in, LEN, &seed);
+		wlen = reference_encode(in, LEN, top, k, want);
+		for (size_t cut = 0; cut <= LEN; cut++) {
+			struct buf b = encode(in, LEN, top, k, &cut, 1, NULL);
+
+			if (b.len != wlen || memcmp(b.data, want, wlen) != 0)
+				fail_msg("iteration %d cut %zu: output differs",
+				    iter, cut);
+			buf_free(&b);
+		}
+	}
+}
+
+/* Long runs without a line end go through in one piece, unchanged. */
+static void
+test_encoder_long_lines_and_big_blocks(void **state)
+{
+	enum { LEN = 70000 };
+	unsigned char *in = malloc(LEN);
+	char *want = malloc(2 * LEN + 8), *got = malloc(2 * LEN + 8);
+	unsigned int seed = 3;
+	size_t wlen, glen;
+
+	(void)state;
+	assert_non_null(in);
+	assert_non_null(want);
+	assert_non_null(got);
+	for (size_t i = 0; i < LEN; i++)
+		in[i] = (unsigned char)('a' + i % 26);
+	for (size_t i = 1000; i < LEN; i += 1000 + (size_t)rand_r(&seed) % 5000)
+		in[i] = '\n';
+	in[5000] = '.';
+	in[5001] = '\n';
+	in[5002] = '.';
+	wlen = reference_encode(in, LEN, false, 0, want);
+	glen = chunked_encode(in, LEN, false, 0, 16384, 2 * 16384 + 8, got,
+	    &seed);
+	assert_int_equal(glen, wlen);
+	assert_memory_equal(got, want, wlen);
+	free(in);
+	free(want);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -953,6 +1137,9 @@ main(void)
 		    test_encoder_crlf_split_across_chunks_is_one_line_end),
 		cmocka_unit_test(test_encoder_top_ignores_input_after_limit),
 		cmocka_unit_test(test_encoder_retr_is_never_full),
+		cmocka_unit_test(test_encoder_matches_reference_on_random_input),
+		cmocka_unit_test(test_encoder_matches_reference_split_at_every_boundary),
+		cmocka_unit_test(test_encoder_long_lines_and_big_blocks),
 		cmocka_unit_test(test_encoder_worst_case_fills_out_max_exactly),
 		cmocka_unit_test(test_encoder_feed_some_fits_any_output_room),
 		cmocka_unit_test(

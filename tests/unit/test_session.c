@@ -14,6 +14,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,14 +115,13 @@ static const struct session_ops ops = {
 	.commands = commands, .more = more, .closed = closed,
 };
 
+/* The session on sv[0], the test's end on sv[1]. */
 static int
-setup(void **state)
+setup_pair(void **state, int sv[2])
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	int sv[2];
 
 	assert_non_null(f);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	f->ev = ev_new();
 	f->s = calloc(1, sizeof(*f->s));
 	f->s->max_bad = 5;
@@ -130,6 +131,49 @@ setup(void **state)
 	current = f;
 	*state = f;
 	return 0;
+}
+
+static int
+setup(void **state)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	return setup_pair(state, sv);
+}
+
+/* Each write of the session arrives as one record: writes can be counted. */
+static int
+setup_seqpacket(void **state)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	return setup_pair(state, sv);
+}
+
+/* A connected loopback TCP pair. */
+static int
+setup_tcp(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int lfd, sv[2];
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	sv[1] = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(sv[1] >= 0);
+	assert_int_equal(connect(sv[1], (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	sv[0] = accept(lfd, NULL, NULL);
+	assert_true(sv[0] >= 0);
+	close(lfd);
+	return setup_pair(state, sv);
 }
 
 static int
@@ -303,6 +347,65 @@ test_quit_closes_after_reply(void **state)
 	assert_true(f->closed);
 }
 
+/*
+ * The status line and the first block of a multi-line reply leave in one
+ * write: sent alone, the status line made the body wait for the client's
+ * delayed ACK (40 ms per RETR or LIST, issue 11).
+ */
+static void
+test_multiline_status_and_first_block_share_one_write(void **state)
+{
+	struct fixture *f = *state;
+	static char rec[128 * 1024];
+	const char *want = "+OK 1 a\r\n+OK big\r\nline 20000 of a long reply\r\n";
+	struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
+	ssize_t n;
+
+	assert_int_equal(write(f->peer, "ECHO a\r\nBIG\r\n", 13), 13);
+	for (int i = 0; i < 100 && poll(&pfd, 1, 0) == 0; i++)
+		ev_run_once(f->ev, 5);
+	n = recv(f->peer, rec, sizeof(rec) - 1, 0);
+	assert_true(n > 0);
+	rec[n] = '\0';
+	assert_true(n > 4096);
+	assert_memory_equal(rec, want, strlen(want));
+}
+
+/* Output produced in place goes out after what was queued before it. */
+static void
+test_out_tail_appends_after_pending_output(void **state)
+{
+	struct fixture *f = *state;
+	char out[64];
+	size_t room;
+	char *tail;
+
+	session_reply(f->s, "+OK first");
+	tail = session_out_tail(f->s, &room);
+	assert_non_null(tail);
+	assert_int_equal(room, SESSION_OUT_MAX - 11);
+	assert_int_equal(room, session_out_room(f->s));
+	memcpy(tail, "in place\r\n", 10);
+	session_out_commit(f->s, 10);
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_MAX - 21);
+	session_resume(f->s);
+	exchange(f, NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "+OK first\r\nin place\r\n");
+}
+
+/* Nagle off, as every reply is coalesced into one write. */
+static void
+test_tcp_session_turns_nagle_off(void **state)
+{
+	struct fixture *f = *state;
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	assert_int_equal(getsockopt(f->s->fd, IPPROTO_TCP, TCP_NODELAY, &on,
+	    &len), 0);
+	assert_int_equal(on, 1);
+}
+
 int
 main(void)
 {
@@ -317,6 +420,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_raw_argument_keeps_spaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_reply_streams_and_commands_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quit_closes_after_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multiline_status_and_first_block_share_one_write, setup_seqpacket, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_session_turns_nagle_off, setup_tcp, teardown),
+		cmocka_unit_test_setup_teardown(test_out_tail_appends_after_pending_output, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * Maildir backend: sizes, size cache, new/ -> cur/, locking, commit, reads.
+ * Maildir backend: sizes, size cache, new/ served in place, locking, commit, reads.
  * Every test works in its own mkdtemp directory.
  */
 #include <stdarg.h>
@@ -93,6 +93,18 @@ exists(const struct fixture *f, const char *sub, const char *name)
 
 	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
 	return lstat(p, &st) == 0;
+}
+
+/* What another Maildir reader does: rename a message, e.g. new/ -> cur/. */
+static void
+move(const struct fixture *f, const char *sub, const char *name,
+    const char *tosub, const char *toname)
+{
+	char a[512], b[512];
+
+	snprintf(a, sizeof(a), "%s/%s/%s", f->md, sub, name);
+	snprintf(b, sizeof(b), "%s/%s/%s", f->md, tosub, toname);
+	assert_int_equal(rename(a, b), 0);
 }
 
 static struct store_params
@@ -215,7 +227,10 @@ test_w_field_is_reported_without_reading_the_file(void **state)
 	put(f, "cur", "1000.M1.host,S=5,W=9:2,S", "ab\ncd", 5);
 	/* Implausible W (> 2 * size + 2): computed instead. */
 	put(f, "cur", "1001.M1.host,W=500:2,", "ab\ncd", 5);
-	/* S= disagrees with the file: W not trusted either. */
+	/*
+	 * S= disagrees with the file: the name is believed all the same (no
+	 * stat per message; Dovecot trusts its names the same way).
+	 */
 	put(f, "cur", "1002.M1.host,S=4,W=9:2,", "ab\ncd", 5);
 	if (geteuid() != 0) {
 		snprintf(p, sizeof(p), "%s/cur/1000.M1.host,S=5,W=9:2,S",
@@ -227,8 +242,8 @@ test_w_field_is_reported_without_reading_the_file(void **state)
 	assert_int_equal(idx.msgs[0].size, 9);
 	assert_string_equal(idx.msgs[0].uidl, "1000.M1.host,S=5,W=9");
 	assert_int_equal(idx.msgs[1].size, 8);
-	assert_int_equal(idx.msgs[2].size, 8);
-	assert_int_equal(idx.total_size, 25);
+	assert_int_equal(idx.msgs[2].size, 9);
+	assert_int_equal(idx.total_size, 26);
 	store_maildir_ops.close(&st, &idx);
 }
 
@@ -258,12 +273,12 @@ write_text(const char *path, const char *text)
 }
 
 static void
-test_size_cache_is_written_then_trusted_only_when_plausible(void **state)
+test_size_cache_is_trusted_until_a_read_disproves_it(void **state)
 {
 	struct fixture *f = *state;
 	struct store *st;
 	struct store_index idx;
-	char cache[256], *text;
+	char cache[256], buf[64], *text;
 
 	make_maildir(f);
 	snprintf(cache, sizeof(cache), "%s/postino-sizes", f->md);
@@ -279,20 +294,83 @@ test_size_cache_is_written_then_trusted_only_when_plausible(void **state)
 	assert_non_null(strstr(text, "2.b 7\n"));
 
 	/*
-	 * A different but plausible cached value is reported: proof that the
-	 * second open took the size from the cache, not from the file. Junk
-	 * lines, implausible values and vanished files are dropped.
+	 * Cached values are reported even when the file could not hold them
+	 * (99 for 6 octets): proof that the open neither read nor stat'ed the
+	 * messages. Junk lines, repeated names and vanished files are dropped.
 	 */
 	write_text(cache, "1.a 5\n2.b 99\ngarbage\n 3\nbad -1\n"
-	    "gone.c 12\n2.b\n");
+	    "gone.c 12\n2.b 1\n");
 	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
 	assert_int_equal(idx.msgs[0].size, 5);
+	assert_int_equal(idx.msgs[1].size, 99);
+	text = read_text(cache);
+	assert_non_null(text);
+	assert_string_equal(text, "1.a 5\n2.b 99\n");
+	assert_false(exists(f, "", "postino-sizes.tmp"));
+	/* Reading message 2 to its end finds the lie: the cache goes. */
+	assert_int_equal(read_all(st, 2, buf, sizeof(buf), 2), 6);
+	assert_false(exists(f, "", "postino-sizes"));
+	store_maildir_ops.close(&st, &idx);
+
+	/* The next session rebuilds it from the messages. */
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.msgs[0].size, 6);
 	assert_int_equal(idx.msgs[1].size, 7);
 	store_maildir_ops.close(&st, &idx);
 	text = read_text(cache);
 	assert_non_null(text);
-	assert_string_equal(text, "1.a 5\n2.b 7\n");
-	assert_false(exists(f, "", "postino-sizes.tmp"));
+	assert_string_equal(text, "1.a 6\n2.b 7\n");
+}
+
+/* Only a private file of the mail user is a cache. */
+static void
+test_size_cache_others_may_write_is_ignored(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char cache[256], *text;
+
+	make_maildir(f);
+	snprintf(cache, sizeof(cache), "%s/postino-sizes", f->md);
+	put(f, "cur", "1.a:2,", "x\ny\n", 4);		/* 6 */
+	write_text(cache, "1.a 9\n");
+	assert_int_equal(chmod(cache, 0620), 0);
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.msgs[0].size, 6);
+	store_maildir_ops.close(&st, &idx);
+	/* Replaced by one of ours. */
+	text = read_text(cache);
+	assert_non_null(text);
+	assert_string_equal(text, "1.a 6\n");
+}
+
+/* A cache can never lock its user out by claiming a huge mailbox. */
+static void
+test_size_cache_over_the_cap_is_not_believed(void **state)
+{
+	struct fixture *f = *state;
+	struct store_params p = params(f);
+	struct store *st;
+	struct store_index idx;
+	char cache[256], err[ERR_LEN], *text;
+
+	make_maildir(f);
+	snprintf(cache, sizeof(cache), "%s/postino-sizes", f->md);
+	put(f, "cur", "1.a:2,", "x\ny\n", 4);		/* 6 */
+	put(f, "cur", "2.b:2,", "z\n", 2);		/* 3 */
+	write_text(cache, "1.a 18446744073709551615\n2.b 3\n");
+	assert_int_equal(store_maildir_ops.open(&st, &p, &idx, err), STORE_OK);
+	assert_int_equal(idx.msgs[0].size, 6);
+	assert_int_equal(idx.total_size, 9);
+	store_maildir_ops.close(&st, &idx);
+	text = read_text(cache);
+	assert_non_null(text);
+	assert_string_equal(text, "1.a 6\n2.b 3\n");
+	/* A mailbox really over the cap is still refused. */
+	p.max_bytes = 8;
+	assert_int_equal(store_maildir_ops.open(&st, &p, &idx, err),
+	    STORE_PERMFAIL);
 }
 
 static void
@@ -321,27 +399,63 @@ test_overlong_cache_line_is_ignored(void **state)
 	store_maildir_ops.close(&st, &idx);
 }
 
+/*
+ * Mail in new/ is served where it is (a rename per message was most of a
+ * first login), with the UIDL it keeps if it moves to cur/ later.
+ */
 static void
-test_new_moves_to_cur_with_info_and_keeps_its_uidl(void **state)
+test_new_mail_is_served_in_place_with_a_stable_uidl(void **state)
 {
 	struct fixture *f = *state;
 	struct store *st;
 	struct store_index idx;
+	char buf[16];
 
 	make_maildir(f);
 	put(f, "new", "1700000000.M1P2.host", "a\n", 2);
 	put(f, "new", "1700000001.M1P2.host:2,S", "b\n", 2);
+	put(f, "cur", "1700000002.M1P2.host:2,", "c\n", 2);
 	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
-	assert_int_equal(idx.count, 2);
+	assert_int_equal(idx.count, 3);
 	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
 	assert_string_equal(idx.msgs[1].uidl, "1700000001.M1P2.host");
-	assert_true(exists(f, "cur", "1700000000.M1P2.host:2,"));
-	assert_true(exists(f, "cur", "1700000001.M1P2.host:2,S"));
-	assert_false(exists(f, "new", "1700000000.M1P2.host"));
+	assert_string_equal(idx.msgs[2].uidl, "1700000002.M1P2.host");
+	assert_true(exists(f, "new", "1700000000.M1P2.host"));
+	assert_true(exists(f, "new", "1700000001.M1P2.host:2,S"));
+	assert_int_equal(read_all(st, 1, buf, sizeof(buf), 4096), 2);
+	assert_memory_equal(buf, "a\n", 2);
 	store_maildir_ops.close(&st, &idx);
+	/* Moved to cur/ by another reader: the same message, same UIDL. */
+	move(f, "new", "1700000000.M1P2.host", "cur",
+	    "1700000000.M1P2.host:2,S");
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 3);
+	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
+	store_maildir_ops.close(&st, &idx);
+}
+
+/* Another reader moves mail new/ -> cur/ during the session. */
+static void
+test_mail_moved_from_new_during_a_session_is_read_and_deleted(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char err[ERR_LEN], buf[16];
+
+	make_maildir(f);
+	put(f, "new", "1.a", "one\n", 4);
+	put(f, "new", "2.b", "two\n", 4);
 	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
 	assert_int_equal(idx.count, 2);
-	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
+	move(f, "new", "1.a", "cur", "1.a:2,S");
+	move(f, "new", "2.b", "cur", "2.b:2,");
+	assert_int_equal(read_all(st, 1, buf, sizeof(buf), 4096), 4);
+	assert_memory_equal(buf, "one\n", 4);
+	idx.msgs[0].deleted = idx.msgs[1].deleted = true;
+	assert_int_equal(store_maildir_ops.commit(st, &idx, err), STORE_OK);
+	assert_false(exists(f, "cur", "1.a:2,S"));
+	assert_false(exists(f, "cur", "2.b:2,"));
 	store_maildir_ops.close(&st, &idx);
 }
 
@@ -575,9 +689,12 @@ main(void)
 		T(test_missing_maildir_is_an_empty_mailbox),
 		T(test_sizes_count_every_line_end_as_crlf),
 		T(test_w_field_is_reported_without_reading_the_file),
-		T(test_size_cache_is_written_then_trusted_only_when_plausible),
+		T(test_size_cache_is_trusted_until_a_read_disproves_it),
+		T(test_size_cache_others_may_write_is_ignored),
+		T(test_size_cache_over_the_cap_is_not_believed),
 		T(test_overlong_cache_line_is_ignored),
-		T(test_new_moves_to_cur_with_info_and_keeps_its_uidl),
+		T(test_new_mail_is_served_in_place_with_a_stable_uidl),
+		T(test_mail_moved_from_new_during_a_session_is_read_and_deleted),
 		T(test_tmp_dotfiles_and_non_regular_files_are_not_mail),
 		T(test_messages_are_ordered_by_delivery_time_then_name),
 		T(test_unusable_base_names_get_a_stable_derived_uidl),

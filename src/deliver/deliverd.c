@@ -1,0 +1,320 @@
+/*
+ * The deliver role: one pool per uid, like the mail role, running as the
+ * mailbox owner (never root). The LMTP role opens one channel per
+ * recipient through the master and sends the sealed message with the
+ * envelope; the worker asks the auth role for the account itself, so it
+ * writes only into the mailbox of a user that auth maps to its own uid,
+ * whatever the (unprivileged, network-facing) LMTP role claims.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/ev.h"
+#include "../lib/ipc.h"
+#include "../lib/log.h"
+#include "../lib/priv.h"
+#include "../server/proto.h"
+#include "../server/roles.h"
+#include "delivery.h"
+
+/* A worker without deliveries this long offers to retire (like mail). */
+#define DELIVER_IDLE_MS		60000
+/* Seals the message must carry: nobody can change it under us. */
+#define DELIVER_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
+	F_SEAL_WRITE)
+
+struct chan {
+	struct chan	*prev, *next;
+	struct ipc	*ipc;
+	uint64_t	 req;		/* auth lookup in flight, 0 = none */
+	unsigned int	 auth_idx;	/* the auth worker asked */
+	int		 msgfd;
+	bool		 got;		/* one request per channel */
+	struct msg_deliver d;
+};
+
+static const struct config *cf;
+static struct ev *ev;
+static struct ipc *master;
+/* One channel per auth worker; lookups go round-robin. */
+static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
+static unsigned int auth_next;
+static struct chan *chans;
+static uint64_t next_req = 1;
+static bool shutting_down;
+static struct ev_timer idle_timer;
+
+static void
+chan_free(struct chan *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		chans = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->msgfd >= 0)
+		close(c->msgfd);
+	ipc_free(&c->ipc);
+	free(c);
+	ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+	if (chans == NULL) {
+		if (shutting_down)
+			ev_stop(ev);
+		else
+			ev_timer_start(ev, &idle_timer, DELIVER_IDLE_MS);
+	}
+}
+
+static void
+chan_reply(struct chan *c, enum store_result r, const char *reason)
+{
+	struct msg_delivered out = { .req = c->d.req, .result = r };
+
+	str_copy(out.reason, sizeof(out.reason), reason);
+	if (c->ipc != NULL)
+		ipc_send(c->ipc, MSG_DELIVER_RESULT, &out, sizeof(out), -1);
+	if (c->msgfd >= 0) {
+		close(c->msgfd);
+		c->msgfd = -1;
+	}
+}
+
+static void
+deliver(struct chan *c, const struct msg_account *acct)
+{
+	char err[ERR_LEN] = "", user[AUTH_USER_MAX * 4 + 1];
+	enum store_result r;
+	uint64_t t0 = ev_now_ms();
+
+	str_sanitize(user, sizeof(user), c->d.user, strlen(c->d.user));
+	if (acct->result != AUTH_OK || !PROTO_STR_OK(acct->user.name) ||
+	    !PROTO_STR_OK(acct->user.home) ||
+	    strcmp(acct->user.name, c->d.user) != 0 ||
+	    (priv_is_root() && acct->uid != getuid())) {
+		log_warnx("session=%s event=deliver-refused user=\"%s\" "
+		    "reason=\"account does not map to this worker\"",
+		    c->d.session, user);
+		chan_reply(c, STORE_TEMPFAIL, "account lookup failed");
+		return;
+	}
+	r = delivery_run(cf, &acct->user, c->msgfd, c->d.sender,
+	    c->d.rcpt, err);
+	log_info("session=%s event=deliver user=\"%s\" result=%s ms=%llu%s%s%s",
+	    c->d.session, user, r == STORE_OK ? "ok" : "fail",
+	    (unsigned long long)(ev_now_ms() - t0), r == STORE_OK ? "" :
+	    " reason=\"", r == STORE_OK ? "" : err, r == STORE_OK ? "" : "\"");
+	chan_reply(c, r, err);
+}
+
+static void
+auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	unsigned int idx = (unsigned int)(uintptr_t)arg;
+	struct msg_account acct;
+	struct chan *c;
+
+	if (msg == NULL) {
+		ipc_free(&ipc);
+		authc[idx] = NULL;
+		for (c = chans; c != NULL; c = c->next) {
+			if (c->req != 0 && c->auth_idx == idx) {
+				c->req = 0;
+				chan_reply(c, STORE_TEMPFAIL, "auth restarted");
+			}
+		}
+		return;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+	if (msg->type != MSG_AUTH_ACCOUNT ||
+	    !proto_take(msg->data, msg->len, &acct, sizeof(acct)))
+		return;
+	for (c = chans; c != NULL; c = c->next) {
+		if (c->req == acct.req && c->req != 0) {
+			c->req = 0;
+			deliver(c, &acct);
+			break;
+		}
+	}
+	explicit_bzero(&acct, sizeof(acct));
+}
+
+static void
+chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct chan *c = arg;
+	struct msg_lookup rq = { 0 };
+	struct ipc *a = NULL;
+	int seals;
+
+	(void)ipc;
+	if (msg == NULL) {
+		chan_free(c);
+		return;
+	}
+	if (msg->type != MSG_DELIVER_REQ || c->got ||
+	    !proto_take(msg->data, msg->len, &c->d, sizeof(c->d)) ||
+	    !PROTO_STR_OK(c->d.session) || !PROTO_STR_OK(c->d.user) ||
+	    !PROTO_STR_OK(c->d.sender) || !PROTO_STR_OK(c->d.rcpt) ||
+	    msg->fd < 0) {
+		log_warnx("event=protocol-error role=lmtp msg=deliver");
+		if (msg->fd >= 0)
+			close(msg->fd);
+		chan_free(c);
+		return;
+	}
+	c->got = true;
+	c->msgfd = msg->fd;
+	seals = fcntl(c->msgfd, F_GET_SEALS);
+	if (seals < 0 || (seals & DELIVER_SEALS) != DELIVER_SEALS) {
+		log_warnx("session=%s event=protocol-error role=lmtp "
+		    "reason=\"message not sealed\"", c->d.session);
+		chan_reply(c, STORE_TEMPFAIL, "message not sealed");
+		return;
+	}
+	for (unsigned int k = 0; k < PROTO_AUTH_WORKERS_MAX && a == NULL; k++) {
+		unsigned int i = (auth_next + k) % PROTO_AUTH_WORKERS_MAX;
+
+		if ((a = authc[i]) != NULL) {
+			auth_next = i + 1;
+			c->auth_idx = i;
+		}
+	}
+	if (a == NULL) {
+		chan_reply(c, STORE_TEMPFAIL, "no auth channel");
+		return;
+	}
+	rq.req = c->req = next_req++;
+	memcpy(rq.user, c->d.user, sizeof(rq.user));
+	if (ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
+		c->req = 0;
+		chan_reply(c, STORE_TEMPFAIL, "auth unreachable");
+	}
+}
+
+static void
+on_channel(int fd)
+{
+	struct chan *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || (c->ipc = ipc_new(ev, fd, chan_msg, c)) == NULL) {
+		close(fd);
+		free(c);
+		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+		return;
+	}
+	c->msgfd = -1;
+	ev_timer_stop(ev, &idle_timer);
+	c->next = chans;
+	if (chans)
+		chans->prev = c;
+	chans = c;
+}
+
+static void
+idle_expired(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	if (chans == NULL)
+		ipc_send(master, MSG_IDLE, NULL, 0, -1);
+}
+
+/* A delivery runs inside one callback: none is ever cut half-way here. */
+static void
+stop_all(void)
+{
+	shutting_down = true;
+	while (chans != NULL)
+		chan_free(chans);
+	ev_stop(ev);
+}
+
+static void
+master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	(void)ipc;
+	(void)arg;
+	if (msg == NULL) {
+		stop_all();
+		return;
+	}
+	switch (msg->type) {
+	case MSG_AUTH_CHANNEL: {
+		struct msg_auth_channel ch;
+
+		if (msg->fd < 0 || !proto_take(msg->data, msg->len, &ch,
+		    sizeof(ch)) || ch.index >= PROTO_AUTH_WORKERS_MAX)
+			break;
+		ipc_free(&authc[ch.index]);
+		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
+		    (void *)(uintptr_t)ch.index);
+		if (authc[ch.index] == NULL)
+			close(msg->fd);
+		return;
+	}
+	case MSG_DELIVER_CHANNEL:
+		if (msg->fd < 0 || shutting_down)
+			break;
+		on_channel(msg->fd);
+		return;
+	case MSG_SHUTDOWN:
+		stop_all();
+		break;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+}
+
+static void
+on_term(struct ev *e, int signo, void *arg)
+{
+	(void)e;
+	(void)signo;
+	(void)arg;
+	stop_all();
+}
+
+int
+deliver_main(const struct config *config, uid_t uid, gid_t gid)
+{
+	char err[ERR_LEN];
+
+	cf = config;
+	log_set_ident("postinod/deliver");
+	if (priv_is_root()) {
+		gid_t extra = (gid_t)-1;
+
+		if (uid == 0)
+			fatalx("deliver: refusing to run as root");
+		if (cf->mail_privileged_group[0] != '\0' &&
+		    priv_group(cf->mail_privileged_group, &extra) < 0)
+			fatalx("mail_privileged_group: no such group '%s'",
+			    cf->mail_privileged_group);
+		if (priv_drop(uid, gid, extra, NULL, err) < 0)
+			fatalx("%s", err);
+	}
+	ev = ev_new();
+	if (ev == NULL)
+		fatal("ev_new");
+	ev_signal(ev, SIGTERM, on_term, NULL);
+	ev_signal(ev, SIGINT, on_term, NULL);
+	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
+	if (master == NULL)
+		fatal("master channel");
+	ev_timer_init(&idle_timer, idle_expired, NULL);
+	ev_timer_start(ev, &idle_timer, DELIVER_IDLE_MS);
+	ev_run(ev);
+	while (chans != NULL)
+		chan_free(chans);
+	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
+		ipc_free(&authc[i]);
+	ipc_free(&master);
+	ev_free(&ev);
+	return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * One delivery into one user's mailbox, the same for the LMTP service's
+ * deliver workers and for postino-deliver: mailbox path from the
+ * configuration and the account, headers from the envelope, append through
+ * the store. Runs as the mailbox owner, never as root.
+ */
+#ifndef POSTINO_DELIVERY_H
+#define POSTINO_DELIVERY_H
+
+#include "../auth/auth.h"
+#include "../server/config.h"
+#include "../store/store.h"
+
+/*
+ * Deliver the message in fd (LF line ends, see store.h) for u. sender:
+ * the reverse-path for Return-Path ("" for <>, NULL: no header); rcpt:
+ * the address for Delivered-To (NULL: no header); each also off when the
+ * configuration says so. err filled unless STORE_OK.
+ */
+enum store_result delivery_run(const struct config *cf,
+    const struct auth_user *u, int fd, const char *sender, const char *rcpt,
+    char *err);
+
+/*
+ * Expand cf->mailbox for u: "maildir:" or "mbox:", then %u, %n, %d, %%
+ * and a leading ~. A user name that would leave the directory (".", "..",
+ * "/") is refused. 0, or -1 with err.
+ */
+int delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
+    char *out, size_t size, const struct store_ops **ops_r, char *err);
+
+/* The LMTP reply for a result (one line, no CRLF), for rcpt. */
+void delivery_reply(enum store_result r, const char *rcpt, char *out,
+    size_t size);
+
+#endif

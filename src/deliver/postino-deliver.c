@@ -1,0 +1,204 @@
+/*
+ * postino-deliver: one message on stdin into one user's mailbox, for MTAs
+ * that deliver through a program (Postfix mailbox_command or pipe,
+ * OpenSMTPD mda, Exim pipe). The same code as the LMTP service's deliver
+ * workers (src/deliver/delivery.c): same path, headers, locks and
+ * durability. Exit status from sysexits.h, with one line on stderr that
+ * the MTA puts into its bounce or log.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../auth/auth.h"
+#include "../lib/fdio.h"
+#include "../lib/priv.h"
+#include "delivery.h"
+#include "lmtp_cmds.h"
+
+static void __attribute__((format(printf, 2, 3), noreturn))
+die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postino-deliver: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	die(EX_USAGE, "usage: postino-deliver [-c FILE] [-f SENDER] "
+	    "[-a RECIPIENT] -d USER");
+}
+
+/*
+ * stdin into a memfd with LF line ends (the LMTP decoder, BDAT mode:
+ * no dot handling), at most max octets. A leading mbox "From " line (the
+ * envelope Postfix's local(8) and procmail-style callers prepend) is not
+ * part of the message and is dropped, as Dovecot's LDA does.
+ */
+static int
+spool_stdin(uint64_t max)
+{
+	static char in[65536], out[65536 + 1];
+	struct lmtp_data dec;
+	uint64_t total = 0;
+	size_t olen, skip = 0;
+	ssize_t n;
+	bool first = true, in_from = false;
+	int fd = memfd_create("postino-deliver", MFD_CLOEXEC);
+
+	if (fd < 0)
+		die(EX_TEMPFAIL, "memfd_create: %s", strerror(errno));
+	lmtp_data_init(&dec, false);
+	for (;;) {
+		n = read(STDIN_FILENO, in, sizeof(in));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(EX_TEMPFAIL, "reading the message: %s",
+			    strerror(errno));
+		skip = 0;
+		if (first && n > 0) {
+			/* "From " may arrive split: a short first read is rare */
+			first = false;
+			in_from = n >= 5 && memcmp(in, "From ", 5) == 0;
+		}
+		if (in_from) {
+			char *lfp = memchr(in, '\n', (size_t)n);
+
+			skip = lfp != NULL ? (size_t)(lfp - in) + 1 : (size_t)n;
+			in_from = lfp == NULL;
+		}
+		if (n == 0)
+			olen = lmtp_data_finish(&dec, out);
+		else
+			(void)lmtp_data_feed(&dec, in + skip, (size_t)n - skip,
+			    out, &olen);
+		if (__builtin_add_overflow(total, olen, &total) || total > max)
+			die(EX_DATAERR, "message larger than %llu octets",
+			    (unsigned long long)max);
+		if (fd_write_all(fd, out, olen) < 0)
+			die(EX_TEMPFAIL, "spooling the message: %s",
+			    strerror(errno));
+		if (n == 0)
+			return fd;
+	}
+}
+
+/* A header value from the command line or the environment: one line. */
+static const char *
+header_value(const char *v, const char *what)
+{
+	if (v == NULL)
+		return NULL;
+	if (strlen(v) > LMTP_PATH_MAX || strpbrk(v, "\r\n<>") != NULL)
+		die(EX_USAGE, "%s: not a usable address", what);
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf = "/etc/postino/postinod.conf", *user = NULL;
+	const char *sender = NULL, *rcpt = NULL;
+	const struct auth_ops *ops;
+	struct auth_db *db = NULL;
+	struct auth_user u;
+	struct config *cf;
+	enum auth_result ar;
+	enum store_result r;
+	char err[ERR_LEN];
+	int ch, fd;
+
+	while ((ch = getopt(argc, argv, "c:d:f:a:")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'd':
+			user = optarg;
+			break;
+		case 'f':
+			sender = optarg;
+			break;
+		case 'a':
+			rcpt = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc || user == NULL)
+		usage();
+	umask(077);
+	/* Postfix passes the envelope in the environment (local(8)). */
+	if (sender == NULL)
+		sender = getenv("SENDER");
+	if (rcpt == NULL)
+		rcpt = getenv("ORIGINAL_RECIPIENT");
+	if (rcpt == NULL)
+		rcpt = user;
+	sender = header_value(sender, "sender");
+	rcpt = header_value(rcpt, "recipient");
+	if (!auth_name_valid(user))
+		die(EX_NOUSER, "%s: no such user", user);
+	if ((cf = malloc(sizeof(*cf))) == NULL)
+		die(EX_TEMPFAIL, "out of memory");
+	if (config_load(cf, conf, err) < 0)
+		die(EX_CONFIG, "%s", err);
+	ops = auth_lookup("passwd-file");
+	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+		die(EX_TEMPFAIL, "passwd_file: %s", ops ? err : "no backend");
+	ar = ops->lookup(db, user, &u);
+	ops->close(&db);
+	if (ar == AUTH_PERMFAIL)
+		die(EX_NOUSER, "%s: no such user", user);
+	if (ar != AUTH_OK)
+		die(EX_TEMPFAIL, "%s: user lookup failed", user);
+	/* Started as root (a pipe transport): become the mailbox owner. */
+	if (priv_is_root()) {
+		uid_t uid = u.uid, mu;
+		gid_t gid = u.gid, mg, extra = (gid_t)-1;
+
+		if (!u.has_uid) {
+			if (cf->mail_user[0] == '\0' ||
+			    priv_user(cf->mail_user, &mu, &mg) < 0)
+				die(EX_CONFIG, "%s: no uid in passwd_file and "
+				    "no mail_user", user);
+			uid = mu;
+			gid = u.has_gid ? u.gid : mg;
+		} else if (!u.has_gid)
+			gid = (gid_t)uid;
+		if (cf->mail_privileged_group[0] != '\0' &&
+		    priv_group(cf->mail_privileged_group, &extra) < 0)
+			die(EX_CONFIG, "mail_privileged_group: no such group");
+		if (priv_drop(uid, gid, extra, NULL, err) < 0)
+			die(EX_TEMPFAIL, "%s", err);
+	}
+	fd = spool_stdin(cf->lmtp_max_message_size);
+	r = delivery_run(cf, &u, fd, sender, rcpt, err);
+	close(fd);
+	free(cf);
+	switch (r) {
+	case STORE_OK:
+		return EX_OK;
+	case STORE_OVERQUOTA:
+		die(EX_CANTCREAT, "%s: mailbox full", user);
+	case STORE_PERMFAIL:
+		die(EX_CANTCREAT, "%s: %s", user, err);
+	default:
+		die(EX_TEMPFAIL, "%s: %s", user, err);
+	}
+}

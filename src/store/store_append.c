@@ -1,0 +1,197 @@
+#include "store_append.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/crlf.h"
+#include "../lib/fdio.h"
+#include "store_lock.h"
+
+/* "From " after any number of '>': mboxrd quoting (RFC 4155 sec. 2). */
+#define FROM_LEN	5
+
+struct writer {
+	int		 fd;
+	size_t		 len;
+	uint64_t	 total;
+	struct crlf_size cs;
+	unsigned char	 buf[STORE_IOBUF];
+};
+
+static int
+w_flush(struct writer *w)
+{
+	if (w->len > 0 && fd_write_all(w->fd, w->buf, w->len) < 0)
+		return -1;
+	w->len = 0;
+	return 0;
+}
+
+static int
+w_put(struct writer *w, const void *p, size_t n)
+{
+	if (__builtin_add_overflow(w->total, n, &w->total)) {
+		errno = EFBIG;
+		return -1;
+	}
+	crlf_size_feed(&w->cs, p, n);
+	while (n > 0) {
+		size_t k = sizeof(w->buf) - w->len;
+
+		if (k > n)
+			k = n;
+		memcpy(w->buf + w->len, p, k);
+		w->len += k;
+		p = (const char *)p + k;
+		n -= k;
+		if (w->len == sizeof(w->buf) && w_flush(w) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+w_header(struct writer *w, const char *name, const char *open,
+    const char *value, const char *close, bool crlf)
+{
+	if (w_put(w, name, strlen(name)) < 0 || w_put(w, open, strlen(open)) < 0 ||
+	    w_put(w, value, strlen(value)) < 0 ||
+	    w_put(w, close, strlen(close)) < 0)
+		return -1;
+	return w_put(w, crlf ? "\r\n" : "\n", crlf ? 2 : 1);
+}
+
+/* Release a held-back line start: gt '>' and the first fs octets of "From ". */
+static int
+w_release(struct writer *w, unsigned int gt, size_t fs)
+{
+	for (unsigned int k = 0; k < gt; k++)
+		if (w_put(w, ">", 1) < 0)
+			return -1;
+	return w_put(w, "From ", fs);
+}
+
+int
+store_append_copy(int in, int out, const struct store_delivery *d,
+    enum store_escape esc, uint64_t *stored_r, uint64_t *crlf_r,
+    bool *ends_lf_r, char *err)
+{
+	static struct writer w;	/* 64 KiB: not on the stack */
+	unsigned char buf[16384];
+	/*
+	 * mboxrd: a line start is held back while it may still become
+	 * ">*From ": gt '>' so far, then fs octets of "From ".
+	 */
+	bool holding = esc != STORE_ESCAPE_NONE, last_lf = false;
+	unsigned int gt = 0;
+	size_t fs = 0;
+	off_t off = 0;
+	ssize_t n;
+
+	w = (struct writer){ .fd = out };
+	crlf_size_init(&w.cs);
+	if ((d->return_path != NULL &&
+	    w_header(&w, "Return-Path: ", "<", d->return_path, ">", d->crlf) < 0) ||
+	    (d->delivered_to != NULL &&
+	    w_header(&w, "Delivered-To: ", "", d->delivered_to, "", d->crlf) < 0))
+		goto fail;
+	last_lf = w.total > 0;
+	while ((n = pread(in, buf, sizeof(buf), off)) != 0) {
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += n;
+		for (size_t i = 0; i < (size_t)n; i++) {
+			unsigned char c = buf[i];
+
+			if (holding) {
+				if (c == '>' && fs == 0 && gt < UINT_MAX &&
+				    esc == STORE_ESCAPE_MBOXRD) {
+					gt++;
+					continue;
+				}
+				if (c == (unsigned char)"From "[fs]) {
+					if (++fs < FROM_LEN)
+						continue;
+					/* One more '>' than it had. */
+					if (w_release(&w, gt + 1, fs) < 0)
+						goto fail;
+					holding = false;
+					last_lf = false;
+					continue;
+				}
+				if ((gt > 0 || fs > 0) &&
+				    w_release(&w, gt, fs) < 0)
+					goto fail;
+				holding = false;
+			}
+			if (c != '\n') {
+				/* Plain octets go out in runs, not one by one. */
+				size_t j = i;
+
+				while (j < (size_t)n && buf[j] != '\n')
+					j++;
+				if (w_put(&w, buf + i, j - i) < 0)
+					goto fail;
+				last_lf = false;
+				i = j - 1;
+				continue;
+			}
+			if ((d->crlf && w_put(&w, "\r\n", 2) < 0) ||
+			    (!d->crlf && w_put(&w, "\n", 1) < 0))
+				goto fail;
+			last_lf = true;
+			if (esc != STORE_ESCAPE_NONE) {
+				holding = true;
+				gt = 0;
+				fs = 0;
+			}
+		}
+	}
+	if (holding && (gt > 0 || fs > 0)) {
+		if (w_release(&w, gt, fs) < 0)
+			goto fail;
+		last_lf = false;
+	}
+	if (w_flush(&w) < 0)
+		goto fail;
+	*stored_r = w.total;
+	*ends_lf_r = last_lf;
+	if (crlf_size_finish(&w.cs, crlf_r) < 0) {
+		errno = EFBIG;
+		goto fail;
+	}
+	return 0;
+fail:
+	(void)str_fmt(err, ERR_LEN, "write: %s", strerror(errno));
+	return -1;
+}
+
+int
+store_mkdirs(const char *dir)
+{
+	char p[PATH_MAX];
+	size_t len;
+
+	if (str_copy(p, sizeof(p), dir) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	len = strlen(p);
+	for (size_t i = 1; i <= len; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -1;
+		if (i < len)
+			p[i] = '/';
+	}
+	return 0;
+}

@@ -1,0 +1,260 @@
+/*
+ * mbox delivery: append one message under the MTA's locks, with a From_
+ * line, mboxrd (or mboxo) quoting, and the blank line the reader expects
+ * after each message (store_mbox.c). A journal beside the mbox makes a
+ * kill -9 half-way harmless: the next holder of the locks (a delivery, a
+ * POP3 session's scan or commit) truncates the mbox back to where the
+ * killed append started, so no partial message is ever read.
+ */
+#include "store.h"
+#include "store_append.h"
+#include "store_lock.h"
+#include "mbox_lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+
+#define JOURNAL_SUFFIX	".postino-append"
+/* "<inode> <size>\n": two 20-digit numbers. */
+#define JOURNAL_MAX	64
+
+/* "<dir>/.<name>.postino-append" and "<dir>" for path. */
+static int
+journal_paths(const char *path, char *journal, size_t jsize, char *dir,
+    size_t dsize)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash != NULL ? slash + 1 : path;
+
+	if (name[0] == '\0')
+		return -1;
+	if (slash == NULL) {
+		if (str_copy(dir, dsize, ".") < 0)
+			return -1;
+	} else if (slash == path) {
+		if (str_copy(dir, dsize, "/") < 0)
+			return -1;
+	} else if (str_fmt(dir, dsize, "%.*s", (int)(slash - path), path) < 0)
+		return -1;
+	return str_fmt(journal, jsize, "%s/.%s%s", dir, name, JOURNAL_SUFFIX);
+}
+
+int
+store_mbox_recover(const char *path, int fd, char *err)
+{
+	char journal[PATH_MAX], dir[PATH_MAX], buf[JOURNAL_MAX];
+	unsigned long long ino, size;
+	struct stat st;
+	ssize_t n;
+	int jfd;
+
+	if (journal_paths(path, journal, sizeof(journal), dir,
+	    sizeof(dir)) < 0) {
+		(void)str_copy(err, ERR_LEN, "mbox path too long");
+		return -1;
+	}
+	jfd = open(journal, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (jfd == -1)
+		return errno == ENOENT ? 0 : (str_fmt(err, ERR_LEN,
+		    "cannot read %s: %s", journal, strerror(errno)), -1);
+	n = read(jfd, buf, sizeof(buf) - 1);
+	(void)close(jfd);
+	if (fstat(fd, &st) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	buf[n > 0 ? n : 0] = '\0';
+	/* A torn journal means the append never began: nothing to cut. */
+	if (sscanf(buf, "%llu %llu\n", &ino, &size) == 2 &&
+	    ino == (unsigned long long)st.st_ino &&
+	    size < (unsigned long long)st.st_size) {
+		if (ftruncate(fd, (off_t)size) == -1 || fsync(fd) == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot truncate %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+		log_info("mbox=%s event=append-recovered cut=%llu", path,
+		    (unsigned long long)st.st_size - size);
+	}
+	if (unlink(journal) == -1 || store_fsync_dir(dir) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot remove %s: %s", journal,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Empty lines owed before a From_ line so that the last message ends. */
+static int
+mbox_gap(int fd, off_t size)
+{
+	char tail[2];
+
+	if (size == 0)
+		return 0;
+	if (pread(fd, tail, size >= 2 ? 2 : 1, size >= 2 ? size - 2 : 0) < 0)
+		return -1;
+	if (size >= 2 && tail[0] == '\n' && tail[1] == '\n')
+		return 0;
+	return tail[size >= 2 ? 1 : 0] == '\n' ? 1 : 2;
+}
+
+/* Open and lock; the path must still name the locked file. */
+static enum store_result
+mbox_open_locked(const struct store_params *p, struct mbox_lock *lk,
+    const char *dir, int *fd_r, char *err)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		struct stat st;
+		int fd = open(p->path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW |
+		    O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
+
+		if (fd == -1 && errno == ENOENT && store_mkdirs(dir) == 0)
+			fd = open(p->path, O_RDWR | O_APPEND | O_CREAT |
+			    O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
+		if (fd == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot open %s: %s",
+			    p->path, strerror(errno));
+			return errno == ELOOP ? STORE_PERMFAIL : STORE_TEMPFAIL;
+		}
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+			(void)str_fmt(err, ERR_LEN, "%s is not a mailbox file",
+			    p->path);
+			(void)close(fd);
+			return STORE_PERMFAIL;
+		}
+		switch (mbox_lock_wait(lk, fd, p->lock_wait, err)) {
+		case MBOX_LOCK_OK:
+			break;
+		case MBOX_LOCK_BUSY:
+			(void)close(fd);
+			return STORE_LOCKED;
+		default:
+			(void)close(fd);
+			return STORE_TEMPFAIL;
+		}
+		if (mbox_lock_same_file(fd, p->path)) {
+			*fd_r = fd;
+			return STORE_OK;
+		}
+		mbox_lock_release(lk);
+		(void)close(fd);
+	}
+	(void)str_fmt(err, ERR_LEN, "%s keeps being replaced", p->path);
+	return STORE_TEMPFAIL;
+}
+
+enum store_result
+store_mbox_append(const struct store_params *p, int in,
+    const struct store_delivery *d, char *err)
+{
+	char journal[PATH_MAX], dir[PATH_MAX], line[JOURNAL_MAX];
+	char from[LINE_MAX], date[64];
+	struct store_delivery dd = *d;
+	struct mbox_lock lk;
+	enum store_result res;
+	struct stat st;
+	uint64_t stored, crlfsize;
+	bool ends_lf, journaled = false;
+	time_t now = time(NULL);
+	struct tm tm;
+	int fd = -1, gap, jfd;
+
+	err[0] = '\0';
+	if (journal_paths(p->path, journal, sizeof(journal), dir,
+	    sizeof(dir)) < 0 || mbox_lock_init(&lk, p->path, p->dotlock_stale,
+	    err) < 0) {
+		(void)str_copy(err, ERR_LEN, "bad mbox path");
+		return STORE_PERMFAIL;
+	}
+	if ((res = mbox_open_locked(p, &lk, dir, &fd, err)) != STORE_OK)
+		return res;
+	res = STORE_TEMPFAIL;
+	if (store_mbox_recover(p->path, fd, err) < 0)
+		goto out;
+	if (fstat(fd, &st) == -1 || (gap = mbox_gap(fd, st.st_size)) < 0) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s: %s", p->path,
+		    strerror(errno));
+		goto out;
+	}
+	if (p->max_bytes != 0 && (uint64_t)st.st_size >= p->max_bytes) {
+		(void)str_copy(err, ERR_LEN, "mailbox is over its size limit");
+		res = STORE_OVERQUOTA;
+		goto out;
+	}
+	/*
+	 * The journal first, durable: from here on a kill leaves octets that
+	 * the next lock holder cuts off. A spool directory we may not write
+	 * (mbox_lock.h falls back to fcntl alone there) gets no journal.
+	 */
+	(void)str_fmt(line, sizeof(line), "%llu %llu\n",
+	    (unsigned long long)st.st_ino, (unsigned long long)st.st_size);
+	jfd = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (jfd >= 0) {
+		if (fd_write_all(jfd, line, strlen(line)) < 0 ||
+		    fsync(jfd) == -1 || close(jfd) == -1 ||
+		    store_fsync_dir(dir) == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
+			    journal, strerror(errno));
+			(void)unlink(journal);
+			goto out;
+		}
+		journaled = true;
+	} else if (errno != EACCES && errno != EPERM && errno != EROFS) {
+		(void)str_fmt(err, ERR_LEN, "cannot create %s: %s", journal,
+		    strerror(errno));
+		goto out;
+	}
+	localtime_r(&now, &tm);
+	/* The asctime(3) form every mbox reader knows. */
+	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
+	    str_fmt(from, sizeof(from), "%.*sFrom %s %s\n", gap, "\n\n",
+	    d->return_path != NULL && d->return_path[0] != '\0' ?
+	    d->return_path : "MAILER-DAEMON", date) < 0) {
+		(void)str_copy(err, ERR_LEN, "From_ line too long");
+		goto undo;
+	}
+	/* An mbox is LF-only: its readers add the CRs. */
+	dd.crlf = false;
+	if (fd_write_all(fd, from, strlen(from)) < 0 ||
+	    store_append_copy(in, fd, &dd, p->mboxrd ? STORE_ESCAPE_MBOXRD :
+	    STORE_ESCAPE_MBOXO, &stored, &crlfsize, &ends_lf, err) < 0 ||
+	    fd_write_all(fd, "\n\n", ends_lf ? 1 : 2) < 0 || fsync(fd) == -1) {
+		if (err[0] == '\0')
+			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
+			    p->path, strerror(errno));
+		goto undo;
+	}
+	if (journaled && (unlink(journal) == -1 ||
+	    store_fsync_dir(dir) == -1)) {
+		/* The message is in; a journal left would cut it later. */
+		(void)str_fmt(err, ERR_LEN, "cannot remove %s: %s", journal,
+		    strerror(errno));
+		goto undo;
+	}
+	res = STORE_OK;
+	goto out;
+undo:
+	/* Take back the partial message: we still hold the locks. */
+	if (ftruncate(fd, st.st_size) == -1 || fsync(fd) == -1)
+		log_warn("mbox=%s cannot truncate back to %lld octets",
+		    p->path, (long long)st.st_size);
+	else if (journaled) {
+		(void)unlink(journal);
+		(void)store_fsync_dir(dir);
+	}
+out:
+	mbox_lock_release(&lk);
+	(void)close(fd);
+	return res;
+}

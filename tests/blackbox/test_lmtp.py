@@ -1,0 +1,697 @@
+"""LMTP delivery (RFC 2033): smtplib.LMTP as the independent peer, raw
+sockets for hostile input, POP3 (poplib) to read back what was stored.
+
+Every socket has a timeout and every loop a bound; loopback only."""
+
+import os
+import random
+import re
+import signal
+import smtplib
+import socket
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import IS_ROOT, LOGIN_USER, POSTINOD, Raw
+
+MSG = (b"From: Bob <bob@example.org>\r\n"
+       b"To: alice@example.org\r\n"
+       b"Subject: hello\r\n"
+       b"\r\n"
+       b"first line\r\n"
+       b".a line that starts with a dot\r\n"
+       b"last line\r\n")
+
+
+def lf(data):
+    return data.replace(b"\r\n", b"\n")
+
+
+def lmtp_addr(srv):
+    for a in srv.addrs:
+        if a.startswith("lmtp "):
+            return a[5:]
+    raise AssertionError("no lmtp line in the ready file: %r" % srv.addrs)
+
+
+def lmtp_port(srv):
+    return int(lmtp_addr(srv).rpartition(":")[2])
+
+
+class Lmtp(Raw):
+    """A raw LMTP client: reply() reads one (multi-line) reply."""
+
+    def reply(self):
+        lines = []
+        for _ in range(100000):
+            ln = self.line()
+            assert len(ln) >= 3 and ln[:3].isdigit(), "bad reply %r" % ln
+            lines.append(ln)
+            if ln[3:4] != b"-":
+                return int(ln[:3]), lines
+        raise AssertionError("reply never ended")
+
+    def code(self, line):
+        self.send(line + b"\r\n")
+        return self.reply()[0]
+
+    def start(self, sender=b"<bob@example.org>", rcpts=(b"<alice>",)):
+        assert self.reply()[0] == 220
+        assert self.code(b"LHLO client.example.org") == 250
+        assert self.code(b"MAIL FROM:" + sender) == 250
+        for r in rcpts:
+            assert self.code(b"RCPT TO:" + r) == 250
+
+
+@pytest.fixture
+def users(mailroot):
+    for u in ("alice", "bob"):
+        mailroot.add_user(u, "secret")
+    return mailroot
+
+
+@pytest.fixture
+def lmtpd(users, postinod):
+    """factory(**config) -> a server with an LMTP listener on loopback."""
+    def factory(**config):
+        config.setdefault("lmtp_listen", "127.0.0.1:0")
+        return postinod(**config)
+    return factory
+
+
+def raw(srv, timeout=10):
+    return Lmtp("127.0.0.1", lmtp_port(srv), timeout)
+
+
+def client(srv, timeout=10):
+    c = smtplib.LMTP("127.0.0.1", lmtp_port(srv), timeout=timeout)
+    return c
+
+
+def stored(mailroot, user):
+    """{base name: bytes} of every message in new/ and cur/."""
+    return {k: v[1] for k, v in mailroot.maildir_files(user).items()}
+
+
+def only_message(mailroot, user):
+    files = stored(mailroot, user)
+    assert len(files) == 1, files
+    return next(iter(files.items()))
+
+
+# -- the happy path ---------------------------------------------------------
+
+def test_lhlo_lists_every_extension(lmtpd):
+    srv = lmtpd(lmtp_max_message_size=123456)
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    r.send(b"LHLO client.example.org\r\n")
+    code, lines = r.reply()
+    assert code == 250
+    ext = {ln[4:].decode() for ln in lines[1:]}
+    assert ext == {"PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
+                   "SIZE 123456", "CHUNKING", "SMTPUTF8"}
+    assert r.code(b"QUIT") == 221
+    assert r.closed_within(5)
+
+
+def test_delivery_stores_exact_bytes_and_pop3_sizes_match(lmtpd, users):
+    srv = lmtpd()
+    c = client(srv)
+    assert c.sendmail("bob@example.org", ["alice"], MSG) == {}
+    c.quit()
+    name, data = only_message(users, "alice")
+    want = (b"Return-Path: <bob@example.org>\n"
+            b"Delivered-To: alice\n") + lf(MSG)
+    assert data == want
+    m = re.search(r",S=(\d+),W=(\d+)", name)
+    assert m and int(m.group(1)) == len(want)
+    crlf_size = len(want.replace(b"\n", b"\r\n"))
+    assert int(m.group(2)) == crlf_size
+    p = srv.login("alice", "secret")
+    assert p.stat() == (1, crlf_size)
+    resp, lines, octets = p.retr(1)
+    assert octets == crlf_size
+    assert b"\r\n".join(lines) + b"\r\n" == want.replace(b"\n", b"\r\n")
+    p.quit()
+
+
+def test_mail_crlf_stores_crlf_and_sizes_stay_exact(lmtpd, users):
+    srv = lmtpd(mail_crlf=True)
+    c = client(srv)
+    c.sendmail("bob@example.org", ["alice"], MSG)
+    c.quit()
+    name, data = only_message(users, "alice")
+    want = (b"Return-Path: <bob@example.org>\r\nDelivered-To: alice\r\n" + MSG)
+    assert data == want
+    assert ",S=%d,W=%d" % (len(want), len(want)) in name
+    p = srv.login("alice", "secret")
+    assert p.stat() == (1, len(want))
+    p.quit()
+
+
+def test_added_headers_can_be_turned_off(lmtpd, users):
+    srv = lmtpd(lmtp_return_path=False, lmtp_delivered_to=False)
+    c = client(srv)
+    c.sendmail("bob@example.org", ["alice"], MSG)
+    c.quit()
+    assert only_message(users, "alice")[1] == lf(MSG)
+
+
+def test_null_sender_and_utf8_addresses(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start(sender=b"<>")
+    assert r.code(b"DATA") == 354
+    r.send(b"Subject: bounce\r\n\r\nx\r\n.\r\n")
+    assert r.reply()[0] == 250
+    assert r.code(b"MAIL FROM:<j\xc3\xb6rg@example.org>") == 553
+    assert r.code(b"MAIL FROM:<j\xc3\xb6rg@example.org> SMTPUTF8") == 250
+    assert r.code(b"RCPT TO:<alice>") == 250
+    assert r.code(b"DATA") == 354
+    r.send(b"Subject: utf8\r\n\r\ny\r\n.\r\n")
+    assert r.reply()[0] == 250
+    # broken UTF-8 is refused even with SMTPUTF8
+    assert r.code(b"MAIL FROM:<j\xc3@example.org> SMTPUTF8") in (501, 553)
+    msgs = sorted(stored(users, "alice").values())
+    assert any(m.startswith(b"Return-Path: <>\n") for m in msgs)
+    assert any(m.startswith("Return-Path: <jörg@example.org>\n".encode())
+               for m in msgs)
+
+
+def test_one_reply_per_recipient_each_delivered_once(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start(rcpts=())
+    assert r.code(b"RCPT TO:<alice>") == 250
+    assert r.code(b"RCPT TO:<nosuchuser>") == 550
+    assert r.code(b"RCPT TO:<bob>") == 250
+    assert r.code(b"RCPT TO:<alice+news>") == 250     # same mailbox again
+    assert r.code(b"DATA") == 354
+    r.send(MSG + b".\r\n")
+    replies = [r.reply() for _ in range(3)]
+    assert [c for c, _ in replies] == [250, 250, 250]
+    assert b"<alice>" in replies[0][1][0] and b"<bob>" in replies[1][1][0]
+    assert b"<alice+news>" in replies[2][1][0]
+    assert r.code(b"NOOP") == 250          # nothing more was queued
+    assert len(stored(users, "alice")) == 1
+    assert len(stored(users, "bob")) == 1
+
+
+def test_recipient_forms(users, postinod):
+    users.add_user("carol@example.org", "secret")
+    srv = postinod(lmtp_listen="127.0.0.1:0",
+                   lmtp_local_domains="example.com local.test",
+                   recipient_delimiter="+-")
+    r = raw(srv)
+    r.start(rcpts=())
+    ok = [b"<alice>", b"<alice@example.com>", b"<alice+tag@LOCAL.test>",
+          b"<alice-x@example.com>", b"<carol@example.org>",
+          b"<carol+x@EXAMPLE.ORG>", b"<@relay.example:bob@example.com>"]
+    bad = [b"<alice@example.org>", b"<carol>", b"<carol@local.test>",
+           b"<+alice>", b"<../alice>", b"<alice/../bob>", b"<.alice>"]
+    for a in ok:
+        assert r.code(b"RCPT TO:" + a) == 250, a
+    for a in bad:
+        assert r.code(b"RCPT TO:" + a) == 550, a
+    assert r.code(b"DATA") == 354
+    r.send(MSG + b".\r\n")
+    assert [r.reply()[0] for _ in ok] == [250] * len(ok)
+    assert len(stored(users, "alice")) == 1
+    assert len(stored(users, "bob")) == 1
+    # carol's maildir: ~/Maildir from her passwd-file line
+    assert len(stored(users, "carol@example.org")) == 1
+
+
+def test_bdat_chunks(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start()
+    body = MSG
+    a, b = body[:10], body[10:]
+    r.send(b"BDAT %d\r\n" % len(a) + a)
+    assert r.reply()[0] == 250
+    r.send(b"BDAT %d LAST\r\n" % len(b) + b)
+    assert r.reply()[0] == 250
+    # DATA in a BDAT transaction is refused; BDAT 0 LAST is fine
+    assert r.code(b"MAIL FROM:<bob@example.org>") == 250
+    assert r.code(b"RCPT TO:<alice>") == 250
+    r.send(b"BDAT 3\r\nab\r")
+    assert r.reply()[0] == 250
+    assert r.code(b"DATA") == 503
+    r.send(b"BDAT 0 LAST\r\n")
+    assert r.reply()[0] == 250
+    msgs = sorted(stored(users, "alice").values(), key=len)
+    assert msgs[0].endswith(b"\nab\r")       # a final bare CR is data
+    assert msgs[1].endswith(lf(MSG))
+
+
+def test_bdat_without_recipients_is_read_then_refused(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    assert r.code(b"LHLO x") == 250
+    # the chunk holds what looks like commands: it must not run them
+    chunk = b"RSET\r\nQUIT\r\n"
+    r.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+    assert r.reply()[0] == 503
+    assert r.code(b"MAIL FROM:<bob@example.org>") == 250
+    r.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+    assert r.reply()[0] == 503
+    assert r.code(b"NOOP") == 250
+    assert r.code(b"BDAT many") == 501
+    assert r.reply()[0] == 421
+    assert r.closed_within(5)
+    assert stored(users, "alice") == {}
+
+
+def test_rset_noop_vrfy_quit(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start()
+    assert r.code(b"NOOP") == 250
+    assert r.code(b"VRFY alice") == 252
+    assert r.code(b"RSET") == 250
+    assert r.code(b"DATA") == 503          # the transaction is gone
+    assert r.code(b"QUIT") == 221
+    assert r.closed_within(5)
+    assert stored(users, "alice") == {}
+
+
+# -- bad input ----------------------------------------------------------------
+
+@pytest.mark.parametrize("line,code", [
+    (b"HELO x", 500), (b"EHLO x", 500), (b"XYZZY", 500), (b"", 500),
+    (b"LHLO", 501),
+    (b"MAIL FROM:alice", 501), (b"MAIL TO:<a>", 501),
+    (b"MAIL FROM:<a> FOO=1", 555), (b"MAIL FROM:<a> SIZE=1x", 501),
+    (b"MAIL FROM:<a> SIZE=99999999999999999999999", 501),
+    (b"MAIL FROM:<a> BODY=BINARYMIME", 501),
+    (b"MAIL FROM:<a> SIZE=1 SIZE=2", 501),
+    (b"MAIL FROM:<a b>", 501), (b"MAIL FROM:<a", 501),
+    (b"MAIL FROM:<a>x", 501), (b"MAIL FROM:<\x01>", 501),
+])
+def test_malformed_commands(lmtpd, line, code):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    if not line.startswith((b"LHLO", b"HELO", b"EHLO")):
+        assert r.code(b"LHLO x") == 250
+    assert r.code(line) == code
+    assert r.code(b"NOOP") == 250          # the connection goes on
+
+
+@pytest.mark.parametrize("line,code", [
+    (b"RCPT TO:alice", 501), (b"RCPT TO:<>", 501),
+    (b"RCPT TO:<alice> NOTIFY=NEVER", 555),
+    (b"RCPT TO:<\xc3\xa4lice>", 553),       # no SMTPUTF8 on MAIL
+    (b"RCPT TO:<" + b"a" * 300 + b">", 501),
+    (b"RCPT TO:<nosuchuser>", 550),
+])
+def test_malformed_recipients(lmtpd, line, code):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start(rcpts=())
+    assert r.code(line) == code
+    assert r.code(b"RCPT TO:<alice>") == 250
+
+
+def test_commands_out_of_order(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    assert r.code(b"MAIL FROM:<a>") == 503          # before LHLO
+    assert r.code(b"LHLO x") == 250
+    assert r.code(b"RCPT TO:<alice>") == 503        # before MAIL
+    assert r.code(b"DATA") == 503
+    assert r.code(b"MAIL FROM:<a>") == 250
+    assert r.code(b"MAIL FROM:<a>") == 503          # nested
+    assert r.code(b"DATA") == 503                   # before any RCPT
+    # the client's data after a refused DATA is read as commands: bad ones
+    assert r.code(b"Subject: x") == 500
+    assert r.code(b"DATA x") == 501
+    assert r.code(b"RCPT TO:<nosuchuser>") == 550
+    assert r.code(b"DATA") == 503                   # no valid recipient
+    assert stored(users, "alice") == {}
+
+
+def test_size_limits(lmtpd, users):
+    srv = lmtpd(lmtp_max_message_size=4096)
+    r = raw(srv)
+    r.start(rcpts=())
+    assert r.code(b"RSET") == 250
+    assert r.code(b"MAIL FROM:<a> SIZE=4097") == 552
+    assert r.code(b"MAIL FROM:<a> SIZE=100") == 250   # SIZE= lies
+    assert r.code(b"RCPT TO:<alice>") == 250
+    assert r.code(b"RCPT TO:<bob>") == 250
+    assert r.code(b"DATA") == 354
+    r.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100 + b".\r\n")
+    assert [r.reply()[0] for _ in range(2)] == [552, 552]
+    assert r.code(b"NOOP") == 250
+    assert stored(users, "alice") == {} and stored(users, "bob") == {}
+
+
+def test_bare_lf_bare_cr_and_nul_in_data(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start()
+    assert r.code(b"DATA") == 354
+    r.send(b"Subject: x\n\nbare lf\nbare\rcr\r\nnul\x00byte\r\n..\n.\n")
+    assert r.reply()[0] == 250
+    data = only_message(users, "alice")[1]
+    assert data.endswith(b"Subject: x\n\nbare lf\nbare\rcr\nnul\x00byte\n.\n")
+
+
+def test_megabyte_line_in_data_is_kept(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv, timeout=30)
+    r.start()
+    assert r.code(b"DATA") == 354
+    line = b"y" * (1024 * 1024)
+    r.send(b"Subject: long\r\n\r\n" + line + b"\r\n.\r\n")
+    assert r.reply()[0] == 250
+    assert only_message(users, "alice")[1].endswith(b"\n\n" + line + b"\n")
+
+
+def test_megabyte_command_line_is_refused(lmtpd):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    try:
+        r.send(b"LHLO " + b"z" * (1024 * 1024) + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    code, lines = r.reply()
+    assert code == 500 and b"5.5.2" in lines[0]
+    assert r.closed_within(5)
+
+
+def test_nul_in_command(lmtpd):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    assert r.code(b"LHLO a\x00b") == 500
+    assert r.code(b"LHLO ab") == 250
+
+
+def test_too_many_bad_commands_close(lmtpd):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    codes = [r.code(b"BOGUS") for _ in range(19)]
+    assert set(codes) == {500}
+    r.send(b"BOGUS\r\n")
+    assert r.reply()[0] == 500
+    assert r.reply()[0] == 421
+    assert r.closed_within(5)
+
+
+def test_thousand_recipients_pipelined(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv, timeout=30)
+    assert r.reply()[0] == 220
+    r.send(b"LHLO x\r\nMAIL FROM:<bob@example.org>\r\n" +
+           b"RCPT TO:<alice>\r\n" * 1000 + b"DATA\r\n")
+    assert r.reply()[0] == 250
+    assert r.reply()[0] == 250
+    codes = [r.reply()[0] for _ in range(1000)]
+    assert codes[:100] == [250] * 100           # RFC 5321 sec. 4.5.3.1.8
+    assert set(codes[100:]) == {452}
+    assert r.reply()[0] == 354
+    r.send(MSG + b".\r\n")
+    assert [r.reply()[0] for _ in range(100)] == [250] * 100
+    assert r.code(b"NOOP") == 250
+    assert len(stored(users, "alice")) == 1
+
+
+def test_pipelined_transaction_in_one_write(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.send(b"LHLO x\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice>\r\n"
+           b"RCPT TO:<nobody-here>\r\nRCPT TO:<bob>\r\nDATA\r\n" + MSG +
+           b".\r\nRSET\r\nQUIT\r\n")
+    codes = [r.reply()[0] for _ in range(10)]
+    assert codes == [220, 250, 250, 250, 550, 250, 354, 250, 250, 250]
+    assert r.reply()[0] == 221
+    assert len(stored(users, "alice")) == 1 and len(stored(users, "bob")) == 1
+
+
+def test_client_vanishing_mid_data_delivers_nothing(lmtpd, users):
+    srv = lmtpd()
+    for cut in (0, 5, len(MSG) - 1, len(MSG)):
+        r = raw(srv)
+        r.start()
+        assert r.code(b"DATA") == 354
+        r.send(MSG[:cut] + (b".\r" if cut == len(MSG) else b""))
+        r.close()
+    r = raw(srv)
+    r.start()
+    assert r.code(b"NOOP") == 250
+    r.close()
+    srv.wait_log("lmtp-aborted")
+    md = users.maildir("alice")
+    for sub in ("new", "cur", "tmp"):
+        assert os.listdir(os.path.join(md, sub)) == [], sub
+
+
+def test_unix_socket_with_mode(users, postinod, tmp_path):
+    sock = os.path.join(users.path, "lmtp.sock")
+    srv = postinod(lmtp_listen="unix:" + sock, lmtp_socket_mode="0600")
+    assert "lmtp unix:" + sock in srv.addrs
+    st = os.stat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    c = smtplib.LMTP(sock, timeout=10)
+    assert c.sendmail("bob@example.org", ["alice"], MSG) == {}
+    c.quit()
+    assert len(stored(users, "alice")) == 1
+    srv.stop()
+    assert not os.path.exists(sock)
+
+
+def test_remote_lmtp_listener_needs_opt_in(users, postinod):
+    for addr, ok in (("0.0.0.0:2424", False), ("[::]:2424", False),
+                     ("127.0.0.2:2424", True), ("unix:relative", False)):
+        srv = postinod(start=False, lmtp_listen=addr)
+        p = subprocess.run([POSTINOD, "-t", "-c", srv.conf],
+                           capture_output=True, timeout=20)
+        assert (p.returncode == 0) == ok, (addr, p.stderr)
+    srv = postinod(start=False, lmtp_listen="0.0.0.0:2424",
+                   lmtp_allow_remote=True)
+    p = subprocess.run([POSTINOD, "-t", "-c", srv.conf], capture_output=True,
+                       timeout=20)
+    assert p.returncode == 0, p.stderr
+
+
+def test_roles_and_privileges(lmtpd, users):
+    srv = lmtpd()
+    c = client(srv)
+    c.sendmail("bob@example.org", ["alice"], MSG)
+    c.quit()
+    (lpid,) = srv.pids("lmtp")
+    dpids = srv.pids("deliver")
+    assert dpids
+    if IS_ROOT:
+        import pwd
+        login = pwd.getpwnam(LOGIN_USER).pw_uid
+        with open("/proc/%d/status" % lpid) as f:
+            uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
+        assert set(int(u) for u in uids) == {login}
+        assert os.readlink("/proc/%d/root" % lpid) == users.chroot
+        for d in dpids:
+            with open("/proc/%d/status" % d) as f:
+                uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
+            assert 0 not in set(int(u) for u in uids)
+
+
+# -- concurrency ----------------------------------------------------------------
+
+def test_parallel_deliveries_wait_for_the_next_pop3_session(lmtpd, users):
+    for i in range(3):
+        users.deliver_maildir("alice", b"Subject: old %d\n\nold\n" % i)
+    srv = lmtpd()
+    p = srv.login("alice", "secret")
+    before = p.stat()
+    uidls = p.uidl()[1]
+    errors = []
+
+    def one(i):
+        try:
+            c = client(srv, timeout=30)
+            body = b"Subject: parallel %d\r\nMessage-ID: <%d@t>\r\n\r\nx\r\n" \
+                % (i, i)
+            assert c.sendmail("bob@example.org", ["alice"], body) == {}
+            c.quit()
+        except Exception as e:       # reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors
+    assert p.stat() == before              # the session sees none of them
+    assert p.uidl()[1] == uidls
+    p.quit()
+    p = srv.login("alice", "secret")
+    count, _ = p.stat()
+    assert count == 23
+    old = {u.split()[1] for u in uidls}
+    now = {u.split()[1] for u in p.uidl()[1]}
+    assert old <= now and len(now) == 23   # earlier UIDLs unchanged
+    ids = []
+    for n in range(1, 24):
+        hdr = b"\n".join(p.top(n, 0)[1])
+        m = re.search(rb"Message-ID: <(\d+)@t>", hdr)
+        if m:
+            ids.append(int(m.group(1)))
+    assert sorted(ids) == list(range(20))  # each exactly once
+    p.quit()
+
+
+# -- crash safety ---------------------------------------------------------------
+
+def _complete(name, data):
+    """A stored message is whole: its size is its name's S= and it ends with
+    the trailer every test message carries."""
+    m = re.search(r",S=(\d+),W=(\d+)", name)
+    return m is not None and int(m.group(1)) == len(data) and \
+        data.endswith(b"\nEND-OF-MESSAGE\n")
+
+
+def test_kill9_of_deliver_workers_never_leaves_a_partial_message(lmtpd, users):
+    """Kill the delivering process at random moments, 200 times; retry every
+    delivery that did not get 250, as an MTA does. No partial message is
+    ever visible in new/, and every message is stored; only a delivery whose
+    worker died between its rename and its reply may be stored twice (the
+    LMTP duplicate window every delivery agent has)."""
+    srv = lmtpd()
+    md_new = os.path.join(users.maildir("alice"), "new")
+    rnd = random.Random(12)
+    kills = 0
+    pending = {}
+    deadline = time.monotonic() + 90
+    i = 0
+    while kills < 200:
+        assert time.monotonic() < deadline, "too slow: %d kills" % kills
+        i += 1
+        size = rnd.choice((1000, 50000, 400000))
+        body = (b"Subject: crash %d\r\nMessage-ID: <%d@crash>\r\n\r\n" % (i, i)
+                + (b"z" * 77 + b"\r\n") * (size // 79) + b"END-OF-MESSAGE\r\n")
+        pending[i] = body
+        r = raw(srv, timeout=30)
+        r.start()
+        assert r.code(b"DATA") == 354
+        r.send(body + b".\r\n")
+        time.sleep(rnd.random() * 0.004)
+        for pid in srv.pids("deliver"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
+        code = r.reply()[0]
+        assert code in (250, 451), code
+        r.close()
+        if code == 250:
+            del pending[i]
+        for name in os.listdir(md_new):
+            with open(os.path.join(md_new, name), "rb") as f:
+                assert _complete(name, f.read()), name
+    assert pending, "no kill interrupted a delivery: the test proves nothing"
+    # the MTA's retry
+    for n, body in sorted(pending.items()):
+        c = client(srv, timeout=30)
+        assert c.sendmail("bob@example.org", ["alice"], body) == {}
+        c.quit()
+    seen = {}
+    for name, data in stored(users, "alice").items():
+        assert _complete(name, data), name
+        n = int(re.search(rb"Message-ID: <(\d+)@crash>", data).group(1))
+        seen[n] = seen.get(n, 0) + 1
+    assert sorted(seen) == list(range(1, i + 1))
+    dups = [n for n, k in seen.items() if k > 1]
+    assert all(k <= 2 for k in seen.values())
+    assert set(dups) <= set(pending), dups   # only interrupted ones
+
+
+# -- mbox ---------------------------------------------------------------------
+
+def test_mbox_delivery_reads_back_over_pop3(users, postinod):
+    srv = postinod(mailbox=users.mbox_spec, lmtp_listen="127.0.0.1:0")
+    c = client(srv)
+    body = MSG + b"From the start of a line\r\n>From quoted\r\n"
+    # one recipient per transaction: smtplib reads one reply after DATA
+    assert c.sendmail("bob@example.org", ["alice"], body) == {}
+    assert c.sendmail("", ["alice"], b"Subject: second\r\n\r\nx") == {}
+    c.quit()
+    spool = users.read_mbox("alice")
+    assert spool.startswith(b"From bob@example.org ")
+    assert b"\n>From the start of a line\n>>From quoted\n\n" \
+           b"From MAILER-DAEMON " in spool
+    p = srv.login("alice", "secret")
+    assert p.stat()[0] == 2
+    lines = p.retr(1)[1]
+    assert b"\r\n".join(lines) + b"\r\n" == (
+        b"Return-Path: <bob@example.org>\r\nDelivered-To: alice\r\n" + body)
+    assert p.retr(2)[1][-1] == b"x"
+    p.quit()
+
+
+def test_mbox_kill9_never_leaves_a_partial_message(users, postinod):
+    """200 kills of the delivering process; the mbox read between kills
+    (by POP3, which cuts a killed append's tail first) and at the end
+    holds only whole messages; retries make every message arrive."""
+    srv = postinod(mailbox=users.mbox_spec, lmtp_listen="127.0.0.1:0")
+    rnd = random.Random(7)
+    kills, i, pending = 0, 0, {}
+    deadline = time.monotonic() + 90
+    while kills < 200:
+        assert time.monotonic() < deadline, "too slow: %d kills" % kills
+        i += 1
+        size = rnd.choice((1000, 50000, 400000))
+        body = (b"Subject: crash %d\r\nMessage-ID: <%d@crash>\r\n\r\n" % (i, i)
+                + (b"z" * 77 + b"\r\n") * (size // 79) + b"END-OF-MESSAGE\r\n")
+        pending[i] = body
+        r = raw(srv, timeout=30)
+        r.start()
+        assert r.code(b"DATA") == 354
+        r.send(body + b".\r\n")
+        time.sleep(rnd.random() * 0.004)
+        for pid in srv.pids("deliver"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
+        code = r.reply()[0]
+        assert code in (250, 451), code
+        r.close()
+        if code == 250:
+            del pending[i]
+        if i % 10 == 0:
+            p = srv.login("alice", "secret")
+            for n in range(1, p.stat()[0] + 1):
+                assert p.top(n, 100000)[1][-1] == b"END-OF-MESSAGE"
+            p.quit()
+    assert pending, "no kill interrupted a delivery: the test proves nothing"
+    for n, body in sorted(pending.items()):
+        c = client(srv, timeout=30)
+        assert c.sendmail("bob@example.org", ["alice"], body) == {}
+        c.quit()
+    p = srv.login("alice", "secret")
+    seen = {}
+    for n in range(1, p.stat()[0] + 1):
+        lines = p.retr(n)[1]
+        assert lines[-1] == b"END-OF-MESSAGE"
+        k = int(re.search(rb"<(\d+)@crash>", b"\n".join(lines[:5])).group(1))
+        seen[k] = seen.get(k, 0) + 1
+    p.quit()
+    assert sorted(seen) == list(range(1, i + 1))
+    assert all(v <= 2 for v in seen.values())
+    assert {k for k, v in seen.items() if v > 1} <= set(pending)
+    assert "event=append-recovered" in srv.log()   # kills did land mid-write
