@@ -603,6 +603,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	p.mboxrd = cf->mboxrd;
 	p.dotlock_stale = cf->mbox_dotlock_stale;
 	p.lock_wait = cf->mbox_lock_wait;
+	p.uidl_format = cf->pop3_uidl_format;
 	r = c->sops->open(&c->st, &p, &c->idx, err);
 	if (r != STORE_OK) {
 		c->st = NULL;

@@ -290,9 +290,115 @@ dovecot_record(const char *s, size_t len, unsigned int version,
 	return name_ok(s, *namelen) ? 0 : -1;
 }
 
+/*
+ * One conversion of pop3_uidl_format at *fmt (after the '%'): its width,
+ * whether it is hex, and its variable ('u', 'v', 'f' or '%'). The octets
+ * it takes, or 0 when it is not one this reader knows.
+ */
+static size_t
+format_spec(const char *fmt, unsigned int *width, bool *zero, bool *hex,
+    char *var)
+{
+	const char *p = fmt;
+
+	*width = 0;
+	*zero = *p == '0';
+	*hex = false;
+	if (*p == '%') {
+		*var = '%';
+		return 1;
+	}
+	while (*p >= '0' && *p <= '9') {
+		*width = *width * 10 + (unsigned int)(*p - '0');
+		if (*width > STORE_UIDL_MAX)
+			return 0;
+		p++;
+	}
+	if (*p == 'X') {
+		*hex = true;
+		p++;
+	}
+	if (*p != 'u' && *p != 'v' && (*p != 'f' || *hex))
+		return 0;
+	*var = *p;
+	return (size_t)(p - fmt) + 1;
+}
+
+bool
+maildir_uidlist_format_ok(const char *fmt)
+{
+	unsigned int width;
+	bool zero, hex;
+	char var;
+
+	if (fmt[0] == '\0' || strlen(fmt) > MAILDIR_UIDLIST_FORMAT_MAX)
+		return false;
+	for (const char *p = fmt; *p != '\0'; p++) {
+		size_t n;
+
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return false;
+		if (*p != '%')
+			continue;
+		if ((n = format_spec(p + 1, &width, &zero, &hex, &var)) == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/* The UIDL fmt makes of a record, in out; its length, 0 if none fits. */
+static size_t
+format_uidl(const char *fmt, uint32_t uid, uint32_t uidv, const char *name,
+    size_t namelen, char *out)
+{
+	const char *colon = memchr(name, ':', namelen);
+	size_t o = 0, baselen = colon != NULL ? (size_t)(colon - name) : namelen;
+
+	for (const char *p = fmt; *p != '\0'; p++) {
+		char piece[NAME_MAX + 1];
+		const char *add = piece;
+		unsigned int width;
+		size_t n, len;
+		bool zero, hex;
+		char var;
+		int w;
+
+		if (*p != '%') {
+			piece[0] = *p;
+			len = 1;
+		} else if ((n = format_spec(p + 1, &width, &zero, &hex,
+		    &var)) == 0) {
+			return 0;
+		} else {
+			p += n;
+			if (var == '%') {
+				piece[0] = '%';
+				len = 1;
+			} else if (var == 'f') {
+				add = name;
+				len = baselen;
+			} else {
+				w = snprintf(piece, sizeof(piece),
+				    zero ? (hex ? "%0*x" : "%0*u") :
+				    (hex ? "%*x" : "%*u"), (int)width,
+				    (unsigned)(var == 'u' ? uid : uidv));
+				if (w < 0 || (size_t)w >= sizeof(piece))
+					return 0;
+				len = (size_t)w;
+			}
+		}
+		if (o + len > STORE_UIDL_MAX)
+			return 0;
+		memcpy(out + o, add, len);
+		o += len;
+	}
+	return o;
+}
+
 struct maildir_uidlist *
 maildir_uidlist_parse_dovecot(struct maildir_uidlist *ul, const char *buf,
-    size_t len)
+    size_t len, const char *fmt)
 {
 	struct ul_lines it = { buf, buf + len };
 	unsigned int version;
@@ -305,8 +411,13 @@ maildir_uidlist_parse_dovecot(struct maildir_uidlist *ul, const char *buf,
 		return ul_done(ul);
 	if ((ul = ul_new(ul)) == NULL)
 		return NULL;
+	if (fmt == NULL)
+		fmt = MAILDIR_UIDLIST_FORMAT_DEFAULT;
+	if (!maildir_uidlist_format_ok(fmt))
+		return ul_done(ul);
 	while (next_line(&it, &line, &n)) {
-		char fmt[2 * 8 + 1];
+		char made[STORE_UIDL_MAX + 1];
+		size_t madelen;
 
 		if (n > MAILDIR_UIDLIST_LINE_MAX || dovecot_record(line, n,
 		    version, &uid, &name, &namelen, &pop3, &pop3len) < 0)
@@ -323,10 +434,10 @@ maildir_uidlist_parse_dovecot(struct maildir_uidlist *ul, const char *buf,
 				break;
 			continue;
 		}
-		/* pop3_uidl_format's default, %08Xu%08Xv (lower-case hex). */
-		(void)snprintf(fmt, sizeof(fmt), "%08x%08x", (unsigned)uid,
-		    (unsigned)uidv);
-		if (ul_add(ul, name, namelen, fmt, strlen(fmt)) < 0)
+		madelen = format_uidl(fmt, uid, uidv, name, namelen, made);
+		if (!uidl_ok(made, madelen))
+			continue;
+		if (ul_add(ul, name, namelen, made, madelen) < 0)
 			break;
 	}
 	return ul_done(ul);
@@ -482,7 +593,7 @@ older(const struct timespec *a, const struct timespec *b)
 }
 
 struct maildir_uidlist *
-maildir_uidlist_load(int dirfd)
+maildir_uidlist_load(int dirfd, const char *fmt)
 {
 	struct timespec dt = { 0, 0 }, ct = { 0, 0 };
 	size_t dlen = 0, clen = 0;
@@ -492,13 +603,13 @@ maildir_uidlist_load(int dirfd)
 
 	/* The later parse wins a name both give: parse the newer file last. */
 	if (dbuf != NULL && cbuf != NULL && older(&dt, &ct)) {
-		ul = maildir_uidlist_parse_dovecot(ul, dbuf, dlen);
+		ul = maildir_uidlist_parse_dovecot(ul, dbuf, dlen, fmt);
 		ul = maildir_uidlist_parse_courier(ul, cbuf, clen);
 	} else {
 		if (cbuf != NULL)
 			ul = maildir_uidlist_parse_courier(ul, cbuf, clen);
 		if (dbuf != NULL)
-			ul = maildir_uidlist_parse_dovecot(ul, dbuf, dlen);
+			ul = maildir_uidlist_parse_dovecot(ul, dbuf, dlen, fmt);
 	}
 	free(dbuf);
 	free(cbuf);

@@ -7,8 +7,11 @@
  * N<nextuid> ...", then "<uid> [<key><value> ...] :<file name>") or
  * version 1 ("1 <uidvalidity> <nextuid>", then "<uid> <file name>"). A
  * message's UIDL is its "P" (POP3 UIDL) extension when present, else
- * pop3_uidl_format's default %08Xu%08Xv: the uid and the uidvalidity as 8
- * hex digits each (lower-case: Dovecot's %X modifier writes them so).
+ * Dovecot's pop3_uidl_format made from the record: by default %08Xu%08Xv,
+ * the uid and the uidvalidity as 8 hex digits each (lower-case: Dovecot's
+ * %X modifier writes them so). Supported: %u (uid), %v (uidvalidity), %f
+ * (the file's base name), each optionally with a width ("%08u": zero
+ * padded, "%8u": space padded) and X (hex) before u or v, and %%.
  *
  * Courier: <maildir>/courierpop3dsizelist, a header "/2 <nextuid>
  * <uidvalidity>" (or /3, /1 <nextuid>, or none: version 0), then "<file
@@ -36,15 +39,22 @@
 #define MAILDIR_UIDLIST_FILE_MAX	(64 * 1024 * 1024)
 /* A line: uid, extensions and a file name of at most NAME_MAX octets. */
 #define MAILDIR_UIDLIST_LINE_MAX	4096
+/* Dovecot's default pop3_uidl_format, and the longest one accepted. */
+#define MAILDIR_UIDLIST_FORMAT_DEFAULT	"%08Xu%08Xv"
+#define MAILDIR_UIDLIST_FORMAT_MAX	63
 
 struct maildir_uidlist;
 
+/* Whether fmt is a pop3_uidl_format this reader can apply (see above). */
+bool maildir_uidlist_format_ok(const char *fmt);
+
 /*
- * Read the files in the maildir directory dirfd. NULL when there is none,
+ * Read the files in the maildir directory dirfd, Dovecot's records with
+ * the pop3_uidl_format fmt (NULL: the default). NULL when there is none,
  * or nothing usable in them (this is never an error: the messages get
  * postinod's own UIDLs). When both exist, the newer file's UIDL wins.
  */
-struct maildir_uidlist *maildir_uidlist_load(int dirfd);
+struct maildir_uidlist *maildir_uidlist_load(int dirfd, const char *fmt);
 
 /*
  * Parse one file's contents (len octets, need not be NUL-terminated) into
@@ -52,7 +62,8 @@ struct maildir_uidlist *maildir_uidlist_load(int dirfd);
  * For the loader, the unit tests and the fuzzer.
  */
 struct maildir_uidlist *maildir_uidlist_parse_dovecot(
-    struct maildir_uidlist *ul, const char *buf, size_t len);
+    struct maildir_uidlist *ul, const char *buf, size_t len,
+    const char *fmt);
 struct maildir_uidlist *maildir_uidlist_parse_courier(
     struct maildir_uidlist *ul, const char *buf, size_t len);
 

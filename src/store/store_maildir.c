@@ -800,7 +800,7 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
-	md->legacy = maildir_uidlist_load(dirfd);
+	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
 	(void)close(dirfd);
 	dirfd = -1;
 	md_cache_load(md);

@@ -8,6 +8,8 @@ import poplib
 import re
 import signal
 
+import pytest
+
 from conftest import IS_ROOT, make_hash  # noqa: F401
 # The Dovecot harness of the client tests (a config in a temporary dir).
 from test_client import USER, PASSWORD, dovecot  # noqa: F401
@@ -36,8 +38,15 @@ def message(i):
             % (i, i, i, i))
 
 
-def test_dovecot_uidls_survive_the_switch(mailroot, postinod, dovecot):
+@pytest.mark.parametrize("fmt", ["%08Xu%08Xv", "%v.%u", "%f"])
+def test_dovecot_uidls_survive_the_switch(mailroot, postinod, dovecot, fmt):
     d = dovecot()
+    with open(d.conf) as f:
+        conf = f.read()
+    assert "pop3_uidl_format = %08Xu%08Xv\n" in conf
+    with open(d.conf, "w") as f:
+        f.write(conf.replace("pop3_uidl_format = %08Xu%08Xv\n",
+                             "pop3_uidl_format = %s\n" % fmt))
     for i in range(6):
         d.deliver(message(i))
     d.start()
@@ -56,8 +65,9 @@ def test_dovecot_uidls_survive_the_switch(mailroot, postinod, dovecot):
     assert len(before) == 6
     # Dovecot's default format: 16 hex digits (lower-case, as Dovecot
     # writes %X).
-    assert all(re.fullmatch(r"[0-9a-f]{16}", u) for u in before.values()), \
-        before
+    shape = {"%08Xu%08Xv": r"[0-9a-f]{16}", "%v.%u": r"\d+\.\d+",
+             "%f": r"\d+\.M\d+P\d+\.test"}[fmt]
+    assert all(re.fullmatch(shape, u) for u in before.values()), before
     os.killpg(d.proc.pid, signal.SIGTERM)
     d.proc.wait(15)
     assert os.path.exists(os.path.join(d.maildir, "dovecot-uidlist"))
@@ -68,7 +78,7 @@ def test_dovecot_uidls_survive_the_switch(mailroot, postinod, dovecot):
     with open(mailroot.passwd_file, "a") as f:
         f.write("%s:%s::::%s::\n" % (USER, make_hash(PASSWORD),
                                      os.path.join(d.home, USER)))
-    srv = postinod(mailbox="maildir:~/Maildir")
+    srv = postinod(mailbox="maildir:~/Maildir", pop3_uidl_format=fmt)
     after, order_after = uidls_by_content(srv.host, srv.port, USER, PASSWORD)
     assert len(after) == 8
     for digest, uidl in before.items():
@@ -78,6 +88,8 @@ def test_dovecot_uidls_survive_the_switch(mailroot, postinod, dovecot):
     for uidl in new.values():
         assert uidl not in before.values()
         assert ".M" in uidl	# postinod's own: the file's base name
+    if fmt == "%f":
+        return		# the base name too: no way to tell whose it is
     assert len(set(order_after)) == 8
     # The same messages keep Dovecot's order, new mail after them.
     assert [u for u in order_after if u in order_before] == order_before

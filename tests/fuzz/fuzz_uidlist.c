@@ -19,7 +19,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char uidl[STORE_UIDL_MAX + 1];
 	const char *nl;
 
-	ul = maildir_uidlist_parse_dovecot(NULL, buf, size);
+	ul = maildir_uidlist_parse_dovecot(NULL, buf, size,
+	    size > 0 && data[0] == 'f' ? "%f" : NULL);
 	ul = maildir_uidlist_parse_courier(ul, buf, size);
 	/* Look up the names the input itself gives after ':' or first. */
 	for (const char *p = buf; p < buf + size; p = nl + 1) {

@@ -37,7 +37,7 @@ expect(const struct maildir_uidlist *ul, const char *base, const char *want)
 static struct maildir_uidlist *
 dovecot(const char *text)
 {
-	return maildir_uidlist_parse_dovecot(NULL, text, strlen(text));
+	return maildir_uidlist_parse_dovecot(NULL, text, strlen(text), NULL);
 }
 
 static struct maildir_uidlist *
@@ -139,6 +139,43 @@ test_dovecot_bad_headers_give_nothing(void **state)
 }
 
 static void
+test_dovecot_pop3_uidl_formats(void **state)
+{
+	static const char text[] = "3 V255 N20\n10 :a.host:2,S\n";
+	static const struct {
+		const char *fmt, *uidl;
+	} cases[] = {
+		{ "%08Xu%08Xv", "0000000a000000ff" },
+		{ "%v.%u", "255.10" },
+		{ "%u", "10" },
+		{ "%Xv-%4u", "ff-  10" },	/* a space: not a UIDL */
+		{ "%f", "a.host" },
+		{ "x%%%u", "x%10" },
+		{ "%08u%08u%08u%08u%08u%08u%08u%08u%08u", NULL },  /* > 70 */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct maildir_uidlist *ul = maildir_uidlist_parse_dovecot(NULL,
+		    text, strlen(text), cases[i].fmt);
+		const char *want = cases[i].uidl;
+
+		assert_true(maildir_uidlist_format_ok(cases[i].fmt));
+		if (want != NULL && strchr(want, ' ') != NULL)
+			want = NULL;
+		expect(ul, "a.host", want);
+		maildir_uidlist_free(&ul);
+	}
+	for (const char *const *bad = (const char *const[]){ "", "%", "%m",
+	    "%Xf", "%08", "%{uid}", "a b", "%99999999999u", "%71u", NULL };
+	    *bad != NULL; bad++) {
+		assert_false(maildir_uidlist_format_ok(*bad));
+		assert_null(maildir_uidlist_parse_dovecot(NULL, text,
+		    strlen(text), *bad));
+	}
+}
+
+static void
 test_courier_versions(void **state)
 {
 	struct maildir_uidlist *ul = courier(
@@ -199,7 +236,7 @@ test_one_byte_at_a_time_never_reads_past_the_end(void **state)
 		struct maildir_uidlist *ul;
 
 		memcpy(p, dv, n);
-		ul = maildir_uidlist_parse_dovecot(NULL, p, n);
+		ul = maildir_uidlist_parse_dovecot(NULL, p, n, NULL);
 		maildir_uidlist_free(&ul);
 		free(p);
 	}
@@ -238,23 +275,23 @@ test_load_prefers_the_newer_file(void **state)
 	(void)state;
 	assert_int_equal(tu_tmpdir_make(dir, sizeof(dir), "uidlist"), 0);
 	assert_non_null(fd = open(dir, O_RDONLY | O_DIRECTORY));
-	assert_null(maildir_uidlist_load(fd));
+	assert_null(maildir_uidlist_load(fd, NULL));
 	write_file(dir, MAILDIR_UIDLIST_COURIER, "/2 3 9\nm1 5 1:9\nm2 5 2:9\n",
 	    1000);
 	write_file(dir, MAILDIR_UIDLIST_DOVECOT, "3 V9 N3\n1 :m1\n", 2000);
-	ul = maildir_uidlist_load(fd);
+	ul = maildir_uidlist_load(fd, NULL);
 	expect(ul, "m1", "0000000100000009");	/* Dovecot's is newer */
 	expect(ul, "m2", "UID2-9");		/* only Courier names it */
 	maildir_uidlist_free(&ul);
 	write_file(dir, MAILDIR_UIDLIST_COURIER, "/2 3 9\nm1 5 1:9\n", 3000);
-	ul = maildir_uidlist_load(fd);
+	ul = maildir_uidlist_load(fd, NULL);
 	expect(ul, "m1", "UID1-9");
 	maildir_uidlist_free(&ul);
 	/* Not a regular file: ignored. */
 	assert_int_equal(unlinkat(fd, MAILDIR_UIDLIST_COURIER, 0), 0);
 	assert_int_equal(unlinkat(fd, MAILDIR_UIDLIST_DOVECOT, 0), 0);
 	assert_int_equal(mkdirat(fd, MAILDIR_UIDLIST_DOVECOT, 0700), 0);
-	assert_null(maildir_uidlist_load(fd));
+	assert_null(maildir_uidlist_load(fd, NULL));
 	close(fd);
 	assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
@@ -308,6 +345,7 @@ main(void)
 		cmocka_unit_test(test_dovecot_v1),
 		cmocka_unit_test(test_dovecot_hostile_lines_are_skipped),
 		cmocka_unit_test(test_dovecot_bad_headers_give_nothing),
+		cmocka_unit_test(test_dovecot_pop3_uidl_formats),
 		cmocka_unit_test(test_courier_versions),
 		cmocka_unit_test(test_courier_hostile_lines_are_skipped),
 		cmocka_unit_test(test_one_byte_at_a_time_never_reads_past_the_end),
