@@ -16,11 +16,11 @@
 #define NUM_MAX		24
 
 struct ul_ent {
-	char		*base;		/* base name (before ':'), NUL-terminated */
-	size_t		 baselen;
-	size_t		 ord;		/* order read: the later one wins */
-	bool		 dup;		/* its UIDL is not unique: unusable */
-	char		 uidl[STORE_UIDL_MAX + 1];
+	char	*base;		/* base name (before ':'), with a NUL */
+	size_t	 baselen;
+	size_t	 ord;		/* order read: the later one wins */
+	bool	 dup;		/* its UIDL is not unique: unusable */
+	char	 uidl[STORE_UIDL_MAX + 1];
 };
 
 struct maildir_uidlist {
@@ -149,7 +149,8 @@ cmp_base_ord(const void *a, const void *b)
 
 	if (c != 0)
 		return c;
-	return x->ord < y->ord ? 1 : x->ord > y->ord ? -1 : 0;	/* newest first */
+	/* Newest first. */
+	return x->ord < y->ord ? 1 : x->ord > y->ord ? -1 : 0;
 }
 
 static int
@@ -353,7 +354,8 @@ format_uidl(const char *fmt, uint32_t uid, uint32_t uidv, const char *name,
     size_t namelen, char *out)
 {
 	const char *colon = memchr(name, ':', namelen);
-	size_t o = 0, baselen = colon != NULL ? (size_t)(colon - name) : namelen;
+	size_t o = 0;
+	size_t baselen = colon != NULL ? (size_t)(colon - name) : namelen;
 
 	for (const char *p = fmt; *p != '\0'; p++) {
 		char piece[NAME_MAX + 1];
