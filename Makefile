@@ -280,10 +280,17 @@ bench bench-quick bench-smoke: bench-build
 	    $(if $(filter bench-quick,$@),--quick)$(if $(filter bench-smoke,$@),--smoke)
 
 # The demo's mail, when it had to live outside build/ (demo/make-demo.sh).
+# A test root left by a killed test still has the host's /dev and the
+# shared apt archive mounted in it: unmount first, never delete through.
 clean:
 	@h=$$(cat build/demo/mail-home 2>/dev/null) || :; \
 	case "$$h" in /var/tmp/postino-demo-*) rm -rf "$$h" ;; esac
-	rm -rf build
+	@for r in build/roots/*; do \
+	    [ -d "$$r" ] && sh tests/root/fresh-root.sh leave "$$r"; done; :
+	@if grep -q " $(CURDIR)/build/" /proc/self/mounts 2>/dev/null; then \
+	    echo "clean: file systems still mounted under build/:" >&2; \
+	    grep " $(CURDIR)/build/" /proc/self/mounts >&2; exit 1; fi
+	rm -rf --one-file-system build
 
 # Only this build's objects: build/ also holds packages and test roots.
 -include $(shell find $(BUILD)/src $(BUILD)/tests -name '*.d' -type f 2>/dev/null)
