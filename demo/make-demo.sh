@@ -19,13 +19,16 @@ mkdir -p "$root/empty"
 # directory down to the Maildir. A checkout under /root (mode 0700 on
 # Debian) does not allow that: the demo's home then lives in
 # /var/tmp/postino-demo-<checksum of this path> (recorded in
-# $root/mail-home; `make clean` removes it).
+# $root/mail-home; `make clean` removes it), and so does the passwd-file,
+# which the auth processes (postino-auth) must reach.
 home="$root/home"
+pwdir="$root"
 if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$top/$build" "$root"
 	if ! runuser -u nobody -- test -x "$root" 2>/dev/null; then
 		sum=$(printf '%s' "$root" | cksum | cut -d' ' -f1)
 		home=/var/tmp/postino-demo-$sum
+		pwdir=$home
 		rm -rf "$home"
 		echo "demo: nobody cannot reach $root (a parent directory" \
 		    "is not searchable); the demo's mail goes to $home" >&2
@@ -45,7 +48,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
 	-days 3650 -keyout "$root/key.pem" -out "$root/cert.pem" \
 	</dev/null >/dev/null 2>&1
-printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
+printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$pwdir/passwd"
 
 {
 	echo "# Demo configuration written by demo/make-demo.sh"
@@ -58,7 +61,7 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 	fi
 	echo "tls_cert = $root/cert.pem"
 	echo "tls_key = $root/key.pem"
-	echo "passwd_file = $root/passwd"
+	echo "passwd_file = $pwdir/passwd"
 	echo "mailbox = maildir:~/Maildir"
 	echo "auth_fail_delay_ms = 500"
 	echo "ready_file = $root/ready"
@@ -67,6 +70,7 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 		# the login role has a user of its own (postinod refuses one
 		# that reads mail) in an empty directory only root can change.
 		echo "login_user = postino"
+		echo "auth_user = postino-auth"
 		echo "login_chroot = /run/postino/empty"
 		echo "mail_user = nobody"
 	else
@@ -76,9 +80,15 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$home"
 	chown -R nobody:nogroup "$home/demo"
-	chmod 600 "$root/passwd" "$root/key.pem"
 	id postino >/dev/null 2>&1 ||
 		useradd --system --no-create-home --home-dir /nonexistent \
 			--shell /usr/sbin/nologin postino
+	id postino-auth >/dev/null 2>&1 ||
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin postino-auth
+	chmod 600 "$root/key.pem"
+	# Only the auth processes read the passwd-file.
+	chgrp postino-auth "$pwdir/passwd"
+	chmod 640 "$pwdir/passwd"
 	install -d -o root -g root -m 755 /run/postino /run/postino/empty
 fi

@@ -113,8 +113,9 @@ def test_sysusers_and_tmpfiles_apply_to_a_root(tmp_path):
                         str(dest / "usr/lib/sysusers.d/postino.conf")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert re.search(r"^postino:x:\d+:\d+:.*:/nonexistent:/usr/sbin/nologin$",
-                     (etc / "passwd").read_text(), re.M)
+    for user in ("postino", "postino-auth"):
+        assert re.search(r"^%s:x:\d+:\d+:.*:/nonexistent:/usr/sbin/nologin$"
+                         % user, (etc / "passwd").read_text(), re.M), user
     r = subprocess.run(["systemd-tmpfiles", "--create", "--root=%s" % dest,
                         str(dest / "usr/lib/tmpfiles.d/postino.conf")],
                        capture_output=True, text=True, timeout=60)

@@ -175,9 +175,13 @@ def test_postinod_t_reports_an_unreachable_mailbox(tmp_path, demo_home):
     demo_home.append(base)
     home = os.path.join(base, "home", "demo")
     os.makedirs(os.path.join(home, "Maildir"))
-    pw = (d / "passwd").read_text().split(":")
+    pwfile = re.search(r"^passwd_file = (.*)$",
+                       (d / "postinod.conf").read_text(), re.M).group(1)
+    with open(pwfile) as f:
+        pw = f.read().split(":")
     pw[5] = home
-    (d / "passwd").write_text(":".join(pw))
+    with open(pwfile, "w") as f:
+        f.write(":".join(pw))
     r = subprocess.run([str(top / "build" / "postinod"), "-t", "-c",
                         str(d / "postinod.conf")],
                        capture_output=True, text=True, timeout=30)
