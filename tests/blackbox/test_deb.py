@@ -78,6 +78,12 @@ def start_as_the_unit(root, notify):
         unit = f.read()
     cmd = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
     assert re.search(r"^RuntimeDirectory=postino$", unit, re.M)
+    # Its capabilities and NoNewPrivileges, as systemd would set them.
+    caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M).group(1)
+    assert re.search(r"^NoNewPrivileges=yes$", unit, re.M)
+    cmd = ["setpriv", "--bounding-set", "-all," + ",".join(
+        "+" + c[len("CAP_"):].lower() for c in caps.split()),
+        "--no-new-privs"] + cmd
     os.makedirs(root / "run/postino", mode=0o755, exist_ok=True)
     return subprocess.Popen(
         ["chroot", root.path] + cmd, stdin=subprocess.DEVNULL,
