@@ -1,4 +1,6 @@
 #include "config.h"
+
+#include "../store/maildir_uidlist.h"
 #include "../auth/auth_pgsql.h"
 
 #include <dirent.h>
@@ -15,7 +17,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION, CT_MECHS, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
+	CT_TLS_VERSION, CT_MECHS, CT_UIDL_FORMAT, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
 };
 
 /* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
@@ -81,6 +83,8 @@ static const struct config_key config_keys[] = {
 	KEY(mbox_dotlock_stale, CT_UINT, mbox_dotlock_stale, 10, 86400, "300"),
 	KEY(max_messages, CT_UINT, max_messages, 1, 10000000, "1000000"),
 	KEY(max_mailbox_size, CT_U64, max_mailbox_size, 0, UINT64_MAX, "0"),
+	KEY(pop3_uidl_format, CT_UIDL_FORMAT, pop3_uidl_format, 0, 0,
+	    MAILDIR_UIDLIST_FORMAT_DEFAULT),
 	KEY(max_connections_per_ip, CT_UINT, max_connections_per_ip, 0,
 	    1000000, "200"),
 	KEY(max_connections_per_net, CT_UINT, max_connections_per_net, 0,
@@ -295,6 +299,14 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		*(unsigned int *)p = (unsigned int)m;
 		return 0;
 	}
+	case CT_UIDL_FORMAT:
+		if (!maildir_uidlist_format_ok(v)) {
+			str_copy(why, ERR_LEN, "expected %u, %v, %f (with a "
+			    "width and X for hex, as %08Xu), %% and printable "
+			    "text, at most 63 octets");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
 	case CT_TLS_VERSION:
 		if (strcmp(v, "TLSv1.2") != 0 && strcmp(v, "TLSv1.3") != 0) {
 			str_copy(why, ERR_LEN, "expected TLSv1.2 or TLSv1.3");
@@ -524,6 +536,7 @@ config_dump(const struct config *cf)
 			printf("%s = 0%o\n", k->name, *(const unsigned int *)p);
 			break;
 		case CT_TLS_VERSION:
+		case CT_UIDL_FORMAT:
 		case CT_MECHS:
 		case CT_CIDRS:
 		case CT_PASSDB:

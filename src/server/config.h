@@ -74,6 +74,7 @@ struct config {
 	unsigned int	 mbox_dotlock_stale;
 	unsigned int	 max_messages;
 	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+	char		 pop3_uidl_format[64];		/* Dovecot's, for its uidlist */
 	unsigned int	 max_connections_per_ip;	/* 0 = no limit */
 	unsigned int	 max_connections_per_net;	/* 0 = no limit */
 	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */

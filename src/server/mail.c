@@ -667,6 +667,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	p.dotlock_stale = cf->mbox_dotlock_stale;
 	/* Never wait in the store: a busy lock is retried from a timer. */
 	p.lock_wait = 0;
+	p.uidl_format = cf->pop3_uidl_format;
 	r = c->sops->open(&c->st, &p, &c->idx, err);
 	if (r == STORE_BUSY && lock_retry_later(c)) {
 		c->st = NULL;

@@ -46,6 +46,9 @@ struct store_params {
 	bool		 mboxrd;	/* mbox: unescape ">>From " too, not just ">From " */
 	unsigned int	 dotlock_stale;	/* mbox: seconds after which a dotlock is stale */
 	unsigned int	 lock_wait;	/* mbox: seconds to wait for the MTA's lock */
+	/* maildir: Dovecot's pop3_uidl_format for its dovecot-uidlist; NULL:
+	 * its default (maildir_uidlist.h) */
+	const char	*uidl_format;
 };
 
 /*

@@ -15,13 +15,16 @@
  * the message is opened for RETR/TOP, which stats it anyway; a cache caught
  * lying there is dropped and rebuilt by the next session (DESIGN.md).
  *
- * UIDL: the base name (before ':') when it is 1..70 characters in 0x21..0x7E;
- * otherwise "x" followed by the lower-case hex of the first 16 bytes of the
- * SHA-256 of the base name, which is stable as long as the name is.
+ * UIDL: the one Dovecot or Courier gave the message when it served this
+ * Maildir before (maildir_uidlist.h); else the base name (before ':') when
+ * it is 1..70 characters in 0x21..0x7E; otherwise "x" followed by the
+ * lower-case hex of the first 16 bytes of the SHA-256 of the base name,
+ * which is stable as long as the name is.
  */
 #include "store.h"
 #include "store_append.h"
 #include "store_lock.h"
+#include "maildir_uidlist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -87,6 +90,7 @@ struct maildir {
 	size_t		 nslots;	/* a power of two, > 2 * ncache */
 	bool		 cache_dirty;
 	unsigned char	*iobuf;
+	struct maildir_uidlist *legacy;	/* UIDLs of the previous server */
 };
 
 struct md_reader {
@@ -665,6 +669,7 @@ md_free(struct maildir *md)
 	free(md->msgs);
 	md_cache_drop(md);
 	free(md->iobuf);
+	maildir_uidlist_free(&md->legacy);
 	(void)store_close_fd(&md->cur_fd);
 	(void)store_close_fd(&md->new_fd);
 	free(md->path);
@@ -801,6 +806,7 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
+	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
 	(void)close(dirfd);
 	dirfd = -1;
 	md_cache_load(md);
@@ -837,8 +843,11 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	for (unsigned int i = 0; i < md->count; i++) {
 		idx->msgs[i].size = md->msgs[i].size;
-		md_uidl(&md->msgs[i], idx->msgs[i].uidl);
+		if (!maildir_uidlist_find(md->legacy, md->msgs[i].name,
+		    md->msgs[i].baselen, idx->msgs[i].uidl))
+			md_uidl(&md->msgs[i], idx->msgs[i].uidl);
 	}
+	maildir_uidlist_free(&md->legacy);
 	idx->count = md->count;
 	idx->total_size = total;
 	*st_r = (struct store *)md;
