@@ -133,6 +133,21 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			str_copy(why, ERR_LEN, "empty path");
 			return -1;
 		}
+		/*
+		 * The mail role refuses an expanded path with a "." or ".."
+		 * component (a user "x@.." must not climb out of %d); one in
+		 * the template itself would fail every login, so say it now.
+		 */
+		for (const char *c = strchr(v, ':') + 1; *c != '\0';) {
+			size_t n = strcspn(c, "/");
+
+			if ((n == 1 && c[0] == '.') ||
+			    (n == 2 && c[0] == '.' && c[1] == '.')) {
+				str_copy(why, ERR_LEN, "'.' or '..' in the path");
+				return -1;
+			}
+			c += n + (c[n] == '/');
+		}
 		if (str_copy(p, k->size, v) < 0) {
 			str_copy(why, ERR_LEN, "path too long");
 			return -1;

@@ -626,7 +626,10 @@ login_delay_check(struct mail_conn *c, const char *path)
 		    (long long)(cf->login_delay - (now - st.st_mtime)));
 		return -1;
 	}
+	/* Beside an mbox, the stamp is a new file in the spool directory. */
+	priv_group_raise();
 	fd = open(stamp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	priv_group_lower();
 	if (fd >= 0) {
 		futimens(fd, NULL);
 		close(fd);
