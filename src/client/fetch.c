@@ -750,14 +750,16 @@ mbox_commit(struct fetch_dest *d, char *err)
 	int fd = d->mbox_fd, rc = 0;
 	uint64_t limit = UINT64_MAX;
 	struct stat sb;
+	bool ok;
 
 	if (d->kill_append > 0 && ++d->commits == d->kill_append &&
 	    fstat(d->fd, &sb) == 0)
 		limit = (uint64_t)sb.st_size / 2;
-	if (fd_write_all(fd, d->from, strlen(d->from)) < 0 ||
-	    copy_spool(d, fd, limit) < 0 ||
-	    (limit != UINT64_MAX && raise(SIGKILL) != 0) ||
-	    fd_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+	ok = fd_write_all(fd, d->from, strlen(d->from)) == 0 &&
+	    copy_spool(d, fd, limit) == 0;
+	if (ok && limit != UINT64_MAX)
+		raise(SIGKILL);		/* the test hook: killed half-way */
+	if (!ok || fd_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
 		    strerror(errno));
 		/* Take back the partial message: we still hold the locks. */

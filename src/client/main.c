@@ -122,7 +122,8 @@ usage(FILE *f)
 "exit     0 ok (also no new mail), 1 usage, 2 connection/network, 3 TLS,\n"
 "         4 authentication, 5 mailbox in use or login delay, 6 local\n"
 "         delivery failed (nothing lost), 7 server error or protocol\n"
-"         violation; with several accounts, the first failure's\n");
+"         violation; with several accounts, the status of the first\n"
+"         that failed\n");
 }
 
 struct progress;
