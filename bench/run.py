@@ -50,6 +50,7 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 N_HASHES = 1200
 LOGIN_USER = "postino"
 BUSY_RUNS = 8        # disturbed attempts in a row that stop retries
+SERVER_NOFILE = 65536  # as root; else the hard limit
 SOURCE_NETS = 256    # clients come from 127.1.0.0/16, one /24 per client
 LMTP_USERS = 100     # S7 delivers into lm000 and into lm000..lm099
 TREE_VERSION = "2"
@@ -378,6 +379,17 @@ def cpu_times():
 # Servers
 # ---------------------------------------------------------------------------
 
+def raise_nofile():
+    """Both servers get what a systemd unit would give them (LimitNOFILE):
+    10,000 held sessions take two descriptors each in a mail process."""
+    want = SERVER_NOFILE
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+    except (ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class Server:
     proc = None
     name = "?"
@@ -433,7 +445,8 @@ class Postinod(Server):
         self._log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=raise_nofile)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.ready):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -554,7 +567,8 @@ protocol pop3 {{
         self._out = open(os.path.join(self.dir, "stdout"), "ab")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._out,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=raise_nofile)
         deadline = time.monotonic() + 30
         while True:
             try:
