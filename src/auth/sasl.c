@@ -10,16 +10,12 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "base64.h"
+#include "crypto.h"
 #include "sasl_private.h"
 
-/* Hex digits of a CRAM-MD5 digest: HMAC-MD5 (RFC 2195 sec. 2). */
-#define CRAM_HEX_LEN	32
-#define CRAM_MD5_LEN	16
 /* The domain of CRAM-MD5 challenges when the configured one is unusable. */
 #define CRAM_DEFAULT_HOST	"postino"
 
@@ -349,24 +345,6 @@ login_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	return SASL_CONTINUE;
 }
 
-/* HMAC-MD5(key, challenge) in lower-case hex; false if OpenSSL fails. */
-static bool
-cram_digest(const char *key, const char *challenge,
-    char hex[CRAM_HEX_LEN + 1])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	bool ok;
-
-	ok = HMAC(EVP_md5(), key, (int)strlen(key),
-	    (const unsigned char *)challenge, strlen(challenge), md, &mdlen) !=
-	    NULL && mdlen == CRAM_MD5_LEN;
-	if (ok)
-		str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return ok;
-}
-
 /*
  * RFC 2195: the challenge goes first, the client answers "user digest".
  * Only users whose secret is {PLAIN} can pass; all others, unknown ones
@@ -377,8 +355,8 @@ cram_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
     unsigned char *out, size_t outsize, size_t *outlen_r,
     struct auth_user *user_r)
 {
-	char secret[AUTH_PASS_MAX + 1], hex[CRAM_HEX_LEN + 1];
-	char want[CRAM_HEX_LEN + 1];
+	char secret[AUTH_PASS_MAX + 1], hex[CRYPTO_MD5_HEX_LEN + 1];
+	char want[CRYPTO_MD5_HEX_LEN + 1];
 	const unsigned char *sp;
 	struct auth_user u;
 	enum auth_result ar;
@@ -397,33 +375,25 @@ cram_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
 		s->state = 1;
 		return SASL_CONTINUE;
 	}
-	if (inlen < CRAM_HEX_LEN + 2 || memchr(in, '\0', inlen) != NULL)
+	if (inlen < CRYPTO_MD5_HEX_LEN + 2 || memchr(in, '\0', inlen) != NULL)
 		return SASL_BAD;
-	sp = in + inlen - CRAM_HEX_LEN - 1;
+	sp = in + inlen - CRYPTO_MD5_HEX_LEN - 1;
 	if (*sp != ' ' ||
-	    !take(s->user, sizeof(s->user), in, (size_t)(sp - in)))
+	    !take(s->user, sizeof(s->user), in, (size_t)(sp - in)) ||
+	    !crypto_md5_hex_parse((const char *)sp + 1, CRYPTO_MD5_HEX_LEN,
+	    want))
 		return SASL_BAD;
-	for (size_t i = 0; i < CRAM_HEX_LEN; i++) {
-		unsigned char c = sp[1 + i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return SASL_BAD;
-		want[i] = (char)c;
-	}
-	want[CRAM_HEX_LEN] = '\0';
 	ar = s->srv->ops->plain_secret(s->srv->db, s->user, secret,
 	    sizeof(secret), &u);
 	if (ar == AUTH_TEMPFAIL)
 		return SASL_TEMPFAIL;
 	if (ar != AUTH_OK)
 		secret[0] = '\0';
-	ok = cram_digest(secret, s->nonce, hex);
+	ok = crypto_cram_digest(secret, s->nonce, strlen(s->nonce), hex);
 	explicit_bzero(secret, sizeof(secret));
 	if (!ok)
 		return SASL_TEMPFAIL;
-	ok = CRYPTO_memcmp(hex, want, CRAM_HEX_LEN) == 0 && ar == AUTH_OK;
+	ok = CRYPTO_memcmp(hex, want, CRYPTO_MD5_HEX_LEN) == 0 && ar == AUTH_OK;
 	explicit_bzero(hex, sizeof(hex));
 	if (!ok)
 		return SASL_FAIL;
