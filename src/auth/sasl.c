@@ -25,11 +25,11 @@ static sasl_mech_step_fn plain_step, login_step, cram_step;
 
 /* Best first: the order of CAPA's SASL line. */
 static const struct sasl_mech mechs[] = {
-	{ "SCRAM-SHA-256-PLUS", true, sasl_scram_step },
-	{ "SCRAM-SHA-256", false, sasl_scram_step },
-	{ "CRAM-MD5", false, cram_step },
-	{ "PLAIN", false, plain_step },
-	{ "LOGIN", false, login_step },
+	{ SASL_MECH_SCRAM_PLUS, true, sasl_scram_step },
+	{ SASL_MECH_SCRAM, false, sasl_scram_step },
+	{ SASL_MECH_CRAM_MD5, false, cram_step },
+	{ SASL_MECH_PLAIN, false, plain_step },
+	{ SASL_MECH_LOGIN, false, login_step },
 };
 
 static bool
@@ -66,7 +66,7 @@ sasl_mechanisms(char *buf, size_t size, unsigned int flags,
 		if (!offered(&mechs[i], flags, ch))
 			continue;
 		if (str_fmt(buf + len, size - len, "%s%s", len > 0 ? " " : "",
-		    mechs[i].name) < 0) {
+		    sasl_mechs_name(mechs[i].id)) < 0) {
 			buf[0] = '\0';
 			return -1;
 		}
@@ -113,7 +113,7 @@ sasl_start(struct sasl_session **s_r, const struct sasl_server *srv,
 
 	*s_r = NULL;
 	for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
-		if (str_ieq(mechs[i].name, mech) &&
+		if (str_ieq(sasl_mechs_name(mechs[i].id), mech) &&
 		    offered(&mechs[i], srv->flags, ch))
 			m = &mechs[i];
 	if (m == NULL) {
@@ -198,7 +198,7 @@ sasl_free(struct sasl_session **sp)
 const char *
 sasl_mech_name(const struct sasl_session *s)
 {
-	return s->mech->name;
+	return sasl_mechs_name(s->mech->id);
 }
 
 const char *
