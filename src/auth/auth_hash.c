@@ -5,14 +5,15 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "../lib/str.h"
+#include "crypto.h"
 
 _Static_assert(AUTH_HASH_MAX >= CRYPT_OUTPUT_SIZE,
     "AUTH_HASH_MAX must hold any crypt(3) output");
+_Static_assert(AUTH_SCRAM_KEY_LEN == CRYPTO_SHA256_LEN,
+    "SCRAM-SHA-256 keys are SHA-256 digests");
 
 static unsigned long hash_count;
 
@@ -85,10 +86,6 @@ int
 auth_scram_derive(const char *pass, size_t passlen, uint32_t iter,
     const unsigned char *salt, size_t saltlen, struct auth_scram *k)
 {
-	unsigned char salted[AUTH_SCRAM_KEY_LEN], client[AUTH_SCRAM_KEY_LEN];
-	unsigned int len = 0, len2 = 0;
-	bool ok;
-
 	memset(k, 0, sizeof(*k));
 	if (iter < AUTH_SCRAM_ITER_MIN || iter > AUTH_SCRAM_ITER_MAX ||
 	    saltlen == 0 || saltlen > AUTH_SCRAM_SALT_MAX ||
@@ -97,20 +94,8 @@ auth_scram_derive(const char *pass, size_t passlen, uint32_t iter,
 	k->iter = iter;
 	k->saltlen = saltlen;
 	memcpy(k->salt, salt, saltlen);
-	/* RFC 5802 sec. 3: Hi() is PBKDF2 with HMAC as the PRF. */
-	ok = PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt, (int)saltlen,
-	    (int)iter, EVP_sha256(), sizeof(salted), salted) == 1 &&
-	    HMAC(EVP_sha256(), salted, sizeof(salted),
-	    (const unsigned char *)"Client Key", 10, client, &len) != NULL &&
-	    len == sizeof(client) &&
-	    EVP_Digest(client, sizeof(client), k->stored_key, &len2,
-	    EVP_sha256(), NULL) == 1 && len2 == sizeof(k->stored_key) &&
-	    HMAC(EVP_sha256(), salted, sizeof(salted),
-	    (const unsigned char *)"Server Key", 10, k->server_key, &len) !=
-	    NULL && len == sizeof(k->server_key);
-	explicit_bzero(salted, sizeof(salted));
-	explicit_bzero(client, sizeof(client));
-	if (!ok) {
+	if (!crypto_scram_keys(pass, passlen, salt, saltlen, iter, NULL,
+	    k->stored_key, k->server_key)) {
 		explicit_bzero(k, sizeof(*k));
 		return -1;
 	}

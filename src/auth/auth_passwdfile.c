@@ -20,11 +20,11 @@
 
 #include <crypt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "../lib/log.h"
 #include "auth.h"
 #include "auth_hash.h"
+#include "crypto.h"
 
 /* A passwd-file larger than this is a mistake, not a user list. */
 #define PASSWD_FILE_MAX	(256u * 1024 * 1024)
@@ -36,8 +36,6 @@
  * with more kinds than this is counted by its first ones.
  */
 #define DUMMY_METHODS	16
-/* Hex digits of an APOP digest: MD5 (RFC 1939 sec. 7). */
-#define APOP_HEX_LEN	32
 
 enum scheme {
 	SCHEME_CRYPT,
@@ -566,22 +564,6 @@ fill_user(const struct entry *e, struct auth_user *u)
 	str_copy(u->home, sizeof(u->home), e->home);
 }
 
-/* Equality in a time that depends on neither content nor length. */
-static bool
-secret_equal(const char *a, const char *b)
-{
-	unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
-	unsigned int la = 0, lb = 0;
-	bool ok;
-
-	ok = EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) &&
-	    EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL) &&
-	    la == lb && CRYPTO_memcmp(da, db, la) == 0;
-	explicit_bzero(da, sizeof(da));
-	explicit_bzero(db, sizeof(db));
-	return ok;
-}
-
 /* What a real user's check costs, for a user who gets no real check. */
 static void
 pay_dummy(const struct auth_db *db, const char *pass)
@@ -627,7 +609,7 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 	if (e->scheme == SCHEME_PLAIN) {
 		/* A plaintext check is cheap: pay the hash anyway. */
 		pay_dummy(db, pass);
-		ok = secret_equal(pass, e->secret);
+		ok = crypto_secret_equal(pass, e->secret);
 	} else if (e->scheme == SCHEME_SCRAM) {
 		ok = scram_verify(pass, e->secret);
 	} else {
@@ -639,59 +621,26 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 	return AUTH_OK;
 }
 
-/* MD5(timestamp secret) in lower-case hex; false if OpenSSL fails. */
-static bool
-apop_digest(const char *timestamp, const char *secret,
-    char hex[APOP_HEX_LEN + 1])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
-	bool ok;
-
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return false;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
-	    EVP_DigestUpdate(ctx, secret, strlen(secret)) &&
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen * 2 == APOP_HEX_LEN;
-	EVP_MD_CTX_free(ctx);
-	if (ok)
-		str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return ok;
-}
-
 static enum auth_result
 pf_apop(struct auth_db *db, const char *user, const char *timestamp,
     const char *digest_hex, struct auth_user *user_r)
 {
-	char hex[APOP_HEX_LEN + 1], want[APOP_HEX_LEN + 1];
+	char hex[CRYPTO_MD5_HEX_LEN + 1], want[CRYPTO_MD5_HEX_LEN + 1];
 	const struct entry *e;
 	bool ok, plain;
 
 	memset(user_r, 0, sizeof(*user_r));
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
-	if (strnlen(digest_hex, APOP_HEX_LEN + 1) != APOP_HEX_LEN)
+	if (!crypto_md5_hex_parse(digest_hex,
+	    strnlen(digest_hex, CRYPTO_MD5_HEX_LEN + 1), want))
 		return AUTH_PERMFAIL;
-	for (size_t i = 0; i < APOP_HEX_LEN; i++) {
-		unsigned char c = (unsigned char)digest_hex[i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return AUTH_PERMFAIL;
-		want[i] = (char)c;
-	}
-	want[APOP_HEX_LEN] = '\0';
 	e = find(db, user);
 	plain = e != NULL && e->scheme == SCHEME_PLAIN;
 	/* Others get the same digest work, against an empty secret. */
-	if (!apop_digest(timestamp, plain ? e->secret : "", hex))
+	if (!crypto_apop_digest(timestamp, plain ? e->secret : "", hex))
 		return AUTH_TEMPFAIL;
-	ok = CRYPTO_memcmp(hex, want, APOP_HEX_LEN) == 0 && plain;
+	ok = CRYPTO_memcmp(hex, want, CRYPTO_MD5_HEX_LEN) == 0 && plain;
 	explicit_bzero(hex, sizeof(hex));
 	if (!ok)
 		return AUTH_PERMFAIL;

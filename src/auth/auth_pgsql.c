@@ -21,12 +21,12 @@
 #include <crypt.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "../lib/log.h"
 #include "auth.h"
 #include "auth_hash.h"
 #include "auth_pgsql.h"
+#include "crypto.h"
 
 /*
  * Seconds to wait for a connection (the auth worker waits with it, so
@@ -41,8 +41,6 @@
  * and the log one line per second per worker.
  */
 #define PGSQL_RETRY_MS		1000
-/* APOP digests are MD5 in hex (RFC 1939 sec. 7). */
-#define APOP_HEX_LEN		32
 /* A column value longer than any secret we can use is refused unread. */
 #define PGSQL_SECRET_MAX	(AUTH_PASS_MAX + 32)
 
@@ -349,21 +347,6 @@ out:
 	return rc;
 }
 
-static bool
-secret_equal(const char *a, const char *b)
-{
-	unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
-	unsigned int la = 0, lb = 0;
-	bool ok;
-
-	ok = EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) &&
-	    EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL) &&
-	    la == lb && CRYPTO_memcmp(da, db, la) == 0;
-	explicit_bzero(da, sizeof(da));
-	explicit_bzero(db, sizeof(db));
-	return ok;
-}
-
 static void
 pay_dummy(const struct auth_db *db, const char *pass)
 {
@@ -414,7 +397,7 @@ pg_verify(struct auth_db *db, const char *user, const char *pass,
 	}
 	if (r.scheme == SCHEME_PLAIN) {
 		pay_dummy(db, pass);
-		ok = secret_equal(pass, r.secret);
+		ok = crypto_secret_equal(pass, r.secret);
 	} else if (r.scheme == SCHEME_SCRAM) {
 		struct auth_scram k;
 
@@ -431,57 +414,25 @@ pg_verify(struct auth_db *db, const char *user, const char *pass,
 	return ok ? AUTH_OK : AUTH_PERMFAIL;
 }
 
-static bool
-apop_digest(const char *timestamp, const char *secret,
-    char hex[APOP_HEX_LEN + 1])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
-	bool ok;
-
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return false;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
-	    EVP_DigestUpdate(ctx, secret, strlen(secret)) &&
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen * 2 == APOP_HEX_LEN;
-	EVP_MD_CTX_free(ctx);
-	if (ok)
-		str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return ok;
-}
-
 static enum auth_result
 pg_apop(struct auth_db *db, const char *user, const char *timestamp,
     const char *digest_hex, struct auth_user *user_r)
 {
-	char hex[APOP_HEX_LEN + 1], want[APOP_HEX_LEN + 1];
+	char hex[CRYPTO_MD5_HEX_LEN + 1], want[CRYPTO_MD5_HEX_LEN + 1];
 	struct row r;
 	bool ok, plain;
 	int found;
 
 	memset(user_r, 0, sizeof(*user_r));
-	if (strnlen(digest_hex, APOP_HEX_LEN + 1) != APOP_HEX_LEN)
+	if (!crypto_md5_hex_parse(digest_hex,
+	    strnlen(digest_hex, CRYPTO_MD5_HEX_LEN + 1), want))
 		return AUTH_PERMFAIL;
-	for (size_t i = 0; i < APOP_HEX_LEN; i++) {
-		unsigned char c = (unsigned char)digest_hex[i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return AUTH_PERMFAIL;
-		want[i] = (char)c;
-	}
-	want[APOP_HEX_LEN] = '\0';
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
 	plain = found == 1 && r.scheme == SCHEME_PLAIN;
-	ok = apop_digest(timestamp, plain ? r.secret : "", hex) &&
-	    CRYPTO_memcmp(hex, want, APOP_HEX_LEN) == 0 && plain;
+	ok = crypto_apop_digest(timestamp, plain ? r.secret : "", hex) &&
+	    CRYPTO_memcmp(hex, want, CRYPTO_MD5_HEX_LEN) == 0 && plain;
 	explicit_bzero(hex, sizeof(hex));
 	if (ok)
 		*user_r = r.user;

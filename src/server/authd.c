@@ -927,7 +927,7 @@ authd_main(const struct config *config)
 			fatalx("%s", err);
 	}
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
-	    .flags = strstr(cf->auth_mechanisms, "CRAM-MD5") != NULL ?
+	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
 	/* Until the master's secret arrives (first message), a random one. */
 	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=

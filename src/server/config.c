@@ -20,12 +20,6 @@ enum config_type {
 	CT_TLS_VERSION, CT_MECHS, CT_UIDL_FORMAT, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
 };
 
-/* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
-static const char *const known_mechs[] = {
-	"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
-	NULL
-};
-
 struct config_key {
 	const char	*name;
 	enum config_type type;
@@ -240,10 +234,7 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
 				    w[i] - 'a' + 'A' : w[i]);
 			word[n] = '\0';
-			for (i = 0; known_mechs[i] != NULL; i++)
-				if (strcmp(known_mechs[i], word) == 0)
-					break;
-			if (known_mechs[i] == NULL) {
+			if (sasl_mechs_lookup(word, n) < 0) {
 				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
 				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
 				    "SCRAM-SHA-256-PLUS)", word);
@@ -258,6 +249,8 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			}
 			w += n;
 		}
+		if (sasl_mechs_parse(out, &cf->auth_mechs, why) < 0)
+			return -1;
 		return str_copy(p, k->size, out);
 	}
 	case CT_PASSDB:

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "../auth/sasl_mechs.h"
 #include "../lib/cidr.h"
 #include "../lib/net.h"
 #include "../lib/str.h"
@@ -42,6 +43,7 @@ struct config {
 	bool		 auth_allow_cleartext;
 	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
+	unsigned int	 auth_mechs;	/* the same: SASL_MECH_BIT()s */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 passdb[16];			/* "passwd-file", "pgsql" */

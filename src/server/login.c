@@ -280,14 +280,9 @@ capa_flags(const struct session *s)
 static bool
 mech_configured(const char *name, size_t len)
 {
-	for (const char *w = cf->auth_mechanisms; *w != '\0';) {
-		size_t l = strcspn(w, " ");
+	int id = sasl_mechs_lookup(name, len);
 
-		if (l == len && memcmp(w, name, len) == 0)
-			return true;
-		w += l + (w[l] == ' ');
-	}
-	return false;
+	return id >= 0 && (cf->auth_mechs & SASL_MECH_BIT(id)) != 0;
 }
 
 /* SASL flags and channel of this connection: what AUTH may offer now. */
@@ -298,7 +293,7 @@ sasl_flags(const struct session *s)
 
 	if (cleartext_ok(s))
 		f |= SASL_ALLOW_PLAINTEXT;
-	if (mech_configured("CRAM-MD5", 8))
+	if (cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5))
 		f |= SASL_ALLOW_CRAM_MD5;
 	return f;
 }
@@ -316,7 +311,7 @@ sasl_channel_of(struct session *s, struct sasl_channel *ch)
 	 * Binding data makes -PLUS offered and a client's "y" flag a downgrade
 	 * (RFC 5802 sec. 6): without -PLUS configured, "y" is the right answer.
 	 */
-	if (!mech_configured("SCRAM-SHA-256-PLUS", 18))
+	if (!(cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_SCRAM_PLUS)))
 		return;
 	n = tls_channel_binding(s->tls, "tls-server-end-point", ch->end_point,
 	    sizeof(ch->end_point));
