@@ -117,6 +117,7 @@ delivery_reply(enum store_result r, const char *rcpt, char *out, size_t size)
 		text = "Mailbox unavailable";
 		break;
 	case STORE_LOCKED:
+	case STORE_BUSY:
 		code = "451 4.2.0";
 		text = "Mailbox busy, try again later";
 		break;
