@@ -36,7 +36,7 @@ struct mail_conn {
 	struct session		 s;
 	struct mail_conn	*prev, *next;
 	uint64_t		 req;		/* pending ticket redemption */
-	unsigned int		 auth_idx;	/* the auth worker redeeming it */
+	unsigned int		 auth_idx;	/* the auth worker of req */
 	struct msg_handoff	 h;
 	const struct store_ops	*sops;
 	struct store		*st;
