@@ -618,7 +618,7 @@ enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
 	for (r = queue_head; r != NULL; r = r->next)
 		if (strcmp(r->net, net) == 0)
 			same++;
-	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word is not. */
+	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word not. */
 	if (deadline > now + AUTH_WAIT_MAX_MS)
 		deadline = now + AUTH_WAIT_MAX_MS;
 	wait = penalty_wait(ip, cf->auth_fail_delay_ms, now);

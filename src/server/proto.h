@@ -58,7 +58,7 @@ struct msg_auth_channel {
 
 /* MSG_AUTH_SECRET's payload, the first message an auth worker gets. */
 struct msg_auth_init {
-	uint32_t	index;		/* this worker's: goes into its tickets */
+	uint32_t	index;		/* this worker's, put in its tickets */
 	unsigned char	secret[SASL_SECRET_LEN];
 };
 
@@ -69,8 +69,8 @@ struct msg_auth_init {
 enum proto_refusal {
 	REFUSE_NONE = 0,
 	REFUSE_BUSY,		/* the queue is full, or the deadline passed */
-	REFUSE_PENALTY,		/* the network's penalty outlasts the deadline */
-	REFUSE_TICKETS,		/* too many unredeemed tickets: user or address */
+	REFUSE_PENALTY,		/* the penalty outlasts the deadline */
+	REFUSE_TICKETS,		/* too many open tickets (user, address) */
 };
 
 struct msg_cancel {
@@ -85,7 +85,7 @@ enum proto_method { METHOD_USER = 1, METHOD_APOP, METHOD_SASL };
 
 struct msg_verify {
 	uint64_t	req;
-	uint64_t	deadline_ms;	/* CLOCK_MONOTONIC: drop it unchecked after */
+	uint64_t	deadline_ms;	/* CLOCK_MONOTONIC; dropped after */
 	uint32_t	method;
 	char		session[SESSION_ID_LEN + 1];
 	char		ip[SESSION_IP_LEN];
