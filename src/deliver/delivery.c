@@ -95,11 +95,25 @@ delivery_run(const struct config *cf, const struct auth_user *u, int fd,
 	d.return_path = cf->lmtp_return_path ? sender : NULL;
 	d.delivered_to = cf->lmtp_delivered_to ? rcpt : NULL;
 	d.crlf = cf->mail_crlf;
+	/*
+	 * The delivery quota, and never past the caps above which POP3
+	 * refuses the login (max_mailbox_size, max_messages): mail must not
+	 * lock its owner out.
+	 */
+	d.quota_bytes = cf->lmtp_quota_bytes;
+	if (cf->max_mailbox_size != 0 && (d.quota_bytes == 0 ||
+	    cf->max_mailbox_size < d.quota_bytes))
+		d.quota_bytes = cf->max_mailbox_size;
+	d.quota_messages = cf->lmtp_quota_messages;
+	if (cf->max_messages != 0 && (d.quota_messages == 0 ||
+	    cf->max_messages < d.quota_messages))
+		d.quota_messages = cf->max_messages;
 	return ops->append(&p, fd, &d, err);
 }
 
 void
-delivery_reply(enum store_result r, const char *rcpt, char *out, size_t size)
+delivery_reply(enum store_result r, bool quota_temporary, const char *rcpt,
+    char *out, size_t size)
 {
 	const char *code, *text;
 
@@ -109,7 +123,8 @@ delivery_reply(enum store_result r, const char *rcpt, char *out, size_t size)
 		text = "Delivered";
 		break;
 	case STORE_OVERQUOTA:
-		code = "552 5.2.2";
+		/* RFC 3463: 5.2.2 / 4.2.2, mailbox full. */
+		code = quota_temporary ? "452 4.2.2" : "552 5.2.2";
 		text = "Mailbox full";
 		break;
 	case STORE_PERMFAIL:

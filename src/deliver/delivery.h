@@ -29,8 +29,11 @@ enum store_result delivery_run(const struct config *cf,
 int delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
     char *out, size_t size, const struct store_ops **ops_r, char *err);
 
-/* The LMTP reply for a result (one line, no CRLF), for rcpt. */
-void delivery_reply(enum store_result r, const char *rcpt, char *out,
-    size_t size);
+/*
+ * The LMTP reply for a result (one line, no CRLF), for rcpt; a full mailbox
+ * is 452 4.2.2 when quota_temporary, else 552 5.2.2.
+ */
+void delivery_reply(enum store_result r, bool quota_temporary,
+    const char *rcpt, char *out, size_t size);
 
 #endif

@@ -63,6 +63,18 @@ struct lmtp_rcpt {
 	uint64_t	 req;
 	struct ipc	*ipc;		/* delivery channel while it runs */
 	enum store_result result;
+	bool		 busy;		/* over lmtp_user_concurrency */
+};
+
+/*
+ * Deliveries in flight per user, over all connections: at most
+ * lmtp_user_concurrency each, so one busy mailbox cannot take every
+ * deliver worker's attention (Dovecot: lmtp_user_concurrency_limit).
+ */
+struct lmtp_active {
+	struct lmtp_active *next;
+	unsigned int	 n;
+	char		 user[AUTH_USER_MAX + 1];
 };
 
 struct lmtp_conn {
@@ -115,6 +127,52 @@ static bool shutting_down;
 static int listen_fds[CONFIG_LMTP_LISTEN_MAX];
 static unsigned int nlisten;
 static char hostname[256];
+static struct lmtp_active *active;
+
+static struct lmtp_active *
+active_find(const char *user)
+{
+	for (struct lmtp_active *a = active; a != NULL; a = a->next)
+		if (strcmp(a->user, user) == 0)
+			return a;
+	return NULL;
+}
+
+/* Count one more delivery for user; false when over the limit. */
+static bool
+active_take(const char *user)
+{
+	struct lmtp_active *a = active_find(user);
+
+	if (a != NULL && cf->lmtp_user_concurrency != 0 &&
+	    a->n >= cf->lmtp_user_concurrency)
+		return false;
+	if (a == NULL) {
+		if ((a = calloc(1, sizeof(*a))) == NULL)
+			return false;
+		str_copy(a->user, sizeof(a->user), user);
+		a->next = active;
+		active = a;
+	}
+	a->n++;
+	return true;
+}
+
+static void
+active_put(const char *user)
+{
+	struct lmtp_active **pp, *a;
+
+	for (pp = &active; (a = *pp) != NULL; pp = &a->next) {
+		if (strcmp(a->user, user) != 0)
+			continue;
+		if (--a->n == 0) {
+			*pp = a->next;
+			free(a);
+		}
+		return;
+	}
+}
 
 static void conn_process(struct lmtp_conn *c);
 
@@ -193,8 +251,12 @@ static void
 transaction_reset(struct lmtp_conn *c)
 {
 	spool_close(c);
-	for (unsigned int i = 0; i < c->nrcpt; i++)
-		ipc_free(&c->rcpts[i].ipc);
+	for (unsigned int i = 0; i < c->nrcpt; i++) {
+		if (c->rcpts[i].ipc != NULL) {
+			ipc_free(&c->rcpts[i].ipc);
+			active_put(c->rcpts[i].user);
+		}
+	}
 	free(c->rcpts);
 	c->rcpts = NULL;
 	c->nrcpt = c->rcpt_cap = 0;
@@ -569,10 +631,18 @@ deliveries_done(struct lmtp_conn *c)
 
 	for (unsigned int i = 0; i < c->nrcpt; i++) {
 		struct lmtp_rcpt *r = &c->rcpts[i];
-		enum store_result res = r->dup_of >= 0 ?
-		    c->rcpts[r->dup_of].result : r->result;
+		const struct lmtp_rcpt *o = r->dup_of >= 0 ?
+		    &c->rcpts[r->dup_of] : r;
+		enum store_result res = o->result;
 
-		delivery_reply(res, r->addr, line, sizeof(line));
+		if (o->busy) {
+			/* RFC 3463 X.4.5: mail system congestion. */
+			reply(c, "451 4.4.5 <%s> Too many deliveries to this "
+			    "mailbox at once, try again later", r->addr);
+			continue;
+		}
+		delivery_reply(res, cf->lmtp_quota_temporary, r->addr, line,
+		    sizeof(line));
 		reply(c, "%s", line);
 		ok += res == STORE_OK;
 	}
@@ -617,6 +687,7 @@ rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		r->result = STORE_TEMPFAIL;
 	}
 	ipc_free(&r->ipc);
+	active_put(r->user);
 	if (--c->delivering == 0)
 		deliveries_done(c);
 }
@@ -629,11 +700,18 @@ deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
 	int fds[2];
 
 	r->result = STORE_TEMPFAIL;
-	if ((m = calloc(1, sizeof(*m))) == NULL)
+	if (!active_take(r->user)) {
+		r->busy = true;
 		return;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		active_put(r->user);
+		return;
+	}
 	if (ipc_pair(fds) < 0) {
 		log_warn("session=%s socketpair", c->id);
 		free(m);
+		active_put(r->user);
 		return;
 	}
 	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
@@ -641,6 +719,7 @@ deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
 		close(fds[0]);
 		close(fds[1]);
 		free(m);
+		active_put(r->user);
 		return;
 	}
 	close(fds[1]);
@@ -652,6 +731,7 @@ deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
 	if (ipc_send(r->ipc, MSG_DELIVER_REQ, m, sizeof(*m), c->spool) < 0) {
 		ipc_free(&r->ipc);
 		free(m);
+		active_put(r->user);
 		return;
 	}
 	free(m);
@@ -1082,6 +1162,12 @@ lmtp_main(const struct config *config, unsigned int n)
 		/* Only at a forced stop: channels close with the process. */
 		conns->delivering = 0;
 		conn_free(conns);
+	}
+	while (active != NULL) {
+		struct lmtp_active *a = active;
+
+		active = a->next;
+		free(a);
 	}
 	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
 		ipc_free(&authc[i]);

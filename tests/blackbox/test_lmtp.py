@@ -519,14 +519,27 @@ def test_parallel_deliveries_wait_for_the_next_pop3_session(lmtpd, users):
     errors = []
 
     def one(i):
-        try:
-            c = client(srv, timeout=30)
-            body = b"Subject: parallel %d\r\nMessage-ID: <%d@t>\r\n\r\nx\r\n" \
-                % (i, i)
-            assert c.sendmail("bob@example.org", ["alice"], body) == {}
-            c.quit()
-        except Exception as e:       # reported below
-            errors.append(e)
+        body = b"Subject: parallel %d\r\nMessage-ID: <%d@t>\r\n\r\nx\r\n" \
+            % (i, i)
+        # over lmtp_user_concurrency (10) the answer is 451: retry, as an
+        # MTA does
+        for attempt in range(100):
+            try:
+                c = client(srv, timeout=30)
+                try:
+                    assert c.sendmail("bob@example.org", ["alice"], body) == {}
+                    return
+                finally:
+                    c.close()
+            except smtplib.SMTPDataError as e:
+                if e.smtp_code != 451:
+                    errors.append(e)
+                    return
+                time.sleep(0.05)
+            except Exception as e:       # reported below
+                errors.append(e)
+                return
+        errors.append("no delivery after 100 attempts")
 
     ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
     for t in ts:
@@ -695,3 +708,80 @@ def test_mbox_kill9_never_leaves_a_partial_message(users, postinod):
     assert all(v <= 2 for v in seen.values())
     assert {k for k, v in seen.items() if v > 1} <= set(pending)
     assert "event=append-recovered" in srv.log()   # kills did land mid-write
+
+
+# -- quotas and the per-user concurrency limit ---------------------------------
+
+def deliver_one(srv, rcpt=b"<alice>", body=MSG):
+    r = raw(srv)
+    r.start(rcpts=(rcpt,))
+    assert r.code(b"DATA") == 354
+    r.send(body + b".\r\n")
+    code, lines = r.reply()
+    r.close()
+    return code, lines[0]
+
+
+@pytest.mark.parametrize("mailbox", ["maildir", "mbox"])
+def test_quota_in_octets(users, postinod, mailbox):
+    spec = users.mbox_spec if mailbox == "mbox" else "maildir:~/Maildir"
+    srv = postinod(mailbox=spec, lmtp_listen="127.0.0.1:0",
+                   lmtp_quota_bytes=len(MSG) * 2 + 200)
+    assert deliver_one(srv)[0] == 250
+    code, line = deliver_one(srv, body=MSG + b"x" * len(MSG) + b"\r\n")
+    assert code == 552 and b"5.2.2" in line
+    assert deliver_one(srv)[0] == 250            # still fits
+    code, line = deliver_one(srv)
+    assert code == 552                           # now over
+    p = srv.login("alice", "secret")
+    assert p.stat()[0] == 2
+    p.quit()
+
+
+def test_quota_in_messages_and_temporary(users, postinod):
+    srv = postinod(lmtp_listen="127.0.0.1:0", lmtp_quota_messages=2,
+                   lmtp_quota_temporary=True)
+    assert deliver_one(srv)[0] == 250
+    assert deliver_one(srv)[0] == 250
+    code, line = deliver_one(srv)
+    assert code == 452 and b"4.2.2" in line
+    assert deliver_one(srv, rcpt=b"<bob>")[0] == 250   # others unaffected
+    assert len(stored(users, "alice")) == 2
+
+
+def test_pop3_cap_bounds_delivery(users, postinod):
+    """max_mailbox_size is where POP3 refuses the login: delivery stops
+    there, so mail can never lock its owner out."""
+    srv = postinod(lmtp_listen="127.0.0.1:0", max_messages=1)
+    assert deliver_one(srv)[0] == 250
+    assert deliver_one(srv)[0] == 552
+    p = srv.login("alice", "secret")
+    assert p.stat()[0] == 1
+    p.quit()
+
+
+def test_per_user_concurrency_limit(lmtpd, users):
+    srv = lmtpd(lmtp_user_concurrency=1)
+    assert deliver_one(srv)[0] == 250            # the worker now exists
+    (worker,) = srv.pids("deliver")
+    os.kill(worker, signal.SIGSTOP)              # a delivery that hangs
+    try:
+        a = raw(srv)
+        a.start()
+        assert a.code(b"DATA") == 354
+        a.send(MSG + b".\r\n")
+        # a second delivery to alice while the first runs: 451 4.4.5 ...
+        code, line = deliver_one(srv)
+        assert code == 451 and b"4.4.5" in line
+        # ... and one of the same transaction's to bob is not affected
+        # by alice's limit (it waits for the stopped worker, like a)
+        b = raw(srv)
+        b.start(rcpts=(b"<alice>", b"<bob>"))
+        assert b.code(b"DATA") == 354
+        b.send(MSG + b".\r\n")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert a.reply()[0] == 250
+    assert [b.reply()[0] for _ in range(2)] == [451, 250]
+    assert len(stored(users, "alice")) == 2
+    assert len(stored(users, "bob")) == 1
