@@ -25,6 +25,11 @@ LDLIBS	 = -lssl -lcrypto -lcrypt
 GMIME_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags gmime-3.0 2>/dev/null))
 GMIME_LIBS   = $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 
+# libpq for passdb = pgsql (src/auth/auth_pgsql.c), linked into postinod
+# (and the tests) only: postino-passwd and postino never use it.
+PQ_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libpq 2>/dev/null))
+PQ_LIBS	  = -lpq
+
 ifeq ($(SAN),1)
 BUILD	 = build/asan
 CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -88,6 +93,7 @@ deps-check:
 deps-check-server:
 	@sh tests/deps.sh check server
 
+$(BUILD)/src/auth/auth_pgsql.o: CFLAGS += $(PQ_CFLAGS)
 $(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
 $(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
@@ -104,13 +110,13 @@ $(BUILD)/libpostino-%.a: $$(call objs,$$($$*_SRC))
 	$(call quiet,AR,$@)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/postinod: $(BUILD)/src/server/main.o $(LIB_SERVER) $(LIB_SHARED)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
@@ -119,7 +125,8 @@ $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/unit/testutil.o \
     $(LIB_CLIENT) $(LIB_SERVER) $(LIB_SHARED)
 	@mkdir -p $(@D)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) -lcmocka
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS) \
+	    $(PQ_LIBS) -lcmocka
 
 # A symbol a lower layer uses but only an upper (or sibling) layer defines
 # is a dependency in the wrong direction.
@@ -235,7 +242,8 @@ FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
 	$(call quiet,FUZZ,$@)clang -std=c17 -D_GNU_SOURCE -g -O1 \
-	    -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+	    -fsanitize=fuzzer,address,undefined $(PQ_CFLAGS) -o $@ $< \
+	    $(FUZZ_LIB_SRC) $(LDLIBS) $(PQ_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/fuzz/corpus-$${f##*/}; \

@@ -34,7 +34,7 @@ function flush(   i, k) {
 	delete done_in_entry
 }
 /^[ \t]*$/ { flush(); next }
-/^#?[a-z_]+ *=/ {
+/^#?[a-z_][a-z0-9_]* *=/ {
 	line = $0
 	sub(/^#/, "", line)
 	key = line

@@ -7,13 +7,13 @@
 #                              the apt-get line, and fail (what `make` runs first)
 set -eu
 
-server="gcc make libc6-dev libssl-dev libcrypt-dev openssl"
+server="gcc make libc6-dev libssl-dev libcrypt-dev openssl libpq-dev"
 build="$server pkg-config libgmime-3.0-dev"
 # Packaging and its tests: the man-page check, make deb, the fresh-root tests.
 pkg="man-db groff-base debhelper dpkg-dev fakeroot lintian debootstrap git"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
 	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
-	postfix dovecot-lmtpd util-linux $pkg"
+	postfix dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"
 
 check=false
 if [ "${1:-}" = check ]; then

@@ -31,8 +31,11 @@
 /* Name, hash, two ids, a home of PATH_MAX and room for gecos and extras. */
 #define PASSWD_LINE_MAX	(AUTH_USER_MAX + AUTH_HASH_MAX + AUTH_HOME_MAX + 4096)
 #define PASSWD_FIELDS	8
-/* Distinct crypt(3) methods counted to pick the dummy hash's method. */
-#define DUMMY_METHODS	8
+/*
+ * Distinct (scheme, cost) pairs counted to pick the dummy hash; a file
+ * with more kinds than this is counted by its first ones.
+ */
+#define DUMMY_METHODS	16
 /* Hex digits of an APOP digest: MD5 (RFC 1939 sec. 7). */
 #define APOP_HEX_LEN	32
 
@@ -64,8 +67,9 @@ struct auth_db {
 	size_t		 count;
 	/*
 	 * Hashed for unknown and locked users and for {PLAIN} ones, so all
-	 * cost what a real user's check costs: a hash of the method most
-	 * users have (a crypt(3) method or SCRAM-SHA-256), else yescrypt.
+	 * cost what a real user's check costs: a hash of the scheme and cost
+	 * most users have (a crypt(3) setting or SCRAM-SHA-256 iterations),
+	 * else yescrypt.
 	 */
 	char		 dummy[AUTH_HASH_MAX];
 	bool		 dummy_is_scram;
@@ -264,59 +268,84 @@ parse_line(struct auth_db *db, char *line, unsigned int lineno,
 	return true;
 }
 
-/* The crypt(3) method of a hash: "$y$", "$2b$"; "" for DES. */
+/*
+ * The cost-bearing prefix of a crypt(3) hash, everything but salt and
+ * digest: "$6$" or "$6$rounds=50000$", "$y$j9T$", "$2b$12$"; 0 for DES.
+ * Two hashes with the same prefix cost the same to check.
+ */
 static size_t
-method_len(const char *hash)
+setting_len(const char *hash)
 {
-	const char *end;
+	const char *last, *before = NULL;
 
-	if (hash[0] != '$' || (end = strchr(hash + 1, '$')) == NULL)
+	if (hash[0] != '$' || (last = strrchr(hash, '$')) == hash)
 		return 0;
-	return (size_t)(end - hash) + 1;
+	/* bcrypt: "$2b$cost$" then salt and digest with no '$' between. */
+	if (hash[1] == '2')
+		return (size_t)(last - hash) + 1;
+	for (const char *p = hash; p < last; p++)
+		if (*p == '$')
+			before = p;
+	return before == NULL || before == hash ? 0 :
+	    (size_t)(before - hash) + 1;
 }
 
-/* Take the most common method's hash as the dummy; keep the old one if none. */
+/* Same scheme, same cost: the same crypt(3) setting or SCRAM iterations. */
+static bool
+same_cost(const struct entry *a, const struct entry *b)
+{
+	size_t la, lb;
+
+	if (a->scheme != b->scheme)
+		return false;
+	if (a->scheme == SCHEME_SCRAM)
+		return strtoul(a->secret, NULL, 10) == strtoul(b->secret, NULL,
+		    10);
+	la = setting_len(a->secret);
+	lb = setting_len(b->secret);
+	return la == lb && strncmp(a->secret, b->secret, la) == 0;
+}
+
+/*
+ * Take as the dummy a hash of the scheme and cost most users have (a
+ * crypt(3) setting, or SCRAM-SHA-256 iterations), so an unknown user
+ * costs what most real users cost (issue 10, finding 11). Keep the old
+ * one when the file has none.
+ */
 static void
 pick_dummy(struct auth_db *db)
 {
-	const struct entry *first[DUMMY_METHODS], *scram = NULL;
-	size_t seen[DUMMY_METHODS], methods = 0, best = 0, nscram = 0;
+	const struct entry *first[DUMMY_METHODS];
+	size_t seen[DUMMY_METHODS], kinds = 0, best = 0;
 
 	for (size_t i = 0; i < db->count; i++) {
 		const struct entry *e = &db->entries[i];
-		size_t m, len;
+		size_t k;
 
-		if (e->scheme == SCHEME_SCRAM) {
-			if (nscram++ == 0)
-				scram = e;
+		if (e->scheme != SCHEME_CRYPT && e->scheme != SCHEME_SCRAM)
 			continue;
-		}
-		if (e->scheme != SCHEME_CRYPT)
-			continue;
-		len = method_len(e->secret);
-		for (m = 0; m < methods; m++)
-			if (method_len(first[m]->secret) == len &&
-			    strncmp(first[m]->secret, e->secret, len) == 0)
+		for (k = 0; k < kinds; k++)
+			if (same_cost(first[k], e))
 				break;
-		if (m == methods) {
-			if (methods == DUMMY_METHODS)
+		if (k == kinds) {
+			if (kinds == DUMMY_METHODS)
 				continue;
-			first[methods] = e;
-			seen[methods++] = 0;
+			first[kinds] = e;
+			seen[kinds++] = 0;
 		}
-		seen[m]++;
+		seen[k]++;
 	}
-	for (size_t m = 1; m < methods; m++)
-		if (seen[m] > seen[best])
-			best = m;
+	for (size_t k = 1; k < kinds; k++)
+		if (seen[k] > seen[best])
+			best = k;
+	if (kinds == 0)
+		return;
 	/* parse_secret() checked every SCRAM secret. */
-	if (nscram > 0 && (methods == 0 || nscram > seen[best]) &&
-	    auth_scram_parse(scram->secret, &db->dummy_scram) == 0) {
-		db->dummy_is_scram = true;
+	if (first[best]->scheme == SCHEME_SCRAM) {
+		if (auth_scram_parse(first[best]->secret, &db->dummy_scram) == 0)
+			db->dummy_is_scram = true;
 		return;
 	}
-	if (methods == 0)
-		return;
 	db->dummy_is_scram = false;
 	explicit_bzero(&db->dummy_scram, sizeof(db->dummy_scram));
 	/* parse_secret() bounded every CRYPT secret below AUTH_HASH_MAX. */

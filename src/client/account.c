@@ -702,12 +702,26 @@ account_password(struct account *a, char *pass, size_t size, char *err)
 	int rc = 0;
 
 	pass[0] = '\0';
+	/* What was asked for on this command line wins. */
+	if (a->password_command_cli && a->password_command[0] != '\0') {
+		if (default_user(a, err) < 0)
+			return -1;
+		return account_password_command(a->password_command, pass,
+		    size, err);
+	}
 	if (env != NULL && env[0] != '\0') {
 		if (str_copy(pass, size, env) < 0) {
 			str_copy(err, ERR_LEN, "POSTINO_PASSWORD too long");
 			return -1;
 		}
 		return default_user(a, err);
+	}
+	/* The account's own command is more specific than a .netrc. */
+	if (a->password_command[0] != '\0') {
+		if (default_user(a, err) < 0)
+			return -1;
+		return account_password_command(a->password_command, pass,
+		    size, err);
 	}
 	if (home != NULL && home[0] == '/' &&
 	    str_fmt(netrc, sizeof(netrc), "%s/.netrc", home) == 0)
@@ -718,9 +732,6 @@ account_password(struct account *a, char *pass, size_t size, char *err)
 		return -1;
 	if (rc > 0)
 		return 0;
-	if (a->password_command[0] != '\0')
-		return account_password_command(a->password_command, pass,
-		    size, err);
 	(void)str_fmt(prompt, sizeof(prompt), "Password for %s@%s: ", a->user,
 	    a->host);
 	return account_password_prompt(prompt, pass, size, err);

@@ -25,11 +25,14 @@
  *	mbox ~/mbox			# one of these three
  *	mda /usr/bin/procmail -d alice
  *
- * Passwords never come from the command line or the file itself. Sources
- * in order: $POSTINO_PASSWORD, ~/.netrc ("machine HOST login USER password
+ * Passwords never come from the command line or the file itself. Sources,
+ * the most specific first: a --password-command given on the command line
+ * (password_command_cli), $POSTINO_PASSWORD, the account's
+ * password-command in the configuration file (first line of its stdout;
+ * exit status 0 required), ~/.netrc ("machine HOST login USER password
  * PASS"; ignored with a warning when others can read it, like ftp(1)),
- * the password command (first line of its stdout; exit status 0
- * required), a prompt on /dev/tty with echo off.
+ * a prompt on /dev/tty with echo off. Only the first source that is set
+ * is asked: a failing command is an error, not a reason to try the next.
  */
 #ifndef POSTINO_ACCOUNT_H
 #define POSTINO_ACCOUNT_H
@@ -75,6 +78,7 @@ struct account {
 	char			tls_fingerprint[ACCOUNT_FINGERPRINT_MAX + 1];
 	char			auth[ACCOUNT_AUTH_MAX + 1];	/* "" auto */
 	char			password_command[ACCOUNT_CMD_MAX];
+	bool			password_command_cli;	/* given as --password-command */
 	char			maildir[PATH_MAX];
 	char			mbox[PATH_MAX];
 	char			mda[ACCOUNT_CMD_MAX];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -29,6 +30,9 @@ struct fetch_dest {
 	int		 fd;			/* message file or spool */
 	char		 final[PATH_MAX];	/* Maildir: name in new/ */
 	bool		 spool_named;		/* fetch_set_spool() */
+	char		 result[PATH_MAX];	/* MDA: its outcome, for recovery */
+	int		 result_fd;		/* MDA: locked while it runs */
+	mode_t		 mda_umask;
 	int		 mbox_fd;		/* mbox: locked once prepared */
 	struct mbox_lock lk;			/* mbox: its locks */
 	off_t		 old_size;		/* mbox: size before append */
@@ -36,6 +40,7 @@ struct fetch_dest {
 	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: gap, From_ */
 	unsigned long	 commits;
 	unsigned long	 kill_append;		/* test hook, see fetch_open */
+	bool		 unsynced;		/* Maildir: renames to fsync */
 	bool		 prepared;
 	bool		 active;
 	bool		 failed;
@@ -213,7 +218,8 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 		return -1;
 	}
 	d->kind = kind;
-	d->fd = d->dir_tmp = d->dir_new = d->mbox_fd = -1;
+	d->fd = d->dir_tmp = d->dir_new = d->mbox_fd = d->result_fd = -1;
+	d->mda_umask = 022;
 	if (str_copy(d->where, sizeof(d->where), where) < 0) {
 		str_copy(err, ERR_LEN, "path too long");
 		goto fail;
@@ -271,10 +277,21 @@ fetch_set_spool(struct fetch_dest *d, const char *path, char *err)
 		(void)str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (str_fmt(d->result, sizeof(d->result), "%s.mda", path) < 0) {
+		close(fd);
+		str_copy(err, ERR_LEN, "spool path too long");
+		return -1;
+	}
 	close(d->fd);
 	d->fd = fd;
 	d->spool_named = true;
 	return 0;
+}
+
+void
+fetch_set_mda_umask(struct fetch_dest *d, mode_t mask)
+{
+	d->mda_umask = mask;
 }
 
 int
@@ -657,17 +674,16 @@ maildir_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 	return 0;
 }
 
+/* The rename becomes durable with new/ itself, in fetch_sync(). */
 static int
 maildir_commit(struct fetch_dest *d, char *err)
 {
-	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0 ||
-	    fsync(d->dir_new) < 0) {
+	if (renameat(d->dir_tmp, d->name, d->dir_new, d->final) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s/new/%s: %s", d->where, d->final,
 		    strerror(errno));
-		/* Not durable: take it back so it is fetched again. */
-		(void)unlinkat(d->dir_new, d->final, 0);
 		return -1;
 	}
+	d->unsynced = true;
 	return 0;
 }
 
@@ -755,10 +771,105 @@ mbox_commit(struct fetch_dest *d, char *err)
 	return rc;
 }
 
+/* Signals a terminal or a service manager sends the whole group. */
+static const int mda_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+
+/* In a child: the MDA, with the user's umask and default signals. */
+static void
+mda_exec(struct fetch_dest *d)
+{
+	for (size_t i = 0; i < sizeof(mda_signals) / sizeof(*mda_signals); i++)
+		(void)signal(mda_signals[i], SIG_DFL);
+	(void)umask(d->mda_umask);
+	if (dup2(d->fd, STDIN_FILENO) < 0)
+		_exit(127);
+	execl("/bin/sh", "sh", "-c", d->where, (char *)NULL);
+	_exit(127);
+}
+
+static int
+wait_child(pid_t pid, int *status, char *err)
+{
+	while (waitpid(pid, status, 0) < 0) {
+		if (errno != EINTR) {
+			(void)str_fmt(err, ERR_LEN, "waitpid: %s",
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * With a result file (fetch_set_spool): a supervisor process runs the
+ * MDA and writes its wait status to the file, under an flock taken before
+ * the fork. It ignores the signals a terminal sends its whole group, so
+ * a postino killed in the middle (kill -9, Ctrl-C) leaves the MDA's
+ * outcome on disk for the next run, which waits for the lock and reads
+ * it: delivered exactly once. Only when the supervisor dies too (a kill
+ * of the whole group or cgroup with SIGKILL, a power failure) is the
+ * outcome unknown, and the message is delivered again.
+ */
+static int
+mda_supervise(struct fetch_dest *d, int *status, char *err)
+{
+	char line[32];
+	pid_t pid;
+	ssize_t n;
+
+	pid = fork();
+	if (pid < 0) {
+		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		pid_t mda;
+		int st;
+
+		unsigned int lo = (unsigned int)(d->fd < d->result_fd ? d->fd :
+		    d->result_fd), hi = (unsigned int)(d->fd < d->result_fd ?
+		    d->result_fd : d->fd);
+
+		for (size_t i = 0; i < sizeof(mda_signals) /
+		    sizeof(*mda_signals); i++)
+			(void)signal(mda_signals[i], SIG_IGN);
+		/*
+		 * Only the spool and the result file: the state's lock, the
+		 * server's socket and the rest must go with postino.
+		 */
+		if ((lo > 3 && close_range(3, lo - 1, 0) < 0) ||
+		    (hi > lo + 1 && close_range(lo + 1, hi - 1, 0) < 0) ||
+		    close_range(hi + 1, ~0U, 0) < 0)
+			_exit(1);
+		mda = fork();
+		if (mda < 0)
+			_exit(1);
+		if (mda == 0)
+			mda_exec(d);
+		while (waitpid(mda, &st, 0) < 0)
+			if (errno != EINTR)
+				_exit(1);
+		(void)str_fmt(line, sizeof(line), "status %d\n", st);
+		if (pwrite(d->result_fd, line, strlen(line), 0) !=
+		    (ssize_t)strlen(line) || fsync(d->result_fd) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	if (wait_child(pid, status, err) < 0)
+		return -1;
+	n = pread(d->result_fd, line, sizeof(line) - 1, 0);
+	line[n > 0 ? n : 0] = '\0';
+	if (sscanf(line, "status %d", status) != 1) {
+		str_copy(err, ERR_LEN, "mda supervisor failed");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 mda_commit(struct fetch_dest *d, char *err)
 {
-	int status;
+	int status, rc;
 	pid_t pid;
 
 	if (flush(d) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
@@ -766,23 +877,23 @@ mda_commit(struct fetch_dest *d, char *err)
 		    strerror(errno));
 		return -1;
 	}
-	pid = fork();
-	if (pid < 0) {
-		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		if (dup2(d->fd, STDIN_FILENO) < 0)
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", d->where, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			(void)str_fmt(err, ERR_LEN, "waitpid: %s",
+	if (d->result_fd >= 0) {
+		rc = mda_supervise(d, &status, err);
+		close(d->result_fd);
+		d->result_fd = -1;
+		if (rc < 0)
+			return -1;
+	} else {
+		pid = fork();
+		if (pid < 0) {
+			(void)str_fmt(err, ERR_LEN, "fork: %s",
 			    strerror(errno));
 			return -1;
 		}
+		if (pid == 0)
+			mda_exec(d);
+		if (wait_child(pid, &status, err) < 0)
+			return -1;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
@@ -793,6 +904,74 @@ mda_commit(struct fetch_dest *d, char *err)
 		(void)str_fmt(err, ERR_LEN, "mda failed (signal %d): %s",
 		    WTERMSIG(status), d->where);
 	return -1;
+}
+
+/* A fresh, locked result file for the MDA's outcome; token "mda wait". */
+static int
+mda_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	if (flush(d) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (!d->spool_named)
+		return str_fmt(token, size, "mda");
+	d->result_fd = open(d->result, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (d->result_fd < 0 || flock(d->result_fd, LOCK_EX | LOCK_NB) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->result,
+		    strerror(errno));
+		if (d->result_fd >= 0)
+			close(d->result_fd);
+		d->result_fd = -1;
+		return -1;
+	}
+	return str_fmt(token, size, "mda wait");
+}
+
+/*
+ * "mda wait": the outcome a supervisor wrote (see mda_supervise), once it
+ * let go of the lock (bounded wait: it may still be running the MDA).
+ */
+static int
+mda_recover(struct fetch_dest *d, char *err)
+{
+	char line[32];
+	ssize_t n;
+	int fd, status, tries = 0;
+
+	if (!d->spool_named)
+		return 0;
+	fd = open(d->result, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", d->result,
+		    strerror(errno));
+		return -1;
+	}
+	while (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK ||
+		    ++tries > FETCH_MDA_WAIT * 10) {
+			(void)str_fmt(err, ERR_LEN, "%s: the mda of an "
+			    "interrupted run is still running (%s)", d->where,
+			    errno == EWOULDBLOCK ? "waited too long" :
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		(void)nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+	}
+	n = fd >= 0 ? pread(fd, line, sizeof(line) - 1, 0) : 0;
+	if (fd >= 0)
+		close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	if (sscanf(line, "status %d", &status) != 1) {
+		(void)str_fmt(err, ERR_LEN, "the last run was interrupted "
+		    "while the mda ran and its outcome is unknown; the "
+		    "message it was given is delivered again");
+		return 2;
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 0;
 }
 
 int
@@ -818,10 +997,7 @@ fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 		rc = mbox_prepare(d, token, size, err);
 		break;
 	default:
-		rc = flush(d) < 0 ? -1 : str_fmt(token, size, "mda");
-		if (rc < 0)
-			(void)str_fmt(err, ERR_LEN, "temporary file: %s",
-			    strerror(errno));
+		rc = mda_prepare(d, token, size, err);
 		break;
 	}
 	if (rc < 0) {
@@ -877,6 +1053,8 @@ maildir_recover(struct fetch_dest *d, const char *final, char *err)
 	tmpname[s - final] = '\0';
 	/* Killed between prepare and rename: the file is still in tmp/. */
 	(void)unlinkat(d->dir_tmp, tmpname, 0);
+	/* Landed, but maybe not durable: fetch_sync() makes sure. */
+	d->unsynced = true;
 	if (faccessat(d->dir_new, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
 	/* A reader may have moved it to cur/ and added flags (":2,S"). */
@@ -981,8 +1159,24 @@ fetch_recover(struct fetch_dest *d, const char *token, char *err)
 		    0;
 	if (strcmp(token, "mda") == 0)
 		return 0;
+	if (strcmp(token, "mda wait") == 0)
+		return d->kind == FETCH_MDA ? mda_recover(d, err) : 0;
 	str_copy(err, ERR_LEN, "unknown pending delivery in the state file");
 	return -1;
+}
+
+int
+fetch_sync(struct fetch_dest *d, char *err)
+{
+	if (d->kind != FETCH_MAILDIR || !d->unsynced)
+		return 0;
+	if (fsync(d->dir_new) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s/new: fsync: %s", d->where,
+		    strerror(errno));
+		return -1;
+	}
+	d->unsynced = false;
+	return 0;
 }
 
 void
@@ -992,6 +1186,9 @@ fetch_abort(struct fetch_dest *d)
 		return;
 	d->active = d->prepared = false;
 	d->used = 0;
+	if (d->result_fd >= 0)
+		close(d->result_fd);
+	d->result_fd = -1;
 	if (d->kind == FETCH_MAILDIR) {
 		if (d->fd >= 0)
 			close(d->fd);

@@ -5,8 +5,9 @@
  * returns 0; until then nothing of it is visible to a mail reader.
  *
  * - Maildir: written to tmp/ (O_EXCL), fsync, renamed into new/ as
- *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE", then new/ is fsynced. The
- *   directories are created (0700) if missing.
+ *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE"; new/ is fsynced by fetch_sync(),
+ *   once for a batch of messages. The directories are created (0700) if
+ *   missing.
  * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), or the
  *   file given to fetch_set_spool(), then appended under the store's mbox
  *   locks (src/store/mbox_lock.h: FILE.lock with our pid, and fcntl),
@@ -16,8 +17,13 @@
  *   empty line after the message; fsync. Any failure truncates the mbox
  *   back to its old size.
  * - MDA: spooled the same way, then "/bin/sh -c CMD" gets the whole
- *   message on its standard input; exit status 0 means delivered. A
- *   message is never streamed to the command half-received.
+ *   message on its standard input, with the user's umask
+ *   (fetch_set_mda_umask); exit status 0 means delivered. A message is
+ *   never streamed to the command half-received. With a spool file
+ *   (fetch_set_spool) a supervisor process runs the command and records
+ *   its exit status in SPOOL.mda, so a postino killed while the MDA runs
+ *   learns the outcome in the next run: exactly once, as far as the MDA
+ *   itself delivers all or nothing and says so in its exit status.
  */
 #ifndef POSTINO_FETCH_H
 #define POSTINO_FETCH_H
@@ -25,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../lib/str.h"
 
@@ -33,6 +40,8 @@
 /* How long to wait for an mbox lock (seconds), and when a dotlock is stale. */
 #define FETCH_LOCK_WAIT		30
 #define FETCH_DOTLOCK_STALE	300
+/* Seconds recovery waits for the MDA of an interrupted run to finish. */
+#define FETCH_MDA_WAIT		300
 /* A SHA-256 digest in hex, in an mbox delivery token. */
 #define FETCH_DIGEST_HEX	64
 /* Return-Path addresses longer than this become MAILER-DAEMON. */
@@ -63,6 +72,9 @@ int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
  */
 int fetch_set_spool(struct fetch_dest *d, const char *path, char *err);
 
+/* The umask the MDA runs with (postino itself runs with 077). */
+void fetch_set_mda_umask(struct fetch_dest *d, mode_t mask);
+
 /* Start a message. 0, or -1 with err. */
 int fetch_begin(struct fetch_dest *d, char *err);
 
@@ -79,25 +91,36 @@ int fetch_data(void *d, const char *data, size_t len, bool eol);
  * tmp/ is fsynced, "maildir NAME"; mbox: the mbox is locked until commit
  * or abort, "mbox OLDSIZE LENGTH SHA256 GAP FROM_LINE" (the append's
  * length and digest, the empty lines before its From_ line and that line);
- * MDA: "mda". 0, or -1 with err (the message is dropped).
+ * MDA: "mda wait" (with a spool file: its outcome will be recorded), or
+ * "mda". 0, or -1 with err (the message is dropped).
  */
 int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
 
 /*
- * Make the message durable (prepared first if it was not). 0, or -1 with
- * err and nothing delivered.
+ * Deliver the message (prepared first if it was not): visible to readers
+ * and surviving a kill of postino; durable against a power failure once
+ * fetch_sync() returned (an mbox append and an MDA are durable at once).
+ * 0, or -1 with err and nothing delivered.
  */
 int fetch_commit(struct fetch_dest *d, char *err);
+
+/*
+ * Make every committed message durable (Maildir: fsync new/). Call before
+ * recording them durably. 0, or -1 with err.
+ */
+int fetch_sync(struct fetch_dest *d, char *err);
 
 /*
  * After a crash: did the delivery token describes land? 1 yes (for an
  * mbox: the octets after the old end have the recorded length and digest);
  * 0 no (a leftover tmp/ file is removed; a partial mbox append is removed
  * only when the spool proves the octets after the old end are exactly a
- * prefix of it; an MDA cannot be asked, so 0: delivered again rather than
- * lost); 2 unknown: another program wrote to the mbox after the partial
- * append, so nothing is touched and err says where (the message is to be
- * fetched again, never counted as delivered); -1 error.
+ * prefix of it; "mda wait": the outcome its supervisor recorded, after
+ * waiting up to FETCH_MDA_WAIT seconds for it; "mda": unknown, so 0:
+ * delivered again rather than lost); 2 unknown, err says why and the
+ * message is to be fetched again, never counted as delivered: another
+ * program wrote to the mbox after a partial append (nothing is touched),
+ * or the MDA's supervisor was killed too; -1 error.
  */
 int fetch_recover(struct fetch_dest *d, const char *token, char *err);
 

@@ -38,6 +38,12 @@ enum {
 /* Seconds to wait for a connection or for the server to say anything. */
 #define DEFAULT_TIMEOUT		60
 #define MAX_TIMEOUT		3600
+/*
+ * Deliveries made durable together (new/ and the state journal fsynced):
+ * a power failure may deliver again at most one batch; a kill, nothing.
+ */
+#define SYNC_EVERY_MSGS		100
+#define SYNC_EVERY_MS		1000
 
 struct opts {
 	const char	*cmd;
@@ -65,6 +71,8 @@ struct session {
 	struct pop3c	*c;
 };
 
+static mode_t user_umask = 022;
+
 static void
 usage(FILE *f)
 {
@@ -83,8 +91,8 @@ usage(FILE *f)
 "                login|user   (default: the strongest the server offers)\n"
 "         -4  -6  --user NAME  --password-command CMD\n"
 "         --config FILE  --timeout SECS  --verbose  --quiet\n"
-"password $POSTINO_PASSWORD, else ~/.netrc, else --password-command CMD,\n"
-"         else a prompt on the terminal\n"
+"password the first of: --password-command CMD, $POSTINO_PASSWORD, the\n"
+"         account's password-command, ~/.netrc, a prompt on the terminal\n"
 "exit     0 ok (also no new mail), 1 usage, 2 connection/network, 3 TLS,\n"
 "         4 authentication, 5 mailbox in use or login delay, 6 local\n"
 "         delivery failed (nothing lost), 7 server error or protocol\n"
@@ -285,6 +293,7 @@ setup_account(struct session *s)
 		warnx_("--password-command: too long");
 		return EXIT_USAGE;
 	}
+	s->a.password_command_cli = o->password_command != NULL;
 	if ((o->fingerprint != NULL && str_copy(s->a.tls_fingerprint,
 	    sizeof(s->a.tls_fingerprint), o->fingerprint) < 0) ||
 	    (o->auth != NULL && str_copy(s->a.auth, sizeof(s->a.auth),
@@ -496,6 +505,18 @@ cmp_uid_num(const void *a, const void *b)
 }
 
 /*
+ * Commands to keep in flight: the server's PIPELINING (RFC 2449 sec. 6.6)
+ * saves a round trip per message, and keeps a server that delays its last
+ * small segment (Nagle against our delayed ACK) from stalling each one.
+ */
+static unsigned int
+pipeline_window(struct session *s)
+{
+	return pop3c_caps(s->c) & POP3C_CAP_PIPELINING ? POP3C_PIPELINE_MAX :
+	    1;
+}
+
+/*
  * No UIDL: a message's id is a digest of its size and header (TOP n 0),
  * plus its rank among messages with the same digest, so identical copies
  * stay apart. Weaker than UIDL: a server that rewrites headers makes
@@ -509,11 +530,21 @@ digest_uids(struct session *s, struct pop3c_msg *msgs, size_t n)
 	char hex[2 * EVP_MAX_MD_SIZE + 1], size[32], id[POP3C_UID_MAX];
 	unsigned int mdlen, *ranks;
 
+	unsigned int window = pipeline_window(s);
+	size_t sent = 0;
+
 	warnx_("%s: the server has no UIDL; telling new messages from old by "
 	    "size and a digest of the header (TOP)", s->where);
 	for (size_t i = 0; i < n; i++) {
 		struct digest_ctx x = { EVP_MD_CTX_new(), false };
-		int rc;
+		int rc = 0;
+
+		while (rc == 0 && sent < n && sent - i < window)
+			rc = pop3c_send_top(s->c, msgs[sent++].num, 0);
+		if (rc < 0) {
+			EVP_MD_CTX_free(x.md);
+			return session_fail(s);
+		}
 
 		if (x.md == NULL || !EVP_DigestInit_ex(x.md, EVP_sha256(),
 		    NULL)) {
@@ -525,8 +556,8 @@ digest_uids(struct session *s, struct pop3c_msg *msgs, size_t n)
 		    (unsigned long long)msgs[i].size);
 		(void)EVP_DigestUpdate(x.md, size, strlen(size));
 		/* The header of a message of this size cannot be larger. */
-		rc = pop3c_top(s->c, msgs[i].num, 0, msgs[i].size + 65536,
-		    digest_data, &x, NULL);
+		rc = pop3c_recv_data(s->c, msgs[i].size + 65536, digest_data,
+		    &x, NULL);
 		mdlen = 0;
 		if (rc == 0 && !EVP_DigestFinal_ex(x.md, md, &mdlen))
 			x.failed = true;
@@ -685,7 +716,21 @@ recover_pending(struct state *st, struct fetch_dest *dest)
 		warnx_("the last run was interrupted while the mda ran; the "
 		    "message it was given is delivered again");
 	if ((rc == 1 ? state_add(st, uid, err) :
-	    state_clear_pending(st, err)) < 0) {
+	    state_clear_pending(st, err)) < 0 || fetch_sync(dest, err) < 0 ||
+	    state_sync(st, err) < 0) {
+		warnx_("%s", err);
+		return EXIT_LOCAL;
+	}
+	return EXIT_OK;
+}
+
+/* Deliveries first, then the records of them. EXIT_OK or EXIT_LOCAL. */
+static int
+sync_batch(struct state *st, struct fetch_dest *dest)
+{
+	char err[ERR_LEN];
+
+	if (fetch_sync(dest, err) < 0 || state_sync(st, err) < 0) {
 		warnx_("%s", err);
 		return EXIT_LOCAL;
 	}
@@ -745,6 +790,9 @@ cmd_fetch(struct session *s)
 	unsigned long kill_after = test_hook("POSTINO_TEST_KILL_AFTER");
 	unsigned long kill_stored = test_hook("POSTINO_TEST_KILL_STORED");
 	char token[PATH_MAX + 32];
+	unsigned int window, unsynced = 0;
+	uint64_t synced_at = pop3c_now_ms();
+	bool synced = true;
 	int rc, result = EXIT_OK;
 
 	rc = open_dest(s, &dest);
@@ -762,6 +810,7 @@ cmd_fetch(struct session *s)
 		fetch_close(&dest);
 		return rc > 0 ? EXIT_INUSE : EXIT_LOCAL;
 	}
+	fetch_set_mda_umask(dest, user_umask);
 	if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
 		warnx_("%s", err);
 		rc = EXIT_LOCAL;
@@ -804,6 +853,7 @@ cmd_fetch(struct session *s)
 		goto out;
 	}
 
+	window = pipeline_window(s);
 	pg.on = isatty(STDERR_FILENO) && !s->o->quiet && !s->o->verbose;
 	pg.dest = dest;
 	for (size_t i = 0; i < n; i++) {
@@ -816,18 +866,36 @@ cmd_fetch(struct session *s)
 	}
 	progress_draw(&pg);
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, next = 0, ahead = 0; i < n; i++) {
 		struct pop3c_msg *m = &msgs[i];
 
 		if (state_has(st, m->uid))
 			continue;
+		/* RETRs in flight: this one and up to the window after it. */
+		if (next <= i) {
+			next = i;
+			ahead = 0;
+		}
+		while (next < n && ahead < window) {
+			if (!state_has(st, msgs[next].uid)) {
+				if (pop3c_send_retr(s->c, msgs[next].num) < 0)
+					break;
+				ahead++;
+			}
+			next++;
+		}
+		if (ahead == 0) {
+			result = session_fail(s);
+			break;
+		}
+		ahead--;
 		if (fetch_begin(dest, err) < 0) {
 			warnx_("%s", err);
 			result = EXIT_LOCAL;
 			break;
 		}
-		if (pop3c_retr(s->c, m->num, retr_bound(m->size),
-		    progress_data, &pg, NULL) < 0) {
+		if (pop3c_recv_data(s->c, retr_bound(m->size), progress_data,
+		    &pg, NULL) < 0) {
 			if (pop3c_error(s->c) == POP3C_ELOCAL) {
 				/* commit reports why the write failed */
 				if (fetch_commit(dest, err) < 0)
@@ -861,7 +929,7 @@ cmd_fetch(struct session *s)
 		}
 		if (kill_stored > 0 && delivered + 1 == kill_stored)
 			raise(SIGKILL);
-		/* Durable locally: now it counts as delivered. */
+		/* Delivered: now it counts, durably at the next sync. */
 		if (state_add(st, m->uid, err) < 0) {
 			warnx_("%s (message %u was delivered; it may be "
 			    "delivered again)", err, (unsigned int)m->num);
@@ -873,19 +941,41 @@ cmd_fetch(struct session *s)
 		progress_draw(&pg);
 		if (kill_after > 0 && delivered == kill_after)
 			raise(SIGKILL);
+		if (++unsynced >= SYNC_EVERY_MSGS ||
+		    pop3c_now_ms() - synced_at >= SYNC_EVERY_MS) {
+			if (sync_batch(st, dest) != EXIT_OK) {
+				result = EXIT_LOCAL;
+				synced = false;
+				break;
+			}
+			unsynced = 0;
+			synced_at = pop3c_now_ms();
+		}
 	}
 	if (pg.on)
 		fputc('\n', stderr);
+	/* Nothing is deleted on the server before it is durable here. */
+	if (synced && sync_batch(st, dest) != EXIT_OK) {
+		result = EXIT_LOCAL;
+		synced = false;
+	}
+	/* RETRs sent ahead of a failure: read their replies away. */
+	if (pop3c_outstanding(s->c) > 0)
+		(void)pop3c_drain_replies(s->c);
 
 	/* The connection is gone: QUIT is impossible and nothing is deleted. */
 	if (!pop3c_usable(s->c)) {
 		rc = result;
 		goto out;
 	}
-	for (size_t i = 0; i < n && !s->o->keep; i++) {
+	for (size_t i = 0, next = 0; i < n && !s->o->keep && synced; i++) {
 		if (!state_has(st, msgs[i].uid))
 			continue;
-		if (pop3c_dele(s->c, msgs[i].num) < 0) {
+		for (; next < n && pop3c_outstanding(s->c) < window; next++)
+			if (state_has(st, msgs[next].uid) &&
+			    pop3c_send_dele(s->c, msgs[next].num) < 0)
+				break;
+		if (pop3c_recv_status(s->c) < 0) {
 			rc = session_fail(s);
 			if (!pop3c_usable(s->c))
 				goto out;
@@ -920,7 +1010,8 @@ main(int argc, char **argv)
 
 	/* A dead peer must be a write error, not a fatal signal. */
 	signal(SIGPIPE, SIG_IGN);
-	umask(077);
+	/* Ours: state, spool, mbox. The MDA gets the user's back. */
+	user_umask = umask(077);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);

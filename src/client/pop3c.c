@@ -35,6 +35,14 @@ struct pop3c {
 	char			 timestamp[POP3C_TIMESTAMP_MAX];
 	size_t			 rpos, wpos;
 	char			 buf[POP3C_BUF_SIZE + 1];
+	/* Commands written or queued whose replies are not read yet. */
+	struct {
+		bool		 data;		/* RETR/TOP: a multi-line reply */
+		char		 what[48];
+	}			 q[POP3C_PIPELINE_MAX];
+	unsigned int		 qhead, qlen;
+	size_t			 outlen;	/* queued, not yet written */
+	char			 out[POP3C_PIPELINE_MAX * 48];
 };
 
 /* ---- transport over a plain socket ---- */
@@ -383,25 +391,28 @@ send_all(struct pop3c *c, const char *buf, size_t len)
 	return 0;
 }
 
+static int
+flush_out(struct pop3c *c)
+{
+	size_t n = c->outlen;
+
+	c->outlen = 0;
+	return send_all(c, c->out, n);
+}
+
 /*
- * Send one command line. A CR, LF or NUL in an argument would end the
- * command early and let, say, a user name inject commands: refused.
+ * Format one command line into line (POP3_LINE_MAX + 1 octets, CRLF
+ * added), traced. A CR, LF or NUL in an argument would end the command
+ * early and let, say, a user name inject commands: refused. The length
+ * with CRLF, or -1 (POP3C_ELOCAL).
  */
 static int
-send_cmd(struct pop3c *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-send_cmd(struct pop3c *c, const char *fmt, ...)
+format_cmd(struct pop3c *c, char *line, size_t size, const char *fmt,
+    va_list ap)
 {
-	char line[POP3_LINE_MAX + 1];
-	va_list ap;
-	int n;
+	int n = vsnprintf(line, size - 2, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
+	if (n < 0 || (size_t)n >= size - 2) {
 		c->err = POP3C_ELOCAL;
 		str_copy(c->errmsg, sizeof(c->errmsg), "command too long");
 		return -1;
@@ -425,9 +436,34 @@ send_cmd(struct pop3c *c, const char *fmt, ...)
 	}
 	line[n] = '\r';
 	line[n + 1] = '\n';
-	n = send_all(c, line, (size_t)n + 2);
+	return n + 2;
+}
+
+/* Send one command line now (nothing may be outstanding). */
+static int
+send_cmd(struct pop3c *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+send_cmd(struct pop3c *c, const char *fmt, ...)
+{
+	char line[POP3_LINE_MAX + 1];
+	va_list ap;
+	int n;
+
+	if (c->qlen > 0) {
+		c->err = POP3C_ELOCAL;
+		str_copy(c->errmsg, sizeof(c->errmsg),
+		    "pipelined replies not read yet");
+		return -1;
+	}
+	va_start(ap, fmt);
+	n = format_cmd(c, line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= 0)
+		n = send_all(c, line, (size_t)n);
 	explicit_bzero(line, sizeof(line));
-	return n;
+	return n < 0 ? -1 : 0;
 }
 
 /*
@@ -448,6 +484,9 @@ get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 
 	if (c->dead)
 		return fail(c, POP3C_ENET, "connection already failed");
+	/* Pipelined commands go out before we wait for their replies. */
+	if (c->outlen > 0 && flush_out(c) < 0)
+		return -1;
 	for (;;) {
 		char *start = c->buf + c->rpos;
 		size_t avail = c->wpos - c->rpos, len;
@@ -1403,40 +1442,172 @@ stream_data(struct pop3c *c, const char *what, uint64_t max_octets,
 	return 0;
 }
 
+/* Queue a command whose reply is read later (RFC 2449 sec. 6.6). */
+static int
+queue_cmd(struct pop3c *c, bool data, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+queue_cmd(struct pop3c *c, bool data, const char *fmt, ...)
+{
+	char line[POP3_LINE_MAX + 1];
+	unsigned int slot;
+	va_list ap;
+	int n;
+
+	if (c->dead)
+		return fail(c, POP3C_ENET, "connection already failed");
+	/*
+	 * Without PIPELINING a server may read the next command only after
+	 * its reply: one at a time. The window also bounds what we write
+	 * while not reading, far below any socket buffer, so neither side
+	 * can block on a full one.
+	 */
+	if (c->qlen >= POP3C_PIPELINE_MAX ||
+	    (c->qlen > 0 && !(c->caps & POP3C_CAP_PIPELINING))) {
+		c->err = POP3C_ELOCAL;
+		str_copy(c->errmsg, sizeof(c->errmsg),
+		    "too many pipelined commands");
+		return -1;
+	}
+	va_start(ap, fmt);
+	n = format_cmd(c, line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if (c->outlen + (size_t)n > sizeof(c->out) && flush_out(c) < 0)
+		return -1;
+	memcpy(c->out + c->outlen, line, (size_t)n);
+	c->outlen += (size_t)n;
+	slot = (c->qhead + c->qlen) % POP3C_PIPELINE_MAX;
+	c->q[slot].data = data;
+	(void)str_fmt(c->q[slot].what, sizeof(c->q[slot].what), "%.*s",
+	    n - 2, line);
+	c->qlen++;
+	return 0;
+}
+
+int
+pop3c_send_retr(struct pop3c *c, uint32_t num)
+{
+	return queue_cmd(c, true, "RETR %u", (unsigned int)num);
+}
+
+int
+pop3c_send_top(struct pop3c *c, uint32_t num, uint32_t lines)
+{
+	return queue_cmd(c, true, "TOP %u %u", (unsigned int)num,
+	    (unsigned int)lines);
+}
+
+int
+pop3c_send_dele(struct pop3c *c, uint32_t num)
+{
+	return queue_cmd(c, false, "DELE %u", (unsigned int)num);
+}
+
+unsigned int
+pop3c_outstanding(const struct pop3c *c)
+{
+	return c->qlen;
+}
+
+/* Take the oldest outstanding command, which must be of kind data. */
+static int
+dequeue(struct pop3c *c, bool data, char *what, size_t size)
+{
+	if (c->qlen == 0 || c->q[c->qhead].data != data) {
+		c->err = POP3C_ELOCAL;
+		str_copy(c->errmsg, sizeof(c->errmsg),
+		    "no such pipelined command");
+		return -1;
+	}
+	(void)str_copy(what, size, c->q[c->qhead].what);
+	c->qhead = (c->qhead + 1) % POP3C_PIPELINE_MAX;
+	c->qlen--;
+	return 0;
+}
+
+int
+pop3c_recv_data(struct pop3c *c, uint64_t max_octets, pop3c_data_fn *fn,
+    void *arg, uint64_t *octets_r)
+{
+	char what[48];
+
+	if (dequeue(c, true, what, sizeof(what)) < 0 ||
+	    simple_cmd(c, what, NULL) < 0)
+		return -1;
+	return stream_data(c, what, max_octets, fn, arg, octets_r);
+}
+
+int
+pop3c_recv_status(struct pop3c *c)
+{
+	char what[48];
+
+	if (dequeue(c, false, what, sizeof(what)) < 0 ||
+	    simple_cmd(c, what, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+drop_data(void *arg, const char *data, size_t len, bool eol)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	(void)eol;
+	return 0;
+}
+
+int
+pop3c_drain_replies(struct pop3c *c)
+{
+	enum pop3c_error err = c->err;
+	char msg[ERR_LEN];
+	int rc = 0;
+
+	/* Keep the failure that made the caller stop, not ours. */
+	(void)str_copy(msg, sizeof(msg), c->errmsg);
+	while (c->qlen > 0 && rc == 0) {
+		bool data = c->q[c->qhead].data;
+
+		if ((data ? pop3c_recv_data(c, 0, drop_data, NULL, NULL) :
+		    pop3c_recv_status(c)) < 0 && !pop3c_usable(c))
+			rc = -1;
+	}
+	if (rc == 0) {
+		c->err = err;
+		(void)str_copy(c->errmsg, sizeof(c->errmsg), msg);
+	}
+	return rc;
+}
+
 int
 pop3c_retr(struct pop3c *c, uint32_t num, uint64_t max_octets,
     pop3c_data_fn *fn, void *arg, uint64_t *octets_r)
 {
-	char what[32];
-
-	(void)str_fmt(what, sizeof(what), "RETR %u", (unsigned int)num);
-	if (send_cmd(c, "%s", what) < 0 || simple_cmd(c, what, NULL) < 0)
+	if (pop3c_send_retr(c, num) < 0)
 		return -1;
-	return stream_data(c, what, max_octets, fn, arg, octets_r);
+	return pop3c_recv_data(c, max_octets, fn, arg, octets_r);
 }
 
 int
 pop3c_top(struct pop3c *c, uint32_t num, uint32_t lines,
     uint64_t max_octets, pop3c_data_fn *fn, void *arg, uint64_t *octets_r)
 {
-	char what[48];
-
-	(void)str_fmt(what, sizeof(what), "TOP %u %u", (unsigned int)num,
-	    (unsigned int)lines);
-	if (send_cmd(c, "%s", what) < 0 || simple_cmd(c, what, NULL) < 0)
+	if (pop3c_send_top(c, num, lines) < 0)
 		return -1;
-	return stream_data(c, what, max_octets, fn, arg, octets_r);
+	return pop3c_recv_data(c, max_octets, fn, arg, octets_r);
 }
 
 int
 pop3c_dele(struct pop3c *c, uint32_t num)
 {
-	char what[32];
-
-	(void)str_fmt(what, sizeof(what), "DELE %u", (unsigned int)num);
-	if (send_cmd(c, "%s", what) < 0 || simple_cmd(c, what, NULL) < 0)
+	if (pop3c_send_dele(c, num) < 0)
 		return -1;
-	return 0;
+	return pop3c_recv_status(c);
 }
 
 int

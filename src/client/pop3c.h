@@ -41,6 +41,12 @@
 #define POP3C_MESSAGES_MAX	1000000
 /* RFC 1939 sec. 7: the APOP timestamp is a msg-id; bounded like a line. */
 #define POP3C_TIMESTAMP_MAX	512
+/*
+ * Commands in flight with PIPELINING (RFC 2449 sec. 6.6). Enough to keep
+ * the server busy while we store a message; a few hundred octets of
+ * commands, so neither side can block writing while the other does too.
+ */
+#define POP3C_PIPELINE_MAX	16
 /* RFC 2449 sec. 8 response codes we know are at most 11 octets. */
 #define POP3C_CODE_MAX		64
 
@@ -252,6 +258,28 @@ int pop3c_top(struct pop3c *c, uint32_t num, uint32_t lines,
     uint64_t max_octets, pop3c_data_fn *fn, void *arg, uint64_t *octets_r);
 
 int pop3c_dele(struct pop3c *c, uint32_t num);
+
+/*
+ * Pipelining (RFC 2449 sec. 6.6). pop3c_send_retr/top/dele queue a
+ * command without waiting for its reply: up to POP3C_PIPELINE_MAX when
+ * the server listed PIPELINING in CAPA, else one (POP3C_ELOCAL beyond).
+ * Queued commands are written when a reply is next read. Replies come in
+ * order: pop3c_recv_data() reads the one of the oldest outstanding
+ * command, which must be a RETR or TOP (as pop3c_retr() does), and
+ * pop3c_recv_status() the one of a DELE. A failed RETR (-ERR, or a
+ * callback failure) leaves the later replies readable. While commands are
+ * outstanding, every other call fails with POP3C_ELOCAL:
+ * pop3c_drain_replies() reads and drops the rest (0, or -1 when the
+ * session died; the earlier error stays the one reported).
+ */
+int pop3c_send_retr(struct pop3c *c, uint32_t num);
+int pop3c_send_top(struct pop3c *c, uint32_t num, uint32_t lines);
+int pop3c_send_dele(struct pop3c *c, uint32_t num);
+int pop3c_recv_data(struct pop3c *c, uint64_t max_octets, pop3c_data_fn *fn,
+    void *arg, uint64_t *octets_r);
+int pop3c_recv_status(struct pop3c *c);
+unsigned int pop3c_outstanding(const struct pop3c *c);
+int pop3c_drain_replies(struct pop3c *c);
 /* QUIT: +OK means the server committed every DELE of the session. */
 int pop3c_quit(struct pop3c *c);
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
+#include "../auth/auth_pgsql.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -860,9 +861,23 @@ authd_main(const struct config *config)
 	log_set_ident("postinod/auth");
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	tickets_init();
-	ops = auth_lookup("passwd-file");
-	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
-		fatalx("passwd_file: %s", ops ? err : "no backend");
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		/* Each auth worker has its own connection (auth_pgsql.h). */
+		auth_pgsql_configure(&pc);
+		ops = &auth_pgsql_ops;
+		if (ops->open(&db, NULL, err) < 0)
+			fatalx("passdb pgsql: %s", err);
+	} else {
+		ops = auth_lookup("passwd-file");
+		if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+			fatalx("passwd_file: %s", ops ? err : "no backend");
+	}
 	if (cf->mail_user[0] != '\0') {
 		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);

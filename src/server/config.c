@@ -1,4 +1,5 @@
 #include "config.h"
+#include "../auth/auth_pgsql.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +15,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION, CT_MECHS, CT_LMTP_LISTEN, CT_MODE,
+	CT_TLS_VERSION, CT_MECHS, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
 };
 
 /* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
@@ -39,6 +40,7 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
 	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
+	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks, 0, 0, ""),
 	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
 	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
 	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
@@ -48,6 +50,11 @@ static const struct config_key config_keys[] = {
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
+	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
+	KEY(pgsql_conninfo, CT_STR, pgsql_conninfo, 0, 0, ""),
+	KEY(pgsql_password_file, CT_STR, pgsql_password_file, 0, 0, ""),
+	KEY(password_query, CT_STR, password_query, 0, 0,
+	    "SELECT password, uid, gid, home FROM users WHERE name = $1"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
 	KEY(mail_privileged_group, CT_STR, mail_privileged_group, 0, 0, ""),
 	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
@@ -169,10 +176,34 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			    CONFIG_LISTEN_MAX, k->name);
 			return -1;
 		}
+		char addr[NET_ADDR_LEN + 8];
+		const char *sp = strpbrk(v, " \t");
+
 		l += *n;
-		if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+		memset(l, 0, sizeof(*l));
+		/* "ADDR:PORT proxy": the PROXY protocol header comes first. */
+		if (sp != NULL) {
+			const char *w = sp + strspn(sp, " \t");
+
+			if (strcmp(w, "proxy") != 0) {
+				str_copy(why, ERR_LEN, "expected ADDR:PORT "
+				    "[proxy]");
+				return -1;
+			}
+			if ((size_t)(sp - v) >= sizeof(addr)) {
+				str_copy(why, ERR_LEN, "address too long");
+				return -1;
+			}
+			memcpy(addr, v, (size_t)(sp - v));
+			addr[sp - v] = '\0';
+			l->proxy = true;
+		} else if (str_copy(addr, sizeof(addr), v) < 0) {
+			str_copy(why, ERR_LEN, "address too long");
 			return -1;
-		str_copy(l->text, sizeof(l->text), v);
+		}
+		if (net_parse_addr(addr, &l->ss, &l->len, why) < 0)
+			return -1;
+		str_copy(l->text, sizeof(l->text), addr);
 		(*n)++;
 		return 0;
 	}
@@ -215,6 +246,20 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, out);
 	}
+	case CT_PASSDB:
+		if (strcmp(v, "passwd-file") != 0 && strcmp(v, "pgsql") != 0) {
+			str_copy(why, ERR_LEN, "expected passwd-file or pgsql");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
+	case CT_CIDRS:
+		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
+			return -1;
+		if (str_copy(p, k->size, v) < 0) {
+			str_copy(why, ERR_LEN, "too long");
+			return -1;
+		}
+		return 0;
 	case CT_LMTP_LISTEN: {
 		struct config_listen *l = &cf->lmtp_listen[cf->nlmtp_listen];
 
@@ -385,10 +430,38 @@ config_load(struct config *cf, const char *path, char *err)
 		    "tls_key", path);
 		return -1;
 	}
+	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
+		const struct config_listen *l = i < cf->nlisten ?
+		    &cf->listen[i] : &cf->listen_tls[i - cf->nlisten];
+
+		/* A proxy listener trusting nobody would refuse everyone. */
+		if (l->proxy && cf->proxy_trusted.n == 0) {
+			str_fmt(err, ERR_LEN, "%s: listen %s proxy needs "
+			    "proxy_trusted_networks", path, l->text);
+			return -1;
+		}
+	}
 	if (cf->nlisten + cf->nlisten_tls > CONFIG_LISTEN_MAX) {
 		str_fmt(err, ERR_LEN, "%s: at most %d listen and listen_tls "
 		    "lines together", path, CONFIG_LISTEN_MAX);
 		return -1;
+	}
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		if (cf->pgsql_conninfo[0] == '\0') {
+			str_fmt(err, ERR_LEN, "%s: passdb = pgsql needs "
+			    "pgsql_conninfo", path);
+			return -1;
+		}
+		if (auth_pgsql_check(&pc, why) < 0) {
+			str_fmt(err, ERR_LEN, "%s: %s", path, why);
+			return -1;
+		}
 	}
 	for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
 		if (!cf->lmtp_allow_remote &&
@@ -430,12 +503,14 @@ config_dump(const struct config *cf)
 		switch (k->type) {
 		case CT_LISTEN:
 			for (unsigned int i = 0; i < cf->nlisten; i++)
-				printf("listen = %s\n", cf->listen[i].text);
+				printf("listen = %s%s\n", cf->listen[i].text,
+				    cf->listen[i].proxy ? " proxy" : "");
 			break;
 		case CT_LISTEN_TLS:
 			for (unsigned int i = 0; i < cf->nlisten_tls; i++)
-				printf("listen_tls = %s\n",
-				    cf->listen_tls[i].text);
+				printf("listen_tls = %s%s\n",
+				    cf->listen_tls[i].text,
+				    cf->listen_tls[i].proxy ? " proxy" : "");
 			break;
 		case CT_LMTP_LISTEN:
 			for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
@@ -455,6 +530,8 @@ config_dump(const struct config *cf)
 			break;
 		case CT_TLS_VERSION:
 		case CT_MECHS:
+		case CT_CIDRS:
+		case CT_PASSDB:
 		case CT_STR:
 		case CT_MAILBOX:
 			printf("%s = %s\n", k->name, (const char *)p);

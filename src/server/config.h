@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "../lib/cidr.h"
 #include "../lib/net.h"
 #include "../lib/str.h"
 
@@ -25,6 +26,7 @@ struct config_listen {
 	struct sockaddr_storage	ss;
 	socklen_t		len;
 	char			text[NET_ADDR_LEN];
+	bool			proxy;	/* "ADDR:PORT proxy": PROXY protocol first */
 };
 
 struct config {
@@ -32,6 +34,8 @@ struct config {
 	unsigned int	 nlisten;
 	struct config_listen listen_tls[CONFIG_LISTEN_MAX];	/* implicit TLS */
 	unsigned int	 nlisten_tls;
+	char		 proxy_trusted_networks[1024];	/* as written */
+	struct cidr_list proxy_trusted;			/* parsed */
 	char		 tls_cert[CONFIG_VALUE_MAX];	/* "" = no TLS */
 	char		 tls_key[CONFIG_VALUE_MAX];
 	char		 tls_min_version[16];
@@ -40,6 +44,10 @@ struct config {
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
+	char		 passdb[16];			/* "passwd-file", "pgsql" */
+	char		 pgsql_conninfo[CONFIG_VALUE_MAX];
+	char		 pgsql_password_file[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 password_query[1024];		/* AUTH_PGSQL_QUERY_MAX */
 	char		 mail_user[64];			/* "" = none */
 	char		 mail_privileged_group[64];	/* "" = none */
 	char		 login_user[64];

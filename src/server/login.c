@@ -14,11 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/cidr.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../lib/proxyproto.h"
 #include "../lib/tls.h"
 #include "../auth/base64.h"
 #include "../auth/sasl.h"
@@ -945,60 +947,44 @@ refuse(int fd, bool implicit_tls, const char *msg, size_t len)
 	close(fd);
 }
 
-static int
-accept_one(int lfd, bool implicit_tls)
+/*
+ * Count the connection against its client's address (the socket's, or the
+ * PROXY header's), then greet it or begin implicit TLS. proxy_ip: the
+ * proxy it came through, for the log; NULL when it came directly.
+ */
+static void
+conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
+    const char *proxy_ip)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
 	static const char per_ip[] = "-ERR [SYS/TEMP] Too many connections "
 	    "from your address, try later.\r\n";
 	struct login_conn *c;
 	struct connlimit_ref lim;
 	char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
 	uint16_t port;
-	int fd;
 
-	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			log_warn("event=accept-paused");
-			for (unsigned int i = 0; i < nlisten; i++)
-				ev_io_set(ev, listen_fds[i], 0, on_listen, NULL);
-			ev_timer_start(ev, &accept_pause, ACCEPT_PAUSE_MS);
-		}
-		return -1;
-	}
-	if (nconns + proxy_count() >= cf->max_sessions || shutting_down) {
-		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
-		    "try later.\r\n";
-
-		refuse(fd, implicit_tls, busy, sizeof(busy) - 1);
-		return 0;
-	}
-	net_addr_str(&ss, addr, sizeof(addr), ip, sizeof(ip), &port);
-	switch (connlimit_acquire((struct sockaddr *)&ss, &lim)) {
+	net_addr_str(ss, addr, sizeof(addr), ip, sizeof(ip), &port);
+	switch (connlimit_acquire((const struct sockaddr *)ss, &lim)) {
 	case CONNLIMIT_OK:
 		break;
 	case CONNLIMIT_IP:
 		log_refusal(ip, "per-ip", cf->max_connections_per_ip);
 		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
-		return 0;
+		return;
 	case CONNLIMIT_NET:
 		log_refusal(ip, "per-net", cf->max_connections_per_net);
 		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
-		return 0;
+		return;
 	case CONNLIMIT_FULL:
 		log_refusal(ip, "table-full", 0);
 		refuse(fd, implicit_tls, per_ip, sizeof(per_ip) - 1);
-		return 0;
+		return;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		connlimit_release(&lim);
 		close(fd);
-		return 0;
+		return;
 	}
 	c->lim = lim;
 	session_new_id(c->s.id);
@@ -1013,7 +999,7 @@ accept_one(int lfd, bool implicit_tls)
 		connlimit_release(&c->lim);
 		close(fd);
 		free(c);
-		return 0;
+		return;
 	}
 	c->next = conns;
 	if (conns)
@@ -1021,16 +1007,209 @@ accept_one(int lfd, bool implicit_tls)
 	conns = c;
 	nconns++;
 	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
-	log_info("session=%s event=connect ip=%s port=%u%s", c->s.id, c->s.ip,
-	    c->s.port, implicit_tls ? " tls=implicit" : "");
+	log_info("session=%s event=connect ip=%s port=%u%s%s%s", c->s.id,
+	    c->s.ip, c->s.port, implicit_tls ? " tls=implicit" : "",
+	    proxy_ip != NULL ? " proxy=" : "", proxy_ip != NULL ? proxy_ip : "");
 	if (implicit_tls) {
 		/* RFC 8314: TLS first; the greeting comes after the handshake. */
 		c->implicit_tls = true;
 		session_start_tls(&c->s, tls_ctx, true);
-		return 0;
+		return;
 	}
 	greet(c);
 	session_resume(&c->s);
+}
+
+/*
+ * A connection on a proxy listener before its PROXY header: from a trusted
+ * proxy, not yet counted against any client address (its own is the
+ * proxy's), and held at most PROXY_HEADER_TIMEOUT_MS.
+ */
+struct proxy_wait {
+	int		 fd;
+	bool		 implicit_tls;
+	struct sockaddr_storage peer;
+	struct ev_timer	 timer;
+	struct proxy_wait *prev, *next;
+	struct proxyproto pp;
+};
+
+/*
+ * HAProxy sends the header with its first segment, so a trusted proxy that
+ * has not sent it within this time is broken; Dovecot's haproxy_timeout
+ * is 3 s for the same reason.
+ */
+#define PROXY_HEADER_TIMEOUT_MS	3000
+
+static struct proxy_wait *waits;
+static unsigned int nwaits;
+
+static void
+proxy_wait_free(struct proxy_wait *w, bool close_fd)
+{
+	ev_timer_stop(ev, &w->timer);
+	ev_io_del(ev, w->fd);
+	if (close_fd)
+		close(w->fd);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	nwaits--;
+	free(w);
+}
+
+static void
+proxy_refused(struct proxy_wait *w, const char *reason)
+{
+	char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+	uint16_t port;
+
+	net_addr_str(&w->peer, addr, sizeof(addr), ip, sizeof(ip), &port);
+	log_refusal(ip, reason, 0);
+	proxy_wait_free(w, true);
+}
+
+static void
+proxy_timeout(struct ev *e, void *arg)
+{
+	(void)e;
+	proxy_refused(arg, "proxy-timeout");
+}
+
+static void
+proxy_readable(struct ev *e, int fd, unsigned int events, void *arg)
+{
+	struct proxy_wait *w = arg;
+	unsigned char buf[PROXYPROTO_MAX];
+	struct proxyproto_result r;
+	enum proxyproto_state st;
+	size_t used;
+	ssize_t n;
+
+	(void)e;
+	(void)events;
+	/*
+	 * Peek, let the parser take what belongs to the header, and consume
+	 * only that: what follows (a ClientHello) stays for the session.
+	 */
+	n = recv(fd, buf, sizeof(buf) - w->pp.len, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		proxy_refused(w, n == 0 ? "proxy-closed" : "proxy-error");
+		return;
+	}
+	st = proxyproto_feed(&w->pp, buf, (size_t)n, &used, &r);
+	if (used > 0 && recv(fd, buf, used, 0) != (ssize_t)used) {
+		proxy_refused(w, "proxy-error");
+		return;
+	}
+	if (st == PROXYPROTO_MORE)
+		return;
+	if (st == PROXYPROTO_BAD) {
+		char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+		uint16_t port;
+
+		net_addr_str(&w->peer, addr, sizeof(addr), ip, sizeof(ip),
+		    &port);
+		log_info("event=proxy-header-refused reason=%s proxy=%s",
+		    w->pp.why, ip);
+		proxy_wait_free(w, true);
+		return;
+	}
+	{
+		char addr[NET_ADDR_LEN], proxy_ip[SESSION_IP_LEN];
+		struct sockaddr_storage client;
+		bool implicit_tls = w->implicit_tls;
+		uint16_t port;
+
+		net_addr_str(&w->peer, addr, sizeof(addr), proxy_ip,
+		    sizeof(proxy_ip), &port);
+		/* LOCAL (a health check), UNKNOWN: the proxy's own address. */
+		client = r.has_addr ? r.src : w->peer;
+		proxy_wait_free(w, false);
+		conn_start(fd, implicit_tls, &client, proxy_ip);
+	}
+}
+
+static void
+proxy_wait_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss)
+{
+	struct proxy_wait *w;
+
+	if (!cidr_match(&cf->proxy_trusted, (const struct sockaddr *)ss)) {
+		char addr[NET_ADDR_LEN], ip[SESSION_IP_LEN];
+		uint16_t port;
+
+		/* No reply: the peer speaks PROXY, or is someone else. */
+		net_addr_str(ss, addr, sizeof(addr), ip, sizeof(ip), &port);
+		log_refusal(ip, "proxy-untrusted", 0);
+		close(fd);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		close(fd);
+		return;
+	}
+	w->fd = fd;
+	w->implicit_tls = implicit_tls;
+	w->peer = *ss;
+	proxyproto_init(&w->pp);
+	ev_timer_init(&w->timer, proxy_timeout, w);
+	if (ev_io_set(ev, fd, EV_READ, proxy_readable, w) < 0) {
+		close(fd);
+		free(w);
+		return;
+	}
+	w->next = waits;
+	if (waits)
+		waits->prev = w;
+	waits = w;
+	nwaits++;
+	ev_timer_start(ev, &w->timer, PROXY_HEADER_TIMEOUT_MS);
+}
+
+static int
+accept_one(int lfd, bool implicit_tls, bool proxy)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd;
+
+	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_warn("event=accept-paused");
+			for (unsigned int i = 0; i < nlisten; i++)
+				ev_io_set(ev, listen_fds[i], 0, on_listen, NULL);
+			ev_timer_start(ev, &accept_pause, ACCEPT_PAUSE_MS);
+		}
+		return -1;
+	}
+	if (nconns + nwaits + proxy_count() >= cf->max_sessions ||
+	    shutting_down) {
+		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
+		    "try later.\r\n";
+
+		/* Not before a proxy's header: it would be read as the header. */
+		if (proxy)
+			close(fd);
+		else
+			refuse(fd, implicit_tls, busy, sizeof(busy) - 1);
+		return 0;
+	}
+	/* Per-address limits wait for the header's address. */
+	if (proxy)
+		proxy_wait_start(fd, implicit_tls, &ss);
+	else
+		conn_start(fd, implicit_tls, &ss, NULL);
 	return 0;
 }
 
@@ -1040,14 +1219,18 @@ on_listen(struct ev *e, int fd, unsigned int events, void *arg)
 	(void)e;
 	(void)events;
 	(void)arg;
-	bool implicit_tls = false;
+	bool implicit_tls = false, proxy = false;
 
-	for (unsigned int i = cf->nlisten; i < nlisten; i++)
-		if (listen_fds[i] == fd)
-			implicit_tls = true;
+	for (unsigned int i = 0; i < nlisten; i++) {
+		if (listen_fds[i] != fd)
+			continue;
+		implicit_tls = i >= cf->nlisten;
+		proxy = implicit_tls ? cf->listen_tls[i - cf->nlisten].proxy :
+		    cf->listen[i].proxy;
+	}
 	/* Several workers share the socket; take a few, leave some for them. */
 	for (int i = 0; i < 16; i++)
-		if (accept_one(fd, implicit_tls) < 0)
+		if (accept_one(fd, implicit_tls, proxy) < 0)
 			break;
 }
 
@@ -1101,6 +1284,8 @@ stop_all(void)
 		if (conns != NULL && !conns->s.closed)
 			session_close(&conns->s);
 	}
+	while (waits != NULL)
+		proxy_wait_free(waits, true);
 	proxy_close_all();
 	ev_stop(ev);
 }

@@ -22,8 +22,13 @@
 #include "proto.h"
 #include "roles.h"
 
-/* One block of a message per refill; the encoder at most doubles it. */
-#define RETR_BLOCK	(16 * 1024)
+/*
+ * A message is read in blocks of at most RETR_BLOCK, each at most half the
+ * output buffer's free room (the encoder at most doubles it); below
+ * RETR_MIN_READ the buffer is sent first rather than read in crumbs.
+ */
+#define RETR_BLOCK	(32 * 1024)
+#define RETR_MIN_READ	(4 * 1024)
 /* A worker without sessions this long offers to retire (DESIGN.md). */
 #define MAIL_IDLE_MS	60000
 
@@ -380,17 +385,28 @@ more_listing(struct mail_conn *c)
 	}
 }
 
+/*
+ * Encode straight into the session's output buffer: read at most half the
+ * free room, so the encoded block (at most twice its input) always fits.
+ */
 static void
 more_body(struct mail_conn *c)
 {
-	char in[RETR_BLOCK], out[2 * RETR_BLOCK + 8];
+	char in[RETR_BLOCK];
 
-	while (session_out_room(&c->s) >= sizeof(out)) {
+	for (;;) {
+		size_t room, want, o;
+		char *dst = session_out_tail(&c->s, &room);
 		ssize_t n = 0;
-		size_t o;
 
+		if (dst == NULL || room < POP3_ENCODER_FINISH_MAX +
+		    POP3_ENCODER_OUT_MAX(RETR_MIN_READ))
+			return;
+		want = (room - POP3_ENCODER_FINISH_MAX) / 2;
+		if (want > sizeof(in))
+			want = sizeof(in);
 		if (!pop3_encoder_full(&c->enc))
-			n = c->sops->read(c->reader, in, sizeof(in));
+			n = c->sops->read(c->reader, in, want);
 		if (n < 0) {
 			/* +OK is out: the only honest end is to drop the line. */
 			log_warn("session=%s event=read-failed", c->s.id);
@@ -398,14 +414,14 @@ more_body(struct mail_conn *c)
 			return;
 		}
 		if (n == 0) {
-			o = pop3_encoder_finish(&c->enc, out, sizeof(out));
-			session_write(&c->s, out, o);
+			o = pop3_encoder_finish(&c->enc, dst, room);
+			session_out_commit(&c->s, o);
 			c->sops->read_close(&c->reader);
 			c->s.more = false;
 			return;
 		}
-		o = pop3_encoder_feed(&c->enc, in, (size_t)n, out, sizeof(out));
-		session_write(&c->s, out, o);
+		o = pop3_encoder_feed(&c->enc, in, (size_t)n, dst, room);
+		session_out_commit(&c->s, o);
 	}
 }
 

@@ -56,17 +56,45 @@ out_compact(struct session *s)
 	s->out_start = 0;
 }
 
-size_t
-session_write(struct session *s, const void *buf, size_t len)
+static bool
+out_alloc(struct session *s)
 {
 	if (s->out == NULL) {
 		s->out = malloc(SESSION_OUT_MAX);
 		if (s->out == NULL) {
 			log_warn("session=%s out of memory", s->id);
 			s->closing = true;
-			return 0;
+			return false;
 		}
 	}
+	return true;
+}
+
+char *
+session_out_tail(struct session *s, size_t *room_r)
+{
+	*room_r = 0;
+	if (!out_alloc(s))
+		return NULL;
+	out_compact(s);
+	*room_r = SESSION_OUT_MAX - s->out_end;
+	return s->out + s->out_end;
+}
+
+void
+session_out_commit(struct session *s, size_t n)
+{
+	if (n > SESSION_OUT_MAX - s->out_end)
+		fatalx("session_out_commit: %zu octets, room %zu", n,
+		    SESSION_OUT_MAX - s->out_end);
+	s->out_end += n;
+}
+
+size_t
+session_write(struct session *s, const void *buf, size_t len)
+{
+	if (!out_alloc(s))
+		return 0;
 	if (s->out_end + len > SESSION_OUT_MAX)
 		out_compact(s);
 	if (len > SESSION_OUT_MAX - s->out_end)

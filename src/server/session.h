@@ -117,6 +117,15 @@ void session_reply(struct session *s, const char *fmt, ...)
 size_t session_write(struct session *s, const void *buf, size_t len);
 /* Free room in the output buffer. */
 size_t session_out_room(const struct session *s);
+/*
+ * Produce output in place (a RETR block, encoded straight into the buffer
+ * instead of copied there): the free tail of the output buffer, *room_r
+ * octets, after moving pending output to the front; NULL when no buffer
+ * can be had (the session is then closing). session_out_commit() queues
+ * the n <= *room_r octets written there.
+ */
+char *session_out_tail(struct session *s, size_t *room_r);
+void session_out_commit(struct session *s, size_t n);
 
 /* Wake up after suspended/more changed outside a command (auth verdict). */
 void session_resume(struct session *s);

@@ -1,14 +1,17 @@
 /*
  * Maildir backend.
  *
- * open moves new/ into cur/ (as "<name>:2,"), scans cur/ once and sorts by
- * the delivery time leading the name, then by name. Sizes come from ",S="
+ * open scans new/ and cur/ once and sorts by the delivery time leading the
+ * name, then by name. Mail in new/ is served where it is: moving it to cur/
+ * cost a rename per message, most of a first login (DESIGN.md); another
+ * reader may still move it, and a message not found where it was is looked
+ * for by base name in both. Sizes come from ",S="
  * and ",W=" in the name (our deliveries, Dovecot), else from the size cache
  * <maildir>/postino-sizes ("<base name> <crlf size>\n" per line), else from
  * reading the file once; newly computed sizes are written back to the cache.
  * A message file never changes under its base name (Maildir), so neither
- * source needs a stat per message: a warm open is one readdir of cur/ and
- * one read of the cache. What the name or the cache claims is checked when
+ * source needs a stat per message: a warm open is one readdir of each
+ * directory and one read of the cache. What the name or the cache claims is checked when
  * the message is opened for RETR/TOP, which stats it anyway; a cache caught
  * lying there is dropped and rebuilt by the next session (DESIGN.md).
  *
@@ -53,7 +56,8 @@ enum md_size_src {
 };
 
 struct md_msg {
-	char		*name;		/* current name in cur/ */
+	char		*name;		/* current name in new/ or cur/ */
+	bool		 in_new;
 	size_t		 baselen;	/* bytes before ':' */
 	uint64_t	 stamp;		/* leading number: delivery time */
 	uint64_t	 size;
@@ -72,6 +76,7 @@ struct maildir {
 	char		 path[PATH_MAX];
 	int		 lock_fd;
 	int		 cur_fd;
+	int		 new_fd;	/* -1: no new/ */
 	struct md_msg	*msgs;
 	unsigned int	 count;
 	size_t		 cap;
@@ -381,13 +386,18 @@ fail:
 
 /* The CRLF size of an open message file, read once. */
 static int
-md_read_size(struct maildir *md, int fd, uint64_t *size_r)
+md_read_size(struct maildir *md, int fd, off_t st_size, uint64_t *size_r)
 {
 	struct crlf_size cs;
+	uint64_t got = 0;
 	ssize_t n;
 
 	crlf_size_init(&cs);
-	for (;;) {
+	/*
+	 * A message file never changes (Maildir): once fstat's size is read,
+	 * the read that would return 0 is skipped, one syscall per message.
+	 */
+	while (got < (uint64_t)st_size) {
 		n = read(fd, md->iobuf, STORE_IOBUF);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -396,6 +406,7 @@ md_read_size(struct maildir *md, int fd, uint64_t *size_r)
 		if (n == 0)
 			break;
 		crlf_size_feed(&cs, md->iobuf, (size_t)n);
+		got += (uint64_t)n;
 	}
 	if (crlf_size_finish(&cs, size_r) == -1) {
 		errno = EFBIG;
@@ -430,75 +441,21 @@ md_is_mail(int dirfd, const struct dirent *de)
 	return S_ISREG(st.st_mode);
 }
 
-/* Maildir convention: a message seen by a reader moves to cur/ with ":2,". */
-static enum store_result
-md_move_new(struct maildir *md, int dirfd, char *err)
+static int
+md_fd(const struct maildir *md, const struct md_msg *m)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-	bool moved = false;
+	return m->in_new ? md->new_fd : md->cur_fd;
+}
 
-	fd = md_open_dir(dirfd, "new");
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return STORE_OK;
-		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
-		    strerror(errno));
-		return STORE_TEMPFAIL;
-	}
-	if ((dir = fdopendir(fd)) == NULL) {
-		(void)close(fd);
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/new: %s", md->path,
-		    strerror(errno));
-		return STORE_TEMPFAIL;
-	}
-	while ((errno = 0, de = readdir(dir)) != NULL) {
-		char target[NAME_MAX + 1];
-
-		if (!md_is_mail(fd, de))
-			continue;
-		if (strchr(de->d_name, ':') != NULL) {
-			if (str_copy(target, sizeof(target), de->d_name) == -1)
-				continue;
-		} else if (str_fmt(target, sizeof(target), "%s:2,",
-		    de->d_name) == -1) {
-			log_warnx("maildir=%s name too long to move: new/%s",
-			    md->path, de->d_name);
-			continue;
-		}
-		if (renameat2(fd, de->d_name, md->cur_fd, target,
-		    RENAME_NOREPLACE) == -1) {
-			if (errno == EINVAL &&
-			    faccessat(md->cur_fd, target, F_OK,
-			    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT &&
-			    renameat(fd, de->d_name, md->cur_fd, target) == 0) {
-				moved = true;
-				continue;
-			}
-			/* Another reader moved it first: it is in cur/. */
-			if (errno != ENOENT)
-				log_warn("maildir=%s cannot move new/%s",
-				    md->path, de->d_name);
-			continue;
-		}
-		moved = true;
-	}
-	if (errno != 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/new: %s", md->path,
-		    strerror(errno));
-		(void)closedir(dir);
-		return STORE_TEMPFAIL;
-	}
-	if (moved && (fsync(md->cur_fd) == -1 || fsync(fd) == -1))
-		log_warn("maildir=%s fsync after moving new/", md->path);
-	(void)closedir(dir);
-	return STORE_OK;
+static const char *
+md_sub(const struct md_msg *m)
+{
+	return m->in_new ? "new" : "cur";
 }
 
 static enum store_result
 md_add(struct maildir *md, const struct store_params *p, const char *name,
-    char *err)
+    bool in_new, char *err)
 {
 	struct md_msg *m;
 
@@ -527,6 +484,7 @@ md_add(struct maildir *md, const struct store_params *p, const char *name,
 	}
 	m->baselen = md_baselen(name);
 	m->stamp = md_stamp(name);
+	m->in_new = in_new;
 	md->count++;
 	return STORE_OK;
 }
@@ -558,13 +516,20 @@ md_size(struct maildir *md, struct md_msg *m, bool use_cache, char *err)
 		m->src = MD_SIZE_CACHE;
 		return STORE_OK;
 	}
-	fd = openat(md->cur_fd, m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-	    O_NONBLOCK | O_NOCTTY);
+	/*
+	 * Sizing is not reading the mail: no atime update (a journal write per
+	 * message on the first login). Only the owner may ask, as we are.
+	 */
+	fd = openat(md_fd(md, m), m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK | O_NOCTTY | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = openat(md_fd(md, m), m->name, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		return errno == ENOENT ? STORE_CHANGED : STORE_TEMPFAIL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur/%s: %s",
-		    md->path, m->name, strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s/%s: %s",
+		    md->path, md_sub(m), m->name, strerror(errno));
 		(void)close(fd);
 		return STORE_TEMPFAIL;
 	}
@@ -574,9 +539,9 @@ md_size(struct maildir *md, struct md_msg *m, bool use_cache, char *err)
 		m->src = MD_SIZE_W;
 		return STORE_OK;
 	}
-	if (md_read_size(md, fd, &m->size) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur/%s: %s",
-		    md->path, m->name, strerror(errno));
+	if (md_read_size(md, fd, st.st_size, &m->size) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s/%s: %s",
+		    md->path, md_sub(m), m->name, strerror(errno));
 		(void)close(fd);
 		return STORE_TEMPFAIL;
 	}
@@ -629,7 +594,8 @@ md_dedup(struct maildir *md)
 		if (prev != NULL && prev->baselen == md->msgs[i].baselen &&
 		    memcmp(prev->name, md->msgs[i].name, prev->baselen) == 0) {
 			log_warnx("maildir=%s duplicate base name ignored: "
-			    "cur/%s", md->path, md->msgs[i].name);
+			    "%s/%s", md->path, md_sub(&md->msgs[i]),
+			    md->msgs[i].name);
 			free(md->msgs[i].name);
 			continue;
 		}
@@ -639,17 +605,20 @@ md_dedup(struct maildir *md)
 }
 
 static enum store_result
-md_scan_cur(struct maildir *md, const struct store_params *p, char *err)
+md_scan_dir(struct maildir *md, const struct store_params *p, bool in_new,
+    char *err)
 {
+	const char *sub = in_new ? "new" : "cur";
 	struct dirent *de;
 	DIR *dir;
 	int fd;
 	enum store_result res = STORE_OK;
 
-	fd = openat(md->cur_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(in_new ? md->new_fd : md->cur_fd, ".", O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur: %s", md->path,
-		    strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s", md->path,
+		    sub, strerror(errno));
 		if (fd != -1)
 			(void)close(fd);
 		return STORE_TEMPFAIL;
@@ -657,12 +626,12 @@ md_scan_cur(struct maildir *md, const struct store_params *p, char *err)
 	while ((errno = 0, de = readdir(dir)) != NULL) {
 		if (!md_is_mail(fd, de))
 			continue;
-		if ((res = md_add(md, p, de->d_name, err)) != STORE_OK)
+		if ((res = md_add(md, p, de->d_name, in_new, err)) != STORE_OK)
 			break;
 	}
 	if (res == STORE_OK && errno != 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/cur: %s", md->path,
-		    strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s", md->path,
+		    sub, strerror(errno));
 		res = STORE_TEMPFAIL;
 	}
 	(void)closedir(dir);
@@ -697,6 +666,7 @@ md_free(struct maildir *md)
 	md_cache_drop(md);
 	free(md->iobuf);
 	(void)store_close_fd(&md->cur_fd);
+	(void)store_close_fd(&md->new_fd);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
 }
@@ -728,8 +698,8 @@ md_size_all(struct maildir *md, const struct store_params *p, uint64_t *total_r,
 			if (res != STORE_OK) {
 				if (err[0] == '\0')
 					(void)str_fmt(err, ERR_LEN,
-					    "cannot stat %s/cur/%s: %s",
-					    md->path, m->name,
+					    "cannot stat %s/%s/%s: %s",
+					    md->path, md_sub(m), m->name,
 					    strerror(errno));
 				/* Names past i are still owned by the array. */
 				for (unsigned int j = i; j < md->count; j++)
@@ -780,7 +750,7 @@ md_open(struct store **st_r, const struct store_params *p,
 		(void)str_copy(err, ERR_LEN, "out of memory");
 		return STORE_TEMPFAIL;
 	}
-	md->lock_fd = md->cur_fd = -1;
+	md->lock_fd = md->cur_fd = md->new_fd = -1;
 	if (str_copy(md->path, sizeof(md->path), p->path) == -1 ||
 	    str_fmt(lock, sizeof(lock), "%s/%s", p->path, MD_LOCK_NAME) == -1) {
 		(void)str_copy(err, ERR_LEN, "maildir path too long");
@@ -819,12 +789,21 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
-	if ((res = md_move_new(md, dirfd, err)) != STORE_OK)
+	if ((md->new_fd = md_open_dir(dirfd, "new")) == -1 && errno != ENOENT) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
+		    strerror(errno));
+		res = STORE_TEMPFAIL;
 		goto fail;
+	}
 	(void)close(dirfd);
 	dirfd = -1;
 	md_cache_load(md);
-	if ((res = md_scan_cur(md, p, err)) != STORE_OK)
+	/*
+	 * new/ first: a message another reader moves to cur/ meanwhile is
+	 * then seen twice (and counted once), never missed.
+	 */
+	if ((md->new_fd != -1 && (res = md_scan_dir(md, p, true, err)) !=
+	    STORE_OK) || (res = md_scan_dir(md, p, false, err)) != STORE_OK)
 		goto fail;
 	md_dedup(md);
 	if ((res = md_size_all(md, p, &total, err)) != STORE_OK)
@@ -862,34 +841,39 @@ fail:
 static int
 md_find_base(struct maildir *md, struct md_msg *m)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd, rc = -1;
+	/* cur/ first: where another reader moves mail to. */
+	for (int in_new = 0; in_new <= 1; in_new++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd;
 
-	fd = openat(md->cur_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-	if ((dir = fdopendir(fd)) == NULL) {
-		(void)close(fd);
-		return -1;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		char *name;
-
-		if (strncmp(de->d_name, m->name, m->baselen) != 0 ||
-		    (de->d_name[m->baselen] != ':' &&
-		    de->d_name[m->baselen] != '\0') ||
-		    !md_is_mail(fd, de))
+		fd = openat(in_new ? md->new_fd : md->cur_fd, ".", O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1)
 			continue;
-		if ((name = strdup(de->d_name)) == NULL)
-			break;
-		free(m->name);
-		m->name = name;
-		rc = 0;
-		break;
+		if ((dir = fdopendir(fd)) == NULL) {
+			(void)close(fd);
+			continue;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			char *name;
+
+			if (strncmp(de->d_name, m->name, m->baselen) != 0 ||
+			    (de->d_name[m->baselen] != ':' &&
+			    de->d_name[m->baselen] != '\0') ||
+			    !md_is_mail(fd, de))
+				continue;
+			if ((name = strdup(de->d_name)) == NULL)
+				break;
+			free(m->name);
+			m->name = name;
+			m->in_new = in_new;
+			(void)closedir(dir);
+			return 0;
+		}
+		(void)closedir(dir);
 	}
-	(void)closedir(dir);
-	return rc;
+	return -1;
 }
 
 static enum store_result
@@ -909,7 +893,7 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	}
 	m = &md->msgs[msgnum - 1];
 	for (int tries = 0;; tries++) {
-		fd = openat(md->cur_fd, m->name, O_RDONLY | O_NOFOLLOW |
+		fd = openat(md_fd(md, m), m->name, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 		if (fd != -1 || errno != ENOENT || tries > 0)
 			break;
@@ -954,8 +938,8 @@ md_check_size(struct md_reader *r)
 
 	if (crlf_size_finish(&r->cs, &real) == -1 || real == m->size)
 		return;
-	log_warnx("maildir=%s size of cur/%s was %llu, is %llu (from %s)",
-	    md->path, m->name, (unsigned long long)m->size,
+	log_warnx("maildir=%s size of %s/%s was %llu, is %llu (from %s)",
+	    md->path, md_sub(m), m->name, (unsigned long long)m->size,
 	    (unsigned long long)real, m->src == MD_SIZE_CACHE ? "the cache" :
 	    m->src == MD_SIZE_W ? "its name" : "the file");
 	if (m->src == MD_SIZE_CACHE &&
@@ -997,7 +981,7 @@ md_commit(struct store *st, const struct store_index *idx, char *err)
 {
 	struct maildir *md = (struct maildir *)st;
 	enum store_result res = STORE_OK;
-	bool any = false;
+	bool any[2] = { false, false };		/* cur/, new/ changed */
 
 	if (idx->count != md->count) {
 		(void)str_copy(err, ERR_LEN,
@@ -1009,23 +993,28 @@ md_commit(struct store *st, const struct store_index *idx, char *err)
 
 		if (!idx->msgs[i].deleted)
 			continue;
-		if (unlinkat(md->cur_fd, m->name, 0) == 0) {
-			any = true;
+		if (unlinkat(md_fd(md, m), m->name, 0) == 0) {
+			any[m->in_new] = true;
 			continue;
 		}
 		if (errno == ENOENT && (md_find_base(md, m) == -1 ||
-		    unlinkat(md->cur_fd, m->name, 0) == 0 || errno == ENOENT)) {
-			any = true;
+		    unlinkat(md_fd(md, m), m->name, 0) == 0 ||
+		    errno == ENOENT)) {
+			any[m->in_new] = true;
 			continue;
 		}
-		(void)str_fmt(err, ERR_LEN, "cannot delete %s/cur/%s: %s",
-		    md->path, m->name, strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot delete %s/%s/%s: %s",
+		    md->path, md_sub(m), m->name, strerror(errno));
 		res = STORE_TEMPFAIL;
 	}
-	if (any && fsync(md->cur_fd) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot fsync %s/cur: %s", md->path,
-		    strerror(errno));
-		res = STORE_TEMPFAIL;
+	for (int in_new = 0; in_new <= 1; in_new++) {
+		int fd = in_new ? md->new_fd : md->cur_fd;
+
+		if (any[in_new] && fd != -1 && fsync(fd) == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot fsync %s/%s: %s",
+			    md->path, in_new ? "new" : "cur", strerror(errno));
+			res = STORE_TEMPFAIL;
+		}
 	}
 	return res;
 }

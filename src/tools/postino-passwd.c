@@ -27,16 +27,19 @@ enum read_result { READ_OK, READ_EOF, READ_LONG, READ_NUL, READ_CR, READ_ERR };
 #define METHOD_PLAIN	"plain"
 #define METHOD_SCRAM	"scram"
 
+/* cost_min..cost_max: what -r may give (crypt_gensalt(3)'s bounds). */
 static const struct {
 	const char *name, *method, *label;
+	uint32_t cost_min, cost_max;
 } schemes[] = {
 	/* Dovecot has no YESCRYPT name: {CRYPT} hands the hash to crypt(3). */
-	{ "YESCRYPT", "$y$", "{CRYPT}" },
-	{ "SHA512-CRYPT", "$6$", "{SHA512-CRYPT}" },
-	{ "SHA256-CRYPT", "$5$", "{SHA256-CRYPT}" },
-	{ "BLF-CRYPT", "$2b$", "{BLF-CRYPT}" },
-	{ "SCRAM-SHA-256", METHOD_SCRAM, "{SCRAM-SHA-256}" },
-	{ "PLAIN", METHOD_PLAIN, "{PLAIN}" },
+	{ "YESCRYPT", "$y$", "{CRYPT}", 1, 11 },
+	{ "SHA512-CRYPT", "$6$", "{SHA512-CRYPT}", 1000, 999999999 },
+	{ "SHA256-CRYPT", "$5$", "{SHA256-CRYPT}", 1000, 999999999 },
+	{ "BLF-CRYPT", "$2b$", "{BLF-CRYPT}", 4, 31 },
+	{ "SCRAM-SHA-256", METHOD_SCRAM, "{SCRAM-SHA-256}", AUTH_SCRAM_ITER_MIN,
+	    AUTH_SCRAM_ITER_MAX },
+	{ "PLAIN", METHOD_PLAIN, "{PLAIN}", 0, 0 },
 };
 
 static const char manual[] =
@@ -66,8 +69,11 @@ static const char manual[] =
 "     -h, --help Print this text and exit.\n"
 "     -V, --version\n"
 "                Print the version and exit.\n"
-"     -r rounds  SCRAM-SHA-256 only: PBKDF2 iterations, 4096 (the\n"
-"                default, RFC 7677's minimum) to 10000000.\n"
+"     -r rounds  The cost. SCRAM-SHA-256: PBKDF2 iterations, 4096 (the\n"
+"                default, RFC 7677's minimum) to 10000000. The crypt(3)\n"
+"                schemes: crypt_gensalt(3)'s count (SHA512-CRYPT and\n"
+"                SHA256-CRYPT rounds, 1000 to 999999999; BLF-CRYPT\n"
+"                log2 rounds, 4 to 31; YESCRYPT 1 to 11). PLAIN: none.\n"
 "     -s scheme  The hash scheme, case-insensitive:\n"
 "                YESCRYPT      the default; printed as {CRYPT}$y$...\n"
 "                              because Dovecot knows yescrypt only\n"
@@ -92,7 +98,7 @@ static const char manual[] =
 "\n"
 "     Salts come from the operating system's random generator through\n"
 "     crypt_gensalt(3) (SCRAM-SHA-256: 16 octets from OpenSSL's\n"
-"     RAND_bytes); the cost is libcrypt's default.\n"
+"     RAND_bytes); without -r, the cost is libcrypt's default.\n"
 "\n"
 "EXIT STATUS\n"
 "     0 when a hash was printed, 1 on any error (no password, passwords\n"
@@ -243,7 +249,7 @@ main(int argc, char **argv)
 	char hash[AUTH_HASH_MAX], err[ERR_LEN];
 	const char *scheme = "YESCRYPT", *user = NULL, *secret, *rounds = NULL;
 	size_t si, n = sizeof(schemes) / sizeof(schemes[0]);
-	uint32_t iter = AUTH_SCRAM_ITER_DEFAULT;
+	uint32_t iter = AUTH_SCRAM_ITER_DEFAULT, cost = 0;
 	struct auth_scram keys;
 	int ch, status = 1;
 
@@ -286,15 +292,21 @@ main(int argc, char **argv)
 		    "SCRAM-SHA-256 or PLAIN\n", scheme);
 		return 2;
 	}
-	if (rounds != NULL && strcmp(schemes[si].method, METHOD_SCRAM) != 0) {
-		fprintf(stderr, PROG ": -r applies to SCRAM-SHA-256 only\n");
+	if (rounds != NULL && strcmp(schemes[si].method, METHOD_PLAIN) == 0) {
+		fprintf(stderr, PROG ": -r: PLAIN has no cost\n");
 		return 2;
 	}
-	if (rounds != NULL && (str_parse_u32(rounds, &iter) < 0 ||
-	    iter < AUTH_SCRAM_ITER_MIN || iter > AUTH_SCRAM_ITER_MAX)) {
-		fprintf(stderr, PROG ": -r: rounds must be a number from %u "
-		    "to %u\n", AUTH_SCRAM_ITER_MIN, AUTH_SCRAM_ITER_MAX);
+	if (rounds != NULL && (str_parse_u32(rounds, &cost) < 0 ||
+	    cost < schemes[si].cost_min || cost > schemes[si].cost_max)) {
+		fprintf(stderr, PROG ": -r: rounds of %s must be a number "
+		    "from %u to %u\n", schemes[si].name,
+		    (unsigned)schemes[si].cost_min,
+		    (unsigned)schemes[si].cost_max);
 		return 2;
+	}
+	if (rounds != NULL && strcmp(schemes[si].method, METHOD_SCRAM) == 0) {
+		iter = cost;
+		cost = 0;
 	}
 	if (user != NULL && !auth_name_valid(user)) {
 		fprintf(stderr, PROG ": bad user name: 1..%d octets, no space, "
@@ -334,7 +346,7 @@ main(int argc, char **argv)
 		}
 		secret = hash;
 	} else {
-		if (auth_hash_make(schemes[si].method, 0, pass, hash,
+		if (auth_hash_make(schemes[si].method, cost, pass, hash,
 		    sizeof(hash), err) < 0) {
 			fprintf(stderr, PROG ": %s\n", err);
 			goto out;

@@ -318,3 +318,47 @@ def test_logins_dropped_after_success_leave_no_tickets(mailroot, postinod):
     print("%d dropped logins, then bob: %r" % (sum(counts), reply))
     assert reply.startswith(b"+OK Logged in"), reply
     assert "event=ticket-refused" not in srv.log()
+
+
+# -- finding 11: the dummy hash costs what most users cost ---------------------
+
+def passwd_line(name, password, scheme, rounds, home):
+    import subprocess
+    from conftest import POSTINO_PASSWD
+    r = subprocess.run([POSTINO_PASSWD, "-s", scheme, "-r", str(rounds)],
+                       input=password.encode() + b"\n", capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return "%s:%s::::%s::\n" % (name, r.stdout.decode().strip(), home)
+
+
+def test_unknown_users_cost_what_most_users_cost(mailroot, postinod):
+    """One expensive hash sorted first (500000 SHA-512 rounds, ~150 ms) and
+    three of the majority's cost (5000 rounds, ~2 ms): an unknown user
+    must cost what a wrong password for the majority costs, not what the
+    expensive one does. Medians of interleaved tries, with a margin far
+    below the 150 ms the wrong dummy would add."""
+    home = mailroot.home("carol")
+    with open(mailroot.passwd_file, "a") as f:
+        f.write(passwd_line("aaron", "x-pw", "SHA512-CRYPT", 500000, home))
+        for u in ("carol", "dora", "emil"):
+            f.write(passwd_line(u, "y-pw", "SHA512-CRYPT", 5000, home))
+    srv = postinod(auth_fail_delay_ms=0)
+    known, unknown = [], []
+    r = None
+    for i in range(30):
+        if i % 2 == 0:
+            if r is not None:
+                r.close()
+            r = raw_from(srv, "127.0.8.1")
+            r.expect(b"+OK")
+        user = b"carol" if i % 2 == 0 else b"nobody-%d" % i
+        assert r.cmd(b"USER " + user) == b"+OK"
+        t0 = time.monotonic()
+        assert r.cmd(b"PASS wrong-pw") == FAIL
+        (known if i % 2 == 0 else unknown).append(time.monotonic() - t0)
+    r.close()
+    mk, mu = statistics.median(known), statistics.median(unknown)
+    print("wrong password %.1f ms, unknown user %.1f ms (medians)"
+          % (mk * 1000, mu * 1000))
+    assert abs(mu - mk) < 0.05, (mk, mu)

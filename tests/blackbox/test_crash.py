@@ -85,7 +85,7 @@ def test_kill9_during_maildir_update(mailroot, postinod):
             expected[u][base] = data
     srv = postinod(mail_workers=1, idle_timeout=60)
     for u, delay in zip(users, DELAYS):
-        # First session: new/ -> cur/ and the size cache, then the crash.
+        # First session: the size cache is built, then the crash.
         r = login_retry(srv, u, "pw", seconds=10)
         r.send(b"UIDL\r\n")
         r.expect(b"+OK")

@@ -2,6 +2,7 @@
 role runs with, and the same server started by an unprivileged user (where
 LeakSanitizer also covers the login role, which a chroot hides from it)."""
 
+import grp
 import os
 import pwd
 import shutil
@@ -54,6 +55,120 @@ def test_roles_run_with_least_privilege(mailroot, postinod):
             assert states.get(inode, "0A") == "0A", (pid, inode)
     r.close()
     assert len(srv.pids("auth")) == 2      # auth_workers
+
+
+DESIGN = os.path.join(conftest.REPO, "DESIGN.md")
+COLUMNS = ("uid", "gid", "groups", "capabilities", "root", "seccomp")
+
+
+def design_table():
+    """{role: {column: cell}} from DESIGN.md's table of what the kernel
+    says about each role (the one whose header has a seccomp column)."""
+    with open(DESIGN) as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:1] == ["role"] and tuple(cells[1:]) == COLUMNS:
+            rows = {}
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                c = [x.strip() for x in row.strip().strip("|").split("|")]
+                rows[c[0]] = dict(zip(COLUMNS, c[1:]))
+            return rows
+    raise AssertionError("DESIGN.md has no role | uid | ... | seccomp table")
+
+
+def status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+def config_value(srv, key):
+    with open(srv.conf) as f:
+        for line in f:
+            k, _, v = line.partition("=")
+            if k.strip() == key:
+                return v.strip()
+    raise AssertionError("%s is not in the test configuration" % key)
+
+
+def expected(cell, column, srv, mailroot, caller):
+    """What a DESIGN.md cell means for this server, as /proc shows it."""
+    if cell == "caller":
+        return caller["Uid" if column == "uid" else "Gid"][0]
+    if cell == "caller's":
+        return caller["Groups"] if column == "groups" else caller["CapEff"][0]
+    if cell == "mail uid":
+        return str(conftest.MAIL_UID)
+    if cell == "mail gid":
+        return str(conftest.MAIL_GID)
+    if column == "uid":                     # a configuration key
+        return str(pwd.getpwnam(config_value(srv, cell)).pw_uid)
+    if column == "gid" and cell.endswith("'s group"):
+        return str(pwd.getpwnam(config_value(srv, cell[:-8])).pw_gid)
+    if column == "groups":
+        return cell                         # checked against gid below
+    if column == "capabilities":
+        assert cell == "none", cell
+        return "0000000000000000"
+    if column == "root":
+        return "/" if cell == "/" else config_value(srv, cell)
+    if column == "seccomp":
+        return {"none": "0", "strict": "1", "filter": "2"}[cell]
+    raise AssertionError("cannot read DESIGN.md cell %r (%s)" % (cell, column))
+
+
+@pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
+def test_every_role_runs_as_design_md_says(mailroot, postinod):
+    """uid, gid, groups, capabilities, root directory and seccomp mode of
+    every role, from /proc, against DESIGN.md's table."""
+    table = design_table()
+    assert set(table) >= {"master", "auth", "login", "mail"}, table
+    mailroot.add_user("alice", "secret")
+    mailroot.deliver_maildir("alice", b"Subject: a\n\nbody\n")
+    srv = postinod(mail_privileged_group="mail")
+    login_and_retr(srv)
+    caller = status(os.getpid())
+    pids = {"master": [srv.proc.pid]}
+    for role in table:
+        if role != "master":
+            pids[role] = srv.pids(role)
+    pids["mail"] = pids["mail"] or [srv.mail_worker_pid()]
+    for role, want in table.items():
+        assert pids.get(role), "no %s process" % role
+        for pid in pids[role]:
+            st = status(pid)
+            got = {
+                "uid": st["Uid"], "gid": st["Gid"], "groups": st["Groups"],
+                "capabilities": [st["CapEff"][0], st["CapPrm"][0]],
+                "root": os.readlink("/proc/%d/root" % pid),
+                "seccomp": st["Seccomp"][0],
+            }
+            for col in COLUMNS:
+                exp = expected(want[col], col, srv, mailroot, caller)
+                what = (role, col, want[col])
+                if col in ("uid", "gid"):
+                    assert got[col] == [exp] * 4, (what, got[col])
+                elif col == "groups" and want[col] != "caller's":
+                    extra = want[col].split(" + ")[1:]
+                    gids = {got["gid"][0]} | {
+                        str(grp.getgrnam(config_value(srv, k)).gr_gid)
+                        for k in extra}
+                    assert set(got[col]) == gids, (what, got[col])
+                elif col == "groups":
+                    assert sorted(got[col]) == sorted(exp), (what, got[col])
+                elif col == "capabilities":
+                    assert got[col][0] == exp, (what, got[col])
+                    if exp == "0000000000000000":
+                        assert got[col][1] == exp, (what, got[col])
+                else:
+                    assert got[col] == exp, (what, got[col])
+    assert os.listdir(mailroot.chroot) == []
 
 
 def socket_inodes(pid):

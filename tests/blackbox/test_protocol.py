@@ -201,17 +201,22 @@ def test_uidl_is_basename_and_stable(srv, mailroot):
     p.quit()
 
 
-def test_new_moved_to_cur_after_login(srv, mailroot):
+def test_new_mail_is_served_in_place(srv, mailroot):
+    """No rename per message at login (DESIGN.md): new/ stays as it is,
+    UIDL is the base name, DELE + QUIT removes the file from new/."""
     paths = [mailroot.deliver_maildir(USER, SAMPLES["lf"]) for _ in range(3)]
     md = mailroot.maildir(USER)
     p = srv.login(USER, PASS)
-    assert os.listdir(os.path.join(md, "new")) == []
-    cur = sorted(os.listdir(os.path.join(md, "cur")))
-    assert len(cur) == 3
-    for path in paths:
-        base = os.path.basename(path)
-        assert any(n.startswith(base + ":2,") for n in cur), (base, cur)
+    assert sorted(os.listdir(os.path.join(md, "new"))) == sorted(
+        os.path.basename(x) for x in paths)
+    assert os.listdir(os.path.join(md, "cur")) == []
+    _, listing, _ = p.uidl()
+    assert [e.split()[1].decode() for e in listing] == [
+        os.path.basename(x) for x in paths]
+    p.dele(2)
     p.quit()
+    assert sorted(os.listdir(os.path.join(md, "new"))) == sorted(
+        os.path.basename(x) for x in (paths[0], paths[2]))
 
 
 def test_dele_quit_removes_only_deleted(srv, mailroot):

@@ -121,7 +121,9 @@ def test_crlf_inside_a_decoded_response_injects_nothing(srv):
     assert r.cmd(b"AUTH PLAIN " + evil) == FAIL
     assert r.login(USER, PASS).startswith(b"+OK Logged in, 1 messages")
     r.cmd(b"QUIT")
-    assert len(os.listdir(os.path.join(conftest_mailroot(srv), "cur"))) == 1
+    md = conftest_mailroot(srv)
+    assert len(os.listdir(os.path.join(md, "new")) +
+               os.listdir(os.path.join(md, "cur"))) == 1
 
 
 def conftest_mailroot(srv):

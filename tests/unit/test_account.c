@@ -286,17 +286,31 @@ test_password_sources_in_order(void **state)
 	write_file(".netrc", "machine h login u password fromnetrc\n", 0600,
 	    path, sizeof(path));
 	assert_int_equal(account_parse_url(&a, "u@h", err), 0);
+	/* An explicit --password-command beats the environment. */
+	str_copy(a.password_command, sizeof(a.password_command),
+	    "echo fromcli");
+	a.password_command_cli = true;
+	setenv("POSTINO_PASSWORD", "fromenv", 1);
+	assert_int_equal(account_password(&a, pass, sizeof(pass), err), 0);
+	assert_string_equal(pass, "fromcli");
+	/* The environment beats the account's password-command... */
 	str_copy(a.password_command, sizeof(a.password_command),
 	    "echo fromcmd");
-	setenv("POSTINO_PASSWORD", "fromenv", 1);
+	a.password_command_cli = false;
 	assert_int_equal(account_password(&a, pass, sizeof(pass), err), 0);
 	assert_string_equal(pass, "fromenv");
 	unsetenv("POSTINO_PASSWORD");
+	/* ...which beats a (maybe stale) .netrc. */
+	assert_int_equal(account_password(&a, pass, sizeof(pass), err), 0);
+	assert_string_equal(pass, "fromcmd");
+	/* A failing command is an error, not a fall back to .netrc. */
+	str_copy(a.password_command, sizeof(a.password_command), "exit 3");
+	assert_int_equal(account_password(&a, pass, sizeof(pass), err), -1);
+	assert_non_null(strstr(err, "password command failed"));
+	a.password_command[0] = '\0';
 	assert_int_equal(account_password(&a, pass, sizeof(pass), err), 0);
 	assert_string_equal(pass, "fromnetrc");
 	unlink(path);
-	assert_int_equal(account_password(&a, pass, sizeof(pass), err), 0);
-	assert_string_equal(pass, "fromcmd");
 	/* No user anywhere: the login name. */
 	assert_int_equal(account_parse_url(&a, "h", err), 0);
 	setenv("POSTINO_PASSWORD", "x", 1);

@@ -344,6 +344,103 @@ test_mda_failure_is_reported(void **state)
 	fetch_close(&d);
 }
 
+/* Prepare and commit one message to cmd with a spool; the token. */
+static int
+mda_deliver(const char *cmd, char *token, size_t size, char *err)
+{
+	struct fetch_dest *d;
+	char spool[PATH_MAX];
+	int rc;
+
+	assert_int_equal(str_fmt(spool, sizeof(spool), "%s/spool", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, cmd, err), 0);
+	assert_int_equal(fetch_set_spool(d, spool, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg1, 100), 0);
+	assert_int_equal(fetch_prepare(d, token, size, err), 0);
+	rc = fetch_commit(d, err);
+	fetch_close(&d);
+	return rc;
+}
+
+static int
+mda_recover_token(const char *cmd, const char *token, char *err)
+{
+	struct fetch_dest *d;
+	char spool[PATH_MAX];
+	int rc;
+
+	assert_int_equal(str_fmt(spool, sizeof(spool), "%s/spool", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, cmd, err), 0);
+	assert_int_equal(fetch_set_spool(d, spool, err), 0);
+	rc = fetch_recover(d, token, err);
+	fetch_close(&d);
+	return rc;
+}
+
+static void
+test_mda_outcome_survives_a_killed_postino(void **state)
+{
+	char err[ERR_LEN], token[PATH_MAX + 32], cmd[3 * PATH_MAX];
+	char out[PATH_MAX], started[PATH_MAX], tokfile[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(mda_deliver("cat >/dev/null", token, sizeof(token),
+	    err), 0);
+	assert_string_equal(token, "mda wait");
+	assert_int_equal(mda_recover_token("true", token, err), 1);
+	assert_int_equal(mda_deliver("cat >/dev/null; exit 3", token,
+	    sizeof(token), err), -1);
+	assert_int_equal(mda_recover_token("true", token, err), 0);
+
+	/* Killed (-9) while the MDA runs: the next run waits and knows. */
+	assert_int_equal(str_fmt(out, sizeof(out), "%s/out", tmpdir), 0);
+	assert_int_equal(str_fmt(started, sizeof(started), "%s/started",
+	    tmpdir), 0);
+	assert_int_equal(str_fmt(tokfile, sizeof(tokfile), "%s/token",
+	    tmpdir), 0);
+	assert_int_equal(str_fmt(cmd, sizeof(cmd), "touch '%s'; sleep 1; "
+	    "cat >> '%s'", started, out), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct fetch_dest *d;
+		char spool[PATH_MAX];
+		FILE *f;
+
+		(void)str_fmt(spool, sizeof(spool), "%s/spool", tmpdir);
+		if (fetch_open(&d, FETCH_MDA, cmd, err) < 0 ||
+		    fetch_set_spool(d, spool, err) < 0 ||
+		    fetch_begin(d, err) < 0 || feed(d, msg1, 100) < 0 ||
+		    fetch_prepare(d, token, sizeof(token), err) < 0 ||
+		    (f = fopen(tokfile, "w")) == NULL)
+			_exit(1);
+		fputs(token, f);
+		fclose(f);
+		(void)fetch_commit(d, err);
+		_exit(2);
+	}
+	for (int i = 0; i < 500 && access(started, F_OK) < 0; i++)
+		usleep(10000);
+	assert_int_equal(access(started, F_OK), 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_string_equal(slurp(tokfile, NULL), "mda wait");
+	assert_int_equal(mda_recover_token("true", "mda wait", err), 1);
+	assert_string_equal(slurp(out, NULL), msg1);
+
+	/* The supervisor died too: unknown, so delivered again. */
+	assert_int_equal(str_fmt(out, sizeof(out), "%s/spool.mda", tmpdir), 0);
+	assert_int_equal(truncate(out, 0), 0);
+	assert_int_equal(mda_recover_token("true", "mda wait", err), 2);
+	assert_non_null(strstr(err, "unknown"));
+	/* Old state files: the MDA cannot be asked. */
+	assert_int_equal(mda_recover_token("true", "mda", err), 0);
+}
+
 static void
 test_bad_destinations(void **state)
 {
@@ -531,6 +628,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mda_failure_is_reported,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mda_outcome_survives_a_killed_postino, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_destinations, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_recover, setup,

@@ -788,6 +788,123 @@ test_dele_and_quit_errors(void **state)
 	pop3c_free(&c);
 }
 
+/* ---- pipelining ---- */
+
+/* Logged in to a server whose CAPA lists PIPELINING (or not). */
+static struct pop3c *
+capa_logged_in(struct mem *m, bool pipelining, const char *rest,
+    size_t chunk)
+{
+	static char in[1 << 16];
+	struct pop3c *c;
+
+	(void)snprintf(in, sizeof(in), GREET "+OK\r\nUSER\r\n%s.\r\n"
+	    "+OK\r\n+OK\r\n%s", pipelining ? "PIPELINING\r\n" : "", rest);
+	c = mem_client(m, in, strlen(in), chunk);
+	assert_int_equal(pop3c_greeting(c), 0);
+	assert_int_equal(pop3c_capa(c), 0);
+	assert_int_equal(pop3c_login(c, "u", "p", POP3C_AUTH_USER, true, NULL),
+	    0);
+	m->outlen = 0;
+	m->out[0] = '\0';
+	return c;
+}
+
+static void
+test_pipelined_commands_go_out_together_replies_in_order(void **state)
+{
+	static const char rest[] = "+OK\r\none\r\n.\r\n"
+	    "-ERR [SYS/TEMP] gone\r\n"
+	    "+OK\r\nthree\r\n..dot\r\n.\r\n"
+	    "+OK deleted\r\n+OK bye\r\n";
+	struct mem m;
+	static struct sink s;
+
+	(void)state;
+	for (size_t k = 0; k < N_ELEM(chunks); k++) {
+		struct pop3c *c = capa_logged_in(&m, true, rest, chunks[k]);
+
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(pop3c_send_retr(c, 1), 0);
+		assert_int_equal(pop3c_send_retr(c, 2), 0);
+		assert_int_equal(pop3c_send_top(c, 3, 5), 0);
+		assert_int_equal(pop3c_send_dele(c, 1), 0);
+		assert_int_equal(pop3c_outstanding(c), 4);
+		/* Nothing written until a reply is wanted; then all at once. */
+		assert_int_equal(m.outlen, 0);
+		assert_int_equal(pop3c_recv_data(c, 0, sink_data, &s, NULL), 0);
+		assert_string_equal(m.out,
+		    "RETR 1\r\nRETR 2\r\nTOP 3 5\r\nDELE 1\r\n");
+		/* A -ERR for one leaves the next replies readable. */
+		assert_int_equal(pop3c_recv_data(c, 0, sink_data, &s, NULL), -1);
+		assert_int_equal(pop3c_error(c), POP3C_ESYS);
+		assert_true(pop3c_usable(c));
+		/* The reply of a DELE is not a message. */
+		assert_int_equal(pop3c_recv_status(c), -1);
+		assert_int_equal(pop3c_error(c), POP3C_ELOCAL);
+		assert_int_equal(pop3c_recv_data(c, 0, sink_data, &s, NULL), 0);
+		assert_int_equal(s.len, 15);
+		assert_memory_equal(s.buf, "one\nthree\n.dot\n", 15);
+		/* No other command while replies are outstanding. */
+		assert_int_equal(pop3c_quit(c), -1);
+		assert_int_equal(pop3c_error(c), POP3C_ELOCAL);
+		assert_int_equal(pop3c_recv_status(c), 0);
+		assert_int_equal(pop3c_outstanding(c), 0);
+		assert_int_equal(pop3c_quit(c), 0);
+		pop3c_free(&c);
+	}
+}
+
+static void
+test_pipelining_window_and_capability_bound_it(void **state)
+{
+	struct mem m;
+	struct pop3c *c = capa_logged_in(&m, false, "", 512);
+
+	(void)state;
+	/* Without PIPELINING in CAPA: one command at a time. */
+	assert_int_equal(pop3c_send_retr(c, 1), 0);
+	assert_int_equal(pop3c_send_retr(c, 2), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ELOCAL);
+	pop3c_free(&c);
+	c = capa_logged_in(&m, true, "", 512);
+	for (unsigned int i = 0; i < POP3C_PIPELINE_MAX; i++)
+		assert_int_equal(pop3c_send_dele(c, i + 1), 0);
+	assert_int_equal(pop3c_send_dele(c, 99), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ELOCAL);
+	pop3c_free(&c);
+}
+
+static void
+test_drain_reads_the_rest_and_keeps_the_first_error(void **state)
+{
+	static const char rest[] = "-ERR no such message\r\n"
+	    "+OK\r\nlong\r\n.\r\n+OK\r\n+OK bye\r\n";
+	struct mem m;
+	static struct sink s;
+	struct pop3c *c = capa_logged_in(&m, true, rest, 3);
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pop3c_send_retr(c, 7), 0);
+	assert_int_equal(pop3c_send_retr(c, 8), 0);
+	assert_int_equal(pop3c_send_dele(c, 8), 0);
+	assert_int_equal(pop3c_recv_data(c, 0, sink_data, &s, NULL), -1);
+	assert_int_equal(pop3c_drain_replies(c), 0);
+	assert_int_equal(pop3c_error(c), POP3C_ESERVER);
+	assert_non_null(strstr(pop3c_errmsg(c), "RETR 7"));
+	assert_int_equal(pop3c_outstanding(c), 0);
+	assert_int_equal(pop3c_quit(c), 0);
+	pop3c_free(&c);
+	/* A server that hangs up mid-way: drain says the session is gone. */
+	c = capa_logged_in(&m, true, "+OK\r\ncut", 1);
+	assert_int_equal(pop3c_send_retr(c, 1), 0);
+	assert_int_equal(pop3c_send_retr(c, 2), 0);
+	assert_int_equal(pop3c_drain_replies(c), -1);
+	assert_false(pop3c_usable(c));
+	pop3c_free(&c);
+}
+
 /* ---- a real socket ---- */
 
 static struct pop3c *
@@ -1491,6 +1608,11 @@ main(void)
 		cmocka_unit_test(test_retr_callback_failure_keeps_session),
 		cmocka_unit_test(test_retr_err_and_top),
 		cmocka_unit_test(test_dele_and_quit_errors),
+		cmocka_unit_test(
+		    test_pipelined_commands_go_out_together_replies_in_order),
+		cmocka_unit_test(test_pipelining_window_and_capability_bound_it),
+		cmocka_unit_test(
+		    test_drain_reads_the_rest_and_keeps_the_first_error),
 		cmocka_unit_test(test_silent_server_times_out),
 		cmocka_unit_test(test_drop_mid_retr_over_socket),
 		cmocka_unit_test(test_write_to_closed_peer),

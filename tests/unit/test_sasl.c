@@ -1146,6 +1146,8 @@ test_postino_passwd_scram_refuses_bad_input(void **state)
 		{ "", "SCRAM-SHA-256", "pw\n", 2 },
 		{ "5000", "PLAIN", "pw\n", 2 },
 		{ "5000", "YESCRYPT", "pw\n", 2 },
+		{ "3", "BLF-CRYPT", "pw\n", 2 },
+		{ "999", "SHA512-CRYPT", "pw\n", 2 },
 		{ NULL, "SCRAM-SHA-256", "p\xc3\xa9\n", 1 },
 		{ NULL, "SCRAM-SHA-256", "p\tw\n", 1 },
 		{ NULL, "SCRAM-SHA-256", "\n", 1 },

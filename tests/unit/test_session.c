@@ -371,6 +371,28 @@ test_multiline_status_and_first_block_share_one_write(void **state)
 	assert_memory_equal(rec, want, strlen(want));
 }
 
+/* Output produced in place goes out after what was queued before it. */
+static void
+test_out_tail_appends_after_pending_output(void **state)
+{
+	struct fixture *f = *state;
+	char out[64];
+	size_t room;
+	char *tail;
+
+	session_reply(f->s, "+OK first");
+	tail = session_out_tail(f->s, &room);
+	assert_non_null(tail);
+	assert_int_equal(room, SESSION_OUT_MAX - 11);
+	assert_int_equal(room, session_out_room(f->s));
+	memcpy(tail, "in place\r\n", 10);
+	session_out_commit(f->s, 10);
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_MAX - 21);
+	session_resume(f->s);
+	exchange(f, NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "+OK first\r\nin place\r\n");
+}
+
 /* Nagle off, as every reply is coalesced into one write. */
 static void
 test_tcp_session_turns_nagle_off(void **state)
@@ -400,6 +422,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quit_closes_after_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multiline_status_and_first_block_share_one_write, setup_seqpacket, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_session_turns_nagle_off, setup_tcp, teardown),
+		cmocka_unit_test_setup_teardown(test_out_tail_appends_after_pending_output, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

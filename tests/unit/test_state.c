@@ -1,7 +1,9 @@
 /*
- * The fetch state file: ids survive a reopen, every add is on disk at
- * once, a corrupt file is an error (never an empty state), one process
- * per account at a time, file names cannot escape the directory.
+ * The fetch state journal: ids survive a reopen, every add is appended at
+ * once (one record), a record torn by a crash is dropped and cut off, a
+ * corrupt file is an error (never an empty state), old files are
+ * upgraded, big journals compacted, one process per account at a time,
+ * file names cannot escape the directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -76,24 +79,49 @@ count_entries(const char *dir)
 	return n;
 }
 
+/* The file without the times of its "+" records ("+a 123" -> "+a"). */
+static char *
+records(const char *path)
+{
+	static char out[65536];
+	const char *p = slurp(path);
+	size_t o = 0;
+
+	while (*p != '\0' && o + 2 < sizeof(out)) {
+		bool plus = *p == '+';
+
+		while (*p != '\0' && *p != '\n' && !(plus && *p == ' '))
+			out[o++] = *p++;
+		while (*p != '\0' && *p != '\n')
+			p++;
+		if (*p == '\n')
+			out[o++] = *p++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static void
-test_add_is_durable_at_once(void **state)
+test_add_appends_one_record_at_once(void **state)
 {
 	struct state *st;
 	char err[ERR_LEN], dir[PATH_MAX];
+	long long t0 = (long long)time(NULL);
 
 	(void)state;
 	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/a/b", tmpdir), 0);
 	assert_int_equal(state_open(&st, dir, "alice@host:110", err), 0);
 	assert_int_equal(state_count(st), 0);
 	assert_int_equal(state_add(st, "uid-2", err), 0);
-	/* On disk before the next add, without any close. */
-	assert_string_equal(slurp(state_path(st)),
-	    STATE_MAGIC "\nuid-2\n");
+	/* In the file before the next add, without any close or sync. */
+	assert_string_equal(records(state_path(st)), STATE_MAGIC "\n+uid-2\n");
 	assert_int_equal(state_add(st, "uid-1", err), 0);
 	assert_int_equal(state_add(st, "uid-1", err), 0);
-	assert_string_equal(slurp(state_path(st)),
-	    STATE_MAGIC "\nuid-1\nuid-2\n");
+	assert_int_equal(state_sync(st, err), 0);
+	assert_string_equal(records(state_path(st)),
+	    STATE_MAGIC "\n+uid-2\n+uid-1\n");
+	assert_true(state_first_seen(st, "uid-1") >= t0);
+	assert_int_equal(state_first_seen(st, "uid-3"), -1);
 	/* The state file and the lock: no temporary left. */
 	assert_int_equal(count_entries(dir), 2);
 	state_close(&st);
@@ -104,7 +132,84 @@ test_add_is_durable_at_once(void **state)
 	assert_true(state_has(st, "uid-1"));
 	assert_true(state_has(st, "uid-2"));
 	assert_false(state_has(st, "uid-3"));
+	assert_true(state_first_seen(st, "uid-2") >= t0);
 	state_close(&st);
+}
+
+static void
+test_torn_last_record_is_dropped_and_cut(void **state)
+{
+	struct state *st;
+	char err[ERR_LEN], path[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(state_open(&st, tmpdir, "t", err), 0);
+	str_copy(path, sizeof(path), state_path(st));
+	state_close(&st);
+	/* A crash in the middle of the last record ("+c ..." or the time). */
+	write_file(path, STATE_MAGIC "\n+a 1\n+b 2\n+c");
+	assert_int_equal(state_open(&st, tmpdir, "t", err), 0);
+	assert_int_equal(state_count(st), 2);
+	assert_false(state_has(st, "c"));
+	assert_int_equal(state_first_seen(st, "b"), 2);
+	assert_int_equal(state_add(st, "d", err), 0);
+	state_close(&st);
+	assert_string_equal(records(path), STATE_MAGIC "\n+a\n+b\n+d\n");
+	/* A torn pending record: not in flight (nothing was written yet). */
+	write_file(path, STATE_MAGIC "\n+a 1\n?b maildir x,S=");
+	assert_int_equal(state_open(&st, tmpdir, "t", err), 0);
+	assert_null(state_pending_uid(st));
+	state_close(&st);
+	/* Torn at creation: an empty state, written afresh when used. */
+	write_file(path, "# postino st");
+	assert_int_equal(state_open(&st, tmpdir, "t", err), 0);
+	assert_int_equal(state_count(st), 0);
+	assert_int_equal(state_add(st, "e", err), 0);
+	state_close(&st);
+	assert_string_equal(records(path), STATE_MAGIC "\n+e\n");
+}
+
+static void
+test_old_format_is_read_and_rewritten(void **state)
+{
+	struct state *st;
+	char err[ERR_LEN], path[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(state_open(&st, tmpdir, "v1", err), 0);
+	str_copy(path, sizeof(path), state_path(st));
+	state_close(&st);
+	write_file(path, STATE_MAGIC_V1 "\na\npending c mda\nb");
+	assert_int_equal(state_open(&st, tmpdir, "v1", err), 0);
+	assert_true(state_has(st, "a") && state_has(st, "b"));
+	assert_string_equal(state_pending_uid(st), "c");
+	assert_string_equal(state_pending_token(st), "mda");
+	state_close(&st);
+	assert_string_equal(records(path), STATE_MAGIC "\n+a\n+b\n?c mda\n");
+}
+
+static void
+test_long_journal_is_compacted_at_open(void **state)
+{
+	struct state *st;
+	char err[ERR_LEN], path[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(state_open(&st, tmpdir, "c", err), 0);
+	str_copy(path, sizeof(path), state_path(st));
+	assert_int_equal(state_add(st, "keep", err), 0);
+	for (int i = 0; i < 600; i++) {
+		assert_int_equal(state_set_pending(st, "x", "mda", err), 0);
+		assert_int_equal(state_clear_pending(st, err), 0);
+	}
+	state_close(&st);
+	assert_int_equal(state_open(&st, tmpdir, "c", err), 0);
+	assert_true(state_has(st, "keep"));
+	assert_null(state_pending_uid(st));
+	/* Appends go to the compacted file. */
+	assert_int_equal(state_add(st, "new", err), 0);
+	state_close(&st);
+	assert_string_equal(records(path), STATE_MAGIC "\n+keep\n+new\n");
 }
 
 static bool
@@ -161,9 +266,20 @@ test_corrupt_file_is_an_error(void **state)
 {
 	static const char *const bad[] = {
 		"garbage\nuid\n",
-		STATE_MAGIC "\nok\nwith space\n",
+		"garbage",
+		STATE_MAGIC "\n+ok 1\n+with space 1\n",
 		STATE_MAGIC "\n\n",
-		STATE_MAGIC "\nctl\x01\n",
+		STATE_MAGIC "\n+ctl\x01 1\n",
+		STATE_MAGIC "\n+a\n",
+		STATE_MAGIC "\n+a -1\n",
+		STATE_MAGIC "\n+a 99999999999999999999\n",
+		STATE_MAGIC "\n-a 1\n",
+		STATE_MAGIC "\n?a\n",
+		STATE_MAGIC "\n~a b\n",
+		STATE_MAGIC "\n*a 1\n",
+		STATE_MAGIC "\na\n",
+		STATE_MAGIC_V1 "\nok\nwith space\n",
+		STATE_MAGIC_V1 "\nctl\x01\n",
 	};
 	char err[ERR_LEN], path[PATH_MAX], big[POP3C_UID_MAX + 64];
 	struct state *st;
@@ -180,13 +296,18 @@ test_corrupt_file_is_an_error(void **state)
 		assert_null(st);
 	}
 	memset(big, 'x', sizeof(big));
-	memcpy(big, STATE_MAGIC "\n", sizeof(STATE_MAGIC));
+	memcpy(big, STATE_MAGIC "\n+", sizeof(STATE_MAGIC) + 1);
 	big[sizeof(big) - 2] = '\n';
 	big[sizeof(big) - 1] = '\0';
 	write_file(path, big);
 	assert_int_equal(state_open(&st, tmpdir, "c", err), -1);
-	/* A missing final newline is tolerated (a hand edit). */
-	write_file(path, STATE_MAGIC "\na\nb");
+	/* "-" forgets; in the old format a missing newline is a hand edit. */
+	write_file(path, STATE_MAGIC "\n+a 1\n+b 1\n-a\n");
+	assert_int_equal(state_open(&st, tmpdir, "c", err), 0);
+	assert_false(state_has(st, "a"));
+	assert_true(state_has(st, "b"));
+	state_close(&st);
+	write_file(path, STATE_MAGIC_V1 "\na\nb");
 	assert_int_equal(state_open(&st, tmpdir, "c", err), 0);
 	assert_true(state_has(st, "b"));
 	state_close(&st);
@@ -314,8 +435,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_add_is_durable_at_once,
-		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_add_appends_one_record_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_torn_last_record_is_dropped_and_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_old_format_is_read_and_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_long_journal_is_compacted_at_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_drops_and_saves,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -1,5 +1,5 @@
 /*
- * Maildir backend: sizes, size cache, new/ -> cur/, locking, commit, reads.
+ * Maildir backend: sizes, size cache, new/ served in place, locking, commit, reads.
  * Every test works in its own mkdtemp directory.
  */
 #include <stdarg.h>
@@ -93,6 +93,18 @@ exists(const struct fixture *f, const char *sub, const char *name)
 
 	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
 	return lstat(p, &st) == 0;
+}
+
+/* What another Maildir reader does: rename a message, e.g. new/ -> cur/. */
+static void
+move(const struct fixture *f, const char *sub, const char *name,
+    const char *tosub, const char *toname)
+{
+	char a[512], b[512];
+
+	snprintf(a, sizeof(a), "%s/%s/%s", f->md, sub, name);
+	snprintf(b, sizeof(b), "%s/%s/%s", f->md, tosub, toname);
+	assert_int_equal(rename(a, b), 0);
 }
 
 static struct store_params
@@ -387,27 +399,63 @@ test_overlong_cache_line_is_ignored(void **state)
 	store_maildir_ops.close(&st, &idx);
 }
 
+/*
+ * Mail in new/ is served where it is (a rename per message was most of a
+ * first login), with the UIDL it keeps if it moves to cur/ later.
+ */
 static void
-test_new_moves_to_cur_with_info_and_keeps_its_uidl(void **state)
+test_new_mail_is_served_in_place_with_a_stable_uidl(void **state)
 {
 	struct fixture *f = *state;
 	struct store *st;
 	struct store_index idx;
+	char buf[16];
 
 	make_maildir(f);
 	put(f, "new", "1700000000.M1P2.host", "a\n", 2);
 	put(f, "new", "1700000001.M1P2.host:2,S", "b\n", 2);
+	put(f, "cur", "1700000002.M1P2.host:2,", "c\n", 2);
 	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
-	assert_int_equal(idx.count, 2);
+	assert_int_equal(idx.count, 3);
 	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
 	assert_string_equal(idx.msgs[1].uidl, "1700000001.M1P2.host");
-	assert_true(exists(f, "cur", "1700000000.M1P2.host:2,"));
-	assert_true(exists(f, "cur", "1700000001.M1P2.host:2,S"));
-	assert_false(exists(f, "new", "1700000000.M1P2.host"));
+	assert_string_equal(idx.msgs[2].uidl, "1700000002.M1P2.host");
+	assert_true(exists(f, "new", "1700000000.M1P2.host"));
+	assert_true(exists(f, "new", "1700000001.M1P2.host:2,S"));
+	assert_int_equal(read_all(st, 1, buf, sizeof(buf), 4096), 2);
+	assert_memory_equal(buf, "a\n", 2);
 	store_maildir_ops.close(&st, &idx);
+	/* Moved to cur/ by another reader: the same message, same UIDL. */
+	move(f, "new", "1700000000.M1P2.host", "cur",
+	    "1700000000.M1P2.host:2,S");
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 3);
+	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
+	store_maildir_ops.close(&st, &idx);
+}
+
+/* Another reader moves mail new/ -> cur/ during the session. */
+static void
+test_mail_moved_from_new_during_a_session_is_read_and_deleted(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char err[ERR_LEN], buf[16];
+
+	make_maildir(f);
+	put(f, "new", "1.a", "one\n", 4);
+	put(f, "new", "2.b", "two\n", 4);
 	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
 	assert_int_equal(idx.count, 2);
-	assert_string_equal(idx.msgs[0].uidl, "1700000000.M1P2.host");
+	move(f, "new", "1.a", "cur", "1.a:2,S");
+	move(f, "new", "2.b", "cur", "2.b:2,");
+	assert_int_equal(read_all(st, 1, buf, sizeof(buf), 4096), 4);
+	assert_memory_equal(buf, "one\n", 4);
+	idx.msgs[0].deleted = idx.msgs[1].deleted = true;
+	assert_int_equal(store_maildir_ops.commit(st, &idx, err), STORE_OK);
+	assert_false(exists(f, "cur", "1.a:2,S"));
+	assert_false(exists(f, "cur", "2.b:2,"));
 	store_maildir_ops.close(&st, &idx);
 }
 
@@ -645,7 +693,8 @@ main(void)
 		T(test_size_cache_others_may_write_is_ignored),
 		T(test_size_cache_over_the_cap_is_not_believed),
 		T(test_overlong_cache_line_is_ignored),
-		T(test_new_moves_to_cur_with_info_and_keeps_its_uidl),
+		T(test_new_mail_is_served_in_place_with_a_stable_uidl),
+		T(test_mail_moved_from_new_during_a_session_is_read_and_deleted),
 		T(test_tmp_dotfiles_and_non_regular_files_are_not_mail),
 		T(test_messages_are_ordered_by_delivery_time_then_name),
 		T(test_unusable_base_names_get_a_stable_derived_uidl),

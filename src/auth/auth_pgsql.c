@@ -1,0 +1,651 @@
+/*
+ * passdb = pgsql (auth_pgsql.h). The same schemes as the passwd-file, read
+ * from a column instead of a line: {CRYPT} and the crypt(3) methods,
+ * {PLAIN}, {SCRAM-SHA-256}iter,salt,stored,server; no prefix is {CRYPT}.
+ *
+ * The auth worker is one request at a time by design (hashing dominates),
+ * so the query is a plain blocking PQexecParams, bounded by connect_timeout
+ * and statement_timeout. When the database is unreachable every request
+ * is AUTH_TEMPFAIL ([SYS/TEMP]), never AUTH_PERMFAIL: an outage must not
+ * look like a wrong password to clients or count toward penalties.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <crypt.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "../lib/log.h"
+#include "auth.h"
+#include "auth_hash.h"
+#include "auth_pgsql.h"
+
+/*
+ * Seconds to wait for a connection (the auth worker waits with it, so
+ * short), and milliseconds one query may run: a users lookup is one index
+ * probe; anything slower is an outage to report, not to wait out.
+ */
+#define PGSQL_CONNECT_TIMEOUT	"3"
+#define PGSQL_OPTIONS		"-c statement_timeout=5000"
+/*
+ * After a failed connection, requests fail at once for this long instead
+ * of each paying a connection attempt: an outage costs clients nothing
+ * and the log one line per second per worker.
+ */
+#define PGSQL_RETRY_MS		1000
+/* APOP digests are MD5 in hex (RFC 1939 sec. 7). */
+#define APOP_HEX_LEN		32
+/* A column value longer than any secret we can use is refused unread. */
+#define PGSQL_SECRET_MAX	(AUTH_PASS_MAX + 32)
+
+enum scheme {
+	SCHEME_CRYPT,
+	SCHEME_PLAIN,
+	SCHEME_SCRAM,
+	SCHEME_LOCKED,		/* empty, "*", "!", uid or gid 0 */
+	SCHEME_UNUSABLE,	/* unknown scheme, a hash crypt(3) refuses */
+};
+
+struct row {
+	enum scheme	 scheme;
+	char		 secret[PGSQL_SECRET_MAX + 1];	/* after {SCHEME} */
+	struct auth_user user;
+};
+
+struct auth_db {
+	PGconn		*conn;
+	uint64_t	 retry_ms;	/* no connection attempt before this */
+	bool		 has_password;
+	char		 password[AUTH_PGSQL_PASSWORD_MAX + 1];
+	const char	*conninfo;
+	const char	*query;
+	/* What an unknown user's check costs: a recent real user's method. */
+	char		 dummy[AUTH_HASH_MAX];
+	bool		 dummy_is_scram;
+	struct auth_scram dummy_scram;
+};
+
+static const struct {
+	const char	*name;
+	enum scheme	 scheme;
+} schemes[] = {
+	{ "CRYPT", SCHEME_CRYPT },
+	{ "SHA512-CRYPT", SCHEME_CRYPT },
+	{ "SHA256-CRYPT", SCHEME_CRYPT },
+	{ "BLF-CRYPT", SCHEME_CRYPT },
+	{ "YESCRYPT", SCHEME_CRYPT },
+	{ "PLAIN", SCHEME_PLAIN },
+	{ "SCRAM-SHA-256", SCHEME_SCRAM },
+};
+
+static struct auth_pgsql_conf pg_conf;
+
+void
+auth_pgsql_configure(const struct auth_pgsql_conf *conf)
+{
+	pg_conf = *conf;
+}
+
+int
+auth_pgsql_check(const struct auth_pgsql_conf *conf, char *err)
+{
+	PQconninfoOption *opts;
+	char *perr = NULL;
+	int rc = 0;
+
+	opts = PQconninfoParse(conf->conninfo, &perr);
+	if (opts == NULL) {
+		str_fmt(err, ERR_LEN, "pgsql_conninfo: %s",
+		    perr != NULL ? perr : "out of memory");
+		PQfreemem(perr);
+		return -1;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
+		    o->val[0] != '\0') {
+			/* It would show in postinod -t and in ps of a DBA's tools. */
+			str_copy(err, ERR_LEN, "pgsql_conninfo: no password= "
+			    "here; put it in pgsql_password_file");
+			rc = -1;
+		}
+	PQconninfoFree(opts);
+	if (rc == 0 && strstr(conf->query, "$1") == NULL) {
+		str_copy(err, ERR_LEN, "password_query: no $1 (the user name)");
+		rc = -1;
+	}
+	return rc;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* libpq's message, on one line and sanitised, for the log. */
+static void
+log_pq(const char *event, const char *msg)
+{
+	char safe[512];
+	size_t len = strlen(msg);
+
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		len--;
+	str_sanitize(safe, sizeof(safe), msg, len);
+	log_warnx("event=%s backend=pgsql reason=\"%s\"", event, safe);
+}
+
+/* A working connection, or -1 (logged) until PGSQL_RETRY_MS has passed. */
+static int
+pg_connect(struct auth_db *db)
+{
+	const char *keys[] = { "connect_timeout", "options",
+	    "application_name", "dbname", "password", NULL };
+	const char *vals[] = { PGSQL_CONNECT_TIMEOUT, PGSQL_OPTIONS,
+	    "postinod-auth", db->conninfo,
+	    db->has_password ? db->password : NULL, NULL };
+
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+		return 0;
+	if (now_ms() < db->retry_ms)
+		return -1;
+	PQfinish(db->conn);
+	/* Keywords before dbname are defaults the conninfo may override. */
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+		log_info("event=passdb-connected backend=pgsql");
+		return 0;
+	}
+	log_pq("passdb-unavailable", db->conn != NULL ?
+	    PQerrorMessage(db->conn) : "out of memory");
+	PQfinish(db->conn);
+	db->conn = NULL;
+	db->retry_ms = now_ms() + PGSQL_RETRY_MS;
+	return -1;
+}
+
+static enum scheme
+parse_secret(const char *field, const char **secret_r)
+{
+	enum scheme sch = SCHEME_CRYPT;
+	const char *s = field;
+	int check;
+
+	*secret_r = field;
+	if (field[0] == '\0' || field[0] == '*' || field[0] == '!')
+		return SCHEME_LOCKED;
+	if (field[0] == '{') {
+		const char *end = strchr(field, '}');
+		size_t i, len, n = sizeof(schemes) / sizeof(schemes[0]);
+
+		len = end != NULL ? (size_t)(end - field - 1) : 0;
+		for (i = 0; end != NULL && i < n; i++)
+			if (strlen(schemes[i].name) == len &&
+			    strncasecmp(field + 1, schemes[i].name, len) == 0)
+				break;
+		if (end == NULL || i == n)
+			return SCHEME_UNUSABLE;
+		sch = schemes[i].scheme;
+		s = end + 1;
+	}
+	*secret_r = s;
+	if (s[0] == '\0')
+		return SCHEME_LOCKED;
+	if (sch == SCHEME_PLAIN)
+		return strlen(s) <= AUTH_PASS_MAX ? SCHEME_PLAIN :
+		    SCHEME_UNUSABLE;
+	if (s[0] == '*' || s[0] == '!')
+		return SCHEME_LOCKED;
+	if (sch == SCHEME_SCRAM) {
+		struct auth_scram k;
+		int r = auth_scram_parse(s, &k);
+
+		explicit_bzero(&k, sizeof(k));
+		return r == 0 ? SCHEME_SCRAM : SCHEME_UNUSABLE;
+	}
+	if (strlen(s) >= AUTH_HASH_MAX)
+		return SCHEME_UNUSABLE;
+	check = crypt_checksalt(s);
+	if (check == CRYPT_SALT_INVALID || check == CRYPT_SALT_METHOD_DISABLED)
+		return SCHEME_UNUSABLE;
+	return SCHEME_CRYPT;
+}
+
+/* A uid or gid column: NULL or "" is not given; else strict decimal. */
+static int
+parse_id(const PGresult *res, int col, bool *has_r, uint32_t *id_r)
+{
+	const char *v;
+
+	*has_r = false;
+	*id_r = 0;
+	if (col < 0 || PQgetisnull(res, 0, col))
+		return 0;
+	v = PQgetvalue(res, 0, col);
+	if (v[0] == '\0')
+		return 0;
+	if (str_parse_u32(v, id_r) < 0 || *id_r == UINT32_MAX)
+		return -1;
+	*has_r = true;
+	return 0;
+}
+
+/* The row's fields into r; false when a column holds something unusable. */
+static bool
+parse_row(PGresult *res, const char *user, struct row *r)
+{
+	int pc = PQfnumber(res, "password"), uc = PQfnumber(res, "uid");
+	int gc = PQfnumber(res, "gid"), hc = PQfnumber(res, "home");
+	const char *secret, *home = "";
+	char *pw;
+	uint32_t uid, gid;
+	size_t len;
+
+	pw = PQgetvalue(res, 0, pc);
+	len = (size_t)PQgetlength(res, 0, pc);
+	if (PQgetisnull(res, 0, pc) || len > PGSQL_SECRET_MAX ||
+	    strlen(pw) != len) {
+		r->scheme = SCHEME_LOCKED;
+	} else {
+		r->scheme = parse_secret(pw, &secret);
+		str_copy(r->secret, sizeof(r->secret), secret);
+	}
+	explicit_bzero(pw, len);
+	if (parse_id(res, uc, &r->user.has_uid, &uid) < 0 ||
+	    parse_id(res, gc, &r->user.has_gid, &gid) < 0)
+		return false;
+	r->user.uid = uid;
+	r->user.gid = gid;
+	if (hc >= 0 && !PQgetisnull(res, 0, hc))
+		home = PQgetvalue(res, 0, hc);
+	if (home[0] != '\0' && home[0] != '/')
+		return false;
+	if (str_copy(r->user.home, sizeof(r->user.home), home) < 0)
+		return false;
+	str_copy(r->user.name, sizeof(r->user.name), user);
+	/* Mail is never read as root [qmail, popa3d]. */
+	if ((r->user.has_uid && uid == 0) || (r->user.has_gid && gid == 0))
+		r->scheme = SCHEME_LOCKED;
+	return true;
+}
+
+/*
+ * The user's row: 1 found (r filled), 0 no such user (or an unusable
+ * row, logged), -1 the database could not answer (logged).
+ */
+static int
+fetch(struct auth_db *db, const char *user, struct row *r)
+{
+	const char *params[1] = { user };
+	PGresult *res = NULL;
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (!auth_name_valid(user))
+		return 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (pg_connect(db) < 0)
+			return -1;
+		res = PQexecParams(db->conn, db->query, 1, NULL, params, NULL,
+		    NULL, 0);
+		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+			break;
+		log_pq("passdb-query-failed", PQerrorMessage(db->conn));
+		PQclear(res);
+		res = NULL;
+		/* A connection that died since the last query: once more. */
+		if (PQstatus(db->conn) == CONNECTION_OK)
+			return -1;
+		PQfinish(db->conn);
+		db->conn = NULL;
+	}
+	if (res == NULL)
+		return -1;
+	if (PQfnumber(res, "password") < 0) {
+		log_warnx("event=passdb-query-failed backend=pgsql "
+		    "reason=\"password_query returns no password column\"");
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		rc = 0;
+	} else if (PQntuples(res) > 1) {
+		char safe[AUTH_USER_MAX * 4 + 1];
+
+		str_sanitize(safe, sizeof(safe), user, strlen(user));
+		log_warnx("event=passdb-ambiguous backend=pgsql user=\"%s\"",
+		    safe);
+		rc = 0;
+	} else if (!parse_row(res, user, r)) {
+		char safe[AUTH_USER_MAX * 4 + 1];
+
+		str_sanitize(safe, sizeof(safe), user, strlen(user));
+		log_warnx("event=passdb-bad-row backend=pgsql user=\"%s\" "
+		    "reason=\"uid, gid or home unusable\"", safe);
+		explicit_bzero(r, sizeof(*r));
+		rc = 0;
+	} else {
+		rc = 1;
+	}
+out:
+	for (int i = 0; i < PQntuples(res); i++) {
+		int pc = PQfnumber(res, "password");
+
+		if (pc >= 0)
+			explicit_bzero(PQgetvalue(res, i, pc),
+			    (size_t)PQgetlength(res, i, pc));
+	}
+	PQclear(res);
+	return rc;
+}
+
+static bool
+secret_equal(const char *a, const char *b)
+{
+	unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
+	unsigned int la = 0, lb = 0;
+	bool ok;
+
+	ok = EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) &&
+	    EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL) &&
+	    la == lb && CRYPTO_memcmp(da, db, la) == 0;
+	explicit_bzero(da, sizeof(da));
+	explicit_bzero(db, sizeof(db));
+	return ok;
+}
+
+static void
+pay_dummy(const struct auth_db *db, const char *pass)
+{
+	if (db->dummy_is_scram)
+		(void)auth_scram_verify(pass, &db->dummy_scram);
+	else
+		(void)auth_hash_verify(pass, db->dummy);
+}
+
+/*
+ * Unknown users cost what the users seen last cost: with no table scan to
+ * find the commonest method (the passwd-file's way), the latest real
+ * user's method stands in for it.
+ */
+static void
+learn_dummy(struct auth_db *db, const struct row *r)
+{
+	if (r->scheme == SCHEME_SCRAM) {
+		if (auth_scram_parse(r->secret, &db->dummy_scram) == 0)
+			db->dummy_is_scram = true;
+	} else if (r->scheme == SCHEME_CRYPT &&
+	    str_copy(db->dummy, sizeof(db->dummy), r->secret) == 0) {
+		db->dummy_is_scram = false;
+	}
+}
+
+static enum auth_result
+pg_verify(struct auth_db *db, const char *user, const char *pass,
+    struct auth_user *user_r)
+{
+	struct row r;
+	bool ok;
+	int found;
+
+	memset(user_r, 0, sizeof(*user_r));
+	if (strnlen(pass, AUTH_PASS_MAX + 1) > AUTH_PASS_MAX) {
+		pay_dummy(db, "");
+		return AUTH_PERMFAIL;
+	}
+	found = fetch(db, user, &r);
+	if (found < 0)
+		return AUTH_TEMPFAIL;
+	if (found == 0 || r.scheme == SCHEME_LOCKED ||
+	    r.scheme == SCHEME_UNUSABLE) {
+		pay_dummy(db, pass);
+		explicit_bzero(&r, sizeof(r));
+		return AUTH_PERMFAIL;
+	}
+	if (r.scheme == SCHEME_PLAIN) {
+		pay_dummy(db, pass);
+		ok = secret_equal(pass, r.secret);
+	} else if (r.scheme == SCHEME_SCRAM) {
+		struct auth_scram k;
+
+		ok = auth_scram_parse(r.secret, &k) == 0 &&
+		    auth_scram_verify(pass, &k);
+		explicit_bzero(&k, sizeof(k));
+	} else {
+		ok = auth_hash_verify(pass, r.secret);
+	}
+	learn_dummy(db, &r);
+	if (ok)
+		*user_r = r.user;
+	explicit_bzero(&r, sizeof(r));
+	return ok ? AUTH_OK : AUTH_PERMFAIL;
+}
+
+static bool
+apop_digest(const char *timestamp, const char *secret,
+    char hex[APOP_HEX_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx;
+	bool ok;
+
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return false;
+	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
+	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
+	    EVP_DigestUpdate(ctx, secret, strlen(secret)) &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen * 2 == APOP_HEX_LEN;
+	EVP_MD_CTX_free(ctx);
+	if (ok)
+		str_hex(hex, md, mdlen);
+	explicit_bzero(md, sizeof(md));
+	return ok;
+}
+
+static enum auth_result
+pg_apop(struct auth_db *db, const char *user, const char *timestamp,
+    const char *digest_hex, struct auth_user *user_r)
+{
+	char hex[APOP_HEX_LEN + 1], want[APOP_HEX_LEN + 1];
+	struct row r;
+	bool ok, plain;
+	int found;
+
+	memset(user_r, 0, sizeof(*user_r));
+	if (strnlen(digest_hex, APOP_HEX_LEN + 1) != APOP_HEX_LEN)
+		return AUTH_PERMFAIL;
+	for (size_t i = 0; i < APOP_HEX_LEN; i++) {
+		unsigned char c = (unsigned char)digest_hex[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (unsigned char)(c - 'A' + 'a');
+		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return AUTH_PERMFAIL;
+		want[i] = (char)c;
+	}
+	want[APOP_HEX_LEN] = '\0';
+	found = fetch(db, user, &r);
+	if (found < 0)
+		return AUTH_TEMPFAIL;
+	plain = found == 1 && r.scheme == SCHEME_PLAIN;
+	ok = apop_digest(timestamp, plain ? r.secret : "", hex) &&
+	    CRYPTO_memcmp(hex, want, APOP_HEX_LEN) == 0 && plain;
+	explicit_bzero(hex, sizeof(hex));
+	if (ok)
+		*user_r = r.user;
+	explicit_bzero(&r, sizeof(r));
+	return ok ? AUTH_OK : AUTH_PERMFAIL;
+}
+
+static enum auth_result
+pg_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
+{
+	struct row r;
+	int found;
+
+	memset(user_r, 0, sizeof(*user_r));
+	found = fetch(db, user, &r);
+	if (found < 0)
+		return AUTH_TEMPFAIL;
+	if (found == 1 && r.scheme != SCHEME_LOCKED &&
+	    r.scheme != SCHEME_UNUSABLE)
+		*user_r = r.user;
+	else
+		found = 0;
+	explicit_bzero(&r, sizeof(r));
+	return found == 1 ? AUTH_OK : AUTH_PERMFAIL;
+}
+
+static enum auth_result
+pg_scram_lookup(struct auth_db *db, const char *user, struct auth_scram *keys_r,
+    struct auth_user *user_r)
+{
+	struct row r;
+	int found;
+
+	memset(user_r, 0, sizeof(*user_r));
+	memset(keys_r, 0, sizeof(*keys_r));
+	found = fetch(db, user, &r);
+	if (found < 0)
+		return AUTH_TEMPFAIL;
+	if (found == 1 && r.scheme == SCHEME_SCRAM &&
+	    auth_scram_parse(r.secret, keys_r) == 0)
+		*user_r = r.user;
+	else
+		found = 0;
+	explicit_bzero(&r, sizeof(r));
+	return found == 1 ? AUTH_OK : AUTH_PERMFAIL;
+}
+
+static enum auth_result
+pg_plain_secret(struct auth_db *db, const char *user, char *buf,
+    size_t bufsize, struct auth_user *user_r)
+{
+	struct row r;
+	int found;
+
+	memset(user_r, 0, sizeof(*user_r));
+	if (bufsize > 0)
+		buf[0] = '\0';
+	found = fetch(db, user, &r);
+	if (found < 0)
+		return AUTH_TEMPFAIL;
+	if (found == 1 && r.scheme == SCHEME_PLAIN &&
+	    str_copy(buf, bufsize, r.secret) == 0) {
+		*user_r = r.user;
+	} else {
+		explicit_bzero(buf, bufsize);
+		found = 0;
+	}
+	explicit_bzero(&r, sizeof(r));
+	return found == 1 ? AUTH_OK : AUTH_PERMFAIL;
+}
+
+/* The first line of path (no newline), a regular file of bounded size. */
+static int
+read_password(struct auth_db *db, const char *path, char *err)
+{
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		str_fmt(err, ERR_LEN, "pgsql_password_file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > AUTH_PGSQL_PASSWORD_MAX) {
+		str_fmt(err, ERR_LEN, "pgsql_password_file %s: not a regular "
+		    "file of at most %d octets", path, AUTH_PGSQL_PASSWORD_MAX);
+		close(fd);
+		return -1;
+	}
+	n = read(fd, db->password, AUTH_PGSQL_PASSWORD_MAX);
+	close(fd);
+	if (n < 0) {
+		str_fmt(err, ERR_LEN, "pgsql_password_file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	db->password[n] = '\0';
+	db->password[strcspn(db->password, "\r\n")] = '\0';
+	db->has_password = true;
+	return 0;
+}
+
+static int
+pg_open(struct auth_db **db_r, const char *path, char *err)
+{
+	struct auth_db *db;
+
+	(void)path;
+	*db_r = NULL;
+	if (pg_conf.conninfo == NULL || pg_conf.query == NULL) {
+		str_copy(err, ERR_LEN, "pgsql: not configured");
+		return -1;
+	}
+	if (auth_pgsql_check(&pg_conf, err) < 0)
+		return -1;
+	db = calloc(1, sizeof(*db));
+	if (db == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	db->conninfo = pg_conf.conninfo;
+	db->query = pg_conf.query;
+	if (pg_conf.password_file != NULL && pg_conf.password_file[0] != '\0' &&
+	    read_password(db, pg_conf.password_file, err) < 0) {
+		explicit_bzero(db, sizeof(*db));
+		free(db);
+		return -1;
+	}
+	/* Until a real user is seen: yescrypt, the crypt(3) default. */
+	if (auth_hash_make("$y$", 0, "postino-dummy", db->dummy,
+	    sizeof(db->dummy), err) < 0) {
+		explicit_bzero(db, sizeof(*db));
+		free(db);
+		return -1;
+	}
+	/* An unreachable database is an outage, not a start-up failure. */
+	(void)pg_connect(db);
+	*db_r = db;
+	return 0;
+}
+
+static void
+pg_close(struct auth_db **dbp)
+{
+	struct auth_db *db = *dbp;
+
+	if (db == NULL)
+		return;
+	PQfinish(db->conn);
+	explicit_bzero(db, sizeof(*db));
+	free(db);
+	*dbp = NULL;
+}
+
+const struct auth_ops auth_pgsql_ops = {
+	.name = "pgsql",
+	.open = pg_open,
+	.verify = pg_verify,
+	.apop = pg_apop,
+	.lookup = pg_lookup,
+	.scram_lookup = pg_scram_lookup,
+	.plain_secret = pg_plain_secret,
+	.close = pg_close,
+};

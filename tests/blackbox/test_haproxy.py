@@ -1,0 +1,199 @@
+"""The real HAProxy (mode tcp) in front of two postinod instances that
+serve one mail root, as DESIGN.md's "Many instances" describes: HAProxy
+passes the client address with send-proxy-v2 (and send-proxy, v1); the
+per-mailbox lock holds across instances; kill -9 of one loses nothing,
+leaves no lock, and the other goes on serving."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import Raw
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+CLIENT = "127.0.0.5"        # the "real" client address the log must show
+
+pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY),
+                                reason="haproxy not installed "
+                                "(tests/deps.sh installs it)")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def port_of(srv):
+    return int(srv.addrs[0].rpartition(":")[2])
+
+
+def can_connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class HAProxy:
+    """haproxy -db with frontends: "lb" (both instances), "a" and "b" (one
+    each, v2), "v1" (instance a with send-proxy)."""
+
+    def __init__(self, d, p1, p2):
+        self.dir = d
+        self.proc = None
+        for attempt in range(5):
+            self.ports = {k: free_port() for k in ("lb", "a", "b", "v1")}
+            cfg = """global
+    maxconn 200
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 2
+    option redispatch
+frontend lb
+    bind 127.0.0.1:%(lb)d
+    default_backend both
+frontend a
+    bind 127.0.0.1:%(a)d
+    default_backend only_a
+frontend b
+    bind 127.0.0.1:%(b)d
+    default_backend only_b
+frontend v1
+    bind 127.0.0.1:%(v1)d
+    default_backend only_a_v1
+backend both
+    balance roundrobin
+    server s1 127.0.0.1:%(p1)d send-proxy-v2
+    server s2 127.0.0.1:%(p2)d send-proxy-v2
+backend only_a
+    server s1 127.0.0.1:%(p1)d send-proxy-v2
+backend only_b
+    server s2 127.0.0.1:%(p2)d send-proxy-v2
+backend only_a_v1
+    server s1 127.0.0.1:%(p1)d send-proxy
+""" % dict(self.ports, p1=p1, p2=p2)
+            self.conf = os.path.join(d, "haproxy.cfg")
+            with open(self.conf, "w") as f:
+                f.write(cfg)
+            self.log = open(os.path.join(d, "haproxy.log"), "ab")
+            self.proc = subprocess.Popen([HAPROXY, "-db", "-f", self.conf],
+                                         stdin=subprocess.DEVNULL,
+                                         stdout=self.log, stderr=self.log)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if all(can_connect(p) for p in self.ports.values()):
+                    return
+                time.sleep(0.05)
+            # A port taken between free_port() and haproxy's bind: again.
+            self.stop()
+        raise AssertionError("haproxy did not start")
+
+    def connect(self, name, timeout=10):
+        r = Raw.__new__(Raw)
+        r.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        r.sock.settimeout(timeout)
+        r.sock.bind((CLIENT, 0))
+        r.sock.connect(("127.0.0.1", self.ports[name]))
+        r.buf = b""
+        r.eof = False
+        r.expect(b"+OK")
+        return r
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def cluster(mailroot, postinod):
+    mailroot.add_user("alice", "secret")
+    mailroot.add_user("bob", "secret")
+    for i in range(3):
+        mailroot.deliver_maildir("alice", b"Subject: m%d\r\n\r\nbody %d\r\n"
+                                 % (i, i))
+    conf = dict(listen=["127.0.0.1:0 proxy"],
+                proxy_trusted_networks="127.0.0.1",
+                login_workers=1)
+    s1 = postinod(**conf)
+    s2 = postinod(**conf)
+    hp = HAProxy(mailroot.path, port_of(s1), port_of(s2))
+    yield s1, s2, hp
+    hp.stop()
+
+
+def test_logins_through_haproxy_are_logged_with_the_client_address(cluster):
+    s1, s2, hp = cluster
+    for name, srv in (("a", s1), ("b", s2), ("v1", s1)):
+        r = hp.connect(name)
+        assert r.login("bob", "secret").startswith(b"+OK")
+        assert r.cmd(b"QUIT").startswith(b"+OK")
+        r.close()
+        srv.wait_log('result=ok user="bob" method=USER ip=%s' % CLIENT)
+    for srv in (s1, s2):
+        assert "proxy=127.0.0.1" in srv.log()
+        assert 'user="bob" method=USER ip=127.0.0.1' not in srv.log()
+    # Round robin reaches both instances.
+    for _ in range(4):
+        r = hp.connect("lb")
+        assert r.login("bob", "secret").startswith(b"+OK")
+        r.cmd(b"QUIT")
+        r.close()
+
+
+def test_mailbox_held_through_one_instance_is_in_use_on_the_other(cluster):
+    s1, s2, hp = cluster
+    a = hp.connect("a")
+    assert a.login("alice", "secret").startswith(b"+OK")
+    b = hp.connect("b")
+    assert b.cmd(b"USER alice").startswith(b"+OK")
+    assert b.cmd(b"PASS secret").startswith(b"-ERR [IN-USE]")
+    assert a.cmd(b"QUIT").startswith(b"+OK")
+    a.close()
+    b = hp.connect("b")
+    assert b.login("alice", "secret").startswith(b"+OK")
+    assert b.cmd(b"STAT").startswith(b"+OK 3 ")
+    b.cmd(b"QUIT")
+
+
+def test_kill9_of_one_instance_loses_nothing_and_the_other_serves(
+        cluster, mailroot):
+    s1, s2, hp = cluster
+    before = mailroot.maildir_files("alice")
+    a = hp.connect("a")
+    assert a.login("alice", "secret").startswith(b"+OK")
+    assert a.cmd(b"RETR 1").startswith(b"+OK")
+    a.lines_until_dot()
+    assert a.cmd(b"DELE 1").startswith(b"+OK")
+    assert a.cmd(b"DELE 2").startswith(b"+OK")
+    s1.kill9()
+    assert a.closed_within(seconds=10)
+    # No lock left behind: the other instance opens the mailbox at once.
+    b = hp.connect("b")
+    assert b.login("alice", "secret").startswith(b"+OK")
+    assert b.cmd(b"STAT").startswith(b"+OK 3 ")
+    assert b.cmd(b"QUIT").startswith(b"+OK")
+    b.close()
+    assert set(mailroot.maildir_files("alice")) == set(before)
+    # The balanced frontend goes on serving from the survivor.
+    for _ in range(4):
+        r = hp.connect("lb")
+        assert r.login("bob", "secret").startswith(b"+OK")
+        r.cmd(b"QUIT")
+        r.close()

@@ -1,0 +1,172 @@
+"""passdb = pgsql against a real PostgreSQL (pgsql_helpers.py): the same
+schemes and mechanisms as the passwd-file, the user name bound as $1 and
+never interpolated, and a database outage giving [SYS/TEMP], never [AUTH],
+until the database is back, without restarting postinod."""
+
+import base64
+import time
+
+import pytest
+
+from conftest import make_hash
+from pgsql_helpers import pg  # noqa: F401 (fixture)
+from test_sasl import scram_client
+
+FAIL_AUTH = b"-ERR [AUTH]"
+USERS = {"alice": ("secret", "SHA512-CRYPT"),
+         "bob": ("pencil", "SCRAM-SHA-256"),
+         "carol": ("plainpw", "PLAIN"),
+         "dave": ("yes", None)}          # {CRYPT}, yescrypt by default
+
+
+def b64(b):
+    return base64.b64encode(b)
+
+
+def q(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+@pytest.fixture
+def srv(mailroot, postinod, pg):
+    pg.psql("DROP TABLE IF EXISTS users; CREATE TABLE users (name text "
+            "PRIMARY KEY, password text, uid integer, gid integer, home text,"
+            " quota text)")
+    rows = []
+    for user, (pw, scheme) in USERS.items():
+        mailroot.add_user(user, pw)     # makes the home and its Maildir
+        rows.append("(%s, %s, NULL, NULL, %s, 'x')" % (
+            q(user), q(make_hash(pw, scheme) if scheme != "PLAIN"
+                       else "{PLAIN}" + pw), q(mailroot.home(user))))
+    # A locked user and one with uid 0: neither logs in.
+    rows.append("('locked', '!', NULL, NULL, %s, NULL)" %
+                q(mailroot.home("alice")))
+    rows.append("('rooty', %s, 0, 0, %s, NULL)" %
+                (q(make_hash("secret")), q(mailroot.home("alice"))))
+    pg.psql("INSERT INTO users VALUES " + ", ".join(rows))
+    # The passwd-file must not be what answers.
+    with open(mailroot.passwd_file, "w") as f:
+        f.write("")
+    return postinod(passdb="pgsql", pgsql_conninfo=pg.conninfo,
+                    pgsql_password_file=pg.password_file,
+                    password_query="SELECT password, uid, gid, home, quota "
+                    "FROM users WHERE name = $1",
+                    auth_mechanisms="PLAIN LOGIN SCRAM-SHA-256",
+                    auth_workers=2)
+
+
+def greeted(srv):
+    r = srv.raw()
+    r.expect(b"+OK")
+    return r
+
+
+def user_pass(srv, user, pw):
+    r = greeted(srv)
+    r.cmd(b"USER " + user.encode())
+    return r.cmd(b"PASS " + pw.encode())
+
+
+def test_login_ok_wrong_and_unknown(srv):
+    for user, (pw, _) in USERS.items():
+        assert user_pass(srv, user, pw).startswith(b"+OK"), user
+    assert user_pass(srv, "alice", "wrong").startswith(FAIL_AUTH)
+    assert user_pass(srv, "nosuchuser", "secret").startswith(FAIL_AUTH)
+    assert user_pass(srv, "locked", "x").startswith(FAIL_AUTH)
+    assert user_pass(srv, "rooty", "secret").startswith(FAIL_AUTH)
+    srv.wait_log('result=ok user="alice" method=USER')
+    log = srv.wait_log('result=fail user="nosuchuser"')
+    assert "passdb-connected backend=pgsql" in log
+
+
+def test_login_opens_the_mailbox_from_the_home_column(srv, mailroot):
+    mailroot.deliver_maildir("alice", b"Subject: hi\r\n\r\nbody\r\n")
+    p = srv.login("alice", "secret")
+    assert p.stat()[0] == 1
+    p.quit()
+
+
+def test_sasl_plain_and_scram(srv):
+    r = greeted(srv)
+    assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0secret")).startswith(b"+OK")
+    r = greeted(srv)
+    assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0nope")).startswith(
+        FAIL_AUTH)
+    r = greeted(srv)
+    assert scram_client(r, "bob", "pencil").startswith(b"+OK")
+    r = greeted(srv)
+    assert scram_client(r, "carol", "plainpw").startswith(b"+OK")
+    r = greeted(srv)
+    assert scram_client(r, "bob", "wrong").startswith(b"-ERR")
+    r = greeted(srv)
+    # A crypt(3) hash cannot answer SCRAM.
+    assert scram_client(r, "alice", "secret").startswith(b"-ERR")
+
+
+@pytest.mark.parametrize("name", [
+    "alice'--", "x'OR'1'='1", "alice'||'", "%", "_lice", "alice\\",
+    "alice;DROP", "a\"b", "'); DROP TABLE users; --",
+])
+def test_sql_injection_in_the_user_name_is_inert(srv, pg, name):
+    before = pg.psql("SELECT count(*) FROM users").strip()
+    r = greeted(srv)
+    reply = r.cmd(b"USER " + name.encode())
+    if reply.startswith(b"+OK"):
+        reply = r.cmd(b"PASS secret")
+    assert reply.startswith(b"-ERR")
+    assert not reply.startswith(b"-ERR [SYS/TEMP]")
+    assert pg.psql("SELECT count(*) FROM users").strip() == before
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+
+
+def test_outage_is_sys_temp_and_recovers_without_restart(srv, pg):
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    pg.stop()
+    try:
+        for user, pw in (("alice", "secret"), ("alice", "wrong"),
+                         ("nosuchuser", "x")):
+            reply = user_pass(srv, user, pw)
+            assert reply.startswith(b"-ERR [SYS/TEMP]"), reply
+        r = greeted(srv)
+        assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0secret")).startswith(
+            b"-ERR [SYS/TEMP]")
+        srv.wait_log("result=tempfail")
+        assert "event=passdb-unavailable backend=pgsql" in srv.log()
+    finally:
+        pg.start()
+    deadline = time.monotonic() + 20
+    while True:
+        reply = user_pass(srv, "alice", "secret")
+        if reply.startswith(b"+OK"):
+            break
+        assert reply.startswith(b"-ERR [SYS/TEMP]"), reply
+        assert time.monotonic() < deadline, "no recovery in 20 s"
+        time.sleep(0.2)
+    # Every auth worker reconnects (requests from several networks).
+    for _ in range(6):
+        assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    assert user_pass(srv, "alice", "wrong").startswith(FAIL_AUTH)
+
+
+def test_bad_query_is_sys_temp_not_auth(mailroot, postinod, pg):
+    srv = postinod(passdb="pgsql", pgsql_conninfo=pg.conninfo,
+                   pgsql_password_file=pg.password_file,
+                   password_query="SELECT pw FROM nosuchtable WHERE n = $1")
+    assert user_pass(srv, "alice", "secret").startswith(b"-ERR [SYS/TEMP]")
+    srv.wait_log("event=passdb-query-failed backend=pgsql")
+
+
+@pytest.mark.parametrize("conf,why", [
+    ({"pgsql_conninfo": ""}, "needs pgsql_conninfo"),
+    ({"pgsql_conninfo": "host=127.0.0.1 password=x"}, "no password="),
+    ({"pgsql_conninfo": "host=127.0.0.1 nosuchkey=1"}, "pgsql_conninfo"),
+    ({"password_query": "SELECT password FROM users"}, "no $1"),
+    ({"passdb": "ldap"}, "expected passwd-file or pgsql"),
+])
+def test_bad_pgsql_config_stops_startup(mailroot, postinod, conf, why):
+    cfg = dict(passdb="pgsql", pgsql_conninfo="host=127.0.0.1 dbname=x")
+    cfg.update(conf)
+    srv = postinod(start=False, **cfg)
+    with pytest.raises(AssertionError) as e:
+        srv.start(timeout=10)
+    assert why in str(e.value)
