@@ -761,7 +761,7 @@ def test_pop3_cap_bounds_delivery(users, postinod):
 
 
 def test_per_user_concurrency_limit(lmtpd, users):
-    srv = lmtpd(lmtp_user_concurrency=1)
+    srv = lmtpd(lmtp_user_concurrency=1, mail_workers=2)
     assert deliver_one(srv)[0] == 250            # the worker now exists
     (worker,) = srv.pids("deliver")
     os.kill(worker, signal.SIGSTOP)              # a delivery that hangs

@@ -119,7 +119,7 @@ def run_case(port, msg, n, users):
 class Postinod:
     name = "postinod"
 
-    def __init__(self, build, root):
+    def __init__(self, build, root, extra=()):
         self.root = root
         self.ready = os.path.join(root, "ready")
         conf = os.path.join(root, "postinod.conf")
@@ -127,7 +127,7 @@ class Postinod:
                  "passwd_file = %s/passwd" % root,
                  "mailbox = maildir:~/Maildir", "ready_file = " + self.ready,
                  "lmtp_local_domains = example.net",
-                 "lmtp_user_concurrency = 0"]
+                 "lmtp_user_concurrency = 0"] + list(extra)
         if IS_ROOT:
             lines += ["mail_user = nobody", "login_user = postino",
                       "login_chroot = %s/empty" % root]
@@ -226,13 +226,20 @@ def main():
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[],
+                    help="an extra postinod.conf line, e.g. mail_workers=8")
+    ap.add_argument("--only", choices=("postinod", "dovecot"))
     a = ap.parse_args()
     msg = message()
     print("lmtp_rate: %d messages of %d octets, %d connections, %d cores"
           % (a.messages, len(msg), CONNS, os.cpu_count()))
-    for make in (lambda r: Postinod(a.build, r), Dovecot):
+    extra = [kv.replace("=", " = ", 1) for kv in a.set]
+    for make in (lambda r: Postinod(a.build, r, extra), Dovecot):
         root = make_root()
         srv = make(root)
+        if a.only and srv.name != a.only:
+            shutil.rmtree(root, ignore_errors=True)
+            continue
         srv.start()
         try:
             for nusers in (1, 100):
