@@ -72,8 +72,26 @@ delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
 }
 
 enum store_result
+delivery_probe(const struct config *cf, const struct auth_user *u,
+    const char *token, char *err)
+{
+	const struct store_ops *ops;
+	struct store_params p = { 0 };
+	char path[PATH_MAX];
+
+	if (delivery_mailbox_path(cf, u, path, sizeof(path), &ops, err) < 0)
+		return STORE_TEMPFAIL;
+	if (ops->probe == NULL) {
+		str_fmt(err, ERR_LEN, "%s keeps no delivery tokens", ops->name);
+		return STORE_TEMPFAIL;
+	}
+	p.path = path;
+	return ops->probe(&p, token, err);
+}
+
+enum store_result
 delivery_run(const struct config *cf, const struct auth_user *u, int fd,
-    const char *sender, const char *rcpt, char *err)
+    const char *sender, const char *rcpt, const char *token, char *err)
 {
 	const struct store_ops *ops;
 	struct store_params p = { 0 };
@@ -95,6 +113,7 @@ delivery_run(const struct config *cf, const struct auth_user *u, int fd,
 	d.return_path = cf->lmtp_return_path ? sender : NULL;
 	d.delivered_to = cf->lmtp_delivered_to ? rcpt : NULL;
 	d.crlf = cf->mail_crlf;
+	d.token = token;
 	/*
 	 * The delivery quota, and never past the caps above which POP3
 	 * refuses the login (max_mailbox_size, max_messages): mail must not

@@ -19,7 +19,14 @@
  */
 enum store_result delivery_run(const struct config *cf,
     const struct auth_user *u, int fd, const char *sender, const char *rcpt,
-    char *err);
+    const char *token, char *err);
+
+/*
+ * Was the delivery with this token stored in u's mailbox (store.h probe)?
+ * STORE_OK yes, STORE_PERMFAIL no, STORE_TEMPFAIL unknown.
+ */
+enum store_result delivery_probe(const struct config *cf,
+    const struct auth_user *u, const char *token, char *err);
 
 /*
  * Expand cf->mailbox for u: "maildir:" or "mbox:", then %u, %n, %d, %%

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,6 +65,8 @@ struct lmtp_rcpt {
 	struct ipc	*ipc;		/* delivery channel while it runs */
 	enum store_result result;
 	bool		 busy;		/* over lmtp_user_concurrency */
+	bool		 probing;	/* its worker died: asking another */
+	char		 token[STORE_TOKEN_LEN + 1];	/* in the stored name */
 };
 
 /*
@@ -664,12 +667,16 @@ deliveries_done(struct lmtp_conn *c)
 		conn_process(c);
 }
 
+static bool send_request(struct lmtp_conn *c, struct lmtp_rcpt *r,
+    uint32_t type);
+
 static void
 rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
 	struct lmtp_rcpt *r = arg;
 	struct lmtp_conn *c = r->conn;
 	struct msg_delivered res;
+	bool answered = false;
 
 	(void)ipc;
 	if (msg != NULL && msg->fd >= 0)
@@ -677,50 +684,58 @@ rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	if (msg != NULL && msg->type == MSG_DELIVER_RESULT &&
 	    proto_take(msg->data, msg->len, &res, sizeof(res)) &&
 	    res.req == r->req && res.result >= STORE_OK &&
-	    res.result <= STORE_OVERQUOTA)
-		r->result = (enum store_result)res.result;
-	else {
-		/* The worker died or spoke nonsense: the MTA retries. */
-		if (msg != NULL)
-			log_warnx("session=%s event=protocol-error "
-			    "role=deliver", c->id);
-		r->result = STORE_TEMPFAIL;
-	}
+	    res.result <= STORE_OVERQUOTA) {
+		answered = true;
+		/* A probe's "absent" is no verdict on the message: retry. */
+		r->result = r->probing && res.result != STORE_OK ?
+		    STORE_TEMPFAIL : (enum store_result)res.result;
+	} else if (msg != NULL)
+		log_warnx("session=%s event=protocol-error role=deliver",
+		    c->id);
 	ipc_free(&r->ipc);
+	if (!answered && msg == NULL && !r->probing) {
+		/*
+		 * The worker died before it answered: maybe after storing.
+		 * Ask a fresh one whether the message with our token is in
+		 * the mailbox, so the MTA's retry cannot make a second copy.
+		 */
+		r->probing = true;
+		if (send_request(c, r, MSG_DELIVER_PROBE))
+			return;
+	}
+	if (!answered)
+		r->result = STORE_TEMPFAIL;
 	active_put(r->user);
 	if (--c->delivering == 0)
 		deliveries_done(c);
 }
 
-static void
-deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
+/*
+ * A channel to the deliver worker of r's uid, through the master, with one
+ * request on it: MSG_DELIVER_REQ with the spooled message, or
+ * MSG_DELIVER_PROBE for r's token. false when it could not be sent.
+ */
+static bool
+send_request(struct lmtp_conn *c, struct lmtp_rcpt *r, uint32_t type)
 {
 	struct msg_deliver_channel ch = { .uid = r->uid, .gid = r->gid };
 	struct msg_deliver *m;
 	int fds[2];
+	bool ok = false;
 
-	r->result = STORE_TEMPFAIL;
-	if (!active_take(r->user)) {
-		r->busy = true;
-		return;
-	}
-	if ((m = calloc(1, sizeof(*m))) == NULL) {
-		active_put(r->user);
-		return;
-	}
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return false;
 	if (ipc_pair(fds) < 0) {
 		log_warn("session=%s socketpair", c->id);
 		free(m);
-		active_put(r->user);
-		return;
+		return false;
 	}
 	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
 	    (r->ipc = ipc_new(ev, fds[0], rcpt_msg, r)) == NULL) {
 		close(fds[0]);
 		close(fds[1]);
 		free(m);
-		active_put(r->user);
-		return;
+		return false;
 	}
 	close(fds[1]);
 	m->req = r->req = next_req++;
@@ -728,13 +743,35 @@ deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
 	str_copy(m->user, sizeof(m->user), r->user);
 	str_copy(m->sender, sizeof(m->sender), c->mail.addr);
 	str_copy(m->rcpt, sizeof(m->rcpt), r->addr);
-	if (ipc_send(r->ipc, MSG_DELIVER_REQ, m, sizeof(*m), c->spool) < 0) {
+	memcpy(m->token, r->token, sizeof(m->token));
+	if (ipc_send(r->ipc, type, m, sizeof(*m),
+	    type == MSG_DELIVER_REQ ? c->spool : -1) < 0)
 		ipc_free(&r->ipc);
-		free(m);
+	else
+		ok = true;
+	free(m);
+	return ok;
+}
+
+static void
+deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
+{
+	unsigned char rnd[STORE_TOKEN_LEN / 2];
+
+	r->result = STORE_TEMPFAIL;
+	if (!active_take(r->user)) {
+		r->busy = true;
+		return;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		active_put(r->user);
 		return;
 	}
-	free(m);
+	str_hex(r->token, rnd, sizeof(rnd));
+	if (!send_request(c, r, MSG_DELIVER_REQ)) {
+		active_put(r->user);
+		return;
+	}
 	c->delivering++;
 }
 

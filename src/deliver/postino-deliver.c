@@ -188,7 +188,7 @@ main(int argc, char **argv)
 			die(EX_TEMPFAIL, "%s", err);
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
-	r = delivery_run(cf, &u, fd, sender, rcpt, err);
+	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
 	close(fd);
 	free(cf);
 	switch (r) {

@@ -1172,9 +1172,10 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 			goto out;
 		}
 		(void)gettimeofday(&tv, NULL);
-		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u.%s",
+		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u%s%s.%s",
 		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		    ++seq, host) < 0)
+		    ++seq, d->token != NULL ? "R" : "",
+		    d->token != NULL ? d->token : "", host) < 0)
 			goto out;
 		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -1230,6 +1231,62 @@ out:
 	return res;
 }
 
+/* The token as our names carry it: "R<token>." after the Q field. */
+static bool
+md_has_token(const char *name, const char *token)
+{
+	const char *r = strstr(name, token);
+
+	return r != NULL && r > name && r[-1] == 'R' &&
+	    r[strlen(token)] == '.';
+}
+
+static enum store_result
+md_probe(const struct store_params *p, const char *token, char *err)
+{
+	static const char *const subs[] = { "new", "cur" };
+	int dfd;
+
+	if (strlen(token) != STORE_TOKEN_LEN ||
+	    strspn(token, "0123456789abcdef") != STORE_TOKEN_LEN) {
+		(void)str_copy(err, ERR_LEN, "bad token");
+		return STORE_TEMPFAIL;
+	}
+	dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOENT ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd = md_open_dir(dfd, subs[i]);
+
+		if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				(void)close(fd);
+			if (errno == ENOENT)
+				continue;
+			(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s",
+			    p->path, subs[i], strerror(errno));
+			(void)close(dfd);
+			return STORE_TEMPFAIL;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			if (md_has_token(de->d_name, token)) {
+				(void)closedir(dir);
+				(void)close(dfd);
+				return STORE_OK;
+			}
+		}
+		(void)closedir(dir);
+	}
+	(void)close(dfd);
+	(void)str_copy(err, ERR_LEN, "not delivered");
+	return STORE_PERMFAIL;
+}
+
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open = md_open,
@@ -1239,4 +1296,5 @@ const struct store_ops store_maildir_ops = {
 	.commit = md_commit,
 	.close = md_close,
 	.append = md_append,
+	.probe = md_probe,
 };
