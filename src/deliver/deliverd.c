@@ -35,6 +35,7 @@ struct chan {
 	int		 msgfd;
 	bool		 got;		/* one request per channel */
 	bool		 probe;		/* MSG_DELIVER_PROBE, not a delivery */
+	bool		 quota;		/* MSG_DELIVER_QUOTA, not a delivery */
 	struct msg_deliver d;
 };
 
@@ -102,6 +103,11 @@ deliver(struct chan *c, const struct msg_account *acct)
 		    "reason=\"account does not map to this worker\"",
 		    c->d.session, user);
 		chan_reply(c, STORE_TEMPFAIL, "account lookup failed");
+		return;
+	}
+	if (c->quota) {
+		r = delivery_quota(cf, &acct->user, err);
+		chan_reply(c, r, err);
 		return;
 	}
 	if (c->probe) {
@@ -175,7 +181,9 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		return;
 	}
 	c->probe = msg->type == MSG_DELIVER_PROBE;
-	if ((msg->type != MSG_DELIVER_REQ && !c->probe) || c->got ||
+	c->quota = msg->type == MSG_DELIVER_QUOTA;
+	if ((msg->type != MSG_DELIVER_REQ && !c->probe && !c->quota) ||
+	    c->got ||
 	    !proto_take(msg->data, msg->len, &c->d, sizeof(c->d)) ||
 	    !PROTO_STR_OK(c->d.session) || !PROTO_STR_OK(c->d.user) ||
 	    !PROTO_STR_OK(c->d.sender) || !PROTO_STR_OK(c->d.rcpt) ||
@@ -183,7 +191,7 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	    (strlen(c->d.token) != STORE_TOKEN_LEN || strspn(c->d.token,
 	    "0123456789abcdef") != STORE_TOKEN_LEN)) ||
 	    (c->probe ? (msg->fd >= 0 || c->d.token[0] == '\0') :
-	    msg->fd < 0)) {
+	    c->quota ? msg->fd >= 0 : msg->fd < 0)) {
 		log_warnx("event=protocol-error role=lmtp msg=deliver");
 		if (msg->fd >= 0)
 			close(msg->fd);
@@ -192,7 +200,8 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	c->got = true;
 	c->msgfd = msg->fd;
-	seals = c->probe ? DELIVER_SEALS : fcntl(c->msgfd, F_GET_SEALS);
+	seals = c->probe || c->quota ? DELIVER_SEALS :
+	    fcntl(c->msgfd, F_GET_SEALS);
 	if (seals < 0 || (seals & DELIVER_SEALS) != DELIVER_SEALS) {
 		log_warnx("session=%s event=protocol-error role=lmtp "
 		    "reason=\"message not sealed\"", c->d.session);

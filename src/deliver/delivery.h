@@ -37,6 +37,14 @@ int delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
     char *out, size_t size, const struct store_ops **ops_r, char *err);
 
 /*
+ * Is u's mailbox already at its quota? STORE_OVERQUOTA, STORE_OK, or
+ * STORE_TEMPFAIL when it cannot be told (LMTP then accepts the RCPT and
+ * the delivery checks again).
+ */
+enum store_result delivery_quota(const struct config *cf,
+    const struct auth_user *u, char *err);
+
+/*
  * The LMTP reply for a result (one line, no CRLF), for rcpt; a full mailbox
  * is 452 4.2.2 when quota_temporary, else 552 5.2.2.
  */

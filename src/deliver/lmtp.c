@@ -93,6 +93,9 @@ struct lmtp_conn {
 	char		 pending_user[AUTH_USER_MAX + 1];
 	uint64_t	 lookup_req;
 	unsigned int	 lookup_auth;	/* the auth worker asked */
+	uint32_t	 pending_uid, pending_gid;
+	struct ipc	*quota_ipc;	/* RCPT's quota check, while it runs */
+	uint64_t	 quota_req;
 	struct lmtp_rcpt *rcpts;
 	unsigned int	 nrcpt, rcpt_cap;
 	unsigned int	 delivering;
@@ -278,6 +281,7 @@ conn_free(struct lmtp_conn *c)
 		close(c->fd);
 	}
 	transaction_reset(c);
+	ipc_free(&c->quota_ipc);
 	free(c->out);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -421,22 +425,10 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 }
 
 static void
-rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
+rcpt_add(struct lmtp_conn *c)
 {
 	struct lmtp_rcpt *r;
 
-	c->waiting = false;
-	c->lookup_req = 0;
-	if (a == NULL || a->result == AUTH_TEMPFAIL) {
-		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
-		    c->pending_addr);
-		return;
-	}
-	if (a->result != AUTH_OK || !PROTO_STR_OK(a->user.name) ||
-	    strcmp(a->user.name, c->pending_user) != 0) {
-		reply(c, "550 5.1.1 <%s> User unknown", c->pending_addr);
-		return;
-	}
 	if (c->nrcpt == c->rcpt_cap) {
 		unsigned int cap = c->rcpt_cap ? c->rcpt_cap * 2 : 4;
 		struct lmtp_rcpt *n = reallocarray(c->rcpts, cap, sizeof(*n));
@@ -452,13 +444,101 @@ rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
 	r = &c->rcpts[c->nrcpt++];
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
-	r->uid = a->uid;
-	r->gid = a->gid;
+	r->uid = c->pending_uid;
+	r->gid = c->pending_gid;
 	r->dup_of = -1;
 	memcpy(r->addr, c->pending_addr, sizeof(r->addr));
 	memcpy(r->user, c->pending_user, sizeof(r->user));
 	c->bad = 0;
 	reply(c, "250 2.1.5 <%s> OK", r->addr);
+}
+
+static void
+quota_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct lmtp_conn *c = arg;
+	struct msg_delivered res;
+
+	(void)ipc;
+	if (msg != NULL && msg->fd >= 0)
+		close(msg->fd);
+	/* Anything but "over quota" accepts: the delivery checks again. */
+	if (msg != NULL && msg->type == MSG_DELIVER_RESULT &&
+	    proto_take(msg->data, msg->len, &res, sizeof(res)) &&
+	    res.req == c->quota_req && res.result == STORE_OVERQUOTA)
+		reply(c, cf->lmtp_quota_temporary ?
+		    "452 4.2.2 <%s> Mailbox full" :
+		    "552 5.2.2 <%s> Mailbox full", c->pending_addr);
+	else
+		rcpt_add(c);
+	ipc_free(&c->quota_ipc);
+	c->waiting = false;
+	conn_process(c);
+}
+
+/*
+ * RCPT with a quota configured: ask the deliver worker of the recipient's
+ * uid whether the mailbox is already full (only it can look), so the MTA
+ * learns at RCPT (552 5.2.2) rather than after sending the message.
+ */
+static bool
+quota_check(struct lmtp_conn *c)
+{
+	struct msg_deliver_channel ch = { .uid = c->pending_uid,
+	    .gid = c->pending_gid };
+	struct msg_deliver *m;
+	int fds[2];
+	bool ok = false;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return false;
+	if (ipc_pair(fds) < 0) {
+		free(m);
+		return false;
+	}
+	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
+	    (c->quota_ipc = ipc_new(ev, fds[0], quota_msg, c)) == NULL) {
+		close(fds[0]);
+		close(fds[1]);
+		free(m);
+		return false;
+	}
+	close(fds[1]);
+	m->req = c->quota_req = next_req++;
+	str_copy(m->session, sizeof(m->session), c->id);
+	str_copy(m->user, sizeof(m->user), c->pending_user);
+	if (ipc_send(c->quota_ipc, MSG_DELIVER_QUOTA, m, sizeof(*m), -1) < 0)
+		ipc_free(&c->quota_ipc);
+	else
+		ok = true;
+	free(m);
+	return ok;
+}
+
+static void
+rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
+{
+	c->waiting = false;
+	c->lookup_req = 0;
+	if (a == NULL || a->result == AUTH_TEMPFAIL) {
+		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
+		    c->pending_addr);
+		return;
+	}
+	if (a->result != AUTH_OK || !PROTO_STR_OK(a->user.name) ||
+	    strcmp(a->user.name, c->pending_user) != 0) {
+		reply(c, "550 5.1.1 <%s> User unknown", c->pending_addr);
+		return;
+	}
+	c->pending_uid = a->uid;
+	c->pending_gid = a->gid;
+	/* Only an explicit delivery quota costs a look at the mailbox here. */
+	if ((cf->lmtp_quota_bytes != 0 || cf->lmtp_quota_messages != 0) &&
+	    quota_check(c)) {
+		c->waiting = true;
+		return;
+	}
+	rcpt_add(c);
 }
 
 static int
@@ -1042,7 +1122,8 @@ fail_lookups(unsigned int idx)
 
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->waiting && c->lookup_auth == idx) {
+		if (c->waiting && c->lookup_req != 0 &&
+		    c->lookup_auth == idx) {
 			rcpt_looked_up(c, NULL);
 			conn_process(c);
 		}
@@ -1067,7 +1148,8 @@ auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	    !proto_take(msg->data, msg->len, &a, sizeof(a)))
 		return;
 	for (struct lmtp_conn *c = conns; c != NULL; c = c->next) {
-		if (c->waiting && c->lookup_req == a.req) {
+		if (c->waiting && c->lookup_req != 0 &&
+		    c->lookup_req == a.req) {
 			rcpt_looked_up(c, &a);
 			conn_process(c);
 			break;

@@ -52,6 +52,7 @@ enum proto_type {
 	MSG_DELIVER_RESULT,	/* deliver -> lmtp on that channel */
 	MSG_DELIVER_PROBE,	/* lmtp -> deliver: is delivery `token` stored?
 				   (its worker died before answering) */
+	MSG_DELIVER_QUOTA,	/* lmtp -> deliver: is the mailbox full? (RCPT) */
 };
 
 /* MSG_AUTH_CHANNEL's payload: which of how many auth workers it leads to. */

@@ -124,6 +124,13 @@ struct store_ops {
 	 */
 	enum store_result (*probe)(const struct store_params *p,
 	    const char *token, char *err);
+	/*
+	 * Is the mailbox already at d's quota (store_delivery.quota_*)?
+	 * STORE_OVERQUOTA when it is, STORE_OK when a message may still fit,
+	 * STORE_TEMPFAIL when it cannot be told. LMTP asks at RCPT.
+	 */
+	enum store_result (*quota)(const struct store_params *p,
+	    const struct store_delivery *d, char *err);
 };
 
 /* The backend named name ("maildir", "mbox"), or NULL. */

@@ -1231,6 +1231,33 @@ out:
 	return res;
 }
 
+static enum store_result
+md_quota(const struct store_params *p, const struct store_delivery *d,
+    char *err)
+{
+	enum store_result res;
+	unsigned int n;
+	uint64_t used;
+	int dfd;
+
+	if (d->quota_bytes == 0 && d->quota_messages == 0)
+		return STORE_OK;
+	dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1)
+		return errno == ENOENT ? STORE_OK : STORE_TEMPFAIL;
+	res = md_usage(dfd, &used, &n, err);
+	(void)close(dfd);
+	if (res != STORE_OK)
+		return res;
+	if ((d->quota_bytes != 0 && used >= d->quota_bytes) ||
+	    (d->quota_messages != 0 && n >= d->quota_messages)) {
+		(void)str_fmt(err, ERR_LEN, "mailbox is over its quota "
+		    "(%llu octets, %u messages)", (unsigned long long)used, n);
+		return STORE_OVERQUOTA;
+	}
+	return STORE_OK;
+}
+
 /* The token as our names carry it: "R<token>." after the Q field. */
 static bool
 md_has_token(const char *name, const char *token)
@@ -1297,4 +1324,5 @@ const struct store_ops store_maildir_ops = {
 	.close = md_close,
 	.append = md_append,
 	.probe = md_probe,
+	.quota = md_quota,
 };

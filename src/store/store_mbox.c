@@ -1086,6 +1086,7 @@ const struct store_ops store_mbox_ops = {
 	.name = "mbox",
 	.open = mbox_open,
 	.append = store_mbox_append,
+	.quota = store_mbox_quota,
 	.read_open = mbox_read_open,
 	.read = mbox_read,
 	.read_close = mbox_read_close,

@@ -154,6 +154,23 @@ mbox_open_locked(const struct store_params *p, struct mbox_lock *lk,
 }
 
 enum store_result
+store_mbox_quota(const struct store_params *p, const struct store_delivery *d,
+    char *err)
+{
+	struct stat st;
+
+	if (d->quota_bytes == 0)
+		return STORE_OK;
+	if (stat(p->path, &st) == -1)
+		return errno == ENOENT ? STORE_OK : STORE_TEMPFAIL;
+	if ((uint64_t)st.st_size >= d->quota_bytes) {
+		(void)str_copy(err, ERR_LEN, "mailbox is over its quota");
+		return STORE_OVERQUOTA;
+	}
+	return STORE_OK;
+}
+
+enum store_result
 store_mbox_append(const struct store_params *p, int in,
     const struct store_delivery *d, char *err)
 {

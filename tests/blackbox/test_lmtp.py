@@ -710,7 +710,7 @@ def test_mbox_kill9_never_leaves_a_partial_message(users, postinod):
 # -- quotas and the per-user concurrency limit ---------------------------------
 
 def deliver_one(srv, rcpt=b"<alice>", body=MSG):
-    r = raw(srv)
+    r = raw(srv, timeout=30)      # a worker may be spawned on a loaded host
     r.start(rcpts=(rcpt,))
     assert r.code(b"DATA") == 354
     r.send(body + b".\r\n")
@@ -729,10 +729,26 @@ def test_quota_in_octets(users, postinod, mailbox):
     assert code == 552 and b"5.2.2" in line
     assert deliver_one(srv)[0] == 250            # still fits
     code, line = deliver_one(srv)
-    assert code == 552                           # now over
+    assert code == 552                           # would go over
     p = srv.login("alice", "secret")
     assert p.stat()[0] == 2
     p.quit()
+
+
+def test_quota_full_mailbox_refused_at_rcpt(users, postinod):
+    users.deliver_maildir("alice", b"Subject: big\n\n" + b"x" * 5000)
+    srv = postinod(lmtp_listen="127.0.0.1:0", lmtp_quota_bytes=5000)
+    r = raw(srv)
+    r.start(rcpts=())
+    # the MTA learns at RCPT, before it sends the message
+    r.send(b"RCPT TO:<alice>\r\n")
+    code, lines = r.reply()
+    assert code == 552 and b"5.2.2" in lines[0]
+    assert r.code(b"RCPT TO:<bob>") == 250
+    assert r.code(b"DATA") == 354
+    r.send(MSG + b".\r\n")
+    assert r.reply()[0] == 250
+    assert len(stored(users, "alice")) == 1 and len(stored(users, "bob")) == 1
 
 
 def test_quota_in_messages_and_temporary(users, postinod):
@@ -740,8 +756,12 @@ def test_quota_in_messages_and_temporary(users, postinod):
                    lmtp_quota_temporary=True)
     assert deliver_one(srv)[0] == 250
     assert deliver_one(srv)[0] == 250
-    code, line = deliver_one(srv)
-    assert code == 452 and b"4.2.2" in line
+    r = raw(srv)
+    r.start(rcpts=())
+    r.send(b"RCPT TO:<alice>\r\n")
+    code, lines = r.reply()
+    assert code == 452 and b"4.2.2" in lines[0]
+    r.close()
     assert deliver_one(srv, rcpt=b"<bob>")[0] == 250   # others unaffected
     assert len(stored(users, "alice")) == 2
 
@@ -763,7 +783,7 @@ def test_per_user_concurrency_limit(lmtpd, users):
     (worker,) = srv.pids("deliver")
     os.kill(worker, signal.SIGSTOP)              # a delivery that hangs
     try:
-        a = raw(srv)
+        a = raw(srv, timeout=30)
         a.start()
         assert a.code(b"DATA") == 354
         a.send(MSG + b".\r\n")
@@ -773,7 +793,7 @@ def test_per_user_concurrency_limit(lmtpd, users):
         # ... and in one transaction to alice and bob, only alice's
         # recipient is refused (bob's goes to a second worker: read the
         # replies before the first one runs again)
-        b = raw(srv)
+        b = raw(srv, timeout=30)
         b.start(rcpts=(b"<alice>", b"<bob>"))
         assert b.code(b"DATA") == 354
         b.send(MSG + b".\r\n")
