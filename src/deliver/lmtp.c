@@ -48,6 +48,13 @@
 #define LMTP_CONNS_MAX		1024
 /* A reply line we build: code, status, an address and a short text. */
 #define LMTP_REPLY_MAX		(LMTP_PATH_MAX * 2 + 80)
+/*
+ * Messages being received are held in memory (memfds) until stored: all
+ * connections together hold at most this much, or one largest message,
+ * whichever is more. Past it a message gets 452 4.3.1 and the MTA
+ * retries, rather than the host running out of memory.
+ */
+#define LMTP_SPOOL_TOTAL_MAX	(1024ull * 1024 * 1024)
 /* Seals on the spooled message (deliverd.c checks for them). */
 #define LMTP_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
@@ -107,7 +114,7 @@ struct lmtp_conn {
 	struct lmtp_data dec;
 	int		 spool;
 	uint64_t	 spooled;
-	bool		 too_big, spool_failed;
+	bool		 too_big, spool_failed, spool_full;
 	struct ev_timer	 timer;
 	size_t		 in_len;
 	char		 in[LMTP_IN_MAX];
@@ -134,6 +141,7 @@ static int listen_fds[CONFIG_LMTP_LISTEN_MAX];
 static unsigned int nlisten;
 static char hostname[256];
 static struct lmtp_active *active;
+static uint64_t spool_total;	/* octets in every connection's spool */
 
 static struct lmtp_active *
 active_find(const char *user)
@@ -248,8 +256,9 @@ spool_close(struct lmtp_conn *c)
 	if (c->spool >= 0)
 		close(c->spool);
 	c->spool = -1;
+	spool_total -= c->spooled;
 	c->spooled = 0;
-	c->too_big = c->spool_failed = false;
+	c->too_big = c->spool_failed = c->spool_full = false;
 }
 
 /* RSET, LHLO, and the end of a transaction (RFC 5321 sec. 4.1.1.5). */
@@ -692,10 +701,18 @@ dispatch(struct lmtp_conn *c, char *line, size_t len)
 static void
 spool_put(struct lmtp_conn *c, const char *buf, size_t len)
 {
-	if (len == 0 || c->too_big || c->spool_failed || c->spool < 0)
+	uint64_t total_max = LMTP_SPOOL_TOTAL_MAX > cf->lmtp_max_message_size ?
+	    LMTP_SPOOL_TOTAL_MAX : cf->lmtp_max_message_size;
+
+	if (len == 0 || c->too_big || c->spool_failed || c->spool_full ||
+	    c->spool < 0)
 		return;
 	if (c->spooled + len > cf->lmtp_max_message_size) {
 		c->too_big = true;
+		return;
+	}
+	if (spool_total + len > total_max) {
+		c->spool_full = true;
 		return;
 	}
 	if (fd_write_all(c->spool, buf, len) < 0) {
@@ -704,6 +721,7 @@ spool_put(struct lmtp_conn *c, const char *buf, size_t len)
 		return;
 	}
 	c->spooled += len;
+	spool_total += len;
 }
 
 static void
@@ -860,11 +878,13 @@ static void
 data_end(struct lmtp_conn *c)
 {
 	c->mode = MODE_CMD;
-	if (c->too_big || c->spool_failed ||
+	if (c->too_big || c->spool_failed || c->spool_full ||
 	    fcntl(c->spool, F_ADD_SEALS, LMTP_SEALS) < 0) {
 		for (unsigned int i = 0; i < c->nrcpt; i++)
 			reply(c, c->too_big ? "552 5.3.4 <%s> Message too big "
-			    "for the system" :
+			    "for the system" : c->spool_full ?
+			    "452 4.3.1 <%s> Insufficient system storage, try "
+			    "again later" :
 			    "451 4.3.0 <%s> Cannot spool the message",
 			    c->rcpts[i].addr);
 		transaction_reset(c);
