@@ -35,6 +35,7 @@ def test_install_puts_files_in_fhs_places(tmp_path):
     dest, _ = make_install(tmp_path, "PREFIX=/usr")
     want = {
         "usr/sbin/postinod": 0o755, "usr/bin/postino-passwd": 0o755,
+        "usr/sbin/postino-deliver": 0o755,
         "usr/bin/postino": 0o755,
         "usr/share/man/man8/postinod.8": 0o644,
         "usr/share/man/man5/postinod.conf.5": 0o644,
