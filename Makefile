@@ -27,7 +27,9 @@ GMIME_LIBS   = $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 
 # libpq for passdb = pgsql (src/auth/auth_pgsql.c), linked into postinod
 # (and the tests) only: postino-passwd and postino never use it.
-PQ_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libpq 2>/dev/null))
+# Debian's libpq-dev puts libpq-fe.h here; no pkg-config, which the
+# server's build does not need (tests/deps.sh server).
+PQ_CFLAGS = -isystem /usr/include/postgresql
 PQ_LIBS	  = -lpq
 
 ifeq ($(SAN),1)
@@ -215,6 +217,12 @@ install-client: $(BUILD)/postino $(UNIT_GEN)
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/user/postino-fetch@.timer
 	@if [ -e doc/postino.1 ]; then \
 	    $(INSTALL) -m 644 doc/postino.1 $(DESTDIR)$(MANDIR)/man1/postino.1; fi
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	$(INSTALL) -m 644 contrib/completion/postino.bash \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/postino
+	$(INSTALL) -m 644 contrib/completion/_postino \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_postino
 
 # make deb: the Debian packages postinod and postino (debian/, debhelper)
 # in build/deb/, built from a copy of this tree (tracked and new files, as
@@ -237,7 +245,7 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)

@@ -133,6 +133,7 @@ static struct {
 	unsigned int	 ramp;		/* logins in flight per thread */
 	double		 step_timeout;
 	double		 hold_wait;
+	unsigned int	 nets;		/* -S: source /24s; 0: the kernel's */
 	SSL_CTX		*ctx;
 	struct sockaddr_in sa;
 } cfg;
@@ -780,6 +781,23 @@ conn_start(struct lg_conn *c)
 	if (c->fd == -1)
 		die("socket: %s", strerror(errno));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cfg.nets > 0) {
+		/*
+		 * Clients come from many addresses, not one: slot s from
+		 * 127.X.Y.h, its /24 (X.Y) = s mod nets, so per-address and
+		 * per-network limits see a crowd, as in production.
+		 */
+		unsigned int net = c->slot % cfg.nets;
+		unsigned int host = 1 + (c->slot / cfg.nets) % 250;
+		struct sockaddr_in src = { .sin_family = AF_INET };
+
+		src.sin_addr.s_addr = htonl(0x7f000000u |
+		    (1u + net / 256) << 16 | (net % 256) << 8 | host);
+		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+		    sizeof(one));
+		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) == -1)
+			die("bind 127.x: %s", strerror(errno));
+	}
 	c->t_sess = now_us();
 	c->deadline = c->t_sess + (uint64_t)(cfg.step_timeout * 1e6);
 	c->state = ST_CONNECTING;
@@ -929,7 +947,8 @@ usage(void)
 	fputs("usage: loadgen -p port -u userfile -s login|list|retr|full|hold\n"
 	    "    [-a 127.0.0.1] [-m plain|stls|tls] [-c clients] [-t threads]\n"
 	    "    [-n sessions | -d seconds] [-r retr] [-E count] [-B octets]\n"
-	    "    [-R ramp] [-T step_timeout] [-w hold_seconds] [-l label]\n",
+	    "    [-R ramp] [-S source_nets] [-T step_timeout] [-w hold_seconds]\n"
+	    "    [-l label]\n",
 	    stderr);
 	exit(2);
 }
@@ -1007,7 +1026,7 @@ main(int argc, char **argv)
 	cfg.hold_wait = 120;
 	cfg.label = "";
 	cfg.scen_name = NULL;
-	while ((ch = getopt(argc, argv, "a:p:m:u:s:c:t:n:d:r:E:B:R:T:w:l:")) !=
+	while ((ch = getopt(argc, argv, "a:p:m:u:s:c:t:n:d:r:E:B:R:S:T:w:l:")) !=
 	    -1) {
 		switch (ch) {
 		case 'a': cfg.host = optarg; break;
@@ -1032,6 +1051,7 @@ main(int argc, char **argv)
 		case 'E': cfg.expect_count = atol(optarg); break;
 		case 'B': cfg.expect_octets = atoll(optarg); break;
 		case 'R': cfg.ramp = (unsigned int)atoi(optarg); break;
+		case 'S': cfg.nets = (unsigned int)atoi(optarg); break;
 		case 'T': cfg.step_timeout = atof(optarg); break;
 		case 'w': cfg.hold_wait = atof(optarg); break;
 		case 'l': cfg.label = optarg; break;
@@ -1049,7 +1069,7 @@ main(int argc, char **argv)
 	cfg.scen = (enum lg_scen)ch;
 	if (cfg.clients == 0 || cfg.clients > LG_MAX_CONNS ||
 	    cfg.threads == 0 || cfg.threads > LG_MAX_THREADS ||
-	    cfg.ramp == 0 || cfg.step_timeout <= 0)
+	    cfg.ramp == 0 || cfg.step_timeout <= 0 || cfg.nets > 254 * 256)
 		usage();
 	if (cfg.threads > cfg.clients)
 		cfg.threads = cfg.clients;

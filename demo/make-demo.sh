@@ -65,6 +65,7 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 		# the login role has a user of its own (postinod refuses one
 		# that reads mail) in an empty directory only root can change.
 		echo "login_user = postino"
+		echo "auth_user = postino-auth"
 		echo "login_chroot = /run/postino/empty"
 		echo "mail_user = nobody"
 	else
@@ -74,9 +75,15 @@ printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
 if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$home"
 	chown -R nobody:nogroup "$home/demo"
-	chmod 600 "$root/passwd" "$root/key.pem"
 	id postino >/dev/null 2>&1 ||
 		useradd --system --no-create-home --home-dir /nonexistent \
 			--shell /usr/sbin/nologin postino
+	id postino-auth >/dev/null 2>&1 ||
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin postino-auth
+	chmod 600 "$root/key.pem"
+	# Only the auth processes read the passwd-file.
+	chgrp postino-auth "$root/passwd"
+	chmod 640 "$root/passwd"
 	install -d -o root -g root -m 755 /run/postino /run/postino/empty
 fi

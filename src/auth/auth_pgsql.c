@@ -111,7 +111,7 @@ auth_pgsql_check(const struct auth_pgsql_conf *conf, char *err)
 	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
 		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
 		    o->val[0] != '\0') {
-			/* It would show in postinod -t and in ps of a DBA's tools. */
+			/* It would show in postinod -t and in a DBA's ps. */
 			str_copy(err, ERR_LEN, "pgsql_conninfo: no password= "
 			    "here; put it in pgsql_password_file");
 			rc = -1;
@@ -574,6 +574,10 @@ read_password(struct auth_db *db, const char *path, char *err)
 		close(fd);
 		return -1;
 	}
+	/* Started anyway (a restart must not fail on it), but said. */
+	if ((st.st_mode & 077) != 0)
+		log_warnx("event=pgsql-password-file-open path=\"%s\" "
+		    "mode=%04o: make it 0600", path, st.st_mode & 07777);
 	n = read(fd, db->password, AUTH_PGSQL_PASSWORD_MAX);
 	close(fd);
 	if (n < 0) {

@@ -99,6 +99,7 @@ account_parse_url(struct account *a, const char *s, char *err)
 
 	memset(a, 0, sizeof(*a));
 	a->family = AF_UNSPEC;
+	a->keep = -1;
 	if (strncasecmp(rest, "pop3://", 7) == 0) {
 		rest += 7;
 	} else if (strncasecmp(rest, "pop3s://", 8) == 0) {
@@ -223,6 +224,43 @@ valid_name(const char *s)
 
 /* One "key value" of an account block; -1 with why filled. */
 static int
+parse_bool(const char *val, bool *b)
+{
+	if (strcmp(val, "yes") == 0)
+		*b = true;
+	else if (strcmp(val, "no") == 0)
+		*b = false;
+	else
+		return -1;
+	return 0;
+}
+
+int
+account_parse_size(const char *s, uint64_t *r)
+{
+	char digits[32];
+	size_t len = strlen(s);
+	unsigned int shift = 0;
+	uint64_t v;
+
+	if (len == 0 || len >= sizeof(digits))
+		return -1;
+	memcpy(digits, s, len + 1);
+	switch (digits[len - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'M': shift = 20; break;
+	case 'G': shift = 30; break;
+	default: break;
+	}
+	if (shift != 0)
+		digits[len - 1] = '\0';
+	if (str_parse_u64(digits, &v) < 0 || v > (UINT64_MAX >> shift))
+		return -1;
+	*r = v << shift;
+	return 0;
+}
+
+static int
 config_key(struct account *a, const char *key, const char *val, char *why)
 {
 	struct account u;
@@ -274,6 +312,24 @@ config_key(struct account *a, const char *key, const char *val, char *why)
 		r = expand_path(a->mbox, sizeof(a->mbox), val);
 	} else if (strcmp(key, "mda") == 0) {
 		r = str_copy(a->mda, sizeof(a->mda), val);
+	} else if (strcmp(key, "default") == 0) {
+		r = parse_bool(val, &a->is_default);
+	} else if (strcmp(key, "keep") == 0) {
+		bool b;
+
+		r = parse_bool(val, &b);
+		a->keep = b;
+	} else if (strcmp(key, "keep-days") == 0) {
+		r = str_parse_u32(val, &a->keep_days) < 0 || a->keep_days == 0 ||
+		    a->keep_days > ACCOUNT_KEEP_DAYS_MAX ? -1 : 0;
+	} else if (strcmp(key, "max-size") == 0) {
+		r = account_parse_size(val, &a->max_size) < 0 ||
+		    a->max_size == 0 ? -1 : 0;
+	} else if (strcmp(key, "delete-oversized") == 0) {
+		r = parse_bool(val, &a->delete_oversized);
+	} else if (strcmp(key, "max-messages") == 0) {
+		r = str_parse_u32(val, &a->max_messages) < 0 ||
+		    a->max_messages == 0 ? -1 : 0;
 	} else {
 		(void)str_fmt(why, ERR_LEN, "unknown key \"%s\"", key);
 		return -1;
@@ -336,6 +392,7 @@ account_load(struct account *a, const char *path, const char *name,
 			if (in_block) {
 				memset(a, 0, sizeof(*a));
 				a->family = AF_UNSPEC;
+				a->keep = -1;
 				str_copy(a->name, sizeof(a->name), val);
 				found = true;
 			}
@@ -372,6 +429,75 @@ bad:
 	(void)str_fmt(err, ERR_LEN, "%s:%lu: %s", path, lineno, why);
 	fclose(f);
 	return -1;
+}
+
+int
+account_names(const char *path, char (*names)[ACCOUNT_NAME_MAX + 1],
+    size_t max, size_t *n_r, char *default_name, char *err)
+{
+	struct account a;
+	char line[ACCOUNT_CMD_MAX + 64];
+	FILE *f;
+	int rc;
+
+	*n_r = 0;
+	default_name[0] = '\0';
+	f = fopen(path, "re");
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		(void)str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Names first (account_load checks every line of the file). */
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *key = line + strspn(line, " \t"), *val;
+		size_t len;
+
+		if (strncmp(key, "account", 7) != 0 ||
+		    (key[7] != ' ' && key[7] != '\t'))
+			continue;
+		val = key + 7 + strspn(key + 7, " \t");
+		len = strcspn(val, " \t\r\n");
+		val[len] = '\0';
+		if (*n_r == max) {
+			(void)str_fmt(err, ERR_LEN, "%s: more than %zu "
+			    "accounts", path, max);
+			fclose(f);
+			return -1;
+		}
+		if (str_copy(names[*n_r], sizeof(names[0]), val) < 0)
+			names[*n_r][0] = '\0';	/* account_load says why */
+		(*n_r)++;
+	}
+	fclose(f);
+	for (size_t i = 0; i < *n_r; i++) {
+		rc = account_load(&a, path, names[i], err);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			(void)str_fmt(err, ERR_LEN, "%s: bad account name",
+			    path);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(names[j], names[i]) == 0) {
+				(void)str_fmt(err, ERR_LEN, "%s: account %s "
+				    "twice", path, names[i]);
+				return -1;
+			}
+		}
+		if (a.is_default) {
+			if (default_name[0] != '\0') {
+				(void)str_fmt(err, ERR_LEN, "%s: more than one "
+				    "default account", path);
+				return -1;
+			}
+			str_copy(default_name, ACCOUNT_NAME_MAX + 1, a.name);
+		}
+	}
+	explicit_bzero(&a, sizeof(a));
+	return 0;
 }
 
 int

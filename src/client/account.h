@@ -24,6 +24,13 @@
  *	maildir ~/Mail/work		# fetch's default destination,
  *	mbox ~/mbox			# one of these three
  *	mda /usr/bin/procmail -d alice
+ *	default yes			# the account of list/stat/read
+ *					# without ACCOUNT (one at most)
+ *	keep yes			# leave fetched mail on the server
+ *	keep-days 30			# with keep: delete it after 30 days
+ *	max-size 10485760		# skip larger messages (k, M, G)
+ *	delete-oversized yes		# and delete them on the server
+ *	max-messages 500		# at most this many per run
  *
  * Passwords never come from the command line or the file itself. Sources,
  * the most specific first: a --password-command given on the command line
@@ -40,6 +47,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../lib/str.h"
 
@@ -82,7 +90,18 @@ struct account {
 	char			maildir[PATH_MAX];
 	char			mbox[PATH_MAX];
 	char			mda[ACCOUNT_CMD_MAX];
+	bool			is_default;
+	int			keep;		/* -1 unset, 0 no, 1 yes */
+	uint32_t		keep_days;	/* 0: for ever */
+	uint64_t		max_size;	/* 0: no limit */
+	bool			delete_oversized;
+	uint32_t		max_messages;	/* 0: no limit */
 };
+
+/* Accounts in one configuration file. */
+#define ACCOUNT_MAX_ACCOUNTS	256
+/* keep-days: about 27 years, so the seconds never overflow. */
+#define ACCOUNT_KEEP_DAYS_MAX	10000
 
 /* Parse a URL-form ACCOUNT into a (zeroed first). 0, or -1 with err. */
 int account_parse_url(struct account *a, const char *s, char *err);
@@ -99,6 +118,18 @@ int account_config_path(char *path, size_t size, char *err);
  */
 int account_load(struct account *a, const char *path, const char *name,
     char *err);
+
+/*
+ * The account names of the configuration file at path, in file order,
+ * into names (up to max), and the one marked "default yes" into
+ * default_name ("" when none). 0 with *n_r (0 when there is no file), or
+ * -1 with err (a bad file, more than max accounts, two defaults).
+ */
+int account_names(const char *path, char (*names)[ACCOUNT_NAME_MAX + 1],
+    size_t max, size_t *n_r, char *default_name, char *err);
+
+/* A size with an optional k, M or G suffix (powers of 1024). 0 or -1. */
+int account_parse_size(const char *s, uint64_t *r);
 
 /*
  * An ACCOUNT argument: a configured name, else a URL. config may be NULL

@@ -813,7 +813,7 @@ wait_child(pid_t pid, int *status, char *err)
 static int
 mda_supervise(struct fetch_dest *d, int *status, char *err)
 {
-	char line[32];
+	char line[FETCH_MDA_RECORD + 1];
 	pid_t pid;
 	ssize_t n;
 
@@ -849,9 +849,15 @@ mda_supervise(struct fetch_dest *d, int *status, char *err)
 		while (waitpid(mda, &st, 0) < 0)
 			if (errno != EINTR)
 				_exit(1);
-		(void)str_fmt(line, sizeof(line), "status %d\n", st);
-		if (pwrite(d->result_fd, line, strlen(line), 0) !=
-		    (ssize_t)strlen(line) || fsync(d->result_fd) < 0)
+		/*
+		 * No fsync: a kill of postino leaves it in the page cache,
+		 * which is what this is for; after a power failure an empty
+		 * file means "unknown", delivered again (never lost).
+		 */
+		(void)str_fmt(line, sizeof(line), "status %-*d\n",
+		    FETCH_MDA_RECORD - 8, st);
+		if (pwrite(d->result_fd, line, FETCH_MDA_RECORD, 0) !=
+		    FETCH_MDA_RECORD)
 			_exit(1);
 		_exit(0);
 	}
@@ -879,8 +885,6 @@ mda_commit(struct fetch_dest *d, char *err)
 	}
 	if (d->result_fd >= 0) {
 		rc = mda_supervise(d, &status, err);
-		close(d->result_fd);
-		d->result_fd = -1;
 		if (rc < 0)
 			return -1;
 	} else {
@@ -906,10 +910,18 @@ mda_commit(struct fetch_dest *d, char *err)
 	return -1;
 }
 
-/* A fresh, locked result file for the MDA's outcome; token "mda wait". */
+/*
+ * The result file, opened and locked once (after recovery read the last
+ * run's), then rewritten in place for each message: a record of fixed
+ * length, never truncated (ext4 flushes a file truncated to zero and
+ * written again when it is closed, which would cost as much as an fsync).
+ * Token "mda wait".
+ */
 static int
 mda_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 {
+	char rec[FETCH_MDA_RECORD + 1];
+
 	if (flush(d) < 0) {
 		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
 		    strerror(errno));
@@ -917,14 +929,25 @@ mda_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 	}
 	if (!d->spool_named)
 		return str_fmt(token, size, "mda");
-	d->result_fd = open(d->result, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600);
-	if (d->result_fd < 0 || flock(d->result_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (d->result_fd < 0) {
+		d->result_fd = open(d->result, O_RDWR | O_CREAT | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+		if (d->result_fd < 0 ||
+		    flock(d->result_fd, LOCK_EX | LOCK_NB) < 0) {
+			(void)str_fmt(err, ERR_LEN, "%s: %s", d->result,
+			    strerror(errno));
+			if (d->result_fd >= 0)
+				close(d->result_fd);
+			d->result_fd = -1;
+			return -1;
+		}
+	}
+	(void)str_fmt(rec, sizeof(rec), "%-*s\n", FETCH_MDA_RECORD - 1,
+	    "unknown");
+	if (pwrite(d->result_fd, rec, FETCH_MDA_RECORD, 0) !=
+	    FETCH_MDA_RECORD) {
 		(void)str_fmt(err, ERR_LEN, "%s: %s", d->result,
 		    strerror(errno));
-		if (d->result_fd >= 0)
-			close(d->result_fd);
-		d->result_fd = -1;
 		return -1;
 	}
 	return str_fmt(token, size, "mda wait");
@@ -1186,9 +1209,6 @@ fetch_abort(struct fetch_dest *d)
 		return;
 	d->active = d->prepared = false;
 	d->used = 0;
-	if (d->result_fd >= 0)
-		close(d->result_fd);
-	d->result_fd = -1;
 	if (d->kind == FETCH_MAILDIR) {
 		if (d->fd >= 0)
 			close(d->fd);
@@ -1212,6 +1232,8 @@ fetch_close(struct fetch_dest **d)
 		(*d)->err_no = errno;	/* only a stale copy: not worth a failure */
 	if ((*d)->fd >= 0)
 		close((*d)->fd);
+	if ((*d)->result_fd >= 0)
+		close((*d)->result_fd);
 	if ((*d)->dir_tmp >= 0)
 		close((*d)->dir_tmp);
 	if ((*d)->dir_new >= 0)

@@ -42,6 +42,8 @@
 #define FETCH_DOTLOCK_STALE	300
 /* Seconds recovery waits for the MDA of an interrupted run to finish. */
 #define FETCH_MDA_WAIT		300
+/* The MDA result record: "status N" padded, LF; rewritten in place. */
+#define FETCH_MDA_RECORD	24
 /* A SHA-256 digest in hex, in an mbox delivery token. */
 #define FETCH_DIGEST_HEX	64
 /* Return-Path addresses longer than this become MAILER-DAEMON. */

@@ -4,18 +4,21 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "../lib/version.h"
 #include "account.h"
 #include "fetch.h"
 #include "pop3c.h"
@@ -43,6 +46,15 @@ enum {
  * a power failure may deliver again at most one batch; a kill, nothing.
  */
 #define SYNC_EVERY_MSGS		100
+/*
+ * A greeting later than this gets a CAPA probe (pop3c_probe_capa): a
+ * server waiting for a TLS handshake fails at once instead of at the
+ * timeout. Real greetings take milliseconds.
+ */
+#define GREETING_PROBE_MS	2000
+/* --daemon: the longest interval, and the longest back-off on failures. */
+#define DAEMON_INTERVAL_MAX	86400
+#define DAEMON_BACKOFF_MAX	3600
 #define SYNC_EVERY_MS		1000
 
 struct opts {
@@ -59,6 +71,14 @@ struct opts {
 	const char	*password_command;
 	const char	*config;
 	int		 timeout;
+	bool		 all;		/* fetch every configured account */
+	bool		 rebuild_state;
+	bool		 delete_oversized;
+	uint64_t	 max_size;	/* 0: the account's, or none */
+	uint32_t	 max_messages;
+	uint32_t	 keep_days;
+	uint32_t	 daemon;	/* poll interval, seconds; 0: once */
+	char		 config_path[PATH_MAX];	/* --config, or the default */
 };
 
 struct session {
@@ -69,6 +89,7 @@ struct session {
 	const char	*hint;		/* the method tried, if others exist */
 	char		 where[ACCOUNT_HOST_MAX + 16];	/* "host:port" */
 	struct pop3c	*c;
+	uint32_t	 login_delay;	/* the server's CAPA LOGIN-DELAY */
 };
 
 static mode_t user_umask = 022;
@@ -77,13 +98,14 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: postino fetch [options] [--keep]\n"
-"                     (--maildir DIR | --mbox FILE | --mda CMD) ACCOUNT\n"
-"       postino list  [options] ACCOUNT     # number, size, UIDL per message\n"
-"       postino stat  [options] ACCOUNT     # \"N messages, B octets\"\n"
-"       postino read  [options] ACCOUNT     # interactive reader (a terminal)\n"
+"usage: postino fetch [options] [fetch options] [ACCOUNT | --all]\n"
+"       postino list  [options] [ACCOUNT]   # number, size, UIDL per message\n"
+"       postino stat  [options] [ACCOUNT]   # \"N messages, B octets\"\n"
+"       postino read  [options] [ACCOUNT]   # interactive reader (a terminal)\n"
+"       postino --help | --version\n"
 "ACCOUNT  [pop3://|pop3s://][user@]host[:port], or an account name from\n"
-"         ~/.config/postino/config\n"
+"         ~/.config/postino/config; fetch without one fetches every\n"
+"         account there, the others use the one marked \"default yes\"\n"
 "options  --tls=stls|implicit|no   (default stls; implicit for pop3s://;\n"
 "                                  `no' is plaintext and must be asked for)\n"
 "         --cafile FILE  --tls-fingerprint SHA256 (pin the certificate)\n"
@@ -91,13 +113,21 @@ usage(FILE *f)
 "                login|user   (default: the strongest the server offers)\n"
 "         -4  -6  --user NAME  --password-command CMD\n"
 "         --config FILE  --timeout SECS  --verbose  --quiet\n"
+"fetch    --maildir DIR | --mbox FILE | --mda CMD   (else the account's)\n"
+"         --all  --keep  --keep-days N  --max-size BYTES[k|M|G]\n"
+"         --delete-oversized  --max-messages N  --rebuild-state\n"
+"         --daemon SECS   (poll every SECS; SIGHUP rereads the config)\n"
 "password the first of: --password-command CMD, $POSTINO_PASSWORD, the\n"
 "         account's password-command, ~/.netrc, a prompt on the terminal\n"
 "exit     0 ok (also no new mail), 1 usage, 2 connection/network, 3 TLS,\n"
 "         4 authentication, 5 mailbox in use or login delay, 6 local\n"
 "         delivery failed (nothing lost), 7 server error or protocol\n"
-"         violation\n");
+"         violation; with several accounts, the first failure's\n");
 }
+
+struct progress;
+static struct progress *progress_shown;
+static void progress_clear(struct progress *p);
 
 static void
 warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -111,6 +141,8 @@ warnx_(const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* On a line of its own, not after the progress bar. */
+	progress_clear(progress_shown);
 	fprintf(stderr, "postino: %s\n", line);
 }
 
@@ -156,7 +188,9 @@ static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
 	enum { O_TLS = 256, O_CAFILE, O_FINGERPRINT, O_AUTH, O_MAILDIR,
-	    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP };
+	    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP,
+	    O_ALL, O_KEEPDAYS, O_MAXSIZE, O_DELOVER, O_MAXMSGS, O_REBUILD,
+	    O_DAEMON, O_VERSION };
 	static const struct option longopts[] = {
 		{ "tls", required_argument, NULL, O_TLS },
 		{ "cafile", required_argument, NULL, O_CAFILE },
@@ -173,6 +207,14 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "all", no_argument, NULL, O_ALL },
+		{ "keep-days", required_argument, NULL, O_KEEPDAYS },
+		{ "max-size", required_argument, NULL, O_MAXSIZE },
+		{ "delete-oversized", no_argument, NULL, O_DELOVER },
+		{ "max-messages", required_argument, NULL, O_MAXMSGS },
+		{ "rebuild-state", no_argument, NULL, O_REBUILD },
+		{ "daemon", required_argument, NULL, O_DAEMON },
 		{ NULL, 0, NULL, 0 }
 	};
 	uint32_t t;
@@ -241,19 +283,74 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_HELP:
 			usage(stdout);
 			exit(EXIT_OK);
+		case O_VERSION:
+			printf("postino %s\n", POSTINO_VERSION);
+			exit(EXIT_OK);
+		case O_ALL:
+			o->all = true;
+			break;
+		case O_KEEPDAYS:
+			if (str_parse_u32(optarg, &o->keep_days) < 0 ||
+			    o->keep_days == 0 ||
+			    o->keep_days > ACCOUNT_KEEP_DAYS_MAX) {
+				warnx_("--keep-days: 1 to %d",
+				    ACCOUNT_KEEP_DAYS_MAX);
+				return -1;
+			}
+			break;
+		case O_MAXSIZE:
+			if (account_parse_size(optarg, &o->max_size) < 0 ||
+			    o->max_size == 0) {
+				warnx_("--max-size: a number of octets, "
+				    "k, M or G after it allowed");
+				return -1;
+			}
+			break;
+		case O_DELOVER:
+			o->delete_oversized = true;
+			break;
+		case O_MAXMSGS:
+			if (str_parse_u32(optarg, &o->max_messages) < 0 ||
+			    o->max_messages == 0) {
+				warnx_("--max-messages: a positive number");
+				return -1;
+			}
+			break;
+		case O_REBUILD:
+			o->rebuild_state = true;
+			break;
+		case O_DAEMON:
+			if (str_parse_u32(optarg, &t) < 0 || t == 0 ||
+			    t > DAEMON_INTERVAL_MAX) {
+				warnx_("--daemon: 1 to %d seconds",
+				    DAEMON_INTERVAL_MAX);
+				return -1;
+			}
+			o->daemon = t;
+			break;
 		default:
 			return -1;
 		}
 	}
-	if (optind != argc - 1) {
-		warnx_(optind >= argc ? "no ACCOUNT given" :
-		    "one ACCOUNT only");
+	if (optind < argc - 1) {
+		warnx_("one ACCOUNT only");
 		return -1;
 	}
-	o->account = argv[optind];
+	o->account = optind == argc - 1 ? argv[optind] : NULL;
 	if (strcmp(o->cmd, "fetch") != 0 &&
-	    (o->keep || o->maildir || o->mbox || o->mda)) {
-		warnx_("--keep, --maildir, --mbox and --mda are for fetch");
+	    (o->keep || o->maildir || o->mbox || o->mda || o->all ||
+	    o->keep_days || o->max_size || o->delete_oversized ||
+	    o->max_messages || o->rebuild_state || o->daemon)) {
+		warnx_("--keep, --maildir, --mbox, --mda and the other fetch "
+		    "options are for fetch");
+		return -1;
+	}
+	if (o->all && o->account != NULL) {
+		warnx_("--all or an ACCOUNT, not both");
+		return -1;
+	}
+	if (o->rebuild_state && (o->maildir || o->mbox || o->mda)) {
+		warnx_("--rebuild-state fetches nothing: no destination");
 		return -1;
 	}
 	return 0;
@@ -261,16 +358,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 
 /* The account with the command line's overrides. EXIT_OK or an exit code. */
 static int
-setup_account(struct session *s)
+setup_account(struct session *s, const char *name)
 {
 	struct opts *o = s->o;
-	char config[PATH_MAX], err[ERR_LEN];
-	const char *cfg = o->config;
+	char err[ERR_LEN];
+	const char *cfg = o->config_path[0] != '\0' ? o->config_path : NULL;
 
-	if (cfg == NULL &&
-	    account_config_path(config, sizeof(config), err) == 0)
-		cfg = config;
-	if (account_resolve(&s->a, o->account, cfg, err) < 0) {
+	if (account_resolve(&s->a, name, cfg, err) < 0) {
 		warnx_("%s", err);
 		return EXIT_USAGE;
 	}
@@ -381,7 +475,14 @@ open_session(struct session *s)
 		return EXIT_LOCAL;
 	}
 	pop3c_set_trace(s->c, s->o->verbose);
-	rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 : -1;
+	/* Silence where a greeting belongs: maybe a port that wants TLS. */
+	rc = 0;
+	if (s->a.tls != ACCOUNT_TLS_IMPLICIT && pop3c_wait_fd(fd, POLLIN,
+	    pop3c_now_ms() + GREETING_PROBE_MS) < 0 && errno == ETIMEDOUT)
+		rc = pop3c_probe_capa(s->c);
+	if (rc == 0)
+		rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 :
+		    -1;
 	if (rc == 0 && s->a.tls == ACCOUNT_TLS_STLS) {
 		if (!(pop3c_caps(s->c) & POP3C_CAP_STLS)) {
 			explicit_bzero(pass, sizeof(pass));
@@ -643,17 +744,48 @@ is_on_server(const char *uid, void *arg)
 
 struct progress {
 	bool		 on;
+	bool		 drawn;		/* the bar is on the terminal's line */
 	size_t		 msgs_done, msgs_total;
 	uint64_t	 bytes_done, bytes_total;
 	uint64_t	 shown;		/* bytes at the last redraw */
+	unsigned int	 width;		/* of what was drawn */
 	struct fetch_dest *dest;
 };
 
+/* progress_shown: the bar on the screen, for warnx_() to clear first. */
+
+/* Columns of the terminal on stderr; 80 when it does not say. */
+static unsigned int
+term_columns(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+/* Blank the bar's line, cursor at its start. */
+static void
+progress_clear(struct progress *p)
+{
+	if (p == NULL || !p->drawn)
+		return;
+	fprintf(stderr, "\r%*s\r", (int)p->width, "");
+	p->drawn = false;
+}
+
+/*
+ * One line, redrawn in place with "\r": never wider than the terminal
+ * less one column, or it would wrap and each redraw add a line.
+ */
 static void
 progress_draw(struct progress *p)
 {
-	char bar[21];
+	char bar[21], line[160];
+	unsigned int cols;
 	size_t fill;
+	int n;
 
 	if (!p->on)
 		return;
@@ -663,10 +795,29 @@ progress_draw(struct progress *p)
 	memset(bar, '#', fill);
 	memset(bar + fill, '.', 20 - fill);
 	bar[20] = '\0';
-	fprintf(stderr, "\rpostino: [%s] %zu/%zu messages, %llu/%llu KiB ",
-	    bar, p->msgs_done, p->msgs_total,
+	cols = term_columns();
+	n = snprintf(line, sizeof(line), "postino: [%s] %zu/%zu messages, "
+	    "%llu/%llu KiB", bar, p->msgs_done, p->msgs_total,
 	    (unsigned long long)(p->bytes_done / 1024),
 	    (unsigned long long)(p->bytes_total / 1024));
+	if (n < 0)
+		return;
+	/* Narrow terminals: the counts first, the bar only if it fits. */
+	if ((unsigned int)n >= cols)
+		n = snprintf(line, sizeof(line), "%zu/%zu messages",
+		    p->msgs_done, p->msgs_total);
+	if (n < 0)
+		return;
+	if ((unsigned int)n >= cols)
+		n = cols > 1 ? (int)cols - 1 : 0;
+	line[n] = '\0';
+	/* Pad over a longer previous line. */
+	fprintf(stderr, "\r%-*s", p->drawn && p->width > (unsigned int)n ?
+	    (int)p->width : n, line);
+	p->width = (unsigned int)n > p->width || !p->drawn ? (unsigned int)n :
+	    p->width;
+	p->drawn = true;
+	progress_shown = p;
 	p->shown = p->bytes_done;
 }
 
@@ -776,6 +927,39 @@ retr_bound(uint64_t size)
 	return b;
 }
 
+/*
+ * --rebuild-state: record every message on the server as fetched without
+ * downloading one (after switching from another fetcher), delete nothing.
+ */
+static int
+rebuild_state(struct session *s, struct state *st, struct pop3c_msg *msgs,
+    size_t n)
+{
+	char err[ERR_LEN];
+	size_t added = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (state_has(st, msgs[i].uid))
+			continue;
+		if (state_add(st, msgs[i].uid, err) < 0) {
+			warnx_("%s", err);
+			return EXIT_LOCAL;
+		}
+		added++;
+	}
+	if (state_sync(st, err) < 0) {
+		warnx_("%s", err);
+		return EXIT_LOCAL;
+	}
+	if (pop3c_quit(s->c) < 0)
+		return session_fail(s);
+	if (!s->o->quiet)
+		fprintf(stderr, "postino: %s: %zu message%s recorded as "
+		    "fetched (%zu in all)\n", s->where, added,
+		    added == 1 ? "" : "s", state_count(st));
+	return EXIT_OK;
+}
+
 static int
 cmd_fetch(struct session *s)
 {
@@ -794,10 +978,23 @@ cmd_fetch(struct session *s)
 	uint64_t synced_at = pop3c_now_ms();
 	bool synced = true;
 	int rc, result = EXIT_OK;
+	struct opts *o = s->o;
+	bool *want = NULL, *del = NULL, keep;
+	size_t nwant = 0, oversized = 0, later = 0;
+	uint64_t max_size = o->max_size ? o->max_size : s->a.max_size;
+	uint32_t max_messages = o->max_messages ? o->max_messages :
+	    s->a.max_messages;
+	uint32_t keep_days = o->keep_days ? o->keep_days : s->a.keep_days;
+	bool delete_oversized = o->delete_oversized || s->a.delete_oversized;
+	long long now;
 
-	rc = open_dest(s, &dest);
-	if (rc != EXIT_OK)
-		return rc;
+	/* The account's settings, unless the command line has its own. */
+	keep = o->keep || s->a.keep == 1 || keep_days > 0;
+	if (!o->rebuild_state) {
+		rc = open_dest(s, &dest);
+		if (rc != EXIT_OK)
+			return rc;
+	}
 	if (state_default_dir(dir, sizeof(dir), err) < 0 ||
 	    account_key(&s->a, key, sizeof(key)) < 0) {
 		warnx_("%s", err);
@@ -810,15 +1007,22 @@ cmd_fetch(struct session *s)
 		fetch_close(&dest);
 		return rc > 0 ? EXIT_INUSE : EXIT_LOCAL;
 	}
-	fetch_set_mda_umask(dest, user_umask);
-	if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
+	if (dest != NULL) {
+		fetch_set_mda_umask(dest, user_umask);
+		if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
+			warnx_("%s", err);
+			rc = EXIT_LOCAL;
+			goto out;
+		}
+		rc = recover_pending(st, dest);
+		if (rc != EXIT_OK)
+			goto out;
+	} else if (state_clear_pending(st, err) < 0) {
+		/* --rebuild-state: what is on the server counts anyway. */
 		warnx_("%s", err);
 		rc = EXIT_LOCAL;
 		goto out;
 	}
-	rc = recover_pending(st, dest);
-	if (rc != EXIT_OK)
-		goto out;
 	rc = open_session(s);
 	if (rc != EXIT_OK)
 		goto out;
@@ -853,11 +1057,39 @@ cmd_fetch(struct session *s)
 		goto out;
 	}
 
+	if (o->rebuild_state) {
+		rc = rebuild_state(s, st, msgs, n);
+		goto out;
+	}
+	/* What to fetch now (want) and what to delete after (del). */
+	want = n > 0 ? calloc(n, sizeof(*want)) : NULL;
+	del = n > 0 ? calloc(n, sizeof(*del)) : NULL;
+	if (n > 0 && (want == NULL || del == NULL)) {
+		warnx_("out of memory");
+		rc = EXIT_LOCAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (state_has(st, msgs[i].uid))
+			continue;
+		if (max_size > 0 && msgs[i].size > max_size) {
+			oversized++;
+			del[i] = delete_oversized;
+			continue;
+		}
+		if (max_messages > 0 && nwant >= max_messages) {
+			later++;
+			continue;
+		}
+		want[i] = true;
+		nwant++;
+	}
+
 	window = pipeline_window(s);
 	pg.on = isatty(STDERR_FILENO) && !s->o->quiet && !s->o->verbose;
 	pg.dest = dest;
 	for (size_t i = 0; i < n; i++) {
-		if (!state_has(st, msgs[i].uid)) {
+		if (want[i]) {
 			pg.msgs_total++;
 			if (__builtin_add_overflow(pg.bytes_total, msgs[i].size,
 			    &pg.bytes_total))
@@ -869,7 +1101,7 @@ cmd_fetch(struct session *s)
 	for (size_t i = 0, next = 0, ahead = 0; i < n; i++) {
 		struct pop3c_msg *m = &msgs[i];
 
-		if (state_has(st, m->uid))
+		if (!want[i])
 			continue;
 		/* RETRs in flight: this one and up to the window after it. */
 		if (next <= i) {
@@ -877,7 +1109,7 @@ cmd_fetch(struct session *s)
 			ahead = 0;
 		}
 		while (next < n && ahead < window) {
-			if (!state_has(st, msgs[next].uid)) {
+			if (want[next]) {
 				if (pop3c_send_retr(s->c, msgs[next].num) < 0)
 					break;
 				ahead++;
@@ -952,8 +1184,9 @@ cmd_fetch(struct session *s)
 			synced_at = pop3c_now_ms();
 		}
 	}
-	if (pg.on)
+	if (pg.on && pg.drawn)
 		fputc('\n', stderr);
+	progress_shown = NULL;
 	/* Nothing is deleted on the server before it is durable here. */
 	if (synced && sync_batch(st, dest) != EXIT_OK) {
 		result = EXIT_LOCAL;
@@ -968,11 +1201,23 @@ cmd_fetch(struct session *s)
 		rc = result;
 		goto out;
 	}
-	for (size_t i = 0, next = 0; i < n && !s->o->keep && synced; i++) {
-		if (!state_has(st, msgs[i].uid))
+	/*
+	 * Delete what is safely here (kept: once older than keep-days), and
+	 * oversized messages when asked to. Nothing before the sync above.
+	 */
+	now = time(NULL);
+	for (size_t i = 0; i < n && synced; i++) {
+		long long seen = state_first_seen(st, msgs[i].uid);
+
+		if (seen >= 0 && (!keep || (keep_days > 0 &&
+		    now - seen >= (long long)keep_days * 86400)))
+			del[i] = true;
+	}
+	for (size_t i = 0, next = 0; i < n && synced; i++) {
+		if (!del[i])
 			continue;
 		for (; next < n && pop3c_outstanding(s->c) < window; next++)
-			if (state_has(st, msgs[next].uid) &&
+			if (del[next] &&
 			    pop3c_send_dele(s->c, msgs[next].num) < 0)
 				break;
 		if (pop3c_recv_status(s->c) < 0) {
@@ -992,8 +1237,19 @@ cmd_fetch(struct session *s)
 		fprintf(stderr, "postino: %zu new message%s fetched, %zu "
 		    "deleted on the server\n", delivered,
 		    delivered == 1 ? "" : "s", deleted);
+	if (oversized > 0 && !o->quiet)
+		warnx_("%s: %zu message%s over max-size (%llu octets) %s",
+		    s->where, oversized, oversized == 1 ? "" : "s",
+		    (unsigned long long)max_size, delete_oversized ?
+		    "deleted on the server unread" : "left on the server");
+	if (later > 0 && (pg.on || o->verbose))
+		fprintf(stderr, "postino: %zu more wait for the next run "
+		    "(max-messages %u)\n", later, (unsigned int)max_messages);
 	rc = result;
 out:
+	progress_shown = NULL;
+	free(want);
+	free(del);
 	free(os.uids);
 	pop3c_msgs_free(&msgs, n);
 	fetch_close(&dest);
@@ -1001,11 +1257,184 @@ out:
 	return rc;
 }
 
+/* One account's fetch. *delay_r: the server's LOGIN-DELAY, if it said. */
+static int
+fetch_one(struct opts *o, const char *name, uint32_t *delay_r)
+{
+	struct session s = { .o = o };
+	int rc;
+
+	rc = setup_account(&s, name);
+	if (rc == EXIT_OK)
+		rc = cmd_fetch(&s);
+	if (delay_r != NULL)
+		*delay_r = s.c != NULL ? pop3c_login_delay(s.c) : 0;
+	pop3c_free(&s.c);
+	explicit_bzero(&s.a, sizeof(s.a));
+	return rc;
+}
+
+/*
+ * The accounts a fetch is for: the one given, else every account of the
+ * configuration file. EXIT_OK with *n_r, or EXIT_USAGE (said why).
+ */
+static int
+fetch_names(struct opts *o, char (*names)[ACCOUNT_NAME_MAX + 1],
+    size_t *n_r)
+{
+	char def[ACCOUNT_NAME_MAX + 1], err[ERR_LEN];
+
+	if (o->account != NULL) {
+		if (str_copy(names[0], sizeof(names[0]), o->account) < 0) {
+			/* A URL, longer than a name: resolved at use. */
+			*n_r = 0;
+			return EXIT_OK;
+		}
+		*n_r = 1;
+		return EXIT_OK;
+	}
+	if (account_names(o->config_path, names, ACCOUNT_MAX_ACCOUNTS, n_r,
+	    def, err) < 0) {
+		warnx_("%s", err);
+		return EXIT_USAGE;
+	}
+	if (*n_r == 0) {
+		warnx_("no ACCOUNT given and no accounts in %s",
+		    o->config_path);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* Each account in turn; the first failure's exit code, after all ran. */
+static int
+fetch_all(struct opts *o)
+{
+	static char names[ACCOUNT_MAX_ACCOUNTS][ACCOUNT_NAME_MAX + 1];
+	size_t n;
+	int rc, first = EXIT_OK;
+
+	if (o->account != NULL && strlen(o->account) > ACCOUNT_NAME_MAX)
+		return fetch_one(o, o->account, NULL);
+	if ((rc = fetch_names(o, names, &n)) != EXIT_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		rc = fetch_one(o, names[i], NULL);
+		if (first == EXIT_OK)
+			first = rc;
+	}
+	return first;
+}
+
+/* --daemon: SIGHUP polls at once with the config reread; SIGTERM stops. */
+static volatile sig_atomic_t daemon_hup, daemon_stop;
+
+static void
+daemon_signal(int signo)
+{
+	if (signo == SIGHUP)
+		daemon_hup = 1;
+	else
+		daemon_stop = 1;
+}
+
+struct daemon_acct {
+	char		 name[ACCOUNT_NAME_MAX + 1];
+	uint64_t	 next_ms;	/* when to poll it next */
+	uint32_t	 backoff;	/* seconds after the last failure */
+};
+
+/*
+ * Poll every account (or the one given) every o->daemon seconds. An
+ * account that fails waits twice as long each time (up to
+ * DAEMON_BACKOFF_MAX), and never less than the LOGIN-DELAY its server
+ * announced. The configuration is read again before every round, so
+ * SIGHUP (which starts a round at once) picks up an edited file.
+ */
+static int
+run_daemon(struct opts *o)
+{
+	static char names[ACCOUNT_MAX_ACCOUNTS][ACCOUNT_NAME_MAX + 1];
+	static struct daemon_acct acct[ACCOUNT_MAX_ACCOUNTS];
+	struct sigaction sa = { .sa_handler = daemon_signal };
+	size_t n, nacct = 0;
+
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	if (o->account != NULL && strlen(o->account) > ACCOUNT_NAME_MAX) {
+		warnx_("--daemon: the ACCOUNT must be a name or a short URL");
+		return EXIT_USAGE;
+	}
+	while (!daemon_stop) {
+		static struct daemon_acct prev[ACCOUNT_MAX_ACCOUNTS];
+		uint64_t now = pop3c_now_ms(), wake;
+		size_t nprev = nacct;
+
+		daemon_hup = 0;
+		if (fetch_names(o, names, &n) != EXIT_OK) {
+			/* A bad edit: keep the last good list, say so. */
+			n = 0;
+			for (size_t i = 0; i < nacct; i++)
+				(void)str_copy(names[n++], sizeof(names[0]),
+				    acct[i].name);
+		}
+		/* Carry each account's schedule over by name. */
+		memcpy(prev, acct, nprev * sizeof(*prev));
+		for (size_t i = 0; i < n; i++) {
+			acct[i] = (struct daemon_acct){ .next_ms = now };
+			(void)str_copy(acct[i].name, sizeof(acct[i].name),
+			    names[i]);
+			for (size_t j = 0; j < nprev; j++)
+				if (strcmp(prev[j].name, names[i]) == 0)
+					acct[i] = prev[j];
+		}
+		nacct = n;
+		for (size_t i = 0; i < nacct && !daemon_stop; i++) {
+			uint32_t delay = 0, wait;
+			int rc;
+
+			if (acct[i].next_ms > pop3c_now_ms())
+				continue;
+			rc = fetch_one(o, acct[i].name, &delay);
+			if (rc == EXIT_OK) {
+				acct[i].backoff = 0;
+				wait = o->daemon;
+			} else {
+				acct[i].backoff = acct[i].backoff == 0 ?
+				    o->daemon : acct[i].backoff * 2;
+				if (acct[i].backoff > DAEMON_BACKOFF_MAX)
+					acct[i].backoff = DAEMON_BACKOFF_MAX;
+				wait = acct[i].backoff < o->daemon ?
+				    o->daemon : acct[i].backoff;
+			}
+			if (delay > wait)
+				wait = delay;
+			acct[i].next_ms = pop3c_now_ms() + (uint64_t)wait * 1000;
+		}
+		wake = UINT64_MAX;
+		for (size_t i = 0; i < nacct; i++)
+			if (acct[i].next_ms < wake)
+				wake = acct[i].next_ms;
+		if (nacct == 0)
+			wake = pop3c_now_ms() + (uint64_t)o->daemon * 1000;
+		/* Sleep in short steps: signals end it early. */
+		while (!daemon_stop && !daemon_hup && pop3c_now_ms() < wake)
+			(void)nanosleep(&(struct timespec){ 0, 100000000L },
+			    NULL);
+	}
+	return EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct opts o = { .family = AF_UNSPEC, .timeout = DEFAULT_TIMEOUT };
 	struct session s = { .o = &o };
+	char err[ERR_LEN], def[ACCOUNT_NAME_MAX + 1];
+	static char names[ACCOUNT_MAX_ACCOUNTS][ACCOUNT_NAME_MAX + 1];
+	size_t n;
 	int rc;
 
 	/* A dead peer must be a write error, not a fatal signal. */
@@ -1016,6 +1445,10 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("postino %s\n", POSTINO_VERSION);
+		return EXIT_OK;
 	}
 	o.cmd = argv[1];
 	if (strcmp(o.cmd, "fetch") != 0 && strcmp(o.cmd, "list") != 0 &&
@@ -1028,22 +1461,42 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (o.config != NULL) {
+		if (str_copy(o.config_path, sizeof(o.config_path),
+		    o.config) < 0) {
+			warnx_("--config: too long");
+			return EXIT_USAGE;
+		}
+	} else if (account_config_path(o.config_path, sizeof(o.config_path),
+	    err) < 0) {
+		o.config_path[0] = '\0';
+	}
 	if (strcmp(o.cmd, "read") == 0 && !reader_has_terminal()) {
 		warnx_("read needs a terminal");
 		return EXIT_USAGE;
 	}
-	rc = setup_account(&s);
+	if (strcmp(o.cmd, "fetch") == 0)
+		return o.daemon > 0 ? run_daemon(&o) : fetch_all(&o);
+	if (o.account == NULL) {
+		if (account_names(o.config_path, names, ACCOUNT_MAX_ACCOUNTS,
+		    &n, def, err) < 0) {
+			warnx_("%s", err);
+			return EXIT_USAGE;
+		}
+		if (def[0] == '\0' && n != 1) {
+			warnx_("no ACCOUNT given and no default account (\"default "
+			    "yes\") in %s", o.config_path);
+			return EXIT_USAGE;
+		}
+		o.account = def[0] != '\0' ? def : names[0];
+	}
+	rc = setup_account(&s, o.account);
 	if (rc != EXIT_OK)
 		return rc;
-	if (strcmp(o.cmd, "fetch") == 0) {
-		rc = cmd_fetch(&s);
-	} else {
-		rc = open_session(&s);
-		if (rc == EXIT_OK)
-			rc = strcmp(o.cmd, "stat") == 0 ? cmd_stat(&s) :
-			    strcmp(o.cmd, "read") == 0 ? cmd_read(&s) :
-			    cmd_list(&s);
-	}
+	rc = open_session(&s);
+	if (rc == EXIT_OK)
+		rc = strcmp(o.cmd, "stat") == 0 ? cmd_stat(&s) :
+		    strcmp(o.cmd, "read") == 0 ? cmd_read(&s) : cmd_list(&s);
 	pop3c_free(&s.c);
 	explicit_bzero(&s.a, sizeof(s.a));
 	return rc;

@@ -28,6 +28,8 @@ struct pop3c {
 	bool			 trace;
 	bool			 dead;		/* transport failed: no I/O */
 	bool			 tls;
+	bool			 capa_probe;	/* CAPA sent before the greeting */
+	uint32_t		 login_delay;	/* CAPA LOGIN-DELAY, seconds */
 	const char		*cb_type;	/* of the last -PLUS login */
 	char			 scram_nonce[SASL_CLIENT_NONCE_MAX + 1];
 	char			 errmsg[ERR_LEN];
@@ -238,7 +240,9 @@ pop3c_connect_tcp(const char *host, const char *port, int family,
 	if (fd < 0) {
 		errno_text(why, sizeof(why), e == ETIMEDOUT ? ETIMEDOUT : e);
 		if (e == ETIMEDOUT)
-			str_copy(why, sizeof(why), "connection timed out");
+			(void)str_fmt(why, sizeof(why), "connect: no answer "
+			    "within %d s (the server or a firewall drops the "
+			    "connection)", (timeout_ms + 999) / 1000);
 		(void)str_fmt(err, ERR_LEN, "%s: %s", where, why);
 		return -1;
 	}
@@ -306,6 +310,12 @@ const char *
 pop3c_timestamp(const struct pop3c *c)
 {
 	return c->timestamp;
+}
+
+uint32_t
+pop3c_login_delay(const struct pop3c *c)
+{
+	return c->login_delay;
 }
 
 unsigned int
@@ -636,7 +646,7 @@ get_multi_line(struct pop3c *c, const char *what, char **line_r,
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
-		return fail(c, POP3C_EPROTO,
+		return fail(c, POP3C_ENET,
 		    "%s reply cut short: connection closed before the "
 		    "final \".\"", what);
 	if (c->trace)
@@ -649,14 +659,33 @@ get_multi_line(struct pop3c *c, const char *what, char **line_r,
 }
 
 int
+pop3c_probe_capa(struct pop3c *c)
+{
+	if (send_cmd(c, "CAPA") < 0)
+		return -1;
+	c->capa_probe = true;
+	return 0;
+}
+
+int
 pop3c_greeting(struct pop3c *c)
 {
 	const char *text, *lt, *gt;
 	int rc = read_status(c, "greeting", &text);
 
 	if (rc != 0) {
+		/* TLS record types 21 (alert) and 22 (handshake). */
+		bool tls = c->wpos > c->rpos && (c->buf[c->rpos] == 0x15 ||
+		    c->buf[c->rpos] == 0x16);
+
 		if (rc > 0 && c->err == POP3C_ESERVER)
 			c->err = POP3C_EPROTO;
+		if (c->capa_probe && (tls || c->err == POP3C_ENET))
+			(void)fail(c, tls ? POP3C_ETLS : POP3C_ENET, "%s "
+			    "instead of a greeting: does this port expect "
+			    "TLS at once? then use pop3s:// or --tls=implicit",
+			    tls ? "the server answered in TLS" :
+			    "the server closed the connection");
 		return -1;
 	}
 	/* RFC 1939 sec. 7: the timestamp is a msg-id, "<" ... ">". */
@@ -734,8 +763,9 @@ pop3c_capa(struct pop3c *c)
 	size_t len;
 	int rc;
 
-	if (send_cmd(c, "CAPA") < 0)
+	if (!c->capa_probe && send_cmd(c, "CAPA") < 0)
 		return -1;
+	c->capa_probe = false;
 	rc = read_status(c, "CAPA", NULL);
 	if (rc < 0)
 		return -1;
@@ -745,6 +775,7 @@ pop3c_capa(struct pop3c *c)
 	}
 	c->caps = 0;
 	c->mechs = 0;
+	c->login_delay = 0;
 	/* A real CAPA has a dozen lines; a thousand is a hostile server. */
 	for (size_t i = 0; i < 1000; i++) {
 		rc = get_multi_line(c, "CAPA", &line, &len);
@@ -763,6 +794,16 @@ pop3c_capa(struct pop3c *c)
 		}
 		if (strncasecmp(line, "SASL ", 5) == 0)
 			c->mechs |= sasl_mechs(line + 5);
+		/* RFC 2449 sec. 6.5: "LOGIN-DELAY n" (maybe "USER" after). */
+		if (strncasecmp(line, "LOGIN-DELAY ", 12) == 0) {
+			char num[16];
+			uint32_t d;
+
+			(void)str_fmt(num, sizeof(num), "%.*s",
+			    (int)strcspn(line + 12, " "), line + 12);
+			if (str_parse_u32(num, &d) == 0)
+				c->login_delay = d;
+		}
 	}
 	return fail(c, POP3C_EPROTO, "CAPA reply too long");
 }
@@ -802,6 +843,7 @@ pop3c_stls(struct pop3c *c)
 	/* RFC 2595 sec. 4: forget what the plaintext CAPA said. */
 	c->caps = 0;
 	c->mechs = 0;
+	c->login_delay = 0;
 	c->caps_known = false;
 	return 0;
 }
@@ -1412,7 +1454,7 @@ stream_data(struct pop3c *c, const char *what, uint64_t max_octets,
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
-			return fail(c, POP3C_EPROTO,
+			return fail(c, POP3C_ENET,
 			    "%s reply cut short: connection closed before "
 			    "the final \".\"", what);
 		if (bol && pop3_unstuff_line(line, &len)) {

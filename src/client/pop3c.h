@@ -162,6 +162,17 @@ const char *pop3c_errmsg(const struct pop3c *c);
 /* The RFC 2449 response code of the last -ERR ("IN-USE"), or "". */
 const char *pop3c_errcode(const struct pop3c *c);
 
+/*
+ * A server that says nothing may be waiting for a TLS handshake (an
+ * implicit-TLS port): send CAPA before the greeting. A TLS server then
+ * fails the handshake at once, and pop3c_greeting() says what happened
+ * (POP3C_ETLS when TLS came back, POP3C_ENET with a hint when the
+ * connection closed); a POP3 server that is merely slow answers it after
+ * its greeting, and the next pop3c_capa() reads that answer instead of
+ * asking again.
+ */
+int pop3c_probe_capa(struct pop3c *c);
+
 /* Read the greeting; remembers an APOP timestamp if there is one. */
 int pop3c_greeting(struct pop3c *c);
 /* The greeting's APOP timestamp ("<...>"), or "" when it had none. */
@@ -173,6 +184,8 @@ const char *pop3c_timestamp(const struct pop3c *c);
  */
 int pop3c_capa(struct pop3c *c);
 unsigned int pop3c_caps(const struct pop3c *c);
+/* CAPA's LOGIN-DELAY (RFC 2449 sec. 6.5) in seconds; 0 when none. */
+uint32_t pop3c_login_delay(const struct pop3c *c);
 bool pop3c_caps_known(const struct pop3c *c);
 
 /* The SASL mechanisms of CAPA's SASL line (enum pop3c_mech). */

@@ -166,7 +166,20 @@ tt_starttls(void *arg, char *err)
 			break;
 		if (r != TLS_IO_WANT_READ && r != TLS_IO_WANT_WRITE) {
 			tls_describe_error(x->conn, why, sizeof(why));
-			(void)str_fmt(err, ERR_LEN, "TLS: %s", why);
+			if (tls_peer_not_tls(x->conn))
+				(void)str_fmt(err, ERR_LEN, "TLS: %s: the "
+				    "server does not speak TLS on this port "
+				    "(plain POP3? then use pop3:// or "
+				    "--tls=stls)", why);
+			else if (strncmp(why, "certificate verify", 18) == 0 &&
+			    tls_peer_sha256(x->conn, md) == 0) {
+				/* What to pin, if the user trusts it. */
+				fingerprint_text(fp, md);
+				(void)str_fmt(err, ERR_LEN, "TLS: %s; if this "
+				    "is the right certificate: "
+				    "--tls-fingerprint %s", why, fp);
+			} else
+				(void)str_fmt(err, ERR_LEN, "TLS: %s", why);
 			return -1;
 		}
 		if (wait_io(x->fd, r, deadline) < 0) {

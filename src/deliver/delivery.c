@@ -173,6 +173,7 @@ delivery_reply(enum store_result r, bool quota_temporary, const char *rcpt,
 		text = "Mailbox unavailable";
 		break;
 	case STORE_LOCKED:
+	case STORE_BUSY:
 		code = "451 4.2.0";
 		text = "Mailbox busy, try again later";
 		break;

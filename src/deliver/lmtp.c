@@ -782,7 +782,7 @@ rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	if (msg != NULL && msg->type == MSG_DELIVER_RESULT &&
 	    proto_take(msg->data, msg->len, &res, sizeof(res)) &&
 	    res.req == r->req && res.result >= STORE_OK &&
-	    res.result <= STORE_OVERQUOTA) {
+	    res.result <= STORE_BUSY) {
 		answered = true;
 		/* A probe's "absent" is no verdict on the message: retry. */
 		r->result = r->probing && res.result != STORE_OK ?

@@ -37,7 +37,8 @@ cidr_parse_one(struct cidr *c, const char *s, size_t len, char *err)
 	if (slash == NULL)
 		bits = max;
 	else if (str_parse_u32(slash, &bits) < 0 || bits > max) {
-		str_fmt(err, ERR_LEN, "'%s/%s': bad prefix length", text, slash);
+		str_fmt(err, ERR_LEN, "'%s/%s': bad prefix length", text,
+		    slash);
 		return -1;
 	}
 	c->bits = bits;
@@ -64,7 +65,8 @@ cidr_parse_list(struct cidr_list *l, const char *s, char *err)
 			return 0;
 		n = strcspn(s, sep);
 		if (l->n == CIDR_LIST_MAX) {
-			str_fmt(err, ERR_LEN, "at most %d ranges", CIDR_LIST_MAX);
+			str_fmt(err, ERR_LEN, "at most %d ranges",
+			    CIDR_LIST_MAX);
 			return -1;
 		}
 		if (cidr_parse_one(&l->c[l->n], s, n, err) < 0)

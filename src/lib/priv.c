@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include "log.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 static bool chrooted;
@@ -19,6 +22,26 @@ int
 __lsan_is_turned_off(void)
 {
 	return chrooted;
+}
+#endif
+
+/* A change of effective ids makes the process undumpable again. */
+static void
+sanitizer_dumpable(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+static void
+sanitizer_forget_saved_gid(void)
+{
+	gid_t r, e, s;
+
+	if (getresgid(&r, &e, &s) == 0 && setresgid(r, r, r) == 0)
+		sanitizer_dumpable();
 }
 #endif
 
@@ -55,7 +78,7 @@ int
 priv_drop(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
     char *err)
 {
-	gid_t groups[2] = { gid, extra_gid };
+	gid_t saved = extra_gid == (gid_t)-1 ? gid : extra_gid;
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 
@@ -76,7 +99,12 @@ priv_drop(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
 		chrooted = true;
 #endif
 	}
-	if (setgroups(extra_gid == (gid_t)-1 ? 1 : 2, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
+	/*
+	 * extra_gid is only the saved group, not a supplementary one: made
+	 * effective by priv_group_raise() for what needs it, it opens nothing
+	 * else (with Debian's /var/mail, not another user's spool).
+	 */
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, saved) < 0 ||
 	    setresuid(uid, uid, uid) < 0) {
 		str_fmt(err, ERR_LEN, "dropping to uid %u gid %u: %s",
 		    (unsigned)uid, (unsigned)gid, strerror(errno));
@@ -84,16 +112,44 @@ priv_drop(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
 	}
 	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
 	    ru != uid || eu != uid || su != uid || rg != gid || eg != gid ||
-	    sg != gid || setuid(0) == 0) {
+	    sg != saved || setuid(0) == 0) {
 		str_copy(err, ERR_LEN, "privileges were not dropped");
 		return -1;
 	}
 #if defined(__SANITIZE_ADDRESS__)
 	/*
 	 * Sanitizer builds only (tests): LeakSanitizer inspects the process
-	 * with ptrace, which the kernel refuses once setuid made it undumpable.
+	 * with ptrace, which the kernel refuses once setuid made it undumpable,
+	 * and while a saved gid differs from the others.
 	 */
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	if (saved != gid)
+		atexit(sanitizer_forget_saved_gid);
 #endif
 	return 0;
+}
+
+
+void
+priv_group_raise(void)
+{
+	gid_t r, e, s;
+
+	if (getresgid(&r, &e, &s) < 0 || s == r || e == s)
+		return;
+	if (setresgid((gid_t)-1, s, (gid_t)-1) < 0)
+		log_warn("raising the privileged group");
+	sanitizer_dumpable();
+}
+
+void
+priv_group_lower(void)
+{
+	gid_t r, e, s;
+
+	if (getresgid(&r, &e, &s) < 0 || e == r)
+		return;
+	if (setresgid((gid_t)-1, r, (gid_t)-1) < 0)
+		fatal("dropping the privileged group");
+	sanitizer_dumpable();
 }

@@ -184,7 +184,7 @@ v2_parse(struct proxyproto *p)
 		alen = V2_ADDR6_LEN;
 		break;
 	default:
-		/* UDP or AF_UNIX cannot carry a POP3 client; others are invalid. */
+		/* UDP or AF_UNIX cannot carry a POP3 client; others are bad. */
 		return bad(p, "v2-family");
 	}
 	if (dlen < alen)

@@ -33,7 +33,7 @@
 enum proxyproto_state {
 	PROXYPROTO_MORE,	/* every octet fed was used; feed more */
 	PROXYPROTO_DONE,	/* header complete; the result is filled */
-	PROXYPROTO_BAD,		/* malformed or unsupported: close the connection */
+	PROXYPROTO_BAD,		/* malformed or unsupported: close */
 };
 
 struct proxyproto_result {
@@ -43,16 +43,16 @@ struct proxyproto_result {
 	 */
 	bool			 has_addr;
 	unsigned int		 version;	/* 1 or 2 */
-	struct sockaddr_storage	 src, dst;	/* AF_INET or AF_INET6, with ports */
+	struct sockaddr_storage	 src, dst;	/* AF_INET(6), with ports */
 	socklen_t		 srclen, dstlen;
 };
 
 struct proxyproto {
 	size_t		 len;		/* octets of header taken so far */
-	size_t		 want;		/* v2: the whole header's length; 0 unknown */
+	size_t		 want;		/* v2: the header's length; 0 unknown */
 	unsigned int	 version;	/* 0 until the signature decides */
 	enum proxyproto_state state;
-	const char	*why;		/* PROXYPROTO_BAD: a static reason for logs */
+	const char	*why;		/* BAD: a static reason, for the log */
 	struct proxyproto_result res;	/* PROXYPROTO_DONE */
 	unsigned char	 buf[PROXYPROTO_MAX];
 };

@@ -260,7 +260,13 @@ int
 tls_peer_sha256(struct tls_conn *c, unsigned char out[32])
 {
 	X509 *cert = SSL_get0_peer_certificate(c->ssl);
+	STACK_OF(X509) *chain;
 	unsigned int n = 0;
+
+	/* A failed verification leaves the chain the server sent, leaf first. */
+	if (cert == NULL && (chain = SSL_get_peer_cert_chain(c->ssl)) != NULL &&
+	    sk_X509_num(chain) > 0)
+		cert = sk_X509_value(chain, 0);
 
 	if (cert == NULL || X509_digest(cert, EVP_sha256(), out, &n) != 1 ||
 	    n != 32) {
@@ -268,6 +274,17 @@ tls_peer_sha256(struct tls_conn *c, unsigned char out[32])
 		return -1;
 	}
 	return 0;
+}
+
+bool
+tls_peer_not_tls(const struct tls_conn *c)
+{
+	int r = ERR_GET_REASON(c->last_err);
+
+	return ERR_GET_LIB(c->last_err) == ERR_LIB_SSL &&
+	    (r == SSL_R_WRONG_VERSION_NUMBER ||
+	    r == SSL_R_PACKET_LENGTH_TOO_LONG || r == SSL_R_HTTP_REQUEST ||
+	    r == SSL_R_UNKNOWN_PROTOCOL);
 }
 
 void

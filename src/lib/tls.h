@@ -67,6 +67,8 @@ int tls_peer_sha256(struct tls_conn *c, unsigned char out[32]);
  * number", ... without OpenSSL's error codes.
  */
 void tls_describe_error(struct tls_conn *c, char *buf, size_t size);
+/* Did the handshake fail because the peer does not speak TLS at all? */
+bool tls_peer_not_tls(const struct tls_conn *c);
 
 /* Drive the handshake: TLS_IO_OK, WANT_READ, WANT_WRITE, or ERR. */
 int tls_handshake(struct tls_conn *c);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
@@ -25,6 +26,7 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
+#include "../lib/sandbox.h"
 #include "../auth/sasl.h"
 #include "penalty.h"
 #include "proto.h"
@@ -109,6 +111,8 @@ static unsigned int drain_turns;
 static uid_t mail_uid;
 static gid_t mail_gid;
 static bool have_mail_user;
+/* Started by root: account uids come from the passwd-file, not getuid(). */
+static bool as_root;
 /*
  * SASL exchanges under way, one per login connection at most, keyed by the
  * channel and the login worker's request id. Bounded; a stale one (its
@@ -136,7 +140,7 @@ static struct ipc *clients[CLIENTS_MAX];
 static int
 account_ids(const struct auth_user *u, uint32_t *uid_r, uint32_t *gid_r)
 {
-	if (!priv_is_root()) {
+	if (!as_root) {
 		*uid_r = getuid();
 		*gid_r = getgid();
 		return 0;
@@ -850,6 +854,28 @@ on_term(struct ev *e, int signo, void *arg)
 	ev_stop(e);
 }
 
+/*
+ * What the auth role does once it serves (issue 10, finding 8): its event
+ * loop and channels, reading the passwd-file again (read-only), hashing
+ * (memory, random numbers, OpenSSL's lazy start: its config file and
+ * locks), logging (stderr, or syslog's Unix socket). No network socket,
+ * no exec, no file written, no ptrace, no privilege change. passdb pgsql
+ * talks TCP through libpq and is not filtered.
+ */
+static const int auth_syscalls[] = {
+	SYS_read, SYS_writev, SYS_close, SYS_lseek, SYS_fcntl,
+	SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_poll, SYS_ppoll,
+	SYS_recvmsg, SYS_sendmsg, SYS_sendto, SYS_connect,
+	SYS_newfstatat, SYS_fstat, SYS_statx,
+	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_futex,
+	SYS_getrandom, SYS_getpid, SYS_clock_gettime, SYS_gettimeofday,
+	SYS_rt_sigprocmask, SYS_exit, SYS_getuid, SYS_getgid, SYS_geteuid,
+	SYS_getegid,
+#ifdef SYS_stat
+	SYS_stat,
+#endif
+};
+
 int
 authd_main(const struct config *config)
 {
@@ -861,6 +887,11 @@ authd_main(const struct config *config)
 	log_set_ident("postinod/auth");
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	tickets_init();
+	if (cf->mail_user[0] != '\0') {
+		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
+			fatalx("mail_user: no such user '%s'", cf->mail_user);
+		have_mail_user = true;
+	}
 	if (strcmp(cf->passdb, "pgsql") == 0) {
 		struct auth_pgsql_conf pc = {
 			.conninfo = cf->pgsql_conninfo,
@@ -878,10 +909,22 @@ authd_main(const struct config *config)
 		if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
 			fatalx("passwd_file: %s", ops ? err : "no backend");
 	}
-	if (cf->mail_user[0] != '\0') {
-		if (priv_user(cf->mail_user, &mail_uid, &mail_gid) < 0)
-			fatalx("mail_user: no such user '%s'", cf->mail_user);
-		have_mail_user = true;
+	/*
+	 * The role parses SASL responses and holds every hash: it serves no
+	 * request as root. The backend is opened first (a pgsql password
+	 * file may be root's); the passwd-file is re-read by its path when
+	 * it changes, so it is not chrooted and auth_user must be able to
+	 * read it (the master checked).
+	 */
+	as_root = priv_is_root();
+	if (as_root) {
+		uid_t uid;
+		gid_t gid;
+
+		if (priv_user(cf->auth_user, &uid, &gid) < 0)
+			fatalx("auth_user: no such user '%s'", cf->auth_user);
+		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
+			fatalx("%s", err);
 	}
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = strstr(cf->auth_mechanisms, "CRAM-MD5") != NULL ?
@@ -901,6 +944,11 @@ authd_main(const struct config *config)
 	if (master == NULL)
 		fatal("master channel");
 	ev_timer_init(&work_timer, work, NULL);
+	if (strcmp(cf->passdb, "passwd-file") == 0 &&
+	    sandbox_allow(auth_syscalls, sizeof(auth_syscalls) /
+	    sizeof(auth_syscalls[0]), SANDBOX_OPEN_RDONLY | SANDBOX_SOCKET_UNIX,
+	    err) < 0)
+		fatalx("%s", err);
 	ev_run(ev);
 	while ((r = queue_head) != NULL) {
 		request_unlink(r);

@@ -58,6 +58,7 @@ static const struct config_key config_keys[] = {
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
 	KEY(mail_privileged_group, CT_STR, mail_privileged_group, 0, 0, ""),
 	KEY(login_user, CT_STR, login_user, 0, 0, "postino"),
+	KEY(auth_user, CT_STR, auth_user, 0, 0, "postino-auth"),
 	KEY(login_chroot, CT_STR, login_chroot, 0, 0, "/run/postino/empty"),
 	KEY(ready_file, CT_STR, ready_file, 0, 0, ""),
 	KEY(greeting, CT_STR, greeting, 0, 0, "Postino ready"),
@@ -648,6 +649,79 @@ passwd_file_has_uid(const char *path, uid_t uid)
 	return found;
 }
 
+/*
+ * The auth role's user (issue 10, finding 8): not root, not the login
+ * role's (which parses network input) nor a mail uid, and able to read
+ * passwd_file, which it re-reads when it changes.
+ */
+/* The permission bits st grants uid with primary group gid (no ACLs). */
+static bool
+may_access(const struct stat *st, uid_t uid, gid_t gid, mode_t u, mode_t g,
+    mode_t o)
+{
+	if (st->st_uid == uid)
+		return (st->st_mode & u) != 0;
+	if (st->st_gid == gid)
+		return (st->st_mode & g) != 0;
+	return (st->st_mode & o) != 0;
+}
+
+static int
+check_auth_user(const struct config *cf, uid_t login_uid, bool have_mail_uid,
+    uid_t mail_uid, char *err)
+{
+	struct passwd *pw = getpwnam(cf->auth_user);
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (pw == NULL) {
+		str_fmt(err, ERR_LEN, "auth_user: no such user '%s'",
+		    cf->auth_user);
+		return -1;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (uid == 0 || gid == 0) {
+		str_fmt(err, ERR_LEN, "auth_user '%s' has uid or group 0",
+		    cf->auth_user);
+		return -1;
+	}
+	if (uid == login_uid || (have_mail_uid && uid == mail_uid) ||
+	    passwd_file_has_uid(cf->passwd_file, uid)) {
+		str_fmt(err, ERR_LEN, "auth_user '%s' (uid %u) is also the "
+		    "login_user or reads mail: give the auth role a user of "
+		    "its own", cf->auth_user, (unsigned)uid);
+		return -1;
+	}
+	if (strcmp(cf->passdb, "passwd-file") != 0 ||
+	    stat(cf->passwd_file, &st) < 0)
+		return 0;	/* the auth role reports it */
+	if (!may_access(&st, uid, gid, S_IRUSR, S_IRGRP, S_IROTH)) {
+		str_fmt(err, ERR_LEN, "passwd_file %s is not readable by "
+		    "auth_user '%s': chgrp it to group %u and chmod 640",
+		    cf->passwd_file, cf->auth_user, (unsigned)gid);
+		return -1;
+	}
+	/* Every directory above it must let the auth role through. */
+	if (str_copy(dir, sizeof(dir), cf->passwd_file) < 0)
+		return 0;
+	while ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
+			return 0;
+		if (!may_access(&st, uid, gid, S_IXUSR, S_IXGRP, S_IXOTH)) {
+			str_fmt(err, ERR_LEN, "passwd_file: auth_user '%s' "
+			    "cannot search %s: chgrp it to group %u",
+			    cf->auth_user, dir[0] != '\0' ? dir : "/",
+			    (unsigned)gid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 config_check(const struct config *cf, bool as_root, char *err)
 {
@@ -708,5 +782,7 @@ config_check(const struct config *cf, bool as_root, char *err)
 		    cf->login_user, (unsigned)login_uid);
 		return -1;
 	}
+	if (check_auth_user(cf, login_uid, have_mail_uid, mail_uid, err) < 0)
+		return -1;
 	return check_chroot(cf->login_chroot, err);
 }

@@ -51,6 +51,7 @@ struct config {
 	char		 mail_user[64];			/* "" = none */
 	char		 mail_privileged_group[64];	/* "" = none */
 	char		 login_user[64];
+	char		 auth_user[64];			/* the auth role's user */
 	char		 login_chroot[CONFIG_VALUE_MAX];
 	char		 ready_file[CONFIG_VALUE_MAX];	/* "" = none */
 	char		 greeting[128];

@@ -1009,7 +1009,8 @@ conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
 	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
 	log_info("session=%s event=connect ip=%s port=%u%s%s%s", c->s.id,
 	    c->s.ip, c->s.port, implicit_tls ? " tls=implicit" : "",
-	    proxy_ip != NULL ? " proxy=" : "", proxy_ip != NULL ? proxy_ip : "");
+	    proxy_ip != NULL ? " proxy=" : "",
+	    proxy_ip != NULL ? proxy_ip : "");
 	if (implicit_tls) {
 		/* RFC 8314: TLS first; the greeting comes after the handshake. */
 		c->implicit_tls = true;
@@ -1099,6 +1100,14 @@ proxy_readable(struct ev *e, int fd, unsigned int events, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 	    errno == EINTR))
 		return;
+	/*
+	 * Closed before a single octet: HAProxy's plain `check` (a TCP
+	 * connect), every few seconds; logging it would only be noise.
+	 */
+	if (n == 0 && w->pp.len == 0) {
+		proxy_wait_free(w, true);
+		return;
+	}
 	if (n <= 0) {
 		proxy_refused(w, n == 0 ? "proxy-closed" : "proxy-error");
 		return;
@@ -1198,7 +1207,7 @@ accept_one(int lfd, bool implicit_tls, bool proxy)
 		static const char busy[] = "-ERR [SYS/TEMP] Too many connections, "
 		    "try later.\r\n";
 
-		/* Not before a proxy's header: it would be read as the header. */
+		/* No reply before a proxy's header: it would read it as one. */
 		if (proxy)
 			close(fd);
 		else

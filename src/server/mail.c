@@ -48,7 +48,19 @@ struct mail_conn {
 	struct pop3_encoder	 enc;
 	unsigned int		 retrieved;
 	uint64_t		 retrieved_bytes;
+	/*
+	 * Waiting for an mbox lock another program holds: the open (with the
+	 * account kept here) or QUIT's UPDATE is retried from a timer until
+	 * lock_deadline, so no other session of this worker waits with it.
+	 */
+	struct ev_timer		 lock_retry;
+	uint64_t		 lock_deadline;	/* ev_now_ms(); 0: not waiting */
+	struct msg_account	*acct;
+	bool			 quitting;
 };
+
+/* How often a lock held by another program is tried again. */
+#define LOCK_RETRY_MS	50
 
 static const struct config *cf;
 static struct ev *ev;
@@ -68,6 +80,8 @@ conn_closed(struct session *s)
 {
 	struct mail_conn *c = s->owner;
 
+	ev_timer_stop(ev, &c->lock_retry);
+	free(c->acct);
 	if (c->reader != NULL)
 		c->sops->read_close(&c->reader);
 	if (c->st != NULL)
@@ -108,6 +122,7 @@ reply_store_error(struct session *s, enum store_result r, const char *err)
 {
 	switch (r) {
 	case STORE_LOCKED:
+	case STORE_BUSY:
 		session_reply(s, "-ERR [IN-USE] %s", err);
 		break;
 	case STORE_PERMFAIL:
@@ -306,22 +321,44 @@ cmd_capa(struct session *s, const struct pop3_args *a)
 	return CMD_OK;
 }
 
-/* QUIT from TRANSACTION: the UPDATE state (RFC 1939 sec. 6). */
-static enum cmd_result
-cmd_quit(struct session *s, const struct pop3_args *a)
+/*
+ * Whether a lock another program holds is worth another try (then the
+ * timer is set): until mbox_lock_wait seconds after the first attempt.
+ */
+static bool
+lock_retry_later(struct mail_conn *c)
 {
-	struct mail_conn *c = s->owner;
+	uint64_t now = ev_now_ms();
+
+	if (c->lock_deadline == 0)
+		c->lock_deadline = now + (uint64_t)cf->mbox_lock_wait * 1000;
+	if (now + LOCK_RETRY_MS > c->lock_deadline)
+		return false;
+	ev_timer_start(ev, &c->lock_retry, LOCK_RETRY_MS);
+	return true;
+}
+
+/*
+ * QUIT from TRANSACTION: the UPDATE state (RFC 1939 sec. 6). False while
+ * it waits for the mbox lock (the timer calls it again), true when the
+ * reply is queued.
+ */
+static bool
+quit_update(struct mail_conn *c)
+{
+	struct session *s = &c->s;
 	unsigned int deleted = 0, left;
 	uint64_t size;
 	char err[ERR_LEN];
 	enum store_result r = STORE_OK;
 
-	(void)a;
 	for (unsigned int i = 0; i < c->idx.count; i++)
 		deleted += c->idx.msgs[i].deleted;
 	live_totals(c, &left, &size);
 	if (deleted > 0)
 		r = c->sops->commit(c->st, &c->idx, err);
+	if (r == STORE_BUSY && lock_retry_later(c))
+		return false;
 	/*
 	 * UPDATE is over: give the mailbox back before the reply can reach
 	 * the client, or a client that logs in again at once (to another
@@ -341,7 +378,20 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	    "retrieved_bytes=%llu deleted=%u left=%u result=%s", s->id,
 	    c->h.user, c->retrieved, (unsigned long long)c->retrieved_bytes,
 	    deleted, left, r == STORE_OK ? "ok" : "update-failed");
-	return CMD_CLOSE;
+	return true;
+}
+
+static enum cmd_result
+cmd_quit(struct session *s, const struct pop3_args *a)
+{
+	struct mail_conn *c = s->owner;
+
+	(void)a;
+	c->quitting = true;
+	if (quit_update(c))
+		return CMD_CLOSE;
+	s->suspended = true;
+	return CMD_ASYNC;
 }
 
 static const struct session_cmd transaction_commands[] = {
@@ -602,19 +652,31 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	p.max_bytes = cf->max_mailbox_size;
 	p.mboxrd = cf->mboxrd;
 	p.dotlock_stale = cf->mbox_dotlock_stale;
-	p.lock_wait = cf->mbox_lock_wait;
+	/* Never wait in the store: a busy lock is retried from a timer. */
+	p.lock_wait = 0;
 	r = c->sops->open(&c->st, &p, &c->idx, err);
+	if (r == STORE_BUSY && lock_retry_later(c)) {
+		c->st = NULL;
+		if (c->acct == NULL && (c->acct = malloc(sizeof(*acct))) != NULL)
+			memcpy(c->acct, acct, sizeof(*acct));
+		if (c->acct != NULL)
+			return;
+		str_copy(err, ERR_LEN, "out of memory");
+		r = STORE_TEMPFAIL;
+	}
 	if (r != STORE_OK) {
 		c->st = NULL;
 		log_info("session=%s event=mailbox-open result=%s user=\"%s\" "
-		    "reason=\"%s\"", c->s.id, r == STORE_LOCKED ? "in-use" :
-		    "error", c->h.user, err);
+		    "reason=\"%s\"", c->s.id, r == STORE_LOCKED ||
+		    r == STORE_BUSY ? "in-use" : "error", c->h.user, err);
 		reply_store_error(&c->s, r, r == STORE_LOCKED ?
 		    "Mailbox is in use by another session." :
-		    "Mailbox unavailable.");
+		    r == STORE_BUSY ? "Mailbox is locked by another program, "
+		    "try later." : "Mailbox unavailable.");
 		session_end(&c->s);
 		return;
 	}
+	c->lock_deadline = 0;
 	if (login_delay_check(c, path) < 0) {
 		session_reply(&c->s, "-ERR [LOGIN-DELAY] Wait %u seconds "
 		    "between logins.", cf->login_delay);
@@ -629,6 +691,23 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	    (unsigned long long)size);
 	c->s.suspended = false;
 	session_resume(&c->s);
+}
+
+static void
+lock_retry_fire(struct ev *e, void *arg)
+{
+	struct mail_conn *c = arg;
+
+	(void)e;
+	if (c->quitting) {
+		if (quit_update(c)) {
+			c->s.suspended = false;
+			session_end(&c->s);
+		}
+		return;
+	}
+	if (c->acct != NULL)
+		open_mailbox(c, c->acct);
 }
 
 static void
@@ -675,6 +754,7 @@ on_handoff(struct ipc_msg *msg)
 		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
 		return;
 	}
+	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
 	ev_timer_stop(ev, &idle_timer);
 	str_copy(c->s.id, sizeof(c->s.id), c->h.session);
 	str_copy(c->s.ip, sizeof(c->s.ip), c->h.ip);

@@ -6,10 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "../lib/log.h"
 #include "../lib/net.h"
@@ -239,8 +242,20 @@ static void
 session_timeout(struct ev *ev, void *arg)
 {
 	struct session *s = arg;
+	int queued;
 
 	(void)ev;
+	/*
+	 * What the kernel still holds for a slow reader is progress too: the
+	 * last write may have filled a socket buffer of megabytes that the
+	 * client is still draining. Idle means nothing moved for idle_ms.
+	 */
+	if (ioctl(s->fd, SIOCOUTQ, &queued) == 0 && queued > 0 &&
+	    (unsigned int)queued != s->kernel_queued) {
+		s->kernel_queued = (unsigned int)queued;
+		ev_timer_start(s->ev, &s->timer, s->idle_ms);
+		return;
+	}
 	if (s->ops->timeout != NULL) {
 		s->ops->timeout(s);
 		return;

@@ -93,6 +93,7 @@ struct session {
 	struct tls_ctx		*starttls;	/* begin TLS once the reply is sent */
 	struct tls_conn		*tls;		/* NULL: plaintext */
 	struct ev_timer		 timer;
+	unsigned int		 kernel_queued;	/* SIOCOUTQ at the last timeout */
 	size_t			 in_len;
 	size_t			 out_start, out_end;
 	char			 in[SESSION_IN_MAX];

@@ -33,6 +33,12 @@ enum store_result {
 	STORE_LOCKED,		/* -ERR [IN-USE]: another session holds it */
 	STORE_CHANGED,		/* mailbox changed under us: end the session */
 	STORE_OVERQUOTA,	/* append: the message would exceed a quota */
+	/*
+	 * Another program (an MTA delivering) holds the mailbox's lock for a
+	 * moment; nothing is held. The caller may try again soon, from a
+	 * timer: stores never wait for a lock when lock_wait is 0.
+	 */
+	STORE_BUSY,
 };
 
 struct store_params {

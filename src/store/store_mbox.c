@@ -48,6 +48,7 @@
 
 #include "../lib/crlf.h"
 #include "../lib/log.h"
+#include "../lib/priv.h"
 
 /* Longest line start we look at: a header name, ':' and a 70-byte X-UIDL. */
 #define MBOX_PFX		160
@@ -586,26 +587,40 @@ out:
 	return sc.res;
 }
 
+/*
+ * mail_privileged_group (priv.h) is effective only while a file is made or
+ * removed in the spool directory (the dotlock, the session lock file, the
+ * rewritten spool), never while a spool is opened: with Debian's /var/mail
+ * (spools user:mail 0660) it must not open another user's spool.
+ */
 static void
 mbox_mta_unlock(struct mbox *mb)
 {
+	priv_group_raise();
 	mbox_lock_release(&mb->lk);
+	priv_group_lower();
 }
 
 /*
- * The MTA's locks (src/store/mbox_lock.h). Blocks the worker for up to
- * lock_wait seconds.
+ * The MTA's locks (src/store/mbox_lock.h). Blocks the caller for up to
+ * lock_wait seconds; with 0 (postinod's mail workers, whose event loop
+ * must never wait) one attempt, and STORE_BUSY to try again later.
  */
 static enum store_result
 mbox_mta_lock(struct mbox *mb, char *err)
 {
-	switch (mbox_lock_wait(&mb->lk, mb->fd, mb->lock_wait, err)) {
+	enum mbox_lock_result r;
+
+	priv_group_raise();
+	r = mbox_lock_wait(&mb->lk, mb->fd, mb->lock_wait, err);
+	priv_group_lower();
+	switch (r) {
 	case MBOX_LOCK_OK:
 		return STORE_OK;
 	case MBOX_LOCK_BUSY:
 		(void)str_copy(err, ERR_LEN,
 		    "mailbox is locked by another program");
-		return STORE_TEMPFAIL;
+		return STORE_BUSY;
 	default:
 		return STORE_TEMPFAIL;
 	}
@@ -739,9 +754,12 @@ mbox_open(struct store **st_r, const struct store_params *p,
 		res = STORE_PERMFAIL;
 		goto fail;
 	}
-	if ((res = store_lock_session(lock, &mb->lock_fd, err)) != STORE_OK)
+	priv_group_raise();
+	if ((res = store_lock_session(lock, &mb->lock_fd, err)) == STORE_OK)
+		mbox_remove_stale_tmp(mb);
+	priv_group_lower();
+	if (res != STORE_OK)
 		goto fail;
-	mbox_remove_stale_tmp(mb);
 	if ((r = mbox_open_locked(mb, &res, err)) == -1)
 		goto fail;
 	if (r == 1) {
@@ -749,7 +767,10 @@ mbox_open(struct store **st_r, const struct store_params *p,
 		return STORE_OK;
 	}
 	/* A delivery killed half-way left a tail: cut it before scanning. */
-	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+	priv_group_raise();	/* the journal is in the spool directory */
+	r = store_mbox_recover(mb->path, mb->fd, err);
+	priv_group_lower();
+	if (r < 0) {
 		mbox_mta_unlock(mb);
 		res = STORE_TEMPFAIL;
 		goto fail;
@@ -1003,7 +1024,7 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 	struct stat sb;
 	enum store_result res;
 	bool any = false;
-	int fd = -1;
+	int fd = -1, recovered;
 
 	if (idx->count != mb->count) {
 		(void)str_copy(err, ERR_LEN,
@@ -1024,7 +1045,10 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 	if ((res = mbox_check(mb, true, 0, err)) != STORE_OK)
 		goto out;
 	/* ... and the tail a delivery killed during this session left. */
-	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+	priv_group_raise();
+	recovered = store_mbox_recover(mb->path, mb->fd, err);
+	priv_group_lower();
+	if (recovered < 0) {
 		res = STORE_TEMPFAIL;
 		goto out;
 	}
@@ -1034,6 +1058,7 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 		    strerror(errno));
 		goto out;
 	}
+	priv_group_raise();
 	for (int tries = 0; tries < 2 && fd == -1; tries++) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, 0600);
@@ -1066,6 +1091,7 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 		res = STORE_TEMPFAIL;
 	}
 out:
+	priv_group_lower();
 	mbox_mta_unlock(mb);
 	return res;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/priv.h"
 
 #define JOURNAL_SUFFIX	".postino-append"
 /* "<inode> <size>\n": two 20-digit numbers. */
@@ -170,8 +171,8 @@ store_mbox_quota(const struct store_params *p, const struct store_delivery *d,
 	return STORE_OK;
 }
 
-enum store_result
-store_mbox_append(const struct store_params *p, int in,
+static enum store_result
+mbox_append(const struct store_params *p, int in,
     const struct store_delivery *d, char *err)
 {
 	char journal[PATH_MAX], dir[PATH_MAX], line[JOURNAL_MAX];
@@ -290,4 +291,21 @@ out:
 	mbox_lock_release(&lk);
 	(void)close(fd);
 	return res;
+}
+
+enum store_result
+store_mbox_append(const struct store_params *p, int in,
+    const struct store_delivery *d, char *err)
+{
+	enum store_result r;
+
+	/*
+	 * The spool, its dotlock and journal are created in the spool
+	 * directory, which may need mail_privileged_group (priv.h); the spool
+	 * written is the recipient's own.
+	 */
+	priv_group_raise();
+	r = mbox_append(p, in, d, err);
+	priv_group_lower();
+	return r;
 }

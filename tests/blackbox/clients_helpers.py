@@ -538,7 +538,11 @@ class FetchmailClient(Client):
             '    mda "%s"\n') % (host, port, TIMEOUT, USER, PASSWORD, me(),
                                  self.tls_lines(conn),
                                  "keep" if keep else "nokeep", mda))
+        # As root, fetchmail's lock is /var/run/fetchmail.pid whatever
+        # FETCHMAILHOME says: a lock of its own, so no other fetchmail on
+        # the machine makes it refuse to run.
         cp = run(["fetchmail", "--fetchmailrc", rc, "--nodetach",
+                  "--pidfile", os.path.join(work, "fetchmail.pid"),
                   "--verbose"], env, "fetchmail", cwd=work)
         check_rc(cp, what="fetchmail")
         return read_dir(outdir)

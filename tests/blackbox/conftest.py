@@ -39,7 +39,8 @@ become config keys (True/False -> yes/no, a list -> repeated lines,
 when IPv6 is available). Test defaults: auth_fail_delay_ms = 50,
 login_workers = 2; as root also mail_user = nobody, login_user = postino
 (LOGIN_USER, a system user made if missing: the login role may not share
-a uid with mail), login_chroot = mailroot.chroot. ``postinod(start=False, ...)`` only writes
+a uid with mail), auth_user = postino-auth (AUTH_USER, made the same
+way), login_chroot = mailroot.chroot. ``postinod(start=False, ...)`` only writes
 the config and returns the Server (call .start()). The Server object:
     .host ("127.0.0.1"), .port, .port6 (None without IPv6), .port_tls,
     .port6_tls (implicit-TLS listeners, "tls ADDR" lines of the ready
@@ -109,22 +110,25 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 # nobody. Made once, idempotently, like `useradd --system postino` in
 # README.md.
 LOGIN_USER = "postino"
+# The auth role's own user (issue 10, finding 8), made the same way.
+AUTH_USER = "postino-auth"
 
 
-def ensure_login_user():
+def ensure_login_user(name=LOGIN_USER):
     try:
-        return pwd.getpwnam(LOGIN_USER)
+        return pwd.getpwnam(name)
     except KeyError:
         pass
     subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
                     "/nonexistent", "--shell", "/usr/sbin/nologin",
-                    LOGIN_USER], capture_output=True, timeout=60)
+                    name], capture_output=True, timeout=60)
     # Another test run may have made it meanwhile: only its presence counts.
-    return pwd.getpwnam(LOGIN_USER)
+    return pwd.getpwnam(name)
 
 
 if IS_ROOT:
     LOGIN_PW = ensure_login_user()
+    AUTH_PW = ensure_login_user(AUTH_USER)
     MAIL_UID = pwd.getpwnam("nobody").pw_uid
     try:
         MAIL_GID = grp.getgrnam("nogroup").gr_gid
@@ -414,6 +418,7 @@ class Server:
         }
         if IS_ROOT:
             cfg.update(mail_user="nobody", login_user=LOGIN_USER,
+                       auth_user=AUTH_USER,
                        login_chroot=root.chroot)
         listen = config.pop("listen", None)
         if listen is None:

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import conftest
 from conftest import Raw, apop_digest
 
 PASS = "Right-horse-7"
@@ -362,3 +363,75 @@ def test_unknown_users_cost_what_most_users_cost(mailroot, postinod):
     print("wrong password %.1f ms, unknown user %.1f ms (medians)"
           % (mk * 1000, mu * 1000))
     assert abs(mu - mk) < 0.05, (mk, mu)
+
+
+# -- finding 8: the auth role is not root --------------------------------------
+
+def proc_status(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split()[1:]
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
+@pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
+def test_auth_role_runs_as_its_own_user(mailroot, postinod):
+    """It parses SASL responses and holds every hash: not as root, not as
+    the login or mail user, no capabilities, under a seccomp filter; and
+    logins (every mechanism) still work."""
+    import pwd
+    mailroot.add_user("alice", PASS)
+    srv = postinod(auth_mechanisms="PLAIN LOGIN SCRAM-SHA-256")
+    reply, _ = timed_login(srv, "127.0.0.1")
+    assert reply.startswith(b"+OK Logged in"), reply
+    want = pwd.getpwnam(conftest.AUTH_USER)
+    pids = srv.pids("auth")
+    assert pids
+    for pid in pids:
+        assert proc_status(pid, "Uid") == [str(want.pw_uid)] * 4
+        assert proc_status(pid, "Gid") == [str(want.pw_gid)] * 4
+        assert proc_status(pid, "Groups") in ([], [str(want.pw_gid)])
+        assert proc_status(pid, "CapEff") == ["0000000000000000"]
+        assert proc_status(pid, "CapPrm") == ["0000000000000000"]
+        assert proc_status(pid, "Seccomp") == ["2"]      # a filter
+        assert proc_status(pid, "NoNewPrivs") == ["1"]
+    r = raw_from(srv, "127.0.0.1")
+    r.expect(b"+OK")
+    assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0" + PASS.encode())
+                 ).startswith(b"+OK Logged in")
+    r.cmd(b"QUIT")
+    r = raw_from(srv, "127.0.0.1")
+    r.expect(b"+OK")
+    assert r.cmd(b"AUTH SCRAM-SHA-256 " + b64(b"n,,n=alice,r=abcdefghijkl")
+                 ).startswith(b"+ ")
+    r.close()
+    # It re-reads the passwd-file it may read when the file changes.
+    mailroot.add_user("bob", "bob-pw")
+    reply, _ = timed_login(srv, "127.0.0.1", "bob-pw", "bob")
+    assert reply.startswith(b"+OK Logged in"), reply
+    assert "seccomp refused" not in srv.log()
+    assert not re.search(r"event=exit role=auth", srv.log())
+
+
+@pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
+def test_a_passwd_file_auth_user_cannot_read_stops_start_up(mailroot,
+                                                            postinod):
+    import os
+    mailroot.add_user("alice", PASS)
+    os.chmod(mailroot.passwd_file, 0o600)
+    srv = postinod(start=False)
+    with pytest.raises(AssertionError) as e:
+        srv.start(timeout=10)
+    assert "not readable by auth_user" in str(e.value)
+    # A readable file in a directory the auth user cannot search: the same.
+    import os
+    os.chmod(mailroot.passwd_file, 0o644)
+    d = os.path.join(mailroot.path, "private")
+    os.mkdir(d, 0o700)
+    moved = os.path.join(d, "passwd")
+    os.rename(mailroot.passwd_file, moved)
+    srv = postinod(start=False, passwd_file=moved)
+    with pytest.raises(AssertionError) as e:
+        srv.start(timeout=10)
+    assert "cannot search" in str(e.value)

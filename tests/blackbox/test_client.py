@@ -705,6 +705,56 @@ def test_mda_kill9_while_it_runs_delivers_once(home, mailroot, postinod):
     assert server_snapshot(host, port)[0] == 0
 
 
+def run_on_pty(argv, env, cols, timeout=TIMEOUT):
+    """argv with stderr on a pseudo-terminal cols wide; (rc, output)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 1)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:         # EIO: the last writer closed it
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(10), out.decode("utf-8", "replace")
+
+
+def test_progress_fits_a_narrow_terminal_errors_on_their_own_line(
+        home, mailroot, postinod):
+    """Issue 13 finding 7: on a 40-column terminal every redraw of the
+    progress bar fits the line (a wider one wraps and adds a line each
+    time), and an error starts on a line of its own."""
+    host, port = seeded("postinod", mailroot, postinod, None,
+                        many_messages(6))
+    mda = 'f=$(cat); case "$f" in *"Subject: message 3"*) exit 75;; esac'
+    rc, out = run_on_pty([POSTINO, "fetch", "--tls=no", "--mda", mda,
+                          url(port)], home.env(), 40)
+    assert rc == 6, out
+    bars = [seg for seg in re.split(r"[\r\n]", out)
+            if re.search(r"\d+/6 messages", seg)]
+    assert len(bars) >= 3, out
+    for seg in bars:
+        assert len(seg) < 40, (seg, out)
+    i = out.index("postino: message 4: mda failed")
+    assert out[i - 1] in "\r\n", repr(out[max(0, i - 60):i + 10])
+
+
 def test_mda_runs_with_the_users_umask(home, mailroot, postinod):
     """Issue 13 finding 7: files the MDA creates get the user's umask,
     not postino's own 077."""
@@ -983,10 +1033,11 @@ class FakeServer:
 
 
 def fake_pop3(messages, uidl=True, top=True, on_retr=None, list_lines=None,
-              greeting=b"+OK fake ready\r\n"):
+              greeting=b"+OK fake ready\r\n", greeting_delay=0):
     """A script serving messages (bytes with CRLF line ends, unstuffed)."""
 
     def script(srv, conn, rf):
+        time.sleep(greeting_delay)
         conn.sendall(greeting)
         while True:
             line = srv.cmd(rf)
@@ -1057,7 +1108,8 @@ def test_drop_mid_retr(home):
                       url(srv.port))
     finally:
         srv.close()
-    assert cp.returncode == 7, cp.stderr
+    # A connection failure, exit 2 as documented (issue 13 finding 7).
+    assert cp.returncode == 2, cp.stderr
     assert "cut short" in cp.stderr.decode()
     assert home.new_messages() == [msgs[0].replace(b"\r\n", b"\n")]
     assert home.tmp_files() == []
@@ -1090,7 +1142,6 @@ HOSTILE = {
     "endless_greeting": dict(greeting=b"+OK " + b"x" * 1000000),
     "huge_list_size": dict(list_lines=b"1 99999999999999999999\r\n.\r\n"),
     "negative_list_size": dict(list_lines=b"1 -1\r\n.\r\n"),
-    "list_missing_dot": dict(list_lines=b"1 10\r\n2 20\r\n"),
     "overlong_list_line": dict(list_lines=b"1 " + b"9" * 10000 + b"\r\n.\r\n"),
     "garbage_greeting": dict(greeting=b"HTTP/1.0 400 Bad\r\n"),
 }
@@ -1110,6 +1161,61 @@ def test_hostile_server_exit_7(case, home):
     assert len(err) < 400 and err.count("\n") == 1, err
     assert home.new_messages() == []
     assert home.state_ids() == []
+
+
+def test_list_cut_short_is_a_connection_failure_exit_2(home):
+    srv = FakeServer(fake_pop3(fake_msgs(2),
+                               list_lines=b"1 10\r\n2 20\r\n"))
+    try:
+        cp = home.run("fetch", "--tls=no", "--maildir", home.maildir,
+                      url(srv.port), "--timeout", "5", timeout=60)
+    finally:
+        srv.close()
+    assert cp.returncode == 2, cp.stderr
+    assert home.new_messages() == []
+
+
+def test_connect_timeout_says_connect(home):
+    """Issue 13 finding 7: a connection that is never accepted (a listener
+    whose backlog is full drops the SYNs) is reported as a connect
+    timeout, exit 2, not as a server that stopped talking."""
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(0)
+    port = lsn.getsockname()[1]
+    fill = []
+    try:
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fill.append(c)
+        time.sleep(0.2)
+        cp = home.run("stat", "--tls=no", "--timeout", "2", url(port),
+                      timeout=60)
+    finally:
+        for c in fill:
+            c.close()
+        lsn.close()
+    assert cp.returncode == 2, cp.stderr
+    err = cp.stderr.decode()
+    assert "connect: no answer within 2 s" in err, err
+
+
+def test_slow_greeting_gets_one_early_capa(home):
+    """The probe for implicit-TLS ports (a CAPA sent when no greeting came
+    within 2 s) does not disturb a POP3 server that is merely slow."""
+    srv = FakeServer(fake_pop3(fake_msgs(2), greeting_delay=3))
+    try:
+        cp = home.run("stat", "--tls=no", url(srv.port), timeout=60)
+    finally:
+        srv.close()
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.startswith(b"2 messages")
+    assert srv.received.count(b"CAPA") == 1, srv.received
 
 
 def test_server_that_stops_talking_times_out(home):

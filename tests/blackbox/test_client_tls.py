@@ -172,7 +172,9 @@ def test_unknown_ca_exit_3_nothing_fetched(mode, tls_server, certs, home):
     assert cp.returncode == 3, cp.stderr
     assert cp.stderr.decode() == (
         "postino: localhost:%d: TLS: certificate verify failed "
-        "(unable to get local issuer certificate)\n" % port)
+        "(unable to get local issuer certificate); if this is the right "
+        "certificate: --tls-fingerprint %s\n"
+        % (port, sha256_fingerprint(certs["cert"])))
     assert_untouched(home, srv)
 
 
@@ -196,8 +198,9 @@ def test_name_mismatch_exit_3(host, why, tls_server, certs, home):
                  certs["ca"], "--maildir", home.maildir, pop3(host, port))
         assert cp.returncode == 3, cp.stderr
         assert cp.stderr.decode() == (
-            "postino: %s:%d: TLS: certificate verify failed (%s)\n"
-            % (host, port, why))
+            "postino: %s:%d: TLS: certificate verify failed (%s); if this "
+            "is the right certificate: --tls-fingerprint %s\n"
+            % (host, port, why, sha256_fingerprint(cert)))
     assert_untouched(home, srv)
 
 
@@ -227,6 +230,48 @@ def test_pinned_fingerprint(tls_server, certs, home):
     cp = run(home, "stat", "-4", "--cafile", certs["ca"],
              pop3("localhost", srv.port))
     assert cp.returncode == 3, cp.stderr
+
+
+def test_self_signed_prints_the_fingerprint_to_pin(tls_server, certs, home):
+    """Issue 13 finding 7: a certificate that does not verify is refused
+    (exit 3) with its SHA-256 fingerprint, ready for --tls-fingerprint."""
+    cert, key = self_signed(certs)
+    srv = tls_server(cert=cert, key=key)
+    cp = run(home, "stat", "-4", pop3("localhost", srv.port_tls, "pop3s"))
+    assert cp.returncode == 3, cp.stderr
+    err = cp.stderr.decode()
+    m = re.search(r"--tls-fingerprint ([0-9A-F:]{95})$", err.strip())
+    assert m and m.group(1) == sha256_fingerprint(cert), err
+    assert logins(srv) == []
+    cp = run(home, "stat", "-4", "--tls-fingerprint", m.group(1),
+             pop3("localhost", srv.port_tls, "pop3s"))
+    assert cp.returncode == 0, cp.stderr
+
+
+def test_implicit_tls_to_a_plain_port_says_so(tls_server, home):
+    """Issue 13 finding 7: pop3s:// to a plaintext POP3 port is exit 3 with
+    a message that names the likely cause, not only OpenSSL's."""
+    srv = tls_server()
+    cp = run(home, "stat", "-4", pop3("localhost", srv.port, "pop3s"))
+    assert cp.returncode == 3, cp.stderr
+    assert "does not speak TLS on this port" in cp.stderr.decode()
+    assert logins(srv) == []
+
+
+def test_stls_to_an_implicit_tls_port_fails_fast(tls_server, certs, home):
+    """Issue 13 finding 7: pop3:// (STLS) to a port that expects TLS at
+    once fails within seconds (not at the 60 s timeout), saying what to
+    use instead. postinod closes the connection on the early CAPA (exit
+    2, a connection failure); a server answering with a TLS alert gives
+    exit 3."""
+    srv = tls_server()
+    t0 = time.monotonic()
+    cp = run(home, "stat", "-4", "--cafile", certs["ca"],
+             pop3("localhost", srv.port_tls))
+    assert time.monotonic() - t0 < 15
+    assert cp.returncode == 2, cp.stderr
+    assert "pop3s://" in cp.stderr.decode()
+    assert logins(srv) == []
 
 
 def test_wrong_fingerprint_exit_3_no_login(tls_server, certs, home):

@@ -7,6 +7,7 @@ leaves no lock, and the other goes on serving."""
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 
@@ -46,11 +47,12 @@ class HAProxy:
     """haproxy -db with frontends: "lb" (both instances), "a" and "b" (one
     each, v2), "v1" (instance a with send-proxy)."""
 
-    def __init__(self, d, p1, p2):
+    def __init__(self, d, p1, p2, p_tls=None):
         self.dir = d
         self.proc = None
+        names = ("lb", "a", "b", "v1") + (("tls",) if p_tls else ())
         for attempt in range(5):
-            self.ports = {k: free_port() for k in ("lb", "a", "b", "v1")}
+            self.ports = {k: free_port() for k in names}
             cfg = """global
     maxconn 200
 defaults
@@ -83,6 +85,13 @@ backend only_b
 backend only_a_v1
     server s1 127.0.0.1:%(p1)d send-proxy
 """ % dict(self.ports, p1=p1, p2=p2)
+            if p_tls:
+                cfg += """frontend tls
+    bind 127.0.0.1:%d
+    default_backend tls_a
+backend tls_a
+    server s1 127.0.0.1:%d send-proxy-v2
+""" % (self.ports["tls"], p_tls)
             self.conf = os.path.join(d, "haproxy.cfg")
             with open(self.conf, "w") as f:
                 f.write(cfg)
@@ -99,12 +108,14 @@ backend only_a_v1
             self.stop()
         raise AssertionError("haproxy did not start")
 
-    def connect(self, name, timeout=10):
+    def connect(self, name, timeout=10, wrap=None):
         r = Raw.__new__(Raw)
         r.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         r.sock.settimeout(timeout)
         r.sock.bind((CLIENT, 0))
         r.sock.connect(("127.0.0.1", self.ports[name]))
+        if wrap is not None:
+            r.sock = wrap(r.sock)
         r.buf = b""
         r.eof = False
         r.expect(b"+OK")
@@ -197,3 +208,79 @@ def test_kill9_of_one_instance_loses_nothing_and_the_other_serves(
         assert r.login("bob", "secret").startswith(b"+OK")
         r.cmd(b"QUIT")
         r.close()
+
+
+def test_tls_passed_through_haproxy_terminates_in_postinod(mailroot, postinod,
+                                                           certs):
+    """mode tcp: HAProxy relays the TLS bytes after its header; postinod
+    does the handshake with its own certificate and logs the client."""
+    mailroot.add_user("bob", "secret")
+    srv = postinod(listen=["127.0.0.1:0 proxy"],
+                   listen_tls="127.0.0.1:0 proxy",
+                   proxy_trusted_networks="127.0.0.1",
+                   tls_cert=certs["cert"], tls_key=certs["key"])
+    hp = HAProxy(mailroot.path, srv.port, srv.port, p_tls=srv.port_tls)
+    try:
+        ctx = ssl.create_default_context(cafile=certs["ca"])
+        r = hp.connect("tls", wrap=lambda s: ctx.wrap_socket(
+            s, server_hostname="localhost"))
+        assert r.login("bob", "secret").startswith(b"+OK")
+        assert r.cmd(b"QUIT").startswith(b"+OK")
+        r.close()
+        log = srv.wait_log('result=ok user="bob" method=USER ip=%s' % CLIENT)
+        assert "tls=implicit proxy=127.0.0.1" in log
+    finally:
+        hp.stop()
+
+
+def test_haproxy_outside_the_trusted_networks_is_refused(mailroot, postinod):
+    """The same HAProxy, but postinod trusts another address: its header
+    is never read and the client gets nothing."""
+    mailroot.add_user("bob", "secret")
+    srv = postinod(listen=["127.0.0.1:0 proxy"],
+                   proxy_trusted_networks="127.0.0.9")
+    hp = HAProxy(mailroot.path, srv.port, srv.port)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.bind((CLIENT, 0))
+        s.connect(("127.0.0.1", hp.ports["a"]))
+        assert s.recv(100) == b""
+        s.close()
+        srv.wait_log("event=connection-refused reason=proxy-untrusted "
+                     "ip=127.0.0.1")
+        assert "event=connect " not in srv.log()
+    finally:
+        hp.stop()
+
+
+def test_kill9_mid_update_keeps_every_undeleted_message(cluster, mailroot):
+    """QUIT after DELE of half the mailbox, and kill -9 at once: whatever
+    point UPDATE reached, no kept message is lost and no lock is left."""
+    s1, s2, hp = cluster
+    for i in range(150):
+        mailroot.deliver_maildir("alice",
+                                 b"Subject: k%d\r\n\r\n%d\r\n" % (i, i))
+    a = hp.connect("a")
+    assert a.login("alice", "secret").startswith(b"+OK")
+    total = int(a.cmd(b"STAT").split()[1])
+    uidl = {}
+    a.send(b"UIDL\r\n")
+    a.expect(b"+OK")
+    for line in a.lines_until_dot():
+        n, u = line.split()
+        uidl[int(n)] = u.decode()
+    half = total // 2
+    for n in range(1, half + 1):
+        assert a.cmd(b"DELE %d" % n).startswith(b"+OK")
+    a.send(b"QUIT\r\n")
+    s1.kill9()
+    a.close()
+    kept = {uidl[n] for n in range(half + 1, total + 1)}
+    b = hp.connect("b")
+    assert b.login("alice", "secret").startswith(b"+OK")
+    b.send(b"UIDL\r\n")
+    b.expect(b"+OK")
+    now = {l.split()[1].decode() for l in b.lines_until_dot()}
+    assert kept <= now, len(kept - now)
+    assert b.cmd(b"QUIT").startswith(b"+OK")

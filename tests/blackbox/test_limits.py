@@ -336,3 +336,165 @@ def test_many_idle_connections_stay_bounded_in_memory(mailroot, postinod):
     finally:
         for r in held + warm:
             r.close()
+
+
+# -- finding 10: a locked mbox must not stall its mail worker ------------------
+
+def mbox_block(n):
+    return (b"From sender@example.org Mon Jan  1 00:00:0%d 2024\n"
+            b"Subject: m%d\n\nbody %d\n\n" % (n, n, n))
+
+
+def worst_noop(r, seconds):
+    """The slowest NOOP round trip while probing for `seconds`."""
+    worst = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        assert r.cmd(b"NOOP") == b"+OK"
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.1)
+    return worst
+
+
+def test_locked_mbox_does_not_stall_other_sessions_of_its_worker(mailroot,
+                                                                 postinod):
+    """Before: while one user's spool was dotlocked by another program,
+    the mail worker waited for it (up to mbox_lock_wait) and every other
+    session of that worker waited too. Now the open and QUIT's UPDATE
+    retry the lock from a timer."""
+    for u in ("alice", "bob"):
+        mailroot.add_user(u, PASS)
+        mailroot.write_mbox(u, mbox_block(1))
+    srv = postinod(mailbox=mailroot.mbox_spec, mail_workers=1,
+                   mbox_lock_wait=3)
+    bob = srv.raw()
+    bob.expect(b"+OK")
+    assert bob.login("bob", PASS).startswith(b"+OK Logged in")
+    lock = mailroot.mbox("alice") + ".lock"
+    alice = srv.raw()
+    alice.expect(b"+OK")
+    with open(lock, "w"):
+        pass                        # an MTA delivering to alice
+    assert alice.cmd(b"USER alice").startswith(b"+OK")
+    alice.send(b"PASS " + PASS.encode() + b"\r\n")
+    assert worst_noop(bob, 1.5) < 1.0
+    os.unlink(lock)                 # delivered: alice gets in
+    assert alice.line().startswith(b"+OK Logged in, 1 messages")
+    # QUIT's UPDATE under the MTA's lock.
+    assert alice.cmd(b"DELE 1").startswith(b"+OK")
+    with open(lock, "w"):
+        pass
+    alice.send(b"QUIT\r\n")
+    assert worst_noop(bob, 1.5) < 1.0
+    os.unlink(lock)
+    assert alice.line().startswith(b"+OK Bye, 1 deleted")
+    assert mailroot.read_mbox("alice") == b""
+    # A lock that stays: [IN-USE] once mbox_lock_wait is over.
+    with open(lock, "w"):
+        pass
+    try:
+        r = srv.raw()
+        r.expect(b"+OK")
+        t0 = time.monotonic()
+        reply = r.login("alice", PASS)
+        assert reply.startswith(b"-ERR [IN-USE]"), reply
+        assert 2.5 <= time.monotonic() - t0 < 10
+        assert bob.cmd(b"NOOP") == b"+OK"
+    finally:
+        os.unlink(lock)
+    assert bob.cmd(b"QUIT").startswith(b"+OK")
+
+
+# -- finding 7: mail_privileged_group only for the spool directory ------------
+
+def can_open_rw(status, path):
+    """Whether a process with these ids may open path for reading and
+    writing, by the permission bits (what the kernel checks; no ACLs)."""
+    st = os.stat(path)
+    uid, egid = int(status["Uid"][1]), int(status["Gid"][1])
+    groups = {egid} | {int(g) for g in status["Groups"]}
+    if uid == st.st_uid:
+        bits = (st.st_mode >> 6) & 7
+    elif st.st_gid in groups:
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bits & 6 == 6
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to build the spool")
+def test_privileged_group_does_not_open_another_users_spool(mailroot,
+                                                           postinod):
+    """Debian's /var/mail: the directory root:mail 2775, each spool
+    user:mail 0660. Before: the mail worker had group mail among its
+    groups, so alice's worker could open bob's spool read-write. Now the
+    group is only the saved gid, made effective just to create the
+    dotlock, the session lock and the rewritten spool."""
+    mail_gid = grp.getgrnam("mail").gr_gid
+    ids = {"alice": 60101, "bob": 60102}
+    spool = os.path.join(mailroot.path, "spool")
+    os.mkdir(spool)
+    os.chown(spool, 0, mail_gid)
+    os.chmod(spool, 0o2775)
+    for user, uid in ids.items():
+        with open(mailroot.passwd_file, "a") as f:
+            f.write("%s:%s:%d:%d::%s::\n" % (user, conftest.make_hash(PASS),
+                                             uid, uid, mailroot.home(user)))
+        box = os.path.join(spool, user)
+        with open(box, "wb") as f:
+            f.write(mbox_block(1) + mbox_block(2))
+        os.chown(box, uid, mail_gid)
+        os.chmod(box, 0o660)
+    srv = postinod(mailbox="mbox:%s/%%u" % spool,
+                   mail_privileged_group="mail")
+    r = srv.raw()
+    r.expect(b"+OK")
+    assert r.login("alice", PASS).startswith(b"+OK Logged in, 2 messages")
+    workers = [p for p in srv.pids("mail")
+               if proc_status(p)["Uid"][0] == str(ids["alice"])]
+    assert len(workers) == 1
+    st = proc_status(workers[0])
+    assert str(mail_gid) not in st["Groups"], st["Groups"]
+    assert st["Gid"] == [str(ids["alice"])] * 2 + [str(mail_gid)] + \
+        [str(ids["alice"])], st["Gid"]
+    assert can_open_rw(st, os.path.join(spool, "alice"))
+    assert not can_open_rw(st, os.path.join(spool, "bob"))
+    # The group still does its job: dotlock, session lock, the rewrite.
+    assert r.cmd(b"DELE 1").startswith(b"+OK")
+    assert r.cmd(b"QUIT").startswith(b"+OK Bye, 1 deleted")
+    with open(os.path.join(spool, "alice"), "rb") as f:
+        assert f.read() == mbox_block(2)
+    box = os.stat(os.path.join(spool, "alice"))
+    assert (box.st_uid, box.st_gid, box.st_mode & 0o7777) == \
+        (ids["alice"], mail_gid, 0o660)
+    assert not os.path.exists(os.path.join(spool, "alice.lock"))
+    assert proc_status(workers[0])["Gid"][1] == str(ids["alice"])
+
+
+def test_one_logged_in_session_per_user(mailroot, postinod):
+    """Logged-in sessions per user: one per mailbox, whatever the address
+    or mail worker; the next gets [IN-USE] and a log line (DESIGN.md),
+    which is what Dovecot's mail_max_userip_connections bounds."""
+    mailroot.add_user(USER, PASS)
+    srv = postinod(mail_workers=2)
+    first = connect_from(srv, "127.0.0.5")
+    first.expect(b"+OK")
+    assert first.login(USER, PASS).startswith(b"+OK Logged in")
+    for src in ("127.0.0.5", "127.0.9.9"):
+        r = connect_from(srv, src)
+        r.expect(b"+OK")
+        reply = r.login(USER, PASS)
+        assert reply.startswith(b"-ERR [IN-USE]"), reply
+        assert r.closed_within(5)
+    assert "event=mailbox-open result=in-use user=\"alice\"" in srv.log()
+    assert first.cmd(b"QUIT").startswith(b"+OK")

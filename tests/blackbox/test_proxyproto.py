@@ -91,6 +91,18 @@ def test_header_address_is_the_client_in_the_log(proxied, header):
     assert "ip=192.0.2.7 port=40000 proxy=127.0.0.1" in log
 
 
+def test_v2_ipv6_client_address(proxied):
+    pport, _ = ports(proxied)
+    src = socket.inet_pton(socket.AF_INET6, "2001:db8::7")
+    dst = socket.inet_pton(socket.AF_INET6, "::1")
+    body = src + dst + struct.pack("!HH", 5555, 110)
+    r = raw_from(pport)
+    r.send(V2SIG + b"\x21\x21" + struct.pack("!H", len(body)) + body)
+    r.expect(b"+OK")
+    assert r.login("alice", "secret").startswith(b"+OK")
+    proxied.wait_log('user="alice" method=USER ip=2001:db8::7')
+
+
 def test_header_byte_at_a_time_and_pipelined_command(proxied):
     pport, _ = ports(proxied)
     r = raw_from(pport)
@@ -114,6 +126,18 @@ def test_local_command_is_a_health_check_with_the_proxy_address(proxied):
     r.expect(b"+OK")
     assert r.cmd(b"QUIT").startswith(b"+OK")
     proxied.wait_log("ip=127.0.0.1 port=")
+
+
+def test_health_check_connect_and_close_is_not_logged(proxied):
+    """HAProxy's plain `check` connects and closes; a partial header that
+    ends early is logged."""
+    pport, _ = ports(proxied)
+    raw_from(pport).close()
+    r = raw_from(pport)
+    r.send(b"PROXY TCP4 1.2.3.4")
+    r.close()
+    proxied.wait_log("reason=proxy-closed ip=127.0.0.1")
+    assert proxied.log().count("reason=proxy-closed") == 1
 
 
 def test_untrusted_peer_is_refused_unanswered(proxied):
@@ -232,3 +256,36 @@ def test_bad_proxy_config_stops_startup(mailroot, postinod, conf):
     srv = postinod(start=False, **conf)
     with pytest.raises(AssertionError):
         srv.start(timeout=10)
+
+
+def test_penalties_follow_the_header_address(mailroot, postinod):
+    """Every connection comes from the proxy (127.0.0.1); a failure from
+    one client network must hold back that network only."""
+    mailroot.add_user("alice", "secret")
+    srv = postinod(listen=["127.0.0.1:0 proxy"],
+                   proxy_trusted_networks="127.0.0.1",
+                   auth_allow_cleartext=True, auth_fail_delay_ms=15000,
+                   login_timeout=5)
+    port = ports(srv)[0]
+    r = raw_from(port)
+    r.send(v2(src="198.51.100.1"))
+    r.expect(b"+OK")
+    assert r.cmd(b"USER alice").startswith(b"+OK")
+    r.send(b"PASS wrong\r\n")
+    srv.wait_log('result=fail user="alice" method=USER ip=198.51.100.1')
+    # Same /24: refused at once, the penalty outlasting its login time.
+    r2 = raw_from(port)
+    r2.send(v2(src="198.51.100.2"))
+    r2.expect(b"+OK")
+    assert r2.cmd(b"USER alice").startswith(b"+OK")
+    assert r2.cmd(b"PASS secret").startswith(b"-ERR [SYS/TEMP]")
+    srv.wait_log('result=penalty user="alice" method=USER ip=198.51.100.2')
+    # Another network behind the same proxy logs in at once.
+    r3 = raw_from(port)
+    r3.send(v2(src="203.0.113.9"))
+    r3.expect(b"+OK")
+    t = time.monotonic()
+    assert r3.login("alice", "secret").startswith(b"+OK")
+    assert time.monotonic() - t < 5
+    for c in (r, r2, r3):
+        c.close()

@@ -97,6 +97,22 @@ test_bad_input_names_file_and_line(void **state)
 		{ "tls_min_version = SSLv3\n", ":1: tls_min_version: expected" },
 		{ "listen_tls = 127.0.0.1:995\n", "listen_tls needs tls_cert" },
 		{ "tls_cert = /x.pem\n", "tls_cert and tls_key go together" },
+		{ "listen = 127.0.0.1:110 proxi\n", ":1: listen: expected" },
+		{ "listen = 127.0.0.1:110 proxy proxy\n", ":1: listen" },
+		{ "listen = 127.0.0.1:110 proxy\n",
+		    "needs proxy_trusted_networks" },
+		{ "proxy_trusted_networks = 10.0.0.1/8\n",
+		    ":1: proxy_trusted_networks: '10.0.0.1/8': host bits" },
+		{ "proxy_trusted_networks = db.example\n",
+		    ":1: proxy_trusted_networks: 'db.example': not an IP" },
+		{ "passdb = ldap\n", ":1: passdb: expected passwd-file or pgsql" },
+		{ "passdb = pgsql\n", "passdb = pgsql needs pgsql_conninfo" },
+		{ "passdb = pgsql\npgsql_conninfo = host=x password=y\n",
+		    "no password= here" },
+		{ "passdb = pgsql\npgsql_conninfo = host=x bogus=1\n",
+		    "pgsql_conninfo:" },
+		{ "passdb = pgsql\npgsql_conninfo = host=x\n"
+		    "password_query = SELECT password FROM users\n", "no $1" },
 	};
 	struct config cf;
 	char err[ERR_LEN];
@@ -146,6 +162,36 @@ test_too_many_listen_lines_are_refused(void **state)
 }
 
 static void
+test_proxy_listeners_and_pgsql_passdb_are_read(void **state)
+{
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(load(
+	    "listen = 127.0.0.1:1110 proxy\n"
+	    "listen = 127.0.0.1:1111\n"
+	    "listen_tls = [::1]:1995\tproxy\n"
+	    "tls_cert = /c.pem\ntls_key = /k.pem\n"
+	    "proxy_trusted_networks = 127.0.0.1, 10.0.0.0/8 ::1\n"
+	    "passdb = pgsql\n"
+	    "pgsql_conninfo = host=127.0.0.1 port=5432 dbname=mail\n", &cf,
+	    err), 0);
+	assert_true(cf.listen[0].proxy);
+	assert_string_equal(cf.listen[0].text, "127.0.0.1:1110");
+	assert_false(cf.listen[1].proxy);
+	assert_true(cf.listen_tls[0].proxy);
+	assert_string_equal(cf.listen_tls[0].text, "[::1]:1995");
+	assert_int_equal(cf.proxy_trusted.n, 3);
+	assert_string_equal(cf.passdb, "pgsql");
+	assert_non_null(strstr(cf.password_query, "$1"));
+	assert_int_equal(load("# nothing\n", &cf, err), 0);
+	assert_string_equal(cf.passdb, "passwd-file");
+	assert_false(cf.listen[0].proxy);
+	assert_int_equal(cf.proxy_trusted.n, 0);
+}
+
+static void
 test_missing_file_is_an_error(void **state)
 {
 	struct config cf;
@@ -165,6 +211,7 @@ main(void)
 		cmocka_unit_test(test_bad_input_names_file_and_line),
 		cmocka_unit_test(test_too_many_listen_lines_are_refused),
 		cmocka_unit_test(test_mechanisms_are_normalised_and_tls_defaults_to_995),
+		cmocka_unit_test(test_proxy_listeners_and_pgsql_passdb_are_read),
 		cmocka_unit_test(test_missing_file_is_an_error),
 	};
 

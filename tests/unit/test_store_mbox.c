@@ -687,7 +687,7 @@ test_stale_dotlock_removed_fresh_one_waits_then_tempfails(void **state)
 	p.lock_wait = 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(store_mbox_ops.open(&st, &p, &idx, err),
-	    STORE_TEMPFAIL);
+	    STORE_BUSY);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	waited = (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -703,7 +703,7 @@ test_stale_dotlock_removed_fresh_one_waits_then_tempfails(void **state)
 }
 
 static void
-test_fcntl_lock_of_another_process_makes_open_tempfail(void **state)
+test_fcntl_lock_of_another_process_makes_open_busy(void **state)
 {
 	struct fixture *f = *state;
 	struct store *st;
@@ -728,7 +728,7 @@ test_fcntl_lock_of_another_process_makes_open_tempfail(void **state)
 		_exit(0);
 	}
 	assert_int_equal(read(ready[0], &c, 1), 1);
-	assert_int_equal(open_mb(f, false, &st, &idx), STORE_TEMPFAIL);
+	assert_int_equal(open_mb(f, false, &st, &idx), STORE_BUSY);
 	assert_int_equal(write(done[1], "x", 1), 1);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -886,7 +886,7 @@ main(void)
 		T(test_second_open_in_same_process_is_locked_until_close),
 		T(test_stale_dotlock_removed_fresh_one_waits_then_tempfails),
 		T(test_fresh_dotlock_of_a_dead_process_is_removed),
-		T(test_fcntl_lock_of_another_process_makes_open_tempfail),
+		T(test_fcntl_lock_of_another_process_makes_open_busy),
 		T(test_caps_on_messages_and_bytes_are_permanent_failures),
 		T(test_stale_commit_temp_file_is_removed_at_open),
 		T(test_kill_during_commit_leaves_old_or_new_mbox),
