@@ -113,6 +113,8 @@ def test_postfix_lmtp_to_two_virtual_users(vusers, postinod):
         if shutil.which("fetchmail"):
             fetch_with_fetchmail(vusers, srv, "bob@example.org",
                                  sent["bob@example.org"])
+        fetch_with_postino(vusers, srv, "alice@example.org",
+                           sent["alice@example.org"])
     finally:
         pf.stop()
 
@@ -139,6 +141,30 @@ def fetch_with_fetchmail(root, srv, user, want):
     for body in want:
         tail = body.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
         assert tail in got
+
+
+def fetch_with_postino(root, srv, user, want):
+    """Our own client fetches into a Maildir: the bodies arrive intact."""
+    home = os.path.join(root.path, "pc")
+    md = os.path.join(home, "Mail")
+    os.makedirs(home, exist_ok=True)
+    env = dict(os.environ, HOME=home, XDG_STATE_HOME=home,
+               XDG_CONFIG_HOME=home, POSTINO_PASSWORD="secret")
+    p = subprocess.run([os.path.join(BUILD, "postino"), "fetch", "--tls=no",
+                        "--keep", "--maildir", md, "--user", user,
+                        "--timeout", "30", "127.0.0.1:%d" % srv.port],
+                       capture_output=True, timeout=60, env=env,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    got = []
+    for sub in ("new", "cur"):
+        for n in os.listdir(os.path.join(md, sub)):
+            with open(os.path.join(md, sub, n), "rb") as f:
+                got.append(f.read())
+    assert len(got) == len(want)
+    for body in want:
+        tail = body.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+        assert sum(g.endswith(b"\n\n" + tail) for g in got) >= 1
 
 
 def test_postfix_mailbox_command_postino_deliver(mailroot, postinod):
