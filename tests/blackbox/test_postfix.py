@@ -32,7 +32,7 @@ BODY = (b"From: Sender <sender@outside.example>\r\n"
         b"\xc3\xa9t\xc3\xa9 8bit\r\n")
 
 
-def wait_for(pred, what, timeout=30, log=None):
+def wait_for(pred, what, timeout=60, log=None):
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -109,7 +109,9 @@ def test_postfix_lmtp_to_two_virtual_users(vusers, postinod):
             assert all(m.startswith(b"Return-Path: <sender@outside.example>"
                                     b"\r\nDelivered-To: " + user.encode())
                        for m in got)
-        assert "status=sent" in pf.logtext()
+        # postlogd writes its log asynchronously: wait for the line
+        wait_for(lambda: "status=sent" in pf.logtext(), "the maillog",
+                 log=pf.logtext)
         if shutil.which("fetchmail"):
             fetch_with_fetchmail(vusers, srv, "bob@example.org",
                                  sent["bob@example.org"])
