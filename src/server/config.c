@@ -101,6 +101,12 @@ static const struct config_key config_keys[] = {
 	KEY(lmtp_return_path, CT_BOOL, lmtp_return_path, 0, 0, "yes"),
 	KEY(lmtp_delivered_to, CT_BOOL, lmtp_delivered_to, 0, 0, "yes"),
 	KEY(mail_crlf, CT_BOOL, mail_crlf, 0, 0, "no"),
+	KEY(lmtp_quota_bytes, CT_U64, lmtp_quota_bytes, 0, UINT64_MAX, "0"),
+	KEY(lmtp_quota_messages, CT_UINT, lmtp_quota_messages, 0, 10000000,
+	    "0"),
+	KEY(lmtp_quota_temporary, CT_BOOL, lmtp_quota_temporary, 0, 0, "no"),
+	KEY(lmtp_user_concurrency, CT_UINT, lmtp_user_concurrency, 0, 1000,
+	    "10"),
 	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
 };
 

@@ -97,6 +97,10 @@ struct config {
 	bool		 lmtp_return_path;
 	bool		 lmtp_delivered_to;
 	bool		 mail_crlf;			/* store CRLF line ends */
+	uint64_t	 lmtp_quota_bytes;		/* 0 = none */
+	unsigned int	 lmtp_quota_messages;		/* 0 = none */
+	bool		 lmtp_quota_temporary;		/* 452 4.2.2, not 552 */
+	unsigned int	 lmtp_user_concurrency;		/* 0 = no limit */
 };
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */

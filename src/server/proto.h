@@ -14,6 +14,7 @@
 #include "../auth/sasl.h"
 #include "connlimit.h"
 #include "session.h"
+#include "../store/store.h"
 
 /*
  * Hex digits of a ticket: the issuing auth worker's index (two digits,
@@ -49,6 +50,9 @@ enum proto_type {
 	MSG_DELIVER_REQ,	/* lmtp -> deliver on that channel: fd is the
 				   sealed message */
 	MSG_DELIVER_RESULT,	/* deliver -> lmtp on that channel */
+	MSG_DELIVER_PROBE,	/* lmtp -> deliver: is delivery `token` stored?
+				   (its worker died before answering) */
+	MSG_DELIVER_QUOTA,	/* lmtp -> deliver: is the mailbox full? (RCPT) */
 };
 
 /* MSG_AUTH_CHANNEL's payload: which of how many auth workers it leads to. */
@@ -207,6 +211,8 @@ struct msg_deliver {
 	char		user[AUTH_USER_MAX + 1];	/* passwd-file name */
 	char		sender[PROTO_ADDR_MAX + 1];	/* "" = null sender */
 	char		rcpt[PROTO_ADDR_MAX + 1];	/* as given in RCPT */
+	/* Random, in the stored name: lets a probe find it (store.h). */
+	char		token[STORE_TOKEN_LEN + 1];
 };
 
 struct msg_delivered {

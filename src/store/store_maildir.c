@@ -1078,6 +1078,52 @@ md_hostname(char *out, size_t size)
 }
 
 /*
+ * Octets and messages in new/ and cur/, for a delivery quota: sizes from
+ * ",S=" in the names (our deliveries, Dovecot's), else one fstatat.
+ */
+static enum store_result
+md_usage(int dfd, uint64_t *bytes_r, unsigned int *count_r, char *err)
+{
+	static const char *const subs[] = { "new", "cur" };
+
+	*bytes_r = 0;
+	*count_r = 0;
+	for (size_t i = 0; i < 2; i++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd = md_open_dir(dfd, subs[i]);
+
+		if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				(void)close(fd);
+			(void)str_fmt(err, ERR_LEN, "cannot read %s for the "
+			    "quota: %s", subs[i], strerror(errno));
+			return STORE_TEMPFAIL;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			uint64_t size;
+			struct stat st;
+
+			if (de->d_name[0] == '.')
+				continue;
+			if (md_name_field(de->d_name, md_baselen(de->d_name),
+			    'S', &size) == -1) {
+				if (fstatat(fd, de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == -1)
+					continue;	/* moved meanwhile */
+				size = (uint64_t)st.st_size;
+			}
+			if (__builtin_add_overflow(*bytes_r, size, bytes_r))
+				*bytes_r = UINT64_MAX;
+			if (*count_r < UINT_MAX)
+				(*count_r)++;
+		}
+		(void)closedir(dir);
+	}
+	return STORE_OK;
+}
+
+/*
  * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
  * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
  * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
@@ -1090,7 +1136,8 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 	static unsigned int seq;
 	char dir[PATH_MAX], host[MD_HOST_MAX + 1], uniq[NAME_MAX + 1];
 	char final[NAME_MAX + 1];
-	uint64_t stored = 0, crlfsize = 0;
+	uint64_t stored = 0, crlfsize = 0, used = 0;
+	unsigned int nmsgs = 0;
 	enum store_result res = STORE_TEMPFAIL;
 	int dfd = -1, tmpfd = -1, newfd = -1, fd = -1;
 	bool ends_lf;
@@ -1125,6 +1172,18 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		    STORE_TEMPFAIL;
 		goto out;
 	}
+	if ((d->quota_bytes != 0 || d->quota_messages != 0) &&
+	    (res = md_usage(dfd, &used, &nmsgs, err)) != STORE_OK)
+		goto out;
+	res = STORE_TEMPFAIL;
+	if ((d->quota_bytes != 0 && used >= d->quota_bytes) ||
+	    (d->quota_messages != 0 && nmsgs >= d->quota_messages)) {
+		(void)str_fmt(err, ERR_LEN, "mailbox is over its quota "
+		    "(%llu octets, %u messages)", (unsigned long long)used,
+		    nmsgs);
+		res = STORE_OVERQUOTA;
+		goto out;
+	}
 	md_hostname(host, sizeof(host));
 	for (int i = 0; fd == -1; i++) {
 		struct timeval tv;
@@ -1135,9 +1194,10 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 			goto out;
 		}
 		(void)gettimeofday(&tv, NULL);
-		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u.%s",
+		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u%s%s.%s",
 		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		    ++seq, host) < 0)
+		    ++seq, d->token != NULL ? "R" : "",
+		    d->token != NULL ? d->token : "", host) < 0)
 			goto out;
 		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -1150,6 +1210,13 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 	if (store_append_copy(in, fd, d, STORE_ESCAPE_NONE, &stored, &crlfsize,
 	    &ends_lf, err) < 0)
 		goto unlink;
+	if (d->quota_bytes != 0 && (stored > d->quota_bytes ||
+	    used > d->quota_bytes - stored)) {
+		(void)str_copy(err, ERR_LEN, "message exceeds the quota");
+		res = STORE_OVERQUOTA;
+		(void)unlinkat(tmpfd, uniq, 0);
+		goto out;
+	}
 	if (fsync(fd) == -1 || store_close_fd(&fd) == -1) {
 		(void)str_fmt(err, ERR_LEN, "fsync %s/tmp/%s: %s", p->path,
 		    uniq, strerror(errno));
@@ -1186,6 +1253,89 @@ out:
 	return res;
 }
 
+static enum store_result
+md_quota(const struct store_params *p, const struct store_delivery *d,
+    char *err)
+{
+	enum store_result res;
+	unsigned int n;
+	uint64_t used;
+	int dfd;
+
+	if (d->quota_bytes == 0 && d->quota_messages == 0)
+		return STORE_OK;
+	dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1)
+		return errno == ENOENT ? STORE_OK : STORE_TEMPFAIL;
+	res = md_usage(dfd, &used, &n, err);
+	(void)close(dfd);
+	if (res != STORE_OK)
+		return res;
+	if ((d->quota_bytes != 0 && used >= d->quota_bytes) ||
+	    (d->quota_messages != 0 && n >= d->quota_messages)) {
+		(void)str_fmt(err, ERR_LEN, "mailbox is over its quota "
+		    "(%llu octets, %u messages)", (unsigned long long)used, n);
+		return STORE_OVERQUOTA;
+	}
+	return STORE_OK;
+}
+
+/* The token as our names carry it: "R<token>." after the Q field. */
+static bool
+md_has_token(const char *name, const char *token)
+{
+	const char *r = strstr(name, token);
+
+	return r != NULL && r > name && r[-1] == 'R' &&
+	    r[strlen(token)] == '.';
+}
+
+static enum store_result
+md_probe(const struct store_params *p, const char *token, char *err)
+{
+	static const char *const subs[] = { "new", "cur" };
+	int dfd;
+
+	if (strlen(token) != STORE_TOKEN_LEN ||
+	    strspn(token, "0123456789abcdef") != STORE_TOKEN_LEN) {
+		(void)str_copy(err, ERR_LEN, "bad token");
+		return STORE_TEMPFAIL;
+	}
+	dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOENT ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd = md_open_dir(dfd, subs[i]);
+
+		if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				(void)close(fd);
+			if (errno == ENOENT)
+				continue;
+			(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s",
+			    p->path, subs[i], strerror(errno));
+			(void)close(dfd);
+			return STORE_TEMPFAIL;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			if (md_has_token(de->d_name, token)) {
+				(void)closedir(dir);
+				(void)close(dfd);
+				return STORE_OK;
+			}
+		}
+		(void)closedir(dir);
+	}
+	(void)close(dfd);
+	(void)str_copy(err, ERR_LEN, "not delivered");
+	return STORE_PERMFAIL;
+}
+
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open = md_open,
@@ -1195,4 +1345,6 @@ const struct store_ops store_maildir_ops = {
 	.commit = md_commit,
 	.close = md_close,
 	.append = md_append,
+	.probe = md_probe,
+	.quota = md_quota,
 };

@@ -767,7 +767,10 @@ mbox_open(struct store **st_r, const struct store_params *p,
 		return STORE_OK;
 	}
 	/* A delivery killed half-way left a tail: cut it before scanning. */
-	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+	priv_group_raise();	/* the journal is in the spool directory */
+	r = store_mbox_recover(mb->path, mb->fd, err);
+	priv_group_lower();
+	if (r < 0) {
 		mbox_mta_unlock(mb);
 		res = STORE_TEMPFAIL;
 		goto fail;
@@ -1034,7 +1037,7 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 	struct stat sb;
 	enum store_result res;
 	bool any = false;
-	int fd = -1;
+	int fd = -1, recovered;
 
 	if (idx->count != mb->count) {
 		(void)str_copy(err, ERR_LEN,
@@ -1055,7 +1058,10 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 	if ((res = mbox_check(mb, true, 0, err)) != STORE_OK)
 		goto out;
 	/* ... and the tail a delivery killed during this session left. */
-	if (store_mbox_recover(mb->path, mb->fd, err) < 0) {
+	priv_group_raise();
+	recovered = store_mbox_recover(mb->path, mb->fd, err);
+	priv_group_lower();
+	if (recovered < 0) {
 		res = STORE_TEMPFAIL;
 		goto out;
 	}
@@ -1119,6 +1125,7 @@ const struct store_ops store_mbox_ops = {
 	.name = "mbox",
 	.open = mbox_open,
 	.append = store_mbox_append,
+	.quota = store_mbox_quota,
 	.read_open = mbox_read_open,
 	.read = mbox_read,
 	.read_close = mbox_read_close,
