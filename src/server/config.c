@@ -725,20 +725,21 @@ check_auth_user(const struct config *cf, uid_t login_uid, bool have_mail_uid,
 		    cf->passwd_file, cf->auth_user, (unsigned)gid);
 		return -1;
 	}
-	/* Every directory above it must let the auth role through. */
-	if (str_copy(dir, sizeof(dir), cf->passwd_file) < 0)
+	/*
+	 * The auth role works in the file's directory (authd.c), so that one
+	 * must let it look the file up; the ones above need not.
+	 */
+	if (str_copy(dir, sizeof(dir), cf->passwd_file) < 0 ||
+	    (slash = strrchr(dir, '/')) == NULL)
 		return 0;
-	while ((slash = strrchr(dir, '/')) != NULL) {
-		*slash = '\0';
-		if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
-			return 0;
-		if (!may_access(&st, uid, gid, S_IXUSR, S_IXGRP, S_IXOTH)) {
-			str_fmt(err, ERR_LEN, "passwd_file: auth_user '%s' "
-			    "cannot search %s: chgrp it to group %u",
-			    cf->auth_user, dir[0] != '\0' ? dir : "/",
-			    (unsigned)gid);
-			return -1;
-		}
+	*slash = '\0';
+	if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
+		return 0;
+	if (!may_access(&st, uid, gid, S_IXUSR, S_IXGRP, S_IXOTH)) {
+		str_fmt(err, ERR_LEN, "passwd_file: auth_user '%s' cannot "
+		    "search %s: chgrp it to group %u", cf->auth_user,
+		    dir[0] != '\0' ? dir : "/", (unsigned)gid);
+		return -1;
 	}
 	return 0;
 }
