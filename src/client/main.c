@@ -1010,6 +1010,7 @@ cmd_fetch(struct session *s)
 	}
 	if (dest != NULL) {
 		fetch_set_mda_umask(dest, user_umask);
+		fetch_set_recipient(dest, s->a.user);
 		if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
 			warnx_("%s", err);
 			rc = EXIT_LOCAL;
