@@ -644,6 +644,7 @@ class Bench:
         self.repeated = 0
         self.recent = []     # was each of the last attempts disturbed?
         self.busy_noted = False
+        self.short = False   # the time budget is running out
 
     def busy(self):
         """The last BUSY_RUNS attempts were all disturbed: retrying while
@@ -657,7 +658,6 @@ class Bench:
                               "kept (flagged) rather than repeated until a "
                               "quiet one" % BUSY_RUNS)
         return b
-        self.short = False   # the time budget is running out
 
     def late(self):
         """Past 60 % of --budget: no more retries or extra runs."""
