@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "auth.h"
-#include "base64.h"
+#include "../lib/base64.h"
 
 /* Bytes a crypt(3) hash takes with its NUL (CRYPT_OUTPUT_SIZE). */
 #define AUTH_HASH_MAX	384

@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "base64.h"
+#include "../lib/base64.h"
 #include "crypto.h"
 #include "sasl_private.h"
 

@@ -18,7 +18,7 @@
 #include <openssl/rand.h>
 
 #include "auth_hash.h"
-#include "base64.h"
+#include "../lib/base64.h"
 #include "crypto.h"
 #include "sasl_private.h"
 

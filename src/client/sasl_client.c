@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "../auth/base64.h"
+#include "../lib/base64.h"
 #include "../auth/crypto.h"
 
 #define SCRAM_KEY_LEN	CRYPTO_SHA256_LEN

@@ -22,7 +22,7 @@
 #include "../lib/priv.h"
 #include "../lib/proxyproto.h"
 #include "../lib/tls.h"
-#include "../auth/base64.h"
+#include "../lib/base64.h"
 #include "../auth/sasl.h"
 #include "capa.h"
 #include "connlimit.h"

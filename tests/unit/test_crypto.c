@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-#include "../../src/auth/base64.h"
+#include "../../src/lib/base64.h"
 #include "../../src/auth/crypto.h"
 #include "../../src/lib/str.h"
 
