@@ -244,7 +244,8 @@ client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
 		return SASL_BAD;
 	if (!next_field(&rest, &cnonce, &comma) ||
 	    !has_prefix(&cnonce, "r=") ||
-	    !crypto_scram_nonce_ok(cnonce.p + 2, cnonce.len - 2, SASL_SCRAM_CNONCE_MAX))
+	    !crypto_scram_nonce_ok(cnonce.p + 2, cnonce.len - 2,
+	    SASL_SCRAM_CNONCE_MAX))
 		return SASL_BAD;
 	while (next_field(&rest, &f, &comma))
 		if (!attr_ok(&f))
