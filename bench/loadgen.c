@@ -38,9 +38,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define LG_INBUF	(256 * 1024)	/* one read; lines are parsed in place */
+#define LG_INBUF	(256 * 1024)	/* lines are parsed in place */
 #define LG_LINE_MAX	4096		/* longest reply line accepted */
-#define LG_MAX_CONNS	60000		/* bounded by the loopback port range */
+#define LG_MAX_CONNS	60000		/* the loopback port range */
 #define LG_MAX_THREADS	16
 #define LG_MAX_MSGS	1000000
 #define LG_ERR_LEN	256
@@ -49,7 +49,7 @@ enum lg_mode { MODE_PLAIN, MODE_STLS, MODE_TLS };
 enum lg_scen { SC_LOGIN, SC_LIST, SC_RETR, SC_FULL, SC_HOLD };
 
 enum lg_step {
-	STEP_CONNECT,		/* connect() to greeting (incl. implicit TLS) */
+	STEP_CONNECT,		/* connect() to greeting, implicit TLS too */
 	STEP_STLS,		/* STLS sent to handshake done */
 	STEP_LOGIN,		/* USER sent to PASS +OK */
 	STEP_LIST,		/* STAT sent to the end of LIST (and UIDL) */
@@ -82,11 +82,11 @@ struct lg_conn {
 	int		 fd;
 	SSL		*ssl;
 	enum lg_state	 state;
-	bool		 multi;		/* inside a multi-line reply */
+	bool		 multi;		/* in a multi-line reply */
 	bool		 want_write;
 	bool		 counted_held;
 	unsigned int	 slot;		/* global client index */
-	unsigned long	 nsess;		/* sessions run by this slot */
+	unsigned long	 nsess;		/* sessions of this slot */
 	const struct lg_user *user;
 	char		*in;
 	size_t		 inlen;
@@ -98,7 +98,7 @@ struct lg_conn {
 	unsigned long long octets;	/* from STAT */
 	uint64_t	*sizes;		/* from LIST, 1-based */
 	size_t		 sizes_cap;
-	unsigned long	 lines;		/* lines of the current multi-line reply */
+	unsigned long	 lines;		/* lines of this multi-line reply */
 	unsigned long long got;		/* octets of the current RETR */
 	unsigned long	 retr_next;	/* next message to RETR */
 };
@@ -111,7 +111,7 @@ struct lg_worker {
 	struct lg_lat	 lat[STEP_COUNT];
 	unsigned long	 sessions;
 	unsigned long long bytes;
-	unsigned int	 inflight;	/* connections not yet logged in */
+	unsigned int	 inflight;	/* not yet logged in */
 };
 
 static struct {
@@ -130,10 +130,10 @@ static struct {
 	unsigned long	 retr;		/* RETR 1..retr; 0: all */
 	long		 expect_count;	/* -1: unchecked */
 	long long	 expect_octets;
-	unsigned int	 ramp;		/* logins in flight per thread */
+	unsigned int	 ramp;		/* logins in flight, per thread */
 	double		 step_timeout;
 	double		 hold_wait;
-	unsigned int	 nets;		/* -S: source /24s; 0: the kernel's */
+	unsigned int	 nets;		/* -S: source /24s, or 0 */
 	SSL_CTX		*ctx;
 	struct sockaddr_in sa;
 } cfg;
@@ -611,7 +611,7 @@ conn_parse(struct lg_conn *c)
 		}
 		if (c->state == ST_IDLE || c->state == ST_CONNECTING ||
 		    c->state == ST_DONE)
-			return;	/* a new session: conn_close emptied c->in */
+			return;	/* a new session: c->in is empty */
 	}
 	if (c->fd == -1)
 		return;
@@ -828,7 +828,8 @@ conn_event(struct lg_conn *c, uint32_t events)
 			if (conn_flush(c) < 0)
 				return;
 		} else {
-			c->want_write = false;	/* an SSL_read wanted it */
+			/* an SSL_read wanted it */
+			c->want_write = false;
 			conn_events(c);
 		}
 	}
@@ -926,7 +927,8 @@ load_users(const char *path)
 		*sp = '\0';
 		if (cfg.nusers == cap) {
 			cap = cap ? cap * 2 : 256;
-			cfg.users = realloc(cfg.users, cap * sizeof(*cfg.users));
+			cfg.users = realloc(cfg.users,
+			    cap * sizeof(*cfg.users));
 			if (cfg.users == NULL)
 				die("out of memory");
 		}
@@ -944,11 +946,12 @@ load_users(const char *path)
 static void
 usage(void)
 {
-	fputs("usage: loadgen -p port -u userfile -s login|list|retr|full|hold\n"
+	fputs("usage: loadgen -p port -u userfile\n"
+	    "    -s login|list|retr|full|hold\n"
 	    "    [-a 127.0.0.1] [-m plain|stls|tls] [-c clients] [-t threads]\n"
 	    "    [-n sessions | -d seconds] [-r retr] [-E count] [-B octets]\n"
-	    "    [-R ramp] [-S source_nets] [-T step_timeout] [-w hold_seconds]\n"
-	    "    [-l label]\n",
+	    "    [-R ramp] [-S source_nets] [-T step_timeout]\n"
+	    "    [-w hold_seconds] [-l label]\n",
 	    stderr);
 	exit(2);
 }
@@ -1026,8 +1029,8 @@ main(int argc, char **argv)
 	cfg.hold_wait = 120;
 	cfg.label = "";
 	cfg.scen_name = NULL;
-	while ((ch = getopt(argc, argv, "a:p:m:u:s:c:t:n:d:r:E:B:R:S:T:w:l:")) !=
-	    -1) {
+	while ((ch = getopt(argc, argv,
+	    "a:p:m:u:s:c:t:n:d:r:E:B:R:S:T:w:l:")) != -1) {
 		switch (ch) {
 		case 'a': cfg.host = optarg; break;
 		case 'p': cfg.port = atoi(optarg); break;

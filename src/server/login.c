@@ -46,7 +46,7 @@ struct login_conn {
 	struct ev_timer	 delay;		/* failed-auth delay */
 	uint64_t	 req;		/* pending auth request, 0 = none */
 	uint64_t	 sasl_req;	/* SASL exchange under way, 0 = none */
-	unsigned int	 auth_idx;	/* the auth worker req/sasl_req went to */
+	unsigned int	 auth_idx;	/* auth worker of req and sasl_req */
 	uint32_t	 method;
 	char		 mech[32];	/* SASL mechanism, for the log */
 	enum auth_result verdict;
@@ -127,7 +127,8 @@ conn_closed(struct session *s)
 	if (c->req != 0 && c->auth_idx < nauth && authc[c->auth_idx] != NULL) {
 		struct msg_cancel m = { .req = c->req };
 
-		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m), -1);
+		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m),
+		    -1);
 	}
 	if (c->sasl_req != 0)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
@@ -588,8 +589,8 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		return CMD_CLOSE;
 	}
 	if (auth_for(c) == NULL) {
-		session_reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
-		    "try later.");
+		session_reply(s, "-ERR [SYS/TEMP] Authentication is "
+		    "unavailable, try later.");
 		return CMD_BAD;
 	}
 	c->sasl_req = next_req++;
@@ -677,7 +678,8 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 		}
 		sv[0] = -1;
 	}
-	if (give < 0 || ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
+	if (give < 0 ||
+	    ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
 		if (give >= 0)
 			log_warnx("session=%s event=handoff-failed",
 			    h->session);
