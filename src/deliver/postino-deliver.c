@@ -19,6 +19,7 @@
 
 #include "../auth/auth.h"
 #include "../lib/fdio.h"
+#include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../lib/version.h"
 #include "delivery.h"
@@ -187,9 +188,14 @@ main(int argc, char **argv)
 		die(EX_TEMPFAIL, "out of memory");
 	if (config_load(cf, conf, err) < 0)
 		die(EX_CONFIG, "%s", err);
-	ops = auth_lookup("passwd-file");
-	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
-		die(EX_TEMPFAIL, "passwd_file: %s", ops ? err : "no backend");
+	/*
+	 * The backend's own messages (a malformed passwd-file line, a
+	 * database outage) go to the mail log, as postinod's do: stderr is
+	 * the one line for the MTA.
+	 */
+	log_init("postino-deliver", false, false);
+	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
 	ar = ops->lookup(db, user, &u);
 	ops->close(&db);
 	if (ar == AUTH_PERMFAIL)
