@@ -48,9 +48,10 @@ static const char manual[] =
 "  -a RECIPIENT  Delivered-To (default $ORIGINAL_RECIPIENT, else USER)\n"
 "  -h, --help    print this text;  -V, --version  print the version\n"
 "A leading mbox \"From \" line is dropped. Exit status (sysexits.h): 0\n"
-"delivered, 75 try again later, 67 no such user, 73 mailbox cannot be\n"
-"written or full, 65 message too big, 64 usage, 78 configuration; with\n"
-"one line on stderr for the MTA's bounce.\n";
+"delivered, 75 try again later (also a full mailbox with\n"
+"lmtp_quota_temporary), 67 no such user, 73 mailbox cannot be written or\n"
+"full, 65 message too big, 64 usage, 78 configuration; with one line on\n"
+"stderr for the MTA's bounce.\n";
 
 static void __attribute__((noreturn))
 usage(void)
@@ -137,6 +138,7 @@ main(int argc, char **argv)
 	enum auth_result ar;
 	enum store_result r;
 	char err[ERR_LEN];
+	bool quota_temporary;
 	int ch, fd;
 
 	static const struct option longopts[] = {
@@ -224,13 +226,16 @@ main(int argc, char **argv)
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
+	quota_temporary = cf->lmtp_quota_temporary;
 	close(fd);
 	free(cf);
 	switch (r) {
 	case STORE_OK:
 		return EX_OK;
 	case STORE_OVERQUOTA:
-		die(EX_CANTCREAT, "%s: mailbox full", user);
+		/* As LMTP's 552 5.2.2, or 452 4.2.2 with lmtp_quota_temporary. */
+		die(quota_temporary ? EX_TEMPFAIL : EX_CANTCREAT,
+		    "%s: mailbox full", user);
 	case STORE_PERMFAIL:
 		die(EX_CANTCREAT, "%s: %s", user, err);
 	default:
