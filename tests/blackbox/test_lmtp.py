@@ -848,6 +848,10 @@ def test_bad_quota_field_is_a_temporary_failure(users, postinod, extra):
     r.close()
     srv.wait_log('user "alice": extra field: ')
     assert stored(users, "alice") == {}
+    p = srv.raw()                                # POP3: [SYS/TEMP] too
+    p.expect(b"+OK")
+    p.cmd(b"USER alice")
+    assert p.cmd(b"PASS secret").startswith(b"-ERR [SYS/TEMP]")
 
 
 def test_pop3_cap_bounds_delivery(users, postinod):
