@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
-#include "../auth/auth_pgsql.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -914,23 +913,10 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
-	if (strcmp(cf->passdb, "pgsql") == 0) {
-		struct auth_pgsql_conf pc = {
-			.conninfo = cf->pgsql_conninfo,
-			.password_file = cf->pgsql_password_file,
-			.query = cf->password_query,
-		};
-
-		/* Each auth worker has its own connection (auth_pgsql.h). */
-		auth_pgsql_configure(&pc);
-		ops = &auth_pgsql_ops;
-		if (ops->open(&db, NULL, err) < 0)
-			fatalx("passdb pgsql: %s", err);
-	} else {
-		ops = auth_lookup("passwd-file");
-		if (ops == NULL || ops->open(&db, passwd_path(), err) < 0)
-			fatalx("passwd_file: %s", ops ? err : "no backend");
-	}
+	/* Each auth worker has its own connection (auth_pgsql.h). */
+	if (config_passdb_open(cf, strcmp(cf->passdb, "passwd-file") == 0 ?
+	    passwd_path() : NULL, &ops, &db, err) < 0)
+		fatalx("%s", err);
 	/*
 	 * The role parses SASL responses and holds every hash: it serves no
 	 * request as root. The backend is opened first (a pgsql password
