@@ -4,6 +4,7 @@
 #   make SAN=1      the same with AddressSanitizer + UBSan (build/asan/)
 #   make V=1        show the full compiler commands
 #   make run        install what is missing, build, serve a demo on port 1110
+#                   (DEMO_PORT=, DEMO_TLS_PORT= for others)
 #   make check      install test dependencies, build both ways, run every test
 #   make unit       cmocka unit tests only (SAN=1 for the sanitizer build)
 #   make fuzz       libFuzzer targets for the parsers (clang), FUZZ_SECONDS each
@@ -149,8 +150,13 @@ deps:
 deps-build:
 	@sh tests/deps.sh build
 
+# The demo's ports (make run DEMO_PORT=2110 DEMO_TLS_PORT=2995 when 1110
+# or 1995 is taken; `make clean` first if the demo exists).
+DEMO_PORT ?= 1110
+DEMO_TLS_PORT ?= 1995
 demo: $(PROGS)
-	@sh demo/make-demo.sh $(BUILD)
+	@DEMO_PORT=$(DEMO_PORT) DEMO_TLS_PORT=$(DEMO_TLS_PORT) \
+	    sh demo/make-demo.sh $(BUILD)
 
 # Install first, then a new make reads the Makefile again: pkg-config and
 # every check see the installed packages.
@@ -194,6 +200,8 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
+	@if [ -e doc/postino-deliver.8 ]; then \
+	    $(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8; fi
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
 	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service
@@ -280,9 +288,17 @@ bench bench-quick bench-smoke: bench-build
 	    $(if $(filter bench-quick,$@),--quick)$(if $(filter bench-smoke,$@),--smoke)
 
 # The demo's mail, when it had to live outside build/ (demo/make-demo.sh).
+# A test root left by a killed test still has the host's /dev and the
+# shared apt archive mounted in it: unmount first, never delete through.
 clean:
 	@h=$$(cat build/demo/mail-home 2>/dev/null) || :; \
 	case "$$h" in /var/tmp/postino-demo-*) rm -rf "$$h" ;; esac
-	rm -rf build
+	@for r in build/roots/*; do \
+	    [ -d "$$r" ] && sh tests/root/fresh-root.sh leave "$$r"; done; :
+	@if grep -q " $(CURDIR)/build/" /proc/self/mounts 2>/dev/null; then \
+	    echo "clean: file systems still mounted under build/:" >&2; \
+	    grep " $(CURDIR)/build/" /proc/self/mounts >&2; exit 1; fi
+	rm -rf --one-file-system build
 
--include $(shell find build -path build/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
+# Only this build's objects: build/ also holds packages and test roots.
+-include $(shell find $(BUILD)/src $(BUILD)/tests -name '*.d' -type f 2>/dev/null)

@@ -8,6 +8,8 @@ build=$1
 top=$(pwd)
 root="$top/$build/demo"
 src="$top/demo"
+port=${DEMO_PORT:-1110}
+tport=${DEMO_TLS_PORT:-1995}
 
 if [ -f "$root/postinod.conf" ]; then
 	exit 0
@@ -17,13 +19,16 @@ mkdir -p "$root/empty"
 # directory down to the Maildir. A checkout under /root (mode 0700 on
 # Debian) does not allow that: the demo's home then lives in
 # /var/tmp/postino-demo-<checksum of this path> (recorded in
-# $root/mail-home; `make clean` removes it).
+# $root/mail-home; `make clean` removes it), and so does the passwd-file,
+# which the auth processes (postino-auth) must reach.
 home="$root/home"
+pwdir="$root"
 if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$top/$build" "$root"
 	if ! runuser -u nobody -- test -x "$root" 2>/dev/null; then
 		sum=$(printf '%s' "$root" | cksum | cut -d' ' -f1)
 		home=/var/tmp/postino-demo-$sum
+		pwdir=$home
 		rm -rf "$home"
 		echo "demo: nobody cannot reach $root (a parent directory" \
 		    "is not searchable); the demo's mail goes to $home" >&2
@@ -43,20 +48,20 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
 	-days 3650 -keyout "$root/key.pem" -out "$root/cert.pem" \
 	</dev/null >/dev/null 2>&1
-printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$root/passwd"
+printf 'demo:%s::::%s/demo::\n' "$hash" "$home" > "$pwdir/passwd"
 
 {
 	echo "# Demo configuration written by demo/make-demo.sh"
-	echo "listen = 127.0.0.1:1110"
-	echo "listen_tls = 127.0.0.1:1995"
+	echo "listen = 127.0.0.1:$port"
+	echo "listen_tls = 127.0.0.1:$tport"
 	# Files in /proc report size 0: read it instead of testing -s.
 	if grep -q . /proc/net/if_inet6 2>/dev/null; then
-		echo "listen = [::1]:1110"
-		echo "listen_tls = [::1]:1995"
+		echo "listen = [::1]:$port"
+		echo "listen_tls = [::1]:$tport"
 	fi
 	echo "tls_cert = $root/cert.pem"
 	echo "tls_key = $root/key.pem"
-	echo "passwd_file = $root/passwd"
+	echo "passwd_file = $pwdir/passwd"
 	echo "mailbox = maildir:~/Maildir"
 	echo "auth_fail_delay_ms = 500"
 	echo "ready_file = $root/ready"
@@ -83,7 +88,7 @@ if [ "$(id -u)" = 0 ]; then
 			--shell /usr/sbin/nologin postino-auth
 	chmod 600 "$root/key.pem"
 	# Only the auth processes read the passwd-file.
-	chgrp postino-auth "$root/passwd"
-	chmod 640 "$root/passwd"
+	chgrp postino-auth "$pwdir/passwd"
+	chmod 640 "$pwdir/passwd"
 	install -d -o root -g root -m 755 /run/postino /run/postino/empty
 fi

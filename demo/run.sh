@@ -44,10 +44,10 @@ cert="$build/demo/cert.pem"
 	echo
 	echo "postinod: serving user demo (password demo) on 127.0.0.1 and [::1]:"
 	echo "  port $port (plain, STLS) and $tport (implicit TLS, self-signed certificate)"
-	echo "  postino:  POSTINO_PASSWORD=demo $build/postino list --cafile $cert demo@localhost:$tport"
+	echo "  postino:  POSTINO_PASSWORD=demo $build/postino list --cafile $cert pop3s://demo@127.0.0.1:$tport"
 	if have curl; then
 		echo "  curl:     curl -v pop3://demo:demo@127.0.0.1:$port/1"
-		echo "            curl --cacert $cert pop3s://demo:demo@localhost:$tport/1"
+		echo "            curl --cacert $cert pop3s://demo:demo@127.0.0.1:$tport/1"
 	fi
 	echo "  openssl:  openssl s_client -quiet -starttls pop3 -connect 127.0.0.1:$port"
 	echo "            openssl s_client -quiet -connect 127.0.0.1:$tport"

@@ -9,8 +9,12 @@ set -eu
 
 server="gcc make libc6-dev libssl-dev libcrypt-dev openssl libpq-dev"
 build="$server pkg-config libgmime-3.0-dev"
-# Packaging and its tests: the man-page check, make deb, the fresh-root tests.
-pkg="man-db groff-base debhelper dpkg-dev fakeroot lintian debootstrap git"
+# Packaging and its tests: the man-page check (man-db, groff-base), make
+# deb (build-essential, debhelper, dpkg-dev, fakeroot, lintian), the units
+# (systemd: systemd-analyze, -sysusers, -tmpfiles; nothing is started), the
+# fresh Debian roots (debootstrap, git).
+pkg="man-db groff-base build-essential debhelper dpkg-dev fakeroot lintian
+	systemd debootstrap git"
 tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
 	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
 	postfix dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"

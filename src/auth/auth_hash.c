@@ -3,18 +3,33 @@
 #include <crypt.h>
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "../lib/str.h"
+#include "crypto.h"
 
 _Static_assert(AUTH_HASH_MAX >= CRYPT_OUTPUT_SIZE,
     "AUTH_HASH_MAX must hold any crypt(3) output");
+_Static_assert(AUTH_SCRAM_KEY_LEN == CRYPTO_SHA256_LEN,
+    "SCRAM-SHA-256 keys are SHA-256 digests");
 
 static unsigned long hash_count;
+
+static const struct {
+	const char	*name;
+	enum auth_scheme scheme;
+} schemes[] = {
+	{ "CRYPT", AUTH_SCHEME_CRYPT },
+	{ "SHA512-CRYPT", AUTH_SCHEME_CRYPT },
+	{ "SHA256-CRYPT", AUTH_SCHEME_CRYPT },
+	{ "BLF-CRYPT", AUTH_SCHEME_CRYPT },
+	{ "YESCRYPT", AUTH_SCHEME_CRYPT },
+	{ "PLAIN", AUTH_SCHEME_PLAIN },
+	{ "SCRAM-SHA-256", AUTH_SCHEME_SCRAM },
+};
 
 bool
 auth_hash_verify(const char *pass, const char *hash)
@@ -85,10 +100,6 @@ int
 auth_scram_derive(const char *pass, size_t passlen, uint32_t iter,
     const unsigned char *salt, size_t saltlen, struct auth_scram *k)
 {
-	unsigned char salted[AUTH_SCRAM_KEY_LEN], client[AUTH_SCRAM_KEY_LEN];
-	unsigned int len = 0, len2 = 0;
-	bool ok;
-
 	memset(k, 0, sizeof(*k));
 	if (iter < AUTH_SCRAM_ITER_MIN || iter > AUTH_SCRAM_ITER_MAX ||
 	    saltlen == 0 || saltlen > AUTH_SCRAM_SALT_MAX ||
@@ -97,20 +108,8 @@ auth_scram_derive(const char *pass, size_t passlen, uint32_t iter,
 	k->iter = iter;
 	k->saltlen = saltlen;
 	memcpy(k->salt, salt, saltlen);
-	/* RFC 5802 sec. 3: Hi() is PBKDF2 with HMAC as the PRF. */
-	ok = PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt, (int)saltlen,
-	    (int)iter, EVP_sha256(), sizeof(salted), salted) == 1 &&
-	    HMAC(EVP_sha256(), salted, sizeof(salted),
-	    (const unsigned char *)"Client Key", 10, client, &len) != NULL &&
-	    len == sizeof(client) &&
-	    EVP_Digest(client, sizeof(client), k->stored_key, &len2,
-	    EVP_sha256(), NULL) == 1 && len2 == sizeof(k->stored_key) &&
-	    HMAC(EVP_sha256(), salted, sizeof(salted),
-	    (const unsigned char *)"Server Key", 10, k->server_key, &len) !=
-	    NULL && len == sizeof(k->server_key);
-	explicit_bzero(salted, sizeof(salted));
-	explicit_bzero(client, sizeof(client));
-	if (!ok) {
+	if (!crypto_scram_keys(pass, passlen, salt, saltlen, iter, NULL,
+	    k->stored_key, k->server_key)) {
 		explicit_bzero(k, sizeof(*k));
 		return -1;
 	}
@@ -225,4 +224,131 @@ auth_scram_verify(const char *pass, const struct auth_scram *k)
 	    sizeof(mine.server_key))) == 0;
 	explicit_bzero(&mine, sizeof(mine));
 	return ok;
+}
+
+bool
+auth_scram_verify_text(const char *pass, const char *text)
+{
+	struct auth_scram k;
+	bool ok;
+
+	ok = auth_scram_parse(text, &k) == 0 && auth_scram_verify(pass, &k);
+	explicit_bzero(&k, sizeof(k));
+	return ok;
+}
+
+/* The scheme named by a "{NAME}" prefix; *end_r after the '}'. */
+static enum auth_scheme
+scheme_prefix(const char *field, const char **end_r)
+{
+	const char *end = strchr(field, '}');
+	size_t len;
+
+	if (end == NULL)
+		return AUTH_SCHEME_UNUSABLE;
+	len = (size_t)(end - field - 1);
+	*end_r = end + 1;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strlen(schemes[i].name) == len &&
+		    strncasecmp(field + 1, schemes[i].name, len) == 0)
+			return schemes[i].scheme;
+	return AUTH_SCHEME_UNUSABLE;
+}
+
+static enum auth_scheme
+crypt_scheme(const char *s, const char **why_r)
+{
+	int check;
+
+	if (strlen(s) >= AUTH_HASH_MAX) {
+		*why_r = "hash too long; the user cannot log in";
+		return AUTH_SCHEME_UNUSABLE;
+	}
+	check = crypt_checksalt(s);
+	if (check == CRYPT_SALT_INVALID ||
+	    check == CRYPT_SALT_METHOD_DISABLED) {
+		*why_r = "not a hash this crypt(3) can check; the user cannot "
+		    "log in";
+		return AUTH_SCHEME_UNUSABLE;
+	}
+	/* Still usable, but worth a rehash. */
+	if (check != CRYPT_SALT_OK)
+		*why_r = check == CRYPT_SALT_METHOD_LEGACY ?
+		    "legacy hash method; rehash with postino-passwd" :
+		    "weak hash; rehash with postino-passwd";
+	return AUTH_SCHEME_CRYPT;
+}
+
+enum auth_scheme
+auth_hash_scheme(const char *field, const char **secret_r, const char **why_r)
+{
+	enum auth_scheme sch = AUTH_SCHEME_CRYPT;
+	const char *s = field;
+	struct auth_scram k;
+	int r;
+
+	*secret_r = field;
+	*why_r = NULL;
+	if (field[0] == '\0' || field[0] == '*' || field[0] == '!')
+		return AUTH_SCHEME_LOCKED;
+	if (field[0] == '{') {
+		sch = scheme_prefix(field, &s);
+		if (sch == AUTH_SCHEME_UNUSABLE) {
+			*why_r = "unknown password scheme; the user cannot "
+			    "log in";
+			return sch;
+		}
+	}
+	*secret_r = s;
+	if (s[0] == '\0')
+		return AUTH_SCHEME_LOCKED;
+	if (sch == AUTH_SCHEME_PLAIN)
+		return AUTH_SCHEME_PLAIN;
+	if (s[0] == '*' || s[0] == '!')
+		return AUTH_SCHEME_LOCKED;
+	if (sch == AUTH_SCHEME_CRYPT)
+		return crypt_scheme(s, why_r);
+	r = auth_scram_parse(s, &k);
+	explicit_bzero(&k, sizeof(k));
+	if (r == 0)
+		return AUTH_SCHEME_SCRAM;
+	*why_r = "not iter,salt,storedkey,serverkey with 4096..10000000 "
+	    "iterations; the user cannot log in";
+	return AUTH_SCHEME_UNUSABLE;
+}
+
+int
+auth_dummy_init(struct auth_dummy *d, char *err)
+{
+	memset(d, 0, sizeof(*d));
+	return auth_hash_make("$y$", 0, "postino-dummy", d->hash,
+	    sizeof(d->hash), err);
+}
+
+void
+auth_dummy_learn(struct auth_dummy *d, enum auth_scheme sch,
+    const char *secret)
+{
+	struct auth_scram k;
+
+	if (sch == AUTH_SCHEME_SCRAM) {
+		if (auth_scram_parse(secret, &k) == 0) {
+			d->scram = k;
+			d->is_scram = true;
+		}
+		explicit_bzero(&k, sizeof(k));
+	} else if (sch == AUTH_SCHEME_CRYPT &&
+	    str_copy(d->hash, sizeof(d->hash), secret) == 0) {
+		d->is_scram = false;
+		explicit_bzero(&d->scram, sizeof(d->scram));
+	}
+}
+
+void
+auth_dummy_pay(const struct auth_dummy *d, const char *pass)
+{
+	if (d->is_scram)
+		(void)auth_scram_verify(pass, &d->scram);
+	else
+		(void)auth_hash_verify(pass, d->hash);
 }

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "auth.h"
-#include "base64.h"
+#include "../lib/base64.h"
 
 /* Bytes a crypt(3) hash takes with its NUL (CRYPT_OUTPUT_SIZE). */
 #define AUTH_HASH_MAX	384
@@ -38,6 +38,50 @@ int auth_hash_make(const char *prefix, unsigned long cost, const char *pass,
  * For tests: it proves that unknown and locked users pay a dummy hash.
  */
 unsigned long auth_hash_count(void);
+
+/* ---- Stored secrets: "{SCHEME}secret" (passwd-file, pgsql) ------------ */
+
+enum auth_scheme {
+	AUTH_SCHEME_CRYPT,	/* a crypt(3) hash: no prefix, {CRYPT} ... */
+	AUTH_SCHEME_PLAIN,	/* {PLAIN}: also for APOP, CRAM-MD5, SCRAM */
+	AUTH_SCHEME_SCRAM,	/* {SCRAM-SHA-256}iter,salt,stored,server */
+	AUTH_SCHEME_LOCKED,	/* empty, "*" or "!": never logs in */
+	AUTH_SCHEME_UNUSABLE,	/* unknown scheme or a secret we cannot use */
+};
+
+/*
+ * The scheme of a stored password field (a {SCHEME} prefix, any case, or
+ * none for crypt(3), Dovecot's default_pass_scheme) and in *secret_r what
+ * follows the prefix. A SCRAM secret is parsed and a crypt(3) hash checked
+ * with crypt_checksalt() here, once. *why_r: NULL, or why the user cannot
+ * log in (AUTH_SCHEME_UNUSABLE) or should rehash (a legacy or weak
+ * AUTH_SCHEME_CRYPT), for the log.
+ */
+enum auth_scheme auth_hash_scheme(const char *field, const char **secret_r,
+    const char **why_r);
+
+/*
+ * What a password check costs a user who gets no real one (unknown,
+ * locked, unusable, or {PLAIN}): one hash of the method real users have.
+ */
+struct auth_dummy {
+	char		 hash[AUTH_HASH_MAX];	/* crypt(3), unless is_scram */
+	bool		 is_scram;
+	struct auth_scram scram;
+};
+
+/* Start with a yescrypt hash. 0, or -1 with err (ERR_LEN) filled. */
+int auth_dummy_init(struct auth_dummy *d, char *err);
+
+/*
+ * Take secret, of scheme sch as auth_hash_scheme() gave it, as the dummy
+ * if it is a crypt(3) hash or a SCRAM secret; otherwise keep the old one.
+ */
+void auth_dummy_learn(struct auth_dummy *d, enum auth_scheme sch,
+    const char *secret);
+
+/* Check pass against the dummy, for the time it takes; the result is moot. */
+void auth_dummy_pay(const struct auth_dummy *d, const char *pass);
 
 /* ---- SCRAM-SHA-256 (RFC 5802 sec. 3, RFC 7677) ------------------------ */
 
@@ -88,5 +132,8 @@ int auth_scram_parse(const char *text, struct auth_scram *k);
  * time). Counts as one hash in auth_hash_count().
  */
 bool auth_scram_verify(const char *pass, const struct auth_scram *k);
+
+/* auth_scram_parse(text) and auth_scram_verify(); false if either fails. */
+bool auth_scram_verify_text(const char *pass, const char *text);
 
 #endif

@@ -14,17 +14,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <crypt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "../lib/log.h"
 #include "auth.h"
 #include "auth_hash.h"
+#include "crypto.h"
 
 /* A passwd-file larger than this is a mistake, not a user list. */
 #define PASSWD_FILE_MAX	(256u * 1024 * 1024)
@@ -36,21 +34,11 @@
  * with more kinds than this is counted by its first ones.
  */
 #define DUMMY_METHODS	16
-/* Hex digits of an APOP digest: MD5 (RFC 1939 sec. 7). */
-#define APOP_HEX_LEN	32
-
-enum scheme {
-	SCHEME_CRYPT,
-	SCHEME_PLAIN,
-	SCHEME_SCRAM,		/* {SCRAM-SHA-256}, checked at load time */
-	SCHEME_LOCKED,		/* empty, "*" or "!": never logs in */
-	SCHEME_UNUSABLE,	/* unknown scheme or a hash crypt(3) refuses */
-};
 
 struct entry {
 	const char	*name;
 	const char	*secret;	/* after the {SCHEME} prefix */
-	enum scheme	 scheme;
+	enum auth_scheme scheme;
 	bool		 has_uid, has_gid;
 	uid_t		 uid;
 	gid_t		 gid;
@@ -71,22 +59,7 @@ struct auth_db {
 	 * most users have (a crypt(3) setting or SCRAM-SHA-256 iterations),
 	 * else yescrypt.
 	 */
-	char		 dummy[AUTH_HASH_MAX];
-	bool		 dummy_is_scram;
-	struct auth_scram dummy_scram;
-};
-
-static const struct {
-	const char	*name;
-	enum scheme	 scheme;
-} schemes[] = {
-	{ "CRYPT", SCHEME_CRYPT },
-	{ "SHA512-CRYPT", SCHEME_CRYPT },
-	{ "SHA256-CRYPT", SCHEME_CRYPT },
-	{ "BLF-CRYPT", SCHEME_CRYPT },
-	{ "YESCRYPT", SCHEME_CRYPT },
-	{ "PLAIN", SCHEME_PLAIN },
-	{ "SCRAM-SHA-256", SCHEME_SCRAM },
+	struct auth_dummy dummy;
 };
 
 static void
@@ -133,70 +106,16 @@ log_line(const struct auth_db *db, unsigned int lineno, const char *name,
 }
 
 /* The scheme of a password field; *secret_r is what follows the prefix. */
-static enum scheme
+static enum auth_scheme
 parse_secret(const struct auth_db *db, unsigned int lineno, const char *name,
     const char *field, const char **secret_r)
 {
-	enum scheme sch = SCHEME_CRYPT;	/* Dovecot's default_pass_scheme */
-	const char *s = field;
-	int check;
+	const char *why;
+	enum auth_scheme sch = auth_hash_scheme(field, secret_r, &why);
 
-	*secret_r = field;
-	if (field[0] == '\0' || field[0] == '*' || field[0] == '!')
-		return SCHEME_LOCKED;
-	if (field[0] == '{') {
-		const char *end = strchr(field, '}');
-		size_t i, len, n = sizeof(schemes) / sizeof(schemes[0]);
-
-		len = end != NULL ? (size_t)(end - field - 1) : 0;
-		for (i = 0; end != NULL && i < n; i++)
-			if (strlen(schemes[i].name) == len &&
-			    strncasecmp(field + 1, schemes[i].name, len) == 0)
-				break;
-		if (end == NULL || i == n) {
-			log_line(db, lineno, name, "unknown password scheme; "
-			    "the user cannot log in");
-			return SCHEME_UNUSABLE;
-		}
-		sch = schemes[i].scheme;
-		s = end + 1;
-	}
-	*secret_r = s;
-	if (s[0] == '\0')
-		return SCHEME_LOCKED;
-	if (sch == SCHEME_PLAIN)
-		return SCHEME_PLAIN;
-	if (s[0] == '*' || s[0] == '!')
-		return SCHEME_LOCKED;
-	if (sch == SCHEME_SCRAM) {
-		struct auth_scram k;
-		int r = auth_scram_parse(s, &k);
-
-		explicit_bzero(&k, sizeof(k));
-		if (r == 0)
-			return SCHEME_SCRAM;
-		log_line(db, lineno, name, "not iter,salt,storedkey,serverkey "
-		    "with 4096..10000000 iterations; the user cannot log in");
-		return SCHEME_UNUSABLE;
-	}
-	if (strlen(s) >= AUTH_HASH_MAX) {
-		log_line(db, lineno, name, "hash too long; the user cannot "
-		    "log in");
-		return SCHEME_UNUSABLE;
-	}
-	check = crypt_checksalt(s);
-	if (check == CRYPT_SALT_INVALID ||
-	    check == CRYPT_SALT_METHOD_DISABLED) {
-		log_line(db, lineno, name, "not a hash this crypt(3) can "
-		    "check; the user cannot log in");
-		return SCHEME_UNUSABLE;
-	}
-	/* Still usable, but worth a rehash. */
-	if (check != CRYPT_SALT_OK)
-		log_line(db, lineno, name, check == CRYPT_SALT_METHOD_LEGACY ?
-		    "legacy hash method; rehash with postino-passwd" :
-		    "weak hash; rehash with postino-passwd");
-	return SCHEME_CRYPT;
+	if (why != NULL)
+		log_line(db, lineno, name, why);
+	return sch;
 }
 
 /* Empty is "not given"; otherwise strict decimal, below the (id_t)-1 marker. */
@@ -263,7 +182,7 @@ parse_line(struct auth_db *db, char *line, unsigned int lineno,
 	if ((e->has_uid && uid == 0) || (e->has_gid && gid == 0)) {
 		log_line(db, lineno, e->name, "uid or gid 0 is refused for "
 		    "mail; the user cannot log in");
-		e->scheme = SCHEME_LOCKED;
+		e->scheme = AUTH_SCHEME_LOCKED;
 	}
 	return true;
 }
@@ -298,7 +217,7 @@ same_cost(const struct entry *a, const struct entry *b)
 
 	if (a->scheme != b->scheme)
 		return false;
-	if (a->scheme == SCHEME_SCRAM)
+	if (a->scheme == AUTH_SCHEME_SCRAM)
 		return strtoul(a->secret, NULL, 10) == strtoul(b->secret, NULL,
 		    10);
 	la = setting_len(a->secret);
@@ -322,7 +241,8 @@ pick_dummy(struct auth_db *db)
 		const struct entry *e = &db->entries[i];
 		size_t k;
 
-		if (e->scheme != SCHEME_CRYPT && e->scheme != SCHEME_SCRAM)
+		if (e->scheme != AUTH_SCHEME_CRYPT &&
+		    e->scheme != AUTH_SCHEME_SCRAM)
 			continue;
 		for (k = 0; k < kinds; k++)
 			if (same_cost(first[k], e))
@@ -340,16 +260,8 @@ pick_dummy(struct auth_db *db)
 			best = k;
 	if (kinds == 0)
 		return;
-	/* parse_secret() checked every SCRAM secret. */
-	if (first[best]->scheme == SCHEME_SCRAM) {
-		if (auth_scram_parse(first[best]->secret, &db->dummy_scram) == 0)
-			db->dummy_is_scram = true;
-		return;
-	}
-	db->dummy_is_scram = false;
-	explicit_bzero(&db->dummy_scram, sizeof(db->dummy_scram));
-	/* parse_secret() bounded every CRYPT secret below AUTH_HASH_MAX. */
-	str_copy(db->dummy, sizeof(db->dummy), first[best]->secret);
+	/* parse_secret() checked every SCRAM secret and bounded every hash. */
+	auth_dummy_learn(&db->dummy, first[best]->scheme, first[best]->secret);
 }
 
 static int
@@ -526,8 +438,7 @@ pf_open(struct auth_db **db_r, const char *path, char *err)
 		return -1;
 	}
 	/* Until a file names a method, unknown users cost one yescrypt. */
-	if (auth_hash_make("$y$", 0, "postino-dummy", db->dummy,
-	    sizeof(db->dummy), err) < 0) {
+	if (auth_dummy_init(&db->dummy, err) < 0) {
 		free(db);
 		return -1;
 	}
@@ -566,44 +477,6 @@ fill_user(const struct entry *e, struct auth_user *u)
 	str_copy(u->home, sizeof(u->home), e->home);
 }
 
-/* Equality in a time that depends on neither content nor length. */
-static bool
-secret_equal(const char *a, const char *b)
-{
-	unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
-	unsigned int la = 0, lb = 0;
-	bool ok;
-
-	ok = EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) &&
-	    EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL) &&
-	    la == lb && CRYPTO_memcmp(da, db, la) == 0;
-	explicit_bzero(da, sizeof(da));
-	explicit_bzero(db, sizeof(db));
-	return ok;
-}
-
-/* What a real user's check costs, for a user who gets no real check. */
-static void
-pay_dummy(const struct auth_db *db, const char *pass)
-{
-	if (db->dummy_is_scram)
-		(void)auth_scram_verify(pass, &db->dummy_scram);
-	else
-		(void)auth_hash_verify(pass, db->dummy);
-}
-
-static bool
-scram_verify(const char *pass, const char *secret)
-{
-	struct auth_scram k;
-	bool ok;
-
-	/* parse_secret() checked it, so this parse cannot fail. */
-	ok = auth_scram_parse(secret, &k) == 0 && auth_scram_verify(pass, &k);
-	explicit_bzero(&k, sizeof(k));
-	return ok;
-}
-
 static enum auth_result
 pf_verify(struct auth_db *db, const char *user, const char *pass,
     struct auth_user *user_r)
@@ -615,21 +488,21 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
 	if (strnlen(pass, AUTH_PASS_MAX + 1) > AUTH_PASS_MAX) {
-		pay_dummy(db, "");
+		auth_dummy_pay(&db->dummy, "");
 		return AUTH_PERMFAIL;
 	}
 	e = find(db, user);
-	if (e == NULL || e->scheme == SCHEME_LOCKED ||
-	    e->scheme == SCHEME_UNUSABLE) {
-		pay_dummy(db, pass);
+	if (e == NULL || e->scheme == AUTH_SCHEME_LOCKED ||
+	    e->scheme == AUTH_SCHEME_UNUSABLE) {
+		auth_dummy_pay(&db->dummy, pass);
 		return AUTH_PERMFAIL;
 	}
-	if (e->scheme == SCHEME_PLAIN) {
+	if (e->scheme == AUTH_SCHEME_PLAIN) {
 		/* A plaintext check is cheap: pay the hash anyway. */
-		pay_dummy(db, pass);
-		ok = secret_equal(pass, e->secret);
-	} else if (e->scheme == SCHEME_SCRAM) {
-		ok = scram_verify(pass, e->secret);
+		auth_dummy_pay(&db->dummy, pass);
+		ok = crypto_secret_equal(pass, e->secret);
+	} else if (e->scheme == AUTH_SCHEME_SCRAM) {
+		ok = auth_scram_verify_text(pass, e->secret);
 	} else {
 		ok = auth_hash_verify(pass, e->secret);
 	}
@@ -639,59 +512,26 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 	return AUTH_OK;
 }
 
-/* MD5(timestamp secret) in lower-case hex; false if OpenSSL fails. */
-static bool
-apop_digest(const char *timestamp, const char *secret,
-    char hex[APOP_HEX_LEN + 1])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
-	bool ok;
-
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return false;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
-	    EVP_DigestUpdate(ctx, secret, strlen(secret)) &&
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen * 2 == APOP_HEX_LEN;
-	EVP_MD_CTX_free(ctx);
-	if (ok)
-		str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return ok;
-}
-
 static enum auth_result
 pf_apop(struct auth_db *db, const char *user, const char *timestamp,
     const char *digest_hex, struct auth_user *user_r)
 {
-	char hex[APOP_HEX_LEN + 1], want[APOP_HEX_LEN + 1];
+	char hex[CRYPTO_MD5_HEX_LEN + 1], want[CRYPTO_MD5_HEX_LEN + 1];
 	const struct entry *e;
 	bool ok, plain;
 
 	memset(user_r, 0, sizeof(*user_r));
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
-	if (strnlen(digest_hex, APOP_HEX_LEN + 1) != APOP_HEX_LEN)
+	if (!crypto_md5_hex_parse(digest_hex,
+	    strnlen(digest_hex, CRYPTO_MD5_HEX_LEN + 1), want))
 		return AUTH_PERMFAIL;
-	for (size_t i = 0; i < APOP_HEX_LEN; i++) {
-		unsigned char c = (unsigned char)digest_hex[i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return AUTH_PERMFAIL;
-		want[i] = (char)c;
-	}
-	want[APOP_HEX_LEN] = '\0';
 	e = find(db, user);
-	plain = e != NULL && e->scheme == SCHEME_PLAIN;
+	plain = e != NULL && e->scheme == AUTH_SCHEME_PLAIN;
 	/* Others get the same digest work, against an empty secret. */
-	if (!apop_digest(timestamp, plain ? e->secret : "", hex))
+	if (!crypto_apop_digest(timestamp, plain ? e->secret : "", hex))
 		return AUTH_TEMPFAIL;
-	ok = CRYPTO_memcmp(hex, want, APOP_HEX_LEN) == 0 && plain;
+	ok = CRYPTO_memcmp(hex, want, CRYPTO_MD5_HEX_LEN) == 0 && plain;
 	explicit_bzero(hex, sizeof(hex));
 	if (!ok)
 		return AUTH_PERMFAIL;
@@ -708,8 +548,8 @@ pf_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
 	e = find(db, user);
-	if (e == NULL || e->scheme == SCHEME_LOCKED ||
-	    e->scheme == SCHEME_UNUSABLE)
+	if (e == NULL || e->scheme == AUTH_SCHEME_LOCKED ||
+	    e->scheme == AUTH_SCHEME_UNUSABLE)
 		return AUTH_PERMFAIL;
 	fill_user(e, user_r);
 	return AUTH_OK;
@@ -726,7 +566,7 @@ pf_scram_lookup(struct auth_db *db, const char *user, struct auth_scram *keys_r,
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
 	e = find(db, user);
-	if (e == NULL || e->scheme != SCHEME_SCRAM ||
+	if (e == NULL || e->scheme != AUTH_SCHEME_SCRAM ||
 	    auth_scram_parse(e->secret, keys_r) < 0)
 		return AUTH_PERMFAIL;
 	fill_user(e, user_r);
@@ -745,7 +585,7 @@ pf_plain_secret(struct auth_db *db, const char *user, char *buf,
 	if (refresh(db) < 0)
 		return AUTH_TEMPFAIL;
 	e = find(db, user);
-	if (e == NULL || e->scheme != SCHEME_PLAIN)
+	if (e == NULL || e->scheme != AUTH_SCHEME_PLAIN)
 		return AUTH_PERMFAIL;
 	if (str_copy(buf, bufsize, e->secret) < 0) {
 		explicit_bzero(buf, bufsize);

@@ -13,20 +13,18 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <crypt.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "../lib/log.h"
 #include "auth.h"
 #include "auth_hash.h"
 #include "auth_pgsql.h"
+#include "crypto.h"
 
 /*
  * Seconds to wait for a connection (the auth worker waits with it, so
@@ -41,21 +39,11 @@
  * and the log one line per second per worker.
  */
 #define PGSQL_RETRY_MS		1000
-/* APOP digests are MD5 in hex (RFC 1939 sec. 7). */
-#define APOP_HEX_LEN		32
 /* A column value longer than any secret we can use is refused unread. */
 #define PGSQL_SECRET_MAX	(AUTH_PASS_MAX + 32)
 
-enum scheme {
-	SCHEME_CRYPT,
-	SCHEME_PLAIN,
-	SCHEME_SCRAM,
-	SCHEME_LOCKED,		/* empty, "*", "!", uid or gid 0 */
-	SCHEME_UNUSABLE,	/* unknown scheme, a hash crypt(3) refuses */
-};
-
 struct row {
-	enum scheme	 scheme;
+	enum auth_scheme scheme;
 	char		 secret[PGSQL_SECRET_MAX + 1];	/* after {SCHEME} */
 	struct auth_user user;
 };
@@ -68,22 +56,7 @@ struct auth_db {
 	const char	*conninfo;
 	const char	*query;
 	/* What an unknown user's check costs: a recent real user's method. */
-	char		 dummy[AUTH_HASH_MAX];
-	bool		 dummy_is_scram;
-	struct auth_scram dummy_scram;
-};
-
-static const struct {
-	const char	*name;
-	enum scheme	 scheme;
-} schemes[] = {
-	{ "CRYPT", SCHEME_CRYPT },
-	{ "SHA512-CRYPT", SCHEME_CRYPT },
-	{ "SHA256-CRYPT", SCHEME_CRYPT },
-	{ "BLF-CRYPT", SCHEME_CRYPT },
-	{ "YESCRYPT", SCHEME_CRYPT },
-	{ "PLAIN", SCHEME_PLAIN },
-	{ "SCRAM-SHA-256", SCHEME_SCRAM },
+	struct auth_dummy dummy;
 };
 
 static struct auth_pgsql_conf pg_conf;
@@ -175,51 +148,15 @@ pg_connect(struct auth_db *db)
 	return -1;
 }
 
-static enum scheme
+static enum auth_scheme
 parse_secret(const char *field, const char **secret_r)
 {
-	enum scheme sch = SCHEME_CRYPT;
-	const char *s = field;
-	int check;
+	const char *why;
+	enum auth_scheme sch = auth_hash_scheme(field, secret_r, &why);
 
-	*secret_r = field;
-	if (field[0] == '\0' || field[0] == '*' || field[0] == '!')
-		return SCHEME_LOCKED;
-	if (field[0] == '{') {
-		const char *end = strchr(field, '}');
-		size_t i, len, n = sizeof(schemes) / sizeof(schemes[0]);
-
-		len = end != NULL ? (size_t)(end - field - 1) : 0;
-		for (i = 0; end != NULL && i < n; i++)
-			if (strlen(schemes[i].name) == len &&
-			    strncasecmp(field + 1, schemes[i].name, len) == 0)
-				break;
-		if (end == NULL || i == n)
-			return SCHEME_UNUSABLE;
-		sch = schemes[i].scheme;
-		s = end + 1;
-	}
-	*secret_r = s;
-	if (s[0] == '\0')
-		return SCHEME_LOCKED;
-	if (sch == SCHEME_PLAIN)
-		return strlen(s) <= AUTH_PASS_MAX ? SCHEME_PLAIN :
-		    SCHEME_UNUSABLE;
-	if (s[0] == '*' || s[0] == '!')
-		return SCHEME_LOCKED;
-	if (sch == SCHEME_SCRAM) {
-		struct auth_scram k;
-		int r = auth_scram_parse(s, &k);
-
-		explicit_bzero(&k, sizeof(k));
-		return r == 0 ? SCHEME_SCRAM : SCHEME_UNUSABLE;
-	}
-	if (strlen(s) >= AUTH_HASH_MAX)
-		return SCHEME_UNUSABLE;
-	check = crypt_checksalt(s);
-	if (check == CRYPT_SALT_INVALID || check == CRYPT_SALT_METHOD_DISABLED)
-		return SCHEME_UNUSABLE;
-	return SCHEME_CRYPT;
+	if (sch == AUTH_SCHEME_PLAIN && strlen(*secret_r) > AUTH_PASS_MAX)
+		return AUTH_SCHEME_UNUSABLE;
+	return sch;
 }
 
 /* A uid or gid column: NULL or "" is not given; else strict decimal. */
@@ -256,7 +193,7 @@ parse_row(PGresult *res, const char *user, struct row *r)
 	len = (size_t)PQgetlength(res, 0, pc);
 	if (PQgetisnull(res, 0, pc) || len > PGSQL_SECRET_MAX ||
 	    strlen(pw) != len) {
-		r->scheme = SCHEME_LOCKED;
+		r->scheme = AUTH_SCHEME_LOCKED;
 	} else {
 		r->scheme = parse_secret(pw, &secret);
 		str_copy(r->secret, sizeof(r->secret), secret);
@@ -276,7 +213,7 @@ parse_row(PGresult *res, const char *user, struct row *r)
 	str_copy(r->user.name, sizeof(r->user.name), user);
 	/* Mail is never read as root [qmail, popa3d]. */
 	if ((r->user.has_uid && uid == 0) || (r->user.has_gid && gid == 0))
-		r->scheme = SCHEME_LOCKED;
+		r->scheme = AUTH_SCHEME_LOCKED;
 	return true;
 }
 
@@ -349,47 +286,6 @@ out:
 	return rc;
 }
 
-static bool
-secret_equal(const char *a, const char *b)
-{
-	unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
-	unsigned int la = 0, lb = 0;
-	bool ok;
-
-	ok = EVP_Digest(a, strlen(a), da, &la, EVP_sha256(), NULL) &&
-	    EVP_Digest(b, strlen(b), db, &lb, EVP_sha256(), NULL) &&
-	    la == lb && CRYPTO_memcmp(da, db, la) == 0;
-	explicit_bzero(da, sizeof(da));
-	explicit_bzero(db, sizeof(db));
-	return ok;
-}
-
-static void
-pay_dummy(const struct auth_db *db, const char *pass)
-{
-	if (db->dummy_is_scram)
-		(void)auth_scram_verify(pass, &db->dummy_scram);
-	else
-		(void)auth_hash_verify(pass, db->dummy);
-}
-
-/*
- * Unknown users cost what the users seen last cost: with no table scan to
- * find the commonest method (the passwd-file's way), the latest real
- * user's method stands in for it.
- */
-static void
-learn_dummy(struct auth_db *db, const struct row *r)
-{
-	if (r->scheme == SCHEME_SCRAM) {
-		if (auth_scram_parse(r->secret, &db->dummy_scram) == 0)
-			db->dummy_is_scram = true;
-	} else if (r->scheme == SCHEME_CRYPT &&
-	    str_copy(db->dummy, sizeof(db->dummy), r->secret) == 0) {
-		db->dummy_is_scram = false;
-	}
-}
-
 static enum auth_result
 pg_verify(struct auth_db *db, const char *user, const char *pass,
     struct auth_user *user_r)
@@ -400,88 +296,57 @@ pg_verify(struct auth_db *db, const char *user, const char *pass,
 
 	memset(user_r, 0, sizeof(*user_r));
 	if (strnlen(pass, AUTH_PASS_MAX + 1) > AUTH_PASS_MAX) {
-		pay_dummy(db, "");
+		auth_dummy_pay(&db->dummy, "");
 		return AUTH_PERMFAIL;
 	}
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
-	if (found == 0 || r.scheme == SCHEME_LOCKED ||
-	    r.scheme == SCHEME_UNUSABLE) {
-		pay_dummy(db, pass);
+	if (found == 0 || r.scheme == AUTH_SCHEME_LOCKED ||
+	    r.scheme == AUTH_SCHEME_UNUSABLE) {
+		auth_dummy_pay(&db->dummy, pass);
 		explicit_bzero(&r, sizeof(r));
 		return AUTH_PERMFAIL;
 	}
-	if (r.scheme == SCHEME_PLAIN) {
-		pay_dummy(db, pass);
-		ok = secret_equal(pass, r.secret);
-	} else if (r.scheme == SCHEME_SCRAM) {
-		struct auth_scram k;
-
-		ok = auth_scram_parse(r.secret, &k) == 0 &&
-		    auth_scram_verify(pass, &k);
-		explicit_bzero(&k, sizeof(k));
+	if (r.scheme == AUTH_SCHEME_PLAIN) {
+		auth_dummy_pay(&db->dummy, pass);
+		ok = crypto_secret_equal(pass, r.secret);
+	} else if (r.scheme == AUTH_SCHEME_SCRAM) {
+		ok = auth_scram_verify_text(pass, r.secret);
 	} else {
 		ok = auth_hash_verify(pass, r.secret);
 	}
-	learn_dummy(db, &r);
+	/*
+	 * Unknown users cost what the users seen last cost: with no table
+	 * scan to find the commonest method (the passwd-file's way), the
+	 * latest real user's method stands in for it.
+	 */
+	auth_dummy_learn(&db->dummy, r.scheme, r.secret);
 	if (ok)
 		*user_r = r.user;
 	explicit_bzero(&r, sizeof(r));
 	return ok ? AUTH_OK : AUTH_PERMFAIL;
 }
 
-static bool
-apop_digest(const char *timestamp, const char *secret,
-    char hex[APOP_HEX_LEN + 1])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
-	bool ok;
-
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return false;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
-	    EVP_DigestUpdate(ctx, secret, strlen(secret)) &&
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen * 2 == APOP_HEX_LEN;
-	EVP_MD_CTX_free(ctx);
-	if (ok)
-		str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return ok;
-}
-
 static enum auth_result
 pg_apop(struct auth_db *db, const char *user, const char *timestamp,
     const char *digest_hex, struct auth_user *user_r)
 {
-	char hex[APOP_HEX_LEN + 1], want[APOP_HEX_LEN + 1];
+	char hex[CRYPTO_MD5_HEX_LEN + 1], want[CRYPTO_MD5_HEX_LEN + 1];
 	struct row r;
 	bool ok, plain;
 	int found;
 
 	memset(user_r, 0, sizeof(*user_r));
-	if (strnlen(digest_hex, APOP_HEX_LEN + 1) != APOP_HEX_LEN)
+	if (!crypto_md5_hex_parse(digest_hex,
+	    strnlen(digest_hex, CRYPTO_MD5_HEX_LEN + 1), want))
 		return AUTH_PERMFAIL;
-	for (size_t i = 0; i < APOP_HEX_LEN; i++) {
-		unsigned char c = (unsigned char)digest_hex[i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return AUTH_PERMFAIL;
-		want[i] = (char)c;
-	}
-	want[APOP_HEX_LEN] = '\0';
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
-	plain = found == 1 && r.scheme == SCHEME_PLAIN;
-	ok = apop_digest(timestamp, plain ? r.secret : "", hex) &&
-	    CRYPTO_memcmp(hex, want, APOP_HEX_LEN) == 0 && plain;
+	plain = found == 1 && r.scheme == AUTH_SCHEME_PLAIN;
+	ok = crypto_apop_digest(timestamp, plain ? r.secret : "", hex) &&
+	    CRYPTO_memcmp(hex, want, CRYPTO_MD5_HEX_LEN) == 0 && plain;
 	explicit_bzero(hex, sizeof(hex));
 	if (ok)
 		*user_r = r.user;
@@ -499,8 +364,8 @@ pg_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
-	if (found == 1 && r.scheme != SCHEME_LOCKED &&
-	    r.scheme != SCHEME_UNUSABLE)
+	if (found == 1 && r.scheme != AUTH_SCHEME_LOCKED &&
+	    r.scheme != AUTH_SCHEME_UNUSABLE)
 		*user_r = r.user;
 	else
 		found = 0;
@@ -520,7 +385,7 @@ pg_scram_lookup(struct auth_db *db, const char *user, struct auth_scram *keys_r,
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
-	if (found == 1 && r.scheme == SCHEME_SCRAM &&
+	if (found == 1 && r.scheme == AUTH_SCHEME_SCRAM &&
 	    auth_scram_parse(r.secret, keys_r) == 0)
 		*user_r = r.user;
 	else
@@ -542,7 +407,7 @@ pg_plain_secret(struct auth_db *db, const char *user, char *buf,
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
-	if (found == 1 && r.scheme == SCHEME_PLAIN &&
+	if (found == 1 && r.scheme == AUTH_SCHEME_PLAIN &&
 	    str_copy(buf, bufsize, r.secret) == 0) {
 		*user_r = r.user;
 	} else {
@@ -618,8 +483,7 @@ pg_open(struct auth_db **db_r, const char *path, char *err)
 		return -1;
 	}
 	/* Until a real user is seen: yescrypt, the crypt(3) default. */
-	if (auth_hash_make("$y$", 0, "postino-dummy", db->dummy,
-	    sizeof(db->dummy), err) < 0) {
+	if (auth_dummy_init(&db->dummy, err) < 0) {
 		explicit_bzero(db, sizeof(*db));
 		free(db);
 		return -1;

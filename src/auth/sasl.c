@@ -10,16 +10,12 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "base64.h"
+#include "../lib/base64.h"
+#include "crypto.h"
 #include "sasl_private.h"
 
-/* Hex digits of a CRAM-MD5 digest: HMAC-MD5 (RFC 2195 sec. 2). */
-#define CRAM_HEX_LEN	32
-#define CRAM_MD5_LEN	16
 /* The domain of CRAM-MD5 challenges when the configured one is unusable. */
 #define CRAM_DEFAULT_HOST	"postino"
 
@@ -29,11 +25,11 @@ static sasl_mech_step_fn plain_step, login_step, cram_step;
 
 /* Best first: the order of CAPA's SASL line. */
 static const struct sasl_mech mechs[] = {
-	{ "SCRAM-SHA-256-PLUS", true, sasl_scram_step },
-	{ "SCRAM-SHA-256", false, sasl_scram_step },
-	{ "CRAM-MD5", false, cram_step },
-	{ "PLAIN", false, plain_step },
-	{ "LOGIN", false, login_step },
+	{ SASL_MECH_SCRAM_PLUS, true, sasl_scram_step },
+	{ SASL_MECH_SCRAM, false, sasl_scram_step },
+	{ SASL_MECH_CRAM_MD5, false, cram_step },
+	{ SASL_MECH_PLAIN, false, plain_step },
+	{ SASL_MECH_LOGIN, false, login_step },
 };
 
 static bool
@@ -70,7 +66,7 @@ sasl_mechanisms(char *buf, size_t size, unsigned int flags,
 		if (!offered(&mechs[i], flags, ch))
 			continue;
 		if (str_fmt(buf + len, size - len, "%s%s", len > 0 ? " " : "",
-		    mechs[i].name) < 0) {
+		    sasl_mechs_name(mechs[i].id)) < 0) {
 			buf[0] = '\0';
 			return -1;
 		}
@@ -117,7 +113,7 @@ sasl_start(struct sasl_session **s_r, const struct sasl_server *srv,
 
 	*s_r = NULL;
 	for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
-		if (str_ieq(mechs[i].name, mech) &&
+		if (str_ieq(sasl_mechs_name(mechs[i].id), mech) &&
 		    offered(&mechs[i], srv->flags, ch))
 			m = &mechs[i];
 	if (m == NULL) {
@@ -202,7 +198,7 @@ sasl_free(struct sasl_session **sp)
 const char *
 sasl_mech_name(const struct sasl_session *s)
 {
-	return s->mech->name;
+	return sasl_mechs_name(s->mech->id);
 }
 
 const char *
@@ -349,24 +345,6 @@ login_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	return SASL_CONTINUE;
 }
 
-/* HMAC-MD5(key, challenge) in lower-case hex; false if OpenSSL fails. */
-static bool
-cram_digest(const char *key, const char *challenge,
-    char hex[CRAM_HEX_LEN + 1])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	bool ok;
-
-	ok = HMAC(EVP_md5(), key, (int)strlen(key),
-	    (const unsigned char *)challenge, strlen(challenge), md, &mdlen) !=
-	    NULL && mdlen == CRAM_MD5_LEN;
-	if (ok)
-		str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return ok;
-}
-
 /*
  * RFC 2195: the challenge goes first, the client answers "user digest".
  * Only users whose secret is {PLAIN} can pass; all others, unknown ones
@@ -377,8 +355,8 @@ cram_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
     unsigned char *out, size_t outsize, size_t *outlen_r,
     struct auth_user *user_r)
 {
-	char secret[AUTH_PASS_MAX + 1], hex[CRAM_HEX_LEN + 1];
-	char want[CRAM_HEX_LEN + 1];
+	char secret[AUTH_PASS_MAX + 1], hex[CRYPTO_MD5_HEX_LEN + 1];
+	char want[CRYPTO_MD5_HEX_LEN + 1];
 	const unsigned char *sp;
 	struct auth_user u;
 	enum auth_result ar;
@@ -397,33 +375,25 @@ cram_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
 		s->state = 1;
 		return SASL_CONTINUE;
 	}
-	if (inlen < CRAM_HEX_LEN + 2 || memchr(in, '\0', inlen) != NULL)
+	if (inlen < CRYPTO_MD5_HEX_LEN + 2 || memchr(in, '\0', inlen) != NULL)
 		return SASL_BAD;
-	sp = in + inlen - CRAM_HEX_LEN - 1;
+	sp = in + inlen - CRYPTO_MD5_HEX_LEN - 1;
 	if (*sp != ' ' ||
-	    !take(s->user, sizeof(s->user), in, (size_t)(sp - in)))
+	    !take(s->user, sizeof(s->user), in, (size_t)(sp - in)) ||
+	    !crypto_md5_hex_parse((const char *)sp + 1, CRYPTO_MD5_HEX_LEN,
+	    want))
 		return SASL_BAD;
-	for (size_t i = 0; i < CRAM_HEX_LEN; i++) {
-		unsigned char c = sp[1 + i];
-
-		if (c >= 'A' && c <= 'F')
-			c = (unsigned char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return SASL_BAD;
-		want[i] = (char)c;
-	}
-	want[CRAM_HEX_LEN] = '\0';
 	ar = s->srv->ops->plain_secret(s->srv->db, s->user, secret,
 	    sizeof(secret), &u);
 	if (ar == AUTH_TEMPFAIL)
 		return SASL_TEMPFAIL;
 	if (ar != AUTH_OK)
 		secret[0] = '\0';
-	ok = cram_digest(secret, s->nonce, hex);
+	ok = crypto_cram_digest(secret, s->nonce, strlen(s->nonce), hex);
 	explicit_bzero(secret, sizeof(secret));
 	if (!ok)
 		return SASL_TEMPFAIL;
-	ok = CRYPTO_memcmp(hex, want, CRAM_HEX_LEN) == 0 && ar == AUTH_OK;
+	ok = CRYPTO_memcmp(hex, want, CRYPTO_MD5_HEX_LEN) == 0 && ar == AUTH_OK;
 	explicit_bzero(hex, sizeof(hex));
 	if (!ok)
 		return SASL_FAIL;

@@ -55,6 +55,7 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "sasl_mechs.h"
 
 /*
  * Octets of one decoded client response. RFC 5034 sec. 4 leaves the size

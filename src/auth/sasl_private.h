@@ -12,7 +12,7 @@ typedef enum sasl_step sasl_mech_step_fn(struct sasl_session *s,
     size_t outsize, size_t *outlen_r, struct auth_user *user_r);
 
 struct sasl_mech {
-	const char		*name;
+	enum sasl_mech_id	 id;
 	bool			 plus;		/* SCRAM-SHA-256-PLUS */
 	sasl_mech_step_fn	*step;
 };

@@ -14,14 +14,12 @@
  */
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "auth_hash.h"
-#include "base64.h"
+#include "../lib/base64.h"
+#include "crypto.h"
 #include "sasl_private.h"
 
 enum scram_state { SCRAM_FIRST, SCRAM_FINAL, SCRAM_END };
@@ -112,18 +110,6 @@ saslname(const char *p, size_t len, char *dst, size_t size)
 	return 0;
 }
 
-/* printable except ',' (RFC 5802 sec. 7), 1..max characters. */
-static bool
-nonce_ok(const char *p, size_t len, size_t max)
-{
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (p[i] < 0x21 || p[i] > 0x7e || p[i] == ',')
-			return false;
-	return true;
-}
-
 static bool
 ascii(const char *s)
 {
@@ -131,35 +117,6 @@ ascii(const char *s)
 		if ((unsigned char)*s > 0x7e)
 			return false;
 	return true;
-}
-
-/* HMAC-SHA-256 over the concatenation of n parts. */
-static bool
-hmac_parts(const unsigned char *key, size_t keylen,
-    const struct span *parts, size_t n, unsigned char out[AUTH_SCRAM_KEY_LEN])
-{
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *ctx = NULL;
-	EVP_MAC *mac;
-	size_t outlen = 0;
-	bool ok;
-
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac == NULL)
-		return false;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	ok = (ctx = EVP_MAC_CTX_new(mac)) != NULL &&
-	    EVP_MAC_init(ctx, key, keylen, params) == 1;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = EVP_MAC_update(ctx, (const unsigned char *)parts[i].p,
-		    parts[i].len) == 1;
-	ok = ok && EVP_MAC_final(ctx, out, &outlen, AUTH_SCRAM_KEY_LEN) == 1 &&
-	    outlen == AUTH_SCRAM_KEY_LEN;
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	return ok;
 }
 
 int
@@ -187,7 +144,7 @@ lookup(struct sasl_session *s)
 	unsigned char mac[AUTH_SCRAM_KEY_LEN];
 	struct auth_scram dummy;
 	enum auth_result ar = AUTH_PERMFAIL;
-	struct span parts[2];
+	struct crypto_part parts[2];
 	bool valid = ascii(s->user);
 	int r;
 
@@ -219,7 +176,8 @@ lookup(struct sasl_session *s)
 	parts[0].len = sizeof(FAKE_SALT_LABEL);	/* with its NUL */
 	parts[1].p = s->user;
 	parts[1].len = strlen(s->user);
-	if (!hmac_parts(srv->secret, sizeof(srv->secret), parts, 2, mac)) {
+	if (!crypto_hmac_sha256(srv->secret, sizeof(srv->secret), parts, 2,
+	    mac)) {
 		explicit_bzero(pw, sizeof(pw));
 		return SASL_TEMPFAIL;
 	}
@@ -286,7 +244,7 @@ client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
 		return SASL_BAD;
 	if (!next_field(&rest, &cnonce, &comma) ||
 	    !has_prefix(&cnonce, "r=") ||
-	    !nonce_ok(cnonce.p + 2, cnonce.len - 2, SASL_SCRAM_CNONCE_MAX))
+	    !crypto_scram_nonce_ok(cnonce.p + 2, cnonce.len - 2, SASL_SCRAM_CNONCE_MAX))
 		return SASL_BAD;
 	while (next_field(&rest, &f, &comma))
 		if (!attr_ok(&f))
@@ -361,9 +319,9 @@ client_final(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	unsigned char stored[AUTH_SCRAM_KEY_LEN];
 	char v[BASE64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN) + 1];
 	const char *m = (const char *)in, *lastcomma;
-	struct span rest, f, c, r, parts[5];
+	struct span rest, f, c, r;
+	struct crypto_part parts[5];
 	size_t cbindlen, prooflen, nlen;
-	unsigned int mdlen = 0;
 	bool comma, ok;
 
 	if (inlen == 0 || memchr(in, '\0', inlen) != NULL)
@@ -385,7 +343,7 @@ client_final(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	    &cbindlen, c.p + 2, c.len - 2) < 0)
 		return SASL_BAD;
 	if (!next_field(&rest, &r, &comma) || !has_prefix(&r, "r=") ||
-	    !nonce_ok(r.p + 2, r.len - 2, SASL_SCRAM_NONCE_MAX))
+	    !crypto_scram_nonce_ok(r.p + 2, r.len - 2, SASL_SCRAM_NONCE_MAX))
 		return SASL_BAD;
 	while (next_field(&rest, &f, &comma))
 		if (!attr_ok(&f))
@@ -413,16 +371,15 @@ client_final(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	parts[3] = parts[1];
 	parts[4].p = m;
 	parts[4].len = (size_t)(lastcomma - m);
-	ok = hmac_parts(s->keys.stored_key, sizeof(s->keys.stored_key),
-	    parts, 5, sig);
+	ok = crypto_hmac_sha256(s->keys.stored_key,
+	    sizeof(s->keys.stored_key), parts, 5, sig);
 	if (ok) {
 		/* ClientKey = ClientProof XOR ClientSignature */
 		for (size_t i = 0; i < sizeof(key); i++)
 			key[i] = proof[i] ^ sig[i];
-		ok = EVP_Digest(key, sizeof(key), stored, &mdlen,
-		    EVP_sha256(), NULL) == 1 && mdlen == sizeof(stored) &&
-		    hmac_parts(s->keys.server_key, sizeof(s->keys.server_key),
-		    parts, 5, s->server_sig) &&
+		ok = crypto_sha256(key, sizeof(key), stored) &&
+		    crypto_hmac_sha256(s->keys.server_key,
+		    sizeof(s->keys.server_key), parts, 5, s->server_sig) &&
 		    base64_encode(v, sizeof(v), s->server_sig,
 		    sizeof(s->server_sig)) == 0;
 	}

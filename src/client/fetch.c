@@ -33,6 +33,8 @@ struct fetch_dest {
 	char		 result[PATH_MAX];	/* MDA: its outcome, for recovery */
 	int		 result_fd;		/* MDA: locked while it runs */
 	mode_t		 mda_umask;
+	char		 recipient[FETCH_SENDER_MAX + 1];	/* MDA: %T */
+	char		 cmd[FETCH_MDA_CMD_MAX];	/* MDA: %F, %T expanded */
 	int		 mbox_fd;		/* mbox: locked once prepared */
 	struct mbox_lock lk;			/* mbox: its locks */
 	off_t		 old_size;		/* mbox: size before append */
@@ -289,6 +291,13 @@ fetch_set_spool(struct fetch_dest *d, const char *path, char *err)
 }
 
 void
+fetch_set_recipient(struct fetch_dest *d, const char *rcpt)
+{
+	if (str_copy(d->recipient, sizeof(d->recipient), rcpt) < 0)
+		d->recipient[0] = '\0';
+}
+
+void
 fetch_set_mda_umask(struct fetch_dest *d, mode_t mask)
 {
 	d->mda_umask = mask;
@@ -377,8 +386,9 @@ needs_escape(const char *data, size_t len)
 }
 
 /*
- * mbox: the start of a line decides its escaping and may name the sender,
- * so gather up to FETCH_HEAD_MAX octets of it first, whatever the pieces.
+ * mbox and MDA: the start of a line decides its escaping (mbox) and may
+ * name the sender (the From_ line, %F), so gather up to FETCH_HEAD_MAX
+ * octets of it first, whatever the pieces.
  */
 static int
 mbox_head(struct fetch_dest *d)
@@ -390,7 +400,8 @@ mbox_head(struct fetch_dest *d)
 		    strncasecmp(d->head, "Return-Path:", 12) == 0)
 			take_sender(d, d->head, d->head_len);
 	}
-	if (needs_escape(d->head, d->head_len) && put(d, ">", 1) < 0)
+	if (d->kind == FETCH_MBOX && needs_escape(d->head, d->head_len) &&
+	    put(d, ">", 1) < 0)
 		return -1;
 	return put(d, d->head, d->head_len);
 }
@@ -407,7 +418,8 @@ fetch_data(void *arg, const char *data, size_t len, bool eol)
 		errno = EFBIG;
 		goto fail;
 	}
-	if (d->kind == FETCH_MBOX) {
+	/* mbox: escaping and the From_ sender; MDA: %F. */
+	if (d->kind != FETCH_MAILDIR) {
 		if (d->bol) {
 			d->collecting = true;
 			d->head_len = 0;
@@ -750,14 +762,16 @@ mbox_commit(struct fetch_dest *d, char *err)
 	int fd = d->mbox_fd, rc = 0;
 	uint64_t limit = UINT64_MAX;
 	struct stat sb;
+	bool ok;
 
 	if (d->kill_append > 0 && ++d->commits == d->kill_append &&
 	    fstat(d->fd, &sb) == 0)
 		limit = (uint64_t)sb.st_size / 2;
-	if (fd_write_all(fd, d->from, strlen(d->from)) < 0 ||
-	    copy_spool(d, fd, limit) < 0 ||
-	    (limit != UINT64_MAX && raise(SIGKILL) != 0) ||
-	    fd_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+	ok = fd_write_all(fd, d->from, strlen(d->from)) == 0 &&
+	    copy_spool(d, fd, limit) == 0;
+	if (ok && limit != UINT64_MAX)
+		raise(SIGKILL);		/* the test hook: killed half-way */
+	if (!ok || fd_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
 		(void)str_fmt(err, ERR_LEN, "%s: %s", d->where,
 		    strerror(errno));
 		/* Take back the partial message: we still hold the locks. */
@@ -774,6 +788,60 @@ mbox_commit(struct fetch_dest *d, char *err)
 /* Signals a terminal or a service manager sends the whole group. */
 static const int mda_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
 
+/* Append v to the command in single quotes, so the shell takes it as is. */
+static int
+quote_arg(char *dst, size_t size, size_t *o, const char *v)
+{
+	if (*o + 1 >= size)
+		return -1;
+	dst[(*o)++] = '\'';
+	for (; *v != '\0'; v++) {
+		if (*v == '\'') {
+			/* ' ends the quote, \' is a quote, ' starts again. */
+			if (*o + 4 >= size)
+				return -1;
+			memcpy(dst + *o, "'\\''", 4);
+			*o += 4;
+		} else {
+			if (*o + 1 >= size)
+				return -1;
+			dst[(*o)++] = *v;
+		}
+	}
+	if (*o + 1 >= size)
+		return -1;
+	dst[(*o)++] = '\'';
+	return 0;
+}
+
+/*
+ * The MDA command with %F (the sender from Return-Path, "" when none), %T
+ * (the recipient, fetch_set_recipient) and %% expanded, values quoted for
+ * /bin/sh: a sender such as "a';rm -rf ~;'" stays one argument. 0 or -1.
+ */
+static int
+mda_command(const struct fetch_dest *d, char *cmd, size_t size)
+{
+	size_t o = 0;
+
+	for (const char *p = d->where; *p != '\0'; p++) {
+		if (*p == '%' && (p[1] == 'F' || p[1] == 'T')) {
+			if (quote_arg(cmd, size, &o, p[1] == 'F' ? d->sender :
+			    d->recipient) < 0)
+				return -1;
+			p++;
+			continue;
+		}
+		if (*p == '%' && p[1] == '%')
+			p++;
+		if (o + 1 >= size)
+			return -1;
+		cmd[o++] = *p;
+	}
+	cmd[o] = '\0';
+	return 0;
+}
+
 /* In a child: the MDA, with the user's umask and default signals. */
 static void
 mda_exec(struct fetch_dest *d)
@@ -783,7 +851,7 @@ mda_exec(struct fetch_dest *d)
 	(void)umask(d->mda_umask);
 	if (dup2(d->fd, STDIN_FILENO) < 0)
 		_exit(127);
-	execl("/bin/sh", "sh", "-c", d->where, (char *)NULL);
+	execl("/bin/sh", "sh", "-c", d->cmd, (char *)NULL);
 	_exit(127);
 }
 
@@ -881,6 +949,11 @@ mda_commit(struct fetch_dest *d, char *err)
 	if (flush(d) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
 		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
 		    strerror(errno));
+		return -1;
+	}
+	if (mda_command(d, d->cmd, sizeof(d->cmd)) < 0) {
+		str_copy(err, ERR_LEN, "mda command too long with %F/%T "
+		    "expanded");
 		return -1;
 	}
 	if (d->result_fd >= 0) {

@@ -18,7 +18,9 @@
  *   back to its old size.
  * - MDA: spooled the same way, then "/bin/sh -c CMD" gets the whole
  *   message on its standard input, with the user's umask
- *   (fetch_set_mda_umask); exit status 0 means delivered. A message is
+ *   (fetch_set_mda_umask); exit status 0 means delivered. In CMD, %F
+ *   is the sender (from Return-Path; "" when none), %T the recipient
+ *   (fetch_set_recipient), both single-quoted for the shell, %% a %. A message is
  *   never streamed to the command half-received. With a spool file
  *   (fetch_set_spool) a supervisor process runs the command and records
  *   its exit status in SPOOL.mda, so a postino killed while the MDA runs
@@ -42,6 +44,8 @@
 #define FETCH_DOTLOCK_STALE	300
 /* Seconds recovery waits for the MDA of an interrupted run to finish. */
 #define FETCH_MDA_WAIT		300
+/* An MDA command after %F and %T expansion (each value quoted). */
+#define FETCH_MDA_CMD_MAX	4096
 /* The MDA result record: "status N" padded, LF; rewritten in place. */
 #define FETCH_MDA_RECORD	24
 /* A SHA-256 digest in hex, in an mbox delivery token. */
@@ -73,6 +77,9 @@ int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
  * No-op for a Maildir. 0, or -1 with err.
  */
 int fetch_set_spool(struct fetch_dest *d, const char *path, char *err);
+
+/* %T in the MDA command: the user the mail is for. */
+void fetch_set_recipient(struct fetch_dest *d, const char *rcpt);
 
 /* The umask the MDA runs with (postino itself runs with 077). */
 void fetch_set_mda_umask(struct fetch_dest *d, mode_t mask);

@@ -122,7 +122,8 @@ usage(FILE *f)
 "exit     0 ok (also no new mail), 1 usage, 2 connection/network, 3 TLS,\n"
 "         4 authentication, 5 mailbox in use or login delay, 6 local\n"
 "         delivery failed (nothing lost), 7 server error or protocol\n"
-"         violation; with several accounts, the first failure's\n");
+"         violation; with several accounts, the status of the first\n"
+"         that failed\n");
 }
 
 struct progress;
@@ -1009,6 +1010,7 @@ cmd_fetch(struct session *s)
 	}
 	if (dest != NULL) {
 		fetch_set_mda_umask(dest, user_umask);
+		fetch_set_recipient(dest, s->a.user);
 		if (fetch_set_spool(dest, state_spool_path(st), err) < 0) {
 			warnx_("%s", err);
 			rc = EXIT_LOCAL;

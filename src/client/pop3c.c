@@ -15,7 +15,7 @@
 
 #include <openssl/evp.h>
 
-#include "../auth/base64.h"
+#include "../lib/base64.h"
 #include "../pop3/pop3.h"
 #include "sasl_client.h"
 

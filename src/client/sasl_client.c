@@ -5,13 +5,12 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "../auth/base64.h"
+#include "../lib/base64.h"
+#include "../auth/crypto.h"
 
-#define SCRAM_KEY_LEN	32	/* SHA-256 */
+#define SCRAM_KEY_LEN	CRYPTO_SHA256_LEN
 /* Protocol text of one SCRAM message we build or keep. */
 #define SCRAM_MSG_MAX	2048
 
@@ -49,18 +48,6 @@ is_scram(const struct sasl_client *s)
 {
 	return s->mech == SASL_CLIENT_SCRAM_PLUS ||
 	    s->mech == SASL_CLIENT_SCRAM;
-}
-
-/* Printable ASCII without ',' (RFC 5802 sec. 7, "printable"). */
-static bool
-nonce_ok(const char *p, size_t len)
-{
-	if (len == 0 || len > SASL_CLIENT_NONCE_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (p[i] < 0x21 || p[i] > 0x7e || p[i] == ',')
-			return false;
-	return true;
 }
 
 int
@@ -107,7 +94,8 @@ sasl_client_new(struct sasl_client **s_r, const struct sasl_client_params *p,
 		    p->tls && !p->plus_offered ? "y,," : "n,,");
 	}
 	if (p->nonce != NULL) {
-		if (!nonce_ok(p->nonce, strlen(p->nonce)) ||
+		if (!crypto_scram_nonce_ok(p->nonce, strlen(p->nonce),
+		    SASL_CLIENT_NONCE_MAX) ||
 		    str_copy(s->nonce, sizeof(s->nonce), p->nonce) < 0) {
 			str_copy(err, ERR_LEN, "bad SCRAM nonce");
 			goto fail;
@@ -209,21 +197,15 @@ static enum sasl_client_result
 cram_step(struct sasl_client *s, const unsigned char *in, size_t inlen,
     unsigned char *out, size_t *n, char *err)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	char hex[CRYPTO_MD5_HEX_LEN + 1];
 	bool ok;
 
 	if (in == NULL || s->step > 0 || inlen == 0)
 		return bad(s, SASL_CLIENT_BAD, err, in == NULL || s->step > 0 ?
 		    "unexpected challenge" : "empty challenge");
-	/* RFC 2195 sec. 2: user SP hex(HMAC-MD5(secret, challenge)). */
-	if (HMAC(EVP_md5(), s->pass, (int)strlen(s->pass), in, inlen, md,
-	    &mdlen) == NULL)
+	if (!crypto_cram_digest(s->pass, in, inlen, hex))
 		return bad(s, SASL_CLIENT_BAD, err, "HMAC-MD5 failed");
-	str_hex(hex, md, mdlen);
 	ok = puts_(out, n, s->user) && puts_(out, n, " ") && puts_(out, n, hex);
-	explicit_bzero(md, sizeof(md));
 	explicit_bzero(hex, sizeof(hex));
 	if (!ok)
 		return bad(s, SASL_CLIENT_BAD, err, "response too long");
@@ -278,30 +260,20 @@ next_attr(const char **p, const char *end, char name, const char **v_r,
 	return true;
 }
 
-static bool
-hmac256(const unsigned char *key, size_t keylen, const void *msg,
-    size_t msglen, unsigned char out[SCRAM_KEY_LEN])
-{
-	unsigned int len = 0;
-
-	return HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out,
-	    &len) != NULL && len == SCRAM_KEY_LEN;
-}
-
 static enum sasl_client_result
 scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
     unsigned char *out, size_t *n, char *err)
 {
 	const char *p = (const char *)in, *end = p + inlen, *v, *snonce;
 	size_t vlen, snonce_len, saltlen, gs2len = strlen(s->gs2);
-	unsigned char salt[SASL_CLIENT_SCRAM_SALT_MAX], salted[SCRAM_KEY_LEN];
+	unsigned char salt[SASL_CLIENT_SCRAM_SALT_MAX];
 	unsigned char ckey[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
 	unsigned char csig[SCRAM_KEY_LEN], skey[SCRAM_KEY_LEN];
 	unsigned char cbind[64 + SASL_CLIENT_CB_MAX];
 	char num[16], b64[BASE64_ENCODED_LEN(sizeof(cbind)) + 1];
 	char authmsg[3 * SCRAM_MSG_MAX];
 	size_t without_proof, alen;
-	unsigned int dlen = 0;
+	struct crypto_part am;
 	uint32_t iter;
 	enum sasl_client_result r = SASL_CLIENT_BAD;
 	const char *why = "bad server-first-message";
@@ -314,7 +286,7 @@ scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
 	if (inlen >= 2 && memcmp(in, "m=", 2) == 0)
 		return bad(s, r, err, "the server requires an extension");
 	if (!next_attr(&p, end, 'r', &snonce, &snonce_len) ||
-	    !nonce_ok(snonce, snonce_len) ||
+	    !crypto_scram_nonce_ok(snonce, snonce_len, SASL_CLIENT_NONCE_MAX) ||
 	    snonce_len <= strlen(s->nonce) ||
 	    memcmp(snonce, s->nonce, strlen(s->nonce)) != 0)
 		return bad(s, r, err, "the server nonce does not extend ours");
@@ -357,15 +329,12 @@ scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
 	alen += without_proof;
 
 	/* RFC 5802 sec. 3. */
-	if (PKCS5_PBKDF2_HMAC(s->pass, (int)strlen(s->pass), salt,
-	    (int)saltlen, (int)iter, EVP_sha256(), sizeof(salted),
-	    salted) != 1 ||
-	    !hmac256(salted, sizeof(salted), "Client Key", 10, ckey) ||
-	    EVP_Digest(ckey, sizeof(ckey), stored, &dlen, EVP_sha256(),
-	    NULL) != 1 ||
-	    !hmac256(stored, sizeof(stored), authmsg, alen, csig) ||
-	    !hmac256(salted, sizeof(salted), "Server Key", 10, skey) ||
-	    !hmac256(skey, sizeof(skey), authmsg, alen, s->server_sig)) {
+	am.p = authmsg;
+	am.len = alen;
+	if (!crypto_scram_keys(s->pass, strlen(s->pass), salt, saltlen, iter,
+	    ckey, stored, skey) ||
+	    !crypto_hmac_sha256(stored, sizeof(stored), &am, 1, csig) ||
+	    !crypto_hmac_sha256(skey, sizeof(skey), &am, 1, s->server_sig)) {
 		why = "SHA-256 failed";
 		goto out;
 	}
@@ -378,7 +347,6 @@ scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
 	}
 	r = SASL_CLIENT_CONTINUE;
 out:
-	explicit_bzero(salted, sizeof(salted));
 	explicit_bzero(ckey, sizeof(ckey));
 	explicit_bzero(stored, sizeof(stored));
 	explicit_bzero(csig, sizeof(csig));

@@ -34,6 +34,8 @@ struct chan {
 	unsigned int	 auth_idx;	/* the auth worker asked */
 	int		 msgfd;
 	bool		 got;		/* one request per channel */
+	bool		 probe;		/* MSG_DELIVER_PROBE, not a delivery */
+	bool		 quota;		/* MSG_DELIVER_QUOTA, not a delivery */
 	struct msg_deliver d;
 };
 
@@ -47,6 +49,7 @@ static struct chan *chans;
 static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
+static bool die_after_store;
 
 static void
 chan_free(struct chan *c)
@@ -102,8 +105,28 @@ deliver(struct chan *c, const struct msg_account *acct)
 		chan_reply(c, STORE_TEMPFAIL, "account lookup failed");
 		return;
 	}
+	if (c->quota) {
+		r = delivery_quota(cf, &acct->user, err);
+		chan_reply(c, r, err);
+		return;
+	}
+	if (c->probe) {
+		r = delivery_probe(cf, &acct->user, c->d.token, err);
+		log_info("session=%s event=deliver-probe user=\"%s\" token=%s "
+		    "result=%s", c->d.session, user, c->d.token,
+		    r == STORE_OK ? "stored" : r == STORE_PERMFAIL ?
+		    "absent" : "unknown");
+		chan_reply(c, r, err);
+		return;
+	}
 	r = delivery_run(cf, &acct->user, c->msgfd, c->d.sender,
-	    c->d.rcpt, err);
+	    c->d.rcpt, c->d.token[0] != '\0' ? c->d.token : NULL, err);
+	/*
+	 * Test hook: die like kill -9 between storing and answering, the
+	 * window MSG_DELIVER_PROBE covers (tests/blackbox/test_lmtp.py).
+	 */
+	if (r == STORE_OK && die_after_store)
+		raise(SIGKILL);
 	log_info("session=%s event=deliver user=\"%s\" result=%s ms=%llu%s%s%s",
 	    c->d.session, user, r == STORE_OK ? "ok" : "fail",
 	    (unsigned long long)(ev_now_ms() - t0), r == STORE_OK ? "" :
@@ -157,11 +180,18 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		chan_free(c);
 		return;
 	}
-	if (msg->type != MSG_DELIVER_REQ || c->got ||
+	c->probe = msg->type == MSG_DELIVER_PROBE;
+	c->quota = msg->type == MSG_DELIVER_QUOTA;
+	if ((msg->type != MSG_DELIVER_REQ && !c->probe && !c->quota) ||
+	    c->got ||
 	    !proto_take(msg->data, msg->len, &c->d, sizeof(c->d)) ||
 	    !PROTO_STR_OK(c->d.session) || !PROTO_STR_OK(c->d.user) ||
 	    !PROTO_STR_OK(c->d.sender) || !PROTO_STR_OK(c->d.rcpt) ||
-	    msg->fd < 0) {
+	    !PROTO_STR_OK(c->d.token) || (c->d.token[0] != '\0' &&
+	    (strlen(c->d.token) != STORE_TOKEN_LEN || strspn(c->d.token,
+	    "0123456789abcdef") != STORE_TOKEN_LEN)) ||
+	    (c->probe ? (msg->fd >= 0 || c->d.token[0] == '\0') :
+	    c->quota ? msg->fd >= 0 : msg->fd < 0)) {
 		log_warnx("event=protocol-error role=lmtp msg=deliver");
 		if (msg->fd >= 0)
 			close(msg->fd);
@@ -170,7 +200,8 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	c->got = true;
 	c->msgfd = msg->fd;
-	seals = fcntl(c->msgfd, F_GET_SEALS);
+	seals = c->probe || c->quota ? DELIVER_SEALS :
+	    fcntl(c->msgfd, F_GET_SEALS);
 	if (seals < 0 || (seals & DELIVER_SEALS) != DELIVER_SEALS) {
 		log_warnx("session=%s event=protocol-error role=lmtp "
 		    "reason=\"message not sealed\"", c->d.session);
@@ -287,6 +318,7 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 
 	cf = config;
 	log_set_ident("postinod/deliver");
+	die_after_store = getenv("POSTINO_TEST_DELIVER_DIE_AFTER_STORE") != NULL;
 	if (priv_is_root()) {
 		gid_t extra = (gid_t)-1;
 

@@ -72,34 +72,89 @@ delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
 }
 
 enum store_result
-delivery_run(const struct config *cf, const struct auth_user *u, int fd,
-    const char *sender, const char *rcpt, char *err)
+delivery_probe(const struct config *cf, const struct auth_user *u,
+    const char *token, char *err)
 {
 	const struct store_ops *ops;
 	struct store_params p = { 0 };
-	struct store_delivery d = { 0 };
 	char path[PATH_MAX];
 
 	if (delivery_mailbox_path(cf, u, path, sizeof(path), &ops, err) < 0)
+		return STORE_TEMPFAIL;
+	if (ops->probe == NULL) {
+		str_fmt(err, ERR_LEN, "%s keeps no delivery tokens", ops->name);
+		return STORE_TEMPFAIL;
+	}
+	p.path = path;
+	return ops->probe(&p, token, err);
+}
+
+/* The store, its parameters and the delivery settings for u. */
+static int
+delivery_setup(const struct config *cf, const struct auth_user *u,
+    char path[PATH_MAX], const struct store_ops **ops_r,
+    struct store_params *p, struct store_delivery *d, char *err)
+{
+	if (delivery_mailbox_path(cf, u, path, PATH_MAX, ops_r, err) < 0)
+		return -1;
+	*p = (struct store_params){ .path = path,
+	    .max_messages = cf->max_messages, .max_bytes = cf->max_mailbox_size,
+	    .mboxrd = cf->mboxrd, .dotlock_stale = cf->mbox_dotlock_stale,
+	    .lock_wait = cf->mbox_lock_wait };
+	*d = (struct store_delivery){ .crlf = cf->mail_crlf };
+	/*
+	 * The delivery quota, and never past the caps above which POP3
+	 * refuses the login (max_mailbox_size, max_messages): mail must not
+	 * lock its owner out.
+	 */
+	d->quota_bytes = cf->lmtp_quota_bytes;
+	if (cf->max_mailbox_size != 0 && (d->quota_bytes == 0 ||
+	    cf->max_mailbox_size < d->quota_bytes))
+		d->quota_bytes = cf->max_mailbox_size;
+	d->quota_messages = cf->lmtp_quota_messages;
+	if (cf->max_messages != 0 && (d->quota_messages == 0 ||
+	    cf->max_messages < d->quota_messages))
+		d->quota_messages = cf->max_messages;
+	return 0;
+}
+
+enum store_result
+delivery_run(const struct config *cf, const struct auth_user *u, int fd,
+    const char *sender, const char *rcpt, const char *token, char *err)
+{
+	const struct store_ops *ops;
+	struct store_params p;
+	struct store_delivery d;
+	char path[PATH_MAX];
+
+	if (delivery_setup(cf, u, path, &ops, &p, &d, err) < 0)
 		return STORE_PERMFAIL;
 	if (ops->append == NULL) {
 		str_fmt(err, ERR_LEN, "%s: delivery not supported", ops->name);
 		return STORE_TEMPFAIL;
 	}
-	p.path = path;
-	p.max_messages = cf->max_messages;
-	p.max_bytes = cf->max_mailbox_size;
-	p.mboxrd = cf->mboxrd;
-	p.dotlock_stale = cf->mbox_dotlock_stale;
-	p.lock_wait = cf->mbox_lock_wait;
 	d.return_path = cf->lmtp_return_path ? sender : NULL;
 	d.delivered_to = cf->lmtp_delivered_to ? rcpt : NULL;
-	d.crlf = cf->mail_crlf;
+	d.token = token;
 	return ops->append(&p, fd, &d, err);
 }
 
+enum store_result
+delivery_quota(const struct config *cf, const struct auth_user *u, char *err)
+{
+	const struct store_ops *ops;
+	struct store_params p;
+	struct store_delivery d;
+	char path[PATH_MAX];
+
+	if (delivery_setup(cf, u, path, &ops, &p, &d, err) < 0)
+		return STORE_TEMPFAIL;
+	return ops->quota != NULL ? ops->quota(&p, &d, err) : STORE_OK;
+}
+
 void
-delivery_reply(enum store_result r, const char *rcpt, char *out, size_t size)
+delivery_reply(enum store_result r, bool quota_temporary, const char *rcpt,
+    char *out, size_t size)
 {
 	const char *code, *text;
 
@@ -109,7 +164,8 @@ delivery_reply(enum store_result r, const char *rcpt, char *out, size_t size)
 		text = "Delivered";
 		break;
 	case STORE_OVERQUOTA:
-		code = "552 5.2.2";
+		/* RFC 3463: 5.2.2 / 4.2.2, mailbox full. */
+		code = quota_temporary ? "452 4.2.2" : "552 5.2.2";
 		text = "Mailbox full";
 		break;
 	case STORE_PERMFAIL:

@@ -19,7 +19,14 @@
  */
 enum store_result delivery_run(const struct config *cf,
     const struct auth_user *u, int fd, const char *sender, const char *rcpt,
-    char *err);
+    const char *token, char *err);
+
+/*
+ * Was the delivery with this token stored in u's mailbox (store.h probe)?
+ * STORE_OK yes, STORE_PERMFAIL no, STORE_TEMPFAIL unknown.
+ */
+enum store_result delivery_probe(const struct config *cf,
+    const struct auth_user *u, const char *token, char *err);
 
 /*
  * Expand cf->mailbox for u: "maildir:" or "mbox:", then %u, %n, %d, %%
@@ -29,8 +36,19 @@ enum store_result delivery_run(const struct config *cf,
 int delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
     char *out, size_t size, const struct store_ops **ops_r, char *err);
 
-/* The LMTP reply for a result (one line, no CRLF), for rcpt. */
-void delivery_reply(enum store_result r, const char *rcpt, char *out,
-    size_t size);
+/*
+ * Is u's mailbox already at its quota? STORE_OVERQUOTA, STORE_OK, or
+ * STORE_TEMPFAIL when it cannot be told (LMTP then accepts the RCPT and
+ * the delivery checks again).
+ */
+enum store_result delivery_quota(const struct config *cf,
+    const struct auth_user *u, char *err);
+
+/*
+ * The LMTP reply for a result (one line, no CRLF), for rcpt; a full mailbox
+ * is 452 4.2.2 when quota_temporary, else 552 5.2.2.
+ */
+void delivery_reply(enum store_result r, bool quota_temporary,
+    const char *rcpt, char *out, size_t size);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,6 +48,13 @@
 #define LMTP_CONNS_MAX		1024
 /* A reply line we build: code, status, an address and a short text. */
 #define LMTP_REPLY_MAX		(LMTP_PATH_MAX * 2 + 80)
+/*
+ * Messages being received are held in memory (memfds) until stored: all
+ * connections together hold at most this much, or one largest message,
+ * whichever is more. Past it a message gets 452 4.3.1 and the MTA
+ * retries, rather than the host running out of memory.
+ */
+#define LMTP_SPOOL_TOTAL_MAX	(1024ull * 1024 * 1024)
 /* Seals on the spooled message (deliverd.c checks for them). */
 #define LMTP_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
@@ -63,6 +71,20 @@ struct lmtp_rcpt {
 	uint64_t	 req;
 	struct ipc	*ipc;		/* delivery channel while it runs */
 	enum store_result result;
+	bool		 busy;		/* over lmtp_user_concurrency */
+	bool		 probing;	/* its worker died: asking another */
+	char		 token[STORE_TOKEN_LEN + 1];	/* in the stored name */
+};
+
+/*
+ * Deliveries in flight per user, over all connections: at most
+ * lmtp_user_concurrency each, so one busy mailbox cannot take every
+ * deliver worker's attention (Dovecot: lmtp_user_concurrency_limit).
+ */
+struct lmtp_active {
+	struct lmtp_active *next;
+	unsigned int	 n;
+	char		 user[AUTH_USER_MAX + 1];
 };
 
 struct lmtp_conn {
@@ -78,6 +100,9 @@ struct lmtp_conn {
 	char		 pending_user[AUTH_USER_MAX + 1];
 	uint64_t	 lookup_req;
 	unsigned int	 lookup_auth;	/* the auth worker asked */
+	uint32_t	 pending_uid, pending_gid;
+	struct ipc	*quota_ipc;	/* RCPT's quota check, while it runs */
+	uint64_t	 quota_req;
 	struct lmtp_rcpt *rcpts;
 	unsigned int	 nrcpt, rcpt_cap;
 	unsigned int	 delivering;
@@ -89,7 +114,7 @@ struct lmtp_conn {
 	struct lmtp_data dec;
 	int		 spool;
 	uint64_t	 spooled;
-	bool		 too_big, spool_failed;
+	bool		 too_big, spool_failed, spool_full;
 	struct ev_timer	 timer;
 	size_t		 in_len;
 	char		 in[LMTP_IN_MAX];
@@ -115,6 +140,53 @@ static bool shutting_down;
 static int listen_fds[CONFIG_LMTP_LISTEN_MAX];
 static unsigned int nlisten;
 static char hostname[256];
+static struct lmtp_active *active;
+static uint64_t spool_total;	/* octets in every connection's spool */
+
+static struct lmtp_active *
+active_find(const char *user)
+{
+	for (struct lmtp_active *a = active; a != NULL; a = a->next)
+		if (strcmp(a->user, user) == 0)
+			return a;
+	return NULL;
+}
+
+/* Count one more delivery for user; false when over the limit. */
+static bool
+active_take(const char *user)
+{
+	struct lmtp_active *a = active_find(user);
+
+	if (a != NULL && cf->lmtp_user_concurrency != 0 &&
+	    a->n >= cf->lmtp_user_concurrency)
+		return false;
+	if (a == NULL) {
+		if ((a = calloc(1, sizeof(*a))) == NULL)
+			return false;
+		str_copy(a->user, sizeof(a->user), user);
+		a->next = active;
+		active = a;
+	}
+	a->n++;
+	return true;
+}
+
+static void
+active_put(const char *user)
+{
+	struct lmtp_active **pp, *a;
+
+	for (pp = &active; (a = *pp) != NULL; pp = &a->next) {
+		if (strcmp(a->user, user) != 0)
+			continue;
+		if (--a->n == 0) {
+			*pp = a->next;
+			free(a);
+		}
+		return;
+	}
+}
 
 static void conn_process(struct lmtp_conn *c);
 
@@ -184,8 +256,9 @@ spool_close(struct lmtp_conn *c)
 	if (c->spool >= 0)
 		close(c->spool);
 	c->spool = -1;
+	spool_total -= c->spooled;
 	c->spooled = 0;
-	c->too_big = c->spool_failed = false;
+	c->too_big = c->spool_failed = c->spool_full = false;
 }
 
 /* RSET, LHLO, and the end of a transaction (RFC 5321 sec. 4.1.1.5). */
@@ -193,8 +266,12 @@ static void
 transaction_reset(struct lmtp_conn *c)
 {
 	spool_close(c);
-	for (unsigned int i = 0; i < c->nrcpt; i++)
-		ipc_free(&c->rcpts[i].ipc);
+	for (unsigned int i = 0; i < c->nrcpt; i++) {
+		if (c->rcpts[i].ipc != NULL) {
+			ipc_free(&c->rcpts[i].ipc);
+			active_put(c->rcpts[i].user);
+		}
+	}
 	free(c->rcpts);
 	c->rcpts = NULL;
 	c->nrcpt = c->rcpt_cap = 0;
@@ -213,6 +290,7 @@ conn_free(struct lmtp_conn *c)
 		close(c->fd);
 	}
 	transaction_reset(c);
+	ipc_free(&c->quota_ipc);
 	free(c->out);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -356,22 +434,10 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 }
 
 static void
-rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
+rcpt_add(struct lmtp_conn *c)
 {
 	struct lmtp_rcpt *r;
 
-	c->waiting = false;
-	c->lookup_req = 0;
-	if (a == NULL || a->result == AUTH_TEMPFAIL) {
-		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
-		    c->pending_addr);
-		return;
-	}
-	if (a->result != AUTH_OK || !PROTO_STR_OK(a->user.name) ||
-	    strcmp(a->user.name, c->pending_user) != 0) {
-		reply(c, "550 5.1.1 <%s> User unknown", c->pending_addr);
-		return;
-	}
 	if (c->nrcpt == c->rcpt_cap) {
 		unsigned int cap = c->rcpt_cap ? c->rcpt_cap * 2 : 4;
 		struct lmtp_rcpt *n = reallocarray(c->rcpts, cap, sizeof(*n));
@@ -387,13 +453,101 @@ rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
 	r = &c->rcpts[c->nrcpt++];
 	memset(r, 0, sizeof(*r));
 	r->conn = c;
-	r->uid = a->uid;
-	r->gid = a->gid;
+	r->uid = c->pending_uid;
+	r->gid = c->pending_gid;
 	r->dup_of = -1;
 	memcpy(r->addr, c->pending_addr, sizeof(r->addr));
 	memcpy(r->user, c->pending_user, sizeof(r->user));
 	c->bad = 0;
 	reply(c, "250 2.1.5 <%s> OK", r->addr);
+}
+
+static void
+quota_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct lmtp_conn *c = arg;
+	struct msg_delivered res;
+
+	(void)ipc;
+	if (msg != NULL && msg->fd >= 0)
+		close(msg->fd);
+	/* Anything but "over quota" accepts: the delivery checks again. */
+	if (msg != NULL && msg->type == MSG_DELIVER_RESULT &&
+	    proto_take(msg->data, msg->len, &res, sizeof(res)) &&
+	    res.req == c->quota_req && res.result == STORE_OVERQUOTA)
+		reply(c, cf->lmtp_quota_temporary ?
+		    "452 4.2.2 <%s> Mailbox full" :
+		    "552 5.2.2 <%s> Mailbox full", c->pending_addr);
+	else
+		rcpt_add(c);
+	ipc_free(&c->quota_ipc);
+	c->waiting = false;
+	conn_process(c);
+}
+
+/*
+ * RCPT with a quota configured: ask the deliver worker of the recipient's
+ * uid whether the mailbox is already full (only it can look), so the MTA
+ * learns at RCPT (552 5.2.2) rather than after sending the message.
+ */
+static bool
+quota_check(struct lmtp_conn *c)
+{
+	struct msg_deliver_channel ch = { .uid = c->pending_uid,
+	    .gid = c->pending_gid };
+	struct msg_deliver *m;
+	int fds[2];
+	bool ok = false;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return false;
+	if (ipc_pair(fds) < 0) {
+		free(m);
+		return false;
+	}
+	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
+	    (c->quota_ipc = ipc_new(ev, fds[0], quota_msg, c)) == NULL) {
+		close(fds[0]);
+		close(fds[1]);
+		free(m);
+		return false;
+	}
+	close(fds[1]);
+	m->req = c->quota_req = next_req++;
+	str_copy(m->session, sizeof(m->session), c->id);
+	str_copy(m->user, sizeof(m->user), c->pending_user);
+	if (ipc_send(c->quota_ipc, MSG_DELIVER_QUOTA, m, sizeof(*m), -1) < 0)
+		ipc_free(&c->quota_ipc);
+	else
+		ok = true;
+	free(m);
+	return ok;
+}
+
+static void
+rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
+{
+	c->waiting = false;
+	c->lookup_req = 0;
+	if (a == NULL || a->result == AUTH_TEMPFAIL) {
+		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
+		    c->pending_addr);
+		return;
+	}
+	if (a->result != AUTH_OK || !PROTO_STR_OK(a->user.name) ||
+	    strcmp(a->user.name, c->pending_user) != 0) {
+		reply(c, "550 5.1.1 <%s> User unknown", c->pending_addr);
+		return;
+	}
+	c->pending_uid = a->uid;
+	c->pending_gid = a->gid;
+	/* Only an explicit delivery quota costs a look at the mailbox here. */
+	if ((cf->lmtp_quota_bytes != 0 || cf->lmtp_quota_messages != 0) &&
+	    quota_check(c)) {
+		c->waiting = true;
+		return;
+	}
+	rcpt_add(c);
 }
 
 static int
@@ -547,10 +701,18 @@ dispatch(struct lmtp_conn *c, char *line, size_t len)
 static void
 spool_put(struct lmtp_conn *c, const char *buf, size_t len)
 {
-	if (len == 0 || c->too_big || c->spool_failed || c->spool < 0)
+	uint64_t total_max = LMTP_SPOOL_TOTAL_MAX > cf->lmtp_max_message_size ?
+	    LMTP_SPOOL_TOTAL_MAX : cf->lmtp_max_message_size;
+
+	if (len == 0 || c->too_big || c->spool_failed || c->spool_full ||
+	    c->spool < 0)
 		return;
 	if (c->spooled + len > cf->lmtp_max_message_size) {
 		c->too_big = true;
+		return;
+	}
+	if (spool_total + len > total_max) {
+		c->spool_full = true;
 		return;
 	}
 	if (fd_write_all(c->spool, buf, len) < 0) {
@@ -559,6 +721,7 @@ spool_put(struct lmtp_conn *c, const char *buf, size_t len)
 		return;
 	}
 	c->spooled += len;
+	spool_total += len;
 }
 
 static void
@@ -569,10 +732,18 @@ deliveries_done(struct lmtp_conn *c)
 
 	for (unsigned int i = 0; i < c->nrcpt; i++) {
 		struct lmtp_rcpt *r = &c->rcpts[i];
-		enum store_result res = r->dup_of >= 0 ?
-		    c->rcpts[r->dup_of].result : r->result;
+		const struct lmtp_rcpt *o = r->dup_of >= 0 ?
+		    &c->rcpts[r->dup_of] : r;
+		enum store_result res = o->result;
 
-		delivery_reply(res, r->addr, line, sizeof(line));
+		if (o->busy) {
+			/* RFC 3463 X.4.5: mail system congestion. */
+			reply(c, "451 4.4.5 <%s> Too many deliveries to this "
+			    "mailbox at once, try again later", r->addr);
+			continue;
+		}
+		delivery_reply(res, cf->lmtp_quota_temporary, r->addr, line,
+		    sizeof(line));
 		reply(c, "%s", line);
 		ok += res == STORE_OK;
 	}
@@ -594,12 +765,16 @@ deliveries_done(struct lmtp_conn *c)
 		conn_process(c);
 }
 
+static bool send_request(struct lmtp_conn *c, struct lmtp_rcpt *r,
+    uint32_t type);
+
 static void
 rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
 	struct lmtp_rcpt *r = arg;
 	struct lmtp_conn *c = r->conn;
 	struct msg_delivered res;
+	bool answered = false;
 
 	(void)ipc;
 	if (msg != NULL && msg->fd >= 0)
@@ -607,41 +782,58 @@ rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	if (msg != NULL && msg->type == MSG_DELIVER_RESULT &&
 	    proto_take(msg->data, msg->len, &res, sizeof(res)) &&
 	    res.req == r->req && res.result >= STORE_OK &&
-	    res.result <= STORE_OVERQUOTA)
-		r->result = (enum store_result)res.result;
-	else {
-		/* The worker died or spoke nonsense: the MTA retries. */
-		if (msg != NULL)
-			log_warnx("session=%s event=protocol-error "
-			    "role=deliver", c->id);
-		r->result = STORE_TEMPFAIL;
-	}
+	    res.result <= STORE_BUSY) {
+		answered = true;
+		/* A probe's "absent" is no verdict on the message: retry. */
+		r->result = r->probing && res.result != STORE_OK ?
+		    STORE_TEMPFAIL : (enum store_result)res.result;
+	} else if (msg != NULL)
+		log_warnx("session=%s event=protocol-error role=deliver",
+		    c->id);
 	ipc_free(&r->ipc);
+	if (!answered && msg == NULL && !r->probing) {
+		/*
+		 * The worker died before it answered: maybe after storing.
+		 * Ask a fresh one whether the message with our token is in
+		 * the mailbox, so the MTA's retry cannot make a second copy.
+		 */
+		r->probing = true;
+		if (send_request(c, r, MSG_DELIVER_PROBE))
+			return;
+	}
+	if (!answered)
+		r->result = STORE_TEMPFAIL;
+	active_put(r->user);
 	if (--c->delivering == 0)
 		deliveries_done(c);
 }
 
-static void
-deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
+/*
+ * A channel to the deliver worker of r's uid, through the master, with one
+ * request on it: MSG_DELIVER_REQ with the spooled message, or
+ * MSG_DELIVER_PROBE for r's token. false when it could not be sent.
+ */
+static bool
+send_request(struct lmtp_conn *c, struct lmtp_rcpt *r, uint32_t type)
 {
 	struct msg_deliver_channel ch = { .uid = r->uid, .gid = r->gid };
 	struct msg_deliver *m;
 	int fds[2];
+	bool ok = false;
 
-	r->result = STORE_TEMPFAIL;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return;
+		return false;
 	if (ipc_pair(fds) < 0) {
 		log_warn("session=%s socketpair", c->id);
 		free(m);
-		return;
+		return false;
 	}
 	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
 	    (r->ipc = ipc_new(ev, fds[0], rcpt_msg, r)) == NULL) {
 		close(fds[0]);
 		close(fds[1]);
 		free(m);
-		return;
+		return false;
 	}
 	close(fds[1]);
 	m->req = r->req = next_req++;
@@ -649,12 +841,35 @@ deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
 	str_copy(m->user, sizeof(m->user), r->user);
 	str_copy(m->sender, sizeof(m->sender), c->mail.addr);
 	str_copy(m->rcpt, sizeof(m->rcpt), r->addr);
-	if (ipc_send(r->ipc, MSG_DELIVER_REQ, m, sizeof(*m), c->spool) < 0) {
+	memcpy(m->token, r->token, sizeof(m->token));
+	if (ipc_send(r->ipc, type, m, sizeof(*m),
+	    type == MSG_DELIVER_REQ ? c->spool : -1) < 0)
 		ipc_free(&r->ipc);
-		free(m);
+	else
+		ok = true;
+	free(m);
+	return ok;
+}
+
+static void
+deliver_one(struct lmtp_conn *c, struct lmtp_rcpt *r)
+{
+	unsigned char rnd[STORE_TOKEN_LEN / 2];
+
+	r->result = STORE_TEMPFAIL;
+	if (!active_take(r->user)) {
+		r->busy = true;
 		return;
 	}
-	free(m);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		active_put(r->user);
+		return;
+	}
+	str_hex(r->token, rnd, sizeof(rnd));
+	if (!send_request(c, r, MSG_DELIVER_REQ)) {
+		active_put(r->user);
+		return;
+	}
 	c->delivering++;
 }
 
@@ -663,11 +878,13 @@ static void
 data_end(struct lmtp_conn *c)
 {
 	c->mode = MODE_CMD;
-	if (c->too_big || c->spool_failed ||
+	if (c->too_big || c->spool_failed || c->spool_full ||
 	    fcntl(c->spool, F_ADD_SEALS, LMTP_SEALS) < 0) {
 		for (unsigned int i = 0; i < c->nrcpt; i++)
 			reply(c, c->too_big ? "552 5.3.4 <%s> Message too big "
-			    "for the system" :
+			    "for the system" : c->spool_full ?
+			    "452 4.3.1 <%s> Insufficient system storage, try "
+			    "again later" :
 			    "451 4.3.0 <%s> Cannot spool the message",
 			    c->rcpts[i].addr);
 		transaction_reset(c);
@@ -925,7 +1142,8 @@ fail_lookups(unsigned int idx)
 
 	for (c = conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->waiting && c->lookup_auth == idx) {
+		if (c->waiting && c->lookup_req != 0 &&
+		    c->lookup_auth == idx) {
 			rcpt_looked_up(c, NULL);
 			conn_process(c);
 		}
@@ -950,7 +1168,8 @@ auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	    !proto_take(msg->data, msg->len, &a, sizeof(a)))
 		return;
 	for (struct lmtp_conn *c = conns; c != NULL; c = c->next) {
-		if (c->waiting && c->lookup_req == a.req) {
+		if (c->waiting && c->lookup_req != 0 &&
+		    c->lookup_req == a.req) {
 			rcpt_looked_up(c, &a);
 			conn_process(c);
 			break;
@@ -1082,6 +1301,12 @@ lmtp_main(const struct config *config, unsigned int n)
 		/* Only at a forced stop: channels close with the process. */
 		conns->delivering = 0;
 		conn_free(conns);
+	}
+	while (active != NULL) {
+		struct lmtp_active *a = active;
+
+		active = a->next;
+		free(a);
 	}
 	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
 		ipc_free(&authc[i]);

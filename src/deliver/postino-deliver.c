@@ -7,6 +7,7 @@
  * the MTA puts into its bounce or log.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "../auth/auth.h"
 #include "../lib/fdio.h"
 #include "../lib/priv.h"
+#include "../lib/version.h"
 #include "delivery.h"
 #include "lmtp_cmds.h"
 
@@ -34,6 +36,20 @@ die(int code, const char *fmt, ...)
 	fputc('\n', stderr);
 	exit(code);
 }
+
+static const char manual[] =
+"usage: postino-deliver [-c FILE] [-f SENDER] [-a RECIPIENT] -d USER\n"
+"Deliver one message from standard input into USER's mailbox, as postinod's\n"
+"LMTP service does (same path, headers, locks and durability).\n"
+"  -c FILE       configuration (default /etc/postino/postinod.conf)\n"
+"  -d USER       the passwd-file user to deliver to\n"
+"  -f SENDER     Return-Path (default $SENDER; none without either)\n"
+"  -a RECIPIENT  Delivered-To (default $ORIGINAL_RECIPIENT, else USER)\n"
+"  -h, --help    print this text;  -V, --version  print the version\n"
+"A leading mbox \"From \" line is dropped. Exit status (sysexits.h): 0\n"
+"delivered, 75 try again later, 67 no such user, 73 mailbox cannot be\n"
+"written or full, 65 message too big, 64 usage, 78 configuration; with\n"
+"one line on stderr for the MTA's bounce.\n";
 
 static void __attribute__((noreturn))
 usage(void)
@@ -122,8 +138,21 @@ main(int argc, char **argv)
 	char err[ERR_LEN];
 	int ch, fd;
 
-	while ((ch = getopt(argc, argv, "c:d:f:a:")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "hVc:d:f:a:", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 'h':
+			fputs(manual, stdout);
+			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+		case 'V':
+			printf("postino-deliver %s\n", POSTINO_VERSION);
+			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 		case 'c':
 			conf = optarg;
 			break;
@@ -188,7 +217,7 @@ main(int argc, char **argv)
 			die(EX_TEMPFAIL, "%s", err);
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
-	r = delivery_run(cf, &u, fd, sender, rcpt, err);
+	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
 	close(fd);
 	free(cf);
 	switch (r) {

@@ -75,7 +75,8 @@ emit(struct sock_filter *prog, size_t *len, struct sock_filter ins)
 }
 
 #define STMT(c, k)		((struct sock_filter)BPF_STMT((c), (k)))
-#define JUMP(c, k, t, f)	((struct sock_filter)BPF_JUMP((c), (k), (t), (f)))
+#define JUMP(c, k, t, f) \
+	((struct sock_filter)BPF_JUMP((c), (k), (t), (f)))
 #define ARG_LO(i)	(offsetof(struct seccomp_data, args[i]))
 #define NR		(offsetof(struct seccomp_data, nr))
 
@@ -131,12 +132,14 @@ sandbox_allow(const int *nrs, size_t n, unsigned int flags, char *err)
 	    offsetof(struct seccomp_data, arch)));
 	bad |= emit(prog, &len, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH,
 	    1, 0));
-	bad |= emit(prog, &len, STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+	bad |= emit(prog, &len, STMT(BPF_RET | BPF_K,
+	    SECCOMP_RET_KILL_PROCESS));
 	bad |= emit(prog, &len, STMT(BPF_LD | BPF_W | BPF_ABS, NR));
 #if defined(__x86_64__)
 	bad |= emit(prog, &len, JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u,
 	    0, 1));
-	bad |= emit(prog, &len, STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+	bad |= emit(prog, &len, STMT(BPF_RET | BPF_K,
+	    SECCOMP_RET_KILL_PROCESS));
 #endif
 	if (flags & SANDBOX_OPEN_RDONLY) {
 		bad |= emit_masked(prog, &len, SYS_openat, 2, writing);

@@ -618,7 +618,7 @@ enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
 	for (r = queue_head; r != NULL; r = r->next)
 		if (strcmp(r->net, net) == 0)
 			same++;
-	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word is not. */
+	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word not. */
 	if (deadline > now + AUTH_WAIT_MAX_MS)
 		deadline = now + AUTH_WAIT_MAX_MS;
 	wait = penalty_wait(ip, cf->auth_fail_delay_ms, now);
@@ -876,6 +876,28 @@ static const int auth_syscalls[] = {
 #endif
 };
 
+/*
+ * The passwd-file's name for the backend. As root, the role first moves
+ * into the file's directory and names the file relative to it: once it
+ * runs as auth_user, re-reading it needs search permission on that
+ * directory only, not on every one above (a checkout under a 0700 home).
+ */
+static const char *
+passwd_path(void)
+{
+	static char dir[PATH_MAX];
+	const char *slash = strrchr(cf->passwd_file, '/');
+
+	if (!priv_is_root() || slash == NULL || slash[1] == '\0' ||
+	    (size_t)(slash - cf->passwd_file) >= sizeof(dir))
+		return cf->passwd_file;
+	memcpy(dir, cf->passwd_file, (size_t)(slash - cf->passwd_file));
+	dir[slash - cf->passwd_file] = '\0';
+	if (chdir(dir[0] != '\0' ? dir : "/") < 0)
+		fatal("passwd_file: %s", dir[0] != '\0' ? dir : "/");
+	return slash + 1;
+}
+
 int
 authd_main(const struct config *config)
 {
@@ -906,7 +928,7 @@ authd_main(const struct config *config)
 			fatalx("passdb pgsql: %s", err);
 	} else {
 		ops = auth_lookup("passwd-file");
-		if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
+		if (ops == NULL || ops->open(&db, passwd_path(), err) < 0)
 			fatalx("passwd_file: %s", ops ? err : "no backend");
 	}
 	/*
@@ -927,7 +949,7 @@ authd_main(const struct config *config)
 			fatalx("%s", err);
 	}
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
-	    .flags = strstr(cf->auth_mechanisms, "CRAM-MD5") != NULL ?
+	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
 	/* Until the master's secret arrives (first message), a random one. */
 	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=

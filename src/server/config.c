@@ -1,4 +1,6 @@
 #include "config.h"
+
+#include "../store/maildir_uidlist.h"
 #include "../auth/auth_pgsql.h"
 
 #include <dirent.h>
@@ -15,13 +17,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_U64, CT_BOOL, CT_LISTEN, CT_LISTEN_TLS, CT_MAILBOX,
-	CT_TLS_VERSION, CT_MECHS, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
-};
-
-/* SASL mechanisms auth_mechanisms may name (src/auth/sasl.h). */
-static const char *const known_mechs[] = {
-	"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
-	NULL
+	CT_TLS_VERSION, CT_MECHS, CT_UIDL_FORMAT, CT_CIDRS, CT_PASSDB, CT_LMTP_LISTEN, CT_MODE,
 };
 
 struct config_key {
@@ -81,6 +77,8 @@ static const struct config_key config_keys[] = {
 	KEY(mbox_dotlock_stale, CT_UINT, mbox_dotlock_stale, 10, 86400, "300"),
 	KEY(max_messages, CT_UINT, max_messages, 1, 10000000, "1000000"),
 	KEY(max_mailbox_size, CT_U64, max_mailbox_size, 0, UINT64_MAX, "0"),
+	KEY(pop3_uidl_format, CT_UIDL_FORMAT, pop3_uidl_format, 0, 0,
+	    MAILDIR_UIDLIST_FORMAT_DEFAULT),
 	KEY(max_connections_per_ip, CT_UINT, max_connections_per_ip, 0,
 	    1000000, "200"),
 	KEY(max_connections_per_net, CT_UINT, max_connections_per_net, 0,
@@ -103,6 +101,12 @@ static const struct config_key config_keys[] = {
 	KEY(lmtp_return_path, CT_BOOL, lmtp_return_path, 0, 0, "yes"),
 	KEY(lmtp_delivered_to, CT_BOOL, lmtp_delivered_to, 0, 0, "yes"),
 	KEY(mail_crlf, CT_BOOL, mail_crlf, 0, 0, "no"),
+	KEY(lmtp_quota_bytes, CT_U64, lmtp_quota_bytes, 0, UINT64_MAX, "0"),
+	KEY(lmtp_quota_messages, CT_UINT, lmtp_quota_messages, 0, 10000000,
+	    "0"),
+	KEY(lmtp_quota_temporary, CT_BOOL, lmtp_quota_temporary, 0, 0, "no"),
+	KEY(lmtp_user_concurrency, CT_UINT, lmtp_user_concurrency, 0, 1000,
+	    "10"),
 	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
 };
 
@@ -128,6 +132,21 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		if (strchr(v, ':')[1] == '\0') {
 			str_copy(why, ERR_LEN, "empty path");
 			return -1;
+		}
+		/*
+		 * The mail role refuses an expanded path with a "." or ".."
+		 * component (a user "x@.." must not climb out of %d); one in
+		 * the template itself would fail every login, so say it now.
+		 */
+		for (const char *c = strchr(v, ':') + 1; *c != '\0';) {
+			size_t n = strcspn(c, "/");
+
+			if ((n == 1 && c[0] == '.') ||
+			    (n == 2 && c[0] == '.' && c[1] == '.')) {
+				str_copy(why, ERR_LEN, "'.' or '..' in the path");
+				return -1;
+			}
+			c += n + (c[n] == '/');
 		}
 		if (str_copy(p, k->size, v) < 0) {
 			str_copy(why, ERR_LEN, "path too long");
@@ -221,10 +240,7 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
 				    w[i] - 'a' + 'A' : w[i]);
 			word[n] = '\0';
-			for (i = 0; known_mechs[i] != NULL; i++)
-				if (strcmp(known_mechs[i], word) == 0)
-					break;
-			if (known_mechs[i] == NULL) {
+			if (sasl_mechs_lookup(word, n) < 0) {
 				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
 				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
 				    "SCRAM-SHA-256-PLUS)", word);
@@ -239,6 +255,8 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			}
 			w += n;
 		}
+		if (sasl_mechs_parse(out, &cf->auth_mechs, why) < 0)
+			return -1;
 		return str_copy(p, k->size, out);
 	}
 	case CT_PASSDB:
@@ -295,6 +313,14 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		*(unsigned int *)p = (unsigned int)m;
 		return 0;
 	}
+	case CT_UIDL_FORMAT:
+		if (!maildir_uidlist_format_ok(v)) {
+			str_copy(why, ERR_LEN, "expected %u, %v, %f (with a "
+			    "width and X for hex, as %08Xu), %% and printable "
+			    "text, at most 63 octets");
+			return -1;
+		}
+		return str_copy(p, k->size, v);
 	case CT_TLS_VERSION:
 		if (strcmp(v, "TLSv1.2") != 0 && strcmp(v, "TLSv1.3") != 0) {
 			str_copy(why, ERR_LEN, "expected TLSv1.2 or TLSv1.3");
@@ -524,6 +550,7 @@ config_dump(const struct config *cf)
 			printf("%s = 0%o\n", k->name, *(const unsigned int *)p);
 			break;
 		case CT_TLS_VERSION:
+		case CT_UIDL_FORMAT:
 		case CT_MECHS:
 		case CT_CIDRS:
 		case CT_PASSDB:
@@ -698,20 +725,21 @@ check_auth_user(const struct config *cf, uid_t login_uid, bool have_mail_uid,
 		    cf->passwd_file, cf->auth_user, (unsigned)gid);
 		return -1;
 	}
-	/* Every directory above it must let the auth role through. */
-	if (str_copy(dir, sizeof(dir), cf->passwd_file) < 0)
+	/*
+	 * The auth role works in the file's directory (authd.c), so that one
+	 * must let it look the file up; the ones above need not.
+	 */
+	if (str_copy(dir, sizeof(dir), cf->passwd_file) < 0 ||
+	    (slash = strrchr(dir, '/')) == NULL)
 		return 0;
-	while ((slash = strrchr(dir, '/')) != NULL) {
-		*slash = '\0';
-		if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
-			return 0;
-		if (!may_access(&st, uid, gid, S_IXUSR, S_IXGRP, S_IXOTH)) {
-			str_fmt(err, ERR_LEN, "passwd_file: auth_user '%s' "
-			    "cannot search %s: chgrp it to group %u",
-			    cf->auth_user, dir[0] != '\0' ? dir : "/",
-			    (unsigned)gid);
-			return -1;
-		}
+	*slash = '\0';
+	if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
+		return 0;
+	if (!may_access(&st, uid, gid, S_IXUSR, S_IXGRP, S_IXOTH)) {
+		str_fmt(err, ERR_LEN, "passwd_file: auth_user '%s' cannot "
+		    "search %s: chgrp it to group %u", cf->auth_user,
+		    dir[0] != '\0' ? dir : "/", (unsigned)gid);
+		return -1;
 	}
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "../auth/sasl_mechs.h"
 #include "../lib/cidr.h"
 #include "../lib/net.h"
 #include "../lib/str.h"
@@ -42,6 +43,7 @@ struct config {
 	bool		 auth_allow_cleartext;
 	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
+	unsigned int	 auth_mechs;	/* the same: SASL_MECH_BIT()s */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 passdb[16];			/* "passwd-file", "pgsql" */
@@ -74,6 +76,7 @@ struct config {
 	unsigned int	 mbox_dotlock_stale;
 	unsigned int	 max_messages;
 	uint64_t	 max_mailbox_size;		/* 0 = no limit */
+	char		 pop3_uidl_format[64];		/* Dovecot's, for its uidlist */
 	unsigned int	 max_connections_per_ip;	/* 0 = no limit */
 	unsigned int	 max_connections_per_net;	/* 0 = no limit */
 	unsigned int	 connection_prefix_ipv4;	/* bits of a "net" */
@@ -94,6 +97,10 @@ struct config {
 	bool		 lmtp_return_path;
 	bool		 lmtp_delivered_to;
 	bool		 mail_crlf;			/* store CRLF line ends */
+	uint64_t	 lmtp_quota_bytes;		/* 0 = none */
+	unsigned int	 lmtp_quota_messages;		/* 0 = none */
+	bool		 lmtp_quota_temporary;		/* 452 4.2.2, not 552 */
+	unsigned int	 lmtp_user_concurrency;		/* 0 = no limit */
 };
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */

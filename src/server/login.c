@@ -22,7 +22,7 @@
 #include "../lib/priv.h"
 #include "../lib/proxyproto.h"
 #include "../lib/tls.h"
-#include "../auth/base64.h"
+#include "../lib/base64.h"
 #include "../auth/sasl.h"
 #include "capa.h"
 #include "connlimit.h"
@@ -46,7 +46,7 @@ struct login_conn {
 	struct ev_timer	 delay;		/* failed-auth delay */
 	uint64_t	 req;		/* pending auth request, 0 = none */
 	uint64_t	 sasl_req;	/* SASL exchange under way, 0 = none */
-	unsigned int	 auth_idx;	/* the auth worker req/sasl_req went to */
+	unsigned int	 auth_idx;	/* auth worker of req and sasl_req */
 	uint32_t	 method;
 	char		 mech[32];	/* SASL mechanism, for the log */
 	enum auth_result verdict;
@@ -127,7 +127,8 @@ conn_closed(struct session *s)
 	if (c->req != 0 && c->auth_idx < nauth && authc[c->auth_idx] != NULL) {
 		struct msg_cancel m = { .req = c->req };
 
-		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m), -1);
+		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m),
+		    -1);
 	}
 	if (c->sasl_req != 0)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
@@ -280,14 +281,9 @@ capa_flags(const struct session *s)
 static bool
 mech_configured(const char *name, size_t len)
 {
-	for (const char *w = cf->auth_mechanisms; *w != '\0';) {
-		size_t l = strcspn(w, " ");
+	int id = sasl_mechs_lookup(name, len);
 
-		if (l == len && memcmp(w, name, len) == 0)
-			return true;
-		w += l + (w[l] == ' ');
-	}
-	return false;
+	return id >= 0 && (cf->auth_mechs & SASL_MECH_BIT(id)) != 0;
 }
 
 /* SASL flags and channel of this connection: what AUTH may offer now. */
@@ -298,7 +294,7 @@ sasl_flags(const struct session *s)
 
 	if (cleartext_ok(s))
 		f |= SASL_ALLOW_PLAINTEXT;
-	if (mech_configured("CRAM-MD5", 8))
+	if (cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5))
 		f |= SASL_ALLOW_CRAM_MD5;
 	return f;
 }
@@ -316,7 +312,7 @@ sasl_channel_of(struct session *s, struct sasl_channel *ch)
 	 * Binding data makes -PLUS offered and a client's "y" flag a downgrade
 	 * (RFC 5802 sec. 6): without -PLUS configured, "y" is the right answer.
 	 */
-	if (!mech_configured("SCRAM-SHA-256-PLUS", 18))
+	if (!(cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_SCRAM_PLUS)))
 		return;
 	n = tls_channel_binding(s->tls, "tls-server-end-point", ch->end_point,
 	    sizeof(ch->end_point));
@@ -593,8 +589,8 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		return CMD_CLOSE;
 	}
 	if (auth_for(c) == NULL) {
-		session_reply(s, "-ERR [SYS/TEMP] Authentication is unavailable, "
-		    "try later.");
+		session_reply(s, "-ERR [SYS/TEMP] Authentication is "
+		    "unavailable, try later.");
 		return CMD_BAD;
 	}
 	c->sasl_req = next_req++;
@@ -682,7 +678,8 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 		}
 		sv[0] = -1;
 	}
-	if (give < 0 || ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
+	if (give < 0 ||
+	    ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
 		if (give >= 0)
 			log_warnx("session=%s event=handoff-failed",
 			    h->session);

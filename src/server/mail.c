@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,7 +38,13 @@ struct mail_conn {
 	struct mail_conn	*prev, *next;
 	uint64_t		 req;		/* pending ticket redemption */
 	unsigned int		 auth_idx;	/* the auth worker redeeming it */
-	struct msg_handoff	 h;
+	/*
+	 * What the session keeps of its hand-off (whose buffers, 6 KiB, are
+	 * spent once the session starts: an idle session is kept small).
+	 */
+	char			 user[AUTH_USER_MAX + 1];
+	uint32_t		 capa;
+	char			 sasl[SASL_MECHS_LEN];
 	const struct store_ops	*sops;
 	struct store		*st;
 	struct store_index	 idx;
@@ -99,6 +106,12 @@ conn_closed(struct session *s)
 			ev_stop(ev);
 		else
 			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
+		/*
+		 * Sessions free their buffers, but free chunks amid the heap
+		 * stay with the process (glibc trims only the top): an idle
+		 * worker gives them back instead of holding its peak.
+		 */
+		(void)malloc_trim(0);
 	}
 }
 
@@ -317,7 +330,7 @@ cmd_capa(struct session *s, const struct pop3_args *a)
 
 	(void)a;
 	/* RFC 2449 sec. 5: what AUTHORIZATION offered is announced here too. */
-	capa_reply(s, cf, c->h.capa & (CAPA_USER | CAPA_STLS), c->h.sasl);
+	capa_reply(s, cf, c->capa & (CAPA_USER | CAPA_STLS), c->sasl);
 	return CMD_OK;
 }
 
@@ -376,7 +389,7 @@ quit_update(struct mail_conn *c)
 	}
 	log_info("session=%s event=logout user=\"%s\" retrieved=%u "
 	    "retrieved_bytes=%llu deleted=%u left=%u result=%s", s->id,
-	    c->h.user, c->retrieved, (unsigned long long)c->retrieved_bytes,
+	    c->user, c->retrieved, (unsigned long long)c->retrieved_bytes,
 	    deleted, left, r == STORE_OK ? "ok" : "update-failed");
 	return true;
 }
@@ -609,11 +622,14 @@ login_delay_check(struct mail_conn *c, const char *path)
 	if (stat(stamp, &st) == 0 && st.st_mtime <= now &&
 	    now - st.st_mtime < (time_t)cf->login_delay) {
 		log_info("session=%s event=login-delay user=\"%s\" wait=%lld",
-		    c->s.id, c->h.user,
+		    c->s.id, c->user,
 		    (long long)(cf->login_delay - (now - st.st_mtime)));
 		return -1;
 	}
+	/* Beside an mbox, the stamp is a new file in the spool directory. */
+	priv_group_raise();
 	fd = open(stamp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	priv_group_lower();
 	if (fd >= 0) {
 		futimens(fd, NULL);
 		close(fd);
@@ -632,17 +648,17 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 
 	if (acct->result != AUTH_OK || !PROTO_STR_OK(acct->user.name) ||
 	    !PROTO_STR_OK(acct->user.home) ||
-	    strcmp(acct->user.name, c->h.user) != 0 ||
+	    strcmp(acct->user.name, c->user) != 0 ||
 	    (priv_is_root() && acct->uid != getuid())) {
 		log_warnx("session=%s event=ticket-refused user=\"%s\"", c->s.id,
-		    c->h.user);
+		    c->user);
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
 		session_end(&c->s);
 		return;
 	}
 	if (mailbox_path(&acct->user, path, sizeof(path), &c->sops, err) < 0) {
 		log_warnx("session=%s event=mailbox-error user=\"%s\" "
-		    "reason=\"%s\"", c->s.id, c->h.user, err);
+		    "reason=\"%s\"", c->s.id, c->user, err);
 		session_reply(&c->s, "-ERR [SYS/PERM] Mailbox unavailable.");
 		session_end(&c->s);
 		return;
@@ -654,6 +670,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	p.dotlock_stale = cf->mbox_dotlock_stale;
 	/* Never wait in the store: a busy lock is retried from a timer. */
 	p.lock_wait = 0;
+	p.uidl_format = cf->pop3_uidl_format;
 	r = c->sops->open(&c->st, &p, &c->idx, err);
 	if (r == STORE_BUSY && lock_retry_later(c)) {
 		c->st = NULL;
@@ -668,7 +685,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 		c->st = NULL;
 		log_info("session=%s event=mailbox-open result=%s user=\"%s\" "
 		    "reason=\"%s\"", c->s.id, r == STORE_LOCKED ||
-		    r == STORE_BUSY ? "in-use" : "error", c->h.user, err);
+		    r == STORE_BUSY ? "in-use" : "error", c->user, err);
 		reply_store_error(&c->s, r, r == STORE_LOCKED ?
 		    "Mailbox is in use by another session." :
 		    r == STORE_BUSY ? "Mailbox is locked by another program, "
@@ -685,7 +702,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	}
 	live_totals(c, &count, &size);
 	log_info("session=%s event=mailbox-open result=ok user=\"%s\" "
-	    "messages=%u octets=%llu", c->s.id, c->h.user, count,
+	    "messages=%u octets=%llu", c->s.id, c->user, count,
 	    (unsigned long long)size);
 	session_reply(&c->s, "+OK Logged in, %u messages (%llu octets).", count,
 	    (unsigned long long)size);
@@ -736,16 +753,18 @@ on_account(const struct ipc_msg *msg)
 static void
 on_handoff(struct ipc_msg *msg)
 {
+	/* One at a time (one thread): no 6 KiB per session kept. */
+	static struct msg_handoff h;
 	struct mail_conn *c = calloc(1, sizeof(*c));
 	struct msg_redeem rq = { 0 };
 	int w = -1;
 
-	if (c == NULL || !proto_take(msg->data, msg->len, &c->h, sizeof(c->h)) ||
-	    !PROTO_STR_OK(c->h.session) || !PROTO_STR_OK(c->h.ip) ||
-	    !PROTO_STR_OK(c->h.user) || !PROTO_STR_OK(c->h.ticket) ||
-	    !PROTO_STR_OK(c->h.sasl) ||
-	    c->h.inlen > sizeof(c->h.in) || c->h.outlen > sizeof(c->h.out) ||
-	    msg->fd < 0 || (w = proto_ticket_worker(c->h.ticket)) < 0 ||
+	if (c == NULL || !proto_take(msg->data, msg->len, &h, sizeof(h)) ||
+	    !PROTO_STR_OK(h.session) || !PROTO_STR_OK(h.ip) ||
+	    !PROTO_STR_OK(h.user) || !PROTO_STR_OK(h.ticket) ||
+	    !PROTO_STR_OK(h.sasl) ||
+	    h.inlen > sizeof(h.in) || h.outlen > sizeof(h.out) ||
+	    msg->fd < 0 || (w = proto_ticket_worker(h.ticket)) < 0 ||
 	    authc[w] == NULL) {
 		log_warnx("event=handoff-refused");
 		if (msg->fd >= 0)
@@ -756,15 +775,18 @@ on_handoff(struct ipc_msg *msg)
 	}
 	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
 	ev_timer_stop(ev, &idle_timer);
-	str_copy(c->s.id, sizeof(c->s.id), c->h.session);
-	str_copy(c->s.ip, sizeof(c->s.ip), c->h.ip);
-	c->s.port = c->h.port;
+	str_copy(c->s.id, sizeof(c->s.id), h.session);
+	str_copy(c->s.ip, sizeof(c->s.ip), h.ip);
+	str_copy(c->user, sizeof(c->user), h.user);
+	str_copy(c->sasl, sizeof(c->sasl), h.sasl);
+	c->capa = h.capa;
+	c->s.port = h.port;
 	c->s.idle_ms = cf->idle_timeout * 1000;
 	c->s.max_bad = cf->max_bad_commands;
 	c->s.transcript = cf->transcript;
 	c->s.suspended = true;
-	if (session_start(&c->s, ev, msg->fd, &mail_ops, c, c->h.in,
-	    c->h.inlen) < 0) {
+	if (session_start(&c->s, ev, msg->fd, &mail_ops, c, h.in,
+	    h.inlen) < 0) {
 		close(msg->fd);
 		free(c);
 		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
@@ -775,10 +797,11 @@ on_handoff(struct ipc_msg *msg)
 		conns->prev = c;
 	conns = c;
 	/* Replies the login worker could not send yet go first. */
-	if (c->h.outlen > 0)
-		session_write(&c->s, c->h.out, c->h.outlen);
+	if (h.outlen > 0)
+		session_write(&c->s, h.out, h.outlen);
 	rq.req = c->req = next_req++;
-	memcpy(rq.ticket, c->h.ticket, sizeof(rq.ticket));
+	memcpy(rq.ticket, h.ticket, sizeof(rq.ticket));
+	explicit_bzero(h.ticket, sizeof(h.ticket));
 	c->auth_idx = (unsigned int)w;
 	if (ipc_send(authc[w], MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");

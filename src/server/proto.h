@@ -14,6 +14,7 @@
 #include "../auth/sasl.h"
 #include "connlimit.h"
 #include "session.h"
+#include "../store/store.h"
 
 /*
  * Hex digits of a ticket: the issuing auth worker's index (two digits,
@@ -49,6 +50,9 @@ enum proto_type {
 	MSG_DELIVER_REQ,	/* lmtp -> deliver on that channel: fd is the
 				   sealed message */
 	MSG_DELIVER_RESULT,	/* deliver -> lmtp on that channel */
+	MSG_DELIVER_PROBE,	/* lmtp -> deliver: is delivery `token` stored?
+				   (its worker died before answering) */
+	MSG_DELIVER_QUOTA,	/* lmtp -> deliver: is the mailbox full? (RCPT) */
 };
 
 /* MSG_AUTH_CHANNEL's payload: which of how many auth workers it leads to. */
@@ -58,7 +62,7 @@ struct msg_auth_channel {
 
 /* MSG_AUTH_SECRET's payload, the first message an auth worker gets. */
 struct msg_auth_init {
-	uint32_t	index;		/* this worker's: goes into its tickets */
+	uint32_t	index;		/* this worker's, put in its tickets */
 	unsigned char	secret[SASL_SECRET_LEN];
 };
 
@@ -69,8 +73,8 @@ struct msg_auth_init {
 enum proto_refusal {
 	REFUSE_NONE = 0,
 	REFUSE_BUSY,		/* the queue is full, or the deadline passed */
-	REFUSE_PENALTY,		/* the network's penalty outlasts the deadline */
-	REFUSE_TICKETS,		/* too many unredeemed tickets: user or address */
+	REFUSE_PENALTY,		/* the penalty outlasts the deadline */
+	REFUSE_TICKETS,		/* too many open tickets (user, address) */
 };
 
 struct msg_cancel {
@@ -85,7 +89,7 @@ enum proto_method { METHOD_USER = 1, METHOD_APOP, METHOD_SASL };
 
 struct msg_verify {
 	uint64_t	req;
-	uint64_t	deadline_ms;	/* CLOCK_MONOTONIC: drop it unchecked after */
+	uint64_t	deadline_ms;	/* CLOCK_MONOTONIC; dropped after */
 	uint32_t	method;
 	char		session[SESSION_ID_LEN + 1];
 	char		ip[SESSION_IP_LEN];
@@ -207,6 +211,8 @@ struct msg_deliver {
 	char		user[AUTH_USER_MAX + 1];	/* passwd-file name */
 	char		sender[PROTO_ADDR_MAX + 1];	/* "" = null sender */
 	char		rcpt[PROTO_ADDR_MAX + 1];	/* as given in RCPT */
+	/* Random, in the stored name: lets a probe find it (store.h). */
+	char		token[STORE_TOKEN_LEN + 1];
 };
 
 struct msg_delivered {

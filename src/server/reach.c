@@ -13,7 +13,7 @@
 struct reach_ids {
 	uid_t	uid;
 	gid_t	gid;
-	gid_t	extra;		/* mail_privileged_group or (gid_t)-1 */
+	gid_t	extra;		/* mail_privileged_group, or -1 */
 };
 
 /*
@@ -218,7 +218,8 @@ reach_check(const struct config *cf, FILE *out)
 		    (unsigned)id.uid, root, bad);
 		if (stat(bad, &st) == 0)
 			fprintf(out, " (mode %04o, owner uid %u)",
-			    (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+			    (unsigned)(st.st_mode & 07777),
+			    (unsigned)st.st_uid);
 		fputc('\n', out);
 	}
 	fclose(fp);

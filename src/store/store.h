@@ -23,6 +23,8 @@
 #include "../lib/str.h"
 
 #define STORE_UIDL_MAX	70	/* RFC 1939 sec. 7 */
+/* Hex digits of a delivery token: 48 random bits, unique per mailbox. */
+#define STORE_TOKEN_LEN	12
 
 enum store_result {
 	STORE_OK = 0,
@@ -46,6 +48,9 @@ struct store_params {
 	bool		 mboxrd;	/* mbox: unescape ">>From " too, not just ">From " */
 	unsigned int	 dotlock_stale;	/* mbox: seconds after which a dotlock is stale */
 	unsigned int	 lock_wait;	/* mbox: seconds to wait for the MTA's lock */
+	/* maildir: Dovecot's pop3_uidl_format for its dovecot-uidlist; NULL:
+	 * its default (maildir_uidlist.h) */
+	const char	*uidl_format;
 };
 
 /*
@@ -59,6 +64,8 @@ struct store_delivery {
 	bool		 crlf;		/* store CRLF line ends, else LF */
 	uint64_t	 quota_bytes;	/* 0: none; over it: STORE_OVERQUOTA */
 	unsigned int	 quota_messages;	/* 0: none */
+	const char	*token;		/* NULL, or STORE_TOKEN_LEN hex digits
+					   to put into the stored name */
 };
 
 struct store_msg {
@@ -117,6 +124,21 @@ struct store_ops {
 	 * works on the path alone, so it needs no open().
 	 */
 	enum store_result (*append)(const struct store_params *p, int fd,
+	    const struct store_delivery *d, char *err);
+	/*
+	 * Is the message appended with this token in the mailbox (new/ or
+	 * cur/)? STORE_OK when it is, STORE_PERMFAIL when not, STORE_TEMPFAIL
+	 * when that cannot be told (or the backend keeps no tokens: mbox).
+	 * For a delivery whose process died between storing and answering.
+	 */
+	enum store_result (*probe)(const struct store_params *p,
+	    const char *token, char *err);
+	/*
+	 * Is the mailbox already at d's quota (store_delivery.quota_*)?
+	 * STORE_OVERQUOTA when it is, STORE_OK when a message may still fit,
+	 * STORE_TEMPFAIL when it cannot be told. LMTP asks at RCPT.
+	 */
+	enum store_result (*quota)(const struct store_params *p,
 	    const struct store_delivery *d, char *err);
 };
 

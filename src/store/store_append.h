@@ -41,6 +41,9 @@ int store_mkdirs(const char *dir);
  */
 enum store_result store_mbox_append(const struct store_params *p, int in,
     const struct store_delivery *d, char *err);
+/* The mbox's size against d->quota_bytes (store.h quota). */
+enum store_result store_mbox_quota(const struct store_params *p,
+    const struct store_delivery *d, char *err);
 
 /*
  * With the mbox's locks held and fd open on it: if a journal is left by an

@@ -15,13 +15,16 @@
  * the message is opened for RETR/TOP, which stats it anyway; a cache caught
  * lying there is dropped and rebuilt by the next session (DESIGN.md).
  *
- * UIDL: the base name (before ':') when it is 1..70 characters in 0x21..0x7E;
- * otherwise "x" followed by the lower-case hex of the first 16 bytes of the
- * SHA-256 of the base name, which is stable as long as the name is.
+ * UIDL: the one Dovecot or Courier gave the message when it served this
+ * Maildir before (maildir_uidlist.h); else the base name (before ':') when
+ * it is 1..70 characters in 0x21..0x7E; otherwise "x" followed by the
+ * lower-case hex of the first 16 bytes of the SHA-256 of the base name,
+ * which is stable as long as the name is.
  */
 #include "store.h"
 #include "store_append.h"
 #include "store_lock.h"
+#include "maildir_uidlist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -73,7 +76,7 @@ struct md_cache_ent {
 };
 
 struct maildir {
-	char		 path[PATH_MAX];
+	char		*path;		/* < PATH_MAX; not 4 KiB per session */
 	int		 lock_fd;
 	int		 cur_fd;
 	int		 new_fd;	/* -1: no new/ */
@@ -87,6 +90,7 @@ struct maildir {
 	size_t		 nslots;	/* a power of two, > 2 * ncache */
 	bool		 cache_dirty;
 	unsigned char	*iobuf;
+	struct maildir_uidlist *legacy;	/* UIDLs of the previous server */
 };
 
 struct md_reader {
@@ -665,8 +669,10 @@ md_free(struct maildir *md)
 	free(md->msgs);
 	md_cache_drop(md);
 	free(md->iobuf);
+	maildir_uidlist_free(&md->legacy);
 	(void)store_close_fd(&md->cur_fd);
 	(void)store_close_fd(&md->new_fd);
+	free(md->path);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
 }
@@ -751,10 +757,15 @@ md_open(struct store **st_r, const struct store_params *p,
 		return STORE_TEMPFAIL;
 	}
 	md->lock_fd = md->cur_fd = md->new_fd = -1;
-	if (str_copy(md->path, sizeof(md->path), p->path) == -1 ||
+	if (strlen(p->path) >= PATH_MAX ||
 	    str_fmt(lock, sizeof(lock), "%s/%s", p->path, MD_LOCK_NAME) == -1) {
 		(void)str_copy(err, ERR_LEN, "maildir path too long");
 		res = STORE_PERMFAIL;
+		goto fail;
+	}
+	if ((md->path = strdup(p->path)) == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		res = STORE_TEMPFAIL;
 		goto fail;
 	}
 	if (stat(md->path, &st) == -1) {
@@ -795,6 +806,7 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
+	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
 	(void)close(dirfd);
 	dirfd = -1;
 	md_cache_load(md);
@@ -816,6 +828,13 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	if (md->cache_dirty)
 		md_cache_save(md);
+	/*
+	 * Only the open needs these: an idle session holds its index, not
+	 * 64 KiB of read buffer or the whole cache.
+	 */
+	free(md->iobuf);
+	md->iobuf = NULL;
+	md_cache_drop(md);
 	if (md->count > 0 &&
 	    (idx->msgs = calloc(md->count, sizeof(*idx->msgs))) == NULL) {
 		(void)str_copy(err, ERR_LEN, "out of memory");
@@ -824,8 +843,11 @@ md_open(struct store **st_r, const struct store_params *p,
 	}
 	for (unsigned int i = 0; i < md->count; i++) {
 		idx->msgs[i].size = md->msgs[i].size;
-		md_uidl(&md->msgs[i], idx->msgs[i].uidl);
+		if (!maildir_uidlist_find(md->legacy, md->msgs[i].name,
+		    md->msgs[i].baselen, idx->msgs[i].uidl))
+			md_uidl(&md->msgs[i], idx->msgs[i].uidl);
 	}
+	maildir_uidlist_free(&md->legacy);
 	idx->count = md->count;
 	idx->total_size = total;
 	*st_r = (struct store *)md;
@@ -1056,6 +1078,52 @@ md_hostname(char *out, size_t size)
 }
 
 /*
+ * Octets and messages in new/ and cur/, for a delivery quota: sizes from
+ * ",S=" in the names (our deliveries, Dovecot's), else one fstatat.
+ */
+static enum store_result
+md_usage(int dfd, uint64_t *bytes_r, unsigned int *count_r, char *err)
+{
+	static const char *const subs[] = { "new", "cur" };
+
+	*bytes_r = 0;
+	*count_r = 0;
+	for (size_t i = 0; i < 2; i++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd = md_open_dir(dfd, subs[i]);
+
+		if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				(void)close(fd);
+			(void)str_fmt(err, ERR_LEN, "cannot read %s for the "
+			    "quota: %s", subs[i], strerror(errno));
+			return STORE_TEMPFAIL;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			uint64_t size;
+			struct stat st;
+
+			if (de->d_name[0] == '.')
+				continue;
+			if (md_name_field(de->d_name, md_baselen(de->d_name),
+			    'S', &size) == -1) {
+				if (fstatat(fd, de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == -1)
+					continue;	/* moved meanwhile */
+				size = (uint64_t)st.st_size;
+			}
+			if (__builtin_add_overflow(*bytes_r, size, bytes_r))
+				*bytes_r = UINT64_MAX;
+			if (*count_r < UINT_MAX)
+				(*count_r)++;
+		}
+		(void)closedir(dir);
+	}
+	return STORE_OK;
+}
+
+/*
  * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
  * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
  * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
@@ -1068,7 +1136,8 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 	static unsigned int seq;
 	char dir[PATH_MAX], host[MD_HOST_MAX + 1], uniq[NAME_MAX + 1];
 	char final[NAME_MAX + 1];
-	uint64_t stored = 0, crlfsize = 0;
+	uint64_t stored = 0, crlfsize = 0, used = 0;
+	unsigned int nmsgs = 0;
 	enum store_result res = STORE_TEMPFAIL;
 	int dfd = -1, tmpfd = -1, newfd = -1, fd = -1;
 	bool ends_lf;
@@ -1103,6 +1172,18 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		    STORE_TEMPFAIL;
 		goto out;
 	}
+	if ((d->quota_bytes != 0 || d->quota_messages != 0) &&
+	    (res = md_usage(dfd, &used, &nmsgs, err)) != STORE_OK)
+		goto out;
+	res = STORE_TEMPFAIL;
+	if ((d->quota_bytes != 0 && used >= d->quota_bytes) ||
+	    (d->quota_messages != 0 && nmsgs >= d->quota_messages)) {
+		(void)str_fmt(err, ERR_LEN, "mailbox is over its quota "
+		    "(%llu octets, %u messages)", (unsigned long long)used,
+		    nmsgs);
+		res = STORE_OVERQUOTA;
+		goto out;
+	}
 	md_hostname(host, sizeof(host));
 	for (int i = 0; fd == -1; i++) {
 		struct timeval tv;
@@ -1113,9 +1194,10 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 			goto out;
 		}
 		(void)gettimeofday(&tv, NULL);
-		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u.%s",
+		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u%s%s.%s",
 		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		    ++seq, host) < 0)
+		    ++seq, d->token != NULL ? "R" : "",
+		    d->token != NULL ? d->token : "", host) < 0)
 			goto out;
 		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -1128,6 +1210,13 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 	if (store_append_copy(in, fd, d, STORE_ESCAPE_NONE, &stored, &crlfsize,
 	    &ends_lf, err) < 0)
 		goto unlink;
+	if (d->quota_bytes != 0 && (stored > d->quota_bytes ||
+	    used > d->quota_bytes - stored)) {
+		(void)str_copy(err, ERR_LEN, "message exceeds the quota");
+		res = STORE_OVERQUOTA;
+		(void)unlinkat(tmpfd, uniq, 0);
+		goto out;
+	}
 	if (fsync(fd) == -1 || store_close_fd(&fd) == -1) {
 		(void)str_fmt(err, ERR_LEN, "fsync %s/tmp/%s: %s", p->path,
 		    uniq, strerror(errno));
@@ -1164,6 +1253,89 @@ out:
 	return res;
 }
 
+static enum store_result
+md_quota(const struct store_params *p, const struct store_delivery *d,
+    char *err)
+{
+	enum store_result res;
+	unsigned int n;
+	uint64_t used;
+	int dfd;
+
+	if (d->quota_bytes == 0 && d->quota_messages == 0)
+		return STORE_OK;
+	dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1)
+		return errno == ENOENT ? STORE_OK : STORE_TEMPFAIL;
+	res = md_usage(dfd, &used, &n, err);
+	(void)close(dfd);
+	if (res != STORE_OK)
+		return res;
+	if ((d->quota_bytes != 0 && used >= d->quota_bytes) ||
+	    (d->quota_messages != 0 && n >= d->quota_messages)) {
+		(void)str_fmt(err, ERR_LEN, "mailbox is over its quota "
+		    "(%llu octets, %u messages)", (unsigned long long)used, n);
+		return STORE_OVERQUOTA;
+	}
+	return STORE_OK;
+}
+
+/* The token as our names carry it: "R<token>." after the Q field. */
+static bool
+md_has_token(const char *name, const char *token)
+{
+	const char *r = strstr(name, token);
+
+	return r != NULL && r > name && r[-1] == 'R' &&
+	    r[strlen(token)] == '.';
+}
+
+static enum store_result
+md_probe(const struct store_params *p, const char *token, char *err)
+{
+	static const char *const subs[] = { "new", "cur" };
+	int dfd;
+
+	if (strlen(token) != STORE_TOKEN_LEN ||
+	    strspn(token, "0123456789abcdef") != STORE_TOKEN_LEN) {
+		(void)str_copy(err, ERR_LEN, "bad token");
+		return STORE_TEMPFAIL;
+	}
+	dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOENT ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		struct dirent *de;
+		DIR *dir;
+		int fd = md_open_dir(dfd, subs[i]);
+
+		if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				(void)close(fd);
+			if (errno == ENOENT)
+				continue;
+			(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s",
+			    p->path, subs[i], strerror(errno));
+			(void)close(dfd);
+			return STORE_TEMPFAIL;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			if (md_has_token(de->d_name, token)) {
+				(void)closedir(dir);
+				(void)close(dfd);
+				return STORE_OK;
+			}
+		}
+		(void)closedir(dir);
+	}
+	(void)close(dfd);
+	(void)str_copy(err, ERR_LEN, "not delivered");
+	return STORE_PERMFAIL;
+}
+
 const struct store_ops store_maildir_ops = {
 	.name = "maildir",
 	.open = md_open,
@@ -1173,4 +1345,6 @@ const struct store_ops store_maildir_ops = {
 	.commit = md_commit,
 	.close = md_close,
 	.append = md_append,
+	.probe = md_probe,
+	.quota = md_quota,
 };

@@ -154,6 +154,23 @@ mbox_open_locked(const struct store_params *p, struct mbox_lock *lk,
 	return STORE_TEMPFAIL;
 }
 
+enum store_result
+store_mbox_quota(const struct store_params *p, const struct store_delivery *d,
+    char *err)
+{
+	struct stat st;
+
+	if (d->quota_bytes == 0)
+		return STORE_OK;
+	if (stat(p->path, &st) == -1)
+		return errno == ENOENT ? STORE_OK : STORE_TEMPFAIL;
+	if ((uint64_t)st.st_size >= d->quota_bytes) {
+		(void)str_copy(err, ERR_LEN, "mailbox is over its quota");
+		return STORE_OVERQUOTA;
+	}
+	return STORE_OK;
+}
+
 static enum store_result
 mbox_append(const struct store_params *p, int in,
     const struct store_delivery *d, char *err)
@@ -187,8 +204,9 @@ mbox_append(const struct store_params *p, int in,
 		    strerror(errno));
 		goto out;
 	}
-	if (p->max_bytes != 0 && (uint64_t)st.st_size >= p->max_bytes) {
-		(void)str_copy(err, ERR_LEN, "mailbox is over its size limit");
+	/* Quota in octets of the file; an mbox has no cheap message count. */
+	if (d->quota_bytes != 0 && (uint64_t)st.st_size >= d->quota_bytes) {
+		(void)str_copy(err, ERR_LEN, "mailbox is over its quota");
 		res = STORE_OVERQUOTA;
 		goto out;
 	}
@@ -230,10 +248,25 @@ mbox_append(const struct store_params *p, int in,
 	if (fd_write_all(fd, from, strlen(from)) < 0 ||
 	    store_append_copy(in, fd, &dd, p->mboxrd ? STORE_ESCAPE_MBOXRD :
 	    STORE_ESCAPE_MBOXO, &stored, &crlfsize, &ends_lf, err) < 0 ||
-	    fd_write_all(fd, "\n\n", ends_lf ? 1 : 2) < 0 || fsync(fd) == -1) {
+	    fd_write_all(fd, "\n\n", ends_lf ? 1 : 2) < 0) {
 		if (err[0] == '\0')
 			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
 			    p->path, strerror(errno));
+		goto undo;
+	}
+	if (d->quota_bytes != 0) {
+		struct stat now_st;
+
+		if (fstat(fd, &now_st) == 0 &&
+		    (uint64_t)now_st.st_size > d->quota_bytes) {
+			(void)str_copy(err, ERR_LEN, "message exceeds the quota");
+			res = STORE_OVERQUOTA;
+			goto undo;
+		}
+	}
+	if (fsync(fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot fsync %s: %s", p->path,
+		    strerror(errno));
 		goto undo;
 	}
 	if (journaled && (unlink(journal) == -1 ||

@@ -19,7 +19,8 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="chroot needs root")
 
 class Root:
     def __init__(self, name):
-        self.path = os.path.join(ROOTS, name)
+        # One per test run: two runs never share (or remove) a root.
+        self.path = os.path.join(ROOTS, "%s-%d" % (name, os.getpid()))
         os.makedirs(ROOTS, exist_ok=True)
         self.sh("new")
         self.sh("enter")

@@ -435,3 +435,25 @@ def test_a_passwd_file_auth_user_cannot_read_stops_start_up(mailroot,
     with pytest.raises(AssertionError) as e:
         srv.start(timeout=10)
     assert "cannot search" in str(e.value)
+    # Only that directory counts: one above it may be closed (a 0700 home).
+    import shutil
+    import tempfile
+    top = tempfile.mkdtemp(prefix="postino-authdir-")      # mode 0700
+    try:
+        sub = os.path.join(top, "etc")
+        os.mkdir(sub, 0o755)
+        inner = os.path.join(sub, "passwd")
+        shutil.copy(moved, inner)
+        os.chmod(inner, 0o644)
+        srv = postinod(passwd_file=inner)
+        reply, _ = timed_login(srv, "127.0.0.1")
+        assert reply.startswith(b"+OK Logged in"), reply
+        # And it re-reads it there when it changes.
+        with open(inner, "a") as f:
+            f.write(passwd_line("zed", "zed-pw", "SHA512-CRYPT", 5000,
+                                mailroot.home("alice")))
+        reply, _ = timed_login(srv, "127.0.0.1", "zed-pw", "zed")
+        assert reply.startswith(b"+OK Logged in"), reply
+        srv.stop()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

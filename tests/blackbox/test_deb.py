@@ -51,6 +51,8 @@ def debs():
 
 def test_lintian_is_clean(debs):
     r = subprocess.run(["lintian", "--fail-on", "error,warning",
+                        # doc/postino.1 and postino-deliver.8 are written
+                        # by their programs' authors.
                         "--suppress-tags", "no-manual-page",
                         debs["postinod"], debs["postino"]],
                        capture_output=True, text=True, timeout=300)
@@ -76,6 +78,12 @@ def start_as_the_unit(root, notify):
         unit = f.read()
     cmd = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
     assert re.search(r"^RuntimeDirectory=postino$", unit, re.M)
+    # Its capabilities and NoNewPrivileges, as systemd would set them.
+    caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M).group(1)
+    assert re.search(r"^NoNewPrivileges=yes$", unit, re.M)
+    cmd = ["setpriv", "--bounding-set", "-all," + ",".join(
+        "+" + c[len("CAP_"):].lower() for c in caps.split()),
+        "--no-new-privs"] + cmd
     os.makedirs(root / "run/postino", mode=0o755, exist_ok=True)
     return subprocess.Popen(
         ["chroot", root.path] + cmd, stdin=subprocess.DEVNULL,
@@ -103,8 +111,9 @@ def test_package_installs_serves_upgrades_and_purges(debs, tmp_path):
                  "/tmp/%s /tmp/%s" % tuple(os.path.basename(debs[n])
                                             for n in ("postinod", "postino")))
         # Users, enablement, conffile.
-        assert root.run("getent passwd postino").stdout.split(":")[6] \
-            .strip() == "/usr/sbin/nologin"
+        for user in ("postino", "postino-auth"):
+            assert root.run("getent passwd " + user).stdout.split(":")[6] \
+                .strip() == "/usr/sbin/nologin"
         assert os.path.islink(root / "etc/systemd/system/"
                               "multi-user.target.wants/postinod.service")
         conffiles = root.run("dpkg-query -W -f='${Conffiles}' postinod").stdout
@@ -123,7 +132,9 @@ def test_package_installs_serves_upgrades_and_purges(debs, tmp_path):
                  "chown -R alice: /home/alice/Maildir && mkdir -p /srv/pop && "
                  "printf '%s\\n' | postino-passwd -u alice | "
                  "sed \"s/::::::/:$(id -u alice):$(id -g alice)::"
-                 "\\/home\\/alice::/\" > /srv/pop/passwd" % PASS)
+                 "\\/home\\/alice::/\" > /srv/pop/passwd && "
+                 "chgrp postino-auth /srv/pop/passwd && "
+                 "chmod 640 /srv/pop/passwd" % PASS)
         with open(root / "etc/postino/postinod.conf", "a") as f:
             f.write("listen = 127.0.0.1:0\nready_file = /run/postino/ready\n"
                     "passwd_file = /srv/pop/passwd\n")
@@ -164,8 +175,10 @@ def test_package_installs_serves_upgrades_and_purges(debs, tmp_path):
         # Purge: nothing of the packages is left.
         root.run("userdel -r alice 2>/dev/null; "
                  "apt-get purge -y -qq postinod postino")
-        assert root.run("getent passwd postino", check=False).returncode == 2
-        assert root.run("getent group postino", check=False).returncode == 2
+        for user in ("postino", "postino-auth"):
+            for db in ("passwd", "group"):
+                assert root.run("getent %s %s" % (db, user),
+                                check=False).returncode == 2, (db, user)
         # shadow's backups of the files useradd and userdel rewrote.
         backups = {"/etc/passwd-", "/etc/group-", "/etc/shadow-",
                    "/etc/gshadow-", "/etc/subuid-", "/etc/subgid-"}

@@ -97,3 +97,14 @@ def test_mailbox_that_cannot_be_created(mailroot, conf):
         f.write("not a maildir")
     rc, err = run(conf, ["-d", "alice"])
     assert rc == EX_CANTCREAT and "alice" in err
+
+
+def test_help_and_version():
+    for opt in ("-h", "--help"):
+        p = subprocess.run([DELIVER, opt], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0 and p.stderr == ""
+        assert p.stdout.startswith("usage: postino-deliver")
+    p = subprocess.run([DELIVER, "--version"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0 and re.match(r"postino-deliver \d", p.stdout)

@@ -456,7 +456,7 @@ def test_privileged_group_does_not_open_another_users_spool(mailroot,
         os.chown(box, uid, mail_gid)
         os.chmod(box, 0o660)
     srv = postinod(mailbox="mbox:%s/%%u" % spool,
-                   mail_privileged_group="mail")
+                   mail_privileged_group="mail", login_delay=300)
     r = srv.raw()
     r.expect(b"+OK")
     assert r.login("alice", PASS).startswith(b"+OK Logged in, 2 messages")
@@ -479,6 +479,11 @@ def test_privileged_group_does_not_open_another_users_spool(mailroot,
         (ids["alice"], mail_gid, 0o660)
     assert not os.path.exists(os.path.join(spool, "alice.lock"))
     assert proc_status(workers[0])["Gid"][1] == str(ids["alice"])
+    # The LOGIN-DELAY stamp beside the spool needed the group too.
+    assert os.path.exists(os.path.join(spool, ".alice.postino-login"))
+    r = srv.raw()
+    r.expect(b"+OK")
+    assert r.login("alice", PASS).startswith(b"-ERR [LOGIN-DELAY]")
 
 
 def test_one_logged_in_session_per_user(mailroot, postinod):

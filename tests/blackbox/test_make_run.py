@@ -26,7 +26,7 @@ def checkout(tmp_path):
     top = tmp_path / "co"
     (top / "build").mkdir(parents=True)
     shutil.copytree(os.path.join(REPO, "demo"), top / "demo")
-    for prog in ("postinod", "postino-passwd"):
+    for prog in ("postinod", "postino-passwd", "postino"):
         shutil.copy2(os.path.join(BUILD, prog), top / "build" / prog)
     os.chmod(tmp_path, 0o700)
     return top
@@ -112,6 +112,16 @@ def test_demo_works_from_a_0700_directory(tmp_path, demo_home):
             if re.search(r"^  %s:" % tool, banner, re.M):
                 assert shutil.which(tool), tool
         assert "s_client -quiet" in banner
+        # The client recipe works as printed (no localhost: a minimal
+        # root has no /etc/hosts).
+        line = re.search(r"postino:\s+(.*)$", banner, re.M).group(1)
+        env = dict(os.environ, POSTINO_PASSWORD="demo")
+        recipe = line.split()[1:]	# after POSTINO_PASSWORD=demo
+        recipe[0] = str(top / recipe[0])
+        r = subprocess.run(recipe, cwd=top, env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, \
+            r.stdout + r.stderr
 
         p = poplib.POP3("127.0.0.1", port, timeout=10)
         p.user("demo")
@@ -165,9 +175,13 @@ def test_postinod_t_reports_an_unreachable_mailbox(tmp_path, demo_home):
     demo_home.append(base)
     home = os.path.join(base, "home", "demo")
     os.makedirs(os.path.join(home, "Maildir"))
-    pw = (d / "passwd").read_text().split(":")
+    pwfile = re.search(r"^passwd_file = (.*)$",
+                       (d / "postinod.conf").read_text(), re.M).group(1)
+    with open(pwfile) as f:
+        pw = f.read().split(":")
     pw[5] = home
-    (d / "passwd").write_text(":".join(pw))
+    with open(pwfile, "w") as f:
+        f.write(":".join(pw))
     r = subprocess.run([str(top / "build" / "postinod"), "-t", "-c",
                         str(d / "postinod.conf")],
                        capture_output=True, text=True, timeout=30)

@@ -32,7 +32,7 @@ BODY = (b"From: Sender <sender@outside.example>\r\n"
         b"\xc3\xa9t\xc3\xa9 8bit\r\n")
 
 
-def wait_for(pred, what, timeout=30, log=None):
+def wait_for(pred, what, timeout=60, log=None):
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -109,10 +109,14 @@ def test_postfix_lmtp_to_two_virtual_users(vusers, postinod):
             assert all(m.startswith(b"Return-Path: <sender@outside.example>"
                                     b"\r\nDelivered-To: " + user.encode())
                        for m in got)
-        assert "status=sent" in pf.logtext()
+        # postlogd writes its log asynchronously: wait for the line
+        wait_for(lambda: "status=sent" in pf.logtext(), "the maillog",
+                 log=pf.logtext)
         if shutil.which("fetchmail"):
             fetch_with_fetchmail(vusers, srv, "bob@example.org",
                                  sent["bob@example.org"])
+        fetch_with_postino(vusers, srv, "alice@example.org",
+                           sent["alice@example.org"])
     finally:
         pf.stop()
 
@@ -139,6 +143,30 @@ def fetch_with_fetchmail(root, srv, user, want):
     for body in want:
         tail = body.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
         assert tail in got
+
+
+def fetch_with_postino(root, srv, user, want):
+    """Our own client fetches into a Maildir: the bodies arrive intact."""
+    home = os.path.join(root.path, "pc")
+    md = os.path.join(home, "Mail")
+    os.makedirs(home, exist_ok=True)
+    env = dict(os.environ, HOME=home, XDG_STATE_HOME=home,
+               XDG_CONFIG_HOME=home, POSTINO_PASSWORD="secret")
+    p = subprocess.run([os.path.join(BUILD, "postino"), "fetch", "--tls=no",
+                        "--keep", "--maildir", md, "--user", user,
+                        "--timeout", "30", "127.0.0.1:%d" % srv.port],
+                       capture_output=True, timeout=60, env=env,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    got = []
+    for sub in ("new", "cur"):
+        for n in os.listdir(os.path.join(md, sub)):
+            with open(os.path.join(md, sub, n), "rb") as f:
+                got.append(f.read())
+    assert len(got) == len(want)
+    for body in want:
+        tail = body.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+        assert sum(g.endswith(b"\n\n" + tail) for g in got) >= 1
 
 
 def test_postfix_mailbox_command_postino_deliver(mailroot, postinod):

@@ -123,6 +123,15 @@ def expected(cell, column, srv, mailroot, caller):
     raise AssertionError("cannot read DESIGN.md cell %r (%s)" % (cell, column))
 
 
+def lmtp_deliver_one(srv):
+    import smtplib
+    (addr,) = [a[5:] for a in srv.addrs if a.startswith("lmtp ")]
+    with smtplib.LMTP("127.0.0.1", int(addr.rpartition(":")[2]),
+                      timeout=30) as c:
+        assert c.sendmail("bob@example.org", ["alice"],
+                          b"Subject: x\r\n\r\nx\r\n") == {}
+
+
 @pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
 def test_every_role_runs_as_design_md_says(mailroot, postinod):
     """uid, gid, groups, capabilities, root directory and seccomp mode of
@@ -131,8 +140,9 @@ def test_every_role_runs_as_design_md_says(mailroot, postinod):
     assert set(table) >= {"master", "auth", "login", "mail"}, table
     mailroot.add_user("alice", "secret")
     mailroot.deliver_maildir("alice", b"Subject: a\n\nbody\n")
-    srv = postinod(mail_privileged_group="mail")
+    srv = postinod(mail_privileged_group="mail", lmtp_listen="127.0.0.1:0")
     login_and_retr(srv)
+    lmtp_deliver_one(srv)           # a deliver worker for its row
     caller = status(os.getpid())
     pids = {"master": [srv.proc.pid]}
     for role in table:

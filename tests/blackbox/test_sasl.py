@@ -330,3 +330,29 @@ def test_scram_y_flag_is_fine_on_tls_when_plus_is_not_offered(mailroot,
     assert scram_client(t, SUSER, SPASS, gs2=b"y,,").startswith(
         b"+OK Logged in")
     t.cmd(b"QUIT")
+
+
+def test_scram_plus_alone_does_not_enable_scram_sha_256(mailroot, postinod,
+                                                        certs):
+    """auth_mechanisms is one set of whole names: SCRAM-SHA-256-PLUS names
+    -PLUS only, never the SCRAM-SHA-256 it starts with."""
+    mailroot.add_user(SUSER, SPASS, scheme="PLAIN")
+    srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
+                   listen_tls="127.0.0.1:0",
+                   auth_mechanisms="SCRAM-SHA-256-PLUS")
+    t = tls_raw(srv, certs)
+    assert sasl_line(capa(t)) == [b"SCRAM-SHA-256-PLUS"]
+    assert t.cmd(b"AUTH SCRAM-SHA-256 " + b64(b"y,,n=" + SUSER.encode() +
+                                              b",r=abc")) == \
+        b"-ERR Unsupported authentication mechanism."
+    gs2 = b"p=tls-server-end-point,,"
+    assert scram_client(t, SUSER, SPASS, mech=b"SCRAM-SHA-256-PLUS", gs2=gs2,
+                        cb_data=cert_end_point(certs)).startswith(
+        b"+OK Logged in")
+    t.cmd(b"QUIT")
+    r = greeted(srv)
+    assert sasl_line(capa(r)) == []
+    assert r.cmd(b"AUTH SCRAM-SHA-256 " + b64(b"n,,n=" + SUSER.encode() +
+                                              b",r=abc")) == \
+        b"-ERR Unsupported authentication mechanism."
+    r.cmd(b"QUIT")

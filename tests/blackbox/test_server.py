@@ -102,6 +102,8 @@ def test_check_config_ok(mailroot, postinod):
     ("apop = maybe", "apop"),
     ("mailbox = imap:/x", "mailbox"),
     ("mailbox = maildir:", "mailbox"),
+    ("mailbox = maildir:/srv/../x/%u", "'.' or '..' in the path"),
+    ("mailbox = mbox:./%u", "'.' or '..' in the path"),
     ("listen = not-an-address", "listen"),
     ("listen = 127.0.0.1:65536", "listen"),
     ("just some words", "key = value"),

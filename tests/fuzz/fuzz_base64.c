@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/auth/base64.h"
+#include "../../src/lib/base64.h"
 #include "../../src/auth/sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -14,7 +14,7 @@
 
 #include <openssl/evp.h>
 
-#include "../../src/auth/base64.h"
+#include "../../src/lib/base64.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
 

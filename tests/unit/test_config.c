@@ -136,6 +136,8 @@ test_mechanisms_are_normalised_and_tls_defaults_to_995(void **state)
 	assert_int_equal(load("auth_mechanisms =  plain   scram-sha-256 \n"
 	    "tls_cert = /c.pem\ntls_key = /k.pem\n", &cf, err), 0);
 	assert_string_equal(cf.auth_mechanisms, "PLAIN SCRAM-SHA-256");
+	assert_int_equal(cf.auth_mechs, SASL_MECH_BIT(SASL_MECH_PLAIN) |
+	    SASL_MECH_BIT(SASL_MECH_SCRAM));
 	assert_int_equal(cf.nlisten_tls, 2);
 	assert_string_equal(cf.listen_tls[0].text, "*:995");
 	assert_string_equal(cf.listen_tls[1].text, "[::]:995");
@@ -202,6 +204,26 @@ test_missing_file_is_an_error(void **state)
 	assert_non_null(strstr(err, "/nonexistent/postinod.conf"));
 }
 
+/* Whole names: "-PLUS" is not SCRAM-SHA-256 with something after it. */
+static void
+test_scram_plus_alone_does_not_enable_scram_sha_256(void **state)
+{
+	struct config cf;
+	char err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(load("auth_mechanisms = SCRAM-SHA-256-PLUS\n", &cf,
+	    err), 0);
+	assert_int_equal(cf.auth_mechs, SASL_MECH_BIT(SASL_MECH_SCRAM_PLUS));
+	assert_false(cf.auth_mechs & SASL_MECH_BIT(SASL_MECH_SCRAM));
+	assert_int_equal(load("# default\n", &cf, err), 0);
+	assert_int_equal(cf.auth_mechs, SASL_MECH_BIT(SASL_MECH_PLAIN) |
+	    SASL_MECH_BIT(SASL_MECH_LOGIN));
+	assert_int_equal(load("auth_mechanisms = SCRAM-SHA-256-PLUSX\n", &cf,
+	    err), -1);
+	assert_int_equal(load("auth_mechanisms = SCRAM-SHA\n", &cf, err), -1);
+}
+
 int
 main(void)
 {
@@ -211,6 +233,8 @@ main(void)
 		cmocka_unit_test(test_bad_input_names_file_and_line),
 		cmocka_unit_test(test_too_many_listen_lines_are_refused),
 		cmocka_unit_test(test_mechanisms_are_normalised_and_tls_defaults_to_995),
+		cmocka_unit_test(
+		    test_scram_plus_alone_does_not_enable_scram_sha_256),
 		cmocka_unit_test(test_proxy_listeners_and_pgsql_passdb_are_read),
 		cmocka_unit_test(test_missing_file_is_an_error),
 	};

@@ -442,6 +442,39 @@ test_mda_outcome_survives_a_killed_postino(void **state)
 }
 
 static void
+test_mda_sender_and_recipient_are_quoted(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], cmd[2 * PATH_MAX], out[PATH_MAX], pwned[PATH_MAX];
+	char msg[3 * PATH_MAX], want[3 * PATH_MAX];
+
+	(void)state;
+	assert_int_equal(str_fmt(out, sizeof(out), "%s/out", tmpdir), 0);
+	assert_int_equal(str_fmt(pwned, sizeof(pwned), "%s/pwned", tmpdir), 0);
+	/* A hostile sender: quotes, ;, $ are all valid address octets. */
+	assert_int_equal(str_fmt(msg, sizeof(msg), "Return-Path: "
+	    "<a';touch${IFS}%s;'@x>\nSubject: s\n\nbody\n", pwned), 0);
+	assert_int_equal(str_fmt(cmd, sizeof(cmd), "printf '%%%%s|%%%%s|%%%%%%%%\\n' "
+	    "%%F %%T > '%s'; cat > /dev/null", out), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MDA, cmd, err), 0);
+	fetch_set_recipient(d, "bob's");
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, msg, 9), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	assert_int_equal(str_fmt(want, sizeof(want),
+	    "a';touch${IFS}%s;'@x|bob's|%%\n", pwned), 0);
+	assert_string_equal(slurp(out, NULL), want);
+	assert_int_equal(access(pwned, F_OK), -1);
+	/* No Return-Path (or one in the body): an empty sender. */
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, "Subject: s\n\nReturn-Path: <no@x>\n", 5),
+	    0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	assert_string_equal(slurp(out, NULL), "|bob's|%\n");
+	fetch_close(&d);
+}
+
+static void
 test_bad_destinations(void **state)
 {
 	struct fetch_dest *d;
@@ -630,6 +663,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_mda_outcome_survives_a_killed_postino, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mda_sender_and_recipient_are_quoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_destinations, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_recover, setup,

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../src/auth/base64.h"
+#include "../../src/lib/base64.h"
 #include "../../src/client/pop3c.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))

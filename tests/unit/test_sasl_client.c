@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/auth/base64.h"
+#include "../../src/lib/base64.h"
 #include "../../src/client/sasl_client.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))

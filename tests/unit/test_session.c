@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/lib/str.h"
@@ -393,6 +394,27 @@ test_out_tail_appends_after_pending_output(void **state)
 	assert_string_equal(out, "+OK first\r\nin place\r\n");
 }
 
+/*
+ * Output the kernel still holds keeps a session alive only while the
+ * client takes it: a client that stops reading mid-reply is disconnected
+ * after at most two idle periods.
+ */
+static void
+test_stalled_reader_is_disconnected(void **state)
+{
+	struct fixture *f = *state;
+	struct timespec t0, t1;
+
+	f->s->idle_ms = 100;
+	assert_int_equal(write(f->peer, "BIG\r\n", 5), 5);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 300 && !f->closed; i++)
+		ev_run_once(f->ev, 10);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(f->closed);
+	assert_true(t1.tv_sec - t0.tv_sec < 3);
+}
+
 /* Nagle off, as every reply is coalesced into one write. */
 static void
 test_tcp_session_turns_nagle_off(void **state)
@@ -423,6 +445,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_multiline_status_and_first_block_share_one_write, setup_seqpacket, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_session_turns_nagle_off, setup_tcp, teardown),
 		cmocka_unit_test_setup_teardown(test_out_tail_appends_after_pending_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stalled_reader_is_disconnected, setup_tcp, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -243,6 +243,32 @@ test_maildir_append_during_session_waits_for_next(void **state)
 }
 
 static void
+test_maildir_probe_finds_a_delivery_by_its_token(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_ops *ops = store_lookup("maildir");
+	struct store_params p = { .path = f->md };
+	struct store_delivery d = { .token = "0123456789ab" };
+	char err[ERR_LEN];
+	struct store_index idx;
+	struct store *st;
+	int fd = memfd_with("x\n", 2);
+
+	assert_int_equal(ops->probe(&p, "0123456789ab", err), STORE_PERMFAIL);
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(ops->probe(&p, "0123456789ab", err), STORE_OK);
+	assert_int_equal(ops->probe(&p, "0123456789ac", err), STORE_PERMFAIL);
+	assert_int_equal(ops->probe(&p, "123456789ab", err), STORE_TEMPFAIL);
+	assert_int_equal(ops->probe(&p, "../../etc/pa", err), STORE_TEMPFAIL);
+	/* still found once a POP3 session moved it to cur/ */
+	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
+	ops->close(&st, &idx);
+	assert_int_equal(ops->probe(&p, "0123456789ab", err), STORE_OK);
+	assert_null(store_lookup("mbox")->probe);
+	close(fd);
+}
+
+static void
 test_maildir_append_refuses_a_file_as_mailbox(void **state)
 {
 	struct fixture *f = *state;
@@ -394,6 +420,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_maildir_append_during_session_waits_for_next, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_maildir_probe_finds_a_delivery_by_its_token, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_maildir_append_refuses_a_file_as_mailbox, setup,
