@@ -78,8 +78,13 @@ struct md_cache_ent {
 struct maildir {
 	char		*path;		/* < PATH_MAX; not 4 KiB per session */
 	int		 lock_fd;
+	/*
+	 * new/ and cur/, open only during open, a read_open or a commit
+	 * (md_dir, md_dirs_close): an idle session holds its lock fd alone,
+	 * or 10,000 sessions run a worker out of fds. -1: not open.
+	 */
 	int		 cur_fd;
-	int		 new_fd;	/* -1: no new/ */
+	int		 new_fd;
 	struct md_msg	*msgs;
 	unsigned int	 count;
 	size_t		 cap;
@@ -445,10 +450,41 @@ md_is_mail(int dirfd, const struct dirent *de)
 	return S_ISREG(st.st_mode);
 }
 
+/*
+ * new/ or cur/, opened by path when not open yet (-1 and errno when it
+ * cannot be, ENOENT for a missing new/). The mailbox is the worker's own
+ * uid's, so a symlink swap of the path gains its owner nothing; the
+ * directory itself and each message are still opened O_NOFOLLOW.
+ */
 static int
-md_fd(const struct maildir *md, const struct md_msg *m)
+md_dir(struct maildir *md, bool in_new)
 {
-	return m->in_new ? md->new_fd : md->cur_fd;
+	int *fdp = in_new ? &md->new_fd : &md->cur_fd;
+	char path[PATH_MAX];
+
+	if (*fdp != -1)
+		return *fdp;
+	if (str_fmt(path, sizeof(path), "%s/%s", md->path,
+	    in_new ? "new" : "cur") == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	*fdp = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return *fdp;
+}
+
+static int
+md_fd(struct maildir *md, const struct md_msg *m)
+{
+	return md_dir(md, m->in_new);
+}
+
+/* Done with new/ and cur/ until the next read_open or commit. */
+static void
+md_dirs_close(struct maildir *md)
+{
+	(void)store_close_fd(&md->cur_fd);
+	(void)store_close_fd(&md->new_fd);
 }
 
 static const char *
@@ -820,6 +856,7 @@ md_open(struct store **st_r, const struct store_params *p,
 	md_dedup(md);
 	if ((res = md_size_all(md, p, &total, err)) != STORE_OK)
 		goto fail;
+	md_dirs_close(md);
 	if (md->count > 1)
 		qsort(md->msgs, md->count, sizeof(*md->msgs), md_cmp_order);
 	for (size_t i = 0; i < md->ncache; i++) {
@@ -869,8 +906,8 @@ md_find_base(struct maildir *md, struct md_msg *m)
 		DIR *dir;
 		int fd;
 
-		fd = openat(in_new ? md->new_fd : md->cur_fd, ".", O_RDONLY |
-		    O_DIRECTORY | O_CLOEXEC);
+		fd = openat(md_dir(md, in_new), ".", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
 		if (fd == -1)
 			continue;
 		if ((dir = fdopendir(fd)) == NULL) {
@@ -906,7 +943,7 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	struct md_reader *r;
 	struct md_msg *m;
 	struct stat sb;
-	int fd;
+	int fd, saved;
 
 	*r_r = NULL;
 	if (msgnum == 0 || msgnum > md->count) {
@@ -922,6 +959,9 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 		if (md_find_base(md, m) == -1)
 			break;
 	}
+	saved = errno;
+	md_dirs_close(md);
+	errno = saved;
 	if (fd == -1) {
 		(void)str_fmt(err, ERR_LEN, "message %u (%s): %s", msgnum,
 		    m->name, strerror(errno));
@@ -1038,6 +1078,7 @@ md_commit(struct store *st, const struct store_index *idx, char *err)
 			res = STORE_TEMPFAIL;
 		}
 	}
+	md_dirs_close(md);
 	return res;
 }
 

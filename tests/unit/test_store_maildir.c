@@ -705,6 +705,59 @@ test_open_session_does_not_hold_the_read_buffer(void **state)
 	}
 }
 
+/* Open fds of this process, counted in /proc/self/fd. */
+static int
+count_fds(void)
+{
+	struct dirent *de;
+	DIR *dir = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] != '.')
+			n++;
+	}
+	(void)closedir(dir);
+	return n - 1;		/* the one opendir holds */
+}
+
+/*
+ * An idle session holds its lock file and nothing else of the Maildir: with
+ * new/ and cur/ held too, 10,000 sessions ran a worker out of fds (issue 11,
+ * S4). Reads and UPDATE open what they need and close it again.
+ */
+static void
+test_idle_session_holds_only_the_lock_fd(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_index idx;
+	char err[ERR_LEN], buf[16];
+	int before;
+
+	make_maildir(f);
+	put(f, "new", "1.a", "one\n", 4);
+	put(f, "cur", "2.b:2,", "two\n", 4);
+	put(f, "cur", "3.c:2,", "six\n", 4);
+	before = count_fds();
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 3);
+	assert_int_equal(count_fds(), before + 1);
+	assert_int_equal(read_all(st, 1, buf, sizeof(buf), 4096), 4);
+	assert_int_equal(read_all(st, 2, buf, sizeof(buf), 4096), 4);
+	assert_int_equal(count_fds(), before + 1);
+	idx.msgs[0].deleted = true;
+	idx.msgs[1].deleted = true;
+	assert_int_equal(store_maildir_ops.commit(st, &idx, err), STORE_OK);
+	assert_int_equal(count_fds(), before + 1);
+	store_maildir_ops.close(&st, &idx);
+	assert_int_equal(count_fds(), before);
+	assert_false(exists(f, "new", "1.a"));
+	assert_false(exists(f, "cur", "2.b:2,"));
+	assert_true(exists(f, "cur", "3.c:2,"));
+}
+
 int
 main(void)
 {
@@ -730,6 +783,7 @@ main(void)
 		T(test_caps_on_messages_and_bytes_are_permanent_failures),
 		T(test_duplicate_base_names_yield_one_message),
 		T(test_open_session_does_not_hold_the_read_buffer),
+		T(test_idle_session_holds_only_the_lock_fd),
 #undef T
 	};
 
