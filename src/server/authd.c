@@ -902,6 +902,7 @@ int
 authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
+	const char *path = NULL;
 	struct ipc *master;
 	struct request *r;
 
@@ -926,17 +927,15 @@ authd_main(const struct config *config)
 		ops = &auth_pgsql_ops;
 		if (ops->open(&db, NULL, err) < 0)
 			fatalx("passdb pgsql: %s", err);
-	} else {
-		ops = auth_lookup("passwd-file");
-		if (ops == NULL || ops->open(&db, passwd_path(), err) < 0)
-			fatalx("passwd_file: %s", ops ? err : "no backend");
-	}
+	} else
+		path = passwd_path();
 	/*
-	 * The role parses SASL responses and holds every hash: it serves no
-	 * request as root. The backend is opened first (a pgsql password
-	 * file may be root's); the passwd-file is re-read by its path when
-	 * it changes, so it is not chrooted and auth_user must be able to
-	 * read it (the master checked).
+	 * The role parses SASL responses and holds every hash: it parses
+	 * nothing as root, not even the passwd-file. A pgsql backend is
+	 * opened first (its password file may be root's); the passwd-file
+	 * is read, and re-read by its path when it changes, as auth_user,
+	 * so it is not chrooted and auth_user must be able to read it (the
+	 * master checked).
 	 */
 	as_root = priv_is_root();
 	if (as_root) {
@@ -947,6 +946,11 @@ authd_main(const struct config *config)
 			fatalx("auth_user: no such user '%s'", cf->auth_user);
 		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
 			fatalx("%s", err);
+	}
+	if (path != NULL) {
+		ops = auth_lookup("passwd-file");
+		if (ops == NULL || ops->open(&db, path, err) < 0)
+			fatalx("passwd_file: %s", ops ? err : "no backend");
 	}
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
@@ -971,6 +975,8 @@ authd_main(const struct config *config)
 	    sizeof(auth_syscalls[0]), SANDBOX_OPEN_RDONLY | SANDBOX_SOCKET_UNIX,
 	    err) < 0)
 		fatalx("%s", err);
+	/* Dropped and filtered: the master may now announce it is ready. */
+	ipc_send(master, MSG_READY, NULL, 0, -1);
 	ev_run(ev);
 	while ((r = queue_head) != NULL) {
 		request_unlink(r);

@@ -33,7 +33,8 @@ so the unprivileged mail user can traverse it):
 
 ``postinod`` -> a factory; ``srv = postinod(mailbox="maildir:~/Maildir",
 **config)`` writes a config file, starts ``postinod -f -c FILE`` with stderr
-to a log file and waits (bounded) for the ready file. Keyword arguments
+to a log file and waits (bounded) for the ready file (written once every
+login, lmtp and auth worker serves, i.e. has dropped root). Keyword arguments
 become config keys (True/False -> yes/no, a list -> repeated lines,
 ``listen=[...]`` replaces the default listeners 127.0.0.1:0 and [::1]:0
 when IPv6 is available). Test defaults: auth_fail_delay_ms = 50,
