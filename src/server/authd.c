@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
@@ -855,28 +854,6 @@ on_term(struct ev *e, int signo, void *arg)
 }
 
 /*
- * What the auth role does once it serves (issue 10, finding 8): its event
- * loop and channels, reading the passwd-file again (read-only), hashing
- * (memory, random numbers, OpenSSL's lazy start: its config file and
- * locks), logging (stderr, or syslog's Unix socket). No network socket,
- * no exec, no file written, no ptrace, no privilege change. passdb pgsql
- * talks TCP through libpq and is not filtered.
- */
-static const int auth_syscalls[] = {
-	SYS_read, SYS_writev, SYS_close, SYS_lseek, SYS_fcntl,
-	SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_poll, SYS_ppoll,
-	SYS_recvmsg, SYS_sendmsg, SYS_sendto, SYS_connect,
-	SYS_newfstatat, SYS_fstat, SYS_statx,
-	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_futex,
-	SYS_getrandom, SYS_getpid, SYS_clock_gettime, SYS_gettimeofday,
-	SYS_rt_sigprocmask, SYS_exit, SYS_getuid, SYS_getgid, SYS_geteuid,
-	SYS_getegid,
-#ifdef SYS_stat
-	SYS_stat,
-#endif
-};
-
-/*
  * The passwd-file's name for the backend. As root, the role first moves
  * into the file's directory and names the file relative to it: once it
  * runs as auth_user, re-reading it needs search permission on that
@@ -971,9 +948,7 @@ authd_main(const struct config *config)
 		fatal("master channel");
 	ev_timer_init(&work_timer, work, NULL);
 	if (strcmp(cf->passdb, "passwd-file") == 0 &&
-	    sandbox_allow(auth_syscalls, sizeof(auth_syscalls) /
-	    sizeof(auth_syscalls[0]), SANDBOX_OPEN_RDONLY | SANDBOX_SOCKET_UNIX,
-	    err) < 0)
+	    sandbox_enter(SANDBOX_ROLE_AUTH, err) < 0)
 		fatalx("%s", err);
 	/* Dropped and filtered: the master may now announce it is ready. */
 	ipc_send(master, MSG_READY, NULL, 0, -1);

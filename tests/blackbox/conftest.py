@@ -57,7 +57,8 @@ the config and returns the Server (call .start()). The Server object:
     .kill9() ; .start()
   Teardown always stops every server (SIGKILL to its process group if
   SIGTERM did not work) and fails the test when the log contains
-  "AddressSanitizer", "LeakSanitizer" or "runtime error:".
+  "AddressSanitizer", "LeakSanitizer", "runtime error:" or "seccomp
+  refused" (a role's filter killed it over a call it needs).
 
 Raw (a raw socket client):
     .send(data: bytes)
@@ -581,7 +582,8 @@ class Server:
 
     def sanitizer_report(self):
         log = self.log()
-        for mark in SANITIZER_MARKS:
+        # A role's seccomp filter refused a call it makes (sandbox.c).
+        for mark in SANITIZER_MARKS + ("seccomp refused",):
             if mark in log:
                 i = log.index(mark)
                 return log[max(0, i - 500):i + 3000]
