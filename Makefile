@@ -200,8 +200,7 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
-	@if [ -e doc/postino-deliver.8 ]; then \
-	    $(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8; fi
+	$(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
 	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service

@@ -44,7 +44,7 @@ _postino()
 		    --help --version'
 		[[ $cmd == fetch ]] && opts+=' --maildir --mbox --mda --keep
 		    --keep-days --max-size --delete-oversized --max-messages
-		    --all --rebuild-state --daemon'
+		    --all --rebuild-state --daemon --received-header'
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 		[[ ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
 		return ;;

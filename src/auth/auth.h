@@ -45,7 +45,18 @@ struct auth_user {
 	uid_t	uid;
 	gid_t	gid;
 	char	home[AUTH_HOME_MAX];	/* "" when the field is empty */
+	/*
+	 * The account's own delivery quota (passwd-file extra field
+	 * quota_bytes=N quota_messages=N); when not given, the configured
+	 * default applies. 0 is "no delivery quota for this user".
+	 */
+	bool	has_quota_bytes, has_quota_messages;
+	uint64_t quota_bytes;
+	uint32_t quota_messages;
 };
+
+/* The largest quota_messages an account may set (as lmtp_quota_messages). */
+#define AUTH_QUOTA_MESSAGES_MAX	10000000u
 
 struct auth_scram {
 	uint32_t	 iter;

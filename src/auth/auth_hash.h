@@ -46,7 +46,7 @@ enum auth_scheme {
 	AUTH_SCHEME_PLAIN,	/* {PLAIN}: also for APOP, CRAM-MD5, SCRAM */
 	AUTH_SCHEME_SCRAM,	/* {SCRAM-SHA-256}iter,salt,stored,server */
 	AUTH_SCHEME_LOCKED,	/* empty, "*" or "!": never logs in */
-	AUTH_SCHEME_UNUSABLE,	/* unknown scheme or a secret we cannot use */
+	AUTH_SCHEME_UNUSABLE,	/* unknown scheme, a secret we cannot use */
 };
 
 /*
@@ -65,7 +65,7 @@ enum auth_scheme auth_hash_scheme(const char *field, const char **secret_r,
  * locked, unusable, or {PLAIN}): one hash of the method real users have.
  */
 struct auth_dummy {
-	char		 hash[AUTH_HASH_MAX];	/* crypt(3), unless is_scram */
+	char		 hash[AUTH_HASH_MAX];	/* unless is_scram */
 	bool		 is_scram;
 	struct auth_scram scram;
 };

@@ -43,6 +43,10 @@ struct entry {
 	uid_t		 uid;
 	gid_t		 gid;
 	const char	*home;
+	bool		 has_quota_bytes, has_quota_messages;
+	bool		 bad_quota;	/* lookups fail temporarily */
+	uint64_t	 quota_bytes;
+	uint32_t	 quota_messages;
 	unsigned int	 lineno;	/* ties between duplicate names */
 };
 
@@ -132,6 +136,58 @@ parse_id(const char *s, bool *has_r, uint32_t *id_r)
 	return 0;
 }
 
+/*
+ * The extra field: space-separated key=value items (Dovecot's), of which
+ * quota_bytes and quota_messages (strict decimal, each at most once) are
+ * ours; other items are left to other programs. NULL, or why not.
+ */
+static const char *
+parse_extra(const char *extra, struct entry *e)
+{
+	static const char kb[] = "quota_bytes=", km[] = "quota_messages=";
+	const char *p = extra;
+
+	while (p != NULL && *p != '\0') {
+		size_t len = strcspn(p, " \t");
+		char val[24];
+		uint64_t n;
+		bool bytes = len > sizeof(kb) - 1 && strncmp(p, kb,
+		    sizeof(kb) - 1) == 0;
+		bool msgs = len > sizeof(km) - 1 && strncmp(p, km,
+		    sizeof(km) - 1) == 0;
+		size_t klen = bytes ? sizeof(kb) - 1 : sizeof(km) - 1;
+
+		if (strncmp(p, kb, sizeof(kb) - 1) == 0 && !bytes)
+			return "empty quota_bytes";
+		if (strncmp(p, km, sizeof(km) - 1) == 0 && !msgs)
+			return "empty quota_messages";
+		if (bytes || msgs) {
+			if (len - klen >= sizeof(val))
+				return "quota value too long";
+			memcpy(val, p + klen, len - klen);
+			val[len - klen] = '\0';
+			if (str_parse_u64(val, &n) < 0)
+				return "quota value is not a decimal number";
+			if (bytes) {
+				if (e->has_quota_bytes)
+					return "quota_bytes given twice";
+				e->has_quota_bytes = true;
+				e->quota_bytes = n;
+			} else {
+				if (e->has_quota_messages)
+					return "quota_messages given twice";
+				if (n > AUTH_QUOTA_MESSAGES_MAX)
+					return "quota_messages above 10000000";
+				e->has_quota_messages = true;
+				e->quota_messages = (uint32_t)n;
+			}
+		}
+		p += len;
+		p += strspn(p, " \t");
+	}
+	return NULL;
+}
+
 /* Cut one line into e; false (and a warning) when it is malformed. */
 static bool
 parse_line(struct auth_db *db, char *line, unsigned int lineno,
@@ -140,6 +196,7 @@ parse_line(struct auth_db *db, char *line, unsigned int lineno,
 	char *field[PASSWD_FIELDS] = { 0 };
 	unsigned int n = 0;
 	uint32_t uid, gid;
+	const char *why;
 	char *p = line;
 
 	/* The last field (extra) keeps any further ':'. */
@@ -178,6 +235,15 @@ parse_line(struct auth_db *db, char *line, unsigned int lineno,
 		return false;
 	}
 	e->scheme = parse_secret(db, lineno, e->name, field[1], &e->secret);
+	/* Never unlimited by mistake: the user's lookups fail until fixed. */
+	if ((why = parse_extra(field[7], e)) != NULL) {
+		char msg[128];
+
+		str_fmt(msg, sizeof(msg), "extra field: %s; deliveries and "
+		    "logins fail temporarily", why);
+		log_line(db, lineno, e->name, msg);
+		e->bad_quota = true;
+	}
 	/* Mail is never read as root [qmail, popa3d]. */
 	if ((e->has_uid && uid == 0) || (e->has_gid && gid == 0)) {
 		log_line(db, lineno, e->name, "uid or gid 0 is refused for "
@@ -475,6 +541,10 @@ fill_user(const struct entry *e, struct auth_user *u)
 	u->uid = e->uid;
 	u->gid = e->gid;
 	str_copy(u->home, sizeof(u->home), e->home);
+	u->has_quota_bytes = e->has_quota_bytes;
+	u->has_quota_messages = e->has_quota_messages;
+	u->quota_bytes = e->quota_bytes;
+	u->quota_messages = e->quota_messages;
 }
 
 static enum auth_result
@@ -551,6 +621,11 @@ pf_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 	if (e == NULL || e->scheme == AUTH_SCHEME_LOCKED ||
 	    e->scheme == AUTH_SCHEME_UNUSABLE)
 		return AUTH_PERMFAIL;
+	if (e->bad_quota) {
+		log_line(db, e->lineno, e->name, "unusable quota in the extra "
+		    "field: lookup fails temporarily");
+		return AUTH_TEMPFAIL;
+	}
 	fill_user(e, user_r);
 	return AUTH_OK;
 }

@@ -110,6 +110,22 @@ saslname(const char *p, size_t len, char *dst, size_t size)
 	return 0;
 }
 
+/*
+ * The optional extensions (attr-val) left in *rest after a message's
+ * last mandatory field; comma: whether a ',' ended that field. A ','
+ * ending the message leaves an empty last field: refused.
+ */
+static bool
+extensions_ok(struct span *rest, bool comma)
+{
+	struct span f;
+
+	while (next_field(rest, &f, &comma))
+		if (!attr_ok(&f))
+			return false;
+	return !comma;
+}
+
 static bool
 ascii(const char *s)
 {
@@ -244,13 +260,10 @@ client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
 		return SASL_BAD;
 	if (!next_field(&rest, &cnonce, &comma) ||
 	    !has_prefix(&cnonce, "r=") ||
-	    !crypto_scram_nonce_ok(cnonce.p + 2, cnonce.len - 2, SASL_SCRAM_CNONCE_MAX))
+	    !crypto_scram_nonce_ok(cnonce.p + 2, cnonce.len - 2,
+	    SASL_SCRAM_CNONCE_MAX))
 		return SASL_BAD;
-	while (next_field(&rest, &f, &comma))
-		if (!attr_ok(&f))
-			return SASL_BAD;
-	/* A ',' ending the message leaves an empty last field. */
-	if (comma)
+	if (!extensions_ok(&rest, comma))
 		return SASL_BAD;
 
 	/* Channel binding (RFC 5802 sec. 6), then authorization. */
@@ -345,10 +358,7 @@ client_final(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	if (!next_field(&rest, &r, &comma) || !has_prefix(&r, "r=") ||
 	    !crypto_scram_nonce_ok(r.p + 2, r.len - 2, SASL_SCRAM_NONCE_MAX))
 		return SASL_BAD;
-	while (next_field(&rest, &f, &comma))
-		if (!attr_ok(&f))
-			return SASL_BAD;
-	if (comma)
+	if (!extensions_ok(&rest, comma))
 		return SASL_BAD;
 
 	/* c= must repeat our gs2-header and bind this very channel. */

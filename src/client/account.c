@@ -325,6 +325,8 @@ config_key(struct account *a, const char *key, const char *val, char *why)
 	} else if (strcmp(key, "max-size") == 0) {
 		r = account_parse_size(val, &a->max_size) < 0 ||
 		    a->max_size == 0 ? -1 : 0;
+	} else if (strcmp(key, "received-header") == 0) {
+		r = parse_bool(val, &a->received);
 	} else if (strcmp(key, "delete-oversized") == 0) {
 		r = parse_bool(val, &a->delete_oversized);
 	} else if (strcmp(key, "max-messages") == 0) {

@@ -31,6 +31,7 @@
  *	max-size 10485760		# skip larger messages (k, M, G)
  *	delete-oversized yes		# and delete them on the server
  *	max-messages 500		# at most this many per run
+ *	received-header yes		# add a Received: line
  *
  * Passwords never come from the command line or the file itself. Sources,
  * the most specific first: a --password-command given on the command line
@@ -96,6 +97,7 @@ struct account {
 	uint64_t		max_size;	/* 0: no limit */
 	bool			delete_oversized;
 	uint32_t		max_messages;	/* 0: no limit */
+	bool			received;	/* add a Received: header */
 };
 
 /* Accounts in one configuration file. */

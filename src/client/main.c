@@ -78,6 +78,7 @@ struct opts {
 	uint32_t	 max_messages;
 	uint32_t	 keep_days;
 	uint32_t	 daemon;	/* poll interval, seconds; 0: once */
+	bool		 received;	/* add a Received: header */
 	char		 config_path[PATH_MAX];	/* --config, or the default */
 };
 
@@ -116,6 +117,7 @@ usage(FILE *f)
 "fetch    --maildir DIR | --mbox FILE | --mda CMD   (else the account's)\n"
 "         --all  --keep  --keep-days N  --max-size BYTES[k|M|G]\n"
 "         --delete-oversized  --max-messages N  --rebuild-state\n"
+"         --received-header   (add a Received: line to each message)\n"
 "         --daemon SECS   (poll every SECS; SIGHUP rereads the config)\n"
 "password the first of: --password-command CMD, $POSTINO_PASSWORD, the\n"
 "         account's password-command, ~/.netrc, a prompt on the terminal\n"
@@ -191,7 +193,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	enum { O_TLS = 256, O_CAFILE, O_FINGERPRINT, O_AUTH, O_MAILDIR,
 	    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP,
 	    O_ALL, O_KEEPDAYS, O_MAXSIZE, O_DELOVER, O_MAXMSGS, O_REBUILD,
-	    O_DAEMON, O_VERSION };
+	    O_DAEMON, O_VERSION, O_RECEIVED };
 	static const struct option longopts[] = {
 		{ "tls", required_argument, NULL, O_TLS },
 		{ "cafile", required_argument, NULL, O_CAFILE },
@@ -216,6 +218,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "max-messages", required_argument, NULL, O_MAXMSGS },
 		{ "rebuild-state", no_argument, NULL, O_REBUILD },
 		{ "daemon", required_argument, NULL, O_DAEMON },
+		{ "received-header", no_argument, NULL, O_RECEIVED },
 		{ NULL, 0, NULL, 0 }
 	};
 	uint32_t t;
@@ -320,6 +323,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_REBUILD:
 			o->rebuild_state = true;
 			break;
+		case O_RECEIVED:
+			o->received = true;
+			break;
 		case O_DAEMON:
 			if (str_parse_u32(optarg, &t) < 0 || t == 0 ||
 			    t > DAEMON_INTERVAL_MAX) {
@@ -341,7 +347,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	if (strcmp(o->cmd, "fetch") != 0 &&
 	    (o->keep || o->maildir || o->mbox || o->mda || o->all ||
 	    o->keep_days || o->max_size || o->delete_oversized ||
-	    o->max_messages || o->rebuild_state || o->daemon)) {
+	    o->max_messages || o->rebuild_state || o->daemon ||
+	    o->received)) {
 		warnx_("--keep, --maildir, --mbox, --mda and the other fetch "
 		    "options are for fetch");
 		return -1;
@@ -929,6 +936,42 @@ retr_bound(uint64_t size)
 }
 
 /*
+ * The Received: header (RFC 5322 sec. 3.6.7, RFC 5321 sec. 4.4) that
+ * --received-header adds: which server, which program, for whom, when.
+ * The user is named only when it is a plain address-like token.
+ */
+static int
+add_received(struct session *s, struct fetch_dest *dest)
+{
+	char line[ACCOUNT_HOST_MAX + ACCOUNT_USER_MAX + 128], host[256];
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	bool plain = s->a.user[0] != '\0';
+
+	for (const char *p = s->a.user; *p != '\0'; p++)
+		if (*p <= 0x20 || *p >= 0x7f || strchr("<>()\\\",;", *p))
+			plain = false;
+	if (gethostname(host, sizeof(host)) < 0)
+		str_copy(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	localtime_r(&now, &tm);
+	if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z",
+	    &tm) == 0)
+		return -1;
+	(void)str_fmt(line, sizeof(line), "Received: from %s", s->a.host);
+	if (fetch_data(dest, line, strlen(line), true) < 0)
+		return -1;
+	(void)str_fmt(line, sizeof(line), "\tby %s with POP3 (postino %s)%s%s%s;",
+	    host, POSTINO_VERSION, plain ? " for <" : "",
+	    plain ? s->a.user : "", plain ? ">" : "");
+	if (fetch_data(dest, line, strlen(line), true) < 0)
+		return -1;
+	(void)str_fmt(line, sizeof(line), "\t%s", date);
+	return fetch_data(dest, line, strlen(line), true);
+}
+
+/*
  * --rebuild-state: record every message on the server as fetched without
  * downloading one (after switching from another fetcher), delete nothing.
  */
@@ -1128,6 +1171,9 @@ cmd_fetch(struct session *s)
 			result = EXIT_LOCAL;
 			break;
 		}
+		/* A failure here shows in fetch_prepare/commit's error. */
+		if (o->received || s->a.received)
+			(void)add_received(s, dest);
 		if (pop3c_recv_data(s->c, retr_bound(m->size), progress_data,
 		    &pg, NULL) < 0) {
 			if (pop3c_error(s->c) == POP3C_ELOCAL) {

@@ -13,8 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "../auth/crypto.h"
 #include "../lib/base64.h"
 #include "../pop3/pop3.h"
 #include "sasl_client.h"
@@ -909,29 +908,6 @@ pop3c_auth_choose(unsigned int caps, bool caps_known, unsigned int mechs,
 	return POP3C_AUTH_NONE;
 }
 
-static int
-apop_digest(const char *timestamp, const char *pass, char *hex, size_t size)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
-	int ok;
-
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return -1;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) &&
-	    EVP_DigestUpdate(ctx, pass, strlen(pass)) &&
-	    EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
-	if (!ok || size < 2 * (size_t)mdlen + 1)
-		return -1;
-	str_hex(hex, md, mdlen);
-	explicit_bzero(md, sizeof(md));
-	return 0;
-}
-
 /* A refused login with no code is an authentication failure. */
 static int
 login_failed(struct pop3c *c)
@@ -944,13 +920,13 @@ login_failed(struct pop3c *c)
 static int
 login_apop(struct pop3c *c, const char *user, const char *pass)
 {
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	char hex[CRYPTO_MD5_HEX_LEN + 1];
 	int rc;
 
 	if (c->timestamp[0] == '\0')
 		return fail(c, POP3C_EAUTH, "APOP: the greeting has no "
 		    "timestamp");
-	if (apop_digest(c->timestamp, pass, hex, sizeof(hex)) < 0)
+	if (!crypto_apop_digest(c->timestamp, pass, hex))
 		return fail(c, POP3C_ELOCAL, "APOP: MD5 failed");
 	rc = send_cmd(c, "APOP %s %s", user, hex);
 	explicit_bzero(hex, sizeof(hex));

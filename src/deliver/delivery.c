@@ -49,11 +49,13 @@ delivery_setup(const struct config *cf, const struct auth_user *u,
 	 * refuses the login (max_mailbox_size, max_messages): mail must not
 	 * lock its owner out.
 	 */
-	d->quota_bytes = cf->lmtp_quota_bytes;
+	d->quota_bytes = u->has_quota_bytes ? u->quota_bytes :
+	    cf->lmtp_quota_bytes;
 	if (cf->max_mailbox_size != 0 && (d->quota_bytes == 0 ||
 	    cf->max_mailbox_size < d->quota_bytes))
 		d->quota_bytes = cf->max_mailbox_size;
-	d->quota_messages = cf->lmtp_quota_messages;
+	d->quota_messages = u->has_quota_messages ? u->quota_messages :
+	    cf->lmtp_quota_messages;
 	if (cf->max_messages != 0 && (d->quota_messages == 0 ||
 	    cf->max_messages < d->quota_messages))
 		d->quota_messages = cf->max_messages;
@@ -79,6 +81,17 @@ delivery_run(const struct config *cf, const struct auth_user *u, int fd,
 	d.delivered_to = cf->lmtp_delivered_to ? rcpt : NULL;
 	d.token = token;
 	return ops->append(&p, fd, &d, err);
+}
+
+bool
+delivery_has_quota(const struct config *cf, const struct auth_user *u)
+{
+	uint64_t bytes = u->has_quota_bytes ? u->quota_bytes :
+	    cf->lmtp_quota_bytes;
+	unsigned int msgs = u->has_quota_messages ? u->quota_messages :
+	    cf->lmtp_quota_messages;
+
+	return bytes != 0 || msgs != 0;
 }
 
 enum store_result

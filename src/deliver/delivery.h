@@ -38,6 +38,13 @@ int delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
     char *out, size_t size, const struct store_ops **ops_r, char *err);
 
 /*
+ * Has u a delivery quota: its own (auth_user quota_*), else the configured
+ * lmtp_quota_bytes or lmtp_quota_messages? (max_mailbox_size and
+ * max_messages bound every delivery too, but are not a reason to look.)
+ */
+bool delivery_has_quota(const struct config *cf, const struct auth_user *u);
+
+/*
  * Is u's mailbox already at its quota? STORE_OVERQUOTA, STORE_OK, or
  * STORE_TEMPFAIL when it cannot be told (LMTP then accepts the RCPT and
  * the delivery checks again).

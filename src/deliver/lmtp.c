@@ -542,8 +542,7 @@ rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
 	c->pending_uid = a->uid;
 	c->pending_gid = a->gid;
 	/* Only an explicit delivery quota costs a look at the mailbox here. */
-	if ((cf->lmtp_quota_bytes != 0 || cf->lmtp_quota_messages != 0) &&
-	    quota_check(c)) {
+	if (delivery_has_quota(cf, &a->user) && quota_check(c)) {
 		c->waiting = true;
 		return;
 	}

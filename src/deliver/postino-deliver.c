@@ -19,6 +19,7 @@
 
 #include "../auth/auth.h"
 #include "../lib/fdio.h"
+#include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../lib/version.h"
 #include "delivery.h"
@@ -47,9 +48,10 @@ static const char manual[] =
 "  -a RECIPIENT  Delivered-To (default $ORIGINAL_RECIPIENT, else USER)\n"
 "  -h, --help    print this text;  -V, --version  print the version\n"
 "A leading mbox \"From \" line is dropped. Exit status (sysexits.h): 0\n"
-"delivered, 75 try again later, 67 no such user, 73 mailbox cannot be\n"
-"written or full, 65 message too big, 64 usage, 78 configuration; with\n"
-"one line on stderr for the MTA's bounce.\n";
+"delivered, 75 try again later (also a full mailbox with\n"
+"lmtp_quota_temporary), 67 no such user, 73 mailbox cannot be written or\n"
+"full, 65 message too big, 64 usage, 78 configuration; with one line on\n"
+"stderr for the MTA's bounce.\n";
 
 static void __attribute__((noreturn))
 usage(void)
@@ -136,6 +138,7 @@ main(int argc, char **argv)
 	enum auth_result ar;
 	enum store_result r;
 	char err[ERR_LEN];
+	bool quota_temporary;
 	int ch, fd;
 
 	static const struct option longopts[] = {
@@ -187,9 +190,14 @@ main(int argc, char **argv)
 		die(EX_TEMPFAIL, "out of memory");
 	if (config_load(cf, conf, err) < 0)
 		die(EX_CONFIG, "%s", err);
-	ops = auth_lookup("passwd-file");
-	if (ops == NULL || ops->open(&db, cf->passwd_file, err) < 0)
-		die(EX_TEMPFAIL, "passwd_file: %s", ops ? err : "no backend");
+	/*
+	 * The backend's own messages (a malformed passwd-file line, a
+	 * database outage) go to the mail log, as postinod's do: stderr is
+	 * the one line for the MTA.
+	 */
+	log_init("postino-deliver", false, false);
+	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
 	ar = ops->lookup(db, user, &u);
 	ops->close(&db);
 	if (ar == AUTH_PERMFAIL)
@@ -218,13 +226,16 @@ main(int argc, char **argv)
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
+	quota_temporary = cf->lmtp_quota_temporary;
 	close(fd);
 	free(cf);
 	switch (r) {
 	case STORE_OK:
 		return EX_OK;
 	case STORE_OVERQUOTA:
-		die(EX_CANTCREAT, "%s: mailbox full", user);
+		/* As LMTP's 552 5.2.2, or 452 4.2.2 with lmtp_quota_temporary. */
+		die(quota_temporary ? EX_TEMPFAIL : EX_CANTCREAT,
+		    "%s: mailbox full", user);
 	case STORE_PERMFAIL:
 		die(EX_CANTCREAT, "%s: %s", user, err);
 	default:

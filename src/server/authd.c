@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
-#include "../auth/auth_pgsql.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -892,20 +891,11 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
-	if (strcmp(cf->passdb, "pgsql") == 0) {
-		struct auth_pgsql_conf pc = {
-			.conninfo = cf->pgsql_conninfo,
-			.password_file = cf->pgsql_password_file,
-			.query = cf->password_query,
-		};
-
-		/* Each auth worker has its own connection (auth_pgsql.h). */
-		auth_pgsql_configure(&pc);
-		ops = &auth_pgsql_ops;
-		if (ops->open(&db, NULL, err) < 0)
-			fatalx("passdb pgsql: %s", err);
-	} else
+	/* A pgsql backend now, as root: its password file may be root's. */
+	if (strcmp(cf->passdb, "passwd-file") == 0)
 		path = passwd_path();
+	else if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
+		fatalx("%s", err);
 	/*
 	 * The role parses SASL responses and holds every hash: it parses
 	 * nothing as root, not even the passwd-file. A pgsql backend is
@@ -924,11 +914,8 @@ authd_main(const struct config *config)
 		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
 			fatalx("%s", err);
 	}
-	if (path != NULL) {
-		ops = auth_lookup("passwd-file");
-		if (ops == NULL || ops->open(&db, path, err) < 0)
-			fatalx("passwd_file: %s", ops ? err : "no backend");
-	}
+	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
+		fatalx("%s", err);
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };

@@ -508,6 +508,42 @@ fail:
 	return -1;
 }
 
+int
+config_passdb_open(const struct config *cf, const char *passwd_path,
+    const struct auth_ops **ops_r, struct auth_db **db_r, char *err)
+{
+	char why[ERR_LEN];
+
+	*db_r = NULL;
+	if (strcmp(cf->passdb, "pgsql") == 0) {
+		struct auth_pgsql_conf pc = {
+			.conninfo = cf->pgsql_conninfo,
+			.password_file = cf->pgsql_password_file,
+			.query = cf->password_query,
+		};
+
+		/* Each process has its own connection (auth_pgsql.h). */
+		auth_pgsql_configure(&pc);
+		*ops_r = &auth_pgsql_ops;
+		if ((*ops_r)->open(db_r, NULL, why) < 0) {
+			str_fmt(err, ERR_LEN, "passdb pgsql: %s", why);
+			return -1;
+		}
+		return 0;
+	}
+	*ops_r = auth_lookup("passwd-file");
+	if (*ops_r == NULL) {
+		str_copy(err, ERR_LEN, "passwd_file: no backend");
+		return -1;
+	}
+	if ((*ops_r)->open(db_r, passwd_path != NULL ? passwd_path :
+	    cf->passwd_file, why) < 0) {
+		str_fmt(err, ERR_LEN, "passwd_file: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 void
 config_print_keys(FILE *out)
 {

@@ -106,6 +106,17 @@ struct config {
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
 int config_load(struct config *cf, const char *path, char *err);
 
+struct auth_ops;
+struct auth_db;
+/*
+ * Open the configured password database (passdb: passwd-file or pgsql),
+ * the one way every program looks users up: postinod's auth role and
+ * postino-deliver. passwd_path: the passwd-file to open (NULL: the
+ * configured one); unused for pgsql. 0, or -1 with err naming the key.
+ */
+int config_passdb_open(const struct config *cf, const char *passwd_path,
+    const struct auth_ops **ops_r, struct auth_db **db_r, char *err);
+
 /* Print every key's name, one a line, in table order (--config-keys). */
 void config_print_keys(FILE *out);
 

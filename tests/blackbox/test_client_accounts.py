@@ -327,3 +327,30 @@ def test_daemon_honours_login_delay(home):
         stop_server(srv)
     t = srv.times
     assert all(t[i + 1] - t[i] >= 2.9 for i in range(len(t) - 1)), t
+
+
+def test_received_header_is_optional(home, mailroot, postinod):
+    mailroot.add_user(USER, PASSWORD)
+    msgs = many_messages(2)
+    for m in msgs:
+        mailroot.deliver_maildir(USER, m)
+    srv = postinod()
+    url = "pop3://%s@127.0.0.1:%d" % (USER, srv.port)
+    cp = home.run("fetch", "--tls=no", "--keep", "--received-header",
+                  "--maildir", home.maildir, url)
+    assert cp.returncode == 0, cp.stderr
+    got = sorted(home.new_messages())
+    want = sorted(local(m) for m in msgs)
+    for g, w in zip(sorted(got, key=lambda x: x[-60:]),
+                    sorted(want, key=lambda x: x[-60:])):
+        assert re.match(rb"Received: from 127\.0\.0\.1\n\tby \S+ with POP3 "
+                        rb"\(postino [\w.]+\) for <%s>;\n\t\w{3}, \d\d \w{3} "
+                        rb"\d{4} \d\d:\d\d:\d\d [+-]\d{4}\n" % USER.encode(), g), g
+        assert g.endswith(w)
+    # Without it, the message as it was.
+    md2 = os.path.join(home.path, "M2")
+    cp = home.run("fetch", "--tls=no", "--keep", "--maildir", md2,
+                  "--config", "/nonexistent", url.replace("pop3://", "pop3://"),
+                  env={"XDG_STATE_HOME": os.path.join(home.path, "s2")})
+    assert cp.returncode == 0, cp.stderr
+    assert sorted(maildir_msgs(md2)) == want

@@ -108,3 +108,28 @@ def test_help_and_version():
     p = subprocess.run([DELIVER, "--version"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0 and re.match(r"postino-deliver \d", p.stdout)
+
+
+def test_per_user_quota_from_the_extra_field(mailroot, postinod):
+    """quota_bytes in alice's passwd-file line bounds postino-deliver as it
+    bounds LMTP: within it delivered, over it 73 (75 with
+    lmtp_quota_temporary), an unreadable quota 75 and nothing stored."""
+    from test_lmtp import set_extra
+    mailroot.add_user("alice", "secret")
+    mailroot.add_user("bob", "secret")
+    set_extra(mailroot, "alice", "quota_bytes=300")
+    set_extra(mailroot, "bob", "quota_bytes=3O0")
+    conf = postinod(start=False).conf
+    body = b"Subject: x\r\n\r\n" + b"y" * 100 + b"\r\n"
+    assert run(conf, ["-d", "alice"], body) == (EX_OK, "")
+    rc, err = run(conf, ["-d", "alice"], body + b"z" * 200 + b"\r\n")
+    assert rc == EX_CANTCREAT and err == "postino-deliver: alice: " \
+        "mailbox full\n"
+    assert run(conf, ["-d", "alice"], body) == (EX_OK, "")
+    tconf = postinod(start=False, lmtp_quota_temporary=True).conf
+    rc, err = run(tconf, ["-d", "alice"], body)
+    assert rc == EX_TEMPFAIL and "mailbox full" in err
+    assert len(mailroot.maildir_files("alice")) == 2
+    rc, err = run(conf, ["-d", "bob"], body)
+    assert rc == EX_TEMPFAIL and err.count("\n") == 1, err
+    assert mailroot.maildir_files("bob") == {}

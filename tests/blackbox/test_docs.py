@@ -12,7 +12,9 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, POSTINOD, POSTINO_PASSWD
+from conftest import BUILD, REPO, POSTINOD, POSTINO_PASSWD
+
+POSTINO_DELIVER = os.path.join(BUILD, "postino-deliver")
 
 DOC = os.path.join(REPO, "doc")
 ENV = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80")
@@ -87,6 +89,28 @@ def test_every_option_of_postinod_is_in_its_manual():
         assert opt in page, opt
 
 
+def test_every_option_of_postino_deliver_is_in_its_manual():
+    """Every option of `postino-deliver --help` and every exit status it
+    names is in postino-deliver(8), which make install installs."""
+    with open(os.path.join(DOC, "postino-deliver.8")) as f:
+        page = f.read().replace("\\-", "-")
+    helptext = run([POSTINO_DELIVER, "--help"]).stdout
+    opts = re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", helptext)
+    assert {"-c", "-d", "-f", "-a", "-h", "--help", "-V",
+            "--version"} <= set(opts)
+    for opt in set(opts):
+        assert opt in page, opt
+    codes = re.findall(r"\b(\d\d)\b", helptext.split("Exit status")[1])
+    assert {"75", "67", "73", "65", "64", "78"} <= set(codes)
+    section = page.split(".SH EXIT STATUS")[1].split(".SH ")[0]
+    for code in set(codes) | {"0"}:
+        assert re.search(r"^\.BR? %s\b" % code, section, re.M), code
+    with open(os.path.join(REPO, "Makefile")) as f:
+        assert "man8/postino-deliver.8" in f.read()
+    with open(os.path.join(REPO, "debian/postinod.install")) as f:
+        assert "usr/share/man/man8/postino-deliver.8" in f.read().split()
+
+
 def test_every_option_of_postino_passwd_is_in_its_manual():
     with open(os.path.join(DOC, "postino-passwd.1")) as f:
         page = f.read().replace("\\-", "-")
@@ -110,6 +134,7 @@ def test_manual_pages_format_without_warnings(tmp_path):
 
 def test_manual_pages_carry_the_version(tmp_path):
     for page in [os.path.join(DOC, "postinod.8"),
+                 os.path.join(DOC, "postino-deliver.8"),
                  os.path.join(DOC, "postino-passwd.1"), conf_page(tmp_path)]:
         with open(page) as f:
             th = [l for l in f if l.startswith(".TH ")][0]

@@ -766,6 +766,94 @@ def test_quota_in_messages_and_temporary(users, postinod):
     assert len(stored(users, "alice")) == 2
 
 
+def set_extra(mailroot, user, extra):
+    """Put extra into user's passwd-file extra field (the last one)."""
+    with open(mailroot.passwd_file) as f:
+        lines = f.read().splitlines()
+    with open(mailroot.passwd_file, "w") as f:
+        for ln in lines:
+            if ln.split(":", 1)[0] == user:
+                ln = ln + extra
+            f.write(ln + "\n")
+
+
+def test_per_user_quota_bytes_overrides_the_default(users, postinod):
+    """quota_bytes=N in the passwd-file's extra field is alice's quota,
+    with no lmtp_quota_bytes configured; bob has none."""
+    set_extra(users, "alice", "userdb_mail=x quota_bytes=%d" %
+              (len(MSG) * 2 + 200))
+    srv = postinod(lmtp_listen="127.0.0.1:0")
+    assert deliver_one(srv)[0] == 250
+    code, line = deliver_one(srv, body=MSG + b"x" * len(MSG) + b"\r\n")
+    assert code == 552 and b"5.2.2" in line
+    assert deliver_one(srv)[0] == 250            # still fits
+    users.deliver_maildir("alice", b"Subject: big\n\n" + b"x" * len(MSG))
+    r = raw(srv)                                 # full: refused at RCPT
+    r.start(rcpts=())
+    r.send(b"RCPT TO:<alice>\r\n")
+    code, lines = r.reply()
+    assert code == 552 and b"5.2.2" in lines[0]
+    r.close()
+    for _ in range(3):
+        assert deliver_one(srv, rcpt=b"<bob>")[0] == 250
+    assert len(stored(users, "alice")) == 3
+
+
+def test_per_user_quota_messages_and_temporary(users, postinod):
+    """The account's quota_messages replaces lmtp_quota_messages, larger
+    or 0 (no quota for that user); others keep the default."""
+    users.add_user("carol", "secret")
+    set_extra(users, "alice", "quota_messages=3")
+    set_extra(users, "carol", "quota_messages=0")
+    srv = postinod(lmtp_listen="127.0.0.1:0", lmtp_quota_messages=1,
+                   lmtp_quota_temporary=True)
+    for _ in range(3):
+        assert deliver_one(srv)[0] == 250
+        assert deliver_one(srv, rcpt=b"<carol>")[0] == 250
+    code, line = deliver_one(srv, rcpt=b"<bob>")
+    assert code == 250
+    for rcpt in (b"<alice>", b"<bob>"):
+        r = raw(srv)
+        r.start(rcpts=())
+        r.send(b"RCPT TO:" + rcpt + b"\r\n")
+        code, lines = r.reply()
+        assert code == 452 and b"4.2.2" in lines[0], lines
+        r.close()
+    assert deliver_one(srv, rcpt=b"<carol>")[0] == 250
+    assert len(stored(users, "alice")) == 3
+    assert len(stored(users, "bob")) == 1
+    assert len(stored(users, "carol")) == 4
+
+
+@pytest.mark.parametrize("extra", [
+    "quota_bytes=100M", "quota_bytes=", "quota_messages=-1",
+    "quota_bytes=1 quota_bytes=2", "quota_messages=10000001",
+    "quota_bytes=99999999999999999999999",
+])
+def test_bad_quota_field_is_a_temporary_failure(users, postinod, extra):
+    """A quota that cannot be read is never "no quota": that user's
+    lookups fail temporarily (451 4.3.0, the MTA retries), with a log
+    line; other users are unaffected."""
+    set_extra(users, "alice", extra)
+    srv = postinod(lmtp_listen="127.0.0.1:0")
+    r = raw(srv)
+    r.start(rcpts=())
+    r.send(b"RCPT TO:<alice>\r\n")
+    code, lines = r.reply()
+    assert code == 451 and b"4.3.0" in lines[0], lines
+    assert r.code(b"RCPT TO:<bob>") == 250
+    assert r.code(b"DATA") == 354
+    r.send(MSG + b".\r\n")
+    assert r.reply()[0] == 250
+    r.close()
+    srv.wait_log('user "alice": extra field: ')
+    assert stored(users, "alice") == {}
+    p = srv.raw()                                # POP3: [SYS/TEMP] too
+    p.expect(b"+OK")
+    p.cmd(b"USER alice")
+    assert p.cmd(b"PASS secret").startswith(b"-ERR [SYS/TEMP]")
+
+
 def test_pop3_cap_bounds_delivery(users, postinod):
     """max_mailbox_size is where POP3 refuses the login: delivery stops
     there, so mail can never lock its owner out."""

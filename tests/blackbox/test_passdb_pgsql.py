@@ -244,3 +244,27 @@ def test_open_password_file_is_warned_about(srv, mailroot, postinod, pg):
     assert user_pass(srv2, "alice", "secret").startswith(b"+OK")
     srv2.wait_log("event=pgsql-password-file-open")
     assert "mode=0644: make it 0600" in srv2.log()
+
+
+def test_postino_deliver_looks_users_up_in_pgsql(srv, mailroot, pg):
+    """postino-deliver takes users from the configured passdb: with the
+    passwd-file empty, a pgsql user gets the message, an unknown one is
+    EX_NOUSER and a database outage EX_TEMPFAIL, never EX_NOUSER."""
+    from test_deliver import run, EX_OK, EX_NOUSER, EX_TEMPFAIL
+    rc, err = run(srv.conf, ["-d", "alice"])
+    assert (rc, err) == (EX_OK, "")
+    ((_, data),) = mailroot.maildir_files("alice").values()
+    assert data.endswith(b"Subject: x\n\nbody\n")
+    rc, err = run(srv.conf, ["-d", "nosuchuser"])
+    assert rc == EX_NOUSER and err.count("\n") == 1, err
+    rc, err = run(srv.conf, ["-d", "locked"])
+    assert rc == EX_NOUSER, err
+    pg.stop()
+    try:
+        rc, err = run(srv.conf, ["-d", "bob"])
+        assert rc == EX_TEMPFAIL and err.count("\n") == 1, err
+        assert err.startswith("postino-deliver: bob: ")
+    finally:
+        pg.start()
+    assert mailroot.maildir_files("bob") == {}
+    assert run(srv.conf, ["-d", "bob"])[0] == EX_OK

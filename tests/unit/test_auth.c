@@ -650,6 +650,54 @@ test_empty_file_opens_and_users_appended_later_work(void **state)
 	assert_string_equal(u.home, "/home/late");
 }
 
+/* quota_bytes=/quota_messages= in the extra field; anything odd: TEMPFAIL. */
+static void
+test_quota_in_the_extra_field(void **state)
+{
+	static const char *const bad[] = {
+		"quota_bytes=", "quota_bytes=100M", "quota_bytes=-1",
+		"quota_bytes=+1", "quota_bytes= 1", "quota_messages=1.5",
+		"quota_bytes=18446744073709551616", "quota_messages=10000001",
+		"quota_bytes=1 quota_bytes=1", "x=y quota_messages=",
+		"quota_bytes=000000000000000000000001",
+	};
+	struct fixture *f = *state;
+	struct auth_user u;
+
+	open_with(f, BYTES(
+	    "none:{PLAIN}p::::/h::\n"
+	    "both:{PLAIN}p::::/h::userdb_mail=maildir:~/M quota_bytes=100 "
+	    "quota_messages=10000000\n"
+	    "zero:{PLAIN}p::::/h::quota_bytes=0\n"
+	    "max:{PLAIN}p::::/h::\tquota_bytes=18446744073709551615\t\n"
+	    "other:{PLAIN}p::::/h::quota_bytesx=1 myquota_bytes=x\n"));
+	assert_int_equal(f->ops->lookup(f->db, "none", &u), AUTH_OK);
+	assert_false(u.has_quota_bytes || u.has_quota_messages);
+	assert_int_equal(f->ops->lookup(f->db, "both", &u), AUTH_OK);
+	assert_true(u.has_quota_bytes && u.has_quota_messages);
+	assert_int_equal(u.quota_bytes, 100);
+	assert_int_equal(u.quota_messages, 10000000);
+	assert_int_equal(f->ops->lookup(f->db, "zero", &u), AUTH_OK);
+	assert_true(u.has_quota_bytes && !u.has_quota_messages);
+	assert_int_equal(u.quota_bytes, 0);
+	assert_int_equal(f->ops->lookup(f->db, "max", &u), AUTH_OK);
+	assert_true(u.quota_bytes == UINT64_MAX);
+	assert_int_equal(f->ops->lookup(f->db, "other", &u), AUTH_OK);
+	assert_false(u.has_quota_bytes || u.has_quota_messages);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = fmt("bad:{PLAIN}p::::/h::%s\nok:{PLAIN}p\n",
+		    bad[i]);
+
+		f->ops->close(&f->db);
+		open_with(f, text, strlen(text));
+		free(text);
+		assert_int_equal(f->ops->lookup(f->db, "bad", &u),
+		    AUTH_TEMPFAIL);
+		assert_false(u.has_quota_bytes);
+		assert_int_equal(f->ops->lookup(f->db, "ok", &u), AUTH_OK);
+	}
+}
+
 static void
 test_missing_or_unreadable_file_is_a_temporary_failure(void **state)
 {
@@ -930,6 +978,7 @@ main(void)
 		T(test_edit_is_seen_without_reopen),
 		T(test_empty_file_opens_and_users_appended_later_work),
 		T(test_missing_or_unreadable_file_is_a_temporary_failure),
+		T(test_quota_in_the_extra_field),
 		T(test_open_fails_with_a_reason),
 		T(test_apop_rfc1939_example_and_refusals),
 		T(test_postino_passwd_output_verifies),
