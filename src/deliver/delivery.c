@@ -2,73 +2,15 @@
 
 #include <string.h>
 
+#include "../store/store_path.h"
+
 int
 delivery_mailbox_path(const struct config *cf, const struct auth_user *u,
     char *out, size_t size, const struct store_ops **ops_r, char *err)
 {
-	const char *spec = cf->mailbox, *colon = strchr(spec, ':');
-	const char *at = strchr(u->name, '@');
-	char backend[16];
-	size_t o = 0;
-
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(backend)) {
-		str_copy(err, ERR_LEN, "bad mailbox setting");
-		return -1;
-	}
-	memcpy(backend, spec, (size_t)(colon - spec));
-	backend[colon - spec] = '\0';
-	if ((*ops_r = store_lookup(backend)) == NULL) {
-		str_fmt(err, ERR_LEN, "unknown mailbox format '%s'", backend);
-		return -1;
-	}
-	if (u->name[0] == '.' || strchr(u->name, '/') != NULL ||
-	    (at != NULL && (at[1] == '.' || at[1] == '\0'))) {
-		str_copy(err, ERR_LEN, "user name not usable in a path");
-		return -1;
-	}
-	for (const char *p = colon + 1; *p != '\0'; p++) {
-		const char *add;
-		size_t addlen;
-
-		if (p == colon + 1 && *p == '~') {
-			if (u->home[0] == '\0') {
-				str_copy(err, ERR_LEN, "mailbox uses ~ but the "
-				    "user has no home");
-				return -1;
-			}
-			add = u->home;
-			addlen = strlen(add);
-		} else if (*p == '%' && (p[1] == 'u' || p[1] == 'n' ||
-		    p[1] == 'd' || p[1] == '%')) {
-			p++;
-			add = *p == 'd' ? (at ? at + 1 : "") :
-			    *p == '%' ? "%" : u->name;
-			addlen = *p == 'n' && at ? (size_t)(at - u->name) :
-			    strlen(add);
-		} else {
-			add = p;
-			addlen = 1;
-		}
-		if (o + addlen >= size) {
-			str_copy(err, ERR_LEN, "mailbox path too long");
-			return -1;
-		}
-		memcpy(out + o, add, addlen);
-		o += addlen;
-	}
-	out[o] = '\0';
-	/* The same rule as the mail role's (mail.c): no "." or ".." anywhere. */
-	for (const char *c = out; *c != '\0'; ) {
-		size_t n = strcspn(c, "/");
-
-		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
-		    c[1] == '.')) {
-			str_copy(err, ERR_LEN, "'.' or '..' in the mailbox path");
-			return -1;
-		}
-		c += n + (c[n] == '/');
-	}
-	return 0;
+	/* The same expansion, and the same refusals, as the mail role's. */
+	return store_path_resolve(cf->mailbox, u->name, u->home, out, size,
+	    ops_r, err);
 }
 
 enum store_result

@@ -30,7 +30,8 @@ enum store_result delivery_probe(const struct config *cf,
 
 /*
  * Expand cf->mailbox for u: "maildir:" or "mbox:", then %u, %n, %d, %%
- * and a leading ~. A user name that would leave the directory (".", "..",
+ * and a leading ~ (store_path_resolve(), the one expansion the mail role
+ * uses too). A user name that would leave the directory (".", "..",
  * "/") is refused. 0, or -1 with err.
  */
 int delivery_mailbox_path(const struct config *cf, const struct auth_user *u,

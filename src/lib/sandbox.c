@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -32,7 +35,7 @@ static const int san_extra[] = {
 	SYS_readlinkat, SYS_lseek, SYS_getppid, SYS_sched_getaffinity,
 	SYS_nanosleep, SYS_clock_nanosleep, SYS_uname, SYS_geteuid,
 	SYS_getuid, SYS_dup, SYS_dup3, SYS_pipe2, SYS_exit, SYS_mmap,
-	SYS_set_robust_list,
+	SYS_set_robust_list, SYS_ioctl,
 #ifdef SYS_readlink
 	SYS_readlink,
 #endif
@@ -44,6 +47,60 @@ static const int san_extra[] = {
 #endif
 };
 #endif
+
+/*
+ * The auth role once it serves (issue 10, finding 8): its event loop and
+ * channels, reading the passwd-file again (read-only), hashing (memory,
+ * random numbers, OpenSSL's lazy start: its config file and locks),
+ * logging (stderr, or syslog's Unix socket, reconnected after syslogd
+ * restarts). No network socket, no exec, no file written, no ptrace, no
+ * privilege change.
+ */
+static const int auth_syscalls[] = {
+	SYS_read, SYS_writev, SYS_close, SYS_lseek, SYS_fcntl,
+	SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_ppoll,
+	SYS_recvmsg, SYS_sendmsg, SYS_sendto, SYS_connect,
+	SYS_newfstatat, SYS_fstat, SYS_statx,
+	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_futex,
+	SYS_getrandom, SYS_getpid, SYS_clock_gettime, SYS_gettimeofday,
+	SYS_rt_sigprocmask, SYS_exit, SYS_getuid, SYS_getgid, SYS_geteuid,
+	SYS_getegid,
+#ifdef SYS_poll
+	SYS_poll,
+#endif
+#ifdef SYS_stat
+	SYS_stat,
+#endif
+};
+
+/*
+ * The login role once it serves, chrooted: accept and serve clients in
+ * its epoll loop (signalfd reads, timers as epoll timeouts), TLS (OpenSSL
+ * started before the filter; random numbers from getrandom; a new
+ * certificate comes as a memfd from the master, read with pread), the
+ * hand-off of a client's socket (sendmsg with SCM_RIGHTS), the TLS relay's
+ * socketpair, the shared connection table (mmap of the master's memfd),
+ * SIOCOUTQ, logging (stderr, or the syslog socket opened before the
+ * chroot). No open, no socket, no connect, no exec, no privilege change.
+ */
+static const int login_syscalls[] = {
+	SYS_read, SYS_readv, SYS_writev, SYS_pread64, SYS_close, SYS_fcntl,
+	SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_ppoll,
+	SYS_accept4, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg,
+	SYS_setsockopt, SYS_getsockopt, SYS_getsockname, SYS_getpeername,
+	SYS_shutdown, SYS_socketpair,
+	SYS_newfstatat, SYS_fstat, SYS_statx,
+	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_futex,
+	SYS_getrandom, SYS_getpid, SYS_gettid, SYS_clock_gettime,
+	SYS_gettimeofday, SYS_rt_sigprocmask, SYS_restart_syscall, SYS_exit,
+	SYS_getuid, SYS_getgid, SYS_geteuid, SYS_getegid,
+#ifdef SYS_poll
+	SYS_poll,
+#endif
+#ifdef SYS_time
+	SYS_time,
+#endif
+};
 
 /* Async-signal-safe: no stdio, only write(2) of a number built here. */
 static void
@@ -107,6 +164,15 @@ emit_equal(struct sock_filter *p, size_t *len, int nr, unsigned int arg,
 	    emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, NR)) ? -1 : 0;
 }
 
+/* If nr: fail with errno e, without running it. */
+static int
+emit_errno(struct sock_filter *p, size_t *len, int nr, int e)
+{
+	return emit(p, len, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0,
+	    1)) || emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO |
+	    ((uint32_t)e & SECCOMP_RET_DATA))) ? -1 : 0;
+}
+
 static int
 emit_allow(struct sock_filter *p, size_t *len, int nr)
 {
@@ -149,6 +215,14 @@ sandbox_allow(const int *nrs, size_t n, unsigned int flags, char *err)
 	}
 	if (flags & SANDBOX_SOCKET_UNIX)
 		bad |= emit_equal(prog, &len, SYS_socket, 0, AF_UNIX);
+	if (flags & SANDBOX_NET_EACCES) {
+		bad |= emit_errno(prog, &len, SYS_socket, EACCES);
+		bad |= emit_errno(prog, &len, SYS_connect, EACCES);
+	}
+#if !defined(__SANITIZE_ADDRESS__)
+	if (flags & SANDBOX_IOCTL_OUTQ)
+		bad |= emit_equal(prog, &len, SYS_ioctl, 1, SIOCOUTQ);
+#endif
 	/* The handler's own way out, and the signal's return. */
 	bad |= emit_allow(prog, &len, SYS_rt_sigreturn);
 	bad |= emit_allow(prog, &len, SYS_exit_group);
@@ -187,4 +261,27 @@ sandbox_allow(const int *nrs, size_t n, unsigned int flags, char *err)
 	str_copy(err, ERR_LEN, "seccomp: this architecture is not supported");
 	return -1;
 #endif
+}
+
+int
+sandbox_enter(enum sandbox_role role, char *err)
+{
+	unsigned int flags;
+
+	switch (role) {
+	case SANDBOX_ROLE_AUTH:
+		return sandbox_allow(auth_syscalls, sizeof(auth_syscalls) /
+		    sizeof(auth_syscalls[0]), SANDBOX_OPEN_RDONLY |
+		    SANDBOX_SOCKET_UNIX, err);
+	case SANDBOX_ROLE_LOGIN:
+		flags = SANDBOX_NET_EACCES | SANDBOX_IOCTL_OUTQ;
+#if defined(__SANITIZE_ADDRESS__)
+		/* LeakSanitizer reads /proc at exit (none in the chroot). */
+		flags |= SANDBOX_OPEN_RDONLY;
+#endif
+		return sandbox_allow(login_syscalls, sizeof(login_syscalls) /
+		    sizeof(login_syscalls[0]), flags, err);
+	}
+	str_copy(err, ERR_LEN, "seccomp: no such role");
+	return -1;
 }

@@ -16,6 +16,20 @@ enum sandbox_flags {
 	SANDBOX_OPEN_RDONLY	= 1 << 0,
 	/* socket() only for AF_UNIX (syslog's /dev/log). */
 	SANDBOX_SOCKET_UNIX	= 1 << 1,
+	/*
+	 * socket() and connect() never run but fail with EACCES instead of
+	 * ending the process: glibc's syslog() tries to reconnect to
+	 * /dev/log after syslogd restarted, which in a chroot fails anyway.
+	 */
+	SANDBOX_NET_EACCES	= 1 << 2,
+	/* ioctl() only for SIOCOUTQ (bytes unsent on a socket). */
+	SANDBOX_IOCTL_OUTQ	= 1 << 3,
+};
+
+/* The roles with a filter of their own, each with its allow list. */
+enum sandbox_role {
+	SANDBOX_ROLE_AUTH,
+	SANDBOX_ROLE_LOGIN,
 };
 
 /*
@@ -27,5 +41,13 @@ enum sandbox_flags {
  * with err filled.
  */
 int sandbox_allow(const int *nrs, size_t n, unsigned int flags, char *err);
+
+/*
+ * sandbox_allow() with the role's own list (sandbox.c says what each
+ * role does once it serves, and so may do). Call it once the role has
+ * dropped its privileges and done whatever needs a file: tzset(), the
+ * syslog connection, tls_init(). 0, or -1 with err filled.
+ */
+int sandbox_enter(enum sandbox_role role, char *err);
 
 #endif

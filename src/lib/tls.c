@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -83,6 +84,22 @@ ctx_base(const SSL_METHOD *method, const char *min_version, char *err)
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	return t;
+}
+
+int
+tls_init(char *err)
+{
+	unsigned char b;
+
+	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
+		ssl_error(err, "OPENSSL_init_ssl");
+		return -1;
+	}
+	if (RAND_bytes(&b, 1) != 1) {
+		ssl_error(err, "RAND_bytes");
+		return -1;
+	}
+	return 0;
 }
 
 struct tls_ctx *

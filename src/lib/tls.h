@@ -28,6 +28,14 @@ enum tls_io {
 };
 
 /*
+ * Start OpenSSL now (its configuration file, where there is one, and its
+ * random generator) rather than at the first context, so a process can
+ * then run under a filter that allows no open (sandbox.h). Idempotent.
+ * 0, or -1 with err filled.
+ */
+int tls_init(char *err);
+
+/*
  * A server context from a PEM certificate chain and private key in memory
  * (pem may hold both). min_version: "TLSv1.2" or "TLSv1.3". Checks that key
  * and certificate match. NULL with err filled.

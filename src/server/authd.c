@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
@@ -854,28 +853,6 @@ on_term(struct ev *e, int signo, void *arg)
 }
 
 /*
- * What the auth role does once it serves (issue 10, finding 8): its event
- * loop and channels, reading the passwd-file again (read-only), hashing
- * (memory, random numbers, OpenSSL's lazy start: its config file and
- * locks), logging (stderr, or syslog's Unix socket). No network socket,
- * no exec, no file written, no ptrace, no privilege change. passdb pgsql
- * talks TCP through libpq and is not filtered.
- */
-static const int auth_syscalls[] = {
-	SYS_read, SYS_writev, SYS_close, SYS_lseek, SYS_fcntl,
-	SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_poll, SYS_ppoll,
-	SYS_recvmsg, SYS_sendmsg, SYS_sendto, SYS_connect,
-	SYS_newfstatat, SYS_fstat, SYS_statx,
-	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_futex,
-	SYS_getrandom, SYS_getpid, SYS_clock_gettime, SYS_gettimeofday,
-	SYS_rt_sigprocmask, SYS_exit, SYS_getuid, SYS_getgid, SYS_geteuid,
-	SYS_getegid,
-#ifdef SYS_stat
-	SYS_stat,
-#endif
-};
-
-/*
  * The passwd-file's name for the backend. As root, the role first moves
  * into the file's directory and names the file relative to it: once it
  * runs as auth_user, re-reading it needs search permission on that
@@ -901,6 +878,7 @@ int
 authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
+	const char *path = NULL;
 	struct ipc *master;
 	struct request *r;
 
@@ -913,16 +891,18 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
-	/* Each auth worker has its own connection (auth_pgsql.h). */
-	if (config_passdb_open(cf, strcmp(cf->passdb, "passwd-file") == 0 ?
-	    passwd_path() : NULL, &ops, &db, err) < 0)
+	/* A pgsql backend now, as root: its password file may be root's. */
+	if (strcmp(cf->passdb, "passwd-file") == 0)
+		path = passwd_path();
+	else if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
 		fatalx("%s", err);
 	/*
-	 * The role parses SASL responses and holds every hash: it serves no
-	 * request as root. The backend is opened first (a pgsql password
-	 * file may be root's); the passwd-file is re-read by its path when
-	 * it changes, so it is not chrooted and auth_user must be able to
-	 * read it (the master checked).
+	 * The role parses SASL responses and holds every hash: it parses
+	 * nothing as root, not even the passwd-file. A pgsql backend is
+	 * opened first (its password file may be root's); the passwd-file
+	 * is read, and re-read by its path when it changes, as auth_user,
+	 * so it is not chrooted and auth_user must be able to read it (the
+	 * master checked).
 	 */
 	as_root = priv_is_root();
 	if (as_root) {
@@ -934,6 +914,8 @@ authd_main(const struct config *config)
 		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
 			fatalx("%s", err);
 	}
+	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
+		fatalx("%s", err);
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
@@ -953,10 +935,10 @@ authd_main(const struct config *config)
 		fatal("master channel");
 	ev_timer_init(&work_timer, work, NULL);
 	if (strcmp(cf->passdb, "passwd-file") == 0 &&
-	    sandbox_allow(auth_syscalls, sizeof(auth_syscalls) /
-	    sizeof(auth_syscalls[0]), SANDBOX_OPEN_RDONLY | SANDBOX_SOCKET_UNIX,
-	    err) < 0)
+	    sandbox_enter(SANDBOX_ROLE_AUTH, err) < 0)
 		fatalx("%s", err);
+	/* Dropped and filtered: the master may now announce it is ready. */
+	ipc_send(master, MSG_READY, NULL, 0, -1);
 	ev_run(ev);
 	while ((r = queue_head) != NULL) {
 		request_unlink(r);

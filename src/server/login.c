@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/cidr.h"
@@ -21,6 +22,7 @@
 #include "../lib/net.h"
 #include "../lib/priv.h"
 #include "../lib/proxyproto.h"
+#include "../lib/sandbox.h"
 #include "../lib/tls.h"
 #include "../lib/base64.h"
 #include "../auth/sasl.h"
@@ -1440,14 +1442,20 @@ login_main(const struct config *config, unsigned int n)
 	gid_t gid;
 
 	cf = config;
+	/* Connects to syslog (daemon mode) while /dev/log is in reach. */
 	log_set_ident("postinod/login");
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
+	/* Log times in the local zone: no /etc/localtime in the chroot. */
+	tzset();
 	if (priv_is_root()) {
 		if (priv_user(cf->login_user, &uid, &gid) < 0)
 			fatalx("login_user: no such user '%s'", cf->login_user);
 		if (priv_drop(uid, gid, (gid_t)-1, cf->login_chroot, err) < 0)
 			fatalx("%s", err);
 	}
+	/* In the chroot, as before the filter: OpenSSL finds no config. */
+	if (tls_init(err) < 0)
+		fatalx("%s", err);
 	ev = ev_new();
 	if (ev == NULL)
 		fatal("ev_new");
@@ -1460,6 +1468,9 @@ login_main(const struct config *config, unsigned int n)
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
+	/* Dropped and chrooted: no open, no socket, no connect from now on. */
+	if (sandbox_enter(SANDBOX_ROLE_LOGIN, err) < 0)
+		fatalx("%s", err);
 	/* Listeners are watched once the connection table has come. */
 	ev_run(ev);
 	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)

@@ -19,6 +19,7 @@
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../store/store.h"
+#include "../store/store_path.h"
 #include "capa.h"
 #include "proto.h"
 #include "roles.h"
@@ -499,97 +500,13 @@ mail_more(struct session *s)
 		more_listing(c);
 }
 
-/*
- * After expansion the path may only go down from what the administrator
- * wrote: a user named "x@.." must not make maildir:/srv/vhosts/%d/%n serve
- * /srv/x. So no "." or ".." component anywhere, and no control byte that
- * would confuse a log or a terminal. The user name cannot carry a '/'.
- */
-static int
-path_is_safe(const char *path, char *err)
-{
-	for (const char *p = path; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			str_copy(err, ERR_LEN, "control character in the "
-			    "mailbox path");
-			return -1;
-		}
-	}
-	for (const char *c = path; *c != '\0';) {
-		size_t n = strcspn(c, "/");
-
-		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
-		    c[1] == '.')) {
-			str_copy(err, ERR_LEN, "'.' or '..' in the mailbox "
-			    "path");
-			return -1;
-		}
-		c += n + (c[n] == '/');
-	}
-	return 0;
-}
-
-/* Expand mailbox = maildir:PATH with %u, %n, %d and a leading ~. */
+/* Expand mailbox = FORMAT:PATH for u (store_path.h: what is refused). */
 static int
 mailbox_path(const struct auth_user *u, char *out, size_t size,
     const struct store_ops **ops_r, char *err)
 {
-	const char *spec = cf->mailbox, *colon = strchr(spec, ':');
-	const char *at = strchr(u->name, '@');
-	char backend[16];
-	size_t o = 0;
-
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(backend))
-		return -1;
-	memcpy(backend, spec, (size_t)(colon - spec));
-	backend[colon - spec] = '\0';
-	*ops_r = store_lookup(backend);
-	if (*ops_r == NULL) {
-		str_fmt(err, ERR_LEN, "unknown mailbox format '%s'", backend);
-		return -1;
-	}
-	if (u->name[0] == '.' || strchr(u->name, '/') != NULL) {
-		str_copy(err, ERR_LEN, "user name not usable in a path");
-		return -1;
-	}
-	for (const char *p = colon + 1; *p != '\0'; p++) {
-		const char *add = NULL;
-		size_t addlen = 0;
-		char one[2] = { *p, '\0' };
-
-		if (p == colon + 1 && *p == '~') {
-			if (u->home[0] == '\0') {
-				str_copy(err, ERR_LEN, "mailbox uses ~ but the "
-				    "user has no home");
-				return -1;
-			}
-			add = u->home;
-		} else if (*p == '%' && (p[1] == 'u' || p[1] == 'n' || p[1] == 'd')) {
-			p++;
-			if (*p == 'u')
-				add = u->name;
-			else if (*p == 'n') {
-				add = u->name;
-				addlen = at ? (size_t)(at - u->name) : strlen(u->name);
-			} else
-				add = at ? at + 1 : "";
-		} else if (*p == '%' && p[1] == '%') {
-			p++;
-			add = "%";
-		} else {
-			add = one;
-		}
-		if (addlen == 0)
-			addlen = strlen(add);
-		if (o + addlen >= size) {
-			str_copy(err, ERR_LEN, "mailbox path too long");
-			return -1;
-		}
-		memcpy(out + o, add, addlen);
-		o += addlen;
-	}
-	out[o] = '\0';
-	return path_is_safe(out, err);
+	return store_path_resolve(cf->mailbox, u->name, u->home, out, size,
+	    ops_r, err);
 }
 
 /*

@@ -45,7 +45,7 @@ struct child {
 	uint64_t	 started;
 	unsigned int	 slot;
 	unsigned int	 sessions;	/* mail: hand-offs not yet ended */
-	bool		 ready;		/* login: serving */
+	bool		 ready;		/* login, lmtp: serving; auth: dropped */
 	bool		 retiring;	/* mail: told to exit; route nothing to it */
 };
 
@@ -330,8 +330,8 @@ child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (c->role == ROLE_LOGIN && msg->type == MSG_HANDOFF)
 		route_handoff(msg);
-	else if ((c->role == ROLE_LOGIN || c->role == ROLE_LMTP) &&
-	    msg->type == MSG_READY) {
+	else if ((c->role == ROLE_LOGIN || c->role == ROLE_LMTP ||
+	    c->role == ROLE_AUTH) && msg->type == MSG_READY) {
 		c->ready = true;
 		announce_when_ready();
 	} else if (c->role == ROLE_LMTP && msg->type == MSG_DELIVER_CHANNEL)
@@ -354,12 +354,19 @@ child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		close(msg->fd);
 }
 
-/* The ready file appears once every login worker serves: no start-up races. */
+/*
+ * The ready file appears once every login worker serves and every auth
+ * worker has dropped its privileges (and installed its filter): no
+ * start-up races, and no role still runs as root when it is there.
+ */
 static void
 announce_when_ready(void)
 {
 	if (announced)
 		return;
+	for (unsigned int i = 0; i < cf->auth_workers; i++)
+		if (!auths[i].ready)
+			return;
 	for (unsigned int i = 0; i < cf->login_workers; i++)
 		if (!logins[i].ready)
 			return;

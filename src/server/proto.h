@@ -37,7 +37,8 @@ enum proto_type {
 	MSG_SESSION_END,	/* mail -> master: one hand-off is over */
 	MSG_IDLE,		/* mail -> master: no session for a while */
 	MSG_TLS_CONFIG,		/* master -> login: fd is a memfd, cert + key PEM */
-	MSG_READY,		/* login -> master: has auth (and TLS): serving */
+	MSG_READY,		/* login, lmtp -> master: has auth (and TLS):
+				   serving; auth -> master: dropped, filtered */
 	MSG_SASL_STEP,		/* login -> auth: start, continue or cancel SASL */
 	MSG_SASL_REPLY,		/* auth -> login */
 	MSG_AUTH_SECRET,	/* master -> auth: msg_auth_init */

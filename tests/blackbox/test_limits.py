@@ -114,11 +114,12 @@ def test_mail_user_with_group_root_is_refused(mailroot, postinod, gid0_user):
 
 # -- finding 6: path traversal through %d, %n, %u -----------------------------
 
-@pytest.mark.parametrize("name", ["x@..", "x@."])
+@pytest.mark.parametrize("name", ["x@..", "x@.", "x@"])
 def test_mailbox_path_cannot_leave_its_root(mailroot, postinod, name):
     root = mailroot.path
     os.makedirs(os.path.join(root, "vhosts", "example.org"))
-    # Where "x@.." would land: <root>/vhosts/../x = <root>/x.
+    # Where "x@.." would land: <root>/vhosts/../x = <root>/x; "x@" (empty
+    # domain): <root>/vhosts//x, the directory of a domain named x.
     for target in ("x", os.path.join("vhosts", "x"), "vhosts"):
         for sub in ("new", "cur", "tmp"):
             os.makedirs(os.path.join(root, target, sub), exist_ok=True)

@@ -186,6 +186,26 @@ def test_every_role_runs_as_design_md_says(mailroot, postinod):
     assert os.listdir(mailroot.chroot) == []
 
 
+@pytest.mark.skipif(not conftest.IS_ROOT, reason="needs root to drop privileges")
+def test_ready_file_means_no_role_runs_as_root(mailroot, postinod):
+    """The ready file is the start-up's end: the auth workers, which start
+    as root to reach the passwd-file, have dropped to auth_user (and every
+    login and lmtp worker to login_user) before it appears. Read at once,
+    with no login first, /proc shows no role still at uid 0."""
+    mailroot.add_user("alice", "secret")
+    for _ in range(5):
+        srv = postinod(auth_workers=2, lmtp_listen="127.0.0.1:0")
+        roles = {r: srv.pids(r) for r in ("auth", "login", "lmtp")}
+        for role, pids in roles.items():
+            assert pids, role
+            for pid in pids:
+                st = status(pid)
+                assert "0" not in st["Uid"] + st["Gid"], (role, st["Uid"])
+                if role == "auth":
+                    assert st["Seccomp"][0] == "2", role
+        assert srv.stop() == 0
+
+
 def socket_inodes(pid):
     out = []
     for fd in os.listdir("/proc/%d/fd" % pid):
