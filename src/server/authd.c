@@ -11,7 +11,9 @@
  * their network is out of penalty, one check per loop turn, and are
  * dropped unchecked when their client leaves or their deadline passes.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -49,11 +51,13 @@
  */
 #define AUTH_QUEUE_MAX		1024
 /*
- * Requests of one network (penalty_net()) waiting at once: an office
- * behind one NAT logging in at nine fits; a flood from one network does
- * not, and the rest of it is refused with [SYS/TEMP] before any work.
+ * Requests of one network (penalty_net()) waiting at once are capped by
+ * auth_queue_per_network (etc/postinod.conf): an office behind one NAT
+ * logging in at nine fits; a flood from one network does not, and the
+ * rest of it is refused with [SYS/TEMP] before any work. A trusted
+ * front-end (login_trusted_networks, proxy_trusted_networks) speaks for
+ * many clients from one address, so only AUTH_QUEUE_MAX bounds it.
  */
-#define AUTH_QUEUE_NET_MAX	16
 /*
  * The longest a request waits for its penalty and its turn: twice the
  * largest penalty step, so a patient client always gets its check, and
@@ -599,6 +603,26 @@ work(struct ev *e, void *arg)
 	schedule();
 }
 
+/* Whether ip is a front-end that logs in for many clients. */
+static bool
+trusted_frontend(const char *ip)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	const struct sockaddr *sa;
+
+	if (cf->login_trusted.n == 0 && cf->proxy_trusted.n == 0)
+		return false;
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) == 1)
+		sa = (const struct sockaddr *)&sin;
+	else if (inet_pton(AF_INET6, ip, &sin6.sin6_addr) == 1)
+		sa = (const struct sockaddr *)&sin6;
+	else
+		return false;
+	return cidr_match(&cf->login_trusted, sa) ||
+	    cidr_match(&cf->proxy_trusted, sa);
+}
+
 /*
  * Queue a validated request, or refuse it now: the queue is full, or its
  * network's penalty would outlast its deadline. Nothing is checked here.
@@ -609,18 +633,20 @@ enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
 {
 	struct request *r;
 	uint64_t now = ev_now_ms(), wait;
-	unsigned int same = 0;
+	unsigned int same = 0, same_max = cf->auth_queue_per_network;
 	char net[PENALTY_NET_LEN];
 
 	penalty_net(ip, net);
-	for (r = queue_head; r != NULL; r = r->next)
+	if (trusted_frontend(ip))
+		same_max = AUTH_QUEUE_MAX;
+	for (r = queue_head; r != NULL && same < same_max; r = r->next)
 		if (strcmp(r->net, net) == 0)
 			same++;
 	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word not. */
 	if (deadline > now + AUTH_WAIT_MAX_MS)
 		deadline = now + AUTH_WAIT_MAX_MS;
 	wait = penalty_wait(ip, cf->auth_fail_delay_ms, now);
-	if (queued >= AUTH_QUEUE_MAX || same >= AUTH_QUEUE_NET_MAX ||
+	if (queued >= AUTH_QUEUE_MAX || same >= same_max ||
 	    deadline <= now) {
 		refuse(ipc, type, req, REFUSE_BUSY);
 		return;

@@ -25,7 +25,8 @@ struct config_key {
 	enum config_type type;
 	size_t		 off;
 	size_t		 size;		/* CT_STR: buffer size */
-	uint64_t	 min, max;	/* CT_UINT, CT_U64 */
+	uint64_t	 min, max;	/* CT_UINT, CT_U64; CT_CIDRS: min is the
+					   offset of the parsed list */
 	const char	*def;
 };
 
@@ -36,7 +37,10 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
 	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
-	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks, 0, 0, ""),
+	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks,
+	    offsetof(struct config, proxy_trusted), 0, ""),
+	KEY(login_trusted_networks, CT_CIDRS, login_trusted_networks,
+	    offsetof(struct config, login_trusted), 0, ""),
 	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
 	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
 	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
@@ -64,6 +68,8 @@ static const struct config_key config_keys[] = {
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
 	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	KEY(auth_queue_per_network, CT_UINT, auth_queue_per_network, 1, 1024,
+	    "16"),
 	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),
 	KEY(auth_penalty_prefix6, CT_UINT, auth_penalty_prefix6, 16, 128, "48"),
 	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
@@ -266,7 +272,8 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, v);
 	case CT_CIDRS:
-		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
+		if (cidr_parse_list((struct cidr_list *)((char *)cf + k->min),
+		    v, why) < 0)
 			return -1;
 		if (str_copy(p, k->size, v) < 0) {
 			str_copy(why, ERR_LEN, "too long");

@@ -37,6 +37,9 @@ struct config {
 	unsigned int	 nlisten_tls;
 	char		 proxy_trusted_networks[1024];	/* as written */
 	struct cidr_list proxy_trusted;			/* parsed */
+	/* Front-ends that speak for many clients (webmail, a proxy) */
+	char		 login_trusted_networks[1024];	/* as written */
+	struct cidr_list login_trusted;			/* parsed */
 	char		 tls_cert[CONFIG_VALUE_MAX];	/* "" = no TLS */
 	char		 tls_key[CONFIG_VALUE_MAX];
 	char		 tls_min_version[16];
@@ -63,6 +66,7 @@ struct config {
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
 	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_queue_per_network;	/* waiting per network */
 	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
 	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */
 	unsigned int	 max_bad_commands;
