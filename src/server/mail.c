@@ -33,6 +33,12 @@
 #define RETR_MIN_READ	(4 * 1024)
 /* A worker without sessions this long offers to retire (DESIGN.md). */
 #define MAIL_IDLE_MS	60000
+/*
+ * A worker without sessions this long gives its free heap back. At once,
+ * a worker whose sessions come and go (S1: 50 clients on two workers)
+ * walked its heap and gave pages back only to fault them in again.
+ */
+#define MAIL_TRIM_MS	1000
 
 struct mail_conn {
 	struct session		 s;
@@ -79,6 +85,7 @@ static struct mail_conn *conns;
 static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
+static struct ev_timer trim_timer;
 
 static const struct session_cmd *mail_commands(struct session *s);
 static void mail_more(struct session *s);
@@ -107,13 +114,22 @@ conn_closed(struct session *s)
 			ev_stop(ev);
 		else
 			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
-		/*
-		 * Sessions free their buffers, but free chunks amid the heap
-		 * stay with the process (glibc trims only the top): an idle
-		 * worker gives them back instead of holding its peak.
-		 */
-		(void)malloc_trim(0);
+		ev_timer_start(ev, &trim_timer, MAIL_TRIM_MS);
 	}
+}
+
+/*
+ * Sessions free their buffers, but free chunks amid the heap stay with the
+ * process (glibc trims only the top): an idle worker gives them back
+ * instead of holding its peak.
+ */
+static void
+trim_expired(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	if (conns == NULL)
+		(void)malloc_trim(0);
 }
 
 static void
@@ -692,6 +708,7 @@ on_handoff(struct ipc_msg *msg)
 	}
 	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
 	ev_timer_stop(ev, &idle_timer);
+	ev_timer_stop(ev, &trim_timer);
 	str_copy(c->s.id, sizeof(c->s.id), h.session);
 	str_copy(c->s.ip, sizeof(c->s.ip), h.ip);
 	str_copy(c->user, sizeof(c->user), h.user);
@@ -850,6 +867,7 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	if (master == NULL)
 		fatal("master channel");
 	ev_timer_init(&idle_timer, idle_expired, NULL);
+	ev_timer_init(&trim_timer, trim_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	ev_run(ev);
 	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
