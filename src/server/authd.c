@@ -28,6 +28,7 @@
 #include "../auth/sasl.h"
 #include "penalty.h"
 #include "proto.h"
+#include "role.h"
 #include "roles.h"
 
 /* A ticket is redeemed within milliseconds; a minute covers a loaded host. */
@@ -807,16 +808,10 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 }
 
 static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+master_msg(struct ipc_msg *msg)
 {
 	struct msg_auth_init init;
 
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		ev_stop(ev);
-		return;
-	}
 	if (msg->type == MSG_AUTH_ATTACH && msg->fd >= 0) {
 		size_t i;
 
@@ -840,16 +835,13 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		explicit_bzero(&init, sizeof(init));
 		explicit_bzero(msg->data, msg->len);
 	}
-	if (msg->type == MSG_SHUTDOWN)
-		ev_stop(ev);
 }
 
+/* Requests under way are cut: their peers ask again or fail temporarily. */
 static void
-on_term(struct ev *e, int signo, void *arg)
+stop(void)
 {
-	(void)signo;
-	(void)arg;
-	ev_stop(e);
+	ev_stop(ev);
 }
 
 /*
@@ -879,7 +871,6 @@ authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
 	const char *path = NULL;
-	struct ipc *master;
 	struct request *r;
 
 	cf = config;
@@ -905,15 +896,8 @@ authd_main(const struct config *config)
 	 * master checked).
 	 */
 	as_root = priv_is_root();
-	if (as_root) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->auth_user, &uid, &gid) < 0)
-			fatalx("auth_user: no such user '%s'", cf->auth_user);
-		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
-			fatalx("%s", err);
-	}
+	role_drop(&(struct role_user){ .key = "auth_user",
+	    .name = cf->auth_user });
 	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
 		fatalx("%s", err);
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
@@ -925,20 +909,13 @@ authd_main(const struct config *config)
 		fatal("getrandom");
 	sasl_plain = sasl_secure;
 	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
+	/* A pgsql backend keeps its socket: only the passwd-file's filter. */
+	ev = role_start(&(struct role){ .stop = stop,
+	    .master_msg = master_msg, .sandbox = SANDBOX_ROLE_AUTH,
+	    .sandboxed = strcmp(cf->passdb, "passwd-file") == 0 });
 	ev_timer_init(&work_timer, work, NULL);
-	if (strcmp(cf->passdb, "passwd-file") == 0 &&
-	    sandbox_enter(SANDBOX_ROLE_AUTH, err) < 0)
-		fatalx("%s", err);
 	/* Dropped and filtered: the master may now announce it is ready. */
-	ipc_send(master, MSG_READY, NULL, 0, -1);
+	role_ready();
 	ev_run(ev);
 	while ((r = queue_head) != NULL) {
 		request_unlink(r);
@@ -950,8 +927,7 @@ authd_main(const struct config *config)
 	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		ipc_free(&clients[i]);
-	ipc_free(&master);
 	ops->close(&db);
-	ev_free(&ev);
+	role_end();
 	return 0;
 }

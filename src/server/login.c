@@ -30,6 +30,7 @@
 #include "connlimit.h"
 #include "penalty.h"
 #include "proto.h"
+#include "role.h"
 #include "proxy.h"
 #include "roles.h"
 
@@ -61,16 +62,11 @@ struct login_conn {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master;
-/* One channel per auth worker; a network's requests all go to one. */
-static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
-static unsigned int nauth;
 static struct login_conn *conns;
 static unsigned int nconns;
 static int listen_fds[CONFIG_LISTEN_MAX];	/* plain, then implicit TLS */
 static unsigned int nlisten;
 static struct tls_ctx *tls_ctx;		/* from the master; NULL: no TLS */
-static bool ready_sent;
 static uint64_t next_req = 1;
 static bool shutting_down;
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
@@ -83,7 +79,6 @@ static bool conn_table_seen;
  */
 #define REFUSAL_LOGS_PER_SEC	10
 
-static const struct session_cmd *login_commands(struct session *s);
 static void conn_tls_ready(struct session *s);
 static void sasl_line(struct session *s, char *line, size_t len);
 static void log_auth(struct login_conn *c, const char *result);
@@ -98,10 +93,10 @@ static void sasl_send(struct login_conn *c, uint32_t kind,
 static struct ipc *
 auth_for(struct login_conn *c)
 {
-	if (nauth == 0)
+	if (role_nauth() == 0)
 		return NULL;
-	c->auth_idx = penalty_route(c->s.ip) % nauth;
-	return authc[c->auth_idx];
+	c->auth_idx = penalty_route(c->s.ip) % role_nauth();
+	return role_auth(c->auth_idx);
 }
 
 /* A ticket that will not be handed off: give it back to its issuer. */
@@ -111,10 +106,12 @@ ticket_release(const char *ticket)
 	struct msg_release rl = { 0 };
 	int w = proto_ticket_worker(ticket);
 
-	if (w < 0 || (unsigned int)w >= nauth || authc[w] == NULL)
+	struct ipc *a = w < 0 ? NULL : role_auth((unsigned int)w);
+
+	if (a == NULL)
 		return;
 	str_copy(rl.ticket, sizeof(rl.ticket), ticket);
-	ipc_send(authc[w], MSG_AUTH_RELEASE, &rl, sizeof(rl), -1);
+	ipc_send(a, MSG_AUTH_RELEASE, &rl, sizeof(rl), -1);
 	explicit_bzero(&rl, sizeof(rl));
 }
 
@@ -126,10 +123,10 @@ conn_closed(struct session *s)
 	/* Gone before its verdict: the check is dropped unless under way. */
 	if (c->req != 0 || c->sasl_req != 0)
 		log_auth(c, "gone");
-	if (c->req != 0 && c->auth_idx < nauth && authc[c->auth_idx] != NULL) {
+	if (c->req != 0 && role_auth(c->auth_idx) != NULL) {
 		struct msg_cancel m = { .req = c->req };
 
-		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m),
+		ipc_send(role_auth(c->auth_idx), MSG_AUTH_CANCEL, &m, sizeof(m),
 		    -1);
 	}
 	if (c->sasl_req != 0)
@@ -147,13 +144,6 @@ conn_closed(struct session *s)
 	explicit_bzero(c, sizeof(*c));
 	free(c);
 }
-
-static const struct session_ops login_ops = {
-	.commands = login_commands,
-	.closed = conn_closed,
-	.tls_ready = conn_tls_ready,
-	.intercept = sasl_line,
-};
 
 static const char *
 method_name(const struct login_conn *c)
@@ -455,7 +445,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
     size_t inlen, bool has_in)
 {
 	struct msg_sasl *m = calloc(1, sizeof(*m));
-	struct ipc *a = c->auth_idx < nauth ? authc[c->auth_idx] : NULL;
+	struct ipc *a = role_auth(c->auth_idx);
 
 	if (m == NULL || a == NULL || inlen > sizeof(m->in)) {
 		free(m);
@@ -615,12 +605,12 @@ static const struct session_cmd auth_commands[] = {
 	{ NULL, 0, 0, false, NULL },
 };
 
-static const struct session_cmd *
-login_commands(struct session *s)
-{
-	(void)s;
-	return auth_commands;
-}
+static const struct session_ops login_ops = {
+	.commands = auth_commands,
+	.closed = conn_closed,
+	.tls_ready = conn_tls_ready,
+	.intercept = sasl_line,
+};
 
 /*
  * Pass the logged-in connection to a mail worker through the master. A TLS
@@ -681,7 +671,7 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 		sv[0] = -1;
 	}
 	if (give < 0 ||
-	    ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
+	    role_send(MSG_HANDOFF, h, sizeof(*h), give) < 0) {
 		if (give >= 0)
 			log_warnx("session=%s event=handoff-failed",
 			    h->session);
@@ -852,19 +842,13 @@ fail_pending(unsigned int idx)
 }
 
 static void
-auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
-	unsigned int idx = (unsigned int)(uintptr_t)arg;
-
 	if (msg == NULL) {
 		log_warnx("event=auth-lost worker=%u", idx);
-		ipc_free(&ipc);
-		authc[idx] = NULL;
 		fail_pending(idx);
 		return;
 	}
-	if (msg->fd >= 0)
-		close(msg->fd);
 	if (msg->type == MSG_AUTH_VERDICT)
 		on_verdict(msg);
 	else if (msg->type == MSG_SASL_REPLY)
@@ -1265,14 +1249,13 @@ accept_resume(struct ev *e, void *arg)
 static void
 maybe_ready(void)
 {
-	if (ready_sent || nauth == 0 || !conn_table_seen ||
+	if (role_nauth() == 0 || !conn_table_seen ||
 	    (cf->tls_cert[0] != '\0' && tls_ctx == NULL))
 		return;
-	for (unsigned int i = 0; i < nauth; i++)
-		if (authc[i] == NULL)
+	for (unsigned int i = 0; i < role_nauth(); i++)
+		if (role_auth(i) == NULL)
 			return;
-	ready_sent = true;
-	ipc_send(master, MSG_READY, NULL, 0, -1);
+	role_ready();
 }
 
 static void
@@ -1374,34 +1357,8 @@ load_tls(int fd)
 }
 
 static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+master_msg(struct ipc_msg *msg)
 {
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		stop_all();
-		return;
-	}
-	if (msg->type == MSG_AUTH_CHANNEL && msg->fd >= 0) {
-		struct msg_auth_channel ch;
-
-		if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) ||
-		    ch.count == 0 || ch.count > PROTO_AUTH_WORKERS_MAX ||
-		    ch.index >= ch.count) {
-			log_warnx("event=protocol-error role=master "
-			    "msg=auth-channel");
-			close(msg->fd);
-			return;
-		}
-		nauth = ch.count;
-		ipc_free(&authc[ch.index]);
-		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
-		    (void *)(uintptr_t)ch.index);
-		if (authc[ch.index] == NULL)
-			close(msg->fd);
-		maybe_ready();
-		return;
-	}
 	if (msg->type == MSG_CONN_TABLE && msg->fd >= 0 && !conn_table_seen) {
 		setup_conn_table(msg);
 		close(msg->fd);
@@ -1421,25 +1378,22 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
-	if (msg->type == MSG_SHUTDOWN)
-		stop_all();
 }
 
-static void
-on_term(struct ev *e, int signo, void *arg)
-{
-	(void)e;
-	(void)signo;
-	(void)arg;
-	stop_all();
-}
+static const struct role login_role = {
+	.stop = stop_all,
+	.master_msg = master_msg,
+	.auth_msg = auth_msg,
+	.auth_up = maybe_ready,
+	/* Dropped and chrooted: no open, no socket, no connect from then on. */
+	.sandboxed = true,
+	.sandbox = SANDBOX_ROLE_LOGIN,
+};
 
 int
 login_main(const struct config *config, unsigned int n)
 {
 	char err[ERR_LEN];
-	uid_t uid;
-	gid_t gid;
 
 	cf = config;
 	/* Connects to syslog (daemon mode) while /dev/log is in reach. */
@@ -1447,36 +1401,19 @@ login_main(const struct config *config, unsigned int n)
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	/* Log times in the local zone: no /etc/localtime in the chroot. */
 	tzset();
-	if (priv_is_root()) {
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
-		if (priv_drop(uid, gid, (gid_t)-1, cf->login_chroot, err) < 0)
-			fatalx("%s", err);
-	}
+	role_drop(&(struct role_user){ .key = "login_user",
+	    .name = cf->login_user, .chroot = cf->login_chroot });
 	/* In the chroot, as before the filter: OpenSSL finds no config. */
 	if (tls_init(err) < 0)
 		fatalx("%s", err);
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
+	ev = role_start(&login_role);
 	ev_timer_init(&accept_pause, accept_resume, NULL);
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
-	/* Dropped and chrooted: no open, no socket, no connect from now on. */
-	if (sandbox_enter(SANDBOX_ROLE_LOGIN, err) < 0)
-		fatalx("%s", err);
 	/* Listeners are watched once the connection table has come. */
 	ev_run(ev);
-	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
-		ipc_free(&authc[i]);
-	ipc_free(&master);
 	tls_ctx_free(&tls_ctx);
-	ev_free(&ev);
+	role_end();
 	return 0;
 }

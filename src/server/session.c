@@ -342,7 +342,7 @@ session_find_raw(struct session *s, char *line, struct pop3_args *a)
 	char *sp = strchr(line, ' ');
 	size_t klen = sp ? (size_t)(sp - line) : strlen(line);
 
-	for (cmd = s->ops->commands(s); cmd->name != NULL; cmd++) {
+	for (cmd = s->ops->commands; cmd->name != NULL; cmd++) {
 		if (!cmd->raw || strlen(cmd->name) != klen ||
 		    strncasecmp(cmd->name, line, klen) != 0)
 			continue;
@@ -399,7 +399,7 @@ session_dispatch(struct session *s, char *line, size_t len)
 	case POP3_PARSE_OK:
 		break;
 	}
-	for (cmd = s->ops->commands(s); cmd->name != NULL; cmd++)
+	for (cmd = s->ops->commands; cmd->name != NULL; cmd++)
 		if (strcmp(cmd->name, a.keyword) == 0)
 			break;
 	if (cmd->name == NULL) {

@@ -43,8 +43,8 @@ struct session_cmd {
 };
 
 struct session_ops {
-	/* The commands of the current state; NULL-terminated. */
-	const struct session_cmd *(*commands)(struct session *s);
+	/* The role's commands (one POP3 state each); NULL-terminated. */
+	const struct session_cmd *commands;
 	/* Output drained while s->more is set: queue more, clear s->more when done. */
 	void (*more)(struct session *s);
 	/* The idle timer fired. Default: "-ERR" and close. */

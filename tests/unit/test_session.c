@@ -85,13 +85,6 @@ static const struct session_cmd cmds[] = {
 	{ NULL, 0, 0, false, NULL },
 };
 
-static const struct session_cmd *
-commands(struct session *s)
-{
-	(void)s;
-	return cmds;
-}
-
 static void
 more(struct session *s)
 {
@@ -113,7 +106,7 @@ closed(struct session *s)
 }
 
 static const struct session_ops ops = {
-	.commands = commands, .more = more, .closed = closed,
+	.commands = cmds, .more = more, .closed = closed,
 };
 
 /* The session on sv[0], the test's end on sv[1]. */
