@@ -17,13 +17,12 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
+#include "../server/limits.h"
 #include "../server/proto.h"
 #include "../server/role.h"
 #include "../server/roles.h"
 #include "delivery.h"
 
-/* A worker without deliveries this long offers to retire (like mail). */
-#define DELIVER_IDLE_MS		60000
 /* Seals the message must carry: nobody can change it under us. */
 #define DELIVER_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
 	F_SEAL_WRITE)

@@ -25,6 +25,7 @@
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../server/limits.h"
 #include "../server/proto.h"
 #include "../server/role.h"
 #include "../server/roles.h"
@@ -32,30 +33,8 @@
 #include "delivery.h"
 #include "lmtp_cmds.h"
 
-/* Input: one command line, or a block of message data. */
-#define LMTP_IN_MAX		(16 * 1024)
-/*
- * Replies: after DATA one line (at most ~600 octets) per recipient, and
- * lmtp_max_recipients is at most 10,000; grown on demand from 1 KiB.
- */
-#define LMTP_OUT_MAX		(8 * 1024 * 1024)
-/* Stop taking commands while this much is unsent (a client not reading). */
-#define LMTP_OUT_HIGH		(32 * 1024)
-/* RFC 5321 sec. 4.5.3.2.7: a server waits at least 5 minutes for a command. */
-#define LMTP_TIMEOUT_MS		(300 * 1000)
-/* Consecutive bad commands before the connection is dropped (Dovecot: 20). */
-#define LMTP_MAX_BAD		20
-/* Connections at once: an MTA opens a few dozen at most. */
-#define LMTP_CONNS_MAX		1024
 /* A reply line we build: code, status, an address and a short text. */
 #define LMTP_REPLY_MAX		(LMTP_PATH_MAX * 2 + 80)
-/*
- * Messages being received are held in memory (memfds) until stored: all
- * connections together hold at most this much, or one largest message,
- * whichever is more. Past it a message gets 452 4.3.1 and the MTA
- * retries, rather than the host running out of memory.
- */
-#define LMTP_SPOOL_TOTAL_MAX	(1024ull * 1024 * 1024)
 /* Seals on the spooled message (deliverd.c checks for them). */
 #define LMTP_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 

@@ -26,47 +26,11 @@
 #include "../lib/priv.h"
 #include "../lib/sandbox.h"
 #include "../auth/sasl.h"
+#include "limits.h"
 #include "penalty.h"
 #include "proto.h"
 #include "role.h"
 #include "roles.h"
-
-/* A ticket is redeemed within milliseconds; a minute covers a loaded host. */
-#define TICKET_TTL_MS	60000
-#define TICKETS_MAX	4096
-/*
- * Unredeemed tickets per user and per client address. A ticket lives
- * from the verdict to its redemption, milliseconds; more than this many
- * at once is a script logging in and dropping the connection, and it
- * must not use up the table for everyone else (issue 10, finding 3).
- */
-#define TICKETS_PER_USER	8
-#define TICKETS_PER_ADDR	32
-/* Hash chains: the table is found by hash, never scanned per request. */
-#define TICKET_BUCKETS		4096
-/*
- * Requests one auth worker holds: at about 5 ms per SHA512-CRYPT check,
- * 1024 are five seconds of work; more would only wait past the client.
- */
-#define AUTH_QUEUE_MAX		1024
-/*
- * Requests of one network (penalty_net()) waiting at once: an office
- * behind one NAT logging in at nine fits; a flood from one network does
- * not, and the rest of it is refused with [SYS/TEMP] before any work.
- */
-#define AUTH_QUEUE_NET_MAX	16
-/*
- * The longest a request waits for its penalty and its turn: twice the
- * largest penalty step, so a patient client always gets its check, and
- * far below login_timeout (180 s by default).
- */
-#define AUTH_WAIT_MAX_MS	(2u * PENALTY_MAX_MS)
-/*
- * Work starts only once no channel has unread messages, so a cancel that
- * follows a request is seen before the request is hashed; at most this
- * many turns in a row, so a stream of messages cannot starve the queue.
- */
-#define AUTH_DRAIN_TURNS	64
 
 enum ticket_chain { CHAIN_ID, CHAIN_USER, CHAIN_ADDR, CHAINS };
 
@@ -112,14 +76,11 @@ static gid_t mail_gid;
 static bool have_mail_user;
 /* Started by root: account uids come from the passwd-file, not getuid(). */
 static bool as_root;
-/*
- * SASL exchanges under way, one per login connection at most, keyed by the
- * channel and the login worker's request id. Bounded; a stale one (its
- * client vanished without a cancel) is dropped after SASL_EXCHANGE_TTL_MS.
- */
-#define SASL_EXCHANGES_MAX	4096
-#define SASL_EXCHANGE_TTL_MS	(10u * 60 * 1000)
 
+/*
+ * SASL exchanges under way, keyed by the channel and the login worker's
+ * request id; a stale one goes after SASL_EXCHANGE_TTL_MS.
+ */
 struct exchange {
 	struct ipc		*ipc;
 	uint64_t		 req;
@@ -131,8 +92,6 @@ static struct exchange exchanges[SASL_EXCHANGES_MAX];
 /* PLAIN and LOGIN are offered on plaintext connections only by one of these. */
 static struct sasl_server sasl_secure, sasl_plain;
 
-/* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
-#define CLIENTS_MAX	1024
 static struct ipc *clients[CLIENTS_MAX];
 
 /* Where this user's mail is read: the passwd-file's uid, else mail_user. */

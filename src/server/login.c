@@ -28,18 +28,12 @@
 #include "../auth/sasl.h"
 #include "capa.h"
 #include "connlimit.h"
+#include "limits.h"
 #include "penalty.h"
 #include "proto.h"
-#include "role.h"
 #include "proxy.h"
+#include "role.h"
 #include "roles.h"
-
-/*
- * Failed logins one connection may make before it is closed (Dovecot's
- * login processes close after 3 too): with the failure delay, it bounds
- * how fast one connection can guess passwords.
- */
-#define LOGIN_FAILURES_MAX	3
 
 struct login_conn {
 	struct session	 s;
@@ -69,8 +63,6 @@ static unsigned int nlisten;
 static struct tls_ctx *tls_ctx;		/* from the master; NULL: no TLS */
 static uint64_t next_req = 1;
 static bool shutting_down;
-/* Out of descriptors: stop accepting for a moment instead of spinning. */
-#define ACCEPT_PAUSE_MS	100
 static struct ev_timer accept_pause;
 static bool conn_table_seen;
 /*
@@ -764,7 +756,8 @@ on_verdict(const struct ipc_msg *msg)
 	}
 	c->verdict = v.result == AUTH_TEMPFAIL ? AUTH_TEMPFAIL : AUTH_PERMFAIL;
 	log_auth(c, refusal_name(c->verdict, v.reason));
-	ev_timer_start(ev, &c->delay, v.delay_ms > 15000 ? 15000 : v.delay_ms);
+	ev_timer_start(ev, &c->delay,
+	    v.delay_ms > PENALTY_MAX_MS ? PENALTY_MAX_MS : v.delay_ms);
 }
 
 static void
@@ -821,8 +814,8 @@ on_sasl_reply(const struct ipc_msg *msg)
 		    AUTH_PERMFAIL;
 		log_auth(c, refusal_name(c->verdict, r.reason));
 		c->s.suspended = true;
-		ev_timer_start(ev, &c->delay, r.delay_ms > 15000 ? 15000 :
-		    r.delay_ms);
+		ev_timer_start(ev, &c->delay,
+		    r.delay_ms > PENALTY_MAX_MS ? PENALTY_MAX_MS : r.delay_ms);
 		return;
 	}
 }
@@ -1017,13 +1010,6 @@ struct proxy_wait {
 	struct proxy_wait *prev, *next;
 	struct proxyproto pp;
 };
-
-/*
- * HAProxy sends the header with its first segment, so a trusted proxy that
- * has not sent it within this time is broken; Dovecot's haproxy_timeout
- * is 3 s for the same reason.
- */
-#define PROXY_HEADER_TIMEOUT_MS	3000
 
 static struct proxy_wait *waits;
 static unsigned int nwaits;
@@ -1280,9 +1266,6 @@ stop_all(void)
 	proxy_close_all();
 	ev_stop(ev);
 }
-
-/* Largest certificate chain plus key the master sends (two files of 1 MiB). */
-#define TLS_MATERIAL_MAX	(2 * 1024 * 1024 + 2)
 
 /* The shared connection counts (connlimit.h); without them, no limit. */
 static void

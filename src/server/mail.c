@@ -21,19 +21,10 @@
 #include "../store/store.h"
 #include "../store/store_path.h"
 #include "capa.h"
+#include "limits.h"
 #include "proto.h"
 #include "role.h"
 #include "roles.h"
-
-/*
- * A message is read in blocks of at most RETR_BLOCK, each at most half the
- * output buffer's free room (the encoder at most doubles it); below
- * RETR_MIN_READ the buffer is sent first rather than read in crumbs.
- */
-#define RETR_BLOCK	(32 * 1024)
-#define RETR_MIN_READ	(4 * 1024)
-/* A worker without sessions this long offers to retire (DESIGN.md). */
-#define MAIL_IDLE_MS	60000
 
 struct mail_conn {
 	struct session		 s;
@@ -67,9 +58,6 @@ struct mail_conn {
 	struct msg_account	*acct;
 	bool			 quitting;
 };
-
-/* How often a lock held by another program is tried again. */
-#define LOCK_RETRY_MS	50
 
 static const struct config *cf;
 static struct ev *ev;
@@ -711,7 +699,8 @@ on_handoff(struct ipc_msg *msg)
 	explicit_bzero(h.ticket, sizeof(h.ticket));
 	c->auth_idx = (unsigned int)w;
 	/* A ticket is redeemed with the auth worker that issued it. */
-	if (ipc_send(role_auth(c->auth_idx), MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
+	if (ipc_send(role_auth(c->auth_idx), MSG_AUTH_REDEEM, &rq, sizeof(rq),
+	    -1) < 0) {
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
 		session_end(&c->s);
 	}

@@ -277,9 +277,9 @@ session_start(struct session *s, struct ev *ev, int fd,
 	s->owner = owner;
 	s->start_ms = now_ms();
 	if (s->idle_ms == 0)
-		s->idle_ms = 600 * 1000;
+		s->idle_ms = SESSION_IDLE_DEFAULT_MS;
 	if (s->max_bad == 0)
-		s->max_bad = 20;
+		s->max_bad = SESSION_BAD_DEFAULT;
 	if (prelen > sizeof(s->in))
 		return -1;
 	if (prelen > 0)

@@ -14,16 +14,10 @@
 #include "../lib/ev.h"
 #include "../lib/tls.h"
 #include "../pop3/pop3.h"
+#include "limits.h"
 
 #define SESSION_ID_LEN		16
 #define SESSION_IP_LEN		46
-/* Input: two full command lines; more pipelined input waits in the kernel. */
-#define SESSION_IN_MAX		1024
-/* Output buffer; multi-line replies are refilled below the low-water mark. */
-#define SESSION_OUT_MAX		(64 * 1024)
-#define SESSION_OUT_LOW		(16 * 1024)
-/* Stop taking commands while more than this is unsent (Dovecot: 4096). */
-#define SESSION_OUT_HIGH	4096
 
 enum cmd_result {
 	CMD_OK,		/* reply queued; resets the bad-command count */
