@@ -72,7 +72,7 @@ static bool conn_table_seen;
 #define REFUSAL_LOGS_PER_SEC	10
 
 static void conn_tls_ready(struct session *s);
-static void sasl_line(struct session *s, char *line, size_t len);
+static enum cmd_result sasl_line(struct session *s, char *line, size_t len);
 static void log_auth(struct login_conn *c, const char *result);
 static void sasl_send(struct login_conn *c, uint32_t kind,
     const unsigned char *in, size_t inlen, bool has_in);
@@ -222,7 +222,7 @@ send_verify(struct login_conn *c, const char *secret)
 	}
 	explicit_bzero(v, sizeof(*v));
 	free(v);
-	c->s.suspended = true;
+	session_suspend(&c->s);
 	return CMD_ASYNC;
 }
 
@@ -441,7 +441,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 
 	if (m == NULL || a == NULL || inlen > sizeof(m->in)) {
 		free(m);
-		c->s.intercept = false;
+		session_intercept(&c->s, 0);
 		c->sasl_req = 0;
 		if (kind != SASL_MSG_CANCEL) {
 			session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is "
@@ -466,7 +466,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 	    kind != SASL_MSG_CANCEL) {
 		explicit_bzero(m, sizeof(*m));
 		free(m);
-		c->s.intercept = false;
+		session_intercept(&c->s, 0);
 		c->sasl_req = 0;
 		log_auth(c, "busy");
 		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is busy, "
@@ -477,7 +477,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 	explicit_bzero(m, sizeof(*m));
 	free(m);
 	if (kind != SASL_MSG_CANCEL)
-		c->s.suspended = true;
+		session_suspend(&c->s);
 }
 
 /* End an exchange on our side (and in the auth role unless it ended there). */
@@ -487,12 +487,11 @@ sasl_end(struct login_conn *c, bool tell_auth)
 	if (tell_auth && c->sasl_req != 0)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
 	c->sasl_req = 0;
-	c->s.intercept = false;
-	c->s.line_max = 0;
+	session_intercept(&c->s, 0);
 }
 
 /* A continuation line during an exchange (RFC 5034 sec. 4). */
-static void
+static enum cmd_result
 sasl_line(struct session *s, char *line, size_t len)
 {
 	struct login_conn *c = s->owner;
@@ -505,14 +504,14 @@ sasl_line(struct session *s, char *line, size_t len)
 		sasl_end(c, true);
 		if (r == 1) {
 			session_reply(s, "-ERR Authentication cancelled.");
-		} else {
-			session_reply(s, "-ERR Invalid base64 data.");
-			s->bad++;
+			return CMD_ASYNC;
 		}
-		return;
+		session_reply(s, "-ERR Invalid base64 data.");
+		return CMD_BAD;
 	}
 	sasl_send(c, SASL_MSG_CONTINUE, buf, n, true);
 	explicit_bzero(buf, sizeof(buf));
+	return CMD_ASYNC;
 }
 
 static enum cmd_result
@@ -579,22 +578,21 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 	}
 	c->sasl_req = next_req++;
 	/* Continuation lines may be longer than commands (RFC 5034 sec. 4). */
-	s->line_max = SESSION_IN_MAX;
-	s->intercept = true;
+	session_intercept(s, SESSION_IN_MAX);
 	sasl_send(c, SASL_MSG_START, buf, n, a->argc == 2);
 	explicit_bzero(buf, sizeof(buf));
 	return CMD_ASYNC;
 }
 
 static const struct session_cmd auth_commands[] = {
-	{ "USER", 1, 1, false, cmd_user },
-	{ "PASS", 0, 1, true, cmd_pass },
-	{ "APOP", 2, 2, false, cmd_apop },
-	{ "CAPA", 0, 0, false, cmd_capa },
-	{ "STLS", 0, 0, false, cmd_stls },
-	{ "AUTH", 0, 2, false, cmd_auth },
-	{ "QUIT", 0, 0, false, cmd_quit },
-	{ NULL, 0, 0, false, NULL },
+	{ "USER", 1, 1, false, 0, cmd_user },
+	{ "PASS", 0, 1, true, 1, cmd_pass },
+	{ "APOP", 2, 2, false, 2, cmd_apop },
+	{ "CAPA", 0, 0, false, 0, cmd_capa },
+	{ "STLS", 0, 0, false, 0, cmd_stls },
+	{ "AUTH", 0, 2, false, 2, cmd_auth },
+	{ "QUIT", 0, 0, false, 0, cmd_quit },
+	{ NULL, 0, 0, false, 0, NULL },
 };
 
 static const struct session_ops login_ops = {
@@ -694,7 +692,6 @@ fail_delayed(struct ev *e, void *arg)
 	struct login_conn *c = arg;
 
 	(void)e;
-	c->s.suspended = false;
 	if (c->verdict == AUTH_TEMPFAIL)
 		session_reply(&c->s, "-ERR [SYS/TEMP] Temporary authentication "
 		    "failure, try later.");
@@ -707,12 +704,7 @@ fail_delayed(struct ev *e, void *arg)
 		session_end(&c->s);
 		return;
 	}
-	if (++c->s.bad >= c->s.max_bad) {
-		session_reply(&c->s, "-ERR Too many bad commands.");
-		session_end(&c->s);
-		return;
-	}
-	session_resume(&c->s);
+	session_complete(&c->s, CMD_BAD);
 }
 
 /* The log's word for a verdict that is not "ok". */
@@ -783,14 +775,13 @@ on_sasl_reply(const struct ipc_msg *msg)
 		explicit_bzero(&r, sizeof(r));
 		return;
 	}
-	c->s.suspended = false;
 	str_copy(c->user, sizeof(c->user), r.user);
 	switch (r.step) {
 	case SASL_CONTINUE:
 		if (base64_encode(b64, sizeof(b64), r.out, r.outlen) < 0)
 			b64[0] = '\0';
 		session_reply(&c->s, "+ %s", b64);
-		session_resume(&c->s);
+		session_complete(&c->s, CMD_ASYNC);
 		return;
 	case SASL_OK: {
 		struct msg_verdict v = { .req = r.req, .result = AUTH_OK,
@@ -805,15 +796,14 @@ on_sasl_reply(const struct ipc_msg *msg)
 	case SASL_BAD:
 		sasl_end(c, false);
 		session_reply(&c->s, "-ERR Invalid SASL response.");
-		c->s.bad++;
-		session_resume(&c->s);
+		session_complete(&c->s, CMD_BAD);
 		return;
 	default:
 		sasl_end(c, false);
 		c->verdict = r.step == SASL_TEMPFAIL ? AUTH_TEMPFAIL :
 		    AUTH_PERMFAIL;
 		log_auth(c, refusal_name(c->verdict, r.reason));
-		c->s.suspended = true;
+		/* Still suspended: fail_delayed() completes the command. */
 		ev_timer_start(ev, &c->delay,
 		    r.delay_ms > PENALTY_MAX_MS ? PENALTY_MAX_MS : r.delay_ms);
 		return;
@@ -963,12 +953,9 @@ conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
 		return;
 	}
 	c->lim = lim;
-	session_new_id(c->s.id);
-	str_copy(c->s.ip, sizeof(c->s.ip), ip);
-	c->s.port = port;
-	c->s.idle_ms = cf->idle_timeout * 1000;
-	c->s.max_bad = cf->max_bad_commands;
-	c->s.transcript = cf->transcript;
+	session_setup(&c->s, &(struct session_params){ .ip = ip,
+	    .port = port, .idle_ms = cf->idle_timeout * 1000,
+	    .max_bad = cf->max_bad_commands, .transcript = cf->transcript });
 	ev_timer_init(&c->deadline, deadline, c);
 	ev_timer_init(&c->delay, fail_delayed, c);
 	if (session_start(&c->s, ev, fd, &login_ops, c, NULL, 0) < 0) {

@@ -388,17 +388,17 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 }
 
 static const struct session_cmd transaction_commands[] = {
-	{ "STAT", 0, 0, false, cmd_stat },
-	{ "LIST", 0, 1, false, cmd_list },
-	{ "UIDL", 0, 1, false, cmd_uidl },
-	{ "RETR", 1, 1, false, cmd_retr },
-	{ "TOP",  2, 2, false, cmd_top },
-	{ "DELE", 1, 1, false, cmd_dele },
-	{ "NOOP", 0, 0, false, cmd_noop },
-	{ "RSET", 0, 0, false, cmd_rset },
-	{ "CAPA", 0, 0, false, cmd_capa },
-	{ "QUIT", 0, 0, false, cmd_quit },
-	{ NULL, 0, 0, false, NULL },
+	{ "STAT", 0, 0, false, 0, cmd_stat },
+	{ "LIST", 0, 1, false, 0, cmd_list },
+	{ "UIDL", 0, 1, false, 0, cmd_uidl },
+	{ "RETR", 1, 1, false, 0, cmd_retr },
+	{ "TOP",  2, 2, false, 0, cmd_top },
+	{ "DELE", 1, 1, false, 0, cmd_dele },
+	{ "NOOP", 0, 0, false, 0, cmd_noop },
+	{ "RSET", 0, 0, false, 0, cmd_rset },
+	{ "CAPA", 0, 0, false, 0, cmd_capa },
+	{ "QUIT", 0, 0, false, 0, cmd_quit },
+	{ NULL, 0, 0, false, 0, NULL },
 };
 
 static const struct session_ops mail_ops = {

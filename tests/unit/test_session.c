@@ -77,12 +77,12 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 }
 
 static const struct session_cmd cmds[] = {
-	{ "ECHO", 0, 2, false, cmd_echo },
-	{ "FAIL", 0, 0, false, cmd_fail },
-	{ "PASS", 0, 1, true, cmd_pass },
-	{ "BIG", 0, 0, false, cmd_big },
-	{ "QUIT", 0, 0, false, cmd_quit },
-	{ NULL, 0, 0, false, NULL },
+	{ "ECHO", 0, 2, false, 0, cmd_echo },
+	{ "FAIL", 0, 0, false, 0, cmd_fail },
+	{ "PASS", 0, 1, true, 1, cmd_pass },
+	{ "BIG", 0, 0, false, 0, cmd_big },
+	{ "QUIT", 0, 0, false, 0, cmd_quit },
+	{ NULL, 0, 0, false, 0, NULL },
 };
 
 static void
