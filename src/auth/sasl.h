@@ -74,8 +74,11 @@
 #define SASL_CB_MAX		64
 /* The server's secret for fake SCRAM salts of unknown users. */
 #define SASL_SECRET_LEN		32
-/* "SCRAM-SHA-256-PLUS SCRAM-SHA-256 CRAM-MD5 PLAIN LOGIN" and the NUL. */
-#define SASL_MECHS_LEN		64
+/*
+ * "SCRAM-SHA-256-PLUS SCRAM-SHA-256 CRAM-MD5 PLAIN LOGIN OAUTHBEARER
+ * XOAUTH2" (73) and the NUL, with room for one more name.
+ */
+#define SASL_MECHS_LEN		96
 /* SCRAM client nonce: printable, no ','; RFC 5802 sets no bound. */
 #define SASL_SCRAM_CNONCE_MAX	128
 /* SCRAM server nonce: 24 random octets, 32 base64 characters. */

@@ -222,41 +222,27 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		return 0;
 	}
 	case CT_MECHS: {
-		char out[128] = "", word[32];
+		char out[128] = "";
 		const char *w = v;
 
+		/* Unknown names fail here, with the list of known ones. */
+		if (sasl_mechs_parse(v, &cf->auth_mechs, why) < 0)
+			return -1;
 		while (*w != '\0') {
-			size_t n = strcspn(w, " \t"), i;
+			size_t n = strcspn(w, " \t"), o = strlen(out);
 
 			if (n == 0) {
 				w++;
 				continue;
 			}
-			if (n >= sizeof(word)) {
-				str_copy(why, ERR_LEN, "unknown mechanism");
-				return -1;
-			}
-			for (i = 0; i < n; i++)
-				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
-				    w[i] - 'a' + 'A' : w[i]);
-			word[n] = '\0';
-			if (sasl_mechs_lookup(word, n) < 0) {
-				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
-				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
-				    "SCRAM-SHA-256-PLUS)", word);
-				return -1;
-			}
-			if ((out[0] != '\0' && str_fmt(out + strlen(out),
-			    sizeof(out) - strlen(out), " %s", word) < 0) ||
-			    (out[0] == '\0' && str_copy(out, sizeof(out),
-			    word) < 0)) {
+			if (str_fmt(out + o, sizeof(out) - o, "%s%s",
+			    o > 0 ? " " : "",
+			    sasl_mechs_name(sasl_mechs_lookup(w, n))) < 0) {
 				str_copy(why, ERR_LEN, "too long");
 				return -1;
 			}
 			w += n;
 		}
-		if (sasl_mechs_parse(out, &cf->auth_mechs, why) < 0)
-			return -1;
 		return str_copy(p, k->size, out);
 	}
 	case CT_PASSDB:

@@ -571,8 +571,8 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		w += l + (w[l] == ' ');
 	}
 	if (*w == '\0') {
-		if (!cleartext_ok(s) && (strcmp(want, "PLAIN") == 0 ||
-		    strcmp(want, "LOGIN") == 0))
+		if (!cleartext_ok(s) && sasl_mechs_sends_secret(
+		    sasl_mechs_lookup(want, i)))
 			return refuse_cleartext(s);
 		session_reply(s, "-ERR Unsupported authentication mechanism.");
 		return CMD_BAD;
