@@ -44,6 +44,10 @@ static const struct config_key config_keys[] = {
 	KEY(auth_cleartext_loopback, CT_BOOL, auth_cleartext_loopback, 0, 0,
 	    "yes"),
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
+	KEY(oauth2_jwt_key, CT_STR, oauth2_jwt_key, 0, 0, ""),
+	KEY(oauth2_issuer, CT_STR, oauth2_issuer, 0, 0, ""),
+	KEY(oauth2_audience, CT_STR, oauth2_audience, 0, 0, ""),
+	KEY(oauth2_user_claim, CT_STR, oauth2_user_claim, 0, 0, "sub"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
@@ -430,6 +434,17 @@ config_load(struct config *cf, const char *path, char *err)
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
 		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
 		    path);
+		return -1;
+	}
+	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
+	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
+	    '\0') {
+		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
+		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		return -1;
+	}
+	if (cf->oauth2_user_claim[0] == '\0') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_user_claim: empty", path);
 		return -1;
 	}
 	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {
