@@ -344,8 +344,11 @@ json_skip(struct json *j, int depth)
 		j->p++;
 		return json_skip_container(j, ']', depth);
 	case '-':
+		/* A negative number: digits must follow. */
 		j->p++;
-		return json_date(j, &d);
+		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+			return false;
+		break;
 	default:
 		break;
 	}
