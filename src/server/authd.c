@@ -93,6 +93,8 @@ struct exchange {
 static struct exchange exchanges[SASL_EXCHANGES_MAX];
 /* PLAIN and LOGIN are offered on plaintext connections only by one of these. */
 static struct sasl_server sasl_secure, sasl_plain;
+/* oauth2_jwt_key, loaded before the sandbox; NULL: no OAuth. */
+static struct jwt_key *oauth_key;
 
 static struct ipc *clients[CLIENTS_MAX];
 
@@ -865,6 +867,13 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
+	/*
+	 * The token key now, as root (it may be root's, like tls_key); it is
+	 * public, but a wrong one must stop startup, not every OAuth login.
+	 */
+	if (cf->oauth2_jwt_key[0] != '\0' &&
+	    jwt_key_load(&oauth_key, cf->oauth2_jwt_key, err) < 0)
+		fatalx("oauth2_jwt_key: %s", err);
 	/* A pgsql backend now, as root: its password file may be root's. */
 	if (strcmp(cf->passdb, "passwd-file") == 0)
 		path = passwd_path();
@@ -886,6 +895,14 @@ authd_main(const struct config *config)
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
+	if (oauth_key != NULL) {
+		sasl_secure.flags |= SASL_ALLOW_OAUTH;
+		sasl_secure.oauth_key = oauth_key;
+		sasl_secure.oauth_policy = (struct jwt_policy){
+		    .issuer = cf->oauth2_issuer,
+		    .audience = cf->oauth2_audience,
+		    .user_claim = cf->oauth2_user_claim };
+	}
 	/* Until the master's secret arrives (first message), a random one. */
 	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
 	    (ssize_t)sizeof(sasl_secure.secret))
@@ -911,6 +928,7 @@ authd_main(const struct config *config)
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		ipc_free(&clients[i]);
 	ops->close(&db);
+	jwt_key_free(&oauth_key);
 	role_end();
 	return 0;
 }

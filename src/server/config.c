@@ -48,6 +48,10 @@ static const struct config_key config_keys[] = {
 	KEY(auth_cleartext_loopback, CT_BOOL, auth_cleartext_loopback, 0, 0,
 	    "yes"),
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
+	KEY(oauth2_jwt_key, CT_STR, oauth2_jwt_key, 0, 0, ""),
+	KEY(oauth2_issuer, CT_STR, oauth2_issuer, 0, 0, ""),
+	KEY(oauth2_audience, CT_STR, oauth2_audience, 0, 0, ""),
+	KEY(oauth2_user_claim, CT_STR, oauth2_user_claim, 0, 0, "sub"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
@@ -228,41 +232,27 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		return 0;
 	}
 	case CT_MECHS: {
-		char out[128] = "", word[32];
+		char out[128] = "";
 		const char *w = v;
 
+		/* Unknown names fail here, with the list of known ones. */
+		if (sasl_mechs_parse(v, &cf->auth_mechs, why) < 0)
+			return -1;
 		while (*w != '\0') {
-			size_t n = strcspn(w, " \t"), i;
+			size_t n = strcspn(w, " \t"), o = strlen(out);
 
 			if (n == 0) {
 				w++;
 				continue;
 			}
-			if (n >= sizeof(word)) {
-				str_copy(why, ERR_LEN, "unknown mechanism");
-				return -1;
-			}
-			for (i = 0; i < n; i++)
-				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
-				    w[i] - 'a' + 'A' : w[i]);
-			word[n] = '\0';
-			if (sasl_mechs_lookup(word, n) < 0) {
-				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
-				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
-				    "SCRAM-SHA-256-PLUS)", word);
-				return -1;
-			}
-			if ((out[0] != '\0' && str_fmt(out + strlen(out),
-			    sizeof(out) - strlen(out), " %s", word) < 0) ||
-			    (out[0] == '\0' && str_copy(out, sizeof(out),
-			    word) < 0)) {
+			if (str_fmt(out + o, sizeof(out) - o, "%s%s",
+			    o > 0 ? " " : "",
+			    sasl_mechs_name(sasl_mechs_lookup(w, n))) < 0) {
 				str_copy(why, ERR_LEN, "too long");
 				return -1;
 			}
 			w += n;
 		}
-		if (sasl_mechs_parse(out, &cf->auth_mechs, why) < 0)
-			return -1;
 		return str_copy(p, k->size, out);
 	}
 	case CT_PASSDB:
@@ -451,6 +441,17 @@ config_load(struct config *cf, const char *path, char *err)
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
 		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
 		    path);
+		return -1;
+	}
+	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
+	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
+	    '\0') {
+		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
+		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		return -1;
+	}
+	if (cf->oauth2_user_claim[0] == '\0') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_user_claim: empty", path);
 		return -1;
 	}
 	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {

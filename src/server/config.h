@@ -47,6 +47,11 @@ struct config {
 	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	unsigned int	 auth_mechs;	/* the same: SASL_MECH_BIT()s */
+	/* OAUTHBEARER, XOAUTH2: JWT access tokens (src/auth/jwt.h) */
+	char		 oauth2_jwt_key[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 oauth2_issuer[256];		/* "" = not checked */
+	char		 oauth2_audience[256];		/* "" = not checked */
+	char		 oauth2_user_claim[64];		/* "sub", "email" */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 passdb[16];			/* "passwd-file", "pgsql" */
