@@ -19,6 +19,7 @@
 
 #include "../lib/fdio.h"
 #include "../store/mbox_lock.h"
+#include "deliver_lmtp.h"
 
 struct fetch_dest {
 	enum fetch_kind	 kind;
@@ -46,6 +47,7 @@ struct fetch_dest {
 	bool		 prepared;
 	bool		 active;
 	bool		 failed;
+	bool		 refused;		/* LMTP: a 5xx for the message */
 	int		 err_no;		/* errno of a failed write */
 	uint64_t	 size;			/* stored octets */
 	bool		 bol;			/* next piece starts a line */
@@ -244,13 +246,16 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 		d->fd = open_spool(err);
 		if (d->fd < 0)
 			goto fail;
+		if (kind == FETCH_LMTP && !deliver_lmtp_valid_addr(where, err))
+			goto fail;
 		if (kind == FETCH_MBOX && mbox_lock_init(&d->lk, where,
 		    FETCH_DOTLOCK_STALE, err) < 0)
 			goto fail;
 	}
+#ifdef POSTINO_TEST_HOOKS
 	/*
-	 * Test hook: die like kill -9 half-way through the Nth mbox append,
-	 * with the mbox locked.
+	 * Test builds only (make SAN=1): die like kill -9 half-way through
+	 * the Nth mbox append, with the mbox locked.
 	 */
 	{
 		const char *v = getenv("POSTINO_TEST_KILL_APPEND");
@@ -259,6 +264,7 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 		if (v != NULL && str_parse_u32(v, &n) == 0)
 			d->kill_append = n;
 	}
+#endif
 	*d_r = d;
 	return 0;
 fail:
@@ -311,6 +317,7 @@ fetch_begin(struct fetch_dest *d, char *err)
 	d->size = 0;
 	d->used = 0;
 	d->failed = false;
+	d->refused = false;
 	d->err_no = 0;
 	d->bol = true;
 	d->in_header = true;
@@ -1070,6 +1077,18 @@ mda_recover(struct fetch_dest *d, char *err)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 0;
 }
 
+/* LMTP: the spool complete; nothing tells after a kill if it landed. */
+static int
+lmtp_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	if (flush(d) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return str_fmt(token, size, "lmtp");
+}
+
 int
 fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 {
@@ -1091,6 +1110,9 @@ fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 		break;
 	case FETCH_MBOX:
 		rc = mbox_prepare(d, token, size, err);
+		break;
+	case FETCH_LMTP:
+		rc = lmtp_prepare(d, token, size, err);
 		break;
 	default:
 		rc = mda_prepare(d, token, size, err);
@@ -1120,6 +1142,12 @@ fetch_commit(struct fetch_dest *d, char *err)
 		break;
 	case FETCH_MBOX:
 		rc = mbox_commit(d, err);
+		break;
+	case FETCH_LMTP:
+		rc = deliver_lmtp_send(d->where, d->sender, d->recipient,
+		    d->fd, err);
+		d->refused = rc > 0;
+		rc = rc != 0 ? -1 : 0;
 		break;
 	default:
 		rc = mda_commit(d, err);
@@ -1253,12 +1281,18 @@ fetch_recover(struct fetch_dest *d, const char *token, char *err)
 	if (strncmp(token, "mbox ", 5) == 0)
 		return d->kind == FETCH_MBOX ? mbox_recover(d, token + 5, err) :
 		    0;
-	if (strcmp(token, "mda") == 0)
+	if (strcmp(token, "mda") == 0 || strcmp(token, "lmtp") == 0)
 		return 0;
 	if (strcmp(token, "mda wait") == 0)
 		return d->kind == FETCH_MDA ? mda_recover(d, err) : 0;
 	str_copy(err, ERR_LEN, "unknown pending delivery in the state file");
 	return -1;
+}
+
+bool
+fetch_refused(const struct fetch_dest *d)
+{
+	return d->refused;
 }
 
 int
