@@ -1,4 +1,5 @@
 #include "deliver_lmtp.h"
+#include "deliver.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -380,3 +381,52 @@ deliver_lmtp_send(const char *addr, const char *sender, const char *rcpt,
 	close(c.fd);
 	return rc;
 }
+
+/* The spool complete; nothing tells after a kill whether it landed. */
+static int
+lmtp_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
+{
+	if (deliver_flush(d) < 0) {
+		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return str_fmt(token, size, "lmtp");
+}
+
+static int
+lmtp_open(struct fetch_dest *d, char *err)
+{
+	return deliver_lmtp_valid_addr(d->where, err) ? 0 : -1;
+}
+
+/* A 5xx is a refusal for good: fetch_refused() says so. */
+static int
+lmtp_commit(struct fetch_dest *d, char *err)
+{
+	int rc = deliver_lmtp_send(d->where, d->sender, d->recipient, d->fd,
+	    err);
+
+	d->refused = rc > 0;
+	return rc == 0 ? 0 : -1;
+}
+
+/* "lmtp": whether the server has it cannot be known: delivered again. */
+static int
+lmtp_recover(struct fetch_dest *d, const char *arg, char *err)
+{
+	(void)d;
+	if (arg[0] == '\0')
+		return 0;
+	str_copy(err, ERR_LEN, "unknown pending delivery in the state file");
+	return -1;
+}
+
+const struct deliver_ops deliver_lmtp_ops = {
+	.name = "lmtp",
+	.spooled = true,
+	.open = lmtp_open,
+	.prepare = lmtp_prepare,
+	.commit = lmtp_commit,
+	.recover = lmtp_recover,
+};
