@@ -40,8 +40,8 @@ struct fetch_dest {
 	off_t		 old_size;		/* mbox: size before append */
 	int		 gap;			/* mbox: '\n's before From_ */
 	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: gap, From_ */
-	unsigned long	 commits;
-	unsigned long	 kill_append;		/* test hook, see fetch_open */
+	unsigned long	 commits;		/* mbox appends (test hook) */
+	unsigned long	 kill_append;		/* test builds: see fetch_open */
 	bool		 unsynced;		/* Maildir: renames to fsync */
 	bool		 prepared;
 	bool		 active;

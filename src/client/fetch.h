@@ -1,5 +1,7 @@
 /*
- * Local delivery of fetched messages: Maildir, mbox or a command (MDA).
+ * Local delivery of fetched messages: Maildir, mbox, a command (MDA) or an
+ * LMTP server; each kind is a table of operations in a file of its own
+ * (deliver.h).
  * A message is given line by line (pieces of long lines allowed) as it
  * arrives, stored with LF line ends, and is durable when fetch_commit()
  * returns 0; until then nothing of it is visible to a mail reader.
