@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "../store/mbox_lock.h"
+#include "deliver_lmtp.h"
 #include "fetch.h"
 
 struct deliver_ops;
@@ -35,6 +36,7 @@ struct fetch_dest {
 	mode_t		 mda_umask;
 	char		 recipient[FETCH_SENDER_MAX + 1];	/* MDA %T, LMTP */
 	char		 cmd[FETCH_MDA_CMD_MAX];	/* MDA: %F, %T expanded */
+	struct deliver_lmtp *lmtp;		/* LMTP: the session */
 	int		 mbox_fd;		/* mbox: locked once prepared */
 	struct mbox_lock lk;			/* mbox: its locks */
 	off_t		 old_size;		/* mbox: size before append */
@@ -77,6 +79,7 @@ struct deliver_ops {
 			    char *err);
 	int		(*sync)(struct fetch_dest *d, char *err);
 	void		(*abort)(struct fetch_dest *d);
+	void		(*close)(struct fetch_dest *d);	/* at fetch_close */
 };
 
 extern const struct deliver_ops deliver_maildir_ops;

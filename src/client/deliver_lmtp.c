@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -16,10 +17,14 @@
 /* Octets of the message sent per write (after CRLF and dot-stuffing). */
 #define LMTP_OUT_SIZE	65536
 
-struct lmtp_conn {
+/* A session, kept from one message to the next (deliver_lmtp_send). */
+struct deliver_lmtp {
 	int		 fd;
 	const char	*addr;
 	char		*err;
+	bool		 broken;	/* I/O or protocol failure, or 421 */
+	bool		 data_sent;	/* the message went out */
+	char		 quiet_err[ERR_LEN];	/* RSET's, QUIT's: unreported */
 	size_t		 rpos, wpos;
 	char		 in[DELIVER_LMTP_LINE_MAX * 2];
 	char		 reply[DELIVER_LMTP_LINE_MAX];	/* the last line */
@@ -110,8 +115,9 @@ lmtp_connect(const char *addr, char *err)
 }
 
 static int
-conn_fail(struct lmtp_conn *c, const char *what)
+conn_fail(struct deliver_lmtp *c, const char *what)
 {
+	c->broken = true;
 	(void)str_fmt(c->err, ERR_LEN, "lmtp: %s: %s: %s", c->addr, what,
 	    errno == ETIMEDOUT ? "timed out" : errno == 0 ?
 	    "connection closed" : strerror(errno));
@@ -120,7 +126,7 @@ conn_fail(struct lmtp_conn *c, const char *what)
 
 /* Write all of buf within timeout_ms of silence. 0, or -1 with c->err. */
 static int
-conn_write(struct lmtp_conn *c, const char *buf, size_t len)
+conn_write(struct deliver_lmtp *c, const char *buf, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
@@ -142,7 +148,7 @@ conn_write(struct lmtp_conn *c, const char *buf, size_t len)
 }
 
 static int
-conn_flush(struct lmtp_conn *c)
+conn_flush(struct deliver_lmtp *c)
 {
 	int rc = conn_write(c, c->out, c->out_len);
 
@@ -152,7 +158,7 @@ conn_flush(struct lmtp_conn *c)
 
 /* The next line (CRLF or LF cut off) into c->reply. 0, or -1 with err. */
 static int
-conn_line(struct lmtp_conn *c, int timeout_ms)
+conn_line(struct deliver_lmtp *c, int timeout_ms)
 {
 	uint64_t deadline = pop3c_now_ms() + (uint64_t)timeout_ms;
 
@@ -191,6 +197,7 @@ conn_line(struct lmtp_conn *c, int timeout_ms)
 			errno = 0;
 		return conn_fail(c, "reading the reply");
 	}
+	c->broken = true;
 	(void)str_fmt(c->err, ERR_LEN, "lmtp: %s: a reply line over %d "
 	    "octets", c->addr, DELIVER_LMTP_LINE_MAX);
 	return -1;
@@ -202,7 +209,7 @@ conn_line(struct lmtp_conn *c, int timeout_ms)
  * made printable for messages.
  */
 static int
-conn_reply(struct lmtp_conn *c, int timeout_ms)
+conn_reply(struct deliver_lmtp *c, int timeout_ms)
 {
 	int code = -1;
 
@@ -226,6 +233,7 @@ conn_reply(struct lmtp_conn *c, int timeout_ms)
 		if (r[3] != '-')
 			return code;
 	}
+	c->broken = true;
 	(void)str_fmt(c->err, ERR_LEN, "lmtp: %s: a malformed reply: %.80s",
 	    c->addr, c->reply);
 	return -1;
@@ -236,7 +244,7 @@ conn_reply(struct lmtp_conn *c, int timeout_ms)
  * (or want2); 1 for a 5xx; -1 for anything else. err names the step.
  */
 static int
-conn_cmd(struct lmtp_conn *c, const char *cmd, const char *step, int want,
+conn_cmd(struct deliver_lmtp *c, const char *cmd, const char *step, int want,
     int want2)
 {
 	char line[DELIVER_LMTP_LINE_MAX + 2];
@@ -257,6 +265,8 @@ conn_cmd(struct lmtp_conn *c, const char *cmd, const char *step, int want,
 		return -1;
 	if (code == want || code == want2)
 		return 0;
+	/* 421: the server is closing the connection (RFC 5321 3.8). */
+	c->broken = c->broken || code == 421;
 	(void)str_fmt(c->err, ERR_LEN, "lmtp: %s: %s refused: %.200s",
 	    c->addr, step, c->reply);
 	return code >= 500 ? 1 : -1;
@@ -264,7 +274,7 @@ conn_cmd(struct lmtp_conn *c, const char *cmd, const char *step, int want,
 
 /* One octet out, through the buffer. */
 static int
-conn_put(struct lmtp_conn *c, char ch)
+conn_put(struct deliver_lmtp *c, char ch)
 {
 	if (c->out_len == sizeof(c->out) && conn_flush(c) < 0)
 		return -1;
@@ -274,7 +284,7 @@ conn_put(struct lmtp_conn *c, char ch)
 
 /* The spool as DATA: LF to CRLF, '.' doubled at a line's start, ".". */
 static int
-send_data(struct lmtp_conn *c, int fd)
+send_data(struct deliver_lmtp *c, int fd)
 {
 	char buf[LMTP_OUT_SIZE];
 	bool bol = true;
@@ -306,7 +316,7 @@ send_data(struct lmtp_conn *c, int fd)
 	return conn_flush(c);
 }
 
-/* An envelope sender fit for MAIL FROM:<...>; else the null sender. */
+/* An address fit for MAIL FROM:<...> (or RCPT TO); else "". */
 static const char *
 envelope_sender(const char *sender)
 {
@@ -317,68 +327,129 @@ envelope_sender(const char *sender)
 	return sender;
 }
 
+/* Greeting and LHLO on a new connection. 0, or -1 with err. */
 static int
-lmtp_session(struct lmtp_conn *c, const char *sender, const char *rcpt,
-    int fd)
+lmtp_hello(struct deliver_lmtp *c)
 {
 	char cmd[DELIVER_LMTP_LINE_MAX], host[256];
-	int rc;
 
 	if (gethostname(host, sizeof(host)) < 0)
 		(void)str_copy(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
-	if ((rc = conn_cmd(c, NULL, "the greeting", 220, 220)) != 0)
-		return -1;	/* the server's state, not the message's */
-	(void)str_fmt(cmd, sizeof(cmd), "LHLO %s", host);
-	if ((rc = conn_cmd(c, cmd, "LHLO", 250, 250)) != 0)
+	/* A refusal here is the server's state, not the message's. */
+	if (conn_cmd(c, NULL, "the greeting", 220, 220) != 0)
 		return -1;
+	(void)str_fmt(cmd, sizeof(cmd), "LHLO %s", host);
+	return conn_cmd(c, cmd, "LHLO", 250, 250) != 0 ? -1 : 0;
+}
+
+/* One message: MAIL, RCPT, DATA, the reply. 0, 1 (5xx) or -1. */
+static int
+lmtp_transaction(struct deliver_lmtp *c, const char *sender,
+    const char *rcpt, int fd)
+{
+	char cmd[DELIVER_LMTP_LINE_MAX];
+	int rc;
+
+	c->data_sent = false;
 	if (str_fmt(cmd, sizeof(cmd), "MAIL FROM:<%s>",
 	    envelope_sender(sender)) < 0)
 		(void)str_copy(cmd, sizeof(cmd), "MAIL FROM:<>");
 	if ((rc = conn_cmd(c, cmd, "MAIL FROM", 250, 250)) != 0)
 		return rc;
-	if (str_fmt(cmd, sizeof(cmd), "RCPT TO:<%s>", rcpt) < 0) {
-		(void)str_fmt(c->err, ERR_LEN, "lmtp: recipient too long");
-		return 1;
-	}
+	(void)str_fmt(cmd, sizeof(cmd), "RCPT TO:<%s>", rcpt);
 	if ((rc = conn_cmd(c, cmd, "RCPT TO", 250, 251)) != 0)
 		return rc;
 	if ((rc = conn_cmd(c, "DATA", "DATA", 354, 354)) != 0)
 		return rc;
+	c->data_sent = true;
 	if (send_data(c, fd) < 0)
 		return -1;
 	/* One recipient, one reply (RFC 2033 sec. 4.2). */
-	if ((rc = conn_cmd(c, NULL, "the message", 250, 250)) != 0)
-		return rc;
-	/* Delivered: QUIT is a courtesy, its failure no matter. */
-	(void)conn_cmd(c, "QUIT", "QUIT", 221, 221);
+	return conn_cmd(c, NULL, "the message", 250, 250);
+}
+
+static void
+lmtp_free(struct deliver_lmtp **s)
+{
+	if (*s == NULL)
+		return;
+	if ((*s)->fd >= 0)
+		close((*s)->fd);
+	free(*s);
+	*s = NULL;
+}
+
+void
+deliver_lmtp_close(struct deliver_lmtp **s)
+{
+	if (*s == NULL)
+		return;
+	/* Everything is delivered: QUIT is a courtesy, its failure no matter. */
+	(*s)->err = (*s)->quiet_err;
+	if (!(*s)->broken)
+		(void)conn_cmd(*s, "QUIT", "QUIT", 221, 221);
+	lmtp_free(s);
+}
+
+/* A new session in *s: connected, greeted. 0, or -1 with err. */
+static int
+lmtp_open(struct deliver_lmtp **s, const char *addr, char *err)
+{
+	if ((*s = calloc(1, sizeof(**s))) == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	(*s)->addr = addr;
+	(*s)->err = err;
+	(*s)->fd = lmtp_connect(addr, err);
+	if ((*s)->fd < 0 || lmtp_hello(*s) < 0) {
+		lmtp_free(s);
+		return -1;
+	}
 	return 0;
 }
 
+/*
+ * A session that broke before the message went out (a server closing an
+ * idle connection between messages) is replaced once: nothing of the
+ * message can have been delivered on it. After a refusal the session is
+ * RSET for the next message.
+ */
 int
-deliver_lmtp_send(const char *addr, const char *sender, const char *rcpt,
-    int fd, char *err)
+deliver_lmtp_send(struct deliver_lmtp **s, const char *addr,
+    const char *sender, const char *rcpt, int fd, char *err)
 {
-	static struct lmtp_conn c;
-	int rc;
+	int rc = -1;
 
-	c = (struct lmtp_conn){ .addr = addr, .err = err };
-	for (const char *p = rcpt; *p != '\0'; p++)
-		if ((unsigned char)*p <= 0x20 || *p >= 0x7f || *p == '<' ||
-		    *p == '>') {
-			str_copy(err, ERR_LEN, "lmtp: the recipient has "
-			    "spaces, controls or angle brackets");
-			return -1;
-		}
-	if (rcpt[0] == '\0') {
-		str_copy(err, ERR_LEN, "lmtp: no recipient");
+	if (rcpt[0] == '\0' || strlen(rcpt) > DELIVER_LMTP_LINE_MAX - 16 ||
+	    envelope_sender(rcpt)[0] == '\0') {
+		str_copy(err, ERR_LEN, "lmtp: the recipient is empty, too "
+		    "long, or has spaces, controls or angle brackets");
 		return -1;
 	}
-	c.fd = lmtp_connect(addr, err);
-	if (c.fd < 0)
-		return -1;
-	rc = lmtp_session(&c, sender, rcpt, fd);
-	close(c.fd);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = *s != NULL;
+
+		if (*s == NULL && lmtp_open(s, addr, err) < 0)
+			return -1;
+		(*s)->err = err;
+		rc = lmtp_transaction(*s, sender, rcpt, fd);
+		if ((*s)->broken) {
+			bool sent = (*s)->data_sent;
+
+			lmtp_free(s);
+			if (reused && !sent && attempt == 0)
+				continue;
+			return rc;
+		}
+		if (rc != 0) {
+			(*s)->err = (*s)->quiet_err;
+			if (conn_cmd(*s, "RSET", "RSET", 250, 250) != 0)
+				lmtp_free(s);
+		}
+		return rc;
+	}
 	return rc;
 }
 
@@ -395,7 +466,7 @@ lmtp_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 }
 
 static int
-lmtp_open(struct fetch_dest *d, char *err)
+lmtp_check_addr(struct fetch_dest *d, char *err)
 {
 	return deliver_lmtp_valid_addr(d->where, err) ? 0 : -1;
 }
@@ -404,8 +475,8 @@ lmtp_open(struct fetch_dest *d, char *err)
 static int
 lmtp_commit(struct fetch_dest *d, char *err)
 {
-	int rc = deliver_lmtp_send(d->where, d->sender, d->recipient, d->fd,
-	    err);
+	int rc = deliver_lmtp_send(&d->lmtp, d->where, d->sender,
+	    d->recipient, d->fd, err);
 
 	d->refused = rc > 0;
 	return rc == 0 ? 0 : -1;
@@ -422,11 +493,18 @@ lmtp_recover(struct fetch_dest *d, const char *arg, char *err)
 	return -1;
 }
 
+static void
+lmtp_close(struct fetch_dest *d)
+{
+	deliver_lmtp_close(&d->lmtp);
+}
+
 const struct deliver_ops deliver_lmtp_ops = {
 	.name = "lmtp",
 	.spooled = true,
-	.open = lmtp_open,
+	.open = lmtp_check_addr,
 	.prepare = lmtp_prepare,
 	.commit = lmtp_commit,
 	.recover = lmtp_recover,
+	.close = lmtp_close,
 };

@@ -1,7 +1,8 @@
 /*
  * Delivery of a fetched message over LMTP (RFC 2033) to a local server:
- * LHLO, MAIL FROM, one RCPT TO, DATA (CRLF line ends, dot-stuffed), and
- * the one reply the recipient gets. No pipelining, no BDAT.
+ * LHLO, then per message MAIL FROM, one RCPT TO, DATA (CRLF line ends,
+ * dot-stuffed) and the one reply the recipient gets, on one connection
+ * for the whole run. No pipelining, no BDAT.
  *
  * Exactly once: the caller records the message as fetched only after the
  * 250 for DATA. What LMTP cannot close is the window between that 250
@@ -39,15 +40,22 @@
  */
 bool deliver_lmtp_valid_addr(const char *addr, char *err);
 
+/* A session with the server, kept from one message to the next. */
+struct deliver_lmtp;
+
 /*
  * Deliver the message in fd (read from offset 0 to its end; LF line ends,
  * as fetch.c spools it) to rcpt at addr, the envelope sender being sender
- * ("" for the null sender "<>"). 0 delivered (250 after DATA); 1 refused
- * for good (a 5xx reply), err has the reply; -1 not delivered, to be
- * tried again (a 4xx reply, or connection, timeout or protocol failure),
- * err says which.
+ * ("" for the null sender "<>"), over the session *s (opened when NULL,
+ * and once more when a kept one turns out closed before the message went
+ * out). 0 delivered (250 after DATA); 1 refused for good (a 5xx reply),
+ * err has the reply; -1 not delivered, to be tried again (a 4xx reply,
+ * or connection, timeout or protocol failure), err says which.
  */
-int deliver_lmtp_send(const char *addr, const char *sender,
-    const char *rcpt, int fd, char *err);
+int deliver_lmtp_send(struct deliver_lmtp **s, const char *addr,
+    const char *sender, const char *rcpt, int fd, char *err);
+
+/* QUIT and close; *s is set to NULL. */
+void deliver_lmtp_close(struct deliver_lmtp **s);
 
 #endif

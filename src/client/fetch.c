@@ -417,6 +417,8 @@ fetch_close(struct fetch_dest **d)
 	if (*d == NULL)
 		return;
 	fetch_abort(*d);
+	if ((*d)->ops->close != NULL)
+		(*d)->ops->close(*d);
 	/*
 	 * Nothing is in flight any more: no copy of the last message stays
 	 * behind. (A run killed before this keeps it for recovery.)

@@ -134,7 +134,8 @@ class ScriptedLmtp:
     """One connection at a time; replies from `script` (a function from
     the message to the reply to its DATA); records every message."""
 
-    def __init__(self, path, script, greeting=b"220 scripted LMTP\r\n"):
+    def __init__(self, path, script, greeting=b"220 scripted LMTP\r\n",
+                 per_connection=None, mail_reply=None):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(path)
         self.sock.listen(8)
@@ -144,6 +145,11 @@ class ScriptedLmtp:
         self.greeting = greeting
         self.got = []
         self.envelopes = []
+        self.connections = 0
+        # Messages a connection takes before the server closes it.
+        self.per_connection = per_connection
+        # mail_reply(connection's message count) -> MAIL's reply.
+        self.mail_reply = mail_reply
         self.stop = False
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
@@ -156,6 +162,7 @@ class ScriptedLmtp:
                 continue
             except OSError:
                 return
+            self.connections += 1
             with c:
                 c.settimeout(30)
                 try:
@@ -167,6 +174,7 @@ class ScriptedLmtp:
         f.write(self.greeting)
         f.flush()
         env = []
+        taken = 0
         while True:
             line = f.readline(4096)
             if not line:
@@ -175,9 +183,17 @@ class ScriptedLmtp:
             verb = cmd.split(b" ")[0].split(b":")[0].upper()
             if verb == b"LHLO":
                 f.write(b"250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL" and self.mail_reply is not None and \
+                    not self.mail_reply(taken).startswith(b"250"):
+                f.write(self.mail_reply(taken))
+                f.flush()
+                return
             elif verb in (b"MAIL", b"RCPT"):
                 env.append(cmd)
                 f.write(b"250 ok\r\n")
+            elif verb == b"RSET":
+                env = []
+                f.write(b"250 reset\r\n")
             elif verb == b"DATA":
                 f.write(b"354 go\r\n")
                 f.flush()
@@ -194,6 +210,10 @@ class ScriptedLmtp:
                 if reply.startswith(b"250"):
                     self.got.append(msg)
                 f.write(reply)
+                taken += 1
+                if self.per_connection and taken >= self.per_connection:
+                    f.flush()
+                    return
             elif verb == b"QUIT":
                 f.write(b"221 bye\r\n")
                 f.flush()
@@ -235,6 +255,41 @@ def test_scripted_lmtp_gets_crlf_dot_stuffed_with_envelope(
     for env in s.envelopes:
         assert env[0].startswith(b"MAIL FROM:<") and env[0].endswith(b">")
         assert env[1] == b"RCPT TO:<carol@example.org>"
+    assert server_snapshot(host, port)[0] == 0
+
+
+def test_lmtp_one_connection_for_the_run(home, mailroot, postinod,
+                                         scripted):
+    msgs = many_messages(6)
+    host, port = seeded("postinod", mailroot, postinod, None, msgs)
+    s = scripted(lambda m: b"550 5.7.1 no\r\n" if b"message 3\r\n" in m
+                 else b"250 ok\r\n")
+    cp = home.run("fetch", "--tls=no", "--lmtp", "unix:" + s.path,
+                  "--lmtp-recipient", RCPT, url(port, host))
+    assert cp.returncode == 6, cp.stderr
+    # One session: RSET after the refusal, the next message on it.
+    assert (s.connections, len(s.got)) == (1, 5)
+
+
+@pytest.mark.parametrize("how", ["closed", "421"])
+def test_lmtp_session_the_server_ended_is_replaced(how, home, mailroot,
+                                                  postinod, scripted):
+    """A kept session the server closed (idle) or ends with 421 before
+    the next message: that message goes on a new connection, once."""
+    msgs = many_messages(5)
+    host, port = seeded("postinod", mailroot, postinod, None, msgs)
+    if how == "closed":
+        s = scripted(lambda m: b"250 ok\r\n", per_connection=2)
+    else:
+        s = scripted(lambda m: b"250 ok\r\n", mail_reply=lambda n:
+                     b"421 4.4.2 idle too long\r\n" if n >= 2 else
+                     b"250 ok\r\n")
+    cp = home.run("fetch", "--tls=no", "--lmtp", "unix:" + s.path,
+                  "--lmtp-recipient", RCPT, url(port, host))
+    assert cp.returncode == 0, cp.stderr
+    assert sorted(s.got) == sorted(local(m).replace(b"\n", b"\r\n")
+                                   for m in msgs)
+    assert s.connections == 3
     assert server_snapshot(host, port)[0] == 0
 
 
