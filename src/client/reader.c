@@ -450,8 +450,11 @@ compose(struct reader *r, const struct mime_msg *m)
 	text_field(&t, "Date: ", m->date);
 	text_field(&t, "Subject: ", m->subject);
 	text_add(&t, "\n");
-	if (m->body_html)
-		text_add(&t, "[HTML shown as text]\n\n");
+	if (m->body_html) {
+		text_add(&t, "[HTML shown as text by ");
+		text_add(&t, m->html_via);
+		text_add(&t, "]\n\n");
+	}
 	if (m->body_none)
 		text_add(&t, "[no text part]\n");
 	else

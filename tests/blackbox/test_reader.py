@@ -684,3 +684,69 @@ def test_message_over_the_limit_is_refused_not_loaded(mailroot, postinod):
         r.assert_clean_exit()
     finally:
         r.close()
+
+
+# ---------------------------------------------------------------------------
+# Issue 13, finding 8: HTML, attachments, headers, search, help, quit,
+# undelete, reconnect.
+
+HTML_ONLY = crlf(b"From: Shop <noreply@shop.example>\n"
+                 b"To: bob@example.org\n"
+                 b"Subject: Reset your password\n"
+                 b"Date: Sun, 19 Nov 2023 12:00:00 +0000\n"
+                 b"MIME-Version: 1.0\n"
+                 b"Content-Type: text/html; charset=utf-8\n"
+                 b"\n"
+                 b"<html><head><style>p{}</style></head><body>"
+                 b"<script>evil()</script>"
+                 b"<p>To reset it <a href=\"https://shop.example/r?t=abc"
+                 b"&amp;u=7\">click here</a>&hellip; &mdash; it&rsquo;s "
+                 b"easy.</p><table><tr><td>Name</td><td>Value</td></tr>"
+                 b"<tr><td>Order</td><td>42</td></tr></table>"
+                 b"</body></html>\n")
+
+
+@pytest.fixture
+def own(mailroot, postinod):
+    """A reader on a mailbox of the test's own messages."""
+    made = []
+
+    def start(msgs, **kw):
+        mailroot.add_user(USER, PASSWORD)
+        for i, m in enumerate(msgs):
+            mailroot.deliver_maildir(USER, m, name="17100000%02d.M%dP1.t"
+                                     % (i, i))
+        srv = postinod()
+        r = Reader(srv.port, **kw)
+        made.append(r)
+        return r, srv
+
+    yield start
+    for r in made:
+        r.close()
+
+
+def test_html_builtin_keeps_links_cells_entities(own):
+    r, _ = own([HTML_ONLY], extra_env={"POSTINO_HTML": "builtin"})
+    r.wait_for("Reset your password")
+    r.keys("Enter")
+    s = r.wait_for("[HTML shown as text by built-in]")
+    assert "To reset it click here [1]\u2026 \u2014 it\u2019s easy." in s, s
+    assert "Name | Value" in s and "Order | 42" in s, s
+    assert "[1] https://shop.example/r?t=abc&u=7" in s, s
+    assert "evil()" not in s and "p{}" not in s
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+@pytest.mark.skipif(shutil.which("w3m") is None, reason="no w3m")
+def test_html_through_w3m_lists_links(own):
+    r, _ = own([HTML_ONLY])
+    r.wait_for("Reset your password")
+    r.keys("Enter")
+    s = r.wait_for("[HTML shown as text by w3m]")
+    assert "[1]click here" in s, s
+    assert "[1] https://shop.example/r?t=abc&u=7" in s, s
+    assert "evil()" not in s
+    r.keys("x")
+    r.assert_clean_exit()
