@@ -22,6 +22,8 @@
 
 /* Tab stops in the view. */
 #define TAB_WIDTH	8
+/* Longest search text; a line of the status bar is enough. */
+#define SEARCH_MAX	200
 /* Smallest window we draw in. */
 #define MIN_ROWS	3
 #define MIN_COLS	20
@@ -76,6 +78,12 @@ struct reader {
 	struct row	*row;
 	size_t		 nrow, row_cap;
 	size_t		 vtop;		/* view: first row shown */
+	char		*raw;		/* view: the message as received */
+	size_t		 raw_len;
+	struct mime_msg	*msg;		/* view: raw decoded */
+	bool		 full_headers;	/* view: the header as received */
+	bool		 help;		/* the help screen is up */
+	char		 search[SEARCH_MAX + 1];	/* the last / text */
 	char		 status[ERR_LEN * 2];	/* our ASCII or pop3c_errmsg */
 	struct frame	 f;
 	size_t		 committed;	/* deletions QUIT committed */
@@ -437,18 +445,41 @@ text_done(struct reader *r, struct text *t)
 	return 0;
 }
 
-static int
-compose(struct reader *r, const struct mime_msg *m)
+/* The header as received, as display text (controls made visible). */
+static void
+text_raw_header(struct reader *r, struct text *t)
 {
+	const char *end = r->raw_len > 0 ? memmem(r->raw, r->raw_len, "\n\n",
+	    2) : NULL;
+	size_t len = end != NULL ? (size_t)(end - r->raw) + 1 : r->raw_len;
+	char *d = mime_display(r->raw != NULL ? r->raw : "", len, r->codeset,
+	    false, NULL);
+
+	if (d == NULL) {
+		t->oom = true;
+		return;
+	}
+	text_add(t, d);
+	free(d);
+}
+
+static int
+compose(struct reader *r)
+{
+	const struct mime_msg *m = r->msg;
 	struct text t = { 0 };
 	char size[32];
 
-	text_field(&t, "From: ", m->from);
-	text_field(&t, "To: ", m->to);
-	if (m->cc[0] != '\0')
-		text_field(&t, "Cc: ", m->cc);
-	text_field(&t, "Date: ", m->date);
-	text_field(&t, "Subject: ", m->subject);
+	if (r->full_headers) {
+		text_raw_header(r, &t);
+	} else {
+		text_field(&t, "From: ", m->from);
+		text_field(&t, "To: ", m->to);
+		if (m->cc[0] != '\0')
+			text_field(&t, "Cc: ", m->cc);
+		text_field(&t, "Date: ", m->date);
+		text_field(&t, "Subject: ", m->subject);
+	}
 	text_add(&t, "\n");
 	if (m->body_html) {
 		text_add(&t, "[HTML shown as text by ");
@@ -593,6 +624,16 @@ rewrap(struct reader *r)
 	return 0;
 }
 
+/* The message behind the view, if one is shown. */
+static void
+view_free(struct reader *r)
+{
+	free(r->raw);
+	r->raw = NULL;
+	r->raw_len = 0;
+	mime_free(&r->msg);
+}
+
 static enum step
 view_open(struct reader *r, size_t i)
 {
@@ -606,9 +647,10 @@ view_open(struct reader *r, size_t i)
 	r->mode = MODE_VIEW;
 	r->vtop = 0;
 	size_long(size, sizeof(size), e->size);
+	view_free(r);
 	if (e->deleted) {
 		rc = note(r, "Message %u is marked for deletion; u undeletes "
-		    "all messages (RSET).", (unsigned int)e->num);
+		    "it.", (unsigned int)e->num);
 	} else if (e->size > READER_MSG_MAX) {
 		rc = note(r, "Message %u is %s: too large to show here (the "
 		    "limit is %u MiB).", (unsigned int)e->num, size,
@@ -627,16 +669,19 @@ view_open(struct reader *r, size_t i)
 	} else {
 		rc = mime_parse(x.p != NULL ? x.p : "", x.len, r->codeset, &m,
 		    r->err);
-		free(x.p);
-		if (rc < 0)
+		if (rc < 0) {
+			free(x.p);
 			return STEP_LOCAL;
-		rc = compose(r, m);
+		}
+		r->raw = x.p;
+		r->raw_len = x.len;
+		r->msg = m;
+		rc = compose(r);
 		if (rc == 0 && !e->loaded && entry_set(e, m) < 0) {
 			(void)str_copy(r->err, sizeof(r->err),
 			    "out of memory");
 			rc = -1;
 		}
-		mime_free(&m);
 	}
 	if (rc < 0 || wrap(r) < 0)
 		return STEP_LOCAL;
@@ -646,6 +691,7 @@ view_open(struct reader *r, size_t i)
 static void
 view_close(struct reader *r)
 {
+	view_free(r);
 	free(r->text);
 	r->text = NULL;
 	r->text_len = 0;
@@ -772,6 +818,50 @@ draw_view(struct reader *r)
 	}
 }
 
+/* `?`: every key, on one screen (any key leaves it). */
+static const char *const help_text[] = {
+	"postino read: keys",
+	"",
+	"In the list and in a message:",
+	"  j k, Down Up      next, previous row (in a message: scroll)",
+	"  Space b, PgDn PgUp  a page down, up;  g G, Home End  first, last",
+	"  d                 mark the message for deletion (QUIT deletes it)",
+	"  u                 unmark this message;  U  unmark all (RSET)",
+	"  /                 search: subjects and senders in the list, the",
+	"                    text in a message;  N  the next match",
+	"  q                 quit (asks first when messages are marked)",
+	"  x                 quit at once, delete nothing",
+	"  ^L                redraw;  ?  this help",
+	"In the list:  Enter, Right, l  open the message",
+	"In a message:",
+	"  q, Left, h        back to the list",
+	"  n p               next, previous message not marked",
+	"  H                 the full header as received, or the short one",
+	"  s                 save an attachment to a file",
+	"  |                 pipe an attachment to a command",
+	"  Q                 quit, as q in the list",
+	"A lost connection is made again at the next key; marks are kept.",
+	"",
+	"Any key: back.",
+};
+
+static void
+draw_help(struct reader *r)
+{
+	size_t n = sizeof(help_text) / sizeof(help_text[0]);
+
+	bar(r, 1, help_text[0]);
+	for (int y = 2; y <= r->rows; y++) {
+		size_t i = (size_t)y - 1;
+
+		row_begin(r, y);
+		if (i < n)
+			frame_text(r, help_text[i], strlen(help_text[i]),
+			    r->cols, false);
+		row_end(r);
+	}
+}
+
 static int
 draw(struct reader *r)
 {
@@ -785,18 +875,21 @@ draw(struct reader *r)
 	if (r->rows < MIN_ROWS || r->cols < MIN_COLS) {
 		frame_str(r, "\033[H\033[2J");
 		frame_text(r, "window too small", 16, r->cols, false);
+	} else if (r->help) {
+		draw_help(r);
 	} else {
 		if (r->mode == MODE_LIST) {
 			draw_list(r);
 			(void)str_copy(help, sizeof(help), "j/k move  Enter "
-			    "open  d delete  u undelete all  q quit  x quit, "
-			    "delete nothing");
+			    "open  d delete  u/U undelete  / search  q quit  "
+			    "x quit, delete nothing  ? help");
 		} else {
 			size_t end = r->vtop + (size_t)page_rows(r);
 
 			draw_view(r);
 			(void)str_fmt(help, sizeof(help), "-- %s --  q back  "
-			    "n/p next/prev  Space/b page  d delete  x quit",
+			    "n/p next/prev  Space/b page  d delete  H header  "
+			    "s save  ? help",
 			    r->nrow <= (size_t)page_rows(r) ? "all" :
 			    end >= r->nrow ? "end" : r->vtop == 0 ? "top" :
 			    "more");
@@ -840,7 +933,48 @@ do_delete(struct reader *r, size_t i)
 	e->deleted = true;
 	r->ndel++;
 	(void)str_fmt(r->status, sizeof(r->status), "Message %u marked for "
-	    "deletion (QUIT deletes it; u undoes all).", (unsigned int)e->num);
+	    "deletion (QUIT deletes it; u undoes it).", (unsigned int)e->num);
+	return STEP_GO;
+}
+
+/*
+ * One message unmarked. POP3 has no command for it: RSET unmarks all,
+ * then DELE marks the others again.
+ */
+static enum step
+do_undelete_one(struct reader *r, size_t i)
+{
+	struct entry *e = &r->e[i];
+
+	if (!e->deleted) {
+		(void)str_fmt(r->status, sizeof(r->status), "Message %u is "
+		    "not marked for deletion.", (unsigned int)e->num);
+		return STEP_GO;
+	}
+	if (pop3c_rset(r->c) < 0) {
+		if (!pop3c_usable(r->c))
+			return STEP_SESSION;
+		(void)str_copy(r->status, sizeof(r->status),
+		    pop3c_errmsg(r->c));
+		return STEP_GO;
+	}
+	e->deleted = false;
+	r->ndel = 0;
+	for (size_t j = 0; j < r->n; j++) {
+		if (!r->e[j].deleted)
+			continue;
+		if (pop3c_dele(r->c, r->e[j].num) < 0) {
+			if (!pop3c_usable(r->c))
+				return STEP_SESSION;
+			r->e[j].deleted = false;	/* the server says no */
+			continue;
+		}
+		r->ndel++;
+	}
+	(void)str_fmt(r->status, sizeof(r->status), "Message %u is not "
+	    "marked for deletion now.", (unsigned int)e->num);
+	if (r->mode == MODE_VIEW)
+		return view_open(r, i);
 	return STEP_GO;
 }
 
@@ -880,6 +1014,146 @@ ask(struct reader *r)
 	}
 }
 
+/*
+ * A line typed on the status row into buf (size > 1): 1 when Enter ended
+ * it, 0 when Esc or ^G did, -1 on a terminal error. Backspace takes back
+ * one character, ^U all. What is typed is shown as display text is:
+ * controls never reach the screen (frame_text).
+ */
+static int
+prompt_line(struct reader *r, const char *prompt, char *buf, size_t size)
+{
+	size_t len = strlen(buf);
+
+	for (;;) {
+		int k;
+
+		(void)str_fmt(r->status, sizeof(r->status), "%s%s", prompt,
+		    buf);
+		k = ask(r);
+		r->status[0] = '\0';
+		if (k < 0 || k == TERM_KEY_EOF)
+			return -1;
+		if (k == '\r' || k == '\n')
+			return 1;
+		if (k == KEY_ESC || k == 0x07)
+			return 0;
+		if (k == 0x7f || k == 0x08) {
+			while (len > 0 && ((unsigned char)buf[--len] & 0xc0) ==
+			    0x80)
+				;
+			buf[len] = '\0';
+		} else if (k == 0x15) {
+			len = 0;
+			buf[0] = '\0';
+		} else if (k >= 0x20 && k <= 0xff && k != 0x7f &&
+		    len + 1 < size) {
+			buf[len++] = (char)k;
+			buf[len] = '\0';
+		}
+	}
+}
+
+static bool
+has_text(const char *s, const char *what)
+{
+	return s != NULL && strcasestr(s, what) != NULL;
+}
+
+/* The next list row after the cursor (wrapping) whose From or Subject has it. */
+static enum step
+search_list(struct reader *r)
+{
+	for (size_t k = 1; k <= r->n; k++) {
+		size_t i = (r->cur + k) % r->n;
+		enum step s;
+
+		if (!r->e[i].loaded && (s = load_entry(r, i)) != STEP_GO)
+			return s;
+		if (has_text(r->e[i].subject, r->search) ||
+		    has_text(r->e[i].from, r->search)) {
+			r->cur = i;
+			if (k == r->n)
+				(void)str_copy(r->status, sizeof(r->status),
+				    "The only match.");
+			return STEP_GO;
+		}
+	}
+	(void)str_fmt(r->status, sizeof(r->status), "Not found: %s",
+	    r->search);
+	return STEP_GO;
+}
+
+/* The next occurrence after the top row, as less(1) does (wrapping). */
+static void
+search_view(struct reader *r)
+{
+	size_t from = r->vtop < r->nrow ? r->row[r->vtop].off +
+	    r->row[r->vtop].len : 0;
+	const char *hit = NULL;
+
+	if (r->text != NULL && from <= r->text_len)
+		hit = strcasestr(r->text + from, r->search);
+	if (hit == NULL && r->text != NULL)
+		hit = strcasestr(r->text, r->search);
+	if (hit == NULL) {
+		(void)str_fmt(r->status, sizeof(r->status), "Not found: %s",
+		    r->search);
+		return;
+	}
+	for (r->vtop = 0; r->vtop + 1 < r->nrow &&
+	    r->row[r->vtop + 1].off <= (size_t)(hit - r->text); r->vtop++)
+		;
+	if (r->vtop > view_max_top(r)) {
+		(void)str_fmt(r->status, sizeof(r->status), "Found on line "
+		    "%zu.", r->vtop + 1);
+		r->vtop = view_max_top(r);
+	}
+}
+
+/* `/` asks for the text (Enter alone: the last one), `N` searches again. */
+static enum step
+do_search(struct reader *r, bool ask_text)
+{
+	char text[SEARCH_MAX + 1] = "";
+	int rc;
+
+	if (ask_text) {
+		rc = prompt_line(r, "Search for: ", text, sizeof(text));
+		if (rc < 0) {
+			(void)str_fmt(r->err, sizeof(r->err), "terminal: %s",
+			    strerror(errno));
+			return STEP_LOCAL;
+		}
+		if (rc == 0)
+			return STEP_GO;
+		if (text[0] != '\0')
+			(void)str_copy(r->search, sizeof(r->search), text);
+	}
+	if (r->search[0] == '\0') {
+		(void)str_copy(r->status, sizeof(r->status),
+		    "No search yet: / searches.");
+		return STEP_GO;
+	}
+	if (r->mode == MODE_LIST)
+		return r->n > 0 ? search_list(r) : STEP_GO;
+	search_view(r);
+	return STEP_GO;
+}
+
+/* H: the header as received, or the short one. */
+static enum step
+toggle_headers(struct reader *r)
+{
+	if (r->msg == NULL)
+		return STEP_GO;
+	r->full_headers = !r->full_headers;
+	if (compose(r) < 0 || wrap(r) < 0)
+		return STEP_LOCAL;
+	r->vtop = 0;
+	return STEP_GO;
+}
+
 static enum step
 do_quit(struct reader *r)
 {
@@ -887,7 +1161,13 @@ do_quit(struct reader *r)
 		int k;
 
 		(void)str_fmt(r->status, sizeof(r->status), "Delete %zu "
-		    "message%s? (y/n) ", r->ndel, r->ndel == 1 ? "" : "s");
+		    "marked message%s on the server? y = delete and quit, "
+		    "n = quit and keep them all, c/Esc = back", r->ndel,
+		    r->ndel == 1 ? "" : "s");
+		if (strlen(r->status) > (size_t)r->cols)	/* 80 columns */
+			(void)str_fmt(r->status, sizeof(r->status), "Delete "
+			    "%zu on the server? y = delete, quit  n = quit, "
+			    "keep all  c/Esc = back", r->ndel);
 		k = ask(r);
 		r->status[0] = '\0';
 		if (k == -1)
@@ -978,6 +1258,8 @@ list_key(struct reader *r, int k)
 		}
 		break;
 	case 'u':
+		return r->n > 0 ? do_undelete_one(r, r->cur) : STEP_GO;
+	case 'U':
 		return do_undelete(r);
 	case 'q':
 	case 'Q':
@@ -1038,7 +1320,11 @@ view_key(struct reader *r, int k)
 	case 'd':
 		return do_delete(r, r->cur);
 	case 'u':
+		return do_undelete_one(r, r->cur);
+	case 'U':
 		return do_undelete(r);
+	case 'H':
+		return toggle_headers(r);
 	case 'Q':
 		return do_quit(r);
 	case 'x':
@@ -1086,8 +1372,22 @@ run(struct reader *r)
 			return STEP_LOCAL;
 		}
 		r->status[0] = '\0';
+		if (r->help) {
+			r->help = false;	/* any key leaves the help */
+			continue;
+		}
 		if (k == KEY_CTRL_L) {
 			r->clear = true;
+			continue;
+		}
+		if (k == '?') {
+			r->help = true;
+			continue;
+		}
+		if (k == '/' || k == 'N') {
+			s = do_search(r, k == '/');
+			if (s != STEP_GO)
+				return s;
 			continue;
 		}
 		s = r->mode == MODE_LIST ? list_key(r, k) : view_key(r, k);
@@ -1153,6 +1453,7 @@ reader_main(struct pop3c *c, const struct reader_opts *o)
 	for (size_t i = 0; i < r.n; i++)
 		entry_clear(&r.e[i]);
 	free(r.e);
+	view_free(&r);
 	free(r.text);
 	free(r.row);
 	free(r.f.p);

@@ -467,7 +467,7 @@ def test_delete_asks_and_quit_commits(server, reader, mailroot):
     assert row_of(s, "Caf\u00e9").startswith(">  2"), s
     assert "5 messages, %d octets, 1 marked for deletion" % size in s
     r.keys("q")
-    r.wait_for("Delete 1 message? (y/n)")
+    r.wait_for("Delete 1 marked message on the server? y = delete and quit")
     r.keys("y")
     assert r.exit_status() == 0
     r.assert_clean_exit()
@@ -489,11 +489,11 @@ def test_delete_in_view_then_answer_no(server, reader, mailroot):
     assert row_of(s, "A long one").startswith(">D 5"), s
     # Any other key at the question goes back to the list.
     r.keys("q")
-    r.wait_for("Delete 1 message? (y/n)")
+    r.wait_for("Delete 1 marked message on the server?")
     r.keys("Escape")
     r.wait_for("Not quitting.")
     r.keys("q")
-    r.wait_for("Delete 1 message? (y/n)")
+    r.wait_for("n = quit and keep them all, c/Esc = back")
     r.keys("n")
     assert r.exit_status() == 0
     r.assert_clean_exit()
@@ -506,14 +506,14 @@ def test_undelete_all_with_rset(server, reader, mailroot):
     r.keys("d", "d")
     s = r.wait_for("2 marked for deletion")
     assert row_of(s, "Hello there").startswith(" D")
-    r.keys("u")
+    r.keys("U")
     s = r.wait_for("(RSET)")
     assert "marked for deletion" not in s.split("\n")[0]
     assert not row_of(s, "Hello there").startswith(" D")
     # A deleted message cannot be shown; the view says why.
     r.keys("g", "d", "g", "Enter")
     r.wait_for("Message 1 is marked for deletion")
-    r.keys("q", "u", "q")       # nothing marked: no question
+    r.keys("q", "U", "q")       # nothing marked: no question
     assert r.exit_status() == 0
     r.assert_clean_exit()
     assert len(subjects_left(mailroot)) == 5
@@ -748,5 +748,136 @@ def test_html_through_w3m_lists_links(own):
     assert "[1]click here" in s, s
     assert "[1] https://shop.example/r?t=abc&u=7" in s, s
     assert "evil()" not in s
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_quit_prompt_says_what_each_key_does(server, reader, mailroot):
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("d", "d", "d")
+    r.wait_for("3 marked for deletion")
+    r.keys("q")
+    s = r.wait_for("Delete 3 on the server? y = delete, quit  n = quit, "
+                   "keep all  c/Esc = back")
+    r.keys("c")
+    r.wait_for("Not quitting.")
+    r.tmux("resize-window", "-t", "r", "-x", "120", "-y", "30")
+    r.wait_for("Not quitting.")
+    r.keys("q")
+    s = r.wait_for("Delete 3 marked messages on the server? y = delete and "
+                   "quit, n = quit and keep them all, c/Esc = back")
+    r.keys("c")
+    r.wait_for("Not quitting.")
+    r.keys("q")
+    r.wait_for("c/Esc = back")
+    r.keys("n")
+    assert r.exit_status() == 0
+    r.assert_clean_exit()
+    assert len(subjects_left(mailroot)) == 5
+
+
+def test_undelete_one_keeps_the_other_marks(server, reader, mailroot):
+    n, size = stat(server)
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("d", "d", "d")
+    r.wait_for("3 marked for deletion")
+    r.keys("k", "u")                    # message 3 only
+    s = r.wait_for("Message 3 is not marked for deletion now.")
+    assert "2 marked for deletion" in s
+    assert row_of(s, "Hello there").startswith(" D"), s
+    assert row_of(s, "Caf\u00e9").startswith(" D"), s
+    assert row_of(s, "evil").startswith(">  3"), s
+    # In the view of a marked message, u unmarks it and shows it.
+    r.keys("g", "Enter")
+    r.wait_for("Message 1 is marked for deletion; u undeletes it.")
+    r.keys("u")
+    r.wait_for("First line of the plain message.")
+    r.keys("q", "q")
+    r.wait_for("Delete 1 marked message")
+    r.keys("y")
+    assert r.exit_status() == 0
+    r.assert_clean_exit()
+    assert stat(server) == (n - 1, size - len(LATIN1))
+
+
+def test_help_screen_lists_the_keys(server, reader):
+    r = reader()
+    r.wait_for("Hello there")
+    assert "? help" in r.screen()
+    r.keys("?")
+    s = r.wait_for("postino read: keys")
+    for key in ("u                 unmark this message", "/", "N  the next "
+                "match", "H ", "s ", "|", "x "):
+        assert key in s, (key, s)
+    r.keys("j")                         # any key leaves; j does not move
+    s = r.wait_for("messages,")
+    assert row_of(s, "Hello there").startswith(">"), s
+    r.keys("Enter", "?")
+    r.wait_for("postino read: keys")
+    r.keys("Space")
+    r.wait_for("First line of the plain message.")
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_full_header_toggle(server, reader):
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("j", "j", "Enter")
+    s = r.wait_for("Body ^[[31mRED")
+    assert "Content-Transfer-Encoding" not in s
+    r.keys("H")
+    s = r.wait_for("Content-Transfer-Encoding: quoted-printable")
+    assert "MIME-Version: 1.0" in s
+    # Raw, so the encoded word is shown as sent; the raw ESC made visible.
+    assert "Subject: =?utf-8?q?evil=1B]0;pwned=07?= ^[[5mblink" in s, s
+    assert "Body ^[[31mRED" in s
+    r.keys("H")
+    s = r.wait_gone("MIME-Version: 1.0")
+    assert "Subject: evil" in s
+    r.keys("x")
+    r.assert_clean_exit()
+    for m in re.finditer(rb"\x1b", r.raw_output()):
+        assert OUR_ESC.match(r.raw_output(), m.start())
+
+
+def wait_top(r, text):
+    """Wait until the view's first text row is text."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        s = r.screen()
+        if s.split("\n")[1] == text:
+            return s
+        if time.monotonic() > deadline:
+            pytest.fail("%r not the top row:\n%s" % (text, s))
+        time.sleep(0.05)
+
+
+def test_search_list_and_view(server, reader):
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("/")
+    r.wait_for("Search for:")
+    r.keys("REPORT", "Enter")               # case does not matter
+    s = r.wait_for("messages,")
+    assert row_of(s, "The report").startswith(">"), s
+    r.keys("/", "alice", "Enter")           # the sender; wraps around
+    s = r.wait_for("messages,")
+    assert row_of(s, "Hello there").startswith(">"), s
+    r.keys("/", "nowhere", "Enter")
+    r.wait_for("Not found: nowhere")
+    r.keys("/", "Escape")                   # cancelled: nothing changes
+    s = r.wait_gone("Search for:")
+    assert row_of(s, "Hello there").startswith(">"), s
+    r.keys("G", "Enter")
+    r.wait_for("line 001 of the long message")
+    r.keys("/", "line 150", "Enter")
+    wait_top(r, "line 150 of the long message")
+    r.keys("/", "of the long", "Enter")     # the next after the top
+    wait_top(r, "line 151 of the long message")
+    r.keys("N")
+    wait_top(r, "line 152 of the long message")
     r.keys("x")
     r.assert_clean_exit()
