@@ -542,7 +542,8 @@ cmd_stat(struct session *s)
 static int
 cmd_read(struct session *s)
 {
-	struct reader_opts ro = { .user = s->a.user, .where = s->where };
+	struct reader_opts ro = { .user = s->a.user, .where = s->where,
+	    .umask = user_umask };
 	int rc = reader_main(s->c, &ro);
 
 	return rc < 0 ? session_fail(s) : rc > 0 ? EXIT_LOCAL : EXIT_OK;

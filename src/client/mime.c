@@ -576,3 +576,79 @@ mime_free(struct mime_msg **m)
 	free(p);
 	*m = NULL;
 }
+
+/* The decoded octets of o: a part's content, else the object as text. */
+static GByteArray *
+decoded(GMimeObject *o, GMimeStream *mem)
+{
+	if (GMIME_IS_PART(o)) {
+		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
+
+		if (dw != NULL)
+			(void)g_mime_data_wrapper_write_to_stream(dw, mem);
+	} else if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *msg = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(o));
+
+		if (msg != NULL)
+			(void)g_mime_object_write_to_stream(GMIME_OBJECT(msg),
+			    NULL, mem);
+	} else {
+		(void)g_mime_object_write_to_stream(o, NULL, mem);
+	}
+	return g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+}
+
+int
+mime_attachment(const char *data, size_t len, size_t i, char **buf_r,
+    size_t *len_r, char **name_r, char *err)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	GMimeStream *stream;
+	GMimeParser *parser;
+	GMimeMessage *msg;
+	const char *name = NULL;
+	int rc = -1;
+
+	*buf_r = *name_r = NULL;
+	*len_r = 0;
+	if (w == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	stream = g_mime_stream_mem_new_with_buffer(data, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_object_unref(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	if (msg != NULL)
+		walk(w, g_mime_message_get_mime_part(msg), 0);
+	if (msg == NULL || i >= w->n_att) {
+		(void)str_copy(err, ERR_LEN, "no such attachment");
+	} else {
+		GMimeStream *mem = g_mime_stream_mem_new();
+		GByteArray *ba = decoded(w->att[i], mem);
+
+		if (GMIME_IS_PART(w->att[i]))
+			name = g_mime_part_get_filename(GMIME_PART(w->att[i]));
+		*buf_r = malloc(ba->len + 1);
+		*name_r = strdup(name != NULL ? name : "");
+		if (*buf_r == NULL || *name_r == NULL) {
+			free(*buf_r);
+			free(*name_r);
+			*buf_r = *name_r = NULL;
+			(void)str_copy(err, ERR_LEN, "out of memory");
+		} else {
+			if (ba->len > 0)
+				memcpy(*buf_r, ba->data, ba->len);
+			*len_r = ba->len;
+			rc = 0;
+		}
+		g_object_unref(mem);
+	}
+	if (msg != NULL)
+		g_object_unref(msg);
+	free(w);
+	return rc;
+}

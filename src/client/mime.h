@@ -75,4 +75,14 @@ void mime_free(struct mime_msg **m);
 char *mime_display(const char *utf8, size_t len, const char *codeset,
     bool oneline, size_t *len_r);
 
+/*
+ * Attachment i (0-based, as listed in mime_msg.att) of the message data
+ * (as given to mime_parse): its decoded octets in *buf_r (allocated, with
+ * *len_r), and the file name the mail suggests in *name_r (allocated, ""
+ * when none): raw UTF-8 from the sender, hostile, never a path to use as
+ * it is. 0, or -1 with err (no such attachment, out of memory).
+ */
+int mime_attachment(const char *data, size_t len, size_t i, char **buf_r,
+    size_t *len_r, char **name_r, char *err);
+
 #endif

@@ -6,14 +6,20 @@
 #include "reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <wchar.h>
 
+#include "../lib/fdio.h"
 #include "mime.h"
 #include "term.h"
 
@@ -22,6 +28,9 @@
 
 /* Tab stops in the view. */
 #define TAB_WIDTH	8
+/* Longest file name offered from the mail; longest path or command typed. */
+#define SAVE_NAME_MAX	200
+#define LINE_MAX_TYPED	1024
 /* Longest search text; a line of the status bar is enough. */
 #define SEARCH_MAX	200
 /* Smallest window we draw in. */
@@ -86,6 +95,7 @@ struct reader {
 	char		 search[SEARCH_MAX + 1];	/* the last / text */
 	char		 status[ERR_LEN * 2];	/* our ASCII or pop3c_errmsg */
 	struct frame	 f;
+	mode_t		 umask;		/* the user's, for saved files */
 	size_t		 committed;	/* deletions QUIT committed */
 	char		 err[ERR_LEN];
 };
@@ -493,8 +503,11 @@ compose(struct reader *r)
 	if (m->n_att > 0 || m->n_att_more > 0)
 		text_add(&t, "\n");
 	for (size_t i = 0; i < m->n_att; i++) {
+		char num[32];
+
 		size_long(size, sizeof(size), m->att[i].size);
-		text_add(&t, "[attachment] ");
+		(void)str_fmt(num, sizeof(num), "[attachment %zu] ", i + 1);
+		text_add(&t, num);
 		text_add(&t, m->att[i].name);
 		text_add(&t, " (");
 		text_add(&t, size);
@@ -1141,6 +1154,237 @@ do_search(struct reader *r, bool ask_text)
 	return STEP_GO;
 }
 
+/* ---- attachments ---- */
+
+/* Which attachment: the only one, else the one asked for; -1 none. */
+static long
+pick_attachment(struct reader *r, const char *what)
+{
+	char num[16] = "", prompt[64];
+	uint32_t n;
+
+	if (r->msg == NULL || r->msg->n_att == 0) {
+		(void)str_copy(r->status, sizeof(r->status),
+		    "This message has no attachment.");
+		return -1;
+	}
+	if (r->msg->n_att == 1)
+		return 0;
+	(void)str_fmt(prompt, sizeof(prompt), "%s attachment (1-%zu): ",
+	    what, r->msg->n_att);
+	if (prompt_line(r, prompt, num, sizeof(num)) <= 0)
+		return -1;
+	if (str_parse_u32(num, &n) < 0 || n == 0 || n > r->msg->n_att) {
+		(void)str_copy(r->status, sizeof(r->status),
+		    "No such attachment.");
+		return -1;
+	}
+	return (long)n - 1;
+}
+
+/*
+ * The name the mail suggests, made a plain file name here: no directory
+ * part, no control octet, no leading dot, dash or space (no "..", no
+ * hidden file, no option), display text, at most SAVE_NAME_MAX octets;
+ * "attachment-N" when nothing is left.
+ */
+static void
+safe_name(const struct reader *r, const char *name, long i, char *out,
+    size_t size)
+{
+	char tmp[SAVE_NAME_MAX + 1];
+	const char *base = name;
+	size_t n = 0;
+	char *d;
+
+	for (const char *p = name; *p != '\0'; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	for (const char *p = base; *p != '\0' && n < SAVE_NAME_MAX; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f || (n == 0 && (c == '.' ||
+		    c == '-' || c == ' ')))
+			continue;
+		tmp[n++] = (char)c;
+	}
+	d = mime_display(tmp, n, r->codeset, true, NULL);
+	if (d == NULL || d[0] == '\0')
+		(void)str_fmt(out, size, "attachment-%ld", i + 1);
+	else
+		(void)str_copy(out, size, d);
+	free(d);
+}
+
+/*
+ * Create path with the user's umask, never through a symbolic link;
+ * an existing file only after a yes. The fd, or -1 (status set).
+ */
+static int
+create_file(struct reader *r, const char *path)
+{
+	int flags = O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+	mode_t old = umask(r->umask);
+	struct stat st;
+	int fd, k;
+
+	fd = open(path, flags | O_CREAT | O_EXCL, 0666);
+	(void)umask(old);
+	if (fd < 0 && errno == EEXIST) {
+		(void)str_fmt(r->status, sizeof(r->status), "%s exists: "
+		    "replace it? y = replace, any other key = keep it", path);
+		k = ask(r);
+		r->status[0] = '\0';
+		if (k != 'y' && k != 'Y') {
+			(void)str_copy(r->status, sizeof(r->status),
+			    "Not saved.");
+			return -1;
+		}
+		fd = open(path, flags, 0);
+		/* A FIFO or device is not replaced; a file is, on truncate. */
+		if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    ftruncate(fd, 0) < 0)) {
+			(void)close(fd);
+			(void)str_fmt(r->status, sizeof(r->status), "%s: not "
+			    "a regular file; not saved.", path);
+			return -1;
+		}
+	}
+	if (fd < 0) {
+		(void)str_fmt(r->status, sizeof(r->status), "%s: %s", path,
+		    errno == ELOOP ? "a symbolic link; not saved" :
+		    strerror(errno));
+		return -1;
+	}
+	(void)fcntl(fd, F_SETFL, 0);		/* blocking again */
+	return fd;
+}
+
+/* s: save an attachment, decoded, to a file the user names. */
+static enum step
+do_save(struct reader *r)
+{
+	char path[LINE_MAX_TYPED] = "", *data, *name;
+	long i = pick_attachment(r, "Save");
+	size_t len;
+	int fd;
+
+	if (i < 0)
+		return STEP_GO;
+	if (mime_attachment(r->raw, r->raw_len, (size_t)i, &data, &len, &name,
+	    r->err) < 0) {
+		(void)str_copy(r->status, sizeof(r->status), r->err);
+		return STEP_GO;
+	}
+	safe_name(r, name, i, path, sizeof(path));
+	if (prompt_line(r, "Save to file: ", path, sizeof(path)) <= 0 ||
+	    path[0] == '\0')
+		(void)str_copy(r->status, sizeof(r->status), "Not saved.");
+	else if ((fd = create_file(r, path)) >= 0) {
+		if (fd_write_all(fd, data, len) < 0 || close(fd) < 0)
+			(void)str_fmt(r->status, sizeof(r->status), "%s: %s",
+			    path, strerror(errno));
+		else
+			(void)str_fmt(r->status, sizeof(r->status), "Saved "
+			    "%zu bytes to %s.", len, path);
+	}
+	free(data);
+	free(name);
+	return STEP_GO;
+}
+
+/* The command's wait status, or -1 (errno) when it could not start. */
+static int
+run_pipe(const struct reader *r, const char *cmd, const char *data,
+    size_t len)
+{
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		/* The user's own command, so the user's shell is right. */
+		if (dup2(p[0], STDIN_FILENO) < 0)
+			_exit(127);
+		(void)signal(SIGPIPE, SIG_DFL);
+		(void)umask(r->umask);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	(void)close(p[0]);
+	if (pid < 0) {
+		(void)close(p[1]);
+		return -1;
+	}
+	/* SIGPIPE is ignored: a command that stops reading gives EPIPE. */
+	(void)fd_write_all(p[1], data, len);
+	(void)close(p[1]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+
+/* After the command: its output stays on the screen until Enter. */
+static void
+wait_enter(const char *what)
+{
+	char line[256], c;
+
+	(void)str_fmt(line, sizeof(line), "\n[%s; press Enter]", what);
+	(void)term_write(line, strlen(line));
+	for (size_t n = 0; n < 4096; n++)
+		if (read(STDIN_FILENO, &c, 1) != 1 || c == '\n')
+			break;
+}
+
+/* |: pipe an attachment, decoded, to a command the user types. */
+static enum step
+do_pipe(struct reader *r)
+{
+	char cmd[LINE_MAX_TYPED] = "", what[64], *data, *name;
+	long i = pick_attachment(r, "Pipe");
+	size_t len;
+	int st;
+
+	if (i < 0)
+		return STEP_GO;
+	if (prompt_line(r, "Pipe to command: ", cmd, sizeof(cmd)) <= 0 ||
+	    cmd[0] == '\0') {
+		(void)str_copy(r->status, sizeof(r->status), "Not piped.");
+		return STEP_GO;
+	}
+	if (mime_attachment(r->raw, r->raw_len, (size_t)i, &data, &len, &name,
+	    r->err) < 0) {
+		(void)str_copy(r->status, sizeof(r->status), r->err);
+		return STEP_GO;
+	}
+	term_pause();
+	st = run_pipe(r, cmd, data, len);
+	free(data);
+	free(name);
+	if (st < 0)
+		(void)str_fmt(what, sizeof(what), "cannot run it: %s",
+		    strerror(errno));
+	else if (WIFEXITED(st))
+		(void)str_fmt(what, sizeof(what), "exit status %d",
+		    WEXITSTATUS(st));
+	else
+		(void)str_fmt(what, sizeof(what), "killed by signal %d",
+		    WTERMSIG(st));
+	wait_enter(what);
+	if (term_resume(r->err) < 0)
+		return STEP_LOCAL;
+	term_size(&r->rows, &r->cols);
+	if (rewrap(r) < 0)
+		return STEP_LOCAL;
+	r->clear = true;
+	(void)str_fmt(r->status, sizeof(r->status), "Command: %s.", what);
+	return STEP_GO;
+}
+
 /* H: the header as received, or the short one. */
 static enum step
 toggle_headers(struct reader *r)
@@ -1325,6 +1569,10 @@ view_key(struct reader *r, int k)
 		return do_undelete(r);
 	case 'H':
 		return toggle_headers(r);
+	case 's':
+		return do_save(r);
+	case '|':
+		return do_pipe(r);
 	case 'Q':
 		return do_quit(r);
 	case 'x':
@@ -1432,7 +1680,7 @@ oom:
 int
 reader_main(struct pop3c *c, const struct reader_opts *o)
 {
-	struct reader r = { .c = c, .mode = MODE_LIST };
+	struct reader r = { .c = c, .mode = MODE_LIST, .umask = o->umask };
 	enum step s;
 
 	if (!term_is_tty()) {

@@ -18,6 +18,7 @@
 #define POSTINO_READER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "pop3c.h"
 
@@ -38,6 +39,7 @@
 struct reader_opts {
 	const char	*user;		/* shown in the title line */
 	const char	*where;		/* "host:port" */
+	mode_t		 umask;		/* the user's, for saved files */
 };
 
 /* stdin and stdout are terminals: check before connecting. */

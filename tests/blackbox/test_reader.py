@@ -208,7 +208,8 @@ class Reader:
         for k in keys:
             if len(k) == 1 or k in ("Enter", "Up", "Down", "Left", "Right",
                                     "NPage", "PPage", "Home", "End",
-                                    "Space", "Escape", "C-c", "C-z", "C-l"):
+                                    "Space", "Escape", "C-c", "C-z", "C-l",
+                                    "C-u"):
                 self.tmux("send-keys", "-t", "r", k)
             else:
                 self.tmux("send-keys", "-t", "r", "-l", k)
@@ -377,7 +378,7 @@ def test_view_pages_and_moves(server, reader):
     assert "Subject: Caf\u00e9 au lait" in s
     assert "From: Andr\u00e9 <andre@example.org>" in s
     r.keys("n", "n")
-    s = r.wait_for("[attachment] report.pdf (10 bytes, application/pdf)")
+    s = r.wait_for("[attachment 1] report.pdf (10 bytes, application/pdf)")
     assert "The report is attached." in s
     r.keys("n")
     s = r.wait_for("line 001 of the long message")
@@ -880,4 +881,120 @@ def test_search_list_and_view(server, reader):
     r.keys("N")
     wait_top(r, "line 152 of the long message")
     r.keys("x")
+    r.assert_clean_exit()
+
+
+HOSTILE_NAME = crlf(b"From: eve@example.org\n"
+                    b"To: bob@example.org\n"
+                    b"Subject: Two files\n"
+                    b"MIME-Version: 1.0\n"
+                    b"Content-Type: multipart/mixed; boundary=\"b\"\n"
+                    b"\n"
+                    b"--b\n"
+                    b"Content-Type: text/plain\n"
+                    b"\n"
+                    b"Two files.\n"
+                    b"--b\n"
+                    b"Content-Type: text/plain\n"
+                    b"Content-Disposition: attachment; filename=\"a.txt\"\n"
+                    b"\n"
+                    b"first\n"
+                    b"--b\n"
+                    b"Content-Type: application/octet-stream\n"
+                    b"Content-Disposition: attachment;"
+                    b" filename=\"../../.profile\"\n"
+                    b"Content-Transfer-Encoding: base64\n"
+                    b"\n"
+                    b"ZWNobyBvd25lZAo=\n"
+                    b"--b--\n")
+
+
+def current_umask():
+    m = os.umask(0o22)
+    os.umask(m)
+    return m
+
+
+def test_save_attachment(server, reader):
+    r = reader()
+    r.wait_for("The report")
+    r.keys("G", "k", "Enter")
+    r.wait_for("[attachment 1] report.pdf")
+    r.keys("s")
+    r.wait_for("Save to file: report.pdf")      # the mail's name offered
+    path = os.path.join(r.dir, "report.pdf")
+    r.keys("C-u", path, "Enter")
+    r.wait_for("Saved 10 bytes to " + path)
+    with open(path, "rb") as f:
+        assert f.read() == bytes(range(10))
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~current_umask()
+    # An existing file is replaced only after a yes.
+    with open(path, "wb") as f:
+        f.write(b"mine")
+    r.keys("s", "C-u", path, "Enter")
+    r.wait_for("exists: replace it? y = replace")
+    r.keys("n")
+    r.wait_for("Not saved.")
+    with open(path, "rb") as f:
+        assert f.read() == b"mine"
+    r.keys("s", "C-u", path, "Enter")
+    r.wait_for("exists: replace it?")
+    r.keys("y")
+    r.wait_for("Saved 10 bytes")
+    with open(path, "rb") as f:
+        assert f.read() == bytes(range(10))
+    # Never through a symbolic link, even after a yes.
+    target = os.path.join(r.dir, "target")
+    link = os.path.join(r.dir, "link")
+    os.symlink(target, link)
+    r.keys("s", "C-u", link, "Enter")
+    r.wait_for("exists: replace it?")
+    r.keys("y")
+    r.wait_for("a symbolic link; not saved")
+    assert not os.path.exists(target)
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_save_offers_no_path_from_the_mail(own, tmp_path):
+    r, _ = own([HOSTILE_NAME])
+    r.wait_for("Two files")
+    r.keys("Enter")
+    s = r.wait_for("[attachment 2] ../../.profile")
+    r.keys("s")
+    r.wait_for("Save attachment (1-2):")
+    r.keys("2", "Enter")
+    s = r.wait_for("Save to file: profile")
+    r.keys("Escape")
+    r.wait_for("Not saved.")
+    r.keys("s", "7", "Enter")
+    r.wait_for("No such attachment.")
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_pipe_attachment(own):
+    r, _ = own([HOSTILE_NAME])
+    r.wait_for("Two files")
+    r.keys("Enter")
+    r.wait_for("[attachment 2]")
+    out = os.path.join(r.dir, "piped")
+    r.keys("|", "2", "Enter")
+    r.wait_for("Pipe to command:")
+    r.keys("cat > %s; echo done-by-sh; exit 3" % shlex.quote(out), "Enter")
+    s = r.wait_for("[exit status 3; press Enter]")
+    assert "done-by-sh" in s
+    r.keys("Enter")
+    r.wait_for("Command: exit status 3.")
+    with open(out, "rb") as f:
+        assert f.read() == b"echo owned\n"
+    # A command that reads nothing: no SIGPIPE death, its status shown.
+    r.keys("|", "1", "Enter", "true", "Enter")
+    r.wait_for("[exit status 0; press Enter]")
+    r.keys("Enter")
+    r.wait_for("Command: exit status 0.")
+    r.keys("q")
+    r.wait_for("messages,")
+    r.keys("q")
+    assert r.exit_status() == 0
     r.assert_clean_exit()
