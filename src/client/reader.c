@@ -42,6 +42,7 @@ struct entry {
 	uint64_t	 size;
 	bool		 deleted;
 	bool		 loaded;	/* from, subject, date are set */
+	char		*uid;		/* from UIDL; NULL without */
 	char		*from, *subject, *date;		/* display text */
 };
 
@@ -70,7 +71,9 @@ struct frame {
 };
 
 struct reader {
-	struct pop3c	*c;
+	struct pop3c	*c;		/* NULL while reconnecting failed */
+	const struct reader_opts *o;
+	bool		 dropped;	/* the session is gone: reconnect */
 	const char	*codeset;
 	char		*title;		/* display text: "user@host:port" */
 	uint32_t	 count;		/* from STAT */
@@ -647,6 +650,17 @@ view_free(struct reader *r)
 	mime_free(&r->msg);
 }
 
+static void
+view_close(struct reader *r)
+{
+	view_free(r);
+	free(r->text);
+	r->text = NULL;
+	r->text_len = 0;
+	r->nrow = 0;
+	r->mode = MODE_LIST;
+}
+
 static enum step
 view_open(struct reader *r, size_t i)
 {
@@ -670,8 +684,10 @@ view_open(struct reader *r, size_t i)
 		    READER_MSG_MAX / (1024 * 1024));
 	} else if (pop3c_retr(r->c, e->num, 0, collect_data, &x, NULL) < 0) {
 		free(x.p);
-		if (!pop3c_usable(r->c))
+		if (!pop3c_usable(r->c)) {
+			view_close(r);	/* nothing to show: the list */
 			return STEP_SESSION;
+		}
 		if (x.over)
 			rc = note(r, "Message %u is over %u MiB: too large to "
 			    "show here.", (unsigned int)e->num,
@@ -699,17 +715,6 @@ view_open(struct reader *r, size_t i)
 	if (rc < 0 || wrap(r) < 0)
 		return STEP_LOCAL;
 	return STEP_GO;
-}
-
-static void
-view_close(struct reader *r)
-{
-	view_free(r);
-	free(r->text);
-	r->text = NULL;
-	r->text_len = 0;
-	r->nrow = 0;
-	r->mode = MODE_LIST;
 }
 
 /* ---- drawing ---- */
@@ -1581,6 +1586,235 @@ view_key(struct reader *r, int k)
 	return STEP_GO;
 }
 
+/* ---- the listing ---- */
+
+static void
+entries_free(struct entry **e, size_t n)
+{
+	for (size_t i = 0; *e != NULL && i < n; i++) {
+		entry_clear(&(*e)[i]);
+		free((*e)[i].uid);
+	}
+	free(*e);
+	*e = NULL;
+}
+
+/* STAT for the title; LIST, and UIDL when there is one, as entries. */
+static enum step
+listing(struct reader *r, struct entry **e_r, size_t *n_r)
+{
+	struct pop3c_msg *msgs = NULL;
+	struct entry *e = NULL;
+	size_t n = 0;
+	int rc = 1;
+
+	*e_r = NULL;
+	*n_r = 0;
+	if (pop3c_stat(r->c, &r->count, &r->octets) < 0 ||
+	    pop3c_list(r->c, &msgs, &n) < 0)
+		return STEP_SESSION;
+	if (n > 0 && (!pop3c_caps_known(r->c) ||
+	    (pop3c_caps(r->c) & POP3C_CAP_UIDL)))
+		rc = pop3c_uidl(r->c, msgs, n);
+	if ((rc < 0 && !pop3c_usable(r->c)) ||
+	    (n > 0 && (e = calloc(n, sizeof(*e))) == NULL)) {
+		pop3c_msgs_free(&msgs, n);
+		if (rc < 0 && !pop3c_usable(r->c))
+			return STEP_SESSION;
+		(void)str_copy(r->err, sizeof(r->err), "out of memory");
+		return STEP_LOCAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		e[i].num = msgs[i].num;
+		e[i].size = msgs[i].size;
+		if (rc == 0) {		/* all or none: a mark needs its uid */
+			e[i].uid = msgs[i].uid;
+			msgs[i].uid = NULL;
+		}
+	}
+	pop3c_msgs_free(&msgs, n);
+	*e_r = e;
+	*n_r = n;
+	return STEP_GO;
+}
+
+/* The title; the messages. */
+static enum step
+start(struct reader *r, const struct reader_opts *o)
+{
+	char title[ERR_LEN];
+
+	(void)str_fmt(title, sizeof(title), "%s@%s", o->user, o->where);
+	r->title = mime_display(title, strlen(title), r->codeset, true, NULL);
+	if (r->title == NULL) {
+		(void)str_copy(r->err, sizeof(r->err), "out of memory");
+		return STEP_LOCAL;
+	}
+	r->has_top = !pop3c_caps_known(r->c) ||
+	    (pop3c_caps(r->c) & POP3C_CAP_TOP);
+	return listing(r, &r->e, &r->n);
+}
+
+/* ---- a dropped session ---- */
+
+static int
+entry_uid_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct entry *const *)a)->uid,
+	    (*(struct entry *const *)b)->uid);
+}
+
+/*
+ * The old entry that is new entry e: by UIDL (numbers may have moved);
+ * without UIDL only when the listing is the very same (count and sizes).
+ */
+static struct entry *
+old_entry(struct reader *r, struct entry **byuid, const struct entry *e,
+    size_t i, bool same)
+{
+	struct entry key = { .uid = e->uid }, *kp = &key, **hit;
+
+	if (byuid == NULL)
+		return same ? &r->e[i] : NULL;
+	if (e->uid == NULL)
+		return NULL;
+	hit = bsearch(&kp, byuid, r->n, sizeof(*byuid), entry_uid_cmp);
+	return hit != NULL ? *hit : NULL;
+}
+
+/* Headers and marks carried from the old entries; the cursor follows. */
+static size_t
+carry(struct reader *r, struct entry *e, size_t n, struct entry **byuid)
+{
+	bool same = n == r->n;
+	size_t cur = r->cur < n ? r->cur : n > 0 ? n - 1 : 0;
+
+	for (size_t i = 0; same && i < n; i++)
+		same = e[i].size == r->e[i].size;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *o = old_entry(r, byuid, &e[i], i, same);
+
+		if (o == NULL)
+			continue;
+		if (o->loaded) {
+			e[i].from = o->from;
+			e[i].subject = o->subject;
+			e[i].date = o->date;
+			e[i].loaded = true;
+			o->from = o->subject = o->date = NULL;
+			o->loaded = false;
+		}
+		e[i].deleted = o->deleted;
+		if (o == &r->e[r->cur])
+			cur = i;
+	}
+	return cur;
+}
+
+/*
+ * After a new login: the new listing, the old marks carried over by UIDL
+ * and marked again with DELE. A mark whose message is gone is dropped.
+ */
+static enum step
+remap(struct reader *r)
+{
+	struct entry *e, **byuid = NULL;
+	size_t n, before = r->ndel, cur;
+	bool uids = r->n > 0;
+	enum step s = listing(r, &e, &n);
+
+	if (s != STEP_GO)
+		return s;
+	for (size_t i = 0; i < r->n; i++)
+		uids = uids && r->e[i].uid != NULL;
+	if (uids && (byuid = calloc(r->n, sizeof(*byuid))) != NULL) {
+		for (size_t i = 0; i < r->n; i++)
+			byuid[i] = &r->e[i];
+		qsort(byuid, r->n, sizeof(*byuid), entry_uid_cmp);
+	}
+	cur = carry(r, e, n, byuid);
+	free(byuid);
+	entries_free(&r->e, r->n);
+	r->e = e;
+	r->n = n;
+	r->cur = cur;
+	r->ndel = 0;
+	for (size_t i = 0; i < n; i++)
+		r->ndel += e[i].deleted;
+	for (size_t i = 0; i < n; i++) {
+		if (!e[i].deleted)
+			continue;
+		if (pop3c_dele(r->c, e[i].num) < 0) {
+			if (!pop3c_usable(r->c))
+				return STEP_SESSION;	/* marks kept */
+			e[i].deleted = false;
+			r->ndel--;
+		}
+	}
+	if (r->mode == MODE_VIEW)
+		view_close(r);
+	(void)str_fmt(r->status, sizeof(r->status), "Reconnected to %s; "
+	    "%zu of %zu marks kept.", r->title, r->ndel, before);
+	return STEP_GO;
+}
+
+static void
+lost(struct reader *r)
+{
+	r->dropped = true;
+	(void)str_fmt(r->status, sizeof(r->status), "Connection lost; a key "
+	    "reconnects (marks kept), x leaves: %s",
+	    r->c != NULL ? pop3c_errmsg(r->c) : "?");
+}
+
+/* Log in again through o->reconnect, with the terminal given back. */
+static enum step
+reconnect(struct reader *r)
+{
+	static const char msg[] = "postino: the connection was lost; "
+	    "connecting again\n";
+	struct pop3c *c;
+
+	term_pause();
+	(void)term_write(msg, sizeof(msg) - 1);
+	r->c = NULL;		/* o->reconnect frees it */
+	c = r->o->reconnect(r->o->arg);
+	if (c == NULL)
+		wait_enter("could not connect again");
+	if (term_resume(r->err) < 0)
+		return STEP_LOCAL;
+	term_size(&r->rows, &r->cols);
+	if (r->mode == MODE_VIEW && rewrap(r) < 0)
+		return STEP_LOCAL;
+	r->clear = true;
+	if (c == NULL) {
+		(void)str_copy(r->status, sizeof(r->status), "Cannot "
+		    "connect again. A key tries again (marks are kept); x "
+		    "leaves, deleting nothing.");
+		return STEP_GO;
+	}
+	r->c = c;
+	r->dropped = false;
+	r->has_top = !pop3c_caps_known(c) || (pop3c_caps(c) & POP3C_CAP_TOP);
+	return remap(r);
+}
+
+/* A key while the session is gone: x leaves, any other reconnects. */
+static enum step
+dropped_key(struct reader *r, int k)
+{
+	enum step s;
+
+	if (k == 'x')
+		return STEP_DONE;
+	s = reconnect(r);
+	if (s == STEP_SESSION) {
+		lost(r);
+		return STEP_GO;
+	}
+	return s;
+}
+
 static enum step
 run(struct reader *r)
 {
@@ -1588,12 +1822,18 @@ run(struct reader *r)
 		enum step s;
 		int k;
 
+		s = STEP_GO;
 		if (r->mode == MODE_LIST) {
 			list_keep_visible(r);
-			s = load_visible(r);
-			if (s != STEP_GO)
-				return s;
+			if (!r->dropped)
+				s = load_visible(r);
 		}
+		if (s == STEP_SESSION && r->o->reconnect != NULL) {
+			lost(r);
+			s = STEP_GO;
+		}
+		if (s != STEP_GO)
+			return s;
 		if (draw(r) < 0)
 			return STEP_LOCAL;
 		k = term_key(READER_KEEPALIVE_MS);
@@ -1601,9 +1841,12 @@ run(struct reader *r)
 			uint32_t n;
 			uint64_t size;
 
-			if (pop3c_stat(r->c, &n, &size) < 0 &&
-			    !pop3c_usable(r->c))
-				return STEP_SESSION;
+			if (!r->dropped && pop3c_stat(r->c, &n, &size) < 0 &&
+			    !pop3c_usable(r->c)) {
+				if (r->o->reconnect == NULL)
+					return STEP_SESSION;
+				lost(r);
+			}
 			continue;
 		}
 		if (k == TERM_KEY_RESIZE) {
@@ -1632,55 +1875,27 @@ run(struct reader *r)
 			r->help = true;
 			continue;
 		}
-		if (k == '/' || k == 'N') {
+		if (r->dropped)
+			s = dropped_key(r, k);
+		else if (k == '/' || k == 'N')
 			s = do_search(r, k == '/');
-			if (s != STEP_GO)
-				return s;
-			continue;
+		else
+			s = r->mode == MODE_LIST ? list_key(r, k) :
+			    view_key(r, k);
+		if (s == STEP_SESSION && r->o->reconnect != NULL) {
+			lost(r);
+			s = STEP_GO;
 		}
-		s = r->mode == MODE_LIST ? list_key(r, k) : view_key(r, k);
 		if (s != STEP_GO)
 			return s;
 	}
 }
 
-/* Messages from LIST; the title from STAT. */
-static enum step
-start(struct reader *r, const struct reader_opts *o)
-{
-	struct pop3c_msg *msgs = NULL;
-	char title[ERR_LEN];
-	size_t n = 0;
-
-	(void)str_fmt(title, sizeof(title), "%s@%s", o->user, o->where);
-	r->title = mime_display(title, strlen(title), r->codeset, true, NULL);
-	if (r->title == NULL)
-		goto oom;
-	r->has_top = !pop3c_caps_known(r->c) ||
-	    (pop3c_caps(r->c) & POP3C_CAP_TOP);
-	if (pop3c_stat(r->c, &r->count, &r->octets) < 0 ||
-	    pop3c_list(r->c, &msgs, &n) < 0)
-		return STEP_SESSION;
-	if (n > 0 && (r->e = calloc(n, sizeof(*r->e))) == NULL) {
-		pop3c_msgs_free(&msgs, n);
-		goto oom;
-	}
-	for (size_t i = 0; i < n; i++) {
-		r->e[i].num = msgs[i].num;
-		r->e[i].size = msgs[i].size;
-	}
-	r->n = n;
-	pop3c_msgs_free(&msgs, n);
-	return STEP_GO;
-oom:
-	(void)str_copy(r->err, sizeof(r->err), "out of memory");
-	return STEP_LOCAL;
-}
-
 int
 reader_main(struct pop3c *c, const struct reader_opts *o)
 {
-	struct reader r = { .c = c, .mode = MODE_LIST, .umask = o->umask };
+	struct reader r = { .c = c, .o = o, .mode = MODE_LIST,
+	    .umask = o->umask };
 	enum step s;
 
 	if (!term_is_tty()) {
@@ -1698,9 +1913,7 @@ reader_main(struct pop3c *c, const struct reader_opts *o)
 		s = run(&r);
 	}
 	term_close();
-	for (size_t i = 0; i < r.n; i++)
-		entry_clear(&r.e[i]);
-	free(r.e);
+	entries_free(&r.e, r.n);
 	view_free(&r);
 	free(r.text);
 	free(r.row);

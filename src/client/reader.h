@@ -40,6 +40,14 @@ struct reader_opts {
 	const char	*user;		/* shown in the title line */
 	const char	*where;		/* "host:port" */
 	mode_t		 umask;		/* the user's, for saved files */
+	/*
+	 * After the session dropped: free the old one, connect and log in
+	 * again as at the start (the terminal is the user's meanwhile, for
+	 * a password prompt and the reason of a failure); the new session,
+	 * or NULL. NULL here: a dropped session ends the reader.
+	 */
+	struct pop3c	*(*reconnect)(void *arg);
+	void		*arg;
 };
 
 /* stdin and stdout are terminals: check before connecting. */
@@ -47,7 +55,8 @@ bool reader_has_terminal(void);
 
 /*
  * Run the reader on c (logged in; not freed here: without QUIT, freeing
- * it closes the connection). Returns 0 when the user quit (QUIT answered
+ * it closes the connection; after a reconnect, o->reconnect's session is
+ * the one left open). Returns 0 when the user quit (QUIT answered
  * +OK, or x); -1 when the session failed: report pop3c_errmsg(c) (the
  * terminal is already restored); 1 on a local failure already reported
  * on stderr (no terminal, out of memory).

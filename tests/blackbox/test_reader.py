@@ -14,9 +14,12 @@ import os
 import re
 import shlex
 import shutil
+import select
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -998,3 +1001,152 @@ def test_pipe_attachment(own):
     r.keys("q")
     assert r.exit_status() == 0
     r.assert_clean_exit()
+
+
+class CutProxy:
+    """A loopback relay to postinod that can drop every connection it
+    carries (cut) and refuse new ones (refuse), as a dying network does.
+    Its threads end on close(); every wait in them is bounded."""
+
+    def __init__(self, port):
+        self.target = port
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.ls.settimeout(0.2)
+        self.port = self.ls.getsockname()[1]
+        self.pairs = []
+        self.refuse = False
+        self.done = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.done:
+            try:
+                c, _ = self.ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            if self.refuse:
+                c.close()
+                continue
+            up = socket.create_connection(("127.0.0.1", self.target), 10)
+            pair = [c, up]
+            self.pairs.append(pair)
+            t = threading.Thread(target=self._relay, args=(pair,),
+                                 daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _relay(self, pair):
+        try:
+            while not self.done:
+                rd, _, _ = select.select(pair, [], [], 0.2)
+                for sk in rd:
+                    data = sk.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    (pair[1] if sk is pair[0] else pair[0]).sendall(data)
+        except (OSError, ValueError):
+            pass
+        for sk in pair:
+            try:
+                sk.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        for pair in self.pairs:
+            for sk in pair:
+                try:
+                    sk.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.pairs = []
+
+    def close(self):
+        self.done = True
+        self.cut()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.ls.close()
+
+
+def last_line(s):
+    lines = [ln for ln in s.split("\n") if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def wait_failed_or_back(r, timeout=WAIT):
+    """The reader back on its screen after logging in again, or waiting
+    for Enter after it could not: the last line of the normal screen
+    (earlier attempts' lines stay above it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = r.screen()
+        if "Reconnected to" in s or last_line(s).endswith("press Enter]"):
+            return s
+        if os.path.exists(r.f["rc"]) or time.monotonic() > deadline:
+            pytest.fail("no reconnect outcome (stderr %s):\n%s"
+                        % (r.read("err"), s))
+        time.sleep(0.05)
+
+
+def reconnect(r, key="j"):
+    """Press key until the reader is logged in again; the server may still
+    hold the old session's lock ([IN-USE]) for a moment."""
+    deadline = time.monotonic() + 4 * WAIT
+    while True:
+        r.keys(key)
+        s = wait_failed_or_back(r)
+        if "Reconnected to" in s:
+            return s
+        r.keys("Enter")
+        r.wait_for("Cannot connect again.")
+        if time.monotonic() > deadline:
+            pytest.fail("no reconnect:\n" + s)
+        time.sleep(0.3)
+
+
+def test_reconnect_keeps_the_marks(server, mailroot):
+    n, size = stat(server)
+    proxy = CutProxy(server.port)
+    r = Reader(proxy.port)
+    try:
+        r.wait_for("A long one")
+        r.keys("d", "j", "d")               # 1 and 3 marked, cursor on 4
+        s = r.wait_for("2 marked for deletion")
+        assert row_of(s, "The report").startswith(">"), s
+        proxy.cut()
+        r.keys("Enter")                     # RETR finds the session gone
+        s = r.wait_for("Connection lost")
+        assert "x leaves" in s
+        s = reconnect(r)
+        assert "2 of 2 marks kept." in s, s
+        assert "2 marked for deletion" in s, s
+        assert row_of(s, "Hello there").startswith(" D"), s
+        assert row_of(s, "evil").startswith(" D"), s
+        assert row_of(s, "The report").startswith(">"), s
+        # Gone again, and the server unreachable for a while.
+        proxy.refuse = True
+        proxy.cut()
+        r.keys("Enter")
+        r.wait_for("Connection lost")
+        r.keys("j")
+        s = wait_failed_or_back(r)
+        assert last_line(s) == "[could not connect again; press Enter]", s
+        r.keys("Enter")
+        s = r.wait_for("Cannot connect again.")
+        assert "2 marked for deletion" in s
+        proxy.refuse = False
+        reconnect(r)
+        r.keys("q")
+        r.wait_for("Delete 2 on the server?")
+        r.keys("y")
+        assert r.exit_status() == 0
+        r.assert_clean_exit()
+        assert "broken pipe" not in (r.read("err") or "").lower()
+        assert stat(server) == (n - 2, size - len(PLAIN) - len(HOSTILE))
+    finally:
+        r.close()
+        proxy.close()
