@@ -7,12 +7,12 @@
  * without QUIT so nothing is deleted (RFC 1939 sec. 6). Nothing from the
  * server reaches the screen except as display text (mime.h).
  *
- * Keys, list: j/Down k/Up, Space/PageDown b/PageUp, g/Home G/End,
- * Enter/Right open, d delete, u undelete all, q/Q quit (asks "Delete N
- * messages? (y/n)" first when N > 0: y commits, n undeletes and quits,
- * anything else stays), x quit without committing, ^L redraw.
- * View: the same moves scroll the text, q/Left back to the list, n/p the
- * next/previous message not marked deleted, d, u, Q, x as in the list.
+ * Keys (all on the `?` screen and in postino(1)): j/k move, Enter open,
+ * d delete, u undelete this one, U all, / search, N next match, q quit
+ * (asks first: y delete and quit, n quit and keep them all, c/Esc back),
+ * x quit without QUIT; in a message also n/p next/previous, H the header
+ * as received, s save and | pipe an attachment. A dropped session is made
+ * again at the next key (reader_opts.reconnect), marks carried by UIDL.
  */
 #ifndef POSTINO_READER_H
 #define POSTINO_READER_H
