@@ -385,11 +385,11 @@ page_rows(const struct reader *r)
 	return r->rows > MIN_ROWS ? r->rows - 2 : 1;
 }
 
+/* The headers of rows from..from+count not loaded yet. */
 static enum step
-load_visible(struct reader *r)
+load_rows(struct reader *r, size_t from, size_t count)
 {
-	for (size_t i = r->top; i < r->n && i < r->top + (size_t)page_rows(r);
-	    i++) {
+	for (size_t i = from; i < r->n && i - from < count; i++) {
 		enum step s;
 
 		if (r->e[i].loaded)
@@ -527,21 +527,12 @@ compose(struct reader *r)
 	return text_done(r, &t);
 }
 
-static int
-note(struct reader *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* The view shows a line of ours instead of a message. */
 static int
-note(struct reader *r, const char *fmt, ...)
+note(struct reader *r, const char *line)
 {
 	struct text t = { 0 };
-	char line[ERR_LEN * 2];
-	va_list ap;
 
-	va_start(ap, fmt);
-	(void)vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	text_add(&t, line);
 	text_add(&t, "\n");
 	return text_done(r, &t);
@@ -661,58 +652,70 @@ view_close(struct reader *r)
 	r->mode = MODE_LIST;
 }
 
+/*
+ * Message i, RETR'd and decoded into r->raw and r->msg; or, when it is
+ * not to be shown (marked, too large, refused), why not in why.
+ */
 static enum step
-view_open(struct reader *r, size_t i)
+fetch(struct reader *r, size_t i, char *why, size_t size)
 {
 	struct entry *e = &r->e[i];
 	struct collect x = { .max = READER_MSG_MAX };
-	struct mime_msg *m = NULL;
-	char size[32];
-	int rc;
+	char sz[32];
 
-	r->cur = i;
-	r->mode = MODE_VIEW;
-	r->vtop = 0;
-	size_long(size, sizeof(size), e->size);
+	why[0] = '\0';
 	view_free(r);
+	size_long(sz, sizeof(sz), e->size);
 	if (e->deleted) {
-		rc = note(r, "Message %u is marked for deletion; u undeletes "
-		    "it.", (unsigned int)e->num);
+		(void)str_fmt(why, size, "Message %u is marked for deletion; "
+		    "u undeletes it.", (unsigned int)e->num);
 	} else if (e->size > READER_MSG_MAX) {
-		rc = note(r, "Message %u is %s: too large to show here (the "
-		    "limit is %u MiB).", (unsigned int)e->num, size,
+		(void)str_fmt(why, size, "Message %u is %s: too large to show "
+		    "here (the limit is %u MiB).", (unsigned int)e->num, sz,
 		    READER_MSG_MAX / (1024 * 1024));
 	} else if (pop3c_retr(r->c, e->num, 0, collect_data, &x, NULL) < 0) {
 		free(x.p);
-		if (!pop3c_usable(r->c)) {
-			view_close(r);	/* nothing to show: the list */
+		if (!pop3c_usable(r->c))
 			return STEP_SESSION;
-		}
 		if (x.over)
-			rc = note(r, "Message %u is over %u MiB: too large to "
-			    "show here.", (unsigned int)e->num,
+			(void)str_fmt(why, size, "Message %u is over %u MiB: "
+			    "too large to show here.", (unsigned int)e->num,
 			    READER_MSG_MAX / (1024 * 1024));
 		else
-			rc = note(r, "Message %u: %s", (unsigned int)e->num,
-			    pop3c_errmsg(r->c));
+			(void)str_fmt(why, size, "Message %u: %s",
+			    (unsigned int)e->num, pop3c_errmsg(r->c));
 	} else {
-		rc = mime_parse(x.p != NULL ? x.p : "", x.len, r->codeset, &m,
-		    r->err);
-		if (rc < 0) {
+		if (mime_parse(x.p != NULL ? x.p : "", x.len, r->codeset,
+		    &r->msg, r->err) < 0) {
 			free(x.p);
 			return STEP_LOCAL;
 		}
 		r->raw = x.p;
 		r->raw_len = x.len;
-		r->msg = m;
-		rc = compose(r);
-		if (rc == 0 && !e->loaded && entry_set(e, m) < 0) {
+		if (!e->loaded && entry_set(e, r->msg) < 0) {
 			(void)str_copy(r->err, sizeof(r->err),
 			    "out of memory");
-			rc = -1;
+			return STEP_LOCAL;
 		}
 	}
-	if (rc < 0 || wrap(r) < 0)
+	return STEP_GO;
+}
+
+static enum step
+view_open(struct reader *r, size_t i)
+{
+	char why[ERR_LEN * 2];
+	enum step s;
+
+	r->cur = i;
+	r->mode = MODE_VIEW;
+	r->vtop = 0;
+	s = fetch(r, i, why, sizeof(why));
+	if (s == STEP_SESSION)
+		view_close(r);		/* nothing to show: the list */
+	if (s != STEP_GO)
+		return s;
+	if ((why[0] != '\0' ? note(r, why) : compose(r)) < 0 || wrap(r) < 0)
 		return STEP_LOCAL;
 	return STEP_GO;
 }
@@ -991,8 +994,6 @@ do_undelete_one(struct reader *r, size_t i)
 	}
 	(void)str_fmt(r->status, sizeof(r->status), "Message %u is not "
 	    "marked for deletion now.", (unsigned int)e->num);
-	if (r->mode == MODE_VIEW)
-		return view_open(r, i);
 	return STEP_GO;
 }
 
@@ -1403,6 +1404,23 @@ toggle_headers(struct reader *r)
 	return STEP_GO;
 }
 
+/* QUIT, after RSET when keep: the marks committed, or none. */
+static enum step
+quit(struct reader *r, bool keep)
+{
+	if (keep && r->ndel > 0) {
+		if (pop3c_rset(r->c) < 0)
+			return STEP_SESSION;
+		for (size_t i = 0; i < r->n; i++)
+			r->e[i].deleted = false;
+		r->ndel = 0;
+	}
+	if (pop3c_quit(r->c) < 0)
+		return STEP_SESSION;
+	r->committed = r->ndel;
+	return STEP_DONE;
+}
+
 static enum step
 do_quit(struct reader *r)
 {
@@ -1421,20 +1439,14 @@ do_quit(struct reader *r)
 		r->status[0] = '\0';
 		if (k == -1)
 			return STEP_LOCAL;
-		if (k == 'n' || k == 'N') {
-			if (pop3c_rset(r->c) < 0)
-				return STEP_SESSION;
-			r->ndel = 0;
-		} else if (k != 'y' && k != 'Y') {
+		if (k != 'n' && k != 'N' && k != 'y' && k != 'Y') {
 			(void)str_copy(r->status, sizeof(r->status),
 			    "Not quitting.");
 			return STEP_GO;
 		}
+		return quit(r, k == 'n' || k == 'N');
 	}
-	if (pop3c_quit(r->c) < 0)
-		return STEP_SESSION;
-	r->committed = r->ndel;
-	return STEP_DONE;
+	return quit(r, false);
 }
 
 static size_t
@@ -1524,6 +1536,7 @@ view_key(struct reader *r, int k)
 {
 	long page = page_rows(r);
 	size_t max = view_max_top(r), i;
+	enum step s;
 
 	switch (k) {
 	case 'j':
@@ -1569,7 +1582,10 @@ view_key(struct reader *r, int k)
 	case 'd':
 		return do_delete(r, r->cur);
 	case 'u':
-		return do_undelete_one(r, r->cur);
+		if (!r->e[r->cur].deleted)
+			return do_undelete_one(r, r->cur);	/* says so */
+		s = do_undelete_one(r, r->cur);
+		return s == STEP_GO ? view_open(r, r->cur) : s;
 	case 'U':
 		return do_undelete(r);
 	case 'H':
@@ -1721,8 +1737,11 @@ remap(struct reader *r)
 	struct entry *e, **byuid = NULL;
 	size_t n, before = r->ndel, cur;
 	bool uids = r->n > 0;
-	enum step s = listing(r, &e, &n);
+	enum step s;
 
+	r->has_top = !pop3c_caps_known(r->c) ||
+	    (pop3c_caps(r->c) & POP3C_CAP_TOP);
+	s = listing(r, &e, &n);
 	if (s != STEP_GO)
 		return s;
 	for (size_t i = 0; i < r->n; i++)
@@ -1751,8 +1770,6 @@ remap(struct reader *r)
 			r->ndel--;
 		}
 	}
-	if (r->mode == MODE_VIEW)
-		view_close(r);
 	(void)str_fmt(r->status, sizeof(r->status), "Reconnected to %s; "
 	    "%zu of %zu marks kept.", r->title, r->ndel, before);
 	return STEP_GO;
@@ -1795,7 +1812,8 @@ reconnect(struct reader *r)
 	}
 	r->c = c;
 	r->dropped = false;
-	r->has_top = !pop3c_caps_known(c) || (pop3c_caps(c) & POP3C_CAP_TOP);
+	if (r->mode == MODE_VIEW)
+		view_close(r);		/* numbers may have moved */
 	return remap(r);
 }
 
@@ -1826,7 +1844,8 @@ run(struct reader *r)
 		if (r->mode == MODE_LIST) {
 			list_keep_visible(r);
 			if (!r->dropped)
-				s = load_visible(r);
+				s = load_rows(r, r->top,
+				    (size_t)page_rows(r));
 		}
 		if (s == STEP_SESSION && r->o->reconnect != NULL) {
 			lost(r);
