@@ -312,6 +312,24 @@ create_file(struct reader *r, const char *path)
 	return fd;
 }
 
+/* A leading "~/" typed is $HOME's, as in a shell. 0, or -1 (status). */
+static int
+home_path(struct reader *r, char *path, size_t size)
+{
+	const char *home = getenv("HOME");
+	char full[LINE_MAX_TYPED];
+
+	if (strncmp(path, "~/", 2) != 0)
+		return 0;
+	if (home == NULL || home[0] == '\0' ||
+	    str_fmt(full, sizeof(full), "%s%s", home, path + 1) < 0) {
+		(void)str_copy(r->status, sizeof(r->status), "No $HOME for ~/; "
+		    "not saved.");
+		return -1;
+	}
+	return str_copy(path, size, full) < 0 ? -1 : 0;
+}
+
 /* s: save an attachment, decoded, to a file the user names. */
 static enum step
 do_save(struct reader *r)
@@ -332,7 +350,8 @@ do_save(struct reader *r)
 	if (prompt_line(r, "Save to file: ", path, sizeof(path)) <= 0 ||
 	    path[0] == '\0')
 		(void)str_copy(r->status, sizeof(r->status), "Not saved.");
-	else if ((fd = create_file(r, path)) >= 0) {
+	else if (home_path(r, path, sizeof(path)) == 0 &&
+	    (fd = create_file(r, path)) >= 0) {
 		if (fd_write_all(fd, data, len) < 0 || close(fd) < 0)
 			(void)str_fmt(r->status, sizeof(r->status), "%s: %s",
 			    path, strerror(errno));
@@ -350,32 +369,39 @@ static int
 run_pipe(const struct reader *r, const char *cmd, const char *data,
     size_t len)
 {
-	int p[2], status;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
+	int p[2], status = -1;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
+	/* As system(3): ^C and ^\ end the command, not the reader. */
+	(void)sigaction(SIGINT, &ign, &old_int);
+	(void)sigaction(SIGQUIT, &ign, &old_quit);
 	pid = fork();
 	if (pid == 0) {
 		/* The user's own command, so the user's shell is right. */
 		if (dup2(p[0], STDIN_FILENO) < 0)
 			_exit(127);
+		(void)signal(SIGINT, SIG_DFL);
+		(void)signal(SIGQUIT, SIG_DFL);
 		(void)signal(SIGPIPE, SIG_DFL);
 		(void)umask(r->umask);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
 	(void)close(p[0]);
-	if (pid < 0) {
+	if (pid > 0) {
+		/* SIGPIPE is ignored: a command that stops reading: EPIPE. */
+		(void)fd_write_all(p[1], data, len);
 		(void)close(p[1]);
-		return -1;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	} else {
+		(void)close(p[1]);
 	}
-	/* SIGPIPE is ignored: a command that stops reading gives EPIPE. */
-	(void)fd_write_all(p[1], data, len);
-	(void)close(p[1]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
+	(void)sigaction(SIGINT, &old_int, NULL);
+	(void)sigaction(SIGQUIT, &old_quit, NULL);
 	return status;
 }
 

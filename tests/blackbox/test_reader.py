@@ -707,7 +707,15 @@ HTML_ONLY = crlf(b"From: Shop <noreply@shop.example>\n"
                  b"&amp;u=7\">click here</a>&hellip; &mdash; it&rsquo;s "
                  b"easy.</p><table><tr><td>Name</td><td>Value</td></tr>"
                  b"<tr><td>Order</td><td>42</td></tr></table>"
+                 b"<p>esc &#27;]0;pwned&#7; &#x1b;[2J end</p>"
                  b"</body></html>\n")
+
+
+def assert_only_our_escapes(r):
+    out = r.raw_output()
+    assert b"\x07" not in out
+    for m in re.finditer(rb"\x1b", out):
+        assert OUR_ESC.match(out, m.start()), out[m.start():m.start() + 20]
 
 
 @pytest.fixture
@@ -739,8 +747,10 @@ def test_html_builtin_keeps_links_cells_entities(own):
     assert "Name | Value" in s and "Order | 42" in s, s
     assert "[1] https://shop.example/r?t=abc&u=7" in s, s
     assert "evil()" not in s and "p{}" not in s
+    assert "esc ^[]0;pwned^G ^[[2J end" in s, s
     r.keys("x")
     r.assert_clean_exit()
+    assert_only_our_escapes(r)
 
 
 @pytest.mark.skipif(shutil.which("w3m") is None, reason="no w3m")
@@ -752,8 +762,10 @@ def test_html_through_w3m_lists_links(own):
     assert "[1]click here" in s, s
     assert "[1] https://shop.example/r?t=abc&u=7" in s, s
     assert "evil()" not in s
+    assert "pwned" in s
     r.keys("x")
     r.assert_clean_exit()
+    assert_only_our_escapes(r)
 
 
 def test_quit_prompt_says_what_each_key_does(server, reader, mailroot):
@@ -955,6 +967,9 @@ def test_save_attachment(server, reader):
     r.keys("y")
     r.wait_for("a symbolic link; not saved")
     assert not os.path.exists(target)
+    # ~/ is $HOME's.
+    r.keys("s", "C-u", "~/home.pdf", "Enter")
+    r.wait_for("Saved 10 bytes to %s/home.pdf" % r.dir)
     r.keys("x")
     r.assert_clean_exit()
 
@@ -996,6 +1011,13 @@ def test_pipe_attachment(own):
     r.wait_for("[exit status 0; press Enter]")
     r.keys("Enter")
     r.wait_for("Command: exit status 0.")
+    # ^C ends the command, not the reader.
+    r.keys("|", "1", "Enter", "sleep 60", "Enter")
+    time.sleep(0.5)
+    r.keys("C-c")
+    r.wait_for("[killed by signal 2; press Enter]")
+    r.keys("Enter")
+    r.wait_for("Command: killed by signal 2.")
     r.keys("q")
     r.wait_for("messages,")
     r.keys("q")
