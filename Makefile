@@ -262,7 +262,8 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c \
+    src/client/html.c src/client/buf.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)

@@ -510,11 +510,24 @@ cmd_stat(struct session *s)
 	return EXIT_OK;
 }
 
+/* For the reader: the session again after it dropped, or NULL (told). */
+static struct pop3c *
+read_reconnect(void *arg)
+{
+	struct session *s = arg;
+
+	pop3c_free(&s->c);
+	if (open_session(s) != EXIT_OK)
+		pop3c_free(&s->c);
+	return s->c;
+}
+
 /* The reader; -1 from it is a session failure, 1 a local one (reported). */
 static int
 cmd_read(struct session *s)
 {
-	struct reader_opts ro = { .user = s->a.user, .where = s->where };
+	struct reader_opts ro = { .user = s->a.user, .where = s->where,
+	    .umask = user_umask, .reconnect = read_reconnect, .arg = s };
 	int rc = reader_main(s->c, &ro);
 
 	return rc < 0 ? session_fail(s) : rc > 0 ? EXIT_LOCAL : EXIT_OK;
