@@ -97,6 +97,9 @@ deps-check-server:
 	@sh tests/deps.sh check server
 
 $(BUILD)/src/auth/auth_pgsql.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/src/store/store_pgsql.o: CFLAGS += $(PQ_CFLAGS)
+# The schema text is assembled in (.incbin), which -MMD does not see.
+$(BUILD)/src/store/pgsql_schema.o: src/store/pgsql_schema.sql
 $(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
 $(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
@@ -208,6 +211,9 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/postino.conf
 	$(INSTALL) -m 644 etc/systemd/postino.tmpfiles \
 	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postino.conf
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/postino
+	$(INSTALL) -m 644 src/store/pgsql_schema.sql \
+	    $(DESTDIR)$(PREFIX)/share/postino/pgsql_schema.sql
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf ]; then \
 	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf"; \
 	else \

@@ -19,6 +19,7 @@
 #include "../lib/priv.h"
 #include "../server/proto.h"
 #include "../server/roles.h"
+#include "../store/store_pgsql.h"
 #include "delivery.h"
 
 /* A worker without deliveries this long offers to retire (like mail). */
@@ -319,6 +320,8 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 	cf = config;
 	log_set_ident("postinod/deliver");
 	die_after_store = getenv("POSTINO_TEST_DELIVER_DIE_AFTER_STORE") != NULL;
+	if (config_store_setup(cf, err) < 0)
+		fatalx("%s", err);
 	if (priv_is_root()) {
 		gid_t extra = (gid_t)-1;
 
@@ -348,5 +351,6 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
+	store_pgsql_shutdown();
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../lib/version.h"
+#include "../store/store_pgsql.h"
 #include "delivery.h"
 #include "lmtp_cmds.h"
 
@@ -200,6 +201,8 @@ main(int argc, char **argv)
 		die(EX_TEMPFAIL, "%s", err);
 	ar = ops->lookup(db, user, &u);
 	ops->close(&db);
+	if (config_store_setup(cf, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
 	if (ar == AUTH_PERMFAIL)
 		die(EX_NOUSER, "%s: no such user", user);
 	if (ar != AUTH_OK)
@@ -226,6 +229,7 @@ main(int argc, char **argv)
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
+	store_pgsql_shutdown();
 	quota_temporary = cf->lmtp_quota_temporary;
 	close(fd);
 	free(cf);

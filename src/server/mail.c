@@ -20,6 +20,7 @@
 #include "../lib/priv.h"
 #include "../store/store.h"
 #include "../store/store_path.h"
+#include "../store/store_pgsql.h"
 #include "capa.h"
 #include "proto.h"
 #include "roles.h"
@@ -830,6 +831,8 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 
 	cf = config;
 	log_set_ident("postinod/mail");
+	if (config_store_setup(cf, err) < 0)
+		fatalx("%s", err);
 	if (priv_is_root()) {
 		gid_t extra = (gid_t)-1;
 
@@ -856,5 +859,6 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
+	store_pgsql_shutdown();
 	return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * Mail storage behind one interface: Maildir and mbox.
+ * Mail storage behind one interface: Maildir, mbox and PostgreSQL (pgsql).
  *
  * A store is opened once per POP3 session, by a process that already runs as
  * the mailbox owner. Opening takes the session lock (one session per mailbox)
@@ -42,7 +42,8 @@ enum store_result {
 };
 
 struct store_params {
-	const char	*path;		/* maildir directory or mbox file */
+	const char	*path;		/* maildir directory, mbox file, or
+					   pgsql mailbox name */
 	unsigned int	 max_messages;	/* more than this: STORE_PERMFAIL */
 	uint64_t	 max_bytes;	/* mailbox total over this: STORE_PERMFAIL */
 	bool		 mboxrd;	/* mbox: unescape ">>From " too, not just ">From " */
@@ -84,7 +85,7 @@ struct store;
 struct store_reader;
 
 struct store_ops {
-	const char *name;	/* "maildir", "mbox" */
+	const char *name;	/* "maildir", "mbox", "pgsql" */
 	/*
 	 * Lock the mailbox for this session and scan it into idx (allocated by
 	 * the store, freed by close). A missing mailbox is an empty one.
@@ -148,5 +149,6 @@ const struct store_ops *store_lookup(const char *name);
 /* The backends themselves, for store_lookup() and the unit tests. */
 extern const struct store_ops store_maildir_ops;
 extern const struct store_ops store_mbox_ops;
+extern const struct store_ops store_pgsql_ops;	/* store_pgsql.h */
 
 #endif
