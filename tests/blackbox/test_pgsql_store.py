@@ -12,7 +12,6 @@ import time
 import pytest
 
 from conftest import crlf
-from pgsql_helpers import pg  # noqa: F401 (fixture)
 from test_lmtp import lmtp_port
 
 USER, PASS = "alice", "secret"
