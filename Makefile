@@ -58,7 +58,8 @@ endif
 shared_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
 # src/deliver/: the LMTP and deliver roles of postinod (and postino-deliver).
 server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
-	     $(filter-out src/deliver/postino-deliver.c,$(wildcard src/deliver/*.c))
+	     $(filter-out src/deliver/postino-deliver.c src/deliver/postino-migrate.c,\
+		$(wildcard src/deliver/*.c))
 client_SRC = $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 LAYERS	   = shared server client
 
@@ -70,7 +71,8 @@ objs	   = $(addprefix $(BUILD)/,$(1:.c=.o))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver
+SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver \
+	       $(BUILD)/postino-migrate
 PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
 VERSION	:= $(shell sed -n 's/^\#define POSTINO_VERSION[^"]*"\(.*\)"/\1/p' src/lib/version.h)
 # Manual pages: doc/*.[1-8] as written, postinod.conf(5) made from the
@@ -122,6 +124,9 @@ $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
+
+$(BUILD)/postino-migrate: $(BUILD)/src/deliver/postino-migrate.o $(LIB_SERVER) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
@@ -201,9 +206,11 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	$(INSTALL) -m 755 $(BUILD)/postinod $(DESTDIR)$(SBINDIR)/postinod
 	$(INSTALL) -m 755 $(BUILD)/postino-passwd $(DESTDIR)$(BINDIR)/postino-passwd
 	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
+	$(INSTALL) -m 755 $(BUILD)/postino-migrate $(DESTDIR)$(SBINDIR)/postino-migrate
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
 	$(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8
+	$(INSTALL) -m 644 doc/postino-migrate.8 $(DESTDIR)$(MANDIR)/man8/postino-migrate.8
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
 	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service

@@ -208,24 +208,11 @@ main(int argc, char **argv)
 	if (ar != AUTH_OK)
 		die(EX_TEMPFAIL, "%s: user lookup failed", user);
 	/* Started as root (a pipe transport): become the mailbox owner. */
-	if (priv_is_root()) {
-		uid_t uid = u.uid, mu;
-		gid_t gid = u.gid, mg, extra = (gid_t)-1;
-
-		if (!u.has_uid) {
-			if (cf->mail_user[0] == '\0' ||
-			    priv_user(cf->mail_user, &mu, &mg) < 0)
-				die(EX_CONFIG, "%s: no uid in passwd_file and "
-				    "no mail_user", user);
-			uid = mu;
-			gid = u.has_gid ? u.gid : mg;
-		} else if (!u.has_gid)
-			gid = (gid_t)uid;
-		if (cf->mail_privileged_group[0] != '\0' &&
-		    priv_group(cf->mail_privileged_group, &extra) < 0)
-			die(EX_CONFIG, "mail_privileged_group: no such group");
-		if (priv_drop(uid, gid, extra, NULL, err) < 0)
-			die(EX_TEMPFAIL, "%s", err);
+	switch (delivery_become_owner(cf, &u, err)) {
+	case -1:
+		die(EX_CONFIG, "%s: %s", user, err);
+	case -2:
+		die(EX_TEMPFAIL, "%s", err);
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);

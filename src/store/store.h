@@ -67,6 +67,14 @@ struct store_delivery {
 	unsigned int	 quota_messages;	/* 0: none */
 	const char	*token;		/* NULL, or STORE_TOKEN_LEN hex digits
 					   to put into the stored name */
+	/*
+	 * NULL, or the UIDL the message must keep (a migration, so clients
+	 * that leave mail on the server download nothing twice): pgsql
+	 * stores it, maildir makes it the file name, mbox refuses
+	 * (STORE_PERMFAIL). A message with this UIDL already in the mailbox
+	 * is STORE_OK, not a second copy, so a migration may be run again.
+	 */
+	const char	*uidl;
 };
 
 struct store_msg {

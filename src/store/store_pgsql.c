@@ -611,16 +611,19 @@ copy_field(PGconn *conn, const void *data, int32_t len)
  * tmp, never whole in memory. 0, or -1 with err filled.
  */
 static int
-copy_row(PGconn *conn, const char *mailbox, const char *token, int tmp,
-    uint64_t pop3, uint64_t stored, char *err)
+copy_row(PGconn *conn, const char *mailbox, const struct store_delivery *d,
+    int tmp, uint64_t pop3, uint64_t stored, char *err)
 {
 	static const char sig[] = "PGCOPY\n\377\r\n";	/* + NUL */
 	unsigned char head[19 + 2], num[8], buf[16384];
+	const char *token = d->token, *uidl = d->uidl;
 	PGresult *res;
 	ssize_t n;
 	off_t off = 0;
 
-	res = pg_run(conn, "COPY postino_message (mailbox, pop3_size, "
+	res = pg_run(conn, uidl != NULL ? "COPY postino_message (mailbox, "
+	    "pop3_size, stored_size, token, body, uidl) FROM STDIN (FORMAT "
+	    "binary)" : "COPY postino_message (mailbox, pop3_size, "
 	    "stored_size, token, body) FROM STDIN (FORMAT binary)", 0, NULL, 0,
 	    PGRES_COPY_IN, err);
 	if (res == NULL)
@@ -628,7 +631,7 @@ copy_row(PGconn *conn, const char *mailbox, const char *token, int tmp,
 	PQclear(res);
 	memset(head, 0, sizeof(head));
 	memcpy(head, sig, 11);
-	put_be(head + 19, 5, 2);		/* five fields follow */
+	put_be(head + 19, uidl != NULL ? 6 : 5, 2);	/* fields that follow */
 	if (PQputCopyData(conn, (const char *)head, sizeof(head)) != 1 ||
 	    copy_field(conn, mailbox, (int32_t)strlen(mailbox)) < 0)
 		goto fail;
@@ -655,6 +658,8 @@ copy_row(PGconn *conn, const char *mailbox, const char *token, int tmp,
 			goto fail;
 		off += n;
 	}
+	if (uidl != NULL && copy_field(conn, uidl, (int32_t)strlen(uidl)) < 0)
+		goto fail;
 	put_be(num, 0xffff, 2);			/* the trailer: -1 */
 	if (PQputCopyData(conn, (const char *)num, 2) != 1 ||
 	    PQputCopyEnd(conn, NULL) != 1)
@@ -702,6 +707,22 @@ spool(int in, const struct store_delivery *d, int *tmp_r, uint64_t *stored_r,
 	return 0;
 }
 
+/* STORE_OK: a message with this UIDL is there; STORE_PERMFAIL: none. */
+static enum store_result
+uidl_present(PGconn *conn, const char *mailbox, const char *uidl, char *err)
+{
+	const char *vals[2] = { mailbox, uidl };
+	PGresult *res = pg_run(conn, "SELECT 1 FROM postino_message WHERE "
+	    "mailbox = $1 AND uidl = $2", 2, vals, 0, PGRES_TUPLES_OK, err);
+	enum store_result r;
+
+	if (res == NULL)
+		return STORE_TEMPFAIL;
+	r = PQntuples(res) > 0 ? STORE_OK : STORE_PERMFAIL;
+	PQclear(res);
+	return r;
+}
+
 /*
  * INSERT (by COPY) in a transaction that also checks the quota, under a
  * per-mailbox transaction lock so two deliveries cannot both fit in the
@@ -721,6 +742,10 @@ pg_append(const struct store_params *p, int fd, const struct store_delivery *d,
 
 	if (name_check(p->path, err) < 0)
 		return STORE_PERMFAIL;
+	if (d->uidl != NULL && !uidl_ok(d->uidl, strlen(d->uidl))) {
+		str_copy(err, ERR_LEN, "not a usable UIDL");
+		return STORE_PERMFAIL;
+	}
 	if (spool(fd, d, &tmp, &stored, &pop3, err) < 0)
 		return stored > PG_BODY_MAX ? STORE_PERMFAIL : STORE_TEMPFAIL;
 	if ((conn = conn_get(err)) == NULL) {
@@ -738,8 +763,16 @@ pg_append(const struct store_params *p, int fd, const struct store_delivery *d,
 	    ((r = usage(conn, p->path, &used, &n, err)) != STORE_OK ||
 	    (r = quota_check(d, used, n, pop3, err)) != STORE_OK))
 		goto out;
+	if (d->uidl != NULL && (r = uidl_present(conn, p->path, d->uidl,
+	    err)) != STORE_PERMFAIL) {
+		/* Already there (a migration run again): nothing to add. */
+		if (r == STORE_OK && pg_command(conn, "COMMIT", 0, NULL,
+		    err) < 0)
+			r = STORE_TEMPFAIL;
+		goto out;
+	}
 	r = STORE_TEMPFAIL;
-	if (copy_row(conn, p->path, d->token, tmp, pop3, stored, err) < 0 ||
+	if (copy_row(conn, p->path, d, tmp, pop3, stored, err) < 0 ||
 	    pg_command(conn, "COMMIT", 0, NULL, err) < 0)
 		goto out;
 	r = STORE_OK;

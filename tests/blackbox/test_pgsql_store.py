@@ -6,12 +6,15 @@ answered with [SYS/TEMP] and survived without a restart.
 Every socket has a timeout and every loop a bound; loopback only."""
 import os
 import poplib
+import signal
 import smtplib
+import subprocess
 import time
 
 import pytest
 
-from conftest import crlf
+from conftest import POSTINOD, crlf, make_hash
+from test_client import dovecot  # noqa: F401 (fixture)
 from test_lmtp import lmtp_port
 
 USER, PASS = "alice", "secret"
@@ -289,3 +292,92 @@ def test_config_refuses_pgsql_without_conninfo(mailroot, postinod):
     with pytest.raises(AssertionError) as e:
         srv.start()
     assert "mailbox = pgsql: needs pgsql_conninfo" in str(e.value)
+
+
+# -- postino-migrate ----------------------------------------------------------
+
+MIGRATE = os.path.join(os.path.dirname(POSTINOD), "postino-migrate")
+
+
+def migrate(srv, src, dst, user=USER):
+    r = subprocess.run([MIGRATE, "-c", srv.conf, "-d", user, src, dst],
+                       capture_output=True, timeout=120)
+    return r.returncode, r.stdout.decode() + r.stderr.decode()
+
+
+def uidl_list(srv):
+    p = srv.login(USER, PASS)
+    out = [ln.split()[1].decode() for ln in p.uidl()[1]]
+    bodies = [b"\n".join(p.retr(n)[1]) for n in range(1, len(out) + 1)]
+    p.quit()
+    return out, bodies
+
+
+def test_migration_there_and_back_keeps_every_uidl(db, mailroot, postinod):
+    msgs = [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(5)]
+    msgs.append(b"Subject: crlf\r\n\r\nline\r\nno final newline")
+    for m in msgs:
+        mailroot.deliver_maildir(USER, m)
+    md = postinod()
+    # A client that leaves mail on the server has seen these UIDLs.
+    seen, bodies = uidl_list(md)
+    md.stop()
+    pg_srv = server(postinod, db)
+    code, out = migrate(pg_srv, "maildir:~/Maildir", "pgsql:")
+    assert code == 0 and "6 messages copied" in out, out
+    assert uidl_list(pg_srv) == (seen, bodies)
+    # Run again: nothing is added twice.
+    code, out = migrate(pg_srv, "maildir:~/Maildir", "pgsql:")
+    assert code == 0, out
+    assert len(rows(db)) == 6
+    # And back, into a new Maildir: the same UIDLs again.
+    code, out = migrate(pg_srv, "pgsql:", "maildir:~/Maildir2")
+    assert code == 0 and "6 messages copied" in out, out
+    back = postinod(mailbox="maildir:~/Maildir2")
+    assert uidl_list(back) == (seen, bodies)
+
+
+def test_migration_refuses_mbox_as_destination(db, mailroot, postinod):
+    insert(db, USER, b"Subject: a\n\na\n")
+    srv = server(postinod, db)
+    code, out = migrate(srv, "pgsql:", mailroot.mbox_spec)
+    assert code == 73 and "mbox cannot keep a given UIDL" in out, out
+
+
+def test_migration_of_an_mbox_keeps_its_uidls(db, mailroot, postinod):
+    mailroot.write_mbox(USER, b"".join(
+        b"From a@b Mon Jan  1 00:00:0%d 2024\nSubject: %d\n\nbody\n\n" % (i, i)
+        for i in range(3)))
+    mb = postinod(mailbox=mailroot.mbox_spec)
+    seen, bodies = uidl_list(mb)
+    mb.stop()
+    pg_srv = server(postinod, db)
+    code, out = migrate(pg_srv, mailroot.mbox_spec, "pgsql:")
+    assert code == 0 and "3 messages copied" in out, out
+    assert uidl_list(pg_srv) == (seen, bodies)
+
+
+def test_migration_keeps_dovecot_uidls(pg, mailroot, postinod, dovecot):
+    """A site moved from Dovecot (test_adopt.py) and then onto PostgreSQL:
+    the UIDLs Dovecot gave still hold."""
+    from test_adopt import message, uidls_by_content
+    from test_client import USER as DUSER, PASSWORD as DPASS
+    load_schema(pg)
+    d = dovecot()
+    for i in range(4):
+        d.deliver(message(i))
+    d.start()
+    before, order = uidls_by_content("127.0.0.1", d.port, DUSER, DPASS)
+    os.killpg(d.proc.pid, signal.SIGTERM)
+    d.proc.wait(15)
+    with open(mailroot.passwd_file, "a") as f:
+        f.write("%s:%s::::%s::\n" % (DUSER, make_hash(DPASS),
+                                     os.path.join(d.home, DUSER)))
+    srv = server(postinod, pg, pop3_uidl_format="%08Xu%08Xv")
+    r = subprocess.run([MIGRATE, "-c", srv.conf, "-d", DUSER,
+                        "maildir:~/Maildir", "pgsql:"],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    after, order_after = uidls_by_content(srv.host, srv.port, DUSER, DPASS)
+    assert after == before and order_after == order
+    drop_schema(pg)
