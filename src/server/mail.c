@@ -20,6 +20,7 @@
 #include "../lib/priv.h"
 #include "../store/store.h"
 #include "../store/store_path.h"
+#include "../store/store_pgsql.h"
 #include "capa.h"
 #include "limits.h"
 #include "proto.h"
@@ -781,8 +782,12 @@ static const struct role mail_role = {
 int
 mail_main(const struct config *config, uid_t uid, gid_t gid)
 {
+	char err[ERR_LEN];
+
 	cf = config;
 	log_set_ident("postinod/mail");
+	if (config_store_setup(cf, err) < 0)
+		fatalx("%s", err);
 	role_drop(&(struct role_user){ .key = "mail user", .uid = uid,
 	    .gid = gid, .extra_group = cf->mail_privileged_group });
 	ev = role_start(&mail_role);
@@ -790,6 +795,7 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	ev_timer_init(&trim_timer, trim_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	ev_run(ev);
+	store_pgsql_shutdown();
 	role_end();
 	return 0;
 }
