@@ -26,13 +26,9 @@
 #include "../lib/priv.h"
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
+#include "limits.h"
 #include "proto.h"
 #include "roles.h"
-
-#define MAIL_WORKERS_MAX	1024
-/* A role that dies this soon after its start is restarted only after a pause. */
-#define RESTART_PAUSE_MS	1000
-#define SHUTDOWN_WAIT_MS	10000
 
 enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL, ROLE_LMTP, ROLE_DELIVER };
 
@@ -526,9 +522,6 @@ on_term(struct ev *e, int signo, void *arg)
 	if (!children_left())
 		ev_stop(e);
 }
-
-/* Bound a certificate chain or key file: a mistake, not a certificate. */
-#define TLS_FILE_MAX	(1024 * 1024)
 
 static int
 read_small_file(const char *path, char *buf, size_t size, size_t *len_r,

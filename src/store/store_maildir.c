@@ -1423,6 +1423,29 @@ md_usage(int dfd, uint64_t *bytes_r, unsigned int *count_r, char *err)
 }
 
 /*
+ * A migrated message's name is its UIDL (a Maildir UIDL is the name), so
+ * it must be one: no '/', no ':' (flags follow it), no leading '.'.
+ * STORE_OK: already in new/ (nothing to do); STORE_PERMFAIL with err
+ * empty: name is in uniq, go on; else with err filled.
+ */
+static enum store_result
+md_kept_name(const struct store_params *p, const char *uidl, int newfd,
+    char uniq[NAME_MAX + 1], char *err)
+{
+	struct stat st;
+
+	if (uidl[0] == '.' || strpbrk(uidl, "/:") != NULL ||
+	    str_copy(uniq, NAME_MAX + 1, uidl) < 0) {
+		(void)str_fmt(err, ERR_LEN, "UIDL not usable as a file name "
+		    "in %s", p->path);
+		return STORE_PERMFAIL;
+	}
+	if (fstatat(newfd, uidl, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return STORE_OK;
+	return STORE_PERMFAIL;
+}
+
+/*
  * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
  * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
  * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
@@ -1484,6 +1507,19 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		goto out;
 	}
 	md_hostname(host, sizeof(host));
+	if (d->uidl != NULL) {
+		res = md_kept_name(p, d->uidl, newfd, uniq, err);
+		if (res != STORE_PERMFAIL || err[0] != '\0')
+			goto out;
+		res = STORE_TEMPFAIL;
+		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
+			    p->path, uniq, strerror(errno));
+			goto out;
+		}
+	}
 	for (int i = 0; fd == -1; i++) {
 		struct timeval tv;
 
@@ -1521,8 +1557,9 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		    uniq, strerror(errno));
 		goto unlink;
 	}
-	if (str_fmt(final, sizeof(final), "%s,S=%llu,W=%llu", uniq,
-	    (unsigned long long)stored, (unsigned long long)crlfsize) < 0 ||
+	if ((d->uidl != NULL ? str_copy(final, sizeof(final), uniq) :
+	    str_fmt(final, sizeof(final), "%s,S=%llu,W=%llu", uniq,
+	    (unsigned long long)stored, (unsigned long long)crlfsize)) < 0 ||
 	    renameat2(tmpfd, uniq, newfd, final, RENAME_NOREPLACE) == -1) {
 		(void)str_fmt(err, ERR_LEN, "rename into %s/new: %s", p->path,
 		    strerror(errno));
