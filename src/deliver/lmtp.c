@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../lib/ev.h"
+#include "../lib/idmap.h"
 #include "../lib/fdio.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -110,6 +111,8 @@ struct lmtp_cmd {
 static const struct config *cf;
 static struct ev *ev;
 static struct lmtp_conn *conns;
+/* Connections waiting for an account lookup, by its request id. */
+static struct idmap *lookups;
 static unsigned int nconns;
 static uint64_t next_req = 1;
 static bool shutting_down;
@@ -252,6 +255,7 @@ conn_free(struct lmtp_conn *c)
 		close(c->fd);
 	}
 	transaction_reset(c);
+	idmap_del(lookups, c->lookup_req);
 	ipc_free(&c->quota_ipc);
 	free(c->out);
 	if (c->prev)
@@ -386,9 +390,11 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 		    c->pending_addr);
 		return;
 	}
+	idmap_del(lookups, c->lookup_req);
 	rq.req = c->lookup_req = next_req++;
 	memcpy(rq.user, c->pending_user, sizeof(rq.user));
-	if (ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
+	if (idmap_put(lookups, rq.req, c) < 0 ||
+	    ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
 		    c->pending_addr);
 		return;
@@ -491,6 +497,7 @@ static void
 rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
 {
 	c->waiting = false;
+	idmap_del(lookups, c->lookup_req);
 	c->lookup_req = 0;
 	if (a == NULL || a->result == AUTH_TEMPFAIL) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
@@ -1116,6 +1123,7 @@ static void
 auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
 	struct msg_account a;
+	struct lmtp_conn *c;
 
 	if (msg == NULL) {
 		fail_lookups(idx);
@@ -1124,13 +1132,10 @@ auth_msg(unsigned int idx, struct ipc_msg *msg)
 	if (msg->type != MSG_AUTH_ACCOUNT ||
 	    !proto_take(msg->data, msg->len, &a, sizeof(a)))
 		return;
-	for (struct lmtp_conn *c = conns; c != NULL; c = c->next) {
-		if (c->waiting && c->lookup_req != 0 &&
-		    c->lookup_req == a.req) {
-			rcpt_looked_up(c, &a);
-			conn_process(c);
-			break;
-		}
+	c = idmap_get(lookups, a.req);
+	if (c != NULL && c->waiting && c->lookup_req == a.req) {
+		rcpt_looked_up(c, &a);
+		conn_process(c);
 	}
 	explicit_bzero(&a, sizeof(a));
 }
@@ -1186,6 +1191,9 @@ lmtp_main(const struct config *config, unsigned int n)
 	role_drop(&(struct role_user){ .key = "login_user",
 	    .name = cf->login_user, .chroot = cf->login_chroot });
 	ev = role_start(&lmtp_role);
+	lookups = idmap_new();
+	if (lookups == NULL)
+		fatal("idmap_new");
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned int i = 0; i < n; i++) {
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
@@ -1206,6 +1214,7 @@ lmtp_main(const struct config *config, unsigned int n)
 		active = a->next;
 		free(a);
 	}
+	idmap_free(&lookups);
 	role_end();
 	return 0;
 }

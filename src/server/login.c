@@ -17,6 +17,7 @@
 
 #include "../lib/cidr.h"
 #include "../lib/ev.h"
+#include "../lib/idmap.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
@@ -57,6 +58,8 @@ struct login_conn {
 static const struct config *cf;
 static struct ev *ev;
 static struct login_conn *conns;
+/* Connections waiting for the auth role, by request id (req, sasl_req). */
+static struct idmap *waiting;
 static unsigned int nconns;
 static int listen_fds[CONFIG_LISTEN_MAX];	/* plain, then implicit TLS */
 static unsigned int nlisten;
@@ -107,6 +110,25 @@ ticket_release(const char *ticket)
 	explicit_bzero(&rl, sizeof(rl));
 }
 
+/* A fresh request id in *req that its answer finds c by. */
+static bool
+req_begin(struct login_conn *c, uint64_t *req)
+{
+	*req = next_req++;
+	if (idmap_put(waiting, *req, c) == 0)
+		return true;
+	*req = 0;
+	return false;
+}
+
+/* The request is answered or given up: a late answer finds nobody. */
+static void
+req_end(uint64_t *req)
+{
+	idmap_del(waiting, *req);
+	*req = 0;
+}
+
 static void
 conn_closed(struct session *s)
 {
@@ -123,6 +145,8 @@ conn_closed(struct session *s)
 	}
 	if (c->sasl_req != 0)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
+	req_end(&c->req);
+	req_end(&c->sasl_req);
 	ev_timer_stop(ev, &c->deadline);
 	ev_timer_stop(ev, &c->delay);
 	connlimit_release(&c->lim);
@@ -190,11 +214,12 @@ send_verify(struct login_conn *c, const char *secret)
 		return CMD_BAD;
 	}
 	v = calloc(1, sizeof(*v));
-	if (v == NULL) {
+	if (v == NULL || !req_begin(c, &c->req)) {
+		free(v);
 		session_reply(&c->s, "-ERR [SYS/TEMP] Out of memory.");
 		return CMD_BAD;
 	}
-	v->req = c->req = next_req++;
+	v->req = c->req;
 	/* Not worth checking once the client's time to log in is over. */
 	v->deadline_ms = c->deadline.when_ms;
 	v->method = c->method;
@@ -205,7 +230,7 @@ send_verify(struct login_conn *c, const char *secret)
 	if (str_copy(v->pass, sizeof(v->pass), secret) < 0) {
 		explicit_bzero(v, sizeof(*v));
 		free(v);
-		c->req = 0;
+		req_end(&c->req);
 		log_auth(c, "fail");
 		session_reply(&c->s, "-ERR [AUTH] Authentication failed.");
 		return CMD_BAD;
@@ -214,7 +239,7 @@ send_verify(struct login_conn *c, const char *secret)
 		/* Our fault, not the password's: never "[AUTH]" here. */
 		explicit_bzero(v, sizeof(*v));
 		free(v);
-		c->req = 0;
+		req_end(&c->req);
 		log_auth(c, "busy");
 		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is busy, "
 		    "try later.");
@@ -442,7 +467,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 	if (m == NULL || a == NULL || inlen > sizeof(m->in)) {
 		free(m);
 		session_intercept(&c->s, 0);
-		c->sasl_req = 0;
+		req_end(&c->sasl_req);
 		if (kind != SASL_MSG_CANCEL) {
 			session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is "
 			    "unavailable, try later.");
@@ -467,7 +492,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 		explicit_bzero(m, sizeof(*m));
 		free(m);
 		session_intercept(&c->s, 0);
-		c->sasl_req = 0;
+		req_end(&c->sasl_req);
 		log_auth(c, "busy");
 		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is busy, "
 		    "try later.");
@@ -486,7 +511,7 @@ sasl_end(struct login_conn *c, bool tell_auth)
 {
 	if (tell_auth && c->sasl_req != 0)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
-	c->sasl_req = 0;
+	req_end(&c->sasl_req);
 	session_intercept(&c->s, 0);
 }
 
@@ -576,7 +601,10 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		    "unavailable, try later.");
 		return CMD_BAD;
 	}
-	c->sasl_req = next_req++;
+	if (!req_begin(c, &c->sasl_req)) {
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_BAD;
+	}
 	/* Continuation lines may be longer than commands (RFC 5034 sec. 4). */
 	session_intercept(s, SESSION_IN_MAX);
 	sasl_send(c, SASL_MSG_START, buf, n, a->argc == 2);
@@ -729,17 +757,15 @@ on_verdict(const struct ipc_msg *msg)
 		log_warnx("event=protocol-error role=auth msg=verdict");
 		return;
 	}
-	for (c = conns; c != NULL; c = c->next)
-		if (c->req == v.req)
-			break;
-	if (c == NULL) {
+	c = idmap_get(waiting, v.req);
+	if (c == NULL || c->req != v.req) {
 		/* The client left meanwhile (logged then): free its ticket. */
 		if (v.result == AUTH_OK)
 			ticket_release(v.ticket);
 		explicit_bzero(&v, sizeof(v));
 		return;
 	}
-	c->req = 0;
+	req_end(&c->req);
 	if (v.result == AUTH_OK) {
 		log_auth(c, "ok");
 		handoff(c, &v);
@@ -765,10 +791,8 @@ on_sasl_reply(const struct ipc_msg *msg)
 		log_warnx("event=protocol-error role=auth msg=sasl-reply");
 		return;
 	}
-	for (c = conns; c != NULL; c = c->next)
-		if (c->sasl_req != 0 && c->sasl_req == r.req)
-			break;
-	if (c == NULL) {
+	c = idmap_get(waiting, r.req);
+	if (c == NULL || c->sasl_req != r.req) {
 		/* Cancelled, or the client left: free its ticket. */
 		if (r.step == SASL_OK)
 			ticket_release(r.ticket);
@@ -817,7 +841,7 @@ fail_pending(unsigned int idx)
 	for (struct login_conn *c = conns; c != NULL; c = c->next) {
 		if ((c->req == 0 && c->sasl_req == 0) || c->auth_idx != idx)
 			continue;
-		c->req = 0;
+		req_end(&c->req);
 		sasl_end(c, false);
 		c->verdict = AUTH_TEMPFAIL;
 		ev_timer_start(ev, &c->delay, 0);
@@ -1377,6 +1401,9 @@ login_main(const struct config *config, unsigned int n)
 	if (tls_init(err) < 0)
 		fatalx("%s", err);
 	ev = role_start(&login_role);
+	waiting = idmap_new();
+	if (waiting == NULL)
+		fatal("idmap_new");
 	ev_timer_init(&accept_pause, accept_resume, NULL);
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++)
@@ -1384,6 +1411,7 @@ login_main(const struct config *config, unsigned int n)
 	/* Listeners are watched once the connection table has come. */
 	ev_run(ev);
 	tls_ctx_free(&tls_ctx);
+	idmap_free(&waiting);
 	role_end();
 	return 0;
 }
