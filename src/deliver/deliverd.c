@@ -21,6 +21,7 @@
 #include "../server/proto.h"
 #include "../server/role.h"
 #include "../server/roles.h"
+#include "../store/store_pgsql.h"
 #include "delivery.h"
 
 /* Seals the message must carry: nobody can change it under us. */
@@ -271,9 +272,13 @@ static const struct role deliver_role = {
 int
 deliver_main(const struct config *config, uid_t uid, gid_t gid)
 {
+	char err[ERR_LEN];
+
 	cf = config;
 	log_set_ident("postinod/deliver");
 	die_after_store = getenv("POSTINO_TEST_DELIVER_DIE_AFTER_STORE") != NULL;
+	if (config_store_setup(cf, err) < 0)
+		fatalx("%s", err);
 	role_drop(&(struct role_user){ .key = "deliver", .uid = uid,
 	    .gid = gid, .extra_group = cf->mail_privileged_group });
 	ev = role_start(&deliver_role);
@@ -282,6 +287,7 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 	ev_run(ev);
 	while (chans != NULL)
 		chan_free(chans);
+	store_pgsql_shutdown();
 	role_end();
 	return 0;
 }

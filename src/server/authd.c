@@ -11,7 +11,9 @@
  * their network is out of penalty, one check per loop turn, and are
  * dropped unchecked when their client leaves or their deadline passes.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -91,6 +93,8 @@ struct exchange {
 static struct exchange exchanges[SASL_EXCHANGES_MAX];
 /* PLAIN and LOGIN are offered on plaintext connections only by one of these. */
 static struct sasl_server sasl_secure, sasl_plain;
+/* oauth2_jwt_key, loaded before the sandbox; NULL: no OAuth. */
+static struct jwt_key *oauth_key;
 
 static struct ipc *clients[CLIENTS_MAX];
 
@@ -559,6 +563,26 @@ work(struct ev *e, void *arg)
 	schedule();
 }
 
+/* Whether ip is a front-end that logs in for many clients. */
+static bool
+trusted_frontend(const char *ip)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	const struct sockaddr *sa;
+
+	if (cf->login_trusted.n == 0 && cf->proxy_trusted.n == 0)
+		return false;
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) == 1)
+		sa = (const struct sockaddr *)&sin;
+	else if (inet_pton(AF_INET6, ip, &sin6.sin6_addr) == 1)
+		sa = (const struct sockaddr *)&sin6;
+	else
+		return false;
+	return cidr_match(&cf->login_trusted, sa) ||
+	    cidr_match(&cf->proxy_trusted, sa);
+}
+
 /*
  * Queue a validated request, or refuse it now: the queue is full, or its
  * network's penalty would outlast its deadline. Nothing is checked here.
@@ -569,18 +593,20 @@ enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
 {
 	struct request *r;
 	uint64_t now = ev_now_ms(), wait;
-	unsigned int same = 0;
+	unsigned int same = 0, same_max = cf->auth_queue_per_network;
 	char net[PENALTY_NET_LEN];
 
 	penalty_net(ip, net);
-	for (r = queue_head; r != NULL; r = r->next)
+	if (trusted_frontend(ip))
+		same_max = AUTH_QUEUE_MAX;
+	for (r = queue_head; r != NULL && same < same_max; r = r->next)
 		if (strcmp(r->net, net) == 0)
 			same++;
 	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word not. */
 	if (deadline > now + AUTH_WAIT_MAX_MS)
 		deadline = now + AUTH_WAIT_MAX_MS;
 	wait = penalty_wait(ip, cf->auth_fail_delay_ms, now);
-	if (queued >= AUTH_QUEUE_MAX || same >= AUTH_QUEUE_NET_MAX ||
+	if (queued >= AUTH_QUEUE_MAX || same >= same_max ||
 	    deadline <= now) {
 		refuse(ipc, type, req, REFUSE_BUSY);
 		return;
@@ -841,6 +867,13 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
+	/*
+	 * The token key now, as root (it may be root's, like tls_key); it is
+	 * public, but a wrong one must stop startup, not every OAuth login.
+	 */
+	if (cf->oauth2_jwt_key[0] != '\0' &&
+	    jwt_key_load(&oauth_key, cf->oauth2_jwt_key, err) < 0)
+		fatalx("oauth2_jwt_key: %s", err);
 	/* A pgsql backend now, as root: its password file may be root's. */
 	if (strcmp(cf->passdb, "passwd-file") == 0)
 		path = passwd_path();
@@ -862,6 +895,14 @@ authd_main(const struct config *config)
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
+	if (oauth_key != NULL) {
+		sasl_secure.flags |= SASL_ALLOW_OAUTH;
+		sasl_secure.oauth_key = oauth_key;
+		sasl_secure.oauth_policy = (struct jwt_policy){
+		    .issuer = cf->oauth2_issuer,
+		    .audience = cf->oauth2_audience,
+		    .user_claim = cf->oauth2_user_claim };
+	}
 	/* Until the master's secret arrives (first message), a random one. */
 	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
 	    (ssize_t)sizeof(sasl_secure.secret))
@@ -887,6 +928,7 @@ authd_main(const struct config *config)
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		ipc_free(&clients[i]);
 	ops->close(&db);
+	jwt_key_free(&oauth_key);
 	role_end();
 	return 0;
 }

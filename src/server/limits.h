@@ -87,11 +87,13 @@
  */
 #define AUTH_QUEUE_MAX		1024
 /*
- * Requests of one network (penalty_net()) waiting at once: an office
- * behind one NAT logging in at nine fits; a flood from one network does
- * not, and the rest of it is refused with [SYS/TEMP] before any work.
+ * Requests of one network (penalty_net()) waiting at once are capped by
+ * auth_queue_per_network (etc/postinod.conf): an office behind one NAT
+ * logging in at nine fits; a flood from one network does not, and the
+ * rest of it is refused with [SYS/TEMP] before any work. A trusted
+ * front-end (login_trusted_networks, proxy_trusted_networks) speaks for
+ * many clients from one address, so only AUTH_QUEUE_MAX bounds it.
  */
-#define AUTH_QUEUE_NET_MAX	16
 /*
  * The longest a request waits for its penalty and its turn: twice the
  * largest penalty step, so a patient client always gets its check, and
@@ -147,6 +149,12 @@
 #define RETR_MIN_READ		(4 * 1024)
 /* A worker without sessions this long offers to retire (DESIGN.md). */
 #define MAIL_IDLE_MS		60000
+/*
+ * A worker without sessions this long gives its free heap back. At once,
+ * a worker whose sessions come and go (S1: 50 clients on two workers)
+ * walked its heap and gave pages back only to fault them in again.
+ */
+#define MAIL_TRIM_MS		1000
 /* How often a lock held by another program is tried again. */
 #define LOCK_RETRY_MS		50
 

@@ -224,6 +224,9 @@ sasl_flags(const struct session *s)
 		f |= SASL_ALLOW_PLAINTEXT;
 	if (cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5))
 		f |= SASL_ALLOW_CRAM_MD5;
+	/* The config refuses OAuth mechanisms without a validator. */
+	if (cf->oauth2_jwt_key[0] != '\0')
+		f |= SASL_ALLOW_OAUTH;
 	return f;
 }
 
@@ -496,8 +499,8 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		w += l + (w[l] == ' ');
 	}
 	if (*w == '\0') {
-		if (!cleartext_ok(s) && (strcmp(want, "PLAIN") == 0 ||
-		    strcmp(want, "LOGIN") == 0))
+		if (!cleartext_ok(s) && sasl_mechs_sends_secret(
+		    sasl_mechs_lookup(want, i)))
 			return refuse_cleartext(s);
 		session_reply(s, "-ERR Unsupported authentication mechanism.");
 		return CMD_BAD;
@@ -524,8 +527,11 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
 		return CMD_BAD;
 	}
-	/* Continuation lines may be longer than commands (RFC 5034 sec. 4). */
-	session_intercept(s, SESSION_IN_MAX);
+	/*
+	 * Continuation lines may be longer than commands (RFC 5034 sec. 4):
+	 * a whole SASL response in base64 and CRLF, an OAuth token's size.
+	 */
+	session_intercept(s, SASL_RESPONSE_B64_MAX + 2);
 	sasl_send(c, SASL_MSG_START, buf, n, a->argc == 2);
 	explicit_bzero(buf, sizeof(buf));
 	return CMD_ASYNC;

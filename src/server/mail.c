@@ -20,6 +20,7 @@
 #include "../lib/priv.h"
 #include "../store/store.h"
 #include "../store/store_path.h"
+#include "../store/store_pgsql.h"
 #include "capa.h"
 #include "limits.h"
 #include "proto.h"
@@ -65,6 +66,7 @@ static struct mail_conn *conns;
 static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
+static struct ev_timer trim_timer;
 
 static void mail_more(struct session *s);
 
@@ -92,13 +94,22 @@ conn_closed(struct session *s)
 			ev_stop(ev);
 		else
 			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
-		/*
-		 * Sessions free their buffers, but free chunks amid the heap
-		 * stay with the process (glibc trims only the top): an idle
-		 * worker gives them back instead of holding its peak.
-		 */
-		(void)malloc_trim(0);
+		ev_timer_start(ev, &trim_timer, MAIL_TRIM_MS);
 	}
+}
+
+/*
+ * Sessions free their buffers, but free chunks amid the heap stay with the
+ * process (glibc trims only the top): an idle worker gives them back
+ * instead of holding its peak.
+ */
+static void
+trim_expired(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	if (conns == NULL)
+		(void)malloc_trim(0);
 }
 
 static void
@@ -670,6 +681,7 @@ on_handoff(struct ipc_msg *msg)
 	}
 	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
 	ev_timer_stop(ev, &idle_timer);
+	ev_timer_stop(ev, &trim_timer);
 	str_copy(c->s.id, sizeof(c->s.id), h.session);
 	str_copy(c->s.ip, sizeof(c->s.ip), h.ip);
 	str_copy(c->user, sizeof(c->user), h.user);
@@ -770,14 +782,20 @@ static const struct role mail_role = {
 int
 mail_main(const struct config *config, uid_t uid, gid_t gid)
 {
+	char err[ERR_LEN];
+
 	cf = config;
 	log_set_ident("postinod/mail");
+	if (config_store_setup(cf, err) < 0)
+		fatalx("%s", err);
 	role_drop(&(struct role_user){ .key = "mail user", .uid = uid,
 	    .gid = gid, .extra_group = cf->mail_privileged_group });
 	ev = role_start(&mail_role);
 	ev_timer_init(&idle_timer, idle_expired, NULL);
+	ev_timer_init(&trim_timer, trim_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	ev_run(ev);
+	store_pgsql_shutdown();
 	role_end();
 	return 0;
 }

@@ -260,6 +260,7 @@ static void
 route_handoff(struct ipc_msg *msg)
 {
 	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
+	bool root = priv_is_root();	/* one system call, not three */
 	struct child *m;
 
 	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0) {
@@ -267,7 +268,7 @@ route_handoff(struct ipc_msg *msg)
 		return;
 	}
 	/* Mail is never read with uid or gid 0, whatever the passwd-file says. */
-	if (priv_is_root() && (h->uid == 0 || h->gid == 0)) {
+	if (root && (h->uid == 0 || h->gid == 0)) {
 		static const char no[] = "-ERR [SYS/PERM] Mailbox unavailable.\r\n";
 		ssize_t w = write(msg->fd, no, sizeof(no) - 1);
 
@@ -276,8 +277,8 @@ route_handoff(struct ipc_msg *msg)
 		    (unsigned)h->uid, (unsigned)h->gid);
 		return;
 	}
-	m = mail_worker(ROLE_MAIL, priv_is_root() ? h->uid : getuid(),
-	    priv_is_root() ? h->gid : getgid());
+	m = mail_worker(ROLE_MAIL, root ? h->uid : getuid(),
+	    root ? h->gid : getgid());
 	if (m != NULL && ipc_send(m->ipc, MSG_HANDOFF, msg->data, msg->len,
 	    msg->fd) == 0) {
 		m->sessions++;

@@ -188,6 +188,12 @@ session_teardown(struct session *s)
 		close(s->fd);
 		s->fd = -1;
 	}
+	if (s->in != s->in_small && s->in != NULL) {
+		explicit_bzero(s->in, s->in_cap);
+		free(s->in);
+		s->in = s->in_small;
+		s->in_cap = sizeof(s->in_small);
+	}
 	s->ops->closed(s);
 }
 
@@ -295,7 +301,9 @@ session_start(struct session *s, struct ev *ev, int fd,
 		s->idle_ms = SESSION_IDLE_DEFAULT_MS;
 	if (s->max_bad == 0)
 		s->max_bad = SESSION_BAD_DEFAULT;
-	if (prelen > sizeof(s->in))
+	s->in = s->in_small;
+	s->in_cap = sizeof(s->in_small);
+	if (prelen > s->in_cap)
 		return -1;
 	if (prelen > 0)
 		memcpy(s->in, pre, prelen);
@@ -477,6 +485,42 @@ done:
 	session_count(s, r);
 }
 
+/* Room for a line of max octets (max > SESSION_IN_MAX). 0 or -1. */
+static int
+session_in_grow(struct session *s, size_t max)
+{
+	char *big;
+
+	if (max <= s->in_cap)
+		return 0;
+	big = malloc(max);
+	if (big == NULL)
+		return -1;
+	memcpy(big, s->in, s->in_len);
+	if (s->in != s->in_small) {
+		explicit_bzero(s->in, s->in_cap);
+		free(s->in);
+	}
+	s->in = big;
+	s->in_cap = max;
+	return 0;
+}
+
+/* Back to the small buffer once long lines are over and the input fits. */
+static void
+session_in_shrink(struct session *s)
+{
+	if (s->in == s->in_small || s->line_max > SESSION_IN_MAX ||
+	    s->in_len > sizeof(s->in_small))
+		return;
+	memcpy(s->in_small, s->in, s->in_len);
+	/* It held a token or a password: wipe before free. */
+	explicit_bzero(s->in, s->in_cap);
+	free(s->in);
+	s->in = s->in_small;
+	s->in_cap = sizeof(s->in_small);
+}
+
 /* Take complete lines while nothing stops us; see the throttling rules in session.h. */
 static void
 session_take_lines(struct session *s)
@@ -490,6 +534,10 @@ session_take_lines(struct session *s)
 		if (lf == NULL) {
 			if (s->in_len >= max) {
 				session_reply(s, "-ERR Line too long.");
+				s->closing = true;
+			} else if (s->in_len == s->in_cap &&
+			    session_in_grow(s, max) < 0) {
+				session_set_end(s, "error");
 				s->closing = true;
 			}
 			return;
@@ -508,6 +556,7 @@ session_take_lines(struct session *s)
 		if (s->in_len > used)
 			memmove(s->in, s->in + used, s->in_len - used);
 		s->in_len -= used;
+		session_in_shrink(s);
 	}
 }
 
@@ -556,7 +605,7 @@ session_process(struct session *s)
 	/* Complete commands left after the round limit: come back at once. */
 	if (!s->suspended && !s->closing && memchr(s->in, '\n', s->in_len))
 		events |= EV_WRITE;
-	if (!s->closing && s->in_len < sizeof(s->in) &&
+	if (!s->closing && s->in_len < s->in_cap &&
 	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL)
 		events |= EV_READ;
 	if (s->handshaking || s->tls_want_write)
@@ -622,18 +671,18 @@ session_handshake(struct session *s)
 static int
 session_read(struct session *s)
 {
-	for (int i = 0; i < 4 && s->in_len < sizeof(s->in); i++) {
+	for (int i = 0; i < 4 && s->in_len < s->in_cap; i++) {
 		ssize_t n;
 
 		if (s->tls != NULL) {
 			n = tls_read(s->tls, s->in + s->in_len,
-			    sizeof(s->in) - s->in_len);
+			    s->in_cap - s->in_len);
 			s->tls_want_write = n == TLS_IO_WANT_WRITE;
 			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE)
 				return 0;
 		} else {
 			n = read(s->fd, s->in + s->in_len,
-			    sizeof(s->in) - s->in_len);
+			    s->in_cap - s->in_len);
 			if (n < 0 && (errno == EAGAIN || errno == EINTR ||
 			    errno == EWOULDBLOCK))
 				return 0;
@@ -697,7 +746,7 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 	if (s->handshaking && session_handshake(s) <= 0)
 		return;
 	if ((events & EV_READ || s->tls_want_write) &&
-	    s->in_len < sizeof(s->in) && s->starttls == NULL &&
+	    s->in_len < s->in_cap && s->starttls == NULL &&
 	    session_read(s) < 0)
 		return;
 	session_process(s);
@@ -706,7 +755,7 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 int
 session_detach(struct session *s, struct session_handover *h)
 {
-	if (out_pending(s) > sizeof(h->out))
+	if (out_pending(s) > sizeof(h->out) || s->in_len > sizeof(h->in))
 		return -1;
 	h->fd = s->fd;
 	h->tls = s->tls;

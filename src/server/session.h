@@ -99,7 +99,12 @@ struct session {
 	bool			 in_dispatch;
 	bool			 intercept;	/* lines go to ops->intercept */
 	bool			 handshaking;	/* TLS handshake under way */
-	size_t			 line_max;	/* 0: POP3_LINE_MAX */
+	/*
+	 * 0: POP3_LINE_MAX. Above SESSION_IN_MAX (a SASL response carrying
+	 * an OAuth token), the input buffer grows to it while a line needs
+	 * that, and shrinks back once line_max is 0 again.
+	 */
+	size_t			 line_max;
 	bool			 tls_want_write; /* TLS must write before it reads */
 	/*
 	 * Why it ended ("quit", "client-closed", "timeout", "error",
@@ -116,7 +121,9 @@ struct session {
 	unsigned int		 kernel_queued;	/* SIOCOUTQ at the last timeout */
 	size_t			 in_len;
 	size_t			 out_start, out_end;
-	char			 in[SESSION_IN_MAX];
+	char			*in;		/* in_small, or allocated */
+	size_t			 in_cap;
+	char			 in_small[SESSION_IN_MAX];
 	/* Allocated while output is pending: an idle session costs ~1.5 KiB. */
 	char			*out;
 };
