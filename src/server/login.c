@@ -47,11 +47,6 @@ static struct tls_ctx *tls_ctx;		/* from the master; NULL: no TLS */
 static bool shutting_down;
 static struct ev_timer accept_pause;
 static bool conn_table_seen;
-/*
- * Refused connections logged per second and worker: enough for fail2ban,
- * too few for a flood to fill the disk; the rest are counted in one line.
- */
-#define REFUSAL_LOGS_PER_SEC	10
 
 static void conn_tls_ready(struct session *s);
 
