@@ -3,7 +3,9 @@
  * thousands of them in one event loop, chrooted to an empty directory as an
  * unprivileged user. It sees no mail and no password hash: credentials go to
  * the auth role, and a logged-in connection is handed, with any input the
- * client pipelined after PASS, to a mail worker through the master.
+ * client pipelined after PASS, to a mail worker through the master. This
+ * file is the role (accepting, PROXY headers, TLS reload, the hand-off, the
+ * messages of the other roles); the commands are in login_cmds.c.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,15 +26,13 @@
 #include "../lib/proxyproto.h"
 #include "../lib/sandbox.h"
 #include "../lib/tls.h"
-#include "../lib/base64.h"
-#include "../auth/sasl.h"
 #include "capa.h"
 #include "connlimit.h"
 #include "limits.h"
 #include "penalty.h"
 #include "proto.h"
-#include "proxy.h"
 #include "login.h"
+#include "proxy.h"
 #include "role.h"
 #include "roles.h"
 
