@@ -455,6 +455,29 @@ quota_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 }
 
 /*
+ * A channel to the deliver worker of uid and gid, routed by the master
+ * (one per request: the worker's answer closes it); NULL on failure.
+ */
+static struct ipc *
+deliver_channel(uid_t uid, gid_t gid, ipc_msg_fn *fn, void *arg)
+{
+	struct msg_deliver_channel ch = { .uid = uid, .gid = gid };
+	struct ipc *ipc;
+	int fds[2];
+
+	if (ipc_pair(fds) < 0)
+		return NULL;
+	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
+	    (ipc = ipc_new(ev, fds[0], fn, arg)) == NULL) {
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	close(fds[1]);
+	return ipc;
+}
+
+/*
  * RCPT with a quota configured: ask the deliver worker of the recipient's
  * uid whether the mailbox is already full (only it can look), so the MTA
  * learns at RCPT (552 5.2.2) rather than after sending the message.
@@ -462,26 +485,17 @@ quota_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 static bool
 quota_check(struct lmtp_conn *c)
 {
-	struct msg_deliver_channel ch = { .uid = c->pending_uid,
-	    .gid = c->pending_gid };
 	struct msg_deliver *m;
-	int fds[2];
 	bool ok = false;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return false;
-	if (ipc_pair(fds) < 0) {
+	c->quota_ipc = deliver_channel(c->pending_uid, c->pending_gid,
+	    quota_msg, c);
+	if (c->quota_ipc == NULL) {
 		free(m);
 		return false;
 	}
-	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
-	    (c->quota_ipc = ipc_new(ev, fds[0], quota_msg, c)) == NULL) {
-		close(fds[0]);
-		close(fds[1]);
-		free(m);
-		return false;
-	}
-	close(fds[1]);
 	m->req = c->quota_req = next_req++;
 	str_copy(m->session, sizeof(m->session), c->id);
 	str_copy(m->user, sizeof(m->user), c->pending_user);
@@ -785,26 +799,16 @@ rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 static bool
 send_request(struct lmtp_conn *c, struct lmtp_rcpt *r, uint32_t type)
 {
-	struct msg_deliver_channel ch = { .uid = r->uid, .gid = r->gid };
 	struct msg_deliver *m;
-	int fds[2];
 	bool ok = false;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return false;
-	if (ipc_pair(fds) < 0) {
-		log_warn("session=%s socketpair", c->id);
+	if ((r->ipc = deliver_channel(r->uid, r->gid, rcpt_msg, r)) == NULL) {
+		log_warnx("session=%s event=deliver-channel-failed", c->id);
 		free(m);
 		return false;
 	}
-	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
-	    (r->ipc = ipc_new(ev, fds[0], rcpt_msg, r)) == NULL) {
-		close(fds[0]);
-		close(fds[1]);
-		free(m);
-		return false;
-	}
-	close(fds[1]);
 	m->req = r->req = next_req++;
 	str_copy(m->session, sizeof(m->session), c->id);
 	str_copy(m->user, sizeof(m->user), r->user);
