@@ -284,8 +284,12 @@ session_timeout(struct ev *ev, void *arg)
 	log_info("session=%s event=timeout ip=%s", s->id, s->ip);
 	session_set_end(s, "timeout");
 	session_reply(s, "-ERR Disconnected for inactivity.");
+	/* A failed write closes s: torn down here, once, not inside it. */
+	s->in_dispatch = true;
 	session_flush(s);
-	session_close(s);
+	s->in_dispatch = false;
+	s->closed = true;
+	session_teardown(s);
 }
 
 int
