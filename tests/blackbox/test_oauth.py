@@ -126,6 +126,32 @@ def test_valid_token_logs_in_two_step(oauth_server, mech):
     r.close()
 
 
+def test_microsoft_sized_token_grows_the_line_then_shrinks(oauth_server):
+    # Entra ID tokens with group claims reach 4 KB: a 7 KB base64 line,
+    # far over the 1 KB a command line may use.
+    tok = good(oauth_server, groups=["g%04d" % i for i in range(400)])
+    assert 4000 < len(tok) < 7168
+    resp = xoauth2(USER, tok)
+    assert len(resp) > 5000
+    r = oauth_server.raw()
+    r.expect(b"+OK")
+    assert auth_two_step(r, b"XOAUTH2", resp).startswith(b"+OK")
+    # Back to the command limit once the exchange is over.
+    r.send(b"NOOP " + b"x" * 600 + b"\r\n")
+    assert r.line().startswith(b"-ERR")
+    r.close()
+
+
+def test_overlong_sasl_line_is_refused_and_closed(oauth_server):
+    r = oauth_server.raw()
+    r.expect(b"+OK")
+    r.send(b"AUTH XOAUTH2\r\n")
+    assert r.line() == b"+ "
+    r.send(b"A" * 12000 + b"\r\n")
+    assert r.line().startswith(b"-ERR")
+    assert r.closed_within(seconds=10)
+
+
 def test_authzid_may_be_left_to_the_token(oauth_server):
     r = oauth_server.raw()
     r.expect(b"+OK")
@@ -242,7 +268,10 @@ def token_cmd(home, token):
 
 @pytest.mark.parametrize("mech", ["oauthbearer", "xoauth2"])
 def test_postino_fetches_with_a_token(tls_oauth, certs, home, mech):
-    cmd = token_cmd(home, tls_oauth.signer.token())
+    # A Microsoft-sized token (about 4 KB): two-step, one long line.
+    tok = tls_oauth.signer.token(groups=["g%04d" % i for i in range(400)])
+    assert len(tok) > 4000
+    cmd = token_cmd(home, tok)
     cp = home.run("fetch", "-4", "--cafile", certs["ca"], "--auth", mech,
                   "--token-command", cmd, "--maildir", home.maildir,
                   "--verbose", "pop3://%s@localhost:%d" % (USER,
@@ -252,7 +281,8 @@ def test_postino_fetches_with_a_token(tls_oauth, certs, home, mech):
     assert sorted(home.new_messages()) == sorted(local(m)
                                                  for m in seed_messages())
     assert b"C: AUTH %s\n" % mech.upper().encode() in cp.stderr
-    assert tls_oauth.signer.token()[:30].encode() not in cp.stderr
+    assert tok[:30].encode() not in cp.stderr
+    assert tok[-30:].encode() not in cp.stderr
 
 
 def test_postino_expired_token_exit_4_nothing_fetched(tls_oauth, certs,
