@@ -307,3 +307,29 @@ def test_no_oauth_without_tls_when_loopback_is_not_trusted(tls_oauth):
     r.send(b"AUTH XOAUTH2\r\n")
     assert r.line().startswith(b"-ERR [AUTH] Plaintext")
     r.close()
+
+
+def test_refused_token_is_penalised_like_a_password(mailroot, postinod):
+    signer = Signer("ES256")
+    keyfile = os.path.join(mailroot.path, "jwt.pem")
+    with open(keyfile, "wb") as f:
+        f.write(signer.pem())
+    os.chmod(keyfile, 0o644)
+    mailroot.add_user(USER, PASSWORD)
+    srv = postinod(auth_mechanisms=MECHS, oauth2_jwt_key=keyfile,
+                   auth_fail_delay_ms=1000)
+    r = srv.raw()
+    r.expect(b"+OK")
+    line = auth_two_step(r, b"OAUTHBEARER",
+                         oauthbearer(USER, signer.token(sub="bob")))
+    assert line.startswith(b"+ ")
+    t0 = time.monotonic()
+    r.send(b"AQ==\r\n")
+    assert r.line().startswith(b"-ERR [AUTH]")
+    assert time.monotonic() - t0 >= 0.9      # the failed-login delay
+    # The -ERR came when the penalty ended: the right token now passes.
+    line = auth_two_step(r, b"XOAUTH2", xoauth2(USER, signer.token()))
+    assert line.startswith(b"+OK"), line
+    r.close()
+    log = srv.log()
+    assert "method=OAUTHBEARER" in log and "method=XOAUTH2" in log, log
