@@ -16,7 +16,7 @@ build="$server pkg-config libgmime-3.0-dev"
 pkg="man-db groff-base build-essential debhelper dpkg-dev fakeroot lintian
 	systemd debootstrap git"
 tests="libcmocka-dev python3 python3-pytest python3-cryptography curl fetchmail mpop getmail6 perl
-	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
+	libio-socket-ssl-perl dovecot-pop3d tmux w3m clang libclang-rt-14-dev
 	postfix dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"
 
 check=false

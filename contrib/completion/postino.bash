@@ -24,13 +24,13 @@ _postino()
 		return
 	fi
 	case $prev in
-	--cafile|--config|--mbox)
+	--cafile|--config|--mbox|--lmtp)
 		COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--maildir)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--mda|--password-command|--token-command)
 		COMPREPLY=($(compgen -c -- "$cur")); return ;;
-	--user|--tls-fingerprint|--timeout|--keep-days|--max-size|--max-messages|--daemon)
+	--user|--lmtp-recipient|--tls-fingerprint|--timeout|--keep-days|--max-size|--max-messages|--daemon)
 		return ;;
 	esac
 	case $cur in
@@ -44,7 +44,8 @@ _postino()
 		    --help --version'
 		[[ $cmd == fetch ]] && opts+=' --maildir --mbox --mda --keep
 		    --keep-days --max-size --delete-oversized --max-messages
-		    --all --rebuild-state --daemon --received-header'
+		    --all --rebuild-state --daemon --received-header
+		    --lmtp --lmtp-recipient'
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 		[[ ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
 		return ;;

@@ -320,6 +320,11 @@ config_key(struct account *a, const char *key, const char *val, char *why)
 		r = expand_path(a->mbox, sizeof(a->mbox), val);
 	} else if (strcmp(key, "mda") == 0) {
 		r = str_copy(a->mda, sizeof(a->mda), val);
+	} else if (strcmp(key, "lmtp") == 0) {
+		r = str_copy(a->lmtp, sizeof(a->lmtp), val);
+	} else if (strcmp(key, "lmtp-recipient") == 0) {
+		r = str_copy(a->lmtp_recipient, sizeof(a->lmtp_recipient),
+		    val);
 	} else if (strcmp(key, "default") == 0) {
 		r = parse_bool(val, &a->is_default);
 	} else if (strcmp(key, "keep") == 0) {

@@ -24,8 +24,10 @@
  *	token-command oama access alice@example.org	# with auth oauthbearer
  *					# or xoauth2: prints the token
  *	maildir ~/Mail/work		# fetch's default destination,
- *	mbox ~/mbox			# one of these three
+ *	mbox ~/mbox			# one of these four
  *	mda /usr/bin/procmail -d alice
+ *	lmtp unix:/run/dovecot/lmtp	# or HOST:PORT (RFC 2033)
+ *	lmtp-recipient alice		# RCPT TO (default: the local user)
  *	default yes			# the account of list/stat/read
  *					# without ACCOUNT (one at most)
  *	keep yes			# leave fetched mail on the server
@@ -108,6 +110,8 @@ struct account {
 	char			maildir[PATH_MAX];
 	char			mbox[PATH_MAX];
 	char			mda[ACCOUNT_CMD_MAX];
+	char			lmtp[PATH_MAX];		/* LMTP address */
+	char			lmtp_recipient[ACCOUNT_USER_MAX + 1];
 	bool			is_default;
 	int			keep;		/* -1 unset, 0 no, 1 yes */
 	uint32_t		keep_days;	/* 0: for ever */

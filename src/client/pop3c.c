@@ -1655,19 +1655,17 @@ pop3c_dele(struct pop3c *c, uint32_t num)
 }
 
 int
-pop3c_quit(struct pop3c *c)
+pop3c_rset(struct pop3c *c)
 {
-	if (send_cmd(c, "QUIT") < 0 || simple_cmd(c, "QUIT", NULL) < 0)
+	if (send_cmd(c, "RSET") < 0 || simple_cmd(c, "RSET", NULL) < 0)
 		return -1;
 	return 0;
 }
 
-/* ---- added for the reader (postino read) ---- */
-
 int
-pop3c_rset(struct pop3c *c)
+pop3c_quit(struct pop3c *c)
 {
-	if (send_cmd(c, "RSET") < 0 || simple_cmd(c, "RSET", NULL) < 0)
+	if (send_cmd(c, "QUIT") < 0 || simple_cmd(c, "QUIT", NULL) < 0)
 		return -1;
 	return 0;
 }

@@ -311,13 +311,12 @@ int pop3c_recv_data(struct pop3c *c, uint64_t max_octets, pop3c_data_fn *fn,
 int pop3c_recv_status(struct pop3c *c);
 unsigned int pop3c_outstanding(const struct pop3c *c);
 int pop3c_drain_replies(struct pop3c *c);
+/* RSET: every message marked deleted in this session is unmarked. */
+int pop3c_rset(struct pop3c *c);
 /* QUIT: +OK means the server committed every DELE of the session. */
 int pop3c_quit(struct pop3c *c);
 
-/* ---- added for the reader (postino read) ---- */
-
-/* RSET: every message marked deleted in this session is unmarked. */
-int pop3c_rset(struct pop3c *c);
+/* ---- helpers ---- */
 
 /*
  * For transports (pop3c_tls.c): the monotonic clock in milliseconds, and
