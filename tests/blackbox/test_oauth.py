@@ -333,3 +333,93 @@ def test_refused_token_is_penalised_like_a_password(mailroot, postinod):
     r.close()
     log = srv.log()
     assert "method=OAUTHBEARER" in log and "method=XOAUTH2" in log, log
+
+
+# ---------------------------------------------------------------------------
+# oauth2_token_command: opaque tokens checked by the administrator's program
+# ---------------------------------------------------------------------------
+
+VALIDATOR = """#!/bin/sh
+# argv[1]: the user the client claims ("" if none); stdin: the token.
+read -r tok
+[ -n "$2" ] && exit 9                   # one argument only
+case "$tok" in
+good-*) echo "${tok#good-}"; exit 0 ;;  # the token names its owner
+slow-*) sleep 60; exit 0 ;;
+down-*) exit 3 ;;
+*) exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def cmd_server(mailroot, postinod):
+    path = os.path.join(mailroot.path, "validator")
+    with open(path, "w") as f:
+        f.write(VALIDATOR)
+    os.chmod(path, 0o755)
+    mailroot.add_user(USER, PASSWORD)
+    return postinod(auth_mechanisms=MECHS, oauth2_token_command=path,
+                    auth_fail_delay_ms=50)
+
+
+@pytest.mark.parametrize("mech,enc", [(b"OAUTHBEARER", oauthbearer),
+                                      (b"XOAUTH2", xoauth2)])
+def test_token_command_accepts_the_owners_token(cmd_server, mech, enc):
+    r = cmd_server.raw()
+    r.expect(b"+OK")
+    assert auth_two_step(r, mech, enc(USER, "good-" + USER)).startswith(
+        b"+OK")
+    r.send(b"STAT\r\n")
+    assert r.line().startswith(b"+OK")
+    r.close()
+
+
+@pytest.mark.parametrize("token,first", [
+    ("good-bob", b"+ "),        # valid, someone else's: invalid_token
+    ("junk", b"+ "),            # the program says invalid
+    ("down-x", b"-ERR [SYS/TEMP]"),   # the program could not check
+])
+def test_token_command_refusals(cmd_server, token, first):
+    r = cmd_server.raw()
+    r.expect(b"+OK")
+    line = auth_two_step(r, b"OAUTHBEARER", oauthbearer(USER, token))
+    assert line.startswith(first), line
+    if first == b"+ ":
+        assert json.loads(base64.b64decode(line[2:]))["status"] == \
+            "invalid_token"
+        r.send(b"AQ==\r\n")
+        assert r.line().startswith(b"-ERR [AUTH]")
+    r.close()
+
+
+def test_token_command_timeout_is_temporary_and_others_go_on(cmd_server):
+    slow = cmd_server.raw(timeout=60)
+    slow.expect(b"+OK")
+    slow.send(b"AUTH XOAUTH2\r\n")
+    assert slow.line() == b"+ "
+    t0 = time.monotonic()
+    slow.send(xoauth2(USER, "slow-1") + b"\r\n")
+    # The helper is busy for up to 10 s; the server stays up and answers.
+    other = cmd_server.raw()
+    other.expect(b"+OK")
+    other.send(b"CAPA\r\n")
+    assert any(b"XOAUTH2" in l for l in other.lines_until_dot())
+    other.close()
+    assert slow.line().startswith(b"-ERR [SYS/TEMP]")
+    assert 9 <= time.monotonic() - t0 < 40
+    slow.close()
+    # And the next check works.
+    r = cmd_server.raw()
+    r.expect(b"+OK")
+    assert auth_two_step(r, b"XOAUTH2", xoauth2(USER, "good-" + USER)) \
+        .startswith(b"+OK")
+    r.close()
+
+
+def test_token_command_and_jwt_key_exclude_each_other(mailroot, postinod):
+    srv = postinod(start=False, auth_mechanisms="XOAUTH2",
+                   oauth2_jwt_key="/k.pem", oauth2_token_command="/bin/true")
+    with pytest.raises(Exception):
+        srv.start(timeout=10)
+    assert "set one" in srv.log()
