@@ -53,6 +53,7 @@ static const struct config_key config_keys[] = {
 	KEY(oauth2_issuer, CT_STR, oauth2_issuer, 0, 0, ""),
 	KEY(oauth2_audience, CT_STR, oauth2_audience, 0, 0, ""),
 	KEY(oauth2_user_claim, CT_STR, oauth2_user_claim, 0, 0, "sub"),
+	KEY(oauth2_token_command, CT_STR, oauth2_token_command, 0, 0, ""),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
@@ -478,9 +479,21 @@ config_combined(const struct config *cf, const char *path, char *err)
 	}
 	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
 	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
-	    '\0') {
+	    '\0' && cf->oauth2_token_command[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
 		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		return -1;
+	}
+	if (cf->oauth2_jwt_key[0] != '\0' &&
+	    cf->oauth2_token_command[0] != '\0') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_jwt_key and "
+		    "oauth2_token_command: set one", path);
+		return -1;
+	}
+	if (cf->oauth2_token_command[0] != '\0' &&
+	    cf->oauth2_token_command[0] != '/') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_token_command: an absolute "
+		    "path (the program is run directly, not by a shell)", path);
 		return -1;
 	}
 	if (cf->oauth2_user_claim[0] == '\0') {

@@ -225,7 +225,8 @@ sasl_flags(const struct session *s)
 	if (cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5))
 		f |= SASL_ALLOW_CRAM_MD5;
 	/* The config refuses OAuth mechanisms without a validator. */
-	if (cf->oauth2_jwt_key[0] != '\0')
+	if (cf->oauth2_jwt_key[0] != '\0' ||
+	    cf->oauth2_token_command[0] != '\0')
 		f |= SASL_ALLOW_OAUTH;
 	return f;
 }
