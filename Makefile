@@ -61,7 +61,8 @@ endif
 shared_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
 # src/deliver/: the LMTP and deliver roles of postinod (and postino-deliver).
 server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
-	     $(filter-out src/deliver/postino-deliver.c,$(wildcard src/deliver/*.c))
+	     $(filter-out src/deliver/postino-deliver.c src/deliver/postino-migrate.c,\
+		$(wildcard src/deliver/*.c))
 client_SRC = $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 LAYERS	   = shared server client
 
@@ -73,7 +74,8 @@ objs	   = $(addprefix $(BUILD)/,$(1:.c=.o))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver
+SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver \
+	       $(BUILD)/postino-migrate
 PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
 VERSION	:= $(shell sed -n 's/^\#define POSTINO_VERSION[^"]*"\(.*\)"/\1/p' src/lib/version.h)
 # Manual pages: doc/*.[1-8] as written, postinod.conf(5) made from the
@@ -100,6 +102,9 @@ deps-check-server:
 	@sh tests/deps.sh check server
 
 $(BUILD)/src/auth/auth_pgsql.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/src/store/store_pgsql.o: CFLAGS += $(PQ_CFLAGS)
+# The schema text is assembled in (.incbin), which -MMD does not see.
+$(BUILD)/src/store/pgsql_schema.o: src/store/pgsql_schema.sql
 $(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
 $(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
@@ -122,6 +127,9 @@ $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
+
+$(BUILD)/postino-migrate: $(BUILD)/src/deliver/postino-migrate.o $(LIB_SERVER) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
@@ -208,9 +216,11 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	$(INSTALL) -m 755 $(BUILD)/postinod $(DESTDIR)$(SBINDIR)/postinod
 	$(INSTALL) -m 755 $(BUILD)/postino-passwd $(DESTDIR)$(BINDIR)/postino-passwd
 	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
+	$(INSTALL) -m 755 $(BUILD)/postino-migrate $(DESTDIR)$(SBINDIR)/postino-migrate
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
 	$(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8
+	$(INSTALL) -m 644 doc/postino-migrate.8 $(DESTDIR)$(MANDIR)/man8/postino-migrate.8
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
 	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service
@@ -218,6 +228,9 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/postino.conf
 	$(INSTALL) -m 644 etc/systemd/postino.tmpfiles \
 	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postino.conf
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/postino
+	$(INSTALL) -m 644 src/store/pgsql_schema.sql \
+	    $(DESTDIR)$(PREFIX)/share/postino/pgsql_schema.sql
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf ]; then \
 	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf"; \
 	else \
@@ -262,7 +275,8 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c \
+    src/client/html.c src/client/buf.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)

@@ -51,6 +51,7 @@ struct opts {
 	const char	*lmtp, *lmtp_recipient;	/* --lmtp ADDRESS */
 	const char	*user;
 	const char	*password_command;
+	const char	*token_command;
 	const char	*config;
 	int		 timeout;
 	bool		 all;		/* fetch every configured account */
@@ -93,8 +94,10 @@ usage(FILE *f)
 "                                  `no' is plaintext and must be asked for)\n"
 "         --cafile FILE  --tls-fingerprint SHA256 (pin the certificate)\n"
 "         --auth=scram-sha-256-plus|scram-sha-256|apop|cram-md5|plain|\n"
-"                login|user   (default: the strongest the server offers)\n"
+"                login|user|oauthbearer|xoauth2   (default: the strongest\n"
+"                the server offers; OAuth 2.0 only when asked for)\n"
 "         -4  -6  --user NAME  --password-command CMD\n"
+"         --token-command CMD   (OAuth: prints the bearer token)\n"
 "         --config FILE  --timeout SECS  --verbose  --quiet\n"
 "fetch    --maildir DIR | --mbox FILE | --mda CMD | --lmtp unix:PATH|HOST:PORT\n"
 "         (else the account's)  --lmtp-recipient NAME (default: you)\n"
@@ -143,7 +146,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	enum { O_TLS = 256, O_CAFILE, O_FINGERPRINT, O_AUTH, O_MAILDIR,
 	    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP,
 	    O_ALL, O_KEEPDAYS, O_MAXSIZE, O_DELOVER, O_MAXMSGS, O_REBUILD,
-	    O_DAEMON, O_VERSION, O_RECEIVED,
+	    O_DAEMON, O_VERSION, O_RECEIVED, O_TOKENCMD,
 	    O_LMTP, O_LMTP_RCPT };
 	static const struct option longopts[] = {
 		{ "tls", required_argument, NULL, O_TLS },
@@ -155,6 +158,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "mda", required_argument, NULL, O_MDA },
 		{ "user", required_argument, NULL, O_USER },
 		{ "password-command", required_argument, NULL, O_PWCMD },
+		{ "token-command", required_argument, NULL, O_TOKENCMD },
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "keep", no_argument, NULL, 'k' },
@@ -224,6 +228,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_PWCMD:
 			o->password_command = optarg;
+			break;
+		case O_TOKENCMD:
+			o->token_command = optarg;
 			break;
 		case O_CONFIG:
 			o->config = optarg;
@@ -355,6 +362,11 @@ setup_account(struct session *s, const char *name)
 		return EXIT_USAGE;
 	}
 	s->a.password_command_cli = o->password_command != NULL;
+	if (o->token_command != NULL && str_copy(s->a.token_command,
+	    sizeof(s->a.token_command), o->token_command) < 0) {
+		warnx_("--token-command: too long");
+		return EXIT_USAGE;
+	}
 	if ((o->fingerprint != NULL && str_copy(s->a.tls_fingerprint,
 	    sizeof(s->a.tls_fingerprint), o->fingerprint) < 0) ||
 	    (o->auth != NULL && str_copy(s->a.auth, sizeof(s->a.auth),
@@ -366,7 +378,7 @@ setup_account(struct session *s, const char *name)
 	s->auth = POP3C_AUTH_AUTO;
 	if (s->a.auth[0] != '\0' && pop3c_auth_parse(s->a.auth, &s->auth) < 0) {
 		warnx_("--auth: use scram-sha-256-plus, scram-sha-256, apop, "
-		    "cram-md5, plain, login or user");
+		    "cram-md5, plain, login, user, oauthbearer or xoauth2");
 		return EXIT_USAGE;
 	}
 	s->tls.host = s->a.host;
@@ -404,7 +416,7 @@ static int
 open_session(struct session *s)
 {
 	struct pop3c_transport tr = { 0 };
-	char pass[ACCOUNT_PASS_MAX + 1], err[ERR_LEN];
+	char pass[ACCOUNT_SECRET_MAX + 1], err[ERR_LEN];
 	const char *method = "";
 	int fd, rc;
 
@@ -442,6 +454,7 @@ open_session(struct session *s)
 		return EXIT_LOCAL;
 	}
 	pop3c_set_trace(s->c, s->o->verbose);
+	(void)pop3c_set_peer(s->c, s->a.host, s->a.port);
 	/* Silence where a greeting belongs: maybe a port that wants TLS. */
 	rc = 0;
 	if (s->a.tls != ACCOUNT_TLS_IMPLICIT && pop3c_wait_fd(fd, POLLIN,
@@ -497,11 +510,24 @@ cmd_stat(struct session *s)
 	return EXIT_OK;
 }
 
+/* For the reader: the session again after it dropped, or NULL (told). */
+static struct pop3c *
+read_reconnect(void *arg)
+{
+	struct session *s = arg;
+
+	pop3c_free(&s->c);
+	if (open_session(s) != EXIT_OK)
+		pop3c_free(&s->c);
+	return s->c;
+}
+
 /* The reader; -1 from it is a session failure, 1 a local one (reported). */
 static int
 cmd_read(struct session *s)
 {
-	struct reader_opts ro = { .user = s->a.user, .where = s->where };
+	struct reader_opts ro = { .user = s->a.user, .where = s->where,
+	    .umask = user_umask, .reconnect = read_reconnect, .arg = s };
 	int rc = reader_main(s->c, &ro);
 
 	return rc < 0 ? session_fail(s) : rc > 0 ? EXIT_LOCAL : EXIT_OK;
