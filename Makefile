@@ -36,6 +36,9 @@ PQ_LIBS	  = -lpq
 ifeq ($(SAN),1)
 BUILD	 = build/asan
 CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# The black-box tests' kill hooks (POSTINO_TEST_*): only in this build,
+# never in the release binaries (`make no-test-hooks` checks postino).
+CFLAGS	+= -DPOSTINO_TEST_HOOKS
 LDFLAGS	+= -fsanitize=address,undefined
 else
 BUILD	 = build
@@ -58,7 +61,8 @@ endif
 shared_SRC = $(wildcard src/lib/*.c src/pop3/*.c src/store/*.c src/auth/*.c)
 # src/deliver/: the LMTP and deliver roles of postinod (and postino-deliver).
 server_SRC = $(filter-out src/server/main.c,$(wildcard src/server/*.c)) \
-	     $(filter-out src/deliver/postino-deliver.c,$(wildcard src/deliver/*.c))
+	     $(filter-out src/deliver/postino-deliver.c src/deliver/postino-migrate.c,\
+		$(wildcard src/deliver/*.c))
 client_SRC = $(filter-out src/client/main.c,$(wildcard src/client/*.c))
 LAYERS	   = shared server client
 
@@ -70,7 +74,8 @@ objs	   = $(addprefix $(BUILD)/,$(1:.c=.o))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver
+SERVER_PROGS = $(BUILD)/postinod $(BUILD)/postino-passwd $(BUILD)/postino-deliver \
+	       $(BUILD)/postino-migrate
 PROGS	 = $(SERVER_PROGS) $(BUILD)/postino
 VERSION	:= $(shell sed -n 's/^\#define POSTINO_VERSION[^"]*"\(.*\)"/\1/p' src/lib/version.h)
 # Manual pages: doc/*.[1-8] as written, postinod.conf(5) made from the
@@ -97,6 +102,9 @@ deps-check-server:
 	@sh tests/deps.sh check server
 
 $(BUILD)/src/auth/auth_pgsql.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/src/store/store_pgsql.o: CFLAGS += $(PQ_CFLAGS)
+# The schema text is assembled in (.incbin), which -MMD does not see.
+$(BUILD)/src/store/pgsql_schema.o: src/store/pgsql_schema.sql
 $(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
 $(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
@@ -121,6 +129,9 @@ $(BUILD)/postino-passwd: $(BUILD)/src/tools/postino-passwd.o $(LIB_SHARED)
 $(BUILD)/postino-deliver: $(BUILD)/src/deliver/postino-deliver.o $(LIB_SERVER) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 
+$(BUILD)/postino-migrate: $(BUILD)/src/deliver/postino-migrate.o $(LIB_SERVER) $(LIB_SHARED)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
+
 $(BUILD)/postino: $(BUILD)/src/client/main.o $(LIB_CLIENT) $(LIB_SHARED)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(GMIME_LIBS)
 
@@ -137,6 +148,13 @@ layers: $(LIBS)
 	@sh tests/layers.sh $(LIB_SHARED) $(LIB_SERVER) $(LIB_CLIENT)
 	@sh tests/layers.sh $(LIB_SERVER) $(LIB_CLIENT)
 	@sh tests/layers.sh $(LIB_CLIENT) $(LIB_SERVER)
+
+# The release client carries no test hook (they are in build/asan only).
+.PHONY: no-test-hooks
+no-test-hooks: $(BUILD)/postino
+	@if strings $(BUILD)/postino | grep POSTINO_TEST; then \
+	    echo "no-test-hooks: $(BUILD)/postino has test hooks" >&2; \
+	    exit 1; fi
 
 unit: $(UNIT_BIN) $(PROGS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -198,9 +216,11 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	$(INSTALL) -m 755 $(BUILD)/postinod $(DESTDIR)$(SBINDIR)/postinod
 	$(INSTALL) -m 755 $(BUILD)/postino-passwd $(DESTDIR)$(BINDIR)/postino-passwd
 	$(INSTALL) -m 755 $(BUILD)/postino-deliver $(DESTDIR)$(SBINDIR)/postino-deliver
+	$(INSTALL) -m 755 $(BUILD)/postino-migrate $(DESTDIR)$(SBINDIR)/postino-migrate
 	$(INSTALL) -m 644 doc/postinod.8 $(DESTDIR)$(MANDIR)/man8/postinod.8
 	$(INSTALL) -m 644 doc/postino-passwd.1 $(DESTDIR)$(MANDIR)/man1/postino-passwd.1
 	$(INSTALL) -m 644 doc/postino-deliver.8 $(DESTDIR)$(MANDIR)/man8/postino-deliver.8
+	$(INSTALL) -m 644 doc/postino-migrate.8 $(DESTDIR)$(MANDIR)/man8/postino-migrate.8
 	$(INSTALL) -m 644 $(MAN_GEN) $(DESTDIR)$(MANDIR)/man5/postinod.conf.5
 	$(INSTALL) -m 644 $(BUILD)/systemd/postinod.service \
 	    $(DESTDIR)$(LIBDIR_SYSTEMD)/system/postinod.service
@@ -208,6 +228,9 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/postino.conf
 	$(INSTALL) -m 644 etc/systemd/postino.tmpfiles \
 	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postino.conf
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/postino
+	$(INSTALL) -m 644 src/store/pgsql_schema.sql \
+	    $(DESTDIR)$(PREFIX)/share/postino/pgsql_schema.sql
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf ]; then \
 	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf"; \
 	else \
@@ -267,7 +290,7 @@ fuzz: $(FUZZ_BIN)
 	    build/fuzz/corpus-$${f##*/} 2>&1 | tail -n 1; done
 
 check: deps
-	$(MAKE) all unit layers
+	$(MAKE) all unit layers no-test-hooks
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 blackbox

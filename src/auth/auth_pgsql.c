@@ -10,10 +10,8 @@
  * look like a wrong password to clients or count toward penalties.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "../lib/log.h"
+#include "../lib/secret_file.h"
 #include "auth.h"
 #include "auth_hash.h"
 #include "auth_pgsql.h"
@@ -418,44 +417,6 @@ pg_plain_secret(struct auth_db *db, const char *user, char *buf,
 	return found == 1 ? AUTH_OK : AUTH_PERMFAIL;
 }
 
-/* The first line of path (no newline), a regular file of bounded size. */
-static int
-read_password(struct auth_db *db, const char *path, char *err)
-{
-	struct stat st;
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		str_fmt(err, ERR_LEN, "pgsql_password_file %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > AUTH_PGSQL_PASSWORD_MAX) {
-		str_fmt(err, ERR_LEN, "pgsql_password_file %s: not a regular "
-		    "file of at most %d octets", path, AUTH_PGSQL_PASSWORD_MAX);
-		close(fd);
-		return -1;
-	}
-	/* Started anyway (a restart must not fail on it), but said. */
-	if ((st.st_mode & 077) != 0)
-		log_warnx("event=pgsql-password-file-open path=\"%s\" "
-		    "mode=%04o: make it 0600", path, st.st_mode & 07777);
-	n = read(fd, db->password, AUTH_PGSQL_PASSWORD_MAX);
-	close(fd);
-	if (n < 0) {
-		str_fmt(err, ERR_LEN, "pgsql_password_file %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	db->password[n] = '\0';
-	db->password[strcspn(db->password, "\r\n")] = '\0';
-	db->has_password = true;
-	return 0;
-}
-
 static int
 pg_open(struct auth_db **db_r, const char *path, char *err)
 {
@@ -476,11 +437,15 @@ pg_open(struct auth_db **db_r, const char *path, char *err)
 	}
 	db->conninfo = pg_conf.conninfo;
 	db->query = pg_conf.query;
-	if (pg_conf.password_file != NULL && pg_conf.password_file[0] != '\0' &&
-	    read_password(db, pg_conf.password_file, err) < 0) {
-		explicit_bzero(db, sizeof(*db));
-		free(db);
-		return -1;
+	if (pg_conf.password_file != NULL && pg_conf.password_file[0] != '\0') {
+		if (secret_file_read("pgsql-password-file",
+		    pg_conf.password_file, db->password, sizeof(db->password),
+		    err) < 0) {
+			explicit_bzero(db, sizeof(*db));
+			free(db);
+			return -1;
+		}
+		db->has_password = true;
 	}
 	/* Until a real user is seen: yescrypt, the crypt(3) default. */
 	if (auth_dummy_init(&db->dummy, err) < 0) {

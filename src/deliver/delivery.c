@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "../lib/priv.h"
+
 #include "../store/store_path.h"
 
 int
@@ -139,4 +141,32 @@ delivery_reply(enum store_result r, bool quota_temporary, const char *rcpt,
 	}
 	/* An address that does not fit is cut: the code is what counts. */
 	(void)str_fmt(out, size, "%s <%s> %s", code, rcpt, text);
+}
+
+int
+delivery_become_owner(const struct config *cf, const struct auth_user *u,
+    char *err)
+{
+	uid_t uid = u->uid, mu;
+	gid_t gid = u->gid, mg, extra = (gid_t)-1;
+
+	if (!priv_is_root())
+		return 0;
+	if (!u->has_uid) {
+		if (cf->mail_user[0] == '\0' ||
+		    priv_user(cf->mail_user, &mu, &mg) < 0) {
+			str_copy(err, ERR_LEN, "no uid in passwd_file and no "
+			    "mail_user");
+			return -1;
+		}
+		uid = mu;
+		gid = u->has_gid ? u->gid : mg;
+	} else if (!u->has_gid)
+		gid = (gid_t)uid;
+	if (cf->mail_privileged_group[0] != '\0' &&
+	    priv_group(cf->mail_privileged_group, &extra) < 0) {
+		str_copy(err, ERR_LEN, "mail_privileged_group: no such group");
+		return -1;
+	}
+	return priv_drop(uid, gid, extra, NULL, err) < 0 ? -2 : 0;
 }

@@ -53,6 +53,15 @@ enum store_result delivery_quota(const struct config *cf,
     const struct auth_user *u, char *err);
 
 /*
+ * Started as root (postino-deliver, postino-migrate): become u's mailbox
+ * owner, its uid or mail_user's, with mail_privileged_group. 0 (also
+ * when not root), -1 a configuration problem, -2 the drop failed; err
+ * filled unless 0.
+ */
+int delivery_become_owner(const struct config *cf, const struct auth_user *u,
+    char *err);
+
+/*
  * The LMTP reply for a result (one line, no CRLF), for rcpt; a full mailbox
  * is 452 4.2.2 when quota_temporary, else 552 5.2.2.
  */

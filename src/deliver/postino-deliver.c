@@ -22,6 +22,7 @@
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../lib/version.h"
+#include "../store/store_pgsql.h"
 #include "delivery.h"
 #include "lmtp_cmds.h"
 
@@ -200,32 +201,22 @@ main(int argc, char **argv)
 		die(EX_TEMPFAIL, "%s", err);
 	ar = ops->lookup(db, user, &u);
 	ops->close(&db);
+	if (config_store_setup(cf, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
 	if (ar == AUTH_PERMFAIL)
 		die(EX_NOUSER, "%s: no such user", user);
 	if (ar != AUTH_OK)
 		die(EX_TEMPFAIL, "%s: user lookup failed", user);
 	/* Started as root (a pipe transport): become the mailbox owner. */
-	if (priv_is_root()) {
-		uid_t uid = u.uid, mu;
-		gid_t gid = u.gid, mg, extra = (gid_t)-1;
-
-		if (!u.has_uid) {
-			if (cf->mail_user[0] == '\0' ||
-			    priv_user(cf->mail_user, &mu, &mg) < 0)
-				die(EX_CONFIG, "%s: no uid in passwd_file and "
-				    "no mail_user", user);
-			uid = mu;
-			gid = u.has_gid ? u.gid : mg;
-		} else if (!u.has_gid)
-			gid = (gid_t)uid;
-		if (cf->mail_privileged_group[0] != '\0' &&
-		    priv_group(cf->mail_privileged_group, &extra) < 0)
-			die(EX_CONFIG, "mail_privileged_group: no such group");
-		if (priv_drop(uid, gid, extra, NULL, err) < 0)
-			die(EX_TEMPFAIL, "%s", err);
+	switch (delivery_become_owner(cf, &u, err)) {
+	case -1:
+		die(EX_CONFIG, "%s: %s", user, err);
+	case -2:
+		die(EX_TEMPFAIL, "%s", err);
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
+	store_pgsql_shutdown();
 	quota_temporary = cf->lmtp_quota_temporary;
 	close(fd);
 	free(cf);

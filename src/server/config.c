@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "../store/maildir_uidlist.h"
+#include "../store/store_pgsql.h"
 #include "../auth/auth_pgsql.h"
 
 #include <dirent.h>
@@ -25,7 +26,8 @@ struct config_key {
 	enum config_type type;
 	size_t		 off;
 	size_t		 size;		/* CT_STR: buffer size */
-	uint64_t	 min, max;	/* CT_UINT, CT_U64 */
+	uint64_t	 min, max;	/* CT_UINT, CT_U64; CT_CIDRS: min is the
+					   offset of the parsed list */
 	const char	*def;
 };
 
@@ -36,7 +38,10 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
 	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
-	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks, 0, 0, ""),
+	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks,
+	    offsetof(struct config, proxy_trusted), 0, ""),
+	KEY(login_trusted_networks, CT_CIDRS, login_trusted_networks,
+	    offsetof(struct config, login_trusted), 0, ""),
 	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
 	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
 	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
@@ -44,11 +49,16 @@ static const struct config_key config_keys[] = {
 	KEY(auth_cleartext_loopback, CT_BOOL, auth_cleartext_loopback, 0, 0,
 	    "yes"),
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
+	KEY(oauth2_jwt_key, CT_STR, oauth2_jwt_key, 0, 0, ""),
+	KEY(oauth2_issuer, CT_STR, oauth2_issuer, 0, 0, ""),
+	KEY(oauth2_audience, CT_STR, oauth2_audience, 0, 0, ""),
+	KEY(oauth2_user_claim, CT_STR, oauth2_user_claim, 0, 0, "sub"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
 	KEY(pgsql_conninfo, CT_STR, pgsql_conninfo, 0, 0, ""),
 	KEY(pgsql_password_file, CT_STR, pgsql_password_file, 0, 0, ""),
+	KEY(pgsql_pool, CT_UINT, pgsql_pool, 0, STORE_PGSQL_POOL_MAX, "4"),
 	KEY(password_query, CT_STR, password_query, 0, 0,
 	    "SELECT password, uid, gid, home FROM users WHERE name = $1"),
 	KEY(mail_user, CT_STR, mail_user, 0, 0, ""),
@@ -64,6 +74,8 @@ static const struct config_key config_keys[] = {
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
 	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	KEY(auth_queue_per_network, CT_UINT, auth_queue_per_network, 1, 1024,
+	    "16"),
 	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),
 	KEY(auth_penalty_prefix6, CT_UINT, auth_penalty_prefix6, 16, 128, "48"),
 	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
@@ -125,11 +137,14 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return 0;
 	case CT_MAILBOX:
-		if (strncmp(v, "maildir:", 8) != 0 && strncmp(v, "mbox:", 5) != 0) {
-			str_copy(why, ERR_LEN, "expected maildir:PATH or mbox:PATH");
+		if (strncmp(v, "maildir:", 8) != 0 && strncmp(v, "mbox:", 5) != 0 &&
+		    strncmp(v, "pgsql:", 6) != 0) {
+			str_copy(why, ERR_LEN, "expected maildir:PATH, mbox:PATH "
+			    "or pgsql:[NAME]");
 			return -1;
 		}
-		if (strchr(v, ':')[1] == '\0') {
+		/* pgsql: alone names each mailbox after its user. */
+		if (strchr(v, ':')[1] == '\0' && strncmp(v, "pgsql:", 6) != 0) {
 			str_copy(why, ERR_LEN, "empty path");
 			return -1;
 		}
@@ -222,41 +237,27 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		return 0;
 	}
 	case CT_MECHS: {
-		char out[128] = "", word[32];
+		char out[128] = "";
 		const char *w = v;
 
+		/* Unknown names fail here, with the list of known ones. */
+		if (sasl_mechs_parse(v, &cf->auth_mechs, why) < 0)
+			return -1;
 		while (*w != '\0') {
-			size_t n = strcspn(w, " \t"), i;
+			size_t n = strcspn(w, " \t"), o = strlen(out);
 
 			if (n == 0) {
 				w++;
 				continue;
 			}
-			if (n >= sizeof(word)) {
-				str_copy(why, ERR_LEN, "unknown mechanism");
-				return -1;
-			}
-			for (i = 0; i < n; i++)
-				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
-				    w[i] - 'a' + 'A' : w[i]);
-			word[n] = '\0';
-			if (sasl_mechs_lookup(word, n) < 0) {
-				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
-				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
-				    "SCRAM-SHA-256-PLUS)", word);
-				return -1;
-			}
-			if ((out[0] != '\0' && str_fmt(out + strlen(out),
-			    sizeof(out) - strlen(out), " %s", word) < 0) ||
-			    (out[0] == '\0' && str_copy(out, sizeof(out),
-			    word) < 0)) {
+			if (str_fmt(out + o, sizeof(out) - o, "%s%s",
+			    o > 0 ? " " : "",
+			    sasl_mechs_name(sasl_mechs_lookup(w, n))) < 0) {
 				str_copy(why, ERR_LEN, "too long");
 				return -1;
 			}
 			w += n;
 		}
-		if (sasl_mechs_parse(out, &cf->auth_mechs, why) < 0)
-			return -1;
 		return str_copy(p, k->size, out);
 	}
 	case CT_PASSDB:
@@ -266,7 +267,8 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, v);
 	case CT_CIDRS:
-		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
+		if (cidr_parse_list((struct cidr_list *)((char *)cf + k->min),
+		    v, why) < 0)
 			return -1;
 		if (str_copy(p, k->size, v) < 0) {
 			str_copy(why, ERR_LEN, "too long");
@@ -446,6 +448,17 @@ config_load(struct config *cf, const char *path, char *err)
 		    path);
 		return -1;
 	}
+	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
+	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
+	    '\0') {
+		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
+		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		return -1;
+	}
+	if (cf->oauth2_user_claim[0] == '\0') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_user_claim: empty", path);
+		return -1;
+	}
 	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: listen_tls needs tls_cert and "
 		    "tls_key", path);
@@ -467,7 +480,8 @@ config_load(struct config *cf, const char *path, char *err)
 		    "lines together", path, CONFIG_LISTEN_MAX);
 		return -1;
 	}
-	if (strcmp(cf->passdb, "pgsql") == 0) {
+	if (strcmp(cf->passdb, "pgsql") == 0 ||
+	    strncmp(cf->mailbox, "pgsql:", 6) == 0) {
 		struct auth_pgsql_conf pc = {
 			.conninfo = cf->pgsql_conninfo,
 			.password_file = cf->pgsql_password_file,
@@ -475,14 +489,21 @@ config_load(struct config *cf, const char *path, char *err)
 		};
 
 		if (cf->pgsql_conninfo[0] == '\0') {
-			str_fmt(err, ERR_LEN, "%s: passdb = pgsql needs "
-			    "pgsql_conninfo", path);
+			str_fmt(err, ERR_LEN, "%s: %s needs pgsql_conninfo",
+			    path, strcmp(cf->passdb, "pgsql") == 0 ?
+			    "passdb = pgsql" : "mailbox = pgsql:");
 			return -1;
 		}
 		if (auth_pgsql_check(&pc, why) < 0) {
 			str_fmt(err, ERR_LEN, "%s: %s", path, why);
 			return -1;
 		}
+	}
+	/* Its stamp is a file beside the mailbox, which pgsql has not. */
+	if (strncmp(cf->mailbox, "pgsql:", 6) == 0 && cf->login_delay != 0) {
+		str_fmt(err, ERR_LEN, "%s: login_delay does not work with "
+		    "mailbox = pgsql: yet", path);
+		return -1;
 	}
 	for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
 		if (!cf->lmtp_allow_remote &&
@@ -506,6 +527,20 @@ config_load(struct config *cf, const char *path, char *err)
 fail:
 	fclose(fp);
 	return -1;
+}
+
+int
+config_store_setup(const struct config *cf, char *err)
+{
+	struct store_pgsql_conf pc = {
+		.conninfo = cf->pgsql_conninfo,
+		.password_file = cf->pgsql_password_file,
+		.pool = cf->pgsql_pool,
+	};
+
+	if (strncmp(cf->mailbox, "pgsql:", 6) != 0)
+		return 0;
+	return store_pgsql_configure(&pc, err);
 }
 
 int

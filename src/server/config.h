@@ -37,6 +37,9 @@ struct config {
 	unsigned int	 nlisten_tls;
 	char		 proxy_trusted_networks[1024];	/* as written */
 	struct cidr_list proxy_trusted;			/* parsed */
+	/* Front-ends that speak for many clients (webmail, a proxy) */
+	char		 login_trusted_networks[1024];	/* as written */
+	struct cidr_list login_trusted;			/* parsed */
 	char		 tls_cert[CONFIG_VALUE_MAX];	/* "" = no TLS */
 	char		 tls_key[CONFIG_VALUE_MAX];
 	char		 tls_min_version[16];
@@ -44,11 +47,17 @@ struct config {
 	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	unsigned int	 auth_mechs;	/* the same: SASL_MECH_BIT()s */
-	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH" or "mbox:PATH" */
+	/* OAUTHBEARER, XOAUTH2: JWT access tokens (src/auth/jwt.h) */
+	char		 oauth2_jwt_key[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 oauth2_issuer[256];		/* "" = not checked */
+	char		 oauth2_audience[256];		/* "" = not checked */
+	char		 oauth2_user_claim[64];		/* "sub", "email" */
+	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH", "mbox:PATH", "pgsql:" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 passdb[16];			/* "passwd-file", "pgsql" */
 	char		 pgsql_conninfo[CONFIG_VALUE_MAX];
 	char		 pgsql_password_file[CONFIG_VALUE_MAX];	/* "" = none */
+	unsigned int	 pgsql_pool;	/* idle mail store connections kept */
 	char		 password_query[1024];		/* AUTH_PGSQL_QUERY_MAX */
 	char		 mail_user[64];			/* "" = none */
 	char		 mail_privileged_group[64];	/* "" = none */
@@ -63,6 +72,7 @@ struct config {
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
 	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_queue_per_network;	/* waiting per network */
 	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
 	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */
 	unsigned int	 max_bad_commands;
@@ -105,6 +115,13 @@ struct config {
 
 /* Defaults, then the file. 0, or -1 with "file:line: reason" in err. */
 int config_load(struct config *cf, const char *path, char *err);
+
+/*
+ * Prepare the configured mail store for this process (mailbox = pgsql:
+ * reads pgsql_password_file, so call it before dropping privileges).
+ * 0, or -1 with err.
+ */
+int config_store_setup(const struct config *cf, char *err);
 
 struct auth_ops;
 struct auth_db;

@@ -5,6 +5,7 @@
 static const struct store_ops *const store_backends[] = {
 	&store_maildir_ops,
 	&store_mbox_ops,
+	&store_pgsql_ops,
 	NULL
 };
 

@@ -1,5 +1,5 @@
 /*
- * Mail storage behind one interface: Maildir and mbox.
+ * Mail storage behind one interface: Maildir, mbox and PostgreSQL (pgsql).
  *
  * A store is opened once per POP3 session, by a process that already runs as
  * the mailbox owner. Opening takes the session lock (one session per mailbox)
@@ -42,7 +42,8 @@ enum store_result {
 };
 
 struct store_params {
-	const char	*path;		/* maildir directory or mbox file */
+	const char	*path;		/* maildir directory, mbox file, or
+					   pgsql mailbox name */
 	unsigned int	 max_messages;	/* more than this: STORE_PERMFAIL */
 	uint64_t	 max_bytes;	/* mailbox total over this: STORE_PERMFAIL */
 	bool		 mboxrd;	/* mbox: unescape ">>From " too, not just ">From " */
@@ -66,6 +67,14 @@ struct store_delivery {
 	unsigned int	 quota_messages;	/* 0: none */
 	const char	*token;		/* NULL, or STORE_TOKEN_LEN hex digits
 					   to put into the stored name */
+	/*
+	 * NULL, or the UIDL the message must keep (a migration, so clients
+	 * that leave mail on the server download nothing twice): pgsql
+	 * stores it, maildir makes it the file name, mbox refuses
+	 * (STORE_PERMFAIL). A message with this UIDL already in the mailbox
+	 * is STORE_OK, not a second copy, so a migration may be run again.
+	 */
+	const char	*uidl;
 };
 
 struct store_msg {
@@ -84,7 +93,7 @@ struct store;
 struct store_reader;
 
 struct store_ops {
-	const char *name;	/* "maildir", "mbox" */
+	const char *name;	/* "maildir", "mbox", "pgsql" */
 	/*
 	 * Lock the mailbox for this session and scan it into idx (allocated by
 	 * the store, freed by close). A missing mailbox is an empty one.
@@ -148,5 +157,6 @@ const struct store_ops *store_lookup(const char *name);
 /* The backends themselves, for store_lookup() and the unit tests. */
 extern const struct store_ops store_maildir_ops;
 extern const struct store_ops store_mbox_ops;
+extern const struct store_ops store_pgsql_ops;	/* store_pgsql.h */
 
 #endif

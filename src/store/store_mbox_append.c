@@ -299,6 +299,11 @@ store_mbox_append(const struct store_params *p, int in,
 {
 	enum store_result r;
 
+	/* An mbox UIDL is a digest of the message, not something to set. */
+	if (d->uidl != NULL) {
+		(void)str_copy(err, ERR_LEN, "mbox cannot keep a given UIDL");
+		return STORE_PERMFAIL;
+	}
 	/*
 	 * The spool, its dotlock and journal are created in the spool
 	 * directory, which may need mail_privileged_group (priv.h); the spool

@@ -104,5 +104,8 @@ store_path_resolve(const char *spec, const char *user, const char *home,
 		str_fmt(err, ERR_LEN, "unknown mailbox format '%s'", backend);
 		return -1;
 	}
+	/* "pgsql:" alone: the mailbox is named after the user. */
+	if (colon[1] == '\0' && strcmp(backend, "pgsql") == 0)
+		return store_path_expand("%u", user, home, out, size, err);
 	return store_path_expand(colon + 1, user, home, out, size, err);
 }

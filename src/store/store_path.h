@@ -29,8 +29,8 @@ int store_path_expand(const char *tmpl, const char *user, const char *home,
 
 /*
  * spec is the whole setting, "FORMAT:TEMPLATE" ("maildir:~/Maildir"):
- * the backend's ops in *ops_r, and TEMPLATE expanded as above. 0, or -1
- * with err filled.
+ * the backend's ops in *ops_r, and TEMPLATE expanded as above ("pgsql:"
+ * with no template is "pgsql:%u"). 0, or -1 with err filled.
  */
 int store_path_resolve(const char *spec, const char *user, const char *home,
     char *out, size_t size, const struct store_ops **ops_r, char *err);

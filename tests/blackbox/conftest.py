@@ -82,6 +82,11 @@ openssl command; ``make_cert(dir, name, cn=...)`` makes another one.
 
 ``pop3_raw`` -> Raw connected to a default maildir server (user alice,
 password "secret"), greeting not yet read.
+
+``store`` -> one of the mail stores in stores.py, parametrized: a test
+that takes it runs against maildir, mbox and pgsql (``postinod(
+**store.config)``, ``store.deliver(user, data)``, ``store.messages(user)``).
+``pg`` (pgsql_helpers.py) is the one PostgreSQL of the test session.
 """
 
 import hashlib
@@ -98,6 +103,9 @@ import tempfile
 import time
 
 import pytest
+
+import stores
+from pgsql_helpers import pg  # noqa: F401 (fixture, one per session)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("POSTINO_BUILD", os.path.join(REPO, "build"))
@@ -627,6 +635,18 @@ def postinod(mailroot):
             problems.append("sanitizer report in postinod stderr:\n" + rep)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(params=["maildir", "mbox", "pgsql"])
+def store(request, mailroot):
+    if request.param == "maildir":
+        yield stores.MaildirStore(mailroot)
+    elif request.param == "mbox":
+        yield stores.MboxStore(mailroot)
+    else:
+        st = stores.PgsqlStore(request.getfixturevalue("pg"))
+        yield st
+        st.cleanup()
 
 
 @pytest.fixture

@@ -39,9 +39,12 @@ def test_install_puts_files_in_fhs_places(tmp_path):
     want = {
         "usr/sbin/postinod": 0o755, "usr/bin/postino-passwd": 0o755,
         "usr/sbin/postino-deliver": 0o755,
+        "usr/sbin/postino-migrate": 0o755,
+        "usr/share/postino/pgsql_schema.sql": 0o644,
         "usr/bin/postino": 0o755,
         "usr/share/man/man8/postinod.8": 0o644,
         "usr/share/man/man8/postino-deliver.8": 0o644,
+        "usr/share/man/man8/postino-migrate.8": 0o644,
         "usr/share/man/man5/postinod.conf.5": 0o644,
         "usr/share/man/man1/postino-passwd.1": 0o644,
         "etc/postino/postinod.conf": 0o644,

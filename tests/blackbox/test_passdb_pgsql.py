@@ -10,7 +10,6 @@ import time
 import pytest
 
 from conftest import make_hash
-from pgsql_helpers import pg  # noqa: F401 (fixture)
 from test_proxyproto import raw_from, v1
 from test_sasl import scram_client
 

@@ -1,0 +1,253 @@
+/*
+ * postino-migrate: copy one user's mailbox from one store to another
+ * (Maildir or mbox into pgsql, pgsql into Maildir) keeping every UIDL, so
+ * a client that leaves mail on the server downloads nothing twice. The
+ * source is opened as a POP3 session opens it (its session lock held, the
+ * UIDLs it serves, Dovecot's dovecot-uidlist included); each message goes
+ * in through the destination's delivery path with its UIDL. Nothing is
+ * removed from the source; a message whose UIDL is already in the
+ * destination is skipped, so an interrupted run is simply run again.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "../auth/auth.h"
+#include "../lib/fdio.h"
+#include "../lib/log.h"
+#include "../lib/version.h"
+#include "../store/store_path.h"
+#include "../store/store_pgsql.h"
+#include "delivery.h"
+
+static void __attribute__((format(printf, 2, 3), noreturn))
+die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postino-migrate: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+static const char manual[] =
+"usage: postino-migrate [-c FILE] -d USER FROM TO\n"
+"Copy USER's mailbox FROM one store TO another, keeping every UIDL.\n"
+"FROM and TO are mailbox settings as in postinod.conf: maildir:PATH,\n"
+"mbox:PATH or pgsql:[NAME] (pgsql_conninfo and pgsql_password_file from\n"
+"the configuration). mbox can be read, not written (its UIDLs are digests).\n"
+"  -c FILE       configuration (default /etc/postino/postinod.conf)\n"
+"  -d USER       the user whose mailbox is copied\n"
+"  -h, --help    print this text;  -V, --version  print the version\n"
+"Nothing is removed from FROM; messages already in TO (same UIDL) are\n"
+"skipped, so a run may be repeated. Stop postinod's POP3 service for the\n"
+"user (or all) while it runs: FROM is locked as a POP3 session would be.\n"
+"Exit status (sysexits.h): 0 copied, 75 try again later, 67 no such user,\n"
+"73 a message could not be written, 64 usage, 78 configuration.\n";
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	die(EX_USAGE, "usage: postino-migrate [-c FILE] -d USER FROM TO");
+}
+
+/* Message msgnum of the source, as stored, into a fresh memfd. */
+static int
+spool_message(const struct store_ops *ops, struct store *st,
+    unsigned int msgnum, char *err)
+{
+	static char buf[65536];
+	struct store_reader *r;
+	enum store_result res;
+	ssize_t n;
+	int fd = memfd_create("postino-migrate", MFD_CLOEXEC);
+
+	if (fd < 0) {
+		(void)str_fmt(err, ERR_LEN, "memfd: %s", strerror(errno));
+		return -1;
+	}
+	if ((res = ops->read_open(st, msgnum, &r, err)) != STORE_OK) {
+		close(fd);
+		return -1;
+	}
+	while ((n = ops->read(r, buf, sizeof(buf))) > 0)
+		if (fd_write_all(fd, buf, (size_t)n) < 0)
+			break;
+	if (n != 0)
+		(void)str_fmt(err, ERR_LEN, "message %u: %s", msgnum,
+		    strerror(errno));
+	ops->read_close(&r);
+	if (n != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Every message of the open source into to: the number copied (or already
+ * there) in *done_r. The delivery keeps the bytes as they are stored: no
+ * headers added, no line ends changed.
+ */
+static enum store_result
+copy_all(const struct store_ops *from, struct store *st,
+    const struct store_index *idx, const struct store_ops *to,
+    const struct store_params *top, unsigned int *done_r, char *err)
+{
+	struct store_delivery d = { 0 };
+	enum store_result r;
+	int fd;
+
+	*done_r = 0;
+	for (unsigned int i = 0; i < idx->count; i++) {
+		if ((fd = spool_message(from, st, i + 1, err)) < 0)
+			return STORE_TEMPFAIL;
+		d.uidl = idx->msgs[i].uidl;
+		r = to->append(top, fd, &d, err);
+		close(fd);
+		if (r != STORE_OK)
+			return r;
+		(*done_r)++;
+	}
+	return STORE_OK;
+}
+
+/* The user's account, looked up as postino-deliver does. */
+static void
+lookup(const struct config *cf, const char *user, struct auth_user *u)
+{
+	const struct auth_ops *ops;
+	struct auth_db *db = NULL;
+	enum auth_result ar;
+	char err[ERR_LEN];
+
+	if (!auth_name_valid(user))
+		die(EX_NOUSER, "%s: no such user", user);
+	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
+	ar = ops->lookup(db, user, u);
+	ops->close(&db);
+	if (ar == AUTH_PERMFAIL)
+		die(EX_NOUSER, "%s: no such user", user);
+	if (ar != AUTH_OK)
+		die(EX_TEMPFAIL, "%s: user lookup failed", user);
+}
+
+static int
+exit_code(enum store_result r)
+{
+	return r == STORE_PERMFAIL || r == STORE_OVERQUOTA ? EX_CANTCREAT :
+	    EX_TEMPFAIL;
+}
+
+static int
+migrate(const struct config *cf, const struct auth_user *u, const char *from,
+    const char *to)
+{
+	char fpath[PATH_MAX], tpath[PATH_MAX], err[ERR_LEN];
+	const struct store_ops *fops, *tops;
+	struct store_params fp = { 0 }, tp = { 0 };
+	struct store_index idx;
+	struct store *st = NULL;
+	enum store_result r;
+	unsigned int done = 0;
+
+	if (store_path_resolve(from, u->name, u->home, fpath, sizeof(fpath),
+	    &fops, err) < 0 || store_path_resolve(to, u->name, u->home, tpath,
+	    sizeof(tpath), &tops, err) < 0)
+		die(EX_USAGE, "%s", err);
+	if (fops == tops && strcmp(fpath, tpath) == 0)
+		die(EX_USAGE, "FROM and TO are the same mailbox");
+	fp.path = fpath;
+	fp.mboxrd = cf->mboxrd;
+	fp.dotlock_stale = cf->mbox_dotlock_stale;
+	fp.lock_wait = cf->mbox_lock_wait;
+	fp.uidl_format = cf->pop3_uidl_format;
+	tp = fp;
+	tp.path = tpath;
+	r = fops->open(&st, &fp, &idx, err);
+	if (r != STORE_OK)
+		die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL, "%s: %s",
+		    fpath, err);
+	r = copy_all(fops, st, &idx, tops, &tp, &done, err);
+	fops->close(&st, &idx);
+	if (r != STORE_OK)
+		die(exit_code(r), "%s: %u of the messages copied, then: %s",
+		    u->name, done, err);
+	printf("%s: %u messages copied from %s to %s\n", u->name, done, from,
+	    to);
+	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf = "/etc/postino/postinod.conf", *user = NULL;
+	struct auth_user u;
+	struct config *cf;
+	char err[ERR_LEN];
+	int ch, rc;
+
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "hVc:d:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			fputs(manual, stdout);
+			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+		case 'V':
+			printf("postino-migrate %s\n", POSTINO_VERSION);
+			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'd':
+			user = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc - optind != 2 || user == NULL)
+		usage();
+	umask(077);
+	if ((cf = malloc(sizeof(*cf))) == NULL)
+		die(EX_TEMPFAIL, "out of memory");
+	if (config_load(cf, conf, err) < 0)
+		die(EX_CONFIG, "%s", err);
+	log_init("postino-migrate", false, false);
+	lookup(cf, user, &u);
+	/* Either side may be pgsql, whatever the configured mailbox is. */
+	{
+		struct store_pgsql_conf pc = { .conninfo = cf->pgsql_conninfo,
+		    .password_file = cf->pgsql_password_file, .pool = 1 };
+
+		if (cf->pgsql_conninfo[0] != '\0' &&
+		    store_pgsql_configure(&pc, err) < 0)
+			die(EX_CONFIG, "%s", err);
+	}
+	switch (delivery_become_owner(cf, &u, err)) {
+	case -1:
+		die(EX_CONFIG, "%s: %s", user, err);
+	case -2:
+		die(EX_TEMPFAIL, "%s", err);
+	}
+	rc = migrate(cf, &u, argv[optind], argv[optind + 1]);
+	store_pgsql_shutdown();
+	free(cf);
+	return rc;
+}

@@ -1,0 +1,843 @@
+/*
+ * mailbox = pgsql: (store_pgsql.h). Messages are rows of postino_message
+ * (pgsql_schema.sql); the session lock is a session-level advisory lock on
+ * the connection the session keeps, so it ends with the session, its
+ * connection or its whole instance, whichever goes first.
+ *
+ * Calls are blocking libpq calls, bounded by connect_timeout and
+ * statement_timeout. Every database failure is STORE_TEMPFAIL: an outage
+ * must never look like a broken or empty mailbox.
+ */
+#include "store_pgsql.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "../lib/log.h"
+#include "../lib/secret_file.h"
+#include "store_append.h"
+
+/*
+ * Seconds to wait for a connection, and milliseconds one statement may
+ * run: a RETR block or an UPDATE of a big mailbox takes milliseconds;
+ * anything slower is an outage to report, not to wait out.
+ */
+#define PG_CONNECT_TIMEOUT	"5"
+#define PG_OPTIONS		"-c statement_timeout=30000"
+/* After a failed connection, fail at once for this long (auth_pgsql.c). */
+#define PG_RETRY_MS		1000
+/* PostgreSQL's own limit for one field is 1 GiB. */
+#define PG_BODY_MAX		((uint64_t)1 << 30)
+/* A mailbox name: the expanded template, bounded like the schema's CHECK. */
+#define PG_NAME_MAX		1024
+/*
+ * The advisory lock keys: a 64-bit hash of the mailbox name in its own
+ * namespace, so other applications' locks on the database do not collide
+ * with ours (two mailboxes sharing a hash would only share a lock).
+ */
+#define PG_LOCK_KEY	"hashtextextended('postino-session:' || $1, 0)"
+#define PG_APPEND_KEY	"hashtextextended('postino-append:' || $1, 0)"
+/* Creating or upgrading the schema: one instance at a time. */
+#define PG_SCHEMA_KEY	"8101551090716655943"
+
+struct store {
+	PGconn		*conn;
+	char		 mailbox[PG_NAME_MAX + 1];
+	char		 (*ids)[24];	/* row ids as text, by message */
+	unsigned int	 count;
+};
+
+struct store_reader {
+	struct store	*st;
+	unsigned int	 msgnum;
+	uint64_t	 off;		/* octets returned so far */
+	uint64_t	 size;		/* stored octets */
+};
+
+static struct {
+	const char	*conninfo;
+	char		 password[STORE_PGSQL_PASSWORD_MAX + 1];
+	bool		 has_password;
+	unsigned int	 pool;
+} pg_conf;
+
+static PGconn *pg_idle[STORE_PGSQL_POOL_MAX];
+static unsigned int pg_nidle;
+static uint64_t pg_retry_ms;
+static bool pg_schema_checked;
+
+int
+store_pgsql_configure(const struct store_pgsql_conf *conf, char *err)
+{
+	memset(&pg_conf, 0, sizeof(pg_conf));
+	pg_conf.conninfo = conf->conninfo;
+	pg_conf.pool = conf->pool < STORE_PGSQL_POOL_MAX ? conf->pool :
+	    STORE_PGSQL_POOL_MAX;
+	if (conf->password_file != NULL && conf->password_file[0] != '\0') {
+		if (secret_file_read("pgsql-password-file", conf->password_file,
+		    pg_conf.password, sizeof(pg_conf.password), err) < 0)
+			return -1;
+		pg_conf.has_password = true;
+	}
+	return 0;
+}
+
+void
+store_pgsql_shutdown(void)
+{
+	while (pg_nidle > 0)
+		PQfinish(pg_idle[--pg_nidle]);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* libpq's message on one line, sanitised, into err (and the log). */
+static enum store_result
+pg_fail(PGconn *conn, const char *what, char *err)
+{
+	const char *msg = conn != NULL ? PQerrorMessage(conn) : "out of memory";
+	char safe[ERR_LEN];
+	size_t len = strlen(msg);
+
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		len--;
+	str_sanitize(safe, sizeof(safe), msg, len);
+	(void)str_fmt(err, ERR_LEN, "pgsql %s: %s", what, safe);
+	return STORE_TEMPFAIL;
+}
+
+/*
+ * Run sql with text parameters; the result when its status is want, else
+ * NULL with err filled. fmt: 0 text results, 1 binary.
+ */
+static PGresult *
+pg_run(PGconn *conn, const char *sql, int n, const char *const *vals,
+    int fmt, ExecStatusType want, char *err)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, fmt);
+
+	if (res != NULL && PQresultStatus(res) == want)
+		return res;
+	if (res != NULL && PQresultErrorMessage(res)[0] != '\0') {
+		char safe[ERR_LEN];
+		const char *m = PQresultErrorMessage(res);
+
+		str_sanitize(safe, sizeof(safe), m, strcspn(m, "\n"));
+		(void)str_fmt(err, ERR_LEN, "pgsql: %s", safe);
+	} else {
+		(void)pg_fail(conn, "query", err);
+	}
+	PQclear(res);
+	return NULL;
+}
+
+static int
+pg_command(PGconn *conn, const char *sql, int n, const char *const *vals,
+    char *err)
+{
+	PGresult *res = pg_run(conn, sql, n, vals, 0, PGRES_COMMAND_OK, err);
+
+	PQclear(res);
+	return res != NULL ? 0 : -1;
+}
+
+/* Back to the pool when it is clean and there is room, else closed. */
+static void
+conn_release(PGconn *conn)
+{
+	if (conn == NULL)
+		return;
+	if (PQstatus(conn) == CONNECTION_OK &&
+	    PQtransactionStatus(conn) == PQTRANS_IDLE && pg_nidle < pg_conf.pool)
+		pg_idle[pg_nidle++] = conn;
+	else
+		PQfinish(conn);
+}
+
+/*
+ * Create the schema when it is missing; refuse one newer than ours.
+ * Under a transaction-level advisory lock, so instances starting together
+ * create it once.
+ */
+static int
+schema_ensure(PGconn *conn, char *err)
+{
+	PGresult *res;
+	int version = 0;
+
+	if (pg_command(conn, "BEGIN", 0, NULL, err) < 0)
+		return -1;
+	res = pg_run(conn, "SELECT pg_advisory_xact_lock(" PG_SCHEMA_KEY "), "
+	    "to_regclass('postino_schema_version') IS NOT NULL", 0, NULL, 0,
+	    PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		goto fail;
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		PQclear(res);
+		res = PQexec(conn, store_pgsql_schema);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			PQclear(res);
+			(void)pg_fail(conn, "creating the schema", err);
+			goto fail;
+		}
+		log_info("event=pgsql-schema-created version=%d",
+		    STORE_PGSQL_SCHEMA_VERSION);
+	}
+	PQclear(res);
+	res = pg_run(conn, "SELECT max(version) FROM postino_schema_version",
+	    0, NULL, 0, PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		goto fail;
+	version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	/* Upgrades from older versions go here, one step each, in order. */
+	if (version != STORE_PGSQL_SCHEMA_VERSION) {
+		(void)str_fmt(err, ERR_LEN, "pgsql: schema version %d, this "
+		    "postinod knows %d", version, STORE_PGSQL_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (pg_command(conn, "COMMIT", 0, NULL, err) < 0)
+		return -1;
+	pg_schema_checked = true;
+	return 0;
+fail:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+/*
+ * An idle connection has nothing to read unless the server has given up
+ * on it (a restart, a killed backend: its last words, or EOF). Anything
+ * else unasked (a notice) is rare enough to cost just a new connection.
+ */
+static bool
+conn_alive(PGconn *conn)
+{
+	struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+
+	return PQstatus(conn) == CONNECTION_OK && pfd.fd >= 0 &&
+	    poll(&pfd, 1, 0) == 0;
+}
+
+/* A working connection (pooled or new), or NULL with err filled. */
+static PGconn *
+conn_get(char *err)
+{
+	const char *keys[] = { "connect_timeout", "options",
+	    "application_name", "dbname", "password", NULL };
+	const char *vals[] = { PG_CONNECT_TIMEOUT, PG_OPTIONS,
+	    "postinod-mail", pg_conf.conninfo,
+	    pg_conf.has_password ? pg_conf.password : NULL, NULL };
+	PGconn *conn;
+
+	while (pg_nidle > 0) {
+		conn = pg_idle[--pg_nidle];
+		if (conn_alive(conn))
+			return conn;
+		PQfinish(conn);
+	}
+	if (pg_conf.conninfo == NULL) {
+		str_copy(err, ERR_LEN, "pgsql: pgsql_conninfo not configured");
+		return NULL;
+	}
+	if (now_ms() < pg_retry_ms) {
+		str_copy(err, ERR_LEN, "pgsql: database unavailable");
+		return NULL;
+	}
+	/* Keywords before dbname are defaults the conninfo may override. */
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		(void)pg_fail(conn, "connect", err);
+		log_warnx("event=mailstore-unavailable backend=pgsql "
+		    "reason=\"%s\"", err);
+		PQfinish(conn);
+		pg_retry_ms = now_ms() + PG_RETRY_MS;
+		return NULL;
+	}
+	if (!pg_schema_checked && schema_ensure(conn, err) < 0) {
+		log_warnx("event=mailstore-schema backend=pgsql reason=\"%s\"",
+		    err);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static int
+name_check(const char *name, char *err)
+{
+	if (name[0] == '\0' || strlen(name) > PG_NAME_MAX) {
+		str_copy(err, ERR_LEN, "pgsql: mailbox name empty or too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* 1..70 octets in 0x21..0x7E (store.h); the schema checks it too. */
+static bool
+uidl_ok(const char *u, size_t len)
+{
+	if (len == 0 || len > STORE_UIDL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (u[i] < 0x21 || u[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* The rows of an index query into idx and st->ids. */
+static enum store_result
+index_fill(struct store *st, PGresult *res, const struct store_params *p,
+    struct store_index *idx, char *err)
+{
+	int n = PQntuples(res);
+
+	if (p->max_messages != 0 && (unsigned int)n > p->max_messages) {
+		(void)str_fmt(err, ERR_LEN, "more than %u messages",
+		    p->max_messages);
+		return STORE_PERMFAIL;
+	}
+	idx->msgs = calloc((size_t)n + 1, sizeof(*idx->msgs));
+	st->ids = calloc((size_t)n + 1, sizeof(*st->ids));
+	if (idx->msgs == NULL || st->ids == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return STORE_TEMPFAIL;
+	}
+	for (int i = 0; i < n; i++) {
+		struct store_msg *m = &idx->msgs[i];
+		const char *u = PQgetvalue(res, i, 1);
+		size_t ulen = (size_t)PQgetlength(res, i, 1);
+
+		if (str_copy(st->ids[i], sizeof(st->ids[i]),
+		    PQgetvalue(res, i, 0)) < 0 || !uidl_ok(u, ulen) ||
+		    str_parse_u64(PQgetvalue(res, i, 2), &m->size) < 0 ||
+		    __builtin_add_overflow(idx->total_size, m->size,
+		    &idx->total_size)) {
+			str_copy(err, ERR_LEN, "pgsql: a row with a bad uidl "
+			    "or size");
+			return STORE_PERMFAIL;
+		}
+		memcpy(m->uidl, u, ulen);
+		m->uidl[ulen] = '\0';
+	}
+	idx->count = st->count = (unsigned int)n;
+	if (p->max_bytes != 0 && idx->total_size > p->max_bytes) {
+		str_copy(err, ERR_LEN, "mailbox over max_mailbox_size");
+		return STORE_PERMFAIL;
+	}
+	return STORE_OK;
+}
+
+static void pg_close(struct store **stp, struct store_index *idx);
+
+static enum store_result
+pg_open(struct store **st_r, const struct store_params *p,
+    struct store_index *idx, char *err)
+{
+	const char *vals[1] = { p->path };
+	struct store *st;
+	PGresult *res;
+	enum store_result r;
+
+	*st_r = NULL;
+	memset(idx, 0, sizeof(*idx));
+	if (name_check(p->path, err) < 0)
+		return STORE_PERMFAIL;
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return STORE_TEMPFAIL;
+	}
+	str_copy(st->mailbox, sizeof(st->mailbox), p->path);
+	/* A pooled connection may have died since: once more on a new one. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((st->conn = conn_get(err)) == NULL) {
+			free(st);
+			return STORE_TEMPFAIL;
+		}
+		res = pg_run(st->conn, "SELECT pg_try_advisory_lock("
+		    PG_LOCK_KEY ")", 1, vals, 0, PGRES_TUPLES_OK, err);
+		if (res != NULL || PQstatus(st->conn) == CONNECTION_OK)
+			break;
+		PQfinish(st->conn);
+		st->conn = NULL;
+	}
+	if (st->conn == NULL) {
+		free(st);
+		return STORE_TEMPFAIL;
+	}
+	if (res == NULL || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		r = res == NULL ? STORE_TEMPFAIL : STORE_LOCKED;
+		if (res != NULL)
+			str_copy(err, ERR_LEN, "mailbox locked by a session");
+		PQclear(res);
+		conn_release(st->conn);
+		free(st);
+		return r;
+	}
+	PQclear(res);
+	*st_r = st;
+	res = pg_run(st->conn, "SELECT id, uidl, pop3_size FROM postino_message"
+	    " WHERE mailbox = $1 ORDER BY id", 1, vals, 0, PGRES_TUPLES_OK, err);
+	r = res == NULL ? STORE_TEMPFAIL : index_fill(st, res, p, idx, err);
+	PQclear(res);
+	if (r != STORE_OK)
+		pg_close(st_r, idx);
+	return r;
+}
+
+static enum store_result
+pg_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
+    char *err)
+{
+	const char *vals[2];
+	struct store_reader *r;
+	PGresult *res;
+	uint64_t size;
+
+	*r_r = NULL;
+	if (msgnum == 0 || msgnum > st->count) {
+		str_copy(err, ERR_LEN, "no such message");
+		return STORE_CHANGED;
+	}
+	vals[0] = st->ids[msgnum - 1];
+	vals[1] = st->mailbox;
+	res = pg_run(st->conn, "SELECT stored_size FROM postino_message WHERE "
+	    "id = $1 AND mailbox = $2", 2, vals, 0, PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		return STORE_TEMPFAIL;
+	if (PQntuples(res) != 1 ||
+	    str_parse_u64(PQgetvalue(res, 0, 0), &size) < 0) {
+		PQclear(res);
+		str_copy(err, ERR_LEN, "message removed by another program");
+		return STORE_CHANGED;
+	}
+	PQclear(res);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return STORE_TEMPFAIL;
+	}
+	r->st = st;
+	r->msgnum = msgnum;
+	r->size = size;
+	*r_r = r;
+	return STORE_OK;
+}
+
+/* One block: substring() of an uncompressed external value reads no more. */
+static ssize_t
+pg_read(struct store_reader *r, void *buf, size_t len)
+{
+	char from[24], count[24], err[ERR_LEN];
+	const char *vals[3] = { r->st->ids[r->msgnum - 1], from, count };
+	PGresult *res;
+	size_t got;
+
+	if (r->off >= r->size || len == 0)
+		return 0;
+	if (len > r->size - r->off)
+		len = (size_t)(r->size - r->off);
+	(void)str_fmt(from, sizeof(from), "%llu",
+	    (unsigned long long)r->off + 1);
+	(void)str_fmt(count, sizeof(count), "%zu", len);
+	res = pg_run(r->st->conn, "SELECT substring(body FROM $2::integer FOR "
+	    "$3::integer) FROM postino_message WHERE id = $1", 3, vals, 1,
+	    PGRES_TUPLES_OK, err);
+	if (res == NULL || PQntuples(res) != 1 ||
+	    (got = (size_t)PQgetlength(res, 0, 0)) == 0 || got > len) {
+		if (res != NULL)
+			log_warnx("event=mailstore-read backend=pgsql "
+			    "reason=\"message changed\"");
+		else
+			log_warnx("event=mailstore-read backend=pgsql "
+			    "reason=\"%s\"", err);
+		PQclear(res);
+		errno = EIO;
+		return -1;
+	}
+	memcpy(buf, PQgetvalue(res, 0, 0), got);
+	PQclear(res);
+	r->off += got;
+	return (ssize_t)got;
+}
+
+static void
+pg_read_close(struct store_reader **rp)
+{
+	free(*rp);
+	*rp = NULL;
+}
+
+/* UPDATE: one statement, so one transaction; a dropped line runs none. */
+static enum store_result
+pg_commit(struct store *st, const struct store_index *idx, char *err)
+{
+	const char *vals[2] = { st->mailbox, NULL };
+	size_t cap = 3, len = 0;
+	char *arr;
+	int rc;
+
+	for (unsigned int i = 0; i < idx->count && i < st->count; i++)
+		if (idx->msgs[i].deleted)
+			cap += sizeof(st->ids[i]) + 1;
+	if ((arr = malloc(cap)) == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return STORE_TEMPFAIL;
+	}
+	arr[len++] = '{';
+	for (unsigned int i = 0; i < idx->count && i < st->count; i++) {
+		if (!idx->msgs[i].deleted)
+			continue;
+		if (len > 1)
+			arr[len++] = ',';
+		memcpy(arr + len, st->ids[i], strlen(st->ids[i]));
+		len += strlen(st->ids[i]);
+	}
+	arr[len++] = '}';
+	arr[len] = '\0';
+	vals[1] = arr;
+	rc = pg_command(st->conn, "DELETE FROM postino_message WHERE mailbox "
+	    "= $1 AND id = ANY($2::bigint[])", 2, vals, err);
+	free(arr);
+	return rc < 0 ? STORE_TEMPFAIL : STORE_OK;
+}
+
+static void
+pg_close(struct store **stp, struct store_index *idx)
+{
+	struct store *st = *stp;
+	const char *vals[1];
+	char err[ERR_LEN];
+	PGresult *res;
+
+	if (idx != NULL) {
+		free(idx->msgs);
+		memset(idx, 0, sizeof(*idx));
+	}
+	if (st == NULL)
+		return;
+	vals[0] = st->mailbox;
+	res = pg_run(st->conn, "SELECT pg_advisory_unlock(" PG_LOCK_KEY ")", 1,
+	    vals, 0, PGRES_TUPLES_OK, err);
+	/* Not unlocked: the lock must go with the connection. */
+	if (res == NULL || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		PQfinish(st->conn);
+		st->conn = NULL;
+	}
+	PQclear(res);
+	conn_release(st->conn);
+	free(st->ids);
+	free(st);
+	*stp = NULL;
+}
+
+/* Messages and POP3 octets in the mailbox now. */
+static enum store_result
+usage(PGconn *conn, const char *mailbox, uint64_t *bytes_r,
+    unsigned int *count_r, char *err)
+{
+	const char *vals[1] = { mailbox };
+	PGresult *res = pg_run(conn, "SELECT count(*), coalesce(sum(pop3_size),"
+	    " 0) FROM postino_message WHERE mailbox = $1", 1, vals, 0,
+	    PGRES_TUPLES_OK, err);
+	int rc;
+
+	if (res == NULL)
+		return STORE_TEMPFAIL;
+	rc = str_parse_u32(PQgetvalue(res, 0, 0), count_r) |
+	    str_parse_u64(PQgetvalue(res, 0, 1), bytes_r);
+	PQclear(res);
+	if (rc < 0) {
+		str_copy(err, ERR_LEN, "pgsql: bad mailbox totals");
+		return STORE_TEMPFAIL;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Over d's quota with adding more octets (one more message)? adding 0 asks
+ * whether the mailbox is already full, as LMTP does at RCPT.
+ */
+static enum store_result
+quota_check(const struct store_delivery *d, uint64_t used, unsigned int n,
+    uint64_t adding, char *err)
+{
+	bool full = adding == 0 ? used >= d->quota_bytes :
+	    adding > d->quota_bytes || used > d->quota_bytes - adding;
+
+	if ((d->quota_messages != 0 && n >= d->quota_messages) ||
+	    (d->quota_bytes != 0 && full)) {
+		(void)str_fmt(err, ERR_LEN, "mailbox is over its quota "
+		    "(%u messages, %llu octets)", n, (unsigned long long)used);
+		return STORE_OVERQUOTA;
+	}
+	return STORE_OK;
+}
+
+static void
+put_be(unsigned char *p, uint64_t v, int octets)
+{
+	for (int i = octets - 1; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+/* One field of a binary COPY row: its length, then its octets. */
+static int
+copy_field(PGconn *conn, const void *data, int32_t len)
+{
+	unsigned char hdr[4];
+
+	put_be(hdr, (uint32_t)len, 4);
+	if (PQputCopyData(conn, (const char *)hdr, 4) != 1)
+		return -1;
+	return len > 0 ? (PQputCopyData(conn, data, len) == 1 ? 0 : -1) : 0;
+}
+
+/*
+ * The row, streamed with COPY (binary): the body goes in blocks read from
+ * tmp, never whole in memory. 0, or -1 with err filled.
+ */
+static int
+copy_row(PGconn *conn, const char *mailbox, const struct store_delivery *d,
+    int tmp, uint64_t pop3, uint64_t stored, char *err)
+{
+	static const char sig[] = "PGCOPY\n\377\r\n";	/* + NUL */
+	unsigned char head[19 + 2], num[8], buf[16384];
+	const char *token = d->token, *uidl = d->uidl;
+	PGresult *res;
+	ssize_t n;
+	off_t off = 0;
+
+	res = pg_run(conn, uidl != NULL ? "COPY postino_message (mailbox, "
+	    "pop3_size, stored_size, token, body, uidl) FROM STDIN (FORMAT "
+	    "binary)" : "COPY postino_message (mailbox, pop3_size, "
+	    "stored_size, token, body) FROM STDIN (FORMAT binary)", 0, NULL, 0,
+	    PGRES_COPY_IN, err);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	memset(head, 0, sizeof(head));
+	memcpy(head, sig, 11);
+	put_be(head + 19, uidl != NULL ? 6 : 5, 2);	/* fields that follow */
+	if (PQputCopyData(conn, (const char *)head, sizeof(head)) != 1 ||
+	    copy_field(conn, mailbox, (int32_t)strlen(mailbox)) < 0)
+		goto fail;
+	put_be(num, pop3, 8);
+	if (copy_field(conn, num, 8) < 0)
+		goto fail;
+	put_be(num, stored, 8);
+	if (copy_field(conn, num, 8) < 0 ||
+	    copy_field(conn, token, token != NULL ? (int32_t)strlen(token) :
+	    -1) < 0)
+		goto fail;
+	put_be(num, stored, 4);			/* the body's length */
+	if (PQputCopyData(conn, (const char *)num, 4) != 1)
+		goto fail;
+	while ((uint64_t)off < stored) {
+		n = pread(tmp, buf, sizeof(buf), off);
+		if (n <= 0) {
+			PQputCopyEnd(conn, "message file unreadable");
+			PQclear(PQgetResult(conn));
+			str_copy(err, ERR_LEN, "pgsql: message file unreadable");
+			return -1;
+		}
+		if (PQputCopyData(conn, (const char *)buf, (int)n) != 1)
+			goto fail;
+		off += n;
+	}
+	if (uidl != NULL && copy_field(conn, uidl, (int32_t)strlen(uidl)) < 0)
+		goto fail;
+	put_be(num, 0xffff, 2);			/* the trailer: -1 */
+	if (PQputCopyData(conn, (const char *)num, 2) != 1 ||
+	    PQputCopyEnd(conn, NULL) != 1)
+		goto fail;
+	res = PQgetResult(conn);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		PQclear(res);
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	return 0;
+fail:
+	(void)pg_fail(conn, "copy", err);
+	return -1;
+}
+
+/* The message as it is stored (headers added, line ends chosen) in tmp. */
+static int
+spool(int in, const struct store_delivery *d, int *tmp_r, uint64_t *stored_r,
+    uint64_t *pop3_r, char *err)
+{
+	bool ends_lf;
+	int tmp = memfd_create("postino-pgsql-append", MFD_CLOEXEC);
+
+	*tmp_r = -1;
+	if (tmp < 0) {
+		(void)str_fmt(err, ERR_LEN, "memfd: %s", strerror(errno));
+		return -1;
+	}
+	if (store_append_copy(in, tmp, d, STORE_ESCAPE_NONE, stored_r, pop3_r,
+	    &ends_lf, err) < 0) {
+		close(tmp);
+		return -1;
+	}
+	if (*stored_r > PG_BODY_MAX) {
+		close(tmp);
+		str_copy(err, ERR_LEN, "message over 1 GiB");
+		return -1;
+	}
+	*tmp_r = tmp;
+	return 0;
+}
+
+/* STORE_OK: a message with this UIDL is there; STORE_PERMFAIL: none. */
+static enum store_result
+uidl_present(PGconn *conn, const char *mailbox, const char *uidl, char *err)
+{
+	const char *vals[2] = { mailbox, uidl };
+	PGresult *res = pg_run(conn, "SELECT 1 FROM postino_message WHERE "
+	    "mailbox = $1 AND uidl = $2", 2, vals, 0, PGRES_TUPLES_OK, err);
+	enum store_result r;
+
+	if (res == NULL)
+		return STORE_TEMPFAIL;
+	r = PQntuples(res) > 0 ? STORE_OK : STORE_PERMFAIL;
+	PQclear(res);
+	return r;
+}
+
+/*
+ * INSERT (by COPY) in a transaction that also checks the quota, under a
+ * per-mailbox transaction lock so two deliveries cannot both fit in the
+ * last free room. STORE_OK only once COMMIT has returned.
+ */
+static enum store_result
+pg_append(const struct store_params *p, int fd, const struct store_delivery *d,
+    char *err)
+{
+	const char *vals[1] = { p->path };
+	enum store_result r = STORE_TEMPFAIL;
+	uint64_t stored = 0, pop3 = 0, used;
+	unsigned int n;
+	PGconn *conn;
+	PGresult *res;
+	int tmp;
+
+	if (name_check(p->path, err) < 0)
+		return STORE_PERMFAIL;
+	if (d->uidl != NULL && !uidl_ok(d->uidl, strlen(d->uidl))) {
+		str_copy(err, ERR_LEN, "not a usable UIDL");
+		return STORE_PERMFAIL;
+	}
+	if (spool(fd, d, &tmp, &stored, &pop3, err) < 0)
+		return stored > PG_BODY_MAX ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	if ((conn = conn_get(err)) == NULL) {
+		close(tmp);
+		return STORE_TEMPFAIL;
+	}
+	if (pg_command(conn, "BEGIN", 0, NULL, err) < 0)
+		goto out;
+	res = pg_run(conn, "SELECT pg_advisory_xact_lock(" PG_APPEND_KEY ")", 1,
+	    vals, 0, PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		goto out;
+	PQclear(res);
+	if ((d->quota_bytes != 0 || d->quota_messages != 0) &&
+	    ((r = usage(conn, p->path, &used, &n, err)) != STORE_OK ||
+	    (r = quota_check(d, used, n, pop3, err)) != STORE_OK))
+		goto out;
+	if (d->uidl != NULL && (r = uidl_present(conn, p->path, d->uidl,
+	    err)) != STORE_PERMFAIL) {
+		/* Already there (a migration run again): nothing to add. */
+		if (r == STORE_OK && pg_command(conn, "COMMIT", 0, NULL,
+		    err) < 0)
+			r = STORE_TEMPFAIL;
+		goto out;
+	}
+	r = STORE_TEMPFAIL;
+	if (copy_row(conn, p->path, d, tmp, pop3, stored, err) < 0 ||
+	    pg_command(conn, "COMMIT", 0, NULL, err) < 0)
+		goto out;
+	r = STORE_OK;
+out:
+	close(tmp);
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	conn_release(conn);
+	return r;
+}
+
+static enum store_result
+pg_probe(const struct store_params *p, const char *token, char *err)
+{
+	const char *vals[2] = { p->path, token };
+	PGconn *conn;
+	PGresult *res;
+	enum store_result r;
+
+	if (name_check(p->path, err) < 0)
+		return STORE_TEMPFAIL;
+	if ((conn = conn_get(err)) == NULL)
+		return STORE_TEMPFAIL;
+	res = pg_run(conn, "SELECT 1 FROM postino_message WHERE mailbox = $1 "
+	    "AND token = $2", 2, vals, 0, PGRES_TUPLES_OK, err);
+	r = res == NULL ? STORE_TEMPFAIL :
+	    PQntuples(res) > 0 ? STORE_OK : STORE_PERMFAIL;
+	if (r == STORE_PERMFAIL)
+		str_copy(err, ERR_LEN, "no message with that token");
+	PQclear(res);
+	conn_release(conn);
+	return r;
+}
+
+static enum store_result
+pg_quota(const struct store_params *p, const struct store_delivery *d,
+    char *err)
+{
+	PGconn *conn;
+	enum store_result r;
+	uint64_t used;
+	unsigned int n;
+
+	if (d->quota_bytes == 0 && d->quota_messages == 0)
+		return STORE_OK;
+	if (name_check(p->path, err) < 0)
+		return STORE_TEMPFAIL;
+	if ((conn = conn_get(err)) == NULL)
+		return STORE_TEMPFAIL;
+	r = usage(conn, p->path, &used, &n, err);
+	if (r == STORE_OK)
+		r = quota_check(d, used, n, 0, err);
+	conn_release(conn);
+	return r;
+}
+
+const struct store_ops store_pgsql_ops = {
+	.name = "pgsql",
+	.open = pg_open,
+	.read_open = pg_read_open,
+	.read = pg_read,
+	.read_close = pg_read_close,
+	.commit = pg_commit,
+	.close = pg_close,
+	.append = pg_append,
+	.probe = pg_probe,
+	.quota = pg_quota,
+};
