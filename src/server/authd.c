@@ -957,12 +957,66 @@ passwd_path(void)
 	return slash + 1;
 }
 
+/* The two SASL servers (TLS or loopback; plaintext), OAuth's validator. */
+static void
+sasl_setup(int *oauth_fd)
+{
+	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
+	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
+	    SASL_ALLOW_CRAM_MD5 : 0 };
+	/* Forked now: dropped, but not yet under the filter that bars exec. */
+	if (cf->oauth2_token_command[0] != '\0') {
+		if (oauth_helper_start(cf->oauth2_token_command, oauth_fd) <
+		    0)
+			fatal("oauth2_token_command: helper");
+		sasl_secure.flags |= SASL_ALLOW_OAUTH | SASL_OAUTH_EXTERNAL;
+	}
+	if (oauth_key != NULL) {
+		sasl_secure.flags |= SASL_ALLOW_OAUTH;
+		sasl_secure.oauth_key = oauth_key;
+		sasl_secure.oauth_policy = (struct jwt_policy){
+		    .issuer = cf->oauth2_issuer,
+		    .audience = cf->oauth2_audience,
+		    .user_claim = cf->oauth2_user_claim };
+	}
+	/* Until the master's secret arrives (first message), a random one. */
+	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
+	    (ssize_t)sizeof(sasl_secure.secret))
+		fatal("getrandom");
+	sasl_plain = sasl_secure;
+	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
+}
+
+/* Everything the role holds, freed and wiped at its end. */
+static void
+authd_free(void)
+{
+	struct request *r;
+
+	while ((r = queue_head) != NULL) {
+		request_unlink(r);
+		request_free(r);
+	}
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+		sasl_free(&exchanges[i].sasl);
+	explicit_bzero(&sasl_secure, sizeof(sasl_secure));
+	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		ipc_free(&clients[i]);
+	ops->close(&db);
+	jwt_key_free(&oauth_key);
+	/*
+	 * The helper sees its channel close and exits; the filter bars
+	 * wait4, so init reaps it once this role has exited.
+	 */
+	ipc_free(&oauth_ipc);
+}
+
 int
 authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
 	const char *path = NULL;
-	struct request *r;
 	int oauth_fd = -1;
 
 	cf = config;
@@ -999,30 +1053,7 @@ authd_main(const struct config *config)
 	    .name = cf->auth_user });
 	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
 		fatalx("%s", err);
-	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
-	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
-	    SASL_ALLOW_CRAM_MD5 : 0 };
-	/* Forked now: dropped, but not yet under the filter that bars exec. */
-	if (cf->oauth2_token_command[0] != '\0') {
-		if (oauth_helper_start(cf->oauth2_token_command, &oauth_fd) <
-		    0)
-			fatal("oauth2_token_command: helper");
-		sasl_secure.flags |= SASL_ALLOW_OAUTH | SASL_OAUTH_EXTERNAL;
-	}
-	if (oauth_key != NULL) {
-		sasl_secure.flags |= SASL_ALLOW_OAUTH;
-		sasl_secure.oauth_key = oauth_key;
-		sasl_secure.oauth_policy = (struct jwt_policy){
-		    .issuer = cf->oauth2_issuer,
-		    .audience = cf->oauth2_audience,
-		    .user_claim = cf->oauth2_user_claim };
-	}
-	/* Until the master's secret arrives (first message), a random one. */
-	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
-	    (ssize_t)sizeof(sasl_secure.secret))
-		fatal("getrandom");
-	sasl_plain = sasl_secure;
-	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
+	sasl_setup(&oauth_fd);
 	/* A pgsql backend keeps its socket: only the passwd-file's filter. */
 	ev = role_start(&(struct role){ .stop = stop,
 	    .master_msg = master_msg, .sandbox = SANDBOX_ROLE_AUTH,
@@ -1034,23 +1065,7 @@ authd_main(const struct config *config)
 	/* Dropped and filtered: the master may now announce it is ready. */
 	role_ready();
 	ev_run(ev);
-	while ((r = queue_head) != NULL) {
-		request_unlink(r);
-		request_free(r);
-	}
-	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
-		sasl_free(&exchanges[i].sasl);
-	explicit_bzero(&sasl_secure, sizeof(sasl_secure));
-	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
-		ipc_free(&clients[i]);
-	ops->close(&db);
-	jwt_key_free(&oauth_key);
-	/*
-	 * The helper sees its channel close and exits; the filter bars
-	 * wait4, so init reaps it once this role has exited.
-	 */
-	ipc_free(&oauth_ipc);
+	authd_free();
 	role_end();
 	return 0;
 }

@@ -466,22 +466,16 @@ config_read(struct config *cf, FILE *fp, const char *path, bool seen[2],
 	return 0;
 }
 
-/* What no single key can check: keys that go together or exclude. */
+/* The OAuth 2.0 keys: one validator, and a usable one. */
 static int
-config_combined(const struct config *cf, const char *path, char *err)
+config_oauth(const struct config *cf, const char *path, char *err)
 {
-	char why[ERR_LEN];
-
-	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
-		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
-		    path);
-		return -1;
-	}
 	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
 	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
 	    '\0' && cf->oauth2_token_command[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
-		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		    "XOAUTH2 need oauth2_jwt_key or oauth2_token_command (a "
+		    "token validator)", path);
 		return -1;
 	}
 	if (cf->oauth2_jwt_key[0] != '\0' &&
@@ -500,6 +494,22 @@ config_combined(const struct config *cf, const char *path, char *err)
 		str_fmt(err, ERR_LEN, "%s: oauth2_user_claim: empty", path);
 		return -1;
 	}
+	return 0;
+}
+
+/* What no single key can check: keys that go together or exclude. */
+static int
+config_combined(const struct config *cf, const char *path, char *err)
+{
+	char why[ERR_LEN];
+
+	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
+		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
+		    path);
+		return -1;
+	}
+	if (config_oauth(cf, path, err) < 0)
+		return -1;
 	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: listen_tls needs tls_cert and "
 		    "tls_key", path);
