@@ -97,9 +97,14 @@ lmtp_connect(const char *addr, char *err)
 	if (!deliver_lmtp_valid_addr(addr, err))
 		return -1;
 	if (strncmp(addr, "unix:", 5) != 0) {
+		char why[ERR_LEN];
+
 		(void)split_hostport(addr, host, sizeof(host), &port);
-		return pop3c_connect_tcp(host, port, AF_UNSPEC,
-		    DELIVER_LMTP_CMD_MS, err);
+		fd = pop3c_connect_tcp(host, port, AF_UNSPEC,
+		    DELIVER_LMTP_CMD_MS, why);
+		if (fd < 0)	/* not to be taken for the POP3 server's */
+			(void)str_fmt(err, ERR_LEN, "lmtp: %s", why);
+		return fd;
 	}
 	(void)str_copy(sun.sun_path, sizeof(sun.sun_path), addr + 5);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -356,6 +356,20 @@ def test_lmtp_server_trouble_is_temporary(greeting, why, home, mailroot,
     assert home.state_ids() == []
 
 
+def test_lmtp_nobody_listening_on_tcp(home, mailroot, postinod):
+    msgs = many_messages(1)
+    host, port = seeded("postinod", mailroot, postinod, None, msgs)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    free = s.getsockname()[1]
+    s.close()
+    cp = home.run("fetch", "--tls=no", "--lmtp", "127.0.0.1:%d" % free,
+                  "--lmtp-recipient", RCPT, url(port, host))
+    assert cp.returncode == 6, cp.stderr
+    assert b"lmtp: 127.0.0.1:%d" % free in cp.stderr, cp.stderr
+    assert server_snapshot(host, port)[0] == 1
+
+
 def test_lmtp_nobody_listening(home, mailroot, postinod):
     msgs = many_messages(1)
     host, port = seeded("postinod", mailroot, postinod, None, msgs)
