@@ -1045,6 +1045,54 @@ md_list(struct maildir *md, const struct store_params *p, uint64_t *total_r,
 	return res;
 }
 
+/* Open cur/ (made if missing) and new/, and read a legacy uidlist. */
+static enum store_result
+md_open_subdirs(struct maildir *md, const struct store_params *p, char *err)
+{
+	int dirfd = open(md->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dirfd == -1 || ((md->cur_fd = md_open_dir(dirfd, "cur")) == -1 &&
+	    (errno != ENOENT || mkdirat(dirfd, "cur", 0700) == -1 ||
+	    (md->cur_fd = md_open_dir(dirfd, "cur")) == -1))) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/cur: %s", md->path,
+		    strerror(errno));
+		if (dirfd != -1)
+			(void)close(dirfd);
+		return STORE_TEMPFAIL;
+	}
+	if ((md->new_fd = md_open_dir(dirfd, "new")) == -1 && errno != ENOENT) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
+		    strerror(errno));
+		(void)close(dirfd);
+		return STORE_TEMPFAIL;
+	}
+	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
+	(void)close(dirfd);
+	return STORE_OK;
+}
+
+/* The session's index of the listed messages, UIDLs kept from a uidlist. */
+static enum store_result
+md_index_fill(struct maildir *md, struct store_index *idx, uint64_t total,
+    char *err)
+{
+	if (md->count > 0 &&
+	    (idx->msgs = calloc(md->count, sizeof(*idx->msgs))) == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		return STORE_TEMPFAIL;
+	}
+	for (unsigned int i = 0; i < md->count; i++) {
+		idx->msgs[i].size = md->msgs[i].size;
+		if (!maildir_uidlist_find(md->legacy, md->msgs[i].name,
+		    md->msgs[i].baselen, idx->msgs[i].uidl))
+			md_uidl(&md->msgs[i], idx->msgs[i].uidl);
+	}
+	maildir_uidlist_free(&md->legacy);
+	idx->count = md->count;
+	idx->total_size = total;
+	return STORE_OK;
+}
+
 static enum store_result
 md_open(struct store **st_r, const struct store_params *p,
     struct store_index *idx, char *err)
@@ -1054,7 +1102,6 @@ md_open(struct store **st_r, const struct store_params *p,
 	struct stat st;
 	enum store_result res;
 	uint64_t total = 0;
-	int dirfd = -1;
 
 	*st_r = NULL;
 	*idx = (struct store_index){ 0 };
@@ -1098,24 +1145,8 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
-	dirfd = open(md->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd == -1 || ((md->cur_fd = md_open_dir(dirfd, "cur")) == -1 &&
-	    (errno != ENOENT || mkdirat(dirfd, "cur", 0700) == -1 ||
-	    (md->cur_fd = md_open_dir(dirfd, "cur")) == -1))) {
-		(void)str_fmt(err, ERR_LEN, "cannot open %s/cur: %s", md->path,
-		    strerror(errno));
-		res = STORE_TEMPFAIL;
+	if ((res = md_open_subdirs(md, p, err)) != STORE_OK)
 		goto fail;
-	}
-	if ((md->new_fd = md_open_dir(dirfd, "new")) == -1 && errno != ENOENT) {
-		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
-		    strerror(errno));
-		res = STORE_TEMPFAIL;
-		goto fail;
-	}
-	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
-	(void)close(dirfd);
-	dirfd = -1;
 	if ((res = md_list(md, p, &total, err)) != STORE_OK)
 		goto fail;
 	/*
@@ -1125,26 +1156,11 @@ md_open(struct store **st_r, const struct store_params *p,
 	free(md->iobuf);
 	md->iobuf = NULL;
 	md_cache_drop(md);
-	if (md->count > 0 &&
-	    (idx->msgs = calloc(md->count, sizeof(*idx->msgs))) == NULL) {
-		(void)str_copy(err, ERR_LEN, "out of memory");
-		res = STORE_TEMPFAIL;
+	if ((res = md_index_fill(md, idx, total, err)) != STORE_OK)
 		goto fail;
-	}
-	for (unsigned int i = 0; i < md->count; i++) {
-		idx->msgs[i].size = md->msgs[i].size;
-		if (!maildir_uidlist_find(md->legacy, md->msgs[i].name,
-		    md->msgs[i].baselen, idx->msgs[i].uidl))
-			md_uidl(&md->msgs[i], idx->msgs[i].uidl);
-	}
-	maildir_uidlist_free(&md->legacy);
-	idx->count = md->count;
-	idx->total_size = total;
 	*st_r = (struct store *)md;
 	return STORE_OK;
 fail:
-	if (dirfd != -1)
-		(void)close(dirfd);
 	md_free(md);
 	return res;
 }
@@ -1446,6 +1462,97 @@ md_kept_name(const struct store_params *p, const char *uidl, int newfd,
 }
 
 /*
+ * Open the maildir (made by a first delivery, as MTAs' local agents do)
+ * and its tmp/ and new/ for a delivery; the caller closes what is open.
+ */
+static enum store_result
+md_deliver_dirs(const struct store_params *p, int *dfd_r, int *tmpfd_r,
+    int *newfd_r, char *err)
+{
+	int dfd;
+
+	if ((dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 &&
+	    errno == ENOENT && store_mkdirs(p->path) == 0)
+		dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOTDIR ? STORE_PERMFAIL : STORE_TEMPFAIL;
+	}
+	*dfd_r = dfd;
+	for (const char *sub = "tmp"; sub != NULL;
+	    sub = sub[0] == 't' ? "new" : sub[0] == 'n' ? "cur" : NULL) {
+		if (mkdirat(dfd, sub, 0700) == -1 && errno != EEXIST) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/%s: %s",
+			    p->path, sub, strerror(errno));
+			return STORE_TEMPFAIL;
+		}
+	}
+	if ((*tmpfd_r = md_open_dir(dfd, "tmp")) == -1 ||
+	    (*newfd_r = md_open_dir(dfd, "new")) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s/tmp or new: %s",
+		    p->path, strerror(errno));
+		return errno == ENOTDIR || errno == ELOOP ? STORE_PERMFAIL :
+		    STORE_TEMPFAIL;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Create the message's file in tmp/, its name into uniq: the kept UIDL of
+ * a migrated message, else a new unique name. STORE_OK with *fd_r -1: the
+ * kept message is in new/ already.
+ */
+static enum store_result
+md_tmp_create(const struct store_params *p, const struct store_delivery *d,
+    int tmpfd, int newfd, char uniq[NAME_MAX + 1], int *fd_r, char *err)
+{
+	static unsigned int seq;
+	char host[MD_HOST_MAX + 1];
+	enum store_result res;
+	int fd = -1;
+
+	*fd_r = -1;
+	md_hostname(host, sizeof(host));
+	if (d->uidl != NULL) {
+		res = md_kept_name(p, d->uidl, newfd, uniq, err);
+		if (res != STORE_PERMFAIL || err[0] != '\0')
+			return res;
+		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
+			    p->path, uniq, strerror(errno));
+			return STORE_TEMPFAIL;
+		}
+	}
+	for (int i = 0; fd == -1; i++) {
+		struct timeval tv;
+
+		if (i == MD_APPEND_TRIES) {
+			(void)str_fmt(err, ERR_LEN, "no unique name in %s/tmp",
+			    p->path);
+			return STORE_TEMPFAIL;
+		}
+		(void)gettimeofday(&tv, NULL);
+		if (str_fmt(uniq, NAME_MAX + 1, "%lld.M%06ldP%ldQ%u%s%s.%s",
+		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+		    ++seq, d->token != NULL ? "R" : "",
+		    d->token != NULL ? d->token : "", host) < 0)
+			return STORE_TEMPFAIL;
+		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST) {
+			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
+			    p->path, uniq, strerror(errno));
+			return STORE_TEMPFAIL;
+		}
+	}
+	*fd_r = fd;
+	return STORE_OK;
+}
+
+/*
  * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
  * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
  * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
@@ -1455,9 +1562,7 @@ static enum store_result
 md_append(const struct store_params *p, int in, const struct store_delivery *d,
     char *err)
 {
-	static unsigned int seq;
-	char dir[PATH_MAX], host[MD_HOST_MAX + 1], uniq[NAME_MAX + 1];
-	char final[NAME_MAX + 1];
+	char dir[PATH_MAX], uniq[NAME_MAX + 1], final[NAME_MAX + 1];
 	uint64_t stored = 0, crlfsize = 0, used = 0;
 	unsigned int nmsgs = 0;
 	enum store_result res = STORE_TEMPFAIL;
@@ -1469,31 +1574,8 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		(void)str_copy(err, ERR_LEN, "maildir path too long");
 		return STORE_PERMFAIL;
 	}
-	/* A first delivery makes the mailbox, as MTAs' local agents do. */
-	if ((dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 &&
-	    errno == ENOENT && store_mkdirs(p->path) == 0)
-		dfd = open(p->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", p->path,
-		    strerror(errno));
-		return errno == ENOTDIR ? STORE_PERMFAIL : STORE_TEMPFAIL;
-	}
-	for (const char *sub = "tmp"; sub != NULL;
-	    sub = sub[0] == 't' ? "new" : sub[0] == 'n' ? "cur" : NULL) {
-		if (mkdirat(dfd, sub, 0700) == -1 && errno != EEXIST) {
-			(void)str_fmt(err, ERR_LEN, "cannot create %s/%s: %s",
-			    p->path, sub, strerror(errno));
-			goto out;
-		}
-	}
-	if ((tmpfd = md_open_dir(dfd, "tmp")) == -1 ||
-	    (newfd = md_open_dir(dfd, "new")) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot open %s/tmp or new: %s",
-		    p->path, strerror(errno));
-		res = errno == ENOTDIR || errno == ELOOP ? STORE_PERMFAIL :
-		    STORE_TEMPFAIL;
+	if ((res = md_deliver_dirs(p, &dfd, &tmpfd, &newfd, err)) != STORE_OK)
 		goto out;
-	}
 	if ((d->quota_bytes != 0 || d->quota_messages != 0) &&
 	    (res = md_usage(dfd, &used, &nmsgs, err)) != STORE_OK)
 		goto out;
@@ -1506,42 +1588,11 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		res = STORE_OVERQUOTA;
 		goto out;
 	}
-	md_hostname(host, sizeof(host));
-	if (d->uidl != NULL) {
-		res = md_kept_name(p, d->uidl, newfd, uniq, err);
-		if (res != STORE_PERMFAIL || err[0] != '\0')
-			goto out;
-		res = STORE_TEMPFAIL;
-		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd == -1) {
-			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
-			    p->path, uniq, strerror(errno));
-			goto out;
-		}
-	}
-	for (int i = 0; fd == -1; i++) {
-		struct timeval tv;
-
-		if (i == MD_APPEND_TRIES) {
-			(void)str_fmt(err, ERR_LEN, "no unique name in %s/tmp",
-			    p->path);
-			goto out;
-		}
-		(void)gettimeofday(&tv, NULL);
-		if (str_fmt(uniq, sizeof(uniq), "%lld.M%06ldP%ldQ%u%s%s.%s",
-		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		    ++seq, d->token != NULL ? "R" : "",
-		    d->token != NULL ? d->token : "", host) < 0)
-			goto out;
-		fd = openat(tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd == -1 && errno != EEXIST) {
-			(void)str_fmt(err, ERR_LEN, "cannot create %s/tmp/%s: %s",
-			    p->path, uniq, strerror(errno));
-			goto out;
-		}
-	}
+	/* A kept message already in new/ is delivered: fd stays -1. */
+	if ((res = md_tmp_create(p, d, tmpfd, newfd, uniq, &fd, err)) !=
+	    STORE_OK || fd == -1)
+		goto out;
+	res = STORE_TEMPFAIL;
 	if (store_append_copy(in, fd, d, STORE_ESCAPE_NONE, &stored, &crlfsize,
 	    &ends_lf, err) < 0)
 		goto unlink;
