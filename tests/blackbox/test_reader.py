@@ -1012,8 +1012,8 @@ def test_pipe_attachment(own):
     r.keys("Enter")
     r.wait_for("Command: exit status 0.")
     # ^C ends the command, not the reader.
-    r.keys("|", "1", "Enter", "sleep 60", "Enter")
-    time.sleep(0.5)
+    r.keys("|", "1", "Enter", "echo started; sleep 60", "Enter")
+    r.wait_for("started")
     r.keys("C-c")
     r.wait_for("[killed by signal 2; press Enter]")
     r.keys("Enter")
