@@ -895,6 +895,8 @@ def test_search_list_and_view(server, reader):
     wait_top(r, "line 151 of the long message")
     r.keys("N")
     wait_top(r, "line 152 of the long message")
+    # The matches are shown in reverse video.
+    assert b"line 152 \x1b[7mof the long\x1b[m message" in r.raw_output()
     r.keys("x")
     r.assert_clean_exit()
 
