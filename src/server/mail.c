@@ -58,6 +58,8 @@ struct mail_conn {
 	uint64_t		 lock_deadline;	/* ev_now_ms(); 0: not waiting */
 	struct msg_account	*acct;
 	bool			 quitting;
+	/* RETR/TOP waits for a block from the store (store.h wait). */
+	bool			 body_waiting;
 };
 
 static const struct config *cf;
@@ -69,6 +71,8 @@ static struct ev_timer idle_timer;
 static struct ev_timer trim_timer;
 
 static void mail_more(struct session *s);
+static void store_ready(void *arg);
+static void lock_retry_fire(struct ev *e, void *arg);
 
 static void
 conn_closed(struct session *s)
@@ -359,10 +363,14 @@ quit_update(struct mail_conn *c)
 	for (unsigned int i = 0; i < c->idx.count; i++)
 		deleted += c->idx.msgs[i].deleted;
 	live_totals(c, &left, &size);
-	if (deleted > 0)
+	if (deleted > 0 || c->sops->wait != NULL)
 		r = c->sops->commit(c->st, &c->idx, err);
 	if (r == STORE_BUSY && lock_retry_later(c))
 		return false;
+	if (r == STORE_PENDING) {
+		c->sops->wait(c->st, store_ready, c);
+		return false;
+	}
 	/*
 	 * UPDATE is over: give the mailbox back before the reply can reach
 	 * the client, or a client that logs in again at once (to another
@@ -460,6 +468,14 @@ more_body(struct mail_conn *c)
 			want = sizeof(in);
 		if (!pop3_encoder_full(&c->enc))
 			n = c->sops->read(c->reader, in, want);
+		if (n < 0 && errno == EAGAIN && c->sops->wait != NULL) {
+			/* The database has the block: no writable wake-ups till then. */
+			c->s.more = false;
+			c->s.suspended = true;
+			c->body_waiting = true;
+			c->sops->wait(c->st, store_ready, c);
+			return;
+		}
 		if (n < 0) {
 			/* +OK is out: the only honest end is to drop the line. */
 			log_warn("session=%s event=read-failed", c->s.id);
@@ -578,14 +594,22 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	p.lock_wait = 0;
 	p.uidl_format = cf->pop3_uidl_format;
 	r = c->sops->open(&c->st, &p, &c->idx, err);
-	if (r == STORE_BUSY && lock_retry_later(c)) {
-		c->st = NULL;
+	if (r == STORE_BUSY || r == STORE_PENDING) {
+		if (r == STORE_BUSY)
+			c->st = NULL;
 		if (c->acct == NULL && (c->acct = malloc(sizeof(*acct))) != NULL)
 			memcpy(c->acct, acct, sizeof(*acct));
-		if (c->acct != NULL)
+		if (c->acct != NULL && r == STORE_PENDING) {
+			c->sops->wait(c->st, store_ready, c);
 			return;
-		str_copy(err, ERR_LEN, "out of memory");
-		r = STORE_TEMPFAIL;
+		}
+		if (c->acct != NULL && lock_retry_later(c))
+			return;
+		if (c->acct == NULL)
+			str_copy(err, ERR_LEN, "out of memory");
+		if (r == STORE_PENDING)
+			c->sops->close(&c->st, &c->idx);
+		r = c->acct == NULL ? STORE_TEMPFAIL : r;
 	}
 	if (r != STORE_OK) {
 		c->st = NULL;
@@ -614,6 +638,22 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	    (unsigned long long)size);
 	c->s.suspended = false;
 	session_resume(&c->s);
+}
+
+/* A pending store call can go on: the body, QUIT's UPDATE or the open. */
+static void
+store_ready(void *arg)
+{
+	struct mail_conn *c = arg;
+
+	if (c->body_waiting) {
+		c->body_waiting = false;
+		c->s.more = true;
+		c->s.suspended = false;
+		session_resume(&c->s);
+	} else {
+		lock_retry_fire(ev, c);
+	}
 }
 
 static void
@@ -791,6 +831,7 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	role_drop(&(struct role_user){ .key = "mail user", .uid = uid,
 	    .gid = gid, .extra_group = cf->mail_privileged_group });
 	ev = role_start(&mail_role);
+	store_pgsql_set_loop(ev);
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_init(&trim_timer, trim_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);

@@ -39,7 +39,15 @@ enum store_result {
 	 * timer: stores never wait for a lock when lock_wait is 0.
 	 */
 	STORE_BUSY,
+	/*
+	 * The backend waits for its server (pgsql in an event loop): see
+	 * store_ops.wait. Nothing else ever answers it.
+	 */
+	STORE_PENDING,
 };
+
+/* Called from the event loop when a pending call can go on. */
+typedef void store_ready_fn(void *arg);
 
 struct store_params {
 	const char	*path;		/* maildir directory, mbox file, or
@@ -118,8 +126,21 @@ struct store_ops {
 	 */
 	enum store_result (*commit)(struct store *st, const struct store_index *idx,
 	    char *err);
-	/* Release the session lock and free everything, idx->msgs included. */
+	/*
+	 * Release the session lock and free everything, idx->msgs included;
+	 * also cancels a pending call.
+	 */
 	void (*close)(struct store **st, struct store_index *idx);
+	/*
+	 * NULL, or (pgsql) how a backend that waits for a server says when:
+	 * open and commit may answer STORE_PENDING and read -1 with errno
+	 * EAGAIN. Then wait(st, fn, arg) (st: for open, what it left in
+	 * *st_r), and fn(arg) is called from the event loop when the same
+	 * call, made again with the same arguments, goes on. Such a backend's
+	 * commit is called at every QUIT, and ends the session lock itself
+	 * (before the reply can bring the client back).
+	 */
+	void (*wait)(struct store *st, store_ready_fn *fn, void *arg);
 	/*
 	 * Deliver the message in fd (read with pread from offset 0 to EOF;
 	 * the fd's offset is not used) into the mailbox at p->path, creating

@@ -20,6 +20,7 @@
 
 #include <libpq-fe.h>
 
+#include "../lib/ev.h"
 #include "../lib/log.h"
 #include "../lib/secret_file.h"
 #include "store_append.h"
@@ -47,18 +48,44 @@
 /* Creating or upgrading the schema: one instance at a time. */
 #define PG_SCHEMA_KEY	"8101551090716655943"
 
+/* A block of a message: RETR's own block (mail.c), one query each. */
+#define PG_BLOCK	(32 * 1024)
+/* Without a loop, how long a session's query may take (statement_timeout
+ * and a little more): then the connection is given up. */
+#define PG_WAIT_MS	35000
+
+enum pg_query {
+	Q_IDLE,		/* nothing sent */
+	Q_BUSY,		/* sent, its reply not all in */
+	Q_DONE,		/* the reply is in (st->res) */
+	Q_FAILED,	/* the connection broke or timed out */
+};
+
 struct store {
 	PGconn		*conn;
 	char		 mailbox[PG_NAME_MAX + 1];
 	char		 (*ids)[24];	/* row ids as text, by message */
+	uint64_t	*sizes;		/* stored octets, by message */
 	unsigned int	 count;
+	bool		 locked;	/* the session lock is ours */
+	bool		 pooled;	/* conn came from the pool */
+	int		 stage;		/* pg_commit: 1 once the DELETE is in */
+	/* The query in progress (q_exec). */
+	enum pg_query	 q;
+	PGresult	*res;
+	bool		 want_write;
+	int		 watched;	/* the socket in pg_ev, or -1 */
+	store_ready_fn	*ready_fn;
+	void		*ready_arg;
 };
 
 struct store_reader {
 	struct store	*st;
 	unsigned int	 msgnum;
-	uint64_t	 off;		/* octets returned so far */
+	uint64_t	 off;		/* octets fetched so far */
 	uint64_t	 size;		/* stored octets */
+	size_t		 pos, len;	/* the unread part of buf */
+	char		 buf[PG_BLOCK];
 };
 
 static struct {
@@ -68,6 +95,7 @@ static struct {
 	unsigned int	 pool;
 } pg_conf;
 
+static struct ev *pg_ev;
 static PGconn *pg_idle[STORE_PGSQL_POOL_MAX];
 static unsigned int pg_nidle;
 static uint64_t pg_retry_ms;
@@ -87,6 +115,12 @@ store_pgsql_configure(const struct store_pgsql_conf *conf, char *err)
 		pg_conf.has_password = true;
 	}
 	return 0;
+}
+
+void
+store_pgsql_set_loop(struct ev *ev)
+{
+	pg_ev = ev;
 }
 
 void
@@ -299,7 +333,127 @@ uidl_ok(const char *u, size_t len)
 	return true;
 }
 
-/* The rows of an index query into idx and st->ids. */
+/*
+ * One query of a session, sent on the first call and collected on later
+ * ones: with a loop (store_pgsql_set_loop) the connection's socket waits
+ * in it and STORE_PENDING is returned; without one, poll(2) waits here,
+ * at most PG_WAIT_MS.
+ */
+static int
+q_step(struct store *st)
+{
+	int f = PQflush(st->conn);
+
+	if (f < 0 || PQconsumeInput(st->conn) != 1) {
+		st->q = Q_FAILED;
+		return -1;
+	}
+	st->want_write = f == 1;
+	while (!PQisBusy(st->conn)) {
+		PGresult *r = PQgetResult(st->conn);
+
+		if (r == NULL) {
+			st->q = Q_DONE;
+			return 1;
+		}
+		if (st->res == NULL)
+			st->res = r;
+		else
+			PQclear(r);
+	}
+	return 0;
+}
+
+static void
+q_unwatch(struct store *st)
+{
+	if (st->watched >= 0)
+		ev_io_del(pg_ev, st->watched);
+	st->watched = -1;
+}
+
+/* The loop's callback: the reply is in (or the line broke): go on. */
+static void
+q_io(struct ev *e, int fd, unsigned int events, void *arg)
+{
+	struct store *st = arg;
+
+	(void)e;
+	(void)fd;
+	(void)events;
+	if (q_step(st) == 0) {
+		ev_io_set(pg_ev, st->watched, EV_READ |
+		    (st->want_write ? EV_WRITE : 0), q_io, st);
+		return;
+	}
+	q_unwatch(st);
+	/* Last: the callback may close (free) st. */
+	if (st->ready_fn != NULL)
+		st->ready_fn(st->ready_arg);
+}
+
+static int
+q_block(struct store *st)
+{
+	struct pollfd pfd = { .fd = PQsocket(st->conn) };
+
+	pfd.events = POLLIN | (st->want_write ? POLLOUT : 0);
+	if (pfd.fd < 0 || poll(&pfd, 1, PG_WAIT_MS) <= 0) {
+		st->q = Q_FAILED;
+		return -1;
+	}
+	return 0;
+}
+
+static enum store_result
+q_exec(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+{
+	PGresult *res;
+	bool failed;
+
+	*res_r = NULL;
+	if (st->q == Q_IDLE) {
+		if (PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
+		    fmt) != 1)
+			return pg_fail(st->conn, "query", err);
+		st->q = Q_BUSY;
+		st->res = NULL;
+	}
+	while (st->q == Q_BUSY && q_step(st) == 0) {
+		if (pg_ev != NULL) {
+			st->watched = PQsocket(st->conn);
+			if (ev_io_set(pg_ev, st->watched, EV_READ |
+			    (st->want_write ? EV_WRITE : 0), q_io, st) == 0)
+				return STORE_PENDING;
+			st->watched = -1;
+			st->q = Q_FAILED;
+		} else {
+			(void)q_block(st);
+		}
+	}
+	res = st->res;
+	st->res = NULL;
+	failed = st->q == Q_FAILED;
+	st->q = Q_IDLE;
+	if (!failed && res != NULL && PQresultStatus(res) == want) {
+		*res_r = res;
+		return STORE_OK;
+	}
+	if (res != NULL && PQresultErrorMessage(res)[0] != '\0') {
+		const char *m = PQresultErrorMessage(res);
+		char safe[ERR_LEN];
+
+		str_sanitize(safe, sizeof(safe), m, strcspn(m, "\n"));
+		(void)str_fmt(err, ERR_LEN, "pgsql: %s", safe);
+	} else {
+		(void)pg_fail(st->conn, failed ? "connection" : "query", err);
+	}
+	PQclear(res);
+	return STORE_TEMPFAIL;
+}
+
+/* The rows of the index query into idx, st->ids and st->sizes. */
 static enum store_result
 index_fill(struct store *st, PGresult *res, const struct store_params *p,
     struct store_index *idx, char *err)
@@ -313,7 +467,8 @@ index_fill(struct store *st, PGresult *res, const struct store_params *p,
 	}
 	idx->msgs = calloc((size_t)n + 1, sizeof(*idx->msgs));
 	st->ids = calloc((size_t)n + 1, sizeof(*st->ids));
-	if (idx->msgs == NULL || st->ids == NULL) {
+	st->sizes = calloc((size_t)n + 1, sizeof(*st->sizes));
+	if (idx->msgs == NULL || st->ids == NULL || st->sizes == NULL) {
 		str_copy(err, ERR_LEN, "out of memory");
 		return STORE_TEMPFAIL;
 	}
@@ -325,6 +480,7 @@ index_fill(struct store *st, PGresult *res, const struct store_params *p,
 		if (str_copy(st->ids[i], sizeof(st->ids[i]),
 		    PQgetvalue(res, i, 0)) < 0 || !uidl_ok(u, ulen) ||
 		    str_parse_u64(PQgetvalue(res, i, 2), &m->size) < 0 ||
+		    str_parse_u64(PQgetvalue(res, i, 3), &st->sizes[i]) < 0 ||
 		    __builtin_add_overflow(idx->total_size, m->size,
 		    &idx->total_size)) {
 			str_copy(err, ERR_LEN, "pgsql: a row with a bad uidl "
@@ -344,134 +500,168 @@ index_fill(struct store *st, PGresult *res, const struct store_params *p,
 
 static void pg_close(struct store **stp, struct store_index *idx);
 
+/* Stage 0: the session lock, on a pooled connection or a new one. */
+static enum store_result
+open_lock(struct store *st, char *err)
+{
+	const char *vals[1] = { st->mailbox };
+	PGresult *res;
+	enum store_result r;
+
+	for (;;) {
+		if (st->conn == NULL) {
+			st->pooled = pg_nidle > 0;
+			if ((st->conn = conn_get(err)) == NULL)
+				return STORE_TEMPFAIL;
+		}
+		r = q_exec(st, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", 1,
+		    vals, 0, PGRES_TUPLES_OK, &res, err);
+		if (r == STORE_PENDING)
+			return r;
+		if (r == STORE_OK || !st->pooled ||
+		    PQstatus(st->conn) == CONNECTION_OK)
+			break;
+		/* A pooled connection that died since: once on a new one. */
+		PQfinish(st->conn);
+		st->conn = NULL;
+	}
+	if (r != STORE_OK)
+		return r;
+	st->locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!st->locked) {
+		str_copy(err, ERR_LEN, "mailbox locked by a session");
+		return STORE_LOCKED;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Two queries: the lock, then the index. STORE_PENDING leaves the store
+ * in *st_r: call again with it until another answer (then *st_r is the
+ * open store, or NULL).
+ */
 static enum store_result
 pg_open(struct store **st_r, const struct store_params *p,
     struct store_index *idx, char *err)
 {
 	const char *vals[1] = { p->path };
-	struct store *st;
+	struct store *st = *st_r;
 	PGresult *res;
 	enum store_result r;
 
-	*st_r = NULL;
-	memset(idx, 0, sizeof(*idx));
-	if (name_check(p->path, err) < 0)
-		return STORE_PERMFAIL;
-	if ((st = calloc(1, sizeof(*st))) == NULL) {
-		str_copy(err, ERR_LEN, "out of memory");
-		return STORE_TEMPFAIL;
-	}
-	str_copy(st->mailbox, sizeof(st->mailbox), p->path);
-	/* A pooled connection may have died since: once more on a new one. */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if ((st->conn = conn_get(err)) == NULL) {
-			free(st);
+	if (st == NULL) {
+		memset(idx, 0, sizeof(*idx));
+		if (name_check(p->path, err) < 0)
+			return STORE_PERMFAIL;
+		if ((st = calloc(1, sizeof(*st))) == NULL) {
+			str_copy(err, ERR_LEN, "out of memory");
 			return STORE_TEMPFAIL;
 		}
-		res = pg_run(st->conn, "SELECT pg_try_advisory_lock("
-		    PG_LOCK_KEY ")", 1, vals, 0, PGRES_TUPLES_OK, err);
-		if (res != NULL || PQstatus(st->conn) == CONNECTION_OK)
-			break;
-		PQfinish(st->conn);
-		st->conn = NULL;
+		str_copy(st->mailbox, sizeof(st->mailbox), p->path);
+		st->watched = -1;
+		*st_r = st;
 	}
-	if (st->conn == NULL) {
-		free(st);
-		return STORE_TEMPFAIL;
-	}
-	if (res == NULL || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		r = res == NULL ? STORE_TEMPFAIL : STORE_LOCKED;
-		if (res != NULL)
-			str_copy(err, ERR_LEN, "mailbox locked by a session");
+	if (!st->locked && (r = open_lock(st, err)) != STORE_OK)
+		goto out;
+	r = q_exec(st, "SELECT id, uidl, pop3_size, stored_size FROM "
+	    "postino_message WHERE mailbox = $1 ORDER BY id", 1, vals, 0,
+	    PGRES_TUPLES_OK, &res, err);
+	if (r == STORE_OK) {
+		r = index_fill(st, res, p, idx, err);
 		PQclear(res);
-		conn_release(st->conn);
-		free(st);
-		return r;
 	}
-	PQclear(res);
-	*st_r = st;
-	res = pg_run(st->conn, "SELECT id, uidl, pop3_size FROM postino_message"
-	    " WHERE mailbox = $1 ORDER BY id", 1, vals, 0, PGRES_TUPLES_OK, err);
-	r = res == NULL ? STORE_TEMPFAIL : index_fill(st, res, p, idx, err);
-	PQclear(res);
-	if (r != STORE_OK)
+out:
+	if (r != STORE_OK && r != STORE_PENDING)
 		pg_close(st_r, idx);
 	return r;
+}
+
+static void
+pg_wait(struct store *st, store_ready_fn *fn, void *arg)
+{
+	st->ready_fn = fn;
+	st->ready_arg = arg;
 }
 
 static enum store_result
 pg_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
     char *err)
 {
-	const char *vals[2];
 	struct store_reader *r;
-	PGresult *res;
-	uint64_t size;
 
 	*r_r = NULL;
 	if (msgnum == 0 || msgnum > st->count) {
 		str_copy(err, ERR_LEN, "no such message");
 		return STORE_CHANGED;
 	}
-	vals[0] = st->ids[msgnum - 1];
-	vals[1] = st->mailbox;
-	res = pg_run(st->conn, "SELECT stored_size FROM postino_message WHERE "
-	    "id = $1 AND mailbox = $2", 2, vals, 0, PGRES_TUPLES_OK, err);
-	if (res == NULL)
-		return STORE_TEMPFAIL;
-	if (PQntuples(res) != 1 ||
-	    str_parse_u64(PQgetvalue(res, 0, 0), &size) < 0) {
-		PQclear(res);
-		str_copy(err, ERR_LEN, "message removed by another program");
-		return STORE_CHANGED;
-	}
-	PQclear(res);
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	if ((r = malloc(sizeof(*r))) == NULL) {
 		str_copy(err, ERR_LEN, "out of memory");
 		return STORE_TEMPFAIL;
 	}
 	r->st = st;
 	r->msgnum = msgnum;
-	r->size = size;
+	r->off = 0;
+	r->size = st->sizes[msgnum - 1];
+	r->pos = r->len = 0;
 	*r_r = r;
 	return STORE_OK;
 }
 
-/* One block: substring() of an uncompressed external value reads no more. */
-static ssize_t
-pg_read(struct store_reader *r, void *buf, size_t len)
+/* The next block: substring() of an uncompressed external value reads no
+ * more than it. 0, -1 with errno (EAGAIN: pending, wait()). */
+static int
+read_block(struct store_reader *r)
 {
 	char from[24], count[24], err[ERR_LEN];
 	const char *vals[3] = { r->st->ids[r->msgnum - 1], from, count };
+	uint64_t want = r->size - r->off;
 	PGresult *res;
+	enum store_result sr;
 	size_t got;
 
-	if (r->off >= r->size || len == 0)
-		return 0;
-	if (len > r->size - r->off)
-		len = (size_t)(r->size - r->off);
+	if (want > sizeof(r->buf))
+		want = sizeof(r->buf);
 	(void)str_fmt(from, sizeof(from), "%llu",
 	    (unsigned long long)r->off + 1);
-	(void)str_fmt(count, sizeof(count), "%zu", len);
-	res = pg_run(r->st->conn, "SELECT substring(body FROM $2::integer FOR "
+	(void)str_fmt(count, sizeof(count), "%llu", (unsigned long long)want);
+	sr = q_exec(r->st, "SELECT substring(body FROM $2::integer FOR "
 	    "$3::integer) FROM postino_message WHERE id = $1", 3, vals, 1,
-	    PGRES_TUPLES_OK, err);
-	if (res == NULL || PQntuples(res) != 1 ||
-	    (got = (size_t)PQgetlength(res, 0, 0)) == 0 || got > len) {
-		if (res != NULL)
-			log_warnx("event=mailstore-read backend=pgsql "
-			    "reason=\"message changed\"");
-		else
-			log_warnx("event=mailstore-read backend=pgsql "
-			    "reason=\"%s\"", err);
+	    PGRES_TUPLES_OK, &res, err);
+	if (sr == STORE_PENDING) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (sr != STORE_OK || PQntuples(res) != 1 ||
+	    (got = (size_t)PQgetlength(res, 0, 0)) == 0 || got > want) {
+		log_warnx("event=mailstore-read backend=pgsql reason=\"%s\"",
+		    sr != STORE_OK ? err : "message changed");
 		PQclear(res);
 		errno = EIO;
 		return -1;
 	}
-	memcpy(buf, PQgetvalue(res, 0, 0), got);
+	memcpy(r->buf, PQgetvalue(res, 0, 0), got);
 	PQclear(res);
+	r->pos = 0;
+	r->len = got;
 	r->off += got;
-	return (ssize_t)got;
+	return 0;
+}
+
+static ssize_t
+pg_read(struct store_reader *r, void *buf, size_t len)
+{
+	if (r->pos == r->len) {
+		if (r->off >= r->size || len == 0)
+			return 0;
+		if (read_block(r) < 0)
+			return -1;
+	}
+	if (len > r->len - r->pos)
+		len = r->len - r->pos;
+	memcpy(buf, r->buf + r->pos, len);
+	r->pos += len;
+	return (ssize_t)len;
 }
 
 static void
@@ -481,22 +671,18 @@ pg_read_close(struct store_reader **rp)
 	*rp = NULL;
 }
 
-/* UPDATE: one statement, so one transaction; a dropped line runs none. */
-static enum store_result
-pg_commit(struct store *st, const struct store_index *idx, char *err)
+/* "{id,id,...}" of the messages marked deleted, or NULL (out of memory). */
+static char *
+deleted_ids(const struct store *st, const struct store_index *idx)
 {
-	const char *vals[2] = { st->mailbox, NULL };
 	size_t cap = 3, len = 0;
 	char *arr;
-	int rc;
 
 	for (unsigned int i = 0; i < idx->count && i < st->count; i++)
 		if (idx->msgs[i].deleted)
 			cap += sizeof(st->ids[i]) + 1;
-	if ((arr = malloc(cap)) == NULL) {
-		str_copy(err, ERR_LEN, "out of memory");
-		return STORE_TEMPFAIL;
-	}
+	if ((arr = malloc(cap)) == NULL)
+		return NULL;
 	arr[len++] = '{';
 	for (unsigned int i = 0; i < idx->count && i < st->count; i++) {
 		if (!idx->msgs[i].deleted)
@@ -508,11 +694,50 @@ pg_commit(struct store *st, const struct store_index *idx, char *err)
 	}
 	arr[len++] = '}';
 	arr[len] = '\0';
-	vals[1] = arr;
-	rc = pg_command(st->conn, "DELETE FROM postino_message WHERE mailbox "
-	    "= $1 AND id = ANY($2::bigint[])", 2, vals, err);
-	free(arr);
-	return rc < 0 ? STORE_TEMPFAIL : STORE_OK;
+	return arr;
+}
+
+/*
+ * UPDATE: one DELETE, so one transaction (a dropped line runs none); then
+ * the session lock goes, before QUIT's reply can bring the client back.
+ * STORE_PENDING: call again until another answer.
+ */
+static enum store_result
+pg_commit(struct store *st, const struct store_index *idx, char *err)
+{
+	const char *vals[2] = { st->mailbox, NULL };
+	enum store_result r = STORE_OK;
+	PGresult *res = NULL;
+
+	if (st->stage == 0) {
+		char *arr = deleted_ids(st, idx);
+
+		if (arr == NULL) {
+			str_copy(err, ERR_LEN, "out of memory");
+			return STORE_TEMPFAIL;
+		}
+		vals[1] = arr;
+		if (strcmp(arr, "{}") != 0 || st->q != Q_IDLE)
+			r = q_exec(st, "DELETE FROM postino_message WHERE "
+			    "mailbox = $1 AND id = ANY($2::bigint[])", 2, vals,
+			    0, PGRES_COMMAND_OK, &res, err);
+		free(arr);
+		if (r != STORE_OK)
+			return r;
+		if (res != NULL)
+			PQclear(res);
+		st->stage = 1;
+	}
+	r = q_exec(st, "SELECT pg_advisory_unlock(" PG_LOCK_KEY ")", 1, vals,
+	    0, PGRES_TUPLES_OK, &res, err);
+	if (r == STORE_PENDING)
+		return r;
+	st->stage = 0;
+	/* The DELETE is in: an unlock that failed ends with the connection. */
+	if (r == STORE_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		st->locked = false;
+	PQclear(res);
+	return STORE_OK;
 }
 
 static void
@@ -529,17 +754,29 @@ pg_close(struct store **stp, struct store_index *idx)
 	}
 	if (st == NULL)
 		return;
+	q_unwatch(st);
 	vals[0] = st->mailbox;
-	res = pg_run(st->conn, "SELECT pg_advisory_unlock(" PG_LOCK_KEY ")", 1,
-	    vals, 0, PGRES_TUPLES_OK, err);
-	/* Not unlocked: the lock must go with the connection. */
-	if (res == NULL || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	/*
+	 * A query in flight, or a lock still held in the loop (no waiting
+	 * here): the connection goes, and the lock with it.
+	 */
+	if (st->conn != NULL && (st->q != Q_IDLE || (st->locked &&
+	    pg_ev != NULL))) {
 		PQfinish(st->conn);
 		st->conn = NULL;
+	} else if (st->conn != NULL && st->locked) {
+		if (q_exec(st, "SELECT pg_advisory_unlock(" PG_LOCK_KEY ")", 1,
+		    vals, 0, PGRES_TUPLES_OK, &res, err) != STORE_OK ||
+		    strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+			PQfinish(st->conn);
+			st->conn = NULL;
+		}
+		PQclear(res);
 	}
-	PQclear(res);
+	PQclear(st->res);
 	conn_release(st->conn);
 	free(st->ids);
+	free(st->sizes);
 	free(st);
 	*stp = NULL;
 }
@@ -837,6 +1074,7 @@ const struct store_ops store_pgsql_ops = {
 	.read_close = pg_read_close,
 	.commit = pg_commit,
 	.close = pg_close,
+	.wait = pg_wait,
 	.append = pg_append,
 	.probe = pg_probe,
 	.quota = pg_quota,

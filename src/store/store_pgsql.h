@@ -32,6 +32,14 @@ struct store_pgsql_conf {
  */
 int store_pgsql_configure(const struct store_pgsql_conf *conf, char *err);
 
+struct ev;
+/*
+ * From now on sessions never wait for the database in this process: the
+ * store's ops answer STORE_PENDING (store.h wait) and their sockets wait
+ * in ev. Without it (deliveries, postino-migrate) they wait in place.
+ */
+void store_pgsql_set_loop(struct ev *ev);
+
 /* Close the idle connections (at exit, so sanitizers see no leak). */
 void store_pgsql_shutdown(void);
 

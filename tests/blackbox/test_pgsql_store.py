@@ -381,3 +381,37 @@ def test_migration_keeps_dovecot_uidls(pg, mailroot, postinod, dovecot):
     after, order_after = uidls_by_content(srv.host, srv.port, DUSER, DPASS)
     assert after == before and order_after == order
     drop_schema(pg)
+
+
+def test_a_slow_query_does_not_block_other_sessions(db, mailroot, postinod):
+    """alice's UPDATE takes 4 s (a trigger sleeps); bob, in the same mail
+    worker, is served meanwhile: the worker's queries wait in its event
+    loop, not in a blocking call."""
+    mailroot.add_user("bob", PASS)
+    insert(db, USER, b"Subject: a\n\na\n")
+    insert(db, "bob", b"Subject: b\n\nb\n")
+    db.psql("CREATE FUNCTION postino_test_slow() RETURNS trigger AS "
+            "$$ BEGIN PERFORM pg_sleep(4); RETURN OLD; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER postino_test_slow BEFORE "
+            "DELETE ON postino_message FOR EACH ROW EXECUTE FUNCTION "
+            "postino_test_slow()")
+    try:
+        srv = server(postinod, db, mail_workers=1)
+        bob = srv.raw()
+        bob.expect(b"+OK")
+        assert bob.login("bob", PASS).startswith(b"+OK Logged in")
+        alice = login_raw(srv)
+        assert alice.cmd(b"DELE 1").startswith(b"+OK")
+        alice.send(b"QUIT\r\n")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert bob.cmd(b"STAT").startswith(b"+OK 1 ")
+        bob.send(b"RETR 1\r\n")
+        assert bob.line().startswith(b"+OK")
+        assert bob.raw_until_dot() == b"Subject: b\r\n\r\nb\r\n.\r\n"
+        assert time.monotonic() - t0 < 2
+        assert alice.line() == b"+OK Bye, 1 deleted, 0 left."
+        assert rows(db) == []
+        assert bob.cmd(b"QUIT").startswith(b"+OK")
+    finally:
+        db.psql("DROP FUNCTION postino_test_slow() CASCADE")
