@@ -36,6 +36,9 @@ PQ_LIBS	  = -lpq
 ifeq ($(SAN),1)
 BUILD	 = build/asan
 CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# The black-box tests' kill hooks (POSTINO_TEST_*): only in this build,
+# never in the release binaries (`make no-test-hooks` checks postino).
+CFLAGS	+= -DPOSTINO_TEST_HOOKS
 LDFLAGS	+= -fsanitize=address,undefined
 else
 BUILD	 = build
@@ -145,6 +148,13 @@ layers: $(LIBS)
 	@sh tests/layers.sh $(LIB_SHARED) $(LIB_SERVER) $(LIB_CLIENT)
 	@sh tests/layers.sh $(LIB_SERVER) $(LIB_CLIENT)
 	@sh tests/layers.sh $(LIB_CLIENT) $(LIB_SERVER)
+
+# The release client carries no test hook (they are in build/asan only).
+.PHONY: no-test-hooks
+no-test-hooks: $(BUILD)/postino
+	@if strings $(BUILD)/postino | grep POSTINO_TEST; then \
+	    echo "no-test-hooks: $(BUILD)/postino has test hooks" >&2; \
+	    exit 1; fi
 
 unit: $(UNIT_BIN) $(PROGS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -265,7 +275,8 @@ deb:
 FUZZ_SECONDS ?= 10
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c
+FUZZ_LIB_SRC = $(shared_SRC) src/deliver/lmtp_cmds.c src/server/config.c \
+    src/client/html.c src/client/buf.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)
@@ -279,7 +290,7 @@ fuzz: $(FUZZ_BIN)
 	    build/fuzz/corpus-$${f##*/} 2>&1 | tail -n 1; done
 
 check: deps
-	$(MAKE) all unit layers
+	$(MAKE) all unit layers no-test-hooks
 	$(MAKE) SAN=1 all unit
 	$(MAKE) fuzz
 	$(MAKE) SAN=1 blackbox

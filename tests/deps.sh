@@ -15,8 +15,8 @@ build="$server pkg-config libgmime-3.0-dev"
 # fresh Debian roots (debootstrap, git).
 pkg="man-db groff-base build-essential debhelper dpkg-dev fakeroot lintian
 	systemd debootstrap git"
-tests="libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 perl
-	libio-socket-ssl-perl dovecot-pop3d tmux clang libclang-rt-14-dev
+tests="libcmocka-dev python3 python3-pytest python3-cryptography curl fetchmail mpop getmail6 perl
+	libio-socket-ssl-perl dovecot-pop3d tmux w3m clang libclang-rt-14-dev
 	postfix dovecot-lmtpd util-linux strace haproxy postgresql-15 $pkg"
 
 check=false

@@ -6,7 +6,9 @@ it on the server (so one seeding serves every run), into a fresh local
 store and a fresh UIDL state each time: postino and mpop into a Maildir,
 fetchmail through an MDA (it has no Maildir delivery of its own; its MDA
 is `cat > file`, forked per message, as fetchmail users run procmail or
-maildrop). postino is also timed with the same MDA, for fetchmail's sake.
+maildrop). postino is also timed with the same MDA, for fetchmail's sake,
+and with --lmtp into a second postinod's LMTP listener (postino-lmtp: one
+LMTP connection and one fsynced Maildir delivery per message).
 Servers: postinod (this tree's build) and Dovecot's pop3 (needs root and
 dovecot-pop3d), each serving a Maildir.
 
@@ -35,7 +37,8 @@ def parse_args():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sets", default="2000x20480,10000x1024")
     ap.add_argument("--servers", default="postinod,dovecot")
-    ap.add_argument("--clients", default="postino,mpop,fetchmail,postino-mda")
+    ap.add_argument("--clients",
+                    default="postino,mpop,fetchmail,postino-mda,postino-lmtp")
     return ap.parse_args()
 
 
@@ -113,6 +116,44 @@ def run_postino(port, work, mda=False):
     return argv, out
 
 
+class LmtpTarget:
+    """A postinod with an LMTP listener delivering to one user's Maildir,
+    started once, emptied before each run."""
+    server = None
+
+    @classmethod
+    def get(cls):
+        if cls.server is None:
+            root = conftest.MailRoot()
+            root.add_user("rcpt", "rcpt-password")
+            srv = conftest.Server(root, "maildir:~/Maildir",
+                                  {"lmtp_listen": "127.0.0.1:0",
+                                   "lmtp_return_path": False,
+                                   "lmtp_delivered_to": False})
+            srv.start()
+            (addr,) = [a[5:] for a in srv.addrs if a.startswith("lmtp ")]
+            cls.server = (root, srv, addr,
+                          os.path.join(root.maildir("rcpt"), "new"))
+        root, srv, addr, new = cls.server
+        for n in os.listdir(new):
+            os.unlink(os.path.join(new, n))
+        return addr, new
+
+    @classmethod
+    def stop(cls):
+        if cls.server is not None:
+            cls.server[1].stop()
+            cls.server[0].cleanup()
+            cls.server = None
+
+
+def run_postino_lmtp(port, work):
+    addr, new = LmtpTarget.get()
+    return [POSTINO, "fetch", "--tls=no", "--keep", "--quiet", "--lmtp", addr,
+            "--lmtp-recipient", "rcpt",
+            "pop3://%s@127.0.0.1:%d" % (USER, port)], new
+
+
 def run_mpop(port, work):
     md = os.path.join(work.path, "Maildir")
     for s in ("new", "cur", "tmp"):
@@ -142,6 +183,7 @@ def run_fetchmail(port, work):
 CLIENTS = {
     "postino": lambda port, w: run_postino(port, w),
     "postino-mda": lambda port, w: run_postino(port, w, mda=True),
+    "postino-lmtp": run_postino_lmtp,
     "mpop": run_mpop,
     "fetchmail": run_fetchmail,
 }
@@ -223,6 +265,7 @@ def main():
                 rows.append((kind, spec, med))
             finally:
                 stop()
+    LmtpTarget.stop()
     print()
     print("| server | set | postino | postino --mda | mpop | fetchmail | "
           "postino/mpop | postino/fetchmail | postino --mda/fetchmail |")
@@ -238,6 +281,14 @@ def main():
             f("postino-mda"), f("mpop"), f("fetchmail"),
             r("postino", "mpop"), r("postino", "fetchmail"),
             r("postino-mda", "fetchmail")))
+    if any("postino-lmtp" in m for _, _, m in rows):
+        print()
+        print("| server | set | postino | postino --mda | postino --lmtp |")
+        print("|---|---|---|---|---|")
+        for kind, spec, m in rows:
+            print("| %s | %s | %s |" % (kind, spec.replace("x", " × ") + " B",
+                  " | ".join("%.2f s" % m[k] if k in m else "-" for k in
+                             ("postino", "postino-mda", "postino-lmtp"))))
 
 
 if __name__ == "__main__":

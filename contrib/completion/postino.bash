@@ -24,27 +24,28 @@ _postino()
 		return
 	fi
 	case $prev in
-	--cafile|--config|--mbox)
+	--cafile|--config|--mbox|--lmtp)
 		COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--maildir)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
-	--mda|--password-command)
+	--mda|--password-command|--token-command)
 		COMPREPLY=($(compgen -c -- "$cur")); return ;;
-	--user|--tls-fingerprint|--timeout|--keep-days|--max-size|--max-messages|--daemon)
+	--user|--lmtp-recipient|--tls-fingerprint|--timeout|--keep-days|--max-size|--max-messages|--daemon)
 		return ;;
 	esac
 	case $cur in
 	--tls=*)
 		COMPREPLY=($(compgen -W 'stls implicit no' -- "${cur#--tls=}")); return ;;
 	--auth=*)
-		COMPREPLY=($(compgen -W 'scram-sha-256-plus scram-sha-256 apop cram-md5 plain login user' -- "${cur#--auth=}")); return ;;
+		COMPREPLY=($(compgen -W 'scram-sha-256-plus scram-sha-256 apop cram-md5 plain login user oauthbearer xoauth2' -- "${cur#--auth=}")); return ;;
 	-*)
 		local opts='--tls= --cafile --tls-fingerprint --auth= -4 -6 --user
-		    --password-command --config --timeout --verbose --quiet
+		    --password-command --token-command --config --timeout --verbose --quiet
 		    --help --version'
 		[[ $cmd == fetch ]] && opts+=' --maildir --mbox --mda --keep
 		    --keep-days --max-size --delete-oversized --max-messages
-		    --all --rebuild-state --daemon --received-header'
+		    --all --rebuild-state --daemon --received-header
+		    --lmtp --lmtp-recipient'
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 		[[ ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
 		return ;;

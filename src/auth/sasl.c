@@ -30,6 +30,8 @@ static const struct sasl_mech mechs[] = {
 	{ SASL_MECH_CRAM_MD5, false, cram_step },
 	{ SASL_MECH_PLAIN, false, plain_step },
 	{ SASL_MECH_LOGIN, false, login_step },
+	{ SASL_MECH_OAUTHBEARER, false, sasl_oauth_step },
+	{ SASL_MECH_XOAUTH2, false, sasl_oauth_step },
 };
 
 static bool
@@ -47,7 +49,9 @@ offered(const struct sasl_mech *m, unsigned int flags,
 		return has_binding(ch);
 	if (m->step == cram_step)
 		return (flags & SASL_ALLOW_CRAM_MD5) != 0;
-	if (m->step == plain_step || m->step == login_step)
+	if (m->step == sasl_oauth_step && !(flags & SASL_ALLOW_OAUTH))
+		return false;
+	if (sasl_mechs_sends_secret(m->id))
 		return (ch != NULL && ch->tls) ||
 		    (flags & SASL_ALLOW_PLAINTEXT) != 0;
 	return true;
@@ -114,7 +118,9 @@ sasl_start(struct sasl_session **s_r, const struct sasl_server *srv,
 	*s_r = NULL;
 	for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
 		if (str_ieq(sasl_mechs_name(mechs[i].id), mech) &&
-		    offered(&mechs[i], srv->flags, ch))
+		    offered(&mechs[i], srv->flags, ch) &&
+		    (mechs[i].step != sasl_oauth_step ||
+		    srv->oauth_key != NULL))
 			m = &mechs[i];
 	if (m == NULL) {
 		errno = ENOENT;

@@ -2,7 +2,12 @@
  * Server side of SASL (RFC 4422) for POP3 AUTH (RFC 5034): PLAIN (RFC 4616),
  * LOGIN (draft-murchison-sasl-login), CRAM-MD5 (RFC 2195), SCRAM-SHA-256
  * and SCRAM-SHA-256-PLUS (RFC 5802, RFC 7677, channel bindings RFC 5929
- * tls-server-end-point and RFC 9266 tls-exporter).
+ * tls-server-end-point and RFC 9266 tls-exporter), OAUTHBEARER (RFC 7628)
+ * and XOAUTH2 with JWT access tokens checked against a public key
+ * (jwt.h). A refused token gets RFC 7628 sec. 3.2.2's error challenge,
+ * {"status":"invalid_token",...}; the client's answer to it (0x01, or an
+ * empty line from XOAUTH2 clients) ends the exchange with SASL_FAIL, a
+ * failed login like a wrong password.
  *
  * Runs in the auth role, the only process that sees secrets: the login
  * worker relays decoded client responses and the TLS channel-binding data,
@@ -55,15 +60,18 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "jwt.h"
 #include "sasl_mechs.h"
 
 /*
  * Octets of one decoded client response. RFC 5034 sec. 4 leaves the size
- * to the server; the largest legitimate one (SCRAM client-first with a
- * 255-octet name escaped three times over plus a nonce, or PLAIN with a
- * 1024-octet password) is far below. 5464 base64 characters.
+ * to the server. The largest legitimate one is OAUTHBEARER's: a JWT of up
+ * to JWT_MAX (7168) octets, Microsoft Entra ID's are 1.5-4 KB, and the
+ * user, host and port; SCRAM and PLAIN need under 2 KB. The request that
+ * carries it to the auth role must fit one IPC message (IPC_MAX, 8192).
+ * 10240 base64 characters.
  */
-#define SASL_RESPONSE_MAX	4096
+#define SASL_RESPONSE_MAX	7680
 #define SASL_RESPONSE_B64_MAX	((SASL_RESPONSE_MAX + 2) / 3 * 4)
 /*
  * Octets of one challenge before base64: "+ " and 504 characters and CRLF
@@ -74,8 +82,11 @@
 #define SASL_CB_MAX		64
 /* The server's secret for fake SCRAM salts of unknown users. */
 #define SASL_SECRET_LEN		32
-/* "SCRAM-SHA-256-PLUS SCRAM-SHA-256 CRAM-MD5 PLAIN LOGIN" and the NUL. */
-#define SASL_MECHS_LEN		64
+/*
+ * "SCRAM-SHA-256-PLUS SCRAM-SHA-256 CRAM-MD5 PLAIN LOGIN OAUTHBEARER
+ * XOAUTH2" (73) and the NUL, with room for one more name.
+ */
+#define SASL_MECHS_LEN		96
 /* SCRAM client nonce: printable, no ','; RFC 5802 sets no bound. */
 #define SASL_SCRAM_CNONCE_MAX	128
 /* SCRAM server nonce: 24 random octets, 32 base64 characters. */
@@ -96,6 +107,12 @@ enum sasl_flags {
 	SASL_ALLOW_PLAINTEXT	= 1 << 0,
 	/* Offer CRAM-MD5: only {PLAIN} users can use it; MD5 is weak. */
 	SASL_ALLOW_CRAM_MD5	= 1 << 1,
+	/*
+	 * Offer OAUTHBEARER and XOAUTH2: a token validator is configured.
+	 * Bearer tokens are replayable like passwords: only over TLS,
+	 * unless SASL_ALLOW_PLAINTEXT.
+	 */
+	SASL_ALLOW_OAUTH	= 1 << 2,
 };
 
 /*
@@ -126,6 +143,13 @@ struct sasl_server {
 	unsigned int		 flags;		/* enum sasl_flags */
 	const char		*hostname;
 	unsigned char		 secret[SASL_SECRET_LEN];
+	/*
+	 * OAUTHBEARER, XOAUTH2 (with SASL_ALLOW_OAUTH): the key tokens must
+	 * be signed with, and what their claims must say (now is ignored:
+	 * each check takes the time itself).
+	 */
+	const struct jwt_key	*oauth_key;
+	struct jwt_policy	 oauth_policy;
 };
 
 struct sasl_session;

@@ -18,6 +18,8 @@ enum sasl_mech_id {
 	SASL_MECH_CRAM_MD5,		/* CRAM-MD5 */
 	SASL_MECH_PLAIN,		/* PLAIN */
 	SASL_MECH_LOGIN,		/* LOGIN */
+	SASL_MECH_OAUTHBEARER,		/* OAUTHBEARER (RFC 7628) */
+	SASL_MECH_XOAUTH2,		/* XOAUTH2 (Google, Microsoft) */
 	SASL_MECH_COUNT
 };
 
@@ -35,10 +37,23 @@ const char *sasl_mechs_name(enum sasl_mech_id id);
 int sasl_mechs_lookup(const char *name, size_t len);
 
 /*
+ * Whether mechanism id (or -1) puts a reusable secret on the wire: a
+ * password (PLAIN, LOGIN) or a bearer token (OAUTHBEARER, XOAUTH2). Those
+ * need TLS unless plaintext is explicitly allowed, on both sides.
+ */
+bool sasl_mechs_sends_secret(int id);
+
+/*
  * Words of list (separated by spaces or tabs, any case) into a mask of
  * SASL_MECH_BIT()s. 0, or -1 with err (ERR_LEN) naming the first word
  * that is no mechanism (*mask_r is then 0).
  */
 int sasl_mechs_parse(const char *list, unsigned int *mask_r, char *err);
+
+/*
+ * Every name, space-separated, table order, into buf (size); for messages
+ * that say what is allowed. 0, or -1 when it does not fit.
+ */
+int sasl_mechs_all(char *buf, size_t size);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * Shared by sasl.c (dispatch, PLAIN, LOGIN, CRAM-MD5) and sasl_scram.c;
+ * Shared by sasl.c (dispatch, PLAIN, LOGIN, CRAM-MD5), sasl_scram.c and
+ * sasl_oauth.c;
  * nothing outside src/auth/sasl*.c includes it.
  */
 #ifndef POSTINO_SASL_PRIVATE_H
@@ -49,6 +50,10 @@ struct sasl_session {
 
 /* The SCRAM server nonce: SASL_SCRAM_SNONCE_RAW random octets in base64. */
 int sasl_scram_init(struct sasl_session *s);
+/* OAUTHBEARER and XOAUTH2 (sasl_oauth.c). */
+enum sasl_step sasl_oauth_step(struct sasl_session *s,
+    const unsigned char *in, size_t inlen, unsigned char *out,
+    size_t outsize, size_t *outlen_r, struct auth_user *user_r);
 enum sasl_step sasl_scram_step(struct sasl_session *s,
     const unsigned char *in, size_t inlen, unsigned char *out,
     size_t outsize, size_t *outlen_r, struct auth_user *user_r);

@@ -14,6 +14,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "../auth/sasl_mechs.h"
+#include "sasl_client.h"
+
+_Static_assert(ACCOUNT_TOKEN_MAX == SASL_CLIENT_TOKEN_MAX,
+    "a token the account takes must fit the SASL response");
+
 static int
 hexval(int c)
 {
@@ -306,12 +312,19 @@ config_key(struct account *a, const char *key, const char *val, char *why)
 	} else if (strcmp(key, "password-command") == 0) {
 		r = str_copy(a->password_command,
 		    sizeof(a->password_command), val);
+	} else if (strcmp(key, "token-command") == 0) {
+		r = str_copy(a->token_command, sizeof(a->token_command), val);
 	} else if (strcmp(key, "maildir") == 0) {
 		r = expand_path(a->maildir, sizeof(a->maildir), val);
 	} else if (strcmp(key, "mbox") == 0) {
 		r = expand_path(a->mbox, sizeof(a->mbox), val);
 	} else if (strcmp(key, "mda") == 0) {
 		r = str_copy(a->mda, sizeof(a->mda), val);
+	} else if (strcmp(key, "lmtp") == 0) {
+		r = str_copy(a->lmtp, sizeof(a->lmtp), val);
+	} else if (strcmp(key, "lmtp-recipient") == 0) {
+		r = str_copy(a->lmtp_recipient, sizeof(a->lmtp_recipient),
+		    val);
 	} else if (strcmp(key, "default") == 0) {
 		r = parse_bool(val, &a->is_default);
 	} else if (strcmp(key, "keep") == 0) {
@@ -665,17 +678,26 @@ account_netrc(struct account *a, const char *path, char *pass, size_t size,
 
 /* ---- password command and prompt ---- */
 
-int
-account_password_command(const char *cmd, char *pass, size_t size,
-    char *err)
+/*
+ * Run cmd with /bin/sh; the first line of its stdout, without the line
+ * end, into out (size > max). what names the secret in errors. 0 or -1.
+ */
+static int
+first_line_of(const char *cmd, const char *what, size_t max, char *out,
+    size_t size, char *err)
 {
-	char buf[ACCOUNT_PASS_MAX + 2];
+	char *buf = malloc(max + 2);
 	size_t got = 0;
-	int p[2], status;
+	int p[2], status, rc = -1;
 	pid_t pid;
 
+	if (buf == NULL) {
+		str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		(void)str_fmt(err, ERR_LEN, "pipe: %s", strerror(errno));
+		free(buf);
 		return -1;
 	}
 	pid = fork();
@@ -683,6 +705,7 @@ account_password_command(const char *cmd, char *pass, size_t size,
 		(void)str_fmt(err, ERR_LEN, "fork: %s", strerror(errno));
 		close(p[0]);
 		close(p[1]);
+		free(buf);
 		return -1;
 	}
 	if (pid == 0) {
@@ -693,8 +716,8 @@ account_password_command(const char *cmd, char *pass, size_t size,
 	}
 	close(p[1]);
 	/* The first line only; the buffer bounds what we read. */
-	while (got < sizeof(buf) - 1 && memchr(buf, '\n', got) == NULL) {
-		ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
+	while (got < max + 1 && memchr(buf, '\n', got) == NULL) {
+		ssize_t n = read(p[0], buf + got, max + 1 - got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -707,23 +730,46 @@ account_password_command(const char *cmd, char *pass, size_t size,
 		;
 	buf[got] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		(void)str_fmt(err, ERR_LEN, "password command failed (%s %d)",
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		(void)str_fmt(err, ERR_LEN, "%s command failed (%s %d)", what,
 		    WIFEXITED(status) ? "exit status" : "signal",
 		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		explicit_bzero(buf, sizeof(buf));
-		return -1;
-	}
-	if (buf[0] == '\0' || str_copy(pass, size, buf) < 0) {
-		str_copy(err, ERR_LEN, buf[0] == '\0' ?
-		    "password command printed no password" :
-		    "password command printed a password too long");
-		explicit_bzero(buf, sizeof(buf));
-		explicit_bzero(pass, size);
-		return -1;
-	}
-	explicit_bzero(buf, sizeof(buf));
-	return 0;
+	else if (buf[0] == '\0')
+		(void)str_fmt(err, ERR_LEN, "%s command printed no %s", what,
+		    what);
+	else if (strlen(buf) > max || str_copy(out, size, buf) < 0)
+		(void)str_fmt(err, ERR_LEN, "%s command printed a %s too long "
+		    "(over %zu octets)", what, what, max);
+	else
+		rc = 0;
+	if (rc < 0)
+		explicit_bzero(out, size);
+	explicit_bzero(buf, max + 2);
+	free(buf);
+	return rc;
+}
+
+int
+account_password_command(const char *cmd, char *pass, size_t size,
+    char *err)
+{
+	return first_line_of(cmd, "password", ACCOUNT_PASS_MAX, pass, size,
+	    err);
+}
+
+int
+account_token_command(const char *cmd, char *token, size_t size, char *err)
+{
+	return first_line_of(cmd, "token", ACCOUNT_TOKEN_MAX, token, size,
+	    err);
+}
+
+bool
+account_oauth(const struct account *a)
+{
+	int id = sasl_mechs_lookup(a->auth, strlen(a->auth));
+
+	return id == SASL_MECH_OAUTHBEARER || id == SASL_MECH_XOAUTH2;
 }
 
 /* A signal during the prompt: noted, so the echo comes back before it acts. */
@@ -830,6 +876,23 @@ account_password(struct account *a, char *pass, size_t size, char *err)
 	int rc = 0;
 
 	pass[0] = '\0';
+	/* OAuth 2.0: the secret is a token, and only a command gives one. */
+	if (account_oauth(a) || a->token_command[0] != '\0') {
+		if (!account_oauth(a)) {
+			str_copy(err, ERR_LEN, "token-command needs --auth "
+			    "oauthbearer or xoauth2");
+			return -1;
+		}
+		if (a->token_command[0] == '\0') {
+			(void)str_fmt(err, ERR_LEN, "--auth %s needs a "
+			    "token-command (or --token-command)", a->auth);
+			return -1;
+		}
+		if (default_user(a, err) < 0)
+			return -1;
+		return account_token_command(a->token_command, pass, size,
+		    err);
+	}
 	/* What was asked for on this command line wins. */
 	if (a->password_command_cli && a->password_command[0] != '\0') {
 		if (default_user(a, err) < 0)

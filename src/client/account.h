@@ -21,9 +21,13 @@
  *	auth scram-sha-256		# force one login method
  *	family 4			# 4, 6 or any
  *	password-command pass show mail/work
+ *	token-command oama access alice@example.org	# with auth oauthbearer
+ *					# or xoauth2: prints the token
  *	maildir ~/Mail/work		# fetch's default destination,
- *	mbox ~/mbox			# one of these three
+ *	mbox ~/mbox			# one of these four
  *	mda /usr/bin/procmail -d alice
+ *	lmtp unix:/run/dovecot/lmtp	# or HOST:PORT (RFC 2033)
+ *	lmtp-recipient alice		# RCPT TO (default: the local user)
  *	default yes			# the account of list/stat/read
  *					# without ACCOUNT (one at most)
  *	keep yes			# leave fetched mail on the server
@@ -41,6 +45,12 @@
  * PASS"; ignored with a warning when others can read it, like ftp(1)),
  * a prompt on /dev/tty with echo off. Only the first source that is set
  * is asked: a failing command is an error, not a reason to try the next.
+ *
+ * With auth oauthbearer or xoauth2 the secret is an OAuth 2.0 bearer
+ * token, and its only source is the token command (--token-command, else
+ * the account's token-command): the first line of its stdout, at most
+ * ACCOUNT_TOKEN_MAX octets, exit status 0 required. Refreshers such as
+ * oama or mutt_oauth2.py print a fresh token there.
  */
 #ifndef POSTINO_ACCOUNT_H
 #define POSTINO_ACCOUNT_H
@@ -57,6 +67,14 @@
 /* RFC 2449 sec. 4 lets arguments be 255 octets (postinod's limit too). */
 #define ACCOUNT_USER_MAX	255
 #define ACCOUNT_PASS_MAX	255
+/*
+ * An OAuth 2.0 bearer token from token-command: Google's are ~250 octets,
+ * Microsoft Entra ID's 1.5-4 KB (more with group claims); twice the
+ * largest seen (equals SASL_CLIENT_TOKEN_MAX).
+ */
+#define ACCOUNT_TOKEN_MAX	8192
+/* What account_password() may fill: a password or a token. */
+#define ACCOUNT_SECRET_MAX	ACCOUNT_TOKEN_MAX
 #define ACCOUNT_NAME_MAX	64
 /* Commands (password-command, mda) and config lines. */
 #define ACCOUNT_CMD_MAX		1024
@@ -88,9 +106,12 @@ struct account {
 	char			auth[ACCOUNT_AUTH_MAX + 1];	/* "" auto */
 	char			password_command[ACCOUNT_CMD_MAX];
 	bool			password_command_cli;	/* given as --password-command */
+	char			token_command[ACCOUNT_CMD_MAX];	/* "" unset */
 	char			maildir[PATH_MAX];
 	char			mbox[PATH_MAX];
 	char			mda[ACCOUNT_CMD_MAX];
+	char			lmtp[PATH_MAX];		/* LMTP address */
+	char			lmtp_recipient[ACCOUNT_USER_MAX + 1];
 	bool			is_default;
 	int			keep;		/* -1 unset, 0 no, 1 yes */
 	uint32_t		keep_days;	/* 0: for ever */
@@ -161,14 +182,23 @@ int account_netrc(struct account *a, const char *path, char *pass,
 int account_password_command(const char *cmd, char *pass, size_t size,
     char *err);
 
+/* The same for token-command: a line of up to ACCOUNT_TOKEN_MAX octets. */
+int account_token_command(const char *cmd, char *token, size_t size,
+    char *err);
+
+/* Whether a->auth names OAUTHBEARER or XOAUTH2 (any case). */
+bool account_oauth(const struct account *a);
+
 /* Ask on /dev/tty with echo off. 0 or -1. */
 int account_password_prompt(const char *prompt, char *pass, size_t size,
     char *err);
 
 /*
- * The password from the first source that has one (see above); fills
+ * The password from the first source that has one (see above), or for
+ * OAuth the token (size ACCOUNT_SECRET_MAX + 1 holds either); fills
  * a->user from .netrc or the login name when still empty. The caller
- * wipes pass with explicit_bzero. 0, or -1 with err.
+ * wipes pass with explicit_bzero. 0, or -1 with err (also for a
+ * token-command without OAuth or OAuth without one).
  */
 int account_password(struct account *a, char *pass, size_t size, char *err);
 

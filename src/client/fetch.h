@@ -1,5 +1,7 @@
 /*
- * Local delivery of fetched messages: Maildir, mbox or a command (MDA).
+ * Local delivery of fetched messages: Maildir, mbox, a command (MDA) or an
+ * LMTP server; each kind is a table of operations in a file of its own
+ * (deliver.h).
  * A message is given line by line (pieces of long lines allowed) as it
  * arrives, stored with LF line ends, and is durable when fetch_commit()
  * returns 0; until then nothing of it is visible to a mail reader.
@@ -26,6 +28,13 @@
  *   its exit status in SPOOL.mda, so a postino killed while the MDA runs
  *   learns the outcome in the next run: exactly once, as far as the MDA
  *   itself delivers all or nothing and says so in its exit status.
+ * - LMTP: spooled the same way, then handed to an LMTP server (RFC 2033,
+ *   deliver_lmtp.h) at "unix:PATH" or "HOST:PORT" for the recipient of
+ *   fetch_set_recipient, with the Return-Path as envelope sender. It is
+ *   delivered when the server said 250 after DATA; a 5xx reply is a
+ *   refusal for good (fetch_refused), anything else a temporary failure.
+ *   Only a kill between that 250 and the state's record delivers the
+ *   message twice (the pending token "lmtp": fetch_recover says 0).
  */
 #ifndef POSTINO_FETCH_H
 #define POSTINO_FETCH_H
@@ -62,6 +71,7 @@ enum fetch_kind {
 	FETCH_MAILDIR,
 	FETCH_MBOX,
 	FETCH_MDA,
+	FETCH_LMTP,
 };
 
 struct fetch_dest;
@@ -78,7 +88,7 @@ int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
  */
 int fetch_set_spool(struct fetch_dest *d, const char *path, char *err);
 
-/* %T in the MDA command: the user the mail is for. */
+/* %T in the MDA command, or LMTP's RCPT TO: the user the mail is for. */
 void fetch_set_recipient(struct fetch_dest *d, const char *rcpt);
 
 /* The umask the MDA runs with (postino itself runs with 077). */
@@ -101,7 +111,7 @@ int fetch_data(void *d, const char *data, size_t len, bool eol);
  * or abort, "mbox OLDSIZE LENGTH SHA256 GAP FROM_LINE" (the append's
  * length and digest, the empty lines before its From_ line and that line);
  * MDA: "mda wait" (with a spool file: its outcome will be recorded), or
- * "mda". 0, or -1 with err (the message is dropped).
+ * "mda"; LMTP: "lmtp". 0, or -1 with err (the message is dropped).
  */
 int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
 
@@ -112,6 +122,12 @@ int fetch_prepare(struct fetch_dest *d, char *token, size_t size, char *err);
  * 0, or -1 with err and nothing delivered.
  */
 int fetch_commit(struct fetch_dest *d, char *err);
+
+/*
+ * After fetch_commit() failed: did the destination refuse the message for
+ * good (an LMTP 5xx), so that trying it again is pointless?
+ */
+bool fetch_refused(const struct fetch_dest *d);
 
 /*
  * Make every committed message durable (Maildir: fsync new/). Call before
@@ -125,7 +141,7 @@ int fetch_sync(struct fetch_dest *d, char *err);
  * 0 no (a leftover tmp/ file is removed; a partial mbox append is removed
  * only when the spool proves the octets after the old end are exactly a
  * prefix of it; "mda wait": the outcome its supervisor recorded, after
- * waiting up to FETCH_MDA_WAIT seconds for it; "mda": unknown, so 0:
+ * waiting up to FETCH_MDA_WAIT seconds for it; "mda" and "lmtp": unknown, so 0:
  * delivered again rather than lost); 2 unknown, err says why and the
  * message is to be fetched again, never counted as delivered: another
  * program wrote to the mbox after a partial append (nothing is touched),

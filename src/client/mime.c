@@ -13,159 +13,8 @@
 
 #include <gmime/gmime.h>
 
-/* ---- a growing byte buffer; oom sticks ---- */
-
-struct buf {
-	char	*p;
-	size_t	 len, cap;
-	bool	 oom;
-};
-
-static bool
-buf_grow(struct buf *b, size_t more)
-{
-	size_t need, cap;
-	char *p;
-
-	if (b->oom)
-		return false;
-	if (__builtin_add_overflow(b->len, more, &need) ||
-	    __builtin_add_overflow(need, 1, &need)) {
-		b->oom = true;
-		return false;
-	}
-	if (need <= b->cap)
-		return true;
-	cap = b->cap < 256 ? 256 : b->cap;
-	while (cap < need)
-		if (__builtin_mul_overflow(cap, 2, &cap)) {
-			b->oom = true;
-			return false;
-		}
-	p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
-static void
-buf_add(struct buf *b, const void *data, size_t len)
-{
-	if (!buf_grow(b, len))
-		return;
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_addc(struct buf *b, char c)
-{
-	buf_add(b, &c, 1);
-}
-
-static void
-buf_add_utf8(struct buf *b, uint32_t cp)
-{
-	char u[4];
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		buf_add(b, u, 1);
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | cp >> 6);
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		buf_add(b, u, 2);
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xe0 | cp >> 12);
-		u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		buf_add(b, u, 3);
-	} else {
-		u[0] = (char)(0xf0 | cp >> 18);
-		u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		u[3] = (char)(0x80 | (cp & 0x3f));
-		buf_add(b, u, 4);
-	}
-}
-
-/* The buffer's string, never NULL unless out of memory; b is emptied. */
-static char *
-buf_take(struct buf *b, size_t *len_r)
-{
-	char *p;
-
-	if (b->oom || !buf_grow(b, 0)) {
-		free(b->p);
-		*b = (struct buf){ 0 };
-		return NULL;
-	}
-	p = b->p;
-	p[b->len] = '\0';
-	if (len_r != NULL)
-		*len_r = b->len;
-	*b = (struct buf){ 0 };
-	return p;
-}
-
-/* ---- UTF-8 ---- */
-
-#define REPLACEMENT	0xfffd
-
-/*
- * Decode one character of s (len > 0): octets used, the code point in
- * *cp_r. Overlong forms, surrogates, values over U+10FFFF and cut
- * sequences give U+FFFD for one octet.
- */
-static size_t
-utf8_next(const unsigned char *s, size_t len, uint32_t *cp_r)
-{
-	uint32_t cp, min;
-	size_t n;
-
-	if (s[0] < 0x80) {
-		*cp_r = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-		min = 0x80;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-		min = 0x800;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-		min = 0x10000;
-	} else {
-		*cp_r = REPLACEMENT;
-		return 1;
-	}
-	if (len < n) {
-		*cp_r = REPLACEMENT;
-		return 1;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) {
-			*cp_r = REPLACEMENT;
-			return 1;
-		}
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-		*cp_r = REPLACEMENT;
-		return 1;
-	}
-	*cp_r = cp;
-	return n;
-}
+#include "buf.h"
+#include "html.h"
 
 static bool
 is_utf8_codeset(const char *codeset)
@@ -298,207 +147,6 @@ mime_display(const char *utf8, size_t len, const char *codeset, bool oneline,
 			out.p[i] = '?';
 	}
 	return buf_take(&out, len_r);
-}
-
-/* ---- HTML to text ---- */
-
-struct html_out {
-	struct buf	 b;
-	bool		 space;		/* white space pending */
-	int		 nl;		/* newlines just written */
-};
-
-static void
-html_char(struct html_out *h, uint32_t cp)
-{
-	if (h->space && h->nl == 0)
-		buf_addc(&h->b, ' ');
-	h->space = false;
-	buf_add_utf8(&h->b, cp);
-	h->nl = 0;
-}
-
-static void
-html_newline(struct html_out *h, int want)
-{
-	h->space = false;
-	while (h->nl < want) {
-		buf_addc(&h->b, '\n');
-		h->nl++;
-	}
-}
-
-static bool
-prefix_ci(const char *s, size_t len, const char *p)
-{
-	size_t n = strlen(p);
-
-	return len >= n && strncasecmp(s, p, n) == 0;
-}
-
-/* Where the text s[0..len) has p (case-insensitive), or len. */
-static size_t
-find_ci(const char *s, size_t len, const char *p)
-{
-	size_t n = strlen(p);
-
-	for (size_t i = 0; i + n <= len; i++)
-		if (strncasecmp(s + i, p, n) == 0)
-			return i;
-	return len;
-}
-
-/* An entity at s ('&'): octets used (0: not one), *cp_r its character. */
-static size_t
-html_entity(const char *s, size_t len, uint32_t *cp_r)
-{
-	static const struct {
-		const char	*name;
-		uint32_t	 cp;
-	} names[] = {
-		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
-		{ "apos", '\'' }, { "nbsp", ' ' }, { "copy", 0xa9 },
-		{ "reg", 0xae }, { "hellip", 0x2026 }, { "mdash", 0x2014 },
-		{ "ndash", 0x2013 }, { "laquo", 0xab }, { "raquo", 0xbb },
-		{ "euro", 0x20ac },
-	};
-	size_t end;
-
-	for (end = 1; end < len && end < 12 && s[end] != ';'; end++)
-		;
-	if (end >= len || s[end] != ';' || end < 2)
-		return 0;
-	if (s[1] == '#') {
-		uint64_t v = 0;
-		bool hex = end > 2 && (s[2] == 'x' || s[2] == 'X');
-		size_t i = hex ? 3 : 2;
-
-		if (i >= end)
-			return 0;
-		for (; i < end; i++) {
-			int d;
-
-			if (s[i] >= '0' && s[i] <= '9')
-				d = s[i] - '0';
-			else if (hex && s[i] >= 'a' && s[i] <= 'f')
-				d = s[i] - 'a' + 10;
-			else if (hex && s[i] >= 'A' && s[i] <= 'F')
-				d = s[i] - 'A' + 10;
-			else
-				return 0;
-			v = v * (hex ? 16 : 10) + (uint64_t)d;
-		}
-		*cp_r = v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) ?
-		    REPLACEMENT : (uint32_t)v;
-		return end + 1;
-	}
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i].name) == end - 1 &&
-		    strncmp(s + 1, names[i].name, end - 1) == 0) {
-			*cp_r = names[i].cp;
-			return end + 1;
-		}
-	return 0;
-}
-
-char *
-mime_html_to_text(const char *html, size_t len)
-{
-	static const char *const breaks[] = { "br", "tr", "li", "dt", "dd",
-	    "option" };
-	static const char *const blocks[] = { "p", "div", "h1", "h2", "h3",
-	    "h4", "h5", "h6", "table", "ul", "ol", "dl", "blockquote", "pre",
-	    "hr", "title", "body", "section", "article", "header", "footer" };
-	struct html_out h = { .nl = 2 };
-	size_t i = 0;
-
-	while (i < len) {
-		char c = html[i];
-
-		if (c == '<' && prefix_ci(html + i, len - i, "<!--")) {
-			size_t e = find_ci(html + i + 4, len - i - 4, "-->");
-
-			i += 4 + e + (e < len - i - 4 ? 3 : 0);
-		} else if (c == '<') {
-			char name[16];
-			size_t n = 0, j = i + 1, e;
-			bool closing = j < len && html[j] == '/';
-
-			if (closing)
-				j++;
-			while (j < len && n < sizeof(name) - 1 &&
-			    ((html[j] >= 'a' && html[j] <= 'z') ||
-			    (html[j] >= 'A' && html[j] <= 'Z') ||
-			    (html[j] >= '0' && html[j] <= '9')))
-				name[n++] = (char)(html[j++] | 0x20);
-			name[n] = '\0';
-			if (n == 0 && !(j < len && (html[j] == '!' ||
-			    html[j] == '?'))) {
-				html_char(&h, '<');	/* "a < b" */
-				i++;
-				continue;
-			}
-			e = j;
-			while (e < len && html[e] != '>')
-				e++;
-			i = e < len ? e + 1 : len;
-			if (!closing && (strcmp(name, "script") == 0 ||
-			    strcmp(name, "style") == 0 ||
-			    strcmp(name, "head") == 0)) {
-				char end[16];
-
-				(void)str_fmt(end, sizeof(end), "</%s", name);
-				i += find_ci(html + i, len - i, end);
-				while (i < len && html[i] != '>')
-					i++;
-				if (i < len)
-					i++;
-				continue;
-			}
-			for (size_t k = 0; k < sizeof(breaks) /
-			    sizeof(breaks[0]); k++) {
-				if (strcmp(name, breaks[k]) != 0)
-					continue;
-				html_newline(&h, h.nl + 1 > 2 ? 2 : h.nl + 1);
-				if (!closing && strcmp(name, "li") == 0) {
-					html_char(&h, '*');
-					h.space = true;
-				}
-			}
-			for (size_t k = 0; k < sizeof(blocks) /
-			    sizeof(blocks[0]); k++)
-				if (strcmp(name, blocks[k]) == 0)
-					html_newline(&h, 2);
-		} else if (c == '&') {
-			uint32_t cp;
-			size_t n = html_entity(html + i, len - i, &cp);
-
-			if (n == 0) {
-				html_char(&h, '&');
-				i++;
-			} else {
-				html_char(&h, cp);
-				i += n;
-			}
-		} else if (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
-		    c == '\f') {
-			h.space = true;
-			i++;
-		} else {
-			uint32_t cp;
-			size_t n = utf8_next((const unsigned char *)html + i,
-			    len - i, &cp);
-
-			html_char(&h, cp);
-			i += n;
-		}
-	}
-	/* One line end at the end, none for nothing. */
-	while (h.b.len > 0 && h.b.p[h.b.len - 1] == '\n')
-		h.b.len--;
-	if (h.b.len > 0)
-		buf_addc(&h.b, '\n');
-	return buf_take(&h.b, NULL);
 }
 
 /* ---- GMime ---- */
@@ -698,7 +346,7 @@ fill_body(struct walk *w)
 		char *t = part_text(w->body[i], &len), *d;
 
 		if (m->body_html) {
-			char *plain = mime_html_to_text(t, len);
+			char *plain = html_render(t, len, &m->html_via);
 
 			g_free(t);
 			if (plain == NULL)
@@ -927,4 +575,80 @@ mime_free(struct mime_msg **m)
 	free(p->att);
 	free(p);
 	*m = NULL;
+}
+
+/* The decoded octets of o: a part's content, else the object as text. */
+static GByteArray *
+decoded(GMimeObject *o, GMimeStream *mem)
+{
+	if (GMIME_IS_PART(o)) {
+		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
+
+		if (dw != NULL)
+			(void)g_mime_data_wrapper_write_to_stream(dw, mem);
+	} else if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *msg = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(o));
+
+		if (msg != NULL)
+			(void)g_mime_object_write_to_stream(GMIME_OBJECT(msg),
+			    NULL, mem);
+	} else {
+		(void)g_mime_object_write_to_stream(o, NULL, mem);
+	}
+	return g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+}
+
+int
+mime_attachment(const char *data, size_t len, size_t i, char **buf_r,
+    size_t *len_r, char **name_r, char *err)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	GMimeStream *stream;
+	GMimeParser *parser;
+	GMimeMessage *msg;
+	const char *name = NULL;
+	int rc = -1;
+
+	*buf_r = *name_r = NULL;
+	*len_r = 0;
+	if (w == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		return -1;
+	}
+	stream = g_mime_stream_mem_new_with_buffer(data, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_object_unref(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	if (msg != NULL)
+		walk(w, g_mime_message_get_mime_part(msg), 0);
+	if (msg == NULL || i >= w->n_att) {
+		(void)str_copy(err, ERR_LEN, "no such attachment");
+	} else {
+		GMimeStream *mem = g_mime_stream_mem_new();
+		GByteArray *ba = decoded(w->att[i], mem);
+
+		if (GMIME_IS_PART(w->att[i]))
+			name = g_mime_part_get_filename(GMIME_PART(w->att[i]));
+		*buf_r = malloc(ba->len + 1);
+		*name_r = strdup(name != NULL ? name : "");
+		if (*buf_r == NULL || *name_r == NULL) {
+			free(*buf_r);
+			free(*name_r);
+			*buf_r = *name_r = NULL;
+			(void)str_copy(err, ERR_LEN, "out of memory");
+		} else {
+			if (ba->len > 0)
+				memcpy(*buf_r, ba->data, ba->len);
+			*len_r = ba->len;
+			rc = 0;
+		}
+		g_object_unref(mem);
+	}
+	if (msg != NULL)
+		g_object_unref(msg);
+	free(w);
+	return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * A message made displayable, with GMime 3: RFC 2047 headers decoded, the
- * text body chosen (text/plain, else text/html with its tags stripped),
+ * text body chosen (text/plain, else text/html made text by html.h),
  * its transfer encoding undone and its charset converted, attachments
  * listed by name and decoded size.
  *
@@ -45,6 +45,7 @@ struct mime_msg {
 	char		*body;
 	size_t		 body_len;
 	bool		 body_html;	/* rendered from text/html */
+	const char	*html_via;	/* by what (html.h), when body_html */
 	bool		 body_none;	/* no text part at all */
 	struct mime_attachment *att;
 	size_t		 n_att;
@@ -75,11 +76,13 @@ char *mime_display(const char *utf8, size_t len, const char *codeset,
     bool oneline, size_t *len_r);
 
 /*
- * text/html (UTF-8) to plain UTF-8 text, crudely: tags dropped, script
- * and style contents dropped, white space collapsed, line breaks at <br>
- * and block elements, common and numeric entities decoded. Allocated;
- * NULL when out of memory.
+ * Attachment i (0-based, as listed in mime_msg.att) of the message data
+ * (as given to mime_parse): its decoded octets in *buf_r (allocated, with
+ * *len_r), and the file name the mail suggests in *name_r (allocated, ""
+ * when none): raw UTF-8 from the sender, hostile, never a path to use as
+ * it is. 0, or -1 with err (no such attachment, out of memory).
  */
-char *mime_html_to_text(const char *html, size_t len);
+int mime_attachment(const char *data, size_t len, size_t i, char **buf_r,
+    size_t *len_r, char **name_r, char *err);
 
 #endif

@@ -31,6 +31,9 @@ struct pop3c {
 	uint32_t		 login_delay;	/* CAPA LOGIN-DELAY, seconds */
 	const char		*cb_type;	/* of the last -PLUS login */
 	char			 scram_nonce[SASL_CLIENT_NONCE_MAX + 1];
+	/* OAUTHBEARER's host and port (RFC 7628 sec. 3.1); "" unset. */
+	char			 peer_host[256];
+	char			 peer_port[6];
 	char			 errmsg[ERR_LEN];
 	char			 code[POP3C_CODE_MAX];
 	char			 timestamp[POP3C_TIMESTAMP_MAX];
@@ -718,20 +721,20 @@ static const struct {
 	{ "SASL", POP3C_CAP_SASL },
 };
 
+/* The SASL mechanisms we know; their names come from sasl_mechs.c. */
 static const struct {
-	const char		*name;
 	unsigned int		 mech;		/* enum pop3c_mech */
 	enum pop3c_auth		 auth;
 	enum sasl_client_mech	 sasl;
 } sasl_table[] = {
-	{ "SCRAM-SHA-256-PLUS", POP3C_MECH_SCRAM_PLUS, POP3C_AUTH_SCRAM_PLUS,
-	    SASL_CLIENT_SCRAM_PLUS },
-	{ "SCRAM-SHA-256", POP3C_MECH_SCRAM, POP3C_AUTH_SCRAM,
-	    SASL_CLIENT_SCRAM },
-	{ "CRAM-MD5", POP3C_MECH_CRAM_MD5, POP3C_AUTH_CRAM_MD5,
-	    SASL_CLIENT_CRAM_MD5 },
-	{ "PLAIN", POP3C_MECH_PLAIN, POP3C_AUTH_PLAIN, SASL_CLIENT_PLAIN },
-	{ "LOGIN", POP3C_MECH_LOGIN, POP3C_AUTH_LOGIN, SASL_CLIENT_LOGIN },
+	{ POP3C_MECH_SCRAM_PLUS, POP3C_AUTH_SCRAM_PLUS, SASL_CLIENT_SCRAM_PLUS },
+	{ POP3C_MECH_SCRAM, POP3C_AUTH_SCRAM, SASL_CLIENT_SCRAM },
+	{ POP3C_MECH_CRAM_MD5, POP3C_AUTH_CRAM_MD5, SASL_CLIENT_CRAM_MD5 },
+	{ POP3C_MECH_PLAIN, POP3C_AUTH_PLAIN, SASL_CLIENT_PLAIN },
+	{ POP3C_MECH_LOGIN, POP3C_AUTH_LOGIN, SASL_CLIENT_LOGIN },
+	{ POP3C_MECH_OAUTHBEARER, POP3C_AUTH_OAUTHBEARER,
+	    SASL_CLIENT_OAUTHBEARER },
+	{ POP3C_MECH_XOAUTH2, POP3C_AUTH_XOAUTH2, SASL_CLIENT_XOAUTH2 },
 };
 
 #define N_SASL	(sizeof(sasl_table) / sizeof(sasl_table[0]))
@@ -744,10 +747,10 @@ sasl_mechs(const char *list)
 
 	while (*list != '\0') {
 		size_t n = strcspn(list, " ");
+		int id = sasl_mechs_lookup(list, n);
 
 		for (size_t k = 0; k < N_SASL; k++)
-			if (strlen(sasl_table[k].name) == n &&
-			    strncasecmp(list, sasl_table[k].name, n) == 0)
+			if (id >= 0 && (int)sasl_table[k].sasl == id)
 				m |= sasl_table[k].mech;
 		list += n;
 		list += strspn(list, " ");
@@ -856,6 +859,8 @@ static const char *const auth_names[] = {
 	[POP3C_AUTH_PLAIN] = "PLAIN",
 	[POP3C_AUTH_LOGIN] = "LOGIN",
 	[POP3C_AUTH_USER] = "USER",
+	[POP3C_AUTH_OAUTHBEARER] = "OAUTHBEARER",
+	[POP3C_AUTH_XOAUTH2] = "XOAUTH2",
 	[POP3C_AUTH_NONE] = "none",
 };
 
@@ -882,7 +887,8 @@ static bool
 sends_password(enum pop3c_auth m)
 {
 	return m == POP3C_AUTH_PLAIN || m == POP3C_AUTH_LOGIN ||
-	    m == POP3C_AUTH_USER;
+	    m == POP3C_AUTH_USER || m == POP3C_AUTH_OAUTHBEARER ||
+	    m == POP3C_AUTH_XOAUTH2;
 }
 
 enum pop3c_auth
@@ -988,6 +994,8 @@ login_sasl(struct pop3c *c, size_t k, const char *user, const char *pass)
 {
 	struct sasl_client_params p = { .mech = sasl_table[k].sasl,
 	    .user = user, .pass = pass, .tls = c->tls,
+	    .host = c->peer_host[0] != '\0' ? c->peer_host : NULL,
+	    .port = c->peer_port[0] != '\0' ? c->peer_port : NULL,
 	    .plus_offered = (c->mechs & POP3C_MECH_SCRAM_PLUS) != 0 };
 	struct sasl_client *sc = NULL;
 	unsigned char out[SASL_CLIENT_OUT_MAX];
@@ -995,7 +1003,7 @@ login_sasl(struct pop3c *c, size_t k, const char *user, const char *pass)
 	unsigned char cb[SASL_CLIENT_CB_MAX];
 	char b64[BASE64_ENCODED_LEN(SASL_CLIENT_OUT_MAX) + 1];
 	char what[64], shown[64], err[ERR_LEN];
-	const char *name = sasl_table[k].name;
+	const char *name = sasl_client_mech_name(sasl_table[k].sasl);
 	bool pending = false;
 	size_t outlen = 0, inlen;
 	int rc = -1;
@@ -1062,6 +1070,13 @@ login_sasl(struct pop3c *c, size_t k, const char *user, const char *pass)
 			goto out;
 		if (len == 0 || line[0] != '+' || (len > 1 && line[1] != ' ')) {
 			rc = parse_status(c, what, line, len, NULL);
+			if (rc > 0 && sasl_client_oauth_status(sc)[0] != '\0') {
+				/* The token is never shown, only the verdict. */
+				rc = fail(c, POP3C_EAUTH, "%s: the server "
+				    "refused the token (status \"%s\")", what,
+				    sasl_client_oauth_status(sc));
+				goto out;
+			}
 			if (rc > 0) {
 				rc = login_failed(c);
 				goto out;
@@ -1129,6 +1144,17 @@ out:
 	explicit_bzero(cb, sizeof(cb));
 	sasl_client_free(&sc);
 	return rc;
+}
+
+int
+pop3c_set_peer(struct pop3c *c, const char *host, const char *port)
+{
+	if (str_copy(c->peer_host, sizeof(c->peer_host), host) < 0 ||
+	    str_copy(c->peer_port, sizeof(c->peer_port), port) < 0) {
+		c->peer_host[0] = c->peer_port[0] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -1629,19 +1655,17 @@ pop3c_dele(struct pop3c *c, uint32_t num)
 }
 
 int
-pop3c_quit(struct pop3c *c)
+pop3c_rset(struct pop3c *c)
 {
-	if (send_cmd(c, "QUIT") < 0 || simple_cmd(c, "QUIT", NULL) < 0)
+	if (send_cmd(c, "RSET") < 0 || simple_cmd(c, "RSET", NULL) < 0)
 		return -1;
 	return 0;
 }
 
-/* ---- added for the reader (postino read) ---- */
-
 int
-pop3c_rset(struct pop3c *c)
+pop3c_quit(struct pop3c *c)
 {
-	if (send_cmd(c, "RSET") < 0 || simple_cmd(c, "RSET", NULL) < 0)
+	if (send_cmd(c, "QUIT") < 0 || simple_cmd(c, "QUIT", NULL) < 0)
 		return -1;
 	return 0;
 }

@@ -101,6 +101,8 @@ enum pop3c_mech {
 	POP3C_MECH_CRAM_MD5	= 1u << 2,
 	POP3C_MECH_PLAIN	= 1u << 3,
 	POP3C_MECH_LOGIN	= 1u << 4,
+	POP3C_MECH_OAUTHBEARER	= 1u << 5,	/* RFC 7628 */
+	POP3C_MECH_XOAUTH2	= 1u << 6,
 };
 
 /* Ways to log in, strongest first (the order AUTO picks in). */
@@ -113,6 +115,9 @@ enum pop3c_auth {
 	POP3C_AUTH_PLAIN,
 	POP3C_AUTH_LOGIN,
 	POP3C_AUTH_USER,
+	/* OAuth 2.0: never picked by AUTO; the "password" is the token. */
+	POP3C_AUTH_OAUTHBEARER,
+	POP3C_AUTH_XOAUTH2,
 	POP3C_AUTH_NONE,	/* pop3c_auth_choose(): nothing usable */
 };
 
@@ -231,9 +236,22 @@ enum pop3c_auth pop3c_auth_choose(unsigned int caps, bool caps_known,
  * and ends the session. A challenge that breaks the mechanism is
  * POP3C_EPROTO. *method_r (may be NULL) gets pop3c_auth_name() of the
  * method tried.
+ * OAUTHBEARER and XOAUTH2 take the bearer token as pass and need TLS as
+ * PLAIN does. Like every mechanism, the initial response goes on the AUTH
+ * line only when that line fits RFC 2449's 255 octets (RFC 5034 sec. 4);
+ * real tokens never do, so they go in the two-step form ("AUTH XOAUTH2",
+ * "+ ", the response), which Microsoft 365 requires. A server that
+ * refuses the token with an error challenge gets the ending response and
+ * its "-ERR" becomes POP3C_EAUTH naming the challenge's status.
  */
 int pop3c_login(struct pop3c *c, const char *user, const char *pass,
     enum pop3c_auth method, bool cleartext_ok, const char **method_r);
+
+/*
+ * The server's name and port as the user gave them, for OAUTHBEARER's
+ * host and port (RFC 7628 sec. 3.1). 0, or -1 when too long (then unset).
+ */
+int pop3c_set_peer(struct pop3c *c, const char *host, const char *port);
 
 /* The channel binding the last SCRAM-SHA-256-PLUS login used, or NULL. */
 const char *pop3c_channel_binding(const struct pop3c *c);
@@ -293,13 +311,12 @@ int pop3c_recv_data(struct pop3c *c, uint64_t max_octets, pop3c_data_fn *fn,
 int pop3c_recv_status(struct pop3c *c);
 unsigned int pop3c_outstanding(const struct pop3c *c);
 int pop3c_drain_replies(struct pop3c *c);
+/* RSET: every message marked deleted in this session is unmarked. */
+int pop3c_rset(struct pop3c *c);
 /* QUIT: +OK means the server committed every DELE of the session. */
 int pop3c_quit(struct pop3c *c);
 
-/* ---- added for the reader (postino read) ---- */
-
-/* RSET: every message marked deleted in this session is unmarked. */
-int pop3c_rset(struct pop3c *c);
+/* ---- helpers ---- */
 
 /*
  * For transports (pop3c_tls.c): the monotonic clock in milliseconds, and

@@ -7,17 +7,18 @@
  * without QUIT so nothing is deleted (RFC 1939 sec. 6). Nothing from the
  * server reaches the screen except as display text (mime.h).
  *
- * Keys, list: j/Down k/Up, Space/PageDown b/PageUp, g/Home G/End,
- * Enter/Right open, d delete, u undelete all, q/Q quit (asks "Delete N
- * messages? (y/n)" first when N > 0: y commits, n undeletes and quits,
- * anything else stays), x quit without committing, ^L redraw.
- * View: the same moves scroll the text, q/Left back to the list, n/p the
- * next/previous message not marked deleted, d, u, Q, x as in the list.
+ * Keys (all on the `?` screen and in postino(1)): j/k move, Enter open,
+ * d delete, u undelete this one, U all, / search, N next match, q quit
+ * (asks first: y delete and quit, n quit and keep them all, c/Esc back),
+ * x quit without QUIT; in a message also n/p next/previous, H the header
+ * as received, s save and | pipe an attachment. A dropped session is made
+ * again at the next key (reader_opts.reconnect), marks carried by UIDL.
  */
 #ifndef POSTINO_READER_H
 #define POSTINO_READER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "pop3c.h"
 
@@ -38,6 +39,15 @@
 struct reader_opts {
 	const char	*user;		/* shown in the title line */
 	const char	*where;		/* "host:port" */
+	mode_t		 umask;		/* the user's, for saved files */
+	/*
+	 * After the session dropped: free the old one, connect and log in
+	 * again as at the start (the terminal is the user's meanwhile, for
+	 * a password prompt and the reason of a failure); the new session,
+	 * or NULL. NULL here: a dropped session ends the reader.
+	 */
+	struct pop3c	*(*reconnect)(void *arg);
+	void		*arg;
 };
 
 /* stdin and stdout are terminals: check before connecting. */
@@ -45,7 +55,8 @@ bool reader_has_terminal(void);
 
 /*
  * Run the reader on c (logged in; not freed here: without QUIT, freeing
- * it closes the connection). Returns 0 when the user quit (QUIT answered
+ * it closes the connection; after a reconnect, o->reconnect's session is
+ * the one left open). Returns 0 when the user quit (QUIT answered
  * +OK, or x); -1 when the session failed: report pop3c_errmsg(c) (the
  * terminal is already restored); 1 on a local failure already reported
  * on stderr (no terminal, out of memory).

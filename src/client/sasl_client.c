@@ -17,7 +17,10 @@
 struct sasl_client {
 	enum sasl_client_mech	 mech;
 	const char		*user, *pass;
+	const char		*host, *port;	/* OAUTHBEARER */
 	unsigned int		 step;		/* responses produced so far */
+	/* OAuth: the error challenge's "status", sanitised. */
+	char			 oauth_status[64];
 	bool			 done, dead;
 	/* SCRAM */
 	char			 gs2[64];	/* "n,,", "y,,", "p=TYPE,," */
@@ -28,19 +31,17 @@ struct sasl_client {
 	unsigned char		 server_sig[SCRAM_KEY_LEN];
 };
 
-static const char *const mech_names[] = {
-	[SASL_CLIENT_SCRAM_PLUS] = "SCRAM-SHA-256-PLUS",
-	[SASL_CLIENT_SCRAM] = "SCRAM-SHA-256",
-	[SASL_CLIENT_CRAM_MD5] = "CRAM-MD5",
-	[SASL_CLIENT_PLAIN] = "PLAIN",
-	[SASL_CLIENT_LOGIN] = "LOGIN",
-};
-
 const char *
 sasl_client_mech_name(enum sasl_client_mech mech)
 {
-	return (size_t)mech < sizeof(mech_names) / sizeof(mech_names[0]) ?
-	    mech_names[mech] : "?";
+	return sasl_mechs_name((enum sasl_mech_id)mech);
+}
+
+static bool
+is_oauth(const struct sasl_client *s)
+{
+	return s->mech == SASL_CLIENT_OAUTHBEARER ||
+	    s->mech == SASL_CLIENT_XOAUTH2;
 }
 
 static bool
@@ -57,14 +58,19 @@ sasl_client_new(struct sasl_client **s_r, const struct sasl_client_params *p,
 	struct sasl_client *s;
 	unsigned char raw[SASL_CLIENT_NONCE_RAW];
 
+	bool oauth = p->mech == SASL_CLIENT_OAUTHBEARER ||
+	    p->mech == SASL_CLIENT_XOAUTH2;
+
 	*s_r = NULL;
-	if (p->user == NULL || p->pass == NULL || strlen(p->user) > 255 ||
-	    strlen(p->pass) > 255) {
-		str_copy(err, ERR_LEN, "user name or password too long");
+	if ((unsigned int)p->mech >= SASL_MECH_COUNT) {
+		str_copy(err, ERR_LEN, "unknown SASL mechanism");
 		return -1;
 	}
-	if ((size_t)p->mech >= sizeof(mech_names) / sizeof(mech_names[0])) {
-		str_copy(err, ERR_LEN, "unknown SASL mechanism");
+	if (p->user == NULL || p->pass == NULL || strlen(p->user) > 255 ||
+	    strnlen(p->pass, SASL_CLIENT_TOKEN_MAX + 1) > (oauth ?
+	    SASL_CLIENT_TOKEN_MAX : 255)) {
+		str_copy(err, ERR_LEN, oauth ? "user name or token too long" :
+		    "user name or password too long");
 		return -1;
 	}
 	s = calloc(1, sizeof(*s));
@@ -75,6 +81,8 @@ sasl_client_new(struct sasl_client **s_r, const struct sasl_client_params *p,
 	s->mech = p->mech;
 	s->user = p->user;
 	s->pass = p->pass;
+	s->host = p->host;
+	s->port = p->port;
 	if (!is_scram(s)) {
 		*s_r = s;
 		return 0;
@@ -119,7 +127,13 @@ fail:
 bool
 sasl_client_has_initial(const struct sasl_client *s)
 {
-	return s->mech == SASL_CLIENT_PLAIN || is_scram(s);
+	return s->mech == SASL_CLIENT_PLAIN || is_scram(s) || is_oauth(s);
+}
+
+const char *
+sasl_client_oauth_status(const struct sasl_client *s)
+{
+	return s->oauth_status;
 }
 
 bool
@@ -377,6 +391,130 @@ scram_verify(struct sasl_client *s, const unsigned char *in, size_t inlen,
 	return SASL_CLIENT_CONTINUE;
 }
 
+/* ---- OAUTHBEARER (RFC 7628), XOAUTH2 ---- */
+
+/* Protocol text: no NUL, no kvsep (0x01), no line end. */
+static bool
+oauth_field_ok(const char *v)
+{
+	return v[strcspn(v, "\001\r\n")] == '\0';
+}
+
+ssize_t
+sasl_client_oauthbearer(unsigned char *out, size_t size, const char *user,
+    const char *host, const char *port, const char *token)
+{
+	size_t n = 0;
+	bool ok;
+
+	if (size > SASL_CLIENT_OUT_MAX)
+		size = SASL_CLIENT_OUT_MAX;
+	if (!oauth_field_ok(user) || !oauth_field_ok(token) ||
+	    (host != NULL && !oauth_field_ok(host)) ||
+	    (port != NULL && !oauth_field_ok(port)) ||
+	    size < SASL_CLIENT_OUT_MAX)
+		return -1;
+	/* gs2-header: no channel binding, authzid = the user (RFC 5801). */
+	ok = puts_(out, &n, "n,a=") && put_saslname(out, &n, user) &&
+	    puts_(out, &n, ",\001");
+	if (ok && host != NULL)
+		ok = puts_(out, &n, "host=") && puts_(out, &n, host) &&
+		    puts_(out, &n, "\001");
+	if (ok && port != NULL)
+		ok = puts_(out, &n, "port=") && puts_(out, &n, port) &&
+		    puts_(out, &n, "\001");
+	ok = ok && puts_(out, &n, "auth=Bearer ") && puts_(out, &n, token) &&
+	    puts_(out, &n, "\001\001");
+	if (!ok) {
+		explicit_bzero(out, n);
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+ssize_t
+sasl_client_xoauth2(unsigned char *out, size_t size, const char *user,
+    const char *token)
+{
+	size_t n = 0;
+
+	if (size < SASL_CLIENT_OUT_MAX || !oauth_field_ok(user) ||
+	    !oauth_field_ok(token))
+		return -1;
+	if (!puts_(out, &n, "user=") || !puts_(out, &n, user) ||
+	    !puts_(out, &n, "\001auth=Bearer ") || !puts_(out, &n, token) ||
+	    !puts_(out, &n, "\001\001")) {
+		explicit_bzero(out, n);
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+/*
+ * The "status" of an RFC 7628 sec. 3.2.2 error challenge, a JSON object
+ * ({"status":"invalid_token","scope":...}). Only a plain string value is
+ * taken; anything else reads as "unknown": the exchange fails either way.
+ */
+static void
+oauth_status(const unsigned char *in, size_t inlen, char *dst, size_t size)
+{
+	static const char key[] = "\"status\"";
+	const char *p = NULL, *end = (const char *)in + inlen, *q;
+
+	str_copy(dst, size, "unknown");
+	for (const char *c = (const char *)in; end - c >= (ptrdiff_t)
+	    sizeof(key) - 1; c++)
+		if (memcmp(c, key, sizeof(key) - 1) == 0) {
+			p = c + sizeof(key) - 1;
+			break;
+		}
+	if (p == NULL)
+		return;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == ':'))
+		p++;
+	if (p >= end || *p != '"')
+		return;
+	p++;
+	q = memchr(p, '"', (size_t)(end - p));
+	if (q == NULL || q == p || memchr(p, '\\', (size_t)(q - p)) != NULL)
+		return;
+	str_sanitize(dst, size, p, (size_t)(q - p));
+}
+
+static enum sasl_client_result
+oauth_step(struct sasl_client *s, const unsigned char *in, size_t inlen,
+    unsigned char *out, size_t *n, char *err)
+{
+	ssize_t len;
+
+	if (s->step == 0 && in == NULL) {
+		len = s->mech == SASL_CLIENT_OAUTHBEARER ?
+		    sasl_client_oauthbearer(out, SASL_CLIENT_OUT_MAX, s->user,
+		    s->host, s->port, s->pass) :
+		    sasl_client_xoauth2(out, SASL_CLIENT_OUT_MAX, s->user,
+		    s->pass);
+		if (len < 0)
+			return bad(s, SASL_CLIENT_BAD, err, "user name or token "
+			    "unusable (too long, or a control character)");
+		*n = (size_t)len;
+		/* "+OK" may follow now. */
+		s->done = true;
+		return SASL_CLIENT_CONTINUE;
+	}
+	if (in == NULL || s->step != 1)
+		return bad(s, SASL_CLIENT_BAD, err, "unexpected challenge");
+	/*
+	 * The server refused the token and says why. RFC 7628 sec. 3.2.3:
+	 * answer with a lone kvsep; XOAUTH2 servers take an empty line.
+	 * Not done: the "-ERR" that follows fails the login.
+	 */
+	oauth_status(in, inlen, s->oauth_status, sizeof(s->oauth_status));
+	s->done = false;
+	if (s->mech == SASL_CLIENT_OAUTHBEARER)
+		out[(*n)++] = 0x01;
+	return SASL_CLIENT_CONTINUE;
+}
+
 enum sasl_client_result
 sasl_client_step(struct sasl_client *s, const unsigned char *in,
     size_t inlen, unsigned char *out, size_t *outlen_r, char *err)
@@ -386,7 +524,8 @@ sasl_client_step(struct sasl_client *s, const unsigned char *in,
 	*outlen_r = 0;
 	if (s->dead)
 		return bad(s, SASL_CLIENT_BAD, err, "exchange already failed");
-	if (s->done)
+	/* OAuth's error challenge comes after our side is complete. */
+	if (s->done && !is_oauth(s))
 		return bad(s, SASL_CLIENT_BAD, err, "unexpected challenge");
 	switch (s->mech) {
 	case SASL_CLIENT_PLAIN:
@@ -397,6 +536,10 @@ sasl_client_step(struct sasl_client *s, const unsigned char *in,
 		break;
 	case SASL_CLIENT_CRAM_MD5:
 		r = cram_step(s, in, inlen, out, outlen_r, err);
+		break;
+	case SASL_CLIENT_OAUTHBEARER:
+	case SASL_CLIENT_XOAUTH2:
+		r = oauth_step(s, in, inlen, out, outlen_r, err);
 		break;
 	default:
 		if ((in == NULL) != (s->step == 0))

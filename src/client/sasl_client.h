@@ -26,15 +26,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
+#include "../auth/sasl_mechs.h"
 #include "../lib/str.h"
 
 /*
- * Octets of one response before base64: SCRAM's client-first with a
- * 255-octet name escaped (=2C, three octets each) and PLAIN with a
- * 255-octet name and password stay below it.
+ * Octets of an OAuth 2.0 bearer token. RFC 6750 sets no bound; Google's
+ * tokens are ~250 octets, Microsoft Entra ID's 1.5-4 KB (more with group
+ * claims); twice the largest seen leaves room and still bounds what a
+ * token command can make us send.
  */
-#define SASL_CLIENT_OUT_MAX	1024
+#define SASL_CLIENT_TOKEN_MAX	8192
+/*
+ * Octets of one response before base64: an OAUTHBEARER response with a
+ * SASL_CLIENT_TOKEN_MAX token, a 255-octet name escaped (=2C, three
+ * octets each), a 255-octet host and a port. SCRAM and PLAIN need far less.
+ */
+#define SASL_CLIENT_OUT_MAX	(SASL_CLIENT_TOKEN_MAX + 1536)
 /* Channel-binding data: a hash of at most SHA-512 (as TLS_CB_MAX). */
 #define SASL_CLIENT_CB_MAX	64
 /*
@@ -53,12 +62,15 @@
 /* Nonces (ours injected by tests, or the server's whole one). */
 #define SASL_CLIENT_NONCE_MAX	255
 
+/* The shared table's ids (sasl_mechs.h): names exist once. */
 enum sasl_client_mech {
-	SASL_CLIENT_SCRAM_PLUS,
-	SASL_CLIENT_SCRAM,
-	SASL_CLIENT_CRAM_MD5,
-	SASL_CLIENT_PLAIN,
-	SASL_CLIENT_LOGIN,
+	SASL_CLIENT_SCRAM_PLUS = SASL_MECH_SCRAM_PLUS,
+	SASL_CLIENT_SCRAM = SASL_MECH_SCRAM,
+	SASL_CLIENT_CRAM_MD5 = SASL_MECH_CRAM_MD5,
+	SASL_CLIENT_PLAIN = SASL_MECH_PLAIN,
+	SASL_CLIENT_LOGIN = SASL_MECH_LOGIN,
+	SASL_CLIENT_OAUTHBEARER = SASL_MECH_OAUTHBEARER,	/* RFC 7628 */
+	SASL_CLIENT_XOAUTH2 = SASL_MECH_XOAUTH2,
 };
 
 enum sasl_client_result {
@@ -71,7 +83,10 @@ enum sasl_client_result {
 struct sasl_client_params {
 	enum sasl_client_mech	 mech;
 	const char		*user;	/* kept by pointer: must outlive */
-	const char		*pass;	/* the exchange */
+	const char		*pass;	/* the exchange; OAuth: the token */
+	/* OAUTHBEARER: the server's name and port (RFC 7628 sec. 3.1). */
+	const char		*host;
+	const char		*port;
 	/*
 	 * SCRAM: the channel. cb_type and cb_data for -PLUS ("tls-exporter"
 	 * or "tls-server-end-point"). For SCRAM-SHA-256, tls says whether
@@ -119,6 +134,27 @@ enum sasl_client_result sasl_client_step(struct sasl_client *s,
  * server signature verified.
  */
 bool sasl_client_done(const struct sasl_client *s);
+
+/*
+ * OAUTHBEARER and XOAUTH2: when the server answered the token with an
+ * error challenge (RFC 7628 sec. 3.2.2, a JSON object), its "status"
+ * ("invalid_token"), sanitised; "" otherwise. The step that got the
+ * challenge returned the response that ends the exchange (RFC 7628 sec.
+ * 3.2.3: a lone 0x01; XOAUTH2: an empty one); the server's "-ERR" follows.
+ */
+const char *sasl_client_oauth_status(const struct sasl_client *s);
+
+/*
+ * The OAUTHBEARER initial response (RFC 7628 sec. 3.1) for user, host,
+ * port and token into out (size): "n,a=USER,^Ahost=H^Aport=P^Aauth=Bearer
+ * T^A^A", the name escaped as RFC 5801 sec. 4 saslname; host or port NULL
+ * leaves that pair out. XOAUTH2: "user=U^Aauth=Bearer T^A^A". The length,
+ * or -1 when it does not fit or a field holds a NUL, 0x01 or newline.
+ */
+ssize_t sasl_client_oauthbearer(unsigned char *out, size_t size,
+    const char *user, const char *host, const char *port, const char *token);
+ssize_t sasl_client_xoauth2(unsigned char *out, size_t size,
+    const char *user, const char *token);
 
 /* Wipe and free; *s becomes NULL. NULL is fine. */
 void sasl_client_free(struct sasl_client **s);

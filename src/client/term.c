@@ -181,6 +181,23 @@ term_close(void)
 }
 
 void
+term_pause(void)
+{
+	restore();
+}
+
+int
+term_resume(char *err)
+{
+	if (enter() < 0) {
+		(void)str_fmt(err, ERR_LEN, "terminal: %s", strerror(errno));
+		return -1;
+	}
+	inlen = 0;
+	return 0;
+}
+
+void
 term_size(int *rows_r, int *cols_r)
 {
 	struct winsize ws;

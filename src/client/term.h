@@ -44,6 +44,14 @@ int term_open(char *err);
 /* Back to the saved mode and the normal screen; idempotent. */
 void term_close(void);
 
+/*
+ * Give the terminal back for a while (a command the user runs): its
+ * saved mode and the normal screen; term_resume() takes it again. The
+ * handlers stay. 0, or -1 with err.
+ */
+void term_pause(void);
+int term_resume(char *err);
+
 /* The window size; 24x80 when the terminal does not say. */
 void term_size(int *rows_r, int *cols_r);
 

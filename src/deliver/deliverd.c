@@ -17,13 +17,13 @@
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
+#include "../server/limits.h"
 #include "../server/proto.h"
+#include "../server/role.h"
 #include "../server/roles.h"
 #include "../store/store_pgsql.h"
 #include "delivery.h"
 
-/* A worker without deliveries this long offers to retire (like mail). */
-#define DELIVER_IDLE_MS		60000
 /* Seals the message must carry: nobody can change it under us. */
 #define DELIVER_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
 	F_SEAL_WRITE)
@@ -42,10 +42,6 @@ struct chan {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master;
-/* One channel per auth worker; lookups go round-robin. */
-static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
-static unsigned int auth_next;
 static struct chan *chans;
 static uint64_t next_req = 1;
 static bool shutting_down;
@@ -65,7 +61,7 @@ chan_free(struct chan *c)
 		close(c->msgfd);
 	ipc_free(&c->ipc);
 	free(c);
-	ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+	role_send(MSG_SESSION_END, NULL, 0, -1);
 	if (chans == NULL) {
 		if (shutting_down)
 			ev_stop(ev);
@@ -136,15 +132,12 @@ deliver(struct chan *c, const struct msg_account *acct)
 }
 
 static void
-auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
-	unsigned int idx = (unsigned int)(uintptr_t)arg;
 	struct msg_account acct;
 	struct chan *c;
 
 	if (msg == NULL) {
-		ipc_free(&ipc);
-		authc[idx] = NULL;
 		for (c = chans; c != NULL; c = c->next) {
 			if (c->req != 0 && c->auth_idx == idx) {
 				c->req = 0;
@@ -153,8 +146,6 @@ auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		}
 		return;
 	}
-	if (msg->fd >= 0)
-		close(msg->fd);
 	if (msg->type != MSG_AUTH_ACCOUNT ||
 	    !proto_take(msg->data, msg->len, &acct, sizeof(acct)))
 		return;
@@ -209,15 +200,8 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		chan_reply(c, STORE_TEMPFAIL, "message not sealed");
 		return;
 	}
-	for (unsigned int k = 0; k < PROTO_AUTH_WORKERS_MAX && a == NULL; k++) {
-		unsigned int i = (auth_next + k) % PROTO_AUTH_WORKERS_MAX;
-
-		if ((a = authc[i]) != NULL) {
-			auth_next = i + 1;
-			c->auth_idx = i;
-		}
-	}
-	if (a == NULL) {
+	/* Lookups go round-robin over the auth workers. */
+	if ((a = role_auth_next(&c->auth_idx)) == NULL) {
 		chan_reply(c, STORE_TEMPFAIL, "no auth channel");
 		return;
 	}
@@ -237,7 +221,7 @@ on_channel(int fd)
 	if (c == NULL || (c->ipc = ipc_new(ev, fd, chan_msg, c)) == NULL) {
 		close(fd);
 		free(c);
-		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+		role_send(MSG_SESSION_END, NULL, 0, -1);
 		return;
 	}
 	c->msgfd = -1;
@@ -254,7 +238,7 @@ idle_expired(struct ev *e, void *arg)
 	(void)e;
 	(void)arg;
 	if (chans == NULL)
-		ipc_send(master, MSG_IDLE, NULL, 0, -1);
+		role_send(MSG_IDLE, NULL, 0, -1);
 }
 
 /* A delivery runs inside one callback: none is ever cut half-way here. */
@@ -268,49 +252,22 @@ stop_all(void)
 }
 
 static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+master_msg(struct ipc_msg *msg)
 {
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		stop_all();
-		return;
-	}
-	switch (msg->type) {
-	case MSG_AUTH_CHANNEL: {
-		struct msg_auth_channel ch;
-
-		if (msg->fd < 0 || !proto_take(msg->data, msg->len, &ch,
-		    sizeof(ch)) || ch.index >= PROTO_AUTH_WORKERS_MAX)
-			break;
-		ipc_free(&authc[ch.index]);
-		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
-		    (void *)(uintptr_t)ch.index);
-		if (authc[ch.index] == NULL)
-			close(msg->fd);
-		return;
-	}
-	case MSG_DELIVER_CHANNEL:
-		if (msg->fd < 0 || shutting_down)
-			break;
+	if (msg->type == MSG_DELIVER_CHANNEL && msg->fd >= 0 &&
+	    !shutting_down) {
 		on_channel(msg->fd);
 		return;
-	case MSG_SHUTDOWN:
-		stop_all();
-		break;
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
 }
 
-static void
-on_term(struct ev *e, int signo, void *arg)
-{
-	(void)e;
-	(void)signo;
-	(void)arg;
-	stop_all();
-}
+static const struct role deliver_role = {
+	.stop = stop_all,
+	.master_msg = master_msg,
+	.auth_msg = auth_msg,
+};
 
 int
 deliver_main(const struct config *config, uid_t uid, gid_t gid)
@@ -322,35 +279,15 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 	die_after_store = getenv("POSTINO_TEST_DELIVER_DIE_AFTER_STORE") != NULL;
 	if (config_store_setup(cf, err) < 0)
 		fatalx("%s", err);
-	if (priv_is_root()) {
-		gid_t extra = (gid_t)-1;
-
-		if (uid == 0)
-			fatalx("deliver: refusing to run as root");
-		if (cf->mail_privileged_group[0] != '\0' &&
-		    priv_group(cf->mail_privileged_group, &extra) < 0)
-			fatalx("mail_privileged_group: no such group '%s'",
-			    cf->mail_privileged_group);
-		if (priv_drop(uid, gid, extra, NULL, err) < 0)
-			fatalx("%s", err);
-	}
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
+	role_drop(&(struct role_user){ .key = "deliver", .uid = uid,
+	    .gid = gid, .extra_group = cf->mail_privileged_group });
+	ev = role_start(&deliver_role);
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_start(ev, &idle_timer, DELIVER_IDLE_MS);
 	ev_run(ev);
 	while (chans != NULL)
 		chan_free(chans);
-	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
-		ipc_free(&authc[i]);
-	ipc_free(&master);
-	ev_free(&ev);
 	store_pgsql_shutdown();
+	role_end();
 	return 0;
 }

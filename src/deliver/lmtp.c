@@ -25,36 +25,16 @@
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../server/limits.h"
 #include "../server/proto.h"
+#include "../server/role.h"
 #include "../server/roles.h"
 #include "../store/store.h"
 #include "delivery.h"
 #include "lmtp_cmds.h"
 
-/* Input: one command line, or a block of message data. */
-#define LMTP_IN_MAX		(16 * 1024)
-/*
- * Replies: after DATA one line (at most ~600 octets) per recipient, and
- * lmtp_max_recipients is at most 10,000; grown on demand from 1 KiB.
- */
-#define LMTP_OUT_MAX		(8 * 1024 * 1024)
-/* Stop taking commands while this much is unsent (a client not reading). */
-#define LMTP_OUT_HIGH		(32 * 1024)
-/* RFC 5321 sec. 4.5.3.2.7: a server waits at least 5 minutes for a command. */
-#define LMTP_TIMEOUT_MS		(300 * 1000)
-/* Consecutive bad commands before the connection is dropped (Dovecot: 20). */
-#define LMTP_MAX_BAD		20
-/* Connections at once: an MTA opens a few dozen at most. */
-#define LMTP_CONNS_MAX		1024
 /* A reply line we build: code, status, an address and a short text. */
 #define LMTP_REPLY_MAX		(LMTP_PATH_MAX * 2 + 80)
-/*
- * Messages being received are held in memory (memfds) until stored: all
- * connections together hold at most this much, or one largest message,
- * whichever is more. Past it a message gets 452 4.3.1 and the MTA
- * retries, rather than the host running out of memory.
- */
-#define LMTP_SPOOL_TOTAL_MAX	(1024ull * 1024 * 1024)
 /* Seals on the spooled message (deliverd.c checks for them). */
 #define LMTP_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
@@ -129,10 +109,6 @@ struct lmtp_cmd {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master;
-/* One channel per auth worker; lookups go round-robin. */
-static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
-static unsigned int auth_next;
 static struct lmtp_conn *conns;
 static unsigned int nconns;
 static uint64_t next_req = 1;
@@ -190,20 +166,6 @@ active_put(const char *user)
 
 static void conn_process(struct lmtp_conn *c);
 
-static struct ipc *
-auth_pick(unsigned int *idx_r)
-{
-	for (unsigned int k = 0; k < PROTO_AUTH_WORKERS_MAX; k++) {
-		unsigned int i = (auth_next + k) % PROTO_AUTH_WORKERS_MAX;
-
-		if (authc[i] != NULL) {
-			auth_next = i + 1;
-			*idx_r = i;
-			return authc[i];
-		}
-	}
-	return NULL;
-}
 static void conn_update(struct lmtp_conn *c);
 
 static void __attribute__((format(printf, 2, 3)))
@@ -418,7 +380,8 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 		reply(c, "550 5.1.1 <%s> User unknown", c->pending_addr);
 		return;
 	}
-	if ((a = auth_pick(&c->lookup_auth)) == NULL) {
+	/* Lookups go round-robin over the auth workers. */
+	if ((a = role_auth_next(&c->lookup_auth)) == NULL) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
 		    c->pending_addr);
 		return;
@@ -505,7 +468,7 @@ quota_check(struct lmtp_conn *c)
 		free(m);
 		return false;
 	}
-	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
+	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
 	    (c->quota_ipc = ipc_new(ev, fds[0], quota_msg, c)) == NULL) {
 		close(fds[0]);
 		close(fds[1]);
@@ -827,7 +790,7 @@ send_request(struct lmtp_conn *c, struct lmtp_rcpt *r, uint32_t type)
 		free(m);
 		return false;
 	}
-	if (ipc_send(master, MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
+	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
 	    (r->ipc = ipc_new(ev, fds[0], rcpt_msg, r)) == NULL) {
 		close(fds[0]);
 		close(fds[1]);
@@ -1150,19 +1113,14 @@ fail_lookups(unsigned int idx)
 }
 
 static void
-auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
-	unsigned int idx = (unsigned int)(uintptr_t)arg;
 	struct msg_account a;
 
 	if (msg == NULL) {
-		ipc_free(&ipc);
-		authc[idx] = NULL;
 		fail_lookups(idx);
 		return;
 	}
-	if (msg->fd >= 0)
-		close(msg->fd);
 	if (msg->type != MSG_AUTH_ACCOUNT ||
 	    !proto_take(msg->data, msg->len, &a, sizeof(a)))
 		return;
@@ -1202,59 +1160,16 @@ stop_all(void)
 		ev_stop(ev);
 }
 
-static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
-{
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		stop_all();
-		if (conns != NULL) {
-			/* No master, no deliveries: nothing left to wait for. */
-			ev_stop(ev);
-		}
-		return;
-	}
-	if (msg->type == MSG_AUTH_CHANNEL && msg->fd >= 0) {
-		static bool ready;
-		struct msg_auth_channel ch;
-
-		if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) ||
-		    ch.index >= PROTO_AUTH_WORKERS_MAX) {
-			close(msg->fd);
-			return;
-		}
-		ipc_free(&authc[ch.index]);
-		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
-		    (void *)(uintptr_t)ch.index);
-		if (authc[ch.index] == NULL)
-			close(msg->fd);
-		else if (!ready) {
-			ready = true;
-			ipc_send(master, MSG_READY, NULL, 0, -1);
-		}
-		return;
-	}
-	if (msg->fd >= 0)
-		close(msg->fd);
-	if (msg->type == MSG_SHUTDOWN)
-		stop_all();
-}
-
-static void
-on_term(struct ev *e, int signo, void *arg)
-{
-	(void)e;
-	(void)signo;
-	(void)arg;
-	stop_all();
-}
+static const struct role lmtp_role = {
+	.stop = stop_all,
+	/* Ready with a way to look recipients up. */
+	.auth_up = role_ready,
+	.auth_msg = auth_msg,
+};
 
 int
 lmtp_main(const struct config *config, unsigned int n)
 {
-	char err[ERR_LEN];
-
 	cf = config;
 	log_set_ident("postinod/lmtp");
 	if (n != cf->nlmtp_listen || n > CONFIG_LMTP_LISTEN_MAX)
@@ -1268,26 +1183,10 @@ lmtp_main(const struct config *config, unsigned int n)
 	for (char *h = hostname; *h != '\0'; h++)
 		if (*h <= ' ' || *h >= 0x7f)
 			*h = '_';
-	if (priv_is_root()) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
-		if (uid == 0)
-			fatalx("login_user must not be root");
-		if (priv_drop(uid, gid, (gid_t)-1, cf->login_chroot, err) < 0)
-			fatalx("%s", err);
-	}
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
+	role_drop(&(struct role_user){ .key = "login_user",
+	    .name = cf->login_user, .chroot = cf->login_chroot });
+	ev = role_start(&lmtp_role);
 	signal(SIGPIPE, SIG_IGN);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
 	for (unsigned int i = 0; i < n; i++) {
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
 		net_set_nonblock(listen_fds[i]);
@@ -1307,9 +1206,6 @@ lmtp_main(const struct config *config, unsigned int n)
 		active = a->next;
 		free(a);
 	}
-	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
-		ipc_free(&authc[i]);
-	ipc_free(&master);
-	ev_free(&ev);
+	role_end();
 	return 0;
 }

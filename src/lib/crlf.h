@@ -24,4 +24,11 @@ void crlf_size_feed(struct crlf_size *cs, const void *buf, size_t len);
 /* The final size (adds the missing final CRLF); -1 on overflow. */
 int crlf_size_finish(struct crlf_size *cs, uint64_t *size_r);
 
+/*
+ * Copy octets from in to out up to the first LF (not copied), at most len;
+ * returns how many were copied. out must have room for len octets. The
+ * RETR encoder's inner loop: one pass, no call per line.
+ */
+size_t crlf_copy_to_lf(const void *in, size_t len, void *out);
+
 #endif

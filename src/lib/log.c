@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,26 @@
 static const char *log_ident = "postino";
 static bool log_stderr = true;
 static bool log_verbose;
+/*
+ * Our pid for stderr lines, asked once: a getpid per line was a system
+ * call per logged event. A forked child forgets it (log_forget_pid).
+ */
+static pid_t log_pid;
+
+static void
+log_forget_pid(void)
+{
+	log_pid = 0;
+}
 
 void
 log_init(const char *ident, bool to_stderr, bool debug)
 {
+	static bool atfork;
+
+	if (!atfork && pthread_atfork(NULL, NULL, log_forget_pid) == 0)
+		atfork = true;
+	log_pid = 0;
 	log_ident = ident;
 	log_stderr = to_stderr;
 	log_verbose = debug;
@@ -48,8 +65,12 @@ log_emit(int prio, const char *fmt, va_list ap, const char *suffix)
 	if (log_stderr) {
 		/* One write per line, so lines from several processes never interleave. */
 		char out[2200];
-		int n = snprintf(out, sizeof(out), "%s[%ld]: %s%s%s\n", log_ident,
-		    (long)getpid(), line, suffix ? ": " : "", suffix ? suffix : "");
+		int n;
+
+		if (log_pid == 0)
+			log_pid = getpid();
+		n = snprintf(out, sizeof(out), "%s[%ld]: %s%s%s\n", log_ident,
+		    (long)log_pid, line, suffix ? ": " : "", suffix ? suffix : "");
 		if (n > 0) {
 			size_t len = (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1;
 			ssize_t w = write(STDERR_FILENO, out, len);

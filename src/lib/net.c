@@ -75,7 +75,9 @@ net_set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	/* accept4(SOCK_NONBLOCK) and a handed-off fd are already set. */
+	if (fl < 0 || ((fl & O_NONBLOCK) == 0 &&
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -1;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "../lib/crlf.h"
 #include "../lib/log.h"
 #include "../lib/str.h"
 
@@ -127,9 +128,9 @@ encoder_end_line(struct pop3_encoder *e)
 }
 
 /*
- * Block-wise: a run of octets up to the next LF is copied whole (memchr +
- * memcpy); only line starts and line ends are looked at one by one. A
- * per-octet loop here was most of the server's CPU in a large RETR.
+ * Block-wise: a run of octets up to the next LF is copied whole
+ * (crlf_copy_to_lf); only line starts and line ends are looked at one by
+ * one. A per-octet loop here was most of the server's CPU in a large RETR.
  */
 size_t
 pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
@@ -139,8 +140,7 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 	size_t i = 0, o = 0;
 
 	while (i < inlen && !e->done) {
-		const unsigned char *lf;
-		size_t run, n;
+		size_t room, n;
 
 		if (e->line_len == 0 && p[i] == '.') {
 			/* Never split an octet's output across two calls. */
@@ -153,21 +153,19 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 			i++;
 			continue;
 		}
-		lf = memchr(p + i, '\n', inlen - i);
-		run = lf != NULL ? (size_t)(lf - (p + i)) : inlen - i;
-		n = run < outsize - o ? run : outsize - o;
+		room = inlen - i < outsize - o ? inlen - i : outsize - o;
+		n = crlf_copy_to_lf(p + i, room, out + o);
 		if (n > 0) {
-			memcpy(out + o, p + i, n);
 			o += n;
 			i += n;
 			e->last_cr = p[i - 1] == '\r';
 			e->line_len = e->line_len + n < 2 ?
 			    (unsigned char)(e->line_len + n) : 2;
 		}
-		if (n < run)
-			break;		/* out is full */
-		if (lf == NULL)
+		if (i == inlen)
 			continue;	/* all input taken */
+		if (p[i] != '\n')
+			break;		/* out is full */
 		/* p[i] is the LF: CRLF stays, a bare LF becomes CRLF. */
 		if (outsize - o < (e->last_cr ? 1u : 2u))
 			break;

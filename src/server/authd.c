@@ -11,7 +11,9 @@
  * their network is out of penalty, one check per loop turn, and are
  * dropped unchecked when their client leaves or their deadline passes.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,46 +28,11 @@
 #include "../lib/priv.h"
 #include "../lib/sandbox.h"
 #include "../auth/sasl.h"
+#include "limits.h"
 #include "penalty.h"
 #include "proto.h"
+#include "role.h"
 #include "roles.h"
-
-/* A ticket is redeemed within milliseconds; a minute covers a loaded host. */
-#define TICKET_TTL_MS	60000
-#define TICKETS_MAX	4096
-/*
- * Unredeemed tickets per user and per client address. A ticket lives
- * from the verdict to its redemption, milliseconds; more than this many
- * at once is a script logging in and dropping the connection, and it
- * must not use up the table for everyone else (issue 10, finding 3).
- */
-#define TICKETS_PER_USER	8
-#define TICKETS_PER_ADDR	32
-/* Hash chains: the table is found by hash, never scanned per request. */
-#define TICKET_BUCKETS		4096
-/*
- * Requests one auth worker holds: at about 5 ms per SHA512-CRYPT check,
- * 1024 are five seconds of work; more would only wait past the client.
- */
-#define AUTH_QUEUE_MAX		1024
-/*
- * Requests of one network (penalty_net()) waiting at once: an office
- * behind one NAT logging in at nine fits; a flood from one network does
- * not, and the rest of it is refused with [SYS/TEMP] before any work.
- */
-#define AUTH_QUEUE_NET_MAX	16
-/*
- * The longest a request waits for its penalty and its turn: twice the
- * largest penalty step, so a patient client always gets its check, and
- * far below login_timeout (180 s by default).
- */
-#define AUTH_WAIT_MAX_MS	(2u * PENALTY_MAX_MS)
-/*
- * Work starts only once no channel has unread messages, so a cancel that
- * follows a request is seen before the request is hashed; at most this
- * many turns in a row, so a stream of messages cannot starve the queue.
- */
-#define AUTH_DRAIN_TURNS	64
 
 enum ticket_chain { CHAIN_ID, CHAIN_USER, CHAIN_ADDR, CHAINS };
 
@@ -111,14 +78,11 @@ static gid_t mail_gid;
 static bool have_mail_user;
 /* Started by root: account uids come from the passwd-file, not getuid(). */
 static bool as_root;
-/*
- * SASL exchanges under way, one per login connection at most, keyed by the
- * channel and the login worker's request id. Bounded; a stale one (its
- * client vanished without a cancel) is dropped after SASL_EXCHANGE_TTL_MS.
- */
-#define SASL_EXCHANGES_MAX	4096
-#define SASL_EXCHANGE_TTL_MS	(10u * 60 * 1000)
 
+/*
+ * SASL exchanges under way, keyed by the channel and the login worker's
+ * request id; a stale one goes after SASL_EXCHANGE_TTL_MS.
+ */
 struct exchange {
 	struct ipc		*ipc;
 	uint64_t		 req;
@@ -129,9 +93,9 @@ struct exchange {
 static struct exchange exchanges[SASL_EXCHANGES_MAX];
 /* PLAIN and LOGIN are offered on plaintext connections only by one of these. */
 static struct sasl_server sasl_secure, sasl_plain;
+/* oauth2_jwt_key, loaded before the sandbox; NULL: no OAuth. */
+static struct jwt_key *oauth_key;
 
-/* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
-#define CLIENTS_MAX	1024
 static struct ipc *clients[CLIENTS_MAX];
 
 /* Where this user's mail is read: the passwd-file's uid, else mail_user. */
@@ -599,6 +563,26 @@ work(struct ev *e, void *arg)
 	schedule();
 }
 
+/* Whether ip is a front-end that logs in for many clients. */
+static bool
+trusted_frontend(const char *ip)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	const struct sockaddr *sa;
+
+	if (cf->login_trusted.n == 0 && cf->proxy_trusted.n == 0)
+		return false;
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) == 1)
+		sa = (const struct sockaddr *)&sin;
+	else if (inet_pton(AF_INET6, ip, &sin6.sin6_addr) == 1)
+		sa = (const struct sockaddr *)&sin6;
+	else
+		return false;
+	return cidr_match(&cf->login_trusted, sa) ||
+	    cidr_match(&cf->proxy_trusted, sa);
+}
+
 /*
  * Queue a validated request, or refuse it now: the queue is full, or its
  * network's penalty would outlast its deadline. Nothing is checked here.
@@ -609,18 +593,20 @@ enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
 {
 	struct request *r;
 	uint64_t now = ev_now_ms(), wait;
-	unsigned int same = 0;
+	unsigned int same = 0, same_max = cf->auth_queue_per_network;
 	char net[PENALTY_NET_LEN];
 
 	penalty_net(ip, net);
-	for (r = queue_head; r != NULL; r = r->next)
+	if (trusted_frontend(ip))
+		same_max = AUTH_QUEUE_MAX;
+	for (r = queue_head; r != NULL && same < same_max; r = r->next)
 		if (strcmp(r->net, net) == 0)
 			same++;
 	/* The login worker's clock is ours (CLOCK_MONOTONIC); its word not. */
 	if (deadline > now + AUTH_WAIT_MAX_MS)
 		deadline = now + AUTH_WAIT_MAX_MS;
 	wait = penalty_wait(ip, cf->auth_fail_delay_ms, now);
-	if (queued >= AUTH_QUEUE_MAX || same >= AUTH_QUEUE_NET_MAX ||
+	if (queued >= AUTH_QUEUE_MAX || same >= same_max ||
 	    deadline <= now) {
 		refuse(ipc, type, req, REFUSE_BUSY);
 		return;
@@ -807,16 +793,10 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 }
 
 static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+master_msg(struct ipc_msg *msg)
 {
 	struct msg_auth_init init;
 
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		ev_stop(ev);
-		return;
-	}
 	if (msg->type == MSG_AUTH_ATTACH && msg->fd >= 0) {
 		size_t i;
 
@@ -840,16 +820,13 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 		explicit_bzero(&init, sizeof(init));
 		explicit_bzero(msg->data, msg->len);
 	}
-	if (msg->type == MSG_SHUTDOWN)
-		ev_stop(ev);
 }
 
+/* Requests under way are cut: their peers ask again or fail temporarily. */
 static void
-on_term(struct ev *e, int signo, void *arg)
+stop(void)
 {
-	(void)signo;
-	(void)arg;
-	ev_stop(e);
+	ev_stop(ev);
 }
 
 /*
@@ -879,7 +856,6 @@ authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
 	const char *path = NULL;
-	struct ipc *master;
 	struct request *r;
 
 	cf = config;
@@ -891,6 +867,13 @@ authd_main(const struct config *config)
 			fatalx("mail_user: no such user '%s'", cf->mail_user);
 		have_mail_user = true;
 	}
+	/*
+	 * The token key now, as root (it may be root's, like tls_key); it is
+	 * public, but a wrong one must stop startup, not every OAuth login.
+	 */
+	if (cf->oauth2_jwt_key[0] != '\0' &&
+	    jwt_key_load(&oauth_key, cf->oauth2_jwt_key, err) < 0)
+		fatalx("oauth2_jwt_key: %s", err);
 	/* A pgsql backend now, as root: its password file may be root's. */
 	if (strcmp(cf->passdb, "passwd-file") == 0)
 		path = passwd_path();
@@ -905,40 +888,34 @@ authd_main(const struct config *config)
 	 * master checked).
 	 */
 	as_root = priv_is_root();
-	if (as_root) {
-		uid_t uid;
-		gid_t gid;
-
-		if (priv_user(cf->auth_user, &uid, &gid) < 0)
-			fatalx("auth_user: no such user '%s'", cf->auth_user);
-		if (priv_drop(uid, gid, (gid_t)-1, NULL, err) < 0)
-			fatalx("%s", err);
-	}
+	role_drop(&(struct role_user){ .key = "auth_user",
+	    .name = cf->auth_user });
 	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
 		fatalx("%s", err);
 	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
 	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
 	    SASL_ALLOW_CRAM_MD5 : 0 };
+	if (oauth_key != NULL) {
+		sasl_secure.flags |= SASL_ALLOW_OAUTH;
+		sasl_secure.oauth_key = oauth_key;
+		sasl_secure.oauth_policy = (struct jwt_policy){
+		    .issuer = cf->oauth2_issuer,
+		    .audience = cf->oauth2_audience,
+		    .user_claim = cf->oauth2_user_claim };
+	}
 	/* Until the master's secret arrives (first message), a random one. */
 	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
 	    (ssize_t)sizeof(sasl_secure.secret))
 		fatal("getrandom");
 	sasl_plain = sasl_secure;
 	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
+	/* A pgsql backend keeps its socket: only the passwd-file's filter. */
+	ev = role_start(&(struct role){ .stop = stop,
+	    .master_msg = master_msg, .sandbox = SANDBOX_ROLE_AUTH,
+	    .sandboxed = strcmp(cf->passdb, "passwd-file") == 0 });
 	ev_timer_init(&work_timer, work, NULL);
-	if (strcmp(cf->passdb, "passwd-file") == 0 &&
-	    sandbox_enter(SANDBOX_ROLE_AUTH, err) < 0)
-		fatalx("%s", err);
 	/* Dropped and filtered: the master may now announce it is ready. */
-	ipc_send(master, MSG_READY, NULL, 0, -1);
+	role_ready();
 	ev_run(ev);
 	while ((r = queue_head) != NULL) {
 		request_unlink(r);
@@ -950,8 +927,8 @@ authd_main(const struct config *config)
 	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		ipc_free(&clients[i]);
-	ipc_free(&master);
 	ops->close(&db);
-	ev_free(&ev);
+	jwt_key_free(&oauth_key);
+	role_end();
 	return 0;
 }

@@ -26,7 +26,8 @@ struct config_key {
 	enum config_type type;
 	size_t		 off;
 	size_t		 size;		/* CT_STR: buffer size */
-	uint64_t	 min, max;	/* CT_UINT, CT_U64 */
+	uint64_t	 min, max;	/* CT_UINT, CT_U64; CT_CIDRS: min is the
+					   offset of the parsed list */
 	const char	*def;
 };
 
@@ -37,7 +38,10 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY(listen, CT_LISTEN, listen, 0, 0, NULL),
 	KEY(listen_tls, CT_LISTEN_TLS, listen_tls, 0, 0, NULL),
-	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks, 0, 0, ""),
+	KEY(proxy_trusted_networks, CT_CIDRS, proxy_trusted_networks,
+	    offsetof(struct config, proxy_trusted), 0, ""),
+	KEY(login_trusted_networks, CT_CIDRS, login_trusted_networks,
+	    offsetof(struct config, login_trusted), 0, ""),
 	KEY(tls_cert, CT_STR, tls_cert, 0, 0, ""),
 	KEY(tls_key, CT_STR, tls_key, 0, 0, ""),
 	KEY(tls_min_version, CT_TLS_VERSION, tls_min_version, 0, 0, "TLSv1.2"),
@@ -45,6 +49,10 @@ static const struct config_key config_keys[] = {
 	KEY(auth_cleartext_loopback, CT_BOOL, auth_cleartext_loopback, 0, 0,
 	    "yes"),
 	KEY(auth_mechanisms, CT_MECHS, auth_mechanisms, 0, 0, "PLAIN LOGIN"),
+	KEY(oauth2_jwt_key, CT_STR, oauth2_jwt_key, 0, 0, ""),
+	KEY(oauth2_issuer, CT_STR, oauth2_issuer, 0, 0, ""),
+	KEY(oauth2_audience, CT_STR, oauth2_audience, 0, 0, ""),
+	KEY(oauth2_user_claim, CT_STR, oauth2_user_claim, 0, 0, "sub"),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
@@ -66,6 +74,8 @@ static const struct config_key config_keys[] = {
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
 	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	KEY(auth_queue_per_network, CT_UINT, auth_queue_per_network, 1, 1024,
+	    "16"),
 	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),
 	KEY(auth_penalty_prefix6, CT_UINT, auth_penalty_prefix6, 16, 128, "48"),
 	KEY(max_bad_commands, CT_UINT, max_bad_commands, 1, 1000, "20"),
@@ -227,41 +237,27 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		return 0;
 	}
 	case CT_MECHS: {
-		char out[128] = "", word[32];
+		char out[128] = "";
 		const char *w = v;
 
+		/* Unknown names fail here, with the list of known ones. */
+		if (sasl_mechs_parse(v, &cf->auth_mechs, why) < 0)
+			return -1;
 		while (*w != '\0') {
-			size_t n = strcspn(w, " \t"), i;
+			size_t n = strcspn(w, " \t"), o = strlen(out);
 
 			if (n == 0) {
 				w++;
 				continue;
 			}
-			if (n >= sizeof(word)) {
-				str_copy(why, ERR_LEN, "unknown mechanism");
-				return -1;
-			}
-			for (i = 0; i < n; i++)
-				word[i] = (char)(w[i] >= 'a' && w[i] <= 'z' ?
-				    w[i] - 'a' + 'A' : w[i]);
-			word[n] = '\0';
-			if (sasl_mechs_lookup(word, n) < 0) {
-				str_fmt(why, ERR_LEN, "unknown mechanism '%s' "
-				    "(PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 "
-				    "SCRAM-SHA-256-PLUS)", word);
-				return -1;
-			}
-			if ((out[0] != '\0' && str_fmt(out + strlen(out),
-			    sizeof(out) - strlen(out), " %s", word) < 0) ||
-			    (out[0] == '\0' && str_copy(out, sizeof(out),
-			    word) < 0)) {
+			if (str_fmt(out + o, sizeof(out) - o, "%s%s",
+			    o > 0 ? " " : "",
+			    sasl_mechs_name(sasl_mechs_lookup(w, n))) < 0) {
 				str_copy(why, ERR_LEN, "too long");
 				return -1;
 			}
 			w += n;
 		}
-		if (sasl_mechs_parse(out, &cf->auth_mechs, why) < 0)
-			return -1;
 		return str_copy(p, k->size, out);
 	}
 	case CT_PASSDB:
@@ -271,7 +267,8 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return str_copy(p, k->size, v);
 	case CT_CIDRS:
-		if (cidr_parse_list(&cf->proxy_trusted, v, why) < 0)
+		if (cidr_parse_list((struct cidr_list *)((char *)cf + k->min),
+		    v, why) < 0)
 			return -1;
 		if (str_copy(p, k->size, v) < 0) {
 			str_copy(why, ERR_LEN, "too long");
@@ -449,6 +446,17 @@ config_load(struct config *cf, const char *path, char *err)
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
 		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
 		    path);
+		return -1;
+	}
+	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
+	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
+	    '\0') {
+		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
+		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		return -1;
+	}
+	if (cf->oauth2_user_claim[0] == '\0') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_user_claim: empty", path);
 		return -1;
 	}
 	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {

@@ -37,6 +37,9 @@ struct config {
 	unsigned int	 nlisten_tls;
 	char		 proxy_trusted_networks[1024];	/* as written */
 	struct cidr_list proxy_trusted;			/* parsed */
+	/* Front-ends that speak for many clients (webmail, a proxy) */
+	char		 login_trusted_networks[1024];	/* as written */
+	struct cidr_list login_trusted;			/* parsed */
 	char		 tls_cert[CONFIG_VALUE_MAX];	/* "" = no TLS */
 	char		 tls_key[CONFIG_VALUE_MAX];
 	char		 tls_min_version[16];
@@ -44,6 +47,11 @@ struct config {
 	bool		 auth_cleartext_loopback;	/* loopback counts as secure */
 	char		 auth_mechanisms[128];		/* SASL offered, upper-case */
 	unsigned int	 auth_mechs;	/* the same: SASL_MECH_BIT()s */
+	/* OAUTHBEARER, XOAUTH2: JWT access tokens (src/auth/jwt.h) */
+	char		 oauth2_jwt_key[CONFIG_VALUE_MAX];	/* "" = none */
+	char		 oauth2_issuer[256];		/* "" = not checked */
+	char		 oauth2_audience[256];		/* "" = not checked */
+	char		 oauth2_user_claim[64];		/* "sub", "email" */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH", "mbox:PATH", "pgsql:" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 passdb[16];			/* "passwd-file", "pgsql" */
@@ -64,6 +72,7 @@ struct config {
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
 	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_queue_per_network;	/* waiting per network */
 	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
 	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */
 	unsigned int	 max_bad_commands;

@@ -3,12 +3,10 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <string.h>
+#include "limits.h"
 
 #define COUNT_BITS	20
 #define COUNT_MASK	((UINT64_C(1) << COUNT_BITS) - 1)
-/* Load factor at most 1/4 with two keys per connection. */
-#define ENTRIES_MIN	1024u
-#define ENTRIES_MAX	(1u << 21)	/* 16 MiB a region */
 
 static _Atomic uint64_t *table;
 static uint32_t nslots, slot, entries;
@@ -19,9 +17,9 @@ uint32_t
 connlimit_entries(unsigned int max_sessions)
 {
 	uint64_t want = (uint64_t)max_sessions * 8;
-	uint32_t n = ENTRIES_MIN;
+	uint32_t n = CONNLIMIT_ENTRIES_MIN;
 
-	while (n < want && n < ENTRIES_MAX)
+	while (n < want && n < CONNLIMIT_ENTRIES_MAX)
 		n *= 2;
 	return n;
 }
@@ -38,7 +36,8 @@ connlimit_setup(void *base, uint32_t n, uint32_t s, uint32_t e,
     const struct connlimit_conf *c)
 {
 	if (base == NULL || n == 0 || s >= n || e < CONNLIMIT_PROBE ||
-	    (e & (e - 1)) != 0 || e > ENTRIES_MAX || c->prefix4 < 1 ||
+	    (e & (e - 1)) != 0 || e > CONNLIMIT_ENTRIES_MAX ||
+	    c->prefix4 < 1 ||
 	    c->prefix4 > 32 || c->prefix6 < 1 || c->prefix6 > 128)
 		return -1;
 	table = base;

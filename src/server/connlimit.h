@@ -18,10 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include "limits.h"
 
 #define CONNLIMIT_SECRET_LEN	16
-/* Entries a key may occupy from its home position: lookups stay cheap. */
-#define CONNLIMIT_PROBE		16
 
 struct connlimit_conf {
 	unsigned int	max_ip;		/* 0: no limit */

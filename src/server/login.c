@@ -28,17 +28,12 @@
 #include "../auth/sasl.h"
 #include "capa.h"
 #include "connlimit.h"
+#include "limits.h"
 #include "penalty.h"
 #include "proto.h"
 #include "proxy.h"
+#include "role.h"
 #include "roles.h"
-
-/*
- * Failed logins one connection may make before it is closed (Dovecot's
- * login processes close after 3 too): with the failure delay, it bounds
- * how fast one connection can guess passwords.
- */
-#define LOGIN_FAILURES_MAX	3
 
 struct login_conn {
 	struct session	 s;
@@ -61,20 +56,13 @@ struct login_conn {
 
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master;
-/* One channel per auth worker; a network's requests all go to one. */
-static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
-static unsigned int nauth;
 static struct login_conn *conns;
 static unsigned int nconns;
 static int listen_fds[CONFIG_LISTEN_MAX];	/* plain, then implicit TLS */
 static unsigned int nlisten;
 static struct tls_ctx *tls_ctx;		/* from the master; NULL: no TLS */
-static bool ready_sent;
 static uint64_t next_req = 1;
 static bool shutting_down;
-/* Out of descriptors: stop accepting for a moment instead of spinning. */
-#define ACCEPT_PAUSE_MS	100
 static struct ev_timer accept_pause;
 static bool conn_table_seen;
 /*
@@ -83,9 +71,8 @@ static bool conn_table_seen;
  */
 #define REFUSAL_LOGS_PER_SEC	10
 
-static const struct session_cmd *login_commands(struct session *s);
 static void conn_tls_ready(struct session *s);
-static void sasl_line(struct session *s, char *line, size_t len);
+static enum cmd_result sasl_line(struct session *s, char *line, size_t len);
 static void log_auth(struct login_conn *c, const char *result);
 static void sasl_send(struct login_conn *c, uint32_t kind,
     const unsigned char *in, size_t inlen, bool has_in);
@@ -98,10 +85,10 @@ static void sasl_send(struct login_conn *c, uint32_t kind,
 static struct ipc *
 auth_for(struct login_conn *c)
 {
-	if (nauth == 0)
+	if (role_nauth() == 0)
 		return NULL;
-	c->auth_idx = penalty_route(c->s.ip) % nauth;
-	return authc[c->auth_idx];
+	c->auth_idx = penalty_route(c->s.ip) % role_nauth();
+	return role_auth(c->auth_idx);
 }
 
 /* A ticket that will not be handed off: give it back to its issuer. */
@@ -111,10 +98,12 @@ ticket_release(const char *ticket)
 	struct msg_release rl = { 0 };
 	int w = proto_ticket_worker(ticket);
 
-	if (w < 0 || (unsigned int)w >= nauth || authc[w] == NULL)
+	struct ipc *a = w < 0 ? NULL : role_auth((unsigned int)w);
+
+	if (a == NULL)
 		return;
 	str_copy(rl.ticket, sizeof(rl.ticket), ticket);
-	ipc_send(authc[w], MSG_AUTH_RELEASE, &rl, sizeof(rl), -1);
+	ipc_send(a, MSG_AUTH_RELEASE, &rl, sizeof(rl), -1);
 	explicit_bzero(&rl, sizeof(rl));
 }
 
@@ -126,10 +115,10 @@ conn_closed(struct session *s)
 	/* Gone before its verdict: the check is dropped unless under way. */
 	if (c->req != 0 || c->sasl_req != 0)
 		log_auth(c, "gone");
-	if (c->req != 0 && c->auth_idx < nauth && authc[c->auth_idx] != NULL) {
+	if (c->req != 0 && role_auth(c->auth_idx) != NULL) {
 		struct msg_cancel m = { .req = c->req };
 
-		ipc_send(authc[c->auth_idx], MSG_AUTH_CANCEL, &m, sizeof(m),
+		ipc_send(role_auth(c->auth_idx), MSG_AUTH_CANCEL, &m, sizeof(m),
 		    -1);
 	}
 	if (c->sasl_req != 0)
@@ -147,13 +136,6 @@ conn_closed(struct session *s)
 	explicit_bzero(c, sizeof(*c));
 	free(c);
 }
-
-static const struct session_ops login_ops = {
-	.commands = login_commands,
-	.closed = conn_closed,
-	.tls_ready = conn_tls_ready,
-	.intercept = sasl_line,
-};
 
 static const char *
 method_name(const struct login_conn *c)
@@ -240,7 +222,7 @@ send_verify(struct login_conn *c, const char *secret)
 	}
 	explicit_bzero(v, sizeof(*v));
 	free(v);
-	c->s.suspended = true;
+	session_suspend(&c->s);
 	return CMD_ASYNC;
 }
 
@@ -298,6 +280,9 @@ sasl_flags(const struct session *s)
 		f |= SASL_ALLOW_PLAINTEXT;
 	if (cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5))
 		f |= SASL_ALLOW_CRAM_MD5;
+	/* The config refuses OAuth mechanisms without a validator. */
+	if (cf->oauth2_jwt_key[0] != '\0')
+		f |= SASL_ALLOW_OAUTH;
 	return f;
 }
 
@@ -455,11 +440,11 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
     size_t inlen, bool has_in)
 {
 	struct msg_sasl *m = calloc(1, sizeof(*m));
-	struct ipc *a = c->auth_idx < nauth ? authc[c->auth_idx] : NULL;
+	struct ipc *a = role_auth(c->auth_idx);
 
 	if (m == NULL || a == NULL || inlen > sizeof(m->in)) {
 		free(m);
-		c->s.intercept = false;
+		session_intercept(&c->s, 0);
 		c->sasl_req = 0;
 		if (kind != SASL_MSG_CANCEL) {
 			session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is "
@@ -484,7 +469,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 	    kind != SASL_MSG_CANCEL) {
 		explicit_bzero(m, sizeof(*m));
 		free(m);
-		c->s.intercept = false;
+		session_intercept(&c->s, 0);
 		c->sasl_req = 0;
 		log_auth(c, "busy");
 		session_reply(&c->s, "-ERR [SYS/TEMP] Authentication is busy, "
@@ -495,7 +480,7 @@ sasl_send(struct login_conn *c, uint32_t kind, const unsigned char *in,
 	explicit_bzero(m, sizeof(*m));
 	free(m);
 	if (kind != SASL_MSG_CANCEL)
-		c->s.suspended = true;
+		session_suspend(&c->s);
 }
 
 /* End an exchange on our side (and in the auth role unless it ended there). */
@@ -505,12 +490,11 @@ sasl_end(struct login_conn *c, bool tell_auth)
 	if (tell_auth && c->sasl_req != 0)
 		sasl_send(c, SASL_MSG_CANCEL, NULL, 0, false);
 	c->sasl_req = 0;
-	c->s.intercept = false;
-	c->s.line_max = 0;
+	session_intercept(&c->s, 0);
 }
 
 /* A continuation line during an exchange (RFC 5034 sec. 4). */
-static void
+static enum cmd_result
 sasl_line(struct session *s, char *line, size_t len)
 {
 	struct login_conn *c = s->owner;
@@ -523,14 +507,14 @@ sasl_line(struct session *s, char *line, size_t len)
 		sasl_end(c, true);
 		if (r == 1) {
 			session_reply(s, "-ERR Authentication cancelled.");
-		} else {
-			session_reply(s, "-ERR Invalid base64 data.");
-			s->bad++;
+			return CMD_ASYNC;
 		}
-		return;
+		session_reply(s, "-ERR Invalid base64 data.");
+		return CMD_BAD;
 	}
 	sasl_send(c, SASL_MSG_CONTINUE, buf, n, true);
 	explicit_bzero(buf, sizeof(buf));
+	return CMD_ASYNC;
 }
 
 static enum cmd_result
@@ -571,8 +555,8 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		w += l + (w[l] == ' ');
 	}
 	if (*w == '\0') {
-		if (!cleartext_ok(s) && (strcmp(want, "PLAIN") == 0 ||
-		    strcmp(want, "LOGIN") == 0))
+		if (!cleartext_ok(s) && sasl_mechs_sends_secret(
+		    sasl_mechs_lookup(want, i)))
 			return refuse_cleartext(s);
 		session_reply(s, "-ERR Unsupported authentication mechanism.");
 		return CMD_BAD;
@@ -596,31 +580,33 @@ cmd_auth(struct session *s, const struct pop3_args *a)
 		return CMD_BAD;
 	}
 	c->sasl_req = next_req++;
-	/* Continuation lines may be longer than commands (RFC 5034 sec. 4). */
-	s->line_max = SESSION_IN_MAX;
-	s->intercept = true;
+	/*
+	 * Continuation lines may be longer than commands (RFC 5034 sec. 4):
+	 * a whole SASL response in base64 and CRLF, an OAuth token's size.
+	 */
+	session_intercept(s, SASL_RESPONSE_B64_MAX + 2);
 	sasl_send(c, SASL_MSG_START, buf, n, a->argc == 2);
 	explicit_bzero(buf, sizeof(buf));
 	return CMD_ASYNC;
 }
 
 static const struct session_cmd auth_commands[] = {
-	{ "USER", 1, 1, false, cmd_user },
-	{ "PASS", 0, 1, true, cmd_pass },
-	{ "APOP", 2, 2, false, cmd_apop },
-	{ "CAPA", 0, 0, false, cmd_capa },
-	{ "STLS", 0, 0, false, cmd_stls },
-	{ "AUTH", 0, 2, false, cmd_auth },
-	{ "QUIT", 0, 0, false, cmd_quit },
-	{ NULL, 0, 0, false, NULL },
+	{ "USER", 1, 1, false, 0, cmd_user },
+	{ "PASS", 0, 1, true, 1, cmd_pass },
+	{ "APOP", 2, 2, false, 2, cmd_apop },
+	{ "CAPA", 0, 0, false, 0, cmd_capa },
+	{ "STLS", 0, 0, false, 0, cmd_stls },
+	{ "AUTH", 0, 2, false, 2, cmd_auth },
+	{ "QUIT", 0, 0, false, 0, cmd_quit },
+	{ NULL, 0, 0, false, 0, NULL },
 };
 
-static const struct session_cmd *
-login_commands(struct session *s)
-{
-	(void)s;
-	return auth_commands;
-}
+static const struct session_ops login_ops = {
+	.commands = auth_commands,
+	.closed = conn_closed,
+	.tls_ready = conn_tls_ready,
+	.intercept = sasl_line,
+};
 
 /*
  * Pass the logged-in connection to a mail worker through the master. A TLS
@@ -681,7 +667,7 @@ handoff(struct login_conn *c, const struct msg_verdict *v)
 		sv[0] = -1;
 	}
 	if (give < 0 ||
-	    ipc_send(master, MSG_HANDOFF, h, sizeof(*h), give) < 0) {
+	    role_send(MSG_HANDOFF, h, sizeof(*h), give) < 0) {
 		if (give >= 0)
 			log_warnx("session=%s event=handoff-failed",
 			    h->session);
@@ -712,7 +698,6 @@ fail_delayed(struct ev *e, void *arg)
 	struct login_conn *c = arg;
 
 	(void)e;
-	c->s.suspended = false;
 	if (c->verdict == AUTH_TEMPFAIL)
 		session_reply(&c->s, "-ERR [SYS/TEMP] Temporary authentication "
 		    "failure, try later.");
@@ -725,12 +710,7 @@ fail_delayed(struct ev *e, void *arg)
 		session_end(&c->s);
 		return;
 	}
-	if (++c->s.bad >= c->s.max_bad) {
-		session_reply(&c->s, "-ERR Too many bad commands.");
-		session_end(&c->s);
-		return;
-	}
-	session_resume(&c->s);
+	session_complete(&c->s, CMD_BAD);
 }
 
 /* The log's word for a verdict that is not "ok". */
@@ -774,7 +754,8 @@ on_verdict(const struct ipc_msg *msg)
 	}
 	c->verdict = v.result == AUTH_TEMPFAIL ? AUTH_TEMPFAIL : AUTH_PERMFAIL;
 	log_auth(c, refusal_name(c->verdict, v.reason));
-	ev_timer_start(ev, &c->delay, v.delay_ms > 15000 ? 15000 : v.delay_ms);
+	ev_timer_start(ev, &c->delay,
+	    v.delay_ms > PENALTY_MAX_MS ? PENALTY_MAX_MS : v.delay_ms);
 }
 
 static void
@@ -800,14 +781,13 @@ on_sasl_reply(const struct ipc_msg *msg)
 		explicit_bzero(&r, sizeof(r));
 		return;
 	}
-	c->s.suspended = false;
 	str_copy(c->user, sizeof(c->user), r.user);
 	switch (r.step) {
 	case SASL_CONTINUE:
 		if (base64_encode(b64, sizeof(b64), r.out, r.outlen) < 0)
 			b64[0] = '\0';
 		session_reply(&c->s, "+ %s", b64);
-		session_resume(&c->s);
+		session_complete(&c->s, CMD_ASYNC);
 		return;
 	case SASL_OK: {
 		struct msg_verdict v = { .req = r.req, .result = AUTH_OK,
@@ -822,17 +802,16 @@ on_sasl_reply(const struct ipc_msg *msg)
 	case SASL_BAD:
 		sasl_end(c, false);
 		session_reply(&c->s, "-ERR Invalid SASL response.");
-		c->s.bad++;
-		session_resume(&c->s);
+		session_complete(&c->s, CMD_BAD);
 		return;
 	default:
 		sasl_end(c, false);
 		c->verdict = r.step == SASL_TEMPFAIL ? AUTH_TEMPFAIL :
 		    AUTH_PERMFAIL;
 		log_auth(c, refusal_name(c->verdict, r.reason));
-		c->s.suspended = true;
-		ev_timer_start(ev, &c->delay, r.delay_ms > 15000 ? 15000 :
-		    r.delay_ms);
+		/* Still suspended: fail_delayed() completes the command. */
+		ev_timer_start(ev, &c->delay,
+		    r.delay_ms > PENALTY_MAX_MS ? PENALTY_MAX_MS : r.delay_ms);
 		return;
 	}
 }
@@ -852,19 +831,13 @@ fail_pending(unsigned int idx)
 }
 
 static void
-auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
-	unsigned int idx = (unsigned int)(uintptr_t)arg;
-
 	if (msg == NULL) {
 		log_warnx("event=auth-lost worker=%u", idx);
-		ipc_free(&ipc);
-		authc[idx] = NULL;
 		fail_pending(idx);
 		return;
 	}
-	if (msg->fd >= 0)
-		close(msg->fd);
 	if (msg->type == MSG_AUTH_VERDICT)
 		on_verdict(msg);
 	else if (msg->type == MSG_SASL_REPLY)
@@ -986,12 +959,9 @@ conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
 		return;
 	}
 	c->lim = lim;
-	session_new_id(c->s.id);
-	str_copy(c->s.ip, sizeof(c->s.ip), ip);
-	c->s.port = port;
-	c->s.idle_ms = cf->idle_timeout * 1000;
-	c->s.max_bad = cf->max_bad_commands;
-	c->s.transcript = cf->transcript;
+	session_setup(&c->s, &(struct session_params){ .ip = ip,
+	    .port = port, .idle_ms = cf->idle_timeout * 1000,
+	    .max_bad = cf->max_bad_commands, .transcript = cf->transcript });
 	ev_timer_init(&c->deadline, deadline, c);
 	ev_timer_init(&c->delay, fail_delayed, c);
 	if (session_start(&c->s, ev, fd, &login_ops, c, NULL, 0) < 0) {
@@ -1033,13 +1003,6 @@ struct proxy_wait {
 	struct proxy_wait *prev, *next;
 	struct proxyproto pp;
 };
-
-/*
- * HAProxy sends the header with its first segment, so a trusted proxy that
- * has not sent it within this time is broken; Dovecot's haproxy_timeout
- * is 3 s for the same reason.
- */
-#define PROXY_HEADER_TIMEOUT_MS	3000
 
 static struct proxy_wait *waits;
 static unsigned int nwaits;
@@ -1265,14 +1228,13 @@ accept_resume(struct ev *e, void *arg)
 static void
 maybe_ready(void)
 {
-	if (ready_sent || nauth == 0 || !conn_table_seen ||
+	if (role_nauth() == 0 || !conn_table_seen ||
 	    (cf->tls_cert[0] != '\0' && tls_ctx == NULL))
 		return;
-	for (unsigned int i = 0; i < nauth; i++)
-		if (authc[i] == NULL)
+	for (unsigned int i = 0; i < role_nauth(); i++)
+		if (role_auth(i) == NULL)
 			return;
-	ready_sent = true;
-	ipc_send(master, MSG_READY, NULL, 0, -1);
+	role_ready();
 }
 
 static void
@@ -1297,9 +1259,6 @@ stop_all(void)
 	proxy_close_all();
 	ev_stop(ev);
 }
-
-/* Largest certificate chain plus key the master sends (two files of 1 MiB). */
-#define TLS_MATERIAL_MAX	(2 * 1024 * 1024 + 2)
 
 /* The shared connection counts (connlimit.h); without them, no limit. */
 static void
@@ -1374,34 +1333,8 @@ load_tls(int fd)
 }
 
 static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+master_msg(struct ipc_msg *msg)
 {
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		stop_all();
-		return;
-	}
-	if (msg->type == MSG_AUTH_CHANNEL && msg->fd >= 0) {
-		struct msg_auth_channel ch;
-
-		if (!proto_take(msg->data, msg->len, &ch, sizeof(ch)) ||
-		    ch.count == 0 || ch.count > PROTO_AUTH_WORKERS_MAX ||
-		    ch.index >= ch.count) {
-			log_warnx("event=protocol-error role=master "
-			    "msg=auth-channel");
-			close(msg->fd);
-			return;
-		}
-		nauth = ch.count;
-		ipc_free(&authc[ch.index]);
-		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
-		    (void *)(uintptr_t)ch.index);
-		if (authc[ch.index] == NULL)
-			close(msg->fd);
-		maybe_ready();
-		return;
-	}
 	if (msg->type == MSG_CONN_TABLE && msg->fd >= 0 && !conn_table_seen) {
 		setup_conn_table(msg);
 		close(msg->fd);
@@ -1421,25 +1354,22 @@ master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
-	if (msg->type == MSG_SHUTDOWN)
-		stop_all();
 }
 
-static void
-on_term(struct ev *e, int signo, void *arg)
-{
-	(void)e;
-	(void)signo;
-	(void)arg;
-	stop_all();
-}
+static const struct role login_role = {
+	.stop = stop_all,
+	.master_msg = master_msg,
+	.auth_msg = auth_msg,
+	.auth_up = maybe_ready,
+	/* Dropped and chrooted: no open, no socket, no connect from then on. */
+	.sandboxed = true,
+	.sandbox = SANDBOX_ROLE_LOGIN,
+};
 
 int
 login_main(const struct config *config, unsigned int n)
 {
 	char err[ERR_LEN];
-	uid_t uid;
-	gid_t gid;
 
 	cf = config;
 	/* Connects to syslog (daemon mode) while /dev/log is in reach. */
@@ -1447,36 +1377,19 @@ login_main(const struct config *config, unsigned int n)
 	penalty_set_prefix(cf->auth_penalty_prefix4, cf->auth_penalty_prefix6);
 	/* Log times in the local zone: no /etc/localtime in the chroot. */
 	tzset();
-	if (priv_is_root()) {
-		if (priv_user(cf->login_user, &uid, &gid) < 0)
-			fatalx("login_user: no such user '%s'", cf->login_user);
-		if (priv_drop(uid, gid, (gid_t)-1, cf->login_chroot, err) < 0)
-			fatalx("%s", err);
-	}
+	role_drop(&(struct role_user){ .key = "login_user",
+	    .name = cf->login_user, .chroot = cf->login_chroot });
 	/* In the chroot, as before the filter: OpenSSL finds no config. */
 	if (tls_init(err) < 0)
 		fatalx("%s", err);
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
+	ev = role_start(&login_role);
 	ev_timer_init(&accept_pause, accept_resume, NULL);
 	nlisten = n;
 	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
-	/* Dropped and chrooted: no open, no socket, no connect from now on. */
-	if (sandbox_enter(SANDBOX_ROLE_LOGIN, err) < 0)
-		fatalx("%s", err);
 	/* Listeners are watched once the connection table has come. */
 	ev_run(ev);
-	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
-		ipc_free(&authc[i]);
-	ipc_free(&master);
 	tls_ctx_free(&tls_ctx);
-	ev_free(&ev);
+	role_end();
 	return 0;
 }

@@ -22,18 +22,10 @@
 #include "../store/store_path.h"
 #include "../store/store_pgsql.h"
 #include "capa.h"
+#include "limits.h"
 #include "proto.h"
+#include "role.h"
 #include "roles.h"
-
-/*
- * A message is read in blocks of at most RETR_BLOCK, each at most half the
- * output buffer's free room (the encoder at most doubles it); below
- * RETR_MIN_READ the buffer is sent first rather than read in crumbs.
- */
-#define RETR_BLOCK	(32 * 1024)
-#define RETR_MIN_READ	(4 * 1024)
-/* A worker without sessions this long offers to retire (DESIGN.md). */
-#define MAIL_IDLE_MS	60000
 
 struct mail_conn {
 	struct session		 s;
@@ -70,20 +62,14 @@ struct mail_conn {
 	bool			 body_waiting;
 };
 
-/* How often a lock held by another program is tried again. */
-#define LOCK_RETRY_MS	50
-
 static const struct config *cf;
 static struct ev *ev;
-static struct ipc *master;
-/* One channel per auth worker: a ticket is redeemed where it was issued. */
-static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
 static struct mail_conn *conns;
 static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
+static struct ev_timer trim_timer;
 
-static const struct session_cmd *mail_commands(struct session *s);
 static void mail_more(struct session *s);
 static void store_ready(void *arg);
 static void lock_retry_fire(struct ev *e, void *arg);
@@ -106,19 +92,28 @@ conn_closed(struct session *s)
 	if (c->next)
 		c->next->prev = c->prev;
 	free(c);
-	ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+	role_send(MSG_SESSION_END, NULL, 0, -1);
 	if (conns == NULL) {
 		if (shutting_down)
 			ev_stop(ev);
 		else
 			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
-		/*
-		 * Sessions free their buffers, but free chunks amid the heap
-		 * stay with the process (glibc trims only the top): an idle
-		 * worker gives them back instead of holding its peak.
-		 */
-		(void)malloc_trim(0);
+		ev_timer_start(ev, &trim_timer, MAIL_TRIM_MS);
 	}
+}
+
+/*
+ * Sessions free their buffers, but free chunks amid the heap stay with the
+ * process (glibc trims only the top): an idle worker gives them back
+ * instead of holding its peak.
+ */
+static void
+trim_expired(struct ev *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	if (conns == NULL)
+		(void)malloc_trim(0);
 }
 
 static void
@@ -127,14 +122,8 @@ idle_expired(struct ev *e, void *arg)
 	(void)e;
 	(void)arg;
 	if (conns == NULL)
-		ipc_send(master, MSG_IDLE, NULL, 0, -1);
+		role_send(MSG_IDLE, NULL, 0, -1);
 }
-
-static const struct session_ops mail_ops = {
-	.commands = mail_commands,
-	.more = mail_more,
-	.closed = conn_closed,
-};
 
 static void
 reply_store_error(struct session *s, enum store_result r, const char *err)
@@ -418,25 +407,24 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 }
 
 static const struct session_cmd transaction_commands[] = {
-	{ "STAT", 0, 0, false, cmd_stat },
-	{ "LIST", 0, 1, false, cmd_list },
-	{ "UIDL", 0, 1, false, cmd_uidl },
-	{ "RETR", 1, 1, false, cmd_retr },
-	{ "TOP",  2, 2, false, cmd_top },
-	{ "DELE", 1, 1, false, cmd_dele },
-	{ "NOOP", 0, 0, false, cmd_noop },
-	{ "RSET", 0, 0, false, cmd_rset },
-	{ "CAPA", 0, 0, false, cmd_capa },
-	{ "QUIT", 0, 0, false, cmd_quit },
-	{ NULL, 0, 0, false, NULL },
+	{ "STAT", 0, 0, false, 0, cmd_stat },
+	{ "LIST", 0, 1, false, 0, cmd_list },
+	{ "UIDL", 0, 1, false, 0, cmd_uidl },
+	{ "RETR", 1, 1, false, 0, cmd_retr },
+	{ "TOP",  2, 2, false, 0, cmd_top },
+	{ "DELE", 1, 1, false, 0, cmd_dele },
+	{ "NOOP", 0, 0, false, 0, cmd_noop },
+	{ "RSET", 0, 0, false, 0, cmd_rset },
+	{ "CAPA", 0, 0, false, 0, cmd_capa },
+	{ "QUIT", 0, 0, false, 0, cmd_quit },
+	{ NULL, 0, 0, false, 0, NULL },
 };
 
-static const struct session_cmd *
-mail_commands(struct session *s)
-{
-	(void)s;
-	return transaction_commands;
-}
+static const struct session_ops mail_ops = {
+	.commands = transaction_commands,
+	.more = mail_more,
+	.closed = conn_closed,
+};
 
 static void
 more_listing(struct mail_conn *c)
@@ -723,16 +711,17 @@ on_handoff(struct ipc_msg *msg)
 	    !PROTO_STR_OK(h.sasl) ||
 	    h.inlen > sizeof(h.in) || h.outlen > sizeof(h.out) ||
 	    msg->fd < 0 || (w = proto_ticket_worker(h.ticket)) < 0 ||
-	    authc[w] == NULL) {
+	    role_auth((unsigned int)w) == NULL) {
 		log_warnx("event=handoff-refused");
 		if (msg->fd >= 0)
 			close(msg->fd);
 		free(c);
-		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+		role_send(MSG_SESSION_END, NULL, 0, -1);
 		return;
 	}
 	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
 	ev_timer_stop(ev, &idle_timer);
+	ev_timer_stop(ev, &trim_timer);
 	str_copy(c->s.id, sizeof(c->s.id), h.session);
 	str_copy(c->s.ip, sizeof(c->s.ip), h.ip);
 	str_copy(c->user, sizeof(c->user), h.user);
@@ -747,7 +736,7 @@ on_handoff(struct ipc_msg *msg)
 	    h.inlen) < 0) {
 		close(msg->fd);
 		free(c);
-		ipc_send(master, MSG_SESSION_END, NULL, 0, -1);
+		role_send(MSG_SESSION_END, NULL, 0, -1);
 		return;
 	}
 	c->next = conns;
@@ -761,7 +750,9 @@ on_handoff(struct ipc_msg *msg)
 	memcpy(rq.ticket, h.ticket, sizeof(rq.ticket));
 	explicit_bzero(h.ticket, sizeof(h.ticket));
 	c->auth_idx = (unsigned int)w;
-	if (ipc_send(authc[w], MSG_AUTH_REDEEM, &rq, sizeof(rq), -1) < 0) {
+	/* A ticket is redeemed with the auth worker that issued it. */
+	if (ipc_send(role_auth(c->auth_idx), MSG_AUTH_REDEEM, &rq, sizeof(rq),
+	    -1) < 0) {
 		session_reply(&c->s, "-ERR [SYS/TEMP] Login failed, try later.");
 		session_end(&c->s);
 	}
@@ -784,19 +775,11 @@ fail_pending(unsigned int idx)
 }
 
 static void
-auth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
-	unsigned int idx = (unsigned int)(uintptr_t)arg;
-
-	if (msg == NULL) {
-		ipc_free(&ipc);
-		authc[idx] = NULL;
+	if (msg == NULL)
 		fail_pending(idx);
-		return;
-	}
-	if (msg->fd >= 0)
-		close(msg->fd);
-	if (msg->type == MSG_AUTH_ACCOUNT)
+	else if (msg->type == MSG_AUTH_ACCOUNT)
 		on_account(msg);
 }
 
@@ -820,49 +803,21 @@ stop_all(void)
 }
 
 static void
-master_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+master_msg(struct ipc_msg *msg)
 {
-	(void)ipc;
-	(void)arg;
-	if (msg == NULL) {
-		stop_all();
-		return;
-	}
-	switch (msg->type) {
-	case MSG_AUTH_CHANNEL: {
-		struct msg_auth_channel ch;
-
-		if (msg->fd < 0 || !proto_take(msg->data, msg->len, &ch,
-		    sizeof(ch)) || ch.index >= PROTO_AUTH_WORKERS_MAX)
-			break;
-		ipc_free(&authc[ch.index]);
-		authc[ch.index] = ipc_new(ev, msg->fd, auth_msg,
-		    (void *)(uintptr_t)ch.index);
-		if (authc[ch.index] == NULL)
-			close(msg->fd);
-		return;
-	}
-	case MSG_HANDOFF:
-		if (shutting_down)
-			break;
+	if (msg->type == MSG_HANDOFF && !shutting_down) {
 		on_handoff(msg);
 		return;
-	case MSG_SHUTDOWN:
-		stop_all();
-		break;
 	}
 	if (msg->fd >= 0)
 		close(msg->fd);
 }
 
-static void
-on_term(struct ev *e, int signo, void *arg)
-{
-	(void)e;
-	(void)signo;
-	(void)arg;
-	stop_all();
-}
+static const struct role mail_role = {
+	.stop = stop_all,
+	.master_msg = master_msg,
+	.auth_msg = auth_msg,
+};
 
 int
 mail_main(const struct config *config, uid_t uid, gid_t gid)
@@ -873,33 +828,15 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	log_set_ident("postinod/mail");
 	if (config_store_setup(cf, err) < 0)
 		fatalx("%s", err);
-	if (priv_is_root()) {
-		gid_t extra = (gid_t)-1;
-
-		/* Debian's /var/mail is root:mail 2775: locks and rewrites need it. */
-		if (cf->mail_privileged_group[0] != '\0' &&
-		    priv_group(cf->mail_privileged_group, &extra) < 0)
-			fatalx("mail_privileged_group: no such group '%s'",
-			    cf->mail_privileged_group);
-		if (priv_drop(uid, gid, extra, NULL, err) < 0)
-			fatalx("%s", err);
-	}
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
+	role_drop(&(struct role_user){ .key = "mail user", .uid = uid,
+	    .gid = gid, .extra_group = cf->mail_privileged_group });
+	ev = role_start(&mail_role);
 	store_pgsql_set_loop(ev);
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
-		fatal("master channel");
 	ev_timer_init(&idle_timer, idle_expired, NULL);
+	ev_timer_init(&trim_timer, trim_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	ev_run(ev);
-	for (unsigned int i = 0; i < PROTO_AUTH_WORKERS_MAX; i++)
-		ipc_free(&authc[i]);
-	ipc_free(&master);
-	ev_free(&ev);
 	store_pgsql_shutdown();
+	role_end();
 	return 0;
 }

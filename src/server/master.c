@@ -26,13 +26,9 @@
 #include "../lib/priv.h"
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
+#include "limits.h"
 #include "proto.h"
 #include "roles.h"
-
-#define MAIL_WORKERS_MAX	1024
-/* A role that dies this soon after its start is restarted only after a pause. */
-#define RESTART_PAUSE_MS	1000
-#define SHUTDOWN_WAIT_MS	10000
 
 enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL, ROLE_LMTP, ROLE_DELIVER };
 
@@ -264,6 +260,7 @@ static void
 route_handoff(struct ipc_msg *msg)
 {
 	const struct msg_handoff *h = (const struct msg_handoff *)msg->data;
+	bool root = priv_is_root();	/* one system call, not three */
 	struct child *m;
 
 	if (msg->len != sizeof(struct msg_handoff) || msg->fd < 0) {
@@ -271,7 +268,7 @@ route_handoff(struct ipc_msg *msg)
 		return;
 	}
 	/* Mail is never read with uid or gid 0, whatever the passwd-file says. */
-	if (priv_is_root() && (h->uid == 0 || h->gid == 0)) {
+	if (root && (h->uid == 0 || h->gid == 0)) {
 		static const char no[] = "-ERR [SYS/PERM] Mailbox unavailable.\r\n";
 		ssize_t w = write(msg->fd, no, sizeof(no) - 1);
 
@@ -280,8 +277,8 @@ route_handoff(struct ipc_msg *msg)
 		    (unsigned)h->uid, (unsigned)h->gid);
 		return;
 	}
-	m = mail_worker(ROLE_MAIL, priv_is_root() ? h->uid : getuid(),
-	    priv_is_root() ? h->gid : getgid());
+	m = mail_worker(ROLE_MAIL, root ? h->uid : getuid(),
+	    root ? h->gid : getgid());
 	if (m != NULL && ipc_send(m->ipc, MSG_HANDOFF, msg->data, msg->len,
 	    msg->fd) == 0) {
 		m->sessions++;
@@ -525,9 +522,6 @@ on_term(struct ev *e, int signo, void *arg)
 	if (!children_left())
 		ev_stop(e);
 }
-
-/* Bound a certificate chain or key file: a mistake, not a certificate. */
-#define TLS_FILE_MAX	(1024 * 1024)
 
 static int
 read_small_file(const char *path, char *buf, size_t size, size_t *len_r,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
 struct penalty_entry {
 	char		net[PENALTY_NET_LEN];
@@ -84,9 +85,6 @@ penalty_route(const char *ip)
 	penalty_net(ip, net);
 	return hash(net);
 }
-
-/* Linear probing over a short window; the oldest slot in it is reused. */
-#define PENALTY_PROBE	8
 
 static struct penalty_entry *
 lookup(const char *ip, uint64_t now_ms, int create)

@@ -19,13 +19,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "limits.h"
 
-/* Networks remembered at once per auth worker; beyond, the oldest goes. */
-#define PENALTY_SLOTS		4096
-/* Failures are forgotten after this long without a new one (Dovecot: 1h). */
-#define PENALTY_FORGET_MS	(15u * 60 * 1000)
-/* The delay doubles per failure up to this bound (STYLE: 15 s). */
-#define PENALTY_MAX_MS		15000u
 /* "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128" and the NUL. */
 #define PENALTY_NET_LEN		48
 

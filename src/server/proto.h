@@ -12,6 +12,7 @@
 
 #include "../auth/auth.h"
 #include "../auth/sasl.h"
+#include "../lib/ipc.h"
 #include "connlimit.h"
 #include "session.h"
 #include "../store/store.h"
@@ -160,6 +161,8 @@ struct msg_sasl {
 	struct sasl_channel channel;	/* START only */
 	unsigned char	in[SASL_RESPONSE_MAX];
 };
+_Static_assert(sizeof(struct msg_sasl) <= IPC_MAX,
+    "a SASL response must fit one IPC message");
 
 struct msg_sasl_reply {
 	uint64_t	req;

@@ -8,16 +8,8 @@
 
 #include "../lib/log.h"
 #include "../lib/net.h"
+#include "limits.h"
 #include "session.h"
-
-/* One TLS record's worth each way. */
-#define PROXY_BUF	(16 * 1024)
-/*
- * Once the mail worker has closed, what is left for the client must move
- * within this time, or the relay ends: a client that stopped reading must
- * not keep a max_sessions slot after its session is over.
- */
-#define PROXY_DRAIN_MS	10000
 
 struct proxy {
 	struct proxy	*prev, *next;

@@ -11,10 +11,7 @@
 #include <stdio.h>
 
 #include "config.h"
-
-/* At most this many passwd-file lines are checked, and problems reported. */
-#define REACH_USERS_MAX		10000
-#define REACH_REPORT_MAX	10
+#include "limits.h"
 
 /*
  * As root only (otherwise every role runs as the caller: 0). For each

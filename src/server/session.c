@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,20 @@
 static void session_io(struct ev *ev, int fd, unsigned int events, void *arg);
 static void session_process(struct session *s);
 static void session_begin_tls(struct session *s);
+
+void
+session_setup(struct session *s, const struct session_params *p)
+{
+	if (p->id != NULL)
+		str_copy(s->id, sizeof(s->id), p->id);
+	else
+		session_new_id(s->id);
+	str_copy(s->ip, sizeof(s->ip), p->ip);
+	s->port = p->port;
+	s->idle_ms = p->idle_ms;
+	s->max_bad = p->max_bad;
+	s->transcript = p->transcript;
+}
 
 void
 session_new_id(char id[SESSION_ID_LEN + 1])
@@ -173,6 +188,12 @@ session_teardown(struct session *s)
 		close(s->fd);
 		s->fd = -1;
 	}
+	if (s->in != s->in_small && s->in != NULL) {
+		explicit_bzero(s->in, s->in_cap);
+		free(s->in);
+		s->in = s->in_small;
+		s->in_cap = sizeof(s->in_small);
+	}
 	s->ops->closed(s);
 }
 
@@ -277,10 +298,12 @@ session_start(struct session *s, struct ev *ev, int fd,
 	s->owner = owner;
 	s->start_ms = now_ms();
 	if (s->idle_ms == 0)
-		s->idle_ms = 600 * 1000;
+		s->idle_ms = SESSION_IDLE_DEFAULT_MS;
 	if (s->max_bad == 0)
-		s->max_bad = 20;
-	if (prelen > sizeof(s->in))
+		s->max_bad = SESSION_BAD_DEFAULT;
+	s->in = s->in_small;
+	s->in_cap = sizeof(s->in_small);
+	if (prelen > s->in_cap)
 		return -1;
 	if (prelen > 0)
 		memcpy(s->in, pre, prelen);
@@ -300,33 +323,52 @@ session_start(struct session *s, struct ev *ev, int fd,
 	return 0;
 }
 
+static bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* How many words of line (keyword first) the transcript may show. */
+static unsigned int
+transcript_words(const struct session *s, const char *line, size_t len)
+{
+	const struct session_cmd *cmd;
+	size_t k = 0, w;
+
+	while (k < len && is_blank(line[k]))
+		k++;
+	for (w = k; w < len && !is_blank(line[w]); w++)
+		;
+	for (cmd = s->ops->commands; cmd->name != NULL; cmd++)
+		if (strlen(cmd->name) == w - k &&
+		    strncasecmp(cmd->name, line + k, w - k) == 0)
+			return cmd->secret == 0 ? UINT_MAX : cmd->secret;
+	return 1;
+}
+
 static void
 transcript_in(struct session *s, const char *line, size_t len)
 {
 	char clean[POP3_LINE_MAX * 4];
-	size_t show = len, k = 0;
+	size_t show = 0, k = 0;
+	unsigned int words = s->suspended ? 0 :
+	    transcript_words(s, line, len);
 
 	/*
-	 * Passwords never reach the log: keep the keyword, mask the rest,
-	 * however the client spaces or cases it (" pass x" is refused, but
-	 * it is logged before that).
+	 * Secrets never reach the log: keep the words the command table
+	 * allows, mask the rest, however the client spaces or cases it
+	 * (" pass x" is refused, but it is logged before that).
 	 */
-	while (k < len && (line[k] == ' ' || line[k] == '\t'))
-		k++;
-	if (len - k >= 4 && strncasecmp(line + k, "PASS", 4) == 0)
-		show = k + 4;
-	else if (len - k >= 4 && (strncasecmp(line + k, "APOP", 4) == 0 ||
-	    strncasecmp(line + k, "AUTH", 4) == 0)) {
-		/* APOP user / AUTH mech: the next word is the secret. */
-		size_t w = k + 4;
-
-		while (w < len && (line[w] == ' ' || line[w] == '\t'))
-			w++;
-		while (w < len && line[w] != ' ' && line[w] != '\t')
-			w++;
-		show = w;
-	} else if (s->suspended)
-		show = 0;
+	for (unsigned int i = 0; i < words && k < len; i++) {
+		while (k < len && is_blank(line[k]))
+			k++;
+		while (k < len && !is_blank(line[k]))
+			k++;
+		show = k;
+	}
+	if (words == UINT_MAX)
+		show = len;
 	str_sanitize(clean, sizeof(clean), line, show);
 	log_info("session=%s C: %s%s", s->id, clean, show < len ? " ***" : "");
 }
@@ -342,7 +384,7 @@ session_find_raw(struct session *s, char *line, struct pop3_args *a)
 	char *sp = strchr(line, ' ');
 	size_t klen = sp ? (size_t)(sp - line) : strlen(line);
 
-	for (cmd = s->ops->commands(s); cmd->name != NULL; cmd++) {
+	for (cmd = s->ops->commands; cmd->name != NULL; cmd++) {
 		if (!cmd->raw || strlen(cmd->name) != klen ||
 		    strncasecmp(cmd->name, line, klen) != 0)
 			continue;
@@ -357,6 +399,33 @@ session_find_raw(struct session *s, char *line, struct pop3_args *a)
 	return NULL;
 }
 
+/* Act on a command's result: the one place bad commands are counted. */
+static void
+session_count(struct session *s, enum cmd_result r)
+{
+	switch (r) {
+	case CMD_MORE:
+		s->more = true;
+		/* FALLTHROUGH */
+	case CMD_OK:
+		s->bad = 0;
+		break;
+	case CMD_BAD:
+		if (++s->bad >= s->max_bad) {
+			session_set_end(s, "bad-commands");
+			session_reply(s, "-ERR Too many bad commands.");
+			s->closing = true;
+		}
+		break;
+	case CMD_ASYNC:
+		break;
+	case CMD_CLOSE:
+		session_set_end(s, "quit");
+		s->closing = true;
+		break;
+	}
+}
+
 static void
 session_dispatch(struct session *s, char *line, size_t len)
 {
@@ -368,7 +437,7 @@ session_dispatch(struct session *s, char *line, size_t len)
 		if (s->transcript)
 			log_info("session=%s C: *** (SASL response)", s->id);
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
-		s->ops->intercept(s, line, len);
+		session_count(s, s->ops->intercept(s, line, len));
 		return;
 	}
 	if (s->transcript)
@@ -399,7 +468,7 @@ session_dispatch(struct session *s, char *line, size_t len)
 	case POP3_PARSE_OK:
 		break;
 	}
-	for (cmd = s->ops->commands(s); cmd->name != NULL; cmd++)
+	for (cmd = s->ops->commands; cmd->name != NULL; cmd++)
 		if (strcmp(cmd->name, a.keyword) == 0)
 			break;
 	if (cmd->name == NULL) {
@@ -413,24 +482,43 @@ session_dispatch(struct session *s, char *line, size_t len)
 		r = cmd->fn(s, &a);
 	}
 done:
-	switch (r) {
-	case CMD_OK:
-		s->bad = 0;
-		break;
-	case CMD_BAD:
-		if (++s->bad >= s->max_bad) {
-			session_set_end(s, "bad-commands");
-			session_reply(s, "-ERR Too many bad commands.");
-			s->closing = true;
-		}
-		break;
-	case CMD_ASYNC:
-		break;
-	case CMD_CLOSE:
-		session_set_end(s, "quit");
-		s->closing = true;
-		break;
+	session_count(s, r);
+}
+
+/* Room for a line of max octets (max > SESSION_IN_MAX). 0 or -1. */
+static int
+session_in_grow(struct session *s, size_t max)
+{
+	char *big;
+
+	if (max <= s->in_cap)
+		return 0;
+	big = malloc(max);
+	if (big == NULL)
+		return -1;
+	memcpy(big, s->in, s->in_len);
+	if (s->in != s->in_small) {
+		explicit_bzero(s->in, s->in_cap);
+		free(s->in);
 	}
+	s->in = big;
+	s->in_cap = max;
+	return 0;
+}
+
+/* Back to the small buffer once long lines are over and the input fits. */
+static void
+session_in_shrink(struct session *s)
+{
+	if (s->in == s->in_small || s->line_max > SESSION_IN_MAX ||
+	    s->in_len > sizeof(s->in_small))
+		return;
+	memcpy(s->in_small, s->in, s->in_len);
+	/* It held a token or a password: wipe before free. */
+	explicit_bzero(s->in, s->in_cap);
+	free(s->in);
+	s->in = s->in_small;
+	s->in_cap = sizeof(s->in_small);
 }
 
 /* Take complete lines while nothing stops us; see the throttling rules in session.h. */
@@ -446,6 +534,10 @@ session_take_lines(struct session *s)
 		if (lf == NULL) {
 			if (s->in_len >= max) {
 				session_reply(s, "-ERR Line too long.");
+				s->closing = true;
+			} else if (s->in_len == s->in_cap &&
+			    session_in_grow(s, max) < 0) {
+				session_set_end(s, "error");
 				s->closing = true;
 			}
 			return;
@@ -464,6 +556,7 @@ session_take_lines(struct session *s)
 		if (s->in_len > used)
 			memmove(s->in, s->in + used, s->in_len - used);
 		s->in_len -= used;
+		session_in_shrink(s);
 	}
 }
 
@@ -512,7 +605,7 @@ session_process(struct session *s)
 	/* Complete commands left after the round limit: come back at once. */
 	if (!s->suspended && !s->closing && memchr(s->in, '\n', s->in_len))
 		events |= EV_WRITE;
-	if (!s->closing && s->in_len < sizeof(s->in) &&
+	if (!s->closing && s->in_len < s->in_cap &&
 	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL)
 		events |= EV_READ;
 	if (s->handshaking || s->tls_want_write)
@@ -578,18 +671,18 @@ session_handshake(struct session *s)
 static int
 session_read(struct session *s)
 {
-	for (int i = 0; i < 4 && s->in_len < sizeof(s->in); i++) {
+	for (int i = 0; i < 4 && s->in_len < s->in_cap; i++) {
 		ssize_t n;
 
 		if (s->tls != NULL) {
 			n = tls_read(s->tls, s->in + s->in_len,
-			    sizeof(s->in) - s->in_len);
+			    s->in_cap - s->in_len);
 			s->tls_want_write = n == TLS_IO_WANT_WRITE;
 			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE)
 				return 0;
 		} else {
 			n = read(s->fd, s->in + s->in_len,
-			    sizeof(s->in) - s->in_len);
+			    s->in_cap - s->in_len);
 			if (n < 0 && (errno == EAGAIN || errno == EINTR ||
 			    errno == EWOULDBLOCK))
 				return 0;
@@ -616,6 +709,33 @@ session_resume(struct session *s)
 		session_process(s);
 }
 
+void
+session_suspend(struct session *s)
+{
+	s->suspended = true;
+}
+
+void
+session_complete(struct session *s, enum cmd_result r)
+{
+	s->suspended = false;
+	session_count(s, r);
+	session_resume(s);
+}
+
+void
+session_intercept(struct session *s, size_t line_max)
+{
+	s->intercept = line_max > 0;
+	s->line_max = line_max;
+}
+
+void
+session_more_done(struct session *s)
+{
+	s->more = false;
+}
+
 static void
 session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 {
@@ -626,7 +746,7 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 	if (s->handshaking && session_handshake(s) <= 0)
 		return;
 	if ((events & EV_READ || s->tls_want_write) &&
-	    s->in_len < sizeof(s->in) && s->starttls == NULL &&
+	    s->in_len < s->in_cap && s->starttls == NULL &&
 	    session_read(s) < 0)
 		return;
 	session_process(s);
@@ -635,7 +755,7 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 int
 session_detach(struct session *s, struct session_handover *h)
 {
-	if (out_pending(s) > sizeof(h->out))
+	if (out_pending(s) > sizeof(h->out) || s->in_len > sizeof(h->in))
 		return -1;
 	h->fd = s->fd;
 	h->tls = s->tls;

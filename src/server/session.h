@@ -14,22 +14,22 @@
 #include "../lib/ev.h"
 #include "../lib/tls.h"
 #include "../pop3/pop3.h"
+#include "limits.h"
 
 #define SESSION_ID_LEN		16
 #define SESSION_IP_LEN		46
-/* Input: two full command lines; more pipelined input waits in the kernel. */
-#define SESSION_IN_MAX		1024
-/* Output buffer; multi-line replies are refilled below the low-water mark. */
-#define SESSION_OUT_MAX		(64 * 1024)
-#define SESSION_OUT_LOW		(16 * 1024)
-/* Stop taking commands while more than this is unsent (Dovecot: 4096). */
-#define SESSION_OUT_HIGH	4096
 
+/*
+ * What a command did. The dispatcher alone acts on it (a command that
+ * finishes later hands its result to session_complete()), so bad commands
+ * are counted in one place.
+ */
 enum cmd_result {
 	CMD_OK,		/* reply queued; resets the bad-command count */
 	CMD_BAD,	/* "-ERR" queued; counts as a bad command */
-	CMD_ASYNC,	/* suspended (waiting for another process) or multi-line */
+	CMD_ASYNC,	/* goes on: suspended, or lines go to ops->intercept */
 	CMD_CLOSE,	/* reply queued; close once it is sent */
+	CMD_MORE,	/* as CMD_OK, and ops->more writes the rest */
 };
 
 struct session;
@@ -39,13 +39,22 @@ struct session_cmd {
 	unsigned char	 min_args, max_args;
 	/* The whole rest of the line is one argument (PASS: spaces allowed). */
 	bool		 raw;
+	/*
+	 * The transcript masks what follows the keyword and secret - 1 more
+	 * words (PASS: 1, APOP user digest and AUTH mech response: 2); 0:
+	 * nothing. A keyword not in the table has every argument masked.
+	 */
+	unsigned char	 secret;
 	enum cmd_result	(*fn)(struct session *s, const struct pop3_args *a);
 };
 
 struct session_ops {
-	/* The commands of the current state; NULL-terminated. */
-	const struct session_cmd *(*commands)(struct session *s);
-	/* Output drained while s->more is set: queue more, clear s->more when done. */
+	/* The role's commands (one POP3 state each); NULL-terminated. */
+	const struct session_cmd *commands;
+	/*
+	 * Output drained after CMD_MORE: queue more of the reply, and call
+	 * session_more_done() once it is all queued.
+	 */
 	void (*more)(struct session *s);
 	/* The idle timer fired. Default: "-ERR" and close. */
 	void (*timeout)(struct session *s);
@@ -54,10 +63,21 @@ struct session_ops {
 	/* The TLS handshake finished (implicit TLS or after STLS). */
 	void (*tls_ready)(struct session *s);
 	/*
-	 * While s->intercept is set: every line goes here instead of the
-	 * dispatcher (SASL continuation lines, RFC 5034 sec. 4).
+	 * After session_intercept(): every line goes here instead of the
+	 * dispatcher (SASL continuation lines, RFC 5034 sec. 4); the result
+	 * counts as a command's.
 	 */
-	void (*intercept)(struct session *s, char *line, size_t len);
+	enum cmd_result (*intercept)(struct session *s, char *line, size_t len);
+};
+
+/* What the role knows of a connection before the session starts. */
+struct session_params {
+	const char	*id;		/* NULL: a new random one */
+	const char	*ip;
+	uint16_t	 port;
+	unsigned int	 idle_ms;	/* 0: SESSION_IDLE_DEFAULT_MS */
+	unsigned int	 max_bad;	/* 0: SESSION_BAD_DEFAULT */
+	bool		 transcript;	/* log every line but secrets */
 };
 
 struct session {
@@ -79,7 +99,12 @@ struct session {
 	bool			 in_dispatch;
 	bool			 intercept;	/* lines go to ops->intercept */
 	bool			 handshaking;	/* TLS handshake under way */
-	size_t			 line_max;	/* 0: POP3_LINE_MAX */
+	/*
+	 * 0: POP3_LINE_MAX. Above SESSION_IN_MAX (a SASL response carrying
+	 * an OAuth token), the input buffer grows to it while a line needs
+	 * that, and shrinks back once line_max is 0 again.
+	 */
+	size_t			 line_max;
 	bool			 tls_want_write; /* TLS must write before it reads */
 	/*
 	 * Why it ended ("quit", "client-closed", "timeout", "error",
@@ -96,13 +121,18 @@ struct session {
 	unsigned int		 kernel_queued;	/* SIOCOUTQ at the last timeout */
 	size_t			 in_len;
 	size_t			 out_start, out_end;
-	char			 in[SESSION_IN_MAX];
+	char			*in;		/* in_small, or allocated */
+	size_t			 in_cap;
+	char			 in_small[SESSION_IN_MAX];
 	/* Allocated while output is pending: an idle session costs ~1.5 KiB. */
 	char			*out;
 };
 
 /* Random session id (16 hex digits). */
 void session_new_id(char id[SESSION_ID_LEN + 1]);
+
+/* Fill in p before session_start(); s is otherwise the session's. */
+void session_setup(struct session *s, const struct session_params *p);
 
 /*
  * Take over fd (nonblocking) and start reading; input already read by
@@ -128,8 +158,27 @@ size_t session_out_room(const struct session *s);
 char *session_out_tail(struct session *s, size_t *room_r);
 void session_out_commit(struct session *s, size_t n);
 
-/* Wake up after suspended/more changed outside a command (auth verdict). */
+/* Wake up: queued output or input to look at after an outside event. */
 void session_resume(struct session *s);
+/*
+ * Take no command until session_complete(): a command waiting for another
+ * process returns CMD_ASYNC after this. Before session_start(): input
+ * handed over with the connection waits too.
+ */
+void session_suspend(struct session *s);
+/*
+ * The suspended command is over with r, counted as the dispatcher counts
+ * a command's result (CMD_ASYNC: neither counted nor reset); commands are
+ * taken again.
+ */
+void session_complete(struct session *s, enum cmd_result r);
+/*
+ * line_max > 0: every line, up to line_max octets, goes to ops->intercept
+ * until session_intercept(s, 0) gives lines back to the dispatcher.
+ */
+void session_intercept(struct session *s, size_t line_max);
+/* The reply CMD_MORE began is all queued. */
+void session_more_done(struct session *s);
 /*
  * Name why the session ends (a static string, no spaces); the first reason
  * set is the one logged. Not set: "error". "handoff" logs nothing: the

@@ -437,15 +437,15 @@ md_open_dir(int parent, const char *name)
  * a stat.
  */
 static bool
-md_is_mail(int dirfd, const struct dirent *de)
+md_is_mail(int dirfd, const char *name, unsigned char type)
 {
 	struct stat st;
 
-	if (de->d_name[0] == '.' || strlen(de->d_name) > NAME_MAX)
+	if (name[0] == '.' || strlen(name) > NAME_MAX)
 		return false;
-	if (de->d_type != DT_UNKNOWN)
-		return de->d_type == DT_REG;
-	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+	if (type != DT_UNKNOWN)
+		return type == DT_REG;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return false;
 	return S_ISREG(st.st_mode);
 }
@@ -648,34 +648,36 @@ static enum store_result
 md_scan_dir(struct maildir *md, const struct store_params *p, bool in_new,
     char *err)
 {
-	const char *sub = in_new ? "new" : "cur";
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-	enum store_result res = STORE_OK;
+	int fd = in_new ? md->new_fd : md->cur_fd;
+	ssize_t n;
 
-	fd = openat(in_new ? md->new_fd : md->cur_fd, ".", O_RDONLY |
-	    O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+	/*
+	 * Read the fd md_open has just opened, into the read buffer the open
+	 * holds anyway: opendir would open it again, and fdopendir stat it,
+	 * five system calls more per directory per login.
+	 */
+	while ((n = getdents64(fd, md->iobuf, STORE_IOBUF)) > 0) {
+		for (size_t off = 0; off + sizeof(struct dirent64) -
+		    sizeof(((struct dirent64 *)0)->d_name) <= (size_t)n;) {
+			const struct dirent64 *de =
+			    (const void *)(md->iobuf + off);
+			enum store_result res;
+
+			if (de->d_reclen == 0)
+				break;
+			off += de->d_reclen;
+			if (md_is_mail(fd, de->d_name, de->d_type) &&
+			    (res = md_add(md, p, de->d_name, in_new, err)) !=
+			    STORE_OK)
+				return res;
+		}
+	}
+	if (n == -1) {
 		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s", md->path,
-		    sub, strerror(errno));
-		if (fd != -1)
-			(void)close(fd);
+		    in_new ? "new" : "cur", strerror(errno));
 		return STORE_TEMPFAIL;
 	}
-	while ((errno = 0, de = readdir(dir)) != NULL) {
-		if (!md_is_mail(fd, de))
-			continue;
-		if ((res = md_add(md, p, de->d_name, in_new, err)) != STORE_OK)
-			break;
-	}
-	if (res == STORE_OK && errno != 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s/%s: %s", md->path,
-		    sub, strerror(errno));
-		res = STORE_TEMPFAIL;
-	}
-	(void)closedir(dir);
-	return res;
+	return STORE_OK;
 }
 
 static void
@@ -920,7 +922,7 @@ md_find_base(struct maildir *md, struct md_msg *m)
 			if (strncmp(de->d_name, m->name, m->baselen) != 0 ||
 			    (de->d_name[m->baselen] != ':' &&
 			    de->d_name[m->baselen] != '\0') ||
-			    !md_is_mail(fd, de))
+			    !md_is_mail(fd, de->d_name, de->d_type))
 				continue;
 			if ((name = strdup(de->d_name)) == NULL)
 				break;

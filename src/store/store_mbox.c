@@ -71,7 +71,8 @@ struct mbox {
 	char		 name[NAME_MAX + 1];
 	struct mbox_lock lk;		/* the MTA's locks */
 	int		 lock_fd;	/* session lock */
-	int		 fd;		/* the mbox, -1 when missing */
+	int		 fd;		/* the mbox while open, read or commit
+					   work on it; -1 in an idle session */
 	bool		 committed;
 	dev_t		 dev;
 	ino_t		 ino;
@@ -782,9 +783,14 @@ mbox_open(struct store **st_r, const struct store_params *p,
 	}
 	res = mbox_scan(mb, p, &total, err);
 	mbox_mta_unlock(mb);
-	/* Not held for the session: an idle session costs no 64 KiB. */
+	/*
+	 * Neither is held for the session: an idle session costs no 64 KiB
+	 * and no fd beyond its socket and session lock; read and commit open
+	 * the mbox again and check it is the one scanned (mbox_reopen).
+	 */
 	free(mb->iobuf);
 	mb->iobuf = NULL;
+	(void)store_close_fd(&mb->fd);
 	if (res != STORE_OK)
 		goto fail;
 	if (mb->count > 0 &&
@@ -807,15 +813,37 @@ fail:
 	return res;
 }
 
-/* Does the mbox still hold what we indexed, at least up to the From_ lines? */
+/* Open the mbox scanned at login again, into *fd_r. */
 static enum store_result
-mbox_check(struct mbox *mb, bool all, unsigned int msgnum, char *err)
+mbox_reopen(struct mbox *mb, int *fd_r, char *err)
+{
+	*fd_r = open(mb->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY);
+	if (*fd_r == -1 && errno != ENOENT) {
+		(void)str_fmt(err, ERR_LEN, "cannot open %s: %s", mb->path,
+		    strerror(errno));
+		return STORE_TEMPFAIL;
+	}
+	if (*fd_r == -1) {
+		(void)str_copy(err, ERR_LEN, "mailbox changed");
+		return STORE_CHANGED;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Does the mbox open on fd, and still at its path, hold what we indexed, at
+ * least up to the From_ lines?
+ */
+static enum store_result
+mbox_check(struct mbox *mb, int fd, bool all, unsigned int msgnum, char *err)
 {
 	struct stat pst, fst;
 
 	if (mb->committed || stat(mb->path, &pst) == -1 ||
-	    fstat(mb->fd, &fst) == -1 || pst.st_dev != mb->dev ||
-	    pst.st_ino != mb->ino || fst.st_size < mb->scan_end) {
+	    fstat(fd, &fst) == -1 || pst.st_dev != mb->dev ||
+	    pst.st_ino != mb->ino || fst.st_dev != mb->dev ||
+	    fst.st_ino != mb->ino || fst.st_size < mb->scan_end) {
 		(void)str_copy(err, ERR_LEN, "mailbox changed");
 		return STORE_CHANGED;
 	}
@@ -827,7 +855,7 @@ mbox_check(struct mbox *mb, bool all, unsigned int msgnum, char *err)
 		ssize_t n;
 
 		do {
-			n = pread(mb->fd, buf, want, off > 0 ? off - 1 : 0);
+			n = pread(fd, buf, want, off > 0 ? off - 1 : 0);
 		} while (n == -1 && errno == EINTR);
 		if (n != (ssize_t)want ||
 		    (off > 0 && buf[0] != '\n') ||
@@ -846,19 +874,25 @@ mbox_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	struct mbox *mb = (struct mbox *)st;
 	struct mbox_reader *r;
 	enum store_result res;
+	int fd;
 
 	*r_r = NULL;
 	if (msgnum == 0 || msgnum > mb->count) {
 		(void)str_fmt(err, ERR_LEN, "no message %u", msgnum);
 		return STORE_PERMFAIL;
 	}
-	if ((res = mbox_check(mb, false, msgnum, err)) != STORE_OK)
+	if ((res = mbox_reopen(mb, &fd, err)) != STORE_OK)
 		return res;
+	if ((res = mbox_check(mb, fd, false, msgnum, err)) != STORE_OK) {
+		(void)close(fd);
+		return res;
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		(void)close(fd);
 		(void)str_copy(err, ERR_LEN, "out of memory");
 		return STORE_TEMPFAIL;
 	}
-	r->fd = mb->fd;
+	r->fd = fd;	/* the reader's own, closed with it */
 	r->pos = mb->msgs[msgnum - 1].body_off;
 	r->end = mb->msgs[msgnum - 1].end_off;
 	r->mboxrd = mb->mboxrd;
@@ -975,6 +1009,8 @@ mbox_read(struct store_reader *sr, void *out, size_t len)
 static void
 mbox_read_close(struct store_reader **sr)
 {
+	if (*sr != NULL)
+		(void)close(((struct mbox_reader *)*sr)->fd);
 	free(*sr);
 	*sr = NULL;
 }
@@ -1053,9 +1089,13 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 		(void)str_copy(err, ERR_LEN, "mbox path too long");
 		return STORE_PERMFAIL;
 	}
-	if ((res = mbox_mta_lock(mb, err)) != STORE_OK)
+	if ((res = mbox_reopen(mb, &mb->fd, err)) != STORE_OK)
 		return res;
-	if ((res = mbox_check(mb, true, 0, err)) != STORE_OK)
+	if ((res = mbox_mta_lock(mb, err)) != STORE_OK) {
+		(void)store_close_fd(&mb->fd);
+		return res;
+	}
+	if ((res = mbox_check(mb, mb->fd, true, 0, err)) != STORE_OK)
 		goto out;
 	/* ... and the tail a delivery killed during this session left. */
 	priv_group_raise();
@@ -1106,6 +1146,9 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 out:
 	priv_group_lower();
 	mbox_mta_unlock(mb);
+	free(mb->iobuf);
+	mb->iobuf = NULL;
+	(void)store_close_fd(&mb->fd);
 	return res;
 }
 

@@ -191,15 +191,16 @@ def test_penalty_beyond_the_deadline_is_refused_at_once(mailroot, postinod):
     r2.close()
 
 
-def test_a_full_network_queue_answers_sys_temp(mailroot, postinod):
-    mailroot.add_user("alice", PASS)
-    srv = postinod(auth_fail_delay_ms=3000)
-    assert guess(srv, "127.0.7.1", "user", "wrong", 0.2) is None
+def queued_logins(srv, sources, users=None):
+    """Hold a penalty on the network of sources[0], then log in from each
+    of sources at once (as users, alice by default): their checks wait in
+    the auth queue. Returns how many were refused as busy ([SYS/TEMP])."""
+    assert guess(srv, sources[0], "user", "wrong", 0.2) is None
     conns = []
-    for i in range(24):
-        r = raw_from(srv, "127.0.7.%d" % (20 + i))
+    for source, user in zip(sources, users or ["alice"] * len(sources)):
+        r = raw_from(srv, source)
         r.expect(b"+OK")
-        assert r.cmd(b"USER alice") == b"+OK"
+        assert r.cmd(b"USER " + user.encode()) == b"+OK"
         r.send(b"PASS " + PASS.encode() + b"\r\n")
         conns.append(r)
     busy = 0
@@ -211,8 +212,36 @@ def test_a_full_network_queue_answers_sys_temp(mailroot, postinod):
             b"-ERR [SYS/TEMP]") or reply.startswith(b"-ERR [IN-USE]"), reply
         busy += reply.startswith(b"-ERR [SYS/TEMP]")
         r.close()
+    return busy
+
+
+def test_a_full_network_queue_answers_sys_temp(mailroot, postinod):
+    mailroot.add_user("alice", PASS)
+    srv = postinod(auth_fail_delay_ms=3000)
+    busy = queued_logins(srv, ["127.0.7.%d" % (20 + i) for i in range(24)])
     assert busy >= 24 - 16, busy
     assert len(login_lines(srv, "busy", "alice")) >= busy
+
+
+def test_the_network_queue_cap_is_configurable(mailroot, postinod):
+    mailroot.add_user("alice", PASS)
+    srv = postinod(auth_fail_delay_ms=3000, auth_queue_per_network=4)
+    busy = queued_logins(srv, ["127.0.7.%d" % (20 + i) for i in range(12)])
+    assert busy >= 12 - 4, busy
+
+
+@pytest.mark.parametrize("key", ["login_trusted_networks",
+                                 "proxy_trusted_networks"])
+def test_a_trusted_front_end_is_not_held_to_the_network_cap(mailroot,
+                                                            postinod, key):
+    """A webmail or a HAProxy without send-proxy logs in for many users
+    from one address: 24 logins at once from it all get their check."""
+    users = ["user%d" % i for i in range(24)]
+    for user in ["alice"] + users:
+        mailroot.add_user(user, PASS)
+    srv = postinod(auth_fail_delay_ms=3000, **{key: "127.0.8.1"})
+    assert queued_logins(srv, ["127.0.8.1"] * 24, users) == 0
+    assert "result=busy" not in srv.log()
 
 
 # -- finding 1: floods -------------------------------------------------------

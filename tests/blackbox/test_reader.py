@@ -14,9 +14,12 @@ import os
 import re
 import shlex
 import shutil
+import select
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -208,7 +211,8 @@ class Reader:
         for k in keys:
             if len(k) == 1 or k in ("Enter", "Up", "Down", "Left", "Right",
                                     "NPage", "PPage", "Home", "End",
-                                    "Space", "Escape", "C-c", "C-z", "C-l"):
+                                    "Space", "Escape", "C-c", "C-z", "C-l",
+                                    "C-u"):
                 self.tmux("send-keys", "-t", "r", k)
             else:
                 self.tmux("send-keys", "-t", "r", "-l", k)
@@ -377,7 +381,7 @@ def test_view_pages_and_moves(server, reader):
     assert "Subject: Caf\u00e9 au lait" in s
     assert "From: Andr\u00e9 <andre@example.org>" in s
     r.keys("n", "n")
-    s = r.wait_for("[attachment] report.pdf (10 bytes, application/pdf)")
+    s = r.wait_for("[attachment 1] report.pdf (10 bytes, application/pdf)")
     assert "The report is attached." in s
     r.keys("n")
     s = r.wait_for("line 001 of the long message")
@@ -467,7 +471,7 @@ def test_delete_asks_and_quit_commits(server, reader, mailroot):
     assert row_of(s, "Caf\u00e9").startswith(">  2"), s
     assert "5 messages, %d octets, 1 marked for deletion" % size in s
     r.keys("q")
-    r.wait_for("Delete 1 message? (y/n)")
+    r.wait_for("Delete 1 marked message on the server? y = delete and quit")
     r.keys("y")
     assert r.exit_status() == 0
     r.assert_clean_exit()
@@ -489,11 +493,11 @@ def test_delete_in_view_then_answer_no(server, reader, mailroot):
     assert row_of(s, "A long one").startswith(">D 5"), s
     # Any other key at the question goes back to the list.
     r.keys("q")
-    r.wait_for("Delete 1 message? (y/n)")
+    r.wait_for("Delete 1 marked message on the server?")
     r.keys("Escape")
     r.wait_for("Not quitting.")
     r.keys("q")
-    r.wait_for("Delete 1 message? (y/n)")
+    r.wait_for("n = quit and keep them all, c/Esc = back")
     r.keys("n")
     assert r.exit_status() == 0
     r.assert_clean_exit()
@@ -506,14 +510,14 @@ def test_undelete_all_with_rset(server, reader, mailroot):
     r.keys("d", "d")
     s = r.wait_for("2 marked for deletion")
     assert row_of(s, "Hello there").startswith(" D")
-    r.keys("u")
+    r.keys("U")
     s = r.wait_for("(RSET)")
     assert "marked for deletion" not in s.split("\n")[0]
     assert not row_of(s, "Hello there").startswith(" D")
     # A deleted message cannot be shown; the view says why.
     r.keys("g", "d", "g", "Enter")
     r.wait_for("Message 1 is marked for deletion")
-    r.keys("q", "u", "q")       # nothing marked: no question
+    r.keys("q", "U", "q")       # nothing marked: no question
     assert r.exit_status() == 0
     r.assert_clean_exit()
     assert len(subjects_left(mailroot)) == 5
@@ -684,3 +688,487 @@ def test_message_over_the_limit_is_refused_not_loaded(mailroot, postinod):
         r.assert_clean_exit()
     finally:
         r.close()
+
+
+# ---------------------------------------------------------------------------
+# Issue 13, finding 8: HTML, attachments, headers, search, help, quit,
+# undelete, reconnect.
+
+HTML_ONLY = crlf(b"From: Shop <noreply@shop.example>\n"
+                 b"To: bob@example.org\n"
+                 b"Subject: Reset your password\n"
+                 b"Date: Sun, 19 Nov 2023 12:00:00 +0000\n"
+                 b"MIME-Version: 1.0\n"
+                 b"Content-Type: text/html; charset=utf-8\n"
+                 b"\n"
+                 b"<html><head><style>p{}</style></head><body>"
+                 b"<script>evil()</script>"
+                 b"<p>To reset it <a href=\"https://shop.example/r?t=abc"
+                 b"&amp;u=7\">click here</a>&hellip; &mdash; it&rsquo;s "
+                 b"easy.</p><table><tr><td>Name</td><td>Value</td></tr>"
+                 b"<tr><td>Order</td><td>42</td></tr></table>"
+                 b"<p>esc &#27;]0;pwned&#7; &#x1b;[2J end</p>"
+                 b"</body></html>\n")
+
+
+def assert_only_our_escapes(r):
+    out = r.raw_output()
+    assert b"\x07" not in out
+    for m in re.finditer(rb"\x1b", out):
+        assert OUR_ESC.match(out, m.start()), out[m.start():m.start() + 20]
+
+
+@pytest.fixture
+def own(mailroot, postinod):
+    """A reader on a mailbox of the test's own messages."""
+    made = []
+
+    def start(msgs, **kw):
+        mailroot.add_user(USER, PASSWORD)
+        for i, m in enumerate(msgs):
+            mailroot.deliver_maildir(USER, m, name="17100000%02d.M%dP1.t"
+                                     % (i, i))
+        srv = postinod()
+        r = Reader(srv.port, **kw)
+        made.append(r)
+        return r, srv
+
+    yield start
+    for r in made:
+        r.close()
+
+
+def test_html_builtin_keeps_links_cells_entities(own):
+    r, _ = own([HTML_ONLY], extra_env={"POSTINO_HTML": "builtin"})
+    r.wait_for("Reset your password")
+    r.keys("Enter")
+    s = r.wait_for("[HTML shown as text by built-in]")
+    assert "To reset it click here [1]\u2026 \u2014 it\u2019s easy." in s, s
+    assert "Name | Value" in s and "Order | 42" in s, s
+    assert "[1] https://shop.example/r?t=abc&u=7" in s, s
+    assert "evil()" not in s and "p{}" not in s
+    assert "esc ^[]0;pwned^G ^[[2J end" in s, s
+    r.keys("x")
+    r.assert_clean_exit()
+    assert_only_our_escapes(r)
+
+
+@pytest.mark.skipif(shutil.which("w3m") is None, reason="no w3m")
+def test_html_through_w3m_lists_links(own):
+    r, _ = own([HTML_ONLY])
+    r.wait_for("Reset your password")
+    r.keys("Enter")
+    s = r.wait_for("[HTML shown as text by w3m]")
+    assert "[1]click here" in s, s
+    assert "[1] https://shop.example/r?t=abc&u=7" in s, s
+    assert "evil()" not in s
+    assert "pwned" in s
+    r.keys("x")
+    r.assert_clean_exit()
+    assert_only_our_escapes(r)
+
+
+def test_quit_prompt_says_what_each_key_does(server, reader, mailroot):
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("d", "d", "d")
+    r.wait_for("3 marked for deletion")
+    r.keys("q")
+    s = r.wait_for("Delete 3 on the server? y = delete, quit  n = quit, "
+                   "keep all  c/Esc = back")
+    r.keys("c")
+    r.wait_for("Not quitting.")
+    r.tmux("resize-window", "-t", "r", "-x", "120", "-y", "30")
+    r.wait_for("Not quitting.")
+    r.keys("q")
+    s = r.wait_for("Delete 3 marked messages on the server? y = delete and "
+                   "quit, n = quit and keep them all, c/Esc = back")
+    r.keys("c")
+    r.wait_for("Not quitting.")
+    r.keys("q")
+    r.wait_for("c/Esc = back")
+    r.keys("n")
+    assert r.exit_status() == 0
+    r.assert_clean_exit()
+    assert len(subjects_left(mailroot)) == 5
+
+
+def test_undelete_one_keeps_the_other_marks(server, reader, mailroot):
+    n, size = stat(server)
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("d", "d", "d")
+    r.wait_for("3 marked for deletion")
+    r.keys("k", "u")                    # message 3 only
+    s = r.wait_for("Message 3 is not marked for deletion now.")
+    assert "2 marked for deletion" in s
+    assert row_of(s, "Hello there").startswith(" D"), s
+    assert row_of(s, "Caf\u00e9").startswith(" D"), s
+    assert row_of(s, "evil").startswith(">  3"), s
+    # In the view of a marked message, u unmarks it and shows it.
+    r.keys("g", "Enter")
+    r.wait_for("Message 1 is marked for deletion; u undeletes it.")
+    r.keys("u")
+    r.wait_for("First line of the plain message.")
+    r.keys("q", "q")
+    r.wait_for("Delete 1 marked message")
+    r.keys("y")
+    assert r.exit_status() == 0
+    r.assert_clean_exit()
+    assert stat(server) == (n - 1, size - len(LATIN1))
+
+
+def test_help_screen_lists_the_keys(server, reader):
+    r = reader()
+    r.wait_for("Hello there")
+    assert "? help" in r.screen()
+    r.keys("?")
+    s = r.wait_for("postino read: keys")
+    for key in ("u                 unmark this message", "/", "N  the next "
+                "match", "H ", "s ", "|", "x "):
+        assert key in s, (key, s)
+    r.keys("j")                         # any key leaves; j does not move
+    s = r.wait_for("messages,")
+    assert row_of(s, "Hello there").startswith(">"), s
+    r.keys("Enter", "?")
+    r.wait_for("postino read: keys")
+    r.keys("Space")
+    r.wait_for("First line of the plain message.")
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_full_header_toggle(server, reader):
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("j", "j", "Enter")
+    s = r.wait_for("Body ^[[31mRED")
+    assert "Content-Transfer-Encoding" not in s
+    r.keys("H")
+    s = r.wait_for("Content-Transfer-Encoding: quoted-printable")
+    assert "MIME-Version: 1.0" in s
+    # Raw, so the encoded word is shown as sent; the raw ESC made visible.
+    assert "Subject: =?utf-8?q?evil=1B]0;pwned=07?= ^[[5mblink" in s, s
+    assert "Body ^[[31mRED" in s
+    r.keys("H")
+    s = r.wait_gone("MIME-Version: 1.0")
+    assert "Subject: evil" in s
+    r.keys("x")
+    r.assert_clean_exit()
+    for m in re.finditer(rb"\x1b", r.raw_output()):
+        assert OUR_ESC.match(r.raw_output(), m.start())
+
+
+def wait_top(r, text):
+    """Wait until the view's first text row is text."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        s = r.screen()
+        if s.split("\n")[1] == text:
+            return s
+        if time.monotonic() > deadline:
+            pytest.fail("%r not the top row:\n%s" % (text, s))
+        time.sleep(0.05)
+
+
+def test_search_list_and_view(server, reader):
+    r = reader()
+    r.wait_for("Hello there")
+    r.keys("/")
+    r.wait_for("Search for:")
+    r.keys("REPORT", "Enter")               # case does not matter
+    s = r.wait_for("messages,")
+    assert row_of(s, "The report").startswith(">"), s
+    r.keys("/", "alice", "Enter")           # the sender; wraps around
+    s = r.wait_for("messages,")
+    assert row_of(s, "Hello there").startswith(">"), s
+    r.keys("/", "nowhere", "Enter")
+    r.wait_for("Not found: nowhere")
+    r.keys("/", "Escape")                   # cancelled: nothing changes
+    s = r.wait_gone("Search for:")
+    assert row_of(s, "Hello there").startswith(">"), s
+    r.keys("G", "Enter")
+    r.wait_for("line 001 of the long message")
+    r.keys("/", "line 150", "Enter")
+    wait_top(r, "line 150 of the long message")
+    r.keys("/", "of the long", "Enter")     # the next after the top
+    wait_top(r, "line 151 of the long message")
+    r.keys("N")
+    wait_top(r, "line 152 of the long message")
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+HOSTILE_NAME = crlf(b"From: eve@example.org\n"
+                    b"To: bob@example.org\n"
+                    b"Subject: Two files\n"
+                    b"MIME-Version: 1.0\n"
+                    b"Content-Type: multipart/mixed; boundary=\"b\"\n"
+                    b"\n"
+                    b"--b\n"
+                    b"Content-Type: text/plain\n"
+                    b"\n"
+                    b"Two files.\n"
+                    b"--b\n"
+                    b"Content-Type: text/plain\n"
+                    b"Content-Disposition: attachment; filename=\"a.txt\"\n"
+                    b"\n"
+                    b"first\n"
+                    b"--b\n"
+                    b"Content-Type: application/octet-stream\n"
+                    b"Content-Disposition: attachment;"
+                    b" filename=\"../../.profile\"\n"
+                    b"Content-Transfer-Encoding: base64\n"
+                    b"\n"
+                    b"ZWNobyBvd25lZAo=\n"
+                    b"--b--\n")
+
+
+def current_umask():
+    m = os.umask(0o22)
+    os.umask(m)
+    return m
+
+
+def test_save_attachment(server, reader):
+    r = reader()
+    r.wait_for("The report")
+    r.keys("G", "k", "Enter")
+    r.wait_for("[attachment 1] report.pdf")
+    r.keys("s")
+    r.wait_for("Save to file: report.pdf")      # the mail's name offered
+    path = os.path.join(r.dir, "report.pdf")
+    r.keys("C-u", path, "Enter")
+    r.wait_for("Saved 10 bytes to " + path)
+    with open(path, "rb") as f:
+        assert f.read() == bytes(range(10))
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~current_umask()
+    # An existing file is replaced only after a yes.
+    with open(path, "wb") as f:
+        f.write(b"mine")
+    r.keys("s", "C-u", path, "Enter")
+    r.wait_for("exists: replace it? y = replace")
+    r.keys("n")
+    r.wait_for("Not saved.")
+    with open(path, "rb") as f:
+        assert f.read() == b"mine"
+    r.keys("s", "C-u", path, "Enter")
+    r.wait_for("exists: replace it?")
+    r.keys("y")
+    r.wait_for("Saved 10 bytes")
+    with open(path, "rb") as f:
+        assert f.read() == bytes(range(10))
+    # Never through a symbolic link, even after a yes.
+    target = os.path.join(r.dir, "target")
+    link = os.path.join(r.dir, "link")
+    os.symlink(target, link)
+    r.keys("s", "C-u", link, "Enter")
+    r.wait_for("exists: replace it?")
+    r.keys("y")
+    r.wait_for("a symbolic link; not saved")
+    assert not os.path.exists(target)
+    # ~/ is $HOME's.
+    r.keys("s", "C-u", "~/home.pdf", "Enter")
+    r.wait_for("Saved 10 bytes to %s/home.pdf" % r.dir)
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_save_offers_no_path_from_the_mail(own, tmp_path):
+    r, _ = own([HOSTILE_NAME])
+    r.wait_for("Two files")
+    r.keys("Enter")
+    s = r.wait_for("[attachment 2] ../../.profile")
+    r.keys("s")
+    r.wait_for("Save attachment (1-2):")
+    r.keys("2", "Enter")
+    s = r.wait_for("Save to file: profile")
+    r.keys("Escape")
+    r.wait_for("Not saved.")
+    r.keys("s", "7", "Enter")
+    r.wait_for("No such attachment.")
+    r.keys("x")
+    r.assert_clean_exit()
+
+
+def test_pipe_attachment(own):
+    r, _ = own([HOSTILE_NAME])
+    r.wait_for("Two files")
+    r.keys("Enter")
+    r.wait_for("[attachment 2]")
+    out = os.path.join(r.dir, "piped")
+    r.keys("|", "2", "Enter")
+    r.wait_for("Pipe to command:")
+    r.keys("cat > %s; echo done-by-sh; exit 3" % shlex.quote(out), "Enter")
+    s = r.wait_for("[exit status 3; press Enter]")
+    assert "done-by-sh" in s
+    r.keys("Enter")
+    r.wait_for("Command: exit status 3.")
+    with open(out, "rb") as f:
+        assert f.read() == b"echo owned\n"
+    # A command that reads nothing: no SIGPIPE death, its status shown.
+    r.keys("|", "1", "Enter", "true", "Enter")
+    r.wait_for("[exit status 0; press Enter]")
+    r.keys("Enter")
+    r.wait_for("Command: exit status 0.")
+    # ^C ends the command, not the reader.
+    r.keys("|", "1", "Enter", "sleep 60", "Enter")
+    time.sleep(0.5)
+    r.keys("C-c")
+    r.wait_for("[killed by signal 2; press Enter]")
+    r.keys("Enter")
+    r.wait_for("Command: killed by signal 2.")
+    r.keys("q")
+    r.wait_for("messages,")
+    r.keys("q")
+    assert r.exit_status() == 0
+    r.assert_clean_exit()
+
+
+class CutProxy:
+    """A loopback relay to postinod that can drop every connection it
+    carries (cut) and refuse new ones (refuse), as a dying network does.
+    Its threads end on close(); every wait in them is bounded."""
+
+    def __init__(self, port):
+        self.target = port
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.ls.settimeout(0.2)
+        self.port = self.ls.getsockname()[1]
+        self.pairs = []
+        self.refuse = False
+        self.done = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.done:
+            try:
+                c, _ = self.ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            if self.refuse:
+                c.close()
+                continue
+            up = socket.create_connection(("127.0.0.1", self.target), 10)
+            pair = [c, up]
+            self.pairs.append(pair)
+            t = threading.Thread(target=self._relay, args=(pair,),
+                                 daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _relay(self, pair):
+        try:
+            while not self.done:
+                rd, _, _ = select.select(pair, [], [], 0.2)
+                for sk in rd:
+                    data = sk.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    (pair[1] if sk is pair[0] else pair[0]).sendall(data)
+        except (OSError, ValueError):
+            pass
+        for sk in pair:
+            try:
+                sk.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        for pair in self.pairs:
+            for sk in pair:
+                try:
+                    sk.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.pairs = []
+
+    def close(self):
+        self.done = True
+        self.cut()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.ls.close()
+
+
+def last_line(s):
+    lines = [ln for ln in s.split("\n") if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def wait_failed_or_back(r, timeout=WAIT):
+    """The reader back on its screen after logging in again, or waiting
+    for Enter after it could not: the last line of the normal screen
+    (earlier attempts' lines stay above it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = r.screen()
+        if "Reconnected to" in s or last_line(s).endswith("press Enter]"):
+            return s
+        if os.path.exists(r.f["rc"]) or time.monotonic() > deadline:
+            pytest.fail("no reconnect outcome (stderr %s):\n%s"
+                        % (r.read("err"), s))
+        time.sleep(0.05)
+
+
+def reconnect(r, key="j"):
+    """Press key until the reader is logged in again; the server may still
+    hold the old session's lock ([IN-USE]) for a moment."""
+    deadline = time.monotonic() + 4 * WAIT
+    while True:
+        r.keys(key)
+        s = wait_failed_or_back(r)
+        if "Reconnected to" in s:
+            return s
+        r.keys("Enter")
+        r.wait_for("Cannot connect again.")
+        if time.monotonic() > deadline:
+            pytest.fail("no reconnect:\n" + s)
+        time.sleep(0.3)
+
+
+def test_reconnect_keeps_the_marks(server, mailroot):
+    n, size = stat(server)
+    proxy = CutProxy(server.port)
+    r = Reader(proxy.port)
+    try:
+        r.wait_for("A long one")
+        r.keys("d", "j", "d")               # 1 and 3 marked, cursor on 4
+        s = r.wait_for("2 marked for deletion")
+        assert row_of(s, "The report").startswith(">"), s
+        proxy.cut()
+        r.keys("Enter")                     # RETR finds the session gone
+        s = r.wait_for("Connection lost")
+        assert "x leaves" in s
+        s = reconnect(r)
+        assert "2 of 2 marks kept." in s, s
+        assert "2 marked for deletion" in s, s
+        assert row_of(s, "Hello there").startswith(" D"), s
+        assert row_of(s, "evil").startswith(" D"), s
+        assert row_of(s, "The report").startswith(">"), s
+        # Gone again, and the server unreachable for a while.
+        proxy.refuse = True
+        proxy.cut()
+        r.keys("Enter")
+        r.wait_for("Connection lost")
+        r.keys("j")
+        s = wait_failed_or_back(r)
+        assert last_line(s) == "[could not connect again; press Enter]", s
+        r.keys("Enter")
+        s = r.wait_for("Cannot connect again.")
+        assert "2 marked for deletion" in s
+        proxy.refuse = False
+        reconnect(r)
+        r.keys("q")
+        r.wait_for("Delete 2 on the server?")
+        r.keys("y")
+        assert r.exit_status() == 0
+        r.assert_clean_exit()
+        assert "broken pipe" not in (r.read("err") or "").lower()
+        assert stat(server) == (n - 2, size - len(PLAIN) - len(HOSTILE))
+    finally:
+        r.close()
+        proxy.close()

@@ -1,7 +1,9 @@
 /*
  * libFuzzer target for the SASL server mechanisms as the auth role runs
  * them on a login worker's relayed responses: PLAIN, LOGIN, CRAM-MD5,
- * SCRAM-SHA-256 and SCRAM-SHA-256-PLUS, on a plaintext or a TLS channel.
+ * SCRAM-SHA-256, SCRAM-SHA-256-PLUS, OAUTHBEARER and XOAUTH2 (with a key
+ * made at start, whose private half no input has: no token verifies), on
+ * a plaintext or a TLS channel.
  * Input: one byte picks the mechanism and channel, then up to
  * FUZZ_STEPS responses, each a 2-octet big-endian length and its octets.
  * Properties: no crash, no overflow, a challenge never longer than its
@@ -15,7 +17,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "../../src/auth/auth.h"
+#include "../../src/auth/jwt.h"
 #include "../../src/auth/sasl.h"
 
 #define FUZZ_STEPS	6
@@ -24,7 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const mechs[] = {
 	"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+	"OAUTHBEARER", "XOAUTH2",
 };
+#define N_MECHS	(sizeof(mechs) / sizeof(mechs[0]))
 
 /*
  * One {PLAIN} user (CRAM-MD5, and SCRAM with derived keys), one SCRAM
@@ -42,6 +50,7 @@ static const char passwd[] =
 
 static struct auth_db *db;
 static const struct auth_ops *ops;
+static struct jwt_key *key;
 
 static void
 init(void)
@@ -53,6 +62,20 @@ init(void)
 	    (ssize_t)(sizeof(passwd) - 1))
 		abort();
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	{
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *pem;
+		long len;
+
+		if (pk == NULL || bio == NULL ||
+		    PEM_write_bio_PUBKEY(bio, pk) != 1 ||
+		    (len = BIO_get_mem_data(bio, &pem)) <= 0 ||
+		    jwt_key_from_pem(&key, pem, (size_t)len, err) < 0)
+			abort();
+		BIO_free(bio);
+		EVP_PKEY_free(pk);
+	}
 	ops = auth_lookup("passwd-file");
 	if (ops == NULL || ops->open(&db, path, err) < 0) {
 		fprintf(stderr, "fuzz_sasl: %s\n", err);
@@ -79,8 +102,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	srv.db = db;
 	srv.ops = ops;
-	srv.flags = SASL_ALLOW_PLAINTEXT | SASL_ALLOW_CRAM_MD5;
-	if (sasl_start(&s, &srv, mechs[(data[0] & 7) % 5],
+	srv.flags = SASL_ALLOW_PLAINTEXT | SASL_ALLOW_CRAM_MD5 |
+	    SASL_ALLOW_OAUTH;
+	srv.oauth_key = key;
+	srv.oauth_policy.user_claim = "sub";
+	if (sasl_start(&s, &srv, mechs[(data[0] & 7) % N_MECHS],
 	    data[0] & 8 ? &tls_cb : NULL) < 0)
 		return 0;
 	if (data[0] & 16)
@@ -109,6 +135,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Only the {PLAIN} secret can be guessed from the input. */
 		if (step == SASL_OK && strcmp(u.name, "plain") != 0 &&
 		    strcmp(u.name, "user") != 0)
+			abort();
+		/* No input holds a token signed by our key. */
+		if (step == SASL_OK && (data[0] & 7) % N_MECHS >= 5)
 			abort();
 	}
 	/* After a final verdict the exchange only says SASL_BAD. */

@@ -319,6 +319,66 @@ test_password_sources_in_order(void **state)
 	unsetenv("POSTINO_PASSWORD");
 }
 
+/*
+ * OAuth: the token comes from token-command only (first line, trailing
+ * line end stripped, ACCOUNT_TOKEN_MAX octets at most), never from
+ * $POSTINO_PASSWORD or .netrc; a token-command without OAuth, or OAuth
+ * without one, is a clear error.
+ */
+static void
+test_token_command(void **state)
+{
+	struct account a;
+	char err[ERR_LEN], *tok = malloc(ACCOUNT_SECRET_MAX + 1);
+	char path[PATH_MAX];
+
+	(void)state;
+	assert_non_null(tok);
+	write_file("config", "account o\nurl pop3s://u@h\nauth xoauth2\n"
+	    "token-command printf 'ya29.tok\\r\\n'\n", 0600, path,
+	    sizeof(path));
+	assert_int_equal(account_load(&a, path, "o", err), 1);
+	assert_true(account_oauth(&a));
+	setenv("POSTINO_PASSWORD", "fromenv", 1);
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), 0);
+	assert_string_equal(tok, "ya29.tok");
+	unsetenv("POSTINO_PASSWORD");
+	/* A 3 KB token (Microsoft-sized) passes whole. */
+	str_copy(a.token_command, sizeof(a.token_command),
+	    "head -c 3000 /dev/zero | tr '\\0' t; echo");
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), 0);
+	assert_int_equal(strlen(tok), 3000);
+	/* Over the bound, empty, failing: clear errors. */
+	str_copy(a.token_command, sizeof(a.token_command),
+	    "head -c 100000 /dev/zero | tr '\\0' t; true");
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), -1);
+	assert_non_null(strstr(err, "token too long"));
+	str_copy(a.token_command, sizeof(a.token_command), "echo");
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), -1);
+	assert_non_null(strstr(err, "printed no token"));
+	str_copy(a.token_command, sizeof(a.token_command), "exit 2");
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), -1);
+	assert_non_null(strstr(err, "token command failed (exit status 2)"));
+	a.token_command[0] = '\0';
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), -1);
+	assert_non_null(strstr(err, "needs a token-command"));
+	str_copy(a.token_command, sizeof(a.token_command), "echo t");
+	str_copy(a.auth, sizeof(a.auth), "plain");
+	assert_false(account_oauth(&a));
+	assert_int_equal(account_password(&a, tok, ACCOUNT_SECRET_MAX + 1,
+	    err), -1);
+	assert_non_null(strstr(err, "token-command needs --auth"));
+	str_copy(a.auth, sizeof(a.auth), "OAuthBearer");
+	assert_true(account_oauth(&a));
+	free(tok);
+}
+
 int
 main(void)
 {
@@ -335,6 +395,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_password_sources_in_order,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_command, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -161,6 +161,45 @@ test_crlf_size_matches_reference_on_generated_input(void **state)
 	}
 }
 
+/*
+ * Long lines and long pieces: the 16-octet blocks run whole, a CR at the
+ * end of one block or piece precedes a LF at the start of the next.
+ */
+static void
+test_crlf_size_matches_reference_on_long_lines(void **state)
+{
+	uint64_t seed = 7;
+
+	(void)state;
+	for (int iter = 0; iter < 3000; iter++) {
+		char in[600];
+		size_t len = (size_t)(rnd(&seed) % (sizeof(in) + 1));
+		size_t cuts[128], ncuts = 0, pos = 0;
+		uint64_t want = 0, size;
+
+		for (size_t i = 0; i < len; i++) {
+			uint64_t r = rnd(&seed) % 40;
+
+			in[i] = r == 0 ? '\n' : r == 1 ? '\r' : (char)('a' + r);
+		}
+		for (size_t i = 0; i < len; i++) {
+			if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+				want++;
+			want++;
+		}
+		if (len > 0 && in[len - 1] != '\n')
+			want += 2;
+		while (ncuts < N_ELEM(cuts)) {
+			pos += (size_t)(rnd(&seed) % 70);
+			if (pos > len)
+				break;
+			cuts[ncuts++] = pos;
+		}
+		assert_int_equal(size_of(in, cuts, ncuts, len, &size), 0);
+		assert_int_equal(size, want);
+	}
+}
+
 static void
 test_crlf_size_exact_uint64_max_fits(void **state)
 {
@@ -218,6 +257,8 @@ main(void)
 		cmocka_unit_test(test_crlf_size_empty_feed_keeps_state),
 		cmocka_unit_test(
 		    test_crlf_size_matches_reference_on_generated_input),
+		cmocka_unit_test(
+		    test_crlf_size_matches_reference_on_long_lines),
 		cmocka_unit_test(test_crlf_size_exact_uint64_max_fits),
 		cmocka_unit_test(
 		    test_crlf_size_overflow_in_feed_is_sticky_error),

@@ -1057,6 +1057,48 @@ test_encoder_matches_reference_on_random_input(void **state)
 	}
 }
 
+/*
+ * Lines of some 0..100 octets, as mail has: the 16-octet blocks of
+ * crlf_copy_to_lf run whole, end at a LF at every offset, and meet the end
+ * of the input and of the output window anywhere in a block.
+ */
+static void
+test_encoder_matches_reference_on_long_lines(void **state)
+{
+	enum { MAXLEN = 2000 };
+	static const size_t rooms[] = { 2, 15, 16, 17, 33, 100, 2 * MAXLEN + 8 };
+	static unsigned char in[MAXLEN];
+	static char want[2 * MAXLEN + 8], got[2 * MAXLEN + 8];
+	unsigned int seed = 23;
+
+	(void)state;
+	for (int iter = 0; iter < 400; iter++) {
+		size_t len = (size_t)rand_r(&seed) % MAXLEN, wlen, glen;
+		bool top = iter % 3 == 0;
+		uint64_t k = (uint64_t)rand_r(&seed) % 30;
+
+		for (size_t i = 0; i < len; i++) {
+			unsigned int r = (unsigned int)rand_r(&seed) % 100;
+
+			in[i] = r < 2 ? '\n' : r < 3 ? '\r' : r < 4 ? '.' :
+			    (unsigned char)('a' + r % 26);
+		}
+		wlen = reference_encode(in, len, top, k, want);
+		for (size_t r = 0; r < N_ELEM(rooms); r++) {
+			size_t pieces[] = { 0, 1, 16, len > 0 ? len : 1 };
+
+			for (size_t pc = 0; pc < N_ELEM(pieces); pc++) {
+				glen = chunked_encode(in, len, top, k,
+				    pieces[pc], rooms[r], got, &seed);
+				if (glen != wlen || memcmp(got, want, wlen) != 0)
+					fail_msg("iteration %d len %zu room %zu "
+					    "piece %zu: output differs", iter,
+					    len, rooms[r], pieces[pc]);
+			}
+		}
+	}
+}
+
 /* Two pieces, cut at every point of the input, one feed each. */
 static void
 test_encoder_matches_reference_split_at_every_boundary(void **state)
@@ -1138,6 +1180,7 @@ main(void)
 		cmocka_unit_test(test_encoder_top_ignores_input_after_limit),
 		cmocka_unit_test(test_encoder_retr_is_never_full),
 		cmocka_unit_test(test_encoder_matches_reference_on_random_input),
+		cmocka_unit_test(test_encoder_matches_reference_on_long_lines),
 		cmocka_unit_test(test_encoder_matches_reference_split_at_every_boundary),
 		cmocka_unit_test(test_encoder_long_lines_and_big_blocks),
 		cmocka_unit_test(test_encoder_worst_case_fills_out_max_exactly),

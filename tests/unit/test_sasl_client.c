@@ -434,6 +434,144 @@ test_long_or_missing_credentials_are_refused(void **state)
 	assert_null(s);
 }
 
+/* RFC 7628 sec. 4.1's example, with our user and an escaped name. */
+static void
+test_oauthbearer_initial_response(void **state)
+{
+	static const char want[] = "n,a=user@example.com,\001host=server."
+	    "example.com\001port=143\001auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHR"
+	    "hdmlzdGEuY29tCg==\001\001";
+	struct sasl_client_params p = { .mech = SASL_CLIENT_OAUTHBEARER,
+	    .user = "user@example.com", .host = "server.example.com",
+	    .port = "143", .pass = "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==" };
+	unsigned char out[SASL_CLIENT_OUT_MAX];
+	struct exch x;
+
+	(void)state;
+	start(&x, &p);
+	assert_true(sasl_client_has_initial(x.s));
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_out(&x, want);
+	assert_true(sasl_client_done(x.s));
+	assert_string_equal(sasl_client_oauth_status(x.s), "");
+	sasl_client_free(&x.s);
+	/* RFC 5801 saslname: ',' and '=' escaped; no host or port: omitted. */
+	assert_int_equal(sasl_client_oauthbearer(out, sizeof(out), "a,b=c",
+	    NULL, NULL, "T"), 30);
+	assert_memory_equal(out, "n,a=a=2Cb=3Dc,\001auth=Bearer T\001\001", 30);
+	/* A kvsep or line end in a field would forge another pair. */
+	assert_int_equal(sasl_client_oauthbearer(out, sizeof(out), "u",
+	    NULL, NULL, "T\001auth=x"), -1);
+	assert_int_equal(sasl_client_oauthbearer(out, sizeof(out), "u",
+	    "h\r\n", NULL, "T"), -1);
+	assert_int_equal(sasl_client_xoauth2(out, sizeof(out), "u\001", "T"),
+	    -1);
+}
+
+/* Google's XOAUTH2 documentation: user=...^Aauth=Bearer ...^A^A. */
+static void
+test_xoauth2_initial_response(void **state)
+{
+	static const char want[] = "user=someuser@example.com\001auth=Bearer "
+	    "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg\001\001";
+	struct sasl_client_params p = { .mech = SASL_CLIENT_XOAUTH2,
+	    .user = "someuser@example.com",
+	    .pass = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg" };
+	struct exch x;
+
+	(void)state;
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_out(&x, want);
+	assert_true(sasl_client_done(x.s));
+	sasl_client_free(&x.s);
+}
+
+/*
+ * RFC 7628 sec. 3.2.2-3.2.3: a refused token comes back as a JSON error
+ * challenge; OAUTHBEARER answers a lone 0x01, XOAUTH2 an empty line, and
+ * the status is kept for the user. "+OK" after that is not success.
+ */
+static void
+test_oauth_error_challenge(void **state)
+{
+	static const char json[] = "{\"status\":\"invalid_token\","
+	    "\"schemes\":\"bearer\",\"scope\":\"mail\"}";
+	struct sasl_client_params p = { .mech = SASL_CLIENT_OAUTHBEARER,
+	    .user = "u", .pass = "tok" };
+	struct exch x;
+
+	(void)state;
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_int_equal(step(&x, json), SASL_CLIENT_CONTINUE);
+	assert_out(&x, "\001");
+	assert_false(sasl_client_done(x.s));
+	assert_string_equal(sasl_client_oauth_status(x.s), "invalid_token");
+	/* One error challenge, no more. */
+	assert_int_equal(step(&x, json), SASL_CLIENT_BAD);
+	sasl_client_free(&x.s);
+
+	p.mech = SASL_CLIENT_XOAUTH2;
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_int_equal(step(&x, "{\"status\" : \"401\"}"),
+	    SASL_CLIENT_CONTINUE);
+	assert_int_equal(x.len, 0);
+	assert_string_equal(sasl_client_oauth_status(x.s), "401");
+	sasl_client_free(&x.s);
+
+	/* Garbage, escapes, control characters: "unknown" or sanitised. */
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_int_equal(step(&x, "not json"), SASL_CLIENT_CONTINUE);
+	assert_string_equal(sasl_client_oauth_status(x.s), "unknown");
+	sasl_client_free(&x.s);
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_int_equal(step(&x, "{\"status\":\"a\\\"b\"}"),
+	    SASL_CLIENT_CONTINUE);
+	assert_string_equal(sasl_client_oauth_status(x.s), "unknown");
+	sasl_client_free(&x.s);
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_int_equal(step(&x, "{\"status\":\"\033[2J\"}"),
+	    SASL_CLIENT_CONTINUE);
+	assert_null(strchr(sasl_client_oauth_status(x.s), '\033'));
+	sasl_client_free(&x.s);
+}
+
+/* Tokens up to SASL_CLIENT_TOKEN_MAX octets; one more is refused. */
+static void
+test_oauth_token_bound(void **state)
+{
+	char *tok = malloc(SASL_CLIENT_TOKEN_MAX + 2);
+	struct sasl_client_params p = { .mech = SASL_CLIENT_OAUTHBEARER,
+	    .user = "u", .host = "h", .port = "995" };
+	struct exch x;
+	char err[ERR_LEN];
+	struct sasl_client *s = NULL;
+
+	(void)state;
+	assert_non_null(tok);
+	memset(tok, 'A', SASL_CLIENT_TOKEN_MAX);
+	tok[SASL_CLIENT_TOKEN_MAX] = '\0';
+	p.pass = tok;
+	start(&x, &p);
+	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
+	assert_true(x.len > SASL_CLIENT_TOKEN_MAX);
+	sasl_client_free(&x.s);
+	tok[SASL_CLIENT_TOKEN_MAX] = 'A';
+	tok[SASL_CLIENT_TOKEN_MAX + 1] = '\0';
+	assert_int_equal(sasl_client_new(&s, &p, err), -1);
+	assert_null(s);
+	/* A password-sized limit still holds for the others. */
+	tok[300] = '\0';
+	p.mech = SASL_CLIENT_PLAIN;
+	assert_int_equal(sasl_client_new(&s, &p, err), -1);
+	free(tok);
+}
+
 static void
 test_mechanism_names(void **state)
 {
@@ -441,6 +579,13 @@ test_mechanism_names(void **state)
 	assert_string_equal(sasl_client_mech_name(SASL_CLIENT_SCRAM_PLUS),
 	    "SCRAM-SHA-256-PLUS");
 	assert_string_equal(sasl_client_mech_name(SASL_CLIENT_LOGIN), "LOGIN");
+	/* From the shared table, not a copy. */
+	for (int m = 0; m < SASL_MECH_COUNT; m++)
+		assert_string_equal(sasl_client_mech_name(
+		    (enum sasl_client_mech)m),
+		    sasl_mechs_name((enum sasl_mech_id)m));
+	assert_string_equal(sasl_client_mech_name(SASL_CLIENT_XOAUTH2),
+	    "XOAUTH2");
 	assert_string_equal(sasl_client_mech_name((enum sasl_client_mech)99),
 	    "?");
 }
@@ -463,6 +608,10 @@ main(void)
 		cmocka_unit_test(test_cram_md5_rfc2195_example),
 		cmocka_unit_test(test_plain_and_login),
 		cmocka_unit_test(test_long_or_missing_credentials_are_refused),
+		cmocka_unit_test(test_oauthbearer_initial_response),
+		cmocka_unit_test(test_xoauth2_initial_response),
+		cmocka_unit_test(test_oauth_error_challenge),
+		cmocka_unit_test(test_oauth_token_bound),
 		cmocka_unit_test(test_mechanism_names),
 	};
 

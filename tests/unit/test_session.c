@@ -77,20 +77,13 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 }
 
 static const struct session_cmd cmds[] = {
-	{ "ECHO", 0, 2, false, cmd_echo },
-	{ "FAIL", 0, 0, false, cmd_fail },
-	{ "PASS", 0, 1, true, cmd_pass },
-	{ "BIG", 0, 0, false, cmd_big },
-	{ "QUIT", 0, 0, false, cmd_quit },
-	{ NULL, 0, 0, false, NULL },
+	{ "ECHO", 0, 2, false, 0, cmd_echo },
+	{ "FAIL", 0, 0, false, 0, cmd_fail },
+	{ "PASS", 0, 1, true, 1, cmd_pass },
+	{ "BIG", 0, 0, false, 0, cmd_big },
+	{ "QUIT", 0, 0, false, 0, cmd_quit },
+	{ NULL, 0, 0, false, 0, NULL },
 };
-
-static const struct session_cmd *
-commands(struct session *s)
-{
-	(void)s;
-	return cmds;
-}
 
 static void
 more(struct session *s)
@@ -113,7 +106,7 @@ closed(struct session *s)
 }
 
 static const struct session_ops ops = {
-	.commands = commands, .more = more, .closed = closed,
+	.commands = cmds, .more = more, .closed = closed,
 };
 
 /* The session on sv[0], the test's end on sv[1]. */
