@@ -415,3 +415,32 @@ def test_a_slow_query_does_not_block_other_sessions(db, mailroot, postinod):
         assert bob.cmd(b"QUIT").startswith(b"+OK")
     finally:
         db.psql("DROP FUNCTION postino_test_slow() CASCADE")
+
+
+def test_kill9_mid_update_loses_nothing_and_leaves_no_lock(db, postinod):
+    """QUIT's DELETE is running (a trigger makes it take 3 s) when the
+    instance dies: the DELETE is all or nothing, no other message goes,
+    and the other instance serves the mailbox once PostgreSQL has let go
+    of the dead session."""
+    uidls = [insert(db, USER, b"Subject: %d\n\nx\n" % i) for i in range(3)]
+    db.psql("CREATE FUNCTION postino_test_slow() RETURNS trigger AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RETURN OLD; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER postino_test_slow BEFORE "
+            "DELETE ON postino_message FOR EACH ROW EXECUTE FUNCTION "
+            "postino_test_slow()")
+    try:
+        a = server(postinod, db)
+        b = server(postinod, db)
+        r = login_raw(a)
+        assert r.cmd(b"DELE 2").startswith(b"+OK")
+        r.send(b"QUIT\r\n")
+        wait_for(lambda: db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+            "'DELETE FROM postino_message%' AND state = 'active'").strip()
+            == "1")
+        a.kill9()
+        wait_for(lambda: _try_login(b), seconds=30)
+    finally:
+        db.psql("DROP FUNCTION postino_test_slow() CASCADE")
+    left = rows(db)
+    assert left in ([uidls[0], uidls[2]], uidls), left
