@@ -148,6 +148,10 @@ layers: $(LIBS)
 	@sh tests/layers.sh $(LIB_SHARED) $(LIB_SERVER) $(LIB_CLIENT)
 	@sh tests/layers.sh $(LIB_SERVER) $(LIB_CLIENT)
 	@sh tests/layers.sh $(LIB_CLIENT) $(LIB_SERVER)
+	@# Functions of at most 80 lines (STYLE.md) where that holds today.
+	@sh tests/funclen.sh 80 src/lib/*.c src/pop3/*.c src/server/*.c \
+	    src/deliver/*.c
+	@sh tests/filemap.sh DESIGN.md
 
 # The release client carries no test hook (they are in build/asan only).
 .PHONY: no-test-hooks

@@ -120,7 +120,8 @@ sasl_start(struct sasl_session **s_r, const struct sasl_server *srv,
 		if (str_ieq(sasl_mechs_name(mechs[i].id), mech) &&
 		    offered(&mechs[i], srv->flags, ch) &&
 		    (mechs[i].step != sasl_oauth_step ||
-		    srv->oauth_key != NULL))
+		    srv->oauth_key != NULL ||
+		    (srv->flags & SASL_OAUTH_EXTERNAL)))
 			m = &mechs[i];
 	if (m == NULL) {
 		errno = ENOENT;
@@ -180,7 +181,7 @@ sasl_step(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	}
 	r = s->mech->step(s, in, inlen, out, outsize, outlen_r, user_r);
 	s->started = true;
-	if (r != SASL_CONTINUE) {
+	if (r != SASL_CONTINUE && r != SASL_PENDING) {
 		s->done = true;
 		*outlen_r = 0;
 		if (r != SASL_OK)

@@ -100,6 +100,13 @@ enum sasl_step {
 	SASL_FAIL,
 	SASL_BAD,
 	SASL_TEMPFAIL,
+	/*
+	 * OAuth with a token command (SASL_OAUTH_EXTERNAL): the token
+	 * waits for an outside check. sasl_oauth_pending() gives it; the
+	 * verdict goes to sasl_oauth_resume(), which returns what
+	 * sasl_step() would have. Never sent to a login worker.
+	 */
+	SASL_PENDING,
 };
 
 enum sasl_flags {
@@ -113,6 +120,8 @@ enum sasl_flags {
 	 * unless SASL_ALLOW_PLAINTEXT.
 	 */
 	SASL_ALLOW_OAUTH	= 1 << 2,
+	/* OAuth tokens are checked outside (SASL_PENDING), not as JWTs. */
+	SASL_OAUTH_EXTERNAL	= 1 << 3,
 };
 
 /*
@@ -182,6 +191,23 @@ int sasl_start(struct sasl_session **s_r, const struct sasl_server *srv,
 enum sasl_step sasl_step(struct sasl_session *s, const unsigned char *in,
     size_t inlen, unsigned char *out, size_t outsize, size_t *outlen_r,
     struct auth_user *user_r);
+
+/*
+ * After SASL_PENDING: the token (len octets, not NUL-terminated) and the
+ * user it must belong to ("" when OAUTHBEARER left the authzid out).
+ */
+void sasl_oauth_pending(const struct sasl_session *s, const char **token_r,
+    size_t *len_r, const char **user_r);
+
+/*
+ * The outside check's verdict for a SASL_PENDING exchange: AUTH_OK with
+ * owner, the user the token belongs to; AUTH_PERMFAIL (invalid);
+ * AUTH_TEMPFAIL (the check could not run). The same results and outputs
+ * as sasl_step(); SASL_BAD when nothing was pending.
+ */
+enum sasl_step sasl_oauth_resume(struct sasl_session *s,
+    enum auth_result verdict, const char *owner, unsigned char *out,
+    size_t outsize, size_t *outlen_r, struct auth_user *user_r);
 
 /* End an exchange, wiping its secrets; *s becomes NULL. NULL is fine. */
 void sasl_free(struct sasl_session **s);

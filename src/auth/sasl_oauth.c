@@ -10,7 +10,7 @@
 
 #include "sasl_private.h"
 
-enum oauth_state { OAUTH_START, OAUTH_REFUSED };
+enum oauth_state { OAUTH_START, OAUTH_PENDING, OAUTH_REFUSED };
 
 /* RFC 7628 sec. 3.2.2: what we tell a client whose token we refused. */
 static const char refusal[] =
@@ -126,6 +126,9 @@ parse_oauthbearer(const unsigned char *in, size_t len, struct oauth_msg *m)
 	return kvpairs(in + 1, len - 1, false, m);
 }
 
+static enum sasl_step owner_step(struct sasl_session *s, const char *claimed,
+    unsigned char *out, size_t *outlen_r, struct auth_user *user_r);
+
 static enum sasl_step
 refuse(struct sasl_session *s, unsigned char *out, size_t *outlen_r)
 {
@@ -145,12 +148,13 @@ sasl_oauth_step(struct sasl_session *s, const unsigned char *in,
 	char claimed[JWT_CLAIM_MAX + 1], why[ERR_LEN];
 	struct oauth_msg m;
 	enum jwt_result jr;
-	enum auth_result ar;
 
 	(void)outsize;
 	/* RFC 7628 sec. 3.2.3: whatever the client says now, it failed. */
 	if (s->state == OAUTH_REFUSED)
 		return SASL_FAIL;
+	if (s->state == OAUTH_PENDING)
+		return SASL_BAD;
 	/* No initial response: an empty challenge asks for it. */
 	if (in == NULL)
 		return SASL_CONTINUE;
@@ -159,6 +163,16 @@ sasl_oauth_step(struct sasl_session *s, const unsigned char *in,
 	    parse_oauthbearer(in, inlen, &m)))
 		return SASL_BAD;
 	(void)str_copy(s->user, sizeof(s->user), m.user);
+	if (s->srv->flags & SASL_OAUTH_EXTERNAL) {
+		/* Kept for sasl_oauth_pending(); wiped by sasl_free(). */
+		if (m.tokenlen > sizeof(s->first))
+			return SASL_BAD;
+		memcpy(s->first, m.token, m.tokenlen);
+		s->firstlen = m.tokenlen;
+		s->state = OAUTH_PENDING;
+		s->pending = true;
+		return SASL_PENDING;
+	}
 	pol.now = (int64_t)time(NULL);
 	jr = jwt_verify(s->srv->oauth_key, &pol, m.token, m.tokenlen, claimed,
 	    sizeof(claimed), why);
@@ -166,6 +180,54 @@ sasl_oauth_step(struct sasl_session *s, const unsigned char *in,
 		return SASL_TEMPFAIL;
 	if (jr != JWT_OK)
 		return refuse(s, out, outlen_r);
+	return owner_step(s, claimed, out, outlen_r, user_r);
+}
+
+void
+sasl_oauth_pending(const struct sasl_session *s, const char **token_r,
+    size_t *len_r, const char **user_r)
+{
+	*token_r = s->first;
+	*len_r = s->pending ? s->firstlen : 0;
+	*user_r = s->user;
+}
+
+enum sasl_step
+sasl_oauth_resume(struct sasl_session *s, enum auth_result verdict,
+    const char *owner, unsigned char *out, size_t outsize, size_t *outlen_r,
+    struct auth_user *user_r)
+{
+	enum sasl_step r;
+
+	memset(user_r, 0, sizeof(*user_r));
+	*outlen_r = 0;
+	if (!s->pending || s->done || outsize < SASL_CHALLENGE_MAX)
+		return SASL_BAD;
+	s->pending = false;
+	explicit_bzero(s->first, s->firstlen);
+	s->firstlen = 0;
+	if (verdict == AUTH_TEMPFAIL)
+		r = SASL_TEMPFAIL;
+	else if (verdict != AUTH_OK || owner == NULL || owner[0] == '\0')
+		r = refuse(s, out, outlen_r);
+	else
+		r = owner_step(s, owner, out, outlen_r, user_r);
+	if (r != SASL_CONTINUE) {
+		s->done = true;
+		*outlen_r = 0;
+		if (r != SASL_OK)
+			memset(user_r, 0, sizeof(*user_r));
+	}
+	return r;
+}
+
+/* The token is good and belongs to claimed: is that our user? */
+static enum sasl_step
+owner_step(struct sasl_session *s, const char *claimed, unsigned char *out,
+    size_t *outlen_r, struct auth_user *user_r)
+{
+	enum auth_result ar;
+
 	/* OAUTHBEARER's authzid may be left out: the token names the user. */
 	if (s->user[0] == '\0')
 		(void)str_copy(s->user, sizeof(s->user), claimed);

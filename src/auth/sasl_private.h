@@ -28,6 +28,7 @@ struct sasl_session {
 	unsigned int		 state;		/* the mechanism's own */
 	bool			 started;	/* sasl_step() was called */
 	bool			 done;		/* a final result was given */
+	bool			 pending;	/* SASL_PENDING: awaits resume */
 	char			 user[AUTH_USER_MAX + 1];
 	/* SCRAM server nonce, or the CRAM-MD5 challenge. */
 	char			 nonce[SASL_NONCE_MAX + 1];

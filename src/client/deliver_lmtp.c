@@ -232,6 +232,12 @@ conn_reply(struct deliver_lmtp *c, int timeout_ms)
 		code = this;
 		if (r[3] != '-')
 			return code;
+		if (i + 1 == DELIVER_LMTP_REPLY_LINES) {
+			c->broken = true;
+			(void)str_fmt(c->err, ERR_LEN, "lmtp: %s: a reply of "
+			    "over %d lines", c->addr, DELIVER_LMTP_REPLY_LINES);
+			return -1;
+		}
 	}
 	c->broken = true;
 	(void)str_fmt(c->err, ERR_LEN, "lmtp: %s: a malformed reply: %.80s",

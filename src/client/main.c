@@ -136,185 +136,197 @@ session_fail(struct session *s)
 	return client_exit_for(e);
 }
 
-/*
- * Over 80 lines: one getopt switch, a few lines per option, kept whole so
- * each option is in one place beside its table entry.
- */
+enum { O_TLS = 256, O_CAFILE, O_FINGERPRINT, O_AUTH, O_MAILDIR,
+    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP,
+    O_ALL, O_KEEPDAYS, O_MAXSIZE, O_DELOVER, O_MAXMSGS, O_REBUILD,
+    O_DAEMON, O_VERSION, O_RECEIVED, O_TOKENCMD,
+    O_LMTP, O_LMTP_RCPT };
+
+static const struct option longopts[] = {
+	{ "tls", required_argument, NULL, O_TLS },
+	{ "cafile", required_argument, NULL, O_CAFILE },
+	{ "tls-fingerprint", required_argument, NULL, O_FINGERPRINT },
+	{ "auth", required_argument, NULL, O_AUTH },
+	{ "maildir", required_argument, NULL, O_MAILDIR },
+	{ "mbox", required_argument, NULL, O_MBOX },
+	{ "mda", required_argument, NULL, O_MDA },
+	{ "user", required_argument, NULL, O_USER },
+	{ "password-command", required_argument, NULL, O_PWCMD },
+	{ "token-command", required_argument, NULL, O_TOKENCMD },
+	{ "config", required_argument, NULL, O_CONFIG },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "keep", no_argument, NULL, 'k' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, O_HELP },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ "all", no_argument, NULL, O_ALL },
+	{ "keep-days", required_argument, NULL, O_KEEPDAYS },
+	{ "max-size", required_argument, NULL, O_MAXSIZE },
+	{ "delete-oversized", no_argument, NULL, O_DELOVER },
+	{ "max-messages", required_argument, NULL, O_MAXMSGS },
+	{ "rebuild-state", no_argument, NULL, O_REBUILD },
+	{ "daemon", required_argument, NULL, O_DAEMON },
+	{ "received-header", no_argument, NULL, O_RECEIVED },
+	{ "lmtp", required_argument, NULL, O_LMTP },
+	{ "lmtp-recipient", required_argument, NULL, O_LMTP_RCPT },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* A fetch option: 0 taken, -1 bad (said why), 1 not a fetch option. */
+static int
+parse_fetch_opt(int ch, const char *arg, struct opts *o)
+{
+	switch (ch) {
+	case 'k':
+		o->keep = true;
+		return 0;
+	case O_MAILDIR:
+		o->maildir = arg;
+		return 0;
+	case O_MBOX:
+		o->mbox = arg;
+		return 0;
+	case O_MDA:
+		o->mda = arg;
+		return 0;
+	case O_LMTP:
+		o->lmtp = arg;
+		return 0;
+	case O_LMTP_RCPT:
+		o->lmtp_recipient = arg;
+		return 0;
+	case O_ALL:
+		o->all = true;
+		return 0;
+	case O_KEEPDAYS:
+		if (str_parse_u32(arg, &o->keep_days) == 0 &&
+		    o->keep_days > 0 && o->keep_days <= ACCOUNT_KEEP_DAYS_MAX)
+			return 0;
+		warnx_("--keep-days: 1 to %d", ACCOUNT_KEEP_DAYS_MAX);
+		return -1;
+	case O_MAXSIZE:
+		if (account_parse_size(arg, &o->max_size) == 0 &&
+		    o->max_size > 0)
+			return 0;
+		warnx_("--max-size: a number of octets, k, M or G after it "
+		    "allowed");
+		return -1;
+	case O_DELOVER:
+		o->delete_oversized = true;
+		return 0;
+	case O_MAXMSGS:
+		if (str_parse_u32(arg, &o->max_messages) == 0 &&
+		    o->max_messages > 0)
+			return 0;
+		warnx_("--max-messages: a positive number");
+		return -1;
+	case O_REBUILD:
+		o->rebuild_state = true;
+		return 0;
+	case O_RECEIVED:
+		o->received = true;
+		return 0;
+	case O_DAEMON:
+		if (str_parse_u32(arg, &o->daemon) == 0 && o->daemon > 0 &&
+		    o->daemon <= DAEMON_INTERVAL_MAX)
+			return 0;
+		warnx_("--daemon: 1 to %d seconds", DAEMON_INTERVAL_MAX);
+		return -1;
+	default:
+		return 1;
+	}
+}
+
+/* Any other option: 0 taken, -1 bad (said why, or getopt did). */
+static int
+parse_opt(int ch, const char *arg, struct opts *o)
+{
+	uint32_t t;
+
+	switch (ch) {
+	case '4':
+	case '6':
+		o->family = ch == '4' ? AF_INET : AF_INET6;
+		return 0;
+	case 'v':
+		o->verbose = true;
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	case O_TLS:
+		if (account_parse_tls(arg, &o->tls) == 0)
+			return 0;
+		warnx_("--tls: use stls, implicit or no");
+		return -1;
+	case O_CAFILE:
+		o->cafile = arg;
+		return 0;
+	case O_FINGERPRINT:
+		o->fingerprint = arg;
+		return 0;
+	case O_AUTH:
+		o->auth = arg;
+		return 0;
+	case O_USER:
+		o->user = arg;
+		return 0;
+	case O_PWCMD:
+		o->password_command = arg;
+		return 0;
+	case O_TOKENCMD:
+		o->token_command = arg;
+		return 0;
+	case O_CONFIG:
+		o->config = arg;
+		return 0;
+	case O_TIMEOUT:
+		if (str_parse_u32(arg, &t) < 0 || t == 0 || t > MAX_TIMEOUT) {
+			warnx_("--timeout: 1 to %d seconds", MAX_TIMEOUT);
+			return -1;
+		}
+		o->timeout = (int)t;
+		return 0;
+	case O_HELP:
+		usage(stdout);
+		exit(EXIT_OK);
+	case O_VERSION:
+		printf("postino %s\n", POSTINO_VERSION);
+		exit(EXIT_OK);
+	default:
+		return -1;
+	}
+}
+
+static bool
+has_fetch_opts(const struct opts *o)
+{
+	return o->keep || o->maildir || o->mbox || o->mda || o->all ||
+	    o->keep_days || o->max_size || o->delete_oversized ||
+	    o->max_messages || o->rebuild_state || o->daemon ||
+	    o->received || o->lmtp || o->lmtp_recipient;
+}
+
 static int
 parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_TLS = 256, O_CAFILE, O_FINGERPRINT, O_AUTH, O_MAILDIR,
-	    O_MBOX, O_MDA, O_USER, O_PWCMD, O_CONFIG, O_TIMEOUT, O_HELP,
-	    O_ALL, O_KEEPDAYS, O_MAXSIZE, O_DELOVER, O_MAXMSGS, O_REBUILD,
-	    O_DAEMON, O_VERSION, O_RECEIVED, O_TOKENCMD,
-	    O_LMTP, O_LMTP_RCPT };
-	static const struct option longopts[] = {
-		{ "tls", required_argument, NULL, O_TLS },
-		{ "cafile", required_argument, NULL, O_CAFILE },
-		{ "tls-fingerprint", required_argument, NULL, O_FINGERPRINT },
-		{ "auth", required_argument, NULL, O_AUTH },
-		{ "maildir", required_argument, NULL, O_MAILDIR },
-		{ "mbox", required_argument, NULL, O_MBOX },
-		{ "mda", required_argument, NULL, O_MDA },
-		{ "user", required_argument, NULL, O_USER },
-		{ "password-command", required_argument, NULL, O_PWCMD },
-		{ "token-command", required_argument, NULL, O_TOKENCMD },
-		{ "config", required_argument, NULL, O_CONFIG },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, O_HELP },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ "all", no_argument, NULL, O_ALL },
-		{ "keep-days", required_argument, NULL, O_KEEPDAYS },
-		{ "max-size", required_argument, NULL, O_MAXSIZE },
-		{ "delete-oversized", no_argument, NULL, O_DELOVER },
-		{ "max-messages", required_argument, NULL, O_MAXMSGS },
-		{ "rebuild-state", no_argument, NULL, O_REBUILD },
-		{ "daemon", required_argument, NULL, O_DAEMON },
-		{ "received-header", no_argument, NULL, O_RECEIVED },
-		{ "lmtp", required_argument, NULL, O_LMTP },
-		{ "lmtp-recipient", required_argument, NULL, O_LMTP_RCPT },
-		{ NULL, 0, NULL, 0 }
-	};
-	uint32_t t;
-	int ch;
+	int ch, rc;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "46kvq", longopts, NULL)) != -1) {
-		switch (ch) {
-		case '4':
-			o->family = AF_INET;
-			break;
-		case '6':
-			o->family = AF_INET6;
-			break;
-		case 'k':
-			o->keep = true;
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case O_TLS:
-			if (account_parse_tls(optarg, &o->tls) < 0) {
-				warnx_("--tls: use stls, implicit or no");
-				return -1;
-			}
-			break;
-		case O_CAFILE:
-			o->cafile = optarg;
-			break;
-		case O_FINGERPRINT:
-			o->fingerprint = optarg;
-			break;
-		case O_AUTH:
-			o->auth = optarg;
-			break;
-		case O_MAILDIR:
-			o->maildir = optarg;
-			break;
-		case O_MBOX:
-			o->mbox = optarg;
-			break;
-		case O_MDA:
-			o->mda = optarg;
-			break;
-		case O_USER:
-			o->user = optarg;
-			break;
-		case O_PWCMD:
-			o->password_command = optarg;
-			break;
-		case O_TOKENCMD:
-			o->token_command = optarg;
-			break;
-		case O_CONFIG:
-			o->config = optarg;
-			break;
-		case O_TIMEOUT:
-			if (str_parse_u32(optarg, &t) < 0 || t == 0 ||
-			    t > MAX_TIMEOUT) {
-				warnx_("--timeout: 1 to %d seconds",
-				    MAX_TIMEOUT);
-				return -1;
-			}
-			o->timeout = (int)t;
-			break;
-		case O_HELP:
-			usage(stdout);
-			exit(EXIT_OK);
-		case O_VERSION:
-			printf("postino %s\n", POSTINO_VERSION);
-			exit(EXIT_OK);
-		case O_ALL:
-			o->all = true;
-			break;
-		case O_KEEPDAYS:
-			if (str_parse_u32(optarg, &o->keep_days) < 0 ||
-			    o->keep_days == 0 ||
-			    o->keep_days > ACCOUNT_KEEP_DAYS_MAX) {
-				warnx_("--keep-days: 1 to %d",
-				    ACCOUNT_KEEP_DAYS_MAX);
-				return -1;
-			}
-			break;
-		case O_MAXSIZE:
-			if (account_parse_size(optarg, &o->max_size) < 0 ||
-			    o->max_size == 0) {
-				warnx_("--max-size: a number of octets, "
-				    "k, M or G after it allowed");
-				return -1;
-			}
-			break;
-		case O_DELOVER:
-			o->delete_oversized = true;
-			break;
-		case O_MAXMSGS:
-			if (str_parse_u32(optarg, &o->max_messages) < 0 ||
-			    o->max_messages == 0) {
-				warnx_("--max-messages: a positive number");
-				return -1;
-			}
-			break;
-		case O_REBUILD:
-			o->rebuild_state = true;
-			break;
-		case O_RECEIVED:
-			o->received = true;
-			break;
-		case O_DAEMON:
-			if (str_parse_u32(optarg, &t) < 0 || t == 0 ||
-			    t > DAEMON_INTERVAL_MAX) {
-				warnx_("--daemon: 1 to %d seconds",
-				    DAEMON_INTERVAL_MAX);
-				return -1;
-			}
-			o->daemon = t;
-			break;
-		case O_LMTP:
-			o->lmtp = optarg;
-			break;
-		case O_LMTP_RCPT:
-			o->lmtp_recipient = optarg;
-			break;
-		default:
+		rc = parse_fetch_opt(ch, optarg, o);
+		if (rc > 0)
+			rc = parse_opt(ch, optarg, o);
+		if (rc < 0)
 			return -1;
-		}
 	}
 	if (optind < argc - 1) {
 		warnx_("one ACCOUNT only");
 		return -1;
 	}
 	o->account = optind == argc - 1 ? argv[optind] : NULL;
-	if (strcmp(o->cmd, "fetch") != 0 &&
-	    (o->keep || o->maildir || o->mbox || o->mda || o->all ||
-	    o->keep_days || o->max_size || o->delete_oversized ||
-	    o->max_messages || o->rebuild_state || o->daemon ||
-	    o->received || o->lmtp || o->lmtp_recipient)) {
+	if (strcmp(o->cmd, "fetch") != 0 && has_fetch_opts(o)) {
 		warnx_("--keep, --maildir, --mbox, --mda and the other fetch "
 		    "options are for fetch");
 		return -1;

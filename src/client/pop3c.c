@@ -850,37 +850,35 @@ pop3c_stls(struct pop3c *c)
 	return 0;
 }
 
+/* The methods that are no SASL mechanism; the others are named by sasl_mechs. */
 static const char *const auth_names[] = {
 	[POP3C_AUTH_AUTO] = "AUTO",
-	[POP3C_AUTH_SCRAM_PLUS] = "SCRAM-SHA-256-PLUS",
-	[POP3C_AUTH_SCRAM] = "SCRAM-SHA-256",
 	[POP3C_AUTH_APOP] = "APOP",
-	[POP3C_AUTH_CRAM_MD5] = "CRAM-MD5",
-	[POP3C_AUTH_PLAIN] = "PLAIN",
-	[POP3C_AUTH_LOGIN] = "LOGIN",
 	[POP3C_AUTH_USER] = "USER",
-	[POP3C_AUTH_OAUTHBEARER] = "OAUTHBEARER",
-	[POP3C_AUTH_XOAUTH2] = "XOAUTH2",
 	[POP3C_AUTH_NONE] = "none",
 };
+
+const char *
+pop3c_auth_name(enum pop3c_auth m)
+{
+	for (size_t k = 0; k < N_SASL; k++)
+		if (sasl_table[k].auth == m)
+			return sasl_client_mech_name(sasl_table[k].sasl);
+	return (size_t)m < sizeof(auth_names) / sizeof(auth_names[0]) &&
+	    auth_names[m] != NULL ? auth_names[m] : "?";
+}
 
 int
 pop3c_auth_parse(const char *name, enum pop3c_auth *m_r)
 {
 	for (size_t i = POP3C_AUTH_SCRAM_PLUS; i < POP3C_AUTH_NONE; i++) {
-		if (strcasecmp(name, auth_names[i]) == 0) {
+		if (strcasecmp(name, pop3c_auth_name((enum pop3c_auth)i)) ==
+		    0) {
 			*m_r = (enum pop3c_auth)i;
 			return 0;
 		}
 	}
 	return -1;
-}
-
-const char *
-pop3c_auth_name(enum pop3c_auth m)
-{
-	return (size_t)m < sizeof(auth_names) / sizeof(auth_names[0]) ?
-	    auth_names[m] : "?";
 }
 
 static bool

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../lib/ev.h"
+#include "../lib/idmap.h"
 #include "../lib/fdio.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
@@ -110,6 +111,8 @@ struct lmtp_cmd {
 static const struct config *cf;
 static struct ev *ev;
 static struct lmtp_conn *conns;
+/* Connections waiting for an account lookup, by its request id. */
+static struct idmap *lookups;
 static unsigned int nconns;
 static uint64_t next_req = 1;
 static bool shutting_down;
@@ -252,6 +255,7 @@ conn_free(struct lmtp_conn *c)
 		close(c->fd);
 	}
 	transaction_reset(c);
+	idmap_del(lookups, c->lookup_req);
 	ipc_free(&c->quota_ipc);
 	free(c->out);
 	if (c->prev)
@@ -386,9 +390,11 @@ cmd_rcpt(struct lmtp_conn *c, const char *args)
 		    c->pending_addr);
 		return;
 	}
+	idmap_del(lookups, c->lookup_req);
 	rq.req = c->lookup_req = next_req++;
 	memcpy(rq.user, c->pending_user, sizeof(rq.user));
-	if (ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
+	if (idmap_put(lookups, rq.req, c) < 0 ||
+	    ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
 		    c->pending_addr);
 		return;
@@ -449,6 +455,29 @@ quota_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 }
 
 /*
+ * A channel to the deliver worker of uid and gid, routed by the master
+ * (one per request: the worker's answer closes it); NULL on failure.
+ */
+static struct ipc *
+deliver_channel(uid_t uid, gid_t gid, ipc_msg_fn *fn, void *arg)
+{
+	struct msg_deliver_channel ch = { .uid = uid, .gid = gid };
+	struct ipc *ipc;
+	int fds[2];
+
+	if (ipc_pair(fds) < 0)
+		return NULL;
+	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
+	    (ipc = ipc_new(ev, fds[0], fn, arg)) == NULL) {
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	close(fds[1]);
+	return ipc;
+}
+
+/*
  * RCPT with a quota configured: ask the deliver worker of the recipient's
  * uid whether the mailbox is already full (only it can look), so the MTA
  * learns at RCPT (552 5.2.2) rather than after sending the message.
@@ -456,26 +485,17 @@ quota_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 static bool
 quota_check(struct lmtp_conn *c)
 {
-	struct msg_deliver_channel ch = { .uid = c->pending_uid,
-	    .gid = c->pending_gid };
 	struct msg_deliver *m;
-	int fds[2];
 	bool ok = false;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return false;
-	if (ipc_pair(fds) < 0) {
+	c->quota_ipc = deliver_channel(c->pending_uid, c->pending_gid,
+	    quota_msg, c);
+	if (c->quota_ipc == NULL) {
 		free(m);
 		return false;
 	}
-	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
-	    (c->quota_ipc = ipc_new(ev, fds[0], quota_msg, c)) == NULL) {
-		close(fds[0]);
-		close(fds[1]);
-		free(m);
-		return false;
-	}
-	close(fds[1]);
 	m->req = c->quota_req = next_req++;
 	str_copy(m->session, sizeof(m->session), c->id);
 	str_copy(m->user, sizeof(m->user), c->pending_user);
@@ -491,6 +511,7 @@ static void
 rcpt_looked_up(struct lmtp_conn *c, const struct msg_account *a)
 {
 	c->waiting = false;
+	idmap_del(lookups, c->lookup_req);
 	c->lookup_req = 0;
 	if (a == NULL || a->result == AUTH_TEMPFAIL) {
 		reply(c, "451 4.3.0 <%s> Temporary lookup failure",
@@ -778,26 +799,16 @@ rcpt_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 static bool
 send_request(struct lmtp_conn *c, struct lmtp_rcpt *r, uint32_t type)
 {
-	struct msg_deliver_channel ch = { .uid = r->uid, .gid = r->gid };
 	struct msg_deliver *m;
-	int fds[2];
 	bool ok = false;
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return false;
-	if (ipc_pair(fds) < 0) {
-		log_warn("session=%s socketpair", c->id);
+	if ((r->ipc = deliver_channel(r->uid, r->gid, rcpt_msg, r)) == NULL) {
+		log_warnx("session=%s event=deliver-channel-failed", c->id);
 		free(m);
 		return false;
 	}
-	if (role_send(MSG_DELIVER_CHANNEL, &ch, sizeof(ch), fds[1]) < 0 ||
-	    (r->ipc = ipc_new(ev, fds[0], rcpt_msg, r)) == NULL) {
-		close(fds[0]);
-		close(fds[1]);
-		free(m);
-		return false;
-	}
-	close(fds[1]);
 	m->req = r->req = next_req++;
 	str_copy(m->session, sizeof(m->session), c->id);
 	str_copy(m->user, sizeof(m->user), r->user);
@@ -1116,6 +1127,7 @@ static void
 auth_msg(unsigned int idx, struct ipc_msg *msg)
 {
 	struct msg_account a;
+	struct lmtp_conn *c;
 
 	if (msg == NULL) {
 		fail_lookups(idx);
@@ -1124,13 +1136,10 @@ auth_msg(unsigned int idx, struct ipc_msg *msg)
 	if (msg->type != MSG_AUTH_ACCOUNT ||
 	    !proto_take(msg->data, msg->len, &a, sizeof(a)))
 		return;
-	for (struct lmtp_conn *c = conns; c != NULL; c = c->next) {
-		if (c->waiting && c->lookup_req != 0 &&
-		    c->lookup_req == a.req) {
-			rcpt_looked_up(c, &a);
-			conn_process(c);
-			break;
-		}
+	c = idmap_get(lookups, a.req);
+	if (c != NULL && c->waiting && c->lookup_req == a.req) {
+		rcpt_looked_up(c, &a);
+		conn_process(c);
 	}
 	explicit_bzero(&a, sizeof(a));
 }
@@ -1186,6 +1195,9 @@ lmtp_main(const struct config *config, unsigned int n)
 	role_drop(&(struct role_user){ .key = "login_user",
 	    .name = cf->login_user, .chroot = cf->login_chroot });
 	ev = role_start(&lmtp_role);
+	lookups = idmap_new();
+	if (lookups == NULL)
+		fatal("idmap_new");
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned int i = 0; i < n; i++) {
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
@@ -1206,6 +1218,7 @@ lmtp_main(const struct config *config, unsigned int n)
 		active = a->next;
 		free(a);
 	}
+	idmap_free(&lookups);
 	role_end();
 	return 0;
 }

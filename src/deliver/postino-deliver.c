@@ -127,26 +127,50 @@ header_value(const char *v, const char *what)
 	return v;
 }
 
+/* The account user names, from the configured passdb; exits when none. */
+static void
+look_up(const struct config *cf, const char *user, struct auth_user *u)
+{
+	const struct auth_ops *ops;
+	struct auth_db *db = NULL;
+	enum auth_result ar;
+	char err[ERR_LEN];
+
+	/*
+	 * The backend's own messages (a malformed passwd-file line, a
+	 * database outage) go to the mail log, as postinod's do: stderr is
+	 * the one line for the MTA.
+	 */
+	log_init("postino-deliver", false, false);
+	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
+	ar = ops->lookup(db, user, u);
+	ops->close(&db);
+	if (config_store_setup(cf, err) < 0)
+		die(EX_TEMPFAIL, "%s", err);
+	if (ar == AUTH_PERMFAIL)
+		die(EX_NOUSER, "%s: no such user", user);
+	if (ar != AUTH_OK)
+		die(EX_TEMPFAIL, "%s: user lookup failed", user);
+}
+
+static const struct option longopts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
 int
 main(int argc, char **argv)
 {
 	const char *conf = "/etc/postino/postinod.conf", *user = NULL;
 	const char *sender = NULL, *rcpt = NULL;
-	const struct auth_ops *ops;
-	struct auth_db *db = NULL;
 	struct auth_user u;
 	struct config *cf;
-	enum auth_result ar;
 	enum store_result r;
 	char err[ERR_LEN];
 	bool quota_temporary;
 	int ch, fd;
-
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
 
 	while ((ch = getopt_long(argc, argv, "hVc:d:f:a:", longopts, NULL)) !=
 	    -1) {
@@ -191,22 +215,7 @@ main(int argc, char **argv)
 		die(EX_TEMPFAIL, "out of memory");
 	if (config_load(cf, conf, err) < 0)
 		die(EX_CONFIG, "%s", err);
-	/*
-	 * The backend's own messages (a malformed passwd-file line, a
-	 * database outage) go to the mail log, as postinod's do: stderr is
-	 * the one line for the MTA.
-	 */
-	log_init("postino-deliver", false, false);
-	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
-		die(EX_TEMPFAIL, "%s", err);
-	ar = ops->lookup(db, user, &u);
-	ops->close(&db);
-	if (config_store_setup(cf, err) < 0)
-		die(EX_TEMPFAIL, "%s", err);
-	if (ar == AUTH_PERMFAIL)
-		die(EX_NOUSER, "%s: no such user", user);
-	if (ar != AUTH_OK)
-		die(EX_TEMPFAIL, "%s: user lookup failed", user);
+	look_up(cf, user, &u);
 	/* Started as root (a pipe transport): become the mailbox owner. */
 	switch (delivery_become_owner(cf, &u, err)) {
 	case -1:

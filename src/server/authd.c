@@ -29,6 +29,7 @@
 #include "../lib/sandbox.h"
 #include "../auth/sasl.h"
 #include "limits.h"
+#include "oauth_helper.h"
 #include "penalty.h"
 #include "proto.h"
 #include "role.h"
@@ -88,6 +89,10 @@ struct exchange {
 	uint64_t		 req;
 	uint64_t		 started;
 	struct sasl_session	*sasl;
+	/* Waiting for the token-check helper (0: not waiting). */
+	uint64_t		 check;
+	char			 ip[SESSION_IP_LEN];
+	char			 net[PENALTY_NET_LEN];
 };
 
 static struct exchange exchanges[SASL_EXCHANGES_MAX];
@@ -95,6 +100,9 @@ static struct exchange exchanges[SASL_EXCHANGES_MAX];
 static struct sasl_server sasl_secure, sasl_plain;
 /* oauth2_jwt_key, loaded before the sandbox; NULL: no OAuth. */
 static struct jwt_key *oauth_key;
+/* oauth2_token_command: the helper that runs it (oauth_helper.h). */
+static struct ipc *oauth_ipc;
+static uint64_t oauth_seq;
 
 static struct ipc *clients[CLIENTS_MAX];
 
@@ -331,6 +339,7 @@ exchange_new(struct ipc *ipc, uint64_t req)
 		slot->ipc = ipc;
 		slot->req = req;
 		slot->started = now;
+		slot->check = 0;
 	}
 	return slot;
 }
@@ -458,6 +467,11 @@ run_verify(struct ipc *ipc, struct msg_verify *v, const char *net)
 	reply_verdict(ipc, &out);
 }
 
+static void finish_sasl(struct ipc *ipc, struct exchange *x, const char *ip,
+    const char *net, enum sasl_step step, struct msg_sasl_reply *out,
+    size_t outlen, struct auth_user *u);
+static int oauth_check(struct exchange *x, const char *ip, const char *net);
+
 static void
 run_sasl(struct ipc *ipc, struct msg_sasl *m, const char *net)
 {
@@ -466,7 +480,6 @@ run_sasl(struct ipc *ipc, struct msg_sasl *m, const char *net)
 	struct auth_user u;
 	size_t outlen = 0;
 	enum sasl_step step;
-	uint64_t now;
 
 	if (m->kind == SASL_MSG_START) {
 		if (x != NULL)
@@ -487,26 +500,119 @@ run_sasl(struct ipc *ipc, struct msg_sasl *m, const char *net)
 	}
 	step = sasl_step(x->sasl, m->kind == SASL_MSG_START && !m->has_in ?
 	    NULL : m->in, m->inlen, out.out, sizeof(out.out), &outlen, &u);
-	out.step = step;
-	out.outlen = (uint32_t)outlen;
-	str_copy(out.user, sizeof(out.user), step == SASL_OK ? u.name :
+	if (step == SASL_PENDING && oauth_check(x, m->ip, net) == 0)
+		return;
+	if (step == SASL_PENDING)
+		step = sasl_oauth_resume(x->sasl, AUTH_TEMPFAIL, NULL, out.out,
+		    sizeof(out.out), &outlen, &u);
+	finish_sasl(ipc, x, m->ip, net, step, &out, outlen, &u);
+}
+
+/* Send the result of one SASL step back, with its penalty or ticket. */
+static void
+finish_sasl(struct ipc *ipc, struct exchange *x, const char *ip,
+    const char *net, enum sasl_step step, struct msg_sasl_reply *out,
+    size_t outlen, struct auth_user *u)
+{
+	uint64_t now;
+
+	out->step = step;
+	out->outlen = (uint32_t)outlen;
+	str_copy(out->user, sizeof(out->user), step == SASL_OK ? u->name :
 	    sasl_user(x->sasl));
-	if (step == SASL_OK && (account_ids(&u, &out.uid, &out.gid) < 0 ||
-	    ticket_issue(u.name, m->ip, out.ticket, &out.reason) < 0))
-		out.step = SASL_TEMPFAIL;
+	if (step == SASL_OK && (account_ids(u, &out->uid, &out->gid) < 0 ||
+	    ticket_issue(u->name, ip, out->ticket, &out->reason) < 0))
+		out->step = SASL_TEMPFAIL;
 	now = ev_now_ms();
-	if (out.step == SASL_OK)
-		penalty_success(m->ip);
-	else if (out.step == SASL_FAIL)
-		out.delay_ms = penalty_fail(m->ip, cf->auth_fail_delay_ms, now);
-	else if (out.step == SASL_TEMPFAIL && out.reason == REFUSE_NONE)
-		out.delay_ms = cf->auth_fail_delay_ms;
-	if (out.step == SASL_OK || out.step == SASL_FAIL)
-		penalty_changed(m->ip, net, now);
-	if (out.step != SASL_CONTINUE)
+	if (out->step == SASL_OK)
+		penalty_success(ip);
+	else if (out->step == SASL_FAIL)
+		out->delay_ms = penalty_fail(ip, cf->auth_fail_delay_ms, now);
+	else if (out->step == SASL_TEMPFAIL && out->reason == REFUSE_NONE)
+		out->delay_ms = cf->auth_fail_delay_ms;
+	if (out->step == SASL_OK || out->step == SASL_FAIL)
+		penalty_changed(ip, net, now);
+	if (out->step != SASL_CONTINUE)
 		sasl_free(&x->sasl);
-	explicit_bzero(&u, sizeof(u));
-	reply_sasl(ipc, &out);
+	explicit_bzero(u, sizeof(*u));
+	reply_sasl(ipc, out);
+}
+
+/* Hand a pending token to the helper. 0, or -1 when it cannot take it. */
+static int
+oauth_check(struct exchange *x, const char *ip, const char *net)
+{
+	struct oauth_check *c;
+	const char *token, *user;
+	size_t len;
+	int rc = -1;
+
+	if (oauth_ipc == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	sasl_oauth_pending(x->sasl, &token, &len, &user);
+	if (len > 0 && len <= sizeof(c->token)) {
+		c->id = ++oauth_seq;
+		c->tokenlen = (uint32_t)len;
+		memcpy(c->token, token, len);
+		str_copy(c->user, sizeof(c->user), user);
+		rc = ipc_send(oauth_ipc, OAUTH_MSG_CHECK, c, sizeof(*c), -1);
+		if (rc == 0) {
+			x->check = c->id;
+			str_copy(x->ip, sizeof(x->ip), ip);
+			str_copy(x->net, sizeof(x->net), net);
+		}
+	}
+	explicit_bzero(c, sizeof(*c));
+	free(c);
+	return rc;
+}
+
+/* The helper's verdict (v NULL: the helper is gone) for exchange x. */
+static void
+oauth_resume(struct exchange *x, const struct oauth_verdict *v)
+{
+	struct msg_sasl_reply out = { .req = x->req };
+	struct auth_user u;
+	size_t outlen = 0;
+	enum sasl_step step;
+
+	x->check = 0;
+	step = sasl_oauth_resume(x->sasl, v != NULL ? v->result :
+	    AUTH_TEMPFAIL, v != NULL ? v->owner : NULL, out.out,
+	    sizeof(out.out), &outlen, &u);
+	finish_sasl(x->ipc, x, x->ip, x->net, step, &out, outlen, &u);
+}
+
+static void
+oauth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct oauth_verdict v;
+
+	(void)ipc;
+	(void)arg;
+	if (msg == NULL) {
+		log_warnx("event=oauth-helper-lost");
+		ipc_free(&oauth_ipc);
+		for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+			if (exchanges[i].sasl != NULL && exchanges[i].check != 0)
+				oauth_resume(&exchanges[i], NULL);
+		return;
+	}
+	if (msg->fd >= 0)
+		close(msg->fd);
+	if (msg->type != OAUTH_MSG_VERDICT ||
+	    !proto_take(msg->data, msg->len, &v, sizeof(v)) ||
+	    !PROTO_STR_OK(v.owner)) {
+		log_warnx("event=protocol-error role=oauth-helper");
+		return;
+	}
+	/* A cancelled exchange is gone: its verdict is dropped. */
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+		if (exchanges[i].sasl != NULL && exchanges[i].check == v.id) {
+			oauth_resume(&exchanges[i], &v);
+			break;
+		}
+	explicit_bzero(&v, sizeof(v));
 }
 
 /* Whether a channel has a message we have not read yet (maybe a cancel). */
@@ -851,12 +957,67 @@ passwd_path(void)
 	return slash + 1;
 }
 
+/* The two SASL servers (TLS or loopback; plaintext), OAuth's validator. */
+static void
+sasl_setup(int *oauth_fd)
+{
+	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
+	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
+	    SASL_ALLOW_CRAM_MD5 : 0 };
+	/* Forked now: dropped, but not yet under the filter that bars exec. */
+	if (cf->oauth2_token_command[0] != '\0') {
+		if (oauth_helper_start(cf->oauth2_token_command, oauth_fd) <
+		    0)
+			fatal("oauth2_token_command: helper");
+		sasl_secure.flags |= SASL_ALLOW_OAUTH | SASL_OAUTH_EXTERNAL;
+	}
+	if (oauth_key != NULL) {
+		sasl_secure.flags |= SASL_ALLOW_OAUTH;
+		sasl_secure.oauth_key = oauth_key;
+		sasl_secure.oauth_policy = (struct jwt_policy){
+		    .issuer = cf->oauth2_issuer,
+		    .audience = cf->oauth2_audience,
+		    .user_claim = cf->oauth2_user_claim };
+	}
+	/* Until the master's secret arrives (first message), a random one. */
+	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
+	    (ssize_t)sizeof(sasl_secure.secret))
+		fatal("getrandom");
+	sasl_plain = sasl_secure;
+	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
+}
+
+/* Everything the role holds, freed and wiped at its end. */
+static void
+authd_free(void)
+{
+	struct request *r;
+
+	while ((r = queue_head) != NULL) {
+		request_unlink(r);
+		request_free(r);
+	}
+	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
+		sasl_free(&exchanges[i].sasl);
+	explicit_bzero(&sasl_secure, sizeof(sasl_secure));
+	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		ipc_free(&clients[i]);
+	ops->close(&db);
+	jwt_key_free(&oauth_key);
+	/*
+	 * The helper sees its channel close and exits; the filter bars
+	 * wait4, so init reaps it once this role has exited.
+	 */
+	ipc_free(&oauth_ipc);
+}
+
 int
 authd_main(const struct config *config)
 {
 	char err[ERR_LEN];
 	const char *path = NULL;
-	struct request *r;
+	int oauth_fd = -1;
 
 	cf = config;
 	log_set_ident("postinod/auth");
@@ -892,43 +1053,19 @@ authd_main(const struct config *config)
 	    .name = cf->auth_user });
 	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
 		fatalx("%s", err);
-	sasl_secure = (struct sasl_server){ .db = db, .ops = ops,
-	    .flags = cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_CRAM_MD5) ?
-	    SASL_ALLOW_CRAM_MD5 : 0 };
-	if (oauth_key != NULL) {
-		sasl_secure.flags |= SASL_ALLOW_OAUTH;
-		sasl_secure.oauth_key = oauth_key;
-		sasl_secure.oauth_policy = (struct jwt_policy){
-		    .issuer = cf->oauth2_issuer,
-		    .audience = cf->oauth2_audience,
-		    .user_claim = cf->oauth2_user_claim };
-	}
-	/* Until the master's secret arrives (first message), a random one. */
-	if (getrandom(sasl_secure.secret, sizeof(sasl_secure.secret), 0) !=
-	    (ssize_t)sizeof(sasl_secure.secret))
-		fatal("getrandom");
-	sasl_plain = sasl_secure;
-	sasl_plain.flags |= SASL_ALLOW_PLAINTEXT;
+	sasl_setup(&oauth_fd);
 	/* A pgsql backend keeps its socket: only the passwd-file's filter. */
 	ev = role_start(&(struct role){ .stop = stop,
 	    .master_msg = master_msg, .sandbox = SANDBOX_ROLE_AUTH,
 	    .sandboxed = strcmp(cf->passdb, "passwd-file") == 0 });
 	ev_timer_init(&work_timer, work, NULL);
+	if (oauth_fd >= 0 && (oauth_ipc = ipc_new(ev, oauth_fd, oauth_msg,
+	    NULL)) == NULL)
+		fatal("oauth2_token_command: channel");
 	/* Dropped and filtered: the master may now announce it is ready. */
 	role_ready();
 	ev_run(ev);
-	while ((r = queue_head) != NULL) {
-		request_unlink(r);
-		request_free(r);
-	}
-	for (size_t i = 0; i < SASL_EXCHANGES_MAX; i++)
-		sasl_free(&exchanges[i].sasl);
-	explicit_bzero(&sasl_secure, sizeof(sasl_secure));
-	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
-		ipc_free(&clients[i]);
-	ops->close(&db);
-	jwt_key_free(&oauth_key);
+	authd_free();
 	role_end();
 	return 0;
 }

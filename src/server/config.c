@@ -53,6 +53,7 @@ static const struct config_key config_keys[] = {
 	KEY(oauth2_issuer, CT_STR, oauth2_issuer, 0, 0, ""),
 	KEY(oauth2_audience, CT_STR, oauth2_audience, 0, 0, ""),
 	KEY(oauth2_user_claim, CT_STR, oauth2_user_claim, 0, 0, "sub"),
+	KEY(oauth2_token_command, CT_STR, oauth2_token_command, 0, 0, ""),
 	KEY(mailbox, CT_MAILBOX, mailbox, 0, 0, "maildir:~/Maildir"),
 	KEY(passwd_file, CT_STR, passwd_file, 0, 0, "/etc/postino/passwd"),
 	KEY(passdb, CT_PASSDB, passdb, 0, 0, "passwd-file"),
@@ -122,6 +123,188 @@ static const struct config_key config_keys[] = {
 	{ NULL, CT_STR, 0, 0, 0, 0, NULL }
 };
 
+/* mailbox: a layout and a path template without "." or "..". */
+static int
+set_mailbox(const struct config_key *k, const char *v, void *p,
+    char *why)
+{
+	if (strncmp(v, "maildir:", 8) != 0 && strncmp(v, "mbox:", 5) != 0 &&
+	    strncmp(v, "pgsql:", 6) != 0) {
+		str_copy(why, ERR_LEN, "expected maildir:PATH, mbox:PATH "
+		    "or pgsql:[NAME]");
+		return -1;
+	}
+	/* pgsql: alone names each mailbox after its user. */
+	if (strchr(v, ':')[1] == '\0' && strncmp(v, "pgsql:", 6) != 0) {
+		str_copy(why, ERR_LEN, "empty path");
+		return -1;
+	}
+	/*
+	 * The mail role refuses an expanded path with a "." or ".."
+	 * component (a user "x@.." must not climb out of %d); one in
+	 * the template itself would fail every login, so say it now.
+	 */
+	for (const char *c = strchr(v, ':') + 1; *c != '\0';) {
+		size_t n = strcspn(c, "/");
+
+		if ((n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.')) {
+			str_copy(why, ERR_LEN, "'.' or '..' in the path");
+			return -1;
+		}
+		c += n + (c[n] == '/');
+	}
+	if (str_copy(p, k->size, v) < 0) {
+		str_copy(why, ERR_LEN, "path too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* A decimal number within the key's bounds. */
+static int
+set_number(const struct config_key *k, const char *v, void *p,
+    char *why)
+{
+	uint64_t n;
+
+	if (str_parse_u64(v, &n) < 0 || n < k->min || n > k->max) {
+		str_fmt(why, ERR_LEN, "expected a number from %llu to %llu",
+		    (unsigned long long)k->min, (unsigned long long)k->max);
+		return -1;
+	}
+	if (k->type == CT_UINT)
+		*(unsigned int *)p = (unsigned int)n;
+	else
+		*(uint64_t *)p = n;
+	return 0;
+}
+
+/* listen, listen_tls: one more "ADDR:PORT [proxy]". */
+static int
+set_listen(struct config *cf, const struct config_key *k,
+    const char *v, char *why)
+{
+	struct config_listen *l = k->type == CT_LISTEN ? cf->listen :
+	    cf->listen_tls;
+	unsigned int *n = k->type == CT_LISTEN ? &cf->nlisten :
+	    &cf->nlisten_tls;
+
+	if (*n == CONFIG_LISTEN_MAX) {
+		str_fmt(why, ERR_LEN, "at most %d %s lines",
+		    CONFIG_LISTEN_MAX, k->name);
+		return -1;
+	}
+	char addr[NET_ADDR_LEN + 8];
+	const char *sp = strpbrk(v, " \t");
+
+	l += *n;
+	memset(l, 0, sizeof(*l));
+	/* "ADDR:PORT proxy": the PROXY protocol header comes first. */
+	if (sp != NULL) {
+		const char *w = sp + strspn(sp, " \t");
+
+		if (strcmp(w, "proxy") != 0) {
+			str_copy(why, ERR_LEN, "expected ADDR:PORT "
+			    "[proxy]");
+			return -1;
+		}
+		if ((size_t)(sp - v) >= sizeof(addr)) {
+			str_copy(why, ERR_LEN, "address too long");
+			return -1;
+		}
+		memcpy(addr, v, (size_t)(sp - v));
+		addr[sp - v] = '\0';
+		l->proxy = true;
+	} else if (str_copy(addr, sizeof(addr), v) < 0) {
+		str_copy(why, ERR_LEN, "address too long");
+		return -1;
+	}
+	if (net_parse_addr(addr, &l->ss, &l->len, why) < 0)
+		return -1;
+	str_copy(l->text, sizeof(l->text), addr);
+	(*n)++;
+	return 0;
+}
+
+/* auth_mechanisms: known names, kept upper-case and as a bitmask. */
+static int
+set_mechs(struct config *cf, const struct config_key *k, const char *v,
+    void *p, char *why)
+{
+	char out[128] = "";
+	const char *w = v;
+
+	/* Unknown names fail here, with the list of known ones. */
+	if (sasl_mechs_parse(v, &cf->auth_mechs, why) < 0)
+		return -1;
+	while (*w != '\0') {
+		size_t n = strcspn(w, " \t"), o = strlen(out);
+
+		if (n == 0) {
+			w++;
+			continue;
+		}
+		if (str_fmt(out + o, sizeof(out) - o, "%s%s",
+		    o > 0 ? " " : "",
+		    sasl_mechs_name(sasl_mechs_lookup(w, n))) < 0) {
+			str_copy(why, ERR_LEN, "too long");
+			return -1;
+		}
+		w += n;
+	}
+	return str_copy(p, k->size, out);
+}
+
+/* lmtp_listen: one more "unix:/PATH" or "ADDR:PORT". */
+static int
+set_lmtp_listen(struct config *cf, const char *v, char *why)
+{
+	struct config_listen *l = &cf->lmtp_listen[cf->nlmtp_listen];
+
+	if (cf->nlmtp_listen == CONFIG_LMTP_LISTEN_MAX) {
+		str_fmt(why, ERR_LEN, "at most %d lmtp_listen lines",
+		    CONFIG_LMTP_LISTEN_MAX);
+		return -1;
+	}
+	memset(l, 0, sizeof(*l));
+	if (strncmp(v, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&l->ss;
+
+		if (v[5] != '/' || str_copy(sun->sun_path,
+		    sizeof(sun->sun_path), v + 5) < 0) {
+			str_fmt(why, ERR_LEN, "expected unix:/PATH of "
+			    "at most %zu octets",
+			    sizeof(sun->sun_path) - 1);
+			return -1;
+		}
+		sun->sun_family = AF_UNIX;
+		l->len = sizeof(*sun);
+	} else if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
+		return -1;
+	(void)str_copy(l->text, sizeof(l->text), v);	/* for logs */
+	cf->nlmtp_listen++;
+	return 0;
+}
+
+/* An octal file mode such as 0660. */
+static int
+set_mode(const struct config_key *k, const char *v, void *p,
+    char *why)
+{
+	unsigned long m;
+	char *end;
+
+	if (v[0] != '0' || strspn(v, "01234567") != strlen(v) ||
+	    strlen(v) > 4 || (m = strtoul(v, &end, 8)) > k->max) {
+		str_copy(why, ERR_LEN, "expected an octal mode such as "
+		    "0660");
+		return -1;
+	}
+	*(unsigned int *)p = (unsigned int)m;
+	return 0;
+}
+
 static int
 config_set(struct config *cf, const struct config_key *k, const char *v,
     char *why)
@@ -137,52 +320,10 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return 0;
 	case CT_MAILBOX:
-		if (strncmp(v, "maildir:", 8) != 0 && strncmp(v, "mbox:", 5) != 0 &&
-		    strncmp(v, "pgsql:", 6) != 0) {
-			str_copy(why, ERR_LEN, "expected maildir:PATH, mbox:PATH "
-			    "or pgsql:[NAME]");
-			return -1;
-		}
-		/* pgsql: alone names each mailbox after its user. */
-		if (strchr(v, ':')[1] == '\0' && strncmp(v, "pgsql:", 6) != 0) {
-			str_copy(why, ERR_LEN, "empty path");
-			return -1;
-		}
-		/*
-		 * The mail role refuses an expanded path with a "." or ".."
-		 * component (a user "x@.." must not climb out of %d); one in
-		 * the template itself would fail every login, so say it now.
-		 */
-		for (const char *c = strchr(v, ':') + 1; *c != '\0';) {
-			size_t n = strcspn(c, "/");
-
-			if ((n == 1 && c[0] == '.') ||
-			    (n == 2 && c[0] == '.' && c[1] == '.')) {
-				str_copy(why, ERR_LEN, "'.' or '..' in the path");
-				return -1;
-			}
-			c += n + (c[n] == '/');
-		}
-		if (str_copy(p, k->size, v) < 0) {
-			str_copy(why, ERR_LEN, "path too long");
-			return -1;
-		}
-		return 0;
+		return set_mailbox(k, v, p, why);
 	case CT_UINT:
-	case CT_U64: {
-		uint64_t n;
-
-		if (str_parse_u64(v, &n) < 0 || n < k->min || n > k->max) {
-			str_fmt(why, ERR_LEN, "expected a number from %llu to %llu",
-			    (unsigned long long)k->min, (unsigned long long)k->max);
-			return -1;
-		}
-		if (k->type == CT_UINT)
-			*(unsigned int *)p = (unsigned int)n;
-		else
-			*(uint64_t *)p = n;
-		return 0;
-	}
+	case CT_U64:
+		return set_number(k, v, p, why);
 	case CT_BOOL:
 		if (strcmp(v, "yes") == 0)
 			*(bool *)p = true;
@@ -194,72 +335,10 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 		}
 		return 0;
 	case CT_LISTEN:
-	case CT_LISTEN_TLS: {
-		struct config_listen *l = k->type == CT_LISTEN ? cf->listen :
-		    cf->listen_tls;
-		unsigned int *n = k->type == CT_LISTEN ? &cf->nlisten :
-		    &cf->nlisten_tls;
-
-		if (*n == CONFIG_LISTEN_MAX) {
-			str_fmt(why, ERR_LEN, "at most %d %s lines",
-			    CONFIG_LISTEN_MAX, k->name);
-			return -1;
-		}
-		char addr[NET_ADDR_LEN + 8];
-		const char *sp = strpbrk(v, " \t");
-
-		l += *n;
-		memset(l, 0, sizeof(*l));
-		/* "ADDR:PORT proxy": the PROXY protocol header comes first. */
-		if (sp != NULL) {
-			const char *w = sp + strspn(sp, " \t");
-
-			if (strcmp(w, "proxy") != 0) {
-				str_copy(why, ERR_LEN, "expected ADDR:PORT "
-				    "[proxy]");
-				return -1;
-			}
-			if ((size_t)(sp - v) >= sizeof(addr)) {
-				str_copy(why, ERR_LEN, "address too long");
-				return -1;
-			}
-			memcpy(addr, v, (size_t)(sp - v));
-			addr[sp - v] = '\0';
-			l->proxy = true;
-		} else if (str_copy(addr, sizeof(addr), v) < 0) {
-			str_copy(why, ERR_LEN, "address too long");
-			return -1;
-		}
-		if (net_parse_addr(addr, &l->ss, &l->len, why) < 0)
-			return -1;
-		str_copy(l->text, sizeof(l->text), addr);
-		(*n)++;
-		return 0;
-	}
-	case CT_MECHS: {
-		char out[128] = "";
-		const char *w = v;
-
-		/* Unknown names fail here, with the list of known ones. */
-		if (sasl_mechs_parse(v, &cf->auth_mechs, why) < 0)
-			return -1;
-		while (*w != '\0') {
-			size_t n = strcspn(w, " \t"), o = strlen(out);
-
-			if (n == 0) {
-				w++;
-				continue;
-			}
-			if (str_fmt(out + o, sizeof(out) - o, "%s%s",
-			    o > 0 ? " " : "",
-			    sasl_mechs_name(sasl_mechs_lookup(w, n))) < 0) {
-				str_copy(why, ERR_LEN, "too long");
-				return -1;
-			}
-			w += n;
-		}
-		return str_copy(p, k->size, out);
-	}
+	case CT_LISTEN_TLS:
+		return set_listen(cf, k, v, why);
+	case CT_MECHS:
+		return set_mechs(cf, k, v, p, why);
 	case CT_PASSDB:
 		if (strcmp(v, "passwd-file") != 0 && strcmp(v, "pgsql") != 0) {
 			str_copy(why, ERR_LEN, "expected passwd-file or pgsql");
@@ -275,46 +354,10 @@ config_set(struct config *cf, const struct config_key *k, const char *v,
 			return -1;
 		}
 		return 0;
-	case CT_LMTP_LISTEN: {
-		struct config_listen *l = &cf->lmtp_listen[cf->nlmtp_listen];
-
-		if (cf->nlmtp_listen == CONFIG_LMTP_LISTEN_MAX) {
-			str_fmt(why, ERR_LEN, "at most %d lmtp_listen lines",
-			    CONFIG_LMTP_LISTEN_MAX);
-			return -1;
-		}
-		memset(l, 0, sizeof(*l));
-		if (strncmp(v, "unix:", 5) == 0) {
-			struct sockaddr_un *sun = (struct sockaddr_un *)&l->ss;
-
-			if (v[5] != '/' || str_copy(sun->sun_path,
-			    sizeof(sun->sun_path), v + 5) < 0) {
-				str_fmt(why, ERR_LEN, "expected unix:/PATH of "
-				    "at most %zu octets",
-				    sizeof(sun->sun_path) - 1);
-				return -1;
-			}
-			sun->sun_family = AF_UNIX;
-			l->len = sizeof(*sun);
-		} else if (net_parse_addr(v, &l->ss, &l->len, why) < 0)
-			return -1;
-		(void)str_copy(l->text, sizeof(l->text), v);	/* for logs */
-		cf->nlmtp_listen++;
-		return 0;
-	}
-	case CT_MODE: {
-		unsigned long m;
-		char *end;
-
-		if (v[0] != '0' || strspn(v, "01234567") != strlen(v) ||
-		    strlen(v) > 4 || (m = strtoul(v, &end, 8)) > k->max) {
-			str_copy(why, ERR_LEN, "expected an octal mode such as "
-			    "0660");
-			return -1;
-		}
-		*(unsigned int *)p = (unsigned int)m;
-		return 0;
-	}
+	case CT_LMTP_LISTEN:
+		return set_lmtp_listen(cf, v, why);
+	case CT_MODE:
+		return set_mode(k, v, p, why);
 	case CT_UIDL_FORMAT:
 		if (!maildir_uidlist_format_ok(v)) {
 			str_copy(why, ERR_LEN, "expected %u, %v, %f (with a "
@@ -369,27 +412,14 @@ config_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
-int
-config_load(struct config *cf, const char *path, char *err)
+/* Every "key = value" line of fp; seen: listen, listen_tls given. */
+static int
+config_read(struct config *cf, FILE *fp, const char *path, bool seen[2],
+    char *err)
 {
 	char line[CONFIG_VALUE_MAX + 128], why[ERR_LEN];
-	bool listen_seen = false, listen_tls_seen = false;
 	unsigned int lineno = 0;
-	FILE *fp;
-	long ncpu;
 
-	memset(cf, 0, sizeof(*cf));
-	for (const struct config_key *k = config_keys; k->name; k++) {
-		if (k->def != NULL && config_set(cf, k, k->def, why) < 0) {
-			str_fmt(err, ERR_LEN, "default of %s: %s", k->name, why);
-			return -1;
-		}
-	}
-	fp = fopen(path, "re");
-	if (fp == NULL) {
-		str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		const struct config_key *k;
 		char *key, *val, *eq;
@@ -397,7 +427,7 @@ config_load(struct config *cf, const char *path, char *err)
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(fp)) {
 			str_fmt(err, ERR_LEN, "%s:%u: line too long", path, lineno);
-			goto fail;
+			return -1;
 		}
 		key = trim(line);
 		if (*key == '#' || *key == '\0')
@@ -406,7 +436,7 @@ config_load(struct config *cf, const char *path, char *err)
 		if (eq == NULL) {
 			str_fmt(err, ERR_LEN, "%s:%u: expected key = value",
 			    path, lineno);
-			goto fail;
+			return -1;
 		}
 		*eq = '\0';
 		key = trim(key);
@@ -417,48 +447,69 @@ config_load(struct config *cf, const char *path, char *err)
 		if (k->name == NULL) {
 			str_fmt(err, ERR_LEN, "%s:%u: unknown key '%.64s'",
 			    path, lineno, key);
-			goto fail;
+			return -1;
 		}
 		if (k->type == CT_LISTEN)
-			listen_seen = true;
+			seen[0] = true;
 		if (k->type == CT_LISTEN_TLS)
-			listen_tls_seen = true;
+			seen[1] = true;
 		if (config_set(cf, k, val, why) < 0) {
 			str_fmt(err, ERR_LEN, "%s:%u: %s: %s", path, lineno,
 			    key, why);
-			goto fail;
+			return -1;
 		}
 	}
 	if (ferror(fp)) {
 		str_fmt(err, ERR_LEN, "%s: read error", path);
-		goto fail;
-	}
-	fclose(fp);
-	if (!listen_seen) {
-		config_set(cf, &config_keys[0], "*:110", why);
-		config_set(cf, &config_keys[0], "[::]:110", why);
-	}
-	/* RFC 8314: with a certificate, implicit TLS on 995 unless told otherwise. */
-	if (!listen_tls_seen && cf->tls_cert[0] != '\0') {
-		config_set(cf, &config_keys[1], "*:995", why);
-		config_set(cf, &config_keys[1], "[::]:995", why);
-	}
-	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
-		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
-		    path);
 		return -1;
 	}
+	return 0;
+}
+
+/* The OAuth 2.0 keys: one validator, and a usable one. */
+static int
+config_oauth(const struct config *cf, const char *path, char *err)
+{
 	if ((cf->auth_mechs & (SASL_MECH_BIT(SASL_MECH_OAUTHBEARER) |
 	    SASL_MECH_BIT(SASL_MECH_XOAUTH2))) && cf->oauth2_jwt_key[0] ==
-	    '\0') {
+	    '\0' && cf->oauth2_token_command[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: auth_mechanisms OAUTHBEARER and "
-		    "XOAUTH2 need oauth2_jwt_key (a token validator)", path);
+		    "XOAUTH2 need oauth2_jwt_key or oauth2_token_command (a "
+		    "token validator)", path);
+		return -1;
+	}
+	if (cf->oauth2_jwt_key[0] != '\0' &&
+	    cf->oauth2_token_command[0] != '\0') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_jwt_key and "
+		    "oauth2_token_command: set one", path);
+		return -1;
+	}
+	if (cf->oauth2_token_command[0] != '\0' &&
+	    cf->oauth2_token_command[0] != '/') {
+		str_fmt(err, ERR_LEN, "%s: oauth2_token_command: an absolute "
+		    "path (the program is run directly, not by a shell)", path);
 		return -1;
 	}
 	if (cf->oauth2_user_claim[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: oauth2_user_claim: empty", path);
 		return -1;
 	}
+	return 0;
+}
+
+/* What no single key can check: keys that go together or exclude. */
+static int
+config_combined(const struct config *cf, const char *path, char *err)
+{
+	char why[ERR_LEN];
+
+	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
+		str_fmt(err, ERR_LEN, "%s: tls_cert and tls_key go together",
+		    path);
+		return -1;
+	}
+	if (config_oauth(cf, path, err) < 0)
+		return -1;
 	if (cf->nlisten_tls > 0 && cf->tls_cert[0] == '\0') {
 		str_fmt(err, ERR_LEN, "%s: listen_tls needs tls_cert and "
 		    "tls_key", path);
@@ -515,6 +566,45 @@ config_load(struct config *cf, const char *path, char *err)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int
+config_load(struct config *cf, const char *path, char *err)
+{
+	char why[ERR_LEN];
+	bool seen[2] = { false, false };
+	FILE *fp;
+	long ncpu;
+
+	memset(cf, 0, sizeof(*cf));
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		if (k->def != NULL && config_set(cf, k, k->def, why) < 0) {
+			str_fmt(err, ERR_LEN, "default of %s: %s", k->name, why);
+			return -1;
+		}
+	}
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		str_fmt(err, ERR_LEN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (config_read(cf, fp, path, seen, err) < 0) {
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	if (!seen[0]) {
+		config_set(cf, &config_keys[0], "*:110", why);
+		config_set(cf, &config_keys[0], "[::]:110", why);
+	}
+	/* RFC 8314: with a certificate, implicit TLS on 995 unless told otherwise. */
+	if (!seen[1] && cf->tls_cert[0] != '\0') {
+		config_set(cf, &config_keys[1], "*:995", why);
+		config_set(cf, &config_keys[1], "[::]:995", why);
+	}
+	if (config_combined(cf, path, err) < 0)
+		return -1;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
 	if (cf->login_workers == 0)
@@ -524,9 +614,6 @@ config_load(struct config *cf, const char *path, char *err)
 	if (cf->auth_workers == 0)
 		cf->auth_workers = (unsigned int)ncpu;
 	return 0;
-fail:
-	fclose(fp);
-	return -1;
 }
 
 int

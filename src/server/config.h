@@ -52,6 +52,7 @@ struct config {
 	char		 oauth2_issuer[256];		/* "" = not checked */
 	char		 oauth2_audience[256];		/* "" = not checked */
 	char		 oauth2_user_claim[64];		/* "sub", "email" */
+	char		 oauth2_token_command[CONFIG_VALUE_MAX];	/* "" = none */
 	char		 mailbox[CONFIG_VALUE_MAX];	/* "maildir:PATH", "mbox:PATH", "pgsql:" */
 	char		 passwd_file[CONFIG_VALUE_MAX];
 	char		 passdb[16];			/* "passwd-file", "pgsql" */

@@ -46,6 +46,11 @@
  * how fast one connection can guess passwords.
  */
 #define LOGIN_FAILURES_MAX	3
+/*
+ * Refused connections logged per second and worker: enough for fail2ban,
+ * too few for a flood to fill the disk; the rest are counted in one line.
+ */
+#define REFUSAL_LOGS_PER_SEC	10
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
 #define ACCEPT_PAUSE_MS		100
 /*

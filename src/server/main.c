@@ -30,7 +30,7 @@ static const char usage_text[] =
     "  --config-keys      print every configuration key, one a line\n"
     "See postinod(8) and postinod.conf(5).\n";
 
-static void
+static void __attribute__((noreturn))
 usage(void)
 {
 	fputs(usage_text, stderr);
@@ -87,6 +87,54 @@ id_arg(const char *s)
 	return v;
 }
 
+static const struct option longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "test", no_argument, NULL, 't' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "config-keys", no_argument, NULL, 'K' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* `postinod -t`: the configuration, as the server reads it, and reach. */
+static int
+test_config(struct config *cf, const char *path)
+{
+	char err[ERR_LEN];
+	int r;
+
+	if (config_check(cf, geteuid() == 0, err) < 0) {
+		fprintf(stderr, "postinod: %s: %s\n", path, err);
+		return 1;
+	}
+	config_dump(cf);
+	fflush(stdout);
+	r = reach_check(cf, stderr);
+	return r == 0 ? 0 : 1;
+}
+
+/* postinod started again by the master as one of its roles (-R). */
+static int
+run_role(const struct config *cf, const char *role, unsigned int uid,
+    unsigned int gid, unsigned int nlisten)
+{
+	if (strcmp(role, "auth") == 0)
+		return authd_main(cf);
+	if (strcmp(role, "login") == 0) {
+		if (nlisten != cf->nlisten + cf->nlisten_tls)
+			fatalx("the configuration changed since start-up; restart");
+		return login_main(cf, nlisten);
+	}
+	if (strcmp(role, "mail") == 0)
+		return mail_main(cf, uid, gid);
+	if (strcmp(role, "lmtp") == 0)
+		return lmtp_main(cf, nlisten);
+	if (strcmp(role, "deliver") == 0)
+		return deliver_main(cf, uid, gid);
+	usage();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -96,16 +144,6 @@ main(int argc, char **argv)
 	char err[ERR_LEN];
 	struct config *cf;
 	int ch;
-
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "test", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "config-keys", no_argument, NULL, 'K' },
-		{ NULL, 0, NULL, 0 }
-	};
 
 	while ((ch = getopt_long(argc, argv, "c:fthVR:u:g:n:", longopts,
 	    NULL)) != -1) {
@@ -158,18 +196,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test) {
-		int r;
-
-		if (config_check(cf, geteuid() == 0, err) < 0) {
-			fprintf(stderr, "postinod: %s: %s\n", path, err);
-			free(cf);
-			return 1;
-		}
-		config_dump(cf);
-		fflush(stdout);
-		r = reach_check(cf, stderr);
+		ch = test_config(cf, path);
 		free(cf);
-		return r == 0 ? 0 : 1;
+		return ch;
 	}
 	log_init("postinod", fg, cf->debug);
 	if (role == NULL) {
@@ -182,20 +211,7 @@ main(int argc, char **argv)
 		free(cf);
 		return r;
 	}
-	if (strcmp(role, "auth") == 0)
-		ch = authd_main(cf);
-	else if (strcmp(role, "login") == 0) {
-		if (nlisten != cf->nlisten + cf->nlisten_tls)
-			fatalx("the configuration changed since start-up; restart");
-		ch = login_main(cf, nlisten);
-	} else if (strcmp(role, "mail") == 0)
-		ch = mail_main(cf, uid, gid);
-	else if (strcmp(role, "lmtp") == 0)
-		ch = lmtp_main(cf, nlisten);
-	else if (strcmp(role, "deliver") == 0)
-		ch = deliver_main(cf, uid, gid);
-	else
-		usage();
+	ch = run_role(cf, role, uid, gid, nlisten);
 	free(cf);
 	return ch;
 }

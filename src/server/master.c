@@ -109,92 +109,71 @@ attach_auths(struct child *c)
 		attach_auth(c, &auths[i]);
 }
 
-static int
-spawn(struct child *c)
+/*
+ * In the child: the channel and the role's listeners where the role
+ * expects them (roles.h), then postinod again as that role. Never returns.
+ */
+static void __attribute__((noreturn))
+exec_role(const struct child *c, int fd)
 {
 	char uidbuf[16], gidbuf[16], nbuf[16];
-	int fds[2];
-	pid_t pid;
+	char *argv[16];
+	int argc = 0;
+	sigset_t none;
+	/* The listeners this role gets: login's or LMTP's. */
+	int *lfds = c->role == ROLE_LMTP ? lmtp_fds : listen_fds;
+	unsigned int nl = c->role == ROLE_LMTP ? nlmtp :
+	    c->role == ROLE_LOGIN ? nlisten : 0;
 
-	if (ipc_pair(fds) < 0) {
-		log_warn("socketpair");
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		log_warn("fork");
-		close(fds[0]);
-		close(fds[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		char *argv[16];
-		int argc = 0, fd = fds[1];
-		sigset_t none;
-		/* The listeners this role gets: login's or LMTP's. */
-		int *lfds = c->role == ROLE_LMTP ? lmtp_fds : listen_fds;
-		unsigned int nl = c->role == ROLE_LMTP ? nlmtp :
-		    c->role == ROLE_LOGIN ? nlisten : 0;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-
-		/* Lay the inherited fds out where the role expects them. */
-		if (fd < ROLE_LISTEN_FD + CONFIG_LISTEN_MAX) {
-			fd = fcntl(fd, F_DUPFD, ROLE_LISTEN_FD + CONFIG_LISTEN_MAX);
-			if (fd < 0)
-				_exit(1);
-		}
-		if (nl > 0) {
-			for (unsigned int i = 0; i < nl; i++) {
-				int t = fcntl(lfds[i], F_DUPFD,
-				    ROLE_LISTEN_FD + CONFIG_LISTEN_MAX + 1);
-
-				if (t < 0)
-					_exit(1);
-				lfds[i] = t;
-			}
-			for (unsigned int i = 0; i < nl; i++)
-				if (dup2(lfds[i], ROLE_LISTEN_FD + (int)i) < 0)
-					_exit(1);
-		}
-		if (dup2(fd, ROLE_MASTER_FD) < 0)
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Lay the inherited fds out where the role expects them. */
+	if (fd < ROLE_LISTEN_FD + CONFIG_LISTEN_MAX) {
+		fd = fcntl(fd, F_DUPFD, ROLE_LISTEN_FD + CONFIG_LISTEN_MAX);
+		if (fd < 0)
 			_exit(1);
-		str_fmt(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
-		str_fmt(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
-		str_fmt(nbuf, sizeof(nbuf), "%u", c->role == ROLE_LMTP ? nlmtp :
-		    nlisten);
-		argv[argc++] = "postinod";
-		argv[argc++] = "-c";
-		argv[argc++] = (char *)conf_path;
-		if (foreground)
-			argv[argc++] = "-f";
-		argv[argc++] = "-R";
-		argv[argc++] = (char *)role_name(c->role);
-		argv[argc++] = "-u";
-		argv[argc++] = uidbuf;
-		argv[argc++] = "-g";
-		argv[argc++] = gidbuf;
-		argv[argc++] = "-n";
-		argv[argc++] = nbuf;
-		argv[argc] = NULL;
-		/* Everything but stdio, the channel and the listeners closes on exec. */
-		closefrom(ROLE_LISTEN_FD + (int)nl);
-		execv("/proc/self/exe", argv);
-		_exit(127);
 	}
-	close(fds[1]);
-	c->pid = pid;
-	c->ready = false;
-	c->started = ev_now_ms();
-	c->ipc = ipc_new(ev, fds[0], child_msg, c);
-	if (c->ipc == NULL) {
-		close(fds[0]);
-		kill(pid, SIGTERM);
-		return -1;
+	for (unsigned int i = 0; i < nl; i++) {
+		int t = fcntl(lfds[i], F_DUPFD,
+		    ROLE_LISTEN_FD + CONFIG_LISTEN_MAX + 1);
+
+		if (t < 0)
+			_exit(1);
+		lfds[i] = t;
 	}
-	log_debug("event=spawn role=%s pid=%ld uid=%u", role_name(c->role),
-	    (long)pid, (unsigned)c->uid);
+	for (unsigned int i = 0; i < nl; i++)
+		if (dup2(lfds[i], ROLE_LISTEN_FD + (int)i) < 0)
+			_exit(1);
+	if (dup2(fd, ROLE_MASTER_FD) < 0)
+		_exit(1);
+	str_fmt(uidbuf, sizeof(uidbuf), "%u", (unsigned)c->uid);
+	str_fmt(gidbuf, sizeof(gidbuf), "%u", (unsigned)c->gid);
+	str_fmt(nbuf, sizeof(nbuf), "%u", c->role == ROLE_LMTP ? nlmtp :
+	    nlisten);
+	argv[argc++] = "postinod";
+	argv[argc++] = "-c";
+	argv[argc++] = (char *)conf_path;
+	if (foreground)
+		argv[argc++] = "-f";
+	argv[argc++] = "-R";
+	argv[argc++] = (char *)role_name(c->role);
+	argv[argc++] = "-u";
+	argv[argc++] = uidbuf;
+	argv[argc++] = "-g";
+	argv[argc++] = gidbuf;
+	argv[argc++] = "-n";
+	argv[argc++] = nbuf;
+	argv[argc] = NULL;
+	/* Everything but stdio, the channel and the listeners closes on exec. */
+	closefrom(ROLE_LISTEN_FD + (int)nl);
+	execv("/proc/self/exe", argv);
+	_exit(127);
+}
+
+/* What a new child gets first: auth channels, its table, TLS, its secret. */
+static void
+equip(struct child *c)
+{
 	if (c->role != ROLE_AUTH)
 		attach_auths(c);
 	if (c->role == ROLE_LOGIN) {
@@ -211,6 +190,40 @@ spawn(struct child *c)
 		ipc_send(c->ipc, MSG_AUTH_SECRET, &init, sizeof(init), -1);
 		explicit_bzero(&init, sizeof(init));
 	}
+}
+
+static int
+spawn(struct child *c)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (ipc_pair(fds) < 0) {
+		log_warn("socketpair");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork");
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0)
+		exec_role(c, fds[1]);
+	close(fds[1]);
+	c->pid = pid;
+	c->ready = false;
+	c->started = ev_now_ms();
+	c->ipc = ipc_new(ev, fds[0], child_msg, c);
+	if (c->ipc == NULL) {
+		close(fds[0]);
+		kill(pid, SIGTERM);
+		return -1;
+	}
+	log_debug("event=spawn role=%s pid=%ld uid=%u", role_name(c->role),
+	    (long)pid, (unsigned)c->uid);
+	equip(c);
 	return 0;
 }
 
@@ -709,16 +722,12 @@ lmtp_listen(const struct config_listen *l, char *err)
 	return fd;
 }
 
-int
-master_main(const struct config *config, const char *path, bool fg)
+/* Listeners, TLS material and the checks, as root, before any role. */
+static void
+open_listeners(void)
 {
 	char err[ERR_LEN];
 
-	cf = config;
-	conf_path = path;
-	foreground = fg;
-	notify_init();
-	log_set_ident("postinod");
 	for (unsigned int i = 0; i < cf->nlisten + cf->nlisten_tls; i++) {
 		const struct config_listen *l = i < cf->nlisten ?
 		    &cf->listen[i] : &cf->listen_tls[i - cf->nlisten];
@@ -748,6 +757,12 @@ master_main(const struct config *config, const char *path, bool fg)
 		log_info("event=start mode=unprivileged uid=%u: every role runs "
 		    "as this user", (unsigned)getuid());
 	}
+}
+
+/* The roles' shared secret and the login workers' connection table. */
+static void
+make_shared_state(void)
+{
 	if (getrandom(sasl_secret, sizeof(sasl_secret), 0) !=
 	    (ssize_t)sizeof(sasl_secret) ||
 	    getrandom(connlimit_msg.secret, sizeof(connlimit_msg.secret), 0) !=
@@ -759,16 +774,12 @@ master_main(const struct config *config, const char *path, bool fg)
 	if (connlimit_fd < 0 || ftruncate(connlimit_fd, (off_t)connlimit_size(
 	    connlimit_msg.nslots, connlimit_msg.entries)) < 0)
 		fatal("connection table");
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
-	ev_timer_init(&restart_timer, restart_dead, NULL);
-	ev_timer_init(&shutdown_timer, shutdown_overdue, NULL);
-	ev_signal(ev, SIGCHLD, on_chld, NULL);
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	ev_signal(ev, SIGHUP, on_hup, NULL);
-	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The roles started once: auth first (the others get channels to it). */
+static void
+start_roles(void)
+{
 	logins = calloc(cf->login_workers, sizeof(*logins));
 	if (logins == NULL)
 		fatal("calloc");
@@ -789,6 +800,29 @@ master_main(const struct config *config, const char *path, bool fg)
 		if (spawn(&lmtp) < 0)
 			fatalx("cannot start the LMTP role");
 	}
+}
+
+int
+master_main(const struct config *config, const char *path, bool fg)
+{
+	cf = config;
+	conf_path = path;
+	foreground = fg;
+	notify_init();
+	log_set_ident("postinod");
+	open_listeners();
+	make_shared_state();
+	ev = ev_new();
+	if (ev == NULL)
+		fatal("ev_new");
+	ev_timer_init(&restart_timer, restart_dead, NULL);
+	ev_timer_init(&shutdown_timer, shutdown_overdue, NULL);
+	ev_signal(ev, SIGCHLD, on_chld, NULL);
+	ev_signal(ev, SIGTERM, on_term, NULL);
+	ev_signal(ev, SIGINT, on_term, NULL);
+	ev_signal(ev, SIGHUP, on_hup, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	start_roles();
 	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u "
 	    "auth_workers=%u", cf->nlisten, cf->nlisten_tls, cf->login_workers,
 	    cf->auth_workers);

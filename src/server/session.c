@@ -284,8 +284,12 @@ session_timeout(struct ev *ev, void *arg)
 	log_info("session=%s event=timeout ip=%s", s->id, s->ip);
 	session_set_end(s, "timeout");
 	session_reply(s, "-ERR Disconnected for inactivity.");
+	/* A failed write closes s: torn down here, once, not inside it. */
+	s->in_dispatch = true;
 	session_flush(s);
-	session_close(s);
+	s->in_dispatch = false;
+	s->closed = true;
+	session_teardown(s);
 }
 
 int
@@ -606,8 +610,15 @@ session_process(struct session *s)
 	if (!s->suspended && !s->closing && memchr(s->in, '\n', s->in_len))
 		events |= EV_WRITE;
 	if (!s->closing && s->in_len < s->in_cap &&
-	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL)
+	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL) {
 		events |= EV_READ;
+		/*
+		 * OpenSSL holds input the buffer had no room for (a long SASL
+		 * line before the buffer grew): the socket will not say so.
+		 */
+		if (s->tls != NULL && !s->suspended && tls_pending(s->tls))
+			events |= EV_WRITE;
+	}
 	if (s->handshaking || s->tls_want_write)
 		events = EV_READ | (s->tls_want_write ? EV_WRITE : 0);
 	ev_io_set(s->ev, s->fd, events, session_io, s);
@@ -745,7 +756,8 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 	(void)fd;
 	if (s->handshaking && session_handshake(s) <= 0)
 		return;
-	if ((events & EV_READ || s->tls_want_write) &&
+	if ((events & EV_READ || s->tls_want_write || (s->tls != NULL &&
+	    !s->handshaking && tls_pending(s->tls))) &&
 	    s->in_len < s->in_cap && s->starttls == NULL &&
 	    session_read(s) < 0)
 		return;

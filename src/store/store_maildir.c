@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -45,6 +46,14 @@
 #define MD_LOCK_NAME	"postino-session.lock"
 #define MD_CACHE_NAME	"postino-sizes"
 #define MD_CACHE_TMP	"postino-sizes.tmp"
+#define MD_INDEX_NAME	"postino-index"
+#define MD_INDEX_TMP	"postino-index.tmp"
+/*
+ * How old a directory's mtime must be before the scan for the index to
+ * trust it later: far above the kernel's timestamp tick (a jiffy) and a
+ * file system's coarsest (one second here and there).
+ */
+#define MD_INDEX_SETTLE_NS	(2ull * 1000 * 1000 * 1000)
 /* Base name, space, 20 digits, LF, NUL, with room to spot over-long lines. */
 #define MD_CACHE_LINE	(NAME_MAX + 32)
 /* 100,000 messages with long names fit in a few MB; more is not a cache. */
@@ -776,6 +785,266 @@ md_size_all(struct maildir *md, const struct store_params *p, uint64_t *total_r,
 	}
 }
 
+/*
+ * The listing index <maildir>/postino-index: what the last full open
+ * served (new/ or cur/, size and name per message, in served order) and
+ * the inode and mtime of new/ and cur/ it was read at. An open whose
+ * directories still have those serves it without reading them: a readdir
+ * of 10,000 names, their sizes looked up and two sorts were most of a warm
+ * login (issue 11, S2). Any change in a directory (delivery, rename,
+ * unlink) moves its mtime. The clock the kernel stamps it with is coarse,
+ * so the index is written only for directories whose mtime was
+ * MD_INDEX_SETTLE_NS old before the scan: a change after the scan then
+ * gets a later mtime. Trusted as the size cache is (md_cache_load); no
+ * fsync: a torn or lost index is rebuilt by the next open.
+ */
+static int
+md_index_stamp(const struct maildir *md, char *out, size_t outsize,
+    struct timespec *newest_r)
+{
+	struct stat nst = { 0 }, cst;
+
+	if (fstat(md->cur_fd, &cst) == -1 ||
+	    (md->new_fd != -1 && fstat(md->new_fd, &nst) == -1))
+		return -1;
+	*newest_r = cst.st_mtim;
+	if (md->new_fd != -1 && (nst.st_mtim.tv_sec > cst.st_mtim.tv_sec ||
+	    (nst.st_mtim.tv_sec == cst.st_mtim.tv_sec &&
+	    nst.st_mtim.tv_nsec > cst.st_mtim.tv_nsec)))
+		*newest_r = nst.st_mtim;
+	return str_fmt(out, outsize, "postino-index 1 %llu %lld.%09ld "
+	    "%llu %lld.%09ld", (unsigned long long)nst.st_ino,
+	    (long long)nst.st_mtim.tv_sec, nst.st_mtim.tv_nsec,
+	    (unsigned long long)cst.st_ino, (long long)cst.st_mtim.tv_sec,
+	    cst.st_mtim.tv_nsec);
+}
+
+/* The index file, whole, NUL-terminated; NULL when missing or not ours. */
+static char *
+md_index_read(const struct maildir *md, size_t *len_r)
+{
+	char path[PATH_MAX], *buf;
+	struct stat st;
+	size_t len = 0;
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", md->path, MD_INDEX_NAME) == -1)
+		return NULL;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) ||
+	    st.st_size > MD_CACHE_MAX ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		(void)close(fd);
+		return NULL;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	buf[len] = '\0';
+	*len_r = len;
+	return buf;
+}
+
+/* One "<N|C> <size> <name>" line into md->msgs; -1 when it is not one. */
+static int
+md_index_line(struct maildir *md, char *line, uint64_t *total)
+{
+	char *sp, *name;
+	struct md_msg *m;
+	uint64_t size;
+
+	if ((line[0] != 'N' && line[0] != 'C') || line[1] != ' ' ||
+	    (sp = strchr(line + 2, ' ')) == NULL)
+		return -1;
+	*sp = '\0';
+	name = sp + 1;
+	if (str_parse_u64(line + 2, &size) == -1 || name[0] == '\0' ||
+	    name[0] == '.' || strlen(name) > NAME_MAX ||
+	    strchr(name, '/') != NULL || md->count == md->cap ||
+	    __builtin_add_overflow(*total, size, total))
+		return -1;
+	m = &md->msgs[md->count];
+	*m = (struct md_msg){ .in_new = line[0] == 'N', .size = size,
+	    .src = MD_SIZE_CACHE };
+	if ((m->name = strdup(name)) == NULL)
+		return -1;
+	m->baselen = md_baselen(name);
+	m->stamp = md_stamp(name);
+	md->count++;
+	return 0;
+}
+
+/*
+ * Serve the index when its stamp is the directories' now: 1, with the
+ * messages in md->msgs and their total in *total_r; 0 when it cannot be
+ * used (missing, stale, corrupt, over a cap), with md->msgs empty.
+ */
+static int
+md_index_load(struct maildir *md, const struct store_params *p,
+    const char *stamp, uint64_t *total_r)
+{
+	size_t len, slen = strlen(stamp);
+	char *buf = md_index_read(md, &len), *line, *lf, *end;
+	uint64_t want, total = 0;
+	int ok = 0;
+
+	if (buf == NULL)
+		return 0;
+	end = buf + len;
+	if (strncmp(buf, stamp, slen) != 0 || buf[slen] != ' ' ||
+	    (lf = memchr(buf, '\n', len)) == NULL)
+		goto out;
+	*lf = '\0';
+	if (str_parse_u64(buf + slen + 1, &want) == -1 ||
+	    want > UINT_MAX / 2 || (p->max_messages != 0 &&
+	    want > p->max_messages) || (want > 0 && (md->msgs =
+	    calloc((size_t)want, sizeof(*md->msgs))) == NULL))
+		goto out;
+	md->cap = (size_t)want;
+	for (line = lf + 1; line < end; line = lf + 1) {
+		if ((lf = memchr(line, '\n', (size_t)(end - line))) == NULL)
+			break;		/* torn */
+		*lf = '\0';
+		if (md_index_line(md, line, &total) == -1)
+			break;
+	}
+	ok = line == end && md->count == want &&
+	    (p->max_bytes == 0 || total <= p->max_bytes);
+	if (ok)
+		*total_r = total;
+out:
+	if (!ok) {
+		for (unsigned int i = 0; i < md->count; i++)
+			free(md->msgs[i].name);
+		free(md->msgs);
+		md->msgs = NULL;
+		md->count = 0;
+		md->cap = 0;
+	}
+	free(buf);
+	return ok;
+}
+
+/* Temp file and rename, as the size cache, but no fsync (see above). */
+static void
+md_index_save(struct maildir *md, const char *stamp)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], line[MD_CACHE_LINE];
+	size_t used;
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", md->path,
+	    MD_INDEX_NAME) == -1 || str_fmt(tmp, sizeof(tmp), "%s/%s",
+	    md->path, MD_INDEX_TMP) == -1 ||
+	    str_fmt((char *)md->iobuf, STORE_IOBUF, "%s %u\n", stamp,
+	    md->count) == -1)
+		return;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1)
+		return;
+	used = strlen((char *)md->iobuf);
+	for (unsigned int i = 0; i < md->count; i++) {
+		const struct md_msg *m = &md->msgs[i];
+		size_t len;
+
+		/* A name the format cannot carry: no index this time. */
+		if (strchr(m->name, '\n') != NULL || str_fmt(line,
+		    sizeof(line), "%c %llu %s\n", m->in_new ? 'N' : 'C',
+		    (unsigned long long)m->size, m->name) == -1)
+			goto fail;
+		len = strlen(line);
+		if (used + len > STORE_IOBUF) {
+			if (fd_write_all(fd, md->iobuf, used) == -1)
+				goto fail;
+			used = 0;
+		}
+		memcpy(md->iobuf + used, line, len);
+		used += len;
+	}
+	if (fd_write_all(fd, md->iobuf, used) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == 0)
+		return;
+fail:
+	if (fd != -1)
+		(void)close(fd);
+	(void)unlink(tmp);
+}
+
+/* Read new/ and cur/ and size what is there: the open without an index. */
+static enum store_result
+md_scan_all(struct maildir *md, const struct store_params *p,
+    uint64_t *total_r, char *err)
+{
+	enum store_result res;
+
+	md_cache_load(md);
+	/*
+	 * new/ first: a message another reader moves to cur/ meanwhile is
+	 * then seen twice (and counted once), never missed.
+	 */
+	if ((md->new_fd != -1 && (res = md_scan_dir(md, p, true, err)) !=
+	    STORE_OK) || (res = md_scan_dir(md, p, false, err)) != STORE_OK)
+		return res;
+	md_dedup(md);
+	if ((res = md_size_all(md, p, total_r, err)) != STORE_OK)
+		return res;
+	if (md->count > 1)
+		qsort(md->msgs, md->count, sizeof(*md->msgs), md_cmp_order);
+	for (size_t i = 0; i < md->ncache; i++) {
+		if (!md->cache[i].used)
+			md->cache_dirty = true;
+	}
+	if (md->cache_dirty)
+		md_cache_save(md);
+	return STORE_OK;
+}
+
+/*
+ * The messages, in served order: from the index when the directories have
+ * not changed since it was written, else from the directories (and then a
+ * new index when they had settled).
+ */
+static enum store_result
+md_list(struct maildir *md, const struct store_params *p, uint64_t *total_r,
+    char *err)
+{
+	char stamp[160];
+	struct timespec now, newest;
+	enum store_result res;
+	bool stamped;
+
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	stamped = md_index_stamp(md, stamp, sizeof(stamp), &newest) == 0;
+	if (stamped && md_index_load(md, p, stamp, total_r)) {
+		md_dirs_close(md);
+		return STORE_OK;
+	}
+	res = md_scan_all(md, p, total_r, err);
+	md_dirs_close(md);
+	if (res == STORE_OK && stamped && (uint64_t)newest.tv_sec *
+	    1000000000ull + (uint64_t)newest.tv_nsec + MD_INDEX_SETTLE_NS <=
+	    (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec)
+		md_index_save(md, stamp);
+	return res;
+}
+
 static enum store_result
 md_open(struct store **st_r, const struct store_params *p,
     struct store_index *idx, char *err)
@@ -847,26 +1116,8 @@ md_open(struct store **st_r, const struct store_params *p,
 	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
 	(void)close(dirfd);
 	dirfd = -1;
-	md_cache_load(md);
-	/*
-	 * new/ first: a message another reader moves to cur/ meanwhile is
-	 * then seen twice (and counted once), never missed.
-	 */
-	if ((md->new_fd != -1 && (res = md_scan_dir(md, p, true, err)) !=
-	    STORE_OK) || (res = md_scan_dir(md, p, false, err)) != STORE_OK)
+	if ((res = md_list(md, p, &total, err)) != STORE_OK)
 		goto fail;
-	md_dedup(md);
-	if ((res = md_size_all(md, p, &total, err)) != STORE_OK)
-		goto fail;
-	md_dirs_close(md);
-	if (md->count > 1)
-		qsort(md->msgs, md->count, sizeof(*md->msgs), md_cmp_order);
-	for (size_t i = 0; i < md->ncache; i++) {
-		if (!md->cache[i].used)
-			md->cache_dirty = true;
-	}
-	if (md->cache_dirty)
-		md_cache_save(md);
 	/*
 	 * Only the open needs these: an idle session holds its index, not
 	 * 64 KiB of read buffer or the whole cache.
@@ -1010,6 +1261,11 @@ md_check_size(struct md_reader *r)
 	    str_fmt(path, sizeof(path), "%s/%s", md->path, MD_CACHE_NAME) == 0 &&
 	    unlink(path) == -1 && errno != ENOENT)
 		log_warn("maildir=%s cannot remove size cache", md->path);
+	/* The index carries sizes too: the next open reads the directories. */
+	if (m->src == MD_SIZE_CACHE &&
+	    str_fmt(path, sizeof(path), "%s/%s", md->path, MD_INDEX_NAME) == 0 &&
+	    unlink(path) == -1 && errno != ENOENT)
+		log_warn("maildir=%s cannot remove index", md->path);
 }
 
 static ssize_t

@@ -171,6 +171,8 @@ class ScriptedLmtp:
                     pass
 
     def session(self, f):
+        if not self.greeting:
+            return                  # closes without a word
         f.write(self.greeting)
         f.flush()
         env = []
@@ -336,7 +338,11 @@ def test_lmtp_5xx_is_reported_and_the_rest_delivered(
     (b"421 4.3.2 shutting down\r\n", b"421 4.3.2 shutting down"),
     (b"220 " + b"x" * 600 + b"\r\n", b"a reply line over 512 octets"),
     (b"22O broken\r\n", b"a malformed reply"),
-], ids=["421", "long-line", "malformed"])
+    (b"220-a\r\n250 b\r\n", b"a malformed reply"),
+    (b"220-x\r\n" * 150 + b"220 ok\r\n", b"a reply of over 100 lines"),
+    (b"", b"connection closed"),
+], ids=["421", "long-line", "malformed", "mixed-codes", "endless",
+        "silent-close"])
 def test_lmtp_server_trouble_is_temporary(greeting, why, home, mailroot,
                                           postinod, scripted):
     msgs = many_messages(2)

@@ -126,6 +126,32 @@ def test_valid_token_logs_in_two_step(oauth_server, mech):
     r.close()
 
 
+def test_microsoft_sized_token_grows_the_line_then_shrinks(oauth_server):
+    # Entra ID tokens with group claims reach 4 KB: a 7 KB base64 line,
+    # far over the 1 KB a command line may use.
+    tok = good(oauth_server, groups=["g%04d" % i for i in range(400)])
+    assert 4000 < len(tok) < 7168
+    resp = xoauth2(USER, tok)
+    assert len(resp) > 5000
+    r = oauth_server.raw()
+    r.expect(b"+OK")
+    assert auth_two_step(r, b"XOAUTH2", resp).startswith(b"+OK")
+    # Back to the command limit once the exchange is over.
+    r.send(b"NOOP " + b"x" * 600 + b"\r\n")
+    assert r.line().startswith(b"-ERR")
+    r.close()
+
+
+def test_overlong_sasl_line_is_refused_and_closed(oauth_server):
+    r = oauth_server.raw()
+    r.expect(b"+OK")
+    r.send(b"AUTH XOAUTH2\r\n")
+    assert r.line() == b"+ "
+    r.send(b"A" * 12000 + b"\r\n")
+    assert r.line().startswith(b"-ERR")
+    assert r.closed_within(seconds=10)
+
+
 def test_authzid_may_be_left_to_the_token(oauth_server):
     r = oauth_server.raw()
     r.expect(b"+OK")
@@ -242,7 +268,10 @@ def token_cmd(home, token):
 
 @pytest.mark.parametrize("mech", ["oauthbearer", "xoauth2"])
 def test_postino_fetches_with_a_token(tls_oauth, certs, home, mech):
-    cmd = token_cmd(home, tls_oauth.signer.token())
+    # A Microsoft-sized token (about 4 KB): two-step, one long line.
+    tok = tls_oauth.signer.token(groups=["g%04d" % i for i in range(400)])
+    assert len(tok) > 4000
+    cmd = token_cmd(home, tok)
     cp = home.run("fetch", "-4", "--cafile", certs["ca"], "--auth", mech,
                   "--token-command", cmd, "--maildir", home.maildir,
                   "--verbose", "pop3://%s@localhost:%d" % (USER,
@@ -252,7 +281,8 @@ def test_postino_fetches_with_a_token(tls_oauth, certs, home, mech):
     assert sorted(home.new_messages()) == sorted(local(m)
                                                  for m in seed_messages())
     assert b"C: AUTH %s\n" % mech.upper().encode() in cp.stderr
-    assert tls_oauth.signer.token()[:30].encode() not in cp.stderr
+    assert tok[:30].encode() not in cp.stderr
+    assert tok[-30:].encode() not in cp.stderr
 
 
 def test_postino_expired_token_exit_4_nothing_fetched(tls_oauth, certs,
@@ -277,3 +307,119 @@ def test_no_oauth_without_tls_when_loopback_is_not_trusted(tls_oauth):
     r.send(b"AUTH XOAUTH2\r\n")
     assert r.line().startswith(b"-ERR [AUTH] Plaintext")
     r.close()
+
+
+def test_refused_token_is_penalised_like_a_password(mailroot, postinod):
+    signer = Signer("ES256")
+    keyfile = os.path.join(mailroot.path, "jwt.pem")
+    with open(keyfile, "wb") as f:
+        f.write(signer.pem())
+    os.chmod(keyfile, 0o644)
+    mailroot.add_user(USER, PASSWORD)
+    srv = postinod(auth_mechanisms=MECHS, oauth2_jwt_key=keyfile,
+                   auth_fail_delay_ms=1000)
+    r = srv.raw()
+    r.expect(b"+OK")
+    line = auth_two_step(r, b"OAUTHBEARER",
+                         oauthbearer(USER, signer.token(sub="bob")))
+    assert line.startswith(b"+ ")
+    t0 = time.monotonic()
+    r.send(b"AQ==\r\n")
+    assert r.line().startswith(b"-ERR [AUTH]")
+    assert time.monotonic() - t0 >= 0.9      # the failed-login delay
+    # The -ERR came when the penalty ended: the right token now passes.
+    line = auth_two_step(r, b"XOAUTH2", xoauth2(USER, signer.token()))
+    assert line.startswith(b"+OK"), line
+    r.close()
+    log = srv.log()
+    assert "method=OAUTHBEARER" in log and "method=XOAUTH2" in log, log
+
+
+# ---------------------------------------------------------------------------
+# oauth2_token_command: opaque tokens checked by the administrator's program
+# ---------------------------------------------------------------------------
+
+VALIDATOR = """#!/bin/sh
+# argv[1]: the user the client claims ("" if none); stdin: the token.
+read -r tok
+[ -n "$2" ] && exit 9                   # one argument only
+case "$tok" in
+good-*) echo "${tok#good-}"; exit 0 ;;  # the token names its owner
+slow-*) sleep 60; exit 0 ;;
+down-*) exit 3 ;;
+*) exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def cmd_server(mailroot, postinod):
+    path = os.path.join(mailroot.path, "validator")
+    with open(path, "w") as f:
+        f.write(VALIDATOR)
+    os.chmod(path, 0o755)
+    mailroot.add_user(USER, PASSWORD)
+    return postinod(auth_mechanisms=MECHS, oauth2_token_command=path,
+                    auth_fail_delay_ms=50)
+
+
+@pytest.mark.parametrize("mech,enc", [(b"OAUTHBEARER", oauthbearer),
+                                      (b"XOAUTH2", xoauth2)])
+def test_token_command_accepts_the_owners_token(cmd_server, mech, enc):
+    r = cmd_server.raw()
+    r.expect(b"+OK")
+    assert auth_two_step(r, mech, enc(USER, "good-" + USER)).startswith(
+        b"+OK")
+    r.send(b"STAT\r\n")
+    assert r.line().startswith(b"+OK")
+    r.close()
+
+
+@pytest.mark.parametrize("token,first", [
+    ("good-bob", b"+ "),        # valid, someone else's: invalid_token
+    ("junk", b"+ "),            # the program says invalid
+    ("down-x", b"-ERR [SYS/TEMP]"),   # the program could not check
+])
+def test_token_command_refusals(cmd_server, token, first):
+    r = cmd_server.raw()
+    r.expect(b"+OK")
+    line = auth_two_step(r, b"OAUTHBEARER", oauthbearer(USER, token))
+    assert line.startswith(first), line
+    if first == b"+ ":
+        assert json.loads(base64.b64decode(line[2:]))["status"] == \
+            "invalid_token"
+        r.send(b"AQ==\r\n")
+        assert r.line().startswith(b"-ERR [AUTH]")
+    r.close()
+
+
+def test_token_command_timeout_is_temporary_and_others_go_on(cmd_server):
+    slow = cmd_server.raw(timeout=60)
+    slow.expect(b"+OK")
+    slow.send(b"AUTH XOAUTH2\r\n")
+    assert slow.line() == b"+ "
+    t0 = time.monotonic()
+    slow.send(xoauth2(USER, "slow-1") + b"\r\n")
+    # The helper is busy for up to 10 s; the server stays up and answers.
+    other = cmd_server.raw()
+    other.expect(b"+OK")
+    other.send(b"CAPA\r\n")
+    assert any(b"XOAUTH2" in l for l in other.lines_until_dot())
+    other.close()
+    assert slow.line().startswith(b"-ERR [SYS/TEMP]")
+    assert 9 <= time.monotonic() - t0 < 40
+    slow.close()
+    # And the next check works.
+    r = cmd_server.raw()
+    r.expect(b"+OK")
+    assert auth_two_step(r, b"XOAUTH2", xoauth2(USER, "good-" + USER)) \
+        .startswith(b"+OK")
+    r.close()
+
+
+def test_token_command_and_jwt_key_exclude_each_other(mailroot, postinod):
+    srv = postinod(start=False, auth_mechanisms="XOAUTH2",
+                   oauth2_jwt_key="/k.pem", oauth2_token_command="/bin/true")
+    with pytest.raises(Exception):
+        srv.start(timeout=10)
+    assert "set one" in srv.log()

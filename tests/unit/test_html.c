@@ -121,16 +121,18 @@ test_hostile_markup_is_bounded(void **state)
 	free(in);
 }
 
-/* A directory holding one fake "w3m", which is all PATH will find. */
+/* A fake converter named name in dir, made when dir is "". */
 static void
-fake_converter(char *dir, size_t size, const char *script)
+fake_named(char *dir, size_t size, const char *name, const char *script)
 {
 	char path[512];
 	FILE *f;
 
-	(void)snprintf(dir, size, "/tmp/postino-html-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	(void)snprintf(path, sizeof(path), "%s/w3m", dir);
+	if (dir[0] == '\0') {
+		(void)snprintf(dir, size, "/tmp/postino-html-XXXXXX");
+		assert_non_null(mkdtemp(dir));
+	}
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(script, f);
@@ -139,12 +141,22 @@ fake_converter(char *dir, size_t size, const char *script)
 	assert_int_equal(setenv("PATH", dir, 1), 0);
 }
 
+/* A directory holding one fake "w3m", which is all PATH will find. */
+static void
+fake_converter(char *dir, size_t size, const char *script)
+{
+	dir[0] = '\0';
+	fake_named(dir, size, "w3m", script);
+}
+
 static void
 fake_remove(const char *dir)
 {
 	char path[512];
 
 	(void)snprintf(path, sizeof(path), "%s/w3m", dir);
+	(void)unlink(path);
+	(void)snprintf(path, sizeof(path), "%s/lynx", dir);
 	(void)unlink(path);
 	(void)rmdir(dir);
 }
@@ -202,6 +214,28 @@ test_failing_converter_falls_back(void **state)
 	fake_remove(dir);
 }
 
+static void
+test_lynx_when_w3m_fails(void **state)
+{
+	const char *html = "<p>x</p>";
+	const char *via;
+	char dir[64], *s;
+
+	(void)state;
+	(void)unsetenv("POSTINO_HTML");
+	fake_converter(dir, sizeof(dir), "#!/bin/sh\nexit 1\n");
+	fake_named(dir, sizeof(dir), "lynx", "#!/bin/sh\n/bin/cat >/dev/null\n"
+	    "echo \"lynx $*\"\n");
+	s = html_render(html, strlen(html), &via);
+	assert_non_null(s);
+	assert_string_equal(via, "lynx");
+	assert_string_equal(s, "lynx -dump -stdin -force_html "
+	    "-assume_charset=utf-8 -display_charset=utf-8 -width=78 "
+	    "-noreferer\n");
+	free(s);
+	fake_remove(dir);
+}
+
 int
 main(void)
 {
@@ -210,6 +244,7 @@ main(void)
 		cmocka_unit_test(test_hostile_markup_is_bounded),
 		cmocka_unit_test(test_external_converter_gets_stdin_only),
 		cmocka_unit_test(test_failing_converter_falls_back),
+		cmocka_unit_test(test_lynx_when_w3m_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -498,6 +498,57 @@ test_oauth_offered_only_when_configured(void **state)
 	sasl_free(&s);
 }
 
+/* oauth2_token_command: the step waits, the helper's verdict resumes it. */
+static void
+test_oauth_external_check_pends_then_resumes(void **state)
+{
+	static const char resp[] = "n,a=alice,\001auth=Bearer opaque-1\001\001";
+	struct {
+		enum auth_result	 verdict;
+		const char		*owner;
+		enum sasl_step		 want;
+	} cases[] = {
+		{ AUTH_OK, "alice", SASL_OK },
+		{ AUTH_OK, "bob", SASL_CONTINUE },	/* someone else's */
+		{ AUTH_PERMFAIL, NULL, SASL_CONTINUE },
+		{ AUTH_TEMPFAIL, NULL, SASL_TEMPFAIL },
+	};
+	struct sasl_server srv = { .ops = &fake_ops,
+	    .flags = SASL_ALLOW_OAUTH | SASL_OAUTH_EXTERNAL };
+	unsigned char out[SASL_CHALLENGE_MAX];
+	struct sasl_session *s;
+	struct auth_user u;
+	const char *tok, *user;
+	size_t len, outlen;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(sasl_start(&s, &srv, "OAUTHBEARER", &tls), 0);
+		assert_int_equal(sasl_step(s, (const unsigned char *)resp,
+		    sizeof(resp) - 1, out, sizeof(out), &outlen, &u),
+		    SASL_PENDING);
+		sasl_oauth_pending(s, &tok, &len, &user);
+		assert_int_equal(len, 8);
+		assert_memory_equal(tok, "opaque-1", 8);
+		assert_string_equal(user, "alice");
+		assert_int_equal(sasl_oauth_resume(s, cases[i].verdict,
+		    cases[i].owner, out, sizeof(out), &outlen, &u),
+		    cases[i].want);
+		if (cases[i].want == SASL_OK)
+			assert_string_equal(u.name, "alice");
+		if (cases[i].want == SASL_CONTINUE) {
+			assert_int_equal(outlen, 45);
+			assert_int_equal(sasl_step(s, (const unsigned char *)
+			    "\001", 1, out, sizeof(out), &outlen, &u),
+			    SASL_FAIL);
+		}
+		/* Once only. */
+		assert_int_equal(sasl_oauth_resume(s, AUTH_OK, "alice", out,
+		    sizeof(out), &outlen, &u), SASL_BAD);
+		sasl_free(&s);
+	}
+}
+
 int
 main(void)
 {
@@ -510,6 +561,7 @@ main(void)
 		cmocka_unit_test(test_oauth_refusals_challenge_then_fail),
 		cmocka_unit_test(test_oauth_grammar_is_strict),
 		cmocka_unit_test(test_oauth_offered_only_when_configured),
+		cmocka_unit_test(test_oauth_external_check_pends_then_resumes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../../src/lib/base64.h"
+#include "../../src/auth/sasl_mechs.h"
 #include "../../src/client/pop3c.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -1240,7 +1241,8 @@ static void
 test_auth_names(void **state)
 {
 	static const char *const names[] = { "scram-sha-256-plus",
-	    "SCRAM-SHA-256", "apop", "Cram-MD5", "plain", "login", "user" };
+	    "SCRAM-SHA-256", "apop", "Cram-MD5", "plain", "login", "user",
+	    "oauthbearer", "XOAuth2" };
 	enum pop3c_auth m;
 
 	(void)state;
@@ -1253,6 +1255,13 @@ test_auth_names(void **state)
 	assert_int_equal(pop3c_auth_parse("none", &m), -1);
 	assert_int_equal(pop3c_auth_parse("digest-md5", &m), -1);
 	assert_int_equal(pop3c_auth_parse("", &m), -1);
+	/* SASL names come from the shared table. */
+	assert_string_equal(pop3c_auth_name(POP3C_AUTH_XOAUTH2),
+	    sasl_mechs_name(SASL_MECH_XOAUTH2));
+	/* AUTO never picks OAuth: a token is not a password. */
+	assert_int_equal(pop3c_auth_choose(POP3C_CAP_SASL, true,
+	    POP3C_MECH_OAUTHBEARER | POP3C_MECH_XOAUTH2, false, true, true,
+	    false), POP3C_AUTH_NONE);
 }
 
 /* Cleartext methods without TLS and without leave: nothing is sent. */

@@ -388,6 +388,30 @@ test_out_tail_appends_after_pending_output(void **state)
 }
 
 /*
+ * The idle timeout's goodbye cannot be sent (the client shut its reading
+ * side): the failed write closes the session, and the timeout must not
+ * touch it afterwards (it did, freed, under ASan: a heap-use-after-free
+ * seen once in the black-box suite).
+ */
+static void
+test_timeout_whose_goodbye_fails_closes_once(void **state)
+{
+	struct fixture *f = *state;
+	char buf[64];
+
+	/* A command re-arms the idle timer with the short period. */
+	f->s->idle_ms = 50;
+	assert_int_equal(write(f->peer, "ECHO\r\n", 6), 6);
+	for (int i = 0; i < 100 &&
+	    recv(f->peer, buf, sizeof(buf), MSG_DONTWAIT) <= 0; i++)
+		ev_run_once(f->ev, 10);
+	assert_int_equal(shutdown(f->peer, SHUT_RD), 0);
+	for (int i = 0; i < 300 && !f->closed; i++)
+		ev_run_once(f->ev, 10);
+	assert_true(f->closed);
+}
+
+/*
  * Output the kernel still holds keeps a session alive only while the
  * client takes it: a client that stops reading mid-reply is disconnected
  * after at most two idle periods.
@@ -438,6 +462,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_multiline_status_and_first_block_share_one_write, setup_seqpacket, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_session_turns_nagle_off, setup_tcp, teardown),
 		cmocka_unit_test_setup_teardown(test_out_tail_appends_after_pending_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_timeout_whose_goodbye_fails_closes_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_reader_is_disconnected, setup_tcp, teardown),
 	};
 

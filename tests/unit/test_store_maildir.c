@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/store/store.h"
@@ -758,6 +759,136 @@ test_idle_session_holds_only_the_lock_fd(void **state)
 	assert_true(exists(f, "cur", "3.c:2,"));
 }
 
+/*
+ * Set a directory's mtime to a fixed moment long ago, as if it had not
+ * changed since; again after a change, as if the change had not moved it.
+ */
+static void
+age_dir(const struct fixture *f, const char *sub)
+{
+	const struct timespec ts[2] = { { 1700000000, 0 }, { 1700000000, 0 } };
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s", f->md, sub);
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static unsigned int
+count_open(const struct fixture *f)
+{
+	struct store *st;
+	struct store_index idx;
+	unsigned int n;
+
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	n = idx.count;
+	store_maildir_ops.close(&st, &idx);
+	return n;
+}
+
+/*
+ * A warm open serves the index while new/ and cur/ keep the mtimes it was
+ * written at, without reading them (issue 11, S2): a file slipped in with
+ * the mtime put back is not seen. Any real change moves an mtime and is.
+ */
+static void
+test_index_serves_unchanged_directories(void **state)
+{
+	struct fixture *f = *state;
+	char buf[16];
+	struct store *st;
+	struct store_index idx;
+
+	make_maildir(f);
+	put(f, "new", "1.a", "one\n", 4);
+	put(f, "cur", "2.b:2,S", "two!\n", 5);
+	age_dir(f, "new");
+	age_dir(f, "cur");
+	assert_int_equal(count_open(f), 2);	/* scans, writes the index */
+	put(f, "cur", "3.c:2,", "six\n", 4);
+	age_dir(f, "cur");
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	assert_int_equal(idx.msgs[0].size, 5);
+	assert_int_equal(idx.msgs[1].size, 6);
+	assert_string_equal(idx.msgs[1].uidl, "2.b");
+	assert_int_equal(read_all(st, 2, buf, sizeof(buf), 4096), 5);
+	store_maildir_ops.close(&st, &idx);
+	/* A delivery, a deletion: the mtimes move, the index is not used. */
+	put(f, "new", "4.d", "four\n", 5);
+	assert_int_equal(count_open(f), 4);
+	move(f, "new", "1.a", "tmp", "1.a");
+	assert_int_equal(count_open(f), 3);
+}
+
+/* Changed within the settle time: no index, as a change in the same tick
+ * of the kernel's clock would not move the mtime. */
+static void
+test_index_is_not_written_for_fresh_directories(void **state)
+{
+	struct fixture *f = *state;
+	char p[256];
+	struct stat st;
+
+	make_maildir(f);
+	put(f, "new", "1.a", "one\n", 4);
+	assert_int_equal(count_open(f), 1);
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	assert_int_equal(lstat(p, &st), -1);
+	age_dir(f, "new");
+	age_dir(f, "cur");
+	assert_int_equal(count_open(f), 1);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+/* A torn, foreign or garbled index costs a scan, never a wrong listing. */
+static void
+test_index_that_is_not_right_is_ignored(void **state)
+{
+	static const char *bad[] = {
+		"", "garbage\n", "C 5 2.b:2,S\n",
+	};
+	struct fixture *f = *state;
+	char p[256], head[256];
+	FILE *fp;
+
+	make_maildir(f);
+	put(f, "new", "1.a", "one\n", 4);
+	put(f, "cur", "2.b:2,S", "two!\n", 5);
+	age_dir(f, "new");
+	age_dir(f, "cur");
+	assert_int_equal(count_open(f), 2);
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	fp = fopen(p, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(head, sizeof(head), fp));
+	assert_int_equal(fclose(fp), 0);
+	*strrchr(head, ' ') = '\0';	/* the stamp, without the count */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + 3; i++) {
+		fp = fopen(p, "w");
+		assert_non_null(fp);
+		if (i < sizeof(bad) / sizeof(bad[0]))
+			fprintf(fp, "%s", bad[i]);
+		else if (i == sizeof(bad) / sizeof(bad[0]))	/* torn */
+			fprintf(fp, "%s 2\nN 4 1.a\nC 5 2.b:2,", head);
+		else if (i == sizeof(bad) / sizeof(bad[0]) + 1)	/* short */
+			fprintf(fp, "%s 3\nN 4 1.a\nC 5 2.b:2,S\n", head);
+		else						/* a path */
+			fprintf(fp, "%s 2\nN 4 ../1.a\nC 5 2.b:2,S\n", head);
+		assert_int_equal(fclose(fp), 0);
+		assert_int_equal(chmod(p, 0600), 0);
+		assert_int_equal(count_open(f), 2);
+		/* The scan after a bad index wrote a good one again. */
+		assert_int_equal(count_open(f), 2);
+	}
+	assert_int_equal(chmod(p, 0666), 0);
+	put(f, "cur", "3.c:2,", "six\n", 4);
+	age_dir(f, "cur");
+	/* Writable by others: not believed, so the slipped-in file is seen. */
+	assert_int_equal(count_open(f), 3);
+}
+
 int
 main(void)
 {
@@ -784,6 +915,9 @@ main(void)
 		T(test_duplicate_base_names_yield_one_message),
 		T(test_open_session_does_not_hold_the_read_buffer),
 		T(test_idle_session_holds_only_the_lock_fd),
+		T(test_index_serves_unchanged_directories),
+		T(test_index_is_not_written_for_fresh_directories),
+		T(test_index_that_is_not_right_is_ignored),
 #undef T
 	};
 
