@@ -444,3 +444,67 @@ def test_kill9_mid_update_loses_nothing_and_leaves_no_lock(db, postinod):
         db.psql("DROP FUNCTION postino_test_slow() CASCADE")
     left = rows(db)
     assert left in ([uidls[0], uidls[2]], uidls), left
+
+
+def test_database_restart_under_load(db, postinod):
+    """Sessions run in a loop while PostgreSQL stops and starts again: a
+    login meanwhile gets [SYS/TEMP] (or a session in progress is cut), no
+    reply is ever wrong, nothing is lost, and the same postinod serves
+    again afterwards."""
+    import threading
+    msgs = [b"Subject: %d\n\n%s\n" % (i, b"x" * (i * 1000)) for i in range(8)]
+    for m in msgs:
+        insert(db, USER, m)
+    srv = server(postinod, db)
+    pid = srv.proc.pid
+    seen = {"ok": 0, "temp": 0, "cut": 0, "bad": []}
+    stop = threading.Event()
+
+    def one_session():
+        r = srv.raw(timeout=20)
+        try:
+            r.expect(b"+OK")
+            reply = r.login(USER, PASS)
+            if reply.startswith(b"-ERR [SYS/TEMP]"):
+                seen["temp"] += 1
+                return
+            if not reply.startswith(b"+OK Logged in, 8 messages"):
+                seen["bad"].append(reply)
+                return
+            for i, m in enumerate(msgs, 1):
+                r.send(b"RETR %d\r\n" % i)
+                if not r.line().startswith(b"+OK"):
+                    seen["bad"].append(b"RETR reply")
+                    return
+                if r.raw_until_dot() != crlf(m) + b".\r\n":
+                    seen["bad"].append(b"RETR body")
+                    return
+            assert r.cmd(b"QUIT").startswith(b"+OK")
+            seen["ok"] += 1
+        except (EOFError, OSError):
+            seen["cut"] += 1
+        finally:
+            r.close()
+
+    def load():
+        deadline = time.monotonic() + 90
+        while not stop.is_set() and time.monotonic() < deadline:
+            one_session()
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        wait_for(lambda: seen["ok"] >= 3)
+        db.stop()
+        wait_for(lambda: seen["temp"] + seen["cut"] >= 1, seconds=30)
+    finally:
+        db.start()
+    ok_before = seen["ok"]
+    try:
+        wait_for(lambda: seen["ok"] >= ok_before + 3, seconds=60)
+    finally:
+        stop.set()
+        t.join(120)
+    assert seen["bad"] == [], seen
+    assert srv.proc.pid == pid and srv.proc.poll() is None
+    assert len(rows(db)) == len(msgs)
