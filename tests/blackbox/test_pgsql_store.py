@@ -24,7 +24,8 @@ SCHEMA = os.path.join(HERE, "..", "..", "src", "store", "pgsql_schema.sql")
 
 def drop_schema(pg):
     pg.psql("DROP TABLE IF EXISTS postino_message, postino_schema_version; "
-            "DROP SEQUENCE IF EXISTS postino_uidl_seq")
+            "DROP SEQUENCE IF EXISTS postino_uidl_seq; "
+            "DROP FUNCTION IF EXISTS postino_test_slow() CASCADE")
 
 
 def load_schema(pg):
@@ -508,3 +509,39 @@ def test_database_restart_under_load(db, postinod):
     assert seen["bad"] == [], seen
     assert srv.proc.pid == pid and srv.proc.poll() is None
     assert len(rows(db)) == len(msgs)
+
+
+def test_lmtp_database_dies_before_commit_is_4xx(db, postinod):
+    """The database goes down while the delivery's INSERT runs (a trigger
+    holds it for 3 s): LMTP answers 4xx, never 250, and no row is left."""
+    db.psql("CREATE FUNCTION postino_test_slow() RETURNS trigger AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER postino_test_slow BEFORE "
+            "INSERT ON postino_message FOR EACH ROW EXECUTE FUNCTION "
+            "postino_test_slow()")
+    srv = server(postinod, db, lmtp_listen="127.0.0.1:0")
+    result = {}
+
+    def send():
+        c = smtplib.LMTP("127.0.0.1", lmtp_port(srv), timeout=60)
+        try:
+            c.sendmail("bob@example.org", [USER], b"Subject: x\r\n\r\nx\r\n")
+            result["code"] = 250
+        except smtplib.SMTPDataError as e:
+            result["code"] = e.smtp_code
+        finally:
+            c.close()
+
+    import threading
+    t = threading.Thread(target=send)
+    t.start()
+    try:
+        wait_for(lambda: db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+            "'COPY postino_message%' AND state = 'active'").strip() == "1")
+        db.stop()
+        t.join(60)
+    finally:
+        db.start()
+    assert 400 <= result.get("code", 0) < 500, result
+    assert rows(db) == []
