@@ -204,14 +204,140 @@ lookup(struct sasl_session *s)
 	return r == 0 ? SASL_CONTINUE : SASL_TEMPFAIL;
 }
 
+/*
+ * gs2-cbind-flag = "p=" cb-name / "n" / "y": the flag in *flag_r, the
+ * channel binding type's name in cbname (CB_NAME_MAX + 1 octets).
+ */
+static bool
+gs2_cbind_flag(const struct span *f, char *flag_r, char *cbname)
+{
+	cbname[0] = '\0';
+	if (f->len == 1 && (f->p[0] == 'n' || f->p[0] == 'y')) {
+		*flag_r = f->p[0];
+		return true;
+	}
+	if (!has_prefix(f, "p=") || f->len - 2 > CB_NAME_MAX || f->len <= 2)
+		return false;
+	*flag_r = 'p';
+	memcpy(cbname, f->p + 2, f->len - 2);
+	cbname[f->len - 2] = '\0';
+	for (const char *c = cbname; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || *c == '.' || *c == '-'))
+			return false;
+	return true;
+}
+
+/* Check the client's channel binding choice against ours (sec. 6). */
+static enum sasl_step
+channel_binding(struct sasl_session *s, char flag, const char *cbname)
+{
+	const struct sasl_channel *ch = &s->ch;
+
+	switch (flag) {
+	case 'n':
+		return s->mech->plus ? SASL_BAD : SASL_CONTINUE;
+	case 'y':
+		if (s->mech->plus)
+			return SASL_BAD;
+		/* The client could bind, and we offered -PLUS: downgrade. */
+		if (ch->end_point_len > 0 || ch->exporter_len > 0)
+			return SASL_FAIL;
+		return SASL_CONTINUE;
+	default:
+		if (!s->mech->plus)
+			return SASL_BAD;
+		if (strcmp(cbname, "tls-server-end-point") == 0 &&
+		    ch->end_point_len > 0) {
+			s->cb = ch->end_point;
+			s->cblen = ch->end_point_len;
+		} else if (strcmp(cbname, "tls-exporter") == 0 &&
+		    ch->exporter_len > 0) {
+			s->cb = ch->exporter;
+			s->cblen = ch->exporter_len;
+		} else {
+			return SASL_FAIL;
+		}
+		return SASL_CONTINUE;
+	}
+}
+
+/* server-first-message = r=nonce,s=salt,i=iterations */
+static enum sasl_step
+server_first(struct sasl_session *s, unsigned char *out, size_t outsize,
+    size_t *outlen_r)
+{
+	char salt[BASE64_ENCODED_LEN(AUTH_SCRAM_SALT_MAX) + 1];
+
+	if (base64_encode(salt, sizeof(salt), s->keys.salt,
+	    s->keys.saltlen) < 0 ||
+	    str_fmt(s->server_first, sizeof(s->server_first),
+	    "r=%.*s,s=%s,i=%u", (int)s->fullnoncelen, s->fullnonce, salt,
+	    (unsigned int)s->keys.iter) < 0)
+		return SASL_TEMPFAIL;
+	s->sflen = strlen(s->server_first);
+	if (s->sflen > outsize)
+		return SASL_TEMPFAIL;
+	memcpy(out, s->server_first, s->sflen);
+	*outlen_r = s->sflen;
+	s->state = SCRAM_FINAL;
+	return SASL_CONTINUE;
+}
+
+/*
+ * Verify ClientProof over the AuthMessage, whose final part is the client's
+ * final message without its proof (final, finallen); on success, v gets
+ * ServerSignature in base64.
+ */
+static enum sasl_step
+check_proof(struct sasl_session *s, const unsigned char *proof,
+    const char *final, size_t finallen, char *v, size_t vsize)
+{
+	unsigned char sig[AUTH_SCRAM_KEY_LEN], key[AUTH_SCRAM_KEY_LEN];
+	unsigned char stored[AUTH_SCRAM_KEY_LEN];
+	struct crypto_part parts[5];
+	bool ok;
+
+	/* AuthMessage (RFC 5802 sec. 3): bare "," server-first "," final */
+	parts[0].p = s->first + s->gs2len;
+	parts[0].len = s->firstlen - s->gs2len;
+	parts[1].p = ",";
+	parts[1].len = 1;
+	parts[2].p = s->server_first;
+	parts[2].len = s->sflen;
+	parts[3] = parts[1];
+	parts[4].p = final;
+	parts[4].len = finallen;
+	ok = crypto_hmac_sha256(s->keys.stored_key,
+	    sizeof(s->keys.stored_key), parts, 5, sig);
+	if (ok) {
+		/* ClientKey = ClientProof XOR ClientSignature */
+		for (size_t i = 0; i < sizeof(key); i++)
+			key[i] = proof[i] ^ sig[i];
+		ok = crypto_sha256(key, sizeof(key), stored) &&
+		    crypto_hmac_sha256(s->keys.server_key,
+		    sizeof(s->keys.server_key), parts, 5, s->server_sig) &&
+		    base64_encode(v, vsize, s->server_sig,
+		    sizeof(s->server_sig)) == 0;
+	}
+	explicit_bzero(key, sizeof(key));
+	explicit_bzero(sig, sizeof(sig));
+	if (!ok) {
+		explicit_bzero(stored, sizeof(stored));
+		return SASL_TEMPFAIL;
+	}
+	ok = CRYPTO_memcmp(stored, s->keys.stored_key, sizeof(stored)) == 0 &&
+	    s->known;
+	explicit_bzero(stored, sizeof(stored));
+	return ok ? SASL_CONTINUE : SASL_FAIL;
+}
+
 static enum sasl_step
 client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
     unsigned char *out, size_t outsize, size_t *outlen_r)
 {
-	char authzid[AUTH_USER_MAX + 1], salt[BASE64_ENCODED_LEN(
-	    AUTH_SCRAM_SALT_MAX) + 1], cbname[CB_NAME_MAX + 1];
+	char authzid[AUTH_USER_MAX + 1], cbname[CB_NAME_MAX + 1];
 	struct span rest = { (const char *)in, inlen }, f, cnonce;
-	const struct sasl_channel *ch = &s->ch;
 	enum sasl_step r;
 	bool comma;
 	char flag;
@@ -225,22 +351,8 @@ client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	/* gs2-header = gs2-cbind-flag "," [authzid] "," */
 	if (!next_field(&rest, &f, &comma) || !comma)
 		return SASL_BAD;
-	cbname[0] = '\0';
-	if (f.len == 1 && (f.p[0] == 'n' || f.p[0] == 'y')) {
-		flag = f.p[0];
-	} else if (has_prefix(&f, "p=") && f.len - 2 <= CB_NAME_MAX &&
-	    f.len > 2) {
-		flag = 'p';
-		memcpy(cbname, f.p + 2, f.len - 2);
-		cbname[f.len - 2] = '\0';
-		for (const char *c = cbname; *c != '\0'; c++)
-			if (!((*c >= 'a' && *c <= 'z') ||
-			    (*c >= 'A' && *c <= 'Z') ||
-			    (*c >= '0' && *c <= '9') || *c == '.' || *c == '-'))
-				return SASL_BAD;
-	} else {
+	if (!gs2_cbind_flag(&f, &flag, cbname))
 		return SASL_BAD;
-	}
 	if (!next_field(&rest, &f, &comma) || !comma)
 		return SASL_BAD;
 	authzid[0] = '\0';
@@ -267,33 +379,8 @@ client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
 		return SASL_BAD;
 
 	/* Channel binding (RFC 5802 sec. 6), then authorization. */
-	switch (flag) {
-	case 'n':
-		if (s->mech->plus)
-			return SASL_BAD;
-		break;
-	case 'y':
-		if (s->mech->plus)
-			return SASL_BAD;
-		/* The client could bind, and we offered -PLUS: downgrade. */
-		if (ch->end_point_len > 0 || ch->exporter_len > 0)
-			return SASL_FAIL;
-		break;
-	default:
-		if (!s->mech->plus)
-			return SASL_BAD;
-		if (strcmp(cbname, "tls-server-end-point") == 0 &&
-		    ch->end_point_len > 0) {
-			s->cb = ch->end_point;
-			s->cblen = ch->end_point_len;
-		} else if (strcmp(cbname, "tls-exporter") == 0 &&
-		    ch->exporter_len > 0) {
-			s->cb = ch->exporter;
-			s->cblen = ch->exporter_len;
-		} else {
-			return SASL_FAIL;
-		}
-	}
+	if ((r = channel_binding(s, flag, cbname)) != SASL_CONTINUE)
+		return r;
 	if (authzid[0] != '\0' && strcmp(authzid, s->user) != 0)
 		return SASL_FAIL;
 
@@ -308,19 +395,7 @@ client_first(struct sasl_session *s, const unsigned char *in, size_t inlen,
 
 	if ((r = lookup(s)) != SASL_CONTINUE)
 		return r;
-	if (base64_encode(salt, sizeof(salt), s->keys.salt,
-	    s->keys.saltlen) < 0 ||
-	    str_fmt(s->server_first, sizeof(s->server_first),
-	    "r=%.*s,s=%s,i=%u", (int)s->fullnoncelen, s->fullnonce, salt,
-	    (unsigned int)s->keys.iter) < 0)
-		return SASL_TEMPFAIL;
-	s->sflen = strlen(s->server_first);
-	if (s->sflen > outsize)
-		return SASL_TEMPFAIL;
-	memcpy(out, s->server_first, s->sflen);
-	*outlen_r = s->sflen;
-	s->state = SCRAM_FINAL;
-	return SASL_CONTINUE;
+	return server_first(s, out, outsize, outlen_r);
 }
 
 static enum sasl_step
@@ -328,14 +403,12 @@ client_final(struct sasl_session *s, const unsigned char *in, size_t inlen,
     unsigned char *out, size_t outsize, size_t *outlen_r)
 {
 	unsigned char cbind[SASL_RESPONSE_MAX], proof[AUTH_SCRAM_KEY_LEN];
-	unsigned char sig[AUTH_SCRAM_KEY_LEN], key[AUTH_SCRAM_KEY_LEN];
-	unsigned char stored[AUTH_SCRAM_KEY_LEN];
 	char v[BASE64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN) + 1];
 	const char *m = (const char *)in, *lastcomma;
 	struct span rest, f, c, r;
-	struct crypto_part parts[5];
 	size_t cbindlen, prooflen, nlen;
-	bool comma, ok;
+	enum sasl_step res;
+	bool comma;
 
 	if (inlen == 0 || memchr(in, '\0', inlen) != NULL)
 		return SASL_BAD;
@@ -371,39 +444,9 @@ client_final(struct sasl_session *s, const unsigned char *in, size_t inlen,
 	if (nlen != s->fullnoncelen || memcmp(r.p + 2, s->fullnonce, nlen) != 0)
 		return SASL_FAIL;
 
-	/* AuthMessage (RFC 5802 sec. 3): bare "," server-first "," final */
-	parts[0].p = s->first + s->gs2len;
-	parts[0].len = s->firstlen - s->gs2len;
-	parts[1].p = ",";
-	parts[1].len = 1;
-	parts[2].p = s->server_first;
-	parts[2].len = s->sflen;
-	parts[3] = parts[1];
-	parts[4].p = m;
-	parts[4].len = (size_t)(lastcomma - m);
-	ok = crypto_hmac_sha256(s->keys.stored_key,
-	    sizeof(s->keys.stored_key), parts, 5, sig);
-	if (ok) {
-		/* ClientKey = ClientProof XOR ClientSignature */
-		for (size_t i = 0; i < sizeof(key); i++)
-			key[i] = proof[i] ^ sig[i];
-		ok = crypto_sha256(key, sizeof(key), stored) &&
-		    crypto_hmac_sha256(s->keys.server_key,
-		    sizeof(s->keys.server_key), parts, 5, s->server_sig) &&
-		    base64_encode(v, sizeof(v), s->server_sig,
-		    sizeof(s->server_sig)) == 0;
-	}
-	explicit_bzero(key, sizeof(key));
-	explicit_bzero(sig, sizeof(sig));
-	if (!ok) {
-		explicit_bzero(stored, sizeof(stored));
-		return SASL_TEMPFAIL;
-	}
-	ok = CRYPTO_memcmp(stored, s->keys.stored_key, sizeof(stored)) == 0 &&
-	    s->known;
-	explicit_bzero(stored, sizeof(stored));
-	if (!ok)
-		return SASL_FAIL;
+	if ((res = check_proof(s, proof, m, (size_t)(lastcomma - m), v,
+	    sizeof(v))) != SASL_CONTINUE)
+		return res;
 	/* Success carries data: RFC 5034 sec. 4 sends it as a challenge. */
 	if (2 + strlen(v) > outsize)
 		return SASL_TEMPFAIL;

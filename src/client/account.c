@@ -266,11 +266,99 @@ account_parse_size(const char *s, uint64_t *r)
 	return 0;
 }
 
+/* Where a key is not one's to set: config_key tries the next. */
+#define KEY_UNKNOWN	1
+
+/* Keys of the server connection: 0, -1 for a bad value or KEY_UNKNOWN. */
+static int
+connection_key(struct account *a, const char *key, const char *val)
+{
+	if (strcmp(key, "host") == 0) {
+		if (!valid_hostname(val) && !valid_v6(val))
+			return -1;
+		return str_copy(a->host, sizeof(a->host), val);
+	}
+	if (strcmp(key, "port") == 0)
+		return parse_port(val, a->port, sizeof(a->port));
+	if (strcmp(key, "user") == 0)
+		return strpbrk(val, "\r\n") != NULL ? -1 :
+		    str_copy(a->user, sizeof(a->user), val);
+	if (strcmp(key, "tls") == 0)
+		return account_parse_tls(val, &a->tls);
+	if (strcmp(key, "family") == 0) {
+		if (strcmp(val, "4") == 0)
+			a->family = AF_INET;
+		else if (strcmp(val, "6") == 0)
+			a->family = AF_INET6;
+		else if (strcmp(val, "any") == 0)
+			a->family = AF_UNSPEC;
+		else
+			return -1;
+		return 0;
+	}
+	if (strcmp(key, "cafile") == 0)
+		return expand_path(a->cafile, sizeof(a->cafile), val);
+	if (strcmp(key, "tls-fingerprint") == 0)
+		return str_copy(a->tls_fingerprint, sizeof(a->tls_fingerprint),
+		    val);
+	if (strcmp(key, "auth") == 0)
+		return str_copy(a->auth, sizeof(a->auth), val);
+	if (strcmp(key, "password-command") == 0)
+		return str_copy(a->password_command,
+		    sizeof(a->password_command), val);
+	if (strcmp(key, "token-command") == 0)
+		return str_copy(a->token_command, sizeof(a->token_command),
+		    val);
+	return KEY_UNKNOWN;
+}
+
+/* Keys of delivery and of what to fetch: 0, -1 or KEY_UNKNOWN. */
+static int
+delivery_key(struct account *a, const char *key, const char *val)
+{
+	bool b;
+
+	if (strcmp(key, "maildir") == 0)
+		return expand_path(a->maildir, sizeof(a->maildir), val);
+	if (strcmp(key, "mbox") == 0)
+		return expand_path(a->mbox, sizeof(a->mbox), val);
+	if (strcmp(key, "mda") == 0)
+		return str_copy(a->mda, sizeof(a->mda), val);
+	if (strcmp(key, "lmtp") == 0)
+		return str_copy(a->lmtp, sizeof(a->lmtp), val);
+	if (strcmp(key, "lmtp-recipient") == 0)
+		return str_copy(a->lmtp_recipient, sizeof(a->lmtp_recipient),
+		    val);
+	if (strcmp(key, "default") == 0)
+		return parse_bool(val, &a->is_default);
+	if (strcmp(key, "keep") == 0) {
+		if (parse_bool(val, &b) < 0)
+			return -1;
+		a->keep = b;
+		return 0;
+	}
+	if (strcmp(key, "keep-days") == 0)
+		return str_parse_u32(val, &a->keep_days) < 0 ||
+		    a->keep_days == 0 || a->keep_days > ACCOUNT_KEEP_DAYS_MAX ?
+		    -1 : 0;
+	if (strcmp(key, "max-size") == 0)
+		return account_parse_size(val, &a->max_size) < 0 ||
+		    a->max_size == 0 ? -1 : 0;
+	if (strcmp(key, "received-header") == 0)
+		return parse_bool(val, &a->received);
+	if (strcmp(key, "delete-oversized") == 0)
+		return parse_bool(val, &a->delete_oversized);
+	if (strcmp(key, "max-messages") == 0)
+		return str_parse_u32(val, &a->max_messages) < 0 ||
+		    a->max_messages == 0 ? -1 : 0;
+	return KEY_UNKNOWN;
+}
+
 static int
 config_key(struct account *a, const char *key, const char *val, char *why)
 {
 	struct account u;
-	int r = 0;
+	int r;
 
 	if (strcmp(key, "url") == 0) {
 		/* Only what the URL says; other keys keep their values. */
@@ -282,78 +370,41 @@ config_key(struct account *a, const char *key, const char *val, char *why)
 			memcpy(a->user, u.user, sizeof(a->user));
 		if (u.port[0] != '\0')
 			memcpy(a->port, u.port, sizeof(a->port));
-	} else if (strcmp(key, "host") == 0) {
-		if (!valid_hostname(val) && !valid_v6(val))
-			goto bad;
-		r = str_copy(a->host, sizeof(a->host), val);
-	} else if (strcmp(key, "port") == 0) {
-		r = parse_port(val, a->port, sizeof(a->port));
-	} else if (strcmp(key, "user") == 0) {
-		r = strpbrk(val, "\r\n") != NULL ? -1 :
-		    str_copy(a->user, sizeof(a->user), val);
-	} else if (strcmp(key, "tls") == 0) {
-		r = account_parse_tls(val, &a->tls);
-	} else if (strcmp(key, "family") == 0) {
-		if (strcmp(val, "4") == 0)
-			a->family = AF_INET;
-		else if (strcmp(val, "6") == 0)
-			a->family = AF_INET6;
-		else if (strcmp(val, "any") == 0)
-			a->family = AF_UNSPEC;
-		else
-			r = -1;
-	} else if (strcmp(key, "cafile") == 0) {
-		r = expand_path(a->cafile, sizeof(a->cafile), val);
-	} else if (strcmp(key, "tls-fingerprint") == 0) {
-		r = str_copy(a->tls_fingerprint, sizeof(a->tls_fingerprint),
-		    val);
-	} else if (strcmp(key, "auth") == 0) {
-		r = str_copy(a->auth, sizeof(a->auth), val);
-	} else if (strcmp(key, "password-command") == 0) {
-		r = str_copy(a->password_command,
-		    sizeof(a->password_command), val);
-	} else if (strcmp(key, "token-command") == 0) {
-		r = str_copy(a->token_command, sizeof(a->token_command), val);
-	} else if (strcmp(key, "maildir") == 0) {
-		r = expand_path(a->maildir, sizeof(a->maildir), val);
-	} else if (strcmp(key, "mbox") == 0) {
-		r = expand_path(a->mbox, sizeof(a->mbox), val);
-	} else if (strcmp(key, "mda") == 0) {
-		r = str_copy(a->mda, sizeof(a->mda), val);
-	} else if (strcmp(key, "lmtp") == 0) {
-		r = str_copy(a->lmtp, sizeof(a->lmtp), val);
-	} else if (strcmp(key, "lmtp-recipient") == 0) {
-		r = str_copy(a->lmtp_recipient, sizeof(a->lmtp_recipient),
-		    val);
-	} else if (strcmp(key, "default") == 0) {
-		r = parse_bool(val, &a->is_default);
-	} else if (strcmp(key, "keep") == 0) {
-		bool b;
-
-		r = parse_bool(val, &b);
-		a->keep = b;
-	} else if (strcmp(key, "keep-days") == 0) {
-		r = str_parse_u32(val, &a->keep_days) < 0 || a->keep_days == 0 ||
-		    a->keep_days > ACCOUNT_KEEP_DAYS_MAX ? -1 : 0;
-	} else if (strcmp(key, "max-size") == 0) {
-		r = account_parse_size(val, &a->max_size) < 0 ||
-		    a->max_size == 0 ? -1 : 0;
-	} else if (strcmp(key, "received-header") == 0) {
-		r = parse_bool(val, &a->received);
-	} else if (strcmp(key, "delete-oversized") == 0) {
-		r = parse_bool(val, &a->delete_oversized);
-	} else if (strcmp(key, "max-messages") == 0) {
-		r = str_parse_u32(val, &a->max_messages) < 0 ||
-		    a->max_messages == 0 ? -1 : 0;
-	} else {
+		return 0;
+	}
+	if ((r = connection_key(a, key, val)) == KEY_UNKNOWN &&
+	    (r = delivery_key(a, key, val)) == KEY_UNKNOWN) {
 		(void)str_fmt(why, ERR_LEN, "unknown key \"%s\"", key);
 		return -1;
 	}
 	if (r == 0)
 		return 0;
-bad:
 	(void)str_fmt(why, ERR_LEN, "bad value for %s", key);
 	return -1;
+}
+
+/*
+ * Split a config line into its key and its value, trailing blanks cut.
+ * False for a blank line or a comment.
+ */
+static bool
+split_key_value(char *line, char **key_r, char **val_r)
+{
+	char *key, *val, *p;
+	size_t len;
+
+	key = line + strspn(line, " \t");
+	if (*key == '#' || *key == '\0')
+		return false;
+	p = key + strcspn(key, " \t");
+	val = p + strspn(p, " \t");
+	*p = '\0';
+	for (len = strlen(val); len > 0 && (val[len - 1] == ' ' ||
+	    val[len - 1] == '\t' || val[len - 1] == '\r'); len--)
+		val[len - 1] = '\0';
+	*key_r = key;
+	*val_r = val;
+	return true;
 }
 
 int
@@ -373,7 +424,7 @@ account_load(struct account *a, const char *path, const char *name,
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
-		char *key, *val, *p;
+		char *key, *val;
 		size_t len = strlen(line);
 
 		lineno++;
@@ -387,15 +438,8 @@ account_load(struct account *a, const char *path, const char *name,
 			str_copy(why, sizeof(why), "line too long");
 			goto bad;
 		}
-		key = line + strspn(line, " \t");
-		if (*key == '#' || *key == '\0')
+		if (!split_key_value(line, &key, &val))
 			continue;
-		p = key + strcspn(key, " \t");
-		val = p + strspn(p, " \t");
-		*p = '\0';
-		for (len = strlen(val); len > 0 && (val[len - 1] == ' ' ||
-		    val[len - 1] == '\t' || val[len - 1] == '\r'); len--)
-			val[len - 1] = '\0';
 		if (strcmp(key, "account") == 0) {
 			if (!valid_name(val)) {
 				str_copy(why, sizeof(why), "bad account name");
@@ -581,18 +625,34 @@ netrc_token(const char **p, char *tok, size_t size)
 	return tok;
 }
 
-int
-account_netrc(struct account *a, const char *path, char *pass, size_t size,
-    char *err)
+/* The entry of a .netrc being read. */
+struct netrc_entry {
+	char	 login[ACCOUNT_USER_MAX + 1];
+	char	 pw[ACCOUNT_PASS_MAX + 1];
+	bool	 machine;	/* for our host, or "default" */
+	bool	 have_pw;
+};
+
+/* Whether entry e gives a's password. */
+static bool
+netrc_fits(const struct account *a, const struct netrc_entry *e)
 {
-	char *text = NULL, tok[ACCOUNT_PASS_MAX + 2];
-	char login[ACCOUNT_USER_MAX + 1], pw[ACCOUNT_PASS_MAX + 1];
-	const char *p;
+	return e->machine && e->have_pw && (a->user[0] == '\0' ||
+	    e->login[0] == '\0' || strcmp(e->login, a->user) == 0);
+}
+
+/*
+ * Read a .netrc whole into *text_r (NUL-terminated, *len_r octets). 1 when
+ * read, 0 when there is none we may trust, -1 on error.
+ */
+static int
+netrc_read(const char *path, char **text_r, size_t *len_r, char *err)
+{
 	struct stat sb;
-	ssize_t n;
+	char *text;
 	size_t got = 0;
-	int fd, rc = 0;
-	bool machine = false, have_pw = false;
+	ssize_t n;
+	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -623,8 +683,19 @@ account_netrc(struct account *a, const char *path, char *pass, size_t size,
 		got += (size_t)n;
 	close(fd);
 	text[got] = '\0';
-	login[0] = pw[0] = '\0';
-	p = text;
+	*text_r = text;
+	*len_r = got;
+	return 1;
+}
+
+/* Find in a .netrc's text the entry for a into e. */
+static void
+netrc_find(const struct account *a, const char *text, struct netrc_entry *e)
+{
+	char tok[ACCOUNT_PASS_MAX + 2];
+	const char *p = text;
+
+	memset(e, 0, sizeof(*e));
 	/* Each turn consumes a token of a bounded text. */
 	while (netrc_token(&p, tok, sizeof(tok)) != NULL) {
 		if (strcmp(tok, "machine") == 0 ||
@@ -632,45 +703,58 @@ account_netrc(struct account *a, const char *path, char *pass, size_t size,
 			bool def = tok[0] == 'd';
 
 			/* A complete earlier entry wins. */
-			if (machine && have_pw && (a->user[0] == '\0' ||
-			    login[0] == '\0' || strcmp(login, a->user) == 0))
+			if (netrc_fits(a, e))
 				break;
-			login[0] = pw[0] = '\0';
-			have_pw = false;
+			e->login[0] = e->pw[0] = '\0';
+			e->have_pw = false;
 			if (def) {
-				machine = true;
+				e->machine = true;
 			} else {
-				machine = netrc_token(&p, tok, sizeof(tok)) !=
-				    NULL && strcasecmp(tok, a->host) == 0;
+				e->machine = netrc_token(&p, tok, sizeof(tok))
+				    != NULL && strcasecmp(tok, a->host) == 0;
 			}
 		} else if (strcmp(tok, "login") == 0) {
 			if (netrc_token(&p, tok, sizeof(tok)) != NULL)
-				str_copy(login, sizeof(login), tok);
+				str_copy(e->login, sizeof(e->login), tok);
 		} else if (strcmp(tok, "password") == 0) {
 			if (netrc_token(&p, tok, sizeof(tok)) != NULL) {
-				str_copy(pw, sizeof(pw), tok);
-				have_pw = true;
+				str_copy(e->pw, sizeof(e->pw), tok);
+				e->have_pw = true;
 			}
 		} else if (strcmp(tok, "account") == 0) {
 			(void)netrc_token(&p, tok, sizeof(tok));
 		} else if (strcmp(tok, "macdef") == 0) {
 			/* A macro runs to the next empty line. */
-			const char *e = strstr(p, "\n\n");
+			const char *m = strstr(p, "\n\n");
 
-			p = e != NULL ? e + 2 : p + strlen(p);
+			p = m != NULL ? m + 2 : p + strlen(p);
 		}
 	}
-	if (machine && have_pw && (a->user[0] == '\0' || login[0] == '\0' ||
-	    strcmp(login, a->user) == 0)) {
+	explicit_bzero(tok, sizeof(tok));
+}
+
+int
+account_netrc(struct account *a, const char *path, char *pass, size_t size,
+    char *err)
+{
+	struct netrc_entry e;
+	char *text = NULL;
+	size_t got = 0;
+	int rc;
+
+	if ((rc = netrc_read(path, &text, &got, err)) <= 0)
+		return rc;
+	rc = 0;
+	netrc_find(a, text, &e);
+	if (netrc_fits(a, &e)) {
 		if (a->user[0] == '\0')
-			str_copy(a->user, sizeof(a->user), login);
-		rc = str_copy(pass, size, pw) < 0 ? -1 : 1;
+			str_copy(a->user, sizeof(a->user), e.login);
+		rc = str_copy(pass, size, e.pw) < 0 ? -1 : 1;
 		if (rc < 0)
 			(void)str_fmt(err, ERR_LEN, "%s: password too long",
 			    path);
 	}
-	explicit_bzero(tok, sizeof(tok));
-	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(&e, sizeof(e));
 	explicit_bzero(text, got);
 	free(text);
 	return rc;

@@ -987,6 +987,142 @@ send_sasl_line(struct pop3c *c, const char *shown, const char *prefix,
 /* Most challenges of one exchange: SCRAM has two, LOGIN two. */
 #define AUTH_ROUNDS_MAX		4
 
+/* One AUTH exchange in progress. */
+struct sasl_exchange {
+	struct sasl_client	*sc;
+	enum sasl_client_mech	 mech;
+	char			 what[64];	/* "AUTH MECH", for errors */
+	/* An initial response too long for the AUTH line waits for "+". */
+	bool			 pending;
+	size_t			 outlen;
+	unsigned char		 out[SASL_CLIENT_OUT_MAX];
+	unsigned char		 in[BASE64_DECODED_MAX(POP3C_LINE_MAX)];
+	char			 b64[BASE64_ENCODED_LEN(SASL_CLIENT_OUT_MAX) +
+				     1];
+};
+
+/* SCRAM-PLUS: bind this TLS channel (RFC 5929, RFC 9266). */
+static int
+sasl_bind(struct pop3c *c, const char *what, struct sasl_client_params *p,
+    unsigned char *cb, size_t cbsize)
+{
+	static const char *const types[] = { "tls-exporter",
+	    "tls-server-end-point" };
+	ssize_t n = -1;
+
+	/* RFC 9266: tls-exporter where it exists (TLS 1.3). */
+	for (size_t i = 0; n < 0 && i < 2 && c->tr.channel_binding != NULL &&
+	    c->tls; i++) {
+		n = c->tr.channel_binding(c->tr.ctx, types[i], cb, cbsize);
+		p->cb_type = types[i];
+	}
+	if (n <= 0)
+		return fail(c, POP3C_ETLS, "%s: no channel binding on this "
+		    "connection", what);
+	p->cb_data = cb;
+	p->cb_len = (size_t)n;
+	c->cb_type = p->cb_type;
+	return 0;
+}
+
+/* Send the AUTH line, with the initial response on it if it fits. */
+static int
+sasl_start(struct pop3c *c, struct sasl_exchange *x, const char *name)
+{
+	char shown[64], err[ERR_LEN];
+	bool initial = sasl_client_has_initial(x->sc);
+
+	if (initial) {
+		if (sasl_client_step(x->sc, NULL, 0, x->out, &x->outlen, err) !=
+		    SASL_CLIENT_CONTINUE)
+			return fail(c, POP3C_ELOCAL, "%s", err);
+		if (x->outlen == 0)
+			str_copy(x->b64, sizeof(x->b64), "=");
+		else
+			(void)base64_encode(x->b64, sizeof(x->b64), x->out,
+			    x->outlen);
+		x->pending = 6 + strlen(name) + strlen(x->b64) + 2 >
+		    AUTH_IR_LINE_MAX;
+	}
+	(void)str_fmt(shown, sizeof(shown), "%s%s", x->what,
+	    initial && !x->pending ? " ********" : "");
+	if (initial && !x->pending) {
+		char prefix[40];
+
+		(void)str_fmt(prefix, sizeof(prefix), "%s ", x->what);
+		if (send_sasl_line(c, shown, prefix, x->b64) < 0)
+			return -1;
+	} else if (send_sasl_line(c, shown, x->what, "") < 0) {
+		return -1;
+	}
+	if (x->pending && x->outlen == 0)
+		x->b64[0] = '\0';	/* an empty response is an empty line */
+	return 0;
+}
+
+/* The server's +OK or -ERR that ends the exchange: 0 when logged in. */
+static int
+sasl_verdict(struct pop3c *c, struct sasl_exchange *x, const char *line,
+    size_t len)
+{
+	int rc = parse_status(c, x->what, line, len, NULL);
+
+	if (rc > 0 && sasl_client_oauth_status(x->sc)[0] != '\0')
+		/* The token is never shown, only the verdict. */
+		return fail(c, POP3C_EAUTH, "%s: the server refused the token "
+		    "(status \"%s\")", x->what, sasl_client_oauth_status(x->sc));
+	if (rc > 0)
+		return login_failed(c);
+	if (rc < 0)
+		return rc;
+	if (!x->pending && sasl_client_done(x->sc))
+		return 0;
+	if (x->mech == SASL_CLIENT_SCRAM || x->mech == SASL_CLIENT_SCRAM_PLUS) {
+		/* The server never proved itself. */
+		c->dead = true;
+		return fail(c, POP3C_EAUTH, "%s: server signature mismatch "
+		    "(the server accepted us without sending one)", x->what);
+	}
+	return fail(c, POP3C_EPROTO, "%s: +OK before the exchange ended",
+	    x->what);
+}
+
+/* Answer a challenge line ("+ " base64, or "+" alone: an empty one). */
+static int
+sasl_answer(struct pop3c *c, struct sasl_exchange *x, const char *line,
+    size_t len)
+{
+	enum sasl_client_result r;
+	char err[ERR_LEN];
+	size_t inlen;
+
+	line += len > 1 ? 2 : 1;
+	len -= len > 1 ? 2 : 1;
+	if (base64_decode(x->in, sizeof(x->in), &inlen, line, len) < 0)
+		return fail(c, POP3C_EPROTO, "%s: bad base64 in a challenge",
+		    x->what);
+	if (x->pending) {
+		x->pending = false;
+		if (inlen != 0)
+			return fail(c, POP3C_EPROTO, "%s: a challenge where an "
+			    "empty one was due", x->what);
+		return send_sasl_line(c, "********", "", x->b64);
+	}
+	r = sasl_client_step(x->sc, x->in, inlen, x->out, &x->outlen, err);
+	explicit_bzero(x->in, inlen);
+	if (r == SASL_CLIENT_MISMATCH || r == SASL_CLIENT_REFUSED) {
+		/* Nothing more goes to a server that failed SCRAM. */
+		c->dead = true;
+		return fail(c, POP3C_EAUTH, "%s", err);
+	}
+	if (r != SASL_CLIENT_CONTINUE)
+		return fail(c, POP3C_EPROTO, "%s", err);
+	if (base64_encode(x->b64, sizeof(x->b64), x->out, x->outlen) < 0 ||
+	    send_sasl_line(c, x->outlen > 0 ? "********" : "", "", x->b64) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 login_sasl(struct pop3c *c, size_t k, const char *user, const char *pass)
 {
@@ -995,152 +1131,46 @@ login_sasl(struct pop3c *c, size_t k, const char *user, const char *pass)
 	    .host = c->peer_host[0] != '\0' ? c->peer_host : NULL,
 	    .port = c->peer_port[0] != '\0' ? c->peer_port : NULL,
 	    .plus_offered = (c->mechs & POP3C_MECH_SCRAM_PLUS) != 0 };
-	struct sasl_client *sc = NULL;
-	unsigned char out[SASL_CLIENT_OUT_MAX];
-	unsigned char in[BASE64_DECODED_MAX(POP3C_LINE_MAX)];
+	struct sasl_exchange x;
 	unsigned char cb[SASL_CLIENT_CB_MAX];
-	char b64[BASE64_ENCODED_LEN(SASL_CLIENT_OUT_MAX) + 1];
-	char what[64], shown[64], err[ERR_LEN];
 	const char *name = sasl_client_mech_name(sasl_table[k].sasl);
-	bool pending = false;
-	size_t outlen = 0, inlen;
+	char err[ERR_LEN];
 	int rc = -1;
 
-	(void)str_fmt(what, sizeof(what), "AUTH %s", name);
-	if (sasl_table[k].sasl == SASL_CLIENT_SCRAM_PLUS) {
-		static const char *const types[] = { "tls-exporter",
-		    "tls-server-end-point" };
-		ssize_t n = -1;
-
-		/* RFC 9266: tls-exporter where it exists (TLS 1.3). */
-		for (size_t i = 0; n < 0 && i < 2 &&
-		    c->tr.channel_binding != NULL && c->tls; i++) {
-			n = c->tr.channel_binding(c->tr.ctx, types[i], cb,
-			    sizeof(cb));
-			p.cb_type = types[i];
-		}
-		if (n <= 0)
-			return fail(c, POP3C_ETLS, "%s: no channel binding on "
-			    "this connection", what);
-		p.cb_data = cb;
-		p.cb_len = (size_t)n;
-		c->cb_type = p.cb_type;
-	}
+	memset(&x, 0, sizeof(x));
+	x.mech = sasl_table[k].sasl;
+	(void)str_fmt(x.what, sizeof(x.what), "AUTH %s", name);
+	if (x.mech == SASL_CLIENT_SCRAM_PLUS &&
+	    sasl_bind(c, x.what, &p, cb, sizeof(cb)) < 0)
+		return -1;
 	if (c->scram_nonce[0] != '\0')
 		p.nonce = c->scram_nonce;
-	if (sasl_client_new(&sc, &p, err) < 0)
+	if (sasl_client_new(&x.sc, &p, err) < 0)
 		return fail(c, POP3C_ELOCAL, "%s", err);
-
-	/* The initial response, on the AUTH line if it fits. */
-	if (sasl_client_has_initial(sc)) {
-		if (sasl_client_step(sc, NULL, 0, out, &outlen, err) !=
-		    SASL_CLIENT_CONTINUE) {
-			fail(c, POP3C_ELOCAL, "%s", err);
-			goto out;
-		}
-		if (outlen == 0)
-			str_copy(b64, sizeof(b64), "=");
-		else
-			(void)base64_encode(b64, sizeof(b64), out, outlen);
-		pending = 6 + strlen(name) + strlen(b64) + 2 >
-		    AUTH_IR_LINE_MAX;
-	}
-	(void)str_fmt(shown, sizeof(shown), "%s%s", what,
-	    sasl_client_has_initial(sc) && !pending ? " ********" : "");
-	if (sasl_client_has_initial(sc) && !pending) {
-		char prefix[40];
-
-		(void)str_fmt(prefix, sizeof(prefix), "%s ", what);
-		if (send_sasl_line(c, shown, prefix, b64) < 0)
-			goto out;
-	} else if (send_sasl_line(c, shown, what, "") < 0) {
+	if (sasl_start(c, &x, name) < 0)
 		goto out;
-	}
-	if (pending && outlen == 0)
-		b64[0] = '\0';		/* an empty response is an empty line */
-
 	for (int round = 0; ; round++) {
-		enum sasl_client_result r;
 		char *line;
 		size_t len;
 
-		if (read_reply_line(c, what, &line, &len) < 0)
+		if (read_reply_line(c, x.what, &line, &len) < 0)
 			goto out;
 		if (len == 0 || line[0] != '+' || (len > 1 && line[1] != ' ')) {
-			rc = parse_status(c, what, line, len, NULL);
-			if (rc > 0 && sasl_client_oauth_status(sc)[0] != '\0') {
-				/* The token is never shown, only the verdict. */
-				rc = fail(c, POP3C_EAUTH, "%s: the server "
-				    "refused the token (status \"%s\")", what,
-				    sasl_client_oauth_status(sc));
-				goto out;
-			}
-			if (rc > 0) {
-				rc = login_failed(c);
-				goto out;
-			}
-			if (rc < 0)
-				goto out;
-			if (!pending && sasl_client_done(sc))
-				goto out;
-			if (sasl_table[k].sasl == SASL_CLIENT_SCRAM ||
-			    sasl_table[k].sasl == SASL_CLIENT_SCRAM_PLUS) {
-				/* The server never proved itself. */
-				c->dead = true;
-				rc = fail(c, POP3C_EAUTH, "%s: server "
-				    "signature mismatch (the server accepted "
-				    "us without sending one)", what);
-			} else {
-				rc = fail(c, POP3C_EPROTO, "%s: +OK before "
-				    "the exchange ended", what);
-			}
+			rc = sasl_verdict(c, &x, line, len);
 			goto out;
 		}
 		if (round == AUTH_ROUNDS_MAX) {
-			fail(c, POP3C_EPROTO, "%s: too many challenges", what);
+			fail(c, POP3C_EPROTO, "%s: too many challenges",
+			    x.what);
 			goto out;
 		}
-		/* "+ " base64, or "+" alone: an empty challenge. */
-		line += len > 1 ? 2 : 1;
-		len -= len > 1 ? 2 : 1;
-		if (base64_decode(in, sizeof(in), &inlen, line, len) < 0) {
-			fail(c, POP3C_EPROTO, "%s: bad base64 in a challenge",
-			    what);
-			goto out;
-		}
-		if (pending) {
-			pending = false;
-			if (inlen != 0) {
-				fail(c, POP3C_EPROTO, "%s: a challenge where "
-				    "an empty one was due", what);
-				goto out;
-			}
-			if (send_sasl_line(c, "********", "", b64) < 0)
-				goto out;
-			continue;
-		}
-		r = sasl_client_step(sc, in, inlen, out, &outlen, err);
-		explicit_bzero(in, inlen);
-		if (r == SASL_CLIENT_MISMATCH || r == SASL_CLIENT_REFUSED) {
-			/* Nothing more goes to a server that failed SCRAM. */
-			c->dead = true;
-			fail(c, POP3C_EAUTH, "%s", err);
-			goto out;
-		}
-		if (r != SASL_CLIENT_CONTINUE) {
-			fail(c, POP3C_EPROTO, "%s", err);
-			goto out;
-		}
-		if (base64_encode(b64, sizeof(b64), out, outlen) < 0 ||
-		    send_sasl_line(c, outlen > 0 ? "********" : "", "",
-		    b64) < 0)
+		if (sasl_answer(c, &x, line, len) < 0)
 			goto out;
 	}
 out:
-	explicit_bzero(out, sizeof(out));
-	explicit_bzero(b64, sizeof(b64));
+	sasl_client_free(&x.sc);
+	explicit_bzero(&x, sizeof(x));
 	explicit_bzero(cb, sizeof(cb));
-	sasl_client_free(&sc);
 	return rc;
 }
 

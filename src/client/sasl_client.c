@@ -274,47 +274,47 @@ next_attr(const char **p, const char *end, char name, const char **v_r,
 	return true;
 }
 
+/* What server-first-message says: r=nonce,s=salt,i=iterations */
+struct server_first {
+	const char	*snonce;	/* in the message */
+	size_t		 snonce_len;
+	unsigned char	 salt[SASL_CLIENT_SCRAM_SALT_MAX];
+	size_t		 saltlen;
+	uint32_t	 iter;
+};
+
 static enum sasl_client_result
-scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
-    unsigned char *out, size_t *n, char *err)
+parse_server_first(struct sasl_client *s, const unsigned char *in,
+    size_t inlen, struct server_first *sf, char *err)
 {
-	const char *p = (const char *)in, *end = p + inlen, *v, *snonce;
-	size_t vlen, snonce_len, saltlen, gs2len = strlen(s->gs2);
-	unsigned char salt[SASL_CLIENT_SCRAM_SALT_MAX];
-	unsigned char ckey[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
-	unsigned char csig[SCRAM_KEY_LEN], skey[SCRAM_KEY_LEN];
-	unsigned char cbind[64 + SASL_CLIENT_CB_MAX];
-	char num[16], b64[BASE64_ENCODED_LEN(sizeof(cbind)) + 1];
-	char authmsg[3 * SCRAM_MSG_MAX];
-	size_t without_proof, alen;
-	struct crypto_part am;
-	uint32_t iter;
+	const char *p = (const char *)in, *end = p + inlen, *v;
 	enum sasl_client_result r = SASL_CLIENT_BAD;
-	const char *why = "bad server-first-message";
+	char num[16];
+	size_t vlen;
 
 	if (memchr(in, '\0', inlen) != NULL || inlen >= SCRAM_MSG_MAX)
-		return bad(s, r, err, why);
+		return bad(s, r, err, "bad server-first-message");
 	if (inlen >= 2 && memcmp(in, "e=", 2) == 0)
 		return bad(s, SASL_CLIENT_REFUSED, err,
 		    "refused by the server");
 	if (inlen >= 2 && memcmp(in, "m=", 2) == 0)
 		return bad(s, r, err, "the server requires an extension");
-	if (!next_attr(&p, end, 'r', &snonce, &snonce_len) ||
-	    !crypto_scram_nonce_ok(snonce, snonce_len, SASL_CLIENT_NONCE_MAX) ||
-	    snonce_len <= strlen(s->nonce) ||
-	    memcmp(snonce, s->nonce, strlen(s->nonce)) != 0)
+	if (!next_attr(&p, end, 'r', &sf->snonce, &sf->snonce_len) ||
+	    !crypto_scram_nonce_ok(sf->snonce, sf->snonce_len,
+	    SASL_CLIENT_NONCE_MAX) || sf->snonce_len <= strlen(s->nonce) ||
+	    memcmp(sf->snonce, s->nonce, strlen(s->nonce)) != 0)
 		return bad(s, r, err, "the server nonce does not extend ours");
 	if (!next_attr(&p, end, 's', &v, &vlen) ||
-	    base64_decode(salt, sizeof(salt), &saltlen, v, vlen) < 0 ||
-	    saltlen == 0)
+	    base64_decode(sf->salt, sizeof(sf->salt), &sf->saltlen, v,
+	    vlen) < 0 || sf->saltlen == 0)
 		return bad(s, r, err, "bad salt");
 	if (!next_attr(&p, end, 'i', &v, &vlen) || vlen >= sizeof(num))
 		return bad(s, r, err, "bad iteration count");
 	memcpy(num, v, vlen);
 	num[vlen] = '\0';
-	if (str_parse_u32(num, &iter) < 0 ||
-	    iter < SASL_CLIENT_SCRAM_ITER_MIN ||
-	    iter > SASL_CLIENT_SCRAM_ITER_MAX) {
+	if (str_parse_u32(num, &sf->iter) < 0 ||
+	    sf->iter < SASL_CLIENT_SCRAM_ITER_MIN ||
+	    sf->iter > SASL_CLIENT_SCRAM_ITER_MAX) {
 		(void)str_fmt(err, ERR_LEN, "%s: iteration count %s refused "
 		    "(%d to %d)", sasl_client_mech_name(s->mech), num,
 		    SASL_CLIENT_SCRAM_ITER_MIN, SASL_CLIENT_SCRAM_ITER_MAX);
@@ -322,13 +322,36 @@ scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
 		return SASL_CLIENT_BAD;
 	}
 	/* Extensions after i= are optional ones: ignored (sec. 5.1). */
+	return SASL_CLIENT_CONTINUE;
+}
+
+static enum sasl_client_result
+scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
+    unsigned char *out, size_t *n, char *err)
+{
+	size_t gs2len = strlen(s->gs2);
+	struct server_first sf;
+	unsigned char ckey[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
+	unsigned char csig[SCRAM_KEY_LEN], skey[SCRAM_KEY_LEN];
+	unsigned char cbind[64 + SASL_CLIENT_CB_MAX];
+	char b64[BASE64_ENCODED_LEN(sizeof(cbind)) + 1];
+	char authmsg[3 * SCRAM_MSG_MAX];
+	size_t without_proof, alen;
+	struct crypto_part am;
+	enum sasl_client_result r;
+	const char *why;
+
+	if ((r = parse_server_first(s, in, inlen, &sf, err)) !=
+	    SASL_CLIENT_CONTINUE)
+		return r;
+	r = SASL_CLIENT_BAD;
 
 	/* client-final-message-without-proof: c=B64(gs2 + cb),r=nonce */
 	memcpy(cbind, s->gs2, gs2len);
 	memcpy(cbind + gs2len, s->cb, s->cb_len);
 	if (base64_encode(b64, sizeof(b64), cbind, gs2len + s->cb_len) < 0 ||
 	    !puts_(out, n, "c=") || !puts_(out, n, b64) ||
-	    !puts_(out, n, ",r=") || !put(out, n, snonce, snonce_len))
+	    !puts_(out, n, ",r=") || !put(out, n, sf.snonce, sf.snonce_len))
 		return bad(s, r, err, "response too long");
 	without_proof = *n;
 
@@ -345,8 +368,8 @@ scram_final(struct sasl_client *s, const unsigned char *in, size_t inlen,
 	/* RFC 5802 sec. 3. */
 	am.p = authmsg;
 	am.len = alen;
-	if (!crypto_scram_keys(s->pass, strlen(s->pass), salt, saltlen, iter,
-	    ckey, stored, skey) ||
+	if (!crypto_scram_keys(s->pass, strlen(s->pass), sf.salt, sf.saltlen,
+	    sf.iter, ckey, stored, skey) ||
 	    !crypto_hmac_sha256(stored, sizeof(stored), &am, 1, csig) ||
 	    !crypto_hmac_sha256(skey, sizeof(skey), &am, 1, s->server_sig)) {
 		why = "SHA-256 failed";

@@ -74,6 +74,85 @@ w_release(struct writer *w, unsigned int gt, size_t fs)
 	return w_put(w, "From ", fs);
 }
 
+/*
+ * mboxrd: a line start is held back while it may still become ">*From ":
+ * gt '>' so far, then fs octets of "From ".
+ */
+struct line_start {
+	bool		 holding;
+	bool		 last_lf;
+	unsigned int	 gt;
+	size_t		 fs;
+};
+
+/*
+ * Feed octet c to a held-back line start. Returns 1 when c was consumed,
+ * 0 when the line start is settled and c is still to be written, -1 on a
+ * write error.
+ */
+static int
+hold_octet(struct writer *w, struct line_start *ls, unsigned char c,
+    enum store_escape esc)
+{
+	if (c == '>' && ls->fs == 0 && ls->gt < UINT_MAX &&
+	    esc == STORE_ESCAPE_MBOXRD) {
+		ls->gt++;
+		return 1;
+	}
+	if (c == (unsigned char)"From "[ls->fs]) {
+		if (++ls->fs < FROM_LEN)
+			return 1;
+		/* One more '>' than it had. */
+		if (w_release(w, ls->gt + 1, ls->fs) < 0)
+			return -1;
+		ls->holding = false;
+		ls->last_lf = false;
+		return 1;
+	}
+	if ((ls->gt > 0 || ls->fs > 0) && w_release(w, ls->gt, ls->fs) < 0)
+		return -1;
+	ls->holding = false;
+	return 0;
+}
+
+/* Copy n octets read from the message, quoting and converting line ends. */
+static int
+copy_chunk(struct writer *w, struct line_start *ls, const unsigned char *buf,
+    size_t n, enum store_escape esc, bool crlf)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = buf[i];
+
+		if (ls->holding) {
+			int r = hold_octet(w, ls, c, esc);
+
+			if (r < 0)
+				return -1;
+			if (r > 0)
+				continue;
+		}
+		if (c != '\n') {
+			/* Plain octets go out in runs, not one by one. */
+			size_t j = i;
+
+			while (j < n && buf[j] != '\n')
+				j++;
+			if (w_put(w, buf + i, j - i) < 0)
+				return -1;
+			ls->last_lf = false;
+			i = j - 1;
+			continue;
+		}
+		if (w_put(w, crlf ? "\r\n" : "\n", crlf ? 2 : 1) < 0)
+			return -1;
+		ls->last_lf = true;
+		if (esc != STORE_ESCAPE_NONE)
+			*ls = (struct line_start){ .holding = true,
+			    .last_lf = true };
+	}
+	return 0;
+}
+
 int
 store_append_copy(int in, int out, const struct store_delivery *d,
     enum store_escape esc, uint64_t *stored_r, uint64_t *crlf_r,
@@ -81,13 +160,7 @@ store_append_copy(int in, int out, const struct store_delivery *d,
 {
 	static struct writer w;	/* 64 KiB: not on the stack */
 	unsigned char buf[16384];
-	/*
-	 * mboxrd: a line start is held back while it may still become
-	 * ">*From ": gt '>' so far, then fs octets of "From ".
-	 */
-	bool holding = esc != STORE_ESCAPE_NONE, last_lf = false;
-	unsigned int gt = 0;
-	size_t fs = 0;
+	struct line_start ls = { .holding = esc != STORE_ESCAPE_NONE };
 	off_t off = 0;
 	ssize_t n;
 
@@ -98,71 +171,26 @@ store_append_copy(int in, int out, const struct store_delivery *d,
 	    (d->delivered_to != NULL &&
 	    w_header(&w, "Delivered-To: ", "", d->delivered_to, "", d->crlf) < 0))
 		goto fail;
-	last_lf = w.total > 0;
+	ls.last_lf = w.total > 0;
 	while ((n = pread(in, buf, sizeof(buf), off)) != 0) {
-
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			goto fail;
 		}
 		off += n;
-		for (size_t i = 0; i < (size_t)n; i++) {
-			unsigned char c = buf[i];
-
-			if (holding) {
-				if (c == '>' && fs == 0 && gt < UINT_MAX &&
-				    esc == STORE_ESCAPE_MBOXRD) {
-					gt++;
-					continue;
-				}
-				if (c == (unsigned char)"From "[fs]) {
-					if (++fs < FROM_LEN)
-						continue;
-					/* One more '>' than it had. */
-					if (w_release(&w, gt + 1, fs) < 0)
-						goto fail;
-					holding = false;
-					last_lf = false;
-					continue;
-				}
-				if ((gt > 0 || fs > 0) &&
-				    w_release(&w, gt, fs) < 0)
-					goto fail;
-				holding = false;
-			}
-			if (c != '\n') {
-				/* Plain octets go out in runs, not one by one. */
-				size_t j = i;
-
-				while (j < (size_t)n && buf[j] != '\n')
-					j++;
-				if (w_put(&w, buf + i, j - i) < 0)
-					goto fail;
-				last_lf = false;
-				i = j - 1;
-				continue;
-			}
-			if ((d->crlf && w_put(&w, "\r\n", 2) < 0) ||
-			    (!d->crlf && w_put(&w, "\n", 1) < 0))
-				goto fail;
-			last_lf = true;
-			if (esc != STORE_ESCAPE_NONE) {
-				holding = true;
-				gt = 0;
-				fs = 0;
-			}
-		}
-	}
-	if (holding && (gt > 0 || fs > 0)) {
-		if (w_release(&w, gt, fs) < 0)
+		if (copy_chunk(&w, &ls, buf, (size_t)n, esc, d->crlf) < 0)
 			goto fail;
-		last_lf = false;
+	}
+	if (ls.holding && (ls.gt > 0 || ls.fs > 0)) {
+		if (w_release(&w, ls.gt, ls.fs) < 0)
+			goto fail;
+		ls.last_lf = false;
 	}
 	if (w_flush(&w) < 0)
 		goto fail;
 	*stored_r = w.total;
-	*ends_lf_r = last_lf;
+	*ends_lf_r = ls.last_lf;
 	if (crlf_size_finish(&w.cs, crlf_r) < 0) {
 		errno = EFBIG;
 		goto fail;

@@ -901,6 +901,69 @@ mbox_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	return STORE_OK;
 }
 
+/* Stop holding a line start back: give out what it held, gt '>' first. */
+static void
+reader_give_back(struct mbox_reader *r, uint64_t gt)
+{
+	r->cand = false;
+	r->emit_gt = gt;
+	r->emit_pos = 0;
+	r->emit_len = r->match;
+}
+
+/*
+ * Refill the reader's buffer. Returns 1 when there is more to give out, 0 at
+ * the end of the message, -1 on a read error.
+ */
+static int
+reader_fill(struct mbox_reader *r)
+{
+	size_t want = sizeof(r->buf);
+	ssize_t got;
+
+	if (r->pos >= r->end) {
+		if (!r->cand)
+			return 0;
+		/* The content ended inside "From": literal. */
+		reader_give_back(r, r->gt);
+		return 1;
+	}
+	if ((uint64_t)(r->end - r->pos) < want)
+		want = (size_t)(r->end - r->pos);
+	do {
+		got = pread(r->fd, r->buf, want, r->pos);
+	} while (got == -1 && errno == EINTR);
+	if (got <= 0) {
+		if (got == 0)
+			errno = EIO;	/* truncated under us */
+		return -1;
+	}
+	r->pos += got;
+	r->blen = (size_t)got;
+	r->bpos = 0;
+	return 1;
+}
+
+/* Take octet c of a line start that may be a quoted ">+From ". */
+static void
+reader_unquote(struct mbox_reader *r, unsigned char c)
+{
+	if (r->match == 0 && c == '>' && r->mboxrd) {
+		r->gt++;
+		r->bpos++;
+	} else if (c == (unsigned char)mbox_from[r->match]) {
+		r->bpos++;
+		if (++r->match == sizeof(mbox_from) - 1) {
+			r->line_start = false;
+			reader_give_back(r, r->gt - 1);
+		}
+	} else {
+		/* Not an escape: give back what we held. */
+		r->line_start = false;
+		reader_give_back(r, r->gt);
+	}
+}
+
 static ssize_t
 mbox_read(struct store_reader *sr, void *out, size_t len)
 {
@@ -926,55 +989,17 @@ mbox_read(struct store_reader *sr, void *out, size_t len)
 			continue;
 		}
 		if (r->bpos == r->blen) {
-			size_t want = sizeof(r->buf);
-			ssize_t got;
+			int more = reader_fill(r);
 
-			if (r->pos >= r->end) {
-				if (!r->cand)
-					break;
-				/* The content ended inside "From": literal. */
-				r->cand = false;
-				r->emit_gt = r->gt;
-				r->emit_pos = 0;
-				r->emit_len = r->match;
-				continue;
-			}
-			if ((uint64_t)(r->end - r->pos) < want)
-				want = (size_t)(r->end - r->pos);
-			do {
-				got = pread(r->fd, r->buf, want, r->pos);
-			} while (got == -1 && errno == EINTR);
-			if (got <= 0) {
-				if (got == 0)
-					errno = EIO;	/* truncated under us */
+			if (more < 0)
 				return n > 0 ? (ssize_t)n : -1;
-			}
-			r->pos += got;
-			r->blen = (size_t)got;
-			r->bpos = 0;
+			if (more == 0)
+				break;
+			continue;
 		}
 		c = r->buf[r->bpos];
 		if (r->cand) {
-			if (r->match == 0 && c == '>' && r->mboxrd) {
-				r->gt++;
-				r->bpos++;
-			} else if (c == (unsigned char)mbox_from[r->match]) {
-				r->bpos++;
-				if (++r->match == sizeof(mbox_from) - 1) {
-					r->cand = false;
-					r->line_start = false;
-					r->emit_gt = r->gt - 1;
-					r->emit_pos = 0;
-					r->emit_len = r->match;
-				}
-			} else {
-				/* Not an escape: give back what we held. */
-				r->cand = false;
-				r->line_start = false;
-				r->emit_gt = r->gt;
-				r->emit_pos = 0;
-				r->emit_len = r->match;
-			}
+			reader_unquote(r, c);
 			continue;
 		}
 		if (r->line_start && c == '>') {
@@ -1065,6 +1090,40 @@ mbox_write_new(struct mbox *mb, const struct store_index *idx, int fd,
 	return fchmod(fd, st->st_mode & 07777);
 }
 
+/* Write the new mbox to tmp and rename it over the old one. */
+static int
+mbox_replace(struct mbox *mb, const struct store_index *idx, const char *tmp,
+    const struct stat *sb, char *err)
+{
+	int fd = -1;
+
+	for (int tries = 0; tries < 2 && fd == -1; tries++) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (fd == -1 && (errno != EEXIST || unlink(tmp) == -1))
+			break;
+	}
+	if (fd == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot create %s: %s", tmp,
+		    strerror(errno));
+		return -1;
+	}
+	if (mbox_write_new(mb, idx, fd, sb) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		(void)close(fd);
+		(void)unlink(tmp);
+		return -1;
+	}
+	if (close(fd) == -1 || rename(tmp, mb->path) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot replace %s: %s", mb->path,
+		    strerror(errno));
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 static enum store_result
 mbox_commit(struct store *st, const struct store_index *idx, char *err)
 {
@@ -1073,7 +1132,7 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 	struct stat sb;
 	enum store_result res;
 	bool any = false;
-	int fd = -1, recovered;
+	int recovered;
 
 	if (idx->count != mb->count) {
 		(void)str_copy(err, ERR_LEN,
@@ -1112,30 +1171,8 @@ mbox_commit(struct store *st, const struct store_index *idx, char *err)
 		goto out;
 	}
 	priv_group_raise();
-	for (int tries = 0; tries < 2 && fd == -1; tries++) {
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-		if (fd == -1 && (errno != EEXIST || unlink(tmp) == -1))
-			break;
-	}
-	if (fd == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot create %s: %s", tmp,
-		    strerror(errno));
+	if (mbox_replace(mb, idx, tmp, &sb, err) == -1)
 		goto out;
-	}
-	if (mbox_write_new(mb, idx, fd, &sb) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot write %s: %s", tmp,
-		    strerror(errno));
-		(void)close(fd);
-		(void)unlink(tmp);
-		goto out;
-	}
-	if (close(fd) == -1 || rename(tmp, mb->path) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot replace %s: %s", mb->path,
-		    strerror(errno));
-		(void)unlink(tmp);
-		goto out;
-	}
 	mb->committed = true;
 	res = STORE_OK;
 	if (store_fsync_dir(mb->dir) == -1) {

@@ -171,21 +171,86 @@ store_mbox_quota(const struct store_params *p, const struct store_delivery *d,
 	return STORE_OK;
 }
 
+/*
+ * Note where the mbox ended, durably: from here on a kill leaves octets that
+ * the next lock holder cuts off. Returns 1 when journaled, 0 when the spool
+ * directory may not be written (mbox_lock.h falls back to fcntl alone
+ * there, and there is no journal), -1 on error.
+ */
+static int
+journal_write(const char *journal, const char *dir, const struct stat *st,
+    char *err)
+{
+	char line[JOURNAL_MAX];
+	int jfd;
+
+	(void)str_fmt(line, sizeof(line), "%llu %llu\n",
+	    (unsigned long long)st->st_ino, (unsigned long long)st->st_size);
+	jfd = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (jfd >= 0) {
+		if (fd_write_all(jfd, line, strlen(line)) < 0 ||
+		    fsync(jfd) == -1 || close(jfd) == -1 ||
+		    store_fsync_dir(dir) == -1) {
+			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
+			    journal, strerror(errno));
+			(void)unlink(journal);
+			return -1;
+		}
+		return 1;
+	}
+	if (errno != EACCES && errno != EPERM && errno != EROFS) {
+		(void)str_fmt(err, ERR_LEN, "cannot create %s: %s", journal,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Append the From_ line, the quoted message and its closing blank line. */
+static int
+mbox_write_message(const struct store_params *p, int in,
+    const struct store_delivery *d, int fd, int gap, char *err)
+{
+	char from[LINE_MAX], date[64];
+	struct store_delivery dd = *d;
+	uint64_t stored, crlfsize;
+	bool ends_lf;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	/* The asctime(3) form every mbox reader knows. */
+	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
+	    str_fmt(from, sizeof(from), "%.*sFrom %s %s\n", gap, "\n\n",
+	    d->return_path != NULL && d->return_path[0] != '\0' ?
+	    d->return_path : "MAILER-DAEMON", date) < 0) {
+		(void)str_copy(err, ERR_LEN, "From_ line too long");
+		return -1;
+	}
+	/* An mbox is LF-only: its readers add the CRs. */
+	dd.crlf = false;
+	if (fd_write_all(fd, from, strlen(from)) < 0 ||
+	    store_append_copy(in, fd, &dd, p->mboxrd ? STORE_ESCAPE_MBOXRD :
+	    STORE_ESCAPE_MBOXO, &stored, &crlfsize, &ends_lf, err) < 0 ||
+	    fd_write_all(fd, "\n\n", ends_lf ? 1 : 2) < 0) {
+		if (err[0] == '\0')
+			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
+			    p->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static enum store_result
 mbox_append(const struct store_params *p, int in,
     const struct store_delivery *d, char *err)
 {
-	char journal[PATH_MAX], dir[PATH_MAX], line[JOURNAL_MAX];
-	char from[LINE_MAX], date[64];
-	struct store_delivery dd = *d;
+	char journal[PATH_MAX], dir[PATH_MAX];
 	struct mbox_lock lk;
 	enum store_result res;
 	struct stat st;
-	uint64_t stored, crlfsize;
-	bool ends_lf, journaled = false;
-	time_t now = time(NULL);
-	struct tm tm;
-	int fd = -1, gap, jfd;
+	int fd = -1, gap, journaled = 0;
 
 	err[0] = '\0';
 	if (journal_paths(p->path, journal, sizeof(journal), dir,
@@ -210,50 +275,11 @@ mbox_append(const struct store_params *p, int in,
 		res = STORE_OVERQUOTA;
 		goto out;
 	}
-	/*
-	 * The journal first, durable: from here on a kill leaves octets that
-	 * the next lock holder cuts off. A spool directory we may not write
-	 * (mbox_lock.h falls back to fcntl alone there) gets no journal.
-	 */
-	(void)str_fmt(line, sizeof(line), "%llu %llu\n",
-	    (unsigned long long)st.st_ino, (unsigned long long)st.st_size);
-	jfd = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
-	if (jfd >= 0) {
-		if (fd_write_all(jfd, line, strlen(line)) < 0 ||
-		    fsync(jfd) == -1 || close(jfd) == -1 ||
-		    store_fsync_dir(dir) == -1) {
-			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
-			    journal, strerror(errno));
-			(void)unlink(journal);
-			goto out;
-		}
-		journaled = true;
-	} else if (errno != EACCES && errno != EPERM && errno != EROFS) {
-		(void)str_fmt(err, ERR_LEN, "cannot create %s: %s", journal,
-		    strerror(errno));
+	/* The journal first, then the message. */
+	if ((journaled = journal_write(journal, dir, &st, err)) < 0)
 		goto out;
-	}
-	localtime_r(&now, &tm);
-	/* The asctime(3) form every mbox reader knows. */
-	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
-	    str_fmt(from, sizeof(from), "%.*sFrom %s %s\n", gap, "\n\n",
-	    d->return_path != NULL && d->return_path[0] != '\0' ?
-	    d->return_path : "MAILER-DAEMON", date) < 0) {
-		(void)str_copy(err, ERR_LEN, "From_ line too long");
+	if (mbox_write_message(p, in, d, fd, gap, err) < 0)
 		goto undo;
-	}
-	/* An mbox is LF-only: its readers add the CRs. */
-	dd.crlf = false;
-	if (fd_write_all(fd, from, strlen(from)) < 0 ||
-	    store_append_copy(in, fd, &dd, p->mboxrd ? STORE_ESCAPE_MBOXRD :
-	    STORE_ESCAPE_MBOXO, &stored, &crlfsize, &ends_lf, err) < 0 ||
-	    fd_write_all(fd, "\n\n", ends_lf ? 1 : 2) < 0) {
-		if (err[0] == '\0')
-			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
-			    p->path, strerror(errno));
-		goto undo;
-	}
 	if (d->quota_bytes != 0) {
 		struct stat now_st;
 

@@ -242,13 +242,94 @@ get_password(char *pass, char *again, size_t size)
 	return 0;
 }
 
+/*
+ * The scheme named by -s and its cost from -r (NULL: the default), into
+ * *si_r, *cost_r (crypt(3)) or *iter_r (SCRAM). 0, or the exit status 2.
+ */
+static int
+choose_scheme(const char *scheme, const char *rounds, size_t *si_r,
+    uint32_t *cost_r, uint32_t *iter_r)
+{
+	size_t si, n = sizeof(schemes) / sizeof(schemes[0]);
+
+	for (si = 0; si < n; si++)
+		if (str_ieq(schemes[si].name, scheme))
+			break;
+	if (si == n) {
+		fprintf(stderr, PROG ": unknown scheme \"%s\"; choose "
+		    "YESCRYPT, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, "
+		    "SCRAM-SHA-256 or PLAIN\n", scheme);
+		return 2;
+	}
+	if (rounds != NULL && strcmp(schemes[si].method, METHOD_PLAIN) == 0) {
+		fprintf(stderr, PROG ": -r: PLAIN has no cost\n");
+		return 2;
+	}
+	if (rounds != NULL && (str_parse_u32(rounds, cost_r) < 0 ||
+	    *cost_r < schemes[si].cost_min || *cost_r > schemes[si].cost_max)) {
+		fprintf(stderr, PROG ": -r: rounds of %s must be a number "
+		    "from %u to %u\n", schemes[si].name,
+		    (unsigned)schemes[si].cost_min,
+		    (unsigned)schemes[si].cost_max);
+		return 2;
+	}
+	if (rounds != NULL && strcmp(schemes[si].method, METHOD_SCRAM) == 0) {
+		*iter_r = *cost_r;
+		*cost_r = 0;
+	}
+	*si_r = si;
+	return 0;
+}
+
+/*
+ * What goes after the scheme's label for pass: pass itself (PLAIN) or its
+ * hash, made into hash (size octets) with keys as scratch. NULL on error.
+ */
+static const char *
+make_secret(size_t si, const char *pass, uint32_t cost, uint32_t iter,
+    char *hash, size_t size, struct auth_scram *keys)
+{
+	char err[ERR_LEN];
+
+	err[0] = '\0';
+	if (strcmp(schemes[si].method, METHOD_PLAIN) == 0) {
+		if (strchr(pass, ':') != NULL) {
+			fprintf(stderr, PROG ": a PLAIN password cannot "
+			    "contain ':' (the passwd-file field separator)\n");
+			return NULL;
+		}
+		return pass;
+	}
+	if (strcmp(schemes[si].method, METHOD_SCRAM) == 0) {
+		/* What the server's SCRAM could never match is refused. */
+		if (!auth_scram_pass_ok(pass, strlen(pass))) {
+			fprintf(stderr, PROG ": a SCRAM-SHA-256 password must "
+			    "be printable ASCII (no SASLprep)\n");
+			return NULL;
+		}
+		if (auth_scram_make(pass, iter, keys, err) < 0 ||
+		    auth_scram_format(keys, hash, size) < 0) {
+			fprintf(stderr, PROG ": %s\n", err[0] != '\0' ? err :
+			    "SCRAM secret longer than its buffer");
+			return NULL;
+		}
+		return hash;
+	}
+	if (auth_hash_make(schemes[si].method, cost, pass, hash, size,
+	    err) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return NULL;
+	}
+	return hash;
+}
+
 int
 main(int argc, char **argv)
 {
 	char pass[AUTH_PASS_MAX + 2], again[AUTH_PASS_MAX + 2];
-	char hash[AUTH_HASH_MAX], err[ERR_LEN];
+	char hash[AUTH_HASH_MAX];
 	const char *scheme = "YESCRYPT", *user = NULL, *secret, *rounds = NULL;
-	size_t si, n = sizeof(schemes) / sizeof(schemes[0]);
+	size_t si;
 	uint32_t iter = AUTH_SCRAM_ITER_DEFAULT, cost = 0;
 	struct auth_scram keys;
 	int ch, status = 1;
@@ -283,31 +364,8 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
-	for (si = 0; si < n; si++)
-		if (str_ieq(schemes[si].name, scheme))
-			break;
-	if (si == n) {
-		fprintf(stderr, PROG ": unknown scheme \"%s\"; choose "
-		    "YESCRYPT, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, "
-		    "SCRAM-SHA-256 or PLAIN\n", scheme);
-		return 2;
-	}
-	if (rounds != NULL && strcmp(schemes[si].method, METHOD_PLAIN) == 0) {
-		fprintf(stderr, PROG ": -r: PLAIN has no cost\n");
-		return 2;
-	}
-	if (rounds != NULL && (str_parse_u32(rounds, &cost) < 0 ||
-	    cost < schemes[si].cost_min || cost > schemes[si].cost_max)) {
-		fprintf(stderr, PROG ": -r: rounds of %s must be a number "
-		    "from %u to %u\n", schemes[si].name,
-		    (unsigned)schemes[si].cost_min,
-		    (unsigned)schemes[si].cost_max);
-		return 2;
-	}
-	if (rounds != NULL && strcmp(schemes[si].method, METHOD_SCRAM) == 0) {
-		iter = cost;
-		cost = 0;
-	}
+	if ((ch = choose_scheme(scheme, rounds, &si, &cost, &iter)) != 0)
+		return ch;
 	if (user != NULL && !auth_name_valid(user)) {
 		fprintf(stderr, PROG ": bad user name: 1..%d octets, no space, "
 		    "control character, ':' or '/', no leading '.'\n",
@@ -317,42 +375,15 @@ main(int argc, char **argv)
 	memset(again, 0, sizeof(again));
 	memset(hash, 0, sizeof(hash));
 	memset(&keys, 0, sizeof(keys));
-	err[0] = '\0';
 	if (get_password(pass, again, sizeof(pass)) < 0)
 		goto out;
 	if (pass[0] == '\0') {
 		fprintf(stderr, PROG ": empty password\n");
 		goto out;
 	}
-	if (strcmp(schemes[si].method, METHOD_PLAIN) == 0) {
-		if (strchr(pass, ':') != NULL) {
-			fprintf(stderr, PROG ": a PLAIN password cannot "
-			    "contain ':' (the passwd-file field separator)\n");
-			goto out;
-		}
-		secret = pass;
-	} else if (strcmp(schemes[si].method, METHOD_SCRAM) == 0) {
-		/* What the server's SCRAM could never match is refused. */
-		if (!auth_scram_pass_ok(pass, strlen(pass))) {
-			fprintf(stderr, PROG ": a SCRAM-SHA-256 password must "
-			    "be printable ASCII (no SASLprep)\n");
-			goto out;
-		}
-		if (auth_scram_make(pass, iter, &keys, err) < 0 ||
-		    auth_scram_format(&keys, hash, sizeof(hash)) < 0) {
-			fprintf(stderr, PROG ": %s\n", err[0] != '\0' ? err :
-			    "SCRAM secret longer than its buffer");
-			goto out;
-		}
-		secret = hash;
-	} else {
-		if (auth_hash_make(schemes[si].method, cost, pass, hash,
-		    sizeof(hash), err) < 0) {
-			fprintf(stderr, PROG ": %s\n", err);
-			goto out;
-		}
-		secret = hash;
-	}
+	secret = make_secret(si, pass, cost, iter, hash, sizeof(hash), &keys);
+	if (secret == NULL)
+		goto out;
 	if (user != NULL)
 		printf("%s:%s%s::::::\n", user, schemes[si].label, secret);
 	else
