@@ -255,12 +255,13 @@ is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
 }
 
-/* One tag's name and the one attribute we use (href). */
+/* One tag's name and the attributes we use (a href, img alt). */
 struct tag {
 	char		 name[16];	/* lower case; "" when too long */
 	bool		 closing;
 	size_t		 href, href_len;	/* offsets into the input */
 	bool		 has_href;
+	size_t		 alt, alt_len;
 };
 
 /*
@@ -326,6 +327,10 @@ tag_parse(const struct html *h, size_t i, struct tag *t)
 			t->has_href = true;
 			t->href = v;
 			t->href_len = vlen;
+		} else if (alen == 3 && strncasecmp(s + a, "alt", 3) == 0 &&
+		    t->alt_len == 0) {
+			t->alt = v;
+			t->alt_len = vlen;
 		}
 	}
 	return j < len ? j + 1 : len;
@@ -407,6 +412,33 @@ skip_raw(const struct html *h, size_t i, const char *name)
 	return i < h->len ? i + 1 : h->len;
 }
 
+/* An image is its alt text (a button in a link is often only that). */
+static void
+alt_text(struct html *h, const struct tag *t)
+{
+	const char *a = h->s + t->alt;
+	size_t i = 0;
+
+	while (i < t->alt_len) {
+		uint32_t cp;
+		size_t n = a[i] == '&' ? entity(a + i, t->alt_len - i, &cp) :
+		    0;
+
+		if (n > 0) {
+			put_char(h, cp);
+			i += n;
+		} else if (is_space(a[i])) {
+			h->space = true;
+			i++;
+		} else {
+			n = utf8_next((const unsigned char *)a + i,
+			    t->alt_len - i, &cp);
+			put_char(h, cp);
+			i += n;
+		}
+	}
+}
+
 static void
 element(struct html *h, const struct tag *t)
 {
@@ -424,6 +456,8 @@ element(struct html *h, const struct tag *t)
 			link_close(h);
 		else if (t->has_href)
 			link_open(h, t);
+	} else if (strcmp(n, "img") == 0) {
+		alt_text(h, t);
 	} else if (strcmp(n, "tr") == 0) {
 		put_newline(h, 1);
 		h->cells = 0;

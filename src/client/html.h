@@ -33,9 +33,10 @@
 /*
  * The built-in converter: script, style and head dropped, block elements
  * as line breaks, table rows on lines with cells separated by " | ",
- * <pre> kept as it is, the HTML 4 entities and numeric references
- * decoded, links numbered. Linear in len, no recursion, so hostile
- * nesting or unterminated tags and comments cost nothing extra.
+ * <pre> kept as it is, images as their alt text, the HTML 4 entities and
+ * numeric references decoded, links numbered. Linear in len, no
+ * recursion, so hostile nesting or unterminated tags and comments cost
+ * nothing extra.
  * Allocated, NUL-terminated; NULL when out of memory.
  */
 char *html_to_text(const char *html, size_t len);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <wchar.h>
 
 #include "term.h"
@@ -98,11 +99,15 @@ char_at(const char *s, size_t len, int col, size_t *n_r, int *w_r)
 	return true;
 }
 
-/* s[0..len) in at most width columns, padded with spaces when pad. */
+/*
+ * s[0..len) from column col (tab stops count from 0) up to column width,
+ * padded with spaces when pad: the column reached.
+ */
 static int
-frame_text(struct reader *r, const char *s, size_t len, int width, bool pad)
+frame_text_at(struct reader *r, const char *s, size_t len, int col,
+    int width, bool pad)
 {
-	int used = 0;
+	int used = col;
 	size_t i = 0;
 
 	while (i < len) {
@@ -126,6 +131,35 @@ frame_text(struct reader *r, const char *s, size_t len, int width, bool pad)
 		used++;
 	}
 	return used;
+}
+
+/* s[0..len) in at most width columns, padded with spaces when pad. */
+static int
+frame_text(struct reader *r, const char *s, size_t len, int width, bool pad)
+{
+	return frame_text_at(r, s, len, 0, width, pad);
+}
+
+/* A row of the view, the last search's matches in reverse video. */
+static void
+frame_row_marked(struct reader *r, const char *s, size_t len)
+{
+	size_t n = strlen(r->search), i = 0, seg = 0;
+	int col = 0;
+
+	while (n > 0 && i + n <= len) {
+		if (strncasecmp(s + i, r->search, n) != 0) {
+			i++;
+			continue;
+		}
+		col = frame_text_at(r, s + seg, i - seg, col, r->cols, false);
+		frame_str(r, "\033[7m");
+		col = frame_text_at(r, s + i, n, col, r->cols, false);
+		frame_str(r, "\033[m");
+		i += n;
+		seg = i;
+	}
+	(void)frame_text_at(r, s + seg, len - seg, col, r->cols, false);
 }
 
 static void
@@ -509,8 +543,8 @@ draw_view(struct reader *r)
 
 		row_begin(r, y + 2);
 		if (i < r->nrow)
-			frame_text(r, r->text + r->row[i].off, r->row[i].len,
-			    r->cols, false);
+			frame_row_marked(r, r->text + r->row[i].off,
+			    r->row[i].len);
 		row_end(r);
 	}
 }

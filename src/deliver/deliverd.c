@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../lib/ev.h"
+#include "../lib/idmap.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
@@ -43,14 +44,25 @@ struct chan {
 static const struct config *cf;
 static struct ev *ev;
 static struct chan *chans;
+/* Channels waiting for an account lookup, by its request id. */
+static struct idmap *lookups;
 static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
 static bool die_after_store;
 
+/* The account lookup of c is answered or given up. */
+static void
+lookup_end(struct chan *c)
+{
+	idmap_del(lookups, c->req);
+	c->req = 0;
+}
+
 static void
 chan_free(struct chan *c)
 {
+	lookup_end(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -140,7 +152,7 @@ auth_msg(unsigned int idx, struct ipc_msg *msg)
 	if (msg == NULL) {
 		for (c = chans; c != NULL; c = c->next) {
 			if (c->req != 0 && c->auth_idx == idx) {
-				c->req = 0;
+				lookup_end(c);
 				chan_reply(c, STORE_TEMPFAIL, "auth restarted");
 			}
 		}
@@ -149,12 +161,10 @@ auth_msg(unsigned int idx, struct ipc_msg *msg)
 	if (msg->type != MSG_AUTH_ACCOUNT ||
 	    !proto_take(msg->data, msg->len, &acct, sizeof(acct)))
 		return;
-	for (c = chans; c != NULL; c = c->next) {
-		if (c->req == acct.req && c->req != 0) {
-			c->req = 0;
-			deliver(c, &acct);
-			break;
-		}
+	c = idmap_get(lookups, acct.req);
+	if (c != NULL && c->req == acct.req) {
+		lookup_end(c);
+		deliver(c, &acct);
 	}
 	explicit_bzero(&acct, sizeof(acct));
 }
@@ -207,8 +217,9 @@ chan_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	rq.req = c->req = next_req++;
 	memcpy(rq.user, c->d.user, sizeof(rq.user));
-	if (ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
-		c->req = 0;
+	if (idmap_put(lookups, c->req, c) < 0 ||
+	    ipc_send(a, MSG_AUTH_LOOKUP, &rq, sizeof(rq), -1) < 0) {
+		lookup_end(c);
 		chan_reply(c, STORE_TEMPFAIL, "auth unreachable");
 	}
 }
@@ -282,11 +293,15 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 	role_drop(&(struct role_user){ .key = "deliver", .uid = uid,
 	    .gid = gid, .extra_group = cf->mail_privileged_group });
 	ev = role_start(&deliver_role);
+	lookups = idmap_new();
+	if (lookups == NULL)
+		fatal("idmap_new");
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_start(ev, &idle_timer, DELIVER_IDLE_MS);
 	ev_run(ev);
 	while (chans != NULL)
 		chan_free(chans);
+	idmap_free(&lookups);
 	store_pgsql_shutdown();
 	role_end();
 	return 0;

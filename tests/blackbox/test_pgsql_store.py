@@ -24,7 +24,8 @@ SCHEMA = os.path.join(HERE, "..", "..", "src", "store", "pgsql_schema.sql")
 
 def drop_schema(pg):
     pg.psql("DROP TABLE IF EXISTS postino_message, postino_schema_version; "
-            "DROP SEQUENCE IF EXISTS postino_uidl_seq")
+            "DROP SEQUENCE IF EXISTS postino_uidl_seq; "
+            "DROP FUNCTION IF EXISTS postino_test_slow() CASCADE")
 
 
 def load_schema(pg):
@@ -415,3 +416,132 @@ def test_a_slow_query_does_not_block_other_sessions(db, mailroot, postinod):
         assert bob.cmd(b"QUIT").startswith(b"+OK")
     finally:
         db.psql("DROP FUNCTION postino_test_slow() CASCADE")
+
+
+def test_kill9_mid_update_loses_nothing_and_leaves_no_lock(db, postinod):
+    """QUIT's DELETE is running (a trigger makes it take 3 s) when the
+    instance dies: the DELETE is all or nothing, no other message goes,
+    and the other instance serves the mailbox once PostgreSQL has let go
+    of the dead session."""
+    uidls = [insert(db, USER, b"Subject: %d\n\nx\n" % i) for i in range(3)]
+    db.psql("CREATE FUNCTION postino_test_slow() RETURNS trigger AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RETURN OLD; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER postino_test_slow BEFORE "
+            "DELETE ON postino_message FOR EACH ROW EXECUTE FUNCTION "
+            "postino_test_slow()")
+    try:
+        a = server(postinod, db)
+        b = server(postinod, db)
+        r = login_raw(a)
+        assert r.cmd(b"DELE 2").startswith(b"+OK")
+        r.send(b"QUIT\r\n")
+        wait_for(lambda: db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+            "'DELETE FROM postino_message%' AND state = 'active'").strip()
+            == "1")
+        a.kill9()
+        wait_for(lambda: _try_login(b), seconds=30)
+    finally:
+        db.psql("DROP FUNCTION postino_test_slow() CASCADE")
+    left = rows(db)
+    assert left in ([uidls[0], uidls[2]], uidls), left
+
+
+def test_database_restart_under_load(db, postinod):
+    """Sessions run in a loop while PostgreSQL stops and starts again: a
+    login meanwhile gets [SYS/TEMP] (or a session in progress is cut), no
+    reply is ever wrong, nothing is lost, and the same postinod serves
+    again afterwards."""
+    import threading
+    msgs = [b"Subject: %d\n\n%s\n" % (i, b"x" * (i * 1000)) for i in range(8)]
+    for m in msgs:
+        insert(db, USER, m)
+    srv = server(postinod, db)
+    pid = srv.proc.pid
+    seen = {"ok": 0, "temp": 0, "cut": 0, "bad": []}
+    stop = threading.Event()
+
+    def one_session():
+        r = srv.raw(timeout=20)
+        try:
+            r.expect(b"+OK")
+            reply = r.login(USER, PASS)
+            if reply.startswith(b"-ERR [SYS/TEMP]"):
+                seen["temp"] += 1
+                return
+            if not reply.startswith(b"+OK Logged in, 8 messages"):
+                seen["bad"].append(reply)
+                return
+            for i, m in enumerate(msgs, 1):
+                r.send(b"RETR %d\r\n" % i)
+                if not r.line().startswith(b"+OK"):
+                    seen["bad"].append(b"RETR reply")
+                    return
+                if r.raw_until_dot() != crlf(m) + b".\r\n":
+                    seen["bad"].append(b"RETR body")
+                    return
+            assert r.cmd(b"QUIT").startswith(b"+OK")
+            seen["ok"] += 1
+        except (EOFError, OSError):
+            seen["cut"] += 1
+        finally:
+            r.close()
+
+    def load():
+        deadline = time.monotonic() + 90
+        while not stop.is_set() and time.monotonic() < deadline:
+            one_session()
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        wait_for(lambda: seen["ok"] >= 3)
+        db.stop()
+        wait_for(lambda: seen["temp"] + seen["cut"] >= 1, seconds=30)
+    finally:
+        db.start()
+    ok_before = seen["ok"]
+    try:
+        wait_for(lambda: seen["ok"] >= ok_before + 3, seconds=60)
+    finally:
+        stop.set()
+        t.join(120)
+    assert seen["bad"] == [], seen
+    assert srv.proc.pid == pid and srv.proc.poll() is None
+    assert len(rows(db)) == len(msgs)
+
+
+def test_lmtp_database_dies_before_commit_is_4xx(db, postinod):
+    """The database goes down while the delivery's INSERT runs (a trigger
+    holds it for 3 s): LMTP answers 4xx, never 250, and no row is left."""
+    db.psql("CREATE FUNCTION postino_test_slow() RETURNS trigger AS "
+            "$$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER postino_test_slow BEFORE "
+            "INSERT ON postino_message FOR EACH ROW EXECUTE FUNCTION "
+            "postino_test_slow()")
+    srv = server(postinod, db, lmtp_listen="127.0.0.1:0")
+    result = {}
+
+    def send():
+        c = smtplib.LMTP("127.0.0.1", lmtp_port(srv), timeout=60)
+        try:
+            c.sendmail("bob@example.org", [USER], b"Subject: x\r\n\r\nx\r\n")
+            result["code"] = 250
+        except smtplib.SMTPDataError as e:
+            result["code"] = e.smtp_code
+        finally:
+            c.close()
+
+    import threading
+    t = threading.Thread(target=send)
+    t.start()
+    try:
+        wait_for(lambda: db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+            "'COPY postino_message%' AND state = 'active'").strip() == "1")
+        db.stop()
+        t.join(60)
+    finally:
+        db.start()
+    assert 400 <= result.get("code", 0) < 500, result
+    assert rows(db) == []

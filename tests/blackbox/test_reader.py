@@ -895,6 +895,8 @@ def test_search_list_and_view(server, reader):
     wait_top(r, "line 151 of the long message")
     r.keys("N")
     wait_top(r, "line 152 of the long message")
+    # The matches are shown in reverse video.
+    assert b"line 152 \x1b[7mof the long\x1b[m message" in r.raw_output()
     r.keys("x")
     r.assert_clean_exit()
 
@@ -1012,8 +1014,8 @@ def test_pipe_attachment(own):
     r.keys("Enter")
     r.wait_for("Command: exit status 0.")
     # ^C ends the command, not the reader.
-    r.keys("|", "1", "Enter", "sleep 60", "Enter")
-    time.sleep(0.5)
+    r.keys("|", "1", "Enter", "echo started; sleep 60", "Enter")
+    r.wait_for("started")
     r.keys("C-c")
     r.wait_for("[killed by signal 2; press Enter]")
     r.keys("Enter")

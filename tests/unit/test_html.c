@@ -54,6 +54,10 @@ test_html_table(void **state)
 		    "Name | Value\na | 1 | x\n\nafter\n" },
 		{ "<pre>  a\n    b</pre>c", "  a\n    b\n\nc\n" },
 		{ "<ul><li>one<li>two</ul>", "* one\n* two\n" },
+		/* An image button in a link: its alt text is the link's. */
+		{ "<a href=u><img src=x.png alt=\"Reset &amp; go\"></a>",
+		    "Reset & go [1]\n\nLinks:\n[1] u\n" },
+		{ "<img alt=''>x", "x\n" },
 		{ "<div attr=\"unterminated>text", "" },
 		{ "<averyveryverylongelementname>t", "t\n" },
 	};

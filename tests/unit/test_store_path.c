@@ -157,6 +157,27 @@ test_resolve_names_the_backend(void **state)
 	    out, sizeof(out), &ops, err), -1);
 }
 
+/* pgsql: alone is the user's name; a template expands like a path. */
+static void
+test_pgsql_mailbox_is_named_after_the_user(void **state)
+{
+	const struct store_ops *ops;
+	char out[256], err[ERR_LEN];
+
+	(void)state;
+	assert_int_equal(store_path_resolve("pgsql:", "alice@example.org", "",
+	    out, sizeof(out), &ops, err), 0);
+	assert_ptr_equal(ops, &store_pgsql_ops);
+	assert_string_equal(out, "alice@example.org");
+	assert_int_equal(store_path_resolve("pgsql:%d/%n", "alice@example.org",
+	    "", out, sizeof(out), &ops, err), 0);
+	assert_string_equal(out, "example.org/alice");
+	assert_int_equal(store_path_resolve("pgsql:", "../x", "", out,
+	    sizeof(out), &ops, err), -1);
+	assert_int_equal(store_path_resolve("pgsql:%d/%n", "x@..", "", out,
+	    sizeof(out), &ops, err), -1);
+}
+
 int
 main(void)
 {
@@ -165,6 +186,7 @@ main(void)
 		cmocka_unit_test(test_every_way_out_is_refused),
 		cmocka_unit_test(test_long_names_fit_exactly_or_are_refused),
 		cmocka_unit_test(test_resolve_names_the_backend),
+		cmocka_unit_test(test_pgsql_mailbox_is_named_after_the_user),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
