@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/ev.h"
+
 #include "client.h"
 
 static volatile sig_atomic_t daemon_hup, daemon_stop;
@@ -33,7 +35,7 @@ daemon_reload(const struct daemon_job *job, struct daemon_acct *acct,
 {
 	static char names[ACCOUNT_MAX_ACCOUNTS][ACCOUNT_NAME_MAX + 1];
 	static struct daemon_acct prev[ACCOUNT_MAX_ACCOUNTS];
-	uint64_t now = pop3c_now_ms();
+	uint64_t now = ev_now_ms();
 	size_t n;
 
 	if (job->names(job->arg, names, &n) != EXIT_OK) {
@@ -74,7 +76,7 @@ daemon_poll(const struct daemon_job *job, struct daemon_acct *a)
 	}
 	if (delay > wait)
 		wait = delay;
-	a->next_ms = pop3c_now_ms() + (uint64_t)wait * 1000;
+	a->next_ms = ev_now_ms() + (uint64_t)wait * 1000;
 }
 
 /*
@@ -98,15 +100,15 @@ daemon_run(const struct daemon_job *job)
 		daemon_hup = 0;
 		nacct = daemon_reload(job, acct, nacct);
 		for (size_t i = 0; i < nacct && !daemon_stop; i++)
-			if (acct[i].next_ms <= pop3c_now_ms())
+			if (acct[i].next_ms <= ev_now_ms())
 				daemon_poll(job, &acct[i]);
 		for (size_t i = 0; i < nacct; i++)
 			if (acct[i].next_ms < wake)
 				wake = acct[i].next_ms;
 		if (nacct == 0)
-			wake = pop3c_now_ms() + (uint64_t)job->interval * 1000;
+			wake = ev_now_ms() + (uint64_t)job->interval * 1000;
 		/* Sleep in short steps: signals end it early. */
-		while (!daemon_stop && !daemon_hup && pop3c_now_ms() < wake)
+		while (!daemon_stop && !daemon_hup && ev_now_ms() < wake)
 			(void)nanosleep(&(struct timespec){ 0,
 			    DAEMON_TICK_MS * 1000000L }, NULL);
 	}

@@ -12,6 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../lib/ev.h"
+
 #include "pop3c.h"
 
 /* Octets of the message sent per write (after CRLF and dot-stuffing). */
@@ -139,7 +141,7 @@ conn_write(struct deliver_lmtp *c, const char *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			if (pop3c_wait_fd(c->fd, POLLOUT, pop3c_now_ms() +
+			if (pop3c_wait_fd(c->fd, POLLOUT, ev_now_ms() +
 			    DELIVER_LMTP_DATA_MS) < 0)
 				return conn_fail(c, "write");
 			continue;
@@ -165,7 +167,7 @@ conn_flush(struct deliver_lmtp *c)
 static int
 conn_line(struct deliver_lmtp *c, int timeout_ms)
 {
-	uint64_t deadline = pop3c_now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = ev_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
 		char *lf = memchr(c->in + c->rpos, '\n', c->wpos - c->rpos);

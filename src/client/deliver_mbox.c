@@ -39,26 +39,6 @@ fd_pread_all(int fd, char *buf, size_t n, off_t off)
 	return 0;
 }
 
-/* Empty lines owed before a new From_ line so the old message ends. */
-static int
-mbox_gap(int fd, off_t size, int *gap_r)
-{
-	char tail[2];
-
-	*gap_r = 0;
-	if (size == 0)
-		return 0;
-	if (pread(fd, tail, size >= 2 ? 2 : 1, size >= 2 ? size - 2 : 0) < 0)
-		return -1;
-	if (size >= 2 && tail[0] == '\n' && tail[1] == '\n')
-		*gap_r = 0;
-	else if (tail[size >= 2 ? 1 : 0] == '\n')
-		*gap_r = 1;
-	else
-		*gap_r = 2;
-	return 0;
-}
-
 static void
 mbox_unlock(struct fetch_dest *d)
 {
@@ -235,7 +215,7 @@ mbox_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 	localtime_r(&now, &tm);
 	/* The asctime(3) form every mbox reader knows. */
 	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
-	    mbox_gap(d->mbox_fd, d->old_size, &d->gap) < 0 ||
+	    (d->gap = mbox_gap(d->mbox_fd, d->old_size)) < 0 ||
 	    str_fmt(d->from, sizeof(d->from), "%.*sFrom %s %s\n", d->gap,
 	    "\n\n", d->sender[0] != '\0' ? d->sender : "MAILER-DAEMON",
 	    date) < 0) {

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "../lib/ev.h"
 #include "../lib/version.h"
 #include "account.h"
 #include "client.h"
@@ -457,7 +458,7 @@ sync_batch(struct fetch_run *r)
 		return local_fail(err);
 	}
 	r->unsynced = 0;
-	r->synced_at = pop3c_now_ms();
+	r->synced_at = ev_now_ms();
 	return EXIT_OK;
 }
 
@@ -541,7 +542,7 @@ deliver_one(struct fetch_run *r, struct pop3c_msg *m)
 	progress_draw(&r->pg);
 	test_kill_at("POSTINO_TEST_KILL_AFTER", r->delivered);
 	if (++r->unsynced >= FETCH_LOOP_SYNC_MSGS ||
-	    pop3c_now_ms() - r->synced_at >= FETCH_LOOP_SYNC_MS)
+	    ev_now_ms() - r->synced_at >= FETCH_LOOP_SYNC_MS)
 		return sync_batch(r);
 	return EXIT_OK;
 }
@@ -660,7 +661,7 @@ fetch_and_delete(struct fetch_run *r)
 	r->pg.on = isatty(STDERR_FILENO) && !r->job->quiet &&
 	    !r->job->verbose;
 	r->synced = true;
-	r->synced_at = pop3c_now_ms();
+	r->synced_at = ev_now_ms();
 	progress_draw(&r->pg);
 	result = retrieve_all(r);
 	progress_end(&r->pg);

@@ -19,6 +19,7 @@
 
 #include <openssl/evp.h>
 
+#include "../lib/ev.h"
 #include "../lib/version.h"
 #include "account.h"
 #include "client.h"
@@ -470,7 +471,7 @@ open_session(struct session *s)
 	/* Silence where a greeting belongs: maybe a port that wants TLS. */
 	rc = 0;
 	if (s->a.tls != ACCOUNT_TLS_IMPLICIT && pop3c_wait_fd(fd, POLLIN,
-	    pop3c_now_ms() + GREETING_PROBE_MS) < 0 && errno == ETIMEDOUT)
+	    ev_now_ms() + GREETING_PROBE_MS) < 0 && errno == ETIMEDOUT)
 		rc = pop3c_probe_capa(s->c);
 	if (rc == 0)
 		rc = pop3c_greeting(s->c) == 0 && pop3c_capa(s->c) >= 0 ? 0 :

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/ev.h"
+
 #include "../auth/crypto.h"
 #include "../lib/base64.h"
 #include "../pop3/pop3.h"
@@ -56,21 +58,12 @@ struct fd_ctx {
 	int	timeout_ms;
 };
 
-uint64_t
-pop3c_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int
 pop3c_wait_fd(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = events };
-		uint64_t now = pop3c_now_ms();
+		uint64_t now = ev_now_ms();
 		int n;
 
 		if (now >= deadline) {
@@ -89,7 +82,7 @@ static ssize_t
 fd_read(void *arg, void *buf, size_t len)
 {
 	struct fd_ctx *x = arg;
-	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
 
 	for (;;) {
 		ssize_t n;
@@ -108,7 +101,7 @@ static ssize_t
 fd_write(void *arg, const void *buf, size_t len)
 {
 	struct fd_ctx *x = arg;
-	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
 
 	for (;;) {
 		ssize_t n;
@@ -193,7 +186,7 @@ connect_one(const struct addrinfo *ai, int timeout_ms)
 		return fd;
 	if (errno != EINPROGRESS)
 		goto fail;
-	if (pop3c_wait_fd(fd, POLLOUT, pop3c_now_ms() + (uint64_t)timeout_ms) < 0)
+	if (pop3c_wait_fd(fd, POLLOUT, ev_now_ms() + (uint64_t)timeout_ms) < 0)
 		goto fail;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
 		goto fail;

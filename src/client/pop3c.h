@@ -319,11 +319,10 @@ int pop3c_quit(struct pop3c *c);
 /* ---- helpers ---- */
 
 /*
- * For transports (pop3c_tls.c): the monotonic clock in milliseconds, and
- * poll(2) on fd for events until deadline; 0 ready, -1 with errno
- * (ETIMEDOUT when the deadline passed).
+ * For transports (pop3c_tls.c): poll(2) on fd for events until deadline
+ * (ev_now_ms(), lib/ev.h); 0 ready, -1 with errno (ETIMEDOUT when the
+ * deadline passed).
  */
-uint64_t pop3c_now_ms(void);
 int pop3c_wait_fd(int fd, short events, uint64_t deadline);
 
 /* A UIDL as RFC 1939 sec. 7 allows: 1..POP3C_UID_MAX octets of 0x21..0x7E. */

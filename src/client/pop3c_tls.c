@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "../lib/ev.h"
 #include "../lib/tls.h"
 
 struct tls_tr {
@@ -58,7 +59,7 @@ static ssize_t
 tt_read(void *arg, void *buf, size_t len)
 {
 	struct tls_tr *x = arg;
-	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
 
 	if (!x->up)
 		return x->fd_tr.read(x->fd_tr.ctx, buf, len);
@@ -82,7 +83,7 @@ static ssize_t
 tt_write(void *arg, const void *buf, size_t len)
 {
 	struct tls_tr *x = arg;
-	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
 
 	if (!x->up)
 		return x->fd_tr.write(x->fd_tr.ctx, buf, len);
@@ -145,7 +146,7 @@ static int
 tt_starttls(void *arg, char *err)
 {
 	struct tls_tr *x = arg;
-	uint64_t deadline = pop3c_now_ms() + (uint64_t)x->timeout_ms;
+	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
 	unsigned char md[POP3C_TLS_SHA256_LEN];
 	char why[200], fp[3 * POP3C_TLS_SHA256_LEN];
 

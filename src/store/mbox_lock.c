@@ -288,3 +288,18 @@ mbox_lock_same_file(int fd, const char *path)
 	return fstat(fd, &fst) == 0 && stat(path, &pst) == 0 &&
 	    fst.st_dev == pst.st_dev && fst.st_ino == pst.st_ino;
 }
+
+/* Empty lines owed before a From_ line so that the last message ends. */
+int
+mbox_gap(int fd, off_t size)
+{
+	char tail[2];
+
+	if (size == 0)
+		return 0;
+	if (pread(fd, tail, size >= 2 ? 2 : 1, size >= 2 ? size - 2 : 0) < 0)
+		return -1;
+	if (size >= 2 && tail[0] == '\n' && tail[1] == '\n')
+		return 0;
+	return tail[size >= 2 ? 1 : 0] == '\n' ? 1 : 2;
+}

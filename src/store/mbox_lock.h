@@ -80,4 +80,11 @@ void mbox_lock_release(struct mbox_lock *lk);
  */
 bool mbox_lock_same_file(int fd, const char *path);
 
+/*
+ * Empty lines (0, 1 or 2) an appender owes before its From_ line so that
+ * the last message of the size octets of fd ends with an empty line; -1
+ * on a read error. Both appenders (the store's and postino's) ask this.
+ */
+int mbox_gap(int fd, off_t size);
+
 #endif

@@ -94,21 +94,6 @@ store_mbox_recover(const char *path, int fd, char *err)
 	return 0;
 }
 
-/* Empty lines owed before a From_ line so that the last message ends. */
-static int
-mbox_gap(int fd, off_t size)
-{
-	char tail[2];
-
-	if (size == 0)
-		return 0;
-	if (pread(fd, tail, size >= 2 ? 2 : 1, size >= 2 ? size - 2 : 0) < 0)
-		return -1;
-	if (size >= 2 && tail[0] == '\n' && tail[1] == '\n')
-		return 0;
-	return tail[size >= 2 ? 1 : 0] == '\n' ? 1 : 2;
-}
-
 /* Open and lock; the path must still name the locked file. */
 static enum store_result
 mbox_open_locked(const struct store_params *p, struct mbox_lock *lk,
