@@ -213,8 +213,7 @@ cmd_list_uidl(struct session *s, const struct pop3_args *a, bool uidl)
 	    "+OK Scan listing follows.");
 	c->more_kind = uidl ? MORE_UIDL : MORE_LIST;
 	c->cursor = 0;
-	s->more = true;
-	return CMD_OK;
+	return CMD_MORE;
 }
 
 static enum cmd_result
@@ -253,8 +252,7 @@ start_body(struct mail_conn *c, struct store_msg *m, bool top, uint64_t lines)
 		c->retrieved_bytes += m->size;
 	}
 	c->more_kind = MORE_BODY;
-	c->s.more = true;
-	return CMD_OK;
+	return CMD_MORE;
 }
 
 static enum cmd_result
@@ -402,7 +400,7 @@ cmd_quit(struct session *s, const struct pop3_args *a)
 	c->quitting = true;
 	if (quit_update(c))
 		return CMD_CLOSE;
-	s->suspended = true;
+	session_suspend(s);
 	return CMD_ASYNC;
 }
 
@@ -442,7 +440,7 @@ more_listing(struct mail_conn *c)
 	}
 	if (c->cursor == c->idx.count) {
 		session_reply(&c->s, ".");
-		c->s.more = false;
+		session_more_done(&c->s);
 	}
 }
 
@@ -470,8 +468,7 @@ more_body(struct mail_conn *c)
 			n = c->sops->read(c->reader, in, want);
 		if (n < 0 && errno == EAGAIN && c->sops->wait != NULL) {
 			/* The database has the block: no writable wake-ups till then. */
-			c->s.more = false;
-			c->s.suspended = true;
+			session_more_wait(&c->s);
 			c->body_waiting = true;
 			c->sops->wait(c->st, store_ready, c);
 			return;
@@ -486,7 +483,7 @@ more_body(struct mail_conn *c)
 			o = pop3_encoder_finish(&c->enc, dst, room);
 			session_out_commit(&c->s, o);
 			c->sops->read_close(&c->reader);
-			c->s.more = false;
+			session_more_done(&c->s);
 			return;
 		}
 		o = pop3_encoder_feed(&c->enc, in, (size_t)n, dst, room);
@@ -636,8 +633,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	    (unsigned long long)size);
 	session_reply(&c->s, "+OK Logged in, %u messages (%llu octets).", count,
 	    (unsigned long long)size);
-	c->s.suspended = false;
-	session_resume(&c->s);
+	session_complete(&c->s, CMD_ASYNC);
 }
 
 /* A pending store call can go on: the body, QUIT's UPDATE or the open. */
@@ -648,9 +644,7 @@ store_ready(void *arg)
 
 	if (c->body_waiting) {
 		c->body_waiting = false;
-		c->s.more = true;
-		c->s.suspended = false;
-		session_resume(&c->s);
+		session_more_go(&c->s);
 	} else {
 		lock_retry_fire(ev, c);
 	}
@@ -663,10 +657,9 @@ lock_retry_fire(struct ev *e, void *arg)
 
 	(void)e;
 	if (c->quitting) {
-		if (quit_update(c)) {
-			c->s.suspended = false;
+		/* Still suspended: nothing pipelined after QUIT is taken. */
+		if (quit_update(c))
 			session_end(&c->s);
-		}
 		return;
 	}
 	if (c->acct != NULL)
@@ -722,16 +715,14 @@ on_handoff(struct ipc_msg *msg)
 	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
 	ev_timer_stop(ev, &idle_timer);
 	ev_timer_stop(ev, &trim_timer);
-	str_copy(c->s.id, sizeof(c->s.id), h.session);
-	str_copy(c->s.ip, sizeof(c->s.ip), h.ip);
+	session_setup(&c->s, &(struct session_params){ .id = h.session,
+	    .ip = h.ip, .port = h.port, .idle_ms = cf->idle_timeout * 1000,
+	    .max_bad = cf->max_bad_commands, .transcript = cf->transcript });
 	str_copy(c->user, sizeof(c->user), h.user);
 	str_copy(c->sasl, sizeof(c->sasl), h.sasl);
 	c->capa = h.capa;
-	c->s.port = h.port;
-	c->s.idle_ms = cf->idle_timeout * 1000;
-	c->s.max_bad = cf->max_bad_commands;
-	c->s.transcript = cf->transcript;
-	c->s.suspended = true;
+	/* No command until the mailbox is open (open_mailbox()). */
+	session_suspend(&c->s);
 	if (session_start(&c->s, ev, msg->fd, &mail_ops, c, h.in,
 	    h.inlen) < 0) {
 		close(msg->fd);

@@ -747,6 +747,21 @@ session_more_done(struct session *s)
 	s->more = false;
 }
 
+void
+session_more_wait(struct session *s)
+{
+	s->more = false;
+	s->suspended = true;
+}
+
+void
+session_more_go(struct session *s)
+{
+	s->more = true;
+	s->suspended = false;
+	session_resume(s);
+}
+
 static void
 session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 {

@@ -180,6 +180,12 @@ void session_intercept(struct session *s, size_t line_max);
 /* The reply CMD_MORE began is all queued. */
 void session_more_done(struct session *s);
 /*
+ * The reply CMD_MORE began waits for an outside event (a database block):
+ * no ops->more and no command until session_more_go() goes on with it.
+ */
+void session_more_wait(struct session *s);
+void session_more_go(struct session *s);
+/*
  * Name why the session ends (a static string, no spaces); the first reason
  * set is the one logged. Not set: "error". "handoff" logs nothing: the
  * session goes on in another process, which logs its end.
