@@ -4,7 +4,11 @@
  * the connection the session keeps, so it ends with the session, its
  * connection or its whole instance, whichever goes first.
  *
- * Calls are blocking libpq calls, bounded by connect_timeout and
+ * In the mail role (an event loop, store_pgsql_set_loop) a session never
+ * blocks the worker: its connection is made with PQconnectStart/Poll and
+ * its queries sent in non-blocking mode, each socket waiting in the loop,
+ * a connection bounded by a timer. Elsewhere (delivery, postino-migrate)
+ * calls are blocking libpq calls, bounded by connect_timeout and
  * statement_timeout. Every database failure is STORE_TEMPFAIL: an outage
  * must never look like a broken or empty mailbox.
  */
@@ -31,6 +35,7 @@
  * anything slower is an outage to report, not to wait out.
  */
 #define PG_CONNECT_TIMEOUT	"5"
+#define PG_CONNECT_MS		5000	/* the same, in the loop */
 #define PG_OPTIONS		"-c statement_timeout=30000"
 /* After a failed connection, fail at once for this long (auth_pgsql.c). */
 #define PG_RETRY_MS		1000
@@ -75,6 +80,11 @@ struct store {
 	PGresult	*res;
 	bool		 want_write;
 	int		 watched;	/* the socket in pg_ev, or -1 */
+	/* A connection being made in the loop (conn_step). */
+	bool		 connecting;
+	bool		 connect_late;	/* its timer ran out */
+	PostgresPollingStatusType cpoll;
+	struct ev_timer	 timer;
 	store_ready_fn	*ready_fn;
 	void		*ready_arg;
 };
@@ -267,10 +277,28 @@ conn_alive(PGconn *conn)
 	    poll(&pfd, 1, 0) == 0;
 }
 
-/* A working connection (pooled or new), or NULL with err filled. */
+/* An idle connection from the pool that still works, or NULL. */
 static PGconn *
-conn_get(char *err)
+conn_pooled(void)
 {
+	while (pg_nidle > 0) {
+		PGconn *conn = pg_idle[--pg_nidle];
+
+		if (conn_alive(conn))
+			return conn;
+		PQfinish(conn);
+	}
+	return NULL;
+}
+
+/*
+ * A new connection, started (the loop) or made (blocking), or NULL with
+ * err filled: not configured, or failing fast after a failure.
+ */
+static PGconn *
+conn_new(bool start, char *err)
+{
+	/* Keywords before dbname are defaults the conninfo may override. */
 	const char *keys[] = { "connect_timeout", "options",
 	    "application_name", "dbname", "password", NULL };
 	const char *vals[] = { PG_CONNECT_TIMEOUT, PG_OPTIONS,
@@ -278,12 +306,6 @@ conn_get(char *err)
 	    pg_conf.has_password ? pg_conf.password : NULL, NULL };
 	PGconn *conn;
 
-	while (pg_nidle > 0) {
-		conn = pg_idle[--pg_nidle];
-		if (conn_alive(conn))
-			return conn;
-		PQfinish(conn);
-	}
 	if (pg_conf.conninfo == NULL) {
 		str_copy(err, ERR_LEN, "pgsql: pgsql_conninfo not configured");
 		return NULL;
@@ -292,9 +314,10 @@ conn_get(char *err)
 		str_copy(err, ERR_LEN, "pgsql: database unavailable");
 		return NULL;
 	}
-	/* Keywords before dbname are defaults the conninfo may override. */
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+	conn = start ? PQconnectStartParams(keys, vals, 1) :
+	    PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD ||
+	    (!start && PQstatus(conn) != CONNECTION_OK)) {
 		(void)pg_fail(conn, "connect", err);
 		log_warnx("event=mailstore-unavailable backend=pgsql "
 		    "reason=\"%s\"", err);
@@ -302,13 +325,41 @@ conn_get(char *err)
 		pg_retry_ms = now_ms() + PG_RETRY_MS;
 		return NULL;
 	}
+	return conn;
+}
+
+/*
+ * A connection made is checked once per process for the schema (blocking,
+ * but once: the first connection of a worker). 0, or -1 with err filled
+ * (conn closed).
+ */
+static int
+conn_made(PGconn *conn, bool nonblocking, char *err)
+{
 	if (!pg_schema_checked && schema_ensure(conn, err) < 0) {
 		log_warnx("event=mailstore-schema backend=pgsql reason=\"%s\"",
 		    err);
 		PQfinish(conn);
-		return NULL;
+		return -1;
 	}
-	return conn;
+	/* Blocking callers stream COPY with PQputCopyData: blocking mode. */
+	if (PQsetnonblocking(conn, nonblocking) != 0) {
+		(void)pg_fail(conn, "setnonblocking", err);
+		PQfinish(conn);
+		return -1;
+	}
+	return 0;
+}
+
+/* A working connection (pooled or new), blocking, or NULL with err. */
+static PGconn *
+conn_get(char *err)
+{
+	PGconn *conn = conn_pooled();
+
+	if (conn == NULL && (conn = conn_new(false, err)) == NULL)
+		return NULL;
+	return conn_made(conn, false, err) == 0 ? conn : NULL;
 }
 
 static int
@@ -500,6 +551,112 @@ index_fill(struct store *st, PGresult *res, const struct store_params *p,
 
 static void pg_close(struct store **stp, struct store_index *idx);
 
+/* Wakes the session up (last: its callback may close, free, st). */
+static void
+conn_wake(struct store *st)
+{
+	q_unwatch(st);
+	if (st->ready_fn != NULL)
+		st->ready_fn(st->ready_arg);
+}
+
+/* The loop's callback while connecting: one more step of the handshake. */
+static void
+conn_io(struct ev *e, int fd, unsigned int events, void *arg)
+{
+	struct store *st = arg;
+
+	(void)e;
+	(void)fd;
+	(void)events;
+	q_unwatch(st);
+	st->cpoll = PQconnectPoll(st->conn);
+	if (st->cpoll == PGRES_POLLING_READING ||
+	    st->cpoll == PGRES_POLLING_WRITING) {
+		/* The socket may be another one now (the next address). */
+		st->watched = PQsocket(st->conn);
+		if (st->watched >= 0 && ev_io_set(pg_ev, st->watched,
+		    st->cpoll == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
+		    conn_io, st) == 0)
+			return;
+		st->watched = -1;
+		st->cpoll = PGRES_POLLING_FAILED;
+	}
+	conn_wake(st);
+}
+
+/* A database that takes the connection but does not answer: give up. */
+static void
+conn_late(struct ev *e, void *arg)
+{
+	struct store *st = arg;
+
+	(void)e;
+	st->connect_late = true;
+	conn_wake(st);
+}
+
+/*
+ * A new connection made in the loop: started on the first call, then
+ * STORE_PENDING until PQconnectPoll is done or PG_CONNECT_MS have passed.
+ * STORE_OK with st->conn ready, or STORE_TEMPFAIL (st->conn NULL).
+ */
+static enum store_result
+conn_step(struct store *st, char *err)
+{
+	if (!st->connecting) {
+		if ((st->conn = conn_new(true, err)) == NULL)
+			return STORE_TEMPFAIL;
+		st->connecting = true;
+		st->connect_late = false;
+		/* As if PQconnectPoll had asked for the socket writable. */
+		st->cpoll = PGRES_POLLING_WRITING;
+		ev_timer_init(&st->timer, conn_late, st);
+		if (ev_timer_start(pg_ev, &st->timer, PG_CONNECT_MS) < 0)
+			st->cpoll = PGRES_POLLING_FAILED;
+		else if ((st->watched = PQsocket(st->conn)) < 0 ||
+		    ev_io_set(pg_ev, st->watched, EV_WRITE, conn_io, st) < 0) {
+			st->watched = -1;
+			st->cpoll = PGRES_POLLING_FAILED;
+		}
+	}
+	if (!st->connect_late && (st->cpoll == PGRES_POLLING_READING ||
+	    st->cpoll == PGRES_POLLING_WRITING))
+		return STORE_PENDING;
+	q_unwatch(st);
+	ev_timer_stop(pg_ev, &st->timer);
+	st->connecting = false;
+	if (st->cpoll == PGRES_POLLING_OK && !st->connect_late)
+		return conn_made(st->conn, true, err) == 0 ? STORE_OK :
+		    (st->conn = NULL, STORE_TEMPFAIL);
+	if (st->connect_late)
+		str_copy(err, ERR_LEN, "pgsql connect: no answer in time");
+	else
+		(void)pg_fail(st->conn, "connect", err);
+	log_warnx("event=mailstore-unavailable backend=pgsql reason=\"%s\"",
+	    err);
+	PQfinish(st->conn);
+	st->conn = NULL;
+	pg_retry_ms = now_ms() + PG_RETRY_MS;
+	return STORE_TEMPFAIL;
+}
+
+/* A connection for a session: pooled, made in the loop, or blocking. */
+static enum store_result
+open_conn(struct store *st, char *err)
+{
+	if (!st->connecting) {
+		st->pooled = pg_nidle > 0;
+		if ((st->conn = conn_pooled()) != NULL)
+			return conn_made(st->conn, pg_ev != NULL, err) == 0 ?
+			    STORE_OK : (st->conn = NULL, STORE_TEMPFAIL);
+		if (pg_ev == NULL)
+			return (st->conn = conn_get(err)) != NULL ? STORE_OK :
+			    STORE_TEMPFAIL;
+	}
+	return conn_step(st, err);
+}
+
 /* Stage 0: the session lock, on a pooled connection or a new one. */
 static enum store_result
 open_lock(struct store *st, char *err)
@@ -509,10 +666,9 @@ open_lock(struct store *st, char *err)
 	enum store_result r;
 
 	for (;;) {
-		if (st->conn == NULL) {
-			st->pooled = pg_nidle > 0;
-			if ((st->conn = conn_get(err)) == NULL)
-				return STORE_TEMPFAIL;
+		if (st->conn == NULL || st->connecting) {
+			if ((r = open_conn(st, err)) != STORE_OK)
+				return r;
 		}
 		r = q_exec(st, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", 1,
 		    vals, 0, PGRES_TUPLES_OK, &res, err);
@@ -755,6 +911,11 @@ pg_close(struct store **stp, struct store_index *idx)
 	if (st == NULL)
 		return;
 	q_unwatch(st);
+	if (st->connecting) {
+		ev_timer_stop(pg_ev, &st->timer);
+		PQfinish(st->conn);
+		st->conn = NULL;
+	}
 	vals[0] = st->mailbox;
 	/*
 	 * A query in flight, or a lock still held in the loop (no waiting
