@@ -80,6 +80,7 @@ struct store {
 	PGresult	*res;
 	bool		 want_write;
 	int		 watched;	/* the socket in pg_ev, or -1 */
+	bool		 stale;		/* the query is a read-ahead no one wants */
 	/* A connection being made in the loop (conn_step). */
 	bool		 connecting;
 	bool		 connect_late;	/* its timer ran out */
@@ -456,21 +457,10 @@ q_block(struct store *st)
 	return 0;
 }
 
+/* Until the query's reply is in: STORE_PENDING (in the loop) or STORE_OK. */
 static enum store_result
-q_exec(struct store *st, const char *sql, int n, const char *const *vals,
-    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+q_wait(struct store *st)
 {
-	PGresult *res;
-	bool failed;
-
-	*res_r = NULL;
-	if (st->q == Q_IDLE) {
-		if (PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
-		    fmt) != 1)
-			return pg_fail(st->conn, "query", err);
-		st->q = Q_BUSY;
-		st->res = NULL;
-	}
 	while (st->q == Q_BUSY && q_step(st) == 0) {
 		if (pg_ev != NULL) {
 			st->watched = PQsocket(st->conn);
@@ -483,6 +473,45 @@ q_exec(struct store *st, const char *sql, int n, const char *const *vals,
 			(void)q_block(st);
 		}
 	}
+	return STORE_OK;
+}
+
+/* Send a query without waiting for it (q_exec collects its reply). */
+static int
+q_send(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt)
+{
+	if (PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
+	    fmt) != 1)
+		return -1;
+	st->q = Q_BUSY;
+	st->res = NULL;
+	(void)q_step(st);
+	return 0;
+}
+
+static enum store_result
+q_exec(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+{
+	PGresult *res;
+	bool failed;
+
+	*res_r = NULL;
+	if (st->stale) {
+		/* A read-ahead of a reader closed before it: its reply goes. */
+		if (q_wait(st) == STORE_PENDING)
+			return STORE_PENDING;
+		st->stale = false;
+		PQclear(st->res);
+		st->res = NULL;
+		if (st->q == Q_DONE)
+			st->q = Q_IDLE;
+	}
+	if (st->q == Q_IDLE && q_send(st, sql, n, vals, fmt) < 0)
+		return pg_fail(st->conn, "query", err);
+	if (q_wait(st) == STORE_PENDING)
+		return STORE_PENDING;
 	res = st->res;
 	st->res = NULL;
 	failed = st->q == Q_FAILED;
@@ -764,26 +793,59 @@ pg_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	return STORE_OK;
 }
 
+#define PG_BLOCK_SQL	"SELECT substring(body FROM $2::integer FOR " \
+	"$3::integer) FROM postino_message WHERE id = $1"
+
+/* The parameters of the next block's query; the octets it asks for. */
+static uint64_t
+block_params(const struct store_reader *r, char from[24], char count[24],
+    const char *vals[3])
+{
+	uint64_t want = r->size - r->off;
+
+	if (want > sizeof(r->buf))
+		want = sizeof(r->buf);
+	(void)str_fmt(from, 24, "%llu", (unsigned long long)r->off + 1);
+	(void)str_fmt(count, 24, "%llu", (unsigned long long)want);
+	vals[0] = r->st->ids[r->msgnum - 1];
+	vals[1] = from;
+	vals[2] = count;
+	return want;
+}
+
+/*
+ * Read-ahead: the next block's query goes out while the client is sent
+ * this one, so the database works meanwhile instead of after a round
+ * trip. Its reply waits in the socket for read_block (or is dropped by
+ * the next query when the reader closes first). Best effort: a failed
+ * send is found again by read_block.
+ */
+static void
+read_ahead(struct store_reader *r)
+{
+	char from[24], count[24];
+	const char *vals[3];
+
+	if (r->off >= r->size || r->st->q != Q_IDLE || r->st->stale)
+		return;
+	(void)block_params(r, from, count, vals);
+	(void)q_send(r->st, PG_BLOCK_SQL, 3, vals, 1);
+}
+
 /* The next block: substring() of an uncompressed external value reads no
  * more than it. 0, -1 with errno (EAGAIN: pending, wait()). */
 static int
 read_block(struct store_reader *r)
 {
 	char from[24], count[24], err[ERR_LEN];
-	const char *vals[3] = { r->st->ids[r->msgnum - 1], from, count };
-	uint64_t want = r->size - r->off;
+	const char *vals[3];
+	uint64_t want = block_params(r, from, count, vals);
 	PGresult *res;
 	enum store_result sr;
 	size_t got;
 
-	if (want > sizeof(r->buf))
-		want = sizeof(r->buf);
-	(void)str_fmt(from, sizeof(from), "%llu",
-	    (unsigned long long)r->off + 1);
-	(void)str_fmt(count, sizeof(count), "%llu", (unsigned long long)want);
-	sr = q_exec(r->st, "SELECT substring(body FROM $2::integer FOR "
-	    "$3::integer) FROM postino_message WHERE id = $1", 3, vals, 1,
-	    PGRES_TUPLES_OK, &res, err);
+	sr = q_exec(r->st, PG_BLOCK_SQL, 3, vals, 1, PGRES_TUPLES_OK, &res,
+	    err);
 	if (sr == STORE_PENDING) {
 		errno = EAGAIN;
 		return -1;
@@ -801,6 +863,7 @@ read_block(struct store_reader *r)
 	r->pos = 0;
 	r->len = got;
 	r->off += got;
+	read_ahead(r);
 	return 0;
 }
 
@@ -823,6 +886,8 @@ pg_read(struct store_reader *r, void *buf, size_t len)
 static void
 pg_read_close(struct store_reader **rp)
 {
+	if (*rp != NULL && (*rp)->st->q != Q_IDLE)
+		(*rp)->st->stale = true;
 	free(*rp);
 	*rp = NULL;
 }

@@ -144,6 +144,27 @@ def test_top_and_a_message_of_many_blocks(db, postinod):
     p.quit()
 
 
+def test_a_read_ahead_left_by_top_is_not_the_next_answer(db, postinod):
+    """RETR and TOP ask for the next block before it is needed; TOP stops
+    early, and the block still on its way must not be taken for the
+    answer to the next RETR or to QUIT's DELETE."""
+    big = b"Subject: big\n\n" + b"".join(
+        b"line %06d %s\n" % (i, b"y" * 60) for i in range(800))
+    insert(db, USER, big)
+    keep = insert(db, USER, b"Subject: small\n\nsmall\n")
+    srv = server(postinod, db)
+    p = srv.login(USER, PASS)
+    for _ in range(3):
+        assert p.top(1, 1)[1] == [b"Subject: big", b"",
+                                  b"line 000000 " + b"y" * 60]
+        assert p.retr(2)[1] == [b"Subject: small", b"", b"small"]
+    assert b"\r\n".join(p.retr(1)[1]) + b"\r\n" == crlf(big)
+    p.top(1, 0)
+    p.dele(1)
+    assert p.quit().startswith(b"+OK")
+    assert rows(db) == [keep]
+
+
 def test_uidls_are_never_reused(db, postinod):
     first = insert(db, USER, b"Subject: a\n\na\n")
     srv = server(postinod, db)
