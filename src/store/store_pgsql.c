@@ -53,8 +53,12 @@
 /* Creating or upgrading the schema: one instance at a time. */
 #define PG_SCHEMA_KEY	"8101551090716655943"
 
-/* A block of a message: RETR's own block (mail.c), one query each. */
-#define PG_BLOCK	(32 * 1024)
+/*
+ * A block of a message, one query each: four of RETR's blocks (mail.c),
+ * as each query costs the database far more than its octets do (bench/
+ * pgsql.py: S3 CPU per MB); a reader holds one (malloc, per RETR).
+ */
+#define PG_BLOCK	(128 * 1024)
 /* Without a loop, how long a session's query may take (statement_timeout
  * and a little more): then the connection is given up. */
 #define PG_WAIT_MS	35000
