@@ -60,6 +60,47 @@ static const char *const msgs[] = {
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
+/*
+ * With setup_big: after the three, a message of BIG_LINES lines ".x" (each
+ * stuffed on the wire) and BIG_EXTRA small ones, so that RETR and LIST
+ * outgrow the session's output buffer and the socket's and are produced
+ * in parts as the client reads.
+ */
+#define BIG_LINES	60000
+#define BIG_EXTRA	1500
+static bool big;
+
+static void
+put(const char *path, const char *data, size_t len)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+make_big(struct fixture *f)
+{
+	size_t hlen = strlen("Subject: big\n\n"), len = hlen + 3 * BIG_LINES;
+	char *body = malloc(len), p[256];
+
+	assert_non_null(body);
+	memcpy(body, "Subject: big\n\n", hlen);
+	for (size_t i = 0; i < BIG_LINES; i++)
+		memcpy(body + hlen + 3 * i, ".x\n", 3);
+	assert_true(str_fmt(p, sizeof(p), "%s/cur/1000000004.M1P1.test:2,",
+	    f->md) >= 0);
+	put(p, body, len);
+	free(body);
+	for (unsigned int i = 0; i < BIG_EXTRA; i++) {
+		assert_true(str_fmt(p, sizeof(p), "%s/cur/2000%06u.M1P1.test:2,",
+		    f->md, i) >= 0);
+		put(p, "Subject: small\n\nx\n", 18);	/* 21 on the wire */
+	}
+}
+
 static void
 make_maildir(struct fixture *f)
 {
@@ -71,14 +112,12 @@ make_maildir(struct fixture *f)
 		assert_int_equal(mkdir(p, 0700), 0);
 	}
 	for (size_t i = 0; i < NMSGS; i++) {
-		FILE *fp;
-
 		assert_true(str_fmt(p, sizeof(p), "%s/cur/100000000%zu.M1P1.test:2,",
 		    f->md, i + 1) >= 0);
-		assert_non_null(fp = fopen(p, "w"));
-		assert_int_equal(fputs(msgs[i], fp) >= 0, 1);
-		assert_int_equal(fclose(fp), 0);
+		put(p, msgs[i], strlen(msgs[i]));
 	}
+	if (big)
+		make_big(f);
 }
 
 /* The session that closed (and freed its mail_conn); NULL: still open. */
@@ -127,7 +166,7 @@ setup(void **state)
 	str_copy(f->c->user, sizeof(f->c->user), "alice");
 	f->c->sops = &store_maildir_ops;
 	p.path = f->md;
-	p.max_messages = 100;
+	p.max_messages = 10000;
 	p.max_bytes = 1 << 20;
 	assert_int_equal(f->c->sops->open(&f->c->st, &p, &f->c->idx, err),
 	    STORE_OK);
@@ -138,6 +177,17 @@ setup(void **state)
 	    f->c, NULL, 0), 0);
 	*state = f;
 	return 0;
+}
+
+static int
+setup_big(void **state)
+{
+	int r;
+
+	big = true;
+	r = setup(state);
+	big = false;
+	return r;
 }
 
 static int
@@ -179,6 +229,37 @@ say(struct fixture *f, const char *line)
 			idle++;
 		}
 	}
+	out[got] = '\0';
+	return out;
+}
+
+/*
+ * Send line, turn the loop until the client has read a reply of len
+ * octets (or nothing came for a generous while); the reply, malloc'd.
+ */
+static char *
+drain(struct fixture *f, const char *line, size_t len)
+{
+	char *out = malloc(len + 1);
+	size_t got = 0;
+
+	assert_non_null(out);
+	assert_int_equal(write(f->peer, line, strlen(line)),
+	    (ssize_t)strlen(line));
+	for (int idle = 0; idle < 400 && got < len;) {
+		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
+		ssize_t n;
+
+		ev_run_once(f->ev, 5);
+		if (poll(&pfd, 1, 5) == 1 &&
+		    (n = read(f->peer, out + got, len - got)) > 0) {
+			got += (size_t)n;
+			idle = 0;
+		} else {
+			idle++;
+		}
+	}
+	assert_int_equal(got, len);
 	out[got] = '\0';
 	return out;
 }
@@ -336,6 +417,43 @@ test_dropped_connection_deletes_nothing(void **state)
 	assert_int_equal(stored(f), NMSGS);
 }
 
+static void
+test_big_retr_and_list_in_parts(void **state)
+{
+	struct fixture *f = *state;
+	const char *head = "Subject: big\r\n\r\n";
+	size_t size = strlen(head) + 4 * BIG_LINES, len;
+	char first[64], *want, *got, line[64];
+
+	/* RETR: every line stuffed, CRLF, the size as counted at open. */
+	str_fmt(first, sizeof(first), "+OK %zu octets\r\n", size);
+	len = strlen(first) + strlen(head) + 5 * (size_t)BIG_LINES + 3;
+	assert_non_null(want = malloc(len + 1));
+	str_fmt(want, len + 1, "%s%s", first, head);
+	for (size_t i = 0, o = strlen(want); i < BIG_LINES; i++, o += 5)
+		memcpy(want + o, "..x\r\n", 5);
+	memcpy(want + len - 3, ".\r\n", 4);
+	got = drain(f, "RETR 4\r\n", len);
+	assert_memory_equal(got, want, len + 1);
+	free(got);
+	free(want);
+	/* LIST: every message once, in order, then the end. */
+	str_fmt(first, sizeof(first), "4 %zu\r\n", size);
+	len = strlen("+OK Scan listing follows.\r\n") + strlen(first) + 3;
+	for (size_t i = 0; i < NMSGS; i++)
+		len += (size_t)snprintf(line, sizeof(line), "%zu %zu\r\n", i + 1,
+		    crlf_size(i));
+	for (unsigned int i = 5; i < 5 + BIG_EXTRA; i++)
+		len += (size_t)snprintf(line, sizeof(line), "%u 21\r\n", i);
+	got = drain(f, "LIST\r\n", len);
+	assert_true(starts(got, "+OK Scan listing follows.\r\n1 "));
+	assert_non_null(strstr(got, first));
+	str_fmt(line, sizeof(line), "\r\n%u 21\r\n.\r\n", 4 + BIG_EXTRA);
+	assert_string_equal(got + len - strlen(line), line);
+	free(got);
+	assert_string_equal(say(f, "NOOP\r\n"), "+OK\r\n");
+}
+
 int
 main(void)
 {
@@ -353,6 +471,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_dropped_connection_deletes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_retr_and_list_in_parts,
+		    setup_big, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
