@@ -5,10 +5,8 @@
  * before any mailbox is opened. This file is the role; the commands are in
  * mailbox_cmds.c (mailbox.h).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdlib.h>
