@@ -54,9 +54,9 @@
 #define PG_SCHEMA_KEY	"8101551090716655943"
 
 /*
- * A block of a message, one query each: four of RETR's blocks (mail.c),
- * as each query costs the database far more than its octets do (bench/
- * pgsql.py: S3 CPU per MB); a reader holds one (malloc, per RETR).
+ * A block of a message, one query each: four of RETR's blocks
+ * (mailbox_cmds.c), as each query costs the database far more than its
+ * octets do (bench/pgsql.py: S3); a reader holds one (malloc, per RETR).
  */
 #define PG_BLOCK	(128 * 1024)
 /* Without a loop, how long a session's query may take (statement_timeout
