@@ -26,19 +26,6 @@
 #include "delivery.h"
 #include "lmtp_cmds.h"
 
-static void __attribute__((format(printf, 2, 3), noreturn))
-die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postino-deliver: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
-
 static const char manual[] =
 "usage: postino-deliver [-c FILE] [-f SENDER] [-a RECIPIENT] -d USER\n"
 "Deliver one message from standard input into USER's mailbox, as postinod's\n"
@@ -57,7 +44,7 @@ static const char manual[] =
 static void __attribute__((noreturn))
 usage(void)
 {
-	die(EX_USAGE, "usage: postino-deliver [-c FILE] [-f SENDER] "
+	delivery_die(EX_USAGE, "usage: postino-deliver [-c FILE] [-f SENDER] "
 	    "[-a RECIPIENT] -d USER");
 }
 
@@ -79,14 +66,14 @@ spool_stdin(uint64_t max)
 	int fd = memfd_create("postino-deliver", MFD_CLOEXEC);
 
 	if (fd < 0)
-		die(EX_TEMPFAIL, "memfd_create: %s", strerror(errno));
+		delivery_die(EX_TEMPFAIL, "memfd_create: %s", strerror(errno));
 	lmtp_data_init(&dec, false);
 	for (;;) {
 		n = read(STDIN_FILENO, in, sizeof(in));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			die(EX_TEMPFAIL, "reading the message: %s",
+			delivery_die(EX_TEMPFAIL, "reading the message: %s",
 			    strerror(errno));
 		skip = 0;
 		if (first && n > 0) {
@@ -106,10 +93,11 @@ spool_stdin(uint64_t max)
 			(void)lmtp_data_feed(&dec, in + skip, (size_t)n - skip,
 			    out, &olen);
 		if (__builtin_add_overflow(total, olen, &total) || total > max)
-			die(EX_DATAERR, "message larger than %llu octets",
+			delivery_die(EX_DATAERR,
+			    "message larger than %llu octets",
 			    (unsigned long long)max);
 		if (fd_write_all(fd, out, olen) < 0)
-			die(EX_TEMPFAIL, "spooling the message: %s",
+			delivery_die(EX_TEMPFAIL, "spooling the message: %s",
 			    strerror(errno));
 		if (n == 0)
 			return fd;
@@ -123,7 +111,7 @@ header_value(const char *v, const char *what)
 	if (v == NULL)
 		return NULL;
 	if (strlen(v) > LMTP_PATH_MAX || strpbrk(v, "\r\n<>") != NULL)
-		die(EX_USAGE, "%s: not a usable address", what);
+		delivery_die(EX_USAGE, "%s: not a usable address", what);
 	return v;
 }
 
@@ -143,15 +131,15 @@ look_up(const struct config *cf, const char *user, struct auth_user *u)
 	 */
 	log_init("postino-deliver", false, false);
 	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
-		die(EX_TEMPFAIL, "%s", err);
+		delivery_die(EX_TEMPFAIL, "%s", err);
 	ar = ops->lookup(db, user, u);
 	ops->close(&db);
 	if (config_store_setup(cf, err) < 0)
-		die(EX_TEMPFAIL, "%s", err);
+		delivery_die(EX_TEMPFAIL, "%s", err);
 	if (ar == AUTH_PERMFAIL)
-		die(EX_NOUSER, "%s: no such user", user);
+		delivery_die(EX_NOUSER, "%s: no such user", user);
 	if (ar != AUTH_OK)
-		die(EX_TEMPFAIL, "%s: user lookup failed", user);
+		delivery_die(EX_TEMPFAIL, "%s: user lookup failed", user);
 }
 
 static const struct option longopts[] = {
@@ -210,18 +198,18 @@ main(int argc, char **argv)
 	sender = header_value(sender, "sender");
 	rcpt = header_value(rcpt, "recipient");
 	if (!auth_name_valid(user))
-		die(EX_NOUSER, "%s: no such user", user);
+		delivery_die(EX_NOUSER, "%s: no such user", user);
 	if ((cf = malloc(sizeof(*cf))) == NULL)
-		die(EX_TEMPFAIL, "out of memory");
+		delivery_die(EX_TEMPFAIL, "out of memory");
 	if (config_load(cf, conf, err) < 0)
-		die(EX_CONFIG, "%s", err);
+		delivery_die(EX_CONFIG, "%s", err);
 	look_up(cf, user, &u);
 	/* Started as root (a pipe transport): become the mailbox owner. */
 	switch (delivery_become_owner(cf, &u, err)) {
 	case -1:
-		die(EX_CONFIG, "%s: %s", user, err);
+		delivery_die(EX_CONFIG, "%s: %s", user, err);
 	case -2:
-		die(EX_TEMPFAIL, "%s", err);
+		delivery_die(EX_TEMPFAIL, "%s", err);
 	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
@@ -234,11 +222,11 @@ main(int argc, char **argv)
 		return EX_OK;
 	case STORE_OVERQUOTA:
 		/* As LMTP's 552 5.2.2, or 452 4.2.2 with lmtp_quota_temporary. */
-		die(quota_temporary ? EX_TEMPFAIL : EX_CANTCREAT,
+		delivery_die(quota_temporary ? EX_TEMPFAIL : EX_CANTCREAT,
 		    "%s: mailbox full", user);
 	case STORE_PERMFAIL:
-		die(EX_CANTCREAT, "%s: %s", user, err);
+		delivery_die(EX_CANTCREAT, "%s: %s", user, err);
 	default:
-		die(EX_TEMPFAIL, "%s: %s", user, err);
+		delivery_die(EX_TEMPFAIL, "%s: %s", user, err);
 	}
 }

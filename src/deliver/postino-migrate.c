@@ -27,19 +27,6 @@
 #include "../store/store_pgsql.h"
 #include "delivery.h"
 
-static void __attribute__((format(printf, 2, 3), noreturn))
-die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postino-migrate: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
-
 static const char manual[] =
 "usage: postino-migrate [-c FILE] -d USER FROM TO\n"
 "Copy USER's mailbox FROM one store TO another, keeping every UIDL.\n"
@@ -58,7 +45,8 @@ static const char manual[] =
 static void __attribute__((noreturn))
 usage(void)
 {
-	die(EX_USAGE, "usage: postino-migrate [-c FILE] -d USER FROM TO");
+	delivery_die(EX_USAGE,
+	    "usage: postino-migrate [-c FILE] -d USER FROM TO");
 }
 
 /* Message msgnum of the source, as stored, into a fresh memfd. */
@@ -132,15 +120,15 @@ lookup(const struct config *cf, const char *user, struct auth_user *u)
 	char err[ERR_LEN];
 
 	if (!auth_name_valid(user))
-		die(EX_NOUSER, "%s: no such user", user);
+		delivery_die(EX_NOUSER, "%s: no such user", user);
 	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
-		die(EX_TEMPFAIL, "%s", err);
+		delivery_die(EX_TEMPFAIL, "%s", err);
 	ar = ops->lookup(db, user, u);
 	ops->close(&db);
 	if (ar == AUTH_PERMFAIL)
-		die(EX_NOUSER, "%s: no such user", user);
+		delivery_die(EX_NOUSER, "%s: no such user", user);
 	if (ar != AUTH_OK)
-		die(EX_TEMPFAIL, "%s: user lookup failed", user);
+		delivery_die(EX_TEMPFAIL, "%s: user lookup failed", user);
 }
 
 static int
@@ -165,9 +153,9 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	if (store_path_resolve(from, u->name, u->home, fpath, sizeof(fpath),
 	    &fops, err) < 0 || store_path_resolve(to, u->name, u->home, tpath,
 	    sizeof(tpath), &tops, err) < 0)
-		die(EX_USAGE, "%s", err);
+		delivery_die(EX_USAGE, "%s", err);
 	if (fops == tops && strcmp(fpath, tpath) == 0)
-		die(EX_USAGE, "FROM and TO are the same mailbox");
+		delivery_die(EX_USAGE, "FROM and TO are the same mailbox");
 	fp.path = fpath;
 	fp.mboxrd = cf->mboxrd;
 	fp.dotlock_stale = cf->mbox_dotlock_stale;
@@ -177,12 +165,13 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	tp.path = tpath;
 	r = fops->open(&st, &fp, &idx, err);
 	if (r != STORE_OK)
-		die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL, "%s: %s",
-		    fpath, err);
+		delivery_die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL,
+		    "%s: %s", fpath, err);
 	r = copy_all(fops, st, &idx, tops, &tp, &done, err);
 	fops->close(&st, &idx);
 	if (r != STORE_OK)
-		die(exit_code(r), "%s: %u of the messages copied, then: %s",
+		delivery_die(exit_code(r),
+		    "%s: %u of the messages copied, then: %s",
 		    u->name, done, err);
 	printf("%s: %u messages copied from %s to %s\n", u->name, done, from,
 	    to);
@@ -226,9 +215,9 @@ main(int argc, char **argv)
 		usage();
 	umask(077);
 	if ((cf = malloc(sizeof(*cf))) == NULL)
-		die(EX_TEMPFAIL, "out of memory");
+		delivery_die(EX_TEMPFAIL, "out of memory");
 	if (config_load(cf, conf, err) < 0)
-		die(EX_CONFIG, "%s", err);
+		delivery_die(EX_CONFIG, "%s", err);
 	log_init("postino-migrate", false, false);
 	lookup(cf, user, &u);
 	/* Either side may be pgsql, whatever the configured mailbox is. */
@@ -238,13 +227,13 @@ main(int argc, char **argv)
 
 		if (cf->pgsql_conninfo[0] != '\0' &&
 		    store_pgsql_configure(&pc, err) < 0)
-			die(EX_CONFIG, "%s", err);
+			delivery_die(EX_CONFIG, "%s", err);
 	}
 	switch (delivery_become_owner(cf, &u, err)) {
 	case -1:
-		die(EX_CONFIG, "%s: %s", user, err);
+		delivery_die(EX_CONFIG, "%s: %s", user, err);
 	case -2:
-		die(EX_TEMPFAIL, "%s", err);
+		delivery_die(EX_TEMPFAIL, "%s", err);
 	}
 	rc = migrate(cf, &u, argv[optind], argv[optind + 1]);
 	store_pgsql_shutdown();
