@@ -48,6 +48,91 @@ journal_paths(const char *path, char *journal, size_t jsize, char *dir,
 	return str_fmt(journal, jsize, "%s/.%s%s", dir, name, JOURNAL_SUFFIX);
 }
 
+/*
+ * Whether the octets of fd from start to end hold a line beginning "From "
+ * after the first line that is not empty: a message another program (an
+ * MTA) appended after the killed append. The killed append wrote its
+ * From_ line in one write with the blank lines it owed, then a body in
+ * which every such line is quoted (">From "), so this one is not ours.
+ * 1 yes, 0 no, -1 on a read error.
+ */
+static int
+tail_has_other_message(int fd, off_t start, off_t end)
+{
+	static const char from[] = "From ";
+	enum { GAP, OURS, LINES } phase = GAP;
+	char buf[65536];
+	size_t matched = 0;
+	bool line_start = false;
+
+	while (start < end) {
+		size_t want = end - start < (off_t)sizeof(buf) ?
+		    (size_t)(end - start) : sizeof(buf);
+		ssize_t n = pread(fd, buf, want, start);
+
+		if (n <= 0)
+			return -1;
+		start += n;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+
+			if (phase == GAP) {
+				if (c != '\n')
+					phase = OURS;
+				continue;
+			}
+			if (c == '\n') {
+				phase = LINES;
+				line_start = true;
+				matched = 0;
+				continue;
+			}
+			if (phase == OURS || !line_start)
+				continue;
+			if (c != from[matched]) {
+				line_start = false;
+				continue;
+			}
+			if (++matched == sizeof(from) - 1)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Cut the killed append's partial message, from start to end, off fd.
+ * Not when another program (an MTA) appended after it: cutting would take
+ * its message with ours, so the partial one stays, a damaged copy whose
+ * sender retries (it got no 250) rather than lost mail, as postino's own
+ * recovery does (issue 13, finding 1). 0, or -1 with err filled.
+ */
+static int
+mbox_cut(const char *path, int fd, off_t start, off_t end, char *err)
+{
+	int other = tail_has_other_message(fd, start, end);
+
+	if (other < 0) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (other > 0) {
+		log_warnx("mbox=%s event=append-recovery-refused reason=\"a "
+		    "message was appended after the partial one; left in "
+		    "place\"", path);
+		return 0;
+	}
+	if (ftruncate(fd, start) == -1 || fsync(fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot truncate %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	log_info("mbox=%s event=append-recovered cut=%llu", path,
+	    (unsigned long long)(end - start));
+	return 0;
+}
+
 int
 store_mbox_recover(const char *path, int fd, char *err)
 {
@@ -77,15 +162,9 @@ store_mbox_recover(const char *path, int fd, char *err)
 	/* A torn journal means the append never began: nothing to cut. */
 	if (sscanf(buf, "%llu %llu\n", &ino, &size) == 2 &&
 	    ino == (unsigned long long)st.st_ino &&
-	    size < (unsigned long long)st.st_size) {
-		if (ftruncate(fd, (off_t)size) == -1 || fsync(fd) == -1) {
-			(void)str_fmt(err, ERR_LEN, "cannot truncate %s: %s",
-			    path, strerror(errno));
-			return -1;
-		}
-		log_info("mbox=%s event=append-recovered cut=%llu", path,
-		    (unsigned long long)st.st_size - size);
-	}
+	    size < (unsigned long long)st.st_size &&
+	    mbox_cut(path, fd, (off_t)size, st.st_size, err) < 0)
+		return -1;
 	if (unlink(journal) == -1 || store_fsync_dir(dir) == -1) {
 		(void)str_fmt(err, ERR_LEN, "cannot remove %s: %s", journal,
 		    strerror(errno));

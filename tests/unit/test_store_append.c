@@ -407,6 +407,54 @@ test_mbox_killed_append_is_cut_by_the_next_lock_holder(void **state)
 	close(fd);
 }
 
+/*
+ * A killed append's partial message, and after it a message another
+ * program (an MTA) appended under the locks: the recovery must not cut the
+ * MTA's message with ours (it used to truncate to the journal's size).
+ */
+static void
+test_mbox_recovery_keeps_a_message_appended_after_the_partial_one(
+    void **state)
+{
+	struct fixture *f = *state;
+	const struct store_ops *ops = store_lookup("mbox");
+	static const char partial[] = "\nFrom x Thu Jan  1 00:00:00 2026\n"
+	    "Subject: killed\n\nhalf of it\n>From quoted\nFrom";
+	static const char mta[] = "\n\nFrom mta@example.org Thu Jan  1 "
+	    "00:00:01 2026\nSubject: from the MTA\n\nkeep me\n\n";
+	char path[256], journal[300], line[64], err[ERR_LEN], *data;
+	struct store_params p = { .path = path, .mboxrd = true, .lock_wait = 1 };
+	struct store_delivery d = { 0 };
+	struct store_index idx;
+	struct store *st;
+	struct stat sb;
+	size_t len;
+	int fd = memfd_with("Subject: a\n\nA\n", 14), t;
+
+	snprintf(path, sizeof(path), "%s/alice", f->root);
+	snprintf(journal, sizeof(journal), "%s/.alice.postino-append", f->root);
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(stat(path, &sb), 0);
+	snprintf(line, sizeof(line), "%llu %lld\n",
+	    (unsigned long long)sb.st_ino, (long long)sb.st_size);
+	t = open(journal, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(t, line, strlen(line)), (ssize_t)strlen(line));
+	close(t);
+	t = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(t, partial, strlen(partial)),
+	    (ssize_t)strlen(partial));
+	assert_int_equal(write(t, mta, strlen(mta)), (ssize_t)strlen(mta));
+	close(t);
+	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
+	ops->close(&st, &idx);
+	data = slurp(path, &len);
+	assert_int_equal(len, (size_t)sb.st_size + strlen(partial) +
+	    strlen(mta));
+	assert_non_null(memmem(data, len, "keep me", 7));
+	assert_int_equal(access(journal, F_OK), -1);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -435,6 +483,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_mbox_killed_append_is_cut_by_the_next_lock_holder,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_recovery_keeps_a_message_appended_after_the_partial_one,
 		    setup, teardown),
 	};
 
