@@ -59,8 +59,9 @@
  * octets do (bench/pgsql.py: S3); a reader holds one (malloc, per RETR).
  */
 #define PG_BLOCK	(128 * 1024)
-/* Without a loop, how long a session's query may take (statement_timeout
- * and a little more): then the connection is given up. */
+/* How long a session's query may take (statement_timeout and a little
+ * more), in the loop or not: then the connection is given up, so a
+ * database gone silent mid-query holds its session no longer than this. */
 #define PG_WAIT_MS	35000
 
 enum pg_query {
@@ -442,8 +443,26 @@ q_io(struct ev *e, int fd, unsigned int events, void *arg)
 		    (st->want_write ? EV_WRITE : 0), q_io, st);
 		return;
 	}
+	ev_timer_stop(pg_ev, &st->timer);
 	q_unwatch(st);
 	/* Last: the callback may close (free) st. */
+	if (st->ready_fn != NULL)
+		st->ready_fn(st->ready_arg);
+}
+
+/*
+ * No reply within PG_WAIT_MS (a stopped backend, a lost network): the
+ * query fails, and the connection, still busy, is closed, never pooled.
+ */
+static void
+q_late(struct ev *e, void *arg)
+{
+	struct store *st = arg;
+
+	(void)e;
+	log_warnx("event=mailstore-timeout backend=pgsql ms=%d", PG_WAIT_MS);
+	q_unwatch(st);
+	st->q = Q_FAILED;
 	if (st->ready_fn != NULL)
 		st->ready_fn(st->ready_arg);
 }
@@ -468,10 +487,12 @@ q_wait(struct store *st)
 	while (st->q == Q_BUSY && q_step(st) == 0) {
 		if (pg_ev != NULL) {
 			st->watched = PQsocket(st->conn);
+			ev_timer_init(&st->timer, q_late, st);
 			if (ev_io_set(pg_ev, st->watched, EV_READ |
-			    (st->want_write ? EV_WRITE : 0), q_io, st) == 0)
+			    (st->want_write ? EV_WRITE : 0), q_io, st) == 0 &&
+			    ev_timer_start(pg_ev, &st->timer, PG_WAIT_MS) == 0)
 				return STORE_PENDING;
-			st->watched = -1;
+			q_unwatch(st);
 			st->q = Q_FAILED;
 		} else {
 			(void)q_block(st);
@@ -980,8 +1001,10 @@ pg_close(struct store **stp, struct store_index *idx)
 	if (st == NULL)
 		return;
 	q_unwatch(st);
-	if (st->connecting) {
+	/* A connect's or a query's timer: st is freed below. */
+	if (pg_ev != NULL)
 		ev_timer_stop(pg_ev, &st->timer);
+	if (st->connecting) {
 		PQfinish(st->conn);
 		st->conn = NULL;
 	}

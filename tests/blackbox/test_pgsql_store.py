@@ -484,6 +484,39 @@ def test_a_database_that_does_not_answer_connects_blocks_no_one(
     wait_for(lambda: _try_login(srv), seconds=30)
 
 
+def test_a_query_the_database_never_answers_ends_only_its_session(
+        db, mailroot, postinod):
+    """bob's own backend stopped (SIGSTOP) after his login: the block his
+    RETR asks for never comes. After the query timeout (35 s) his session
+    is cut (its +OK is out) and its connection given up; alice, in the
+    same worker, is served meanwhile. It used to wait for TCP to give up,
+    which on loopback is never."""
+    mailroot.add_user("bob", PASS)
+    insert(db, "bob", b"Subject: b\n\n" + b"x" * 1000 + b"\n")
+    insert(db, USER, b"Subject: a\n\na\n")
+    srv = server(postinod, db, mail_workers=1)
+    bob = srv.raw(timeout=90)
+    bob.expect(b"+OK")
+    assert bob.login("bob", PASS).startswith(b"+OK Logged in")
+    # The session's connection is the one holding its advisory lock.
+    backend = int(db.psql("SELECT pid FROM pg_locks WHERE locktype = "
+                          "'advisory' AND granted").split()[0])
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        bob.send(b"RETR 1\r\n")
+        alice = login_raw(srv)
+        assert alice.cmd(b"STAT").startswith(b"+OK 1 ")
+        assert alice.cmd(b"QUIT").startswith(b"+OK")
+        assert time.monotonic() - t0 < 10
+        assert bob.closed_within(75), "the stuck session was never ended"
+        assert time.monotonic() - t0 >= 30
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    assert "event=mailstore-timeout" in srv.log()
+    wait_for(lambda: _try_login(srv), seconds=30)
+
+
 def test_kill9_mid_update_loses_nothing_and_leaves_no_lock(db, postinod):
     """QUIT's DELETE is running (a trigger makes it take 3 s) when the
     instance dies: the DELETE is all or nothing, no other message goes,
