@@ -16,6 +16,7 @@
 int master_main(const struct config *cf, const char *conf_path, bool foreground);
 int authd_main(const struct config *cf);
 int login_main(const struct config *cf, unsigned int nlisten);
+/* mailbox.c: TRANSACTION and UPDATE for one uid (mailbox.h). */
 int mail_main(const struct config *cf, uid_t uid, gid_t gid);
 /* src/deliver/: the LMTP service and the per-uid delivery workers. */
 int lmtp_main(const struct config *cf, unsigned int nlisten);

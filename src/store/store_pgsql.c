@@ -48,7 +48,7 @@
 /* Creating or upgrading the schema: one instance at a time. */
 #define PG_SCHEMA_KEY	"8101551090716655943"
 
-/* A block of a message: RETR's own block (mail.c), one query each. */
+/* A block of a message: RETR's own block (mailbox_cmds.c), one query each. */
 #define PG_BLOCK	(32 * 1024)
 /* Without a loop, how long a session's query may take (statement_timeout
  * and a little more): then the connection is given up. */

@@ -2,12 +2,11 @@
  * The mail role: TRANSACTION and UPDATE for every session of one uid, in one
  * event loop, as that uid (never root). A session arrives from a login worker
  * through the master with a ticket; the ticket is redeemed with the auth role
- * before any mailbox is opened.
+ * before any mailbox is opened. This file is the role; the commands are in
+ * mailbox_cmds.c (mailbox.h).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdlib.h>
@@ -21,46 +20,11 @@
 #include "../store/store.h"
 #include "../store/store_path.h"
 #include "../store/store_pgsql.h"
-#include "capa.h"
 #include "limits.h"
+#include "mailbox.h"
 #include "proto.h"
 #include "role.h"
 #include "roles.h"
-
-struct mail_conn {
-	struct session		 s;
-	struct mail_conn	*prev, *next;
-	uint64_t		 req;		/* pending ticket redemption */
-	unsigned int		 auth_idx;	/* the auth worker redeeming it */
-	/*
-	 * What the session keeps of its hand-off (whose buffers, 6 KiB, are
-	 * spent once the session starts: an idle session is kept small).
-	 */
-	char			 user[AUTH_USER_MAX + 1];
-	uint32_t		 capa;
-	char			 sasl[SASL_MECHS_LEN];
-	const struct store_ops	*sops;
-	struct store		*st;
-	struct store_index	 idx;
-	/* the multi-line reply in progress */
-	enum { MORE_NONE, MORE_LIST, MORE_UIDL, MORE_BODY } more_kind;
-	unsigned int		 cursor;
-	struct store_reader	*reader;
-	struct pop3_encoder	 enc;
-	unsigned int		 retrieved;
-	uint64_t		 retrieved_bytes;
-	/*
-	 * Waiting for an mbox lock another program holds: the open (with the
-	 * account kept here) or QUIT's UPDATE is retried from a timer until
-	 * lock_deadline, so no other session of this worker waits with it.
-	 */
-	struct ev_timer		 lock_retry;
-	uint64_t		 lock_deadline;	/* ev_now_ms(); 0: not waiting */
-	struct msg_account	*acct;
-	bool			 quitting;
-	/* RETR/TOP waits for a block from the store (store.h wait). */
-	bool			 body_waiting;
-};
 
 static const struct config *cf;
 static struct ev *ev;
@@ -70,8 +34,6 @@ static bool shutting_down;
 static struct ev_timer idle_timer;
 static struct ev_timer trim_timer;
 
-static void mail_more(struct session *s);
-static void store_ready(void *arg);
 static void lock_retry_fire(struct ev *e, void *arg);
 
 static void
@@ -81,10 +43,7 @@ conn_closed(struct session *s)
 
 	ev_timer_stop(ev, &c->lock_retry);
 	free(c->acct);
-	if (c->reader != NULL)
-		c->sops->read_close(&c->reader);
-	if (c->st != NULL)
-		c->sops->close(&c->st, &c->idx);
+	mailbox_release(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -101,6 +60,12 @@ conn_closed(struct session *s)
 		ev_timer_start(ev, &trim_timer, MAIL_TRIM_MS);
 	}
 }
+
+static const struct session_ops mail_ops = {
+	.commands = mailbox_commands,
+	.more = mailbox_more,
+	.closed = conn_closed,
+};
 
 /*
  * Sessions free their buffers, but free chunks amid the heap stay with the
@@ -125,214 +90,9 @@ idle_expired(struct ev *e, void *arg)
 		role_send(MSG_IDLE, NULL, 0, -1);
 }
 
-static void
-reply_store_error(struct session *s, enum store_result r, const char *err)
-{
-	switch (r) {
-	case STORE_LOCKED:
-	case STORE_BUSY:
-		session_reply(s, "-ERR [IN-USE] %s", err);
-		break;
-	case STORE_PERMFAIL:
-		session_reply(s, "-ERR [SYS/PERM] %s", err);
-		break;
-	default:
-		session_reply(s, "-ERR [SYS/TEMP] %s", err);
-		break;
-	}
-}
-
-/* Message n (1-based) if it exists and is not deleted. */
-static struct store_msg *
-message(struct mail_conn *c, const char *arg)
-{
-	unsigned int n;
-
-	if (pop3_parse_msgnum(arg, &n) < 0) {
-		session_reply(&c->s, "-ERR Invalid message number.");
-		return NULL;
-	}
-	if (n > c->idx.count) {
-		session_reply(&c->s, "-ERR No such message.");
-		return NULL;
-	}
-	if (c->idx.msgs[n - 1].deleted) {
-		session_reply(&c->s, "-ERR Message %u is deleted.", n);
-		return NULL;
-	}
-	return &c->idx.msgs[n - 1];
-}
-
-static void
-live_totals(const struct mail_conn *c, unsigned int *count_r, uint64_t *size_r)
-{
-	unsigned int count = 0;
-	uint64_t size = 0;
-
-	for (unsigned int i = 0; i < c->idx.count; i++) {
-		if (c->idx.msgs[i].deleted)
-			continue;
-		count++;
-		size += c->idx.msgs[i].size;
-	}
-	*count_r = count;
-	*size_r = size;
-}
-
-static enum cmd_result
-cmd_stat(struct session *s, const struct pop3_args *a)
-{
-	unsigned int count;
-	uint64_t size;
-
-	(void)a;
-	live_totals(s->owner, &count, &size);
-	session_reply(s, "+OK %u %llu", count, (unsigned long long)size);
-	return CMD_OK;
-}
-
-static enum cmd_result
-cmd_list_uidl(struct session *s, const struct pop3_args *a, bool uidl)
-{
-	struct mail_conn *c = s->owner;
-	struct store_msg *m;
-
-	if (a->argc == 1) {
-		if ((m = message(c, a->argv[0])) == NULL)
-			return CMD_BAD;
-		if (uidl)
-			session_reply(s, "+OK %u %s",
-			    (unsigned)(m - c->idx.msgs) + 1, m->uidl);
-		else
-			session_reply(s, "+OK %u %llu",
-			    (unsigned)(m - c->idx.msgs) + 1,
-			    (unsigned long long)m->size);
-		return CMD_OK;
-	}
-	session_reply(s, uidl ? "+OK Unique-ID listing follows." :
-	    "+OK Scan listing follows.");
-	c->more_kind = uidl ? MORE_UIDL : MORE_LIST;
-	c->cursor = 0;
-	return CMD_MORE;
-}
-
-static enum cmd_result
-cmd_list(struct session *s, const struct pop3_args *a)
-{
-	return cmd_list_uidl(s, a, false);
-}
-
-static enum cmd_result
-cmd_uidl(struct session *s, const struct pop3_args *a)
-{
-	return cmd_list_uidl(s, a, true);
-}
-
-static enum cmd_result
-start_body(struct mail_conn *c, struct store_msg *m, bool top, uint64_t lines)
-{
-	char err[ERR_LEN];
-	enum store_result r;
-
-	r = c->sops->read_open(c->st, (unsigned)(m - c->idx.msgs) + 1,
-	    &c->reader, err);
-	if (r != STORE_OK) {
-		log_warnx("session=%s event=read-failed msg=%u reason=\"%s\"",
-		    c->s.id, (unsigned)(m - c->idx.msgs) + 1, err);
-		reply_store_error(&c->s, r, "Message is no longer available.");
-		return CMD_BAD;
-	}
-	pop3_encoder_init(&c->enc, top, lines);
-	if (top) {
-		session_reply(&c->s, "+OK Top of message follows.");
-	} else {
-		session_reply(&c->s, "+OK %llu octets",
-		    (unsigned long long)m->size);
-		c->retrieved++;
-		c->retrieved_bytes += m->size;
-	}
-	c->more_kind = MORE_BODY;
-	return CMD_MORE;
-}
-
-static enum cmd_result
-cmd_retr(struct session *s, const struct pop3_args *a)
-{
-	struct mail_conn *c = s->owner;
-	struct store_msg *m = message(c, a->argv[0]);
-
-	if (m == NULL)
-		return CMD_BAD;
-	return start_body(c, m, false, 0);
-}
-
-static enum cmd_result
-cmd_top(struct session *s, const struct pop3_args *a)
-{
-	struct mail_conn *c = s->owner;
-	struct store_msg *m = message(c, a->argv[0]);
-	uint64_t lines;
-
-	if (m == NULL)
-		return CMD_BAD;
-	if (str_parse_u64(a->argv[1], &lines) < 0) {
-		session_reply(s, "-ERR Invalid number of lines.");
-		return CMD_BAD;
-	}
-	return start_body(c, m, true, lines);
-}
-
-static enum cmd_result
-cmd_dele(struct session *s, const struct pop3_args *a)
-{
-	struct mail_conn *c = s->owner;
-	struct store_msg *m = message(c, a->argv[0]);
-
-	if (m == NULL)
-		return CMD_BAD;
-	m->deleted = true;
-	session_reply(s, "+OK Message %u deleted.", (unsigned)(m - c->idx.msgs) + 1);
-	return CMD_OK;
-}
-
-static enum cmd_result
-cmd_noop(struct session *s, const struct pop3_args *a)
-{
-	(void)a;
-	session_reply(s, "+OK");
-	return CMD_OK;
-}
-
-static enum cmd_result
-cmd_rset(struct session *s, const struct pop3_args *a)
-{
-	struct mail_conn *c = s->owner;
-
-	(void)a;
-	for (unsigned int i = 0; i < c->idx.count; i++)
-		c->idx.msgs[i].deleted = false;
-	session_reply(s, "+OK %u messages (%llu octets).", c->idx.count,
-	    (unsigned long long)c->idx.total_size);
-	return CMD_OK;
-}
-
-static enum cmd_result
-cmd_capa(struct session *s, const struct pop3_args *a)
-{
-	struct mail_conn *c = s->owner;
-
-	(void)a;
-	/* RFC 2449 sec. 5: what AUTHORIZATION offered is announced here too. */
-	capa_reply(s, cf, c->capa & (CAPA_USER | CAPA_STLS), c->sasl);
-	return CMD_OK;
-}
-
-/*
- * Whether a lock another program holds is worth another try (then the
- * timer is set): until mbox_lock_wait seconds after the first attempt.
- */
-static bool
-lock_retry_later(struct mail_conn *c)
+/* Retried until mbox_lock_wait seconds after the first attempt. */
+bool
+mailbox_lock_retry_later(struct mail_conn *c)
 {
 	uint64_t now = ev_now_ms();
 
@@ -342,164 +102,6 @@ lock_retry_later(struct mail_conn *c)
 		return false;
 	ev_timer_start(ev, &c->lock_retry, LOCK_RETRY_MS);
 	return true;
-}
-
-/*
- * QUIT from TRANSACTION: the UPDATE state (RFC 1939 sec. 6). False while
- * it waits for the mbox lock (the timer calls it again), true when the
- * reply is queued.
- */
-static bool
-quit_update(struct mail_conn *c)
-{
-	struct session *s = &c->s;
-	unsigned int deleted = 0, left;
-	uint64_t size;
-	char err[ERR_LEN];
-	enum store_result r = STORE_OK;
-
-	for (unsigned int i = 0; i < c->idx.count; i++)
-		deleted += c->idx.msgs[i].deleted;
-	live_totals(c, &left, &size);
-	if (deleted > 0 || c->sops->wait != NULL)
-		r = c->sops->commit(c->st, &c->idx, err);
-	if (r == STORE_BUSY && lock_retry_later(c))
-		return false;
-	if (r == STORE_PENDING) {
-		c->sops->wait(c->st, store_ready, c);
-		return false;
-	}
-	/*
-	 * UPDATE is over: give the mailbox back before the reply can reach
-	 * the client, or a client that logs in again at once (to another
-	 * mail worker of the pool) could find it still locked: [IN-USE].
-	 */
-	if (c->reader != NULL)
-		c->sops->read_close(&c->reader);
-	c->sops->close(&c->st, &c->idx);
-	if (r != STORE_OK) {
-		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
-		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
-		    "not removed.");
-	} else {
-		session_reply(s, "+OK Bye, %u deleted, %u left.", deleted, left);
-	}
-	log_info("session=%s event=logout user=\"%s\" retrieved=%u "
-	    "retrieved_bytes=%llu deleted=%u left=%u result=%s", s->id,
-	    c->user, c->retrieved, (unsigned long long)c->retrieved_bytes,
-	    deleted, left, r == STORE_OK ? "ok" : "update-failed");
-	return true;
-}
-
-static enum cmd_result
-cmd_quit(struct session *s, const struct pop3_args *a)
-{
-	struct mail_conn *c = s->owner;
-
-	(void)a;
-	c->quitting = true;
-	if (quit_update(c))
-		return CMD_CLOSE;
-	session_suspend(s);
-	return CMD_ASYNC;
-}
-
-static const struct session_cmd transaction_commands[] = {
-	{ "STAT", 0, 0, false, 0, cmd_stat },
-	{ "LIST", 0, 1, false, 0, cmd_list },
-	{ "UIDL", 0, 1, false, 0, cmd_uidl },
-	{ "RETR", 1, 1, false, 0, cmd_retr },
-	{ "TOP",  2, 2, false, 0, cmd_top },
-	{ "DELE", 1, 1, false, 0, cmd_dele },
-	{ "NOOP", 0, 0, false, 0, cmd_noop },
-	{ "RSET", 0, 0, false, 0, cmd_rset },
-	{ "CAPA", 0, 0, false, 0, cmd_capa },
-	{ "QUIT", 0, 0, false, 0, cmd_quit },
-	{ NULL, 0, 0, false, 0, NULL },
-};
-
-static const struct session_ops mail_ops = {
-	.commands = transaction_commands,
-	.more = mail_more,
-	.closed = conn_closed,
-};
-
-static void
-more_listing(struct mail_conn *c)
-{
-	while (c->cursor < c->idx.count && session_out_room(&c->s) > 128) {
-		struct store_msg *m = &c->idx.msgs[c->cursor++];
-
-		if (m->deleted)
-			continue;
-		if (c->more_kind == MORE_UIDL)
-			session_reply(&c->s, "%u %s", c->cursor, m->uidl);
-		else
-			session_reply(&c->s, "%u %llu", c->cursor,
-			    (unsigned long long)m->size);
-	}
-	if (c->cursor == c->idx.count) {
-		session_reply(&c->s, ".");
-		session_more_done(&c->s);
-	}
-}
-
-/*
- * Encode straight into the session's output buffer: read at most half the
- * free room, so the encoded block (at most twice its input) always fits.
- */
-static void
-more_body(struct mail_conn *c)
-{
-	char in[RETR_BLOCK];
-
-	for (;;) {
-		size_t room, want, o;
-		char *dst = session_out_tail(&c->s, &room);
-		ssize_t n = 0;
-
-		if (dst == NULL || room < POP3_ENCODER_FINISH_MAX +
-		    POP3_ENCODER_OUT_MAX(RETR_MIN_READ))
-			return;
-		want = (room - POP3_ENCODER_FINISH_MAX) / 2;
-		if (want > sizeof(in))
-			want = sizeof(in);
-		if (!pop3_encoder_full(&c->enc))
-			n = c->sops->read(c->reader, in, want);
-		if (n < 0 && errno == EAGAIN && c->sops->wait != NULL) {
-			/* The database has the block: no writable wake-ups till then. */
-			session_more_wait(&c->s);
-			c->body_waiting = true;
-			c->sops->wait(c->st, store_ready, c);
-			return;
-		}
-		if (n < 0) {
-			/* +OK is out: the only honest end is to drop the line. */
-			log_warn("session=%s event=read-failed", c->s.id);
-			session_close(&c->s);
-			return;
-		}
-		if (n == 0) {
-			o = pop3_encoder_finish(&c->enc, dst, room);
-			session_out_commit(&c->s, o);
-			c->sops->read_close(&c->reader);
-			session_more_done(&c->s);
-			return;
-		}
-		o = pop3_encoder_feed(&c->enc, in, (size_t)n, dst, room);
-		session_out_commit(&c->s, o);
-	}
-}
-
-static void
-mail_more(struct session *s)
-{
-	struct mail_conn *c = s->owner;
-
-	if (c->more_kind == MORE_BODY)
-		more_body(c);
-	else
-		more_listing(c);
 }
 
 /* Expand mailbox = FORMAT:PATH for u (store_path.h: what is refused). */
@@ -597,10 +199,10 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 		if (c->acct == NULL && (c->acct = malloc(sizeof(*acct))) != NULL)
 			memcpy(c->acct, acct, sizeof(*acct));
 		if (c->acct != NULL && r == STORE_PENDING) {
-			c->sops->wait(c->st, store_ready, c);
+			c->sops->wait(c->st, mailbox_store_ready, c);
 			return;
 		}
-		if (c->acct != NULL && lock_retry_later(c))
+		if (c->acct != NULL && mailbox_lock_retry_later(c))
 			return;
 		if (c->acct == NULL)
 			str_copy(err, ERR_LEN, "out of memory");
@@ -613,7 +215,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 		log_info("session=%s event=mailbox-open result=%s user=\"%s\" "
 		    "reason=\"%s\"", c->s.id, r == STORE_LOCKED ||
 		    r == STORE_BUSY ? "in-use" : "error", c->user, err);
-		reply_store_error(&c->s, r, r == STORE_LOCKED ?
+		mailbox_reply_store_error(&c->s, r, r == STORE_LOCKED ?
 		    "Mailbox is in use by another session." :
 		    r == STORE_BUSY ? "Mailbox is locked by another program, "
 		    "try later." : "Mailbox unavailable.");
@@ -627,7 +229,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 		session_end(&c->s);
 		return;
 	}
-	live_totals(c, &count, &size);
+	mailbox_live_totals(c, &count, &size);
 	log_info("session=%s event=mailbox-open result=ok user=\"%s\" "
 	    "messages=%u octets=%llu", c->s.id, c->user, count,
 	    (unsigned long long)size);
@@ -637,8 +239,8 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 }
 
 /* A pending store call can go on: the body, QUIT's UPDATE or the open. */
-static void
-store_ready(void *arg)
+void
+mailbox_store_ready(void *arg)
 {
 	struct mail_conn *c = arg;
 
@@ -658,7 +260,7 @@ lock_retry_fire(struct ev *e, void *arg)
 	(void)e;
 	if (c->quitting) {
 		/* Still suspended: nothing pipelined after QUIT is taken. */
-		if (quit_update(c))
+		if (mailbox_update(c))
 			session_end(&c->s);
 		return;
 	}
@@ -816,6 +418,7 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	char err[ERR_LEN];
 
 	cf = config;
+	mailbox_cmds_init(cf);
 	log_set_ident("postinod/mail");
 	if (config_store_setup(cf, err) < 0)
 		fatalx("%s", err);
