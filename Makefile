@@ -302,12 +302,17 @@ check: deps
 # The benchmark against Dovecot (bench/run.py, bench/loadgen.c):
 # bench (< 30 min), bench-quick (< 3 min); bench-smoke: one tiny run
 # against postinod only, for check. Results: build/bench/.
-.PHONY: bench bench-quick bench-smoke bench-build
+# bench-pgsql: two instances on pgsql behind HAProxy beside Maildir
+# (bench/pgsql.py; migrates 800 MB into PostgreSQL: not in bench).
+.PHONY: bench bench-quick bench-smoke bench-build bench-pgsql
 $(BUILD)/loadgen: bench/loadgen.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lssl -lcrypto -lpthread
 
 bench-build: $(BUILD)/loadgen $(BUILD)/postinod $(BUILD)/postino-passwd
+
+bench-pgsql: bench-build $(BUILD)/postino-migrate
+	$(PYTHON) bench/pgsql.py --build $(BUILD)
 
 bench bench-quick bench-smoke: bench-build
 	$(PYTHON) bench/run.py --build $(BUILD) \

@@ -330,11 +330,13 @@ def proc_stat(pid):
 
 
 def tree_pids(sid):
+    """The processes of one session id, or of each of a list of them."""
+    sids = set(sid) if isinstance(sid, (list, tuple)) else {sid}
     out = []
     for n in os.listdir("/proc"):
         if n.isdigit():
             st = proc_stat(int(n))
-            if st is not None and st["sid"] == sid:
+            if st is not None and st["sid"] in sids:
                 out.append(int(n))
     return out
 
@@ -418,7 +420,9 @@ class Server:
 class Postinod(Server):
     name = "postinod"
 
-    def __init__(self, build, root, cert, key, tmp, cpu, lmtp):
+    def __init__(self, build, root, cert, key, tmp, cpu, lmtp, over=None):
+        """over: {setting: value} replacing or adding configuration lines
+        (bench/pgsql.py: a pgsql mailbox, a PROXY listener)."""
         self.dir = tempfile.mkdtemp(prefix="postinod-", dir=tmp)
         os.chmod(self.dir, 0o755)
         self.ready = os.path.join(self.dir, "ready")
@@ -440,6 +444,11 @@ class Postinod(Server):
             lines += ["mail_user = nobody",
                       "login_user = " + ensure_login_user(),
                       "login_chroot = " + os.path.join(root, "empty")]
+        for k, v in (over or {}).items():
+            lines = [l for l in lines if not l.startswith(k + " = ")]
+            lines += [k + " = " + x for x in (v if isinstance(v, list)
+                                              else [v])]
+        self.conf = conf
         with open(conf, "w") as f:
             f.write("# written by bench/run.py\n" + "\n".join(lines) + "\n")
         self.cmd = ["taskset", "-c", str(cpu),

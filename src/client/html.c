@@ -16,9 +16,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../lib/ev.h"
 #include "buf.h"
 
 /* ---- entities ---- */
@@ -189,8 +189,8 @@ struct html {
 	bool		 space;		/* white space pending */
 	int		 nl;		/* newlines just written, 0..2 */
 	unsigned int	 pre;		/* <pre> open (saturates) */
-	size_t		 cells;		/* cells so far in this table row */
-	size_t		 link;		/* the open link's number, 0: none */
+	size_t		 cells;		/* cells so far in this row */
+	size_t		 link;		/* the open link's number, or 0 */
 	size_t		 nlinks;
 };
 
@@ -259,7 +259,7 @@ is_space(char c)
 struct tag {
 	char		 name[16];	/* lower case; "" when too long */
 	bool		 closing;
-	size_t		 href, href_len;	/* offsets into the input */
+	size_t		 href, href_len;	/* offsets in the input */
 	bool		 has_href;
 	size_t		 alt, alt_len;
 };
@@ -283,7 +283,7 @@ tag_parse(const struct html *h, size_t i, struct tag *t)
 		if (n < sizeof(t->name) - 1)
 			t->name[n++] = (char)(s[j] | 0x20);
 		else
-			n = sizeof(t->name);	/* too long: no element of ours */
+			n = sizeof(t->name);	/* too long: none of ours */
 		j++;
 	}
 	t->name[n < sizeof(t->name) ? n : 0] = '\0';
@@ -345,7 +345,8 @@ name_in(const char *name, const char *const *set, size_t n)
 	return false;
 }
 
-#define NAME_IN(name, set)	name_in(name, set, sizeof(set) / sizeof(set[0]))
+#define NAME_IN(name, set) \
+	name_in(name, set, sizeof(set) / sizeof(set[0]))
 
 /* The open link's mark after its text. */
 static void
@@ -594,15 +595,6 @@ static const struct converter converters[] = {
 	    "-noreferer", NULL } },
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* name in $PATH (else /usr/bin:/bin) as an executable: path_r filled. */
 static bool
 find_program(const char *name, char *path_r, size_t size)
@@ -647,7 +639,7 @@ child(const char *path, const struct converter *cv, int in, int out)
 static bool
 pump(int to, int from, const char *html, size_t len, struct buf *out)
 {
-	uint64_t deadline = now_ms() + HTML_CONVERT_MS;
+	uint64_t deadline = ev_now_ms() + HTML_CONVERT_MS;
 	size_t sent = 0;
 	char chunk[16384];
 
@@ -658,7 +650,7 @@ pump(int to, int from, const char *html, size_t len, struct buf *out)
 	for (;;) {
 		struct pollfd p[2] = { { .fd = from, .events = POLLIN },
 		    { .fd = to, .events = POLLOUT } };
-		uint64_t now = now_ms();
+		uint64_t now = ev_now_ms();
 		ssize_t n;
 
 		if (now >= deadline)
@@ -720,7 +712,7 @@ convert(const char *path, const struct converter *cv, const char *html,
 	(void)close(in[0]);
 	(void)close(res[1]);
 	if (pid > 0 && fcntl(in[1], F_SETFL, O_NONBLOCK) == 0) {
-		ok = pump(in[1], res[0], html, len, &out);	/* closes in[1] */
+		ok = pump(in[1], res[0], html, len, &out); /* closes in[1] */
 	} else {
 		ok = false;
 		(void)close(in[1]);

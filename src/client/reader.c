@@ -58,7 +58,8 @@ view_open(struct reader *r, size_t i)
 		view_close(r);		/* nothing to show: the list */
 	if (s != STEP_GO)
 		return s;
-	if ((why[0] != '\0' ? reader_view_note(r, why) : reader_view_compose(r)) < 0 || reader_view_wrap(r) < 0)
+	if ((why[0] != '\0' ? reader_view_note(r, why) :
+	    reader_view_compose(r)) < 0 || reader_view_wrap(r) < 0)
 		return STEP_LOCAL;
 	return STEP_GO;
 }
@@ -127,7 +128,7 @@ has_text(const char *s, const char *what)
 	return s != NULL && strcasestr(s, what) != NULL;
 }
 
-/* The next list row after the cursor (wrapping) whose From or Subject has it. */
+/* The next row after the cursor (wrapping) with it in From or Subject. */
 static enum step
 search_list(struct reader *r)
 {
@@ -135,7 +136,8 @@ search_list(struct reader *r)
 		size_t i = (r->cur + k) % r->n;
 		enum step s;
 
-		if (!r->e[i].loaded && (s = reader_model_load_entry(r, i)) != STEP_GO)
+		if (!r->e[i].loaded &&
+		    (s = reader_model_load_entry(r, i)) != STEP_GO)
 			return s;
 		if (has_text(r->e[i].subject, r->search) ||
 		    has_text(r->e[i].from, r->search)) {
@@ -574,7 +576,8 @@ list_key(struct reader *r, int k)
 		}
 		break;
 	case 'u':
-		return r->n > 0 ? reader_model_undelete_one(r, r->cur) : STEP_GO;
+		return r->n > 0 ? reader_model_undelete_one(r, r->cur) :
+		    STEP_GO;
 	case 'U':
 		return reader_model_undelete_all(r);
 	case 'q':
@@ -637,8 +640,8 @@ view_key(struct reader *r, int k)
 	case 'd':
 		return reader_model_delete(r, r->cur);
 	case 'u':
-		if (!r->e[r->cur].deleted)
-			return reader_model_undelete_one(r, r->cur);	/* says so */
+		if (!r->e[r->cur].deleted)	/* it says so */
+			return reader_model_undelete_one(r, r->cur);
 		s = reader_model_undelete_one(r, r->cur);
 		return s == STEP_GO ? view_open(r, r->cur) : s;
 	case 'U':

@@ -597,6 +597,7 @@ int
 reader_view_draw(struct reader *r)
 {
 	char help[ERR_LEN];
+	int page = reader_view_page_rows(r);
 
 	r->f.len = 0;
 	r->f.oom = false;
@@ -615,13 +616,12 @@ reader_view_draw(struct reader *r)
 			    "open  d delete  u/U undelete  / search  q quit  "
 			    "x quit, delete nothing  ? help");
 		} else {
-			size_t end = r->vtop + (size_t)reader_view_page_rows(r);
+			size_t end = r->vtop + (size_t)page;
 
 			draw_view(r);
 			(void)str_fmt(help, sizeof(help), "-- %s --  q back  "
 			    "n/p next/prev  Space/b page  d delete  H header  "
-			    "s save  ? help",
-			    r->nrow <= (size_t)reader_view_page_rows(r) ? "all" :
+			    "s save  ? help", r->nrow <= (size_t)page ? "all" :
 			    end >= r->nrow ? "end" : r->vtop == 0 ? "top" :
 			    "more");
 		}

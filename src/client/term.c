@@ -10,8 +10,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "../lib/ev.h"
 
 /* Alternate screen on, cursor hidden; and the way back. */
 #define ENTER_SCREEN	"\033[?1049h\033[?25l\033[H\033[2J"
@@ -230,15 +231,6 @@ term_write(const void *buf, size_t len)
 	return 0;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * More input within timeout_ms (< 0: none): 1 read some, 0 timeout,
  * TERM_KEY_RESIZE (only when asked: not inside an escape sequence),
@@ -247,7 +239,8 @@ now_ms(void)
 static int
 fill(int timeout_ms, bool resize)
 {
-	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 :
+	    (long long)ev_now_ms() + timeout_ms;
 
 	for (;;) {
 		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -259,7 +252,7 @@ fill(int timeout_ms, bool resize)
 			return TERM_KEY_RESIZE;
 		}
 		if (deadline >= 0) {
-			long long left = deadline - now_ms();
+			long long left = deadline - (long long)ev_now_ms();
 
 			if (left <= 0)
 				return 0;

@@ -4,7 +4,11 @@
  * the connection the session keeps, so it ends with the session, its
  * connection or its whole instance, whichever goes first.
  *
- * Calls are blocking libpq calls, bounded by connect_timeout and
+ * In the mail role (an event loop, store_pgsql_set_loop) a session never
+ * blocks the worker: its connection is made with PQconnectStart/Poll and
+ * its queries sent in non-blocking mode, each socket waiting in the loop,
+ * a connection bounded by a timer. Elsewhere (delivery, postino-migrate)
+ * calls are blocking libpq calls, bounded by connect_timeout and
  * statement_timeout. Every database failure is STORE_TEMPFAIL: an outage
  * must never look like a broken or empty mailbox.
  */
@@ -31,6 +35,7 @@
  * anything slower is an outage to report, not to wait out.
  */
 #define PG_CONNECT_TIMEOUT	"5"
+#define PG_CONNECT_MS		5000	/* the same, in the loop */
 #define PG_OPTIONS		"-c statement_timeout=30000"
 /* After a failed connection, fail at once for this long (auth_pgsql.c). */
 #define PG_RETRY_MS		1000
@@ -48,8 +53,12 @@
 /* Creating or upgrading the schema: one instance at a time. */
 #define PG_SCHEMA_KEY	"8101551090716655943"
 
-/* A block of a message: RETR's own block (mailbox_cmds.c), one query each. */
-#define PG_BLOCK	(32 * 1024)
+/*
+ * A block of a message, one query each: four of RETR's blocks
+ * (mailbox_cmds.c), as each query costs the database far more than its
+ * octets do (bench/pgsql.py: S3); a reader holds one (malloc, per RETR).
+ */
+#define PG_BLOCK	(128 * 1024)
 /* Without a loop, how long a session's query may take (statement_timeout
  * and a little more): then the connection is given up. */
 #define PG_WAIT_MS	35000
@@ -75,6 +84,12 @@ struct store {
 	PGresult	*res;
 	bool		 want_write;
 	int		 watched;	/* the socket in pg_ev, or -1 */
+	bool		 stale;		/* the query is a read-ahead no one wants */
+	/* A connection being made in the loop (conn_step). */
+	bool		 connecting;
+	bool		 connect_late;	/* its timer ran out */
+	PostgresPollingStatusType cpoll;
+	struct ev_timer	 timer;
 	store_ready_fn	*ready_fn;
 	void		*ready_arg;
 };
@@ -267,10 +282,28 @@ conn_alive(PGconn *conn)
 	    poll(&pfd, 1, 0) == 0;
 }
 
-/* A working connection (pooled or new), or NULL with err filled. */
+/* An idle connection from the pool that still works, or NULL. */
 static PGconn *
-conn_get(char *err)
+conn_pooled(void)
 {
+	while (pg_nidle > 0) {
+		PGconn *conn = pg_idle[--pg_nidle];
+
+		if (conn_alive(conn))
+			return conn;
+		PQfinish(conn);
+	}
+	return NULL;
+}
+
+/*
+ * A new connection, started (the loop) or made (blocking), or NULL with
+ * err filled: not configured, or failing fast after a failure.
+ */
+static PGconn *
+conn_new(bool start, char *err)
+{
+	/* Keywords before dbname are defaults the conninfo may override. */
 	const char *keys[] = { "connect_timeout", "options",
 	    "application_name", "dbname", "password", NULL };
 	const char *vals[] = { PG_CONNECT_TIMEOUT, PG_OPTIONS,
@@ -278,12 +311,6 @@ conn_get(char *err)
 	    pg_conf.has_password ? pg_conf.password : NULL, NULL };
 	PGconn *conn;
 
-	while (pg_nidle > 0) {
-		conn = pg_idle[--pg_nidle];
-		if (conn_alive(conn))
-			return conn;
-		PQfinish(conn);
-	}
 	if (pg_conf.conninfo == NULL) {
 		str_copy(err, ERR_LEN, "pgsql: pgsql_conninfo not configured");
 		return NULL;
@@ -292,9 +319,10 @@ conn_get(char *err)
 		str_copy(err, ERR_LEN, "pgsql: database unavailable");
 		return NULL;
 	}
-	/* Keywords before dbname are defaults the conninfo may override. */
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+	conn = start ? PQconnectStartParams(keys, vals, 1) :
+	    PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD ||
+	    (!start && PQstatus(conn) != CONNECTION_OK)) {
 		(void)pg_fail(conn, "connect", err);
 		log_warnx("event=mailstore-unavailable backend=pgsql "
 		    "reason=\"%s\"", err);
@@ -302,13 +330,41 @@ conn_get(char *err)
 		pg_retry_ms = now_ms() + PG_RETRY_MS;
 		return NULL;
 	}
+	return conn;
+}
+
+/*
+ * A connection made is checked once per process for the schema (blocking,
+ * but once: the first connection of a worker). 0, or -1 with err filled
+ * (conn closed).
+ */
+static int
+conn_made(PGconn *conn, bool nonblocking, char *err)
+{
 	if (!pg_schema_checked && schema_ensure(conn, err) < 0) {
 		log_warnx("event=mailstore-schema backend=pgsql reason=\"%s\"",
 		    err);
 		PQfinish(conn);
-		return NULL;
+		return -1;
 	}
-	return conn;
+	/* Blocking callers stream COPY with PQputCopyData: blocking mode. */
+	if (PQsetnonblocking(conn, nonblocking) != 0) {
+		(void)pg_fail(conn, "setnonblocking", err);
+		PQfinish(conn);
+		return -1;
+	}
+	return 0;
+}
+
+/* A working connection (pooled or new), blocking, or NULL with err. */
+static PGconn *
+conn_get(char *err)
+{
+	PGconn *conn = conn_pooled();
+
+	if (conn == NULL && (conn = conn_new(false, err)) == NULL)
+		return NULL;
+	return conn_made(conn, false, err) == 0 ? conn : NULL;
 }
 
 static int
@@ -405,21 +461,10 @@ q_block(struct store *st)
 	return 0;
 }
 
+/* Until the query's reply is in: STORE_PENDING (in the loop) or STORE_OK. */
 static enum store_result
-q_exec(struct store *st, const char *sql, int n, const char *const *vals,
-    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+q_wait(struct store *st)
 {
-	PGresult *res;
-	bool failed;
-
-	*res_r = NULL;
-	if (st->q == Q_IDLE) {
-		if (PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
-		    fmt) != 1)
-			return pg_fail(st->conn, "query", err);
-		st->q = Q_BUSY;
-		st->res = NULL;
-	}
 	while (st->q == Q_BUSY && q_step(st) == 0) {
 		if (pg_ev != NULL) {
 			st->watched = PQsocket(st->conn);
@@ -432,6 +477,45 @@ q_exec(struct store *st, const char *sql, int n, const char *const *vals,
 			(void)q_block(st);
 		}
 	}
+	return STORE_OK;
+}
+
+/* Send a query without waiting for it (q_exec collects its reply). */
+static int
+q_send(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt)
+{
+	if (PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
+	    fmt) != 1)
+		return -1;
+	st->q = Q_BUSY;
+	st->res = NULL;
+	(void)q_step(st);
+	return 0;
+}
+
+static enum store_result
+q_exec(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+{
+	PGresult *res;
+	bool failed;
+
+	*res_r = NULL;
+	if (st->stale) {
+		/* A read-ahead of a reader closed before it: its reply goes. */
+		if (q_wait(st) == STORE_PENDING)
+			return STORE_PENDING;
+		st->stale = false;
+		PQclear(st->res);
+		st->res = NULL;
+		if (st->q == Q_DONE)
+			st->q = Q_IDLE;
+	}
+	if (st->q == Q_IDLE && q_send(st, sql, n, vals, fmt) < 0)
+		return pg_fail(st->conn, "query", err);
+	if (q_wait(st) == STORE_PENDING)
+		return STORE_PENDING;
 	res = st->res;
 	st->res = NULL;
 	failed = st->q == Q_FAILED;
@@ -500,6 +584,112 @@ index_fill(struct store *st, PGresult *res, const struct store_params *p,
 
 static void pg_close(struct store **stp, struct store_index *idx);
 
+/* Wakes the session up (last: its callback may close, free, st). */
+static void
+conn_wake(struct store *st)
+{
+	q_unwatch(st);
+	if (st->ready_fn != NULL)
+		st->ready_fn(st->ready_arg);
+}
+
+/* The loop's callback while connecting: one more step of the handshake. */
+static void
+conn_io(struct ev *e, int fd, unsigned int events, void *arg)
+{
+	struct store *st = arg;
+
+	(void)e;
+	(void)fd;
+	(void)events;
+	q_unwatch(st);
+	st->cpoll = PQconnectPoll(st->conn);
+	if (st->cpoll == PGRES_POLLING_READING ||
+	    st->cpoll == PGRES_POLLING_WRITING) {
+		/* The socket may be another one now (the next address). */
+		st->watched = PQsocket(st->conn);
+		if (st->watched >= 0 && ev_io_set(pg_ev, st->watched,
+		    st->cpoll == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
+		    conn_io, st) == 0)
+			return;
+		st->watched = -1;
+		st->cpoll = PGRES_POLLING_FAILED;
+	}
+	conn_wake(st);
+}
+
+/* A database that takes the connection but does not answer: give up. */
+static void
+conn_late(struct ev *e, void *arg)
+{
+	struct store *st = arg;
+
+	(void)e;
+	st->connect_late = true;
+	conn_wake(st);
+}
+
+/*
+ * A new connection made in the loop: started on the first call, then
+ * STORE_PENDING until PQconnectPoll is done or PG_CONNECT_MS have passed.
+ * STORE_OK with st->conn ready, or STORE_TEMPFAIL (st->conn NULL).
+ */
+static enum store_result
+conn_step(struct store *st, char *err)
+{
+	if (!st->connecting) {
+		if ((st->conn = conn_new(true, err)) == NULL)
+			return STORE_TEMPFAIL;
+		st->connecting = true;
+		st->connect_late = false;
+		/* As if PQconnectPoll had asked for the socket writable. */
+		st->cpoll = PGRES_POLLING_WRITING;
+		ev_timer_init(&st->timer, conn_late, st);
+		if (ev_timer_start(pg_ev, &st->timer, PG_CONNECT_MS) < 0)
+			st->cpoll = PGRES_POLLING_FAILED;
+		else if ((st->watched = PQsocket(st->conn)) < 0 ||
+		    ev_io_set(pg_ev, st->watched, EV_WRITE, conn_io, st) < 0) {
+			st->watched = -1;
+			st->cpoll = PGRES_POLLING_FAILED;
+		}
+	}
+	if (!st->connect_late && (st->cpoll == PGRES_POLLING_READING ||
+	    st->cpoll == PGRES_POLLING_WRITING))
+		return STORE_PENDING;
+	q_unwatch(st);
+	ev_timer_stop(pg_ev, &st->timer);
+	st->connecting = false;
+	if (st->cpoll == PGRES_POLLING_OK && !st->connect_late)
+		return conn_made(st->conn, true, err) == 0 ? STORE_OK :
+		    (st->conn = NULL, STORE_TEMPFAIL);
+	if (st->connect_late)
+		str_copy(err, ERR_LEN, "pgsql connect: no answer in time");
+	else
+		(void)pg_fail(st->conn, "connect", err);
+	log_warnx("event=mailstore-unavailable backend=pgsql reason=\"%s\"",
+	    err);
+	PQfinish(st->conn);
+	st->conn = NULL;
+	pg_retry_ms = now_ms() + PG_RETRY_MS;
+	return STORE_TEMPFAIL;
+}
+
+/* A connection for a session: pooled, made in the loop, or blocking. */
+static enum store_result
+open_conn(struct store *st, char *err)
+{
+	if (!st->connecting) {
+		st->pooled = pg_nidle > 0;
+		if ((st->conn = conn_pooled()) != NULL)
+			return conn_made(st->conn, pg_ev != NULL, err) == 0 ?
+			    STORE_OK : (st->conn = NULL, STORE_TEMPFAIL);
+		if (pg_ev == NULL)
+			return (st->conn = conn_get(err)) != NULL ? STORE_OK :
+			    STORE_TEMPFAIL;
+	}
+	return conn_step(st, err);
+}
+
 /* Stage 0: the session lock, on a pooled connection or a new one. */
 static enum store_result
 open_lock(struct store *st, char *err)
@@ -509,10 +699,9 @@ open_lock(struct store *st, char *err)
 	enum store_result r;
 
 	for (;;) {
-		if (st->conn == NULL) {
-			st->pooled = pg_nidle > 0;
-			if ((st->conn = conn_get(err)) == NULL)
-				return STORE_TEMPFAIL;
+		if (st->conn == NULL || st->connecting) {
+			if ((r = open_conn(st, err)) != STORE_OK)
+				return r;
 		}
 		r = q_exec(st, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", 1,
 		    vals, 0, PGRES_TUPLES_OK, &res, err);
@@ -608,26 +797,59 @@ pg_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	return STORE_OK;
 }
 
+#define PG_BLOCK_SQL	"SELECT substring(body FROM $2::integer FOR " \
+	"$3::integer) FROM postino_message WHERE id = $1"
+
+/* The parameters of the next block's query; the octets it asks for. */
+static uint64_t
+block_params(const struct store_reader *r, char from[24], char count[24],
+    const char *vals[3])
+{
+	uint64_t want = r->size - r->off;
+
+	if (want > sizeof(r->buf))
+		want = sizeof(r->buf);
+	(void)str_fmt(from, 24, "%llu", (unsigned long long)r->off + 1);
+	(void)str_fmt(count, 24, "%llu", (unsigned long long)want);
+	vals[0] = r->st->ids[r->msgnum - 1];
+	vals[1] = from;
+	vals[2] = count;
+	return want;
+}
+
+/*
+ * Read-ahead: the next block's query goes out while the client is sent
+ * this one, so the database works meanwhile instead of after a round
+ * trip. Its reply waits in the socket for read_block (or is dropped by
+ * the next query when the reader closes first). Best effort: a failed
+ * send is found again by read_block.
+ */
+static void
+read_ahead(struct store_reader *r)
+{
+	char from[24], count[24];
+	const char *vals[3];
+
+	if (r->off >= r->size || r->st->q != Q_IDLE || r->st->stale)
+		return;
+	(void)block_params(r, from, count, vals);
+	(void)q_send(r->st, PG_BLOCK_SQL, 3, vals, 1);
+}
+
 /* The next block: substring() of an uncompressed external value reads no
  * more than it. 0, -1 with errno (EAGAIN: pending, wait()). */
 static int
 read_block(struct store_reader *r)
 {
 	char from[24], count[24], err[ERR_LEN];
-	const char *vals[3] = { r->st->ids[r->msgnum - 1], from, count };
-	uint64_t want = r->size - r->off;
+	const char *vals[3];
+	uint64_t want = block_params(r, from, count, vals);
 	PGresult *res;
 	enum store_result sr;
 	size_t got;
 
-	if (want > sizeof(r->buf))
-		want = sizeof(r->buf);
-	(void)str_fmt(from, sizeof(from), "%llu",
-	    (unsigned long long)r->off + 1);
-	(void)str_fmt(count, sizeof(count), "%llu", (unsigned long long)want);
-	sr = q_exec(r->st, "SELECT substring(body FROM $2::integer FOR "
-	    "$3::integer) FROM postino_message WHERE id = $1", 3, vals, 1,
-	    PGRES_TUPLES_OK, &res, err);
+	sr = q_exec(r->st, PG_BLOCK_SQL, 3, vals, 1, PGRES_TUPLES_OK, &res,
+	    err);
 	if (sr == STORE_PENDING) {
 		errno = EAGAIN;
 		return -1;
@@ -645,6 +867,7 @@ read_block(struct store_reader *r)
 	r->pos = 0;
 	r->len = got;
 	r->off += got;
+	read_ahead(r);
 	return 0;
 }
 
@@ -667,6 +890,8 @@ pg_read(struct store_reader *r, void *buf, size_t len)
 static void
 pg_read_close(struct store_reader **rp)
 {
+	if (*rp != NULL && (*rp)->st->q != Q_IDLE)
+		(*rp)->st->stale = true;
 	free(*rp);
 	*rp = NULL;
 }
@@ -755,6 +980,11 @@ pg_close(struct store **stp, struct store_index *idx)
 	if (st == NULL)
 		return;
 	q_unwatch(st);
+	if (st->connecting) {
+		ev_timer_stop(pg_ev, &st->timer);
+		PQfinish(st->conn);
+		st->conn = NULL;
+	}
 	vals[0] = st->mailbox;
 	/*
 	 * A query in flight, or a lock still held in the loop (no waiting

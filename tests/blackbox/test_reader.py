@@ -859,6 +859,19 @@ def test_full_header_toggle(server, reader):
         assert OUR_ESC.match(r.raw_output(), m.start())
 
 
+def wait_cursor(r, text):
+    """Wait until the list's cursor is on the row with text."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        s = r.screen()
+        row = row_of(s, text)
+        if row is not None and row.startswith(">"):
+            return s
+        if time.monotonic() > deadline:
+            pytest.fail("the cursor is not on %r:\n%s" % (text, s))
+        time.sleep(0.05)
+
+
 def wait_top(r, text):
     """Wait until the view's first text row is text."""
     deadline = time.monotonic() + WAIT
@@ -877,11 +890,9 @@ def test_search_list_and_view(server, reader):
     r.keys("/")
     r.wait_for("Search for:")
     r.keys("REPORT", "Enter")               # case does not matter
-    s = r.wait_for("messages,")
-    assert row_of(s, "The report").startswith(">"), s
+    wait_cursor(r, "The report")
     r.keys("/", "alice", "Enter")           # the sender; wraps around
-    s = r.wait_for("messages,")
-    assert row_of(s, "Hello there").startswith(">"), s
+    wait_cursor(r, "Hello there")
     r.keys("/", "nowhere", "Enter")
     r.wait_for("Not found: nowhere")
     r.keys("/", "Escape")                   # cancelled: nothing changes
