@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../lib/ev.h"
+#include "../lib/net.h"
 
 #include "pop3c.h"
 
@@ -102,7 +103,7 @@ lmtp_connect(const char *addr, char *err)
 		char why[ERR_LEN];
 
 		(void)split_hostport(addr, host, sizeof(host), &port);
-		fd = pop3c_connect_tcp(host, port, AF_UNSPEC,
+		fd = net_connect(host, port, AF_UNSPEC,
 		    DELIVER_LMTP_CMD_MS, why);
 		if (fd < 0)	/* not to be taken for the POP3 server's */
 			(void)str_fmt(err, ERR_LEN, "lmtp: %s", why);
@@ -141,7 +142,7 @@ conn_write(struct deliver_lmtp *c, const char *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			if (pop3c_wait_fd(c->fd, POLLOUT, ev_now_ms() +
+			if (net_wait_fd(c->fd, POLLOUT, ev_now_ms() +
 			    DELIVER_LMTP_DATA_MS) < 0)
 				return conn_fail(c, "write");
 			continue;
@@ -197,7 +198,7 @@ conn_line(struct deliver_lmtp *c, int timeout_ms)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN && pop3c_wait_fd(c->fd, POLLIN,
+		if (n < 0 && errno == EAGAIN && net_wait_fd(c->fd, POLLIN,
 		    deadline) == 0)
 			continue;
 		if (n == 0)

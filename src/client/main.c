@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "../lib/ev.h"
+#include "../lib/net.h"
 #include "../lib/version.h"
 #include "account.h"
 #include "client.h"
@@ -438,7 +439,7 @@ open_session(struct session *s)
 		warnx_("%s", err);
 		return EXIT_AUTH;
 	}
-	fd = pop3c_connect_tcp(s->a.host, s->a.port, s->a.family,
+	fd = net_connect(s->a.host, s->a.port, s->a.family,
 	    s->o->timeout * 1000, err);
 	if (fd < 0) {
 		explicit_bzero(pass, sizeof(pass));
@@ -470,7 +471,7 @@ open_session(struct session *s)
 	(void)pop3c_set_peer(s->c, s->a.host, s->a.port);
 	/* Silence where a greeting belongs: maybe a port that wants TLS. */
 	rc = 0;
-	if (s->a.tls != ACCOUNT_TLS_IMPLICIT && pop3c_wait_fd(fd, POLLIN,
+	if (s->a.tls != ACCOUNT_TLS_IMPLICIT && net_wait_fd(fd, POLLIN,
 	    ev_now_ms() + GREETING_PROBE_MS) < 0 && errno == ETIMEDOUT)
 		rc = pop3c_probe_capa(s->c);
 	if (rc == 0)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../lib/ev.h"
+#include "../lib/net.h"
 
 #include "../auth/crypto.h"
 #include "../lib/base64.h"
@@ -58,26 +59,6 @@ struct fd_ctx {
 	int	timeout_ms;
 };
 
-int
-pop3c_wait_fd(int fd, short events, uint64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		uint64_t now = ev_now_ms();
-		int n;
-
-		if (now >= deadline) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		n = poll(&p, 1, (int)(deadline - now));
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 static ssize_t
 fd_read(void *arg, void *buf, size_t len)
 {
@@ -87,7 +68,7 @@ fd_read(void *arg, void *buf, size_t len)
 	for (;;) {
 		ssize_t n;
 
-		if (pop3c_wait_fd(x->fd, POLLIN, deadline) < 0)
+		if (net_wait_fd(x->fd, POLLIN, deadline) < 0)
 			return -1;
 		n = read(x->fd, buf, len);
 		if (n >= 0)
@@ -106,7 +87,7 @@ fd_write(void *arg, const void *buf, size_t len)
 	for (;;) {
 		ssize_t n;
 
-		if (pop3c_wait_fd(x->fd, POLLOUT, deadline) < 0)
+		if (net_wait_fd(x->fd, POLLOUT, deadline) < 0)
 			return -1;
 		n = send(x->fd, buf, len, MSG_NOSIGNAL);
 		if (n > 0)
@@ -152,96 +133,6 @@ pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms)
 	tr->close = fd_close;
 	tr->ctx = x;
 	return 0;
-}
-
-/* "Connection refused" -> "connection refused", as in the one-line errors. */
-static void
-errno_text(char *dst, size_t size, int e)
-{
-	str_copy(dst, size, strerror(e));
-	if (dst[0] >= 'A' && dst[0] <= 'Z' && !(dst[1] >= 'A' && dst[1] <= 'Z'))
-		dst[0] = (char)(dst[0] - 'A' + 'a');
-}
-
-static void
-host_port(char *dst, size_t size, const char *host, const char *port)
-{
-	if (strchr(host, ':') != NULL)
-		(void)str_fmt(dst, size, "[%s]:%s", host, port);
-	else
-		(void)str_fmt(dst, size, "%s:%s", host, port);
-}
-
-static int
-connect_one(const struct addrinfo *ai, int timeout_ms)
-{
-	int fd, e;
-	socklen_t elen = sizeof(e);
-
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return fd;
-	if (errno != EINPROGRESS)
-		goto fail;
-	if (pop3c_wait_fd(fd, POLLOUT, ev_now_ms() + (uint64_t)timeout_ms) < 0)
-		goto fail;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
-		goto fail;
-	if (e != 0) {
-		errno = e;
-		goto fail;
-	}
-	return fd;
-fail:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
-}
-
-int
-pop3c_connect_tcp(const char *host, const char *port, int family,
-    int timeout_ms, char *err)
-{
-	struct addrinfo hints = { 0 }, *res, *ai;
-	char where[600], why[128];
-	int fd = -1, e = 0, rc;
-
-	host_port(where, sizeof(where), host, port);
-	hints.ai_family = family;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
-		/* AI_ADDRCONFIG hides ::1 on hosts with only loopback IPv6. */
-		hints.ai_flags = 0;
-		rc = getaddrinfo(host, port, &hints, &res);
-	}
-	if (rc != 0) {
-		(void)str_fmt(err, ERR_LEN, "%s: %s", where,
-		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = connect_one(ai, timeout_ms);
-		if (fd >= 0)
-			break;
-		e = errno;
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		errno_text(why, sizeof(why), e == ETIMEDOUT ? ETIMEDOUT : e);
-		if (e == ETIMEDOUT)
-			(void)str_fmt(why, sizeof(why), "connect: no answer "
-			    "within %d s (the server or a firewall drops the "
-			    "connection)", (timeout_ms + 999) / 1000);
-		(void)str_fmt(err, ERR_LEN, "%s: %s", where, why);
-		return -1;
-	}
-	return fd;
 }
 
 /* ---- session ---- */
@@ -387,7 +278,7 @@ send_all(struct pop3c *c, const char *buf, size_t len)
 		ssize_t n = c->tr.write(c->tr.ctx, buf, len);
 
 		if (n <= 0) {
-			errno_text(why, sizeof(why), n < 0 ? errno : EPIPE);
+			str_errno(why, sizeof(why), n < 0 ? errno : EPIPE);
 			return fail(c, POP3C_ENET, "write: %s", why);
 		}
 		buf += n;
@@ -533,7 +424,7 @@ get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 		n = c->tr.read(c->tr.ctx, c->buf + c->wpos,
 		    POP3C_BUF_SIZE - c->wpos);
 		if (n < 0) {
-			errno_text(why, sizeof(why), errno);
+			str_errno(why, sizeof(why), errno);
 			if (errno == ETIMEDOUT)
 				str_copy(why, sizeof(why),
 				    "timed out waiting for the server");

@@ -139,15 +139,6 @@ typedef int pop3c_data_fn(void *arg, const char *data, size_t len, bool eol);
 
 struct pop3c;
 
-/*
- * Connect to host:port (family AF_UNSPEC, AF_INET or AF_INET6), trying each
- * address in turn, each within timeout_ms; reads and writes then time out
- * after timeout_ms of silence. Returns the connected, nonblocking,
- * close-on-exec socket, or -1 with err ("HOST:PORT: connection refused").
- */
-int pop3c_connect_tcp(const char *host, const char *port, int family,
-    int timeout_ms, char *err);
-
 /* A transport over fd (taken over: closed by the transport's close). */
 int pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms);
 
@@ -317,13 +308,6 @@ int pop3c_rset(struct pop3c *c);
 int pop3c_quit(struct pop3c *c);
 
 /* ---- helpers ---- */
-
-/*
- * For transports (pop3c_tls.c): poll(2) on fd for events until deadline
- * (ev_now_ms(), lib/ev.h); 0 ready, -1 with errno (ETIMEDOUT when the
- * deadline passed).
- */
-int pop3c_wait_fd(int fd, short events, uint64_t deadline);
 
 /* A UIDL as RFC 1939 sec. 7 allows: 1..POP3C_UID_MAX octets of 0x21..0x7E. */
 bool pop3c_valid_uid(const char *s, size_t len);

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "../lib/ev.h"
+#include "../lib/net.h"
 #include "../lib/tls.h"
 
 struct tls_tr {
@@ -51,7 +52,7 @@ pop3c_tls_parse_fingerprint(const char *s,
 static int
 wait_io(int fd, int want, uint64_t deadline)
 {
-	return pop3c_wait_fd(fd, want == TLS_IO_WANT_WRITE ? POLLOUT : POLLIN,
+	return net_wait_fd(fd, want == TLS_IO_WANT_WRITE ? POLLOUT : POLLIN,
 	    deadline);
 }
 

@@ -247,7 +247,7 @@ transaction_reset(struct lmtp_conn *c)
 }
 
 static void
-conn_free(struct lmtp_conn *c)
+lmtp_conn_free(struct lmtp_conn *c)
 {
 	ev_timer_stop(ev, &c->timer);
 	if (c->fd >= 0) {
@@ -287,7 +287,7 @@ conn_close(struct lmtp_conn *c)
 		ev_timer_stop(ev, &c->timer);
 		return;
 	}
-	conn_free(c);
+	lmtp_conn_free(c);
 }
 
 static bool
@@ -736,7 +736,7 @@ deliveries_done(struct lmtp_conn *c)
 	    (unsigned long long)c->spooled, c->nrcpt, ok);
 	transaction_reset(c);
 	if (c->gone) {
-		conn_free(c);
+		lmtp_conn_free(c);
 		return;
 	}
 	if (shutting_down) {
@@ -967,7 +967,7 @@ conn_process(struct lmtp_conn *c)
 	if (c->gone) {
 		/* Its deliveries ended inside the loop. */
 		if (c->delivering == 0)
-			conn_free(c);
+			lmtp_conn_free(c);
 		return;
 	}
 	conn_update(c);
@@ -1210,7 +1210,7 @@ lmtp_main(const struct config *config, unsigned int n)
 	while (conns != NULL) {
 		/* Only at a forced stop: channels close with the process. */
 		conns->delivering = 0;
-		conn_free(conns);
+		lmtp_conn_free(conns);
 	}
 	while (active != NULL) {
 		struct lmtp_active *a = active;

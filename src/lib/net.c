@@ -3,9 +3,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "ev.h"
 
 int
 net_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len_r,
@@ -145,4 +149,105 @@ net_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
 		str_copy(ip, ipsize, host);
 	if (port_r != NULL)
 		*port_r = port;
+}
+
+int
+net_wait_fd(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		uint64_t now = ev_now_ms();
+		int n;
+
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static void
+host_port(char *dst, size_t size, const char *host, const char *port)
+{
+	if (strchr(host, ':') != NULL)
+		(void)str_fmt(dst, size, "[%s]:%s", host, port);
+	else
+		(void)str_fmt(dst, size, "%s:%s", host, port);
+}
+
+static int
+connect_one(const struct addrinfo *ai, int timeout_ms)
+{
+	int fd, e;
+	socklen_t elen = sizeof(e);
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		goto fail;
+	if (net_wait_fd(fd, POLLOUT, ev_now_ms() + (uint64_t)timeout_ms) < 0)
+		goto fail;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
+		goto fail;
+	if (e != 0) {
+		errno = e;
+		goto fail;
+	}
+	return fd;
+fail:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int
+net_connect(const char *host, const char *port, int family,
+    int timeout_ms, char *err)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char where[600], why[128];
+	int fd = -1, e = 0, rc;
+
+	host_port(where, sizeof(where), host, port);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc == EAI_ADDRFAMILY || rc == EAI_NONAME) {
+		/* AI_ADDRCONFIG hides ::1 on hosts with only loopback IPv6. */
+		hints.ai_flags = 0;
+		rc = getaddrinfo(host, port, &hints, &res);
+	}
+	if (rc != 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", where,
+		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = connect_one(ai, timeout_ms);
+		if (fd >= 0)
+			break;
+		e = errno;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		str_errno(why, sizeof(why), e == ETIMEDOUT ? ETIMEDOUT : e);
+		if (e == ETIMEDOUT)
+			(void)str_fmt(why, sizeof(why), "connect: no answer "
+			    "within %d s (the server or a firewall drops the "
+			    "connection)", (timeout_ms + 999) / 1000);
+		(void)str_fmt(err, ERR_LEN, "%s: %s", where, why);
+		return -1;
+	}
+	return fd;
 }

@@ -38,4 +38,20 @@ int net_set_nonblock(int fd);
  */
 int net_set_nodelay(int fd);
 
+/*
+ * poll(2) on fd for events until deadline (ev_now_ms(), ev.h): 0 ready,
+ * -1 with errno (ETIMEDOUT when the deadline passed). For blocking I/O
+ * with a deadline on a nonblocking socket (the client, delivery).
+ */
+int net_wait_fd(int fd, short events, uint64_t deadline);
+
+/*
+ * Connect to host:port (family AF_UNSPEC, AF_INET or AF_INET6), trying each
+ * address in turn, each within timeout_ms. Returns the connected,
+ * nonblocking, close-on-exec socket, or -1 with err (ERR_LEN: "HOST:PORT:
+ * connection refused").
+ */
+int net_connect(const char *host, const char *port, int family,
+    int timeout_ms, char *err);
+
 #endif

@@ -118,3 +118,11 @@ str_hex(char *dst, const unsigned char *src, size_t len)
 	}
 	dst[2 * len] = '\0';
 }
+
+void
+str_errno(char *dst, size_t dstsize, int e)
+{
+	str_copy(dst, dstsize, strerror(e));
+	if (dst[0] >= 'A' && dst[0] <= 'Z' && !(dst[1] >= 'A' && dst[1] <= 'Z'))
+		dst[0] = (char)(dst[0] - 'A' + 'a');
+}

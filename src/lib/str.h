@@ -37,5 +37,7 @@ void str_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen);
 
 /* Lower-case hex of len bytes into dst (2*len+1 bytes). */
 void str_hex(char *dst, const unsigned char *src, size_t len);
+/* strerror(e) as one-line errors spell it: "connection refused". */
+void str_errno(char *dst, size_t dstsize, int e);
 
 #endif

@@ -125,7 +125,7 @@ login_handoff(struct login_conn *c, const struct msg_verdict *v)
 	struct session_handover *ho = calloc(1, sizeof(*ho));
 	int sv[2] = { -1, -1 }, give;
 
-	if (h == NULL || ho == NULL || (c->s.tls != NULL &&
+	if (h == NULL || ho == NULL || (conn_tls(&c->s.conn) != NULL &&
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv) < 0)) {
 		login_ticket_release(v->ticket);

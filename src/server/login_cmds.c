@@ -181,7 +181,7 @@ is_loopback(const char *ip)
 static bool
 cleartext_ok(const struct session *s)
 {
-	return cf->auth_allow_cleartext || s->tls != NULL ||
+	return cf->auth_allow_cleartext || conn_tls(&s->conn) != NULL ||
 	    (cf->auth_cleartext_loopback && is_loopback(s->ip));
 }
 
@@ -198,7 +198,7 @@ login_capa_flags(const struct session *s)
 {
 	unsigned int f = CAPA_AUTHORIZATION;
 
-	if (login_tls_ctx() != NULL && s->tls == NULL)
+	if (login_tls_ctx() != NULL && conn_tls(&s->conn) == NULL)
 		f |= CAPA_STLS;
 	if (cleartext_ok(s))
 		f |= CAPA_USER;
@@ -234,10 +234,11 @@ sasl_flags(const struct session *s)
 static void
 sasl_channel_of(struct session *s, struct sasl_channel *ch)
 {
+	struct tls_conn *tls = conn_tls(&s->conn);
 	ssize_t n;
 
 	memset(ch, 0, sizeof(*ch));
-	if (s->tls == NULL)
+	if (tls == NULL)
 		return;
 	ch->tls = true;
 	/*
@@ -246,10 +247,10 @@ sasl_channel_of(struct session *s, struct sasl_channel *ch)
 	 */
 	if (!(cf->auth_mechs & SASL_MECH_BIT(SASL_MECH_SCRAM_PLUS)))
 		return;
-	n = tls_channel_binding(s->tls, "tls-server-end-point", ch->end_point,
+	n = tls_channel_binding(tls, "tls-server-end-point", ch->end_point,
 	    sizeof(ch->end_point));
 	ch->end_point_len = n > 0 ? (size_t)n : 0;
-	n = tls_channel_binding(s->tls, "tls-exporter", ch->exporter,
+	n = tls_channel_binding(tls, "tls-exporter", ch->exporter,
 	    sizeof(ch->exporter));
 	ch->exporter_len = n > 0 ? (size_t)n : 0;
 }
@@ -264,8 +265,8 @@ login_sasl_mechs(struct session *s, char *buf, size_t size)
 
 	sasl_channel_of(s, &ch);
 	buf[0] = '\0';
-	if (sasl_mechanisms(all, sizeof(all), sasl_flags(s), s->tls ? &ch :
-	    NULL) < 0)
+	if (sasl_mechanisms(all, sizeof(all), sasl_flags(s),
+	    conn_tls(&s->conn) != NULL ? &ch : NULL) < 0)
 		return;
 	/* What works on this connection, and the administrator allows. */
 	for (const char *w = all; *w != '\0';) {
@@ -288,7 +289,7 @@ cmd_stls(struct session *s, const struct pop3_args *a)
 	struct login_conn *c = s->owner;
 
 	(void)a;
-	if (s->tls != NULL) {
+	if (conn_tls(&s->conn) != NULL) {
 		session_reply(s, "-ERR Already using TLS.");
 		return CMD_BAD;
 	}

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/conn.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "limits.h"
@@ -14,10 +15,8 @@
 struct proxy {
 	struct proxy	*prev, *next;
 	struct ev	*ev;
-	struct tls_conn	*tls;
-	int		 net_fd, plain_fd;
-	bool		 tls_write_blocked;	/* last tls_write wanted the socket */
-	bool		 tls_read_wants_write;
+	struct conn	 net, plain;		/* the client; the mail worker */
+	bool		 net_write_blocked;	/* the last write wanted the socket */
 	bool		 mail_done;		/* the mail worker closed */
 	unsigned int	 idle_ms;
 	/*
@@ -40,13 +39,14 @@ static void
 proxy_free(struct proxy *p)
 {
 	ev_timer_stop(p->ev, &p->timer);
-	ev_io_del(p->ev, p->net_fd);
-	ev_io_del(p->ev, p->plain_fd);
+	ev_io_del(p->ev, p->net.fd);
+	ev_io_del(p->ev, p->plain.fd);
 	if (p->mail_done)
-		tls_shutdown(p->tls);
-	tls_conn_free(&p->tls);
-	close(p->net_fd);
-	close(p->plain_fd);
+		conn_shutdown(&p->net);
+	conn_free(&p->net);
+	conn_free(&p->plain);
+	close(p->net.fd);
+	close(p->plain.fd);
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -76,10 +76,9 @@ pump(struct proxy *p, bool *progress_r)
 
 		/* client -> mail worker */
 		while (p->up_len < PROXY_BUF) {
-			n = tls_read(p->tls, p->up + p->up_len,
+			n = conn_read(&p->net, p->up + p->up_len,
 			    PROXY_BUF - p->up_len);
-			p->tls_read_wants_write = n == TLS_IO_WANT_WRITE;
-			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE)
+			if (n < 0 && errno == EAGAIN)
 				break;
 			if (n <= 0)
 				return false;	/* the client left: no UPDATE */
@@ -87,8 +86,8 @@ pump(struct proxy *p, bool *progress_r)
 			moved = true;
 		}
 		if (p->up_len > 0) {
-			n = send(p->plain_fd, p->up, p->up_len, MSG_NOSIGNAL);
-			if (n < 0 && errno != EAGAIN && errno != EINTR)
+			n = conn_write(&p->plain, p->up, p->up_len);
+			if (n < 0 && errno != EAGAIN)
 				return false;
 			if (n > 0) {
 				shift(p->up, &p->up_len, (size_t)n);
@@ -97,9 +96,9 @@ pump(struct proxy *p, bool *progress_r)
 		}
 		/* mail worker -> client */
 		while (!p->mail_done && p->down_len < PROXY_BUF) {
-			n = read(p->plain_fd, p->down + p->down_len,
+			n = conn_read(&p->plain, p->down + p->down_len,
 			    PROXY_BUF - p->down_len);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			if (n < 0 && errno == EAGAIN)
 				break;
 			if (n <= 0) {
 				p->mail_done = true;
@@ -108,11 +107,11 @@ pump(struct proxy *p, bool *progress_r)
 			p->down_len += (size_t)n;
 			moved = true;
 		}
-		p->tls_write_blocked = false;
+		p->net_write_blocked = false;
 		if (p->down_len > 0) {
-			n = tls_write(p->tls, p->down, p->down_len);
-			if (n == TLS_IO_WANT_WRITE || n == TLS_IO_WANT_READ)
-				p->tls_write_blocked = true;
+			n = conn_write(&p->net, p->down, p->down_len);
+			if (n < 0 && errno == EAGAIN)
+				p->net_write_blocked = true;
 			else if (n < 0)
 				return false;
 			else {
@@ -136,14 +135,14 @@ proxy_watch(struct proxy *p)
 
 	if (p->up_len < PROXY_BUF)
 		net |= EV_READ;
-	if ((p->down_len > 0 && p->tls_write_blocked) || p->tls_read_wants_write)
+	if ((p->down_len > 0 && p->net_write_blocked) || p->net.want_write)
 		net |= EV_WRITE;
 	if (!p->mail_done && p->down_len < PROXY_BUF)
 		plain |= EV_READ;
 	if (p->up_len > 0)
 		plain |= EV_WRITE;
-	ev_io_set(p->ev, p->net_fd, net, proxy_io, p);
-	ev_io_set(p->ev, p->plain_fd, plain, proxy_io, p);
+	ev_io_set(p->ev, p->net.fd, net, proxy_io, p);
+	ev_io_set(p->ev, p->plain.fd, plain, proxy_io, p);
 }
 
 static void
@@ -189,9 +188,8 @@ proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
 	if (p == NULL)
 		return -1;
 	p->ev = ev;
-	p->tls = tls;
-	p->net_fd = net_fd;
-	p->plain_fd = plain_fd;
+	conn_init_tls(&p->net, net_fd, tls);
+	conn_init_plain(&p->plain, plain_fd);
 	p->idle_ms = idle_ms;
 	ev_timer_init(&p->timer, proxy_timeout, p);
 	str_copy(p->id, sizeof(p->id), session_id);

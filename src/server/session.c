@@ -179,9 +179,9 @@ session_teardown(struct session *s)
 	session_log_end(s);
 	free(s->out);
 	s->out = NULL;
-	if (s->tls != NULL && !s->handshaking)
-		tls_shutdown(s->tls);
-	tls_conn_free(&s->tls);
+	if (!s->handshaking)
+		conn_shutdown(&s->conn);
+	conn_free(&s->conn);
 	ev_timer_stop(s->ev, &s->timer);
 	if (s->fd >= 0) {
 		ev_io_del(s->ev, s->fd);
@@ -222,30 +222,15 @@ session_flush(struct session *s)
 	if (s->handshaking)
 		return;
 	while (out_pending(s) > 0) {
-		ssize_t n;
+		ssize_t n = conn_write(&s->conn, s->out + s->out_start,
+		    out_pending(s));
 
-		if (s->tls != NULL) {
-			n = tls_write(s->tls, s->out + s->out_start,
-			    out_pending(s));
-			if (n == TLS_IO_WANT_WRITE || n == TLS_IO_WANT_READ)
-				return;
-			if (n < 0) {
-				session_set_end(s, "error");
-				session_close(s);
-				return;
-			}
-		} else {
-			n = send(s->fd, s->out + s->out_start, out_pending(s),
-			    MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return;
-			if (n <= 0) {
-				session_set_end(s, "error");
-				session_close(s);
-				return;
-			}
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			session_set_end(s, "error");
+			session_close(s);
+			return;
 		}
 		s->out_start += (size_t)n;
 		s->bytes_out += (uint64_t)n;
@@ -298,6 +283,7 @@ session_start(struct session *s, struct ev *ev, int fd,
 {
 	s->ev = ev;
 	s->fd = fd;
+	conn_init_plain(&s->conn, fd);
 	s->ops = ops;
 	s->owner = owner;
 	s->start_ms = now_ms();
@@ -616,24 +602,26 @@ session_process(struct session *s)
 		 * OpenSSL holds input the buffer had no room for (a long SASL
 		 * line before the buffer grew): the socket will not say so.
 		 */
-		if (s->tls != NULL && !s->suspended && tls_pending(s->tls))
+		if (!s->suspended && conn_pending(&s->conn))
 			events |= EV_WRITE;
 	}
-	if (s->handshaking || s->tls_want_write)
-		events = EV_READ | (s->tls_want_write ? EV_WRITE : 0);
+	if (s->handshaking || s->conn.want_write)
+		events = EV_READ | (s->conn.want_write ? EV_WRITE : 0);
 	ev_io_set(s->ev, s->fd, events, session_io, s);
 }
 
 static void
 session_begin_tls(struct session *s)
 {
-	s->tls = tls_conn_new(s->starttls, s->fd, true, NULL);
+	struct tls_conn *tls = tls_conn_new(s->starttls, s->fd, true, NULL);
+
 	s->starttls = NULL;
-	if (s->tls == NULL) {
+	if (tls == NULL) {
 		log_warnx("session=%s event=tls-failed reason=setup", s->id);
 		session_close(s);
 		return;
 	}
+	conn_init_tls(&s->conn, s->fd, tls);
 	/* Whatever came in plaintext after the command is dropped. */
 	s->in_len = 0;
 	s->handshaking = true;
@@ -655,23 +643,24 @@ session_start_tls(struct session *s, struct tls_ctx *ctx, bool now)
 static int
 session_handshake(struct session *s)
 {
-	int r = tls_handshake(s->tls);
+	struct tls_conn *tls = conn_tls(&s->conn);
+	int r = tls_handshake(tls);
 
-	s->tls_want_write = r == TLS_IO_WANT_WRITE;
+	s->conn.want_write = r == TLS_IO_WANT_WRITE;
 	if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE) {
-		ev_io_set(s->ev, s->fd, EV_READ | (s->tls_want_write ?
+		ev_io_set(s->ev, s->fd, EV_READ | (s->conn.want_write ?
 		    EV_WRITE : 0), session_io, s);
 		return 0;
 	}
 	if (r != TLS_IO_OK) {
 		log_info("session=%s event=tls-failed ip=%s reason=\"%s\"",
-		    s->id, s->ip, tls_error(s->tls));
+		    s->id, s->ip, tls_error(tls));
 		session_close(s);
 		return -1;
 	}
 	s->handshaking = false;
 	log_info("session=%s event=tls ip=%s version=%s cipher=%s", s->id,
-	    s->ip, tls_version(s->tls), tls_cipher(s->tls));
+	    s->ip, tls_version(tls), tls_cipher(tls));
 	ev_timer_start(s->ev, &s->timer, s->idle_ms);
 	if (s->ops->tls_ready != NULL)
 		s->ops->tls_ready(s);
@@ -683,21 +672,11 @@ static int
 session_read(struct session *s)
 {
 	for (int i = 0; i < 4 && s->in_len < s->in_cap; i++) {
-		ssize_t n;
+		ssize_t n = conn_read(&s->conn, s->in + s->in_len,
+		    s->in_cap - s->in_len);
 
-		if (s->tls != NULL) {
-			n = tls_read(s->tls, s->in + s->in_len,
-			    s->in_cap - s->in_len);
-			s->tls_want_write = n == TLS_IO_WANT_WRITE;
-			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE)
-				return 0;
-		} else {
-			n = read(s->fd, s->in + s->in_len,
-			    s->in_cap - s->in_len);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR ||
-			    errno == EWOULDBLOCK))
-				return 0;
-		}
+		if (n < 0 && errno == EAGAIN)
+			return 0;
 		if (n <= 0) {
 			/* A dropped connection deletes nothing: no UPDATE. */
 			session_set_end(s, n == 0 ? "client-closed" : "error");
@@ -706,8 +685,8 @@ session_read(struct session *s)
 		}
 		s->in_len += (size_t)n;
 		s->bytes_in += (uint64_t)n;
-		/* Plaintext: one read per wake-up; TLS: drain what OpenSSL holds. */
-		if (s->tls == NULL || !tls_pending(s->tls))
+		/* One read per wake-up, unless the stream holds more (TLS). */
+		if (!conn_pending(&s->conn))
 			break;
 	}
 	return 0;
@@ -771,8 +750,8 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 	(void)fd;
 	if (s->handshaking && session_handshake(s) <= 0)
 		return;
-	if ((events & EV_READ || s->tls_want_write || (s->tls != NULL &&
-	    !s->handshaking && tls_pending(s->tls))) &&
+	if ((events & EV_READ || s->conn.want_write || (!s->handshaking &&
+	    conn_pending(&s->conn))) &&
 	    s->in_len < s->in_cap && s->starttls == NULL &&
 	    session_read(s) < 0)
 		return;
@@ -785,7 +764,7 @@ session_detach(struct session *s, struct session_handover *h)
 	if (out_pending(s) > sizeof(h->out) || s->in_len > sizeof(h->in))
 		return -1;
 	h->fd = s->fd;
-	h->tls = s->tls;
+	h->tls = conn_take_tls(&s->conn);
 	memcpy(h->in, s->in, s->in_len);
 	h->inlen = s->in_len;
 	h->outlen = out_pending(s);
@@ -793,7 +772,6 @@ session_detach(struct session *s, struct session_handover *h)
 		memcpy(h->out, s->out + s->out_start, h->outlen);
 	s->in_len = 0;
 	s->out_start = s->out_end = 0;
-	s->tls = NULL;
 	ev_timer_stop(s->ev, &s->timer);
 	ev_io_del(s->ev, s->fd);
 	s->fd = -1;

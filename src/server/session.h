@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../lib/ev.h"
+#include "../lib/conn.h"
 #include "../lib/tls.h"
 #include "../pop3/pop3.h"
 #include "limits.h"
@@ -105,7 +106,6 @@ struct session {
 	 * that, and shrinks back once line_max is 0 again.
 	 */
 	size_t			 line_max;
-	bool			 tls_want_write; /* TLS must write before it reads */
 	/*
 	 * Why it ended ("quit", "client-closed", "timeout", "error",
 	 * "shutdown", ...; the first one set wins) and what it did: logged
@@ -116,7 +116,7 @@ struct session {
 	uint64_t		 bytes_in, bytes_out;
 	uint64_t		 start_ms;
 	struct tls_ctx		*starttls;	/* begin TLS once the reply is sent */
-	struct tls_conn		*tls;		/* NULL: plaintext */
+	struct conn		 conn;		/* every read and write */
 	struct ev_timer		 timer;
 	unsigned int		 kernel_queued;	/* SIOCOUTQ at the last timeout */
 	size_t			 in_len;

@@ -24,6 +24,7 @@
 #include "../../src/lib/base64.h"
 #include "../../src/auth/sasl_mechs.h"
 #include "../../src/client/pop3c.h"
+#include "../../src/lib/net.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -1002,7 +1003,7 @@ test_connect_refused_message(void **state)
 	port = ntohs(sin.sin_port);
 	close(fd);
 	(void)snprintf(portstr, sizeof(portstr), "%d", port);
-	assert_int_equal(pop3c_connect_tcp("127.0.0.1", portstr, AF_UNSPEC,
+	assert_int_equal(net_connect("127.0.0.1", portstr, AF_UNSPEC,
 	    2000, err), -1);
 	assert_non_null(strstr(err, "127.0.0.1:"));
 	assert_non_null(strstr(err, ": connection refused"));
