@@ -68,6 +68,8 @@ tls_result(struct conn *c, ssize_t n, bool reading)
 {
 	if (reading)
 		c->want_write = n == TLS_IO_WANT_WRITE;
+	else
+		c->want_read = n == TLS_IO_WANT_READ;
 	if (n > 0)
 		return n;
 	if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE) {
@@ -126,6 +128,7 @@ conn_init_plain(struct conn *c, int fd)
 	c->fd = fd;
 	c->tls = NULL;
 	c->want_write = false;
+	c->want_read = false;
 }
 
 void

@@ -27,8 +27,14 @@ struct conn {
 	const struct conn_ops	*ops;
 	int			 fd;		/* not owned: the caller closes it */
 	struct tls_conn		*tls;		/* NULL: plaintext */
-	/* The last read could not go on until the socket is writable. */
+	/*
+	 * Which way a blocked call waits when it is not the obvious one: TLS
+	 * may need to write to go on reading (want_write, set by a read) or
+	 * to read to go on writing (want_read, set by a write: a handshake
+	 * or renegotiation under the write).
+	 */
 	bool			 want_write;
+	bool			 want_read;
 };
 
 /* A plaintext stream over fd. */
@@ -38,8 +44,8 @@ void conn_init_tls(struct conn *c, int fd, struct tls_conn *tls);
 
 /*
  * Bytes moved (> 0); 0 at end of stream (read only); -1 with errno EAGAIN
- * to wait for the socket (want_write says which way for a read), or
- * another errno when the stream is broken.
+ * to wait for the socket (want_write says which way for a read, want_read
+ * for a write), or another errno when the stream is broken.
  */
 static inline ssize_t
 conn_read(struct conn *c, void *buf, size_t len)

@@ -115,6 +115,43 @@ test_conn_take_tls_leaves_plaintext(void **state)
 	close(sv[1]);
 }
 
+/*
+ * A TLS write before the handshake starts it: the ClientHello goes out
+ * and the write can go on only once the server answers, so a caller
+ * polling for writable would spin; want_read tells it to poll for input.
+ */
+static void
+test_conn_tls_write_says_it_waits_to_read(void **state)
+{
+	struct conn c;
+	int sv[2];
+	char err[256], hello[5];
+	struct tls_ctx *ctx;
+
+	(void)state;
+	pair(sv);
+	assert_int_equal(tls_init(err), 0);
+	ctx = tls_client_ctx_new(NULL, "TLSv1.2", err);
+	assert_non_null(ctx);
+	conn_init_tls(&c, sv[0], tls_client_conn_new(ctx, sv[0], "localhost",
+	    false));
+	assert_non_null(conn_tls(&c));
+	errno = 0;
+	assert_int_equal(conn_write(&c, "CAPA\r\n", 6), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(c.want_read);
+	assert_false(c.want_write);
+	/* The ClientHello is on the wire: a TLS record, handshake type. */
+	assert_int_equal(read(sv[1], hello, sizeof(hello)), 5);
+	assert_int_equal(hello[0], 22);
+	conn_free(&c);
+	assert_null(conn_tls(&c));
+	assert_false(c.want_read);
+	tls_ctx_free(&ctx);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -124,6 +161,7 @@ main(void)
 		cmocka_unit_test(
 		    test_conn_plain_write_fills_then_eagain_then_epipe),
 		cmocka_unit_test(test_conn_take_tls_leaves_plaintext),
+		cmocka_unit_test(test_conn_tls_write_says_it_waits_to_read),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
