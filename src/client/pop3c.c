@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/conn.h"
 #include "../lib/ev.h"
 #include "../lib/net.h"
 
@@ -54,84 +55,34 @@ struct pop3c {
 
 /* ---- transport over a plain socket ---- */
 
-struct fd_ctx {
-	int	fd;
-	int	timeout_ms;
-};
-
-static ssize_t
-fd_read(void *arg, void *buf, size_t len)
-{
-	struct fd_ctx *x = arg;
-	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
-
-	for (;;) {
-		ssize_t n;
-
-		if (net_wait_fd(x->fd, POLLIN, deadline) < 0)
-			return -1;
-		n = read(x->fd, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR && errno != EAGAIN)
-			return -1;
-	}
-}
-
-static ssize_t
-fd_write(void *arg, const void *buf, size_t len)
-{
-	struct fd_ctx *x = arg;
-	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
-
-	for (;;) {
-		ssize_t n;
-
-		if (net_wait_fd(x->fd, POLLOUT, deadline) < 0)
-			return -1;
-		n = send(x->fd, buf, len, MSG_NOSIGNAL);
-		if (n > 0)
-			return n;
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(x->fd, buf, len);
-		if (n > 0)
-			return n;
-		if (n == 0 || (errno != EINTR && errno != EAGAIN))
-			return -1;
-	}
-}
-
 static void
-fd_close(void *arg)
+plain_close(void *arg)
 {
-	struct fd_ctx *x = arg;
+	struct conn *conn = arg;
 
-	if (x->fd >= 0)
-		close(x->fd);
-	free(x);
+	conn_free(conn);
+	if (conn->fd >= 0)
+		close(conn->fd);
+	free(conn);
 }
 
 int
 pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms)
 {
-	struct fd_ctx *x = malloc(sizeof(*x));
-	int fl;
+	struct conn *conn = malloc(sizeof(*conn));
 
-	if (x == NULL) {
+	if (conn == NULL) {
 		close(fd);
 		return -1;
 	}
 	/* Nonblocking, so a spurious wake-up cannot block past the deadline. */
-	fl = fcntl(fd, F_GETFL);
-	if (fl >= 0)
-		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	x->fd = fd;
-	x->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	(void)net_set_nonblock(fd);
+	conn_init_plain(conn, fd);
 	memset(tr, 0, sizeof(*tr));
-	tr->read = fd_read;
-	tr->write = fd_write;
-	tr->close = fd_close;
-	tr->ctx = x;
+	tr->conn = conn;
+	tr->timeout_ms = timeout_ms;
+	tr->close = plain_close;
+	tr->ctx = conn;
 	return 0;
 }
 
@@ -147,6 +98,8 @@ pop3c_new(const struct pop3c_transport *tr)
 		return NULL;
 	}
 	c->tr = *tr;
+	if (c->tr.timeout_ms <= 0)
+		c->tr.timeout_ms = 1;
 	c->tls = tr->tls;
 	return c;
 }
@@ -267,6 +220,31 @@ trace_line(const char *dir, const char *line, size_t len)
 	fprintf(stderr, "%s: %s\n", dir, clean);
 }
 
+/*
+ * One read (writing false) or write on the stream, waiting for the socket
+ * the way the stream says (TLS may need input to go on writing, or to
+ * write to go on reading) until timeout_ms of silence: bytes moved, 0 at
+ * end of stream, or -1 with errno (ETIMEDOUT).
+ */
+static ssize_t
+stream_io(struct pop3c *c, bool writing, void *buf, size_t len)
+{
+	struct conn *conn = c->tr.conn;
+	uint64_t deadline = ev_now_ms() + (uint64_t)c->tr.timeout_ms;
+
+	for (;;) {
+		ssize_t n = writing ? conn_write(conn, buf, len) :
+		    conn_read(conn, buf, len);
+		bool input = writing ? conn->want_read : !conn->want_write;
+
+		if (n >= 0 || errno != EAGAIN)
+			return n;
+		if (net_wait_fd(conn->fd, input ? POLLIN : POLLOUT,
+		    deadline) < 0)
+			return -1;
+	}
+}
+
 static int
 send_all(struct pop3c *c, const char *buf, size_t len)
 {
@@ -275,7 +253,7 @@ send_all(struct pop3c *c, const char *buf, size_t len)
 	if (c->dead)
 		return fail(c, POP3C_ENET, "connection already failed");
 	while (len > 0) {
-		ssize_t n = c->tr.write(c->tr.ctx, buf, len);
+		ssize_t n = stream_io(c, true, (char *)buf, len);
 
 		if (n <= 0) {
 			str_errno(why, sizeof(why), n < 0 ? errno : EPIPE);
@@ -421,7 +399,7 @@ get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 			c->rpos = 0;
 			c->wpos = avail;
 		}
-		n = c->tr.read(c->tr.ctx, c->buf + c->wpos,
+		n = stream_io(c, false, c->buf + c->wpos,
 		    POP3C_BUF_SIZE - c->wpos);
 		if (n < 0) {
 			str_errno(why, sizeof(why), errno);

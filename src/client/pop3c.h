@@ -21,6 +21,8 @@
 
 #include "../lib/str.h"
 
+struct conn;		/* lib/conn.h */
+
 /*
  * RFC 2449 sec. 4 caps a response line at 512 octets with its CRLF. Real
  * servers send longer greetings, CAPA IMPLEMENTATION and SASL lines, so we
@@ -74,18 +76,18 @@ enum pop3c_cap {
 };
 
 /*
- * The byte stream under the session: a plain fd, or TLS (pop3c_tls.h).
- * read: bytes read, 0 at EOF, -1 with errno (ETIMEDOUT when the deadline
- * passed). write: bytes written (> 0), or -1 with errno. close releases
- * ctx. The rest is optional (NULL/false when the transport has none):
- * starttls turns the stream into TLS in place (0, or -1 with err filled,
+ * What the session runs over: a stream (lib/conn.h, plaintext or TLS;
+ * tests script their own conn_ops) and how long one read, write or
+ * handshake may wait for it (timeout_ms). close releases the stream, its
+ * fd and ctx. The rest is optional (NULL/false when the transport has
+ * none): starttls turns conn into TLS in place (0, or -1 with err filled,
  * ERR_LEN), channel_binding gives RFC 5929/9266 data as
  * tls_channel_binding() does (-1 before TLS), tls says TLS is up from the
  * start (implicit TLS).
  */
 struct pop3c_transport {
-	ssize_t	(*read)(void *ctx, void *buf, size_t len);
-	ssize_t	(*write)(void *ctx, const void *buf, size_t len);
+	struct conn	 *conn;
+	int		  timeout_ms;
 	void	(*close)(void *ctx);
 	void	 *ctx;
 	int	(*starttls)(void *ctx, char *err);
@@ -139,7 +141,10 @@ typedef int pop3c_data_fn(void *arg, const char *data, size_t len, bool eol);
 
 struct pop3c;
 
-/* A transport over fd (taken over: closed by the transport's close). */
+/*
+ * A plaintext transport over fd (taken over: closed by the transport's
+ * close, or here on failure), made nonblocking. 0, or -1 out of memory.
+ */
 int pop3c_fd_transport(struct pop3c_transport *tr, int fd, int timeout_ms);
 
 /* A session over tr (taken over). NULL when out of memory (tr is closed). */

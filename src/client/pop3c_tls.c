@@ -10,17 +10,16 @@
 
 #include <openssl/crypto.h>
 
+#include "../lib/conn.h"
 #include "../lib/ev.h"
 #include "../lib/net.h"
 #include "../lib/tls.h"
 
 struct tls_tr {
-	struct pop3c_transport	 fd_tr;		/* plaintext, owns the fd */
-	int			 fd;
+	struct conn		 conn;		/* plaintext until the handshake */
 	int			 timeout_ms;
 	struct tls_ctx		*ctx;
-	struct tls_conn		*conn;		/* NULL before the handshake */
-	bool			 up;
+	bool			 started;	/* a handshake was tried */
 	struct pop3c_tls_params	 p;
 	char			 host[256];
 };
@@ -56,66 +55,17 @@ wait_io(int fd, int want, uint64_t deadline)
 	    deadline);
 }
 
-static ssize_t
-tt_read(void *arg, void *buf, size_t len)
-{
-	struct tls_tr *x = arg;
-	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
-
-	if (!x->up)
-		return x->fd_tr.read(x->fd_tr.ctx, buf, len);
-	for (;;) {
-		ssize_t n = tls_read(x->conn, buf, len);
-
-		if (n > 0)
-			return n;
-		if (n == TLS_IO_EOF)
-			return 0;
-		if (n != TLS_IO_WANT_READ && n != TLS_IO_WANT_WRITE) {
-			errno = EPROTO;
-			return -1;
-		}
-		if (wait_io(x->fd, (int)n, deadline) < 0)
-			return -1;
-	}
-}
-
-static ssize_t
-tt_write(void *arg, const void *buf, size_t len)
-{
-	struct tls_tr *x = arg;
-	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
-
-	if (!x->up)
-		return x->fd_tr.write(x->fd_tr.ctx, buf, len);
-	for (;;) {
-		ssize_t n = tls_write(x->conn, buf, len);
-
-		if (n > 0)
-			return n;
-		if (n == TLS_IO_EOF) {
-			errno = EPIPE;
-			return -1;
-		}
-		if (n != TLS_IO_WANT_READ && n != TLS_IO_WANT_WRITE) {
-			errno = EPROTO;
-			return -1;
-		}
-		if (wait_io(x->fd, (int)n, deadline) < 0)
-			return -1;
-	}
-}
-
 static void
 tt_close(void *arg)
 {
 	struct tls_tr *x = arg;
 
-	if (x->up)
-		tls_shutdown(x->conn);
-	tls_conn_free(&x->conn);
+	if (conn_tls(&x->conn) != NULL)
+		conn_shutdown(&x->conn);
+	conn_free(&x->conn);
 	tls_ctx_free(&x->ctx);
-	x->fd_tr.close(x->fd_tr.ctx);
+	if (x->conn.fd >= 0)
+		close(x->conn.fd);
 	explicit_bzero(x, sizeof(*x));
 	free(x);
 }
@@ -125,8 +75,9 @@ tt_channel_binding(void *arg, const char *type, unsigned char *out,
     size_t size)
 {
 	struct tls_tr *x = arg;
+	struct tls_conn *tls = conn_tls(&x->conn);
 
-	return x->up ? tls_channel_binding(x->conn, type, out, size) : -1;
+	return tls != NULL ? tls_channel_binding(tls, type, out, size) : -1;
 }
 
 static void
@@ -143,38 +94,28 @@ fingerprint_text(char *dst, const unsigned char *md)
 	*dst = '\0';
 }
 
+/* The handshake on tls within timeout_ms; 0, or -1 with err saying why. */
 static int
-tt_starttls(void *arg, char *err)
+handshake(struct tls_tr *x, struct tls_conn *tls, char *err)
 {
-	struct tls_tr *x = arg;
 	uint64_t deadline = ev_now_ms() + (uint64_t)x->timeout_ms;
 	unsigned char md[POP3C_TLS_SHA256_LEN];
 	char why[200], fp[3 * POP3C_TLS_SHA256_LEN];
 
-	if (x->up || x->conn != NULL) {
-		str_copy(err, ERR_LEN, "TLS: already started");
-		return -1;
-	}
-	x->conn = tls_client_conn_new(x->ctx, x->fd, x->host, !x->p.pinned);
-	if (x->conn == NULL) {
-		(void)str_fmt(err, ERR_LEN, "TLS: cannot set up a connection "
-		    "to verify \"%s\"", x->host);
-		return -1;
-	}
 	for (;;) {
-		int r = tls_handshake(x->conn);
+		int r = tls_handshake(tls);
 
 		if (r == TLS_IO_OK)
-			break;
+			return 0;
 		if (r != TLS_IO_WANT_READ && r != TLS_IO_WANT_WRITE) {
-			tls_describe_error(x->conn, why, sizeof(why));
-			if (tls_peer_not_tls(x->conn))
+			tls_describe_error(tls, why, sizeof(why));
+			if (tls_peer_not_tls(tls))
 				(void)str_fmt(err, ERR_LEN, "TLS: %s: the "
 				    "server does not speak TLS on this port "
 				    "(plain POP3? then use pop3:// or "
 				    "--tls=stls)", why);
 			else if (strncmp(why, "certificate verify", 18) == 0 &&
-			    tls_peer_sha256(x->conn, md) == 0) {
+			    tls_peer_sha256(tls, md) == 0) {
 				/* What to pin, if the user trusts it. */
 				fingerprint_text(fp, md);
 				(void)str_fmt(err, ERR_LEN, "TLS: %s; if this "
@@ -184,31 +125,62 @@ tt_starttls(void *arg, char *err)
 				(void)str_fmt(err, ERR_LEN, "TLS: %s", why);
 			return -1;
 		}
-		if (wait_io(x->fd, r, deadline) < 0) {
+		if (wait_io(x->conn.fd, r, deadline) < 0) {
 			(void)str_fmt(err, ERR_LEN, "TLS: %s during the "
 			    "handshake", errno == ETIMEDOUT ? "timed out" :
 			    strerror(errno));
 			return -1;
 		}
 	}
-	if (x->p.pinned) {
-		if (tls_peer_sha256(x->conn, md) < 0) {
-			str_copy(err, ERR_LEN, "TLS: the server sent no "
-			    "certificate");
-			return -1;
-		}
-		if (CRYPTO_memcmp(md, x->p.pin, sizeof(md)) != 0) {
-			fingerprint_text(fp, md);
-			(void)str_fmt(err, ERR_LEN, "TLS: certificate "
-			    "fingerprint mismatch (the server's SHA-256 is "
-			    "%s)", fp);
-			return -1;
-		}
+}
+
+/* A pinned certificate replaces the CA check: it must match exactly. */
+static int
+check_pin(const struct tls_tr *x, struct tls_conn *tls, char *err)
+{
+	unsigned char md[POP3C_TLS_SHA256_LEN];
+	char fp[3 * POP3C_TLS_SHA256_LEN];
+
+	if (tls_peer_sha256(tls, md) < 0) {
+		str_copy(err, ERR_LEN, "TLS: the server sent no certificate");
+		return -1;
 	}
-	x->up = true;
+	if (CRYPTO_memcmp(md, x->p.pin, sizeof(md)) != 0) {
+		fingerprint_text(fp, md);
+		(void)str_fmt(err, ERR_LEN, "TLS: certificate fingerprint "
+		    "mismatch (the server's SHA-256 is %s)", fp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+tt_starttls(void *arg, char *err)
+{
+	struct tls_tr *x = arg;
+	struct tls_conn *tls;
+
+	if (x->started) {
+		str_copy(err, ERR_LEN, "TLS: already started");
+		return -1;
+	}
+	x->started = true;
+	tls = tls_client_conn_new(x->ctx, x->conn.fd, x->host, !x->p.pinned);
+	if (tls == NULL) {
+		(void)str_fmt(err, ERR_LEN, "TLS: cannot set up a connection "
+		    "to verify \"%s\"", x->host);
+		return -1;
+	}
+	if (handshake(x, tls, err) < 0 ||
+	    (x->p.pinned && check_pin(x, tls, err) < 0)) {
+		/* Not up: no close_notify over it either. */
+		tls_conn_free(&tls);
+		return -1;
+	}
+	conn_init_tls(&x->conn, x->conn.fd, tls);
 	if (x->p.verbose)
 		fprintf(stderr, "postino: %s, %s, certificate %s\n",
-		    tls_version(x->conn), tls_cipher(x->conn),
+		    tls_version(tls), tls_cipher(tls),
 		    x->p.pinned ? "matches the pinned fingerprint" :
 		    "verified");
 	return 0;
@@ -226,12 +198,8 @@ pop3c_tls_transport(struct pop3c_transport *tr, int fd, int timeout_ms,
 		str_copy(err, ERR_LEN, "out of memory");
 		return -1;
 	}
-	if (pop3c_fd_transport(&x->fd_tr, fd, timeout_ms) < 0) {
-		free(x);
-		str_copy(err, ERR_LEN, "out of memory");
-		return -1;
-	}
-	x->fd = fd;
+	(void)net_set_nonblock(fd);
+	conn_init_plain(&x->conn, fd);
 	x->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
 	x->p = *p;
 	if (str_copy(x->host, sizeof(x->host), p->host) < 0) {
@@ -243,13 +211,13 @@ pop3c_tls_transport(struct pop3c_transport *tr, int fd, int timeout_ms,
 		(void)str_fmt(err, ERR_LEN, "TLS: %s", why);
 		goto fail;
 	}
-	tr->read = tt_read;
-	tr->write = tt_write;
+	memset(tr, 0, sizeof(*tr));
+	tr->conn = &x->conn;
+	tr->timeout_ms = x->timeout_ms;
 	tr->close = tt_close;
 	tr->ctx = x;
 	tr->starttls = tt_starttls;
 	tr->channel_binding = tt_channel_binding;
-	tr->tls = false;
 	if (implicit) {
 		if (tt_starttls(x, err) < 0)
 			goto fail;

@@ -24,6 +24,7 @@
 #include "../../src/lib/base64.h"
 #include "../../src/auth/sasl_mechs.h"
 #include "../../src/client/pop3c.h"
+#include "../../src/lib/conn.h"
 #include "../../src/lib/net.h"
 
 #define N_ELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -31,7 +32,9 @@
 /* Read sizes every script is replayed with. */
 static const size_t chunks[] = { 1, 2, 7, 512, 1 << 20 };
 
+/* A scripted stream: conn first, so the conn_ops find the script. */
 struct mem {
+	struct conn	 conn;
 	const char	*in;
 	size_t		 inlen, pos, chunk;
 	char		 out[16384];
@@ -39,9 +42,9 @@ struct mem {
 };
 
 static ssize_t
-mem_read(void *arg, void *buf, size_t len)
+mem_read(struct conn *conn, void *buf, size_t len)
 {
-	struct mem *m = arg;
+	struct mem *m = (struct mem *)conn;
 	size_t n = m->inlen - m->pos;
 
 	if (n > len)
@@ -54,17 +57,42 @@ mem_read(void *arg, void *buf, size_t len)
 }
 
 static ssize_t
-mem_write(void *arg, const void *buf, size_t len)
+mem_write(struct conn *conn, const void *buf, size_t len)
 {
-	struct mem *m = arg;
+	struct mem *m = (struct mem *)conn;
 
 	if (m->outlen + len >= sizeof(m->out))
 		len = sizeof(m->out) - 1 - m->outlen;
 	memcpy(m->out + m->outlen, buf, len);
 	m->outlen += len;
 	m->out[m->outlen] = '\0';
-	return len == 0 ? -1 : (ssize_t)len;
+	if (len == 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	return (ssize_t)len;
 }
+
+static bool
+mem_pending(struct conn *conn)
+{
+	(void)conn;
+	return false;
+}
+
+static void
+mem_nothing(struct conn *conn)
+{
+	(void)conn;
+}
+
+static const struct conn_ops mem_ops = {
+	.read = mem_read,
+	.write = mem_write,
+	.pending = mem_pending,
+	.shutdown = mem_nothing,
+	.free = mem_nothing,
+};
 
 static void
 mem_close(void *arg)
@@ -72,17 +100,26 @@ mem_close(void *arg)
 	(void)arg;
 }
 
-static struct pop3c *
-mem_client(struct mem *m, const char *in, size_t inlen, size_t chunk)
+/* m as the script of a stream with no socket under it. */
+static void
+mem_init(struct mem *m, const char *in, size_t inlen, size_t chunk)
 {
-	struct pop3c_transport tr = { .read = mem_read, .write = mem_write,
-	    .close = mem_close, .ctx = m };
-	struct pop3c *c;
-
 	memset(m, 0, sizeof(*m));
+	m->conn.ops = &mem_ops;
+	m->conn.fd = -1;
 	m->in = in;
 	m->inlen = inlen;
 	m->chunk = chunk;
+}
+
+static struct pop3c *
+mem_client(struct mem *m, const char *in, size_t inlen, size_t chunk)
+{
+	struct pop3c_transport tr = { .conn = &m->conn, .close = mem_close,
+	    .ctx = m };
+	struct pop3c *c;
+
+	mem_init(m, in, inlen, chunk);
 	c = pop3c_new(&tr);
 	assert_non_null(c);
 	return c;
@@ -969,6 +1006,69 @@ test_drop_mid_retr_over_socket(void **state)
 	close(peer);
 }
 
+/*
+ * A stream whose write waits for input (TLS renegotiating under it) over
+ * a socket that is writable but silent: the session must poll for input,
+ * not spin on a socket that is always writable, and time out.
+ */
+struct stuck {
+	struct conn	conn;
+	unsigned int	writes;
+};
+
+static ssize_t
+stuck_read(struct conn *conn, void *buf, size_t len)
+{
+	(void)conn;
+	(void)buf;
+	(void)len;
+	errno = EAGAIN;
+	return -1;
+}
+
+static ssize_t
+stuck_write(struct conn *conn, const void *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	((struct stuck *)conn)->writes++;
+	conn->want_read = true;
+	errno = EAGAIN;
+	return -1;
+}
+
+static const struct conn_ops stuck_ops = {
+	.read = stuck_read,
+	.write = stuck_write,
+	.pending = mem_pending,
+	.shutdown = mem_nothing,
+	.free = mem_nothing,
+};
+
+static void
+test_write_waiting_for_input_polls_for_input(void **state)
+{
+	struct stuck st = { .conn = { .ops = &stuck_ops } };
+	struct pop3c_transport tr = { .conn = &st.conn, .close = mem_close,
+	    .timeout_ms = 200 };
+	struct pop3c *c;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	st.conn.fd = sv[0];
+	c = pop3c_new(&tr);
+	assert_non_null(c);
+	assert_int_equal(pop3c_quit(c), -1);
+	assert_int_equal(pop3c_error(c), POP3C_ENET);
+	assert_non_null(strstr(pop3c_errmsg(c), "timed out"));
+	/* One try, one wait for input that never came: no busy loop. */
+	assert_int_equal(st.writes, 1);
+	pop3c_free(&c);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void
 test_write_to_closed_peer(void **state)
 {
@@ -1057,15 +1157,13 @@ static struct pop3c *
 tls_client(struct fake_tls *f, const char *in, size_t inlen, size_t chunk,
     bool implicit)
 {
-	struct pop3c_transport tr = { .read = mem_read, .write = mem_write,
-	    .close = mem_close, .ctx = f, .starttls = fake_starttls,
-	    .channel_binding = fake_cb, .tls = implicit };
+	struct pop3c_transport tr = { .conn = &f->m.conn, .close = mem_close,
+	    .ctx = f, .starttls = fake_starttls, .channel_binding = fake_cb,
+	    .tls = implicit };
 	struct pop3c *c;
 
 	memset(f, 0, sizeof(*f));
-	f->m.in = in;
-	f->m.inlen = inlen;
-	f->m.chunk = chunk;
+	mem_init(&f->m, in, inlen, chunk);
 	f->exporter = implicit;
 	c = pop3c_new(&tr);
 	assert_non_null(c);
@@ -1632,6 +1730,7 @@ main(void)
 		cmocka_unit_test(test_silent_server_times_out),
 		cmocka_unit_test(test_drop_mid_retr_over_socket),
 		cmocka_unit_test(test_write_to_closed_peer),
+		cmocka_unit_test(test_write_waiting_for_input_polls_for_input),
 		cmocka_unit_test(test_connect_refused_message),
 		cmocka_unit_test(test_stls_then_capa_again),
 		cmocka_unit_test(test_stls_failures_never_fall_back),
