@@ -1,7 +1,8 @@
 /*
- * The POP3 client library fed scripted server replies: through an
- * in-memory transport (every script also one byte per read) and through a
- * socketpair (timeouts, a peer that hangs up). Hostile replies included:
+ * The POP3 client library fed scripted server replies: through a scripted
+ * conn (lib/conn.h ops over memory; every script also one byte per read)
+ * and through a socketpair (timeouts, a peer that hangs up, a stream whose
+ * write waits for input). Hostile replies included:
  * overlong lines, bad numbers, a missing final ".", a drop mid-RETR.
  */
 #include <setjmp.h>
