@@ -23,11 +23,13 @@
 #include "../lib/ev.h"
 #include "../lib/idmap.h"
 #include "../lib/iobuf.h"
+#include "../lib/list.h"
 #include "../lib/fdio.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../lib/str.h"
 #include "../server/limits.h"
 #include "../server/proto.h"
 #include "../server/role.h"
@@ -186,14 +188,10 @@ reply(struct lmtp_conn *c, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	n = str_vline(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
 	if (iobuf_reserve(&c->out, (size_t)n) < 0) {
 		log_warnx("session=%s event=output-overflow", c->id);
 		c->closing = true;
@@ -246,12 +244,7 @@ lmtp_conn_free(struct lmtp_conn *c)
 	ipc_free(&c->quota_ipc);
 	iobuf_free(&c->out);
 	conn_free(&c->stream);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(conns, c);
 	nconns--;
 	free(c);
 	if (shutting_down && conns == NULL)
@@ -1072,10 +1065,7 @@ on_accept(struct ev *e, int lfd, unsigned int events, void *arg)
 			    NULL);
 		ev_timer_init(&c->timer, conn_timeout, c);
 		ev_timer_start(ev, &c->timer, LMTP_TIMEOUT_MS);
-		c->next = conns;
-		if (conns)
-			conns->prev = c;
-		conns = c;
+		LIST_PUSH(conns, c);
 		nconns++;
 		log_info("session=%s event=lmtp-connect peer=%s", c->id,
 		    c->peer);

@@ -107,16 +107,12 @@ session_reply(struct session *s, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	n = str_vline(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
+		return;
 	if (s->transcript)
-		log_info("session=%s S: %.*s", s->id, n, line);
-	line[n++] = '\r';
-	line[n++] = '\n';
+		log_info("session=%s S: %.*s", s->id, n - 2, line);
 	session_write(s, line, (size_t)n);
 }
 
