@@ -8,6 +8,7 @@
 
 #include "../lib/conn.h"
 #include "../lib/iobuf.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "limits.h"
@@ -48,12 +49,7 @@ proxy_free(struct proxy *p)
 	conn_free(&p->plain);
 	close(p->net.fd);
 	close(p->plain.fd);
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		proxies = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
+	LIST_UNLINK(proxies, p);
 	nproxies--;
 	explicit_bzero(p, sizeof(*p));
 	free(p);
@@ -189,10 +185,7 @@ proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
 		free(p);
 		return -1;
 	}
-	p->next = proxies;
-	if (proxies)
-		proxies->prev = p;
-	proxies = p;
+	LIST_PUSH(proxies, p);
 	nproxies++;
 	proxy_io(ev, net_fd, EV_READ | EV_WRITE, p);
 	return 0;
