@@ -23,6 +23,9 @@ int tu_tmpdir_remove(const char *dir);
 int tu_run_tool(const char *const argv[], const char *input, size_t inlen,
     char *out, size_t outsize);
 
+/* A connected pair of nonblocking stream sockets (a test failure if not). */
+void tu_socketpair(int sv[2]);
+
 /* A server loop under test and the test's end of its socket. */
 struct tu_loop {
 	struct ev	*ev;
