@@ -19,13 +19,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/conn.h"
 #include "../lib/ev.h"
 #include "../lib/idmap.h"
+#include "../lib/iobuf.h"
+#include "../lib/list.h"
 #include "../lib/fdio.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
+#include "../lib/str.h"
 #include "../server/limits.h"
 #include "../server/proto.h"
 #include "../server/role.h"
@@ -36,6 +40,11 @@
 
 /* A reply line we build: code, status, an address and a short text. */
 #define LMTP_REPLY_MAX		(LMTP_PATH_MAX * 2 + 80)
+/*
+ * The output buffer's first block, doubled up to LMTP_OUT_MAX: a few
+ * replies fit; only many pipelined RCPTs need more.
+ */
+#define LMTP_OUT_FIRST		1024
 /* Seals on the spooled message (deliverd.c checks for them). */
 #define LMTP_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
@@ -97,10 +106,10 @@ struct lmtp_conn {
 	uint64_t	 spooled;
 	bool		 too_big, spool_failed, spool_full;
 	struct ev_timer	 timer;
-	size_t		 in_len;
-	char		 in[LMTP_IN_MAX];
-	char		*out;
-	size_t		 out_start, out_end, out_cap;
+	struct conn	 stream;	/* over fd: every read and write */
+	/* Output storage only while replies are unsent. */
+	struct iobuf	 in, out;
+	char		 in_buf[LMTP_IN_MAX];
 };
 
 struct lmtp_cmd {
@@ -179,40 +188,16 @@ reply(struct lmtp_conn *c, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	n = str_vline(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
-	if (c->out_end + (size_t)n > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 1024;
-		char *p;
-
-		if (c->out_start > 0) {
-			memmove(c->out, c->out + c->out_start,
-			    c->out_end - c->out_start);
-			c->out_end -= c->out_start;
-			c->out_start = 0;
-		}
-		while (cap < c->out_end + (size_t)n)
-			cap *= 2;
-		if (cap > LMTP_OUT_MAX || (p = realloc(c->out, cap)) == NULL) {
-			if (c->out_end + (size_t)n > c->out_cap) {
-				log_warnx("session=%s event=output-overflow",
-				    c->id);
-				c->closing = true;
-				return;
-			}
-		} else {
-			c->out = p;
-			c->out_cap = cap;
-		}
+	if (iobuf_reserve(&c->out, (size_t)n) < 0) {
+		log_warnx("session=%s event=output-overflow", c->id);
+		c->closing = true;
+		return;
 	}
-	memcpy(c->out + c->out_end, line, (size_t)n);
-	c->out_end += (size_t)n;
+	iobuf_add(&c->out, line, (size_t)n);
 }
 
 static void
@@ -257,13 +242,9 @@ lmtp_conn_free(struct lmtp_conn *c)
 	transaction_reset(c);
 	idmap_del(lookups, c->lookup_req);
 	ipc_free(&c->quota_ipc);
-	free(c->out);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	iobuf_free(&c->out);
+	conn_free(&c->stream);
+	LIST_UNLINK(conns, c);
 	nconns--;
 	free(c);
 	if (shutting_down && conns == NULL)
@@ -657,8 +638,6 @@ dispatch(struct lmtp_conn *c, char *line, size_t len)
 	size_t vlen;
 	char *args;
 
-	if (len > 0 && line[len - 1] == '\r')
-		line[--len] = '\0';
 	if (memchr(line, '\0', len) != NULL) {
 		reply(c, "500 5.5.2 NUL octet in command");
 		bad_command(c);
@@ -886,17 +865,16 @@ static bool
 take_data(struct lmtp_conn *c)
 {
 	char out[LMTP_IN_MAX + 1];
-	size_t n = c->in_len, used, olen;
+	size_t n = iobuf_len(&c->in), used, olen;
 
 	if (c->mode == MODE_BDAT && c->bdat_left < n)
 		n = (size_t)c->bdat_left;
 	if (n == 0 && !(c->mode == MODE_BDAT && c->bdat_left == 0))
 		return false;
-	used = lmtp_data_feed(&c->dec, c->in, n, out, &olen);
+	used = lmtp_data_feed(&c->dec, iobuf_data(&c->in), n, out, &olen);
 	if (c->mode == MODE_DATA || c->bdat_error == NULL)
 		spool_put(c, out, olen);
-	memmove(c->in, c->in + used, c->in_len - used);
-	c->in_len -= used;
+	iobuf_consume(&c->in, used);
 	if (c->mode == MODE_DATA) {
 		if (c->dec.done)
 			data_end(c);
@@ -929,7 +907,7 @@ take_data(struct lmtp_conn *c)
 static size_t
 out_pending(const struct lmtp_conn *c)
 {
-	return c->out_end - c->out_start;
+	return iobuf_len(&c->out);
 }
 
 static void
@@ -938,30 +916,26 @@ conn_process(struct lmtp_conn *c)
 	c->processing = true;
 	while (!c->closing && !c->gone && !c->waiting && c->delivering == 0 &&
 	    out_pending(c) < LMTP_OUT_HIGH) {
-		char *nl;
-		size_t len;
+		char *line;
+		size_t len, used;
 
 		if (c->mode != MODE_CMD) {
 			if (!take_data(c))
 				break;
 			continue;
 		}
-		nl = memchr(c->in, '\n', c->in_len);
-		if ((nl == NULL && c->in_len >= LMTP_LINE_MAX) ||
-		    (nl != NULL && (size_t)(nl - c->in) + 1 > LMTP_LINE_MAX)) {
+		line = iobuf_getline(&c->in, &len, &used);
+		if ((line == NULL && iobuf_len(&c->in) >= LMTP_LINE_MAX) ||
+		    (line != NULL && used > LMTP_LINE_MAX)) {
 			/* RFC 5321 sec. 4.5.3.1.4; resyncing is guesswork. */
 			reply(c, "500 5.5.2 Line too long");
 			c->closing = true;
 			break;
 		}
-		if (nl == NULL)
+		if (line == NULL)
 			break;
-		*nl = '\0';
-		len = (size_t)(nl - c->in);
-		dispatch(c, c->in, len);
-		len++;
-		memmove(c->in, c->in + len, c->in_len - len);
-		c->in_len -= len;
+		dispatch(c, line, len);
+		iobuf_consume(&c->in, used);
 	}
 	c->processing = false;
 	if (c->gone) {
@@ -977,22 +951,19 @@ static void
 conn_flush(struct lmtp_conn *c)
 {
 	while (out_pending(c) > 0) {
-		ssize_t n = send(c->fd, c->out + c->out_start, out_pending(c),
-		    MSG_NOSIGNAL);
+		ssize_t n = iobuf_write(&c->out, &c->stream);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
 			c->closing = true;
-			c->out_start = c->out_end = 0;
+			iobuf_free(&c->out);
 			return;
 		}
-		c->out_start += (size_t)n;
 		ev_timer_start(ev, &c->timer, LMTP_TIMEOUT_MS);
 	}
-	c->out_start = c->out_end = 0;
+	/* Drained: an idle connection holds no output buffer. */
+	iobuf_shrink(&c->out);
 }
 
 static void conn_io(struct ev *e, int fd, unsigned int events, void *arg);
@@ -1009,7 +980,7 @@ conn_update(struct lmtp_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!c->closing && c->in_len < sizeof(c->in))
+	if (!c->closing && iobuf_space(&c->in) > 0)
 		want |= EV_READ;
 	if (out_pending(c) > 0)
 		want |= EV_WRITE;
@@ -1022,12 +993,11 @@ conn_io(struct ev *e, int fd, unsigned int events, void *arg)
 	struct lmtp_conn *c = arg;
 
 	(void)e;
-	if ((events & EV_READ) && c->in_len < sizeof(c->in)) {
-		ssize_t n = recv(fd, c->in + c->in_len,
-		    sizeof(c->in) - c->in_len, 0);
+	(void)fd;
+	if ((events & EV_READ) && iobuf_space(&c->in) > 0) {
+		ssize_t n = iobuf_read(&c->in, &c->stream);
 
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR &&
-		    errno != EWOULDBLOCK)) {
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
 			/* Mid-DATA: the spool goes, nothing is delivered. */
 			if (c->mode != MODE_CMD)
 				log_info("session=%s event=lmtp-aborted "
@@ -1035,10 +1005,8 @@ conn_io(struct ev *e, int fd, unsigned int events, void *arg)
 			conn_close(c);
 			return;
 		}
-		if (n > 0) {
-			c->in_len += (size_t)n;
+		if (n > 0)
 			ev_timer_start(ev, &c->timer, LMTP_TIMEOUT_MS);
-		}
 	}
 	conn_process(c);
 }
@@ -1084,6 +1052,10 @@ on_accept(struct ev *e, int lfd, unsigned int events, void *arg)
 			continue;
 		}
 		c->fd = fd;
+		conn_init_plain(&c->stream, fd);
+		iobuf_init(&c->in, c->in_buf, sizeof(c->in_buf), 0, LMTP_IN_MAX,
+		    0);
+		iobuf_init(&c->out, NULL, 0, LMTP_OUT_FIRST, LMTP_OUT_MAX, 0);
 		c->spool = -1;
 		session_new_id(c->id);
 		if (ss.ss_family == AF_UNIX)
@@ -1093,10 +1065,7 @@ on_accept(struct ev *e, int lfd, unsigned int events, void *arg)
 			    NULL);
 		ev_timer_init(&c->timer, conn_timeout, c);
 		ev_timer_start(ev, &c->timer, LMTP_TIMEOUT_MS);
-		c->next = conns;
-		if (conns)
-			conns->prev = c;
-		conns = c;
+		LIST_PUSH(conns, c);
 		nconns++;
 		log_info("session=%s event=lmtp-connect peer=%s", c->id,
 		    c->peer);

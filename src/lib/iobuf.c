@@ -9,16 +9,19 @@
 
 void
 iobuf_init(struct iobuf *b, void *fixed, size_t fixed_cap, size_t first,
-    size_t max, unsigned int flags)
+    size_t max, uint32_t flags)
 {
+	if (fixed_cap > IOBUF_SIZE_MAX || first > IOBUF_SIZE_MAX ||
+	    max > IOBUF_SIZE_MAX)
+		fatalx("iobuf_init: sizes %zu %zu %zu", fixed_cap, first, max);
 	memset(b, 0, sizeof(*b));
 	b->fixed = fixed;
-	b->fixed_cap = fixed != NULL ? fixed_cap : 0;
+	b->fixed_cap = fixed != NULL ? (uint32_t)fixed_cap : 0;
 	b->buf = b->fixed;
 	b->cap = b->fixed_cap;
-	b->first = first;
-	b->max = max;
-	b->flags = flags;
+	b->first = (unsigned int)first;
+	b->max = (uint32_t)max;
+	b->wipe = (flags & IOBUF_WIPE) != 0;
 }
 
 static bool
@@ -31,7 +34,7 @@ static void
 iobuf_release(struct iobuf *b)
 {
 	if (iobuf_on_heap(b)) {
-		if (b->flags & IOBUF_WIPE)
+		if (b->wipe)
 			explicit_bzero(b->buf, b->cap);
 		free(b->buf);
 	}
@@ -49,7 +52,9 @@ iobuf_free(struct iobuf *b)
 void
 iobuf_set_max(struct iobuf *b, size_t max)
 {
-	b->max = max;
+	if (max > IOBUF_SIZE_MAX)
+		fatalx("iobuf_set_max: %zu", max);
+	b->max = (uint32_t)max;
 }
 
 void
@@ -99,9 +104,9 @@ iobuf_reserve(struct iobuf *b, size_t n)
 		memcpy(p, b->buf + b->start, len);
 	iobuf_release(b);
 	b->buf = p;
-	b->cap = cap;
+	b->cap = (uint32_t)cap;
 	b->start = 0;
-	b->end = len;
+	b->end = (uint32_t)len;
 	return 0;
 }
 
@@ -123,8 +128,8 @@ iobuf_commit(struct iobuf *b, size_t n)
 {
 	if (n > b->cap - b->end)
 		fatalx("iobuf_commit: %zu octets, room %zu", n,
-		    b->cap - b->end);
-	b->end += n;
+		    (size_t)(b->cap - b->end));
+	b->end += (uint32_t)n;
 }
 
 size_t
@@ -142,7 +147,7 @@ iobuf_add(struct iobuf *b, const void *data, size_t len)
 	}
 	if (len > 0)
 		memcpy(b->buf + b->end, data, len);
-	b->end += len;
+	b->end += (uint32_t)len;
 	return len;
 }
 
@@ -152,7 +157,7 @@ iobuf_consume(struct iobuf *b, size_t n)
 	if (n >= iobuf_len(b))
 		b->start = b->end = 0;
 	else
-		b->start += n;
+		b->start += (uint32_t)n;
 }
 
 void
@@ -166,7 +171,7 @@ iobuf_shrink(struct iobuf *b)
 		memcpy(b->fixed, b->buf + b->start, len);
 	iobuf_release(b);
 	b->start = 0;
-	b->end = len;
+	b->end = (uint32_t)len;
 }
 
 char *
@@ -201,7 +206,7 @@ iobuf_read(struct iobuf *b, struct conn *c)
 	n = conn_read(c, b->buf + b->end, b->cap - b->end < iobuf_room(b) ?
 	    b->cap - b->end : iobuf_room(b));
 	if (n > 0)
-		b->end += (size_t)n;
+		b->end += (uint32_t)n;
 	return n;
 }
 

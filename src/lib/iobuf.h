@@ -13,33 +13,38 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct conn;
 
-enum {
-	/* Heap storage held secrets (passwords, tokens): wipe before free. */
-	IOBUF_WIPE = 1 << 0,
-};
-
+/*
+ * Sizes are 32-bit (every limit is far below 4 GiB): a session holds two
+ * of these, and 10,000 idle sessions a worker is the target (S4).
+ */
 struct iobuf {
 	char		*buf;		/* fixed, a heap block, or NULL */
-	size_t		 start, end;	/* the data: buf[start..end) */
-	size_t		 cap;		/* of buf */
-	size_t		 max;		/* never more than this */
-	size_t		 first;		/* the first heap block's size */
 	char		*fixed;		/* the owner's array, or NULL */
-	size_t		 fixed_cap;
-	unsigned int	 flags;		/* IOBUF_* */
+	uint32_t	 start, end;	/* the data: buf[start..end) */
+	uint32_t	 cap;		/* of buf */
+	uint32_t	 max;		/* never more than this */
+	uint32_t	 fixed_cap;
+	unsigned int	 first : 31;	/* the first heap block's size */
+	unsigned int	 wipe : 1;	/* IOBUF_WIPE */
 };
+
+/* Heap storage held secrets (passwords, tokens): wipe before free. */
+#define IOBUF_WIPE		1u
 
 /*
  * Empty, holding at most max octets. Storage: fixed (fixed_cap octets of
  * the owner's, may be NULL/0) until more is needed, then heap blocks from
- * first octets (0: max) doubling up to max.
+ * first octets (0: max) doubling up to max. flags: IOBUF_WIPE or 0.
+ * Sizes above IOBUF_SIZE_MAX are a bug (fatalx).
  */
+#define IOBUF_SIZE_MAX		(1u << 30)
 void iobuf_init(struct iobuf *b, void *fixed, size_t fixed_cap, size_t first,
-    size_t max, unsigned int flags);
+    size_t max, uint32_t flags);
 /* Release the heap block (the data goes); b stays usable, empty. */
 void iobuf_free(struct iobuf *b);
 /*

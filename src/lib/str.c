@@ -35,6 +35,21 @@ str_fmt(char *dst, size_t dstsize, const char *fmt, ...)
 }
 
 int
+str_vline(char *line, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(line, size - 2, fmt, ap);
+
+	if (n < 0)
+		return -1;
+	if ((size_t)n > size - 3)
+		n = (int)size - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	line[n] = '\0';
+	return n;
+}
+
+int
 str_parse_u64(const char *s, uint64_t *r)
 {
 	uint64_t v = 0;

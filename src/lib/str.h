@@ -4,6 +4,7 @@
 #ifndef POSTINO_STR_H
 #define POSTINO_STR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,14 @@ int str_copy(char *dst, size_t dstsize, const char *src);
 /* snprintf that returns 0, or -1 on truncation or encoding error. */
 int str_fmt(char *dst, size_t dstsize, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * One protocol reply line in line[size] (size >= 3): the text, cut to
+ * fit, then CRLF and a NUL. Its length with the CRLF; -1 (nothing to
+ * send) on an encoding error.
+ */
+int str_vline(char *line, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /*
  * Strict unsigned parse: one or more ASCII digits, nothing else (no sign,

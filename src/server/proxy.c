@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "../lib/conn.h"
+#include "../lib/iobuf.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "limits.h"
@@ -25,9 +27,9 @@ struct proxy {
 	 */
 	struct ev_timer	 timer;
 	char		 id[SESSION_ID_LEN + 1];
-	size_t		 up_len, down_len;
-	char		 up[PROXY_BUF];		/* client -> mail worker */
-	char		 down[PROXY_BUF];	/* mail worker -> client */
+	struct iobuf	 up, down;	/* client -> mail worker, and back */
+	char		 up_buf[PROXY_BUF];
+	char		 down_buf[PROXY_BUF];
 };
 
 static struct proxy *proxies;
@@ -47,22 +49,10 @@ proxy_free(struct proxy *p)
 	conn_free(&p->plain);
 	close(p->net.fd);
 	close(p->plain.fd);
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		proxies = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
+	LIST_UNLINK(proxies, p);
 	nproxies--;
 	explicit_bzero(p, sizeof(*p));
 	free(p);
-}
-
-static void
-shift(char *buf, size_t *len, size_t used)
-{
-	memmove(buf, buf + used, *len - used);
-	*len -= used;
 }
 
 /* Move what can move; false when the proxy is finished. */
@@ -75,51 +65,43 @@ pump(struct proxy *p, bool *progress_r)
 		ssize_t n;
 
 		/* client -> mail worker */
-		while (p->up_len < PROXY_BUF) {
-			n = conn_read(&p->net, p->up + p->up_len,
-			    PROXY_BUF - p->up_len);
+		while (iobuf_space(&p->up) > 0) {
+			n = iobuf_read(&p->up, &p->net);
 			if (n < 0 && errno == EAGAIN)
 				break;
 			if (n <= 0)
 				return false;	/* the client left: no UPDATE */
-			p->up_len += (size_t)n;
 			moved = true;
 		}
-		if (p->up_len > 0) {
-			n = conn_write(&p->plain, p->up, p->up_len);
+		if (iobuf_len(&p->up) > 0) {
+			n = iobuf_write(&p->up, &p->plain);
 			if (n < 0 && errno != EAGAIN)
 				return false;
-			if (n > 0) {
-				shift(p->up, &p->up_len, (size_t)n);
+			if (n > 0)
 				moved = true;
-			}
 		}
 		/* mail worker -> client */
-		while (!p->mail_done && p->down_len < PROXY_BUF) {
-			n = conn_read(&p->plain, p->down + p->down_len,
-			    PROXY_BUF - p->down_len);
+		while (!p->mail_done && iobuf_space(&p->down) > 0) {
+			n = iobuf_read(&p->down, &p->plain);
 			if (n < 0 && errno == EAGAIN)
 				break;
 			if (n <= 0) {
 				p->mail_done = true;
 				break;
 			}
-			p->down_len += (size_t)n;
 			moved = true;
 		}
 		p->net_write_blocked = false;
-		if (p->down_len > 0) {
-			n = conn_write(&p->net, p->down, p->down_len);
+		if (iobuf_len(&p->down) > 0) {
+			n = iobuf_write(&p->down, &p->net);
 			if (n < 0 && errno == EAGAIN)
 				p->net_write_blocked = true;
 			else if (n < 0)
 				return false;
-			else {
-				shift(p->down, &p->down_len, (size_t)n);
+			else
 				moved = true;
-			}
 		}
-		if (p->mail_done && p->down_len == 0)
+		if (p->mail_done && iobuf_len(&p->down) == 0)
 			return false;
 		if (!moved)
 			break;
@@ -133,13 +115,14 @@ proxy_watch(struct proxy *p)
 {
 	unsigned int net = 0, plain = 0;
 
-	if (p->up_len < PROXY_BUF)
+	if (iobuf_space(&p->up) > 0)
 		net |= EV_READ;
-	if ((p->down_len > 0 && p->net_write_blocked) || p->net.want_write)
+	if ((iobuf_len(&p->down) > 0 && p->net_write_blocked) ||
+	    p->net.want_write)
 		net |= EV_WRITE;
-	if (!p->mail_done && p->down_len < PROXY_BUF)
+	if (!p->mail_done && iobuf_space(&p->down) > 0)
 		plain |= EV_READ;
-	if (p->up_len > 0)
+	if (iobuf_len(&p->up) > 0)
 		plain |= EV_WRITE;
 	ev_io_set(p->ev, p->net.fd, net, proxy_io, p);
 	ev_io_set(p->ev, p->plain.fd, plain, proxy_io, p);
@@ -171,7 +154,8 @@ proxy_timeout(struct ev *ev, void *arg)
 
 	(void)ev;
 	log_info("session=%s event=timeout state=relay mail_done=%s "
-	    "unsent=%zu", p->id, p->mail_done ? "yes" : "no", p->down_len);
+	    "unsent=%zu", p->id, p->mail_done ? "yes" : "no",
+	    iobuf_len(&p->down));
 	proxy_free(p);
 }
 
@@ -193,16 +177,15 @@ proxy_start(struct ev *ev, struct tls_conn *tls, int net_fd, int plain_fd,
 	p->idle_ms = idle_ms;
 	ev_timer_init(&p->timer, proxy_timeout, p);
 	str_copy(p->id, sizeof(p->id), session_id);
-	memcpy(p->down, pending, len);
-	p->down_len = len;
+	iobuf_init(&p->up, p->up_buf, sizeof(p->up_buf), 0, PROXY_BUF, 0);
+	iobuf_init(&p->down, p->down_buf, sizeof(p->down_buf), 0, PROXY_BUF,
+	    0);
+	iobuf_add(&p->down, pending, len);
 	if (net_set_nonblock(plain_fd) < 0) {
 		free(p);
 		return -1;
 	}
-	p->next = proxies;
-	if (proxies)
-		proxies->prev = p;
-	proxies = p;
+	LIST_PUSH(proxies, p);
 	nproxies++;
 	proxy_io(ev, net_fd, EV_READ | EV_WRITE, p);
 	return 0;

@@ -55,35 +55,23 @@ session_new_id(char id[SESSION_ID_LEN + 1])
 static size_t
 out_pending(const struct session *s)
 {
-	return s->out_end - s->out_start;
+	return iobuf_len(&s->out);
 }
 
 size_t
 session_out_room(const struct session *s)
 {
-	return SESSION_OUT_MAX - out_pending(s);
+	return iobuf_room(&s->out);
 }
 
-static void
-out_compact(struct session *s)
-{
-	if (s->out_start == 0)
-		return;
-	memmove(s->out, s->out + s->out_start, out_pending(s));
-	s->out_end -= s->out_start;
-	s->out_start = 0;
-}
-
+/* The output buffer's storage, taken when a reply is queued. */
 static bool
 out_alloc(struct session *s)
 {
-	if (s->out == NULL) {
-		s->out = malloc(SESSION_OUT_MAX);
-		if (s->out == NULL) {
-			log_warn("session=%s out of memory", s->id);
-			s->closing = true;
-			return false;
-		}
+	if (iobuf_reserve(&s->out, 0) < 0) {
+		log_warn("session=%s out of memory", s->id);
+		s->closing = true;
+		return false;
 	}
 	return true;
 }
@@ -94,18 +82,13 @@ session_out_tail(struct session *s, size_t *room_r)
 	*room_r = 0;
 	if (!out_alloc(s))
 		return NULL;
-	out_compact(s);
-	*room_r = SESSION_OUT_MAX - s->out_end;
-	return s->out + s->out_end;
+	return iobuf_tail(&s->out, room_r);
 }
 
 void
 session_out_commit(struct session *s, size_t n)
 {
-	if (n > SESSION_OUT_MAX - s->out_end)
-		fatalx("session_out_commit: %zu octets, room %zu", n,
-		    SESSION_OUT_MAX - s->out_end);
-	s->out_end += n;
+	iobuf_commit(&s->out, n);
 }
 
 size_t
@@ -113,13 +96,7 @@ session_write(struct session *s, const void *buf, size_t len)
 {
 	if (!out_alloc(s))
 		return 0;
-	if (s->out_end + len > SESSION_OUT_MAX)
-		out_compact(s);
-	if (len > SESSION_OUT_MAX - s->out_end)
-		len = SESSION_OUT_MAX - s->out_end;
-	memcpy(s->out + s->out_end, buf, len);
-	s->out_end += len;
-	return len;
+	return iobuf_add(&s->out, buf, len);
 }
 
 void
@@ -130,16 +107,12 @@ session_reply(struct session *s, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	n = str_vline(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
+		return;
 	if (s->transcript)
-		log_info("session=%s S: %.*s", s->id, n, line);
-	line[n++] = '\r';
-	line[n++] = '\n';
+		log_info("session=%s S: %.*s", s->id, n - 2, line);
 	session_write(s, line, (size_t)n);
 }
 
@@ -177,8 +150,7 @@ static void
 session_teardown(struct session *s)
 {
 	session_log_end(s);
-	free(s->out);
-	s->out = NULL;
+	iobuf_free(&s->out);
 	if (!s->handshaking)
 		conn_shutdown(&s->conn);
 	conn_free(&s->conn);
@@ -188,12 +160,8 @@ session_teardown(struct session *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	if (s->in != s->in_small && s->in != NULL) {
-		explicit_bzero(s->in, s->in_cap);
-		free(s->in);
-		s->in = s->in_small;
-		s->in_cap = sizeof(s->in_small);
-	}
+	/* A grown input buffer held a token or a password: wiped. */
+	iobuf_free(&s->in);
 	s->ops->closed(s);
 }
 
@@ -222,8 +190,7 @@ session_flush(struct session *s)
 	if (s->handshaking)
 		return;
 	while (out_pending(s) > 0) {
-		ssize_t n = conn_write(&s->conn, s->out + s->out_start,
-		    out_pending(s));
+		ssize_t n = iobuf_write(&s->out, &s->conn);
 
 		if (n < 0 && errno == EAGAIN)
 			return;
@@ -232,16 +199,13 @@ session_flush(struct session *s)
 			session_close(s);
 			return;
 		}
-		s->out_start += (size_t)n;
 		s->bytes_out += (uint64_t)n;
 		/* Progress: a long RETR to a reading client never times out. */
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
 	}
-	s->out_start = s->out_end = 0;
-	if (!s->more) {
-		free(s->out);
-		s->out = NULL;
-	}
+	/* Drained: an idle session holds no output buffer. */
+	if (!s->more)
+		iobuf_shrink(&s->out);
 }
 
 static void
@@ -291,13 +255,12 @@ session_start(struct session *s, struct ev *ev, int fd,
 		s->idle_ms = SESSION_IDLE_DEFAULT_MS;
 	if (s->max_bad == 0)
 		s->max_bad = SESSION_BAD_DEFAULT;
-	s->in = s->in_small;
-	s->in_cap = sizeof(s->in_small);
-	if (prelen > s->in_cap)
+	iobuf_init(&s->in, s->in_small, sizeof(s->in_small), 0,
+	    SESSION_IN_MAX, IOBUF_WIPE);
+	iobuf_init(&s->out, NULL, 0, 0, SESSION_OUT_MAX, 0);
+	if (prelen > iobuf_room(&s->in))
 		return -1;
-	if (prelen > 0)
-		memcpy(s->in, pre, prelen);
-	s->in_len = prelen;
+	iobuf_add(&s->in, pre, prelen);
 	/*
 	 * Every reply leaves in one write (session_process), so Nagle has
 	 * nothing to merge and would only delay a reply's last segment.
@@ -479,36 +442,21 @@ done:
 static int
 session_in_grow(struct session *s, size_t max)
 {
-	char *big;
-
-	if (max <= s->in_cap)
+	if (max <= s->in.cap)
 		return 0;
-	big = malloc(max);
-	if (big == NULL)
-		return -1;
-	memcpy(big, s->in, s->in_len);
-	if (s->in != s->in_small) {
-		explicit_bzero(s->in, s->in_cap);
-		free(s->in);
-	}
-	s->in = big;
-	s->in_cap = max;
-	return 0;
+	iobuf_set_max(&s->in, max);
+	return iobuf_reserve(&s->in, max - iobuf_len(&s->in));
 }
 
-/* Back to the small buffer once long lines are over and the input fits. */
+/* Back to the small buffer (wiped) once long lines are over and it fits. */
 static void
 session_in_shrink(struct session *s)
 {
-	if (s->in == s->in_small || s->line_max > SESSION_IN_MAX ||
-	    s->in_len > sizeof(s->in_small))
+	if (s->line_max > SESSION_IN_MAX)
 		return;
-	memcpy(s->in_small, s->in, s->in_len);
-	/* It held a token or a password: wipe before free. */
-	explicit_bzero(s->in, s->in_cap);
-	free(s->in);
-	s->in = s->in_small;
-	s->in_cap = sizeof(s->in_small);
+	iobuf_shrink(&s->in);
+	if (s->in.buf == s->in_small)
+		iobuf_set_max(&s->in, SESSION_IN_MAX);
 }
 
 /* Take complete lines while nothing stops us; see the throttling rules in session.h. */
@@ -518,34 +466,28 @@ session_take_lines(struct session *s)
 	while (!s->closed && !s->closing && !s->suspended && !s->more &&
 	    s->starttls == NULL && !s->handshaking &&
 	    out_pending(s) <= SESSION_OUT_HIGH) {
-		char *lf = memchr(s->in, '\n', s->in_len);
 		size_t len, used, max = s->line_max ? s->line_max : POP3_LINE_MAX;
+		char *line = iobuf_getline(&s->in, &len, &used);
 
-		if (lf == NULL) {
-			if (s->in_len >= max) {
+		if (line == NULL) {
+			if (iobuf_len(&s->in) >= max) {
 				session_reply(s, "-ERR Line too long.");
 				s->closing = true;
-			} else if (s->in_len == s->in_cap &&
+			} else if (iobuf_space(&s->in) == 0 &&
 			    session_in_grow(s, max) < 0) {
 				session_set_end(s, "error");
 				s->closing = true;
 			}
 			return;
 		}
-		used = (size_t)(lf - s->in) + 1;
 		if (used > max) {
 			session_reply(s, "-ERR Line too long.");
 			s->closing = true;
 			return;
 		}
-		len = used - 1;
-		if (len > 0 && s->in[len - 1] == '\r')
-			len--;
-		s->in[len] = '\0';
-		session_dispatch(s, s->in, len);
-		if (s->in_len > used)
-			memmove(s->in, s->in + used, s->in_len - used);
-		s->in_len -= used;
+		session_dispatch(s, line, len);
+		iobuf_consume(&s->in, used);
+		iobuf_compact(&s->in);
 		session_in_shrink(s);
 	}
 }
@@ -557,7 +499,7 @@ session_process(struct session *s)
 
 	s->in_dispatch = true;
 	for (int rounds = 0; rounds < 64 && !s->closed; rounds++) {
-		size_t before = s->in_len;
+		size_t before = iobuf_len(&s->in);
 		bool was_more = s->more;
 
 		session_take_lines(s);
@@ -575,7 +517,7 @@ session_process(struct session *s)
 		if (s->closed)
 			break;
 		/* Go on while something moved: input taken, a reply ended or can grow. */
-		if (before == s->in_len && !(was_more && !s->more) &&
+		if (before == iobuf_len(&s->in) && !(was_more && !s->more) &&
 		    !(s->more && out_pending(s) < SESSION_OUT_LOW))
 			break;
 	}
@@ -593,9 +535,10 @@ session_process(struct session *s)
 	/* A reply still to produce waits for writability: fair to other sessions. */
 	events = out_pending(s) > 0 || s->more ? EV_WRITE : 0;
 	/* Complete commands left after the round limit: come back at once. */
-	if (!s->suspended && !s->closing && memchr(s->in, '\n', s->in_len))
+	if (!s->suspended && !s->closing && memchr(iobuf_data(&s->in), '\n',
+	    iobuf_len(&s->in)))
 		events |= EV_WRITE;
-	if (!s->closing && s->in_len < s->in_cap &&
+	if (!s->closing && iobuf_space(&s->in) > 0 &&
 	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL) {
 		events |= EV_READ;
 		/*
@@ -623,7 +566,7 @@ session_begin_tls(struct session *s)
 	}
 	conn_init_tls(&s->conn, s->fd, tls);
 	/* Whatever came in plaintext after the command is dropped. */
-	s->in_len = 0;
+	iobuf_consume(&s->in, iobuf_len(&s->in));
 	s->handshaking = true;
 }
 
@@ -671,9 +614,8 @@ session_handshake(struct session *s)
 static int
 session_read(struct session *s)
 {
-	for (int i = 0; i < 4 && s->in_len < s->in_cap; i++) {
-		ssize_t n = conn_read(&s->conn, s->in + s->in_len,
-		    s->in_cap - s->in_len);
+	for (int i = 0; i < 4 && iobuf_space(&s->in) > 0; i++) {
+		ssize_t n = iobuf_read(&s->in, &s->conn);
 
 		if (n < 0 && errno == EAGAIN)
 			return 0;
@@ -683,7 +625,6 @@ session_read(struct session *s)
 			session_close(s);
 			return -1;
 		}
-		s->in_len += (size_t)n;
 		s->bytes_in += (uint64_t)n;
 		/* One read per wake-up, unless the stream holds more (TLS). */
 		if (!conn_pending(&s->conn))
@@ -752,7 +693,7 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 		return;
 	if ((events & EV_READ || s->conn.want_write || (!s->handshaking &&
 	    conn_pending(&s->conn))) &&
-	    s->in_len < s->in_cap && s->starttls == NULL &&
+	    iobuf_space(&s->in) > 0 && s->starttls == NULL &&
 	    session_read(s) < 0)
 		return;
 	session_process(s);
@@ -761,17 +702,19 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 int
 session_detach(struct session *s, struct session_handover *h)
 {
-	if (out_pending(s) > sizeof(h->out) || s->in_len > sizeof(h->in))
+	if (out_pending(s) > sizeof(h->out) ||
+	    iobuf_len(&s->in) > sizeof(h->in))
 		return -1;
 	h->fd = s->fd;
 	h->tls = conn_take_tls(&s->conn);
-	memcpy(h->in, s->in, s->in_len);
-	h->inlen = s->in_len;
+	h->inlen = iobuf_len(&s->in);
+	if (h->inlen > 0)
+		memcpy(h->in, iobuf_data(&s->in), h->inlen);
 	h->outlen = out_pending(s);
 	if (h->outlen > 0)
-		memcpy(h->out, s->out + s->out_start, h->outlen);
-	s->in_len = 0;
-	s->out_start = s->out_end = 0;
+		memcpy(h->out, iobuf_data(&s->out), h->outlen);
+	iobuf_consume(&s->in, h->inlen);
+	iobuf_consume(&s->out, h->outlen);
 	ev_timer_stop(s->ev, &s->timer);
 	ev_io_del(s->ev, s->fd);
 	s->fd = -1;

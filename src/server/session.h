@@ -13,6 +13,7 @@
 
 #include "../lib/ev.h"
 #include "../lib/conn.h"
+#include "../lib/iobuf.h"
 #include "../lib/tls.h"
 #include "../pop3/pop3.h"
 #include "limits.h"
@@ -119,13 +120,10 @@ struct session {
 	struct conn		 conn;		/* every read and write */
 	struct ev_timer		 timer;
 	unsigned int		 kernel_queued;	/* SIOCOUTQ at the last timeout */
-	size_t			 in_len;
-	size_t			 out_start, out_end;
-	char			*in;		/* in_small, or allocated */
-	size_t			 in_cap;
+	struct iobuf		 in;		/* in_small, or grown */
 	char			 in_small[SESSION_IN_MAX];
-	/* Allocated while output is pending: an idle session costs ~1.5 KiB. */
-	char			*out;
+	/* Storage only while output is pending: an idle session costs ~1.5 KiB. */
+	struct iobuf		 out;
 };
 
 /* Random session id (16 hex digits). */

@@ -14,15 +14,7 @@
 #include <cmocka.h>
 
 #include "../../src/lib/conn.h"
-#include "../../src/lib/net.h"
-
-static void
-pair(int sv[2])
-{
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(net_set_nonblock(sv[0]), 0);
-	assert_int_equal(net_set_nonblock(sv[1]), 0);
-}
+#include "testutil.h"
 
 static void
 test_conn_plain_moves_bytes_and_says_eagain_then_eof(void **state)
@@ -32,7 +24,7 @@ test_conn_plain_moves_bytes_and_says_eagain_then_eof(void **state)
 	int sv[2];
 
 	(void)state;
-	pair(sv);
+	tu_socketpair(sv);
 	conn_init_plain(&a, sv[0]);
 	conn_init_plain(&b, sv[1]);
 	errno = 0;
@@ -61,7 +53,7 @@ test_conn_plain_write_fills_then_eagain_then_epipe(void **state)
 	int i;
 
 	(void)state;
-	pair(sv);
+	tu_socketpair(sv);
 	conn_init_plain(&a, sv[0]);
 	/* A socketpair's buffer is finite: writing must stop with EAGAIN. */
 	for (i = 0; i < 1000; i++) {
@@ -90,7 +82,7 @@ test_conn_take_tls_leaves_plaintext(void **state)
 	struct tls_conn *tls;
 
 	(void)state;
-	pair(sv);
+	tu_socketpair(sv);
 	assert_int_equal(tls_init(err), 0);
 	ctx = tls_client_ctx_new(NULL, "TLSv1.2", err);
 	assert_non_null(ctx);

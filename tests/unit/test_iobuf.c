@@ -14,7 +14,7 @@
 
 #include "../../src/lib/conn.h"
 #include "../../src/lib/iobuf.h"
-#include "../../src/lib/net.h"
+#include "testutil.h"
 
 static void
 test_iobuf_lines_in_place_in_the_owners_array(void **state)
@@ -151,14 +151,6 @@ test_iobuf_grows_by_doubling_and_shrinks_back_to_the_array(void **state)
 }
 
 static void
-pair(int sv[2])
-{
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(net_set_nonblock(sv[0]), 0);
-	assert_int_equal(net_set_nonblock(sv[1]), 0);
-}
-
-static void
 test_iobuf_reads_and_writes_over_conn(void **state)
 {
 	char small[8];
@@ -167,7 +159,7 @@ test_iobuf_reads_and_writes_over_conn(void **state)
 	int sv[2];
 
 	(void)state;
-	pair(sv);
+	tu_socketpair(sv);
 	conn_init_plain(&a, sv[0]);
 	conn_init_plain(&c, sv[1]);
 	iobuf_init(&in, small, sizeof(small), 0, sizeof(small), 0);

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include "../../src/lib/ipc.h"
 #include "../../src/lib/str.h"
 #include "../../src/server/login.h"
+#include "testutil.h"
 
 struct fixture {
 	struct ev		*ev;
@@ -170,26 +170,9 @@ static const char *
 say(struct fixture *f, const char *line)
 {
 	static char out[4096];
-	size_t got = 0;
 
-	if (line[0] != '\0')
-		assert_int_equal(write(f->peer, line, strlen(line)),
-		    (ssize_t)strlen(line));
-	for (int idle = 0; idle < 10 && got + 1 < sizeof(out);) {
-		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
-		ssize_t n;
-
-		if (!f->closed)
-			ev_run_once(f->ev, 5);
-		if (poll(&pfd, 1, 5) == 1 &&
-		    (n = read(f->peer, out + got, sizeof(out) - 1 - got)) > 0) {
-			got += (size_t)n;
-			idle = 0;
-		} else {
-			idle++;
-		}
-	}
-	out[got] = '\0';
+	tu_exchange(&(struct tu_loop){ .ev = f->ev, .stopped = &f->closed,
+	    .peer = f->peer }, line, strlen(line), out, sizeof(out), 10);
 	return out;
 }
 

@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +121,7 @@ make_maildir(struct fixture *f)
 
 /* The session that closed (and freed its mail_conn); NULL: still open. */
 static struct session *closed_session;
+static bool session_closed;
 
 /* What the role's conn_closed does for the store: no UPDATE. */
 static void
@@ -130,6 +130,7 @@ closed(struct session *s)
 	struct mail_conn *c = s->owner;
 
 	closed_session = s;
+	session_closed = true;
 	mailbox_release(c);
 	free(c);
 }
@@ -171,6 +172,7 @@ setup(void **state)
 	assert_int_equal(f->c->sops->open(&f->c->st, &p, &f->c->idx, err),
 	    STORE_OK);
 	closed_session = NULL;
+	session_closed = false;
 	session_setup(&f->c->s, &(struct session_params){ .ip = "127.0.0.1",
 	    .idle_ms = 10000, .max_bad = 50 });
 	assert_int_equal(session_start(&f->c->s, f->ev, sv[0], &ops,
@@ -210,26 +212,9 @@ static const char *
 say(struct fixture *f, const char *line)
 {
 	static char out[8192];
-	size_t got = 0;
 
-	if (line[0] != '\0')
-		assert_int_equal(write(f->peer, line, strlen(line)),
-		    (ssize_t)strlen(line));
-	for (int idle = 0; idle < 10 && got + 1 < sizeof(out);) {
-		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
-		ssize_t n;
-
-		if (closed_session == NULL)
-			ev_run_once(f->ev, 5);
-		if (poll(&pfd, 1, 5) == 1 &&
-		    (n = read(f->peer, out + got, sizeof(out) - 1 - got)) > 0) {
-			got += (size_t)n;
-			idle = 0;
-		} else {
-			idle++;
-		}
-	}
-	out[got] = '\0';
+	tu_exchange(&(struct tu_loop){ .ev = f->ev, .stopped = &session_closed,
+	    .peer = f->peer }, line, strlen(line), out, sizeof(out), 10);
 	return out;
 }
 
@@ -241,26 +226,10 @@ static char *
 drain(struct fixture *f, const char *line, size_t len)
 {
 	char *out = malloc(len + 1);
-	size_t got = 0;
 
 	assert_non_null(out);
-	assert_int_equal(write(f->peer, line, strlen(line)),
-	    (ssize_t)strlen(line));
-	for (int idle = 0; idle < 400 && got < len;) {
-		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
-		ssize_t n;
-
-		ev_run_once(f->ev, 5);
-		if (poll(&pfd, 1, 5) == 1 &&
-		    (n = read(f->peer, out + got, len - got)) > 0) {
-			got += (size_t)n;
-			idle = 0;
-		} else {
-			idle++;
-		}
-	}
-	assert_int_equal(got, len);
-	out[got] = '\0';
+	assert_int_equal(tu_exchange(&(struct tu_loop){ .ev = f->ev,
+	    .peer = f->peer }, line, strlen(line), out, len + 1, 400), len);
 	return out;
 }
 

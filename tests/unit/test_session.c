@@ -22,6 +22,7 @@
 
 #include "../../src/lib/str.h"
 #include "../../src/server/session.h"
+#include "testutil.h"
 
 struct fixture {
 	struct ev	*ev;
@@ -188,28 +189,9 @@ static size_t
 exchange(struct fixture *f, const void *buf, size_t len, char *out,
     size_t outsize)
 {
-	size_t got = 0;
-
-	if (len > 0)
-		assert_int_equal(write(f->peer, buf, len), (ssize_t)len);
-	for (int idle = 0; idle < 10 && got + 1 < outsize;) {
-		struct pollfd pfd = { .fd = f->peer, .events = POLLIN };
-		ssize_t n;
-
-		if (!f->closed)
-			ev_run_once(f->ev, 5);
-		if (poll(&pfd, 1, 5) <= 0) {
-			idle++;
-			continue;
-		}
-		n = read(f->peer, out + got, outsize - 1 - got);
-		if (n <= 0)
-			break;
-		idle = 0;
-		got += (size_t)n;
-	}
-	out[got] = '\0';
-	return got;
+	return tu_exchange(&(struct tu_loop){ .ev = f->ev,
+	    .stopped = &f->closed, .peer = f->peer }, buf, len, out, outsize,
+	    10);
 }
 
 #define SEND(f, lit, out) exchange((f), (lit), sizeof(lit) - 1, (out), sizeof(out))

@@ -7,13 +7,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
+#include "../../src/lib/ev.h"
 
 int
 tu_tmpdir_make(char *dir, size_t size, const char *name)
@@ -82,4 +85,43 @@ tu_run_tool(const char *const argv[], const char *input, size_t inlen,
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	return WEXITSTATUS(status);
+}
+
+void
+tu_socketpair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+}
+
+size_t
+tu_exchange(const struct tu_loop *l, const void *buf, size_t len, char *out,
+    size_t outsize, unsigned int patience)
+{
+	size_t got = 0;
+
+	if (len > 0)
+		assert_int_equal(write(l->peer, buf, len), (ssize_t)len);
+	for (unsigned int idle = 0; idle < patience && got + 1 < outsize;) {
+		struct pollfd pfd = { .fd = l->peer, .events = POLLIN };
+		ssize_t n;
+
+		if (l->stopped == NULL || !*l->stopped)
+			ev_run_once(l->ev, 5);
+		if (poll(&pfd, 1, 5) != 1) {
+			idle++;
+			continue;
+		}
+		n = read(l->peer, out + got, outsize - 1 - got);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			idle++;
+			continue;
+		}
+		got += (size_t)n;
+		idle = 0;
+	}
+	out[got] = '\0';
+	return got;
 }

@@ -5,7 +5,10 @@
 #ifndef POSTINO_TESTUTIL_H
 #define POSTINO_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+struct ev;
 
 /* mkdtemp "/tmp/postino-test-NAME.XXXXXX" into dir. 0, or -1. */
 int tu_tmpdir_make(char *dir, size_t size, const char *name);
@@ -19,5 +22,25 @@ int tu_tmpdir_remove(const char *dir);
  */
 int tu_run_tool(const char *const argv[], const char *input, size_t inlen,
     char *out, size_t outsize);
+
+/* A connected pair of nonblocking stream sockets (a test failure if not). */
+void tu_socketpair(int sv[2]);
+
+/* A server loop under test and the test's end of its socket. */
+struct tu_loop {
+	struct ev	*ev;
+	const bool	*stopped;	/* NULL, or true once the loop is done */
+	int		 peer;
+};
+
+/*
+ * Talk to the loop as its client: write len octets of buf to the peer
+ * (none when 0), then turn the loop (unless stopped) and read what comes
+ * back until nothing has come for patience rounds of 5 ms, the peer's
+ * end is closed, or out is full. out is NUL-terminated (outsize - 1
+ * octets at most); the octets read.
+ */
+size_t tu_exchange(const struct tu_loop *l, const void *buf, size_t len,
+    char *out, size_t outsize, unsigned int patience);
 
 #endif
