@@ -121,7 +121,7 @@ test_conn_tls_write_says_it_waits_to_read(void **state)
 	struct tls_ctx *ctx;
 
 	(void)state;
-	pair(sv);
+	tu_socketpair(sv);
 	assert_int_equal(tls_init(err), 0);
 	ctx = tls_client_ctx_new(NULL, "TLSv1.2", err);
 	assert_non_null(ctx);
