@@ -1,6 +1,6 @@
 /*
  * postino-migrate: copy one user's mailbox from one store to another
- * (Maildir or mbox into pgsql, pgsql into Maildir) keeping every UIDL, so
+ * (Maildir, mbox and pgsql, either way) keeping every UIDL, so
  * a client that leaves mail on the server downloads nothing twice. The
  * source is opened as a POP3 session opens it (its session lock held, the
  * UIDLs it serves, Dovecot's dovecot-uidlist included); each message goes
@@ -32,7 +32,8 @@ static const char manual[] =
 "Copy USER's mailbox FROM one store TO another, keeping every UIDL.\n"
 "FROM and TO are mailbox settings as in postinod.conf: maildir:PATH,\n"
 "mbox:PATH or pgsql:[NAME] (pgsql_conninfo and pgsql_password_file from\n"
-"the configuration). mbox can be read, not written (its UIDLs are digests).\n"
+"the configuration). Into mbox each message gets its UIDL as its first\n"
+"header, \"X-UIDL: UIDL\", which adds that line to its POP3 size.\n"
 "  -c FILE       configuration (default /etc/postino/postinod.conf)\n"
 "  -d USER       the user whose mailbox is copied\n"
 "  -h, --help    print this text;  -V, --version  print the version\n"
@@ -82,15 +83,54 @@ spool_message(const struct store_ops *ops, struct store *st,
 	return fd;
 }
 
+static int
+uidl_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The UIDLs of an open mailbox, sorted for bsearch; NULL with err when
+ * out of memory (none: a pointer still, to be freed).
+ */
+static const char **
+uidls_sorted(const struct store_index *idx, char *err)
+{
+	const char **v = calloc(idx->count + 1, sizeof(*v));
+
+	if (v == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		return NULL;
+	}
+	for (unsigned int i = 0; i < idx->count; i++)
+		v[i] = idx->msgs[i].uidl;
+	qsort(v, idx->count, sizeof(*v), uidl_cmp);
+	return v;
+}
+
+/* The UIDLs already in the destination, when its append does not skip. */
+struct have {
+	const char	**uidls;
+	size_t		  count;
+};
+
+static bool
+have_uidl(const struct have *h, const char *uidl)
+{
+	return h->uidls != NULL && bsearch(&uidl, h->uidls, h->count,
+	    sizeof(*h->uidls), uidl_cmp) != NULL;
+}
+
 /*
  * Every message of the open source into to: the number copied (or already
  * there) in *done_r. The delivery keeps the bytes as they are stored: no
- * headers added, no line ends changed.
+ * headers added (but an mbox's X-UIDL, store.h), no line ends changed.
  */
 static enum store_result
 copy_all(const struct store_ops *from, struct store *st,
     const struct store_index *idx, const struct store_ops *to,
-    const struct store_params *top, unsigned int *done_r, char *err)
+    const struct store_params *top, const struct have *have,
+    unsigned int *done_r, char *err)
 {
 	struct store_delivery d = { 0 };
 	enum store_result r;
@@ -98,6 +138,10 @@ copy_all(const struct store_ops *from, struct store *st,
 
 	*done_r = 0;
 	for (unsigned int i = 0; i < idx->count; i++) {
+		if (have_uidl(have, idx->msgs[i].uidl)) {
+			(*done_r)++;
+			continue;
+		}
 		if ((fd = spool_message(from, st, i + 1, err)) < 0)
 			return STORE_TEMPFAIL;
 		d.uidl = idx->msgs[i].uidl;
@@ -138,6 +182,26 @@ exit_code(enum store_result r)
 	    EX_TEMPFAIL;
 }
 
+/*
+ * An mbox's append cannot tell whether a UIDL is in it already (store.h):
+ * hold it as a POP3 session does, for the whole run, and skip the UIDLs
+ * of its index. Another migration into it waits; deliveries go on.
+ */
+static void
+open_have(const struct store_params *tp, struct store **tst_r,
+    struct store_index *tidx, struct have *have)
+{
+	char err[ERR_LEN];
+	enum store_result r = store_mbox_ops.open(tst_r, tp, tidx, err);
+
+	if (r != STORE_OK)
+		delivery_die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL,
+		    "%s: %s", tp->path, err);
+	if ((have->uidls = uidls_sorted(tidx, err)) == NULL)
+		delivery_die(EX_TEMPFAIL, "%s", err);
+	have->count = tidx->count;
+}
+
 static int
 migrate(const struct config *cf, const struct auth_user *u, const char *from,
     const char *to)
@@ -145,8 +209,9 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	char fpath[PATH_MAX], tpath[PATH_MAX], err[ERR_LEN];
 	const struct store_ops *fops, *tops;
 	struct store_params fp = { 0 }, tp = { 0 };
-	struct store_index idx;
-	struct store *st = NULL;
+	struct store_index idx, tidx;
+	struct store *st = NULL, *tst = NULL;
+	struct have have = { 0 };
 	enum store_result r;
 	unsigned int done = 0;
 
@@ -167,8 +232,13 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	if (r != STORE_OK)
 		delivery_die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL,
 		    "%s: %s", fpath, err);
-	r = copy_all(fops, st, &idx, tops, &tp, &done, err);
+	if (tops == &store_mbox_ops)
+		open_have(&tp, &tst, &tidx, &have);
+	r = copy_all(fops, st, &idx, tops, &tp, &have, &done, err);
 	fops->close(&st, &idx);
+	if (tst != NULL)
+		tops->close(&tst, &tidx);
+	free(have.uidls);
 	if (r != STORE_OK)
 		delivery_die(exit_code(r),
 		    "%s: %u of the messages copied, then: %s",

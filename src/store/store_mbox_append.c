@@ -389,9 +389,16 @@ store_mbox_append(const struct store_params *p, int in,
 {
 	enum store_result r;
 
-	/* An mbox UIDL is a digest of the message, not something to set. */
-	if (d->uidl != NULL) {
-		(void)str_copy(err, ERR_LEN, "mbox cannot keep a given UIDL");
+	/*
+	 * A UIDL to keep becomes the message's first header, "X-UIDL:",
+	 * which the scan takes as its UIDL; one it would not take is
+	 * refused rather than written and silently lost.
+	 */
+	if (d->uidl != NULL && !store_mbox_uidl_valid(d->uidl,
+	    strlen(d->uidl))) {
+		(void)str_fmt(err, ERR_LEN, "a UIDL of %zu octets that is not "
+		    "1..%d octets 0x21..0x7E cannot be an mbox's X-UIDL",
+		    strlen(d->uidl), STORE_UIDL_MAX);
 		return STORE_PERMFAIL;
 	}
 	/*
