@@ -9,8 +9,6 @@
  * destination is skipped, so an interrupted run is simply run again.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +17,12 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "../auth/auth.h"
 #include "../lib/fdio.h"
 #include "../lib/log.h"
-#include "../lib/version.h"
 #include "../store/store_path.h"
 #include "../store/store_pgsql.h"
 #include "delivery.h"
+#include "delivery_tool.h"
 
 static const char manual[] =
 "usage: postino-migrate [-c FILE] -d USER FROM TO\n"
@@ -42,13 +39,6 @@ static const char manual[] =
 "user (or all) while it runs: FROM is locked as a POP3 session would be.\n"
 "Exit status (sysexits.h): 0 copied, 75 try again later, 67 no such user,\n"
 "73 a message could not be written, 64 usage, 78 configuration.\n";
-
-static void __attribute__((noreturn))
-usage(void)
-{
-	delivery_die(EX_USAGE,
-	    "usage: postino-migrate [-c FILE] -d USER FROM TO");
-}
 
 /* Message msgnum of the source, as stored, into a fresh memfd. */
 static int
@@ -154,27 +144,6 @@ copy_all(const struct store_ops *from, struct store *st,
 	return STORE_OK;
 }
 
-/* The user's account, looked up as postino-deliver does. */
-static void
-lookup(const struct config *cf, const char *user, struct auth_user *u)
-{
-	const struct auth_ops *ops;
-	struct auth_db *db = NULL;
-	enum auth_result ar;
-	char err[ERR_LEN];
-
-	if (!auth_name_valid(user))
-		delivery_die(EX_NOUSER, "%s: no such user", user);
-	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	ar = ops->lookup(db, user, u);
-	ops->close(&db);
-	if (ar == AUTH_PERMFAIL)
-		delivery_die(EX_NOUSER, "%s: no such user", user);
-	if (ar != AUTH_OK)
-		delivery_die(EX_TEMPFAIL, "%s: user lookup failed", user);
-}
-
 static int
 exit_code(enum store_result r)
 {
@@ -248,64 +217,37 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 }
 
+/* Either side may be pgsql, whatever the configured mailbox is. */
+static int
+store_setup(const struct config *cf, char *err)
+{
+	struct store_pgsql_conf pc = { .conninfo = cf->pgsql_conninfo,
+	    .password_file = cf->pgsql_password_file, .pool = 1 };
+
+	/* A bad conninfo or password file is the configuration's fault. */
+	if (cf->pgsql_conninfo[0] != '\0' &&
+	    store_pgsql_configure(&pc, err) < 0)
+		delivery_die(EX_CONFIG, "%s", err);
+	return 0;
+}
+
+static const struct delivery_tool tool = {
+	.manual = manual,
+	.usage = "usage: postino-migrate [-c FILE] -d USER FROM TO",
+	.options = "",
+	.operands = 2,
+	.store_setup = store_setup,
+};
+
 int
 main(int argc, char **argv)
 {
-	const char *conf = "/etc/postino/postinod.conf", *user = NULL;
 	struct auth_user u;
 	struct config *cf;
-	char err[ERR_LEN];
-	int ch, rc;
+	int first, rc;
 
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-
-	while ((ch = getopt_long(argc, argv, "hVc:d:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h':
-			fputs(manual, stdout);
-			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
-		case 'V':
-			printf("postino-migrate %s\n", POSTINO_VERSION);
-			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
-		case 'c':
-			conf = optarg;
-			break;
-		case 'd':
-			user = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (argc - optind != 2 || user == NULL)
-		usage();
-	umask(077);
-	if ((cf = malloc(sizeof(*cf))) == NULL)
-		delivery_die(EX_TEMPFAIL, "out of memory");
-	if (config_load(cf, conf, err) < 0)
-		delivery_die(EX_CONFIG, "%s", err);
-	log_init("postino-migrate", false, false);
-	lookup(cf, user, &u);
-	/* Either side may be pgsql, whatever the configured mailbox is. */
-	{
-		struct store_pgsql_conf pc = { .conninfo = cf->pgsql_conninfo,
-		    .password_file = cf->pgsql_password_file, .pool = 1 };
-
-		if (cf->pgsql_conninfo[0] != '\0' &&
-		    store_pgsql_configure(&pc, err) < 0)
-			delivery_die(EX_CONFIG, "%s", err);
-	}
-	switch (delivery_become_owner(cf, &u, err)) {
-	case -1:
-		delivery_die(EX_CONFIG, "%s: %s", user, err);
-	case -2:
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	}
-	rc = migrate(cf, &u, argv[optind], argv[optind + 1]);
+	cf = delivery_tool_start(&tool, argc, argv, &u, &first);
+	rc = migrate(cf, &u, argv[first], argv[first + 1]);
 	store_pgsql_shutdown();
 	free(cf);
 	return rc;
