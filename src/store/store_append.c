@@ -14,7 +14,8 @@
 #define FROM_LEN	5
 
 struct writer {
-	int		 fd;
+	store_sink_fn	*sink;
+	void		*arg;
 	size_t		 len;
 	uint64_t	 total;
 	struct crlf_size cs;
@@ -24,7 +25,7 @@ struct writer {
 static int
 w_flush(struct writer *w)
 {
-	if (w->len > 0 && fd_write_all(w->fd, w->buf, w->len) < 0)
+	if (w->len > 0 && w->sink(w->arg, w->buf, w->len) < 0)
 		return -1;
 	w->len = 0;
 	return 0;
@@ -261,9 +262,24 @@ filter_chunk(struct writer *w, struct line_start *ls, struct hdr_filter *f,
 }
 
 int
+store_sink_fd(void *arg, const void *p, size_t n)
+{
+	return fd_write_all(*(const int *)arg, p, n);
+}
+
+int
 store_append_copy(int in, int out, const struct store_delivery *d,
     enum store_escape esc, uint64_t *stored_r, uint64_t *crlf_r,
     bool *ends_lf_r, char *err)
+{
+	return store_append_copy_to(in, store_sink_fd, &out, d, esc, stored_r,
+	    crlf_r, ends_lf_r, err);
+}
+
+int
+store_append_copy_to(int in, store_sink_fn *sink, void *arg,
+    const struct store_delivery *d, enum store_escape esc,
+    uint64_t *stored_r, uint64_t *crlf_r, bool *ends_lf_r, char *err)
 {
 	static struct writer w;	/* 64 KiB: not on the stack */
 	unsigned char buf[16384];
@@ -275,7 +291,7 @@ store_append_copy(int in, int out, const struct store_delivery *d,
 	struct hdr_filter f = { .in_header = esc != STORE_ESCAPE_NONE,
 	    .line_start = true };
 
-	w = (struct writer){ .fd = out };
+	w = (struct writer){ .sink = sink, .arg = arg };
 	crlf_size_init(&w.cs);
 	if ((esc != STORE_ESCAPE_NONE && d->uidl != NULL &&
 	    w_header(&w, "X-UIDL: ", "", d->uidl, "", d->crlf) < 0) ||

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "mbox_append.h"
 
 enum store_escape {
 	STORE_ESCAPE_NONE,	/* Maildir: the bytes as they are */
@@ -28,6 +29,11 @@ enum store_escape {
 int store_append_copy(int in, int out, const struct store_delivery *d,
     enum store_escape esc, uint64_t *stored_r, uint64_t *crlf_r,
     bool *ends_lf_r, char *err);
+
+/* The same octets to sink(arg, ...) instead of an fd (mbox_append.h). */
+int store_append_copy_to(int in, store_sink_fn *sink, void *arg,
+    const struct store_delivery *d, enum store_escape esc,
+    uint64_t *stored_r, uint64_t *crlf_r, bool *ends_lf_r, char *err);
 
 /*
  * Create dir and its missing parents (mode 0700, like a Maildir's owner

@@ -20,6 +20,7 @@
 
 #include "../../src/store/store.h"
 #include "../../src/store/store_append.h"
+#include "../../src/store/mbox_append.h"
 #include "testutil.h"
 
 struct fixture {
@@ -545,6 +546,64 @@ test_mbox_append_uidl_is_ours_not_the_senders(void **state)
 	close(fd);
 }
 
+/*
+ * The mbox append in steps (mbox_append.h), as postino's delivery uses
+ * it: the token proves a whole append after a kill; one whose journal was
+ * still there is cut by the store (not delivered, fetched again); a
+ * partial one without the message to compare is left alone.
+ */
+static void
+test_mbox_token_proves_an_append_after_a_kill(void **state)
+{
+	struct fixture *f = *state;
+	static const char m[] = "Return-Path: <s@x>\nSubject: s\n\nFrom b\n";
+	char path[256], journal[300], line[64], err[ERR_LEN];
+	char token[STORE_MBOX_TOKEN_MAX];
+	struct store_params p = { .path = path, .mboxrd = true, .lock_wait = 1 };
+	struct store_delivery d = { 0 };
+	struct store_mbox_txn t;
+	unsigned long long old, len;
+	struct stat sb;
+	int fd = memfd_with(m, strlen(m)), j;
+
+	snprintf(path, sizeof(path), "%s/alice", f->root);
+	snprintf(journal, sizeof(journal), "%s/.alice.postino-append", f->root);
+	assert_int_equal(store_mbox_ops.append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(store_mbox_begin(&t, &p, "s@x", err), STORE_OK);
+	assert_int_equal(store_mbox_token(&t, fd, &d, token, sizeof(token),
+	    err), 0);
+	assert_int_equal(sscanf(token, "%llu %llu", &old, &len), 2);
+	assert_int_equal(old, (unsigned long long)t.old_size);
+	assert_non_null(strstr(token, " From s@x "));
+	assert_int_equal(store_mbox_write(&t, fd, &d, err), STORE_OK);
+	store_mbox_end(&t);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((unsigned long long)sb.st_size, old + len);
+	assert_int_equal(store_mbox_prove(&p, -1, &d, token, err), 1);
+	/* Killed before its journal was removed: cut, so not delivered. */
+	snprintf(line, sizeof(line), "%llu %llu\n",
+	    (unsigned long long)sb.st_ino, old);
+	j = open(journal, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(j, line, strlen(line)), (ssize_t)strlen(line));
+	close(j);
+	assert_int_equal(store_mbox_prove(&p, fd, &d, token, err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((unsigned long long)sb.st_size, old);
+	/* No journal (a spool directory we may not write) and no message to
+	 * compare: a partial tail is not ours to judge. */
+	j = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(j, "From s@x", 8), 8);
+	close(j);
+	assert_int_equal(store_mbox_prove(&p, -1, &d, token, err), 2);
+	assert_non_null(strstr(err, "left as it is"));
+	/* With it: proven a prefix of this very append, and cut. */
+	assert_int_equal(store_mbox_prove(&p, fd, &d, token, err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((unsigned long long)sb.st_size, old);
+	assert_int_equal(store_mbox_prove(&p, fd, &d, "1 2 x 0 From", err), -1);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -580,6 +639,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_mbox_append_uidl_is_ours_not_the_senders, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_token_proves_an_append_after_a_kill, setup,
 		    teardown),
 	};
 
