@@ -52,14 +52,18 @@ mbox_prepare(struct fetch_dest *d, char *token, size_t size, char *err)
 		    strerror(errno));
 		return -1;
 	}
-	if (store_mbox_begin(&d->txn, &p, d->sender, err) != STORE_OK ||
-	    str_copy(token, size, "mbox ") < 0 ||
+	if (store_mbox_begin(&d->txn, &p, d->sender, err) != STORE_OK)
+		goto fail;
+	/* The state file keeps the token before the append begins. */
+	d->txn.token_is_journal = true;
+	if (str_copy(token, size, "mbox ") < 0 ||
 	    store_mbox_token(&d->txn, d->fd, &mbox_delivery, token + 5,
-	    size - 5, err) < 0) {
-		mbox_unlock(d);
-		return -1;
-	}
+	    size - 5, err) < 0)
+		goto fail;
 	return 0;
+fail:
+	mbox_unlock(d);
+	return -1;
 }
 
 #ifdef POSTINO_TEST_HOOKS

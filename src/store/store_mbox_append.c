@@ -443,8 +443,8 @@ store_mbox_write(struct store_mbox_txn *t, int in,
 	enum store_result res = STORE_TEMPFAIL;
 
 	st.st_ino = 0;
-	if (fstat(t->fd, &st) == -1 ||
-	    (journaled = journal_write(t->journal, t->dir, &st, err)) < 0) {
+	if (fstat(t->fd, &st) == -1 || (!t->token_is_journal &&
+	    (journaled = journal_write(t->journal, t->dir, &st, err)) < 0)) {
 		if (err[0] == '\0')
 			(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s",
 			    t->p.path, strerror(errno));
