@@ -437,12 +437,13 @@ enum store_result
 store_mbox_write(struct store_mbox_txn *t, int in,
     const struct store_delivery *d, char *err)
 {
+	char why[ERR_LEN];
 	struct stat st;
 	uint64_t len;
 	int journaled = 0;
 	enum store_result res = STORE_TEMPFAIL;
 
-	st.st_ino = 0;
+	err[0] = '\0';
 	if (fstat(t->fd, &st) == -1 || (!t->token_is_journal &&
 	    (journaled = journal_write(t->journal, t->dir, &st, err)) < 0)) {
 		if (err[0] == '\0')
@@ -453,9 +454,8 @@ store_mbox_write(struct store_mbox_txn *t, int in,
 	/* The journal first, then the message. */
 	if (mbox_emit(t->hdr, in, d, t->p.mboxrd, t->put != NULL ? t->put :
 	    store_sink_fd, t->put != NULL ? t->put_arg : &t->fd, &len,
-	    err) < 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot write %s: %s", t->p.path,
-		    strerror(errno));
+	    why) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", t->p.path, why);
 		goto undo;
 	}
 	/* Quota in octets of the file; an mbox has no cheap message count. */
