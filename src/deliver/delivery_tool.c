@@ -47,6 +47,8 @@ parse(const struct delivery_tool *t, int argc, char **argv,
 
 	if (str_fmt(optstring, sizeof(optstring), "hVc:d:%s", t->options) < 0)
 		delivery_die(EX_SOFTWARE, "too many options");
+	/* One line on stderr (an MTA bounces with it): the usage alone. */
+	opterr = 0;
 	while ((ch = getopt_long(argc, argv, optstring, longopts, NULL)) !=
 	    -1) {
 		switch (ch) {

@@ -330,6 +330,26 @@ def migrate(srv, src, dst, user=USER):
     return r.returncode, r.stdout.decode() + r.stderr.decode()
 
 
+def test_migrate_command_line(mailroot, postinod):
+    """The start postino-migrate shares with postino-deliver
+    (delivery_tool.c): -h, -V, usage and user errors with sysexits codes."""
+    conf = postinod(start=False).conf
+    for opt in ("-h", "--help"):
+        r = subprocess.run([MIGRATE, opt], capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stderr == b""
+        assert r.stdout.startswith(b"usage: postino-migrate")
+    r = subprocess.run([MIGRATE, "-V"], capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith(b"postino-migrate ")
+    for args, code in ((["-d", USER, "maildir:~/Maildir"], 64),
+                       (["-x"], 64), (["-d", "nosuch", "pgsql:", "mbox:x"], 67),
+                       (["-d", "../x", "pgsql:", "mbox:x"], 67)):
+        r = subprocess.run([MIGRATE, "-c", conf] + args, capture_output=True,
+                           timeout=30)
+        assert r.returncode == code, (args, r.stderr)
+        assert r.stderr.startswith(b"postino-migrate: ")
+        assert r.stderr.count(b"\n") == 1
+
+
 def uidl_list(srv):
     p = srv.login(USER, PASS)
     out = [ln.split()[1].decode() for ln in p.uidl()[1]]
