@@ -8,7 +8,9 @@ fetchmail through an MDA (it has no Maildir delivery of its own; its MDA
 is `cat > file`, forked per message, as fetchmail users run procmail or
 maildrop). postino is also timed with the same MDA, for fetchmail's sake,
 and with --lmtp into a second postinod's LMTP listener (postino-lmtp: one
-LMTP connection and one fsynced Maildir delivery per message).
+LMTP connection and one fsynced Maildir delivery per message), and, when
+asked with --clients postino-mbox, with --mbox (the store's mbox append:
+locks, journal and one fsync per message).
 Servers: postinod (this tree's build) and Dovecot's pop3 (needs root and
 dovecot-pop3d), each serving a Maildir.
 
@@ -100,13 +102,21 @@ class Work:
 
 
 def count(d):
+    if os.path.isfile(d):
+        # An mbox: a message starts at a From_ line after an empty line.
+        with open(d, "rb") as f:
+            data = f.read()
+        return data.startswith(b"From ") + data.count(b"\n\nFrom ")
     return len(os.listdir(d)) if os.path.isdir(d) else 0
 
 
-def run_postino(port, work, mda=False):
+def run_postino(port, work, mda=False, mbox=False):
     md = os.path.join(work.path, "Maildir")
     argv = [POSTINO, "fetch", "--tls=no", "--keep", "--quiet"]
-    if mda:
+    if mbox:
+        out = os.path.join(work.path, "mbox")
+        argv += ["--mbox", out]
+    elif mda:
         script, out = work.mda()
         argv += ["--mda", script]
     else:
@@ -183,6 +193,7 @@ def run_fetchmail(port, work):
 CLIENTS = {
     "postino": lambda port, w: run_postino(port, w),
     "postino-mda": lambda port, w: run_postino(port, w, mda=True),
+    "postino-mbox": lambda port, w: run_postino(port, w, mbox=True),
     "postino-lmtp": run_postino_lmtp,
     "mpop": run_mpop,
     "fetchmail": run_fetchmail,

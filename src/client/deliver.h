@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../store/mbox_lock.h"
+#include "../store/mbox_append.h"
 #include "deliver_lmtp.h"
 #include "fetch.h"
 
@@ -37,13 +37,10 @@ struct fetch_dest {
 	char		 recipient[FETCH_SENDER_MAX + 1];	/* MDA %T, LMTP */
 	char		 cmd[FETCH_MDA_CMD_MAX];	/* MDA: %F, %T expanded */
 	struct deliver_lmtp *lmtp;		/* LMTP: the session */
-	int		 mbox_fd;		/* mbox: locked once prepared */
-	struct mbox_lock lk;			/* mbox: its locks */
-	off_t		 old_size;		/* mbox: size before append */
-	int		 gap;			/* mbox: '\n's before From_ */
-	char		 from[FETCH_SENDER_MAX + 64];	/* mbox: gap, From_ */
+	struct store_mbox_txn txn;		/* mbox: locked once prepared */
 	unsigned long	 commits;		/* mbox appends (test hook) */
 	unsigned long	 kill_append;		/* test builds: see fetch_open */
+	uint64_t	 kill_at;		/* test builds: octets left */
 	bool		 unsynced;		/* Maildir: renames to fsync */
 	bool		 prepared;
 	bool		 active;
@@ -69,7 +66,6 @@ struct fetch_dest {
 struct deliver_ops {
 	const char	*name;		/* first word of its tokens */
 	bool		 spooled;	/* the message goes to a spool first */
-	bool		 escape_from;	/* mboxrd ">From " quoting */
 	int		(*open)(struct fetch_dest *d, char *err);
 	int		(*begin)(struct fetch_dest *d, char *err);
 	int		(*prepare)(struct fetch_dest *d, char *token,

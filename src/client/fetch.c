@@ -88,7 +88,7 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 	}
 	d->kind = kind;
 	d->ops = deliver_kinds[kind];
-	d->fd = d->dir_tmp = d->dir_new = d->mbox_fd = d->result_fd = -1;
+	d->fd = d->dir_tmp = d->dir_new = d->result_fd = -1;
 	d->mda_umask = 022;
 	if (str_copy(d->where, sizeof(d->where), where) < 0) {
 		str_copy(err, ERR_LEN, "path too long");
@@ -207,21 +207,10 @@ take_sender(struct fetch_dest *d, const char *line, size_t len)
 	d->sender[n] = '\0';
 }
 
-/* mboxrd: a line matching ^>*From  gets one more '>'. */
-static bool
-needs_escape(const char *data, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len && data[i] == '>')
-		i++;
-	return len - i >= 5 && memcmp(data + i, "From ", 5) == 0;
-}
-
 /*
- * mbox and MDA: the start of a line decides its escaping (mbox) and may
- * name the sender (the From_ line, %F), so gather up to FETCH_HEAD_MAX
- * octets of it first, whatever the pieces.
+ * mbox and MDA: a header line's start may name the sender (the From_ line,
+ * %F), so gather up to FETCH_HEAD_MAX octets of it first, whatever the
+ * pieces. (The mbox's quoting is the store's, at the append.)
  */
 static int
 mbox_head(struct fetch_dest *d)
@@ -233,9 +222,6 @@ mbox_head(struct fetch_dest *d)
 		    strncasecmp(d->head, "Return-Path:", 12) == 0)
 			take_sender(d, d->head, d->head_len);
 	}
-	if (d->ops->escape_from && needs_escape(d->head, d->head_len) &&
-	    put(d, ">", 1) < 0)
-		return -1;
 	return put(d, d->head, d->head_len);
 }
 
@@ -251,7 +237,7 @@ fetch_data(void *arg, const char *data, size_t len, bool eol)
 		errno = EFBIG;
 		goto fail;
 	}
-	/* mbox: escaping and the From_ sender; MDA: %F. */
+	/* mbox: the From_ sender; MDA: %F. */
 	if (d->ops->spooled) {
 		if (d->bol) {
 			d->collecting = true;

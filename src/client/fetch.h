@@ -11,13 +11,14 @@
  *   once for a batch of messages. The directories are created (0700) if
  *   missing.
  * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), or the
- *   file given to fetch_set_spool(), then appended under the store's mbox
- *   locks (src/store/mbox_lock.h: FILE.lock with our pid, and fcntl),
- *   mboxrd style:
- *   a "From SENDER DATE" line (SENDER from Return-Path, else
- *   MAILER-DAEMON), every line matching ^>*From  gets one more '>', an
- *   empty line after the message; fsync. Any failure truncates the mbox
- *   back to its old size.
+ *   file given to fetch_set_spool(), then appended by the store's mbox
+ *   append (src/store/mbox_append.h: the MTA's locks, FILE.lock with our
+ *   pid and fcntl, and its journal), mboxrd style: a "From SENDER DATE"
+ *   line (SENDER from Return-Path, else MAILER-DAEMON), every line
+ *   matching ^>*From  gets one more '>', X-UIDL header fields are dropped
+ *   (an mbox's UIDL is its X-UIDL: no sender may choose it), an empty
+ *   line after the message; fsync. Any failure truncates the mbox back to
+ *   its old size.
  * - MDA: spooled the same way, then "/bin/sh -c CMD" gets the whole
  *   message on its standard input, with the user's umask
  *   (fetch_set_mda_umask); exit status 0 means delivered. In CMD, %F
@@ -57,14 +58,9 @@
 #define FETCH_MDA_CMD_MAX	4096
 /* The MDA result record: "status N" padded, LF; rewritten in place. */
 #define FETCH_MDA_RECORD	24
-/* A SHA-256 digest in hex, in an mbox delivery token. */
-#define FETCH_DIGEST_HEX	64
 /* Return-Path addresses longer than this become MAILER-DAEMON. */
 #define FETCH_SENDER_MAX	255
-/*
- * mbox: octets of a line's start looked at for ">*From " and Return-Path.
- * A line of more '>' than this before its "From " is not escaped.
- */
+/* mbox and MDA: octets of a header line's start looked at for Return-Path. */
 #define FETCH_HEAD_MAX		(FETCH_SENDER_MAX + 64)
 
 enum fetch_kind {

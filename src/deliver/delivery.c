@@ -1,7 +1,6 @@
 #include "delivery.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,17 +172,4 @@ delivery_become_owner(const struct config *cf, const struct auth_user *u,
 		return -1;
 	}
 	return priv_drop(uid, gid, extra, NULL, err) < 0 ? -2 : 0;
-}
-
-void
-delivery_die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", program_invocation_short_name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
 }

@@ -68,11 +68,4 @@ int delivery_become_owner(const struct config *cf, const struct auth_user *u,
 void delivery_reply(enum store_result r, bool quota_temporary,
     const char *rcpt, char *out, size_t size);
 
-/*
- * For the command-line tools (postino-deliver, postino-migrate): one line
- * "PROGRAM: message" on stderr, then exit with code (sysexits.h).
- */
-void delivery_die(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
-
 #endif

@@ -7,23 +7,18 @@
  * the MTA puts into its bounce or log.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
 #include "../lib/fdio.h"
-#include "../lib/log.h"
-#include "../lib/priv.h"
-#include "../lib/version.h"
 #include "../store/store_pgsql.h"
 #include "delivery.h"
+#include "delivery_tool.h"
 #include "lmtp_cmds.h"
 
 static const char manual[] =
@@ -40,13 +35,6 @@ static const char manual[] =
 "lmtp_quota_temporary), 67 no such user, 73 mailbox cannot be written or\n"
 "full, 65 message too big, 64 usage, 78 configuration; with one line on\n"
 "stderr for the MTA's bounce.\n";
-
-static void __attribute__((noreturn))
-usage(void)
-{
-	delivery_die(EX_USAGE, "usage: postino-deliver [-c FILE] [-f SENDER] "
-	    "[-a RECIPIENT] -d USER");
-}
 
 /*
  * stdin into a memfd with LF line ends (the LMTP decoder, BDAT mode:
@@ -115,102 +103,47 @@ header_value(const char *v, const char *what)
 	return v;
 }
 
-/* The account user names, from the configured passdb; exits when none. */
-static void
-look_up(const struct config *cf, const char *user, struct auth_user *u)
-{
-	const struct auth_ops *ops;
-	struct auth_db *db = NULL;
-	enum auth_result ar;
-	char err[ERR_LEN];
+/* -f and -a: the envelope, when not from the environment. */
+static const char *opt_sender, *opt_rcpt;
 
-	/*
-	 * The backend's own messages (a malformed passwd-file line, a
-	 * database outage) go to the mail log, as postinod's do: stderr is
-	 * the one line for the MTA.
-	 */
-	log_init("postino-deliver", false, false);
-	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	ar = ops->lookup(db, user, u);
-	ops->close(&db);
-	if (config_store_setup(cf, err) < 0)
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	if (ar == AUTH_PERMFAIL)
-		delivery_die(EX_NOUSER, "%s: no such user", user);
-	if (ar != AUTH_OK)
-		delivery_die(EX_TEMPFAIL, "%s: user lookup failed", user);
+static void
+option(int ch, const char *arg)
+{
+	if (ch == 'f')
+		opt_sender = arg;
+	else
+		opt_rcpt = arg;
 }
 
-static const struct option longopts[] = {
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 }
+static const struct delivery_tool tool = {
+	.manual = manual,
+	.usage = "usage: postino-deliver [-c FILE] [-f SENDER] [-a RECIPIENT] "
+	    "-d USER",
+	.options = "f:a:",
+	.option = option,
+	.operands = 0,
+	.store_setup = config_store_setup,
 };
 
 int
 main(int argc, char **argv)
 {
-	const char *conf = "/etc/postino/postinod.conf", *user = NULL;
-	const char *sender = NULL, *rcpt = NULL;
+	const char *sender = opt_sender, *rcpt;
 	struct auth_user u;
 	struct config *cf;
 	enum store_result r;
 	char err[ERR_LEN];
 	bool quota_temporary;
-	int ch, fd;
+	int fd, first;
 
-	while ((ch = getopt_long(argc, argv, "hVc:d:f:a:", longopts, NULL)) !=
-	    -1) {
-		switch (ch) {
-		case 'h':
-			fputs(manual, stdout);
-			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
-		case 'V':
-			printf("postino-deliver %s\n", POSTINO_VERSION);
-			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
-		case 'c':
-			conf = optarg;
-			break;
-		case 'd':
-			user = optarg;
-			break;
-		case 'f':
-			sender = optarg;
-			break;
-		case 'a':
-			rcpt = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc || user == NULL)
-		usage();
-	umask(077);
+	cf = delivery_tool_start(&tool, argc, argv, &u, &first);
 	/* Postfix passes the envelope in the environment (local(8)). */
-	if (sender == NULL)
-		sender = getenv("SENDER");
+	sender = opt_sender != NULL ? opt_sender : getenv("SENDER");
+	rcpt = opt_rcpt != NULL ? opt_rcpt : getenv("ORIGINAL_RECIPIENT");
 	if (rcpt == NULL)
-		rcpt = getenv("ORIGINAL_RECIPIENT");
-	if (rcpt == NULL)
-		rcpt = user;
+		rcpt = u.name;
 	sender = header_value(sender, "sender");
 	rcpt = header_value(rcpt, "recipient");
-	if (!auth_name_valid(user))
-		delivery_die(EX_NOUSER, "%s: no such user", user);
-	if ((cf = malloc(sizeof(*cf))) == NULL)
-		delivery_die(EX_TEMPFAIL, "out of memory");
-	if (config_load(cf, conf, err) < 0)
-		delivery_die(EX_CONFIG, "%s", err);
-	look_up(cf, user, &u);
-	/* Started as root (a pipe transport): become the mailbox owner. */
-	switch (delivery_become_owner(cf, &u, err)) {
-	case -1:
-		delivery_die(EX_CONFIG, "%s: %s", user, err);
-	case -2:
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	}
 	fd = spool_stdin(cf->lmtp_max_message_size);
 	r = delivery_run(cf, &u, fd, sender, rcpt, NULL, err);
 	store_pgsql_shutdown();
@@ -223,10 +156,10 @@ main(int argc, char **argv)
 	case STORE_OVERQUOTA:
 		/* As LMTP's 552 5.2.2, or 452 4.2.2 with lmtp_quota_temporary. */
 		delivery_die(quota_temporary ? EX_TEMPFAIL : EX_CANTCREAT,
-		    "%s: mailbox full", user);
+		    "%s: mailbox full", u.name);
 	case STORE_PERMFAIL:
-		delivery_die(EX_CANTCREAT, "%s: %s", user, err);
+		delivery_die(EX_CANTCREAT, "%s: %s", u.name, err);
 	default:
-		delivery_die(EX_TEMPFAIL, "%s: %s", user, err);
+		delivery_die(EX_TEMPFAIL, "%s: %s", u.name, err);
 	}
 }

@@ -1,6 +1,6 @@
 /*
  * postino-migrate: copy one user's mailbox from one store to another
- * (Maildir or mbox into pgsql, pgsql into Maildir) keeping every UIDL, so
+ * (Maildir, mbox and pgsql, either way) keeping every UIDL, so
  * a client that leaves mail on the server downloads nothing twice. The
  * source is opened as a POP3 session opens it (its session lock held, the
  * UIDLs it serves, Dovecot's dovecot-uidlist included); each message goes
@@ -9,8 +9,6 @@
  * destination is skipped, so an interrupted run is simply run again.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,20 +17,20 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "../auth/auth.h"
 #include "../lib/fdio.h"
 #include "../lib/log.h"
-#include "../lib/version.h"
 #include "../store/store_path.h"
 #include "../store/store_pgsql.h"
 #include "delivery.h"
+#include "delivery_tool.h"
 
 static const char manual[] =
 "usage: postino-migrate [-c FILE] -d USER FROM TO\n"
 "Copy USER's mailbox FROM one store TO another, keeping every UIDL.\n"
 "FROM and TO are mailbox settings as in postinod.conf: maildir:PATH,\n"
 "mbox:PATH or pgsql:[NAME] (pgsql_conninfo and pgsql_password_file from\n"
-"the configuration). mbox can be read, not written (its UIDLs are digests).\n"
+"the configuration). Into mbox each message gets its UIDL as its first\n"
+"header, \"X-UIDL: UIDL\", which adds that line to its POP3 size.\n"
 "  -c FILE       configuration (default /etc/postino/postinod.conf)\n"
 "  -d USER       the user whose mailbox is copied\n"
 "  -h, --help    print this text;  -V, --version  print the version\n"
@@ -41,13 +39,6 @@ static const char manual[] =
 "user (or all) while it runs: FROM is locked as a POP3 session would be.\n"
 "Exit status (sysexits.h): 0 copied, 75 try again later, 67 no such user,\n"
 "73 a message could not be written, 64 usage, 78 configuration.\n";
-
-static void __attribute__((noreturn))
-usage(void)
-{
-	delivery_die(EX_USAGE,
-	    "usage: postino-migrate [-c FILE] -d USER FROM TO");
-}
 
 /* Message msgnum of the source, as stored, into a fresh memfd. */
 static int
@@ -82,15 +73,54 @@ spool_message(const struct store_ops *ops, struct store *st,
 	return fd;
 }
 
+static int
+uidl_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The UIDLs of an open mailbox, sorted for bsearch; NULL with err when
+ * out of memory (none: a pointer still, to be freed).
+ */
+static const char **
+uidls_sorted(const struct store_index *idx, char *err)
+{
+	const char **v = calloc(idx->count + 1, sizeof(*v));
+
+	if (v == NULL) {
+		(void)str_copy(err, ERR_LEN, "out of memory");
+		return NULL;
+	}
+	for (unsigned int i = 0; i < idx->count; i++)
+		v[i] = idx->msgs[i].uidl;
+	qsort(v, idx->count, sizeof(*v), uidl_cmp);
+	return v;
+}
+
+/* The UIDLs already in the destination, when its append does not skip. */
+struct have {
+	const char	**uidls;
+	size_t		  count;
+};
+
+static bool
+have_uidl(const struct have *h, const char *uidl)
+{
+	return h->uidls != NULL && bsearch(&uidl, h->uidls, h->count,
+	    sizeof(*h->uidls), uidl_cmp) != NULL;
+}
+
 /*
  * Every message of the open source into to: the number copied (or already
  * there) in *done_r. The delivery keeps the bytes as they are stored: no
- * headers added, no line ends changed.
+ * headers added (but an mbox's X-UIDL, store.h), no line ends changed.
  */
 static enum store_result
 copy_all(const struct store_ops *from, struct store *st,
     const struct store_index *idx, const struct store_ops *to,
-    const struct store_params *top, unsigned int *done_r, char *err)
+    const struct store_params *top, const struct have *have,
+    unsigned int *done_r, char *err)
 {
 	struct store_delivery d = { 0 };
 	enum store_result r;
@@ -98,6 +128,10 @@ copy_all(const struct store_ops *from, struct store *st,
 
 	*done_r = 0;
 	for (unsigned int i = 0; i < idx->count; i++) {
+		if (have_uidl(have, idx->msgs[i].uidl)) {
+			(*done_r)++;
+			continue;
+		}
 		if ((fd = spool_message(from, st, i + 1, err)) < 0)
 			return STORE_TEMPFAIL;
 		d.uidl = idx->msgs[i].uidl;
@@ -110,32 +144,31 @@ copy_all(const struct store_ops *from, struct store *st,
 	return STORE_OK;
 }
 
-/* The user's account, looked up as postino-deliver does. */
-static void
-lookup(const struct config *cf, const char *user, struct auth_user *u)
-{
-	const struct auth_ops *ops;
-	struct auth_db *db = NULL;
-	enum auth_result ar;
-	char err[ERR_LEN];
-
-	if (!auth_name_valid(user))
-		delivery_die(EX_NOUSER, "%s: no such user", user);
-	if (config_passdb_open(cf, NULL, &ops, &db, err) < 0)
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	ar = ops->lookup(db, user, u);
-	ops->close(&db);
-	if (ar == AUTH_PERMFAIL)
-		delivery_die(EX_NOUSER, "%s: no such user", user);
-	if (ar != AUTH_OK)
-		delivery_die(EX_TEMPFAIL, "%s: user lookup failed", user);
-}
-
 static int
 exit_code(enum store_result r)
 {
 	return r == STORE_PERMFAIL || r == STORE_OVERQUOTA ? EX_CANTCREAT :
 	    EX_TEMPFAIL;
+}
+
+/*
+ * An mbox's append cannot tell whether a UIDL is in it already (store.h):
+ * hold it as a POP3 session does, for the whole run, and skip the UIDLs
+ * of its index. Another migration into it waits; deliveries go on.
+ */
+static void
+open_have(const struct store_params *tp, struct store **tst_r,
+    struct store_index *tidx, struct have *have)
+{
+	char err[ERR_LEN];
+	enum store_result r = store_mbox_ops.open(tst_r, tp, tidx, err);
+
+	if (r != STORE_OK)
+		delivery_die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL,
+		    "%s: %s", tp->path, err);
+	if ((have->uidls = uidls_sorted(tidx, err)) == NULL)
+		delivery_die(EX_TEMPFAIL, "%s", err);
+	have->count = tidx->count;
 }
 
 static int
@@ -145,8 +178,9 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	char fpath[PATH_MAX], tpath[PATH_MAX], err[ERR_LEN];
 	const struct store_ops *fops, *tops;
 	struct store_params fp = { 0 }, tp = { 0 };
-	struct store_index idx;
-	struct store *st = NULL;
+	struct store_index idx, tidx;
+	struct store *st = NULL, *tst = NULL;
+	struct have have = { 0 };
 	enum store_result r;
 	unsigned int done = 0;
 
@@ -167,8 +201,13 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	if (r != STORE_OK)
 		delivery_die(r == STORE_PERMFAIL ? EX_DATAERR : EX_TEMPFAIL,
 		    "%s: %s", fpath, err);
-	r = copy_all(fops, st, &idx, tops, &tp, &done, err);
+	if (tops == &store_mbox_ops)
+		open_have(&tp, &tst, &tidx, &have);
+	r = copy_all(fops, st, &idx, tops, &tp, &have, &done, err);
 	fops->close(&st, &idx);
+	if (tst != NULL)
+		tops->close(&tst, &tidx);
+	free(have.uidls);
 	if (r != STORE_OK)
 		delivery_die(exit_code(r),
 		    "%s: %u of the messages copied, then: %s",
@@ -178,64 +217,37 @@ migrate(const struct config *cf, const struct auth_user *u, const char *from,
 	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 }
 
+/* Either side may be pgsql, whatever the configured mailbox is. */
+static int
+store_setup(const struct config *cf, char *err)
+{
+	struct store_pgsql_conf pc = { .conninfo = cf->pgsql_conninfo,
+	    .password_file = cf->pgsql_password_file, .pool = 1 };
+
+	/* A bad conninfo or password file is the configuration's fault. */
+	if (cf->pgsql_conninfo[0] != '\0' &&
+	    store_pgsql_configure(&pc, err) < 0)
+		delivery_die(EX_CONFIG, "%s", err);
+	return 0;
+}
+
+static const struct delivery_tool tool = {
+	.manual = manual,
+	.usage = "usage: postino-migrate [-c FILE] -d USER FROM TO",
+	.options = "",
+	.operands = 2,
+	.store_setup = store_setup,
+};
+
 int
 main(int argc, char **argv)
 {
-	const char *conf = "/etc/postino/postinod.conf", *user = NULL;
 	struct auth_user u;
 	struct config *cf;
-	char err[ERR_LEN];
-	int ch, rc;
+	int first, rc;
 
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-
-	while ((ch = getopt_long(argc, argv, "hVc:d:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h':
-			fputs(manual, stdout);
-			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
-		case 'V':
-			printf("postino-migrate %s\n", POSTINO_VERSION);
-			return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
-		case 'c':
-			conf = optarg;
-			break;
-		case 'd':
-			user = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (argc - optind != 2 || user == NULL)
-		usage();
-	umask(077);
-	if ((cf = malloc(sizeof(*cf))) == NULL)
-		delivery_die(EX_TEMPFAIL, "out of memory");
-	if (config_load(cf, conf, err) < 0)
-		delivery_die(EX_CONFIG, "%s", err);
-	log_init("postino-migrate", false, false);
-	lookup(cf, user, &u);
-	/* Either side may be pgsql, whatever the configured mailbox is. */
-	{
-		struct store_pgsql_conf pc = { .conninfo = cf->pgsql_conninfo,
-		    .password_file = cf->pgsql_password_file, .pool = 1 };
-
-		if (cf->pgsql_conninfo[0] != '\0' &&
-		    store_pgsql_configure(&pc, err) < 0)
-			delivery_die(EX_CONFIG, "%s", err);
-	}
-	switch (delivery_become_owner(cf, &u, err)) {
-	case -1:
-		delivery_die(EX_CONFIG, "%s: %s", user, err);
-	case -2:
-		delivery_die(EX_TEMPFAIL, "%s", err);
-	}
-	rc = migrate(cf, &u, argv[optind], argv[optind + 1]);
+	cf = delivery_tool_start(&tool, argc, argv, &u, &first);
+	rc = migrate(cf, &u, argv[first], argv[first + 1]);
 	store_pgsql_shutdown();
 	free(cf);
 	return rc;

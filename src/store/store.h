@@ -78,9 +78,15 @@ struct store_delivery {
 	/*
 	 * NULL, or the UIDL the message must keep (a migration, so clients
 	 * that leave mail on the server download nothing twice): pgsql
-	 * stores it, maildir makes it the file name, mbox refuses
-	 * (STORE_PERMFAIL). A message with this UIDL already in the mailbox
-	 * is STORE_OK, not a second copy, so a migration may be run again.
+	 * stores it, maildir makes it the file name, mbox writes it as the
+	 * first header, "X-UIDL: <uidl>" (which adds its length to the POP3
+	 * size; STORE_PERMFAIL for a UIDL an mbox cannot keep). pgsql and
+	 * maildir answer STORE_OK for a UIDL already in the mailbox, not a
+	 * second copy, so a migration may be run again; an mbox has no
+	 * index to ask, so its caller skips those (postino-migrate holds it
+	 * open as a session and reads them from its index). Without uidl, an
+	 * mbox delivery drops any X-UIDL header the message brings: a sender
+	 * does not choose its UIDL.
 	 */
 	const char	*uidl;
 };

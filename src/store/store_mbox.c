@@ -151,8 +151,8 @@ static const char *const mbox_volatile_hdrs[] = {
 	"Content-Length", "Lines", "X-UIDL", NULL
 };
 
-static bool
-mbox_uidl_valid(const char *s, size_t len)
+bool
+store_mbox_uidl_valid(const char *s, size_t len)
 {
 	if (len < 1 || len > STORE_UIDL_MAX)
 		return false;
@@ -244,7 +244,7 @@ mbox_hdr_hashed(struct mbox_scan *sc, bool complete)
 		while (vend > vstart && (sc->pfx[vend - 1] == '\r' ||
 		    sc->pfx[vend - 1] == ' ' || sc->pfx[vend - 1] == '\t'))
 			vend--;
-		if (mbox_uidl_valid(sc->pfx + vstart, vend - vstart)) {
+		if (store_mbox_uidl_valid(sc->pfx + vstart, vend - vstart)) {
 			memcpy(sc->xuidl, sc->pfx + vstart, vend - vstart);
 			sc->xuidl[vend - vstart] = '\0';
 			sc->have_xuidl = true;

@@ -10,6 +10,7 @@
 #include "store_append.h"
 #include "store_lock.h"
 #include "mbox_lock.h"
+#include "mbox_append.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "../lib/log.h"
 #include "../lib/priv.h"
@@ -173,19 +176,26 @@ store_mbox_recover(const char *path, int fd, char *err)
 	return 0;
 }
 
-/* Open and lock; the path must still name the locked file. */
+/*
+ * Open and lock; the path must still name the locked file. Without create,
+ * a missing mbox is STORE_OK with *fd_r -1.
+ */
 static enum store_result
 mbox_open_locked(const struct store_params *p, struct mbox_lock *lk,
-    const char *dir, int *fd_r, char *err)
+    const char *dir, bool create, int *fd_r, char *err)
 {
+	int flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY | (create ? O_CREAT : 0);
+
+	*fd_r = -1;
 	for (int tries = 0; tries < 3; tries++) {
 		struct stat st;
-		int fd = open(p->path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW |
-		    O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
+		int fd = open(p->path, flags, 0600);
 
+		if (fd == -1 && errno == ENOENT && !create)
+			return STORE_OK;
 		if (fd == -1 && errno == ENOENT && store_mkdirs(dir) == 0)
-			fd = open(p->path, O_RDWR | O_APPEND | O_CREAT |
-			    O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
+			fd = open(p->path, flags, 0600);
 		if (fd == -1) {
 			(void)str_fmt(err, ERR_LEN, "cannot open %s: %s",
 			    p->path, strerror(errno));
@@ -216,6 +226,158 @@ mbox_open_locked(const struct store_params *p, struct mbox_lock *lk,
 	}
 	(void)str_fmt(err, ERR_LEN, "%s keeps being replaced", p->path);
 	return STORE_TEMPFAIL;
+}
+
+void
+store_mbox_end(struct store_mbox_txn *t)
+{
+	mbox_lock_release(&t->lk);
+	if (t->fd >= 0)
+		(void)close(t->fd);
+	t->fd = -1;
+}
+
+/*
+ * Open and lock the mbox, cut a killed append's tail; t->old_size. Without
+ * create, a missing mbox is STORE_OK with t->fd -1.
+ */
+static enum store_result
+mbox_lock(struct store_mbox_txn *t, const struct store_params *p,
+    bool create, char *err)
+{
+	enum store_result res;
+	struct stat st;
+
+	err[0] = '\0';
+	*t = (struct store_mbox_txn){ .p = *p, .fd = -1 };
+	if (journal_paths(p->path, t->journal, sizeof(t->journal), t->dir,
+	    sizeof(t->dir)) < 0 || mbox_lock_init(&t->lk, p->path,
+	    p->dotlock_stale, err) < 0) {
+		(void)str_copy(err, ERR_LEN, "bad mbox path");
+		return STORE_PERMFAIL;
+	}
+	res = mbox_open_locked(p, &t->lk, t->dir, create, &t->fd, err);
+	if (res != STORE_OK || t->fd < 0)
+		return res;
+	if (store_mbox_recover(p->path, t->fd, err) < 0)
+		return STORE_TEMPFAIL;
+	if (fstat(t->fd, &st) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s", p->path,
+		    strerror(errno));
+		return STORE_TEMPFAIL;
+	}
+	t->old_size = st.st_size;
+	return STORE_OK;
+}
+
+enum store_result
+store_mbox_begin(struct store_mbox_txn *t, const struct store_params *p,
+    const char *sender, char *err)
+{
+	enum store_result res = mbox_lock(t, p, true, err);
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int gap;
+
+	if (res != STORE_OK)
+		return res;
+	if ((gap = mbox_gap(t->fd, t->old_size)) < 0) {
+		(void)str_fmt(err, ERR_LEN, "cannot read %s: %s", p->path,
+		    strerror(errno));
+		return STORE_TEMPFAIL;
+	}
+	localtime_r(&now, &tm);
+	/* The asctime(3) form every mbox reader knows. */
+	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
+	    str_fmt(t->hdr, sizeof(t->hdr), "%.*sFrom %s %s\n", gap, "\n\n",
+	    sender != NULL && sender[0] != '\0' ? sender : "MAILER-DAEMON",
+	    date) < 0) {
+		(void)str_copy(err, ERR_LEN, "From_ line too long");
+		return STORE_PERMFAIL;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Everything an append writes after the old end, to sink: hdr (the empty
+ * lines owed and the From_ line), the message, the empty line after it.
+ * An mbox is LF-only: its readers add the CRs. *len_r: octets. 0, or -1.
+ */
+static int
+mbox_emit(const char *hdr, int in, const struct store_delivery *d,
+    bool mboxrd, store_sink_fn *sink, void *arg, uint64_t *len_r, char *err)
+{
+	struct store_delivery dd = *d;
+	uint64_t stored, crlfsize;
+	bool ends_lf;
+
+	dd.crlf = false;
+	err[0] = '\0';
+	if (sink(arg, hdr, strlen(hdr)) < 0 ||
+	    store_append_copy_to(in, sink, arg, &dd, mboxrd ?
+	    STORE_ESCAPE_MBOXRD : STORE_ESCAPE_MBOXO, &stored, &crlfsize,
+	    &ends_lf, err) < 0 || sink(arg, "\n\n", ends_lf ? 1 : 2) < 0) {
+		if (err[0] == '\0')
+			(void)str_fmt(err, ERR_LEN, "write: %s",
+			    strerror(errno));
+		return -1;
+	}
+	*len_r = strlen(hdr) + stored + (ends_lf ? 1 : 2);
+	return 0;
+}
+
+static int
+sink_sha256(void *arg, const void *p, size_t n)
+{
+	return EVP_DigestUpdate(arg, p, n) == 1 ? 0 : (errno = EIO, -1);
+}
+
+/* SHA-256 in hex of what mbox_emit gives, and its length. 0, or -1. */
+static int
+emit_digest(const char *hdr, int in, const struct store_delivery *d,
+    bool mboxrd, uint64_t *len_r, char hex[STORE_MBOX_SHA_HEX + 1],
+    char *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		(void)str_copy(err, ERR_LEN, "SHA-256 failed");
+		goto out;
+	}
+	if (mbox_emit(hdr, in, d, mboxrd, sink_sha256, ctx, len_r, err) < 0)
+		goto out;
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+		(void)str_copy(err, ERR_LEN, "SHA-256 failed");
+		goto out;
+	}
+	str_hex(hex, md, mdlen);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int
+store_mbox_token(struct store_mbox_txn *t, int in,
+    const struct store_delivery *d, char *token, size_t size, char *err)
+{
+	char hex[STORE_MBOX_SHA_HEX + 1];
+	size_t gap = strspn(t->hdr, "\n");
+	uint64_t len;
+
+	if (emit_digest(t->hdr, in, d, t->p.mboxrd, &len, hex, err) < 0)
+		return -1;
+	if (str_fmt(token, size, "%lld %llu %s %zu %.*s",
+	    (long long)t->old_size, (unsigned long long)len, hex, gap,
+	    (int)(strlen(t->hdr) - gap - 1), t->hdr + gap) < 0) {
+		(void)str_copy(err, ERR_LEN, "delivery token too long");
+		return -1;
+	}
+	return 0;
 }
 
 enum store_result
@@ -271,116 +433,231 @@ journal_write(const char *journal, const char *dir, const struct stat *st,
 	return 0;
 }
 
-/* Append the From_ line, the quoted message and its closing blank line. */
-static int
-mbox_write_message(const struct store_params *p, int in,
-    const struct store_delivery *d, int fd, int gap, char *err)
+enum store_result
+store_mbox_write(struct store_mbox_txn *t, int in,
+    const struct store_delivery *d, char *err)
 {
-	char from[LINE_MAX], date[64];
-	struct store_delivery dd = *d;
-	uint64_t stored, crlfsize;
-	bool ends_lf;
-	time_t now = time(NULL);
-	struct tm tm;
+	char why[ERR_LEN];
+	struct stat st;
+	uint64_t len;
+	int journaled = 0;
+	enum store_result res = STORE_TEMPFAIL;
 
-	localtime_r(&now, &tm);
-	/* The asctime(3) form every mbox reader knows. */
-	if (strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0 ||
-	    str_fmt(from, sizeof(from), "%.*sFrom %s %s\n", gap, "\n\n",
-	    d->return_path != NULL && d->return_path[0] != '\0' ?
-	    d->return_path : "MAILER-DAEMON", date) < 0) {
-		(void)str_copy(err, ERR_LEN, "From_ line too long");
-		return -1;
-	}
-	/* An mbox is LF-only: its readers add the CRs. */
-	dd.crlf = false;
-	if (fd_write_all(fd, from, strlen(from)) < 0 ||
-	    store_append_copy(in, fd, &dd, p->mboxrd ? STORE_ESCAPE_MBOXRD :
-	    STORE_ESCAPE_MBOXO, &stored, &crlfsize, &ends_lf, err) < 0 ||
-	    fd_write_all(fd, "\n\n", ends_lf ? 1 : 2) < 0) {
+	err[0] = '\0';
+	if (fstat(t->fd, &st) == -1 || (!t->token_is_journal &&
+	    (journaled = journal_write(t->journal, t->dir, &st, err)) < 0)) {
 		if (err[0] == '\0')
-			(void)str_fmt(err, ERR_LEN, "cannot write %s: %s",
-			    p->path, strerror(errno));
-		return -1;
+			(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s",
+			    t->p.path, strerror(errno));
+		return STORE_TEMPFAIL;
 	}
-	return 0;
+	/* The journal first, then the message. */
+	if (mbox_emit(t->hdr, in, d, t->p.mboxrd, t->put != NULL ? t->put :
+	    store_sink_fd, t->put != NULL ? t->put_arg : &t->fd, &len,
+	    why) < 0) {
+		(void)str_fmt(err, ERR_LEN, "%s: %s", t->p.path, why);
+		goto undo;
+	}
+	/* Quota in octets of the file; an mbox has no cheap message count. */
+	if (d->quota_bytes != 0 &&
+	    (uint64_t)t->old_size + len > d->quota_bytes) {
+		(void)str_copy(err, ERR_LEN, "message exceeds the quota");
+		res = STORE_OVERQUOTA;
+		goto undo;
+	}
+	if (fsync(t->fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "cannot fsync %s: %s", t->p.path,
+		    strerror(errno));
+		goto undo;
+	}
+	if (journaled && (unlink(t->journal) == -1 ||
+	    store_fsync_dir(t->dir) == -1)) {
+		/* The message is in; a journal left would cut it later. */
+		(void)str_fmt(err, ERR_LEN, "cannot remove %s: %s", t->journal,
+		    strerror(errno));
+		goto undo;
+	}
+	return STORE_OK;
+undo:
+	/* Take back the partial message: we still hold the locks. */
+	if (ftruncate(t->fd, t->old_size) == -1 || fsync(t->fd) == -1)
+		log_warn("mbox=%s cannot truncate back to %lld octets",
+		    t->p.path, (long long)t->old_size);
+	else if (journaled) {
+		(void)unlink(t->journal);
+		(void)store_fsync_dir(t->dir);
+	}
+	return res;
 }
 
 static enum store_result
 mbox_append(const struct store_params *p, int in,
     const struct store_delivery *d, char *err)
 {
-	char journal[PATH_MAX], dir[PATH_MAX];
-	struct mbox_lock lk;
+	struct store_mbox_txn t;
 	enum store_result res;
-	struct stat st;
-	int fd = -1, gap, journaled = 0;
 
-	err[0] = '\0';
-	if (journal_paths(p->path, journal, sizeof(journal), dir,
-	    sizeof(dir)) < 0 || mbox_lock_init(&lk, p->path, p->dotlock_stale,
-	    err) < 0) {
-		(void)str_copy(err, ERR_LEN, "bad mbox path");
-		return STORE_PERMFAIL;
-	}
-	if ((res = mbox_open_locked(p, &lk, dir, &fd, err)) != STORE_OK)
-		return res;
-	res = STORE_TEMPFAIL;
-	if (store_mbox_recover(p->path, fd, err) < 0)
-		goto out;
-	if (fstat(fd, &st) == -1 || (gap = mbox_gap(fd, st.st_size)) < 0) {
-		(void)str_fmt(err, ERR_LEN, "cannot read %s: %s", p->path,
-		    strerror(errno));
-		goto out;
-	}
+	res = store_mbox_begin(&t, p, d->return_path, err);
 	/* Quota in octets of the file; an mbox has no cheap message count. */
-	if (d->quota_bytes != 0 && (uint64_t)st.st_size >= d->quota_bytes) {
+	if (res == STORE_OK && d->quota_bytes != 0 &&
+	    (uint64_t)t.old_size >= d->quota_bytes) {
 		(void)str_copy(err, ERR_LEN, "mailbox is over its quota");
 		res = STORE_OVERQUOTA;
-		goto out;
 	}
-	/* The journal first, then the message. */
-	if ((journaled = journal_write(journal, dir, &st, err)) < 0)
-		goto out;
-	if (mbox_write_message(p, in, d, fd, gap, err) < 0)
-		goto undo;
-	if (d->quota_bytes != 0) {
-		struct stat now_st;
-
-		if (fstat(fd, &now_st) == 0 &&
-		    (uint64_t)now_st.st_size > d->quota_bytes) {
-			(void)str_copy(err, ERR_LEN, "message exceeds the quota");
-			res = STORE_OVERQUOTA;
-			goto undo;
-		}
-	}
-	if (fsync(fd) == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot fsync %s: %s", p->path,
-		    strerror(errno));
-		goto undo;
-	}
-	if (journaled && (unlink(journal) == -1 ||
-	    store_fsync_dir(dir) == -1)) {
-		/* The message is in; a journal left would cut it later. */
-		(void)str_fmt(err, ERR_LEN, "cannot remove %s: %s", journal,
-		    strerror(errno));
-		goto undo;
-	}
-	res = STORE_OK;
-	goto out;
-undo:
-	/* Take back the partial message: we still hold the locks. */
-	if (ftruncate(fd, st.st_size) == -1 || fsync(fd) == -1)
-		log_warn("mbox=%s cannot truncate back to %lld octets",
-		    p->path, (long long)st.st_size);
-	else if (journaled) {
-		(void)unlink(journal);
-		(void)store_fsync_dir(dir);
-	}
-out:
-	mbox_lock_release(&lk);
-	(void)close(fd);
+	if (res == STORE_OK)
+		res = store_mbox_write(&t, in, d, err);
+	store_mbox_end(&t);
 	return res;
+}
+
+/* Compares what an append emits with the mbox at off, up to limit octets. */
+struct prefix_cmp {
+	int		 fd;
+	off_t		 off;
+	uint64_t	 pos, limit;
+	bool		 differ;
+};
+
+static int
+sink_cmp(void *arg, const void *p, size_t n)
+{
+	struct prefix_cmp *c = arg;
+	char buf[16384];
+
+	while (n > 0 && c->pos < c->limit) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+		ssize_t r;
+
+		if (k > c->limit - c->pos)
+			k = (size_t)(c->limit - c->pos);
+		r = pread(c->fd, buf, k, c->off + (off_t)c->pos);
+		if (r <= 0 || memcmp(buf, p, (size_t)r) != 0) {
+			c->differ = true;
+			break;
+		}
+		c->pos += (uint64_t)r;
+		p = (const char *)p + r;
+		n -= (size_t)r;
+	}
+	/* Done either way: stop the copy early. */
+	if (c->differ || c->pos == c->limit) {
+		errno = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* SHA-256 in hex of len octets of fd at off. 0, or -1. */
+static int
+range_digest(int fd, off_t off, uint64_t len, char hex[STORE_MBOX_SHA_HEX + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	static char buf[65536];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto out;
+	while (len > 0) {
+		size_t k = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t r = pread(fd, buf, k, off);
+
+		if (r <= 0 || EVP_DigestUpdate(ctx, buf, (size_t)r) != 1)
+			goto out;
+		off += r;
+		len -= (uint64_t)r;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
+		goto out;
+	str_hex(hex, md, mdlen);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* A token of store_mbox_token: its numbers, digest and hdr. 0, or -1. */
+static int
+token_parse(const char *token, unsigned long long *old, unsigned long long *len,
+    char hex[STORE_MBOX_SHA_HEX + 1], char hdr[STORE_MBOX_HDR_MAX])
+{
+	int n = -1, gap;
+
+	if (sscanf(token, "%llu %llu %64[0-9a-f] %d %n", old, len, hex, &gap,
+	    &n) != 4 || n < 0 || strlen(hex) != STORE_MBOX_SHA_HEX ||
+	    gap < 0 || gap > 2 || *old > INT64_MAX || *len > INT64_MAX - *old ||
+	    strncmp(token + n, "From ", 5) != 0 ||
+	    str_fmt(hdr, STORE_MBOX_HDR_MAX, "%.*s%s\n", gap, "\n\n",
+	    token + n) < 0 || *len < strlen(hdr) + 1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The octets after old are the start of the append of in (whose digest
+ * matches), and nothing else: cut them. 0 cut, 2 not ours, -1 error.
+ */
+static int
+cut_own_partial(struct store_mbox_txn *t, int in,
+    const struct store_delivery *d, const char *hdr, unsigned long long old,
+    unsigned long long len, const char *hex, char *err)
+{
+	struct prefix_cmp c = { .fd = t->fd, .off = (off_t)old,
+	    .limit = (uint64_t)t->old_size - old };
+	char got[STORE_MBOX_SHA_HEX + 1], why[ERR_LEN];
+	uint64_t glen;
+
+	if (in < 0 || emit_digest(hdr, in, d, t->p.mboxrd, &glen, got,
+	    why) < 0 || glen != len || strcmp(got, hex) != 0)
+		return 2;
+	(void)mbox_emit(hdr, in, d, t->p.mboxrd, sink_cmp, &c, &glen, why);
+	if (c.differ || c.pos != c.limit)
+		return 2;
+	if (ftruncate(t->fd, (off_t)old) == -1 || fsync(t->fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "%s: truncating a partial message: "
+		    "%s", t->p.path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_mbox_prove(const struct store_params *p, int in,
+    const struct store_delivery *d, const char *token, char *err)
+{
+	char hex[STORE_MBOX_SHA_HEX + 1], got[STORE_MBOX_SHA_HEX + 1];
+	char hdr[STORE_MBOX_HDR_MAX];
+	unsigned long long old, len, size;
+	struct store_mbox_txn t;
+	int rc;
+
+	if (token_parse(token, &old, &len, hex, hdr) < 0) {
+		(void)str_copy(err, ERR_LEN, "bad pending mbox delivery");
+		return -1;
+	}
+	if (mbox_lock(&t, p, false, err) != STORE_OK) {
+		store_mbox_end(&t);
+		return -1;
+	}
+	size = (unsigned long long)t.old_size;
+	if (t.fd < 0 || size == old)
+		rc = 0;		/* nothing of it is there */
+	else if (size >= old + len && range_digest(t.fd, (off_t)old, len,
+	    got) == 0 && strcmp(got, hex) == 0)
+		rc = 1;
+	else if (size > old && size < old + len)
+		rc = cut_own_partial(&t, in, d, hdr, old, len, hex, err);
+	else
+		rc = 2;
+	if (rc == 2)
+		(void)str_fmt(err, ERR_LEN, "%s: a delivery interrupted at "
+		    "offset %llu cannot be told apart from what was written "
+		    "after it (%llu octets now); the mbox is left as it is "
+		    "and the message will be fetched again", p->path, old,
+		    size);
+	store_mbox_end(&t);
+	return rc;
 }
 
 enum store_result
@@ -389,9 +666,16 @@ store_mbox_append(const struct store_params *p, int in,
 {
 	enum store_result r;
 
-	/* An mbox UIDL is a digest of the message, not something to set. */
-	if (d->uidl != NULL) {
-		(void)str_copy(err, ERR_LEN, "mbox cannot keep a given UIDL");
+	/*
+	 * A UIDL to keep becomes the message's first header, "X-UIDL:",
+	 * which the scan takes as its UIDL; one it would not take is
+	 * refused rather than written and silently lost.
+	 */
+	if (d->uidl != NULL && !store_mbox_uidl_valid(d->uidl,
+	    strlen(d->uidl))) {
+		(void)str_fmt(err, ERR_LEN, "a UIDL of %zu octets that is not "
+		    "1..%d octets 0x21..0x7E cannot be an mbox's X-UIDL",
+		    strlen(d->uidl), STORE_UIDL_MAX);
 		return STORE_PERMFAIL;
 	}
 	/*

@@ -62,6 +62,7 @@ def test_envelope_from_the_environment(mailroot, conf):
     ([], EX_USAGE),
     (["-d", "alice", "extra"], EX_USAGE),
     (["-d", "alice", "-f", "a\nb"], EX_USAGE),
+    (["-d", "alice", "-x"], EX_USAGE),
 ])
 def test_refusals(mailroot, conf, args, code):
     rc, err = run(conf, args)

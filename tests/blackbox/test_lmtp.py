@@ -650,6 +650,29 @@ def test_mbox_delivery_reads_back_over_pop3(users, postinod):
     p.quit()
 
 
+def test_mbox_sender_cannot_choose_its_uidl(users, postinod):
+    """An mbox message's X-UIDL header is its UIDL: a sender who sets one
+    could take another message's UIDL (and after a deletion hide behind
+    it), so delivery drops it (Dovecot tells MTAs to strip X-UIDL)."""
+    srv = postinod(mailbox=users.mbox_spec, lmtp_listen="127.0.0.1:0")
+    c = client(srv)
+    assert c.sendmail("bob@example.org", ["alice"],
+                      b"Subject: first\r\n\r\nx\r\n") == {}
+    p = srv.login("alice", "secret")
+    victim = p.uidl(1).split()[2]
+    p.quit()
+    forged = b"X-UIDL: " + victim + b"\r\nSubject: forged\r\n\r\ny\r\n"
+    assert c.sendmail("bob@example.org", ["alice"], forged) == {}
+    c.quit()
+    assert b"X-UIDL" not in users.read_mbox("alice")
+    p = srv.login("alice", "secret")
+    uidls = [ln.split()[1] for ln in p.uidl()[1]]
+    assert len(uidls) == 2 and uidls[0] == victim and uidls[1] != victim
+    assert p.retr(2)[1][:2] == [b"Return-Path: <bob@example.org>",
+                                b"Delivered-To: alice"]
+    p.quit()
+
+
 def mta_retry(srv, body, tries=20):
     """Sends body to alice as an MTA would: a 4xx (a deliver worker still
     being restarted after the kills: the master pauses a role that keeps

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import POSTINOD, crlf, make_hash
+from conftest import POSTINOD, crlf, give_to_mail_user, make_hash
 from test_client import dovecot  # noqa: F401 (fixture)
 from test_lmtp import lmtp_port
 
@@ -330,6 +330,26 @@ def migrate(srv, src, dst, user=USER):
     return r.returncode, r.stdout.decode() + r.stderr.decode()
 
 
+def test_migrate_command_line(mailroot, postinod):
+    """The start postino-migrate shares with postino-deliver
+    (delivery_tool.c): -h, -V, usage and user errors with sysexits codes."""
+    conf = postinod(start=False).conf
+    for opt in ("-h", "--help"):
+        r = subprocess.run([MIGRATE, opt], capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stderr == b""
+        assert r.stdout.startswith(b"usage: postino-migrate")
+    r = subprocess.run([MIGRATE, "-V"], capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith(b"postino-migrate ")
+    for args, code in ((["-d", USER, "maildir:~/Maildir"], 64),
+                       (["-x"], 64), (["-d", "nosuch", "pgsql:", "mbox:x"], 67),
+                       (["-d", "../x", "pgsql:", "mbox:x"], 67)):
+        r = subprocess.run([MIGRATE, "-c", conf] + args, capture_output=True,
+                           timeout=30)
+        assert r.returncode == code, (args, r.stderr)
+        assert r.stderr.startswith(b"postino-migrate: ")
+        assert r.stderr.count(b"\n") == 1
+
+
 def uidl_list(srv):
     p = srv.login(USER, PASS)
     out = [ln.split()[1].decode() for ln in p.uidl()[1]]
@@ -362,11 +382,65 @@ def test_migration_there_and_back_keeps_every_uidl(db, mailroot, postinod):
     assert uidl_list(back) == (seen, bodies)
 
 
-def test_migration_refuses_mbox_as_destination(db, mailroot, postinod):
-    insert(db, USER, b"Subject: a\n\na\n")
-    srv = server(postinod, db)
-    code, out = migrate(srv, "pgsql:", mailroot.mbox_spec)
-    assert code == 73 and "mbox cannot keep a given UIDL" in out, out
+def uidl_sizes(srv):
+    p = srv.login(USER, PASS)
+    out = [int(ln.split()[1]) for ln in p.list()[1]]
+    p.quit()
+    return out
+
+
+def test_migration_into_mbox_and_back_keeps_every_uidl(db, mailroot,
+                                                       postinod):
+    """Maildir (a dovecot-uidlist) -> pgsql -> mbox -> Maildir: a client
+    sees the same UIDLs all the way. Into the mbox each message gets its
+    UIDL as its first header, "X-UIDL:" (replacing one it had), which
+    its POP3 size counts; the rest is the same octet for octet. A second
+    run adds nothing."""
+    msgs = [b"Subject: 0\n\nbody 0\n",
+            b"X-UIDL: its-own\nSubject: 1\n\nFrom the start\n>From x\n",
+            b"Subject: 2\r\n\r\nline\r\n\r\n",
+            b"Subject: 3\n\nnot in the uidlist\n"]
+    names = ["17000000%02d.M1P1.host" % i for i in range(len(msgs))]
+    for m, n in zip(msgs, names):
+        mailroot.deliver_maildir(USER, m, name=n)
+    uidlist = os.path.join(mailroot.maildir(USER), "dovecot-uidlist")
+    with open(uidlist, "w") as f:
+        f.write("3 V1700000000 N4\n1 :%s\n2 :%s\n3 Pkept.from-P :%s\n"
+                % tuple(names[:3]))
+    give_to_mail_user(uidlist)
+    md = postinod()
+    seen, bodies = uidl_list(md)
+    sizes = uidl_sizes(md)
+    md.stop()
+    assert seen[:3] == ["000000016553f100", "000000026553f100",
+                        "kept.from-P"]
+    pg_srv = server(postinod, db)
+    code, out = migrate(pg_srv, "maildir:~/Maildir", "pgsql:")
+    assert code == 0 and "4 messages copied" in out, out
+    code, out = migrate(pg_srv, "pgsql:", mailroot.mbox_spec)
+    assert code == 0 and "4 messages copied" in out, out
+    spool = mailroot.read_mbox(USER)
+    code, out = migrate(pg_srv, "pgsql:", mailroot.mbox_spec)
+    assert code == 0 and "4 messages copied" in out, out
+    assert mailroot.read_mbox(USER) == spool
+    assert spool.count(b"X-UIDL") == 4 and b"its-own" not in spool
+    # What a client sees from the mbox: the same UIDLs, each message with
+    # "X-UIDL: <its UIDL>" first and otherwise as before.
+    want = [b"\n".join([b"X-UIDL: " + u.encode()] + [
+        ln for ln in b.split(b"\n") if not ln.startswith(b"X-UIDL:")])
+        for u, b in zip(seen, bodies)]
+    mb = postinod(mailbox=mailroot.mbox_spec)
+    assert uidl_list(mb) == (seen, want)
+    added = [len("X-UIDL: %s\r\n" % u) for u in seen]
+    added[1] -= len("X-UIDL: its-own\r\n")
+    assert uidl_sizes(mb) == [s + a for s, a in zip(sizes, added)]
+    mb.stop()
+    code, out = migrate(pg_srv, mailroot.mbox_spec, "maildir:~/Maildir2")
+    assert code == 0 and "4 messages copied" in out, out
+    # A Maildir orders kept names by their leading number, not as before.
+    back = postinod(mailbox="maildir:~/Maildir2")
+    uidls, got = uidl_list(back)
+    assert dict(zip(uidls, got)) == dict(zip(seen, want))
 
 
 def test_migration_of_an_mbox_keeps_its_uidls(db, mailroot, postinod):

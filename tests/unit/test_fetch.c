@@ -217,6 +217,33 @@ test_mbox_delivery_mboxrd(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/*
+ * An mbox message's X-UIDL header is its UIDL (src/store/store_mbox.c): a
+ * fetched message must not choose one (it could take another message's
+ * and hide behind it once that one is deleted), so the delivery drops it.
+ */
+static void
+test_mbox_delivery_drops_x_uidl(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], path[PATH_MAX];
+	const char *got;
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/mbox", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
+	assert_int_equal(fetch_begin(d, err), 0);
+	assert_int_equal(feed(d, "Return-Path: <s@x>\nX-UIDL: victim\n"
+	    "  folded\nSubject: s\n\nX-UIDL: body text\n", 7), 0);
+	assert_int_equal(fetch_commit(d, err), 0);
+	fetch_close(&d);
+	got = slurp(path, NULL);
+	assert_memory_equal(got, "From s@x ", 9);
+	got = strchr(got, '\n') + 1;
+	assert_string_equal(got, "Return-Path: <s@x>\nSubject: s\n\n"
+	    "X-UIDL: body text\n\n");
+}
+
 static void
 test_mbox_failure_truncates_back(void **state)
 {
@@ -652,6 +679,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_maildir_abort_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mbox_delivery_mboxrd,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mbox_delivery_drops_x_uidl,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_mbox_failure_truncates_back, setup, teardown),

@@ -20,6 +20,7 @@
 
 #include "../../src/store/store.h"
 #include "../../src/store/store_append.h"
+#include "../../src/store/mbox_append.h"
 #include "testutil.h"
 
 struct fixture {
@@ -163,6 +164,52 @@ test_copy_large_message_in_blocks(void **state)
 	assert_int_equal(w, len + len / 100);
 	free(data);
 	free(out);
+}
+
+/*
+ * An mbox message's X-UIDL is its UIDL: a delivery drops every X-UIDL
+ * field of the header (whatever its case or blanks, with its continuation
+ * lines) and keeps everything else, X-UIDL in the body included.
+ */
+static void
+test_copy_mbox_drops_x_uidl_fields(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "X-UIDL: victim\nSubject: s\n\nb\n", "Subject: s\n\nb\n" },
+		{ "Subject: s\nx-uidl :\tv\n  more\n\tmore\nTo: t\n\nb\n",
+		  "Subject: s\nTo: t\n\nb\n" },
+		{ "X-UIDLs: v\nX-UID: 3\nX-UIDL\n\nX-UIDL: body\n",
+		  "X-UIDLs: v\nX-UID: 3\nX-UIDL\n\nX-UIDL: body\n" },
+		{ "\r\nX-UIDL: body\n", "\r\nX-UIDL: body\n" },
+		{ "S: s\r\nX-UIDL: v\r\n\r\nb", "S: s\r\n\r\nb" },
+		{ "From x\nX-UIDL: v\nFrom y\n\nFrom z\n",
+		  ">From x\n>From y\n\n>From z\n" },
+		{ "X-UIDL: no line end", "" },
+		{ "X-UID", "X-UID" },
+		{ "\r", "\r" },
+	};
+	struct store_delivery d = { 0 };
+	char out[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		copy(cases[i].in, &d, STORE_ESCAPE_MBOXRD, out, sizeof(out),
+		    NULL, NULL);
+		assert_string_equal(out, cases[i].out);
+	}
+	/* Maildir and pgsql keep the message as it is. */
+	copy(cases[0].in, &d, STORE_ESCAPE_NONE, out, sizeof(out), NULL,
+	    NULL);
+	assert_string_equal(out, cases[0].in);
+	/* A UIDL to keep comes first, before the envelope's headers. */
+	d.uidl = "kept-1";
+	d.return_path = "b@x";
+	copy(cases[0].in, &d, STORE_ESCAPE_MBOXO, out, sizeof(out), NULL,
+	    NULL);
+	assert_string_equal(out, "X-UIDL: kept-1\nReturn-Path: <b@x>\n"
+	    "Subject: s\n\nb\n");
 }
 
 /* The one file in dir (new/ of the maildir); its name in name. */
@@ -455,6 +502,108 @@ test_mbox_recovery_keeps_a_message_appended_after_the_partial_one(
 	close(fd);
 }
 
+/*
+ * A sender cannot choose its UIDL in an mbox (it could take another
+ * message's, and hide behind it once that one is deleted); a migration
+ * keeps the UIDL it gives, and one an mbox cannot keep is refused with
+ * nothing written.
+ */
+static void
+test_mbox_append_uidl_is_ours_not_the_senders(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_ops *ops = store_lookup("mbox");
+	static const char m[] = "X-UIDL: victim\nSubject: s\n\nbody\n";
+	char path[256], err[ERR_LEN], *data;
+	struct store_params p = { .path = path, .mboxrd = true, .lock_wait = 1 };
+	struct store_delivery d = { 0 };
+	struct store_index idx;
+	struct store *st;
+	size_t len, len2;
+	int fd = memfd_with(m, strlen(m));
+
+	snprintf(path, sizeof(path), "%s/alice", f->root);
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_OK);
+	d.uidl = "migrated.1";
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
+	assert_int_equal(idx.count, 2);
+	assert_string_not_equal(idx.msgs[0].uidl, "victim");
+	assert_string_equal(idx.msgs[1].uidl, "migrated.1");
+	/* The kept header counts in the POP3 size, CRLF and all. */
+	assert_int_equal(idx.msgs[1].size, idx.msgs[0].size +
+	    strlen("X-UIDL: migrated.1\r\n"));
+	ops->close(&st, &idx);
+	data = slurp(path, &len);
+	assert_null(memmem(data, len, "victim", 6));
+	d.uidl = "has space";
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_PERMFAIL);
+	assert_non_null(strstr(err, "X-UIDL"));
+	d.uidl = "";
+	assert_int_equal(ops->append(&p, fd, &d, err), STORE_PERMFAIL);
+	(void)slurp(path, &len2);
+	assert_int_equal(len2, len);
+	close(fd);
+}
+
+/*
+ * The mbox append in steps (mbox_append.h), as postino's delivery uses
+ * it: the token proves a whole append after a kill; one whose journal was
+ * still there is cut by the store (not delivered, fetched again); a
+ * partial one without the message to compare is left alone.
+ */
+static void
+test_mbox_token_proves_an_append_after_a_kill(void **state)
+{
+	struct fixture *f = *state;
+	static const char m[] = "Return-Path: <s@x>\nSubject: s\n\nFrom b\n";
+	char path[256], journal[300], line[64], err[ERR_LEN];
+	char token[STORE_MBOX_TOKEN_MAX];
+	struct store_params p = { .path = path, .mboxrd = true, .lock_wait = 1 };
+	struct store_delivery d = { 0 };
+	struct store_mbox_txn t;
+	unsigned long long old, len;
+	struct stat sb;
+	int fd = memfd_with(m, strlen(m)), j;
+
+	snprintf(path, sizeof(path), "%s/alice", f->root);
+	snprintf(journal, sizeof(journal), "%s/.alice.postino-append", f->root);
+	assert_int_equal(store_mbox_ops.append(&p, fd, &d, err), STORE_OK);
+	assert_int_equal(store_mbox_begin(&t, &p, "s@x", err), STORE_OK);
+	assert_int_equal(store_mbox_token(&t, fd, &d, token, sizeof(token),
+	    err), 0);
+	assert_int_equal(sscanf(token, "%llu %llu", &old, &len), 2);
+	assert_int_equal(old, (unsigned long long)t.old_size);
+	assert_non_null(strstr(token, " From s@x "));
+	assert_int_equal(store_mbox_write(&t, fd, &d, err), STORE_OK);
+	store_mbox_end(&t);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((unsigned long long)sb.st_size, old + len);
+	assert_int_equal(store_mbox_prove(&p, -1, &d, token, err), 1);
+	/* Killed before its journal was removed: cut, so not delivered. */
+	snprintf(line, sizeof(line), "%llu %llu\n",
+	    (unsigned long long)sb.st_ino, old);
+	j = open(journal, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(j, line, strlen(line)), (ssize_t)strlen(line));
+	close(j);
+	assert_int_equal(store_mbox_prove(&p, fd, &d, token, err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((unsigned long long)sb.st_size, old);
+	/* No journal (a spool directory we may not write) and no message to
+	 * compare: a partial tail is not ours to judge. */
+	j = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(j, "From s@x", 8), 8);
+	close(j);
+	assert_int_equal(store_mbox_prove(&p, -1, &d, token, err), 2);
+	assert_non_null(strstr(err, "left as it is"));
+	/* With it: proven a prefix of this very append, and cut. */
+	assert_int_equal(store_mbox_prove(&p, fd, &d, token, err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal((unsigned long long)sb.st_size, old);
+	assert_int_equal(store_mbox_prove(&p, fd, &d, "1 2 x 0 From", err), -1);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -463,6 +612,7 @@ main(void)
 		cmocka_unit_test(test_copy_crlf_mode_and_null_sender),
 		cmocka_unit_test(test_copy_mboxrd_escapes_from_lines_only),
 		cmocka_unit_test(test_copy_large_message_in_blocks),
+		cmocka_unit_test(test_copy_mbox_drops_x_uidl_fields),
 		cmocka_unit_test_setup_teardown(
 		    test_maildir_append_creates_and_names_with_sizes, setup,
 		    teardown),
@@ -487,6 +637,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_mbox_recovery_keeps_a_message_appended_after_the_partial_one,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_append_uidl_is_ours_not_the_senders, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_mbox_token_proves_an_append_after_a_kill, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
