@@ -45,6 +45,7 @@ struct row {
 	enum auth_scheme scheme;
 	char		 secret[PGSQL_SECRET_MAX + 1];	/* after {SCHEME} */
 	struct auth_user user;
+	const char	*bad_quota;	/* why lookups fail temporarily, or NULL */
 };
 
 struct auth_db {
@@ -177,6 +178,29 @@ parse_id(const PGresult *res, int col, bool *has_r, uint32_t *id_r)
 	return 0;
 }
 
+/*
+ * The optional quota_bytes and quota_messages columns: NULL or absent is
+ * the configured default; anything else is read as the passwd-file reads
+ * its extra field (auth_quota_set), and refused the same way. NULL, or
+ * why not.
+ */
+static const char *
+parse_quota(const PGresult *res, struct auth_quota *q)
+{
+	static const char *const cols[] = { "quota_bytes", "quota_messages" };
+	static const enum auth_quota_kind kinds[] = { AUTH_QUOTA_BYTES,
+	    AUTH_QUOTA_MESSAGES };
+	const char *why = NULL;
+
+	for (size_t i = 0; i < 2 && why == NULL; i++) {
+		int c = PQfnumber(res, cols[i]);
+
+		if (c >= 0 && !PQgetisnull(res, 0, c))
+			why = auth_quota_set(q, kinds[i], PQgetvalue(res, 0, c));
+	}
+	return why;
+}
+
 /* The row's fields into r; false when a column holds something unusable. */
 static bool
 parse_row(PGresult *res, const char *user, struct row *r)
@@ -210,6 +234,8 @@ parse_row(PGresult *res, const char *user, struct row *r)
 	if (str_copy(r->user.home, sizeof(r->user.home), home) < 0)
 		return false;
 	str_copy(r->user.name, sizeof(r->user.name), user);
+	/* Never unlimited by mistake: the user's lookups fail until fixed. */
+	r->bad_quota = parse_quota(res, &r->user.quota);
 	/* Mail is never read as root [qmail, popa3d]. */
 	if ((r->user.has_uid && uid == 0) || (r->user.has_gid && gid == 0))
 		r->scheme = AUTH_SCHEME_LOCKED;
@@ -363,6 +389,17 @@ pg_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
+	if (found == 1 && r.scheme != AUTH_SCHEME_LOCKED &&
+	    r.scheme != AUTH_SCHEME_UNUSABLE && r.bad_quota != NULL) {
+		char safe[AUTH_USER_MAX * 4 + 1];
+
+		str_sanitize(safe, sizeof(safe), user, strlen(user));
+		log_warnx("event=passdb-bad-row backend=pgsql user=\"%s\" "
+		    "reason=\"%s: lookup fails temporarily\"", safe,
+		    r.bad_quota);
+		explicit_bzero(&r, sizeof(r));
+		return AUTH_TEMPFAIL;
+	}
 	if (found == 1 && r.scheme != AUTH_SCHEME_LOCKED &&
 	    r.scheme != AUTH_SCHEME_UNUSABLE)
 		*user_r = r.user;
