@@ -243,6 +243,22 @@ parse_row(PGresult *res, const char *user, struct row *r)
 }
 
 /*
+ * Did the database refuse the name itself: octets that are not valid in
+ * the client encoding (22021), or characters the database's encoding
+ * cannot hold (22P05)? Such a name can be in no row: it is an unknown
+ * user (a client's doing, so not logged), not an outage.
+ */
+static bool
+name_unstorable(const PGresult *res)
+{
+	const char *st = res != NULL ?
+	    PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return st != NULL && (strcmp(st, "22021") == 0 ||
+	    strcmp(st, "22P05") == 0);
+}
+
+/*
  * The user's row: 1 found (r filled), 0 no such user (or an unusable
  * row, logged), -1 the database could not answer (logged).
  */
@@ -263,6 +279,10 @@ fetch(struct auth_db *db, const char *user, struct row *r)
 		    NULL, 0);
 		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
 			break;
+		if (name_unstorable(res)) {
+			PQclear(res);
+			return 0;
+		}
 		log_pq("passdb-query-failed", PQerrorMessage(db->conn));
 		PQclear(res);
 		res = NULL;

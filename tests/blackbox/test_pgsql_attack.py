@@ -1,0 +1,110 @@
+"""passdb = pgsql as an attacker sees it (issue 15's hostile review): user
+names at the length bound and with octets a UTF-8 database cannot hold,
+password_query results of the wrong shape. Whatever a client sends is a
+wrong login ([AUTH], a hash paid), never [SYS/TEMP], never a crash; what
+the database returns is checked as hostile too."""
+
+import pytest
+
+from conftest import make_hash
+from test_passdb_pgsql import FAIL_AUTH, greeted, q, user_pass
+
+LONG = "u" * 255          # AUTH_USER_MAX
+
+
+@pytest.fixture
+def adb(mailroot, pg):
+    pg.psql("DROP TABLE IF EXISTS ausers; CREATE TABLE ausers (name text, "
+            "password text, home text)")
+    mailroot.add_user("alice", "secret")
+    home = q(mailroot.home("alice"))
+    rows = [("alice", q(make_hash("secret"))),
+            (LONG, q(make_hash("secret"))),
+            ("twice", q(make_hash("secret"))),
+            ("twice", q(make_hash("secret"))),
+            ("nullpw", "NULL"),
+            ("emptypw", q(""))]
+    pg.psql("INSERT INTO ausers VALUES " + ", ".join(
+        "(%s, %s, %s)" % (q(n), pw, home) for n, pw in rows))
+    with open(mailroot.passwd_file, "w") as f:
+        f.write("")
+    return mailroot
+
+
+def start(postinod, pg, query="SELECT password, home FROM ausers "
+          "WHERE name = $1", **kw):
+    return postinod(passdb="pgsql", pgsql_conninfo=pg.conninfo,
+                    pgsql_password_file=pg.password_file,
+                    password_query=query, auth_fail_delay_ms=0, **kw)
+
+
+def raw_user_pass(srv, user, pw=b"secret"):
+    r = greeted(srv)
+    reply = r.cmd(b"USER " + user)
+    if reply.startswith(b"+OK"):
+        reply = r.cmd(b"PASS " + pw)
+    r.close()
+    return reply
+
+
+def test_user_name_at_and_over_the_length_bound(adb, pg, postinod):
+    srv = start(postinod, pg)
+    assert user_pass(srv, LONG, "secret").startswith(b"+OK")
+    reply = raw_user_pass(srv, LONG.encode() + b"u")
+    assert reply.startswith(b"-ERR") and not reply.startswith(
+        b"-ERR [SYS/TEMP]"), reply
+
+
+@pytest.mark.parametrize("name", [
+    b"\xff", b"al\xc3ice", b"\xc0\xaf", b"\xed\xa0\x80", b"a\xf8\x88\x80\x80",
+    b"\xe9l\xe8ve",
+])
+def test_octets_no_utf8_database_holds_are_a_wrong_login(adb, pg, postinod,
+                                                         name):
+    """PostgreSQL refuses a parameter that is not valid UTF-8 (SQLSTATE
+    22021) before looking at the table: no such name can exist, so it is
+    a failed login like any unknown user, not an outage, and the
+    connection to the database survives it."""
+    srv = start(postinod, pg, auth_workers=1)
+    reply = raw_user_pass(srv, name)
+    assert reply.startswith(FAIL_AUTH), reply
+    srv.wait_log("result=fail")
+    assert "passdb-query-failed" not in srv.log()
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    assert srv.log().count("event=passdb-connected") == 1
+
+
+def test_query_results_of_the_wrong_shape(adb, pg, postinod):
+    """0 rows, 2 rows (logged, refused), a NULL or empty password: a
+    failed login each; never [SYS/TEMP], never a crash."""
+    srv = start(postinod, pg)
+    for user in ("nobody", "twice", "nullpw", "emptypw"):
+        assert user_pass(srv, user, "secret").startswith(FAIL_AUTH), user
+        assert user_pass(srv, user, "").startswith(b"-ERR"), user
+    srv.wait_log('event=passdb-ambiguous backend=pgsql user="twice"')
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+
+
+@pytest.mark.parametrize("query", [
+    # extra columns, an odd order, a duplicated name: read by name
+    "SELECT 1 AS x, home, password, 'y' AS uidx, NULL AS quota "
+    "FROM ausers WHERE name = $1",
+    "SELECT password, home, password AS password FROM ausers "
+    "WHERE name = $1",
+])
+def test_extra_and_reordered_columns(adb, pg, postinod, query):
+    srv = start(postinod, pg, query=query)
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    assert user_pass(srv, "alice", "wrong").startswith(FAIL_AUTH)
+
+
+def test_unusable_column_values_are_refused(adb, pg, postinod):
+    """A home that is not absolute, a uid that is no number: the row is
+    refused (logged), the user cannot log in, others can."""
+    srv = start(postinod, pg, query="SELECT password, CASE WHEN name = "
+                "'alice' THEN home ELSE 'relative/x' END AS home, CASE WHEN "
+                "name = 'twice' THEN '-1' ELSE NULL END AS uid FROM ausers "
+                "WHERE name = $1")
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    assert user_pass(srv, LONG, "secret").startswith(FAIL_AUTH)
+    srv.wait_log("event=passdb-bad-row")
