@@ -108,3 +108,28 @@ def test_unusable_column_values_are_refused(adb, pg, postinod):
     assert user_pass(srv, "alice", "secret").startswith(b"+OK")
     assert user_pass(srv, LONG, "secret").startswith(FAIL_AUTH)
     srv.wait_log("event=passdb-bad-row")
+
+
+def test_mailbox_name_at_the_length_bound_in_the_pgsql_store(mailroot, pg,
+                                                             postinod):
+    """A 255-octet user (AUTH_USER_MAX) is a 255-octet mailbox key: LMTP
+    delivers into it, POP3 reads it back, holds its lock (a second
+    session is [IN-USE]) and deletes from it; its neighbour one octet
+    shorter is another mailbox."""
+    import stores
+    from test_lmtp import deliver_one
+    st = stores.PgsqlStore(pg)
+    try:
+        mailroot.add_user(LONG, "secret")
+        mailroot.add_user(LONG[:-1], "secret")
+        srv = postinod(lmtp_listen="127.0.0.1:0", **st.config)
+        assert deliver_one(srv, rcpt=b"<" + LONG.encode() + b">")[0] == 250
+        assert len(st.messages(LONG)) == 1 and st.messages(LONG[:-1]) == []
+        p = srv.login(LONG, "secret")
+        assert p.stat()[0] == 1
+        assert user_pass(srv, LONG, "secret").startswith(b"-ERR [IN-USE]")
+        p.dele(1)
+        p.quit()
+        assert st.messages(LONG) == []
+    finally:
+        st.cleanup()
