@@ -137,3 +137,23 @@ def test_integer_columns_and_postino_deliver(qdb, pg, postinod):
     assert run(srv.conf, ["-d", "bob"])[0] == EX_OK
     assert run(srv.conf, ["-d", "bob"])[0] == EX_OK
     assert len(stored(qdb, "alice")) == 1
+
+
+def test_quota_column_with_the_pgsql_store(qdb, pg, postinod):
+    """Issue 15's whole deployment: users and mail in PostgreSQL. The
+    deliver worker counts alice's rows against her column's quota."""
+    import stores
+    st = stores.PgsqlStore(pg)
+    try:
+        set_quota(pg, "alice", "quota_messages", "2")
+        srv = start(postinod, pg, mailbox=st.config["mailbox"])
+        assert deliver_one(srv)[0] == 250
+        assert deliver_one(srv)[0] == 250
+        code, line = rcpt(srv, b"alice")
+        assert code == 552 and b"5.2.2" in line, line
+        for _ in range(3):
+            assert deliver_one(srv, rcpt=b"<bob>")[0] == 250
+        assert len(st.messages("alice")) == 2
+        assert len(st.messages("bob")) == 3
+    finally:
+        st.cleanup()

@@ -158,3 +158,18 @@ def test_thousand_untrusted_connections_with_headers(proxied):
     assert "198.51.100." not in log
     assert log.count("reason=proxy-untrusted") < 300, \
         log.count("reason=proxy-untrusted")
+
+
+def test_a_client_cannot_add_its_own_header(proxied):
+    """Behind the proxy's header, a client's own PROXY line is an unknown
+    POP3 command: the address stays the proxy's word for it."""
+    pport, _ = ports(proxied)
+    r = raw_from(pport)
+    r.send(v1(src="192.0.2.50") + v1(src="203.0.113.66"))
+    r.expect(b"+OK")
+    assert r.line().startswith(b"-ERR")
+    r.send(b"USER alice\r\nPASS secret\r\n")
+    assert r.line().startswith(b"+OK")
+    assert r.line().startswith(b"+OK")
+    proxied.wait_log('result=ok user="alice" method=USER ip=192.0.2.50')
+    assert "203.0.113.66" not in proxied.log()
