@@ -4,12 +4,14 @@
  * {PLAIN}, {SCRAM-SHA-256}iter,salt,stored,server; no prefix is {CRYPT}.
  *
  * The auth worker is one request at a time by design (hashing dominates),
- * so the query is a plain blocking PQexecParams, bounded by connect_timeout
- * and statement_timeout. When the database is unreachable every request
- * is AUTH_TEMPFAIL ([SYS/TEMP]), never AUTH_PERMFAIL: an outage must not
- * look like a wrong password to clients or count toward penalties.
+ * so the query is a blocking call (PQsendQueryParams, then poll() with a
+ * deadline), bounded by connect_timeout and PGSQL_QUERY_WAIT_MS. When the
+ * database is unreachable every request is AUTH_TEMPFAIL ([SYS/TEMP]),
+ * never AUTH_PERMFAIL: an outage must not look like a wrong password to
+ * clients or count toward penalties.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +40,13 @@
  * and the log one line per second per worker.
  */
 #define PGSQL_RETRY_MS		1000
+/*
+ * How long a query may take, timed here: statement_timeout is the
+ * server's, and a server that stopped answering (a frozen host, one gone
+ * without a reset, where TCP waits many minutes) never applies it. Above
+ * it, so that a live server's own timeout is what ends a slow query.
+ */
+#define PGSQL_QUERY_WAIT_MS	7000
 /* A column value longer than any secret we can use is refused unread. */
 #define PGSQL_SECRET_MAX	(AUTH_PASS_MAX + 32)
 
@@ -243,6 +252,56 @@ parse_row(PGresult *res, const char *user, struct row *r)
 }
 
 /*
+ * The query's result, or NULL (the reason in PQerrorMessage) when it
+ * could not be sent or the connection failed. After PGSQL_QUERY_WAIT_MS
+ * without an answer the connection is dropped (logged) and *dead_r set.
+ */
+static PGresult *
+pg_query(struct auth_db *db, const char *user, bool *dead_r)
+{
+	const char *params[1] = { user };
+	uint64_t deadline = now_ms() + PGSQL_QUERY_WAIT_MS;
+	PGresult *res = NULL, *r;
+
+	*dead_r = false;
+	if (!PQsendQueryParams(db->conn, db->query, 1, NULL, params, NULL,
+	    NULL, 0))
+		return NULL;
+	/* One statement: one result, then NULL. Each wait ends by deadline. */
+	for (;;) {
+		while (PQisBusy(db->conn)) {
+			struct pollfd pfd = { .fd = PQsocket(db->conn),
+			    .events = POLLIN };
+			uint64_t now = now_ms();
+			int n = now < deadline ?
+			    poll(&pfd, 1, (int)(deadline - now)) : 0;
+
+			if (n == 0) {
+				log_warnx("event=passdb-query-timeout "
+				    "backend=pgsql ms=%u", PGSQL_QUERY_WAIT_MS);
+				PQclear(res);
+				PQfinish(db->conn);
+				db->conn = NULL;
+				db->retry_ms = now_ms() + PGSQL_RETRY_MS;
+				*dead_r = true;
+				return NULL;
+			}
+			if ((n < 0 && errno != EINTR) ||
+			    (n > 0 && !PQconsumeInput(db->conn))) {
+				PQclear(res);
+				return NULL;
+			}
+		}
+		if ((r = PQgetResult(db->conn)) == NULL)
+			return res;
+		if (res == NULL)
+			res = r;
+		else
+			PQclear(r);
+	}
+}
+
+/*
  * Did the database refuse the name itself: octets that are not valid in
  * the client encoding (22021), or characters the database's encoding
  * cannot hold (22P05)? Such a name can be in no row: it is an unknown
@@ -265,8 +324,8 @@ name_unstorable(const PGresult *res)
 static int
 fetch(struct auth_db *db, const char *user, struct row *r)
 {
-	const char *params[1] = { user };
 	PGresult *res = NULL;
+	bool dead;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -275,8 +334,9 @@ fetch(struct auth_db *db, const char *user, struct row *r)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (pg_connect(db) < 0)
 			return -1;
-		res = PQexecParams(db->conn, db->query, 1, NULL, params, NULL,
-		    NULL, 0);
+		res = pg_query(db, user, &dead);
+		if (dead)
+			return -1;
 		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
 			break;
 		if (name_unstorable(res)) {

@@ -133,3 +133,34 @@ def test_mailbox_name_at_the_length_bound_in_the_pgsql_store(mailroot, pg,
         assert st.messages(LONG) == []
     finally:
         st.cleanup()
+
+
+def test_a_database_that_stops_answering_holds_no_login(adb, pg, postinod):
+    """The auth worker's backend stops (SIGSTOP: a frozen or vanished
+    database host, which TCP waits out for many minutes; on loopback,
+    forever). statement_timeout is the server's and never fires. The
+    login gets [SYS/TEMP] in bounded time, the dead connection is dropped,
+    and the next login is served on a new one. It used to hang every
+    login of that worker until the client gave up."""
+    import os
+    import signal
+    import time
+    srv = start(postinod, pg, auth_workers=1)
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    backend = int(pg.psql("SELECT pid FROM pg_stat_activity WHERE "
+                          "application_name = 'postinod-auth'").split()[0])
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        r = greeted(srv)
+        r.sock.settimeout(60)
+        t = time.monotonic()
+        assert r.cmd(b"USER alice").startswith(b"+OK")
+        assert r.cmd(b"PASS secret").startswith(b"-ERR [SYS/TEMP]")
+        assert time.monotonic() - t < 30
+        srv.wait_log("event=passdb-query-timeout backend=pgsql")
+        deadline = time.monotonic() + 30
+        while not user_pass(srv, "alice", "secret").startswith(b"+OK"):
+            assert time.monotonic() < deadline, "no new connection"
+            time.sleep(0.2)
+    finally:
+        os.kill(backend, signal.SIGCONT)
