@@ -164,3 +164,32 @@ def test_a_database_that_stops_answering_holds_no_login(adb, pg, postinod):
             time.sleep(0.2)
     finally:
         os.kill(backend, signal.SIGCONT)
+
+
+def test_a_postmaster_that_stops_answering_holds_no_login(adb, pg, postinod):
+    """The postmaster stopped (SIGSTOP): the kernel completes the TCP
+    handshake and nothing answers the startup packet. A login that needs
+    a new connection gets [SYS/TEMP] within connect_timeout's bound."""
+    import os
+    import signal
+    import time
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        pid = int(f.readline())
+    srv = start(postinod, pg, auth_workers=1)
+    assert user_pass(srv, "alice", "secret").startswith(b"+OK")
+    pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+            "application_name = 'postinod-auth'")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = greeted(srv)
+        r.sock.settimeout(60)
+        t = time.monotonic()
+        assert r.cmd(b"USER alice").startswith(b"+OK")
+        assert r.cmd(b"PASS secret").startswith(b"-ERR [SYS/TEMP]")
+        assert time.monotonic() - t < 30
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while not user_pass(srv, "alice", "secret").startswith(b"+OK"):
+        assert time.monotonic() < deadline, "no recovery"
+        time.sleep(0.2)
