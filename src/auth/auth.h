@@ -39,24 +39,50 @@ enum auth_result {
 	AUTH_TEMPFAIL,		/* the database could not be read */
 };
 
+/*
+ * An account's own delivery quota (the passwd-file's extra field
+ * quota_bytes=N quota_messages=N, or password_query columns of those
+ * names); when not given, the configured default applies. 0 is "no
+ * delivery quota for this user".
+ */
+struct auth_quota {
+	bool	 has_bytes, has_messages;
+	uint64_t bytes;
+	uint32_t messages;
+};
+
 struct auth_user {
 	char	name[AUTH_USER_MAX + 1];
 	bool	has_uid, has_gid;	/* false when the field is empty */
 	uid_t	uid;
 	gid_t	gid;
 	char	home[AUTH_HOME_MAX];	/* "" when the field is empty */
-	/*
-	 * The account's own delivery quota (passwd-file extra field
-	 * quota_bytes=N quota_messages=N); when not given, the configured
-	 * default applies. 0 is "no delivery quota for this user".
-	 */
-	bool	has_quota_bytes, has_quota_messages;
-	uint64_t quota_bytes;
-	uint32_t quota_messages;
+	struct auth_quota quota;
 };
 
 /* The largest quota_messages an account may set (as lmtp_quota_messages). */
 #define AUTH_QUOTA_MESSAGES_MAX	10000000u
+
+enum auth_quota_kind { AUTH_QUOTA_BYTES, AUTH_QUOTA_MESSAGES };
+
+/*
+ * One of an account's quota values into q (the passwd-file's
+ * quota_bytes=N, a password_query's quota_bytes column): strict decimal,
+ * each kind at most once, quota_messages at most AUTH_QUOTA_MESSAGES_MAX.
+ * NULL, or why not: every backend refuses the same values.
+ */
+const char *auth_quota_set(struct auth_quota *q, enum auth_quota_kind kind,
+    const char *val);
+/*
+ * Dovecot's spelling of the same, the value of a userdb_quota_rule= item
+ * (len octets): "*:storage=100M", "*:bytes=N", "*:messages=N", limits
+ * joined by ':' ("*:storage=1G:messages=5000"). storage is in KiB unless
+ * suffixed B, K, M, G or T (powers of 1024), as in Dovecot. Anything
+ * else Dovecot knows (other mailboxes, "+", "%", "ignore") is refused,
+ * never guessed at. NULL, or why not.
+ */
+const char *auth_quota_rule(struct auth_quota *q, const char *rule,
+    size_t len);
 
 struct auth_scram {
 	uint32_t	 iter;

@@ -43,10 +43,8 @@ struct entry {
 	uid_t		 uid;
 	gid_t		 gid;
 	const char	*home;
-	bool		 has_quota_bytes, has_quota_messages;
+	struct auth_quota quota;
 	bool		 bad_quota;	/* lookups fail temporarily */
-	uint64_t	 quota_bytes;
-	uint32_t	 quota_messages;
 	unsigned int	 lineno;	/* ties between duplicate names */
 };
 
@@ -139,53 +137,38 @@ parse_id(const char *s, bool *has_r, uint32_t *id_r)
 /*
  * The extra field: space-separated key=value items (Dovecot's), of which
  * quota_bytes and quota_messages (strict decimal, each at most once) are
- * ours; other items are left to other programs. NULL, or why not.
+ * ours, and Dovecot's userdb_quota_rule (the same limits, for sites moving
+ * from Dovecot); other items are left to other programs. NULL, or why not.
  */
 static const char *
 parse_extra(const char *extra, struct entry *e)
 {
 	static const char kb[] = "quota_bytes=", km[] = "quota_messages=";
-	const char *p = extra;
+	static const char kr[] = "userdb_quota_rule=";
+	const char *p = extra, *why = NULL;
 
-	while (p != NULL && *p != '\0') {
+	while (p != NULL && *p != '\0' && why == NULL) {
 		size_t len = strcspn(p, " \t");
-		char val[24];
-		uint64_t n;
-		bool bytes = len > sizeof(kb) - 1 && strncmp(p, kb,
-		    sizeof(kb) - 1) == 0;
-		bool msgs = len > sizeof(km) - 1 && strncmp(p, km,
-		    sizeof(km) - 1) == 0;
+		bool bytes = strncmp(p, kb, sizeof(kb) - 1) == 0;
+		bool msgs = strncmp(p, km, sizeof(km) - 1) == 0;
 		size_t klen = bytes ? sizeof(kb) - 1 : sizeof(km) - 1;
+		char val[24];
 
-		if (strncmp(p, kb, sizeof(kb) - 1) == 0 && !bytes)
-			return "empty quota_bytes";
-		if (strncmp(p, km, sizeof(km) - 1) == 0 && !msgs)
-			return "empty quota_messages";
-		if (bytes || msgs) {
+		if (strncmp(p, kr, sizeof(kr) - 1) == 0) {
+			why = auth_quota_rule(&e->quota, p + sizeof(kr) - 1,
+			    len - (sizeof(kr) - 1));
+		} else if (bytes || msgs) {
 			if (len - klen >= sizeof(val))
 				return "quota value too long";
 			memcpy(val, p + klen, len - klen);
 			val[len - klen] = '\0';
-			if (str_parse_u64(val, &n) < 0)
-				return "quota value is not a decimal number";
-			if (bytes) {
-				if (e->has_quota_bytes)
-					return "quota_bytes given twice";
-				e->has_quota_bytes = true;
-				e->quota_bytes = n;
-			} else {
-				if (e->has_quota_messages)
-					return "quota_messages given twice";
-				if (n > AUTH_QUOTA_MESSAGES_MAX)
-					return "quota_messages above 10000000";
-				e->has_quota_messages = true;
-				e->quota_messages = (uint32_t)n;
-			}
+			why = auth_quota_set(&e->quota, bytes ? AUTH_QUOTA_BYTES :
+			    AUTH_QUOTA_MESSAGES, val);
 		}
 		p += len;
 		p += strspn(p, " \t");
 	}
-	return NULL;
+	return why;
 }
 
 /* Cut one line into e; false (and a warning) when it is malformed. */
@@ -541,10 +524,7 @@ fill_user(const struct entry *e, struct auth_user *u)
 	u->uid = e->uid;
 	u->gid = e->gid;
 	str_copy(u->home, sizeof(u->home), e->home);
-	u->has_quota_bytes = e->has_quota_bytes;
-	u->has_quota_messages = e->has_quota_messages;
-	u->quota_bytes = e->quota_bytes;
-	u->quota_messages = e->quota_messages;
+	u->quota = e->quota;
 }
 
 static enum auth_result

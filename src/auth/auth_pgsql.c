@@ -4,12 +4,14 @@
  * {PLAIN}, {SCRAM-SHA-256}iter,salt,stored,server; no prefix is {CRYPT}.
  *
  * The auth worker is one request at a time by design (hashing dominates),
- * so the query is a plain blocking PQexecParams, bounded by connect_timeout
- * and statement_timeout. When the database is unreachable every request
- * is AUTH_TEMPFAIL ([SYS/TEMP]), never AUTH_PERMFAIL: an outage must not
- * look like a wrong password to clients or count toward penalties.
+ * so the query is a blocking call (PQsendQueryParams, then poll() with a
+ * deadline), bounded by connect_timeout and PGSQL_QUERY_WAIT_MS. When the
+ * database is unreachable every request is AUTH_TEMPFAIL ([SYS/TEMP]),
+ * never AUTH_PERMFAIL: an outage must not look like a wrong password to
+ * clients or count toward penalties.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +40,13 @@
  * and the log one line per second per worker.
  */
 #define PGSQL_RETRY_MS		1000
+/*
+ * How long a query may take, timed here: statement_timeout is the
+ * server's, and a server that stopped answering (a frozen host, one gone
+ * without a reset, where TCP waits many minutes) never applies it. Above
+ * it, so that a live server's own timeout is what ends a slow query.
+ */
+#define PGSQL_QUERY_WAIT_MS	7000
 /* A column value longer than any secret we can use is refused unread. */
 #define PGSQL_SECRET_MAX	(AUTH_PASS_MAX + 32)
 
@@ -45,6 +54,7 @@ struct row {
 	enum auth_scheme scheme;
 	char		 secret[PGSQL_SECRET_MAX + 1];	/* after {SCHEME} */
 	struct auth_user user;
+	const char	*bad_quota;	/* why lookups fail temporarily, or NULL */
 };
 
 struct auth_db {
@@ -177,6 +187,29 @@ parse_id(const PGresult *res, int col, bool *has_r, uint32_t *id_r)
 	return 0;
 }
 
+/*
+ * The optional quota_bytes and quota_messages columns: NULL or absent is
+ * the configured default; anything else is read as the passwd-file reads
+ * its extra field (auth_quota_set), and refused the same way. NULL, or
+ * why not.
+ */
+static const char *
+parse_quota(const PGresult *res, struct auth_quota *q)
+{
+	static const char *const cols[] = { "quota_bytes", "quota_messages" };
+	static const enum auth_quota_kind kinds[] = { AUTH_QUOTA_BYTES,
+	    AUTH_QUOTA_MESSAGES };
+	const char *why = NULL;
+
+	for (size_t i = 0; i < 2 && why == NULL; i++) {
+		int c = PQfnumber(res, cols[i]);
+
+		if (c >= 0 && !PQgetisnull(res, 0, c))
+			why = auth_quota_set(q, kinds[i], PQgetvalue(res, 0, c));
+	}
+	return why;
+}
+
 /* The row's fields into r; false when a column holds something unusable. */
 static bool
 parse_row(PGresult *res, const char *user, struct row *r)
@@ -210,10 +243,78 @@ parse_row(PGresult *res, const char *user, struct row *r)
 	if (str_copy(r->user.home, sizeof(r->user.home), home) < 0)
 		return false;
 	str_copy(r->user.name, sizeof(r->user.name), user);
+	/* Never unlimited by mistake: the user's lookups fail until fixed. */
+	r->bad_quota = parse_quota(res, &r->user.quota);
 	/* Mail is never read as root [qmail, popa3d]. */
 	if ((r->user.has_uid && uid == 0) || (r->user.has_gid && gid == 0))
 		r->scheme = AUTH_SCHEME_LOCKED;
 	return true;
+}
+
+/*
+ * The query's result, or NULL (the reason in PQerrorMessage) when it
+ * could not be sent or the connection failed. After PGSQL_QUERY_WAIT_MS
+ * without an answer the connection is dropped (logged) and *dead_r set.
+ */
+static PGresult *
+pg_query(struct auth_db *db, const char *user, bool *dead_r)
+{
+	const char *params[1] = { user };
+	uint64_t deadline = now_ms() + PGSQL_QUERY_WAIT_MS;
+	PGresult *res = NULL, *r;
+
+	*dead_r = false;
+	if (!PQsendQueryParams(db->conn, db->query, 1, NULL, params, NULL,
+	    NULL, 0))
+		return NULL;
+	/* One statement: one result, then NULL. Each wait ends by deadline. */
+	for (;;) {
+		while (PQisBusy(db->conn)) {
+			struct pollfd pfd = { .fd = PQsocket(db->conn),
+			    .events = POLLIN };
+			uint64_t now = now_ms();
+			int n = now < deadline ?
+			    poll(&pfd, 1, (int)(deadline - now)) : 0;
+
+			if (n == 0) {
+				log_warnx("event=passdb-query-timeout "
+				    "backend=pgsql ms=%u", PGSQL_QUERY_WAIT_MS);
+				PQclear(res);
+				PQfinish(db->conn);
+				db->conn = NULL;
+				db->retry_ms = now_ms() + PGSQL_RETRY_MS;
+				*dead_r = true;
+				return NULL;
+			}
+			if ((n < 0 && errno != EINTR) ||
+			    (n > 0 && !PQconsumeInput(db->conn))) {
+				PQclear(res);
+				return NULL;
+			}
+		}
+		if ((r = PQgetResult(db->conn)) == NULL)
+			return res;
+		if (res == NULL)
+			res = r;
+		else
+			PQclear(r);
+	}
+}
+
+/*
+ * Did the database refuse the name itself: octets that are not valid in
+ * the client encoding (22021), or characters the database's encoding
+ * cannot hold (22P05)? Such a name can be in no row: it is an unknown
+ * user (a client's doing, so not logged), not an outage.
+ */
+static bool
+name_unstorable(const PGresult *res)
+{
+	const char *st = res != NULL ?
+	    PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return st != NULL && (strcmp(st, "22021") == 0 ||
+	    strcmp(st, "22P05") == 0);
 }
 
 /*
@@ -223,8 +324,8 @@ parse_row(PGresult *res, const char *user, struct row *r)
 static int
 fetch(struct auth_db *db, const char *user, struct row *r)
 {
-	const char *params[1] = { user };
 	PGresult *res = NULL;
+	bool dead;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -233,10 +334,15 @@ fetch(struct auth_db *db, const char *user, struct row *r)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (pg_connect(db) < 0)
 			return -1;
-		res = PQexecParams(db->conn, db->query, 1, NULL, params, NULL,
-		    NULL, 0);
+		res = pg_query(db, user, &dead);
+		if (dead)
+			return -1;
 		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
 			break;
+		if (name_unstorable(res)) {
+			PQclear(res);
+			return 0;
+		}
 		log_pq("passdb-query-failed", PQerrorMessage(db->conn));
 		PQclear(res);
 		res = NULL;
@@ -363,6 +469,17 @@ pg_lookup(struct auth_db *db, const char *user, struct auth_user *user_r)
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
+	if (found == 1 && r.scheme != AUTH_SCHEME_LOCKED &&
+	    r.scheme != AUTH_SCHEME_UNUSABLE && r.bad_quota != NULL) {
+		char safe[AUTH_USER_MAX * 4 + 1];
+
+		str_sanitize(safe, sizeof(safe), user, strlen(user));
+		log_warnx("event=passdb-bad-row backend=pgsql user=\"%s\" "
+		    "reason=\"%s: lookup fails temporarily\"", safe,
+		    r.bad_quota);
+		explicit_bzero(&r, sizeof(r));
+		return AUTH_TEMPFAIL;
+	}
 	if (found == 1 && r.scheme != AUTH_SCHEME_LOCKED &&
 	    r.scheme != AUTH_SCHEME_UNUSABLE)
 		*user_r = r.user;

@@ -22,7 +22,8 @@ struct auth_pgsql_conf {
 	const char	*password_file;	/* "" = none (peer, cert, .pgpass) */
 	/*
 	 * $1 = the user name. Columns by name: "password" (required), "uid",
-	 * "gid", "home" (NULL or absent: not given); others are ignored.
+	 * "gid", "home", "quota_bytes", "quota_messages" (NULL or absent: not
+	 * given); others are ignored.
 	 */
 	const char	*query;
 };

@@ -54,12 +54,12 @@ delivery_setup(const struct config *cf, const struct auth_user *u,
 	 * refuses the login (max_mailbox_size, max_messages): mail must not
 	 * lock its owner out.
 	 */
-	d->quota_bytes = u->has_quota_bytes ? u->quota_bytes :
+	d->quota_bytes = u->quota.has_bytes ? u->quota.bytes :
 	    cf->lmtp_quota_bytes;
 	if (cf->max_mailbox_size != 0 && (d->quota_bytes == 0 ||
 	    cf->max_mailbox_size < d->quota_bytes))
 		d->quota_bytes = cf->max_mailbox_size;
-	d->quota_messages = u->has_quota_messages ? u->quota_messages :
+	d->quota_messages = u->quota.has_messages ? u->quota.messages :
 	    cf->lmtp_quota_messages;
 	if (cf->max_messages != 0 && (d->quota_messages == 0 ||
 	    cf->max_messages < d->quota_messages))
@@ -91,9 +91,9 @@ delivery_run(const struct config *cf, const struct auth_user *u, int fd,
 bool
 delivery_has_quota(const struct config *cf, const struct auth_user *u)
 {
-	uint64_t bytes = u->has_quota_bytes ? u->quota_bytes :
+	uint64_t bytes = u->quota.has_bytes ? u->quota.bytes :
 	    cf->lmtp_quota_bytes;
-	unsigned int msgs = u->has_quota_messages ? u->quota_messages :
+	unsigned int msgs = u->quota.has_messages ? u->quota.messages :
 	    cf->lmtp_quota_messages;
 
 	return bytes != 0 || msgs != 0;

@@ -672,18 +672,18 @@ test_quota_in_the_extra_field(void **state)
 	    "max:{PLAIN}p::::/h::\tquota_bytes=18446744073709551615\t\n"
 	    "other:{PLAIN}p::::/h::quota_bytesx=1 myquota_bytes=x\n"));
 	assert_int_equal(f->ops->lookup(f->db, "none", &u), AUTH_OK);
-	assert_false(u.has_quota_bytes || u.has_quota_messages);
+	assert_false(u.quota.has_bytes || u.quota.has_messages);
 	assert_int_equal(f->ops->lookup(f->db, "both", &u), AUTH_OK);
-	assert_true(u.has_quota_bytes && u.has_quota_messages);
-	assert_int_equal(u.quota_bytes, 100);
-	assert_int_equal(u.quota_messages, 10000000);
+	assert_true(u.quota.has_bytes && u.quota.has_messages);
+	assert_int_equal(u.quota.bytes, 100);
+	assert_int_equal(u.quota.messages, 10000000);
 	assert_int_equal(f->ops->lookup(f->db, "zero", &u), AUTH_OK);
-	assert_true(u.has_quota_bytes && !u.has_quota_messages);
-	assert_int_equal(u.quota_bytes, 0);
+	assert_true(u.quota.has_bytes && !u.quota.has_messages);
+	assert_int_equal(u.quota.bytes, 0);
 	assert_int_equal(f->ops->lookup(f->db, "max", &u), AUTH_OK);
-	assert_true(u.quota_bytes == UINT64_MAX);
+	assert_true(u.quota.bytes == UINT64_MAX);
 	assert_int_equal(f->ops->lookup(f->db, "other", &u), AUTH_OK);
-	assert_false(u.has_quota_bytes || u.has_quota_messages);
+	assert_false(u.quota.has_bytes || u.quota.has_messages);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *text = fmt("bad:{PLAIN}p::::/h::%s\nok:{PLAIN}p\n",
 		    bad[i]);
@@ -693,7 +693,67 @@ test_quota_in_the_extra_field(void **state)
 		free(text);
 		assert_int_equal(f->ops->lookup(f->db, "bad", &u),
 		    AUTH_TEMPFAIL);
-		assert_false(u.has_quota_bytes);
+		assert_false(u.quota.has_bytes);
+		assert_int_equal(f->ops->lookup(f->db, "ok", &u), AUTH_OK);
+	}
+}
+
+/*
+ * Dovecot's userdb_quota_rule=*:storage=N[BKMGT] / bytes= / messages= in
+ * the extra field, for sites moving from Dovecot; the rest of Dovecot's
+ * rule language is refused (TEMPFAIL), never guessed at.
+ */
+static void
+test_dovecot_quota_rule_in_the_extra_field(void **state)
+{
+	static const char *const bad[] = {
+		"userdb_quota_rule=", "userdb_quota_rule=*",
+		"userdb_quota_rule=*:", "userdb_quota_rule=Trash:storage=1M",
+		"userdb_quota_rule=*:storage=+100M",
+		"userdb_quota_rule=*:storage=10%", "userdb_quota_rule=*:ignore",
+		"userdb_quota_rule=*:storage=", "userdb_quota_rule=*:storage=M",
+		"userdb_quota_rule=*:storage=10X", "userdb_quota_rule=*:storage=1M:",
+		"userdb_quota_rule=*:storage=-1", "userdb_quota_rule=*:backend=1M",
+		"userdb_quota_rule=*:storage=17179869184T",
+		"userdb_quota_rule=*:messages=10000001",
+		"userdb_quota_rule=*:messages=5k",
+		"userdb_quota_rule=*:storage=1M quota_bytes=5",
+		"userdb_quota_rule=*:storage=1M:bytes=5",
+	};
+	struct fixture *f = *state;
+	struct auth_user u;
+
+	open_with(f, BYTES(
+	    "mb:{PLAIN}p::::/h::userdb_quota_rule=*:storage=100M\n"
+	    "kb:{PLAIN}p::::/h::userdb_quota_rule=*:storage=10\n"
+	    "lower:{PLAIN}p::::/h::userdb_quota_rule=*:storage=2k\n"
+	    "b:{PLAIN}p::::/h::userdb_quota_rule=*:bytes=5000\n"
+	    "both:{PLAIN}p::::/h::userdb_quota_rule=*:storage=1G:messages=7\n"
+	    "mix:{PLAIN}p::::/h::userdb_quota_rule=*:storage=3B "
+	    "quota_messages=2 userdb_quota_rule2=Trash:storage=+10%\n"));
+	assert_int_equal(f->ops->lookup(f->db, "mb", &u), AUTH_OK);
+	assert_true(u.quota.has_bytes && !u.quota.has_messages);
+	assert_true(u.quota.bytes == 100u * 1024 * 1024);
+	assert_int_equal(f->ops->lookup(f->db, "kb", &u), AUTH_OK);
+	assert_int_equal(u.quota.bytes, 10240);
+	assert_int_equal(f->ops->lookup(f->db, "lower", &u), AUTH_OK);
+	assert_int_equal(u.quota.bytes, 2048);
+	assert_int_equal(f->ops->lookup(f->db, "b", &u), AUTH_OK);
+	assert_int_equal(u.quota.bytes, 5000);
+	assert_int_equal(f->ops->lookup(f->db, "both", &u), AUTH_OK);
+	assert_true(u.quota.bytes == 1024u * 1024 * 1024);
+	assert_true(u.quota.has_messages && u.quota.messages == 7);
+	assert_int_equal(f->ops->lookup(f->db, "mix", &u), AUTH_OK);
+	assert_true(u.quota.bytes == 3 && u.quota.messages == 2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = fmt("bad:{PLAIN}p::::/h::%s\nok:{PLAIN}p\n",
+		    bad[i]);
+
+		f->ops->close(&f->db);
+		open_with(f, text, strlen(text));
+		free(text);
+		assert_int_equal(f->ops->lookup(f->db, "bad", &u),
+		    AUTH_TEMPFAIL);
 		assert_int_equal(f->ops->lookup(f->db, "ok", &u), AUTH_OK);
 	}
 }
@@ -979,6 +1039,7 @@ main(void)
 		T(test_empty_file_opens_and_users_appended_later_work),
 		T(test_missing_or_unreadable_file_is_a_temporary_failure),
 		T(test_quota_in_the_extra_field),
+		T(test_dovecot_quota_rule_in_the_extra_field),
 		T(test_open_fails_with_a_reason),
 		T(test_apop_rfc1939_example_and_refusals),
 		T(test_postino_passwd_output_verifies),
