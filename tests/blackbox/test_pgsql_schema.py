@@ -7,10 +7,12 @@ login_delay, kept in the database, holds across instances.
 Every socket has a timeout and every wait a bound; loopback only."""
 import os
 import signal
+import smtplib
 import subprocess
 import threading
 import time
 
+from test_lmtp import lmtp_port
 from test_pgsql_store import db  # noqa: F401 (fixture)
 from test_pgsql_store import (PASS, USER, drop_schema, insert, load_schema,
                               rows, server, wait_for)
@@ -91,6 +93,25 @@ def test_a_v1_database_with_mail_is_upgraded_keeping_every_uidl(
         assert "event=pgsql-schema-upgraded from=1 to=2" in srv.log()
         # The new table is there and used.
         assert pg.psql("SELECT count(*) FROM postino_mailbox").strip() == "0"
+    finally:
+        drop_schema(pg)
+
+
+def test_a_delivery_upgrades_a_v1_database_too(pg, mailroot, postinod):
+    """The deliver workers check in place (blocking, one delivery at a
+    time): the same steps, the same result."""
+    mailroot.add_user(USER, PASS)
+    load(pg, V1)
+    old = insert(pg, USER, b"Subject: old\n\nold\n")
+    try:
+        srv = server(postinod, pg, lmtp_listen="127.0.0.1:0")
+        c = smtplib.LMTP("127.0.0.1", lmtp_port(srv), timeout=20)
+        assert c.sendmail("bob@example.org", [USER],
+                          b"Subject: new\r\n\r\nnew\r\n") == {}
+        c.quit()
+        assert version(pg) == "2"
+        assert rows(pg)[0] == old and len(rows(pg)) == 2
+        assert "event=pgsql-schema-upgraded from=1 to=2" in srv.log()
     finally:
         drop_schema(pg)
 
