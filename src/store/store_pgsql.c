@@ -16,6 +16,7 @@
 #include "store_pgsql.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -577,7 +578,7 @@ schema_version_of(const PGresult *res)
 	uint32_t v;
 
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
-	    str_parse_u32(PQgetvalue(res, 0, 0), &v) < 0 || v > 1000000)
+	    str_parse_u32(PQgetvalue(res, 0, 0), &v) < 0 || v > INT_MAX)
 		return -1;
 	return (int)v;
 }
@@ -594,10 +595,14 @@ schema_versioned(struct store *st, const PGresult *res, char *err)
 		    STORE_PGSQL_SCHEMA_VERSION);
 		return STORE_TEMPFAIL;
 	}
-	if (v < 1 || (st->schema_want != 0 && v != st->schema_want)) {
-		(void)str_fmt(err, ERR_LEN, "pgsql: schema version %d, "
-		    "expected %d", v, st->schema_want != 0 ? st->schema_want :
-		    STORE_PGSQL_SCHEMA_VERSION);
+	if (v < 1) {
+		str_copy(err, ERR_LEN, "pgsql: postino_schema_version holds "
+		    "no version");
+		return STORE_TEMPFAIL;
+	}
+	if (st->schema_want != 0 && v != st->schema_want) {
+		(void)str_fmt(err, ERR_LEN, "pgsql: the upgrade to schema "
+		    "version %d left version %d", st->schema_want, v);
 		return STORE_TEMPFAIL;
 	}
 	if (st->schema_stage == SCHEMA_PEEK) {
