@@ -47,7 +47,10 @@ void store_pgsql_shutdown(void);
  * The schema, as shipped in pgsql_schema.sql (the newest version, created
  * directly), and the steps that bring an older one up to it, as shipped in
  * pgsql_upgrade_N.sql: from version N-1 to N, each ending by setting the
- * version. A new version adds its step here and in pgsql_schema.c.
+ * version. A new version adds its step here and in pgsql_schema.c. A
+ * step runs under the connection's statement_timeout (30 s) while logins
+ * wait for it: one that must rewrite postino_message is a DBA's job in a
+ * maintenance window, not postinod's.
  */
 extern const char store_pgsql_schema[];
 extern const char store_pgsql_upgrade_2[];
