@@ -103,8 +103,9 @@ deps-check-server:
 
 $(BUILD)/src/auth/auth_pgsql.o: CFLAGS += $(PQ_CFLAGS)
 $(BUILD)/src/store/store_pgsql.o: CFLAGS += $(PQ_CFLAGS)
-# The schema text is assembled in (.incbin), which -MMD does not see.
-$(BUILD)/src/store/pgsql_schema.o: src/store/pgsql_schema.sql
+# The schema texts are assembled in (.incbin), which -MMD does not see.
+PGSQL_SQL = src/store/pgsql_schema.sql $(wildcard src/store/pgsql_upgrade_*.sql)
+$(BUILD)/src/store/pgsql_schema.o: $(PGSQL_SQL)
 $(BUILD)/src/client/%.o: CFLAGS += $(GMIME_CFLAGS)
 $(BUILD)/src/client/%.o: src/client/%.c | deps-check
 	@mkdir -p $(@D)
@@ -232,8 +233,9 @@ install-server: $(SERVER_PROGS) $(MAN_GEN) $(UNIT_GEN)
 	$(INSTALL) -m 644 etc/systemd/postino.tmpfiles \
 	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postino.conf
 	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/postino
-	$(INSTALL) -m 644 src/store/pgsql_schema.sql \
-	    $(DESTDIR)$(PREFIX)/share/postino/pgsql_schema.sql
+	for f in $(PGSQL_SQL); do \
+	    $(INSTALL) -m 644 $$f $(DESTDIR)$(PREFIX)/share/postino/ || exit 1; \
+	done
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf ]; then \
 	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/postino/postinod.conf"; \
 	else \

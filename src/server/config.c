@@ -550,12 +550,6 @@ config_combined(const struct config *cf, const char *path, char *err)
 			return -1;
 		}
 	}
-	/* Its stamp is a file beside the mailbox, which pgsql has not. */
-	if (strncmp(cf->mailbox, "pgsql:", 6) == 0 && cf->login_delay != 0) {
-		str_fmt(err, ERR_LEN, "%s: login_delay does not work with "
-		    "mailbox = pgsql: yet", path);
-		return -1;
-	}
 	for (unsigned int i = 0; i < cf->nlmtp_listen; i++) {
 		if (!cf->lmtp_allow_remote &&
 		    !config_loopback(&cf->lmtp_listen[i].ss)) {

@@ -116,10 +116,13 @@ mailbox_path(const struct auth_user *u, char *out, size_t size,
 /*
  * RFC 2449 LOGIN-DELAY: the time of the last login lives in the mtime of a
  * stamp beside the mailbox. 0 to go on, -1 when this login is too soon.
- * A stamp that cannot be written is no reason to refuse mail.
+ * A stamp that cannot be written is no reason to refuse mail. pgsql keeps
+ * it in the database instead: its open answered r, STORE_TOO_SOON with
+ * the wait in err when this login is too soon (store_params).
  */
 static int
-login_delay_check(struct mail_conn *c, const char *path)
+login_delay_check(struct mail_conn *c, const char *path,
+    enum store_result r_open, const char *err)
 {
 	char stamp[PATH_MAX];
 	const char *slash;
@@ -127,7 +130,12 @@ login_delay_check(struct mail_conn *c, const char *path)
 	time_t now = time(NULL);
 	int fd, r;
 
-	if (cf->login_delay == 0)
+	if (r_open == STORE_TOO_SOON) {
+		log_info("session=%s event=login-delay user=\"%s\" "
+		    "reason=\"%s\"", c->s.id, c->user, err);
+		return -1;
+	}
+	if (cf->login_delay == 0 || strcmp(c->sops->name, "pgsql") == 0)
 		return 0;
 	if (strncmp(cf->mailbox, "maildir:", 8) == 0)
 		r = str_fmt(stamp, sizeof(stamp), "%s/postino-login", path);
@@ -192,6 +200,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 	/* Never wait in the store: a busy lock is retried from a timer. */
 	p.lock_wait = 0;
 	p.uidl_format = cf->pop3_uidl_format;
+	p.login_delay = cf->login_delay;
 	r = c->sops->open(&c->st, &p, &c->idx, err);
 	if (r == STORE_BUSY || r == STORE_PENDING) {
 		if (r == STORE_BUSY)
@@ -210,7 +219,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 			c->sops->close(&c->st, &c->idx);
 		r = c->acct == NULL ? STORE_TEMPFAIL : r;
 	}
-	if (r != STORE_OK) {
+	if (r != STORE_OK && r != STORE_TOO_SOON) {
 		c->st = NULL;
 		log_info("session=%s event=mailbox-open result=%s user=\"%s\" "
 		    "reason=\"%s\"", c->s.id, r == STORE_LOCKED ||
@@ -223,7 +232,7 @@ open_mailbox(struct mail_conn *c, const struct msg_account *acct)
 		return;
 	}
 	c->lock_deadline = 0;
-	if (login_delay_check(c, path) < 0) {
+	if (login_delay_check(c, path, r, err) < 0) {
 		session_reply(&c->s, "-ERR [LOGIN-DELAY] Wait %u seconds "
 		    "between logins.", cf->login_delay);
 		session_end(&c->s);

@@ -1,11 +1,14 @@
--- Postino's mail store in PostgreSQL (mailbox = pgsql:), schema version 1.
+-- Postino's mail store in PostgreSQL (mailbox = pgsql:), schema version 2.
 --
 -- postinod creates this itself when postino_schema_version is missing (the
--- text below is compiled into it) and brings an older version up to date.
--- A DBA who creates it by hand runs it in one transaction:
+-- text below is compiled into it) and brings an older version up to date
+-- with the steps beside it, pgsql_upgrade_N.sql (from N-1 to N). This file
+-- always creates the newest version directly. A DBA who creates it by hand
+-- runs it in one transaction:
 --     psql -1 -v ON_ERROR_STOP=1 -f pgsql_schema.sql DBNAME
--- and gives the postinod role SELECT, INSERT, DELETE on postino_message and
--- USAGE on its sequences.
+-- (and each upgrade step the same way, in order) and gives the postinod
+-- role SELECT, INSERT, DELETE on postino_message, SELECT, INSERT, UPDATE on
+-- postino_mailbox and USAGE on the sequences.
 
 CREATE TABLE postino_schema_version (
 	version		integer NOT NULL
@@ -43,4 +46,13 @@ ALTER TABLE postino_message ALTER COLUMN body SET STORAGE EXTERNAL;
 -- STAT/LIST/UIDL: one index range scan, in delivery order.
 CREATE INDEX postino_message_mailbox_id ON postino_message (mailbox, id);
 
-INSERT INTO postino_schema_version (version) VALUES (1);
+-- Since version 2. One row per mailbox that has logged in while
+-- login_delay was set: when, so RFC 2449 LOGIN-DELAY holds across every
+-- instance (the other stores keep this in a stamp file).
+CREATE TABLE postino_mailbox (
+	mailbox		text PRIMARY KEY
+			CHECK (length(mailbox) BETWEEN 1 AND 1024),
+	last_login	timestamptz NOT NULL
+);
+
+INSERT INTO postino_schema_version (version) VALUES (2);

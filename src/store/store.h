@@ -44,6 +44,9 @@ enum store_result {
 	 * store_ops.wait. Nothing else ever answers it.
 	 */
 	STORE_PENDING,
+	/* open with login_delay: the last login was too recent (-ERR
+	 * [LOGIN-DELAY]); nothing is held. Only pgsql answers it. */
+	STORE_TOO_SOON,
 };
 
 /* Called from the event loop when a pending call can go on. */
@@ -60,6 +63,13 @@ struct store_params {
 	/* maildir: Dovecot's pop3_uidl_format for its dovecot-uidlist; NULL:
 	 * its default (maildir_uidlist.h) */
 	const char	*uidl_format;
+	/*
+	 * pgsql: seconds between two logins (RFC 2449 LOGIN-DELAY), checked
+	 * and stamped in the database when open takes the lock, so it holds
+	 * across instances; 0: off. The other stores leave it to the caller
+	 * (a stamp file beside the mailbox).
+	 */
+	unsigned int	 login_delay;
 };
 
 /*

@@ -6,8 +6,9 @@
  *
  * In the mail role (an event loop, store_pgsql_set_loop) a session never
  * blocks the worker: its connection is made with PQconnectStart/Poll and
- * its queries sent in non-blocking mode, each socket waiting in the loop,
- * a connection bounded by a timer. Elsewhere (delivery, postino-migrate)
+ * its queries (the schema check of a process's first connection too) sent
+ * in non-blocking mode, each socket waiting in the loop, a connection
+ * bounded by a timer. Elsewhere (delivery, postino-migrate)
  * calls are blocking libpq calls, bounded by connect_timeout and
  * statement_timeout. Every database failure is STORE_TEMPFAIL: an outage
  * must never look like a broken or empty mailbox.
@@ -15,6 +16,7 @@
 #include "store_pgsql.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,27 @@
  * database gone silent mid-query holds its session no longer than this. */
 #define PG_WAIT_MS	35000
 
+/* Where a connection's schema check is (schema_step). */
+enum schema_stage {
+	/* A new connection: checked if no other one of this process has
+	 * been (one being checked may finish while this one waits). */
+	SCHEMA_UNSEEN,
+	SCHEMA_PEEK,	/* the version, no lock: all a current schema needs */
+	SCHEMA_LOCK,	/* BEGIN and the lock: creating or upgrading */
+	SCHEMA_EXISTS,	/* the version table, seen under the lock */
+	SCHEMA_CREATE,	/* pgsql_schema.sql */
+	SCHEMA_VERSION,	/* the version, under the lock */
+	SCHEMA_UPGRADE,	/* pgsql_upgrade_N.sql, N = schema_want */
+	SCHEMA_COMMIT,
+	SCHEMA_DONE,
+};
+
+#define PG_VERSION_SQL	"SELECT max(version) FROM postino_schema_version"
+/* The upgrade steps, by the version each one brings the schema to. */
+static const char *const pg_upgrades[STORE_PGSQL_SCHEMA_VERSION + 1] = {
+	[2] = store_pgsql_upgrade_2,
+};
+
 enum pg_query {
 	Q_IDLE,		/* nothing sent */
 	Q_BUSY,		/* sent, its reply not all in */
@@ -79,6 +102,10 @@ struct store {
 	unsigned int	 count;
 	bool		 locked;	/* the session lock is ours */
 	bool		 pooled;	/* conn came from the pool */
+	/* Wait in place (poll) even in the loop: conn_get's checks. */
+	bool		 blocking;
+	enum schema_stage schema_stage;
+	int		 schema_want;	/* the version an upgrade step set */
 	int		 stage;		/* pg_commit: 1 once the DELETE is in */
 	/* The query in progress (q_exec). */
 	enum pg_query	 q;
@@ -219,57 +246,6 @@ conn_release(PGconn *conn)
 }
 
 /*
- * Create the schema when it is missing; refuse one newer than ours.
- * Under a transaction-level advisory lock, so instances starting together
- * create it once.
- */
-static int
-schema_ensure(PGconn *conn, char *err)
-{
-	PGresult *res;
-	int version = 0;
-
-	if (pg_command(conn, "BEGIN", 0, NULL, err) < 0)
-		return -1;
-	res = pg_run(conn, "SELECT pg_advisory_xact_lock(" PG_SCHEMA_KEY "), "
-	    "to_regclass('postino_schema_version') IS NOT NULL", 0, NULL, 0,
-	    PGRES_TUPLES_OK, err);
-	if (res == NULL)
-		goto fail;
-	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		PQclear(res);
-		res = PQexec(conn, store_pgsql_schema);
-		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-			PQclear(res);
-			(void)pg_fail(conn, "creating the schema", err);
-			goto fail;
-		}
-		log_info("event=pgsql-schema-created version=%d",
-		    STORE_PGSQL_SCHEMA_VERSION);
-	}
-	PQclear(res);
-	res = pg_run(conn, "SELECT max(version) FROM postino_schema_version",
-	    0, NULL, 0, PGRES_TUPLES_OK, err);
-	if (res == NULL)
-		goto fail;
-	version = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	/* Upgrades from older versions go here, one step each, in order. */
-	if (version != STORE_PGSQL_SCHEMA_VERSION) {
-		(void)str_fmt(err, ERR_LEN, "pgsql: schema version %d, this "
-		    "postinod knows %d", version, STORE_PGSQL_SCHEMA_VERSION);
-		goto fail;
-	}
-	if (pg_command(conn, "COMMIT", 0, NULL, err) < 0)
-		return -1;
-	pg_schema_checked = true;
-	return 0;
-fail:
-	PQclear(PQexec(conn, "ROLLBACK"));
-	return -1;
-}
-
-/*
  * An idle connection has nothing to read unless the server has given up
  * on it (a restart, a killed backend: its last words, or EOF). Anything
  * else unasked (a notice) is rare enough to cost just a new connection.
@@ -334,20 +310,11 @@ conn_new(bool start, char *err)
 	return conn;
 }
 
-/*
- * A connection made is checked once per process for the schema (blocking,
- * but once: the first connection of a worker). 0, or -1 with err filled
- * (conn closed).
- */
+/* A connection made or taken from the pool: 0, or -1 with err filled
+ * (conn closed). */
 static int
 conn_made(PGconn *conn, bool nonblocking, char *err)
 {
-	if (!pg_schema_checked && schema_ensure(conn, err) < 0) {
-		log_warnx("event=mailstore-schema backend=pgsql reason=\"%s\"",
-		    err);
-		PQfinish(conn);
-		return -1;
-	}
 	/* Blocking callers stream COPY with PQputCopyData: blocking mode. */
 	if (PQsetnonblocking(conn, nonblocking) != 0) {
 		(void)pg_fail(conn, "setnonblocking", err);
@@ -357,15 +324,29 @@ conn_made(PGconn *conn, bool nonblocking, char *err)
 	return 0;
 }
 
-/* A working connection (pooled or new), blocking, or NULL with err. */
+static enum store_result schema_step(struct store *st, char *err);
+
+/*
+ * A working connection (pooled or new), blocking, or NULL with err. The
+ * schema check waits in place here: these callers (deliveries,
+ * postino-migrate) handle one message at a time anyway.
+ */
 static PGconn *
 conn_get(char *err)
 {
-	PGconn *conn = conn_pooled();
+	struct store tmp = { .watched = -1, .blocking = true };
 
-	if (conn == NULL && (conn = conn_new(false, err)) == NULL)
+	tmp.conn = conn_pooled();
+	if (tmp.conn == NULL && (tmp.conn = conn_new(false, err)) == NULL)
 		return NULL;
-	return conn_made(conn, false, err) == 0 ? conn : NULL;
+	if (conn_made(tmp.conn, false, err) < 0)
+		return NULL;
+	if (schema_step(&tmp, err) != STORE_OK) {
+		PQclear(tmp.res);
+		PQfinish(tmp.conn);
+		return NULL;
+	}
+	return tmp.conn;
 }
 
 static int
@@ -413,10 +394,15 @@ q_step(struct store *st)
 			st->q = Q_DONE;
 			return 1;
 		}
-		if (st->res == NULL)
+		/* Many statements (a schema step): the last result, or the
+		 * error that stopped them. */
+		if (st->res == NULL ||
+		    PQresultStatus(st->res) != PGRES_FATAL_ERROR) {
+			PQclear(st->res);
 			st->res = r;
-		else
+		} else {
 			PQclear(r);
+		}
 	}
 	return 0;
 }
@@ -485,7 +471,7 @@ static enum store_result
 q_wait(struct store *st)
 {
 	while (st->q == Q_BUSY && q_step(st) == 0) {
-		if (pg_ev != NULL) {
+		if (pg_ev != NULL && !st->blocking) {
 			st->watched = PQsocket(st->conn);
 			ev_timer_init(&st->timer, q_late, st);
 			if (ev_io_set(pg_ev, st->watched, EV_READ |
@@ -501,13 +487,17 @@ q_wait(struct store *st)
 	return STORE_OK;
 }
 
-/* Send a query without waiting for it (q_exec collects its reply). */
+/*
+ * Send a query without waiting for it (q_exec collects its reply). n < 0:
+ * a simple query, which may hold many statements (a schema step).
+ */
 static int
 q_send(struct store *st, const char *sql, int n, const char *const *vals,
     int fmt)
 {
-	if (PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
-	    fmt) != 1)
+	if ((n < 0 ? PQsendQuery(st->conn, sql) :
+	    PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL,
+	    fmt)) != 1)
 		return -1;
 	st->q = Q_BUSY;
 	st->res = NULL;
@@ -515,11 +505,29 @@ q_send(struct store *st, const char *sql, int n, const char *const *vals,
 	return 0;
 }
 
+/* A reply that is not the one wanted, on one line, into err. */
 static enum store_result
-q_exec(struct store *st, const char *sql, int n, const char *const *vals,
-    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+q_error(const struct store *st, const PGresult *res, char *err)
 {
-	PGresult *res;
+	const char *m = PQresultErrorMessage(res);
+	char safe[ERR_LEN];
+
+	if (m[0] == '\0')
+		return pg_fail(st->conn, "query", err);
+	str_sanitize(safe, sizeof(safe), m, strcspn(m, "\n"));
+	(void)str_fmt(err, ERR_LEN, "pgsql: %s", safe);
+	return STORE_TEMPFAIL;
+}
+
+/*
+ * A query's reply, whatever its status: sent on the first call, then
+ * STORE_PENDING until it is in. STORE_OK with *res_r, or STORE_TEMPFAIL
+ * with err (nothing sent, or the connection failed).
+ */
+static enum store_result
+q_collect(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt, PGresult **res_r, char *err)
+{
 	bool failed;
 
 	*res_r = NULL;
@@ -537,25 +545,176 @@ q_exec(struct store *st, const char *sql, int n, const char *const *vals,
 		return pg_fail(st->conn, "query", err);
 	if (q_wait(st) == STORE_PENDING)
 		return STORE_PENDING;
-	res = st->res;
+	*res_r = st->res;
 	st->res = NULL;
 	failed = st->q == Q_FAILED;
 	st->q = Q_IDLE;
-	if (!failed && res != NULL && PQresultStatus(res) == want) {
-		*res_r = res;
+	if (!failed && *res_r != NULL)
+		return STORE_OK;
+	PQclear(*res_r);
+	*res_r = NULL;
+	return pg_fail(st->conn, failed ? "connection" : "query", err);
+}
+
+/* A query whose reply must have status want (else STORE_TEMPFAIL). */
+static enum store_result
+q_exec(struct store *st, const char *sql, int n, const char *const *vals,
+    int fmt, ExecStatusType want, PGresult **res_r, char *err)
+{
+	enum store_result r = q_collect(st, sql, n, vals, fmt, res_r, err);
+
+	if (r != STORE_OK || PQresultStatus(*res_r) == want)
+		return r;
+	r = q_error(st, *res_r, err);
+	PQclear(*res_r);
+	*res_r = NULL;
+	return r;
+}
+
+/* The version in a reply's one row, or -1 (none, or not a number). */
+static int
+schema_version_of(const PGresult *res)
+{
+	uint32_t v;
+
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+	    str_parse_u32(PQgetvalue(res, 0, 0), &v) < 0 || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
+/* After a version was read (the peek or under the lock): what next. */
+static enum store_result
+schema_versioned(struct store *st, const PGresult *res, char *err)
+{
+	int v = schema_version_of(res);
+
+	if (v > STORE_PGSQL_SCHEMA_VERSION) {
+		(void)str_fmt(err, ERR_LEN, "pgsql: schema version %d is newer "
+		    "than this postinod knows (%d): upgrade postinod", v,
+		    STORE_PGSQL_SCHEMA_VERSION);
+		return STORE_TEMPFAIL;
+	}
+	if (v < 1) {
+		str_copy(err, ERR_LEN, "pgsql: postino_schema_version holds "
+		    "no version");
+		return STORE_TEMPFAIL;
+	}
+	if (st->schema_want != 0 && v != st->schema_want) {
+		(void)str_fmt(err, ERR_LEN, "pgsql: the upgrade to schema "
+		    "version %d left version %d", st->schema_want, v);
+		return STORE_TEMPFAIL;
+	}
+	if (st->schema_stage == SCHEMA_PEEK) {
+		st->schema_stage = v == STORE_PGSQL_SCHEMA_VERSION ?
+		    SCHEMA_DONE : SCHEMA_LOCK;
+	} else if (v == STORE_PGSQL_SCHEMA_VERSION) {
+		st->schema_stage = SCHEMA_COMMIT;
+	} else {
+		st->schema_want = v + 1;
+		st->schema_stage = SCHEMA_UPGRADE;
+	}
+	return STORE_OK;
+}
+
+/* One stage's reply: on to the next stage, or STORE_TEMPFAIL with err. */
+static enum store_result
+schema_next(struct store *st, const PGresult *res, char *err)
+{
+	ExecStatusType s = PQresultStatus(res);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	switch (st->schema_stage) {
+	case SCHEMA_PEEK:
+		/* 42P01, undefined_table: a database new to postinod. */
+		if (s == PGRES_FATAL_ERROR && state != NULL &&
+		    strcmp(state, "42P01") == 0) {
+			st->schema_stage = SCHEMA_LOCK;
+			return STORE_OK;
+		}
+		/* FALLTHROUGH */
+	case SCHEMA_VERSION:
+		return s == PGRES_TUPLES_OK ? schema_versioned(st, res, err) :
+		    q_error(st, res, err);
+	case SCHEMA_LOCK:
+		st->schema_stage = SCHEMA_EXISTS;
+		return s == PGRES_TUPLES_OK ? STORE_OK : q_error(st, res, err);
+	case SCHEMA_EXISTS:
+		if (s != PGRES_TUPLES_OK || PQntuples(res) != 1)
+			return q_error(st, res, err);
+		st->schema_stage = strcmp(PQgetvalue(res, 0, 0), "0") == 0 ?
+		    SCHEMA_CREATE : SCHEMA_VERSION;
+		return STORE_OK;
+	case SCHEMA_CREATE:
+	case SCHEMA_UPGRADE:
+		if (s != PGRES_COMMAND_OK)
+			return q_error(st, res, err);
+		if (st->schema_stage == SCHEMA_CREATE)
+			log_info("event=pgsql-schema-created version=%d",
+			    STORE_PGSQL_SCHEMA_VERSION);
+		else
+			log_info("event=pgsql-schema-upgraded from=%d to=%d",
+			    st->schema_want - 1, st->schema_want);
+		st->schema_stage = SCHEMA_VERSION;
+		return STORE_OK;
+	default:
+		if (s != PGRES_COMMAND_OK)
+			return q_error(st, res, err);
+		st->schema_stage = SCHEMA_DONE;
 		return STORE_OK;
 	}
-	if (res != NULL && PQresultErrorMessage(res)[0] != '\0') {
-		const char *m = PQresultErrorMessage(res);
-		char safe[ERR_LEN];
+}
 
-		str_sanitize(safe, sizeof(safe), m, strcspn(m, "\n"));
-		(void)str_fmt(err, ERR_LEN, "pgsql: %s", safe);
-	} else {
-		(void)pg_fail(st->conn, failed ? "connection" : "query", err);
+/*
+ * The schema check of a process's first connection, a query at a time on
+ * st's connection, so in the loop it waits there like any query. A
+ * current schema costs one query and no lock; a missing or older one is
+ * created or upgraded (one step per version) in one transaction under an
+ * advisory lock, so instances starting together do it once. STORE_OK,
+ * STORE_PENDING (call again), or STORE_TEMPFAIL with err: then the caller
+ * closes the connection, which rolls back what was begun.
+ */
+static enum store_result
+schema_step(struct store *st, char *err)
+{
+	/* pg_tables, not to_regclass(): a scan of pg_class under this
+	 * statement's snapshot sees a table another instance made while we
+	 * waited for the lock. */
+	static const char *const sql[] = {
+		[SCHEMA_PEEK] = PG_VERSION_SQL,
+		[SCHEMA_LOCK] = "BEGIN; SELECT pg_advisory_xact_lock("
+		    PG_SCHEMA_KEY ")",
+		[SCHEMA_EXISTS] = "SELECT count(*) FROM pg_catalog.pg_tables "
+		    "WHERE schemaname = current_schema() AND "
+		    "tablename = 'postino_schema_version'",
+		[SCHEMA_VERSION] = PG_VERSION_SQL,
+		[SCHEMA_COMMIT] = "COMMIT",
+	};
+	enum store_result r;
+	PGresult *res;
+
+	if (st->schema_stage == SCHEMA_UNSEEN)
+		st->schema_stage = pg_schema_checked ? SCHEMA_DONE :
+		    SCHEMA_PEEK;
+	while (st->schema_stage != SCHEMA_DONE) {
+		const char *q = st->schema_stage == SCHEMA_CREATE ?
+		    store_pgsql_schema : st->schema_stage == SCHEMA_UPGRADE ?
+		    pg_upgrades[st->schema_want] : sql[st->schema_stage];
+
+		if ((r = q_collect(st, q, -1, NULL, 0, &res, err)) == STORE_OK) {
+			r = schema_next(st, res, err);
+			PQclear(res);
+		}
+		if (r == STORE_PENDING)
+			return r;
+		if (r != STORE_OK) {
+			log_warnx("event=mailstore-schema backend=pgsql "
+			    "reason=\"%s\"", err);
+			return r;
+		}
 	}
-	PQclear(res);
-	return STORE_TEMPFAIL;
+	pg_schema_checked = true;
+	return STORE_OK;
 }
 
 /* The rows of the index query into idx, st->ids and st->sizes. */
@@ -711,33 +870,83 @@ open_conn(struct store *st, char *err)
 	return conn_step(st, err);
 }
 
-/* Stage 0: the session lock, on a pooled connection or a new one. */
+/*
+ * The session lock. With login_delay, in the same query (no round trip
+ * more): the lock only when the mailbox's last login is at least $2
+ * seconds back, and then the new stamp, so the delay holds across every
+ * instance. The reply: locked (t, f, or NULL when too soon) and the
+ * seconds to wait. Only the session holding the lock writes the stamp.
+ */
+#define PG_LOCK_SQL	"SELECT pg_try_advisory_lock(" PG_LOCK_KEY "), 0"
+#define PG_LOCK_DELAY_SQL \
+	"WITH last AS (SELECT ceil(extract(epoch FROM last_login + " \
+	"make_interval(secs => $2::integer) - now()))::bigint AS wait " \
+	"FROM postino_mailbox WHERE mailbox = $1 AND last_login <= now()), " \
+	"lk AS (SELECT CASE WHEN w.wait > 0 THEN NULL ELSE " \
+	"pg_try_advisory_lock(" PG_LOCK_KEY ") END AS locked, w.wait FROM " \
+	"(SELECT coalesce(max(wait), 0) AS wait FROM last) w), " \
+	"stamp AS (INSERT INTO postino_mailbox (mailbox, last_login) " \
+	"SELECT $1, now() FROM lk WHERE locked ON CONFLICT (mailbox) DO " \
+	"UPDATE SET last_login = excluded.last_login) " \
+	"SELECT locked, wait FROM lk"
+
+/* The connection, its schema check and the lock query's reply. */
 static enum store_result
-open_lock(struct store *st, char *err)
+open_query(struct store *st, unsigned int login_delay, PGresult **res_r,
+    char *err)
 {
-	const char *vals[1] = { st->mailbox };
-	PGresult *res;
+	char delay[16];
+	const char *vals[2] = { st->mailbox, delay };
 	enum store_result r;
 
+	(void)str_fmt(delay, sizeof(delay), "%u", login_delay);
 	for (;;) {
 		if (st->conn == NULL || st->connecting) {
 			if ((r = open_conn(st, err)) != STORE_OK)
 				return r;
 		}
-		r = q_exec(st, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", 1,
-		    vals, 0, PGRES_TUPLES_OK, &res, err);
+		if ((r = schema_step(st, err)) != STORE_OK) {
+			if (r != STORE_PENDING) {
+				PQfinish(st->conn);
+				st->conn = NULL;
+			}
+			return r;
+		}
+		r = q_exec(st, login_delay != 0 ? PG_LOCK_DELAY_SQL :
+		    PG_LOCK_SQL, login_delay != 0 ? 2 : 1, vals, 0,
+		    PGRES_TUPLES_OK, res_r, err);
 		if (r == STORE_PENDING)
 			return r;
 		if (r == STORE_OK || !st->pooled ||
 		    PQstatus(st->conn) == CONNECTION_OK)
-			break;
+			return r;
 		/* A pooled connection that died since: once on a new one. */
 		PQfinish(st->conn);
 		st->conn = NULL;
 	}
+}
+
+/* Stage 0: the session lock, on a pooled connection or a new one. */
+static enum store_result
+open_lock(struct store *st, unsigned int login_delay, char *err)
+{
+	PGresult *res;
+	enum store_result r = open_query(st, login_delay, &res, err);
+
 	if (r != STORE_OK)
 		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		str_copy(err, ERR_LEN, "pgsql: no reply to the lock");
+		return STORE_TEMPFAIL;
+	}
 	st->locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (PQgetisnull(res, 0, 0)) {
+		(void)str_fmt(err, ERR_LEN, "login within login_delay, wait "
+		    "%.20s s", PQgetvalue(res, 0, 1));
+		PQclear(res);
+		return STORE_TOO_SOON;
+	}
 	PQclear(res);
 	if (!st->locked) {
 		str_copy(err, ERR_LEN, "mailbox locked by a session");
@@ -772,7 +981,8 @@ pg_open(struct store **st_r, const struct store_params *p,
 		st->watched = -1;
 		*st_r = st;
 	}
-	if (!st->locked && (r = open_lock(st, err)) != STORE_OK)
+	if (!st->locked && (r = open_lock(st, p->login_delay, err)) !=
+	    STORE_OK)
 		goto out;
 	r = q_exec(st, "SELECT id, uidl, pop3_size, stored_size FROM "
 	    "postino_message WHERE mailbox = $1 ORDER BY id", 1, vals, 0,

@@ -43,8 +43,17 @@ void store_pgsql_set_loop(struct ev *ev);
 /* Close the idle connections (at exit, so sanitizers see no leak). */
 void store_pgsql_shutdown(void);
 
-/* The schema, as shipped in pgsql_schema.sql, and its version. */
+/*
+ * The schema, as shipped in pgsql_schema.sql (the newest version, created
+ * directly), and the steps that bring an older one up to it, as shipped in
+ * pgsql_upgrade_N.sql: from version N-1 to N, each ending by setting the
+ * version. A new version adds its step here and in pgsql_schema.c. A
+ * step runs under the connection's statement_timeout (30 s) while logins
+ * wait for it: one that must rewrite postino_message is a DBA's job in a
+ * maintenance window, not postinod's.
+ */
 extern const char store_pgsql_schema[];
-#define STORE_PGSQL_SCHEMA_VERSION	1
+extern const char store_pgsql_upgrade_2[];
+#define STORE_PGSQL_SCHEMA_VERSION	2
 
 #endif

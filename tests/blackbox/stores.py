@@ -70,7 +70,7 @@ class PgsqlStore:
         self.config = {"mailbox": "pgsql:", "pgsql_conninfo": pg.conninfo,
                        "pgsql_password_file": pg.password_file}
         with open(SCHEMA) as f:
-            self.sql("DROP TABLE IF EXISTS postino_message, "
+            self.sql("DROP TABLE IF EXISTS postino_message, postino_mailbox, "
                      "postino_schema_version; DROP SEQUENCE IF EXISTS "
                      "postino_uidl_seq;\n" + f.read())
 
@@ -99,6 +99,6 @@ class PgsqlStore:
         return [bytes.fromhex(ln) for ln in out.splitlines()]
 
     def cleanup(self):
-        self.sql("DROP TABLE IF EXISTS postino_message, "
+        self.sql("DROP TABLE IF EXISTS postino_message, postino_mailbox, "
                  "postino_schema_version; DROP SEQUENCE IF EXISTS "
                  "postino_uidl_seq")

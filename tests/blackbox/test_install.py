@@ -41,6 +41,7 @@ def test_install_puts_files_in_fhs_places(tmp_path):
         "usr/sbin/postino-deliver": 0o755,
         "usr/sbin/postino-migrate": 0o755,
         "usr/share/postino/pgsql_schema.sql": 0o644,
+        "usr/share/postino/pgsql_upgrade_2.sql": 0o644,
         "usr/bin/postino": 0o755,
         "usr/share/man/man8/postinod.8": 0o644,
         "usr/share/man/man8/postino-deliver.8": 0o644,

@@ -23,7 +23,8 @@ SCHEMA = os.path.join(HERE, "..", "..", "src", "store", "pgsql_schema.sql")
 
 
 def drop_schema(pg):
-    pg.psql("DROP TABLE IF EXISTS postino_message, postino_schema_version; "
+    pg.psql("DROP TABLE IF EXISTS postino_message, postino_mailbox, "
+            "postino_schema_version; "
             "DROP SEQUENCE IF EXISTS postino_uidl_seq; "
             "DROP FUNCTION IF EXISTS postino_test_slow() CASCADE")
 
@@ -90,7 +91,7 @@ def test_postinod_creates_the_missing_schema(pg, mailroot, postinod):
     p = srv.login(USER, PASS)
     assert p.stat() == (0, 0)
     p.quit()
-    assert pg.psql("SELECT version FROM postino_schema_version").strip() == "1"
+    assert pg.psql("SELECT version FROM postino_schema_version").strip() == "2"
     assert "event=pgsql-schema-created" in srv.log()
     drop_schema(pg)
 
