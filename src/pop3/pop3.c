@@ -100,6 +100,20 @@ pop3_parse_msgnum(const char *s, unsigned int *n_r)
 	return 0;
 }
 
+size_t
+pop3_put_u64(char *dst, uint64_t v)
+{
+	char tmp[POP3_U64_DIGITS];
+	size_t n = 0;
+
+	do {
+		tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(dst, tmp + sizeof(tmp) - n, n);
+	return n;
+}
+
 void
 pop3_encoder_init(struct pop3_encoder *e, bool top, uint64_t body_lines)
 {

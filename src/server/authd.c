@@ -104,7 +104,14 @@ static struct jwt_key *oauth_key;
 static struct ipc *oauth_ipc;
 static uint64_t oauth_seq;
 
+/*
+ * The attached channels, dense, and their poll entries beside them: the
+ * check between two hashes polls exactly these (it scanned all
+ * CLIENTS_MAX slots and rebuilt the poll set every turn).
+ */
 static struct ipc *clients[CLIENTS_MAX];
+static struct pollfd client_pfd[CLIENTS_MAX];
+static size_t nclients;
 
 /* Where this user's mail is read: the passwd-file's uid, else mail_user. */
 static int
@@ -619,14 +626,36 @@ oauth_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 static bool
 unread_input(void)
 {
-	struct pollfd pfd[CLIENTS_MAX];
-	nfds_t n = 0;
+	return nclients > 0 && poll(client_pfd, nclients, 0) > 0;
+}
 
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
-		if (clients[i] != NULL)
-			pfd[n++] = (struct pollfd){ .fd = ipc_fd(clients[i]),
-			    .events = POLLIN };
-	return n > 0 && poll(pfd, n, 0) > 0;
+static void client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg);
+
+static void
+client_attach(int fd)
+{
+	if (nclients == CLIENTS_MAX ||
+	    (clients[nclients] = ipc_new(ev, fd, client_msg, NULL)) == NULL) {
+		log_warnx("event=attach-failed");
+		close(fd);
+		return;
+	}
+	client_pfd[nclients] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	nclients++;
+}
+
+/* The last channel takes the place of the one that went. */
+static void
+client_detach(const struct ipc *ipc)
+{
+	for (size_t i = 0; i < nclients; i++)
+		if (clients[i] == ipc) {
+			nclients--;
+			clients[i] = clients[nclients];
+			client_pfd[i] = client_pfd[nclients];
+			clients[nclients] = NULL;
+			break;
+		}
 }
 
 /*
@@ -862,9 +891,7 @@ client_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 {
 	(void)arg;
 	if (msg == NULL) {
-		for (size_t i = 0; i < CLIENTS_MAX; i++)
-			if (clients[i] == ipc)
-				clients[i] = NULL;
+		client_detach(ipc);
 		dequeue(ipc, 0, true);
 		schedule();
 		exchanges_drop(ipc);
@@ -904,15 +931,7 @@ master_msg(struct ipc_msg *msg)
 	struct msg_auth_init init;
 
 	if (msg->type == MSG_AUTH_ATTACH && msg->fd >= 0) {
-		size_t i;
-
-		for (i = 0; i < CLIENTS_MAX && clients[i] != NULL; i++)
-			;
-		if (i == CLIENTS_MAX ||
-		    (clients[i] = ipc_new(ev, msg->fd, client_msg, NULL)) == NULL) {
-			log_warnx("event=attach-failed");
-			close(msg->fd);
-		}
+		client_attach(msg->fd);
 		return;
 	}
 	if (msg->fd >= 0)
@@ -1001,8 +1020,9 @@ authd_free(void)
 		sasl_free(&exchanges[i].sasl);
 	explicit_bzero(&sasl_secure, sizeof(sasl_secure));
 	explicit_bzero(&sasl_plain, sizeof(sasl_plain));
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
+	for (size_t i = 0; i < nclients; i++)
 		ipc_free(&clients[i]);
+	nclients = 0;
 	ops->close(&db);
 	jwt_key_free(&oauth_key);
 	/*

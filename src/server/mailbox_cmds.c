@@ -293,20 +293,63 @@ const struct session_cmd mailbox_commands[] = {
 	{ NULL, 0, 0, false, 0, NULL },
 };
 
+/* "n size" or "n uid", CRLF: number, space, the longer of the two, CRLF. */
+#define LISTING_LINE_MAX	(POP3_U64_DIGITS + 1 + \
+	    (STORE_UIDL_MAX > POP3_U64_DIGITS ? STORE_UIDL_MAX : POP3_U64_DIGITS) + 2)
+
+/* Message n's scan or unique-id listing line at dst; returns its length. */
+static size_t
+listing_line(char *dst, unsigned int n, const struct store_msg *m, bool uidl)
+{
+	size_t o = pop3_put_u64(dst, n);
+
+	dst[o++] = ' ';
+	if (uidl) {
+		size_t len = strnlen(m->uidl, STORE_UIDL_MAX);
+
+		memcpy(dst + o, m->uidl, len);
+		o += len;
+	} else {
+		o += pop3_put_u64(dst + o, m->size);
+	}
+	dst[o++] = '\r';
+	dst[o++] = '\n';
+	return o;
+}
+
+/*
+ * Lines go straight into the output buffer, as many as fit; a transcript
+ * takes them one by one through session_reply(), which logs each.
+ */
 static void
 more_listing(struct mail_conn *c)
 {
-	while (c->cursor < c->idx.count && session_out_room(&c->s) > 128) {
-		struct store_msg *m = &c->idx.msgs[c->cursor++];
+	bool uidl = c->more_kind == MORE_UIDL;
+	char line[LISTING_LINE_MAX], *dst = NULL;
+	size_t room = 0, o = 0;
 
+	if (!c->s.transcript &&
+	    (dst = session_out_tail(&c->s, &room)) == NULL)
+		return;
+	while (c->cursor < c->idx.count) {
+		struct store_msg *m = &c->idx.msgs[c->cursor];
+		size_t n;
+
+		if (dst != NULL ? room - o < LISTING_LINE_MAX :
+		    session_out_room(&c->s) <= 128)
+			break;
+		c->cursor++;
 		if (m->deleted)
 			continue;
-		if (c->more_kind == MORE_UIDL)
-			session_reply(&c->s, "%u %s", c->cursor, m->uidl);
-		else
-			session_reply(&c->s, "%u %llu", c->cursor,
-			    (unsigned long long)m->size);
+		if (dst != NULL) {
+			o += listing_line(dst + o, c->cursor, m, uidl);
+			continue;
+		}
+		n = listing_line(line, c->cursor, m, uidl);
+		session_reply(&c->s, "%.*s", (int)n - 2, line);
 	}
+	if (dst != NULL)
+		session_out_commit(&c->s, o);
 	if (c->cursor == c->idx.count) {
 		session_reply(&c->s, ".");
 		session_more_done(&c->s);

@@ -148,6 +148,35 @@ def test_transcript_never_logs_the_password(mailroot, postinod):
     assert "S: -ERR [AUTH] Authentication failed." in log
 
 
+def test_transcript_logs_each_listing_line(mailroot, postinod):
+    """LIST and UIDL are the same on the wire with a transcript (a line at
+    a time) as without (straight into the output buffer), and each listing
+    line is logged."""
+    mailroot.add_user(USER, PASS)
+    for i in range(3):
+        mailroot.deliver_maildir(USER, b"Subject: %d\n\n" % i + b"y" * i,
+                                 name="100000000%d.M1P1.test" % i)
+    wire = {}
+    for transcript in (False, True):
+        srv = postinod(transcript=transcript)
+        r = greeted(srv)
+        assert r.login(USER, PASS).startswith(b"+OK Logged in")
+        wire[transcript] = []
+        for c in (b"LIST", b"UIDL"):
+            assert r.cmd(c).startswith(b"+OK")
+            wire[transcript].append(r.lines_until_dot())
+        assert r.cmd(b"QUIT").startswith(b"+OK")
+        log = srv.wait_log("event=logout")
+        srv.stop()
+    assert wire[False] == wire[True]
+    sizes, uids = wire[True]
+    assert [l.split()[0] for l in sizes] == [b"1", b"2", b"3"]
+    assert [l.split()[1] for l in uids] == [
+        b"100000000%d.M1P1.test" % i for i in range(3)]
+    for line in sizes + uids:
+        assert "S: " + line.decode() + "\n" in log
+
+
 def test_transcript_masks_pipelined_password(mailroot, postinod):
     """PASS pipelined with what follows: the secret is still masked."""
     secret = "Pipe-zq9Yy3"

@@ -183,6 +183,26 @@ def test_killed_login_worker_is_restarted(mailroot, postinod):
     assert srv.running()
 
 
+def test_auth_serves_every_channel_after_one_in_the_middle_goes(
+        mailroot, postinod):
+    """The auth role keeps its channels in a dense list: the one that goes
+    (the first login worker's) is replaced by the last, and every channel,
+    the moved one and the new worker's, still gets its verdicts."""
+    mailroot.add_user(USER, PASS)
+    srv = postinod(login_workers=3)
+    old = wait_for(lambda: len(srv.pids("login")) == 3 and
+                   sorted(srv.pids("login")), 5, "three login workers")
+    os.kill(old[0], signal.SIGKILL)
+    wait_for(lambda: len(set(srv.pids("login")) - set(old)) == 1, 10,
+             "a new login worker")
+    for _ in range(12):     # the kernel spreads them over the workers
+        r = srv.raw()
+        r.expect(b"+OK")
+        assert r.login(USER, PASS).startswith(b"+OK Logged in")
+        r.cmd(b"QUIT")
+    assert srv.running()
+
+
 def test_connection_during_login_worker_restart(mailroot, postinod):
     mailroot.add_user(USER, PASS)
     srv = postinod(login_workers=1)

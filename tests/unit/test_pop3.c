@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -1158,6 +1159,36 @@ test_encoder_long_lines_and_big_blocks(void **state)
 	free(got);
 }
 
+/* Every width from 1 to 20 digits, the edges of each, against printf. */
+static void
+test_put_u64_matches_printf_at_every_width(void **state)
+{
+	char got[POP3_U64_DIGITS + 1], want[32];
+	uint64_t p = 1;
+
+	(void)state;
+	for (int w = 1; w <= POP3_U64_DIGITS; w++) {
+		uint64_t v[] = { p, p - 1, p + 1, p * 5, UINT64_MAX };
+
+		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+			size_t n;
+
+			memset(got, 'x', sizeof(got));
+			n = pop3_put_u64(got, v[i]);
+			snprintf(want, sizeof(want), "%llu",
+			    (unsigned long long)v[i]);
+			assert_int_equal(n, strlen(want));
+			assert_memory_equal(got, want, n);
+			/* No NUL, nothing past the digits. */
+			assert_int_equal(got[n], 'x');
+		}
+		if (w < POP3_U64_DIGITS)
+			p *= 10;
+	}
+	assert_int_equal(pop3_put_u64(got, 0), 1);
+	assert_int_equal(got[0], '0');
+}
+
 int
 main(void)
 {
@@ -1194,6 +1225,7 @@ main(void)
 		cmocka_unit_test(test_parse_status_accepts_ok_and_err_only),
 		cmocka_unit_test(test_resp_code_extracts_rfc2449_codes),
 		cmocka_unit_test(test_resp_code_refuses_what_does_not_fit),
+		cmocka_unit_test(test_put_u64_matches_printf_at_every_width),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
