@@ -134,7 +134,7 @@ conn_fail(struct deliver_lmtp *c, const char *what)
 
 /* Write all of buf within timeout_ms of silence. 0, or -1 with c->err. */
 static int
-conn_write(struct deliver_lmtp *c, const char *buf, size_t len)
+lmtp_write_all(struct deliver_lmtp *c, const char *buf, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
@@ -158,7 +158,7 @@ conn_write(struct deliver_lmtp *c, const char *buf, size_t len)
 static int
 conn_flush(struct deliver_lmtp *c)
 {
-	int rc = conn_write(c, c->out, c->out_len);
+	int rc = lmtp_write_all(c, c->out, c->out_len);
 
 	c->out_len = 0;
 	return rc;
@@ -270,7 +270,7 @@ conn_cmd(struct deliver_lmtp *c, const char *cmd, const char *step, int want,
 			    step);
 			return -1;
 		}
-		if (conn_write(c, line, strlen(line)) < 0)
+		if (lmtp_write_all(c, line, strlen(line)) < 0)
 			return -1;
 	}
 	code = conn_reply(c, want == 250 && cmd == NULL ?
