@@ -6,7 +6,8 @@
 #endif
 
 /*
- * Every octet of every RETR passes here twice (sizing and encoding), in
+ * Every octet of every RETR passes here (encoding; its size is counted on
+ * the way, not in a second pass), and every new message once for sizing, in
  * lines of some 70 octets: a memchr per line cost more in calls than in
  * scanning. SSE2 (in every x86-64) looks at 16 octets at a time; other
  * machines take the memchr path.

@@ -151,7 +151,7 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
     char *out, size_t outsize, size_t *written_r)
 {
 	const unsigned char *p = in;
-	size_t i = 0, o = 0;
+	size_t i = 0, o = 0, dots = 0;
 
 	while (i < inlen && !e->done) {
 		size_t room, n;
@@ -162,6 +162,7 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 				break;
 			out[o++] = '.';
 			out[o++] = '.';
+			dots++;
 			e->line_len = 1;
 			e->last_cr = false;
 			i++;
@@ -192,6 +193,7 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 	}
 	if (e->done)
 		i = inlen;
+	e->size += o - dots;
 	*written_r = o;
 	return i;
 }
@@ -226,13 +228,25 @@ pop3_encoder_finish(struct pop3_encoder *e, char *out, size_t outsize)
 	if (e->line_len != 0) {
 		out[o++] = '\r';
 		out[o++] = '\n';
+		e->size += 2;
 	}
 	out[o++] = '.';
 	out[o++] = '\r';
 	out[o++] = '\n';
 	e->line_len = 0;
+	e->cut = e->done;	/* only TOP's limit ends it early */
+	e->finished = true;
 	e->done = true;
 	return o;
+}
+
+int
+pop3_encoder_size(const struct pop3_encoder *e, uint64_t *size_r)
+{
+	if (!e->finished || e->cut)
+		return -1;
+	*size_r = e->size;
+	return 0;
 }
 
 bool

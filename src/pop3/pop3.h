@@ -88,11 +88,14 @@ size_t pop3_put_u64(char *dst, uint64_t v);
 struct pop3_encoder {
 	uint64_t	 body_lines;	/* TOP: body lines allowed */
 	uint64_t	 lines_sent;	/* TOP: body lines so far */
+	uint64_t	 size;		/* octets out less stuffing dots */
 	unsigned char	 line_len;	/* octets in the current line, max 2 */
 	bool		 top;
 	bool		 in_body;	/* saw the header/body separator */
 	bool		 last_cr;	/* previous input byte was CR */
 	bool		 done;		/* TOP limit reached: ignore the rest */
+	bool		 cut;		/* TOP left octets out: size unknown */
+	bool		 finished;	/* pop3_encoder_finish() was called */
 };
 
 /* Worst case per input byte: LF -> CRLF, or '.' at a line start -> "..". */
@@ -122,6 +125,13 @@ size_t pop3_encoder_feed_some(struct pop3_encoder *e, const void *in,
     size_t inlen, char *out, size_t outsize, size_t *written_r);
 /* True once TOP has sent all lines it will: the caller may stop reading. */
 bool pop3_encoder_full(const struct pop3_encoder *e);
+/*
+ * After pop3_encoder_finish(): the message's size as lib/crlf.h defines
+ * it, counted while encoding so the octets need no second pass to check a
+ * size given out earlier. -1 when TOP left part of the message out (the
+ * whole was not seen), else 0 and *size_r set.
+ */
+int pop3_encoder_size(const struct pop3_encoder *e, uint64_t *size_r);
 /*
  * Writes the ending (CRLF if needed, then ".CRLF"); returns octets
  * (<= POP3_ENCODER_FINISH_MAX). outsize must be at least

@@ -392,8 +392,13 @@ more_body(struct mail_conn *c)
 			return;
 		}
 		if (n == 0) {
+			uint64_t size;
+
 			o = pop3_encoder_finish(&c->enc, dst, room);
 			session_out_commit(&c->s, o);
+			if (c->sops->read_size != NULL &&
+			    pop3_encoder_size(&c->enc, &size) == 0)
+				c->sops->read_size(c->reader, size);
 			c->sops->read_close(&c->reader);
 			session_more_done(&c->s);
 			return;

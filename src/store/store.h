@@ -134,6 +134,14 @@ struct store_ops {
 	    struct store_reader **r_r, char *err);
 	/* Bytes read into buf, 0 at the end of the message, -1 on error (errno). */
 	ssize_t (*read)(struct store_reader *r, void *buf, size_t len);
+	/*
+	 * NULL, or: the caller read the message to its end and its size
+	 * (lib/crlf.h) came to size. A store that gave out a size without
+	 * reading the message (a cache) checks it here and drops what lied.
+	 * The caller counts while it converts line ends anyway: sizing in
+	 * read() was a second pass over every octet of a RETR.
+	 */
+	void (*read_size)(struct store_reader *r, uint64_t size);
 	void (*read_close)(struct store_reader **r);
 	/*
 	 * UPDATE: remove the messages marked deleted. Crash-safe: a kill -9 at any

@@ -111,7 +111,6 @@ struct md_reader {
 	int		 fd;
 	struct maildir	*md;
 	struct md_msg	*m;
-	struct crlf_size cs;	/* what this read really measures */
 };
 
 static bool
@@ -1249,7 +1248,6 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
 	r->fd = fd;
 	r->md = md;
 	r->m = m;
-	crlf_size_init(&r->cs);
 	*r_r = (struct store_reader *)r;
 	return STORE_OK;
 }
@@ -1260,14 +1258,14 @@ md_read_open(struct store *st, unsigned int msgnum, struct store_reader **r_r,
  * the messages; a wrong ",W=" can only be reported.
  */
 static void
-md_check_size(struct md_reader *r)
+md_check_size(struct store_reader *sr, uint64_t real)
 {
+	struct md_reader *r = (struct md_reader *)sr;
 	struct maildir *md = r->md;
 	struct md_msg *m = r->m;
 	char path[PATH_MAX];
-	uint64_t real;
 
-	if (crlf_size_finish(&r->cs, &real) == -1 || real == m->size)
+	if (real == m->size)
 		return;
 	log_warnx("maildir=%s size of %s/%s was %llu, is %llu (from %s)",
 	    md->path, md_sub(m), m->name, (unsigned long long)m->size,
@@ -1293,10 +1291,6 @@ md_read(struct store_reader *sr, void *buf, size_t len)
 	do {
 		n = read(r->fd, buf, len);
 	} while (n == -1 && errno == EINTR);
-	if (n > 0)
-		crlf_size_feed(&r->cs, buf, (size_t)n);
-	else if (n == 0 && len > 0)
-		md_check_size(r);
 	return n;
 }
 
@@ -1728,6 +1722,7 @@ const struct store_ops store_maildir_ops = {
 	.open = md_open,
 	.read_open = md_read_open,
 	.read = md_read,
+	.read_size = md_check_size,
 	.read_close = md_read_close,
 	.commit = md_commit,
 	.close = md_close,

@@ -480,3 +480,38 @@ def test_large_message_retr(srv, store):
     assert octets == len(crlf(data))
     assert b"".join(l + b"\r\n" for l in lines) == crlf(data)
     p.quit()
+
+
+def test_retr_that_finds_a_cached_size_wrong_drops_the_cache(maildir_srv,
+                                                             mailroot):
+    """The size RETR counts while encoding checks the one LIST gave from
+    the size cache (DESIGN.md): a lie is still sent as the +OK size, the
+    octets are the file's, and the cache and index go so the next session
+    sizes from the files."""
+    srv = maildir_srv
+    data = SAMPLES["dots"]
+    name = os.path.basename(mailroot.deliver_maildir(USER, data))
+    md = mailroot.maildir(USER)
+    p = srv.login(USER, PASS)
+    p.quit()
+    cache = os.path.join(md, "postino-sizes")
+    with open(cache) as f:
+        assert "%s %d\n" % (name, len(crlf(data))) in f.read()
+    index = os.path.join(md, "postino-index")
+    if os.path.exists(index):
+        os.unlink(index)
+    with open(cache, "w") as f:       # keeps the owner and the mode
+        f.write("%s 99\n" % name)
+    r = login_raw(srv)
+    assert r.cmd(b"LIST 1") == b"+OK 1 99"
+    r.send(b"RETR 1\r\n")
+    assert r.line() == b"+OK 99 octets"
+    assert r.raw_until_dot() == wire(data)
+    deadline = time.monotonic() + 10
+    while os.path.exists(cache) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(cache)
+    assert r.cmd(b"QUIT").startswith(b"+OK")
+    p = srv.login(USER, PASS)
+    assert p.list(1).split()[2] == str(len(crlf(data))).encode()
+    p.quit()

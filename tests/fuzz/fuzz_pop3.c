@@ -11,9 +11,10 @@
 #include "../../src/lib/crlf.h"
 #include "../../src/pop3/pop3.h"
 
+/* *size_r: the encoder's own count, UINT64_MAX when it has none. */
 static size_t
 encode(const uint8_t *data, size_t size, size_t split, bool top,
-    uint64_t lines, char *out)
+    uint64_t lines, char *out, uint64_t *size_r)
 {
 	struct pop3_encoder e;
 	size_t o = 0;
@@ -23,6 +24,8 @@ encode(const uint8_t *data, size_t size, size_t split, bool top,
 	o += pop3_encoder_feed(&e, data + split, size - split, out + o,
 	    POP3_ENCODER_OUT_MAX(size - split));
 	o += pop3_encoder_finish(&e, out + o, POP3_ENCODER_FINISH_MAX);
+	if (pop3_encoder_size(&e, size_r) == -1)
+		*size_r = UINT64_MAX;
 	return o;
 }
 
@@ -35,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pop3_args a;
 	unsigned int n;
 	struct crlf_size cs;
-	uint64_t want, got = 0;
+	uint64_t want, got = 0, esize1, esize2, tsize;
 	size_t o1, o2, split;
 	bool ok;
 	const char *text;
@@ -55,8 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	out1 = malloc(POP3_ENCODER_OUT_MAX(size) + POP3_ENCODER_FINISH_MAX + 1);
 	out2 = malloc(POP3_ENCODER_OUT_MAX(size) + POP3_ENCODER_FINISH_MAX + 1);
 	split = size > 0 ? data[0] % (size + 1) : 0;
-	o1 = encode(data, size, size, false, 0, out1);
-	o2 = encode(data, size, split, false, 0, out2);
+	o1 = encode(data, size, size, false, 0, out1, &esize1);
+	o2 = encode(data, size, split, false, 0, out2, &esize2);
 	if (o1 != o2 || memcmp(out1, out2, o1) != 0)
 		abort();
 	/* Unstuffed length without ".\r\n" is the size LIST reports. */
@@ -73,7 +76,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	crlf_size_feed(&cs, data, size);
 	if (crlf_size_finish(&cs, &want) == 0 && want != got)
 		abort();
-	(void)encode(data, size, split, true, size > 1 ? data[1] % 4 : 0, out2);
+	/* The size counted while encoding (RETR's size check) is the same. */
+	if (esize1 != got || esize2 != got)
+		abort();
+	(void)encode(data, size, split, true, size > 1 ? data[1] % 4 : 0, out2,
+	    &tsize);
+	if (tsize != UINT64_MAX && tsize != got)
+		abort();
 	free(out1);
 	free(out2);
 	return 0;

@@ -603,6 +603,53 @@ encode_small_out(const void *in, size_t len, bool top, uint64_t k,
 	return b;
 }
 
+/*
+ * RETR checks a cached size against the encoder's own count: it must be
+ * lib/crlf's size for any input cut anywhere (a CR ending one block, its
+ * LF opening the next), and none at all when TOP left lines out.
+ */
+static void
+test_encoder_counts_the_crlf_size(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N_ELEM(enc_cases); i++) {
+		const struct enc_case *c = &enc_cases[i];
+
+		for (size_t step = 1; step <= c->inlen + 1; step++) {
+			struct pop3_encoder e;
+			struct crlf_size cs;
+			char out[POP3_ENCODER_OUT_MAX(64) + POP3_ENCODER_FINISH_MAX];
+			uint64_t want, got;
+			int r;
+
+			assert_true(c->inlen <= 64);
+			pop3_encoder_init(&e, c->top, c->k);
+			for (size_t pos = 0; pos < c->inlen; pos += step) {
+				size_t n = c->inlen - pos < step ?
+				    c->inlen - pos : step;
+
+				(void)pop3_encoder_feed(&e, c->in + pos, n,
+				    out, sizeof(out));
+			}
+			assert_int_equal(pop3_encoder_size(&e, &got), -1);
+			(void)pop3_encoder_finish(&e, out, sizeof(out));
+			r = pop3_encoder_size(&e, &got);
+			if (c->full) {
+				assert_int_equal(r, -1);
+				continue;
+			}
+			crlf_size_init(&cs);
+			crlf_size_feed(&cs, c->in, c->inlen);
+			assert_int_equal(crlf_size_finish(&cs, &want), 0);
+			assert_int_equal(r, 0);
+			if (got != want)
+				fail_msg("case %zu step %zu: %llu, not %llu",
+				    i, step, (unsigned long long)got,
+				    (unsigned long long)want);
+		}
+	}
+}
+
 static void
 test_encoder_feed_some_fits_any_output_room(void **state)
 {
@@ -1215,6 +1262,7 @@ main(void)
 		cmocka_unit_test(test_encoder_matches_reference_split_at_every_boundary),
 		cmocka_unit_test(test_encoder_long_lines_and_big_blocks),
 		cmocka_unit_test(test_encoder_worst_case_fills_out_max_exactly),
+		cmocka_unit_test(test_encoder_counts_the_crlf_size),
 		cmocka_unit_test(test_encoder_feed_some_fits_any_output_room),
 		cmocka_unit_test(
 		    test_encoder_feed_some_never_splits_one_bytes_output),

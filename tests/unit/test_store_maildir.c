@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/lib/crlf.h"
 #include "../../src/store/store.h"
 
 struct fixture {
@@ -132,6 +133,8 @@ read_all(struct store *st, unsigned int n, char *buf, size_t cap, size_t step)
 {
 	struct store_reader *r;
 	char err[ERR_LEN];
+	struct crlf_size cs;
+	uint64_t size;
 	size_t used = 0;
 	ssize_t got;
 
@@ -140,6 +143,11 @@ read_all(struct store *st, unsigned int n, char *buf, size_t cap, size_t step)
 	    step < cap - used ? step : cap - used)) > 0)
 		used += (size_t)got;
 	assert_int_equal(got, 0);
+	/* As RETR does: the size its encoder counted, for the store to check. */
+	crlf_size_init(&cs);
+	crlf_size_feed(&cs, buf, used);
+	assert_int_equal(crlf_size_finish(&cs, &size), 0);
+	store_maildir_ops.read_size(r, size);
 	store_maildir_ops.read_close(&r);
 	assert_null(r);
 	return used;
