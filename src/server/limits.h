@@ -146,9 +146,9 @@
 /* --- mail -------------------------------------------------------------- */
 
 /*
- * A message is read in blocks of at most RETR_BLOCK, each at most half the
- * output buffer's free room (the encoder at most doubles it); below
- * RETR_MIN_READ the buffer is sent first rather than read in crumbs.
+ * A message is read in blocks of RETR_BLOCK (heap, only during a RETR/TOP),
+ * each encoded as far as the output buffer has room; with less than
+ * RETR_MIN_READ free the buffer is sent first rather than filled in crumbs.
  */
 #define RETR_BLOCK		(32 * 1024)
 #define RETR_MIN_READ		(4 * 1024)

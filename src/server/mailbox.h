@@ -39,6 +39,9 @@ struct mail_conn {
 	unsigned int		 cursor;
 	struct store_reader	*reader;
 	struct pop3_encoder	 enc;
+	/* RETR/TOP: a block read whole, encoded as the output has room */
+	char			*body_in;	/* RETR_BLOCK octets */
+	size_t			 body_pos, body_len;
 	unsigned int		 retrieved;
 	uint64_t		 retrieved_bytes;
 	/*
