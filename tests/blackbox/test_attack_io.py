@@ -263,3 +263,88 @@ def test_reset_mid_retr_keeps_mail(mailroot, postinod, certs, mode):
     sock.close()
     assert count_after(srv, 1) == 1
     assert srv.running()
+
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(f.read().split("VmRSS:")[1].split()[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_slow_reader_of_a_big_retr_is_bounded_and_times_out(
+        mailroot, postinod, certs, mode):
+    """A client that reads a 10 MB RETR an octet at a time: the server's
+    memory stays flat (it reads the message as the socket drains), and
+    once nothing moves for idle_timeout the session ends."""
+    mailroot.add_user(USER, PASS)
+    mailroot.deliver_maildir(USER, b"Subject: big\n\n" +
+                             (b"z" * 1023 + b"\n") * 10240)
+    srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
+                   listen_tls=["127.0.0.1:0"], idle_timeout=3)
+    r = connect(srv, certs, mode)
+    assert r.login(USER, PASS).startswith(b"+OK Logged in")
+    pid = srv.mail_worker_pid()
+    base = rss_kib(pid)
+    r.send(b"RETR 1\r\n")
+    t0 = time.monotonic()
+    got, peak = 0, base
+    r.sock.settimeout(1)
+    for _ in range(40):          # an octet per 0.1 s, while it lasts
+        try:
+            d = r.sock.recv(1)
+        except (socket.timeout, ssl.SSLError, OSError):
+            break
+        if not d:
+            break
+        got += 1
+        peak = max(peak, rss_kib(pid))
+        time.sleep(0.1)
+    print("slow reader %s: RSS %d -> peak %d KiB" % (mode, base, peak))
+    assert peak - base < 8 * 1024, "RSS grew %d KiB" % (peak - base)
+    # Then it stops reading altogether: the idle timeout ends the session.
+    closed = False
+    r.sock.settimeout(2)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        # Drain slowly enough that no progress resets the timer for long.
+        time.sleep(1)
+        if srv.log().count("event=timeout") or \
+                "reason=timeout" in srv.log():
+            closed = True
+            break
+    assert closed, "no idle timeout after %.0f s" % (time.monotonic() - t0)
+    r.close()
+
+
+def test_thousand_idle_connections_then_all_at_once(mailroot, postinod):
+    mailroot.add_user(USER, PASS)
+    for i in range(3):
+        mailroot.deliver_maildir(USER, b"Subject: m%d\n\nbody\n" % i)
+    srv = postinod(max_connections_per_ip=2000, max_connections_per_net=2000)
+    socks = []
+    try:
+        for _ in range(1000):
+            s = socket.create_connection((srv.host, srv.port), timeout=30)
+            socks.append(s)
+        for s in socks:
+            s.sendall(b"CAPA\r\n")
+        ok = 0
+        for s in socks:
+            f = b""
+            for _ in range(100):
+                d = s.recv(4096)
+                if not d:
+                    break
+                f += d
+                if f.endswith(b"\r\n.\r\n"):
+                    break
+            ok += f.startswith(b"+OK") and f.endswith(b"\r\n.\r\n")
+        assert ok == 1000
+        print("1000 sessions: login workers RSS %s KiB" % [
+            rss_kib(p) for p in srv.pids("login")])
+    finally:
+        for s in socks:
+            s.close()
+    assert srv.running()
+    assert stat(srv) == 3
