@@ -348,3 +348,92 @@ def test_thousand_idle_connections_then_all_at_once(mailroot, postinod):
             s.close()
     assert srv.running()
     assert stat(srv) == 3
+
+
+# -- LMTP ----------------------------------------------------------------
+from test_lmtp import lmtpd, raw, stored, users  # noqa: E402,F401
+
+LMTP_LINE_MAX = 2048    # lmtp_cmds.h, CRLF included
+MSG = b"Subject: split\r\n\r\nfirst\r\n..dotted\r\nlast\r\n"
+
+
+def send_octets(r, data, pause=0.0):
+    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(len(data)):
+        r.sock.sendall(data[i:i + 1])
+        if pause:
+            time.sleep(pause)
+
+
+def test_lmtp_line_at_and_over_the_limit(lmtpd):
+    srv = lmtpd()
+    for split in (False, True):
+        r = raw(srv)
+        assert r.reply()[0] == 220
+        ok = b"NOOP " + b"n" * (LMTP_LINE_MAX - 7) + b"\r\n"
+        assert len(ok) == LMTP_LINE_MAX
+        if split:
+            send_octets(r, ok)
+        else:
+            r.send(ok)
+        assert r.reply()[0] == 250
+        r.send(b"NOOP " + b"n" * (LMTP_LINE_MAX - 6) + b"\r\n")
+        assert r.reply()[0] == 500
+        assert r.closed_within(10)
+        r.close()
+
+
+def test_lmtp_data_and_its_dot_split_into_single_octets(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start()
+    assert r.code(b"DATA") == 354
+    # ".\r" then a pause: not the end until its LF, and "\r\n." + "x" is
+    # a dotted line, not the end.
+    send_octets(r, MSG + b".x\r\n")
+    send_octets(r, b".\r", pause=0.05)
+    time.sleep(0.5)
+    r.sock.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        r.sock.recv(1)
+    r.sock.settimeout(10)
+    r.send(b"\n")
+    assert r.reply()[0] == 250
+    assert r.code(b"QUIT") == 221
+    (body,) = stored(users, "alice").values()
+    assert body.endswith(b"first\n.dotted\nlast\nx\n")
+
+
+def test_lmtp_bdat_split_into_single_octets(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start()
+    send_octets(r, b"BDAT %d LAST\r\n" % len(MSG) + MSG)
+    assert r.reply()[0] == 250
+    (body,) = stored(users, "alice").values()
+    assert body.endswith(b"first\n..dotted\nlast\n")
+
+
+def test_lmtp_pipelined_flood_never_read_stays_bounded(lmtpd):
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    assert r.code(b"LHLO x") == 250
+    pid = srv.pids("lmtp")[0]
+    base = rss_kib(pid)
+    r.sock.settimeout(0.5)
+    flood = b"NOOP\r\n" * 10000
+    sent = 0
+    deadline = time.monotonic() + 20
+    while sent < len(flood) and time.monotonic() < deadline:
+        try:
+            sent += r.sock.send(flood[sent:sent + 65536])
+        except socket.timeout:
+            break
+    peak = rss_kib(pid)
+    r.sock.settimeout(10)
+    for _ in range(10000):
+        assert r.reply()[0] == 250
+    print("lmtp flood: RSS %d -> %d KiB" % (base, peak))
+    assert peak - base < 8 * 1024
+    assert r.code(b"QUIT") == 221
