@@ -437,3 +437,61 @@ def test_lmtp_pipelined_flood_never_read_stays_bounded(lmtpd):
     print("lmtp flood: RSS %d -> %d KiB" % (base, peak))
     assert peak - base < 8 * 1024
     assert r.code(b"QUIT") == 221
+
+
+SASL_B64_MAX = 10240    # sasl.h SASL_RESPONSE_B64_MAX (7680 octets)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("split", [False, True])
+def test_sasl_response_at_and_over_the_limit(srv, certs, mode, split):
+    import base64
+    at = base64.b64encode(b"\0" + USER.encode() + b"\0" +
+                          b"w" * (7680 - 2 - len(USER)))
+    assert len(at) == SASL_B64_MAX
+    for resp, too_long in ((at, False), (at + b"A", True)):
+        r = connect(srv, certs, mode)
+        assert r.cmd(b"AUTH PLAIN").startswith(b"+")
+        if split:
+            send_octets(r, resp[:1500] + b"\r\n"[:0])
+            r.send(resp[1500:] + b"\r\n")
+        else:
+            r.send(resp + b"\r\n")
+        ln = r.line()
+        if too_long:
+            assert ln == b"-ERR Line too long.", ln
+            assert r.closed_within(10)
+        else:
+            # Taken whole and judged (a password that long is refused).
+            assert ln.startswith(b"-ERR") and b"too long" not in ln, ln
+            assert r.cmd(b"USER x").startswith(b"+OK")
+        r.close()
+
+
+@pytest.mark.parametrize("mode", ["stls", "implicit"])
+def test_close_notify_mid_line_ends_cleanly(srv, certs, mode):
+    for logged_in in (False, True):
+        sock = socket.create_connection(
+            (srv.host, srv.port_tls if mode == "implicit" else srv.port),
+            timeout=10)
+        if mode == "stls":
+            r = conftest.Raw.__new__(conftest.Raw)
+            r.sock, r.buf, r.eof = sock, b"", False
+            r.expect(b"+OK")
+            assert r.cmd(b"STLS").startswith(b"+OK")
+        t = BioTls(sock, client_ctx(certs))
+        if mode == "implicit":
+            assert t.line().startswith(b"+OK")
+        if logged_in:
+            assert t.cmd(b"USER " + USER.encode()).startswith(b"+OK")
+            assert t.cmd(b"PASS " + PASS.encode()).startswith(b"+OK Logged")
+        t.send_then_close(b"DELE 1\r\nQUI")
+        # The server ends the session: the socket reaches EOF.
+        sock.settimeout(10)
+        for _ in range(100):
+            if not sock.recv(65536):
+                break
+        sock.close()
+    srv.wait_log("reason=client-closed")
+    assert count_after(srv, 3, 1) == 3
+    assert srv.running()
