@@ -495,3 +495,37 @@ def test_close_notify_mid_line_ends_cleanly(srv, certs, mode):
     srv.wait_log("reason=client-closed")
     assert count_after(srv, 3, 1) == 3
     assert srv.running()
+
+
+@pytest.mark.parametrize("mode", ["stls", "implicit"])
+def test_client_renegotiation_is_refused_without_harm(srv, certs, mode):
+    """TLS 1.2 renegotiation asked by the client (openssl s_client's R
+    command), logged in and before: refused (SSL_OP_NO_RENEGOTIATION);
+    the session goes on or ends, the server stays up and well."""
+    import subprocess
+    port = srv.port_tls if mode == "implicit" else srv.port
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+            "-tls1_2", "-crlf", "-CAfile", certs["ca"]]
+    if mode == "stls":
+        argv += ["-starttls", "pop3"]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        script = b"USER %s\nPASS %s\nR\nSTAT\nR\nSTAT\nQUIT\n" % (
+            USER.encode(), PASS.encode())
+        for ln in script.splitlines(keepends=True):
+            try:
+                p.stdin.write(ln)
+                p.stdin.flush()
+            except BrokenPipeError:
+                break           # s_client gave up: the refusal was fatal
+            time.sleep(0.3)
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    out = out.decode("utf-8", "replace")
+    assert "RENEGOTIATING" in out, out[-2000:]
+    assert srv.running()
+    assert stat(srv) == 3
