@@ -175,3 +175,34 @@ def test_stls_answered_ok_then_plaintext(home):
     assert "after STLS's +OK" in err
     assert took < 12
     assert not any(l.startswith(b"PASS") for l in srv.received)
+
+
+def test_mbox_quoting_survives_every_block_boundary(home):
+    """From_ lines (and already quoted ones) at every offset around the
+    client's read pieces and the store's write blocks, lines far longer
+    than the input buffer, a dot-stuffed line split across pieces: the
+    mbox gives back exactly what RETR sent."""
+    from test_client import parse_mboxrd
+    parts, k = [b"Subject: quoting\r\n\r\n"], 0
+    size = 0
+    while size < 300000:
+        k += 1
+        pad = b"p" * (k * 37 % 211)
+        for ln in (pad, b"From x %d" % k, b">From y", b">>From z",
+                   b"." + pad, b"From"):
+            parts.append(ln + b"\r\n")
+            size += len(ln) + 2
+        if k % 40 == 0:
+            parts.append(b"L" * (16384 + k) + b"\r\n")
+            parts.append(b".From " + b"q" * 16380 + b"\r\n")
+            size += 16384 + k + 16390
+    msg = b"".join(parts)
+    srv = FakeServer(fake_pop3([msg]))
+    cp = home.run("fetch", "--tls=no", "--mbox", home.mbox, url(srv.port),
+                  timeout=WALL)
+    srv.close()
+    assert cp.returncode == 0, cp.stderr.decode()
+    with open(home.mbox, "rb") as f:
+        ((_, body),) = parse_mboxrd(f.read())
+    assert len(body) > 290000
+    assert body == msg.replace(b"\r\n", b"\n")
