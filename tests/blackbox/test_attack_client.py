@@ -206,3 +206,26 @@ def test_mbox_quoting_survives_every_block_boundary(home):
         ((_, body),) = parse_mboxrd(f.read())
     assert len(body) > 290000
     assert body == msg.replace(b"\r\n", b"\n")
+
+
+def test_retr_far_longer_than_list_said_is_refused_unstored(home):
+    """LIST says 100 octets, RETR sends 3 MB: past the bound (2x + 1 MiB)
+    the reply is a protocol violation; nothing lands, nothing is marked
+    fetched, nothing deleted."""
+    msgs = [b"Subject: big\r\n\r\n" + b"b" * 78 + b"\r\n"] * 2
+    big = b"Subject: big\r\n\r\n" + (b"b" * 998 + b"\r\n") * 3000
+    listed = b"1 100\r\n2 100\r\n.\r\n"
+
+    def bigger(conn, n, m):
+        if n == 2:
+            conn.sendall(b"+OK\r\n" + big + b".\r\n")
+            raise EOFError
+
+    srv = FakeServer(fake_pop3(msgs, list_lines=listed, on_retr=bigger))
+    cp, took = fetch(home, srv)
+    err = cp.stderr.decode()
+    assert cp.returncode == 7, err
+    assert "exceeds" in err
+    assert home.state_ids() == ["uid-1"]
+    no_partial_mail(home, 1)
+    assert not any(l.startswith((b"DELE", b"QUIT")) for l in srv.received)
