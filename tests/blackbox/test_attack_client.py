@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+import conftest  # noqa: F401  (the certs fixture)
+from conftest import certs, mailroot  # noqa: F401
+
 from test_client import (FakeServer, Home, assert_no_sanitizer,  # noqa: F401
                          fake_msgs, fake_pop3, home, url)
 
@@ -229,3 +232,87 @@ def test_retr_far_longer_than_list_said_is_refused_unstored(home):
     assert home.state_ids() == ["uid-1"]
     no_partial_mail(home, 1)
     assert not any(l.startswith((b"DELE", b"QUIT")) for l in srv.received)
+
+
+def test_tls_server_renegotiates_mid_retr(home, certs):
+    """openssl s_server (TLS 1.2) asks for a renegotiation half-way through
+    a RETR: the client refuses it (SSL_OP_NO_RENEGOTIATION) and either
+    finishes the message or fails clearly; never a hang, never a message
+    half stored or marked fetched."""
+    import subprocess
+    from test_client import free_port
+    port = free_port()
+    srv = subprocess.Popen(
+        ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
+         "-cert", certs["cert"], "-key", certs["key"], "-tls1_2", "-crlf",
+         "-ign_eof"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, bufsize=0)
+    msg = b"Subject: reneg\n\n" + b"".join(b"line %d\n" % i
+                                          for i in range(2000))
+    half = msg[:len(msg) // 2]
+    rest = msg[len(msg) // 2:]
+
+    def say(data):
+        srv.stdin.write(data)
+        srv.stdin.flush()
+
+    listening = threading.Event()
+    log = []
+
+    def serve():
+        for _ in range(1000):
+            ln = srv.stdout.readline()
+            if not ln:
+                return
+            log.append(ln)
+            word = ln.strip().split(b" ")[0].upper()
+            if ln.startswith(b"ACCEPT"):
+                listening.set()
+            elif b"CIPHER is" in ln:
+                say(b"+OK reneg ready\n")
+            elif word == b"CAPA":
+                say(b"+OK\nUSER\nUIDL\n.\n")
+            elif word in (b"USER", b"PASS", b"NOOP"):
+                say(b"+OK\n")
+            elif word == b"STAT":
+                say(b"+OK 1 %d\n" % len(msg))
+            elif word == b"LIST":
+                say(b"+OK\n1 %d\n.\n" % len(msg))
+            elif word == b"UIDL":
+                say(b"+OK\n1 uid-1\n.\n")
+            elif word == b"RETR":
+                say(b"+OK\n" + half)
+                time.sleep(0.3)
+                say(b"r\n")
+                time.sleep(0.3)
+                try:
+                    say(rest + b".\n")
+                except BrokenPipeError:
+                    return      # s_server gave up on the refusal
+            elif word in (b"DELE", b"QUIT"):
+                say(b"+OK\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        assert listening.wait(20), b"".join(log)
+        t0 = time.monotonic()
+        cp = home.run("fetch", "--tls=implicit", "--cafile", certs["ca"],
+                      "--timeout", "5", "--keep", "--maildir", home.maildir,
+                      "pop3s://%s@127.0.0.1:%d" % ("alice", port),
+                      timeout=WALL)
+        took = time.monotonic() - t0
+    finally:
+        srv.kill()
+        srv.wait(5)
+        t.join(5)
+    err = cp.stderr.decode()
+    assert took < 30
+    if cp.returncode == 0:
+        assert home.new_messages() == [msg]
+        assert home.state_ids() == ["uid-1"]
+    else:
+        # A TLS failure, said as one (it was "read: protocol error", 2).
+        assert cp.returncode == 3, err
+        assert "TLS: " in err and "alert" in err, err
+        no_partial_mail(home)
