@@ -98,8 +98,9 @@ class BioTls:
     """TLS over a socket through memory BIOs: what leaves, and when, is
     ours to say (several records, close_notify included, in one write)."""
 
-    def __init__(self, sock, ctx):
+    def __init__(self, sock, ctx, octets=False):
         self.sock = sock
+        self.octets = octets
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inc, self.out,
                                 server_hostname="localhost")
@@ -109,9 +110,17 @@ class BioTls:
                 self.obj.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                self.sock.sendall(self.out.read())
+                self._send(self.out.read())
                 self._feed()
-        self.sock.sendall(self.out.read())
+        self._send(self.out.read())
+
+    def _send(self, data):
+        """All of data; an octet per TCP segment with octets."""
+        if not self.octets:
+            self.sock.sendall(data)
+            return
+        for i in range(len(data)):
+            self.sock.sendall(data[i:i + 1])
 
     def _feed(self):
         d = self.sock.recv(65536)
@@ -132,7 +141,7 @@ class BioTls:
 
     def cmd(self, line):
         self.obj.write(line + b"\r\n")
-        self.sock.sendall(self.out.read())
+        self._send(self.out.read())
         return self.line()
 
     def send_then_close(self, data):
@@ -142,7 +151,7 @@ class BioTls:
             self.obj.unwrap()
         except ssl.SSLWantReadError:
             pass
-        self.sock.sendall(self.out.read())
+        self._send(self.out.read())
         self.sock.shutdown(socket.SHUT_WR)
 
 
@@ -243,21 +252,30 @@ def test_stls_discards_pipelined_plaintext(srv, certs):
 
 @pytest.mark.parametrize("mode", ["stls", "implicit"])
 def test_tls_records_split_one_octet_at_a_time(srv, certs, mode):
-    """The client's TLS records reach the server an octet per segment."""
-    r = connect(srv, certs, mode)
-    assert r.login(USER, PASS).startswith(b"+OK Logged in")
-    obj = ssl.MemoryBIO(), ssl.MemoryBIO()
-    # Build one record by hand: encrypt through the same SSL object by
-    # sending with a socket we slice ourselves is not possible in Python's
-    # ssl; slow the TCP path instead: Nagle off, octet-sized sends of the
-    # plaintext give one record each, and a record per octet is the split.
-    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for c in b"STAT\r\n":
-        r.sock.sendall(bytes([c]))
-        time.sleep(0.01)
-    assert r.line().startswith(b"+OK 3")
-    assert r.cmd(b"QUIT").startswith(b"+OK")
-    r.close()
+    """Every TLS record (the handshake's and the commands') reaches the
+    server an octet per TCP segment; and a command sent an octet per
+    record."""
+    sock = socket.create_connection(
+        (srv.host, srv.port_tls if mode == "implicit" else srv.port),
+        timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if mode == "stls":
+        r = conftest.Raw.__new__(conftest.Raw)
+        r.sock, r.buf, r.eof = sock, b"", False
+        r.expect(b"+OK")
+        assert r.cmd(b"STLS").startswith(b"+OK")
+    t = BioTls(sock, client_ctx(certs), octets=True)
+    if mode == "implicit":
+        assert t.line().startswith(b"+OK")
+    assert t.cmd(b"USER " + USER.encode()).startswith(b"+OK")
+    assert t.cmd(b"PASS " + PASS.encode()).startswith(b"+OK Logged in")
+    assert t.cmd(b"STAT").startswith(b"+OK 3")
+    for c in b"LIST 2\r\n":
+        t.obj.write(bytes([c]))
+    t._send(t.out.read())
+    assert t.line().startswith(b"+OK 2 ")
+    assert t.cmd(b"QUIT").startswith(b"+OK")
+    sock.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
