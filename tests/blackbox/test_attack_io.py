@@ -565,3 +565,39 @@ def test_client_renegotiation_is_refused_without_harm(srv, certs, mode):
     assert "RENEGOTIATING" in out, out[-2000:]
     assert srv.running()
     assert stat(srv) == 3
+
+
+def test_lmtp_pipelined_transaction_then_half_close(lmtpd, users):
+    """A whole transaction, QUIT and the client's FIN in one burst (RFC
+    2920 pipelining; `nc -N`): the message is delivered once and the
+    client still gets its replies, which it is waiting for."""
+    srv = lmtpd()
+    r = raw(srv)
+    assert r.reply()[0] == 220
+    r.send(b"LHLO x\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice>\r\n"
+           b"DATA\r\n" + MSG + b".\r\nQUIT\r\n")
+    r.sock.shutdown(socket.SHUT_WR)
+    codes = []
+    for _ in range(6):
+        try:
+            codes.append(r.reply()[0])
+        except conftest.Closed:
+            break
+    r.close()
+    deadline = time.monotonic() + 5
+    while not stored(users, "alice") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(stored(users, "alice")) == 1, (codes, srv.log()[-1500:])
+    assert codes == [250, 250, 250, 354, 250, 221], codes
+
+
+def test_lmtp_fin_mid_message_delivers_nothing(lmtpd, users):
+    srv = lmtpd()
+    r = raw(srv)
+    r.start()
+    r.send(b"DATA\r\n" + MSG[:20])
+    r.sock.shutdown(socket.SHUT_WR)
+    assert r.reply()[0] == 354
+    assert r.closed_within(10)
+    srv.wait_log("client gone mid-message")
+    assert stored(users, "alice") == {}
