@@ -601,3 +601,52 @@ def test_lmtp_fin_mid_message_delivers_nothing(lmtpd, users):
     assert r.closed_within(10)
     srv.wait_log("client gone mid-message")
     assert stored(users, "alice") == {}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("delay", [0.0, 0.5])
+def test_retr_dele_quit_then_half_close_answers_all(mailroot, postinod,
+                                                    certs, mode, delay):
+    """RETR of a 1 MB message, DELE, QUIT and the client's FIN in one
+    burst (a script piping into `nc -N`): the reply to RETR is still being
+    written when the FIN is read, and the commands behind it must run."""
+    mailroot.add_user(USER, PASS)
+    mailroot.deliver_maildir(USER, b"Subject: big\n\n" +
+                             (b"y" * 999 + b"\n") * 1000)
+    mailroot.deliver_maildir(USER, b"Subject: small\n\nsmall\n")
+    srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
+                   listen_tls=["127.0.0.1:0"])
+    burst = b"RETR 1\r\nDELE 1\r\nQUIT\r\n"
+    if mode == "plain":
+        r = srv.raw()
+        r.expect(b"+OK")
+        assert r.login(USER, PASS).startswith(b"+OK Logged in")
+        r.send(burst)
+        r.sock.shutdown(socket.SHUT_WR)
+    else:
+        sock = socket.create_connection(
+            (srv.host, srv.port_tls if mode == "implicit" else srv.port),
+            timeout=10)
+        if mode == "stls":
+            p = conftest.Raw.__new__(conftest.Raw)
+            p.sock, p.buf, p.eof = sock, b"", False
+            p.expect(b"+OK")
+            assert p.cmd(b"STLS").startswith(b"+OK")
+        r = BioTls(sock, client_ctx(certs))
+        if mode == "implicit":
+            assert r.line().startswith(b"+OK")
+        assert r.cmd(b"USER " + USER.encode()).startswith(b"+OK")
+        assert r.cmd(b"PASS " + PASS.encode()).startswith(b"+OK Logged")
+        r.send_then_close(burst)
+    time.sleep(delay)           # the FIN is read while RETR is going out
+    assert r.line().startswith(b"+OK")
+    for _ in range(1100):
+        if r.line() == b".":
+            break
+    try:
+        tail = [r.line(), r.line()]
+    except conftest.Closed:
+        tail = "closed"
+    r.sock.close()
+    assert count_after(srv, 1, 5) == 1, "DELE and QUIT were dropped"
+    assert tail[0].startswith(b"+OK") and tail[1].startswith(b"+OK"), tail
