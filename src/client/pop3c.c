@@ -194,6 +194,17 @@ stream_wait(struct pop3c *c, bool writing, uint64_t deadline)
 	return net_wait_fd(conn->fd, input ? POLLIN : POLLOUT, deadline);
 }
 
+/*
+ * After a failed read or write: whether TLS itself failed (an alert, a
+ * renegotiation refused, a bad record), which says more than "protocol
+ * error" and is a TLS failure, not a network one.
+ */
+static bool
+stream_tls_failed(const struct pop3c *c)
+{
+	return errno == EPROTO && conn_tls(c->tr.conn) != NULL;
+}
+
 /* One write of buf, waiting up to timeout_ms; as conn_write. */
 static ssize_t
 stream_write(struct pop3c *c, const char *buf, size_t len)
@@ -234,6 +245,9 @@ pop3c_send_all(struct pop3c *c, const char *buf, size_t len)
 	while (len > 0) {
 		ssize_t n = stream_write(c, buf, len);
 
+		if (n < 0 && stream_tls_failed(c))
+			return pop3c_fail(c, POP3C_ETLS, "TLS: %s",
+			    tls_error(conn_tls(c->tr.conn)));
 		if (n <= 0) {
 			str_errno(why, sizeof(why), n < 0 ? errno : EPIPE);
 			return pop3c_fail(c, POP3C_ENET, "write: %s", why);
@@ -366,6 +380,9 @@ pop3c_get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 			return 1;
 		}
 		n = stream_read(c);
+		if (n < 0 && stream_tls_failed(c))
+			return pop3c_fail(c, POP3C_ETLS, "TLS: %s",
+			    tls_error(conn_tls(c->tr.conn)));
 		if (n < 0) {
 			str_errno(why, sizeof(why), errno);
 			if (errno == ETIMEDOUT)

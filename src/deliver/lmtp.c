@@ -84,6 +84,11 @@ struct lmtp_conn {
 	char		 peer[NET_ADDR_LEN];
 	bool		 lhlo, in_mail, closing, gone, waiting;
 	bool		 processing;	/* conn_process() is on the stack */
+	/*
+	 * The client ended its stream (FIN after a pipelined QUIT): what it
+	 * sent before still runs and is answered, then the connection ends.
+	 */
+	bool		 eof;
 	unsigned int	 bad;
 	struct lmtp_mail mail;
 	char		 pending_addr[LMTP_PATH_MAX + 1];	/* RCPT lookup */
@@ -976,11 +981,19 @@ conn_update(struct lmtp_conn *c)
 	if (c->gone || c->fd < 0)
 		return;
 	conn_flush(c);
+	if (c->eof && !c->closing && !c->waiting && c->delivering == 0 &&
+	    out_pending(c) < LMTP_OUT_HIGH) {
+		/* Nothing more can come: a message cut short is dropped. */
+		if (c->mode != MODE_CMD)
+			log_info("session=%s event=lmtp-aborted "
+			    "reason=\"client gone mid-message\"", c->id);
+		c->closing = true;
+	}
 	if (c->closing && out_pending(c) == 0) {
 		conn_close(c);
 		return;
 	}
-	if (!c->closing && iobuf_space(&c->in) > 0)
+	if (!c->closing && !c->eof && iobuf_space(&c->in) > 0)
 		want |= EV_READ;
 	if (out_pending(c) > 0)
 		want |= EV_WRITE;
@@ -994,10 +1007,13 @@ conn_io(struct ev *e, int fd, unsigned int events, void *arg)
 
 	(void)e;
 	(void)fd;
-	if ((events & EV_READ) && iobuf_space(&c->in) > 0) {
+	if ((events & EV_READ) && !c->eof && iobuf_space(&c->in) > 0) {
 		ssize_t n = iobuf_read(&c->in, &c->stream);
 
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+		if (n == 0) {
+			/* conn_update() ends it once the input is used. */
+			c->eof = true;
+		} else if (n < 0 && errno != EAGAIN) {
 			/* Mid-DATA: the spool goes, nothing is delivered. */
 			if (c->mode != MODE_CMD)
 				log_info("session=%s event=lmtp-aborted "

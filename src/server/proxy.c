@@ -20,6 +20,12 @@ struct proxy {
 	struct conn	 net, plain;		/* the client; the mail worker */
 	bool		 net_write_blocked;	/* the last write wanted the socket */
 	bool		 mail_done;		/* the mail worker closed */
+	/*
+	 * The client ended its stream (close_notify or FIN): what it sent
+	 * before (a QUIT) still reaches the mail worker, then its end.
+	 */
+	bool		 net_done;
+	bool		 plain_shut;		/* ... and the end was passed on */
 	unsigned int	 idle_ms;
 	/*
 	 * Its own idle timer: the mail side's cannot see a client that stopped
@@ -65,12 +71,16 @@ pump(struct proxy *p, bool *progress_r)
 		ssize_t n;
 
 		/* client -> mail worker */
-		while (iobuf_space(&p->up) > 0) {
+		while (!p->net_done && iobuf_space(&p->up) > 0) {
 			n = iobuf_read(&p->up, &p->net);
 			if (n < 0 && errno == EAGAIN)
 				break;
-			if (n <= 0)
-				return false;	/* the client left: no UPDATE */
+			if (n < 0)
+				return false;	/* broken: no UPDATE */
+			if (n == 0) {
+				p->net_done = true;
+				break;
+			}
 			moved = true;
 		}
 		if (iobuf_len(&p->up) > 0) {
@@ -79,6 +89,11 @@ pump(struct proxy *p, bool *progress_r)
 				return false;
 			if (n > 0)
 				moved = true;
+		}
+		if (p->net_done && !p->plain_shut && iobuf_len(&p->up) == 0) {
+			/* The mail worker sees the client's end after its input. */
+			(void)shutdown(p->plain.fd, SHUT_WR);
+			p->plain_shut = true;
 		}
 		/* mail worker -> client */
 		while (!p->mail_done && iobuf_space(&p->down) > 0) {
@@ -115,7 +130,7 @@ proxy_watch(struct proxy *p)
 {
 	unsigned int net = 0, plain = 0;
 
-	if (iobuf_space(&p->up) > 0)
+	if (!p->net_done && iobuf_space(&p->up) > 0)
 		net |= EV_READ;
 	if ((iobuf_len(&p->down) > 0 && p->net_write_blocked) ||
 	    p->net.want_write)
