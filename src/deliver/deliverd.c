@@ -16,6 +16,7 @@
 #include "../lib/ev.h"
 #include "../lib/idmap.h"
 #include "../lib/ipc.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../server/limits.h"
@@ -63,12 +64,7 @@ static void
 chan_free(struct chan *c)
 {
 	lookup_end(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		chans = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(chans, c);
 	if (c->msgfd >= 0)
 		close(c->msgfd);
 	ipc_free(&c->ipc);
@@ -237,10 +233,7 @@ on_channel(int fd)
 	}
 	c->msgfd = -1;
 	ev_timer_stop(ev, &idle_timer);
-	c->next = chans;
-	if (chans)
-		chans->prev = c;
-	chans = c;
+	LIST_PUSH(chans, c);
 }
 
 static void

@@ -172,6 +172,11 @@
  * lmtp_max_recipients is at most 10,000; grown on demand from 1 KiB.
  */
 #define LMTP_OUT_MAX		(8 * 1024 * 1024)
+/*
+ * The output buffer's first block, doubled up to LMTP_OUT_MAX: a few
+ * replies fit; only many pipelined RCPTs need more.
+ */
+#define LMTP_OUT_FIRST		1024
 /* Stop taking commands while this much is unsent (a client not reading). */
 #define LMTP_OUT_HIGH		(32 * 1024)
 /* RFC 5321 sec. 4.5.3.2.7: a server waits at least 5 minutes for a command. */
