@@ -164,19 +164,9 @@ parse_secret(const char *field, const char **secret_r)
 static int
 parse_id(const PGresult *res, int col, bool *has_r, uint32_t *id_r)
 {
-	const char *v;
-
-	*has_r = false;
-	*id_r = 0;
 	if (col < 0 || PQgetisnull(res, 0, col))
-		return 0;
-	v = PQgetvalue(res, 0, col);
-	if (v[0] == '\0')
-		return 0;
-	if (str_parse_u32(v, id_r) < 0 || *id_r == UINT32_MAX)
-		return -1;
-	*has_r = true;
-	return 0;
+		return auth_id_parse(NULL, has_r, id_r);
+	return auth_id_parse(PQgetvalue(res, 0, col), has_r, id_r);
 }
 
 /*
