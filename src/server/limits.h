@@ -117,6 +117,12 @@
  */
 #define SASL_EXCHANGES_MAX	4096
 #define SASL_EXCHANGE_TTL_MS	(10u * 60 * 1000)
+/*
+ * The OAuth token command's answer (oauth_helper.c), within the 30-s cap
+ * on a request: an introspection call over the network takes well under
+ * a second; 10 s allows a slow one.
+ */
+#define OAUTH_CHECK_TIMEOUT_MS	10000
 /* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
 #define CLIENTS_MAX		1024
 /* Networks remembered at once per auth worker; beyond, the oldest goes. */

@@ -13,6 +13,7 @@
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
+#include "limits.h"
 
 /* The program's stdout, first line, into buf, until EOF or the deadline. */
 static bool
