@@ -37,7 +37,8 @@ ifeq ($(SAN),1)
 BUILD	 = build/asan
 CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # The black-box tests' kill hooks (POSTINO_TEST_*): only in this build,
-# never in the release binaries (`make no-test-hooks` checks postino).
+# never in the release binaries (`make no-test-hooks` checks postino and
+# postinod).
 CFLAGS	+= -DPOSTINO_TEST_HOOKS
 LDFLAGS	+= -fsanitize=address,undefined
 else
@@ -153,12 +154,12 @@ layers: $(LIBS)
 	@sh tests/funclen.sh 80 $(wildcard src/*/*.c)
 	@sh tests/filemap.sh DESIGN.md
 
-# The release client carries no test hook (they are in build/asan only).
+# The release binaries carry no test hook (they are in build/asan only).
 .PHONY: no-test-hooks
-no-test-hooks: $(BUILD)/postino
-	@if strings $(BUILD)/postino | grep POSTINO_TEST; then \
-	    echo "no-test-hooks: $(BUILD)/postino has test hooks" >&2; \
-	    exit 1; fi
+no-test-hooks: $(BUILD)/postino $(BUILD)/postinod
+	@for b in $^; do if strings $$b | grep POSTINO_TEST; then \
+	    echo "no-test-hooks: $$b has test hooks" >&2; \
+	    exit 1; fi; done
 
 unit: $(UNIT_BIN) $(PROGS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

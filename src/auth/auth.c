@@ -52,6 +52,19 @@ quota_put(struct auth_quota *q, enum auth_quota_kind kind, uint64_t n)
 	return NULL;
 }
 
+int
+auth_id_parse(const char *s, bool *has_r, uint32_t *id_r)
+{
+	*has_r = false;
+	*id_r = 0;
+	if (s == NULL || *s == '\0')
+		return 0;
+	if (str_parse_u32(s, id_r) < 0 || *id_r == UINT32_MAX)
+		return -1;
+	*has_r = true;
+	return 0;
+}
+
 const char *
 auth_quota_set(struct auth_quota *q, enum auth_quota_kind kind,
     const char *val)

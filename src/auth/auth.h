@@ -74,6 +74,12 @@ enum auth_quota_kind { AUTH_QUOTA_BYTES, AUTH_QUOTA_MESSAGES };
 const char *auth_quota_set(struct auth_quota *q, enum auth_quota_kind kind,
     const char *val);
 /*
+ * An account's uid or gid as every backend reads it: NULL or "" is not
+ * given (*has_r false); else strict decimal below the (id_t)-1 marker.
+ * 0, or -1 for anything else.
+ */
+int auth_id_parse(const char *s, bool *has_r, uint32_t *id_r);
+/*
  * Dovecot's spelling of the same, the value of a userdb_quota_rule= item
  * (len octets): "*:storage=100M", "*:bytes=N", "*:messages=N", limits
  * joined by ':' ("*:storage=1G:messages=5000"). storage is in KiB unless

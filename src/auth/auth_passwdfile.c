@@ -120,20 +120,6 @@ parse_secret(const struct auth_db *db, unsigned int lineno, const char *name,
 	return sch;
 }
 
-/* Empty is "not given"; otherwise strict decimal, below the (id_t)-1 marker. */
-static int
-parse_id(const char *s, bool *has_r, uint32_t *id_r)
-{
-	*has_r = false;
-	*id_r = 0;
-	if (s == NULL || *s == '\0')
-		return 0;
-	if (str_parse_u32(s, id_r) < 0 || *id_r == UINT32_MAX)
-		return -1;
-	*has_r = true;
-	return 0;
-}
-
 /*
  * The extra field: space-separated key=value items (Dovecot's), of which
  * quota_bytes and quota_messages (strict decimal, each at most once) are
@@ -202,8 +188,8 @@ parse_line(struct auth_db *db, char *line, unsigned int lineno,
 	memset(e, 0, sizeof(*e));
 	e->name = field[0];
 	e->lineno = lineno;
-	if (parse_id(field[2], &e->has_uid, &uid) < 0 ||
-	    parse_id(field[3], &e->has_gid, &gid) < 0) {
+	if (auth_id_parse(field[2], &e->has_uid, &uid) < 0 ||
+	    auth_id_parse(field[3], &e->has_gid, &gid) < 0) {
 		log_line(db, lineno, e->name, "uid or gid is not a number "
 		    "below 4294967295; line skipped");
 		return false;

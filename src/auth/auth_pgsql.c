@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
+#include "../lib/ev.h"
 #include "../lib/log.h"
 #include "../lib/secret_file.h"
 #include "auth.h"
@@ -106,15 +107,6 @@ auth_pgsql_check(const struct auth_pgsql_conf *conf, char *err)
 	return rc;
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* libpq's message, on one line and sanitised, for the log. */
 static void
 log_pq(const char *event, const char *msg)
@@ -140,7 +132,7 @@ pg_connect(struct auth_db *db)
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return 0;
-	if (now_ms() < db->retry_ms)
+	if (ev_now_ms() < db->retry_ms)
 		return -1;
 	PQfinish(db->conn);
 	/* Keywords before dbname are defaults the conninfo may override. */
@@ -153,7 +145,7 @@ pg_connect(struct auth_db *db)
 	    PQerrorMessage(db->conn) : "out of memory");
 	PQfinish(db->conn);
 	db->conn = NULL;
-	db->retry_ms = now_ms() + PGSQL_RETRY_MS;
+	db->retry_ms = ev_now_ms() + PGSQL_RETRY_MS;
 	return -1;
 }
 
@@ -172,19 +164,9 @@ parse_secret(const char *field, const char **secret_r)
 static int
 parse_id(const PGresult *res, int col, bool *has_r, uint32_t *id_r)
 {
-	const char *v;
-
-	*has_r = false;
-	*id_r = 0;
 	if (col < 0 || PQgetisnull(res, 0, col))
-		return 0;
-	v = PQgetvalue(res, 0, col);
-	if (v[0] == '\0')
-		return 0;
-	if (str_parse_u32(v, id_r) < 0 || *id_r == UINT32_MAX)
-		return -1;
-	*has_r = true;
-	return 0;
+		return auth_id_parse(NULL, has_r, id_r);
+	return auth_id_parse(PQgetvalue(res, 0, col), has_r, id_r);
 }
 
 /*
@@ -260,7 +242,7 @@ static PGresult *
 pg_query(struct auth_db *db, const char *user, bool *dead_r)
 {
 	const char *params[1] = { user };
-	uint64_t deadline = now_ms() + PGSQL_QUERY_WAIT_MS;
+	uint64_t deadline = ev_now_ms() + PGSQL_QUERY_WAIT_MS;
 	PGresult *res = NULL, *r;
 
 	*dead_r = false;
@@ -272,7 +254,7 @@ pg_query(struct auth_db *db, const char *user, bool *dead_r)
 		while (PQisBusy(db->conn)) {
 			struct pollfd pfd = { .fd = PQsocket(db->conn),
 			    .events = POLLIN };
-			uint64_t now = now_ms();
+			uint64_t now = ev_now_ms();
 			int n = now < deadline ?
 			    poll(&pfd, 1, (int)(deadline - now)) : 0;
 
@@ -282,7 +264,7 @@ pg_query(struct auth_db *db, const char *user, bool *dead_r)
 				PQclear(res);
 				PQfinish(db->conn);
 				db->conn = NULL;
-				db->retry_ms = now_ms() + PGSQL_RETRY_MS;
+				db->retry_ms = ev_now_ms() + PGSQL_RETRY_MS;
 				*dead_r = true;
 				return NULL;
 			}

@@ -372,27 +372,35 @@ fill_body(struct walk *w)
 	return m->body == NULL ? -1 : 0;
 }
 
-static uint64_t
-decoded_size(GMimeObject *o)
+/* The decoded octets of o into out: a part's content, else o as text. */
+static void
+write_decoded(GMimeObject *o, GMimeStream *out)
 {
-	GMimeStream *null = g_mime_stream_null_new();
-	uint64_t n;
-
 	if (GMIME_IS_PART(o)) {
 		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
 
 		if (dw != NULL)
-			(void)g_mime_data_wrapper_write_to_stream(dw, null);
+			(void)g_mime_data_wrapper_write_to_stream(dw, out);
 	} else if (GMIME_IS_MESSAGE_PART(o)) {
 		GMimeMessage *msg = g_mime_message_part_get_message(
 		    GMIME_MESSAGE_PART(o));
 
 		if (msg != NULL)
 			(void)g_mime_object_write_to_stream(GMIME_OBJECT(msg),
-			    NULL, null);
+			    NULL, out);
 	} else {
-		(void)g_mime_object_write_to_stream(o, NULL, null);
+		(void)g_mime_object_write_to_stream(o, NULL, out);
 	}
+}
+
+/* The decoded size of o, counted without keeping the octets. */
+static uint64_t
+decoded_size(GMimeObject *o)
+{
+	GMimeStream *null = g_mime_stream_null_new();
+	uint64_t n;
+
+	write_decoded(o, null);
 	n = GMIME_STREAM_NULL(null)->written;
 	g_object_unref(null);
 	return n;
@@ -581,21 +589,7 @@ mime_free(struct mime_msg **m)
 static GByteArray *
 decoded(GMimeObject *o, GMimeStream *mem)
 {
-	if (GMIME_IS_PART(o)) {
-		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
-
-		if (dw != NULL)
-			(void)g_mime_data_wrapper_write_to_stream(dw, mem);
-	} else if (GMIME_IS_MESSAGE_PART(o)) {
-		GMimeMessage *msg = g_mime_message_part_get_message(
-		    GMIME_MESSAGE_PART(o));
-
-		if (msg != NULL)
-			(void)g_mime_object_write_to_stream(GMIME_OBJECT(msg),
-			    NULL, mem);
-	} else {
-		(void)g_mime_object_write_to_stream(o, NULL, mem);
-	}
+	write_decoded(o, mem);
 	return g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 }
 

@@ -141,6 +141,16 @@ reader_model_load_rows(struct reader *r, size_t from, size_t count)
 	return STEP_GO;
 }
 
+/* The server refused a command: the session failed, or its word shows. */
+static enum step
+refused(struct reader *r)
+{
+	if (!pop3c_usable(r->c))
+		return STEP_SESSION;
+	(void)str_copy(r->status, sizeof(r->status), pop3c_errmsg(r->c));
+	return STEP_GO;
+}
+
 enum step
 reader_model_delete(struct reader *r, size_t i)
 {
@@ -151,13 +161,8 @@ reader_model_delete(struct reader *r, size_t i)
 		    "already marked for deletion.", (unsigned int)e->num);
 		return STEP_GO;
 	}
-	if (pop3c_dele(r->c, e->num) < 0) {
-		if (!pop3c_usable(r->c))
-			return STEP_SESSION;
-		(void)str_copy(r->status, sizeof(r->status),
-		    pop3c_errmsg(r->c));
-		return STEP_GO;
-	}
+	if (pop3c_dele(r->c, e->num) < 0)
+		return refused(r);
 	e->deleted = true;
 	r->ndel++;
 	(void)str_fmt(r->status, sizeof(r->status), "Message %u marked for "
@@ -179,13 +184,8 @@ reader_model_undelete_one(struct reader *r, size_t i)
 		    "not marked for deletion.", (unsigned int)e->num);
 		return STEP_GO;
 	}
-	if (pop3c_rset(r->c) < 0) {
-		if (!pop3c_usable(r->c))
-			return STEP_SESSION;
-		(void)str_copy(r->status, sizeof(r->status),
-		    pop3c_errmsg(r->c));
-		return STEP_GO;
-	}
+	if (pop3c_rset(r->c) < 0)
+		return refused(r);
 	e->deleted = false;
 	r->ndel = 0;
 	for (size_t j = 0; j < r->n; j++) {
@@ -207,13 +207,8 @@ reader_model_undelete_one(struct reader *r, size_t i)
 enum step
 reader_model_undelete_all(struct reader *r)
 {
-	if (pop3c_rset(r->c) < 0) {
-		if (!pop3c_usable(r->c))
-			return STEP_SESSION;
-		(void)str_copy(r->status, sizeof(r->status),
-		    pop3c_errmsg(r->c));
-		return STEP_GO;
-	}
+	if (pop3c_rset(r->c) < 0)
+		return refused(r);
 	for (size_t i = 0; i < r->n; i++)
 		r->e[i].deleted = false;
 	r->ndel = 0;

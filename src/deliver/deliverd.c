@@ -16,6 +16,7 @@
 #include "../lib/ev.h"
 #include "../lib/idmap.h"
 #include "../lib/ipc.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../server/limits.h"
@@ -49,7 +50,22 @@ static struct idmap *lookups;
 static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
-static bool die_after_store;
+#ifdef POSTINO_TEST_HOOKS
+/*
+ * Test builds only (make SAN=1): die like kill -9 between storing and
+ * answering, the window MSG_DELIVER_PROBE covers (tests/blackbox/
+ * test_lmtp.py), when POSTINO_TEST_DELIVER_DIE_AFTER_STORE is set.
+ */
+static void
+test_die_after_store(enum store_result r)
+{
+	if (r == STORE_OK &&
+	    getenv("POSTINO_TEST_DELIVER_DIE_AFTER_STORE") != NULL)
+		raise(SIGKILL);
+}
+#else
+#define test_die_after_store(r)	((void)(r))
+#endif
 
 /* The account lookup of c is answered or given up. */
 static void
@@ -63,12 +79,7 @@ static void
 chan_free(struct chan *c)
 {
 	lookup_end(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		chans = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(chans, c);
 	if (c->msgfd >= 0)
 		close(c->msgfd);
 	ipc_free(&c->ipc);
@@ -130,12 +141,7 @@ deliver(struct chan *c, const struct msg_account *acct)
 	}
 	r = delivery_run(cf, &acct->user, c->msgfd, c->d.sender,
 	    c->d.rcpt, c->d.token[0] != '\0' ? c->d.token : NULL, err);
-	/*
-	 * Test hook: die like kill -9 between storing and answering, the
-	 * window MSG_DELIVER_PROBE covers (tests/blackbox/test_lmtp.py).
-	 */
-	if (r == STORE_OK && die_after_store)
-		raise(SIGKILL);
+	test_die_after_store(r);
 	log_info("session=%s event=deliver user=\"%s\" result=%s ms=%llu%s%s%s",
 	    c->d.session, user, r == STORE_OK ? "ok" : "fail",
 	    (unsigned long long)(ev_now_ms() - t0), r == STORE_OK ? "" :
@@ -237,10 +243,7 @@ on_channel(int fd)
 	}
 	c->msgfd = -1;
 	ev_timer_stop(ev, &idle_timer);
-	c->next = chans;
-	if (chans)
-		chans->prev = c;
-	chans = c;
+	LIST_PUSH(chans, c);
 }
 
 static void
@@ -287,7 +290,6 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 
 	cf = config;
 	log_set_ident("postinod/deliver");
-	die_after_store = getenv("POSTINO_TEST_DELIVER_DIE_AFTER_STORE") != NULL;
 	if (config_store_setup(cf, err) < 0)
 		fatalx("%s", err);
 	role_drop(&(struct role_user){ .key = "deliver", .uid = uid,

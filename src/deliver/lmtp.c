@@ -40,11 +40,6 @@
 
 /* A reply line we build: code, status, an address and a short text. */
 #define LMTP_REPLY_MAX		(LMTP_PATH_MAX * 2 + 80)
-/*
- * The output buffer's first block, doubled up to LMTP_OUT_MAX: a few
- * replies fit; only many pipelined RCPTs need more.
- */
-#define LMTP_OUT_FIRST		1024
 /* Seals on the spooled message (deliverd.c checks for them). */
 #define LMTP_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 

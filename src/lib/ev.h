@@ -53,6 +53,7 @@ void ev_stop(struct ev *ev);
 /* One turn: wait at most max_wait_ms (-1: until the next timer) and dispatch. */
 int ev_run_once(struct ev *ev, int max_wait_ms);
 
+/* The one clock for deadlines: CLOCK_MONOTONIC in milliseconds. */
 uint64_t ev_now_ms(void);
 
 #endif

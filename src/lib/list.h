@@ -26,4 +26,24 @@
 		(elm)->next->prev = (elm)->prev;			\
 } while (0)
 
+/*
+ * The same list kept in arrival order: head is the oldest element, tail
+ * the newest, so a queue is served from the head in O(1).
+ */
+#define QUEUE_APPEND(head, tail, elm) do {				\
+	(elm)->next = NULL;						\
+	(elm)->prev = (tail);						\
+	if ((tail) != NULL)						\
+		(tail)->next = (elm);					\
+	else								\
+		(head) = (elm);						\
+	(tail) = (elm);							\
+} while (0)
+
+#define QUEUE_UNLINK(head, tail, elm) do {				\
+	if ((elm)->next == NULL)					\
+		(tail) = (elm)->prev;					\
+	LIST_UNLINK(head, elm);						\
+} while (0)
+
 #endif

@@ -137,18 +137,30 @@ emit(struct sock_filter *prog, size_t *len, struct sock_filter ins)
 #define ARG_LO(i)	(offsetof(struct seccomp_data, args[i]))
 #define NR		(offsetof(struct seccomp_data, nr))
 
+/*
+ * If nr: load args[arg] (low 32 bits), then test, whose true and false
+ * jumps skip to the trap (1) or fall through to the allow (0).
+ */
+static int
+emit_arg_test(struct sock_filter *p, size_t *len, int nr, unsigned int arg,
+    struct sock_filter test)
+{
+	return emit(p, len, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0,
+	    4)) || emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg))) ||
+	    emit(p, len, test) ||
+	    emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)) ||
+	    emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)) ||
+	    /* Reload nr for the tests after this one. */
+	    emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, NR)) ? -1 : 0;
+}
+
 /* If nr: allow when args[arg] & mask == 0 (low 32 bits), else trap. */
 static int
 emit_masked(struct sock_filter *p, size_t *len, int nr, unsigned int arg,
     uint32_t mask)
 {
-	return emit(p, len, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0,
-	    4)) || emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg))) ||
-	    emit(p, len, JUMP(BPF_JMP | BPF_JSET | BPF_K, mask, 1, 0)) ||
-	    emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)) ||
-	    emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)) ||
-	    /* Reload nr for the tests after this one. */
-	    emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, NR)) ? -1 : 0;
+	return emit_arg_test(p, len, nr, arg,
+	    JUMP(BPF_JMP | BPF_JSET | BPF_K, mask, 1, 0));
 }
 
 /* If nr: allow when args[arg] == value, else trap. */
@@ -156,12 +168,8 @@ static int
 emit_equal(struct sock_filter *p, size_t *len, int nr, unsigned int arg,
     uint32_t value)
 {
-	return emit(p, len, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0,
-	    4)) || emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg))) ||
-	    emit(p, len, JUMP(BPF_JMP | BPF_JEQ | BPF_K, value, 0, 1)) ||
-	    emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)) ||
-	    emit(p, len, STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP)) ||
-	    emit(p, len, STMT(BPF_LD | BPF_W | BPF_ABS, NR)) ? -1 : 0;
+	return emit_arg_test(p, len, nr, arg,
+	    JUMP(BPF_JMP | BPF_JEQ | BPF_K, value, 0, 1));
 }
 
 /* If nr: fail with errno e, without running it. */

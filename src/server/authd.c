@@ -24,6 +24,7 @@
 #include "../auth/auth.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../lib/sandbox.h"
@@ -399,14 +400,7 @@ refuse(struct ipc *ipc, uint32_t type, uint64_t req, uint32_t reason)
 static void
 request_unlink(struct request *r)
 {
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else
-		queue_head = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
-	else
-		queue_tail = r->prev;
+	QUEUE_UNLINK(queue_head, queue_tail, r);
 	queued--;
 }
 
@@ -763,12 +757,7 @@ enqueue(struct ipc *ipc, uint32_t type, const void *m, size_t len,
 	memcpy(r->net, net, sizeof(net));
 	memcpy(&r->m, m, len);
 	r->ip = type == MSG_AUTH_VERIFY ? r->m.v.ip : r->m.s.ip;
-	r->prev = queue_tail;
-	if (queue_tail != NULL)
-		queue_tail->next = r;
-	else
-		queue_head = r;
-	queue_tail = r;
+	QUEUE_APPEND(queue_head, queue_tail, r);
 	queued++;
 	schedule();
 }

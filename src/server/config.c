@@ -3,6 +3,7 @@
 #include "../store/maildir_uidlist.h"
 #include "../store/store_pgsql.h"
 #include "../auth/auth_pgsql.h"
+#include "limits.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -73,7 +74,9 @@ static const struct config_key config_keys[] = {
 	KEY(mail_workers, CT_UINT, mail_workers, 0, 64, "0"),
 	KEY(idle_timeout, CT_UINT, idle_timeout, 1, 86400, "600"),
 	KEY(login_timeout, CT_UINT, login_timeout, 1, 3600, "180"),
-	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, 15000, "1000"),
+	/* The first delay, doubled per failure up to the same bound. */
+	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, PENALTY_MAX_MS,
+	    "1000"),
 	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
 	KEY(auth_queue_per_network, CT_UINT, auth_queue_per_network, 1, 1024,
 	    "16"),

@@ -117,6 +117,12 @@
  */
 #define SASL_EXCHANGES_MAX	4096
 #define SASL_EXCHANGE_TTL_MS	(10u * 60 * 1000)
+/*
+ * The OAuth token command's answer (oauth_helper.c), within the 30-s cap
+ * on a request: an introspection call over the network takes well under
+ * a second; 10 s allows a slow one.
+ */
+#define OAUTH_CHECK_TIMEOUT_MS	10000
 /* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
 #define CLIENTS_MAX		1024
 /* Networks remembered at once per auth worker; beyond, the oldest goes. */
@@ -172,6 +178,11 @@
  * lmtp_max_recipients is at most 10,000; grown on demand from 1 KiB.
  */
 #define LMTP_OUT_MAX		(8 * 1024 * 1024)
+/*
+ * The output buffer's first block, doubled up to LMTP_OUT_MAX: a few
+ * replies fit; only many pipelined RCPTs need more.
+ */
+#define LMTP_OUT_FIRST		1024
 /* Stop taking commands while this much is unsent (a client not reading). */
 #define LMTP_OUT_HIGH		(32 * 1024)
 /* RFC 5321 sec. 4.5.3.2.7: a server waits at least 5 minutes for a command. */

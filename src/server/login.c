@@ -20,6 +20,7 @@
 #include "../lib/cidr.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/net.h"
 #include "../lib/priv.h"
@@ -95,12 +96,7 @@ conn_closed(struct session *s)
 	ev_timer_stop(ev, &c->deadline);
 	ev_timer_stop(ev, &c->delay);
 	connlimit_release(&c->lim);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(conns, c);
 	nconns--;
 	explicit_bzero(c, sizeof(*c));
 	free(c);
@@ -351,10 +347,7 @@ conn_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss,
 		free(c);
 		return;
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
+	LIST_PUSH(conns, c);
 	nconns++;
 	ev_timer_start(ev, &c->deadline, (uint64_t)cf->login_timeout * 1000);
 	log_info("session=%s event=connect ip=%s port=%u%s%s%s", c->s.id,
@@ -395,12 +388,7 @@ proxy_wait_free(struct proxy_wait *w, bool close_fd)
 	ev_io_del(ev, w->fd);
 	if (close_fd)
 		close(w->fd);
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		waits = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	LIST_UNLINK(waits, w);
 	nwaits--;
 	free(w);
 }
@@ -518,10 +506,7 @@ proxy_wait_start(int fd, bool implicit_tls, const struct sockaddr_storage *ss)
 		free(w);
 		return;
 	}
-	w->next = waits;
-	if (waits)
-		waits->prev = w;
-	waits = w;
+	LIST_PUSH(waits, w);
 	nwaits++;
 	ev_timer_start(ev, &w->timer, PROXY_HEADER_TIMEOUT_MS);
 }

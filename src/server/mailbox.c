@@ -15,6 +15,7 @@
 
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
+#include "../lib/list.h"
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../store/store.h"
@@ -44,12 +45,7 @@ conn_closed(struct session *s)
 	ev_timer_stop(ev, &c->lock_retry);
 	free(c->acct);
 	mailbox_release(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(conns, c);
 	free(c);
 	role_send(MSG_SESSION_END, NULL, 0, -1);
 	if (conns == NULL) {
@@ -341,10 +337,7 @@ on_handoff(struct ipc_msg *msg)
 		role_send(MSG_SESSION_END, NULL, 0, -1);
 		return;
 	}
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
+	LIST_PUSH(conns, c);
 	/* Replies the login worker could not send yet go first. */
 	if (h.outlen > 0)
 		session_write(&c->s, h.out, h.outlen);

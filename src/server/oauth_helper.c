@@ -10,17 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/log.h"
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "limits.h"
 
 /* The program's stdout, first line, into buf, until EOF or the deadline. */
 static bool
@@ -30,7 +23,7 @@ read_answer(int fd, char *buf, size_t size, uint64_t deadline)
 
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		uint64_t now = mono_ms();
+		uint64_t now = ev_now_ms();
 		ssize_t n;
 
 		if (now >= deadline)
@@ -90,7 +83,7 @@ run_check(const char *cmd, const struct oauth_check *c,
 		log_warnx("event=oauth-check-failed reason=write");
 	close(in[1]);
 	answered = pid > 0 && read_answer(op[0], out, sizeof(out),
-	    mono_ms() + OAUTH_CHECK_TIMEOUT_MS);
+	    ev_now_ms() + OAUTH_CHECK_TIMEOUT_MS);
 	close(op[0]);
 	if (pid < 0)
 		return;

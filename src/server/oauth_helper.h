@@ -22,12 +22,6 @@
 #include "../auth/auth.h"
 #include "../auth/sasl.h"
 
-/*
- * Within login_timeout's 30-s cap on a request: an introspection call
- * over the network takes well under a second; 10 s allows a slow one.
- */
-#define OAUTH_CHECK_TIMEOUT_MS	10000
-
 enum oauth_helper_msg {
 	OAUTH_MSG_CHECK = 1,	/* auth role -> helper */
 	OAUTH_MSG_VERDICT,	/* helper -> auth role */

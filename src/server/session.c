@@ -116,15 +116,6 @@ session_reply(struct session *s, const char *fmt, ...)
 	session_write(s, line, (size_t)n);
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void
 session_set_end(struct session *s, const char *reason)
 {
@@ -143,7 +134,7 @@ session_log_end(struct session *s)
 	log_info("session=%s event=disconnect reason=%s ip=%s commands=%u "
 	    "in=%llu out=%llu secs=%llu", s->id, why, s->ip, s->ncommands,
 	    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-	    (unsigned long long)((now_ms() - s->start_ms) / 1000));
+	    (unsigned long long)((ev_now_ms() - s->start_ms) / 1000));
 }
 
 static void
@@ -250,7 +241,7 @@ session_start(struct session *s, struct ev *ev, int fd,
 	conn_init_plain(&s->conn, fd);
 	s->ops = ops;
 	s->owner = owner;
-	s->start_ms = now_ms();
+	s->start_ms = ev_now_ms();
 	if (s->idle_ms == 0)
 		s->idle_ms = SESSION_IDLE_DEFAULT_MS;
 	if (s->max_bad == 0)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/ev.h"
 #include "../lib/fdio.h"
 #include "../lib/log.h"
 
@@ -242,24 +243,14 @@ mbox_lock_try(struct mbox_lock *lk, int fd, char *err)
 	return MBOX_LOCK_ERROR;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		fatal("clock_gettime");
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum mbox_lock_result
 mbox_lock_wait(struct mbox_lock *lk, int fd, unsigned int wait, char *err)
 {
-	long long end = now_ms() + (long long)wait * 1000;
+	uint64_t end = ev_now_ms() + (uint64_t)wait * 1000;
 	enum mbox_lock_result r;
 
 	while ((r = mbox_lock_try(lk, fd, err)) == MBOX_LOCK_BUSY &&
-	    now_ms() < end)
+	    ev_now_ms() < end)
 		(void)nanosleep(&(struct timespec){ 0,
 		    MBOX_LOCK_POLL_MS * 1000000L }, NULL);
 	if (r == MBOX_LOCK_BUSY)

@@ -173,15 +173,6 @@ store_pgsql_shutdown(void)
 		PQfinish(pg_idle[--pg_nidle]);
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* libpq's message on one line, sanitised, into err (and the log). */
 static enum store_result
 pg_fail(PGconn *conn, const char *what, char *err)
@@ -292,7 +283,7 @@ conn_new(bool start, char *err)
 		str_copy(err, ERR_LEN, "pgsql: pgsql_conninfo not configured");
 		return NULL;
 	}
-	if (now_ms() < pg_retry_ms) {
+	if (ev_now_ms() < pg_retry_ms) {
 		str_copy(err, ERR_LEN, "pgsql: database unavailable");
 		return NULL;
 	}
@@ -304,7 +295,7 @@ conn_new(bool start, char *err)
 		log_warnx("event=mailstore-unavailable backend=pgsql "
 		    "reason=\"%s\"", err);
 		PQfinish(conn);
-		pg_retry_ms = now_ms() + PG_RETRY_MS;
+		pg_retry_ms = ev_now_ms() + PG_RETRY_MS;
 		return NULL;
 	}
 	return conn;
@@ -850,7 +841,7 @@ conn_step(struct store *st, char *err)
 	    err);
 	PQfinish(st->conn);
 	st->conn = NULL;
-	pg_retry_ms = now_ms() + PG_RETRY_MS;
+	pg_retry_ms = ev_now_ms() + PG_RETRY_MS;
 	return STORE_TEMPFAIL;
 }
 

@@ -105,7 +105,8 @@ import time
 import pytest
 
 import stores
-from pgsql_helpers import pg  # noqa: F401 (fixture, one per session)
+# pg: a fixture, one per session; free_port: every module's, from here.
+from pgsql_helpers import free_port, pg  # noqa: F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("POSTINO_BUILD", os.path.join(REPO, "build"))
@@ -289,12 +290,17 @@ class Closed(EOFError):
 
 
 class Raw:
+    """A client connection; from the address source when given (any of
+    127.0.0.0/8 is loopback, so tests play many client networks)."""
+
     def __init__(self, host, port, timeout=10, family=socket.AF_INET,
-                 rcvbuf=None):
+                 rcvbuf=None, source=None):
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
+        if source is not None:
+            self.sock.bind((source, 0))
         self.sock.connect((host, port))
         self.buf = b""
         self.eof = False
@@ -656,6 +662,13 @@ def pop3_raw(mailroot, postinod):
     r = srv.raw()
     yield r
     r.close()
+
+
+def greeted(srv):
+    """A Raw to srv that has read the greeting."""
+    r = srv.raw()
+    r.expect(b"+OK")
+    return r
 
 
 def apop_digest(greeting, secret):

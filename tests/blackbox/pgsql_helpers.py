@@ -31,11 +31,11 @@ def pg_bindir():
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A loopback TCP port free a moment ago, for a program given a port
+    (conftest.free_port: pgsql_helpers is imported first)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class PG:

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 
+from conftest import free_port
+
 POSTFIX = "/usr/sbin/postfix"
 
 MASTER_CF = """\
@@ -35,12 +37,6 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Postfix:

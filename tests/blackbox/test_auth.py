@@ -2,12 +2,11 @@
 per-mailbox session lock (RFC 2449 [IN-USE])."""
 
 import re
-import socket
 import time
 
 import pytest
 
-from conftest import Raw, apop_digest, login_retry
+from conftest import Raw, apop_digest, greeted, login_retry
 
 USER, PASS = "alice", "secret"
 FAIL = b"-ERR [AUTH] Authentication failed."
@@ -22,26 +21,8 @@ def srv(mailroot, postinod):
     return postinod()
 
 
-def greeted(srv):
-    r = srv.raw()
-    r.expect(b"+OK")
-    return r
-
-
-def raw_from(srv, source, timeout=10):
-    """A Raw connected from source (any of 127.0.0.0/8 is loopback)."""
-    r = Raw.__new__(Raw)
-    r.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    r.sock.settimeout(timeout)
-    r.sock.bind((source, 0))
-    r.sock.connect((srv.host, srv.port))
-    r.buf = b""
-    r.eof = False
-    return r
-
-
 def greeted_from(srv, source):
-    r = raw_from(srv, source)
+    r = Raw(srv.host, srv.port, source=source)
     r.expect(b"+OK")
     return r
 

@@ -29,18 +29,6 @@ F2B = (r'^.*postinod/login\[\d+\]: session=\S+ event=login '
        r'ip=(?P<host>\S+)$')
 
 
-def raw_from(srv, source, timeout=10):
-    """A Raw connected from source (any of 127.0.0.0/8 is loopback)."""
-    r = Raw.__new__(Raw)
-    r.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    r.sock.settimeout(timeout)
-    r.sock.bind((source, 0))
-    r.sock.connect((srv.host, srv.port))
-    r.buf = b""
-    r.eof = False
-    return r
-
-
 def login_lines(srv, result, user):
     pat = re.compile(r'event=login result=%s user="%s" ' % (result, user))
     return [l for l in srv.log().splitlines() if pat.search(l)]
@@ -71,7 +59,7 @@ def guess(srv, source, method, password, patience):
     """One try with an early disconnect: send it, wait `patience` seconds
     for the verdict, hang up. Returns the reply or None."""
     try:
-        r = raw_from(srv, source, timeout=5)
+        r = Raw(srv.host, srv.port, timeout=5, source=source)
         greeting = r.line()
         if method == "user":
             assert r.cmd(b"USER alice") == b"+OK"
@@ -131,7 +119,7 @@ def test_right_password_late_waits_for_the_penalty(mailroot, postinod):
     t0 = time.monotonic()
     for i in range(6):
         guess(srv, "127.0.0.1", "user", "wrong-%d" % i, 0.15)
-    r = raw_from(srv, "127.0.0.1", timeout=30)
+    r = Raw(srv.host, srv.port, timeout=30, source="127.0.0.1")
     r.expect(b"+OK")
     assert r.cmd(b"USER alice") == b"+OK"
     reply = r.cmd(b"PASS " + PASS.encode())
@@ -154,7 +142,7 @@ def test_penalty_holds_across_reconnects_and_login_workers(mailroot,
     # Hang up before the -ERR; the failure stays.
     assert guess(srv, "127.0.5.1", "user", "wrong", 0.2) is None
     for i in range(4):
-        r = raw_from(srv, "127.0.5.%d" % (10 + i))
+        r = Raw(srv.host, srv.port, source="127.0.5.%d" % (10 + i))
         r.expect(b"+OK")
         assert r.cmd(b"USER alice") == b"+OK"
         t1 = time.monotonic()
@@ -173,12 +161,12 @@ def test_penalty_holds_across_reconnects_and_login_workers(mailroot,
 def test_penalty_beyond_the_deadline_is_refused_at_once(mailroot, postinod):
     mailroot.add_user("alice", PASS)
     srv = postinod(auth_fail_delay_ms=15000, login_timeout=5)
-    r = raw_from(srv, "127.0.6.1")
+    r = Raw(srv.host, srv.port, source="127.0.6.1")
     r.expect(b"+OK")
     assert r.cmd(b"USER alice") == b"+OK"
     r.send(b"PASS wrong\r\n")
     time.sleep(0.3)                  # checked and failed: 15 s of penalty
-    r2 = raw_from(srv, "127.0.6.2")
+    r2 = Raw(srv.host, srv.port, source="127.0.6.2")
     r2.expect(b"+OK")
     assert r2.cmd(b"USER alice") == b"+OK"
     t0 = time.monotonic()
@@ -198,7 +186,7 @@ def queued_logins(srv, sources, users=None):
     assert guess(srv, sources[0], "user", "wrong", 0.2) is None
     conns = []
     for source, user in zip(sources, users or ["alice"] * len(sources)):
-        r = raw_from(srv, source)
+        r = Raw(srv.host, srv.port, source=source)
         r.expect(b"+OK")
         assert r.cmd(b"USER " + user.encode()) == b"+OK"
         r.send(b"PASS " + PASS.encode() + b"\r\n")
@@ -248,7 +236,7 @@ def test_a_trusted_front_end_is_not_held_to_the_network_cap(mailroot,
 
 def timed_login(srv, source, password=PASS, user="alice"):
     t0 = time.monotonic()
-    r = raw_from(srv, source, timeout=60)
+    r = Raw(srv.host, srv.port, timeout=60, source=source)
     r.expect(b"+OK")
     assert r.cmd(b"USER " + user.encode()) == b"+OK"
     reply = r.cmd(b"PASS " + password.encode())
@@ -380,7 +368,7 @@ def test_unknown_users_cost_what_most_users_cost(mailroot, postinod):
         if i % 2 == 0:
             if r is not None:
                 r.close()
-            r = raw_from(srv, "127.0.8.1")
+            r = Raw(srv.host, srv.port, source="127.0.8.1")
             r.expect(b"+OK")
         user = b"carol" if i % 2 == 0 else b"nobody-%d" % i
         assert r.cmd(b"USER " + user) == b"+OK"
@@ -425,12 +413,12 @@ def test_auth_role_runs_as_its_own_user(mailroot, postinod):
         assert proc_status(pid, "CapPrm") == ["0000000000000000"]
         assert proc_status(pid, "Seccomp") == ["2"]      # a filter
         assert proc_status(pid, "NoNewPrivs") == ["1"]
-    r = raw_from(srv, "127.0.0.1")
+    r = Raw(srv.host, srv.port, source="127.0.0.1")
     r.expect(b"+OK")
     assert r.cmd(b"AUTH PLAIN " + b64(b"\0alice\0" + PASS.encode())
                  ).startswith(b"+OK Logged in")
     r.cmd(b"QUIT")
-    r = raw_from(srv, "127.0.0.1")
+    r = Raw(srv.host, srv.port, source="127.0.0.1")
     r.expect(b"+OK")
     assert r.cmd(b"AUTH SCRAM-SHA-256 " + b64(b"n,,n=alice,r=abcdefghijkl")
                  ).startswith(b"+ ")

@@ -22,7 +22,7 @@ import time
 import pytest
 
 import clients_helpers as ch
-from conftest import BUILD, HAVE_IPV6, IS_ROOT, SANITIZER_MARKS
+from conftest import BUILD, HAVE_IPV6, IS_ROOT, SANITIZER_MARKS, free_port
 
 POSTINO = os.path.join(BUILD, "postino")
 USER, PASSWORD = ch.USER, ch.PASSWORD
@@ -182,12 +182,6 @@ def server_snapshot(host, port, user=USER, password=PASSWORD):
 # ---------------------------------------------------------------------------
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Dovecot:

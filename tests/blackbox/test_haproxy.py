@@ -15,7 +15,7 @@ import time
 import pytest
 
 import stores
-from conftest import Raw
+from conftest import Raw, free_port
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 CLIENT = "127.0.0.5"        # the "real" client address the log must show
@@ -23,14 +23,6 @@ CLIENT = "127.0.0.5"        # the "real" client address the log must show
 pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY),
                                 reason="haproxy not installed "
                                 "(tests/deps.sh installs it)")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def port_of(srv):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import make_hash
+from conftest import greeted, make_hash
 from test_proxyproto import raw_from, v1
 from test_sasl import scram_client
 
@@ -54,12 +54,6 @@ def srv(mailroot, postinod, pg):
                     "FROM users WHERE name = $1",
                     auth_mechanisms="PLAIN LOGIN SCRAM-SHA-256",
                     auth_workers=2)
-
-
-def greeted(srv):
-    r = srv.raw()
-    r.expect(b"+OK")
-    return r
 
 
 def user_pass(srv, user, pw):

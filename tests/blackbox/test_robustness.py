@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from conftest import login_retry
+from conftest import greeted, login_retry
 
 USER, PASS = "alice", "secret"
 MSG = b"Subject: one\n\nbody\n"
@@ -18,12 +18,6 @@ def srv(mailroot, postinod):
     mailroot.add_user(USER, PASS)
     mailroot.deliver_maildir(USER, MSG)
     return postinod()
-
-
-def greeted(srv):
-    r = srv.raw()
-    r.expect(b"+OK")
-    return r
 
 
 def logged_in(srv):

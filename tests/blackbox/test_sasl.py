@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 import conftest
+from conftest import greeted
 
 USER, PASS = "alice", "secret"
 # SCRAM needs a SCRAM secret or a plaintext-equivalent one, not a crypt hash.
@@ -36,12 +37,6 @@ def srv(mailroot, postinod):
     mailroot.add_user("plainuser", "tanstaaftanstaaf", scheme="PLAIN")
     mailroot.deliver_maildir(USER, b"Subject: s\n\nsasl\n")
     return postinod(auth_mechanisms=ALL)
-
-
-def greeted(srv):
-    r = srv.raw()
-    r.expect(b"+OK")
-    return r
 
 
 def capa(r):

@@ -13,7 +13,6 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -861,27 +860,6 @@ test_apop_rfc1939_example_and_refusals(void **state)
 
 /* ---- postino-passwd ---------------------------------------------------- */
 
-/* POSTINO_PASSWD_BIN, else the tool next to this test's build directory. */
-static const char *
-tool_path(void)
-{
-	static char path[PATH_MAX];
-	char self[PATH_MAX];
-	const char *env = getenv("POSTINO_PASSWD_BIN");
-	ssize_t n;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	if (snprintf(path, sizeof(path), "%s/../postino-passwd",
-	    dirname(self)) >= (int)sizeof(path) || access(path, X_OK) < 0)
-		return NULL;
-	return path;
-}
-
 static void
 test_postino_passwd_output_verifies(void **state)
 {
@@ -896,7 +874,7 @@ test_postino_passwd_output_verifies(void **state)
 		{ "BLF-CRYPT", "{BLF-CRYPT}$2b$" },
 		{ "PLAIN", "{PLAIN}s3cret pass" },
 	};
-	const char *tool = tool_path();
+	const char *tool = tu_passwd_tool();
 	char out[1024], *text, *nl;
 
 	if (tool == NULL)
@@ -930,7 +908,7 @@ static void
 test_postino_passwd_line_mode_and_crlf(void **state)
 {
 	struct fixture *f = *state;
-	const char *tool = tool_path();
+	const char *tool = tu_passwd_tool();
 	const char *argv[] = { tool, "-u", "bob", "-s", "SHA512-CRYPT", NULL };
 	char out[2048], max[AUTH_PASS_MAX + 3];
 	struct auth_user u;
@@ -961,7 +939,7 @@ test_postino_passwd_line_mode_and_crlf(void **state)
 static void
 test_postino_passwd_refuses_bad_input(void **state)
 {
-	const char *tool = tool_path();
+	const char *tool = tu_passwd_tool();
 	char over[AUTH_PASS_MAX + 2], out[256];
 	const struct {
 		const char *a1, *a2;
@@ -1004,7 +982,7 @@ test_postino_passwd_refuses_bad_input(void **state)
 static void
 test_postino_passwd_help_is_a_manual(void **state)
 {
-	const char *tool = tool_path();
+	const char *tool = tu_passwd_tool();
 	const char *argv[] = { tool, "-h", NULL };
 	char out[8192];
 

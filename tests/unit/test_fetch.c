@@ -40,22 +40,6 @@ teardown(void **state)
 	return tu_tmpdir_remove(tmpdir);
 }
 
-static char *
-slurp(const char *path, size_t *len_r)
-{
-	static char buf[1 << 20];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	if (len_r != NULL)
-		*len_r = n;
-	return buf;
-}
-
 /* The one file in dir (asserted), its name into name. */
 static size_t
 list_dir(const char *dir, char *name, size_t size)
@@ -138,7 +122,7 @@ test_maildir_delivery(void **state)
 	assert_non_null(strstr(name, suffix));
 	assert_true(strchr(name, ':') == NULL);
 	assert_int_equal(str_fmt(path, sizeof(path), "%s/%s", sub, name), 0);
-	assert_string_equal(slurp(path, &len), msg1);
+	assert_string_equal(tu_slurp(path, &len), msg1);
 	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/tmp", dir), 0);
 	assert_int_equal(list_dir(sub, NULL, 0), 0);
 	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/cur", dir), 0);
@@ -190,7 +174,7 @@ test_mbox_delivery_mboxrd(void **state)
 	assert_int_equal(feed(d, "Subject: no sender\n\nbody\n", 100), 0);
 	assert_int_equal(fetch_commit(d, err), 0);
 	fetch_close(&d);
-	got = slurp(path, NULL);
+	got = tu_slurp(path, NULL);
 	p = "From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold\n\n"
 	    "From sender@example.org ";
 	assert_memory_equal(got, p, strlen(p));
@@ -237,7 +221,7 @@ test_mbox_delivery_drops_x_uidl(void **state)
 	    "  folded\nSubject: s\n\nX-UIDL: body text\n", 7), 0);
 	assert_int_equal(fetch_commit(d, err), 0);
 	fetch_close(&d);
-	got = slurp(path, NULL);
+	got = tu_slurp(path, NULL);
 	assert_memory_equal(got, "From s@x ", 9);
 	got = strchr(got, '\n') + 1;
 	assert_string_equal(got, "Return-Path: <s@x>\nSubject: s\n\n"
@@ -285,7 +269,7 @@ test_mbox_failure_truncates_back(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_string_equal(slurp(path, &len), old);
+	assert_string_equal(tu_slurp(path, &len), old);
 }
 
 static void
@@ -345,8 +329,8 @@ test_mda_gets_whole_message(void **state)
 	assert_int_equal(feed(d, "short\n", 7), 0);
 	assert_int_equal(fetch_commit(d, err), 0);
 	fetch_close(&d);
-	assert_int_equal(strlen(slurp(out, NULL)), sizeof(msg1) - 1 + 6);
-	assert_string_equal(slurp(out, NULL) + sizeof(msg1) - 1, "short\n");
+	assert_int_equal(strlen(tu_slurp(out, NULL)), sizeof(msg1) - 1 + 6);
+	assert_string_equal(tu_slurp(out, NULL) + sizeof(msg1) - 1, "short\n");
 }
 
 static void
@@ -455,9 +439,9 @@ test_mda_outcome_survives_a_killed_postino(void **state)
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status));
-	assert_string_equal(slurp(tokfile, NULL), "mda wait");
+	assert_string_equal(tu_slurp(tokfile, NULL), "mda wait");
 	assert_int_equal(mda_recover_token("true", "mda wait", err), 1);
-	assert_string_equal(slurp(out, NULL), msg1);
+	assert_string_equal(tu_slurp(out, NULL), msg1);
 
 	/* The supervisor died too: unknown, so delivered again. */
 	assert_int_equal(str_fmt(out, sizeof(out), "%s/spool.mda", tmpdir), 0);
@@ -490,14 +474,14 @@ test_mda_sender_and_recipient_are_quoted(void **state)
 	assert_int_equal(fetch_commit(d, err), 0);
 	assert_int_equal(str_fmt(want, sizeof(want),
 	    "a';touch${IFS}%s;'@x|bob's|%%\n", pwned), 0);
-	assert_string_equal(slurp(out, NULL), want);
+	assert_string_equal(tu_slurp(out, NULL), want);
 	assert_int_equal(access(pwned, F_OK), -1);
 	/* No Return-Path (or one in the body): an empty sender. */
 	assert_int_equal(fetch_begin(d, err), 0);
 	assert_int_equal(feed(d, "Subject: s\n\nReturn-Path: <no@x>\n", 5),
 	    0);
 	assert_int_equal(fetch_commit(d, err), 0);
-	assert_string_equal(slurp(out, NULL), "|bob's|%\n");
+	assert_string_equal(tu_slurp(out, NULL), "|bob's|%\n");
 	fetch_close(&d);
 }
 
@@ -604,18 +588,18 @@ test_mbox_recover_truncates_only_its_own_partial(void **state)
 	append_raw(path, before, strlen(before));
 	d = deliver_with_token(path, token, sizeof(token), &old, &len);
 	assert_int_equal(old, strlen(before));
-	full = strdup(slurp(path, &n));
+	full = strdup(tu_slurp(path, &n));
 	assert_int_equal(n, old + len);
 	assert_int_equal(fetch_recover(d, token, err), 1);
 
 	/* The same append cut short by a kill: taken back, not delivered. */
 	assert_int_equal(truncate(path, (off_t)(old + len - 10)), 0);
 	assert_int_equal(fetch_recover(d, token, err), 0);
-	assert_string_equal(slurp(path, NULL), before);
+	assert_string_equal(tu_slurp(path, NULL), before);
 
 	/* Nothing written yet: not delivered, nothing touched. */
 	assert_int_equal(fetch_recover(d, token, err), 0);
-	assert_string_equal(slurp(path, NULL), before);
+	assert_string_equal(tu_slurp(path, NULL), before);
 
 	/*
 	 * Cut short, then another program appended (shorter or longer than
@@ -634,11 +618,11 @@ test_mbox_recover_truncates_only_its_own_partial(void **state)
 			mta[mlen++] = '\n';
 		}
 		append_raw(path, mta, mlen);
-		slurp(path, &n);
+		tu_slurp(path, &n);
 		assert_int_equal(n, old + len / 2 + mlen);
 		assert_int_equal(fetch_recover(d, token, err), 2);
 		assert_non_null(strstr(err, "left as it is"));
-		slurp(path, &n);
+		tu_slurp(path, &n);
 		assert_int_equal(n, old + len / 2 + mlen);
 		assert_int_equal(truncate(path, (off_t)old), 0);
 	}
@@ -659,7 +643,7 @@ test_mbox_recover_truncates_only_its_own_partial(void **state)
 	assert_int_equal(fetch_open(&d, FETCH_MBOX, path, err), 0);
 	assert_int_equal(truncate(path, (off_t)(old + 5)), 0);
 	assert_int_equal(fetch_recover(d, token, err), 2);
-	slurp(path, &n);
+	tu_slurp(path, &n);
 	assert_int_equal(n, old + 5);
 
 	/* Hostile or old-format tokens. */

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1067,27 +1066,6 @@ test_passwd_file_scram_lines_are_checked(void **state)
 	assert_string_equal(u.name, "");
 }
 
-/* POSTINO_PASSWD_BIN, else the tool next to this test's build directory. */
-static const char *
-tool_path(void)
-{
-	static char path[PATH_MAX];
-	char self[PATH_MAX];
-	const char *env = getenv("POSTINO_PASSWD_BIN");
-	ssize_t n;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	if (snprintf(path, sizeof(path), "%s/../postino-passwd",
-	    dirname(self)) >= (int)sizeof(path) || access(path, X_OK) < 0)
-		return NULL;
-	return path;
-}
-
 static void
 test_postino_passwd_scram_output_verifies(void **state)
 {
@@ -1099,7 +1077,7 @@ test_postino_passwd_scram_output_verifies(void **state)
 		{ NULL, ",i=4096" }, { "4096", ",i=4096" },
 		{ "5000", ",i=5000" },
 	};
-	const char *tool = tool_path();
+	const char *tool = tu_passwd_tool();
 	char out[1024], salt[256], *nl, *text;
 	struct auth_user u;
 
@@ -1155,7 +1133,7 @@ test_postino_passwd_scram_refuses_bad_input(void **state)
 		{ NULL, "SCRAM-SHA-256", "p\tw\n", 1 },
 		{ NULL, "SCRAM-SHA-256", "\n", 1 },
 	};
-	const char *tool = tool_path();
+	const char *tool = tu_passwd_tool();
 	char out[1024];
 
 	(void)state;

@@ -40,20 +40,6 @@ teardown(void **state)
 	return tu_tmpdir_remove(tmpdir);
 }
 
-static char *
-slurp(const char *path)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void
 write_file(const char *path, const char *text)
 {
@@ -84,7 +70,7 @@ static char *
 records(const char *path)
 {
 	static char out[65536];
-	const char *p = slurp(path);
+	const char *p = tu_slurp(path, NULL);
 	size_t o = 0;
 
 	while (*p != '\0' && o + 2 < sizeof(out)) {

@@ -355,23 +355,6 @@ test_maildir_append_unwritable_is_temporary(void **state)
 	close(fd);
 }
 
-static char *
-slurp(const char *path, size_t *len_r)
-{
-	static char buf[65536];
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	assert_true(fd >= 0);
-	n = read(fd, buf, sizeof(buf) - 1);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	close(fd);
-	if (len_r)
-		*len_r = (size_t)n;
-	return buf;
-}
-
 static void
 test_mbox_append_from_line_escaping_and_separator(void **state)
 {
@@ -391,7 +374,7 @@ test_mbox_append_from_line_escaping_and_separator(void **state)
 	assert_int_equal(ops->append(&p, fd1, &d, err), STORE_OK);
 	d.return_path = "";
 	assert_int_equal(ops->append(&p, fd2, &d, err), STORE_OK);
-	data = slurp(path, NULL);
+	data = tu_slurp(path, NULL);
 	assert_non_null(strstr(data, "From bob@x "));
 	assert_non_null(strstr(data, "\nReturn-Path: <bob@x>\nSubject: one\n\n"
 	    ">From here\n>>From there\n\nFrom MAILER-DAEMON "));
@@ -439,7 +422,7 @@ test_mbox_killed_append_is_cut_by_the_next_lock_holder(void **state)
 	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
 	assert_int_equal(idx.count, 1);
 	ops->close(&st, &idx);
-	slurp(path, &len);
+	tu_slurp(path, &len);
 	assert_int_equal(len, (size_t)sb.st_size);
 	assert_int_equal(access(journal, F_OK), -1);
 	/* The same from the next delivery; a journal for another file is
@@ -494,7 +477,7 @@ test_mbox_recovery_keeps_a_message_appended_after_the_partial_one(
 	close(t);
 	assert_int_equal(ops->open(&st, &p, &idx, err), STORE_OK);
 	ops->close(&st, &idx);
-	data = slurp(path, &len);
+	data = tu_slurp(path, &len);
 	assert_int_equal(len, (size_t)sb.st_size + strlen(partial) +
 	    strlen(mta));
 	assert_non_null(memmem(data, len, "keep me", 7));
@@ -534,14 +517,14 @@ test_mbox_append_uidl_is_ours_not_the_senders(void **state)
 	assert_int_equal(idx.msgs[1].size, idx.msgs[0].size +
 	    strlen("X-UIDL: migrated.1\r\n"));
 	ops->close(&st, &idx);
-	data = slurp(path, &len);
+	data = tu_slurp(path, &len);
 	assert_null(memmem(data, len, "victim", 6));
 	d.uidl = "has space";
 	assert_int_equal(ops->append(&p, fd, &d, err), STORE_PERMFAIL);
 	assert_non_null(strstr(err, "X-UIDL"));
 	d.uidl = "";
 	assert_int_equal(ops->append(&p, fd, &d, err), STORE_PERMFAIL);
-	(void)slurp(path, &len2);
+	(void)tu_slurp(path, &len2);
 	assert_int_equal(len2, len);
 	close(fd);
 }

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "../../src/lib/crlf.h"
 #include "../../src/store/store.h"
 
@@ -30,22 +30,13 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->root, "/tmp/test_store_mbox.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
+	assert_int_equal(tu_tmpdir_make(f->root, sizeof(f->root), "store_mbox"),
+	    0);
 	snprintf(f->mbox, sizeof(f->mbox), "%s/alice", f->root);
 	*state = f;
 	return 0;
@@ -56,7 +47,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(tu_tmpdir_remove(f->root), 0);
 	free(f);
 	return 0;
 }

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +43,44 @@ int
 tu_tmpdir_remove(const char *dir)
 {
 	return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *
+tu_slurp(const char *path, size_t *len_r)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	assert_false(ferror(f));
+	assert_true(n < sizeof(buf));
+	buf[n] = '\0';
+	fclose(f);
+	if (len_r != NULL)
+		*len_r = n;
+	return buf;
+}
+
+const char *
+tu_passwd_tool(void)
+{
+	static char path[PATH_MAX];
+	char self[PATH_MAX];
+	const char *env = getenv("POSTINO_PASSWD_BIN");
+	ssize_t n;
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	if (snprintf(path, sizeof(path), "%s/../postino-passwd",
+	    dirname(self)) >= (int)sizeof(path) || access(path, X_OK) < 0)
+		return NULL;
+	return path;
 }
 
 int

@@ -20,10 +20,21 @@ int tu_tmpdir_remove(const char *dir);
  * stdout goes to out (NUL-terminated, cut at outsize - 1). Its exit status;
  * a test failure when it did not exit normally.
  */
+/* POSTINO_PASSWD_BIN, else postino-passwd beside this test's build
+ * directory; NULL when neither is there. */
+const char *tu_passwd_tool(void);
+
 int tu_run_tool(const char *const argv[], const char *input, size_t inlen,
     char *out, size_t outsize);
 
 /* A connected pair of nonblocking stream sockets (a test failure if not). */
+/*
+ * The whole file at path, NUL-terminated, in a static buffer of 1 MiB
+ * that the next call overwrites (asserted: it exists and fits); its
+ * length into *len_r unless NULL.
+ */
+char *tu_slurp(const char *path, size_t *len_r);
+
 void tu_socketpair(int sv[2]);
 
 /* A server loop under test and the test's end of its socket. */
