@@ -24,12 +24,8 @@ struct fetch_dest {
 	const struct deliver_ops *ops;
 	enum fetch_kind	 kind;
 	char		 where[PATH_MAX];
-	int		 dir_tmp, dir_new;	/* Maildir: open dirs */
-	char		 host[128];		/* Maildir: escaped hostname */
-	unsigned int	 seq;
-	char		 name[PATH_MAX];	/* Maildir: base name in tmp/ */
-	int		 fd;			/* message file or spool */
-	char		 final[PATH_MAX];	/* Maildir: name in new/ */
+	int		 fd;			/* the spool */
+	char		 token[STORE_TOKEN_LEN + 1];	/* Maildir: its append's */
 	bool		 spool_named;		/* fetch_set_spool() */
 	char		 result[PATH_MAX];	/* MDA: its outcome, for recovery */
 	int		 result_fd;		/* MDA: locked while it runs */
@@ -59,15 +55,13 @@ struct fetch_dest {
 };
 
 /*
- * A destination kind. NULL entries: nothing to do (begin: the spool is
- * emptied instead). The results are those of the fetch_* functions of
+ * A destination kind; every kind gets the message in the spool (d->fd,
+ * emptied by fetch_begin). NULL entries: nothing to do. The results are those of the fetch_* functions of
  * the same names; recover gets the token without its first word (name).
  */
 struct deliver_ops {
 	const char	*name;		/* first word of its tokens */
-	bool		 spooled;	/* the message goes to a spool first */
 	int		(*open)(struct fetch_dest *d, char *err);
-	int		(*begin)(struct fetch_dest *d, char *err);
 	int		(*prepare)(struct fetch_dest *d, char *token,
 			    size_t size, char *err);
 	int		(*commit)(struct fetch_dest *d, char *err);

@@ -515,7 +515,6 @@ lmtp_close(struct fetch_dest *d)
 
 const struct deliver_ops deliver_lmtp_ops = {
 	.name = "lmtp",
-	.spooled = true,
 	.open = lmtp_check_addr,
 	.prepare = lmtp_prepare,
 	.commit = lmtp_commit,

@@ -115,7 +115,6 @@ mbox_recover(struct fetch_dest *d, const char *token, char *err)
 
 const struct deliver_ops deliver_mbox_ops = {
 	.name = "mbox",
-	.spooled = true,
 	.open = mbox_open,
 	.prepare = mbox_prepare,
 	.commit = mbox_commit,

@@ -312,7 +312,6 @@ mda_recover(struct fetch_dest *d, const char *arg, char *err)
 
 const struct deliver_ops deliver_mda_ops = {
 	.name = "mda",
-	.spooled = true,
 	.prepare = mda_prepare,
 	.commit = mda_commit,
 	.recover = mda_recover,

@@ -47,7 +47,7 @@ put(struct fetch_dest *d, const char *data, size_t len)
 	return 0;
 }
 
-/* An unlinked temporary file for mbox and MDA deliveries. */
+/* An unlinked temporary file: every kind spools (deliver.h). */
 static int
 open_spool(char *err)
 {
@@ -88,13 +88,13 @@ fetch_open(struct fetch_dest **d_r, enum fetch_kind kind, const char *where,
 	}
 	d->kind = kind;
 	d->ops = deliver_kinds[kind];
-	d->fd = d->dir_tmp = d->dir_new = d->result_fd = -1;
+	d->fd = d->result_fd = -1;
 	d->mda_umask = 022;
 	if (str_copy(d->where, sizeof(d->where), where) < 0) {
 		str_copy(err, ERR_LEN, "path too long");
 		goto fail;
 	}
-	if (d->ops->spooled && (d->fd = open_spool(err)) < 0)
+	if ((d->fd = open_spool(err)) < 0)
 		goto fail;
 	if (d->ops->open != NULL && d->ops->open(d, err) < 0)
 		goto fail;
@@ -123,8 +123,6 @@ fetch_set_spool(struct fetch_dest *d, const char *path, char *err)
 {
 	int fd;
 
-	if (!d->ops->spooled)
-		return 0;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
 	    0600);
 	if (fd < 0) {
@@ -170,10 +168,7 @@ fetch_begin(struct fetch_dest *d, char *err)
 	d->collecting = false;
 	d->head_len = 0;
 	d->sender[0] = '\0';
-	if (d->ops->begin != NULL) {
-		if (d->ops->begin(d, err) < 0)
-			return -1;
-	} else if (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
+	if (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
 		(void)str_fmt(err, ERR_LEN, "temporary file: %s",
 		    strerror(errno));
 		return -1;
@@ -237,29 +232,27 @@ fetch_data(void *arg, const char *data, size_t len, bool eol)
 		errno = EFBIG;
 		goto fail;
 	}
-	/* mbox: the From_ sender; MDA: %F. */
-	if (d->ops->spooled) {
-		if (d->bol) {
-			d->collecting = true;
-			d->head_len = 0;
-		}
-		if (d->collecting) {
-			size_t take = sizeof(d->head) - d->head_len;
+	/* In the header, the sender: mbox's From_ line, MDA's %F, LMTP. */
+	if (d->bol && d->in_header) {
+		d->collecting = true;
+		d->head_len = 0;
+	}
+	if (d->collecting) {
+		size_t take = sizeof(d->head) - d->head_len;
 
-			if (take > len)
-				take = len;
-			memcpy(d->head + d->head_len, data, take);
-			d->head_len += take;
-			data += take;
-			len -= take;
-			if (!eol && d->head_len < sizeof(d->head)) {
-				d->bol = false;
-				return 0;
-			}
-			d->collecting = false;
-			if (mbox_head(d) < 0)
-				goto fail;
+		if (take > len)
+			take = len;
+		memcpy(d->head + d->head_len, data, take);
+		d->head_len += take;
+		data += take;
+		len -= take;
+		if (!eol && d->head_len < sizeof(d->head)) {
+			d->bol = false;
+			return 0;
 		}
+		d->collecting = false;
+		if (mbox_head(d) < 0)
+			goto fail;
 	}
 	if (put(d, data, len) < 0 || (eol && put(d, "\n", 1) < 0))
 		goto fail;
@@ -415,10 +408,6 @@ fetch_close(struct fetch_dest **d)
 		close((*d)->fd);
 	if ((*d)->result_fd >= 0)
 		close((*d)->result_fd);
-	if ((*d)->dir_tmp >= 0)
-		close((*d)->dir_tmp);
-	if ((*d)->dir_new >= 0)
-		close((*d)->dir_new);
 	free(*d);
 	*d = NULL;
 }

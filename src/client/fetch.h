@@ -6,12 +6,15 @@
  * arrives, stored with LF line ends, and is durable when fetch_commit()
  * returns 0; until then nothing of it is visible to a mail reader.
  *
- * - Maildir: written to tmp/ (O_EXCL), fsync, renamed into new/ as
- *   "SECS.MUSECPPID_QSEQ.HOST,S=SIZE"; new/ is fsynced by fetch_sync(),
- *   once for a batch of messages. The directories are created (0700) if
- *   missing.
- * - mbox: spooled to an unlinked temporary file ($TMPDIR or /tmp), or the
- *   file given to fetch_set_spool(), then appended by the store's mbox
+ * Every kind spools the message to an unlinked temporary file ($TMPDIR or
+ * /tmp), or the file given to fetch_set_spool(), and delivers it from there:
+ * - Maildir: by the store's Maildir append (src/store/maildir_append.h):
+ *   tmp/ (O_EXCL), fsync, renamed into new/ as
+ *   "SECS.MUSECPPIDQSEQRTOKEN.HOST,S=SIZE,W=CRLFSIZE" (TOKEN: 12 random
+ *   hex digits, the delivery's token); new/ is fsynced by fetch_sync(),
+ *   once for a batch of messages. The Maildir is created (0700, not
+ *   its parents) by fetch_open.
+ * - mbox: appended by the store's mbox
  *   append (src/store/mbox_append.h: the MTA's locks, FILE.lock with our
  *   pid and fcntl, and its journal), mboxrd style: a "From SENDER DATE"
  *   line (SENDER from Return-Path, else MAILER-DAEMON), every line
@@ -19,7 +22,7 @@
  *   (an mbox's UIDL is its X-UIDL: no sender may choose it), an empty
  *   line after the message; fsync. Any failure truncates the mbox back to
  *   its old size.
- * - MDA: spooled the same way, then "/bin/sh -c CMD" gets the whole
+ * - MDA: "/bin/sh -c CMD" gets the whole
  *   message on its standard input, with the user's umask
  *   (fetch_set_mda_umask); exit status 0 means delivered. In CMD, %F
  *   is the sender (from Return-Path; "" when none), %T the recipient
@@ -29,7 +32,7 @@
  *   its exit status in SPOOL.mda, so a postino killed while the MDA runs
  *   learns the outcome in the next run: exactly once, as far as the MDA
  *   itself delivers all or nothing and says so in its exit status.
- * - LMTP: spooled the same way, then handed to an LMTP server (RFC 2033,
+ * - LMTP: handed to an LMTP server (RFC 2033,
  *   deliver_lmtp.h) at "unix:PATH" or "HOST:PORT" for the recipient of
  *   fetch_set_recipient, with the Return-Path as envelope sender. It is
  *   delivered when the server said 250 after DATA; a 5xx reply is a
@@ -77,10 +80,10 @@ int fetch_open(struct fetch_dest **d_r, enum fetch_kind kind,
     const char *where, char *err);
 
 /*
- * mbox and MDA: spool messages to path (created 0600, kept) instead of an
- * unlinked temporary file, so that after a kill fetch_recover() can prove
- * what a partial mbox append consists of. Call before fetch_recover().
- * No-op for a Maildir. 0, or -1 with err.
+ * Spool messages to path (created 0600, kept) instead of an unlinked
+ * temporary file, so that after a kill fetch_recover() can prove what a
+ * partial mbox append consists of. Call before fetch_recover(). 0, or -1
+ * with err.
  */
 int fetch_set_spool(struct fetch_dest *d, const char *path, char *err);
 
@@ -102,8 +105,8 @@ int fetch_data(void *d, const char *data, size_t len, bool eol);
 
 /*
  * Get the message ready to appear and say where it will, in token (for
- * state_set_pending; at most PATH_MAX + 32 octets): Maildir: the file in
- * tmp/ is fsynced, "maildir NAME"; mbox: the mbox is locked until commit
+ * state_set_pending; at most PATH_MAX + 32 octets): Maildir: "maildir
+ * TOKEN", the token its file name will carry; mbox: the mbox is locked until commit
  * or abort, "mbox OLDSIZE LENGTH SHA256 GAP FROM_LINE" (the append's
  * length and digest, the empty lines before its From_ line and that line);
  * MDA: "mda wait" (with a spool file: its outcome will be recorded), or
@@ -134,7 +137,7 @@ int fetch_sync(struct fetch_dest *d, char *err);
 /*
  * After a crash: did the delivery token describes land? 1 yes (for an
  * mbox: the octets after the old end have the recorded length and digest);
- * 0 no (a leftover tmp/ file is removed; a partial mbox append is removed
+ * 0 no (a partial mbox append is removed
  * only when the spool proves the octets after the old end are exactly a
  * prefix of it; "mda wait": the outcome its supervisor recorded, after
  * waiting up to FETCH_MDA_WAIT seconds for it; "mda" and "lmtp": unknown, so 0:

@@ -86,6 +86,13 @@ struct store_delivery {
 	const char	*token;		/* NULL, or STORE_TOKEN_LEN hex digits
 					   to put into the stored name */
 	/*
+	 * maildir: no fsync of new/ after the rename; the caller delivers a
+	 * batch and calls store_maildir_sync() (maildir_append.h) once
+	 * before it counts any of it delivered (postino fetch: one fsync of
+	 * new/ per batch, not per message). Ignored by the other backends.
+	 */
+	bool		 dir_sync_later;
+	/*
 	 * NULL, or the UIDL the message must keep (a migration, so clients
 	 * that leave mail on the server download nothing twice): pgsql
 	 * stores it, maildir makes it the file name, mbox writes it as the

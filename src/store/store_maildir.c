@@ -25,11 +25,13 @@
 #include "store_append.h"
 #include "store_lock.h"
 #include "maildir_uidlist.h"
+#include "maildir_append.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1548,8 +1550,9 @@ md_tmp_create(const struct store_params *p, const struct store_delivery *d,
 
 /*
  * Deliver into tmp/ under a unique name (O_EXCL), fsync, then rename into
- * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ [qmail's
- * maildir delivery, Dovecot's maildir-save.c]. A kill at any moment leaves
+ * new/ as "<unique>,S=<stored>,W=<crlf size>" and fsync new/ (unless the
+ * caller does, d->dir_sync_later) [qmail's maildir delivery, Dovecot's
+ * maildir-save.c]. A kill at any moment leaves
  * at most a file in tmp/, never a partial one in new/.
  */
 static enum store_result
@@ -1610,7 +1613,7 @@ md_append(const struct store_params *p, int in, const struct store_delivery *d,
 		    strerror(errno));
 		goto unlink;
 	}
-	if (fsync(newfd) == -1) {
+	if (!d->dir_sync_later && fsync(newfd) == -1) {
 		/*
 		 * The name is in new/, possibly not on disk: take it back so
 		 * the MTA's retry cannot make a second copy.
@@ -1715,6 +1718,89 @@ md_probe(const struct store_params *p, const char *token, char *err)
 	(void)close(dfd);
 	(void)str_copy(err, ERR_LEN, "not delivered");
 	return STORE_PERMFAIL;
+}
+
+/*
+ * Files in tmp/ that appends of this host left when they were killed:
+ * named by md_tmp_create with a pid that is gone. Other hosts' files and
+ * those of live processes (still writing) are left alone.
+ */
+static void
+md_clean_tmp(int tmpfd)
+{
+	char host[MD_HOST_MAX + 1];
+	struct dirent *de;
+	DIR *dir;
+	int fd = dup(tmpfd);
+
+	if (fd == -1 || (dir = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			(void)close(fd);
+		return;
+	}
+	md_hostname(host, sizeof(host));
+	while ((de = readdir(dir)) != NULL) {
+		const char *m = strstr(de->d_name, ".M"), *p, *dot;
+		char *end;
+		long pid;
+
+		if (m == NULL || (p = strchr(m, 'P')) == NULL ||
+		    p[1] < '1' || p[1] > '9')
+			continue;
+		errno = 0;
+		pid = strtol(p + 1, &end, 10);
+		if (errno != 0 || *end != 'Q' || pid > INT_MAX ||
+		    (dot = strchr(end, '.')) == NULL ||
+		    strcmp(dot + 1, host) != 0)
+			continue;
+		if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+			(void)unlinkat(tmpfd, de->d_name, 0);
+	}
+	(void)closedir(dir);
+}
+
+enum store_result
+store_maildir_ready(const struct store_params *p, char *err)
+{
+	int dfd = -1, tmpfd = -1, newfd = -1;
+	enum store_result res;
+
+	err[0] = '\0';
+	/* Not its parents: a mistyped path should fail, not grow a tree. */
+	if (mkdir(p->path, 0700) == -1 && errno != EEXIST) {
+		(void)str_fmt(err, ERR_LEN, "cannot create %s: %s", p->path,
+		    strerror(errno));
+		return errno == ENOENT || errno == ENOTDIR ? STORE_PERMFAIL :
+		    STORE_TEMPFAIL;
+	}
+	res = md_deliver_dirs(p, &dfd, &tmpfd, &newfd, err);
+	if (res == STORE_OK)
+		md_clean_tmp(tmpfd);
+	(void)store_close_fd(&tmpfd);
+	(void)store_close_fd(&newfd);
+	(void)store_close_fd(&dfd);
+	return res;
+}
+
+enum store_result
+store_maildir_sync(const struct store_params *p, char *err)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	if (str_fmt(dir, sizeof(dir), "%s/new", p->path) < 0) {
+		(void)str_copy(err, ERR_LEN, "maildir path too long");
+		return STORE_PERMFAIL;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || fsync(fd) == -1) {
+		(void)str_fmt(err, ERR_LEN, "fsync %s: %s", dir,
+		    strerror(errno));
+		(void)store_close_fd(&fd);
+		return STORE_TEMPFAIL;
+	}
+	(void)store_close_fd(&fd);
+	return STORE_OK;
 }
 
 const struct store_ops store_maildir_ops = {

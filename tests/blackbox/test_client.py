@@ -379,7 +379,8 @@ def test_fetch_to_maildir(kind, keep, home, mailroot, postinod, dovecot):
     assert home.tmp_files() == []
     names = os.listdir(os.path.join(home.maildir, "new"))
     for n in names:
-        size = int(n.rsplit(",S=", 1)[1])
+        # The store's name: "...,S=<octets>,W=<CRLF size>".
+        size = int(re.search(r",S=(\d+),W=\d+$", n).group(1))
         with open(os.path.join(home.maildir, "new", n), "rb") as f:
             assert len(f.read()) == size
     after = server_snapshot(host, port)

@@ -506,21 +506,29 @@ test_bad_destinations(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/*
+ * The one Maildir writer is the store's: a prepared message is only a
+ * token; a committed one is the file whose name carries that token, which
+ * the store's probe finds in new/ or, moved by a reader, in cur/.
+ */
 static void
 test_maildir_recover(void **state)
 {
 	struct fetch_dest *d;
-	char err[ERR_LEN], dir[PATH_MAX], token[PATH_MAX + 32];
+	char err[ERR_LEN], dir[PATH_MAX], token[PATH_MAX + 32], want[32];
 	char from[PATH_MAX * 2], to[PATH_MAX * 3], sub[PATH_MAX];
+	char name[NAME_MAX + 1];
 
 	(void)state;
 	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/Maildir", tmpdir), 0);
 	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, dir, err), 0);
-	/* Prepared, never renamed (killed): not delivered, tmp/ cleaned. */
+	/* Prepared, never committed (killed): not delivered, tmp/ empty. */
 	assert_int_equal(fetch_begin(d, err), 0);
 	assert_int_equal(feed(d, msg1, 50), 0);
 	assert_int_equal(fetch_prepare(d, token, sizeof(token), err), 0);
 	assert_memory_equal(token, "maildir ", 8);
+	assert_int_equal(strlen(token + 8), 12);
+	assert_int_equal(strspn(token + 8, "0123456789abcdef"), 12);
 	assert_int_equal(fetch_recover(d, token, err), 0);
 	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/tmp", dir), 0);
 	assert_int_equal(list_dir(sub, NULL, 0), 0);
@@ -530,17 +538,92 @@ test_maildir_recover(void **state)
 	assert_int_equal(feed(d, msg1, 50), 0);
 	assert_int_equal(fetch_prepare(d, token, sizeof(token), err), 0);
 	assert_int_equal(fetch_commit(d, err), 0);
+	assert_int_equal(fetch_sync(d, err), 0);
 	assert_int_equal(fetch_recover(d, token, err), 1);
-	assert_int_equal(str_fmt(from, sizeof(from), "%s/new/%s", dir,
-	    token + 8), 0);
-	assert_int_equal(str_fmt(to, sizeof(to), "%s/cur/%s:2,S", dir,
-	    token + 8), 0);
+	assert_int_equal(str_fmt(sub, sizeof(sub), "%s/new", dir), 0);
+	assert_int_equal(list_dir(sub, name, sizeof(name)), 1);
+	assert_int_equal(str_fmt(want, sizeof(want), "R%s.", token + 8), 0);
+	assert_non_null(strstr(name, want));
+	assert_int_equal(str_fmt(from, sizeof(from), "%s/%s", sub, name), 0);
+	assert_int_equal(str_fmt(to, sizeof(to), "%s/cur/%s:2,S", dir, name),
+	    0);
 	assert_int_equal(rename(from, to), 0);
 	assert_int_equal(fetch_recover(d, token, err), 1);
+	assert_int_equal(fetch_recover(d, "maildir 0123456789ab", err), 0);
+	/* An older postino's pending file name: fetched again, said so. */
+	assert_int_equal(fetch_recover(d, "maildir 1.M2P3Q4.h,S=5", err), 2);
 	assert_int_equal(fetch_recover(d, "maildir ../x,S=1", err), -1);
+	assert_int_equal(fetch_recover(d, "maildir x", err), -1);
 	assert_int_equal(fetch_recover(d, "what", err), -1);
 	assert_int_equal(fetch_recover(d, "mda", err), 0);
 	fetch_close(&d);
+}
+
+/* This host's name as the store writes it into Maildir names. */
+static void
+store_host(char *out, size_t size)
+{
+	char host[256] = "localhost";
+	size_t o = 0;
+
+	(void)gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	for (const char *h = host; *h != '\0' && o + 1 < size && o < 32;
+	    h++) {
+		unsigned char c = (unsigned char)*h;
+
+		out[o++] = (c == '/' || c == ':' || c == ',' || c <= ' ' ||
+		    c >= 0x7f) ? '_' : (char)c;
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Opening removes what killed appends of this host left in tmp/ (their
+ * pid is gone) and nothing else: a live writer's file, another host's.
+ */
+static void
+test_maildir_open_cleans_dead_tmp(void **state)
+{
+	struct fetch_dest *d;
+	char err[ERR_LEN], dir[PATH_MAX], host[64], path[PATH_MAX * 2];
+	const char *names[3];
+	char dead[NAME_MAX], live[NAME_MAX], other[NAME_MAX];
+	pid_t pid = fork();
+
+	(void)state;
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	store_host(host, sizeof(host));
+	(void)snprintf(dead, sizeof(dead), "1.M2P%ldQ3R0123456789ab.%s",
+	    (long)pid, host);
+	(void)snprintf(live, sizeof(live), "1.M2P%ldQ3.%s", (long)getpid(),
+	    host);
+	(void)snprintf(other, sizeof(other), "1.M2P%ldQ3.%s-not", (long)pid,
+	    host);
+	names[0] = dead;
+	names[1] = live;
+	names[2] = other;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/Clean", tmpdir), 0);
+	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, dir, err), 0);
+	fetch_close(&d);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(str_fmt(path, sizeof(path), "%s/tmp/%s", dir,
+		    names[i]), 0);
+		FILE *f = fopen(path, "w");
+
+		assert_non_null(f);
+		assert_int_equal(fclose(f), 0);
+	}
+	assert_int_equal(fetch_open(&d, FETCH_MAILDIR, dir, err), 0);
+	fetch_close(&d);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(str_fmt(path, sizeof(path), "%s/tmp/%s", dir,
+		    names[i]), 0);
+		assert_int_equal(access(path, F_OK), i == 0 ? -1 : 0);
+	}
 }
 
 /* Append raw octets to path, as another program would. */
@@ -682,6 +765,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_recover, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_maildir_open_cleans_dead_tmp, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_mbox_recover_truncates_only_its_own_partial, setup,
 		    teardown),
