@@ -32,8 +32,8 @@
 #include "limits.h"
 #include "oauth_helper.h"
 #include "penalty.h"
-#include "proto.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 enum ticket_chain { CHAIN_ID, CHAIN_USER, CHAIN_ADDR, CHAINS };

@@ -31,10 +31,10 @@
 #include "connlimit.h"
 #include "limits.h"
 #include "penalty.h"
-#include "proto.h"
 #include "login.h"
 #include "proxy.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 

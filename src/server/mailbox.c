@@ -23,8 +23,8 @@
 #include "../store/store_pgsql.h"
 #include "limits.h"
 #include "mailbox.h"
-#include "proto.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 static const struct config *cf;

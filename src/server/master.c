@@ -27,7 +27,7 @@
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
 #include "limits.h"
-#include "proto.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL, ROLE_LMTP, ROLE_DELIVER };

@@ -9,8 +9,8 @@
 
 #include "../lib/log.h"
 #include "../lib/priv.h"
-#include "proto.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 static const struct role *role;
