@@ -1186,7 +1186,7 @@ lmtp_main(const struct config *config, unsigned int n)
 			fatal("listener %u", i);
 	}
 	nlisten = n;
-	ev_run(ev);
+	role_run();
 	while (conns != NULL) {
 		/* Only at a forced stop: channels close with the process. */
 		conns->delivering = 0;

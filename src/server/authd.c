@@ -1073,7 +1073,7 @@ authd_main(const struct config *config)
 		fatal("oauth2_token_command: channel");
 	/* Dropped and filtered: the master may now announce it is ready. */
 	role_ready();
-	ev_run(ev);
+	role_run();
 	authd_free();
 	role_end();
 	return 0;
