@@ -15,10 +15,6 @@
 #include <unistd.h>
 
 #include "../auth/sasl_mechs.h"
-#include "sasl_client.h"
-
-_Static_assert(ACCOUNT_TOKEN_MAX == SASL_CLIENT_TOKEN_MAX,
-    "a token the account takes must fit the SASL response");
 
 static int
 hexval(int c)
@@ -844,7 +840,7 @@ account_password_command(const char *cmd, char *pass, size_t size,
 int
 account_token_command(const char *cmd, char *token, size_t size, char *err)
 {
-	return first_line_of(cmd, "token", ACCOUNT_TOKEN_MAX, token, size,
+	return first_line_of(cmd, "token", OAUTH_TOKEN_MAX, token, size,
 	    err);
 }
 

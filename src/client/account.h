@@ -49,7 +49,7 @@
  * With auth oauthbearer or xoauth2 the secret is an OAuth 2.0 bearer
  * token, and its only source is the token command (--token-command, else
  * the account's token-command): the first line of its stdout, at most
- * ACCOUNT_TOKEN_MAX octets, exit status 0 required. Refreshers such as
+ * OAUTH_TOKEN_MAX octets, exit status 0 required. Refreshers such as
  * oama or mutt_oauth2.py print a fresh token there.
  */
 #ifndef POSTINO_ACCOUNT_H
@@ -61,29 +61,19 @@
 #include <stdint.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
 /* RFC 1035: a name is at most 253 octets; 255 leaves room for brackets. */
 #define ACCOUNT_HOST_MAX	255
 /* RFC 2449 sec. 4 lets arguments be 255 octets (postinod's limit too). */
 #define ACCOUNT_USER_MAX	255
 #define ACCOUNT_PASS_MAX	255
-/*
- * An OAuth 2.0 bearer token from token-command: Google's are ~250 octets,
- * Microsoft Entra ID's 1.5-4 KB (more with group claims); twice the
- * largest seen (equals SASL_CLIENT_TOKEN_MAX).
- */
-#define ACCOUNT_TOKEN_MAX	8192
 /* What account_password() may fill: a password or a token. */
-#define ACCOUNT_SECRET_MAX	ACCOUNT_TOKEN_MAX
-#define ACCOUNT_NAME_MAX	64
-/* Commands (password-command, mda) and config lines. */
-#define ACCOUNT_CMD_MAX		1024
+#define ACCOUNT_SECRET_MAX	OAUTH_TOKEN_MAX
 /* 32 octets as hex with a colon between each two: 95 characters. */
 #define ACCOUNT_FINGERPRINT_MAX	95
 /* "scram-sha-256-plus" is the longest --auth method. */
 #define ACCOUNT_AUTH_MAX	32
-/* A .netrc or config file larger than this is not one we should parse. */
-#define ACCOUNT_FILE_MAX	(1024 * 1024)
 
 enum account_tls {
 	ACCOUNT_TLS_DEFAULT = 0,	/* stls; implicit for pop3s:// */
@@ -120,11 +110,6 @@ struct account {
 	uint32_t		max_messages;	/* 0: no limit */
 	bool			received;	/* add a Received: header */
 };
-
-/* Accounts in one configuration file. */
-#define ACCOUNT_MAX_ACCOUNTS	256
-/* keep-days: about 27 years, so the seconds never overflow. */
-#define ACCOUNT_KEEP_DAYS_MAX	10000
 
 /* Parse a URL-form ACCOUNT into a (zeroed first). 0, or -1 with err. */
 int account_parse_url(struct account *a, const char *s, char *err);
@@ -182,7 +167,7 @@ int account_netrc(struct account *a, const char *path, char *pass,
 int account_password_command(const char *cmd, char *pass, size_t size,
     char *err);
 
-/* The same for token-command: a line of up to ACCOUNT_TOKEN_MAX octets. */
+/* The same for token-command: a line of up to OAUTH_TOKEN_MAX octets. */
 int account_token_command(const char *cmd, char *token, size_t size,
     char *err);
 

@@ -9,12 +9,8 @@
 #include <stdint.h>
 
 #include "account.h"
+#include "limits.h"
 
-/* The longest interval, and the longest back-off on failures (seconds). */
-#define DAEMON_INTERVAL_MAX	86400
-#define DAEMON_BACKOFF_MAX	3600
-/* Sleep steps: how soon a signal is noticed (milliseconds). */
-#define DAEMON_TICK_MS		100
 
 struct daemon_job {
 	uint32_t	 interval;	/* seconds between polls */

@@ -17,13 +17,10 @@
 #include <stddef.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
-/*
- * One reply line, CRLF included: RFC 5321 sec. 4.5.3.1.5 (512); replies
- * of more lines than DELIVER_LMTP_REPLY_LINES are a broken server.
- */
+/* One reply line, CRLF included: RFC 5321 sec. 4.5.3.1.5 (512). */
 #define DELIVER_LMTP_LINE_MAX		512
-#define DELIVER_LMTP_REPLY_LINES	100
 /*
  * Waits, RFC 5321 sec. 4.5.3.2: 5 minutes for a command's reply (the
  * greeting, MAIL, RCPT, DATA), 10 for the end of DATA's (the server may
@@ -31,8 +28,6 @@
  */
 #define DELIVER_LMTP_CMD_MS		(300 * 1000)
 #define DELIVER_LMTP_DATA_MS		(600 * 1000)
-/* An address: "unix:PATH" or "HOST:PORT" ("[V6]:PORT"). */
-#define DELIVER_LMTP_ADDR_MAX		1024
 
 /*
  * Is addr a well-formed LMTP address? false with err saying why. The

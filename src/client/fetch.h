@@ -49,22 +49,10 @@
 #include <sys/types.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
-/* Write buffer per destination. */
-#define FETCH_BUF_SIZE		65536
-/* How long to wait for an mbox lock (seconds), and when a dotlock is stale. */
-#define FETCH_LOCK_WAIT		30
-#define FETCH_DOTLOCK_STALE	300
-/* Seconds recovery waits for the MDA of an interrupted run to finish. */
-#define FETCH_MDA_WAIT		300
-/* An MDA command after %F and %T expansion (each value quoted). */
-#define FETCH_MDA_CMD_MAX	4096
 /* The MDA result record: "status N" padded, LF; rewritten in place. */
 #define FETCH_MDA_RECORD	24
-/* Return-Path addresses longer than this become MAILER-DAEMON. */
-#define FETCH_SENDER_MAX	255
-/* mbox and MDA: octets of a header line's start looked at for Return-Path. */
-#define FETCH_HEAD_MAX		(FETCH_SENDER_MAX + 64)
 
 enum fetch_kind {
 	FETCH_MAILDIR,

@@ -15,15 +15,8 @@
 #include <sys/types.h>
 
 #include "fetch.h"
+#include "limits.h"
 #include "pop3c.h"
-
-/*
- * Deliveries made durable together (new/ and the state journal fsynced):
- * a power failure may deliver again at most one batch; a kill, nothing.
- * Or after SYNC_EVERY_MS, whichever comes first.
- */
-#define FETCH_LOOP_SYNC_MSGS	100
-#define FETCH_LOOP_SYNC_MS	1000
 
 /* Log in (the caller's account and options); an exit code (client.h). */
 typedef int fetch_connect_fn(void *arg, struct pop3c **c_r);

@@ -18,17 +18,8 @@
 
 #include <stddef.h>
 
-/* Links listed; the rest keep their text only (a page of 1000 is spam). */
-#define HTML_LINKS_MAX		1000
-/* A longer URL is listed cut, ending in "..." (no real link is this long). */
-#define HTML_URL_MAX		2048
-/*
- * The external converter's time and output. Measured: w3m 17 ms for a
- * small mail, 0.25 s for 670 KB of HTML (lynx 0.7 s); ten seconds is
- * only ever reached by a converter that hangs.
- */
-#define HTML_CONVERT_MS		10000
-#define HTML_CONVERT_OUT_MAX	(64u * 1024 * 1024)
+#include "limits.h"
+
 
 /*
  * The built-in converter: script, style and head dropped, block elements

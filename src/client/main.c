@@ -26,20 +26,12 @@
 #include "client.h"
 #include "daemon.h"
 #include "fetch_loop.h"
+#include "limits.h"
 #include "pop3c.h"
 #include "pop3c_tls.h"
 #include "reader.h"
 #include "state.h"
 
-/* Seconds to wait for a connection or for the server to say anything. */
-#define DEFAULT_TIMEOUT		60
-#define MAX_TIMEOUT		3600
-/*
- * A greeting later than this gets a CAPA probe (pop3c_probe_capa): a
- * server waiting for a TLS handshake fails at once instead of at the
- * timeout. Real greetings take milliseconds.
- */
-#define GREETING_PROBE_MS	2000
 struct opts {
 	const char	*cmd;
 	const char	*account;

@@ -21,14 +21,8 @@
 #include <stdint.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
-/*
- * Multipart nesting we walk. GMime's parser limits nothing; a message of
- * parts nested thousands deep would otherwise take the stack.
- */
-#define MIME_DEPTH_MAX		32
-/* Attachments we list; the rest are counted in one line. */
-#define MIME_ATTACH_MAX		1000
 
 struct mime_attachment {
 	char		*name;		/* display text, never NULL */

@@ -20,37 +20,9 @@
 #include <sys/types.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
 struct conn;		/* lib/conn.h */
-
-/*
- * RFC 2449 sec. 4 caps a response line at 512 octets with its CRLF. Real
- * servers send longer greetings, CAPA IMPLEMENTATION and SASL lines, so we
- * accept eight times that; beyond it the server is broken or hostile.
- */
-#define POP3C_LINE_MAX		4096
-/*
- * Input buffer. Message lines longer than this are passed to the callback
- * in pieces, so an unwrapped 1 MB line is fetched, in bounded memory.
- */
-#define POP3C_BUF_SIZE		16384
-/*
- * RFC 1939 sec. 7: a unique-id is 1 to 70 octets 0x21-0x7e. We accept up
- * to 255 for servers that stretch it; the state file stores them as lines.
- */
-#define POP3C_UID_MAX		255
-/* Messages in one LIST: postinod's default max_messages, Dovecot's order. */
-#define POP3C_MESSAGES_MAX	1000000
-/* RFC 1939 sec. 7: the APOP timestamp is a msg-id; bounded like a line. */
-#define POP3C_TIMESTAMP_MAX	512
-/*
- * Commands in flight with PIPELINING (RFC 2449 sec. 6.6). Enough to keep
- * the server busy while we store a message; a few hundred octets of
- * commands, so neither side can block writing while the other does too.
- */
-#define POP3C_PIPELINE_MAX	16
-/* RFC 2449 sec. 8 response codes we know are at most 11 octets. */
-#define POP3C_CODE_MAX		64
 
 enum pop3c_error {
 	POP3C_OK = 0,

@@ -334,8 +334,6 @@ send_sasl_line(struct pop3c *c, const char *shown, const char *prefix,
 /* Longest "AUTH MECH IR" line with CRLF: RFC 5034 sec. 4 (RFC 2449). */
 #define AUTH_IR_LINE_MAX	255
 
-/* Most challenges of one exchange: SCRAM has two, LOGIN two. */
-#define AUTH_ROUNDS_MAX		4
 
 /* One AUTH exchange in progress. */
 struct sasl_exchange {

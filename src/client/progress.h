@@ -9,8 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Octets received between two redraws. */
-#define PROGRESS_REDRAW_BYTES	65536
+#include "limits.h"
 
 struct progress {
 	bool		 on;

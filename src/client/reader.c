@@ -23,8 +23,6 @@
 #define KEY_CTRL_L	0x0c
 #define KEY_ESC		0x1b
 
-/* Longest file name offered from the mail; longest path or command typed. */
-#define SAVE_NAME_MAX	200
 #define LINE_MAX_TYPED	1024
 
 bool
@@ -184,7 +182,7 @@ search_view(struct reader *r)
 static enum step
 do_search(struct reader *r, bool ask_text)
 {
-	char text[SEARCH_MAX + 1] = "";
+	char text[READER_SEARCH_MAX + 1] = "";
 	int rc;
 
 	if (ask_text) {

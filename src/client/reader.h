@@ -20,21 +20,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "limits.h"
 #include "pop3c.h"
 
-/*
- * Largest message shown: it is held whole in memory, decoded, converted
- * and wrapped (several copies). A larger one gets a line saying so.
- */
-#define READER_MSG_MAX		(32u * 1024 * 1024)
-/* Largest header taken from TOP n 0 for a list row. */
-#define READER_HEADER_MAX	(256u * 1024)
-/*
- * Send STAT after this much idle time at the keyboard, so a reader
- * lingering over a message is not logged out by the server's RFC 1939
- * sec. 3 ten-minute autologout timer.
- */
-#define READER_KEEPALIVE_MS	(4 * 60 * 1000)
 
 struct reader_opts {
 	const char	*user;		/* shown in the title line */

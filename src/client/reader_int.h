@@ -24,11 +24,6 @@
 #include "pop3c.h"
 #include "reader.h"
 
-/* Longest search text; a line of the status bar is enough. */
-#define SEARCH_MAX	200
-/* Smallest window we draw in. */
-#define MIN_ROWS	3
-#define MIN_COLS	20
 
 struct entry {
 	uint32_t	 num;
@@ -88,7 +83,7 @@ struct reader {
 	struct mime_msg	*msg;		/* view: raw decoded */
 	bool		 full_headers;	/* view: the header as received */
 	bool		 help;		/* the help screen is up */
-	char		 search[SEARCH_MAX + 1];	/* the last / text */
+	char		 search[READER_SEARCH_MAX + 1];	/* the last / text */
 	char		 status[ERR_LEN * 2];	/* our ASCII or pop3c_errmsg */
 	struct frame	 f;
 	mode_t		 umask;		/* the user's, for saved files */

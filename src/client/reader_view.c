@@ -201,7 +201,7 @@ size_short(char *dst, size_t size, uint64_t n)
 int
 reader_view_page_rows(const struct reader *r)
 {
-	return r->rows > MIN_ROWS ? r->rows - 2 : 1;
+	return r->rows > READER_MIN_ROWS ? r->rows - 2 : 1;
 }
 
 struct text {
@@ -604,7 +604,7 @@ reader_view_draw(struct reader *r)
 	if (r->clear)
 		frame_str(r, "\033[H\033[2J");
 	r->clear = false;
-	if (r->rows < MIN_ROWS || r->cols < MIN_COLS) {
+	if (r->rows < READER_MIN_ROWS || r->cols < READER_MIN_COLS) {
 		frame_str(r, "\033[H\033[2J");
 		frame_text(r, "window too small", 16, r->cols, false);
 	} else if (r->help) {

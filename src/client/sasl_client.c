@@ -11,8 +11,6 @@
 #include "../auth/crypto.h"
 
 #define SCRAM_KEY_LEN	CRYPTO_SHA256_LEN
-/* Protocol text of one SCRAM message we build or keep. */
-#define SCRAM_MSG_MAX	2048
 
 struct sasl_client {
 	enum sasl_client_mech	 mech;
@@ -67,8 +65,8 @@ sasl_client_new(struct sasl_client **s_r, const struct sasl_client_params *p,
 		return -1;
 	}
 	if (p->user == NULL || p->pass == NULL || strlen(p->user) > 255 ||
-	    strnlen(p->pass, SASL_CLIENT_TOKEN_MAX + 1) > (oauth ?
-	    SASL_CLIENT_TOKEN_MAX : 255)) {
+	    strnlen(p->pass, OAUTH_TOKEN_MAX + 1) > (oauth ?
+	    OAUTH_TOKEN_MAX : 255)) {
 		str_copy(err, ERR_LEN, oauth ? "user name or token too long" :
 		    "user name or password too long");
 		return -1;

@@ -30,37 +30,12 @@
 
 #include "../auth/sasl_mechs.h"
 #include "../lib/str.h"
+#include "limits.h"
 
-/*
- * Octets of an OAuth 2.0 bearer token. RFC 6750 sets no bound; Google's
- * tokens are ~250 octets, Microsoft Entra ID's 1.5-4 KB (more with group
- * claims); twice the largest seen leaves room and still bounds what a
- * token command can make us send.
- */
-#define SASL_CLIENT_TOKEN_MAX	8192
-/*
- * Octets of one response before base64: an OAUTHBEARER response with a
- * SASL_CLIENT_TOKEN_MAX token, a 255-octet name escaped (=2C, three
- * octets each), a 255-octet host and a port. SCRAM and PLAIN need far less.
- */
-#define SASL_CLIENT_OUT_MAX	(SASL_CLIENT_TOKEN_MAX + 1536)
 /* Channel-binding data: a hash of at most SHA-512 (as TLS_CB_MAX). */
 #define SASL_CLIENT_CB_MAX	64
-/*
- * RFC 7677 sec. 4: the iteration count SHOULD be at least 4096; a server
- * (or a man in the middle of a plaintext session) asking for fewer would
- * make our proof cheap to attack offline: refused. An upper bound keeps a
- * hostile server from pinning the CPU; PBKDF2 at 10^6 rounds takes well
- * under a second.
- */
-#define SASL_CLIENT_SCRAM_ITER_MIN	4096
-#define SASL_CLIENT_SCRAM_ITER_MAX	1000000
-/* Salt octets we accept; servers use 16 to 32. */
-#define SASL_CLIENT_SCRAM_SALT_MAX	128
 /* Client nonce: 18 random octets, 24 base64 characters. */
 #define SASL_CLIENT_NONCE_RAW	18
-/* Nonces (ours injected by tests, or the server's whole one). */
-#define SASL_CLIENT_NONCE_MAX	255
 
 /* The shared table's ids (sasl_mechs.h): names exist once. */
 enum sasl_client_mech {

@@ -35,10 +35,6 @@ struct state {
 	char		  pending_token[STATE_TOKEN_MAX + 1];
 };
 
-/* Longest key we encode into a file name (3 octets per escaped byte). */
-/* Dead records a journal may carry beyond twice its live ones. */
-#define STATE_COMPACT_SLACK	1000
-#define STATE_KEY_MAX	200
 
 int
 state_default_dir(char *dir, size_t size, char *err)

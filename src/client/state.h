@@ -35,11 +35,10 @@
 #include <stddef.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
 #define STATE_MAGIC	"# postino state 2"
 #define STATE_MAGIC_V1	"# postino state 1"
-/* A pending token: printable ASCII, no line end. */
-#define STATE_TOKEN_MAX	1024
 
 struct state;
 

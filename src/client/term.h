@@ -17,9 +17,8 @@
 #include <stddef.h>
 
 #include "../lib/str.h"
+#include "limits.h"
 
-/* After ESC, how long the rest of an escape sequence may take to come. */
-#define TERM_ESC_WAIT_MS	50
 
 /* term_key(): a byte 0-255, or one of these. */
 enum term_key {

@@ -20,8 +20,8 @@
 #include "../lib/log.h"
 #include "../lib/priv.h"
 #include "../server/limits.h"
-#include "../server/proto.h"
 #include "../server/role.h"
+#include "../server/rolemsg.h"
 #include "../server/roles.h"
 #include "../store/store_pgsql.h"
 #include "delivery.h"
@@ -300,7 +300,7 @@ deliver_main(const struct config *config, uid_t uid, gid_t gid)
 		fatal("idmap_new");
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_start(ev, &idle_timer, DELIVER_IDLE_MS);
-	ev_run(ev);
+	role_run();
 	while (chans != NULL)
 		chan_free(chans);
 	idmap_free(&lookups);

@@ -31,8 +31,8 @@
 #include "../lib/priv.h"
 #include "../lib/str.h"
 #include "../server/limits.h"
-#include "../server/proto.h"
 #include "../server/role.h"
+#include "../server/rolemsg.h"
 #include "../server/roles.h"
 #include "../store/store.h"
 #include "delivery.h"
@@ -1186,7 +1186,7 @@ lmtp_main(const struct config *config, unsigned int n)
 			fatal("listener %u", i);
 	}
 	nlisten = n;
-	ev_run(ev);
+	role_run();
 	while (conns != NULL) {
 		/* Only at a forced stop: channels close with the process. */
 		conns->delivering = 0;

@@ -32,8 +32,8 @@
 #include "limits.h"
 #include "oauth_helper.h"
 #include "penalty.h"
-#include "proto.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 enum ticket_chain { CHAIN_ID, CHAIN_USER, CHAIN_ADDR, CHAINS };
@@ -1073,7 +1073,7 @@ authd_main(const struct config *config)
 		fatal("oauth2_token_command: channel");
 	/* Dropped and filtered: the master may now announce it is ready. */
 	role_ready();
-	ev_run(ev);
+	role_run();
 	authd_free();
 	role_end();
 	return 0;

@@ -7,7 +7,7 @@
  * code that defines that protocol, where a reader checks them against the
  * RFC: POP3's line and UIDL lengths (pop3.h, RFC 1939 and 2449), LMTP's
  * line, path and recipient counts (lmtp_cmds.h, RFC 5321), the format of
- * the messages between roles (proto.h: ticket, addresses), text sizes of
+ * the messages between roles (rolemsg.h: ticket, addresses), text sizes of
  * an address or a network (session.h, penalty.h) and the backends' own
  * bounds (auth.h, store.h, sasl.h).
  */

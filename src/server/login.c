@@ -31,10 +31,10 @@
 #include "connlimit.h"
 #include "limits.h"
 #include "penalty.h"
-#include "proto.h"
 #include "login.h"
 #include "proxy.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 
@@ -755,7 +755,7 @@ login_main(const struct config *config, unsigned int n)
 	for (unsigned int i = 0; i < n; i++)
 		listen_fds[i] = ROLE_LISTEN_FD + (int)i;
 	/* Listeners are watched once the connection table has come. */
-	ev_run(ev);
+	role_run();
 	tls_ctx_free(&tls_ctx);
 	login_cmds_end();
 	role_end();

@@ -17,7 +17,7 @@
 #include "../lib/tls.h"
 #include "config.h"
 #include "connlimit.h"
-#include "proto.h"
+#include "rolemsg.h"
 #include "session.h"
 
 struct login_conn {

@@ -23,8 +23,8 @@
 #include "../store/store_pgsql.h"
 #include "limits.h"
 #include "mailbox.h"
-#include "proto.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 static const struct config *cf;
@@ -431,7 +431,7 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_init(&trim_timer, trim_expired, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
-	ev_run(ev);
+	role_run();
 	store_pgsql_shutdown();
 	role_end();
 	return 0;

@@ -16,7 +16,7 @@
 #include "../pop3/pop3.h"
 #include "../store/store.h"
 #include "config.h"
-#include "proto.h"
+#include "rolemsg.h"
 #include "session.h"
 
 struct mail_conn {

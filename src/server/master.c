@@ -27,13 +27,14 @@
 #include "../lib/tls.h"
 #include "../auth/sasl.h"
 #include "limits.h"
-#include "proto.h"
+#include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
-enum role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL, ROLE_LMTP, ROLE_DELIVER };
+enum child_role { ROLE_AUTH, ROLE_LOGIN, ROLE_MAIL, ROLE_LMTP, ROLE_DELIVER };
 
 struct child {
-	enum role	 role;
+	enum child_role	 role;
 	pid_t		 pid;
 	struct ipc	*ipc;
 	uid_t		 uid;
@@ -75,7 +76,7 @@ static void announce_when_ready(void);
 static void write_ready_file(void);
 
 static const char *
-role_name(enum role r)
+role_name(enum child_role r)
 {
 	return r == ROLE_AUTH ? "auth" : r == ROLE_LOGIN ? "login" :
 	    r == ROLE_LMTP ? "lmtp" : r == ROLE_DELIVER ? "deliver" : "mail";
@@ -233,7 +234,7 @@ spawn(struct child *c)
  * uid's sessions (virtual mail) spread over every core.
  */
 static struct child *
-mail_worker(enum role role, uid_t uid, gid_t gid)
+mail_worker(enum child_role role, uid_t uid, gid_t gid)
 {
 	struct child *best = NULL, *free_slot = NULL;
 	unsigned int pool = 0;
@@ -516,13 +517,13 @@ shutdown_overdue(struct ev *e, void *arg)
 	ev_stop(e);
 }
 
+/* SIGTERM and SIGINT (role.c). */
 static void
-on_term(struct ev *e, int signo, void *arg)
+stop_all(void)
 {
-	(void)arg;
 	if (stopping)
 		return;
-	log_info("event=shutdown signal=%d", signo);
+	log_info("event=shutdown signal=%d", role_stop_signal());
 	stopping = true;
 	(void)notify_send("STOPPING=1");
 	for (unsigned int i = 0; i < nlisten; i++)
@@ -531,9 +532,9 @@ on_term(struct ev *e, int signo, void *arg)
 		close(lmtp_fds[i]);
 	/* Mail workers first: sessions in UPDATE finish before they exit. */
 	signal_all(SIGTERM);
-	ev_timer_start(e, &shutdown_timer, SHUTDOWN_WAIT_MS);
+	ev_timer_start(ev, &shutdown_timer, SHUTDOWN_WAIT_MS);
 	if (!children_left())
-		ev_stop(e);
+		ev_stop(ev);
 }
 
 static int
@@ -802,6 +803,19 @@ start_roles(void)
 	}
 }
 
+static const struct role_signal master_signals[] = {
+	{ SIGCHLD, on_chld },
+	{ SIGHUP, on_hup },
+	{ 0, NULL },
+};
+
+/* No master above it, and root kept: it starts the roles as their users. */
+static const struct role master_role = {
+	.stop = stop_all,
+	.master = true,
+	.signals = master_signals,
+};
+
 int
 master_main(const struct config *config, const char *path, bool fg)
 {
@@ -812,21 +826,15 @@ master_main(const struct config *config, const char *path, bool fg)
 	log_set_ident("postinod");
 	open_listeners();
 	make_shared_state();
-	ev = ev_new();
-	if (ev == NULL)
-		fatal("ev_new");
+	ev = role_start(&master_role);
 	ev_timer_init(&restart_timer, restart_dead, NULL);
 	ev_timer_init(&shutdown_timer, shutdown_overdue, NULL);
-	ev_signal(ev, SIGCHLD, on_chld, NULL);
-	ev_signal(ev, SIGTERM, on_term, NULL);
-	ev_signal(ev, SIGINT, on_term, NULL);
-	ev_signal(ev, SIGHUP, on_hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	start_roles();
 	log_info("event=start listeners=%u tls_listeners=%u login_workers=%u "
 	    "auth_workers=%u", cf->nlisten, cf->nlisten_tls, cf->login_workers,
 	    cf->auth_workers);
-	ev_run(ev);
+	role_run();
 	if (cf->ready_file[0] != '\0')
 		unlink(cf->ready_file);
 	for (unsigned int i = 0; i < cf->auth_workers; i++)
@@ -844,7 +852,7 @@ master_main(const struct config *config, const char *path, bool fg)
 	if (tls_fd >= 0)
 		close(tls_fd);
 	close(connlimit_fd);
-	ev_free(&ev);
+	role_end();
 	log_info("event=stopped");
 	return 0;
 }

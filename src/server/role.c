@@ -1,7 +1,8 @@
 /*
- * The skeleton of a role process (role.h). Written once so that every role
- * gives up root, answers the master and follows an auth worker's restart
- * the same way.
+ * The skeleton of a role process (role.h). Written once so that every role,
+ * and the master, makes its loop, takes its signals and runs the same way,
+ * and every role gives up root, answers the master and follows an auth
+ * worker's restart the same way.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -9,8 +10,8 @@
 
 #include "../lib/log.h"
 #include "../lib/priv.h"
-#include "proto.h"
 #include "role.h"
+#include "rolemsg.h"
 #include "roles.h"
 
 static const struct role *role;
@@ -19,7 +20,7 @@ static struct ipc *master;
 static struct ipc *authc[PROTO_AUTH_WORKERS_MAX];
 static unsigned int nauth;
 static unsigned int auth_next;
-static void (*stop_fn)(void);
+static int stop_signo;
 
 void
 role_drop(const struct role_user *u)
@@ -48,21 +49,27 @@ static void
 on_term(struct ev *e, int signo, void *arg)
 {
 	(void)e;
-	(void)signo;
 	(void)arg;
-	stop_fn();
+	stop_signo = signo;
+	role->stop();
 }
 
+/*
+ * The signals are blocked from here on (signalfd): the master's children
+ * unblock them before exec (master.c, exec_role).
+ */
 static struct ev *
-role_loop(void (*stop)(void))
+role_loop(const struct role *r)
 {
 	struct ev *loop = ev_new();
 
 	if (loop == NULL)
 		fatal("ev_new");
-	stop_fn = stop;
 	ev_signal(loop, SIGTERM, on_term, NULL);
 	ev_signal(loop, SIGINT, on_term, NULL);
+	for (const struct role_signal *s = r->signals; s != NULL &&
+	    s->signo != 0; s++)
+		ev_signal(loop, s->signo, s->fn, NULL);
 	return loop;
 }
 
@@ -146,14 +153,20 @@ role_start(const struct role *r)
 	char err[ERR_LEN];
 
 	role = r;
-	ev = role_loop(r->stop);
-	master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL);
-	if (master == NULL)
+	ev = role_loop(r);
+	if (!r->master &&
+	    (master = ipc_new(ev, ROLE_MASTER_FD, master_msg, NULL)) == NULL)
 		fatal("master channel");
 	/* From here on: no open, no socket, no connect. */
 	if (r->sandboxed && sandbox_enter(r->sandbox, err) < 0)
 		fatalx("%s", err);
 	return ev;
+}
+
+int
+role_run(void)
+{
+	return ev_run(ev);
 }
 
 void
@@ -163,6 +176,12 @@ role_end(void)
 		ipc_free(&authc[i]);
 	ipc_free(&master);
 	ev_free(&ev);
+}
+
+int
+role_stop_signal(void)
+{
+	return stop_signo;
 }
 
 int

@@ -4,9 +4,10 @@
  * master (shutdown, the master's death, the ready report) and the channels
  * to the auth workers the master hands over. A process runs one role, so
  * the skeleton's state is the process's. The role keeps only what is its
- * own: its messages, its connections and how it finishes. The master is
- * no role: it has no master, keeps root, and also waits for SIGCHLD and
- * SIGHUP.
+ * own: its messages, its connections and how it finishes. The master
+ * runs on the same loop, signals and run; it has no master to talk to,
+ * keeps root (it never calls role_drop) and waits for more signals
+ * (struct role's master and signals).
  */
 #ifndef POSTINO_ROLE_H
 #define POSTINO_ROLE_H
@@ -35,10 +36,17 @@ struct role_user {
  */
 void role_drop(const struct role_user *u);
 
+/* A signal a role waits for besides SIGTERM and SIGINT. */
+struct role_signal {
+	int		 signo;
+	ev_signal_fn	*fn;
+};
+
 struct role {
 	/*
 	 * SIGTERM, SIGINT, MSG_SHUTDOWN and the master's death: finish what
 	 * cannot be cut and stop the loop (ev_stop) when nothing is left.
+	 * role_stop_signal() tells which signal, if one did.
 	 */
 	void	(*stop)(void);
 	/* Any other message from the master; msg->fd is the role's. */
@@ -54,15 +62,26 @@ struct role {
 	/* Enter the seccomp filter for sandbox once the loop is made. */
 	bool		 sandboxed;
 	enum sandbox_role sandbox;
+	/*
+	 * The master itself: it is no one's child, so no channel on
+	 * ROLE_MASTER_FD; master_msg, auth_msg and auth_up stay NULL.
+	 */
+	bool		 master;
+	/* More signals, ended by a zero signo (the master: SIGCHLD, SIGHUP). */
+	const struct role_signal *signals;
 };
 
 /*
- * The loop, the master's channel on ROLE_MASTER_FD and the filter. The
- * role then arms its own timers and listeners and runs the loop;
- * role_end() frees what this made. Fatal on failure.
+ * The loop with its signals, the master's channel on ROLE_MASTER_FD and
+ * the filter. The role then arms its own timers and listeners and calls
+ * role_run(); role_end() frees what this made. Fatal on failure.
  */
 struct ev *role_start(const struct role *r);
+/* Serve until the role stops the loop; -1 on an epoll failure (ev_run). */
+int role_run(void);
 void role_end(void);
+/* The signal that called stop() (SIGTERM, SIGINT); 0 while none has. */
+int role_stop_signal(void);
 
 /* A message to the master; -1 as ipc_send(). */
 int role_send(uint32_t type, const void *data, size_t len, int fd);

@@ -321,7 +321,7 @@ test_password_sources_in_order(void **state)
 
 /*
  * OAuth: the token comes from token-command only (first line, trailing
- * line end stripped, ACCOUNT_TOKEN_MAX octets at most), never from
+ * line end stripped, OAUTH_TOKEN_MAX octets at most), never from
  * $POSTINO_PASSWORD or .netrc; a token-command without OAuth, or OAuth
  * without one, is a clear error.
  */

@@ -541,11 +541,11 @@ test_oauth_error_challenge(void **state)
 	sasl_client_free(&x.s);
 }
 
-/* Tokens up to SASL_CLIENT_TOKEN_MAX octets; one more is refused. */
+/* Tokens up to OAUTH_TOKEN_MAX octets; one more is refused. */
 static void
 test_oauth_token_bound(void **state)
 {
-	char *tok = malloc(SASL_CLIENT_TOKEN_MAX + 2);
+	char *tok = malloc(OAUTH_TOKEN_MAX + 2);
 	struct sasl_client_params p = { .mech = SASL_CLIENT_OAUTHBEARER,
 	    .user = "u", .host = "h", .port = "995" };
 	struct exch x;
@@ -554,15 +554,15 @@ test_oauth_token_bound(void **state)
 
 	(void)state;
 	assert_non_null(tok);
-	memset(tok, 'A', SASL_CLIENT_TOKEN_MAX);
-	tok[SASL_CLIENT_TOKEN_MAX] = '\0';
+	memset(tok, 'A', OAUTH_TOKEN_MAX);
+	tok[OAUTH_TOKEN_MAX] = '\0';
 	p.pass = tok;
 	start(&x, &p);
 	assert_int_equal(step(&x, NULL), SASL_CLIENT_CONTINUE);
-	assert_true(x.len > SASL_CLIENT_TOKEN_MAX);
+	assert_true(x.len > OAUTH_TOKEN_MAX);
 	sasl_client_free(&x.s);
-	tok[SASL_CLIENT_TOKEN_MAX] = 'A';
-	tok[SASL_CLIENT_TOKEN_MAX + 1] = '\0';
+	tok[OAUTH_TOKEN_MAX] = 'A';
+	tok[OAUTH_TOKEN_MAX + 1] = '\0';
 	assert_int_equal(sasl_client_new(&s, &p, err), -1);
 	assert_null(s);
 	/* A password-sized limit still holds for the others. */

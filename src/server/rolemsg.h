@@ -3,8 +3,8 @@
  * the receiver checks the length and that every string is NUL-terminated
  * (PROTO_STR_OK) before it uses a field.
  */
-#ifndef POSTINO_PROTO_H
-#define POSTINO_PROTO_H
+#ifndef POSTINO_ROLEMSG_H
+#define POSTINO_ROLEMSG_H
 
 #include <stdbool.h>
 #include <stdint.h>
