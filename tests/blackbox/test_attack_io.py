@@ -12,7 +12,7 @@ import time
 import pytest
 
 import conftest
-from test_tls import TlsRaw, client_ctx
+from test_tls import TlsRaw, client_ctx, connect_mode
 
 USER, PASS = "alice", "secret"
 LINE_MAX = 512          # POP3_LINE_MAX (pop3.h), CRLF included
@@ -34,19 +34,6 @@ def srv(mailroot, postinod, certs):
     return postinod(tls_cert=certs["cert"], tls_key=certs["key"],
                     listen_tls=["127.0.0.1:0"])
 
-
-def connect(srv, certs, mode):
-    if mode == "implicit":
-        sock = socket.create_connection((srv.host, srv.port_tls), timeout=10)
-        r = TlsRaw(sock, client_ctx(certs))
-        r.expect(b"+OK")
-        return r
-    r = srv.raw()
-    r.expect(b"+OK")
-    if mode == "stls":
-        assert r.cmd(b"STLS").startswith(b"+OK")
-        return TlsRaw(r.sock, client_ctx(certs))
-    return r
 
 
 def stat(srv):
@@ -76,7 +63,7 @@ MODES = ["plain", "stls", "implicit"]
 @pytest.mark.parametrize("mode", MODES)
 def test_line_at_the_limit_is_taken_one_over_is_refused(srv, certs, mode):
     for split in (False, True):
-        r = connect(srv, certs, mode)
+        r = connect_mode(srv, certs, mode)
         # PASS takes the rest of its line: exactly LINE_MAX octets.
         assert r.cmd(b"USER " + USER.encode()).startswith(b"+OK")
         ok = b"PASS " + b"p" * (LINE_MAX - 7) + b"\r\n"
@@ -155,34 +142,40 @@ class BioTls:
         self.sock.shutdown(socket.SHUT_WR)
 
 
+def burst_then_close(srv, certs, mode, burst):
+    """Log in over mode, send burst and end the client's stream (a FIN, or
+    close_notify then a FIN over TLS). The reader of the replies."""
+    if mode == "plain":
+        r = srv.raw()
+        r.expect(b"+OK")
+        assert r.login(USER, PASS).startswith(b"+OK Logged in")
+        r.send(burst)
+        r.sock.shutdown(socket.SHUT_WR)
+        return r
+    sock = socket.create_connection(
+        (srv.host, srv.port_tls if mode == "implicit" else srv.port),
+        timeout=10)
+    if mode == "stls":
+        p = conftest.Raw.__new__(conftest.Raw)
+        p.sock, p.buf, p.eof = sock, b"", False
+        p.expect(b"+OK")
+        assert p.cmd(b"STLS").startswith(b"+OK")
+    r = BioTls(sock, client_ctx(certs))
+    if mode == "implicit":
+        assert r.line().startswith(b"+OK")
+    assert r.cmd(b"USER " + USER.encode()).startswith(b"+OK")
+    assert r.cmd(b"PASS " + PASS.encode()).startswith(b"+OK Logged")
+    r.send_then_close(burst)
+    return r
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_quit_then_half_close_commits(srv, certs, mode):
     """DELE, QUIT and the end of the client's stream in one burst: the QUIT
     was sent, so the deletion is committed (RFC 1939 sec. 6), whatever
     way the session is carried. The TLS relay used to drop the commands it
     had read when the same read pass met the client's close_notify."""
-    if mode == "plain":
-        r = srv.raw()
-        r.expect(b"+OK")
-        assert r.login(USER, PASS).startswith(b"+OK Logged in")
-        r.send(b"DELE 1\r\nQUIT\r\n")
-        r.sock.shutdown(socket.SHUT_WR)
-        sock = r.sock
-    else:
-        sock = socket.create_connection(
-            (srv.host, srv.port_tls if mode == "implicit" else srv.port),
-            timeout=10)
-        if mode == "stls":
-            r = conftest.Raw.__new__(conftest.Raw)
-            r.sock, r.buf, r.eof = sock, b"", False
-            r.expect(b"+OK")
-            assert r.cmd(b"STLS").startswith(b"+OK")
-        t = BioTls(sock, client_ctx(certs))
-        if mode == "implicit":
-            assert t.line().startswith(b"+OK")
-        assert t.cmd(b"USER " + USER.encode()).startswith(b"+OK")
-        assert t.cmd(b"PASS " + PASS.encode()).startswith(b"+OK Logged")
-        t.send_then_close(b"DELE 1\r\nQUIT\r\n")
+    sock = burst_then_close(srv, certs, mode, b"DELE 1\r\nQUIT\r\n").sock
     sock.close()
     assert count_after(srv, 2, 5) == 2, "the QUIT was lost"
 
@@ -195,7 +188,7 @@ def test_flood_of_pipelined_commands_never_read_stays_bounded(
     reading), and it answers everything, in order, once we read."""
     mailroot.deliver_maildir(USER, b"Subject: four\n\n" +
                              (b"f" * 63 + b"\n") * 64)
-    r = connect(srv, certs, mode)
+    r = connect_mode(srv, certs, mode)
     assert r.login(USER, PASS).startswith(b"+OK Logged in, 4")
     pid = srv.mail_worker_pid()
     base = rss_kib(pid)
@@ -228,7 +221,7 @@ def test_flood_of_pipelined_commands_never_read_stays_bounded(
 
 @pytest.mark.parametrize("mode", ["plain", "stls"])
 def test_cr_without_lf_and_nul(srv, certs, mode):
-    r = connect(srv, certs, mode)
+    r = connect_mode(srv, certs, mode)
     r.send(b"CAPA\rCAPA\r\n")
     assert r.line().startswith(b"-ERR")
     r.send(b"CA\x00PA\r\n")
@@ -285,7 +278,7 @@ def test_reset_mid_retr_keeps_mail(mailroot, postinod, certs, mode):
                              (b"y" * 999 + b"\n") * 4000)
     srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
                    listen_tls=["127.0.0.1:0"])
-    r = connect(srv, certs, mode)
+    r = connect_mode(srv, certs, mode)
     assert r.login(USER, PASS).startswith(b"+OK Logged in")
     r.send(b"DELE 1\r\nRETR 1\r\n")
     r.line()
@@ -318,7 +311,7 @@ def test_slow_reader_of_a_big_retr_is_bounded_and_times_out(
                              (b"z" * 1023 + b"\n") * 10240)
     srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
                    listen_tls=["127.0.0.1:0"], idle_timeout=3)
-    r = connect(srv, certs, mode)
+    r = connect_mode(srv, certs, mode)
     assert r.login(USER, PASS).startswith(b"+OK Logged in")
     pid = srv.mail_worker_pid()
     base = rss_kib(pid)
@@ -486,7 +479,7 @@ def test_sasl_response_at_and_over_the_limit(srv, certs, mode, split):
                           b"w" * (7680 - 2 - len(USER)))
     assert len(at) == SASL_B64_MAX
     for resp, too_long in ((at, False), (at + b"A", True)):
-        r = connect(srv, certs, mode)
+        r = connect_mode(srv, certs, mode)
         assert r.cmd(b"AUTH PLAIN").startswith(b"+")
         if split:
             send_octets(r, resp[:1500] + b"\r\n"[:0])
@@ -617,27 +610,7 @@ def test_retr_dele_quit_then_half_close_answers_all(mailroot, postinod,
     srv = postinod(tls_cert=certs["cert"], tls_key=certs["key"],
                    listen_tls=["127.0.0.1:0"])
     burst = b"RETR 1\r\nDELE 1\r\nQUIT\r\n"
-    if mode == "plain":
-        r = srv.raw()
-        r.expect(b"+OK")
-        assert r.login(USER, PASS).startswith(b"+OK Logged in")
-        r.send(burst)
-        r.sock.shutdown(socket.SHUT_WR)
-    else:
-        sock = socket.create_connection(
-            (srv.host, srv.port_tls if mode == "implicit" else srv.port),
-            timeout=10)
-        if mode == "stls":
-            p = conftest.Raw.__new__(conftest.Raw)
-            p.sock, p.buf, p.eof = sock, b"", False
-            p.expect(b"+OK")
-            assert p.cmd(b"STLS").startswith(b"+OK")
-        r = BioTls(sock, client_ctx(certs))
-        if mode == "implicit":
-            assert r.line().startswith(b"+OK")
-        assert r.cmd(b"USER " + USER.encode()).startswith(b"+OK")
-        assert r.cmd(b"PASS " + PASS.encode()).startswith(b"+OK Logged")
-        r.send_then_close(burst)
+    r = burst_then_close(srv, certs, mode, burst)
     time.sleep(delay)           # the FIN is read while RETR is going out
     assert r.line().startswith(b"+OK")
     for _ in range(1100):

@@ -9,15 +9,12 @@ with a bound far above a normal reply and below the 40 ms stall: the
 median of several replies, so one slow moment on a busy machine does not
 count."""
 
-import socket
-import ssl
 import statistics
 import time
 
 import pytest
 
-import conftest
-from test_tls import TlsRaw, client_ctx
+from test_tls import connect_mode
 
 USER, PASS = "alice", "secret"
 ROUNDS = 9
@@ -36,24 +33,10 @@ def stall_srv(mailroot, postinod, certs):
                     listen_tls=["127.0.0.1:0"])
 
 
-def connect(srv, certs, mode):
-    if mode == "implicit":
-        sock = socket.create_connection((srv.host, srv.port_tls), timeout=10)
-        r = TlsRaw(sock, client_ctx(certs))
-        r.expect(b"+OK")
-        return r
-    r = srv.raw()
-    r.expect(b"+OK")
-    if mode == "stls":
-        assert r.cmd(b"STLS").startswith(b"+OK")
-        t = TlsRaw(r.sock, client_ctx(certs))
-        return t
-    return r
-
 
 @pytest.mark.parametrize("mode", ["plain", "stls", "implicit"])
 def test_retr_and_list_do_not_wait_for_a_delayed_ack(stall_srv, certs, mode):
-    r = connect(stall_srv, certs, mode)
+    r = connect_mode(stall_srv, certs, mode)
     assert r.login(USER, PASS).startswith(b"+OK Logged in")
     times = {b"RETR 2": [], b"LIST": []}
     for _ in range(ROUNDS):

@@ -50,6 +50,22 @@ class TlsRaw(conftest.Raw):
         self.buf = b""
         self.eof = False
 
+def connect_mode(srv, certs, mode):
+    """A greeted session over "plain", "stls" (after STLS's +OK) or
+    "implicit" TLS."""
+    if mode == "implicit":
+        sock = socket.create_connection((srv.host, srv.port_tls), timeout=10)
+        r = TlsRaw(sock, client_ctx(certs))
+        r.expect(b"+OK")
+        return r
+    r = srv.raw()
+    r.expect(b"+OK")
+    if mode == "stls":
+        assert r.cmd(b"STLS").startswith(b"+OK")
+        return TlsRaw(r.sock, client_ctx(certs))
+    return r
+
+
 
 def test_capa_offers_stls_only_on_plaintext(tls_srv, certs):
     r = tls_srv.raw()
