@@ -450,6 +450,14 @@ session_in_shrink(struct session *s)
 		iobuf_set_max(&s->in, SESSION_IN_MAX);
 }
 
+/* A complete command waits in the input buffer. */
+static bool
+session_has_line(struct session *s)
+{
+	return iobuf_len(&s->in) > 0 &&
+	    memchr(iobuf_data(&s->in), '\n', iobuf_len(&s->in)) != NULL;
+}
+
 /* Take complete lines while nothing stops us; see the throttling rules in session.h. */
 static void
 session_take_lines(struct session *s)
@@ -523,13 +531,19 @@ session_process(struct session *s)
 		session_close(s);
 		return;
 	}
+	/* The end of the client's stream waited for the commands before it. */
+	if (s->peer_closed && !s->suspended && !s->more &&
+	    out_pending(s) == 0 && !session_has_line(s)) {
+		session_set_end(s, "client-closed");
+		session_close(s);
+		return;
+	}
 	/* A reply still to produce waits for writability: fair to other sessions. */
 	events = out_pending(s) > 0 || s->more ? EV_WRITE : 0;
 	/* Complete commands left after the round limit: come back at once. */
-	if (!s->suspended && !s->closing && memchr(iobuf_data(&s->in), '\n',
-	    iobuf_len(&s->in)))
+	if (!s->suspended && !s->closing && session_has_line(s))
 		events |= EV_WRITE;
-	if (!s->closing && iobuf_space(&s->in) > 0 &&
+	if (!s->closing && !s->peer_closed && iobuf_space(&s->in) > 0 &&
 	    out_pending(s) <= SESSION_OUT_HIGH && s->starttls == NULL) {
 		events |= EV_READ;
 		/*
@@ -610,6 +624,15 @@ session_read(struct session *s)
 
 		if (n < 0 && errno == EAGAIN)
 			return 0;
+		/*
+		 * Commands sent before the end still run (a QUIT in the same
+		 * burst commits); over TLS the end can be read in the same
+		 * pass as they are.
+		 */
+		if (n == 0 && session_has_line(s)) {
+			s->peer_closed = true;
+			return 0;
+		}
 		if (n <= 0) {
 			/* A dropped connection deletes nothing: no UPDATE. */
 			session_set_end(s, n == 0 ? "client-closed" : "error");
@@ -683,7 +706,7 @@ session_io(struct ev *ev, int fd, unsigned int events, void *arg)
 	if (s->handshaking && session_handshake(s) <= 0)
 		return;
 	if ((events & EV_READ || s->conn.want_write || (!s->handshaking &&
-	    conn_pending(&s->conn))) &&
+	    conn_pending(&s->conn))) && !s->peer_closed &&
 	    iobuf_space(&s->in) > 0 && s->starttls == NULL &&
 	    session_read(s) < 0)
 		return;

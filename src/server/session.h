@@ -98,6 +98,8 @@ struct session {
 	bool			 more;		/* a multi-line reply is being sent */
 	bool			 closing;	/* close when the output is sent */
 	bool			 closed;
+	/* The client ended its stream: its complete commands still run. */
+	bool			 peer_closed;
 	bool			 in_dispatch;
 	bool			 intercept;	/* lines go to ops->intercept */
 	bool			 handshaking;	/* TLS handshake under way */
