@@ -70,6 +70,16 @@
  * commands, so neither side can block writing while the other does too.
  */
 #define POP3C_PIPELINE_MAX	16
+/*
+ * The slowest server we wait for, octets per second: a multi-line reply
+ * (RETR, TOP, LIST, UIDL, CAPA) may take the timeout plus one second per
+ * this many octets of it, so one that trickles (an octet a little within
+ * every timeout) cannot hold us for ever. 1 KiB/s is about a 9.6 kbit/s
+ * GSM data call (1.2 KB/s) and a fifth of a 56k modem (~5 KiB/s), the
+ * slowest links still carrying mail; a 10 MB message may take 2.7 hours.
+ * Only the time spent waiting on the server counts, not ours storing.
+ */
+#define POP3C_MIN_RATE		1024
 /* RFC 2449 sec. 8 response codes we know are at most 11 octets. */
 #define POP3C_CODE_MAX		64
 /*

@@ -220,19 +220,112 @@ stream_write(struct pop3c *c, const char *buf, size_t len)
 	}
 }
 
-/* One read into c->in, waiting up to timeout_ms; as conn_read. */
+/*
+ * Milliseconds clock k still grants the server: the timeout, and for a
+ * body also what the octets it sent earn at POP3C_MIN_RATE, less what it
+ * has used. A server that trickles a reply (one octet a little within
+ * every timeout) so runs out instead of holding us for ever.
+ */
+static uint64_t
+clock_left(const struct pop3c *c, const struct pop3c_clock *k, bool body)
+{
+	uint64_t grant = (uint64_t)c->tr.timeout_ms, earned;
+
+	if (body && (__builtin_mul_overflow(k->octets, 1000, &earned) ||
+	    __builtin_add_overflow(grant, earned / POP3C_MIN_RATE, &grant)))
+		grant = UINT64_MAX;
+	return grant > k->waited_ms ? grant - k->waited_ms : 0;
+}
+
+/*
+ * How long the next read may wait: the timeout, or less when the line or
+ * the body being read is running out; *by_r gets the clock that limits
+ * it (NULL: the timeout itself).
+ */
+static uint64_t
+wait_budget(const struct pop3c *c, const struct pop3c_clock **by_r)
+{
+	uint64_t left = (uint64_t)c->tr.timeout_ms, k;
+
+	*by_r = NULL;
+	if (c->line.on && (k = clock_left(c, &c->line, false)) <= left) {
+		left = k;
+		*by_r = &c->line;
+	}
+	if (c->body.on && (k = clock_left(c, &c->body, true)) < left) {
+		left = k;
+		*by_r = &c->body;
+	}
+	return left;
+}
+
+static void
+clock_add(struct pop3c_clock *k, uint64_t ms, uint64_t octets)
+{
+	if (!k->on)
+		return;
+	k->waited_ms += ms;
+	k->octets += octets;
+}
+
+/*
+ * One read into c->in, waiting as wait_budget() allows; as conn_read.
+ * When the wait ran out, c->late says which clock ended it.
+ */
 static ssize_t
 stream_read(struct pop3c *c)
 {
-	uint64_t deadline = ev_now_ms() + (uint64_t)c->tr.timeout_ms;
+	const struct pop3c_clock *by;
+	uint64_t start = ev_now_ms();
+	uint64_t deadline = start + wait_budget(c, &by);
+	ssize_t n;
+	int e;
 
+	c->late = NULL;
 	for (;;) {
-		ssize_t n = iobuf_read(&c->in, c->tr.conn);
-
-		if (n >= 0 || errno != EAGAIN ||
-		    stream_wait(c, false, deadline) < 0)
-			return n;
+		n = iobuf_read(&c->in, c->tr.conn);
+		if (n >= 0 || errno != EAGAIN)
+			break;
+		if (stream_wait(c, false, deadline) < 0) {
+			if (errno == ETIMEDOUT)
+				c->late = by;
+			break;
+		}
 	}
+	e = errno;
+	clock_add(&c->line, ev_now_ms() - start, n > 0 ? (uint64_t)n : 0);
+	clock_add(&c->body, ev_now_ms() - start, n > 0 ? (uint64_t)n : 0);
+	errno = e;
+	return n;
+}
+
+/* ms as seconds with a tenth: "2.5". */
+static void
+fmt_secs(char *dst, size_t size, uint64_t ms)
+{
+	(void)str_fmt(dst, size, "%llu.%llu", (unsigned long long)(ms / 1000),
+	    (unsigned long long)(ms % 1000 / 100));
+}
+
+/* A read that timed out: silence, or a server too slow (c->late). -1. */
+static int
+read_timed_out(struct pop3c *c)
+{
+	const struct pop3c_clock *k = c->late;
+	char took[32], limit[32];
+
+	if (k == NULL || k->octets == 0)
+		return pop3c_fail(c, POP3C_ENET,
+		    "read: timed out waiting for the server");
+	fmt_secs(took, sizeof(took), k->waited_ms);
+	fmt_secs(limit, sizeof(limit), (uint64_t)c->tr.timeout_ms);
+	if (k == &c->line)
+		return pop3c_fail(c, POP3C_ENET, "read: server too slow: "
+		    "%llu octets in %s s (a reply line must come within %s s)",
+		    (unsigned long long)k->octets, took, limit);
+	return pop3c_fail(c, POP3C_ENET, "read: server too slow: %llu octets "
+	    "in %s s (a reply must come within %s s and 1 s per %d octets)",
+	    (unsigned long long)k->octets, took, limit, POP3C_MIN_RATE);
 }
 
 int
@@ -350,6 +443,8 @@ pop3c_get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 	/* Pipelined commands go out before we wait for their replies. */
 	if (iobuf_len(&c->out) > 0 && pop3c_flush_out(c) < 0)
 		return -1;
+	/* A whole line is timed as one; a piece of data is the body's. */
+	c->line = (struct pop3c_clock){ .on = max < POP3C_BUF_SIZE - 1 };
 	for (;;) {
 		char *start = iobuf_data(&c->in);
 		size_t avail = iobuf_len(&c->in), len, used;
@@ -383,11 +478,10 @@ pop3c_get_line(struct pop3c *c, size_t max, char **line_r, size_t *len_r,
 		if (n < 0 && stream_tls_failed(c))
 			return pop3c_fail(c, POP3C_ETLS, "TLS: %s",
 			    tls_error(conn_tls(c->tr.conn)));
+		if (n < 0 && errno == ETIMEDOUT)
+			return read_timed_out(c);
 		if (n < 0) {
 			str_errno(why, sizeof(why), errno);
-			if (errno == ETIMEDOUT)
-				str_copy(why, sizeof(why),
-				    "timed out waiting for the server");
 			return pop3c_fail(c, POP3C_ENET, "read: %s", why);
 		}
 		if (n == 0)
@@ -444,7 +538,10 @@ pop3c_read_reply_line(struct pop3c *c, const char *what, char **line_r,
 	int rc;
 
 	c->code[0] = '\0';
+	/* A reply starts: what follows it is its body, timed afresh. */
+	c->body.on = false;
 	rc = pop3c_get_line(c, POP3C_LINE_MAX, line_r, len_r, &eol);
+	c->body = (struct pop3c_clock){ .on = true };
 	if (rc < 0)
 		return -1;
 	if (rc == 0)

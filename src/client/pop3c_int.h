@@ -21,6 +21,17 @@
 #include "pop3c.h"
 #include "sasl_client.h"
 
+/*
+ * The server's share of a reply: milliseconds spent waiting for it in
+ * reads and octets it sent meanwhile. Time we spend elsewhere (storing a
+ * message, at the keyboard) is not the server's and is not counted.
+ */
+struct pop3c_clock {
+	uint64_t		 waited_ms;
+	uint64_t		 octets;
+	bool			 on;
+};
+
 /* One session: its transport, what the server said, the two buffers. */
 struct pop3c {
 	struct pop3c_transport	 tr;
@@ -33,6 +44,13 @@ struct pop3c {
 	bool			 tls;
 	bool			 capa_probe;	/* CAPA sent before the greeting */
 	uint32_t		 login_delay;	/* CAPA LOGIN-DELAY, seconds */
+	/*
+	 * A whole line (a greeting, a status, a CAPA/LIST/UIDL line) must
+	 * come within the timeout; a multi-line body within the timeout and
+	 * its size at POP3C_MIN_RATE (see wait_budget in pop3c.c).
+	 */
+	struct pop3c_clock	 line, body;
+	const struct pop3c_clock *late;	/* the one that ran out, or NULL */
 	const char		*cb_type;	/* of the last -PLUS login */
 	char			 scram_nonce[SASL_CLIENT_NONCE_MAX + 1];
 	/* OAUTHBEARER's host and port (RFC 7628 sec. 3.1); "" unset. */
