@@ -263,8 +263,13 @@ conn_tls_ready(struct session *s)
 	}
 }
 
-static void
-log_refusal(const char *ip, const char *reason, unsigned int limit)
+/*
+ * Whether one more refused connection may be logged: at most
+ * REFUSAL_LOGS_PER_SEC a second; the rest are counted, and the count is
+ * logged with the next second's first refusal.
+ */
+static bool
+refusal_log_ok(void)
 {
 	static uint64_t second;
 	static unsigned int logged, suppressed;
@@ -278,10 +283,17 @@ log_refusal(const char *ip, const char *reason, unsigned int limit)
 		logged = suppressed = 0;
 	}
 	if (logged++ < REFUSAL_LOGS_PER_SEC)
+		return true;
+	suppressed++;
+	return false;
+}
+
+static void
+log_refusal(const char *ip, const char *reason, unsigned int limit)
+{
+	if (refusal_log_ok())
 		log_info("event=connection-refused reason=%s ip=%s limit=%u",
 		    reason, ip, limit);
-	else
-		suppressed++;
 }
 
 /* Tell a refused client why (not on a TLS port: no plaintext there), close. */
@@ -456,8 +468,9 @@ proxy_readable(struct ev *e, int fd, unsigned int events, void *arg)
 
 		net_addr_str(&w->peer, addr, sizeof(addr), ip, sizeof(ip),
 		    &port);
-		log_info("event=proxy-header-refused reason=%s proxy=%s",
-		    w->pp.why, ip);
+		if (refusal_log_ok())
+			log_info("event=proxy-header-refused reason=%s "
+			    "proxy=%s", w->pp.why, ip);
 		proxy_wait_free(w, true);
 		return;
 	}
