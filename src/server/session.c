@@ -626,10 +626,12 @@ session_read(struct session *s)
 			return 0;
 		/*
 		 * Commands sent before the end still run (a QUIT in the same
-		 * burst commits); over TLS the end can be read in the same
-		 * pass as they are.
+		 * burst commits), and so does the one waiting on the store
+		 * (a QUIT whose commit is a PostgreSQL step away is
+		 * answered); over TLS the end can be read in the same pass
+		 * as they are.
 		 */
-		if (n == 0 && session_has_line(s)) {
+		if (n == 0 && (session_has_line(s) || s->suspended)) {
 			s->peer_closed = true;
 			return 0;
 		}
