@@ -1,7 +1,11 @@
 #include "pop3.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 #include "../lib/crlf.h"
 #include "../lib/log.h"
@@ -142,9 +146,135 @@ encoder_end_line(struct pop3_encoder *e)
 }
 
 /*
- * Block-wise: a run of octets up to the next LF is copied whole
- * (crlf_copy_to_lf); only line starts and line ends are looked at one by
- * one. A per-octet loop here was most of the server's CPU in a large RETR.
+ * The bulk of a RETR, W input octets per step: a block is copied whole
+ * and its first LF found in one compare; the octets from that LF on are
+ * written again by the next step, which starts right after it. Mail has
+ * lines of some 47 octets (the bench's 1 MB messages: 21,400 per MB), so
+ * the cost per line decides: a call per line with 16-octet steps was a
+ * third of the server's CPU in a 1 MB RETR.
+ * copy(in, out) copies W octets and returns the bit mask of their LFs.
+ * Stops before a step could read past in[inlen - 1] (the octet after a LF
+ * is looked at for a dot) or write past out[outsize - 1] (W octets copied,
+ * or up to W - 1 then CR LF '.' '.'). RETR only: TOP counts lines.
+ */
+static inline __attribute__((always_inline)) size_t
+encode_blocks(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
+    char *out, size_t outsize, size_t *written_r, size_t *dots_r,
+    size_t W, uint64_t (*copy)(const unsigned char *, char *))
+{
+	size_t i = 0, o = 0, dots = 0, line_from = 0, before = e->line_len;
+
+	while (inlen - i > W && outsize - o >= W + 4) {
+		uint64_t m = copy(p + i, out + o);
+		size_t k;
+		bool cr;
+
+		if (m == 0) {
+			i += W;
+			o += W;
+			continue;
+		}
+		k = (size_t)__builtin_ctzll(m);
+		cr = i + k > 0 ? p[i + k - 1] == '\r' : e->last_cr;
+		i += k + 1;
+		o += k;
+		/* A bare LF becomes CRLF; a CRLF stays as it is. */
+		out[o] = '\r';
+		o += !cr;
+		out[o++] = '\n';
+		line_from = i;
+		before = 0;
+		if (p[i] == '.') {
+			out[o++] = '.';
+			out[o++] = '.';
+			dots++;
+			i++;
+		}
+	}
+	if (i > 0) {
+		e->last_cr = p[i - 1] == '\r';
+		e->line_len = before + (i - line_from) < 2 ?
+		    (unsigned char)(before + (i - line_from)) : 2;
+	}
+	*written_r = o;
+	*dots_r = dots;
+	return i;
+}
+
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+#define ENCODER_SIMD 1
+
+static inline __attribute__((always_inline)) uint64_t
+copy16(const unsigned char *in, char *out)
+{
+	__m128i v = _mm_loadu_si128((const void *)in);
+
+	_mm_storeu_si128((void *)out, v);
+	return (unsigned int)_mm_movemask_epi8(
+	    _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+}
+
+static size_t
+encode_blocks16(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
+    char *out, size_t outsize, size_t *written_r, size_t *dots_r)
+{
+	return encode_blocks(e, p, inlen, out, outsize, written_r, dots_r, 16,
+	    copy16);
+}
+
+__attribute__((target("avx2"))) static inline
+__attribute__((always_inline)) uint64_t
+copy32(const unsigned char *in, char *out)
+{
+	__m256i v = _mm256_loadu_si256((const void *)in);
+
+	_mm256_storeu_si256((void *)out, v);
+	return (unsigned int)_mm256_movemask_epi8(
+	    _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\n')));
+}
+
+__attribute__((target("avx2"))) static size_t
+encode_blocks32(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
+    char *out, size_t outsize, size_t *written_r, size_t *dots_r)
+{
+	return encode_blocks(e, p, inlen, out, outsize, written_r, dots_r, 32,
+	    copy32);
+}
+#endif
+
+typedef size_t encode_blocks_fn(struct pop3_encoder *, const unsigned char *,
+    size_t, char *, size_t, size_t *, size_t *);
+
+/* NULL: line by line only (no SIMD, or a test asked for it). */
+static encode_blocks_fn *blocks_fn;
+static size_t blocks_width;
+static bool blocks_chosen;
+
+size_t
+pop3_encoder_set_width(size_t max)
+{
+	blocks_fn = NULL;
+	blocks_width = 0;
+#ifdef ENCODER_SIMD
+	__builtin_cpu_init();
+	if (max >= 32 && __builtin_cpu_supports("avx2")) {
+		blocks_fn = encode_blocks32;
+		blocks_width = 32;
+	} else if (max >= 16) {
+		blocks_fn = encode_blocks16;
+		blocks_width = 16;
+	}
+#else
+	(void)max;
+#endif
+	blocks_chosen = true;
+	return blocks_width;
+}
+
+/*
+ * Line by line for the rest: a run of octets up to the next LF is copied
+ * whole (crlf_copy_to_lf); only line starts and line ends are looked at one
+ * by one. Also TOP's path, which counts its lines.
  */
 size_t
 pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
@@ -153,6 +283,8 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 	const unsigned char *p = in;
 	size_t i = 0, o = 0, dots = 0;
 
+	if (!blocks_chosen)
+		(void)pop3_encoder_set_width(SIZE_MAX);
 	while (i < inlen && !e->done) {
 		size_t room, n;
 
@@ -167,6 +299,17 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 			e->last_cr = false;
 			i++;
 			continue;
+		}
+		if (!e->top && blocks_fn != NULL) {
+			size_t w, d;
+
+			n = blocks_fn(e, p + i, inlen - i, out + o, outsize - o,
+			    &w, &d);
+			i += n;
+			o += w;
+			dots += d;
+			if (n > 0)
+				continue;
 		}
 		room = inlen - i < outsize - o ? inlen - i : outsize - o;
 		n = crlf_copy_to_lf(p + i, room, out + o);
