@@ -1147,6 +1147,41 @@ test_encoder_matches_reference_on_long_lines(void **state)
 	}
 }
 
+/*
+ * One line end at every offset, a dot line right after it, messages of
+ * every length around it: the block loop's last line end falls on every
+ * position of its chunk and where it hands over to the line-by-line rest,
+ * which must still see a line start there (the dot stuffed).
+ */
+static void
+test_encoder_dot_after_a_line_end_at_every_offset(void **state)
+{
+	enum { MAXLEN = 400 };
+	static unsigned char in[MAXLEN];
+	static char want[2 * MAXLEN + 8], got[2 * MAXLEN + 8];
+	unsigned int seed = 5;
+
+	(void)state;
+	for (size_t q = 0; q + 2 < MAXLEN; q++) {
+		for (size_t len = q + 2; len <= MAXLEN && len <= q + 200;
+		    len += 1 + q % 3) {
+			size_t wlen, glen;
+
+			memset(in, 'a', len);
+			if (q > 0 && q % 2 == 0)
+				in[q - 1] = '\r';
+			in[q] = '\n';
+			in[q + 1] = '.';
+			wlen = reference_encode(in, len, false, 0, want);
+			glen = chunked_encode(in, len, false, 0, len,
+			    sizeof(got), got, &seed);
+			if (glen != wlen || memcmp(got, want, wlen) != 0)
+				fail_msg("LF at %zu, length %zu: output differs",
+				    q, len);
+		}
+	}
+}
+
 /* Two pieces, cut at every point of the input, one feed each. */
 static void
 test_encoder_matches_reference_split_at_every_boundary(void **state)
@@ -1291,6 +1326,8 @@ main(void)
 		cmocka_unit_test(test_encoder_matches_reference_on_long_lines),
 		cmocka_unit_test(
 		    test_encoder_matches_reference_split_at_every_boundary),
+		cmocka_unit_test(
+		    test_encoder_dot_after_a_line_end_at_every_offset),
 		cmocka_unit_test(test_encoder_long_lines_and_big_blocks),
 		cmocka_unit_test(test_encoder_worst_case_fills_out_max_exactly),
 		cmocka_unit_test(test_encoder_counts_the_crlf_size),
