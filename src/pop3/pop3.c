@@ -277,11 +277,11 @@ encode_chunks32(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
 }
 #endif
 
-typedef size_t encode_blocks_fn(struct pop3_encoder *, const unsigned char *,
+typedef size_t encode_chunks_fn(struct pop3_encoder *, const unsigned char *,
     size_t, char *, size_t, size_t *, size_t *);
 
 /* NULL: line by line only (no SIMD, or a test asked for it). */
-static encode_blocks_fn *blocks_fn;
+static encode_chunks_fn *blocks_fn;
 static size_t blocks_width;
 static bool blocks_chosen;
 
