@@ -1,7 +1,11 @@
 #include "pop3.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 #include "../lib/crlf.h"
 #include "../lib/log.h"
@@ -142,9 +146,170 @@ encoder_end_line(struct pop3_encoder *e)
 }
 
 /*
- * Block-wise: a run of octets up to the next LF is copied whole
- * (crlf_copy_to_lf); only line starts and line ends are looked at one by
- * one. A per-octet loop here was most of the server's CPU in a large RETR.
+ * The bulk of a RETR, 64 input octets at a time: one compare finds all
+ * their LFs (a bit mask), and each line's octets go out as one unaligned
+ * 64-octet copy from the line's start, the octets past its LF written
+ * again by the next line's copy. Mail has lines of some 47 octets (the
+ * bench's 1 MB messages: 21,400 per MB), so the cost per line decides: a
+ * call per line with 16-octet steps was a third of the server's CPU in a
+ * 1 MB RETR, and a step that found only the next LF (32 octets at a time)
+ * waited on its load for every line.
+ * Stops before a chunk could read past in[inlen - 1] (a copy from the last
+ * line start in the chunk, the octet after a LF looked at for a dot) or
+ * write past out[outsize - 1] (64 octets doubled at worst, plus a copy's
+ * overhang). RETR only: TOP counts lines.
+ */
+#define CHUNK		64
+#define CHUNK_IN	(2 * CHUNK)
+#define CHUNK_OUT	(3 * CHUNK)
+
+static inline __attribute__((always_inline)) size_t
+encode_chunks(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
+    char *out, size_t outsize, size_t *written_r, size_t *dots_r,
+    uint64_t (*lf_mask)(const unsigned char *),
+    void (*copy)(const unsigned char *, char *))
+{
+	size_t i = 0, o = 0, dots = 0, line_from = 0, before = e->line_len;
+
+	while (inlen - i >= CHUNK_IN && outsize - o >= CHUNK_OUT) {
+		uint64_t m = lf_mask(p + i);
+		size_t s = 0;	/* the chunk's octets before s are out */
+
+		while (m != 0) {
+			size_t j = (size_t)__builtin_ctzll(m);
+			/* A bare LF becomes CRLF; a CRLF stays as it is. */
+			bool cr = i + j > 0 ? p[i + j - 1] == '\r' : e->last_cr;
+
+			m &= m - 1;
+			copy(p + i + s, out + o);
+			o += j - s;
+			out[o] = '\r';
+			o += !cr;
+			out[o++] = '\n';
+			s = j + 1;
+			line_from = i + s;
+			before = 0;
+			if (p[i + s] == '.') {
+				out[o++] = '.';
+				out[o++] = '.';
+				dots++;
+				s++;
+			}
+		}
+		if (s < CHUNK) {
+			copy(p + i + s, out + o);
+			o += CHUNK - s;
+			s = CHUNK;
+		}
+		i += s;
+	}
+	if (i > 0) {
+		e->last_cr = p[i - 1] == '\r';
+		e->line_len = before + (i - line_from) < 2 ?
+		    (unsigned char)(before + (i - line_from)) : 2;
+	}
+	*written_r = o;
+	*dots_r = dots;
+	return i;
+}
+
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+#define ENCODER_SIMD 1
+
+static inline __attribute__((always_inline)) uint64_t
+lf_mask16(const unsigned char *in)
+{
+	const __m128i lf = _mm_set1_epi8('\n');
+	uint64_t m = 0;
+
+	for (int k = 0; k < CHUNK / 16; k++)
+		m |= (uint64_t)(unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(
+		    _mm_loadu_si128((const void *)(in + 16 * k)), lf)) <<
+		    (16 * k);
+	return m;
+}
+
+static inline __attribute__((always_inline)) void
+copy16(const unsigned char *in, char *out)
+{
+	for (int k = 0; k < CHUNK / 16; k++)
+		_mm_storeu_si128((void *)(out + 16 * k),
+		    _mm_loadu_si128((const void *)(in + 16 * k)));
+}
+
+static size_t
+encode_chunks16(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
+    char *out, size_t outsize, size_t *written_r, size_t *dots_r)
+{
+	return encode_chunks(e, p, inlen, out, outsize, written_r, dots_r,
+	    lf_mask16, copy16);
+}
+
+__attribute__((target("avx2"))) static inline
+__attribute__((always_inline)) uint64_t
+lf_mask32(const unsigned char *in)
+{
+	const __m256i lf = _mm256_set1_epi8('\n');
+	uint64_t lo = (unsigned int)_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+	    _mm256_loadu_si256((const void *)in), lf));
+	uint64_t hi = (unsigned int)_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+	    _mm256_loadu_si256((const void *)(in + 32)), lf));
+
+	return lo | hi << 32;
+}
+
+__attribute__((target("avx2"))) static inline
+__attribute__((always_inline)) void
+copy32(const unsigned char *in, char *out)
+{
+	_mm256_storeu_si256((void *)out,
+	    _mm256_loadu_si256((const void *)in));
+	_mm256_storeu_si256((void *)(out + 32),
+	    _mm256_loadu_si256((const void *)(in + 32)));
+}
+
+__attribute__((target("avx2"))) static size_t
+encode_chunks32(struct pop3_encoder *e, const unsigned char *p, size_t inlen,
+    char *out, size_t outsize, size_t *written_r, size_t *dots_r)
+{
+	return encode_chunks(e, p, inlen, out, outsize, written_r, dots_r,
+	    lf_mask32, copy32);
+}
+#endif
+
+typedef size_t encode_chunks_fn(struct pop3_encoder *, const unsigned char *,
+    size_t, char *, size_t, size_t *, size_t *);
+
+/* NULL: line by line only (no SIMD, or a test asked for it). */
+static encode_chunks_fn *blocks_fn;
+static size_t blocks_width;
+static bool blocks_chosen;
+
+size_t
+pop3_encoder_set_width(size_t max)
+{
+	blocks_fn = NULL;
+	blocks_width = 0;
+#ifdef ENCODER_SIMD
+	__builtin_cpu_init();
+	if (max >= 32 && __builtin_cpu_supports("avx2")) {
+		blocks_fn = encode_chunks32;
+		blocks_width = 32;
+	} else if (max >= 16) {
+		blocks_fn = encode_chunks16;
+		blocks_width = 16;
+	}
+#else
+	(void)max;
+#endif
+	blocks_chosen = true;
+	return blocks_width;
+}
+
+/*
+ * Line by line for the rest: a run of octets up to the next LF is copied
+ * whole (crlf_copy_to_lf); only line starts and line ends are looked at one
+ * by one. Also TOP's path, which counts its lines.
  */
 size_t
 pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
@@ -153,6 +318,8 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 	const unsigned char *p = in;
 	size_t i = 0, o = 0, dots = 0;
 
+	if (!blocks_chosen)
+		(void)pop3_encoder_set_width(SIZE_MAX);
 	while (i < inlen && !e->done) {
 		size_t room, n;
 
@@ -167,6 +334,17 @@ pop3_encoder_feed_some(struct pop3_encoder *e, const void *in, size_t inlen,
 			e->last_cr = false;
 			i++;
 			continue;
+		}
+		if (!e->top && blocks_fn != NULL) {
+			size_t w, d;
+
+			n = blocks_fn(e, p + i, inlen - i, out + o, outsize - o,
+			    &w, &d);
+			i += n;
+			o += w;
+			dots += d;
+			if (n > 0)
+				continue;
 		}
 		room = inlen - i < outsize - o ? inlen - i : outsize - o;
 		n = crlf_copy_to_lf(p + i, room, out + o);

@@ -123,6 +123,14 @@ size_t pop3_encoder_feed(struct pop3_encoder *e, const void *in, size_t inlen,
  */
 size_t pop3_encoder_feed_some(struct pop3_encoder *e, const void *in,
     size_t inlen, char *out, size_t outsize, size_t *written_r);
+/*
+ * RETR's bulk loop looks at 64 input octets at a time with the widest
+ * vectors the CPU has, at most max octets wide (AVX2 32, SSE2 16; 0 is
+ * line by line, as TOP always is). Chosen on first use; tests and the fuzz
+ * target call this to run every width. The output is the same at any
+ * width. Returns the width now in use.
+ */
+size_t pop3_encoder_set_width(size_t max);
 /* True once TOP has sent all lines it will: the caller may stop reading. */
 bool pop3_encoder_full(const struct pop3_encoder *e);
 /*

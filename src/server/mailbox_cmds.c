@@ -162,6 +162,9 @@ start_body(struct mail_conn *c, struct store_msg *m, bool top, uint64_t lines)
 	} else {
 		session_reply(&c->s, "+OK %llu octets",
 		    (unsigned long long)m->size);
+		/* Fewer, larger writes: each costs a wake-up of the reader. */
+		if (m->size > SESSION_OUT_MAX)
+			(void)session_out_widen(&c->s);
 		c->retrieved++;
 		c->retrieved_bytes += m->size;
 	}

@@ -64,6 +64,38 @@ session_out_room(const struct session *s)
 	return iobuf_room(&s->out);
 }
 
+/* Sessions of this process whose output may hold SESSION_OUT_BODY. */
+static unsigned int out_wide_sessions;
+
+bool
+session_out_widen(struct session *s)
+{
+	if (s->out_wide)
+		return true;
+	if (out_wide_sessions >= SESSION_OUT_WIDE)
+		return false;
+	iobuf_set_max(&s->out, SESSION_OUT_BODY);
+	if (iobuf_reserve(&s->out, SESSION_OUT_BODY - out_pending(s)) < 0) {
+		/* Not the end of anything: the RETR goes out 64 KB at a time. */
+		iobuf_set_max(&s->out, SESSION_OUT_MAX);
+		return false;
+	}
+	s->out_wide = true;
+	out_wide_sessions++;
+	return true;
+}
+
+/* Back to the usual limit; only once out is empty (no storage held). */
+static void
+out_narrow(struct session *s)
+{
+	if (!s->out_wide || out_pending(s) > 0)
+		return;
+	iobuf_set_max(&s->out, SESSION_OUT_MAX);
+	s->out_wide = false;
+	out_wide_sessions--;
+}
+
 /* The output buffer's storage, taken when a reply is queued. */
 static bool
 out_alloc(struct session *s)
@@ -142,6 +174,7 @@ session_teardown(struct session *s)
 {
 	session_log_end(s);
 	iobuf_free(&s->out);
+	out_narrow(s);
 	if (!s->handshaking)
 		conn_shutdown(&s->conn);
 	conn_free(&s->conn);
@@ -195,8 +228,10 @@ session_flush(struct session *s)
 		ev_timer_start(s->ev, &s->timer, s->idle_ms);
 	}
 	/* Drained: an idle session holds no output buffer. */
-	if (!s->more)
+	if (!s->more) {
 		iobuf_shrink(&s->out);
+		out_narrow(s);
+	}
 }
 
 static void

@@ -96,6 +96,7 @@ struct session {
 	bool			 transcript;
 	bool			 suspended;	/* wait: take no command */
 	bool			 more;		/* a multi-line reply is being sent */
+	bool			 out_wide;	/* out may hold SESSION_OUT_BODY */
 	bool			 closing;	/* close when the output is sent */
 	bool			 closed;
 	/* The client ended its stream: its complete commands still run. */
@@ -157,6 +158,14 @@ size_t session_out_room(const struct session *s);
  */
 char *session_out_tail(struct session *s, size_t *room_r);
 void session_out_commit(struct session *s, size_t n);
+/*
+ * For a long multi-line reply: let the output buffer hold
+ * SESSION_OUT_BODY (taken now) until it is next drained, so the reply
+ * leaves in fewer, larger writes. false when the process already has
+ * SESSION_OUT_WIDE such sessions or no memory: the reply still goes out,
+ * in SESSION_OUT_MAX pieces.
+ */
+bool session_out_widen(struct session *s);
 
 /* Wake up: queued output or input to look at after an outside event. */
 void session_resume(struct session *s);

@@ -1147,6 +1147,41 @@ test_encoder_matches_reference_on_long_lines(void **state)
 	}
 }
 
+/*
+ * One line end at every offset, a dot line right after it, messages of
+ * every length around it: the block loop's last line end falls on every
+ * position of its chunk and where it hands over to the line-by-line rest,
+ * which must still see a line start there (the dot stuffed).
+ */
+static void
+test_encoder_dot_after_a_line_end_at_every_offset(void **state)
+{
+	enum { MAXLEN = 400 };
+	static unsigned char in[MAXLEN];
+	static char want[2 * MAXLEN + 8], got[2 * MAXLEN + 8];
+	unsigned int seed = 5;
+
+	(void)state;
+	for (size_t q = 0; q + 2 < MAXLEN; q++) {
+		for (size_t len = q + 2; len <= MAXLEN && len <= q + 200;
+		    len += 1 + q % 3) {
+			size_t wlen, glen;
+
+			memset(in, 'a', len);
+			if (q > 0 && q % 2 == 0)
+				in[q - 1] = '\r';
+			in[q] = '\n';
+			in[q + 1] = '.';
+			wlen = reference_encode(in, len, false, 0, want);
+			glen = chunked_encode(in, len, false, 0, len,
+			    sizeof(got), got, &seed);
+			if (glen != wlen || memcmp(got, want, wlen) != 0)
+				fail_msg("LF at %zu, length %zu: output differs",
+				    q, len);
+		}
+	}
+}
+
 /* Two pieces, cut at every point of the input, one feed each. */
 static void
 test_encoder_matches_reference_split_at_every_boundary(void **state)
@@ -1236,6 +1271,27 @@ test_put_u64_matches_printf_at_every_width(void **state)
 	assert_int_equal(got[0], '0');
 }
 
+/*
+ * The encoder's tests run at every block width RETR's bulk loop can take
+ * (pop3_encoder_set_width): line by line, SSE2's 16 and AVX2's 32 octets,
+ * as far as this CPU has them. The output must not depend on it.
+ */
+static size_t widths[] = { 0, 16, 32 };
+static size_t width_at;
+
+static int
+next_width(void **state)
+{
+	size_t want = widths[width_at++], got;
+
+	(void)state;
+	got = pop3_encoder_set_width(want);
+	if (got != want)
+		print_message("encoder: width %zu not available, %zu tested\n",
+		    want, got);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -1250,6 +1306,14 @@ main(void)
 		cmocka_unit_test(
 		    test_msgnum_accepts_1_to_uint32_max_and_leading_zeros),
 		cmocka_unit_test(test_msgnum_rejects_zero_noise_and_overflow),
+		cmocka_unit_test(
+		    test_unstuff_strips_one_leading_dot_and_spots_terminator),
+		cmocka_unit_test(test_parse_status_accepts_ok_and_err_only),
+		cmocka_unit_test(test_resp_code_extracts_rfc2449_codes),
+		cmocka_unit_test(test_resp_code_refuses_what_does_not_fit),
+		cmocka_unit_test(test_put_u64_matches_printf_at_every_width),
+	};
+	const struct CMUnitTest encoder_tests[] = {
 		cmocka_unit_test(test_encoder_vectors_one_shot),
 		cmocka_unit_test(test_encoder_vectors_byte_at_a_time),
 		cmocka_unit_test(test_encoder_vectors_every_split_point),
@@ -1257,9 +1321,13 @@ main(void)
 		    test_encoder_crlf_split_across_chunks_is_one_line_end),
 		cmocka_unit_test(test_encoder_top_ignores_input_after_limit),
 		cmocka_unit_test(test_encoder_retr_is_never_full),
-		cmocka_unit_test(test_encoder_matches_reference_on_random_input),
+		cmocka_unit_test(
+		    test_encoder_matches_reference_on_random_input),
 		cmocka_unit_test(test_encoder_matches_reference_on_long_lines),
-		cmocka_unit_test(test_encoder_matches_reference_split_at_every_boundary),
+		cmocka_unit_test(
+		    test_encoder_matches_reference_split_at_every_boundary),
+		cmocka_unit_test(
+		    test_encoder_dot_after_a_line_end_at_every_offset),
 		cmocka_unit_test(test_encoder_long_lines_and_big_blocks),
 		cmocka_unit_test(test_encoder_worst_case_fills_out_max_exactly),
 		cmocka_unit_test(test_encoder_counts_the_crlf_size),
@@ -1268,13 +1336,11 @@ main(void)
 		    test_encoder_feed_some_never_splits_one_bytes_output),
 		cmocka_unit_test(
 		    test_encoder_size_equals_crlf_size_over_generated_messages),
-		cmocka_unit_test(
-		    test_unstuff_strips_one_leading_dot_and_spots_terminator),
-		cmocka_unit_test(test_parse_status_accepts_ok_and_err_only),
-		cmocka_unit_test(test_resp_code_extracts_rfc2449_codes),
-		cmocka_unit_test(test_resp_code_refuses_what_does_not_fit),
-		cmocka_unit_test(test_put_u64_matches_printf_at_every_width),
 	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	for (size_t i = 0; i < N_ELEM(widths); i++)
+		failed += cmocka_run_group_tests(encoder_tests, next_width,
+		    NULL);
+	return failed;
 }

@@ -370,6 +370,75 @@ test_out_tail_appends_after_pending_output(void **state)
 }
 
 /*
+ * A long RETR's buffer holds SESSION_OUT_BODY until it is drained, then
+ * the usual SESSION_OUT_MAX again (an idle session holds no storage).
+ */
+static void
+test_widened_output_narrows_once_drained(void **state)
+{
+	struct fixture *f = *state;
+	char out[64];
+
+	session_reply(f->s, "+OK first");
+	assert_true(session_out_widen(f->s));
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_BODY - 11);
+	/* Asking again changes nothing. */
+	assert_true(session_out_widen(f->s));
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_BODY - 11);
+	session_resume(f->s);
+	exchange(f, NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "+OK first\r\n");
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_MAX);
+}
+
+static void
+free_session(struct session *s)
+{
+	free(s);
+}
+
+static const struct session_ops plain_ops = {
+	.commands = cmds, .more = more, .closed = free_session,
+};
+
+/*
+ * At most SESSION_OUT_WIDE sessions of a process hold the wide buffer; one
+ * that ends gives its place to the next.
+ */
+static void
+test_wide_output_is_bounded_per_process(void **state)
+{
+	struct fixture *f = *state;
+	struct session *s[SESSION_OUT_WIDE];
+	int peers[SESSION_OUT_WIDE];
+
+	for (size_t i = 0; i < SESSION_OUT_WIDE; i++) {
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		s[i] = calloc(1, sizeof(*s[i]));
+		assert_non_null(s[i]);
+		s[i]->idle_ms = 10000;
+		assert_int_equal(session_start(s[i], f->ev, sv[0], &plain_ops,
+		    NULL, NULL, 0), 0);
+		peers[i] = sv[1];
+		session_reply(s[i], "+OK");
+		assert_true(session_out_widen(s[i]));
+	}
+	session_reply(f->s, "+OK");
+	assert_false(session_out_widen(f->s));
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_MAX - 5);
+	session_close(s[0]);
+	assert_true(session_out_widen(f->s));
+	assert_int_equal(session_out_room(f->s), SESSION_OUT_BODY - 5);
+	for (size_t i = 0; i < SESSION_OUT_WIDE; i++) {
+		if (i > 0)
+			session_close(s[i]);
+		close(peers[i]);
+	}
+}
+
+/*
  * The idle timeout's goodbye cannot be sent (the client shut its reading
  * side): the failed write closes the session, and the timeout must not
  * touch it afterwards (it did, freed, under ASan: a heap-use-after-free
@@ -444,6 +513,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_multiline_status_and_first_block_share_one_write, setup_seqpacket, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_session_turns_nagle_off, setup_tcp, teardown),
 		cmocka_unit_test_setup_teardown(test_out_tail_appends_after_pending_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_widened_output_narrows_once_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_wide_output_is_bounded_per_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_timeout_whose_goodbye_fails_closes_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_reader_is_disconnected, setup_tcp, teardown),
