@@ -272,6 +272,8 @@ mailbox_update(struct mail_conn *c)
 	 */
 	body_close(c);
 	c->sops->close(&c->st, &c->idx);
+	/* Here too when UPDATE waited on the store and no CMD_CLOSE follows. */
+	session_set_end(s, "quit");
 	if (r != STORE_OK) {
 		log_warnx("session=%s event=update-failed reason=\"%s\"", s->id, err);
 		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "

@@ -107,6 +107,10 @@ def test_dele_quit_half_close_commits_while_pgsql_is_pending(
         # The database really was holding the session up.
         assert time.monotonic() - t0 >= HOLD_S - 0.5
         assert rows(db) == [uidls[1]]
+        # A QUIT whose UPDATE waited on the database ends as a QUIT, not
+        # as an error (it logged reason=error after its +OK Bye).
+        srv.wait_log("event=disconnect reason=quit")
+        assert "event=disconnect reason=error" not in srv.log()
     finally:
         if holder is not None:
             holder.join(20)
