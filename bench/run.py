@@ -524,7 +524,12 @@ class Dovecot(Server):
         """cache: auth_cache_size = 10M, auth_cache_ttl = 1 hour, over the
         same users in a dict passdb: Dovecot 2.3's passwd-file passdb has
         no cache key (passdb-passwd-file.c sets no default_cache_key), so
-        the cache settings alone leave every login hashed."""
+        with it the settings change nothing. Even so a hit still costs
+        the hash: a passdb that returns the stored hash (dict, SQL, LDAP)
+        has that hash cached and checked again (auth-request.c, the
+        {SHA1} of the plaintext is kept only for passdbs that return no
+        password: PAM, bsdauth). Measured here: Dovecot's auth process
+        spends 2.0 ms per S1 login with and without it."""
         self.dir = tempfile.mkdtemp(prefix="dovecot-", dir=tmp)
         os.chmod(self.dir, 0o755)
         self.port, self.port_tls = free_port(), free_port()
@@ -961,8 +966,9 @@ def scenarios(b, srv, data, root, only, quick, smoke):
 
 
 # The same logins with the password-verification cache on in both servers
-# (postinod auth_cache_size, Dovecot auth_cache_size = 10M): ids S1c, S5c
-# and S6c (S6's STLS S1), rows "... with auth cache (both)".
+# (postinod auth_cache_size, Dovecot auth_cache_size = 10M; see Dovecot for
+# why Dovecot's still hashes): ids S1c, S5c and S6c (S6's STLS S1), rows
+# "... with auth cache (both)".
 CACHED = ("S1c", "S5c", "S6c")
 # Every bench user fits, in each auth worker.
 POSTINOD_CACHE = {"auth_cache_size": "20000", "auth_cache_ttl": "3600"}
