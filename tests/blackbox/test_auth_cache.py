@@ -155,7 +155,7 @@ def test_penalty_still_bites_for_a_cached_user(mailroot, postinod):
     """A network's failures delay its next check, the right password of
     a cached user included: the cache speeds only the hash."""
     mailroot.add_user("alice", "Right-horse-7")
-    srv = postinod(auth_cache_size=100, auth_fail_delay_ms=400)
+    srv = postinod(auth_cache_size=100, auth_fail_delay_ms=1000)
     login_quit(srv, "alice", "Right-horse-7")
     login_quit(srv, "alice", "Right-horse-7")
     # A wrong guess from the network, and while its check runs the right
@@ -168,11 +168,12 @@ def test_penalty_still_bites_for_a_cached_user(mailroot, postinod):
     assert b.cmd(b"USER alice") == b"+OK"
     t0 = time.monotonic()
     a.send(b"PASS wrong\r\n")
-    time.sleep(0.1)
+    time.sleep(0.3)     # so the guess reaches the auth worker first
     b.send(b"PASS Right-horse-7\r\n")
     assert b.line().startswith(b"+OK")
-    # Checked no sooner than the failure's 400 ms allow.
-    assert time.monotonic() - t0 >= 0.38, time.monotonic() - t0
+    # Checked no sooner than the failure's 1,000 ms allow (at once, it
+    # would have come at about 0.3 s).
+    assert time.monotonic() - t0 >= 0.9, time.monotonic() - t0
     assert a.line() == FAIL
     b.cmd(b"QUIT")
     a.close()
