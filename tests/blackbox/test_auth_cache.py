@@ -71,6 +71,21 @@ def test_second_login_skips_the_hash(mailroot, postinod):
     assert hits < miss / 2, (miss, hits)
 
 
+def test_entry_expires_after_auth_cache_ttl(mailroot, postinod):
+    mailroot.add_user("alice", "x")
+    write_passwd(mailroot, {"alice": slow_hash("secret", 400000)})
+    srv = postinod(auth_cache_size=100, auth_cache_ttl=1, auth_workers=1)
+    t0 = auth_cpu(srv)
+    login_quit(srv, "alice", "secret")
+    miss = auth_cpu(srv) - t0
+    time.sleep(2.2)     # the monotonic clock's whole seconds: > 1 s on
+    t1 = auth_cpu(srv)
+    login_quit(srv, "alice", "secret")
+    again = auth_cpu(srv) - t1
+    assert miss >= 0.05, miss
+    assert again >= miss / 2, (miss, again)
+
+
 def test_passwd_file_change_refuses_the_old_password_at_once(mailroot,
                                                              postinod):
     mailroot.add_user("alice", "old")
