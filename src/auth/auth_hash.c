@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "../lib/str.h"
+#include "auth_cache.h"
 #include "crypto.h"
 
 _Static_assert(AUTH_HASH_MAX >= CRYPT_OUTPUT_SIZE,
@@ -351,4 +352,31 @@ auth_dummy_pay(const struct auth_dummy *d, const char *pass)
 		(void)auth_scram_verify(pass, &d->scram);
 	else
 		(void)auth_hash_verify(pass, d->hash);
+}
+
+bool
+auth_secret_verify(const struct auth_dummy *d, const char *user,
+    enum auth_scheme sch, const char *secret, const char *pass)
+{
+	bool ok;
+
+	if (sch != AUTH_SCHEME_CRYPT && sch != AUTH_SCHEME_SCRAM &&
+	    sch != AUTH_SCHEME_PLAIN) {
+		auth_dummy_pay(d, pass);
+		return false;
+	}
+	if (auth_cache_hit(user, secret, pass))
+		return true;
+	if (sch == AUTH_SCHEME_PLAIN) {
+		/* A plaintext check is cheap: pay the hash anyway. */
+		auth_dummy_pay(d, pass);
+		ok = crypto_secret_equal(pass, secret);
+	} else if (sch == AUTH_SCHEME_SCRAM) {
+		ok = auth_scram_verify_text(pass, secret);
+	} else {
+		ok = auth_hash_verify(pass, secret);
+	}
+	if (ok)
+		auth_cache_put(user, secret, pass);
+	return ok;
 }

@@ -83,6 +83,19 @@ void auth_dummy_learn(struct auth_dummy *d, enum auth_scheme sch,
 /* Check pass against the dummy, for the time it takes; the result is moot. */
 void auth_dummy_pay(const struct auth_dummy *d, const char *pass);
 
+/*
+ * The one plaintext check of every backend: true when pass is the
+ * password of user's stored secret (scheme sch and secret as
+ * auth_hash_scheme() split them). The verification cache
+ * (auth_cache.h) answers first: a hit is a success without a hash and
+ * not counted in auth_hash_count(); a success the slow way fills it.
+ * Anything else is checked in full: a crypt(3) hash or a SCRAM secret
+ * costs its own hash, {PLAIN} is compared in constant time after d's
+ * hash, and LOCKED or UNUSABLE pays d's hash and fails.
+ */
+bool auth_secret_verify(const struct auth_dummy *d, const char *user,
+    enum auth_scheme sch, const char *secret, const char *pass);
+
 /* ---- SCRAM-SHA-256 (RFC 5802 sec. 3, RFC 7677) ------------------------ */
 
 /*

@@ -518,7 +518,6 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
     struct auth_user *user_r)
 {
 	const struct entry *e;
-	bool ok;
 
 	memset(user_r, 0, sizeof(*user_r));
 	if (refresh(db) < 0)
@@ -528,21 +527,12 @@ pf_verify(struct auth_db *db, const char *user, const char *pass,
 		return AUTH_PERMFAIL;
 	}
 	e = find(db, user);
-	if (e == NULL || e->scheme == AUTH_SCHEME_LOCKED ||
-	    e->scheme == AUTH_SCHEME_UNUSABLE) {
+	if (e == NULL) {
 		auth_dummy_pay(&db->dummy, pass);
 		return AUTH_PERMFAIL;
 	}
-	if (e->scheme == AUTH_SCHEME_PLAIN) {
-		/* A plaintext check is cheap: pay the hash anyway. */
-		auth_dummy_pay(&db->dummy, pass);
-		ok = crypto_secret_equal(pass, e->secret);
-	} else if (e->scheme == AUTH_SCHEME_SCRAM) {
-		ok = auth_scram_verify_text(pass, e->secret);
-	} else {
-		ok = auth_hash_verify(pass, e->secret);
-	}
-	if (!ok)
+	if (!auth_secret_verify(&db->dummy, e->name, e->scheme, e->secret,
+	    pass))
 		return AUTH_PERMFAIL;
 	fill_user(e, user_r);
 	return AUTH_OK;

@@ -389,20 +389,12 @@ pg_verify(struct auth_db *db, const char *user, const char *pass,
 	found = fetch(db, user, &r);
 	if (found < 0)
 		return AUTH_TEMPFAIL;
-	if (found == 0 || r.scheme == AUTH_SCHEME_LOCKED ||
-	    r.scheme == AUTH_SCHEME_UNUSABLE) {
+	if (found == 0) {
 		auth_dummy_pay(&db->dummy, pass);
 		explicit_bzero(&r, sizeof(r));
 		return AUTH_PERMFAIL;
 	}
-	if (r.scheme == AUTH_SCHEME_PLAIN) {
-		auth_dummy_pay(&db->dummy, pass);
-		ok = crypto_secret_equal(pass, r.secret);
-	} else if (r.scheme == AUTH_SCHEME_SCRAM) {
-		ok = auth_scram_verify_text(pass, r.secret);
-	} else {
-		ok = auth_hash_verify(pass, r.secret);
-	}
+	ok = auth_secret_verify(&db->dummy, user, r.scheme, r.secret, pass);
 	/*
 	 * Unknown users cost what the users seen last cost: with no table
 	 * scan to find the commonest method (the passwd-file's way), the

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../auth/auth.h"
+#include "../auth/auth_cache.h"
 #include "../lib/ev.h"
 #include "../lib/ipc.h"
 #include "../lib/list.h"
@@ -1013,6 +1014,7 @@ authd_free(void)
 		ipc_free(&clients[i]);
 	nclients = 0;
 	ops->close(&db);
+	auth_cache_free();
 	jwt_key_free(&oauth_key);
 	/*
 	 * The helper sees its channel close and exits; the filter bars
@@ -1063,6 +1065,10 @@ authd_main(const struct config *config)
 	if (path != NULL && config_passdb_open(cf, path, &ops, &db, err) < 0)
 		fatalx("%s", err);
 	sasl_setup(&oauth_fd);
+	/* Its key from the RNG now, before the filter. */
+	if (auth_cache_init(cf->auth_cache_size, cf->auth_cache_ttl,
+	    NULL) < 0)
+		fatalx("auth_cache_size: cannot allocate the cache");
 	/* A pgsql backend keeps its socket: only the passwd-file's filter. */
 	ev = role_start(&(struct role){ .stop = stop,
 	    .master_msg = master_msg, .sandbox = SANDBOX_ROLE_AUTH,

@@ -78,6 +78,11 @@ static const struct config_key config_keys[] = {
 	KEY(auth_fail_delay_ms, CT_UINT, auth_fail_delay_ms, 0, PENALTY_MAX_MS,
 	    "1000"),
 	KEY(auth_workers, CT_UINT, auth_workers, 0, 64, "0"),
+	/* Off by default: the cache keeps a fast-to-test password digest. */
+	KEY(auth_cache_size, CT_UINT, auth_cache_size, 0, AUTH_CACHE_SIZE_MAX,
+	    "0"),
+	KEY(auth_cache_ttl, CT_UINT, auth_cache_ttl, AUTH_CACHE_TTL_MIN,
+	    AUTH_CACHE_TTL_MAX, "3600"),
 	KEY(auth_queue_per_network, CT_UINT, auth_queue_per_network, 1, 1024,
 	    "16"),
 	KEY(auth_penalty_prefix4, CT_UINT, auth_penalty_prefix4, 8, 32, "24"),

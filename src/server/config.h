@@ -73,6 +73,8 @@ struct config {
 	unsigned int	 login_timeout;			/* seconds */
 	unsigned int	 auth_fail_delay_ms;
 	unsigned int	 auth_workers;			/* 0 = one per CPU */
+	unsigned int	 auth_cache_size;	/* users per auth worker, 0 = off */
+	unsigned int	 auth_cache_ttl;		/* seconds */
 	unsigned int	 auth_queue_per_network;	/* waiting per network */
 	unsigned int	 auth_penalty_prefix4;		/* bits of an IPv4 network */
 	unsigned int	 auth_penalty_prefix6;		/* bits of an IPv6 network */

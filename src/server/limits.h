@@ -135,6 +135,21 @@
 #define OAUTH_CHECK_TIMEOUT_MS	10000
 /* Clients: login and mail workers, a few dozen. Kept to free them at exit. */
 #define CLIENTS_MAX		1024
+/*
+ * The verification cache (src/auth/auth_cache.h), per auth worker. An
+ * entry is 80 octets with its share of the hash table, so the largest
+ * cache is 80 MB per worker, touched only as users log in: a million
+ * users logging in within one TTL is beyond what one machine serves.
+ */
+#define AUTH_CACHE_SIZE_MAX	1000000u
+/*
+ * A cached digest lives this long after the real check that made it. A
+ * changed password is never served from the cache, so the TTL bounds
+ * only how long a digest of a password sits in memory: at least a
+ * second, at most a day (a day-old login has no business being fast).
+ */
+#define AUTH_CACHE_TTL_MIN	1u
+#define AUTH_CACHE_TTL_MAX	86400u
 /* Networks remembered at once per auth worker; beyond, the oldest goes. */
 #define PENALTY_SLOTS		4096
 /* Failures are forgotten after this long without a new one (Dovecot: 1h). */
