@@ -12,8 +12,11 @@
  * - only a right password ever matches; the caller checks every other
  *   one the slow way, so a guess costs what it costs without the cache;
  * - the table holds no user name and no password: a user is found by a
- *   16-octet MAC of the name, and a memory dump gives digests that are
- *   worthless without the key (wiped on eviction, expiry and exit).
+ *   16-octet MAC of the name, and the digests are worthless without the
+ *   key. The key is in the same process, though: a dump of its whole
+ *   memory lets each password guess be tested with one HMAC instead of
+ *   one crypt(3), which is why the cache is off by default. Entries are
+ *   wiped on eviction, expiry and exit.
  *
  * One cache per process (the auth role has one password database); the
  * table is a hash of user ids with an LRU list, sized once.
