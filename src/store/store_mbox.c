@@ -756,7 +756,8 @@ mbox_open(struct store **st_r, const struct store_params *p,
 		goto fail;
 	}
 	priv_group_raise();
-	if ((res = store_lock_session(lock, &mb->lock_fd, err)) == STORE_OK)
+	if ((res = store_lock_session(AT_FDCWD, NULL, lock, &mb->lock_fd,
+	    err)) == STORE_OK)
 		mbox_remove_stale_tmp(mb);
 	priv_group_lower();
 	if (res != STORE_OK)
