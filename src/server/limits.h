@@ -158,6 +158,13 @@
  */
 #define RETR_BLOCK		(32 * 1024)
 #define RETR_MIN_READ		(4 * 1024)
+/*
+ * Ended sessions a mail worker tells the master about together, at most
+ * this late: under load one message (and one wakeup of the master) covers
+ * several (S1: each was one of the seven messages between roles per login).
+ * The master's count only steers which worker gets the next session.
+ */
+#define MAIL_ENDED_BATCH_MS	10
 /* A worker without sessions this long offers to retire (DESIGN.md). */
 #define MAIL_IDLE_MS		60000
 /*

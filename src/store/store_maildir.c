@@ -1055,9 +1055,13 @@ md_list(struct maildir *md, const struct store_params *p, uint64_t *total_r,
 	stamped = md_index_stamp(md, stamp, sizeof(stamp), &newest) == 0;
 	if (stamped && md_index_load(md, p, stamp, total_r)) {
 		md_dirs_close(md);
-		if (!md->no_legacy)
-			md->legacy = maildir_uidlist_load(md->dir_fd,
-			    p->uidl_format, NULL);
+		if (md->no_legacy)
+			return STORE_OK;
+		md->legacy = maildir_uidlist_load(md->dir_fd, p->uidl_format,
+		    &md->no_legacy);
+		/* An older postinod's index: said once, not looked up again. */
+		if (md->no_legacy)
+			md_index_save(md, stamp);
 		return STORE_OK;
 	}
 	md->legacy = maildir_uidlist_load(md->dir_fd, p->uidl_format,

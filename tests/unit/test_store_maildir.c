@@ -943,6 +943,53 @@ test_index_remembers_there_was_no_uidlist(void **state)
 	assert_null(strstr(head, "no-uidlist"));
 }
 
+/* The first line of the index, "" when there is none. */
+static const char *
+index_head(const struct fixture *f)
+{
+	static char head[256];
+	char p[256];
+	FILE *fp;
+
+	head[0] = '\0';
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	if ((fp = fopen(p, "r")) != NULL) {
+		if (fgets(head, sizeof(head), fp) == NULL)
+			head[0] = '\0';
+		assert_int_equal(fclose(fp), 0);
+	}
+	return head;
+}
+
+/* An older postinod's index (no word on uidlists) is said once. */
+static void
+test_index_of_an_older_postinod_learns_there_is_no_uidlist(void **state)
+{
+	struct fixture *f = *state;
+	char p[256], old[256], *flag;
+	FILE *fp;
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,S", "one\n", 4);
+	age_dir(f, "new");
+	age_dir(f, "cur");
+	assert_int_equal(count_open(f), 1);
+	snprintf(old, sizeof(old), "%s", index_head(f));
+	assert_non_null(flag = strstr(old, " no-uidlist"));
+	memmove(flag, flag + strlen(" no-uidlist"),
+	    strlen(flag + strlen(" no-uidlist")) + 1);
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%sC 5 1.a:2,S\n", old);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(p, 0600), 0);
+	assert_string_equal(index_head(f), old);
+	assert_int_equal(count_open(f), 1);
+	assert_non_null(strstr(index_head(f), " no-uidlist "));
+	assert_string_equal(first_uidl(f, 1), "1.a");
+}
+
 int
 main(void)
 {
@@ -973,6 +1020,7 @@ main(void)
 		T(test_index_is_not_written_for_fresh_directories),
 		T(test_index_that_is_not_right_is_ignored),
 		T(test_index_remembers_there_was_no_uidlist),
+		T(test_index_of_an_older_postinod_learns_there_is_no_uidlist),
 #undef T
 	};
 
