@@ -36,6 +36,7 @@ static struct ev_timer idle_timer;
 static struct ev_timer trim_timer;
 static struct ev_timer ended_timer;
 static uint32_t ended_untold;	/* sessions over, not yet told the master */
+static uint64_t ended_since;	/* when the first of them ended */
 
 static void lock_retry_fire(struct ev *e, void *arg);
 
@@ -53,13 +54,17 @@ tell_ended(struct ev *e, void *arg)
 	role_send(MSG_SESSION_END, &m, sizeof(m), -1);
 }
 
-/* One hand-off is over: told with others within MAIL_ENDED_BATCH_MS. */
+/* One hand-off is over: told with others (limits.h, MAIL_ENDED_*). */
 static void
 session_ended(void)
 {
-	ended_untold++;
-	if (!ev_timer_armed(&ended_timer))
-		ev_timer_start(ev, &ended_timer, MAIL_ENDED_BATCH_MS);
+	uint64_t now = ev_now_ms();
+
+	if (ended_untold++ == 0) {
+		ended_since = now;
+		ev_timer_start(ev, &ended_timer, MAIL_ENDED_LATE_MS);
+	} else if (now - ended_since >= MAIL_ENDED_BATCH_MS)
+		tell_ended(ev, NULL);
 }
 
 static void
