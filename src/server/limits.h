@@ -183,6 +183,17 @@
  */
 #define RETR_BLOCK		(32 * 1024)
 #define RETR_MIN_READ		(4 * 1024)
+/*
+ * Ended sessions a mail worker tells the master about together: with the
+ * next end at least MAIL_ENDED_BATCH_MS after the first one untold, else
+ * after MAIL_ENDED_LATE_MS (a timer: the only wakeup of its own, once per
+ * quiet spell), and at once before it offers to retire. Under load one
+ * message, and one wakeup of the master, covers several (S1: one of the
+ * seven messages between roles per login). The master's count only steers
+ * which worker gets the next session, so a late count costs nothing else.
+ */
+#define MAIL_ENDED_BATCH_MS	50
+#define MAIL_ENDED_LATE_MS	1000
 /* A worker without sessions this long offers to retire (DESIGN.md). */
 #define MAIL_IDLE_MS		60000
 /*

@@ -34,8 +34,38 @@ static uint64_t next_req = 1;
 static bool shutting_down;
 static struct ev_timer idle_timer;
 static struct ev_timer trim_timer;
+static struct ev_timer ended_timer;
+static uint32_t ended_untold;	/* sessions over, not yet told the master */
+static uint64_t ended_since;	/* when the first of them ended */
 
 static void lock_retry_fire(struct ev *e, void *arg);
+
+static void
+tell_ended(struct ev *e, void *arg)
+{
+	struct msg_ended m = { .count = ended_untold };
+
+	(void)e;
+	(void)arg;
+	ev_timer_stop(ev, &ended_timer);
+	if (ended_untold == 0)
+		return;
+	ended_untold = 0;
+	role_send(MSG_SESSION_END, &m, sizeof(m), -1);
+}
+
+/* One hand-off is over: told with others (limits.h, MAIL_ENDED_*). */
+static void
+session_ended(void)
+{
+	uint64_t now = ev_now_ms();
+
+	if (ended_untold++ == 0) {
+		ended_since = now;
+		ev_timer_start(ev, &ended_timer, MAIL_ENDED_LATE_MS);
+	} else if (now - ended_since >= MAIL_ENDED_BATCH_MS)
+		tell_ended(ev, NULL);
+}
 
 static void
 conn_closed(struct session *s)
@@ -47,11 +77,12 @@ conn_closed(struct session *s)
 	mailbox_release(c);
 	LIST_UNLINK(conns, c);
 	free(c);
-	role_send(MSG_SESSION_END, NULL, 0, -1);
+	session_ended();
 	if (conns == NULL) {
-		if (shutting_down)
+		if (shutting_down) {
+			tell_ended(ev, NULL);
 			ev_stop(ev);
-		else
+		} else
 			ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 		ev_timer_start(ev, &trim_timer, MAIL_TRIM_MS);
 	}
@@ -82,8 +113,11 @@ idle_expired(struct ev *e, void *arg)
 {
 	(void)e;
 	(void)arg;
-	if (conns == NULL)
+	if (conns == NULL) {
+		/* The master retires only a worker it counts no session on. */
+		tell_ended(ev, NULL);
 		role_send(MSG_IDLE, NULL, 0, -1);
+	}
 }
 
 /* Retried until mbox_lock_wait seconds after the first attempt. */
@@ -316,7 +350,7 @@ on_handoff(struct ipc_msg *msg)
 		if (msg->fd >= 0)
 			close(msg->fd);
 		free(c);
-		role_send(MSG_SESSION_END, NULL, 0, -1);
+		session_ended();
 		return;
 	}
 	ev_timer_init(&c->lock_retry, lock_retry_fire, c);
@@ -334,7 +368,7 @@ on_handoff(struct ipc_msg *msg)
 	    h.inlen) < 0) {
 		close(msg->fd);
 		free(c);
-		role_send(MSG_SESSION_END, NULL, 0, -1);
+		session_ended();
 		return;
 	}
 	LIST_PUSH(conns, c);
@@ -430,6 +464,7 @@ mail_main(const struct config *config, uid_t uid, gid_t gid)
 	store_pgsql_set_loop(ev);
 	ev_timer_init(&idle_timer, idle_expired, NULL);
 	ev_timer_init(&trim_timer, trim_expired, NULL);
+	ev_timer_init(&ended_timer, tell_ended, NULL);
 	ev_timer_start(ev, &idle_timer, MAIL_IDLE_MS);
 	role_run();
 	store_pgsql_shutdown();

@@ -270,6 +270,20 @@ mail_worker(enum child_role role, uid_t uid, gid_t gid)
 	return free_slot;
 }
 
+/* A worker's sessions are over: one (no body) or msg_ended's count. */
+static void
+sessions_ended(struct child *c, const struct ipc_msg *msg)
+{
+	struct msg_ended m = { .count = 1 };
+
+	if (msg->len != 0 && !proto_take(msg->data, msg->len, &m, sizeof(m))) {
+		log_warnx("event=protocol-error role=%s msg=session-end",
+		    role_name(c->role));
+		return;
+	}
+	c->sessions = m.count < c->sessions ? c->sessions - m.count : 0;
+}
+
 static void
 route_handoff(struct ipc_msg *msg)
 {
@@ -348,10 +362,9 @@ child_msg(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	} else if (c->role == ROLE_LMTP && msg->type == MSG_DELIVER_CHANNEL)
 		route_delivery(msg);
 	else if ((c->role == ROLE_MAIL || c->role == ROLE_DELIVER) &&
-	    msg->type == MSG_SESSION_END) {
-		if (c->sessions > 0)
-			c->sessions--;
-	} else if ((c->role == ROLE_MAIL || c->role == ROLE_DELIVER) &&
+	    msg->type == MSG_SESSION_END)
+		sessions_ended(c, msg);
+	else if ((c->role == ROLE_MAIL || c->role == ROLE_DELIVER) &&
 	    msg->type == MSG_IDLE) {
 		/* Retire it only if no hand-off is on its way to it. */
 		if (c->sessions == 0 && !stopping) {

@@ -35,7 +35,7 @@ enum proto_type {
 	MSG_AUTH_ACCOUNT,	/* auth -> mail */
 	MSG_HANDOFF,		/* login -> master -> mail; fd is the client */
 	MSG_SHUTDOWN,		/* master -> worker: finish and exit */
-	MSG_SESSION_END,	/* mail -> master: one hand-off is over */
+	MSG_SESSION_END,	/* mail -> master: hand-offs are over (msg_ended) */
 	MSG_IDLE,		/* mail -> master: no session for a while */
 	MSG_TLS_CONFIG,		/* master -> login: fd is a memfd, cert + key PEM */
 	MSG_READY,		/* login, lmtp -> master: has auth (and TLS):
@@ -77,6 +77,11 @@ enum proto_refusal {
 	REFUSE_BUSY,		/* the queue is full, or the deadline passed */
 	REFUSE_PENALTY,		/* the penalty outlasts the deadline */
 	REFUSE_TICKETS,		/* too many open tickets (user, address) */
+};
+
+/* MSG_SESSION_END: how many; with no body (deliver workers), one. */
+struct msg_ended {
+	uint32_t	count;
 };
 
 struct msg_cancel {

@@ -553,9 +553,13 @@ maildir_uidlist_parse_courier(struct maildir_uidlist *ul, const char *buf,
 	return ul_done(ul);
 }
 
-/* The whole of dirfd/name (at most MAILDIR_UIDLIST_FILE_MAX); NULL if none. */
+/*
+ * The whole of dirfd/name (at most MAILDIR_UIDLIST_FILE_MAX); NULL if
+ * none, and then *missing says whether that is because it does not exist.
+ */
 static char *
-read_file(int dirfd, const char *name, size_t *len_r, struct timespec *mtime)
+read_file(int dirfd, const char *name, size_t *len_r, struct timespec *mtime,
+    bool *missing)
 {
 	struct stat st;
 	char *buf;
@@ -564,6 +568,7 @@ read_file(int dirfd, const char *name, size_t *len_r, struct timespec *mtime)
 
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 	    O_NONBLOCK | O_NOCTTY);
+	*missing = fd == -1 && errno == ENOENT;
 	if (fd == -1)
 		return NULL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
@@ -595,13 +600,19 @@ older(const struct timespec *a, const struct timespec *b)
 }
 
 struct maildir_uidlist *
-maildir_uidlist_load(int dirfd, const char *fmt)
+maildir_uidlist_load(int dirfd, const char *fmt, bool *absent_r)
 {
 	struct timespec dt = { 0, 0 }, ct = { 0, 0 };
 	size_t dlen = 0, clen = 0;
-	char *dbuf = read_file(dirfd, MAILDIR_UIDLIST_DOVECOT, &dlen, &dt);
-	char *cbuf = read_file(dirfd, MAILDIR_UIDLIST_COURIER, &clen, &ct);
+	bool dmiss, cmiss;
+	char *dbuf = read_file(dirfd, MAILDIR_UIDLIST_DOVECOT, &dlen, &dt,
+	    &dmiss);
+	char *cbuf = read_file(dirfd, MAILDIR_UIDLIST_COURIER, &clen, &ct,
+	    &cmiss);
 	struct maildir_uidlist *ul = NULL;
+
+	if (absent_r != NULL)
+		*absent_r = dmiss && cmiss;
 
 	/* The later parse wins a name both give: parse the newer file last. */
 	if (dbuf != NULL && cbuf != NULL && older(&dt, &ct)) {

@@ -53,8 +53,11 @@ bool maildir_uidlist_format_ok(const char *fmt);
  * the pop3_uidl_format fmt (NULL: the default). NULL when there is none,
  * or nothing usable in them (this is never an error: the messages get
  * postinod's own UIDLs). When both exist, the newer file's UIDL wins.
+ * *absent_r (absent_r may be NULL): true only when neither file exists,
+ * not when one could not be read.
  */
-struct maildir_uidlist *maildir_uidlist_load(int dirfd, const char *fmt);
+struct maildir_uidlist *maildir_uidlist_load(int dirfd, const char *fmt,
+    bool *absent_r);
 
 /*
  * Parse one file's contents (len octets, need not be NUL-terminated) into

@@ -8,15 +8,18 @@
 #include "../lib/log.h"
 
 enum store_result
-store_lock_session(const char *path, int *fd_r, char *err)
+store_lock_session(int dirfd, const char *dir, const char *name, int *fd_r,
+    char *err)
 {
 	struct flock fl = { 0 };
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	if (fd == -1) {
-		(void)str_fmt(err, ERR_LEN, "cannot open session lock %s: %s",
-		    path, strerror(errno));
+		(void)str_fmt(err, ERR_LEN, "cannot open session lock %s%s%s: %s",
+		    dir != NULL ? dir : "", dir != NULL ? "/" : "", name,
+		    strerror(errno));
 		return STORE_TEMPFAIL;
 	}
 	fl.l_type = F_WRLCK;
@@ -32,7 +35,8 @@ store_lock_session(const char *path, int *fd_r, char *err)
 			    "mailbox is in use by another session");
 			return STORE_LOCKED;
 		}
-		(void)str_fmt(err, ERR_LEN, "cannot lock %s: %s", path,
+		(void)str_fmt(err, ERR_LEN, "cannot lock %s%s%s: %s",
+		    dir != NULL ? dir : "", dir != NULL ? "/" : "", name,
 		    strerror(saved));
 		return STORE_TEMPFAIL;
 	}

@@ -12,13 +12,16 @@
 #define STORE_IOBUF	65536
 
 /*
- * Take the session lock: an OFD write lock on path (created 0600 if needed),
+ * Take the session lock: an OFD write lock on name (created 0600 if
+ * needed) in the directory dirfd (AT_FDCWD: name is a path), shown in
+ * errors as dir/name (dir NULL: name alone),
  * non-blocking. OFD locks belong to the open file description, so a second
  * session of the same process conflicts too, and the lock dies with the fd
  * or the process. STORE_OK with the fd in *fd_r, STORE_LOCKED when another
  * session holds it, STORE_TEMPFAIL otherwise (err filled).
  */
-enum store_result store_lock_session(const char *path, int *fd_r, char *err);
+enum store_result store_lock_session(int dirfd, const char *dir,
+    const char *name, int *fd_r, char *err);
 
 #include "../lib/fdio.h"	/* fd_write_all() */
 

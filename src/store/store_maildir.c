@@ -51,6 +51,12 @@
 #define MD_INDEX_NAME	"postino-index"
 #define MD_INDEX_TMP	"postino-index.tmp"
 /*
+ * After the stamp when neither uidlist file existed as the index was
+ * written (an older postinod reading it rebuilds the index, as for any
+ * header it does not know).
+ */
+#define MD_INDEX_NO_UIDLIST " no-uidlist"
+/*
  * How old a directory's mtime must be before the scan for the index to
  * trust it later: far above the kernel's timestamp tick (a jiffy) and a
  * file system's coarsest (one second here and there).
@@ -107,6 +113,10 @@ struct maildir {
 	bool		 cache_dirty;
 	unsigned char	*iobuf;
 	struct maildir_uidlist *legacy;	/* UIDLs of the previous server */
+	/* Neither uidlist file existed when they were last looked for. */
+	bool		 no_legacy;
+	/* The maildir itself, while the open looks into it; else -1. */
+	int		 dir_fd;
 };
 
 struct md_reader {
@@ -720,6 +730,7 @@ md_free(struct maildir *md)
 	maildir_uidlist_free(&md->legacy);
 	(void)store_close_fd(&md->cur_fd);
 	(void)store_close_fd(&md->new_fd);
+	(void)store_close_fd(&md->dir_fd);
 	free(md->path);
 	(void)store_close_fd(&md->lock_fd);
 	free(md);
@@ -797,7 +808,10 @@ md_size_all(struct maildir *md, const struct store_params *p, uint64_t *total_r,
  * so the index is written only for directories whose mtime was
  * MD_INDEX_SETTLE_NS old before the scan: a change after the scan then
  * gets a later mtime. Trusted as the size cache is (md_cache_load); no
- * fsync: a torn or lost index is rebuilt by the next open.
+ * fsync: a torn or lost index is rebuilt by the next open. It also says
+ * whether the uidlist files of Dovecot and Courier were missing: a warm
+ * open then does not look for them (two opens per login); a uidlist put
+ * there later is read once new/ or cur/ change (a delivery does).
  */
 static int
 md_index_stamp(const struct maildir *md, char *out, size_t outsize,
@@ -824,14 +838,13 @@ md_index_stamp(const struct maildir *md, char *out, size_t outsize,
 static char *
 md_index_read(const struct maildir *md, size_t *len_r)
 {
-	char path[PATH_MAX], *buf;
+	char *buf;
 	struct stat st;
 	size_t len = 0;
 	int fd;
 
-	if (str_fmt(path, sizeof(path), "%s/%s", md->path, MD_INDEX_NAME) == -1)
-		return NULL;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = openat(md->dir_fd, MD_INDEX_NAME, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC | O_NONBLOCK);
 	if (fd == -1)
 		return NULL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
@@ -887,26 +900,31 @@ md_index_line(struct maildir *md, char *line, uint64_t *total)
 
 /*
  * Serve the index when its stamp is the directories' now: 1, with the
- * messages in md->msgs and their total in *total_r; 0 when it cannot be
- * used (missing, stale, corrupt, over a cap), with md->msgs empty.
+ * messages in md->msgs, their total in *total_r and md->no_legacy set; 0
+ * when it cannot be used (missing, stale, corrupt, over a cap), with
+ * md->msgs empty.
  */
 static int
 md_index_load(struct maildir *md, const struct store_params *p,
     const char *stamp, uint64_t *total_r)
 {
-	size_t len, slen = strlen(stamp);
+	size_t len, slen = strlen(stamp), flen = strlen(MD_INDEX_NO_UIDLIST);
 	char *buf = md_index_read(md, &len), *line, *lf, *end;
 	uint64_t want, total = 0;
+	bool no_legacy;
 	int ok = 0;
 
 	if (buf == NULL)
 		return 0;
 	end = buf + len;
-	if (strncmp(buf, stamp, slen) != 0 || buf[slen] != ' ' ||
+	if (strncmp(buf, stamp, slen) != 0 ||
 	    (lf = memchr(buf, '\n', len)) == NULL)
 		goto out;
 	*lf = '\0';
-	if (str_parse_u64(buf + slen + 1, &want) == -1 ||
+	no_legacy = strncmp(buf + slen, MD_INDEX_NO_UIDLIST, flen) == 0;
+	if (no_legacy)
+		slen += flen;
+	if (buf[slen] != ' ' || str_parse_u64(buf + slen + 1, &want) == -1 ||
 	    want > UINT_MAX / 2 || (p->max_messages != 0 &&
 	    want > p->max_messages) || (want > 0 && (md->msgs =
 	    calloc((size_t)want, sizeof(*md->msgs))) == NULL))
@@ -921,8 +939,10 @@ md_index_load(struct maildir *md, const struct store_params *p,
 	}
 	ok = line == end && md->count == want &&
 	    (p->max_bytes == 0 || total <= p->max_bytes);
-	if (ok)
+	if (ok) {
 		*total_r = total;
+		md->no_legacy = no_legacy;
+	}
 out:
 	if (!ok) {
 		for (unsigned int i = 0; i < md->count; i++)
@@ -947,8 +967,8 @@ md_index_save(struct maildir *md, const char *stamp)
 	if (str_fmt(path, sizeof(path), "%s/%s", md->path,
 	    MD_INDEX_NAME) == -1 || str_fmt(tmp, sizeof(tmp), "%s/%s",
 	    md->path, MD_INDEX_TMP) == -1 ||
-	    str_fmt((char *)md->iobuf, STORE_IOBUF, "%s %u\n", stamp,
-	    md->count) == -1)
+	    str_fmt((char *)md->iobuf, STORE_IOBUF, "%s%s %u\n", stamp,
+	    md->no_legacy ? MD_INDEX_NO_UIDLIST : "", md->count) == -1)
 		return;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
@@ -1035,8 +1055,17 @@ md_list(struct maildir *md, const struct store_params *p, uint64_t *total_r,
 	stamped = md_index_stamp(md, stamp, sizeof(stamp), &newest) == 0;
 	if (stamped && md_index_load(md, p, stamp, total_r)) {
 		md_dirs_close(md);
+		if (md->no_legacy)
+			return STORE_OK;
+		md->legacy = maildir_uidlist_load(md->dir_fd, p->uidl_format,
+		    &md->no_legacy);
+		/* An older postinod's index: said once, not looked up again. */
+		if (md->no_legacy)
+			md_index_save(md, stamp);
 		return STORE_OK;
 	}
+	md->legacy = maildir_uidlist_load(md->dir_fd, p->uidl_format,
+	    &md->no_legacy);
 	res = md_scan_all(md, p, total_r, err);
 	md_dirs_close(md);
 	if (res == STORE_OK && stamped && (uint64_t)newest.tv_sec *
@@ -1046,29 +1075,24 @@ md_list(struct maildir *md, const struct store_params *p, uint64_t *total_r,
 	return res;
 }
 
-/* Open cur/ (made if missing) and new/, and read a legacy uidlist. */
+/* Open cur/ (made if missing) and new/. */
 static enum store_result
-md_open_subdirs(struct maildir *md, const struct store_params *p, char *err)
+md_open_subdirs(struct maildir *md, char *err)
 {
-	int dirfd = open(md->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dirfd = md->dir_fd;
 
-	if (dirfd == -1 || ((md->cur_fd = md_open_dir(dirfd, "cur")) == -1 &&
+	if ((md->cur_fd = md_open_dir(dirfd, "cur")) == -1 &&
 	    (errno != ENOENT || mkdirat(dirfd, "cur", 0700) == -1 ||
-	    (md->cur_fd = md_open_dir(dirfd, "cur")) == -1))) {
+	    (md->cur_fd = md_open_dir(dirfd, "cur")) == -1)) {
 		(void)str_fmt(err, ERR_LEN, "cannot open %s/cur: %s", md->path,
 		    strerror(errno));
-		if (dirfd != -1)
-			(void)close(dirfd);
 		return STORE_TEMPFAIL;
 	}
 	if ((md->new_fd = md_open_dir(dirfd, "new")) == -1 && errno != ENOENT) {
 		(void)str_fmt(err, ERR_LEN, "cannot open %s/new: %s", md->path,
 		    strerror(errno));
-		(void)close(dirfd);
 		return STORE_TEMPFAIL;
 	}
-	md->legacy = maildir_uidlist_load(dirfd, p->uidl_format);
-	(void)close(dirfd);
 	return STORE_OK;
 }
 
@@ -1098,9 +1122,7 @@ static enum store_result
 md_open(struct store **st_r, const struct store_params *p,
     struct store_index *idx, char *err)
 {
-	char lock[PATH_MAX];
 	struct maildir *md;
-	struct stat st;
 	enum store_result res;
 	uint64_t total = 0;
 
@@ -1111,9 +1133,8 @@ md_open(struct store **st_r, const struct store_params *p,
 		(void)str_copy(err, ERR_LEN, "out of memory");
 		return STORE_TEMPFAIL;
 	}
-	md->lock_fd = md->cur_fd = md->new_fd = -1;
-	if (strlen(p->path) >= PATH_MAX ||
-	    str_fmt(lock, sizeof(lock), "%s/%s", p->path, MD_LOCK_NAME) == -1) {
+	md->lock_fd = md->cur_fd = md->new_fd = md->dir_fd = -1;
+	if (strlen(p->path) + sizeof("/" MD_LOCK_NAME) > PATH_MAX) {
 		(void)str_copy(err, ERR_LEN, "maildir path too long");
 		res = STORE_PERMFAIL;
 		goto fail;
@@ -1123,33 +1144,37 @@ md_open(struct store **st_r, const struct store_params *p,
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
-	if (stat(md->path, &st) == -1) {
+	/* Opened once: the lock, the index and new/ and cur/ are found in it. */
+	md->dir_fd = open(md->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (md->dir_fd == -1) {
 		if (errno == ENOENT) {
 			/* No maildir yet: an empty mailbox, nothing to lock. */
 			*st_r = (struct store *)md;
 			return STORE_OK;
 		}
-		(void)str_fmt(err, ERR_LEN, "cannot stat %s: %s", md->path,
-		    strerror(errno));
-		res = STORE_TEMPFAIL;
+		if (errno == ENOTDIR) {
+			(void)str_fmt(err, ERR_LEN, "%s is not a maildir",
+			    md->path);
+			res = STORE_PERMFAIL;
+		} else {
+			(void)str_fmt(err, ERR_LEN, "cannot open %s: %s",
+			    md->path, strerror(errno));
+			res = STORE_TEMPFAIL;
+		}
 		goto fail;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		(void)str_fmt(err, ERR_LEN, "%s is not a maildir", md->path);
-		res = STORE_PERMFAIL;
-		goto fail;
-	}
-	if ((res = store_lock_session(lock, &md->lock_fd, err)) != STORE_OK)
+	if ((res = store_lock_session(md->dir_fd, md->path, MD_LOCK_NAME,
+	    &md->lock_fd, err)) != STORE_OK)
 		goto fail;
 	if ((md->iobuf = malloc(STORE_IOBUF)) == NULL) {
 		(void)str_copy(err, ERR_LEN, "out of memory");
 		res = STORE_TEMPFAIL;
 		goto fail;
 	}
-	if ((res = md_open_subdirs(md, p, err)) != STORE_OK)
+	if ((res = md_open_subdirs(md, err)) != STORE_OK ||
+	    (res = md_list(md, p, &total, err)) != STORE_OK)
 		goto fail;
-	if ((res = md_list(md, p, &total, err)) != STORE_OK)
-		goto fail;
+	(void)store_close_fd(&md->dir_fd);
 	/*
 	 * Only the open needs these: an idle session holds its index, not
 	 * 64 KiB of read buffer or the whole cache.

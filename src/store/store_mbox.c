@@ -727,6 +727,20 @@ mbox_open_locked(struct mbox *mb, enum store_result *res, char *err)
 	return -1;
 }
 
+/* The session lock is a file in the spool directory: the group is raised. */
+static enum store_result
+mbox_session_lock(struct mbox *mb, const char *lock, char *err)
+{
+	enum store_result res;
+
+	priv_group_raise();
+	res = store_lock_session(AT_FDCWD, NULL, lock, &mb->lock_fd, err);
+	if (res == STORE_OK)
+		mbox_remove_stale_tmp(mb);
+	priv_group_lower();
+	return res;
+}
+
 static enum store_result
 mbox_open(struct store **st_r, const struct store_params *p,
     struct store_index *idx, char *err)
@@ -755,11 +769,7 @@ mbox_open(struct store **st_r, const struct store_params *p,
 		res = STORE_PERMFAIL;
 		goto fail;
 	}
-	priv_group_raise();
-	if ((res = store_lock_session(lock, &mb->lock_fd, err)) == STORE_OK)
-		mbox_remove_stale_tmp(mb);
-	priv_group_lower();
-	if (res != STORE_OK)
+	if ((res = mbox_session_lock(mb, lock, err)) != STORE_OK)
 		goto fail;
 	if ((r = mbox_open_locked(mb, &res, err)) == -1)
 		goto fail;

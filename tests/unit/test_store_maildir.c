@@ -762,13 +762,19 @@ test_idle_session_holds_only_the_lock_fd(void **state)
  * changed since; again after a change, as if the change had not moved it.
  */
 static void
-age_dir(const struct fixture *f, const char *sub)
+set_mtime(const struct fixture *f, const char *sub, time_t when)
 {
-	const struct timespec ts[2] = { { 1700000000, 0 }, { 1700000000, 0 } };
+	const struct timespec ts[2] = { { when, 0 }, { when, 0 } };
 	char p[256];
 
 	snprintf(p, sizeof(p), "%s/%s", f->md, sub);
 	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static void
+age_dir(const struct fixture *f, const char *sub)
+{
+	set_mtime(f, sub, 1700000000);
 }
 
 static unsigned int
@@ -887,6 +893,103 @@ test_index_that_is_not_right_is_ignored(void **state)
 	assert_int_equal(count_open(f), 3);
 }
 
+static const char *
+first_uidl(const struct fixture *f, unsigned int count)
+{
+	static char uidl[STORE_UIDL_MAX + 1];
+	struct store *st;
+	struct store_index idx;
+
+	assert_int_equal(open_md(f, &st, &idx), STORE_OK);
+	assert_int_equal(idx.count, count);
+	memcpy(uidl, idx.msgs[0].uidl, sizeof(uidl));
+	store_maildir_ops.close(&st, &idx);
+	return uidl;
+}
+
+/*
+ * The index remembers that neither Dovecot's nor Courier's uidlist was
+ * there, so a warm open does not look for them (two opens per login,
+ * issue 11 S1). A uidlist put there later is read once new/ or cur/
+ * change (a delivery does), and from then on at every open.
+ */
+static void
+test_index_remembers_there_was_no_uidlist(void **state)
+{
+	struct fixture *f = *state;
+	char p[256], head[256];
+	FILE *fp;
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,S", "one\n", 4);
+	age_dir(f, "new");
+	age_dir(f, "cur");
+	assert_string_equal(first_uidl(f, 1), "1.a");	/* writes the index */
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist", f->md);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "3 V1 N2\n1 Pdove1 :1.a\n");
+	assert_int_equal(fclose(fp), 0);
+	assert_string_equal(first_uidl(f, 1), "1.a");
+	put(f, "new", "2.b", "two\n", 4);
+	set_mtime(f, "new", 1700000100);
+	assert_string_equal(first_uidl(f, 2), "dove1");	/* a new index */
+	assert_string_equal(first_uidl(f, 2), "dove1");	/* served from it */
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	fp = fopen(p, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(head, sizeof(head), fp));
+	assert_int_equal(fclose(fp), 0);
+	assert_null(strstr(head, "no-uidlist"));
+}
+
+/* The first line of the index, "" when there is none. */
+static const char *
+index_head(const struct fixture *f)
+{
+	static char head[256];
+	char p[256];
+	FILE *fp;
+
+	head[0] = '\0';
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	if ((fp = fopen(p, "r")) != NULL) {
+		if (fgets(head, sizeof(head), fp) == NULL)
+			head[0] = '\0';
+		assert_int_equal(fclose(fp), 0);
+	}
+	return head;
+}
+
+/* An older postinod's index (no word on uidlists) is said once. */
+static void
+test_index_of_an_older_postinod_learns_there_is_no_uidlist(void **state)
+{
+	struct fixture *f = *state;
+	char p[256], old[256], *flag;
+	FILE *fp;
+
+	make_maildir(f);
+	put(f, "cur", "1.a:2,S", "one\n", 4);
+	age_dir(f, "new");
+	age_dir(f, "cur");
+	assert_int_equal(count_open(f), 1);
+	snprintf(old, sizeof(old), "%s", index_head(f));
+	assert_non_null(flag = strstr(old, " no-uidlist"));
+	memmove(flag, flag + strlen(" no-uidlist"),
+	    strlen(flag + strlen(" no-uidlist")) + 1);
+	snprintf(p, sizeof(p), "%s/postino-index", f->md);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%sC 5 1.a:2,S\n", old);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(p, 0600), 0);
+	assert_string_equal(index_head(f), old);
+	assert_int_equal(count_open(f), 1);
+	assert_non_null(strstr(index_head(f), " no-uidlist "));
+	assert_string_equal(first_uidl(f, 1), "1.a");
+}
+
 int
 main(void)
 {
@@ -916,6 +1019,8 @@ main(void)
 		T(test_index_serves_unchanged_directories),
 		T(test_index_is_not_written_for_fresh_directories),
 		T(test_index_that_is_not_right_is_ignored),
+		T(test_index_remembers_there_was_no_uidlist),
+		T(test_index_of_an_older_postinod_learns_there_is_no_uidlist),
 #undef T
 	};
 
