@@ -101,6 +101,15 @@ ev_io_set(struct ev *ev, int fd, unsigned int events, ev_io_fn *fn, void *arg)
 		ee.events |= EPOLLIN;
 	if (events & EV_WRITE)
 		ee.events |= EPOLLOUT;
+	/* An exclusive watch with nothing to watch would be refused. */
+	if ((events & EV_EXCLUSIVE) && ee.events != 0)
+		ee.events |= EPOLLEXCLUSIVE;
+	if (io->registered && io->events != events &&
+	    ((io->events | events) & EV_EXCLUSIVE)) {
+		/* The kernel takes no EPOLL_CTL_MOD of an exclusive watch. */
+		epoll_ctl(ev->epfd, EPOLL_CTL_DEL, fd, NULL);
+		io->registered = false;
+	}
 	if (io->registered) {
 		if (io->events != events &&
 		    epoll_ctl(ev->epfd, EPOLL_CTL_MOD, fd, &ee) < 0)

@@ -11,6 +11,12 @@
 
 #define EV_READ		1u
 #define EV_WRITE	2u
+/*
+ * With EV_READ, for an fd other processes' loops watch too (a listening
+ * socket shared by the login workers): a connection wakes one of them,
+ * not all (EPOLLEXCLUSIVE); the others would only find accept() empty.
+ */
+#define EV_EXCLUSIVE	4u
 
 struct ev;
 

@@ -590,8 +590,8 @@ watch_listeners(void)
 {
 	for (unsigned int i = 0; i < nlisten; i++)
 		if (i < cf->nlisten || tls_ctx != NULL)
-			if (ev_io_set(ev, listen_fds[i], EV_READ, on_listen,
-			    NULL) < 0)
+			if (ev_io_set(ev, listen_fds[i], EV_READ | EV_EXCLUSIVE,
+			    on_listen, NULL) < 0)
 				fatal("listen fd %d", listen_fds[i]);
 }
 
