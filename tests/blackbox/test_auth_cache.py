@@ -55,6 +55,19 @@ def user_pass(r, user, password):
     return r.cmd(b"PASS " + password.encode())
 
 
+def change_password_after_a_hit(srv, change):
+    """alice logs in twice with "old" (the second a hit), change() sets
+    "new": "old" is refused at once, before and after "new" is cached."""
+    login_quit(srv, "alice", "old")
+    login_quit(srv, "alice", "old")     # a hit now
+    change()
+    for _ in range(2):
+        r = greeted(srv)
+        assert user_pass(r, "alice", "old") == FAIL
+        r.close()
+        login_quit(srv, "alice", "new")
+
+
 def test_second_login_skips_the_hash(mailroot, postinod):
     mailroot.add_user("alice", "x")     # the home and its Maildir
     write_passwd(mailroot, {"alice": slow_hash("secret", 400000)})
@@ -91,17 +104,8 @@ def test_passwd_file_change_refuses_the_old_password_at_once(mailroot,
     mailroot.add_user("alice", "old")
     srv = postinod(auth_cache_size=100, auth_cache_ttl=86400,
                    auth_fail_delay_ms=0)
-    login_quit(srv, "alice", "old")
-    login_quit(srv, "alice", "old")     # a hit now
-    write_passwd(mailroot, {"alice": slow_hash("new", 5000)})
-    r = greeted(srv)
-    assert user_pass(r, "alice", "old") == FAIL
-    r.close()
-    login_quit(srv, "alice", "new")
-    login_quit(srv, "alice", "new")
-    r = greeted(srv)
-    assert user_pass(r, "alice", "old") == FAIL
-    r.close()
+    change_password_after_a_hit(srv, lambda: write_passwd(
+        mailroot, {"alice": slow_hash("new", 5000)}))
 
 
 def test_pgsql_update_refuses_the_old_password_at_once(mailroot, postinod,
@@ -119,18 +123,9 @@ def test_pgsql_update_refuses_the_old_password_at_once(mailroot, postinod,
                    password_query="SELECT password, uid, gid, home FROM "
                    "users WHERE name = $1",
                    auth_cache_size=100, auth_fail_delay_ms=0)
-    login_quit(srv, "alice", "old")
-    login_quit(srv, "alice", "old")
-    pg.psql("UPDATE users SET password = '%s' WHERE name = 'alice'"
-            % slow_hash("new", 5000))
-    r = greeted(srv)
-    assert user_pass(r, "alice", "old") == FAIL
-    r.close()
-    login_quit(srv, "alice", "new")
-    login_quit(srv, "alice", "new")
-    r = greeted(srv)
-    assert user_pass(r, "alice", "old") == FAIL
-    r.close()
+    change_password_after_a_hit(srv, lambda: pg.psql(
+        "UPDATE users SET password = '%s' WHERE name = 'alice'"
+        % slow_hash("new", 5000)))
 
 
 def tries(srv, user, passwords):
